@@ -1,0 +1,48 @@
+# gonghui: `make run` starts a working server with demo data; `make test` runs every test.
+# Both create .venv and install on first use.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install run test test-sqlite test-postgres lint bench openapi clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/gonghui migrate
+	$(BIN)/gonghui demo --if-empty
+	$(BIN)/gonghui serve
+
+test: install
+	scripts/test.sh
+
+test-sqlite: install
+	$(BIN)/pytest
+
+test-postgres: install
+	scripts/test.sh --postgres-only
+
+lint: install
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: install
+	scripts/bench.sh $(W)
+
+openapi: install
+	$(BIN)/gonghui openapi --out openapi.json
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# make bench W=name: run bench/<name>.py (all benchmarks when W is empty).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+names=${1:-}
+if [ -z "$names" ]; then
+	names=$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_')
+fi
+for name in $names; do
+	[ -f "bench/$name.py" ] || { echo "no benchmark bench/$name.py" >&2; exit 2; }
+	echo "== bench $name =="
+	.venv/bin/python "bench/$name.py"
+done

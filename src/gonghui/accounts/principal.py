@@ -1,0 +1,125 @@
+"""Who is calling: a bearer access token resolved to user, staff grants and membership.
+
+Resolution is cached per sign-in session for a couple of seconds, so the hot paths do not
+pay four queries per request. A revocation in this process clears the entry at once; other
+processes see it when their entry expires (``PRINCIPAL_CACHE_TTL_S``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gonghui.accounts.errors import AccountsError
+from gonghui.accounts.models import AuthSession, User
+from gonghui.accounts.tokens import decode_access_token
+from gonghui.errors import Unauthenticated
+from gonghui.members.models import Membership, MembershipStatus
+from gonghui.orgs.models import Org, StaffRole
+from gonghui.tenancy import Actor, Grant
+
+PRINCIPAL_CACHE_TTL_S = 2.0
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    membership_id: int
+    roster_entry_id: int
+    org_id: int
+    org_path: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    session_id: str
+    is_platform_admin: bool
+    grants: tuple[Grant, ...]
+    member: MemberInfo | None
+
+    def actor(self, ip: str | None = None) -> Actor:
+        return Actor(
+            user_id=self.user_id,
+            is_platform_admin=self.is_platform_admin,
+            grants=self.grants,
+            ip=ip,
+        )
+
+
+_cache: dict[str, tuple[float, Principal]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_sessions(session_ids: list[str]) -> None:
+    with _cache_lock:
+        for sid in session_ids:
+            _cache.pop(sid, None)
+
+
+def forget_all() -> None:
+    """Drop every cached principal (the org tree changed shape)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def forget_user(user_id: int) -> None:
+    """Drop cached principals of a user whose roles or membership just changed."""
+    with _cache_lock:
+        for sid in [sid for sid, (_, p) in _cache.items() if p.user_id == user_id]:
+            _cache.pop(sid, None)
+
+
+def resolve(session: Session, token: str) -> Principal:
+    claims = decode_access_token(token)
+    with _cache_lock:
+        hit = _cache.get(claims.session_id)
+    if hit is not None and hit[0] > time.monotonic() and hit[1].user_id == claims.user_id:
+        return hit[1]
+    principal = load(session, user_id=claims.user_id, session_id=claims.session_id)
+    with _cache_lock:
+        _cache[claims.session_id] = (time.monotonic() + PRINCIPAL_CACHE_TTL_S, principal)
+    return principal
+
+
+def load(session: Session, *, user_id: int, session_id: str) -> Principal:
+    auth = session.get(AuthSession, session_id)
+    if auth is None or auth.user_id != user_id:
+        raise Unauthenticated(AccountsError.TOKEN_INVALID, "unknown sign-in session")
+    if auth.revoked_at is not None:
+        raise Unauthenticated(AccountsError.SESSION_REVOKED, "this sign-in has been revoked")
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthenticated(AccountsError.USER_DISABLED, "this account is disabled")
+    rows = session.execute(
+        select(StaffRole.org_id, Org.path, StaffRole.role)
+        .join(Org, Org.id == StaffRole.org_id)
+        .where(StaffRole.user_id == user_id, Org.archived_at.is_(None))
+    ).all()
+    grants = tuple(Grant(org_id=r[0], org_path=r[1], role=r[2]) for r in rows)
+    member_row = session.execute(
+        select(Membership, Org.path)
+        .join(Org, Org.id == Membership.org_id)
+        .where(Membership.user_id == user_id, Membership.status == MembershipStatus.VERIFIED)
+    ).first()
+    member = None
+    if member_row is not None:
+        membership, path = member_row
+        member = MemberInfo(
+            membership_id=membership.id,
+            roster_entry_id=membership.roster_entry_id,
+            org_id=membership.org_id,
+            org_path=path,
+            tags=tuple(str(t) for t in membership.tags or ()),
+        )
+    return Principal(
+        user_id=user_id,
+        session_id=session_id,
+        is_platform_admin=user.is_platform_admin,
+        grants=grants,
+        member=member,
+    )

@@ -1,0 +1,112 @@
+"""Builds the FastAPI app: routers, middleware, error handlers; nothing else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gonghui import models  # noqa: F401  (complete metadata)
+from gonghui.accounts.router import router as auth_router
+from gonghui.audit.router import router as audit_router
+from gonghui.db import unit_of_work
+from gonghui.deps import CurrentUser
+from gonghui.errors import DomainError, RateLimited, envelope
+from gonghui.observability import RequestContextMiddleware
+from gonghui.orgs.router import router as orgs_router
+from gonghui.settings import get_settings
+
+log = logging.getLogger("gonghui.app")
+
+_HTTP_CODES = {
+    400: "request.bad",
+    401: "auth.required",
+    403: "auth.forbidden",
+    404: "request.not_found",
+    405: "request.method_not_allowed",
+    413: "request.too_large",
+    415: "request.unsupported_media_type",
+}
+
+
+def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = {}
+    if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return JSONResponse(exc.envelope(), status_code=exc.status_code, headers=headers)
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details: list[dict[str, Any]] = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        details.append(
+            {
+                "field": ".".join(loc) or "body",
+                "code": f"validation.{err.get('type', 'invalid')}",
+                "message": err.get("msg", "invalid"),
+            }
+        )
+    return JSONResponse(
+        envelope("request.invalid", "the request is not valid", details), status_code=422
+    )
+
+
+def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http.{exc.status_code}")
+    return JSONResponse(
+        envelope(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(envelope("internal", "internal server error"), status_code=500)
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="gonghui",
+        version="0.1.0",
+        description="Member-services cloud for trade unions",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+    for router in (auth_router, orgs_router, audit_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> dict[str, str]:
+        with unit_of_work(read_only=True) as session:
+            session.execute(text("SELECT 1"))
+        return {"status": "ready"}
+
+    @app.get("/api/v1/ping", tags=["ops"])
+    def ping(user: CurrentUser) -> dict[str, int | None]:
+        """The trivial authenticated endpoint benchmarks compare against."""
+        return {"user_id": user.user_id}
+
+    if settings.simulators_enabled and settings.env != "production":
+        from gonghui.integrations.simulators import mount_simulators
+
+        mount_simulators(app)
+    return app

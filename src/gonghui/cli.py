@@ -1,0 +1,128 @@
+"""The ``gonghui`` command. Commands call the same services as the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gonghui.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="gonghui: member services for trade unions")
+user_app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
+app.add_typer(user_app, name="user")
+console = Console()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest."""
+    from gonghui.migrations import upgrade
+
+    upgrade()
+    console.print("[green]database is up to date[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+    skip_migrate: Annotated[bool, typer.Option(help="do not migrate first")] = False,
+) -> None:
+    """Migrate, then serve the API (and the console and H5 pages)."""
+    import uvicorn
+
+    from gonghui.observability import configure_logging
+
+    settings = get_settings()
+    if not skip_migrate:
+        from gonghui.migrations import upgrade
+
+        upgrade()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(
+        "gonghui.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+    )
+
+
+@app.command()
+def openapi(
+    out: Annotated[Path, typer.Option(help="where to write the spec")] = Path("openapi.json"),
+) -> None:
+    """Write the OpenAPI document."""
+    from gonghui.app import create_app
+
+    out.write_text(json.dumps(create_app().openapi(), ensure_ascii=False, indent=2))
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[bool, typer.Option(help="do nothing when data exists")] = False,
+) -> None:
+    """Seed a demo province federation with staff accounts (passwords are printed)."""
+    from rich.table import Table
+
+    from gonghui import demo as demo_data
+    from gonghui.db import unit_of_work
+    from gonghui.migrations import upgrade
+
+    upgrade()
+    with unit_of_work() as session:
+        if demo_data.is_seeded(session):
+            if if_empty:
+                console.print("demo data already present; skipping")
+                return
+            console.print("[red]the database already has data[/red]")
+            raise typer.Exit(1)
+        result = demo_data.seed_orgs_and_staff(session)
+    table = Table(title="demo staff accounts (shown once)")
+    for column in ("username", "password", "role"):
+        table.add_column(column)
+    for row in result.accounts:
+        table.add_row(*row)
+    console.print(f"seeded {len(result.org_codes)} orgs")
+    console.print(table)
+
+
+@user_app.command("create-admin")
+def create_admin(
+    username: Annotated[str, typer.Argument(help="login name")],
+    password: Annotated[
+        str | None, typer.Option(help="password; read from GONGHUI_ADMIN_PASSWORD or prompted")
+    ] = None,
+) -> None:
+    """Create a platform administrator."""
+    from gonghui.accounts.service import create_staff_user
+    from gonghui.db import unit_of_work
+    from gonghui.errors import DomainError
+
+    secret = password or os.environ.get("GONGHUI_ADMIN_PASSWORD")
+    if not secret:
+        secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        with unit_of_work() as session:
+            user = create_staff_user(
+                session, username=username, password=secret, is_platform_admin=True
+            )
+    except DomainError as exc:
+        console.print(f"[red]{exc.code}[/red]: {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(f"platform admin [bold]{username}[/bold] created (user id {user.id})")
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,65 @@
+"""Deployment keys: from settings, or generated once into ``data/secrets/keys.json``.
+
+The file is created with mode 0600. Losing it makes encrypted personal data unreadable
+and blind indexes unmatchable, so back it up apart from the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from gonghui.settings import get_settings
+
+_NAMES = ("pii_hmac_key", "pii_encryption_key", "token_signing_key")
+
+
+@dataclass(frozen=True)
+class Keys:
+    pii_hmac_key: bytes
+    pii_encryption_key: bytes
+    token_signing_key: bytes
+
+
+def _decode(value: str) -> bytes:
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    if len(raw) != 32:
+        raise ValueError("each key must be 32 bytes, urlsafe-base64 encoded")
+    return raw
+
+
+def _load_or_create(path: Path) -> dict[str, str]:
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    data = {name: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() for name in _NAMES}
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    # Two processes starting at once: the first rename wins and both read it back.
+    if not path.exists():
+        os.replace(tmp, path)
+    else:
+        tmp.unlink(missing_ok=True)
+    loaded: dict[str, str] = json.loads(path.read_text())
+    return loaded
+
+
+@lru_cache
+def get_keys() -> Keys:
+    settings = get_settings()
+    configured = {name: getattr(settings, name) for name in _NAMES}
+    if all(configured.values()):
+        values = configured
+    else:
+        stored = _load_or_create(settings.data_dir / "secrets" / "keys.json")
+        values = {name: configured[name] or stored[name] for name in _NAMES}
+    return Keys(**{name: _decode(values[name]) for name in _NAMES})

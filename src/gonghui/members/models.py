@@ -1,0 +1,131 @@
+"""Rosters, memberships, verification requests, roster imports and transfers.
+
+Names, ID numbers and phones are stored as a blind index (``*_hash``) plus AES-GCM
+ciphertext (``*_enc``); see :mod:`gonghui.pii`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gonghui.clock import now
+from gonghui.db import Base, BigId, IdPk
+
+
+class RosterEntry(Base):
+    __tablename__ = "members_roster_entry"
+
+    id: Mapped[IdPk]
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    id_number_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    name_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    phone_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    member_no: Mapped[str | None] = mapped_column(String(64))
+    join_date: Mapped[date | None]
+    import_job_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class MembershipStatus(StrEnum):
+    VERIFIED = "verified"
+    SUSPENDED = "suspended"
+
+
+class Membership(Base):
+    """A user verified as the person on a roster entry: one each way."""
+
+    __tablename__ = "members_membership"
+
+    id: Mapped[IdPk]
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"), unique=True)
+    roster_entry_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("members_roster_entry.id"), unique=True
+    )
+    # Kept equal to the roster entry's org (transfers move both in one transaction).
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    status: Mapped[MembershipStatus] = mapped_column(String(16), default=MembershipStatus.VERIFIED)
+    verified_via: Mapped[str] = mapped_column(String(16), default="roster")
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    verified_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class VerificationRequest(Base):
+    """A manual-review request after an automatic match failed."""
+
+    __tablename__ = "members_verification_request"
+
+    id: Mapped[IdPk]
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"), index=True)
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    name_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    failure_code: Mapped[str] = mapped_column(String(64))
+    proof_path: Mapped[str | None] = mapped_column(String(255))
+    proof_content_type: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[ReviewStatus] = mapped_column(String(16), default=ReviewStatus.PENDING)
+    decided_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class ImportStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ImportJob(Base):
+    __tablename__ = "members_import_job"
+
+    id: Mapped[IdPk]
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    created_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    stored_path: Mapped[str] = mapped_column(String(512))
+    status: Mapped[ImportStatus] = mapped_column(String(16), default=ImportStatus.QUEUED)
+    bytes_total: Mapped[int] = mapped_column(default=0)
+    bytes_done: Mapped[int] = mapped_column(default=0)
+    rows_done: Mapped[int] = mapped_column(default=0)
+    rows_ok: Mapped[int] = mapped_column(default=0)
+    rows_failed: Mapped[int] = mapped_column(default=0)
+    rows_created: Mapped[int] = mapped_column(default=0)
+    rows_updated: Mapped[int] = mapped_column(default=0)
+    error_report_path: Mapped[str | None] = mapped_column(String(512))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Transfer(Base):
+    __tablename__ = "members_transfer"
+
+    id: Mapped[IdPk]
+    roster_entry_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("members_roster_entry.id"), index=True
+    )
+    from_org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"))
+    to_org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"))
+    by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(default=now)

@@ -1,0 +1,8 @@
+"""Imports every domain's models so that ``Base.metadata`` is complete (Alembic, tests)."""
+
+from gonghui.accounts import models as accounts_models
+from gonghui.audit import models as audit_models
+from gonghui.members import models as members_models
+from gonghui.orgs import models as orgs_models
+
+__all__ = ["accounts_models", "audit_models", "members_models", "orgs_models"]

@@ -1,0 +1,82 @@
+"""Deployment settings, read once from ``GONGHUI_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GONGHUI_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    # Empty means SQLite in ``data_dir``; e.g. postgresql+psycopg://user@host/db for production.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Keys. Empty means: read or generate ``data_dir/secrets/keys.json`` on first run.
+    pii_hmac_key: str = ""
+    pii_encryption_key: str = ""
+    token_signing_key: str = ""
+
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+
+    # One-time codes (SMS).
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+    otp_resend_cooldown_s: int = 60
+    otp_max_per_phone_per_day: int = 10
+    otp_max_per_ip_per_hour: int = 30
+
+    # SMS: "dev" keeps messages in the development outbox and logs them; "aliyun" speaks
+    # Alibaba Cloud's SendSms protocol to ``sms_base_url`` (the simulator by default).
+    sms_provider: Literal["dev", "aliyun"] = "dev"
+    sms_base_url: str = "https://dysmsapi.aliyuncs.com"
+    sms_access_key_id: str = ""
+    sms_access_key_secret: str = ""
+    sms_sign_name: str = "工会服务"
+    sms_template_code: str = "SMS_0000000"
+
+    # WeChat: base URL of the WeChat API; in development the built-in simulator.
+    wechat_base_url: str = ""
+    wechat_mp_appid: str = "wx_sim_mini"
+    wechat_mp_secret: str = "sim-mini-secret"
+    wechat_oa_appid: str = "wx_sim_official"
+    wechat_oa_secret: str = "sim-official-secret"
+    wechat_app_appid: str = "wx_sim_mobile"
+    wechat_app_secret: str = "sim-mobile-secret"
+    # Mount the protocol simulators (WeChat, SMS) under /_sim; never in production.
+    simulators_enabled: bool = True
+
+    upload_max_bytes: int = 20 * 1024 * 1024
+    display_timezone: str = "Asia/Shanghai"
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gonghui.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_wechat_base_url(self) -> str:
+        return self.wechat_base_url or f"{self.public_base_url.rstrip('/')}/_sim/wechat"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,137 @@
+"""Tenancy: who may see and change what, enforced in one place.
+
+A staff role granted at an org applies to its whole subtree. Every query over org-owned
+data goes through :func:`scoped`; loading one row goes through :func:`get_scoped`, which
+answers "not found" (never "forbidden") for rows outside the caller's subtree, so that
+existence does not leak across unions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, false, or_, select
+from sqlalchemy.orm import Session
+
+from gonghui.errors import NotFound
+from gonghui.orgs.models import Org, Role
+
+T = TypeVar("T")
+
+
+class Permission(StrEnum):
+    ORGS_READ = "orgs.read"
+    ORGS_MANAGE = "orgs.manage"
+    STAFF_MANAGE = "staff.manage"
+    MEMBERS_READ = "members.read"
+    MEMBERS_MANAGE = "members.manage"
+    PII_UNMASK = "pii.unmask"
+    AUDIT_READ = "audit.read"
+    ACTIVITIES_MANAGE = "activities.manage"
+    APPS_MANAGE = "apps.manage"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.OPERATOR: frozenset(
+        {
+            Permission.ORGS_READ,
+            Permission.MEMBERS_READ,
+            Permission.MEMBERS_MANAGE,
+            Permission.PII_UNMASK,
+            Permission.ACTIVITIES_MANAGE,
+        }
+    ),
+    Role.AUDITOR: frozenset({Permission.ORGS_READ, Permission.MEMBERS_READ, Permission.AUDIT_READ}),
+    Role.DEVELOPER: frozenset({Permission.ORGS_READ, Permission.APPS_MANAGE}),
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    org_id: int
+    org_path: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller as tenancy sees them; ``user_id`` is None for the system itself (CLI,
+    demo seeding, background jobs), which acts as platform admin."""
+
+    user_id: int | None
+    is_platform_admin: bool = False
+    grants: tuple[Grant, ...] = ()
+    ip: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def roots(self, permission: Permission) -> list[str]:
+        """Paths of the subtrees where the caller holds ``permission``, none nested."""
+        paths = sorted({g.org_path for g in self.grants if permission in ROLE_PERMISSIONS[g.role]})
+        roots: list[str] = []
+        for path in paths:
+            if not any(path.startswith(root) for root in roots):
+                roots.append(path)
+        return roots
+
+    def can(self, permission: Permission, org_path: str) -> bool:
+        if self.is_platform_admin:
+            return True
+        return any(org_path.startswith(root) for root in self.roots(permission))
+
+    @property
+    def is_staff(self) -> bool:
+        return self.is_platform_admin or bool(self.grants)
+
+
+SYSTEM = Actor(user_id=None, is_platform_admin=True)
+
+
+def subtree_condition(path_column: Any, roots: list[str]) -> ColumnElement[bool]:
+    if not roots:
+        return false()
+    return or_(*(path_column.startswith(root) for root in roots))
+
+
+def org_ids_in_scope(actor: Actor, permission: Permission) -> Select[int]:
+    stmt = select(Org.id)
+    if actor.is_platform_admin:
+        return stmt
+    return stmt.where(subtree_condition(Org.path, actor.roots(permission)))
+
+
+def scoped(stmt: Select[Any], actor: Actor, permission: Permission) -> Select[Any]:
+    """Restrict ``stmt`` (a select of one org-owned entity) to the caller's subtrees.
+
+    The entity names its owning org column as ``org_id`` (or ``__scope_column__``)."""
+    if actor.is_platform_admin:
+        return stmt
+    entity = stmt.column_descriptions[0]["entity"]
+    if entity is Org:
+        return stmt.where(subtree_condition(Org.path, actor.roots(permission)))
+    column_name = getattr(entity, "__scope_column__", "org_id")
+    column = getattr(entity, column_name)
+    return stmt.where(column.in_(org_ids_in_scope(actor, permission)))
+
+
+def get_scoped(
+    session: Session, model: type[T], ident: Any, actor: Actor, permission: Permission
+) -> T:
+    """Load one row of ``model`` the caller may see, or raise ``<table>.not_found``."""
+    pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
+    row: T | None = session.scalar(scoped(select(model).where(pk == ident), actor, permission))
+    if row is None:
+        raise NotFound(f"{_noun(model)}.not_found", f"{_noun(model)} {ident} not found")
+    return row
+
+
+def require_org(session: Session, actor: Actor, permission: Permission, org_id: int) -> Org:
+    """The org with ``org_id`` if the caller holds ``permission`` there; else not found."""
+    return get_scoped(session, Org, org_id, actor, permission)
+
+
+def _noun(model: type[Any]) -> str:
+    table: str = model.__tablename__
+    return table.split("_", 1)[-1] if "_" in table else table

@@ -1,0 +1,113 @@
+"""Access tokens, rotating refresh tokens with reuse detection, logout everywhere."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from gonghui import clock
+from tests.fixtures import PASSWORD, StaffFactory, Tree
+
+
+def _login(api: httpx.Client, username: str) -> dict[str, str]:
+    resp = api.post("/api/v1/auth/password", json={"username": username, "password": PASSWORD})
+    assert resp.status_code == 200
+    return dict(resp.json())
+
+
+def test_wrong_password_and_unknown_user_look_the_same(
+    api: httpx.Client, make_staff: StaffFactory
+) -> None:
+    staff = make_staff(None, None)
+    wrong = api.post(
+        "/api/v1/auth/password", json={"username": staff.username, "password": "nope-nope-nope"}
+    )
+    unknown = api.post(
+        "/api/v1/auth/password", json={"username": "ghost", "password": "nope-nope-nope"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+
+
+def test_refresh_rotates_and_old_token_is_single_use(
+    api: httpx.Client, make_staff: StaffFactory
+) -> None:
+    staff = make_staff(None, None)
+    first = _login(api, staff.username)
+    second = api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    assert second.json()["refresh_token"] != first["refresh_token"]
+    me = api.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {second.json()['access_token']}"}
+    )
+    assert me.status_code == 200
+    assert me.json()["user_id"] == staff.user_id
+
+
+def test_reusing_a_refresh_token_revokes_the_whole_family(
+    api: httpx.Client, make_staff: StaffFactory
+) -> None:
+    staff = make_staff(None, None)
+    first = _login(api, staff.username)
+    rotated = api.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    ).json()
+    # An attacker replays the first token.
+    replay = api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert replay.json()["error"]["code"] == "accounts.refresh_token_reused"
+    # The legitimate holder's newer tokens are dead too.
+    legit = api.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+    assert legit.status_code == 401
+    assert legit.json()["error"]["code"] == "accounts.session_revoked"
+    me = api.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {rotated['access_token']}"})
+    assert me.status_code == 401
+    # Another sign-in of the same user is unaffected.
+    other = _login(api, staff.username)
+    assert (
+        api.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {other['access_token']}"}
+        ).status_code
+        == 200
+    )
+
+
+def test_logout_everywhere_kills_every_session(
+    api: httpx.Client, make_staff: StaffFactory, tree: Tree
+) -> None:
+    staff = make_staff(None, None)
+    a, b = _login(api, staff.username), _login(api, staff.username)
+    resp = api.post(
+        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {a['access_token']}"}
+    )
+    assert resp.status_code == 204
+    for pair in (a, b):
+        assert (
+            api.get(
+                "/api/v1/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"}
+            ).status_code
+            == 401
+        )
+        assert (
+            api.post(
+                "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+            ).status_code
+            == 401
+        )
+
+
+def test_access_token_expires(api: httpx.Client, make_staff: StaffFactory) -> None:
+    staff = make_staff(None, None)
+    clock.advance(timedelta(minutes=16))
+    resp = api.get("/api/v1/auth/me", headers=staff.headers)
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == "accounts.token_expired"
+
+
+def test_missing_and_garbage_tokens_get_the_envelope(api: httpx.Client, server: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer not.a.jwt"}, {"Authorization": "Basic x"}):
+        resp = api.get("/api/v1/auth/me", headers=headers)
+        assert resp.status_code == 401
+        assert set(resp.json()["error"]) == {"code", "message", "details"}
+        assert resp.headers["x-request-id"]

@@ -1,0 +1,141 @@
+"""Test harness: a real database (SQLite, or PostgreSQL when GONGHUI_TEST_DATABASE_URL is
+set), a real uvicorn server on a loopback port, and a fresh database for every test.
+
+Settings are read from the environment once, so the environment is fixed here, before any
+gonghui module is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_DATA_DIR = Path(tempfile.mkdtemp(prefix="gonghui-test-"))
+_PORT = _free_port()
+os.environ.update(
+    {
+        "GONGHUI_ENV": "test",
+        "GONGHUI_DATA_DIR": str(_DATA_DIR),
+        "GONGHUI_PUBLIC_BASE_URL": f"http://127.0.0.1:{_PORT}",
+        "GONGHUI_LOG_LEVEL": "WARNING",
+        "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_TEST_DATABASE_URL", ""),
+    }
+)
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from gonghui import clock  # noqa: E402
+from gonghui.accounts import principal  # noqa: E402
+from gonghui.db import Base, dispose_engine, get_engine  # noqa: E402
+from gonghui.migrations import upgrade  # noqa: E402
+from gonghui.settings import get_settings  # noqa: E402
+
+pytest_plugins = ["tests.fixtures"]
+
+
+def _sqlite_files(db: Path) -> list[Path]:
+    return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """Migrate once; every test then starts from the freshly migrated state."""
+    settings = get_settings()
+    if not settings.is_sqlite:
+        with get_engine().begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        dispose_engine()
+    upgrade()
+    if settings.is_sqlite:
+        db = settings.data_dir / "gonghui.db"
+        template = settings.data_dir / "template.db"
+        dispose_engine()
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("VACUUM INTO ?", (str(template),))
+    yield settings.resolved_database_url
+    dispose_engine()
+
+
+def _reset_database() -> None:
+    settings = get_settings()
+    if settings.is_sqlite:
+        dispose_engine()
+        db = settings.data_dir / "gonghui.db"
+        for f in _sqlite_files(db):
+            f.unlink(missing_ok=True)
+        shutil.copyfile(settings.data_dir / "template.db", db)
+        return
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with get_engine().begin() as conn:
+        # TRUNCATE fires no row triggers, so the append-only audit table resets too.
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(database: str) -> Iterator[None]:
+    _reset_database()
+    clock.reset()
+    principal.forget_all()
+    yield
+    clock.reset()
+    principal.forget_all()
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # running in a thread
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(database: str) -> Iterator[str]:
+    """A real HTTP server in this process (so tests share its clock and caches)."""
+    from gonghui.app import create_app
+
+    config = uvicorn.Config(
+        create_app(),
+        host="127.0.0.1",
+        port=_PORT,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
+    srv = _Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{_PORT}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def api(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as client:
+        yield client
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_DATA_DIR, ignore_errors=True)

@@ -1,0 +1,112 @@
+"""State built through the services, as a user would build it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from gonghui.accounts.service import create_staff_user
+from gonghui.db import unit_of_work
+from gonghui.orgs import service as orgs
+from gonghui.orgs.models import OrgLevel, Role
+from gonghui.tenancy import SYSTEM
+
+PASSWORD = "correct-horse-battery"
+
+
+@dataclass(frozen=True)
+class Tree:
+    """province P; cities A and B; district A1 under A; grassroots A1x under A1, B1 under B."""
+
+    province: int
+    city_a: int
+    city_b: int
+    district_a1: int
+    grassroots_a1x: int
+    grassroots_b1: int
+    codes: dict[str, int]
+
+
+ROOT = SYSTEM
+
+
+@pytest.fixture
+def tree() -> Tree:
+    with unit_of_work() as session:
+        p = orgs.create_org(
+            session,
+            actor=ROOT,
+            code="GD",
+            name="广东省总工会",
+            level=OrgLevel.PROVINCE,
+            parent_id=None,
+            region_code="440000",
+        )
+        a = orgs.create_org(
+            session, actor=ROOT, code="GZ", name="广州市总工会", level=OrgLevel.CITY, parent_id=p.id
+        )
+        b = orgs.create_org(
+            session, actor=ROOT, code="SZ", name="深圳市总工会", level=OrgLevel.CITY, parent_id=p.id
+        )
+        a1 = orgs.create_org(
+            session,
+            actor=ROOT,
+            code="GZ-TH",
+            name="天河区总工会",
+            level=OrgLevel.DISTRICT,
+            parent_id=a.id,
+        )
+        a1x = orgs.create_org(
+            session,
+            actor=ROOT,
+            code="GZ-TH-01",
+            name="天河软件园工会",
+            level=OrgLevel.GRASSROOTS,
+            parent_id=a1.id,
+        )
+        b1 = orgs.create_org(
+            session,
+            actor=ROOT,
+            code="SZ-NS-01",
+            name="南山科技园工会",
+            level=OrgLevel.GRASSROOTS,
+            parent_id=b.id,
+        )
+        ids = {o.code: o.id for o in (p, a, b, a1, a1x, b1)}
+    return Tree(p.id, a.id, b.id, a1.id, a1x.id, b1.id, ids)
+
+
+StaffFactory = Callable[..., "Staff"]
+
+
+@dataclass(frozen=True)
+class Staff:
+    user_id: int
+    username: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def make_staff(api: httpx.Client) -> StaffFactory:
+    """Create a staff user with ``role`` at ``org_id`` and sign them in over HTTP."""
+    counter = iter(range(1, 10_000))
+
+    def make(
+        org_id: int | None, role: Role | None = Role.ADMIN, *, platform_admin: bool = False
+    ) -> Staff:
+        username = f"staff{next(counter)}"
+        with unit_of_work() as session:
+            user = create_staff_user(
+                session, username=username, password=PASSWORD, is_platform_admin=platform_admin
+            )
+            if org_id is not None and role is not None:
+                orgs.grant_role(session, actor=ROOT, org_id=org_id, user_id=user.id, role=role)
+            user_id = user.id
+        resp = api.post("/api/v1/auth/password", json={"username": username, "password": PASSWORD})
+        assert resp.status_code == 200, resp.text
+        return Staff(user_id, username, {"Authorization": f"Bearer {resp.json()['access_token']}"})
+
+    return make
