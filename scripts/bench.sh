@@ -6,6 +6,11 @@ names=${1:-}
 if [ -z "$names" ]; then
 	names=$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_')
 fi
+# Load comes from wrk (Debian's package); install it when missing.
+if ! command -v wrk >/dev/null 2>&1; then
+	sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+	$sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk
+fi
 for name in $names; do
 	[ -f "bench/$name.py" ] || { echo "no benchmark bench/$name.py" >&2; exit 2; }
 	echo "== bench $name =="
