@@ -37,26 +37,44 @@ def is_seeded(session: Session) -> bool:
 def seed_orgs_and_staff(session: Session) -> DemoResult:
     result = DemoResult()
     province = orgs.create_org(
-        session, actor=SYSTEM, code="GD", name="广东省总工会", level=OrgLevel.PROVINCE,
-        parent_id=None, region_code="440000",
+        session,
+        actor=SYSTEM,
+        code="GD",
+        name="广东省总工会",
+        level=OrgLevel.PROVINCE,
+        parent_id=None,
+        region_code="440000",
     )
     result.org_codes.append(province.code)
     for code, name, region, districts in CITIES:
         city = orgs.create_org(
-            session, actor=SYSTEM, code=code, name=name, level=OrgLevel.CITY,
-            parent_id=province.id, region_code=region,
+            session,
+            actor=SYSTEM,
+            code=code,
+            name=name,
+            level=OrgLevel.CITY,
+            parent_id=province.id,
+            region_code=region,
         )
         result.org_codes.append(city.code)
         for dcode, dname in districts:
             district = orgs.create_org(
-                session, actor=SYSTEM, code=f"{code}-{dcode}", name=f"{dname}总工会",
-                level=OrgLevel.DISTRICT, parent_id=city.id,
+                session,
+                actor=SYSTEM,
+                code=f"{code}-{dcode}",
+                name=f"{dname}总工会",
+                level=OrgLevel.DISTRICT,
+                parent_id=city.id,
             )
             result.org_codes.append(district.code)
             for i, gname in enumerate(GRASSROOTS, start=1):
                 leaf = orgs.create_org(
-                    session, actor=SYSTEM, code=f"{code}-{dcode}-{i:02d}",
-                    name=f"{dname}{gname}", level=OrgLevel.GRASSROOTS, parent_id=district.id,
+                    session,
+                    actor=SYSTEM,
+                    code=f"{code}-{dcode}-{i:02d}",
+                    name=f"{dname}{gname}",
+                    level=OrgLevel.GRASSROOTS,
+                    parent_id=district.id,
                 )
                 result.org_codes.append(leaf.code)
 
