@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import httpx
+
+
+def test_health_and_readiness(api: httpx.Client) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ready"}
+
+
+def test_request_id_is_echoed_or_generated(api: httpx.Client) -> None:
+    given = api.get("/healthz", headers={"X-Request-ID": "client-req-12345"})
+    assert given.headers["x-request-id"] == "client-req-12345"
+    generated = api.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+def test_unknown_route_and_wrong_method_use_the_envelope(api: httpx.Client) -> None:
+    missing = api.get("/api/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "error": {"code": "request.not_found", "message": "Not Found", "details": None}
+    }
+    wrong = api.delete("/healthz")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "request.method_not_allowed"
+
+
+def test_malformed_json_body_is_a_validation_error(api: httpx.Client) -> None:
+    resp = api.post(
+        "/api/v1/auth/password", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "request.invalid"
+
+
+def test_openapi_document_lists_the_api(api: httpx.Client) -> None:
+    spec = api.get("/openapi.json").json()
+    assert spec["info"]["title"] == "gonghui"
+    assert "/api/v1/orgs" in spec["paths"]
+    assert "/api/v1/audit" in spec["paths"]
