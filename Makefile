@@ -8,7 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-sqlite test-postgres lint bench openapi clean
+ASSETS := src/gonghui/web/static/vendor/.built
+
+.PHONY: install assets run test test-sqlite test-postgres lint bench openapi clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
@@ -17,7 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)
+$(ASSETS): package.json package-lock.json
+	scripts/web-assets.sh
+	touch $@
+
+install: $(STAMP) $(ASSETS)
+
+assets: $(ASSETS)
 
 run: install
 	$(BIN)/gonghui migrate
@@ -25,6 +33,7 @@ run: install
 	$(BIN)/gonghui serve
 
 test: install
+	scripts/browser-deps.sh
 	scripts/test.sh
 
 test-sqlite: install
@@ -45,4 +54,4 @@ openapi: install
 	$(BIN)/gonghui openapi --out openapi.json
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data node_modules src/gonghui/web/static/vendor .pytest_cache .mypy_cache .ruff_cache

@@ -105,6 +105,10 @@ def create_app() -> FastAPI:
         """The trivial authenticated endpoint benchmarks compare against."""
         return {"user_id": user.user_id}
 
+    from gonghui import web
+
+    web.install(app)
+
     if settings.simulators_enabled and settings.env != "production":
         from gonghui.integrations.simulators import mount_simulators
 

@@ -1,0 +1,229 @@
+"""The operators' console: server-rendered pages over the same services as the API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from gonghui.accounts import service as accounts
+from gonghui.accounts import tokens
+from gonghui.audit import service as audit
+from gonghui.clock import display_zone
+from gonghui.db import unit_of_work
+from gonghui.errors import DomainError, Unauthenticated
+from gonghui.orgs import service as orgs
+from gonghui.orgs.models import Org, OrgLevel
+from gonghui.tenancy import Actor, Permission
+from gonghui.web.session import (
+    LoginRequired,
+    PageUser,
+    check_csrf,
+    check_same_origin,
+    clear_sign_in_cookies,
+    current_page_user,
+    set_sign_in_cookies,
+)
+from gonghui.web.templating import render
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def console_staff(request: Request, response: Response) -> PageUser:
+    user = current_page_user(request, response)
+    if user is None or not user.principal.actor().is_staff:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired("/console/login?" + urlencode({"next": target}))
+    return user
+
+
+ConsoleStaff = Annotated[PageUser, Depends(console_staff)]
+
+
+def _actor(request: Request, user: PageUser) -> Actor:
+    return user.principal.actor(request.client.host if request.client else None)
+
+
+def _safe_next(next_url: str | None) -> str:
+    # Only same-site paths: never an open redirect.
+    if next_url and next_url.startswith("/console") and "//" not in next_url:
+        return next_url
+    return "/console/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> Response:
+    return render(request, "console/login.html", {"next_url": _safe_next(next)})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    next: Annotated[str, Form()] = "/console/",
+) -> Response:
+    check_same_origin(request)
+    try:
+        with unit_of_work() as session:
+            pair = accounts.sign_in_with_password(
+                session,
+                username=username,
+                password=password,
+                ip=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+            )
+    except Unauthenticated:
+        context = {"error": "login.failed", "username": username, "next_url": _safe_next(next)}
+        # A form shown again with its error is a normal page (200), as browsers expect.
+        return render(request, "console/login.html", context)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_sign_in_cookies(response, pair)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, user: ConsoleStaff, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, user, csrf)
+    with unit_of_work() as session:
+        tokens.revoke_session(session, session_id=user.principal.session_id, reason="logout")
+    response = RedirectResponse("/console/login", status_code=303)
+    clear_sign_in_cookies(response)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: ConsoleStaff) -> Response:
+    with unit_of_work(read_only=True) as session:
+        me = accounts.get_user(session, user_id=user.principal.user_id)
+        names = {
+            g.org_id: orgs.get_org(session, actor=_actor(request, user), org_id=g.org_id).name
+            for g in user.principal.grants
+        }
+    roles = [{"role": g.role, "org_name": names[g.org_id]} for g in user.principal.grants]
+    return render(
+        request,
+        "console/home.html",
+        {
+            "active": "nav.home",
+            "csrf_token": user.csrf_token,
+            "display_name": me.display_name if me else "",
+            "roles": roles,
+        },
+    )
+
+
+def _orgs_page(
+    request: Request, user: PageUser, *, created: str | None = None, error: str | None = None
+) -> Response:
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        visible = orgs.list_orgs(session, actor=actor)
+    ids = {o.id for o in visible}
+    children: dict[int | None, list[Org]] = {}
+    for org in visible:
+        # An org whose parent is out of view is a root of this staff member's view.
+        children.setdefault(org.parent_id if org.parent_id in ids else None, []).append(org)
+    manageable = [
+        o
+        for o in visible
+        if actor.can(Permission.ORGS_MANAGE, o.path) and o.level != OrgLevel.GRASSROOTS
+    ]
+    return render(
+        request,
+        "console/orgs.html",
+        {
+            "active": "nav.orgs",
+            "csrf_token": user.csrf_token,
+            "orgs": visible,
+            "children": children,
+            "manageable": manageable,
+            "created": created,
+            "error": error,
+        },
+    )
+
+
+@router.get("/orgs", response_class=HTMLResponse)
+def orgs_page(request: Request, user: ConsoleStaff) -> Response:
+    return _orgs_page(request, user)
+
+
+@router.post("/orgs", response_class=HTMLResponse)
+def create_org(
+    request: Request,
+    user: ConsoleStaff,
+    parent_id: Annotated[int, Form()],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    code: Annotated[str, Form(min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
+    level: Annotated[OrgLevel, Form()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+    try:
+        with unit_of_work() as session:
+            org = orgs.create_org(
+                session,
+                actor=_actor(request, user),
+                code=code,
+                name=name,
+                level=level,
+                parent_id=parent_id,
+            )
+            created = org.name
+    except DomainError as exc:
+        return _orgs_page(request, user, error=exc.message)
+    return _orgs_page(request, user, created=created)
+
+
+def _day_start(value: str | None, *, plus_days: int = 0) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value) + timedelta(days=plus_days)
+    except ValueError:
+        return None
+    return datetime.combine(day, time(), tzinfo=display_zone())
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    user: ConsoleStaff,
+    action: str | None = None,
+    actor_user_id: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    before_id: int | None = None,
+) -> Response:
+    actor = _actor(request, user)
+    context: dict[str, object] = {"active": "nav.audit", "csrf_token": user.csrf_token}
+    if not (actor.is_platform_admin or actor.roots(Permission.AUDIT_READ)):
+        context["forbidden"] = True
+        return render(request, "console/audit.html", context, status=403)
+    query = audit.AuditQuery(
+        action=action or None,
+        actor_user_id=int(actor_user_id) if actor_user_id and actor_user_id.isdigit() else None,
+        since=_day_start(since),
+        until=_day_start(until, plus_days=1),
+        before_id=before_id,
+        limit=50,
+    )
+    with unit_of_work(read_only=True) as session:
+        entries = audit.search(session, actor=actor, query=query)
+        org_names = {o.id: o.name for o in orgs.list_orgs(session, actor=actor)}
+    next_before_id = entries[-1].id if len(entries) == query.limit else None
+    params = {k: v for k, v in request.query_params.items() if k != "before_id"}
+    context.update(
+        entries=entries,
+        query=query,
+        since=since,
+        until=until,
+        org_names=org_names,
+        next_before_id=next_before_id,
+        next_url="/console/audit?" + urlencode({**params, "before_id": next_before_id or ""}),
+    )
+    return render(request, "console/audit.html", context)

@@ -1,0 +1,26 @@
+"""Server-rendered web pages (operators' console, members' H5 app): shared plumbing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from gonghui.web.session import LoginRequired
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _login_redirect(_request: Request, exc: Exception) -> RedirectResponse:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(exc.login_url, status_code=303)
+
+
+def install(app: FastAPI) -> None:
+    from gonghui.console.router import router as console_router
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(LoginRequired, _login_redirect)
+    app.include_router(console_router)

@@ -1,0 +1,47 @@
+"""Jinja2 environment shared by the console and the member H5 app."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from gonghui.clock import display_zone
+from gonghui.web.i18n import LOCALES, pick_locale, translate
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return "" if value is None else value.astimezone(display_zone()).strftime(fmt)
+
+
+templates.env.filters["local_time"] = _local_time
+
+
+def request_locale(request: Request) -> str:
+    return pick_locale(
+        request.query_params.get("lang"),
+        request.cookies.get("gh_lang"),
+        request.headers.get("accept-language"),
+    )
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> HTMLResponse:
+    locale = request_locale(request)
+
+    def t(key: str, **params: Any) -> str:
+        return translate(locale, key, **params)
+
+    page = {"request": request, "t": t, "locale": locale, "locales": LOCALES}
+    page.update(context or {})
+    response = templates.TemplateResponse(request, template, page, status_code=status)
+    if request.query_params.get("lang") in LOCALES:
+        response.set_cookie("gh_lang", locale, max_age=365 * 24 * 3600, samesite="lax")
+    return response

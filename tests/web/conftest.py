@@ -1,0 +1,127 @@
+"""Browser tests: Playwright driving Debian's Chromium against the real test server.
+
+Every page a test opens is watched: a console error, an uncaught exception or a failed
+request fails the test. ``shot(page, name)`` saves a screenshot under ``artifacts/`` and
+``axe(page)`` runs axe-core and returns the serious and critical findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: run scripts/browser-deps.sh (make test does)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+class PageProblems:
+    def __init__(self, expected: tuple[str, ...] = ()) -> None:
+        self.items: list[str] = []
+        self.expected = expected
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(e in message.text for e in self.expected):
+            self.items.append(f"console error: {message.text}")
+
+    def page_error(self, error: Any) -> None:
+        self.items.append(f"page error: {error}")
+
+    def request_failed(self, request: Request) -> None:
+        self.items.append(f"request failed: {request.method} {request.url} {request.failure}")
+
+    def response(self, response: Any) -> None:
+        # Expected refusals (a wrong password answers 401) are asserted by the tests;
+        # server errors never are.
+        if response.status >= 500:
+            self.items.append(f"server error: {response.status} {response.url}")
+
+
+def _expected(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """``@pytest.mark.expected_console_errors("status of 403")`` for a page meant to refuse."""
+    marker = request.node.get_closest_marker("expected_console_errors")
+    return tuple(marker.args) if marker else ()
+
+
+def _open(
+    browser: Browser, server: str, expected: tuple[str, ...], **options: Any
+) -> tuple[Any, Page, PageProblems]:
+    context = browser.new_context(base_url=server, locale="zh-CN", **options)
+    page = context.new_page()
+    problems = PageProblems(expected)
+    page.on("console", problems.console)
+    page.on("pageerror", problems.page_error)
+    page.on("requestfailed", problems.request_failed)
+    page.on("response", problems.response)
+    return context, page, problems
+
+
+@pytest.fixture
+def desktop(browser: Browser, server: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context, page, problems = _open(
+        browser, server, _expected(request), viewport={"width": 1280, "height": 800}
+    )
+    yield page
+    context.close()
+    assert problems.items == []
+
+
+@pytest.fixture
+def phone(browser: Browser, server: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context, page, problems = _open(
+        browser,
+        server,
+        _expected(request),
+        viewport={"width": 375, "height": 667},
+        is_mobile=True,
+        has_touch=True,
+    )
+    yield page
+    context.close()
+    assert problems.items == []
+
+
+def shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def axe(page: Page) -> list[dict[str, Any]]:
+    """Serious and critical axe-core findings on the current page."""
+    page.add_script_tag(path=str(AXE))
+    result: dict[str, Any] = page.evaluate(
+        "async () => await axe.run(document, {resultTypes: ['violations']})"
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

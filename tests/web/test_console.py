@@ -1,0 +1,101 @@
+"""An operator uses the console in a real browser."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from gonghui.orgs.models import Role
+from tests.fixtures import PASSWORD, StaffFactory, Tree
+from tests.web.conftest import axe, shot
+
+
+def _sign_in(page: Page, username: str) -> None:
+    page.goto("/console/")
+    expect(page).to_have_url("/console/login?next=%2Fconsole%2F")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("欢迎")
+
+
+def test_wrong_password_shows_an_error_and_no_session(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    staff = make_staff(tree.city_a, Role.ADMIN)
+    desktop.goto("/console/login")
+    shot(desktop, "console-login")
+    assert axe(desktop) == []
+    desktop.get_by_label("用户名").fill(staff.username)
+    desktop.get_by_label("密码").fill("wrong-password-123")
+    desktop.get_by_role("button", name="登录").click()
+    expect(desktop.get_by_role("alert")).to_have_text("用户名或密码不正确")
+    desktop.goto("/console/")
+    expect(desktop).to_have_url("/console/login?next=%2Fconsole%2F")
+
+
+def test_city_operator_sees_only_their_subtree_and_adds_a_district(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    admin = make_staff(tree.city_a, Role.ADMIN)
+    _sign_in(desktop, admin.username)
+    expect(desktop.locator(".roles")).to_contain_text("管理员 广州市总工会")
+    shot(desktop, "console-home")
+    assert axe(desktop) == []
+
+    desktop.get_by_role("link", name="组织架构").click()
+    tree_view = desktop.locator(".tree")
+    expect(tree_view).to_contain_text("天河软件园工会")
+    expect(tree_view).not_to_contain_text("深圳")
+    expect(desktop.get_by_text("共 3 个组织")).to_be_visible()
+
+    desktop.get_by_label("上级组织").select_option(label="广州市总工会")
+    desktop.get_by_label("名称").fill("越秀区总工会")
+    desktop.get_by_label("代码").fill("GZ-YX")
+    desktop.get_by_label("级别").select_option(label="区县级")
+    desktop.get_by_role("button", name="创建").click()
+    expect(desktop.get_by_role("status")).to_have_text("已创建：越秀区总工会")
+    expect(desktop.get_by_text("共 4 个组织")).to_be_visible()
+    shot(desktop, "console-orgs")
+    assert axe(desktop) == []
+
+
+def test_auditor_reads_the_audit_log_in_english(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    auditor = make_staff(tree.province, Role.AUDITOR)
+    _sign_in(desktop, auditor.username)
+    desktop.goto("/console/audit?lang=en")
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("Audit log")
+    rows = desktop.locator("tbody tr")
+    expect(rows).to_have_count(7)  # six org creations and the auditor's role grant
+    desktop.get_by_label("Action").fill("staff.grant")
+    desktop.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("staff.grant")
+    shot(desktop, "console-audit-en")
+    assert axe(desktop) == []
+    # The language choice sticks across pages.
+    desktop.get_by_role("link", name="Home").click()
+    expect(desktop.get_by_role("heading", level=1)).to_contain_text("Welcome")
+
+
+@pytest.mark.expected_console_errors("status of 403")
+def test_operator_cannot_open_the_audit_log(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _sign_in(desktop, op.username)
+    response = desktop.goto("/console/audit")
+    assert response is not None
+    assert response.status == 403
+    expect(desktop.get_by_role("alert")).to_have_text("仅审计员和管理员可查看审计日志")
+
+
+def test_sign_out_ends_the_session(desktop: Page, tree: Tree, make_staff: StaffFactory) -> None:
+    admin = make_staff(tree.city_a, Role.ADMIN)
+    _sign_in(desktop, admin.username)
+    desktop.get_by_role("button", name="退出登录").click()
+    expect(desktop).to_have_url("/console/login")
+    desktop.goto("/console/orgs")
+    expect(desktop).to_have_url("/console/login?next=%2Fconsole%2Forgs")
