@@ -68,9 +68,7 @@ CurrentStaff = Annotated[Actor, Depends(get_staff)]
 
 def get_member(principal: CurrentPrincipal) -> MemberInfo:
     if principal.member is None:
-        raise PermissionDenied(
-            AccountsError.NOT_MEMBER, "verify your union membership first", keep_changes=False
-        )
+        raise PermissionDenied(AccountsError.NOT_MEMBER, "verify your union membership first")
     return principal.member
 
 
