@@ -40,14 +40,17 @@ def _load_or_create(path: Path) -> dict[str, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     data = {name: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() for name in _NAMES}
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)
-    # Two processes starting at once: the first rename wins and both read it back.
-    if not path.exists():
-        os.replace(tmp, path)
-    else:
+    # Two processes starting at once: link() refuses to replace, so the first one wins
+    # and both read the winner's keys back.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
         tmp.unlink(missing_ok=True)
     loaded: dict[str, str] = json.loads(path.read_text())
     return loaded

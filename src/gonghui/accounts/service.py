@@ -47,6 +47,14 @@ def create_staff_user(
     return user
 
 
+def create_user(session: Session, *, display_name: str = "") -> User:
+    """A user with no sign-in method yet (channels link identities to it)."""
+    user = User(display_name=display_name)
+    session.add(user)
+    session.flush()
+    return user
+
+
 def sign_in_with_password(
     session: Session,
     *,

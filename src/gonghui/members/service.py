@@ -1,0 +1,120 @@
+"""Roster entries and verification: the rules that make a signed-in user a union member.
+
+A roster entry is one person on one org's roster, found by the blind index of their ID
+number. Verification matches a user's name and ID number against it; the unique
+constraints on ``Membership`` (one per user, one per roster entry) decide races.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gonghui.accounts import principal as principals
+from gonghui.audit import service as audit
+from gonghui.clock import now
+from gonghui.db import on_commit
+from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
+from gonghui.members.errors import MembersError
+from gonghui.members.idnumber import IdNumberError, validate
+from gonghui.members.models import Membership, MembershipStatus, RosterEntry
+from gonghui.pii import PiiField, blind_index, seal
+from gonghui.tenancy import Actor, Permission, require_org
+
+
+def find_roster_entry(session: Session, *, id_number: str) -> RosterEntry | None:
+    return session.scalar(
+        select(RosterEntry).where(
+            RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, id_number)
+        )
+    )
+
+
+def add_roster_entry(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    name: str,
+    id_number: str,
+    phone: str | None = None,
+    member_no: str | None = None,
+    join_date: date | None = None,
+) -> RosterEntry:
+    """Add one person to ``org_id``'s roster, or update them if their ID number is known."""
+    org = require_org(session, actor, Permission.MEMBERS_MANAGE, org_id)
+    try:
+        number = validate(id_number)
+    except IdNumberError as exc:
+        raise InvalidInput(
+            MembersError.INVALID_ROW, str(exc), [field_error("id_number", exc.code, str(exc))]
+        ) from exc
+    entry = find_roster_entry(session, id_number=number)
+    if entry is None:
+        entry = RosterEntry(
+            org_id=org.id,
+            id_number_hash=blind_index(PiiField.ID_NUMBER, number),
+            id_number_enc=seal(PiiField.ID_NUMBER, number),
+        )
+        session.add(entry)
+    else:
+        # Updating someone on another union's roster moves them: that is a transfer, which
+        # needs rights over the entry's current org too.
+        require_org(session, actor, Permission.MEMBERS_MANAGE, entry.org_id)
+        entry.org_id = org.id
+    entry.name_hash = blind_index(PiiField.NAME, name)
+    entry.name_enc = seal(PiiField.NAME, name)
+    entry.phone_hash = blind_index(PiiField.PHONE, phone) if phone else None
+    entry.phone_enc = seal(PiiField.PHONE, phone) if phone else None
+    entry.member_no = member_no
+    entry.join_date = join_date
+    entry.updated_at = now()
+    session.flush()
+    return entry
+
+
+def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Membership:
+    """Make ``user_id`` a verified member of the org whose roster lists this person."""
+    try:
+        number = validate(id_number)
+    except IdNumberError as exc:
+        raise InvalidInput(
+            exc.code, str(exc), [field_error("id_number", exc.code, str(exc))]
+        ) from exc
+    existing = session.scalar(select(Membership).where(Membership.user_id == user_id))
+    if existing is not None and existing.status == MembershipStatus.VERIFIED:
+        raise Conflict(MembersError.ALREADY_VERIFIED, "you are already a verified member")
+    entry = find_roster_entry(session, id_number=number)
+    if entry is None:
+        raise NotFound(
+            MembersError.NOT_IN_ROSTER,
+            "this ID number is not on any union roster; ask your union or request a review",
+        )
+    if entry.name_hash != blind_index(PiiField.NAME, name):
+        raise InvalidInput(
+            MembersError.NAME_MISMATCH,
+            "the name does not match the roster for this ID number",
+            [field_error("name", MembersError.NAME_MISMATCH, "does not match the roster")],
+        )
+    membership = Membership(user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id)
+    try:
+        with session.begin_nested():
+            session.add(membership)
+    except IntegrityError as exc:
+        raise Conflict(
+            MembersError.CLAIMED_BY_OTHER,
+            "this roster entry is already verified by another account",
+        ) from exc
+    audit.record(
+        session,
+        actor=Actor(user_id=user_id),
+        action="members.verify",
+        org_id=entry.org_id,
+        subject_type="roster_entry",
+        subject_id=entry.id,
+    )
+    on_commit(session, lambda: principals.forget_user(user_id))
+    return membership
