@@ -77,13 +77,18 @@ def calls() -> dict[str, int]:
         return dict(_state.calls)
 
 
-def _apps() -> dict[str, str]:
+def _registered_apps() -> dict[str, str]:
     s = get_settings()
     return {
         s.wechat_mp_appid: s.wechat_mp_secret,
         s.wechat_oa_appid: s.wechat_oa_secret,
         s.wechat_app_appid: s.wechat_app_secret,
     }
+
+
+# The apps "registered with WeChat", as configured when the simulator was loaded: a later
+# change to the client's settings (a wrong secret) is then refused, as WeChat would.
+_APPS = _registered_apps()
 
 
 def openid_for(appid: str, person: str) -> str:
@@ -105,7 +110,7 @@ def _begin(endpoint: str) -> dict[str, Any] | None:
 
 
 def _check_app(appid: str, secret: str) -> dict[str, Any] | None:
-    known = _apps().get(appid)
+    known = _APPS.get(appid)
     if known is None:
         return _err(40013, "invalid appid")
     if not secrets.compare_digest(known, secret):
