@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from gonghui import clock
 from gonghui.accounts.models import AuthSession, Identity, Provider, User
 from gonghui.db import unit_of_work
+from gonghui.integrations.sms import outbox_path
 from gonghui.pii import PiiField, blind_index
 from gonghui.settings import get_settings
 from tests.accounts.helpers import (
@@ -104,6 +105,14 @@ def test_codes_are_never_stored_in_plaintext(api: httpx.Client) -> None:
     for value in raw:
         assert code not in str(value)
         assert PHONE not in str(value)
+
+
+def test_the_development_outbox_keeps_no_phone_number(api: httpx.Client) -> None:
+    assert send_code(api, PHONE).status_code == 200
+    outbox = api.get("/_sim/sms/outbox", params={"phone": PHONE}).json()
+    assert outbox[-1]["phone"] == "138****8000"
+    assert outbox[-1]["text"].endswith(f"验证码为{outbox[-1]['code']}，5分钟内有效，请勿泄露。")
+    assert PHONE not in outbox_path().read_text(encoding="utf-8")
 
 
 def test_wrong_codes_lock_the_code_and_the_right_one_is_then_refused(api: httpx.Client) -> None:

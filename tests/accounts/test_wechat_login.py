@@ -76,6 +76,8 @@ def test_the_same_unionid_from_every_channel_is_the_same_user(api: httpx.Client)
     assert mobile.json()["user_id"] == mini["user_id"]
     other = official_login(api, "wang").json()
     assert other["user_id"] != mini["user_id"]
+    # A person first met through web-page OAuth is named by their WeChat nickname.
+    assert api.get("/api/v1/auth/me", headers=bearer(other)).json()["display_name"] == "小李"
     assert count_users() == 2
     identities = api.get("/api/v1/auth/identities", headers=bearer(mini)).json()
     assert sorted(i["provider"] for i in identities) == [

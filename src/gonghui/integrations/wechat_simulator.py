@@ -26,6 +26,7 @@ from gonghui.settings import get_settings
 
 CODE_TTL = timedelta(minutes=5)
 ACCESS_TOKEN_TTL_S = 7200
+STABLE_RENEW_S = 300
 
 router = APIRouter(prefix="/_sim/wechat", tags=["simulators"], include_in_schema=False)
 
@@ -198,10 +199,11 @@ async def stable_token(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
             return bad
         current = _state.current_app_token.get(appid)
         entry = _state.app_tokens.get(current) if current else None
-        if entry is not None and not body.get("force_refresh") and entry.expires_at > clock.now():
-            # Stable mode: the same token while it is valid.
-            remaining = int((entry.expires_at - clock.now()).total_seconds())
-            return {"access_token": current, "expires_in": remaining}
+        remaining = (entry.expires_at - clock.now()).total_seconds() if entry else 0.0
+        if entry is not None and not body.get("force_refresh") and remaining > STABLE_RENEW_S:
+            # Normal mode: the same token while it is valid, a new one in its last five
+            # minutes (the old one stays valid until it expires).
+            return {"access_token": current, "expires_in": int(remaining)}
         return _issue_app_token(appid)
 
 
