@@ -22,6 +22,7 @@ from tests.accounts.helpers import (
     send_code,
     sms_login,
 )
+from tests.fixtures import PhoneUserFactory
 
 PHONE = "13800138000"
 
@@ -287,4 +288,11 @@ def test_a_signed_in_user_links_a_phone(api: httpx.Client) -> None:
     again = sms_login(api, new_phone, last_dev_code(api, new_phone))
     assert again.json()["user_id"] == other["user_id"]
     assert owner["user_id"] != other["user_id"]
+    assert count_users() == 2
+
+
+def test_the_shared_fixture_signs_in_phone_users(make_phone_user: PhoneUserFactory) -> None:
+    first = make_phone_user()
+    second = make_phone_user(channel="mini")
+    assert first.user_id != second.user_id
     assert count_users() == 2
