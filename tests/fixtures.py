@@ -110,3 +110,41 @@ def make_staff(api: httpx.Client) -> StaffFactory:
         return Staff(user_id, username, {"Authorization": f"Bearer {resp.json()['access_token']}"})
 
     return make
+
+
+@dataclass(frozen=True)
+class PhoneUser:
+    user_id: int
+    phone: str
+    headers: dict[str, str]
+
+
+PhoneUserFactory = Callable[..., PhoneUser]
+
+
+@pytest.fixture
+def make_phone_user(api: httpx.Client) -> PhoneUserFactory:
+    """A member-side user signed in over HTTP with an SMS code (created on first sign-in)."""
+    from gonghui.accounts import otp
+    from gonghui.integrations.sms import OtpMessage
+
+    counter = iter(range(1, 10_000))
+
+    class _Capture:
+        code = ""
+
+        def send_code(self, message: OtpMessage) -> None:
+            self.code = message.code
+
+    def make(phone: str | None = None, *, channel: str | None = None) -> PhoneUser:
+        phone = phone or f"1390000{next(counter):04d}"
+        capture = _Capture()
+        with unit_of_work() as session:
+            otp.send_code(session, phone=phone, sender=capture)
+        body = {"phone": phone, "code": capture.code, "channel": channel}
+        resp = api.post("/api/v1/auth/sms/login", json=body)
+        assert resp.status_code == 200, resp.text
+        token = resp.json()["access_token"]
+        return PhoneUser(resp.json()["user_id"], phone, {"Authorization": f"Bearer {token}"})
+
+    return make

@@ -20,3 +20,4 @@ class AccountsError(StrEnum):
     OTP_IP_THROTTLED = "accounts.otp_ip_throttled"
     PHONE_INVALID = "accounts.phone_invalid"
     WECHAT_FAILED = "accounts.wechat_failed"
+    PHONE_TAKEN = "accounts.phone_taken"

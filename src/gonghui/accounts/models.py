@@ -18,6 +18,10 @@ class Provider(StrEnum):
     WECHAT_MINI = "wechat_mini"  # mini program (jscode2session)
     WECHAT_OFFICIAL = "wechat_official"  # official-account web-page OAuth
     WECHAT_APP = "wechat_app"  # mobile-app OAuth
+    # The person's WeChat open-platform account (subject = unionid, app_id = ""). Its row
+    # is the anchor that makes "same unionid, same user" hold under concurrency: the
+    # unique (provider, app_id, subject) lets exactly one user claim a unionid.
+    WECHAT_UNIONID = "wechat_unionid"
     OIDC = "oidc"
 
 

@@ -2,14 +2,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from gonghui.accounts import service, tokens
+from gonghui.accounts import identities, otp, phone, service, tokens, wechat
+from gonghui.accounts.otp import OtpPurpose
 from gonghui.accounts.schemas import (
     GrantRead,
+    IdentityRead,
     MembershipBrief,
     MeRead,
     PasswordLogin,
+    PhoneLink,
+    PhoneRead,
     RefreshRequest,
+    SmsLogin,
+    SmsSend,
+    SmsSent,
     TokenRead,
+    WeChatAppLogin,
+    WeChatMiniLogin,
+    WeChatOAuthLogin,
 )
 from gonghui.accounts.tokens import TokenPair
 from gonghui.deps import ClientIp, CurrentPrincipal, SessionDep
@@ -72,3 +82,81 @@ def me(principal: CurrentPrincipal, session: SessionDep) -> MeRead:
         if member
         else None,
     )
+
+
+def _user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
+
+
+@router.post("/sms/send")
+def send_sms_code(body: SmsSend, ip: ClientIp, session: SessionDep) -> SmsSent:
+    sent = otp.send_code(session, phone=body.phone, purpose=OtpPurpose(body.purpose), ip=ip)
+    return SmsSent(
+        phone=sent.phone_masked, expires_in=sent.expires_in, resend_after=sent.resend_after
+    )
+
+
+@router.post("/sms/login")
+def login_with_sms(
+    body: SmsLogin, request: Request, ip: ClientIp, session: SessionDep
+) -> TokenRead:
+    pair = phone.sign_in_with_sms(
+        session,
+        phone=body.phone,
+        code=body.code,
+        channel=body.channel,
+        ip=ip,
+        user_agent=_user_agent(request),
+    )
+    return token_read(pair)
+
+
+@router.post("/phone/link")
+def link_phone(body: PhoneLink, principal: CurrentPrincipal, session: SessionDep) -> PhoneRead:
+    user = phone.link_phone(session, user_id=principal.user_id, phone=body.phone, code=body.code)
+    return PhoneRead(user_id=user.id, phone=service.user_phone_masked(user))
+
+
+@router.get("/identities")
+def list_identities(principal: CurrentPrincipal, session: SessionDep) -> list[IdentityRead]:
+    return [
+        IdentityRead(
+            provider=i.provider, app_id=i.app_id, channel=i.channel, created_at=i.created_at
+        )
+        for i in identities.identities_of(session, user_id=principal.user_id)
+    ]
+
+
+@router.post("/wechat/mini")
+def login_with_mini_program(
+    body: WeChatMiniLogin, request: Request, ip: ClientIp, session: SessionDep
+) -> TokenRead:
+    pair = wechat.sign_in_with_mini_program(
+        session,
+        code=body.code,
+        phone_code=body.phone_code,
+        channel=body.channel,
+        ip=ip,
+        user_agent=_user_agent(request),
+    )
+    return token_read(pair)
+
+
+@router.post("/wechat/official")
+def login_with_official_account(
+    body: WeChatOAuthLogin, request: Request, ip: ClientIp, session: SessionDep
+) -> TokenRead:
+    pair = wechat.sign_in_with_official_account(
+        session, code=body.code, channel=body.channel, ip=ip, user_agent=_user_agent(request)
+    )
+    return token_read(pair)
+
+
+@router.post("/wechat/app")
+def login_with_mobile_app(
+    body: WeChatAppLogin, request: Request, ip: ClientIp, session: SessionDep
+) -> TokenRead:
+    pair = wechat.sign_in_with_mobile_app(
+        session, code=body.code, ip=ip, user_agent=_user_agent(request)
+    )
+    return token_read(pair)

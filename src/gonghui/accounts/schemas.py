@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -38,3 +41,58 @@ class MeRead(BaseModel):
     is_platform_admin: bool
     roles: list[GrantRead]
     membership: MembershipBrief | None
+
+
+# A channel tag: where the sign-in came from (h5, mini, official, app, channels, ...).
+ChannelTag = Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class SmsSend(BaseModel):
+    phone: str = Field(min_length=1, max_length=20, examples=["13800138000"])
+    purpose: Literal["login", "link"] = "login"
+
+
+class SmsSent(BaseModel):
+    phone: str = Field(description="masked")
+    expires_in: int
+    resend_after: int
+
+
+class SmsLogin(BaseModel):
+    phone: str = Field(min_length=1, max_length=20)
+    code: str = Field(pattern=r"^\d{6}$")
+    channel: ChannelTag = None
+
+
+class PhoneLink(BaseModel):
+    phone: str = Field(min_length=1, max_length=20)
+    code: str = Field(pattern=r"^\d{6}$")
+
+
+class WeChatMiniLogin(BaseModel):
+    code: str = Field(min_length=1, max_length=256, description="wx.login code")
+    phone_code: str | None = Field(
+        default=None, min_length=1, max_length=256, description="getPhoneNumber code"
+    )
+    channel: ChannelTag = None
+
+
+class WeChatOAuthLogin(BaseModel):
+    code: str = Field(min_length=1, max_length=256)
+    channel: ChannelTag = None
+
+
+class WeChatAppLogin(BaseModel):
+    code: str = Field(min_length=1, max_length=256)
+
+
+class IdentityRead(BaseModel):
+    provider: str
+    app_id: str
+    channel: str | None
+    created_at: datetime
+
+
+class PhoneRead(BaseModel):
+    user_id: int
+    phone: str | None

@@ -7,4 +7,8 @@ from fastapi import FastAPI
 
 def mount_simulators(app: FastAPI) -> None:
     """Each integration adds its simulator router here."""
-    del app
+    from gonghui.integrations import aliyun_sms_simulator, sms_outbox, wechat_simulator
+
+    app.include_router(sms_outbox.router)
+    app.include_router(aliyun_sms_simulator.router)
+    app.include_router(wechat_simulator.router)
