@@ -1,0 +1,563 @@
+"""Roster import: a file of people becomes roster entries, bad rows become an error report.
+
+An import owns its units of work: one per batch of rows (default 2,000), each upserting the
+batch by ID-number blind index (``INSERT ... ON CONFLICT DO UPDATE``) and advancing the
+job's progress counters in the same transaction, so progress never runs ahead of the data.
+Bad rows are written to an error report (row, field, code, reason; never the values) and
+never block the good ones. Validation and sealing are the CPU cost; large files hand them
+to a process pool while this process reads the file and writes the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import multiprocessing
+import os
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from gonghui.accounts import principal as principals
+from gonghui.audit import service as audit
+from gonghui.clock import local_day, now
+from gonghui.db import on_commit, unit_of_work
+from gonghui.errors import PayloadTooLarge
+from gonghui.members.errors import MembersError
+from gonghui.members.models import ImportJob, ImportStatus, Membership, RosterEntry, Transfer
+from gonghui.members.roster_file import RawRow, RosterFileError, RosterReader
+from gonghui.members.roster_rows import (
+    PreparedBatch,
+    RowError,
+    RowPreparer,
+    SealedRow,
+    init_worker,
+    prepare_in_worker,
+)
+from gonghui.orgs.models import Org
+from gonghui.pii import BulkSealer
+from gonghui.storage import get_store
+from gonghui.tenancy import Actor, Permission, get_scoped, require_org, subtree_condition
+
+log = logging.getLogger("gonghui.members.import")
+
+BATCH_ROWS = 2000
+# Files at least this large are validated and sealed by a process pool.
+POOL_MIN_BYTES = 8 * 1024 * 1024
+REPORT_HEADER = ("row", "field", "code", "reason")
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    job_id: int
+    bytes_done: int
+    bytes_total: int
+    rows_done: int
+    rows_ok: int
+    rows_failed: int
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+def create_job(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    filename: str,
+    stored_path: str = "",
+    bytes_total: int = 0,
+) -> ImportJob:
+    org = require_org(session, actor, Permission.MEMBERS_MANAGE, org_id)
+    job = ImportJob(
+        org_id=org.id,
+        created_by=actor.user_id,
+        filename=filename[-255:] or "roster",
+        stored_path=stored_path,
+        bytes_total=bytes_total,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, actor: Actor, job_id: int) -> ImportJob:
+    return get_scoped(session, ImportJob, job_id, actor, Permission.MEMBERS_MANAGE)
+
+
+def report_key(job_id: int) -> str:
+    return f"roster-imports/{job_id}/errors.csv"
+
+
+def upload_key(job_id: int) -> str:
+    return f"roster-imports/{job_id}/upload"
+
+
+def _org_map(session: Session, *, actor: Actor, org: Org) -> dict[str, int]:
+    """Codes of the active orgs the import may write to: the target org's subtree, within
+    the actor's own scope."""
+    stmt = select(Org.code, Org.id).where(Org.path.startswith(org.path), Org.archived_at.is_(None))
+    if not actor.is_platform_admin:
+        stmt = stmt.where(subtree_condition(Org.path, actor.roots(Permission.MEMBERS_MANAGE)))
+    return {str(code): int(ident) for code, ident in session.execute(stmt).tuples()}
+
+
+def _batches(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
+    batch: list[RawRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _prepared(
+    batches: Iterator[list[RawRow]], preparer: RowPreparer, workers: int, init_args: tuple[Any, ...]
+) -> Iterator[PreparedBatch]:
+    """Prepared batches in file order; with ``workers`` > 1 a bounded window of batches is
+    in flight in a process pool (memory stays constant: the file is never read ahead by
+    more than the window)."""
+    if workers <= 1:
+        for batch in batches:
+            yield preparer.prepare(batch)
+        return
+    # spawn: the importing process may run threads (the API server), and fork would copy
+    # their locks mid-flight.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=init_worker, initargs=init_args
+    ) as pool:
+        window: deque[Future[PreparedBatch]] = deque()
+        for batch in batches:
+            window.append(pool.submit(prepare_in_worker, batch))
+            if len(window) >= workers * 2:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+class _ErrorReport:
+    """The error report, spooled to a temporary file and stored when the import ends."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile()
+        self.text = io.TextIOWrapper(self.file, encoding="utf-8-sig", newline="")
+        self.writer = csv.writer(self.text)
+        self.writer.writerow(REPORT_HEADER)
+        self.lines = 0
+
+    def add(self, errors: Iterable[RowError]) -> None:
+        for e in errors:
+            self.writer.writerow((e.row, e.field, e.code, e.reason))
+            self.lines += 1
+
+    def store(self, key: str) -> None:
+        self.text.flush()
+        self.file.seek(0)
+        get_store().put(key, iter(lambda: self.file.read(1 << 16), b""))
+
+    def close(self) -> None:
+        self.text.close()
+
+
+_UPSERT_COLUMNS = (
+    "org_id",
+    "id_number_hash",
+    "id_number_enc",
+    "name_hash",
+    "name_enc",
+    "phone_hash",
+    "phone_enc",
+    "member_no",
+    "join_date",
+    "import_job_id",
+    "created_at",
+    "updated_at",
+)
+_REFRESHED = tuple(c for c in _UPSERT_COLUMNS if c not in ("id_number_hash", "created_at"))
+
+
+class _Upsert:
+    """``INSERT ... ON CONFLICT (id_number_hash) DO UPDATE`` built with the dialect's own
+    insert construct and compiled once; rows go straight to the driver's executemany.
+
+    Per-row parameter processing in the ORM/Core layer cost more than the database work,
+    so values are handed over already in the driver's form: bytes for the binary columns,
+    and the dialect's own bind processors applied to dates and timestamps."""
+
+    def __init__(self, session: Session) -> None:
+        dialect = session.get_bind().dialect
+        table: Table = RosterEntry.__table__  # type: ignore[assignment]
+        insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.id_number_hash],
+            set_={name: stmt.excluded[name] for name in _REFRESHED},
+        )
+        compiled = stmt.compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
+        self.sql = str(compiled)
+        self.order: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if compiled.positional else None
+        )
+        self.date = table.c.join_date.type.bind_processor(dialect)
+        self.stamp = table.c.updated_at.type.bind_processor(dialect)
+
+    def execute(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        if self.order is not None:
+            order = self.order
+            params: list[Any] = [tuple(row[c] for c in order) for row in rows]
+        else:
+            params = rows
+        session.connection().exec_driver_sql(self.sql, params)
+
+
+@dataclass
+class _Tally:
+    rows_done: int = 0
+    rows_ok: int = 0
+    rows_failed: int = 0
+    rows_created: int = 0
+    rows_updated: int = 0
+    moved: int = 0
+
+
+def _write_batch(
+    session: Session,
+    *,
+    job_id: int,
+    actor: Actor,
+    allowed_org_ids: set[int],
+    rows: list[SealedRow],
+    report: _ErrorReport,
+    tally: _Tally,
+) -> None:
+    # A person twice in one batch: the later row is the duplicate.
+    unique: dict[bytes, SealedRow] = {}
+    for row in rows:
+        if row[1] in unique:
+            report.add([_duplicate(row[0])])
+            tally.rows_failed += 1
+        else:
+            unique[row[1]] = row
+    if not unique:
+        return
+    existing = {
+        h: (ident, org_id, prior_job)
+        for h, ident, org_id, prior_job in session.execute(
+            select(
+                RosterEntry.id_number_hash,
+                RosterEntry.id,
+                RosterEntry.org_id,
+                RosterEntry.import_job_id,
+            ).where(RosterEntry.id_number_hash.in_(list(unique)))
+        )
+    }
+    upsert = _Upsert(session)
+    stamp = upsert.stamp(now()) if upsert.stamp else now()
+    to_date = upsert.date
+    params: list[dict[str, Any]] = []
+    moves: list[tuple[int, int, int]] = []  # entry id, from org, to org
+    for h, row in unique.items():
+        found = existing.get(h)
+        if found is not None:
+            ident, org_id, prior_job = found
+            if prior_job == job_id:
+                # Already written by an earlier batch of this same file.
+                report.add([_duplicate(row[0])])
+                tally.rows_failed += 1
+                continue
+            if org_id not in allowed_org_ids:
+                report.add(
+                    [
+                        RowError(
+                            row[0],
+                            "id_number",
+                            "id_number.on_other_roster",
+                            "this person is on the roster of a union outside yours; "
+                            "ask that union to transfer them",
+                        )
+                    ]
+                )
+                tally.rows_failed += 1
+                continue
+            if org_id != row[8]:
+                moves.append((ident, org_id, row[8]))
+            tally.rows_updated += 1
+        else:
+            tally.rows_created += 1
+        tally.rows_ok += 1
+        params.append(
+            {
+                "org_id": row[8],
+                "id_number_hash": h,
+                "id_number_enc": row[2],
+                "name_hash": row[3],
+                "name_enc": row[4],
+                "phone_hash": row[5],
+                "phone_enc": row[6],
+                "member_no": row[7],
+                "join_date": to_date(row[9]) if to_date and row[9] is not None else row[9],
+                "import_job_id": job_id,
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
+    if params:
+        upsert.execute(session, params)
+    if moves:
+        _record_moves(session, job_id=job_id, actor=actor, moves=moves)
+        tally.moved += len(moves)
+
+
+def _record_moves(
+    session: Session, *, job_id: int, actor: Actor, moves: list[tuple[int, int, int]]
+) -> None:
+    """A re-import that puts someone under another org is a transfer: their membership
+    follows (it is kept equal to the roster entry's org) and the move is recorded."""
+    for entry_id, from_org, to_org in moves:
+        session.execute(
+            update(Membership)
+            .where(Membership.roster_entry_id == entry_id)
+            .values(org_id=to_org)
+            .execution_options(synchronize_session=False)
+        )
+        session.add(
+            Transfer(
+                roster_entry_id=entry_id,
+                from_org_id=from_org,
+                to_org_id=to_org,
+                by_user_id=actor.user_id,
+                reason=f"roster import {job_id}",
+            )
+        )
+    on_commit(session, principals.forget_all)
+
+
+def _duplicate(row: int) -> RowError:
+    return RowError(
+        row,
+        "id_number",
+        "id_number.duplicate",
+        "the same ID number appears on an earlier row of this file",
+    )
+
+
+def _pool_size(bytes_total: int, workers: int | None) -> int:
+    if workers is not None:
+        return workers
+    cpus = os.cpu_count() or 1
+    return min(cpus, 2) if cpus > 1 and bytes_total >= POOL_MIN_BYTES else 1
+
+
+def run_import(
+    *,
+    job_id: int,
+    actor: Actor,
+    source: BinaryIO,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> ImportJob:
+    """Import ``source`` (a seekable binary file) for the job; returns the finished job.
+
+    File-level problems (empty, not a table, no name/ID columns) finish the job as failed
+    with a one-line error report; an unexpected error marks it failed and propagates."""
+    with unit_of_work() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None:
+            raise LookupError(f"import job {job_id} does not exist")
+        org = require_org(session, actor, Permission.MEMBERS_MANAGE, job.org_id)
+        org_map = _org_map(session, actor=actor, org=org)
+        job.status = ImportStatus.RUNNING
+        job.started_at = now()
+        bytes_total, filename, default_org = job.bytes_total, job.filename, org.id
+    allowed = set(org_map.values())
+    sealer = BulkSealer.from_settings()
+    today = local_day()
+    preparer = RowPreparer(
+        sealer=sealer, org_ids_by_code=org_map, default_org_id=default_org, today=today
+    )
+    init_args = (sealer.hmac_key, sealer.encryption_key, org_map, default_org, today)
+    reader = RosterReader(source, filename)
+    report = _ErrorReport()
+    tally = _Tally()
+    failure: str | None = None
+    try:
+        try:
+            batches = _batches(reader.rows(), batch_rows)
+            pool = _pool_size(bytes_total, workers)
+            for prepared in _prepared(batches, preparer, pool, init_args):
+                report.add(prepared.errors)
+                tally.rows_failed += prepared.failed_rows
+                tally.rows_done += len(prepared.rows) + prepared.failed_rows
+                with unit_of_work() as session:
+                    _write_batch(
+                        session,
+                        job_id=job_id,
+                        actor=actor,
+                        allowed_org_ids=allowed,
+                        rows=prepared.rows,
+                        report=report,
+                        tally=tally,
+                    )
+                    _save_progress(session, job_id, reader.bytes_read, tally)
+                if progress is not None:
+                    progress(_progress(job_id, reader.bytes_read, bytes_total, tally))
+        except RosterFileError as exc:
+            failure = exc.code
+            report.add([RowError(1 if exc.code != "file.empty" else 0, "file", exc.code, str(exc))])
+        report.store(report_key(job_id))
+    except BaseException:
+        report.close()
+        _mark_failed(job_id, "internal error")
+        raise
+    report.close()
+    with unit_of_work() as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        _save_progress(session, job_id, bytes_total or reader.bytes_read, tally)
+        session.refresh(job)
+        job.status = ImportStatus.FAILED if failure else ImportStatus.DONE
+        job.error = failure
+        job.error_report_path = report_key(job_id)
+        job.finished_at = now()
+        audit.record(
+            session,
+            actor=actor,
+            action="members.roster_import",
+            org_id=job.org_id,
+            subject_type="import_job",
+            subject_id=job.id,
+            details={
+                "filename": job.filename,
+                "status": str(job.status),
+                "rows_ok": tally.rows_ok,
+                "rows_failed": tally.rows_failed,
+                "rows_created": tally.rows_created,
+                "rows_updated": tally.rows_updated,
+                "moved": tally.moved,
+            },
+        )
+    if progress is not None:
+        progress(_progress(job_id, bytes_total or reader.bytes_read, bytes_total, tally))
+    return job
+
+
+def _progress(job_id: int, done: int, total: int, tally: _Tally) -> ImportProgress:
+    return ImportProgress(job_id, done, total, tally.rows_done, tally.rows_ok, tally.rows_failed)
+
+
+def _save_progress(session: Session, job_id: int, bytes_done: int, tally: _Tally) -> None:
+    session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id)
+        .values(
+            bytes_done=bytes_done,
+            rows_done=tally.rows_done,
+            rows_ok=tally.rows_ok,
+            rows_failed=tally.rows_failed,
+            rows_created=tally.rows_created,
+            rows_updated=tally.rows_updated,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _mark_failed(job_id: int, message: str) -> None:
+    try:
+        with unit_of_work() as session:
+            session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id)
+                .values(status=ImportStatus.FAILED, error=message, finished_at=now())
+            )
+    except Exception:  # the original error matters more
+        log.exception("could not mark import job %s failed", job_id)
+
+
+# Background imports started by the API. The thread owns its units of work.
+_threads: dict[int, threading.Thread] = {}
+_threads_lock = threading.Lock()
+
+
+def _run_stored_upload(job_id: int, actor: Actor) -> None:
+    store = get_store()
+    key = upload_key(job_id)
+    try:
+        with store.open(key) as source:
+            run_import(job_id=job_id, actor=actor, source=source)
+    except Exception:
+        log.exception("roster import %s failed", job_id)
+    finally:
+        # The upload holds personal data in plain text: it lives only while it is imported.
+        store.delete(key)
+        with _threads_lock:
+            _threads.pop(job_id, None)
+
+
+def start_in_background(session: Session, *, job_id: int, actor: Actor) -> None:
+    """Start importing the job's stored upload once the job row is committed."""
+
+    def start() -> None:
+        thread = threading.Thread(
+            target=_run_stored_upload, args=(job_id, actor), name=f"roster-import-{job_id}"
+        )
+        with _threads_lock:
+            _threads[job_id] = thread
+        thread.start()
+
+    on_commit(session, start)
+
+
+def wait_for(job_id: int, timeout: float | None = None) -> None:
+    """Block until a background import of this process has finished (tests, shutdown)."""
+    with _threads_lock:
+        thread = _threads.get(job_id)
+    if thread is not None:
+        thread.join(timeout)
+
+
+def accept_upload(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    filename: str,
+    chunks: Iterable[bytes],
+    max_bytes: int,
+) -> ImportJob:
+    """Create a job for an uploaded roster file, store the file, and import it in the
+    background once this unit of work commits. Too large a file is refused whole (413)."""
+    job = create_job(session, actor=actor, org_id=org_id, filename=filename)
+    key = upload_key(job.id)
+
+    def limited() -> Iterator[bytes]:
+        seen = 0
+        for chunk in chunks:
+            seen += len(chunk)
+            if seen > max_bytes:
+                raise PayloadTooLarge(
+                    MembersError.UPLOAD_TOO_LARGE,
+                    f"the file is larger than {max_bytes} bytes",
+                    {"max_bytes": max_bytes},
+                )
+            yield chunk
+
+    size = get_store().put(key, limited())
+    job.stored_path = key
+    job.bytes_total = size
+    session.flush()
+    start_in_background(session, job_id=job.id, actor=actor)
+    return job
