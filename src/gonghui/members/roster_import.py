@@ -109,7 +109,7 @@ def _org_map(session: Session, *, actor: Actor, org: Org) -> dict[str, int]:
     stmt = select(Org.code, Org.id).where(Org.path.startswith(org.path), Org.archived_at.is_(None))
     if not actor.is_platform_admin:
         stmt = stmt.where(subtree_condition(Org.path, actor.roots(Permission.MEMBERS_MANAGE)))
-    return {str(code): int(ident) for code, ident in session.execute(stmt).tuples()}
+    return {str(code): int(ident) for code, ident in session.execute(stmt)}
 
 
 def _batches(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
@@ -240,14 +240,14 @@ def _write_batch(
     actor: Actor,
     allowed_org_ids: set[int],
     rows: list[SealedRow],
-    report: _ErrorReport,
+    report: list[RowError],
     tally: _Tally,
 ) -> None:
     # A person twice in one batch: the later row is the duplicate.
     unique: dict[bytes, SealedRow] = {}
     for row in rows:
         if row[1] in unique:
-            report.add([_duplicate(row[0])])
+            report.append(_duplicate(row[0]))
             tally.rows_failed += 1
         else:
             unique[row[1]] = row
@@ -275,20 +275,18 @@ def _write_batch(
             ident, org_id, prior_job = found
             if prior_job == job_id:
                 # Already written by an earlier batch of this same file.
-                report.add([_duplicate(row[0])])
+                report.append(_duplicate(row[0]))
                 tally.rows_failed += 1
                 continue
             if org_id not in allowed_org_ids:
-                report.add(
-                    [
-                        RowError(
-                            row[0],
-                            "id_number",
-                            "id_number.on_other_roster",
-                            "this person is on the roster of a union outside yours; "
-                            "ask that union to transfer them",
-                        )
-                    ]
+                report.append(
+                    RowError(
+                        row[0],
+                        "id_number",
+                        "id_number.on_other_roster",
+                        "this person is on the roster of a union outside yours; "
+                        "ask that union to transfer them",
+                    )
                 )
                 tally.rows_failed += 1
                 continue
@@ -399,7 +397,7 @@ def run_import(
             batches = _batches(reader.rows(), batch_rows)
             pool = _pool_size(bytes_total, workers)
             for prepared in _prepared(batches, preparer, pool, init_args):
-                report.add(prepared.errors)
+                errors = list(prepared.errors)
                 tally.rows_failed += prepared.failed_rows
                 tally.rows_done += len(prepared.rows) + prepared.failed_rows
                 with unit_of_work() as session:
@@ -409,10 +407,11 @@ def run_import(
                         actor=actor,
                         allowed_org_ids=allowed,
                         rows=prepared.rows,
-                        report=report,
+                        report=errors,
                         tally=tally,
                     )
                     _save_progress(session, job_id, reader.bytes_read, tally)
+                report.add(sorted(errors, key=lambda e: e.row))
                 if progress is not None:
                     progress(_progress(job_id, reader.bytes_read, bytes_total, tally))
         except RosterFileError as exc:
@@ -500,6 +499,7 @@ def _run_stored_upload(job_id: int, actor: Actor) -> None:
             run_import(job_id=job_id, actor=actor, source=source)
     except Exception:
         log.exception("roster import %s failed", job_id)
+        _mark_failed(job_id, "internal error")
     finally:
         # The upload holds personal data in plain text: it lives only while it is imported.
         store.delete(key)
