@@ -12,9 +12,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any, BinaryIO, NamedTuple
 
 _SNIFF_BYTES = 64 * 1024
@@ -116,12 +117,18 @@ class Layout:
             )
         return cls(positions)
 
-    def pick(self, row: list[Any] | tuple[Any, ...]) -> tuple[Cell, ...]:
-        n = len(row)
-        return tuple(
-            row[self.positions[c]] if c in self.positions and self.positions[c] < n else None
-            for c in COLUMNS
-        )
+    def picker(self) -> Callable[[list[Any] | tuple[Any, ...]], tuple[Cell, ...]]:
+        """A function from an input row to the canonical cells (absent ones None). Rows are
+        padded to one past the widest position, which stands in for absent columns."""
+        width = max(self.positions.values()) + 1
+        getter = itemgetter(*(self.positions.get(c, width) for c in COLUMNS))
+        padding = (None,) * (width + 1)
+
+        def pick(row: list[Any] | tuple[Any, ...]) -> tuple[Cell, ...]:
+            cells: tuple[Cell, ...] = getter((*row, *padding[len(row) :]))
+            return cells
+
+        return pick
 
 
 def is_xlsx(head: bytes, filename: str) -> bool:
@@ -163,11 +170,11 @@ def _iter_csv(stream: BinaryIO, encoding: str) -> Iterator[RawRow]:
         header = next(reader, None)
         if header is None:
             raise RosterFileError("file.empty", "the file is empty")
-        layout = Layout.from_header(header)
+        pick = Layout.from_header(header).picker()
         for row in reader:
-            if not any(cell.strip() for cell in row):
+            if not any(row):  # a blank line or only separators (Excel writes ",,,,,")
                 continue
-            yield RawRow(reader.line_num, layout.pick(row))
+            yield RawRow(reader.line_num, pick(row))
     except csv.Error as exc:
         raise RosterFileError(
             "file.not_csv", f"not a readable CSV file (line {reader.line_num})"
@@ -191,10 +198,10 @@ def _iter_xlsx(stream: BinaryIO) -> Iterator[RawRow]:
         header = next(rows, None)
         if header is None:
             raise RosterFileError("file.empty", "the sheet is empty")
-        layout = Layout.from_header(list(header))
+        pick = Layout.from_header(list(header)).picker()
         for number, row in enumerate(rows, start=2):
             if not any(cell is not None and str(cell).strip() for cell in row):
                 continue
-            yield RawRow(number, layout.pick(row))
+            yield RawRow(number, pick(row))
     finally:
         workbook.close()
