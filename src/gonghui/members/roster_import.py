@@ -1,8 +1,9 @@
 """Roster import: a file of people becomes roster entries, bad rows become an error report.
 
-An import owns its units of work: one per batch of rows (default 2,000), each upserting the
-batch by ID-number blind index (``INSERT ... ON CONFLICT DO UPDATE``) and advancing the
-job's progress counters in the same transaction, so progress never runs ahead of the data.
+An import owns its units of work: one per 2,000 rows (20,000 for large files), each
+upserting them by ID-number blind index (``INSERT ... ON CONFLICT DO UPDATE``, see
+:mod:`gonghui.members.roster_write`) and advancing the job's progress counters in the same
+transaction, so progress never runs ahead of the data.
 Bad rows are written to an error report (row, field, code, reason; never the values) and
 never block the good ones. Validation and sealing are the CPU cost; large files hand them
 to a process pool while this process reads the file and writes the database.
@@ -21,30 +22,26 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
-from operator import itemgetter
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
 from gonghui.clock import local_day, now
 from gonghui.db import is_sqlite, on_commit, unit_of_work
 from gonghui.errors import PayloadTooLarge
 from gonghui.members.errors import MembersError
-from gonghui.members.models import ImportJob, ImportStatus, Membership, RosterEntry, Transfer
+from gonghui.members.models import ImportJob, ImportStatus
 from gonghui.members.roster_file import RawRow, RosterFileError, RosterReader
 from gonghui.members.roster_rows import (
     PreparedBatch,
     RowError,
     RowPreparer,
-    SealedRow,
     init_worker,
     prepare_in_worker,
 )
+from gonghui.members.roster_write import Tally, write_batch
 from gonghui.orgs.models import Org
 from gonghui.pii import BulkSealer
 from gonghui.storage import get_store
@@ -187,210 +184,6 @@ class _ErrorReport:
         self.text.close()
 
 
-_UPSERT_COLUMNS = (
-    "org_id",
-    "id_number_hash",
-    "id_number_enc",
-    "name_hash",
-    "name_enc",
-    "phone_hash",
-    "phone_enc",
-    "member_no",
-    "join_date",
-    "import_job_id",
-    "created_at",
-    "updated_at",
-)
-_REFRESHED = tuple(c for c in _UPSERT_COLUMNS if c not in ("id_number_hash", "created_at"))
-
-
-class _Upsert:
-    """``INSERT ... ON CONFLICT (id_number_hash) DO UPDATE`` built with the dialect's own
-    insert construct and compiled once; rows go straight to the driver's executemany.
-
-    Per-row parameter processing in the ORM/Core layer cost more than the database work,
-    so values are handed over already in the driver's form: bytes for the binary columns,
-    and the dialect's own bind processors applied to dates and timestamps."""
-
-    def __init__(self, session: Session) -> None:
-        dialect = session.get_bind().dialect
-        table: Table = RosterEntry.__table__  # type: ignore[assignment]
-        insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
-        stmt = insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.id_number_hash],
-            set_={name: stmt.excluded[name] for name in _REFRESHED},
-        )
-        compiled = stmt.compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
-        self.sql = str(compiled)
-        self.order: tuple[str, ...] | None = (
-            tuple(compiled.positiontup or ()) if compiled.positional else None
-        )
-        self.date = table.c.join_date.type.dialect_impl(dialect).bind_processor(dialect)
-        # The dialect-level processor: on SQLite a string, so that the driver's deprecated
-        # default datetime adapter is never used.
-        self.stamp = table.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
-
-    def timestamp(self, value: datetime) -> Any:
-        return self.stamp(value) if self.stamp else value
-
-    def execute(self, session: Session, rows: list[dict[str, Any]]) -> None:
-        if self.order is not None:
-            params: list[Any] = list(map(itemgetter(*self.order), rows))
-        else:
-            params = rows
-        session.connection().exec_driver_sql(self.sql, params)
-
-
-@dataclass
-class _Tally:
-    rows_done: int = 0
-    rows_ok: int = 0
-    rows_failed: int = 0
-    rows_created: int = 0
-    rows_updated: int = 0
-    moved: int = 0
-
-
-def _write_batch(
-    session: Session,
-    *,
-    job_id: int,
-    actor: Actor,
-    allowed_org_ids: set[int],
-    rows: list[SealedRow],
-    report: list[RowError],
-    tally: _Tally,
-    in_key_order: bool = False,
-) -> None:
-    # A person twice in one batch: the later row is the duplicate.
-    unique: dict[bytes, SealedRow] = {}
-    for row in rows:
-        if row[1] in unique:
-            report.append(_duplicate(row[0]))
-            tally.rows_failed += 1
-        else:
-            unique[row[1]] = row
-    if not unique:
-        return
-    existing = _existing(session, list(unique))
-    upsert = _Upsert(session)
-    stamp = upsert.timestamp(now())
-    to_date = upsert.date
-    params: list[dict[str, Any]] = []
-    moves: list[tuple[int, int, int]] = []  # entry id, from org, to org
-    for h, row in unique.items():
-        found = existing.get(h)
-        if found is not None:
-            ident, org_id, prior_job = found
-            if prior_job == job_id:
-                # Already written by an earlier batch of this same file.
-                report.append(_duplicate(row[0]))
-                tally.rows_failed += 1
-                continue
-            if org_id not in allowed_org_ids:
-                report.append(
-                    RowError(
-                        row[0],
-                        "id_number",
-                        "id_number.on_other_roster",
-                        "this person is on the roster of a union outside yours; "
-                        "ask that union to transfer them",
-                    )
-                )
-                tally.rows_failed += 1
-                continue
-            if org_id != row[8]:
-                moves.append((ident, org_id, row[8]))
-            tally.rows_updated += 1
-        else:
-            tally.rows_created += 1
-        tally.rows_ok += 1
-        params.append(
-            {
-                "org_id": row[8],
-                "id_number_hash": h,
-                "id_number_enc": row[2],
-                "name_hash": row[3],
-                "name_enc": row[4],
-                "phone_hash": row[5],
-                "phone_enc": row[6],
-                "member_no": row[7],
-                "join_date": to_date(row[9]) if to_date and row[9] is not None else row[9],
-                "import_job_id": job_id,
-                "created_at": stamp,
-                "updated_at": stamp,
-            }
-        )
-    if params:
-        if in_key_order:
-            # Consecutive inserts share index pages (large imports; new entries' ids then
-            # follow the hash order, not the file's).
-            params.sort(key=lambda p: p["id_number_hash"])
-        upsert.execute(session, params)
-    if moves:
-        _record_moves(session, job_id=job_id, actor=actor, moves=moves)
-        tally.moved += len(moves)
-
-
-_EXISTING_SQL = (
-    "SELECT id_number_hash, id, org_id, import_job_id FROM members_roster_entry "
-    "WHERE id_number_hash "
-)
-
-
-def _existing(session: Session, hashes: list[bytes]) -> dict[bytes, tuple[int, int, int | None]]:
-    """Entries already on file for these ID hashes: id, org, the import that last wrote
-    them. Plain driver SQL: building a 20,000-parameter IN through the compiler cost more
-    than the lookup itself."""
-    connection = session.connection()
-    found: dict[bytes, tuple[int, int, int | None]] = {}
-    if is_sqlite(session):
-        for i in range(0, len(hashes), BATCH_ROWS):
-            chunk = tuple(hashes[i : i + BATCH_ROWS])
-            sql = _EXISTING_SQL + "IN (" + ",".join("?" * len(chunk)) + ")"
-            for h, ident, org_id, job in connection.exec_driver_sql(sql, chunk):
-                found[bytes(h)] = (ident, org_id, job)
-    else:
-        sql = _EXISTING_SQL + "= ANY(%(hashes)s)"
-        for h, ident, org_id, job in connection.exec_driver_sql(sql, {"hashes": hashes}):
-            found[bytes(h)] = (ident, org_id, job)
-    return found
-
-
-def _record_moves(
-    session: Session, *, job_id: int, actor: Actor, moves: list[tuple[int, int, int]]
-) -> None:
-    """A re-import that puts someone under another org is a transfer: their membership
-    follows (it is kept equal to the roster entry's org) and the move is recorded."""
-    for entry_id, from_org, to_org in moves:
-        session.execute(
-            update(Membership)
-            .where(Membership.roster_entry_id == entry_id)
-            .values(org_id=to_org)
-            .execution_options(synchronize_session=False)
-        )
-        session.add(
-            Transfer(
-                roster_entry_id=entry_id,
-                from_org_id=from_org,
-                to_org_id=to_org,
-                by_user_id=actor.user_id,
-                reason=f"roster import {job_id}",
-            )
-        )
-    on_commit(session, principals.forget_all)
-
-
-def _duplicate(row: int) -> RowError:
-    return RowError(
-        row,
-        "id_number",
-        "id_number.duplicate",
-        "the same ID number appears on an earlier row of this file",
-    )
-
-
 def _pool_size(large: bool, workers: int | None) -> int:
     """Worker processes for validation and sealing; 0 means in this process."""
     if workers is not None:
@@ -438,7 +231,7 @@ def run_import(
     init_args = (sealer.hmac_key, sealer.encryption_key, org_map, default_org, today)
     reader = RosterReader(source, filename)
     report = _ErrorReport()
-    tally = _Tally()
+    tally = Tally()
     failure: str | None = None
     try:
         try:
@@ -457,7 +250,7 @@ def run_import(
                     tally.rows_done += len(batch.rows) + batch.failed_rows
                 with unit_of_work() as session:
                     _tune_connection(session, large=large)
-                    _write_batch(
+                    write_batch(
                         session,
                         job_id=job_id,
                         actor=actor,
@@ -526,11 +319,11 @@ def run_import(
     return job
 
 
-def _progress(job_id: int, done: int, total: int, tally: _Tally) -> ImportProgress:
+def _progress(job_id: int, done: int, total: int, tally: Tally) -> ImportProgress:
     return ImportProgress(job_id, done, total, tally.rows_done, tally.rows_ok, tally.rows_failed)
 
 
-def _save_progress(session: Session, job_id: int, bytes_done: int, tally: _Tally) -> None:
+def _save_progress(session: Session, job_id: int, bytes_done: int, tally: Tally) -> None:
     session.execute(
         update(ImportJob)
         .where(ImportJob.id == job_id)
