@@ -76,10 +76,9 @@ class _Upsert:
         return self.stamp(value) if self.stamp else value
 
     def execute(self, session: Session, rows: list[dict[str, Any]]) -> None:
-        if self.order is not None:
-            params: list[Any] = list(map(itemgetter(*self.order), rows))
-        else:
-            params = rows
+        # psycopg takes the dicts as they are (named parameters); sqlite3 wants tuples.
+        # (On PostgreSQL this measured faster than SQLAlchemy's multi-row VALUES batches.)
+        params: list[Any] = list(map(itemgetter(*self.order), rows)) if self.order else rows
         session.connection().exec_driver_sql(self.sql, params)
 
 
