@@ -17,6 +17,7 @@ from gonghui.audit.router import router as audit_router
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentUser
 from gonghui.errors import DomainError, RateLimited, envelope
+from gonghui.members.router import router as members_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.orgs.router import router as orgs_router
 from gonghui.settings import get_settings
@@ -89,6 +90,7 @@ def create_app() -> FastAPI:
 
     for router in (auth_router, orgs_router, audit_router):
         app.include_router(router)
+    app.include_router(members_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -16,6 +16,8 @@ from gonghui.settings import get_settings
 app = typer.Typer(no_args_is_help=True, help="gonghui: member services for trade unions")
 user_app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
 app.add_typer(user_app, name="user")
+roster_app = typer.Typer(no_args_is_help=True, help="Union rosters.")
+app.add_typer(roster_app, name="roster")
 console = Console()
 
 
@@ -96,6 +98,8 @@ def demo(
         table.add_row(*row)
     console.print(f"seeded {len(result.org_codes)} orgs")
     console.print(table)
+    job = demo_data.seed_roster()
+    console.print(f"seeded {job.rows_ok} roster entries (import job {job.id})")
 
 
 @user_app.command("create-admin")
@@ -122,6 +126,75 @@ def create_admin(
         console.print(f"[red]{exc.code}[/red]: {exc.message}")
         raise typer.Exit(1) from exc
     console.print(f"platform admin [bold]{username}[/bold] created (user id {user.id})")
+
+
+@roster_app.command("import")
+def roster_import(
+    file: Annotated[Path, typer.Argument(help="CSV (UTF-8 or GBK) or XLSX roster file")],
+    org: Annotated[str, typer.Option("--org", help="code of the org the roster belongs to")],
+    report: Annotated[
+        Path | None, typer.Option(help="also write the error report CSV here")
+    ] = None,
+) -> None:
+    """Import a roster file: rows for the org or its sub-orgs (column 工会编码/org_code)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gonghui.db import unit_of_work
+    from gonghui.errors import DomainError
+    from gonghui.members import roster_import as importer
+    from gonghui.migrations import upgrade
+    from gonghui.orgs.service import org_by_code
+    from gonghui.storage import get_store
+    from gonghui.tenancy import SYSTEM, Permission
+
+    if not file.is_file():
+        console.print(f"[red]no such file: {file}[/red]")
+        raise typer.Exit(2)
+    upgrade()
+    try:
+        with unit_of_work() as session:
+            target = org_by_code(
+                session, actor=SYSTEM, code=org, permission=Permission.MEMBERS_MANAGE
+            )
+            job_id = importer.create_job(
+                session,
+                actor=SYSTEM,
+                org_id=target.id,
+                filename=file.name,
+                stored_path=str(file),
+                bytes_total=file.stat().st_size,
+            ).id
+    except DomainError as exc:
+        console.print(f"[red]{exc.code}[/red]: {exc.message}")
+        raise typer.Exit(1) from exc
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rows]} rows, {task.fields[failed]} bad"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar, file.open("rb") as source:
+        task = bar.add_task(file.name, total=file.stat().st_size, rows=0, failed=0)
+
+        def show(p: importer.ImportProgress) -> None:
+            bar.update(task, completed=p.bytes_done, rows=p.rows_done, failed=p.rows_failed)
+
+        job = importer.run_import(job_id=job_id, actor=SYSTEM, source=source, progress=show)
+    console.print(
+        f"import {job.id} {job.status}: {job.rows_ok} imported "
+        f"({job.rows_created} new, {job.rows_updated} updated), {job.rows_failed} rejected"
+    )
+    if job.error:
+        console.print(f"[red]{job.error}[/red]")
+    if job.error_report_path and (job.rows_failed or job.error):
+        target_path = report or Path(f"roster-import-{job.id}-errors.csv")
+        with target_path.open("wb") as out:
+            for chunk in get_store().iter_bytes(job.error_report_path):
+                out.write(chunk)
+        console.print(f"error report: {target_path}")
+    if job.error:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.service import create_staff_user
+from gonghui.members.models import ImportJob
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel, Role
 from gonghui.tenancy import SYSTEM
@@ -95,3 +96,61 @@ def seed_orgs_and_staff(session: Session) -> DemoResult:
     staff("sz_operator", by_code["SZ"], Role.OPERATOR)
     staff("gd_developer", by_code["GD"], Role.DEVELOPER)
     return result
+
+
+def roster_csv(count: int, org_codes: list[str], *, seed: int = 2026) -> bytes:
+    """A generated roster: valid GB 11643 numbers (distinct), names, phones, spread over
+    ``org_codes``. Deterministic for a seed."""
+    import io
+    import random
+
+    from gonghui.members.idnumber import check_character
+
+    rnd = random.Random(seed)
+    surnames = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董"
+    given = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰红建国志文斌辉"
+    regions = ("440103", "440104", "440105", "440106", "440305", "440304", "440604", "441900")
+    out = io.StringIO()
+    out.write("姓名,身份证号,手机号,会员号,工会编码,入会日期\n")
+    seen: set[str] = set()
+    while len(seen) < count:
+        first17 = (
+            f"{rnd.choice(regions)}{rnd.randint(1965, 2003):04d}"
+            f"{rnd.randint(1, 12):02d}{rnd.randint(1, 28):02d}{rnd.randint(0, 999):03d}"
+        )
+        if first17 in seen:
+            continue
+        seen.add(first17)
+        i = len(seen)
+        name = rnd.choice(surnames) + "".join(rnd.choices(given, k=rnd.choice((1, 2))))
+        phone = f"1{rnd.choice('3578')}{rnd.randint(0, 999_999_999):09d}"
+        joined = f"{rnd.randint(2000, 2025)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}"
+        code = org_codes[i % len(org_codes)]
+        out.write(f"{name},{first17}{check_character(first17)},{phone},M{i:06d},{code},{joined}\n")
+    return out.getvalue().encode()
+
+
+def seed_roster(count: int = 10_000) -> ImportJob:
+    """Seed ``count`` roster entries over the grassroots unions, through the bulk import."""
+    import io
+
+    from gonghui.db import unit_of_work
+    from gonghui.members import roster_import
+
+    with unit_of_work() as session:
+        province = session.scalar(select(Org).where(Org.code == "GD"))
+        assert province is not None, "seed the orgs first"
+        leaves = list(
+            session.scalars(
+                select(Org.code).where(Org.level == OrgLevel.GRASSROOTS).order_by(Org.id)
+            )
+        )
+        data = roster_csv(count, leaves)
+        job_id = roster_import.create_job(
+            session,
+            actor=SYSTEM,
+            org_id=province.id,
+            filename="demo-roster.csv",
+            bytes_total=len(data),
+        ).id
+    return roster_import.run_import(job_id=job_id, actor=SYSTEM, source=io.BytesIO(data))

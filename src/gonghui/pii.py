@@ -8,6 +8,7 @@ the masked form; revealing the plain value is an audited act (see ``audit.servic
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 from enum import StrEnum
@@ -79,3 +80,48 @@ def mask(field: PiiField, value: str) -> str:
 def masked(field: PiiField, blob: bytes | None) -> str | None:
     """The display form of a sealed value, or None."""
     return None if blob is None else mask(field, unseal(field, blob))
+
+
+class BulkSealer:
+    """The same blind index and ciphertext as :func:`blind_index` and :func:`seal`, for bulk
+    work (roster imports): the HMAC inner and outer SHA-256 states are keyed once per field
+    (RFC 2104), and nonces come from one ``os.urandom`` call per batch. Values must already
+    be normalised. Picklable keys let worker processes build their own.
+    """
+
+    def __init__(self, hmac_key: bytes, encryption_key: bytes) -> None:
+        self.hmac_key = hmac_key
+        self.encryption_key = encryption_key
+        block = (
+            hmac_key.ljust(64, b"\x00")
+            if len(hmac_key) <= 64
+            else hashlib.sha256(hmac_key).digest().ljust(64, b"\x00")
+        )
+        inner_pad = bytes(b ^ 0x36 for b in block)
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._inner = {f: hashlib.sha256(inner_pad + _field_prefix(f)) for f in PiiField}
+        self._aead = AESGCM(encryption_key)
+        self._nonces = b""
+        self._nonce_at = 0
+
+    @classmethod
+    def from_settings(cls) -> BulkSealer:
+        keys = get_keys()
+        return cls(keys.pii_hmac_key, keys.pii_encryption_key)
+
+    def blind_index(self, field: PiiField, normalized: str) -> bytes:
+        inner = self._inner[field].copy()
+        inner.update(normalized.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def seal(self, field: PiiField, normalized: str) -> bytes:
+        if self._nonce_at >= len(self._nonces):
+            self._nonces = os.urandom(12 * 4096)
+            self._nonce_at = 0
+        nonce = self._nonces[self._nonce_at : self._nonce_at + 12]
+        self._nonce_at += 12
+        return (
+            _VERSION + nonce + self._aead.encrypt(nonce, normalized.encode(), _field_prefix(field))
+        )

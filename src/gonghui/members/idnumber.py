@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from operator import mul
 
 from gonghui.clock import local_day
 
@@ -27,8 +28,8 @@ class IdNumberError(ValueError):
 
 def check_character(first17: str) -> str:
     """The check character that completes 17 digits."""
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
-    return _CHECK[total % 11]
+    # map/mul instead of a generator: roster imports check a million of these.
+    return _CHECK[sum(map(mul, map(int, first17), _WEIGHTS)) % 11]
 
 
 def birth_date(number: str) -> date:

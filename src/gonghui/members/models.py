@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -68,6 +68,17 @@ class VerificationRequest(Base):
     """A manual-review request after an automatic match failed."""
 
     __tablename__ = "members_verification_request"
+    __table_args__ = (
+        # One pending review per user (see migration 0003).
+        Index(
+            "uq_members_verification_request_pending_user",
+            "user_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_members_verification_request_status_org", "status", "org_id"),
+    )
 
     id: Mapped[IdPk]
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"), index=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,6 +64,15 @@ def add_roster_entry(
         # Updating someone on another union's roster moves them: that is a transfer, which
         # needs rights over the entry's current org too.
         require_org(session, actor, Permission.MEMBERS_MANAGE, entry.org_id)
+        if entry.org_id != org.id:
+            # The membership's org is kept equal to the roster entry's.
+            session.execute(
+                update(Membership)
+                .where(Membership.roster_entry_id == entry.id)
+                .values(org_id=org.id)
+                .execution_options(synchronize_session="fetch")
+            )
+            on_commit(session, principals.forget_all)
         entry.org_id = org.id
     entry.name_hash = blind_index(PiiField.NAME, name)
     entry.name_enc = seal(PiiField.NAME, name)

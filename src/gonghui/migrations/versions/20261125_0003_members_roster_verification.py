@@ -7,15 +7,34 @@ Create Date: 2026-11-25 10:30:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_PENDING = sa.text("status = 'pending'")
+
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("members_verification_request", schema=None) as batch_op:
+        # One pending review per user, decided by the database rather than check-then-act.
+        batch_op.create_index(
+            "uq_members_verification_request_pending_user",
+            ["user_id"],
+            unique=True,
+            sqlite_where=_PENDING,
+            postgresql_where=_PENDING,
+        )
+        # Operators list the pending requests of their subtree.
+        batch_op.create_index(
+            "ix_members_verification_request_status_org", ["status", "org_id"], unique=False
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("members_verification_request", schema=None) as batch_op:
+        batch_op.drop_index("ix_members_verification_request_status_org")
+        batch_op.drop_index("uq_members_verification_request_pending_user")

@@ -1,0 +1,338 @@
+"""Manual review of a failed verification: the member uploads a proof image, an operator of
+the org approves (the person joins the roster if missing and becomes a verified member) or
+rejects with a note. Decisions are audited; a request is decided once."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gonghui.accounts import principal as principals
+from gonghui.audit import service as audit
+from gonghui.clock import now
+from gonghui.db import on_commit, rowcount
+from gonghui.errors import Conflict, DomainError, InvalidInput, NotFound, field_error
+from gonghui.members.errors import MembersError
+from gonghui.members.idnumber import IdNumberError, validate
+from gonghui.members.models import (
+    Membership,
+    MembershipStatus,
+    ReviewStatus,
+    RosterEntry,
+    VerificationRequest,
+)
+from gonghui.members.service import verify
+from gonghui.orgs.errors import OrgsError
+from gonghui.orgs.models import Org
+from gonghui.pii import PiiField, blind_index, masked, seal
+from gonghui.storage import get_store
+from gonghui.tenancy import Actor, Permission, get_scoped, scoped
+
+PROOF_MAX_BYTES = 5 * 1024 * 1024
+# Pillow's format name -> (content type, file extension). Only these are accepted.
+PROOF_FORMATS = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "WEBP": ("image/webp", "webp"),
+}
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    id: int
+    user_id: int
+    org_id: int
+    name: str
+    id_number: str
+    failure_code: str
+    note: str | None
+    status: str
+    has_proof: bool
+    decided_by: int | None
+    decided_at: datetime | None
+    decision_note: str | None
+    created_at: datetime
+
+
+def view(req: VerificationRequest) -> ReviewView:
+    return ReviewView(
+        id=req.id,
+        user_id=req.user_id,
+        org_id=req.org_id,
+        name=masked(PiiField.NAME, req.name_enc) or "",
+        id_number=masked(PiiField.ID_NUMBER, req.id_number_enc) or "",
+        failure_code=req.failure_code,
+        note=req.note,
+        status=str(req.status),
+        has_proof=req.proof_path is not None,
+        decided_by=req.decided_by,
+        decided_at=req.decided_at,
+        decision_note=req.decision_note,
+        created_at=req.created_at,
+    )
+
+
+def read_proof(stream: BinaryIO, *, max_bytes: int = PROOF_MAX_BYTES) -> tuple[bytes, str, str]:
+    """The image bytes, content type and extension, judged from the bytes themselves (the
+    client's filename and content type are not trusted)."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InvalidInput(
+            MembersError.PROOF_TOO_LARGE,
+            f"the proof image must be at most {max_bytes // (1024 * 1024)} MB",
+            [field_error("proof", MembersError.PROOF_TOO_LARGE, "too large")],
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                kind = image.format or ""
+                image.verify()
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise _not_image() from exc
+    if kind not in PROOF_FORMATS:
+        raise _not_image()
+    content_type, ext = PROOF_FORMATS[kind]
+    return data, content_type, ext
+
+
+def _not_image() -> InvalidInput:
+    return InvalidInput(
+        MembersError.PROOF_NOT_IMAGE,
+        "the proof must be a JPEG, PNG or WebP image",
+        [field_error("proof", MembersError.PROOF_NOT_IMAGE, "JPEG, PNG or WebP only")],
+    )
+
+
+def _failure_code(session: Session, *, user_id: int, name: str, id_number: str) -> str:
+    """Why automatic verification fails for this person (the request records it); if it
+    would succeed there is nothing to review: the caller should verify instead."""
+    try:
+        with session.begin_nested() as savepoint:
+            verify(session, user_id=user_id, name=name, id_number=id_number)
+            savepoint.rollback()
+    except DomainError as exc:
+        if exc.code == MembersError.ALREADY_VERIFIED:
+            raise
+        return exc.code
+    raise Conflict(
+        MembersError.REVIEW_NOT_NEEDED,
+        "these details match the roster: verify directly instead of asking for a review",
+    )
+
+
+def create_request(
+    session: Session,
+    *,
+    user_id: int,
+    org_id: int,
+    name: str,
+    id_number: str,
+    note: str | None,
+    proof: BinaryIO | None,
+) -> VerificationRequest:
+    try:
+        number = validate(id_number)
+    except IdNumberError as exc:
+        raise InvalidInput(
+            exc.code, str(exc), [field_error("id_number", exc.code, str(exc))]
+        ) from exc
+    name = name.strip()
+    org = session.get(Org, org_id)
+    if org is None or org.archived_at is not None:
+        raise NotFound(OrgsError.NOT_FOUND, f"org {org_id} not found")
+    failure = _failure_code(session, user_id=user_id, name=name, id_number=number)
+    data = proof_path = content_type = None
+    if proof is not None:
+        data, content_type, ext = read_proof(proof)
+        proof_path = f"verification-proofs/{uuid.uuid4().hex}.{ext}"
+    req = VerificationRequest(
+        user_id=user_id,
+        org_id=org.id,
+        name_hash=blind_index(PiiField.NAME, name),
+        name_enc=seal(PiiField.NAME, name),
+        id_number_hash=blind_index(PiiField.ID_NUMBER, number),
+        id_number_enc=seal(PiiField.ID_NUMBER, number),
+        failure_code=failure,
+        proof_path=proof_path,
+        proof_content_type=content_type,
+        note=note,
+    )
+    try:
+        with session.begin_nested():
+            session.add(req)
+    except IntegrityError as exc:
+        # The partial unique index: one pending request per user.
+        raise Conflict(
+            MembersError.REVIEW_PENDING, "you already have a request under review"
+        ) from exc
+    if proof_path is not None and data is not None:
+        get_store().put(proof_path, [data])
+    return req
+
+
+def list_requests(
+    session: Session,
+    *,
+    actor: Actor,
+    status: ReviewStatus | None = ReviewStatus.PENDING,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[VerificationRequest]:
+    stmt = scoped(select(VerificationRequest), actor, Permission.MEMBERS_MANAGE)
+    if status is not None:
+        stmt = stmt.where(VerificationRequest.status == status)
+    if after_id is not None:
+        stmt = stmt.where(VerificationRequest.id > after_id)
+    stmt = stmt.order_by(VerificationRequest.id).limit(min(max(limit, 1), 200))
+    return list(session.scalars(stmt))
+
+
+def get_request(session: Session, *, actor: Actor, request_id: int) -> VerificationRequest:
+    return get_scoped(session, VerificationRequest, request_id, actor, Permission.MEMBERS_MANAGE)
+
+
+def open_proof(session: Session, *, actor: Actor, request_id: int) -> tuple[str, str]:
+    """Storage key and content type of the proof image; looking at it is audited (it shows
+    an identity document)."""
+    req = get_request(session, actor=actor, request_id=request_id)
+    if req.proof_path is None or req.proof_content_type is None:
+        raise NotFound("members.proof_not_found", "this request has no proof image")
+    audit.record(
+        session,
+        actor=actor,
+        action="pii.view_proof",
+        org_id=req.org_id,
+        subject_type="verification_request",
+        subject_id=req.id,
+        field="proof",
+    )
+    return req.proof_path, req.proof_content_type
+
+
+def _decide(
+    session: Session, *, actor: Actor, request_id: int, status: ReviewStatus, note: str | None
+) -> VerificationRequest:
+    req = get_request(session, actor=actor, request_id=request_id)
+    # Compare-and-set: of two operators deciding at once, exactly one wins.
+    changed = session.execute(
+        update(VerificationRequest)
+        .where(
+            VerificationRequest.id == req.id,
+            VerificationRequest.status == ReviewStatus.PENDING,
+        )
+        .values(status=status, decided_by=actor.user_id, decided_at=now(), decision_note=note)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) != 1:
+        raise Conflict(MembersError.REVIEW_DECIDED, "this request has already been decided")
+    session.refresh(req)
+    return req
+
+
+def approve(
+    session: Session, *, actor: Actor, request_id: int, note: str | None = None
+) -> VerificationRequest:
+    """Approve: the person joins the request's org roster if they are on no roster (or
+    their entry's name is corrected when it is in the operator's subtree), and the user
+    becomes a verified member."""
+    req = _decide(
+        session, actor=actor, request_id=request_id, status=ReviewStatus.APPROVED, note=note
+    )
+    entry = session.scalar(
+        select(RosterEntry).where(RosterEntry.id_number_hash == req.id_number_hash)
+    )
+    if entry is None:
+        entry = RosterEntry(
+            org_id=req.org_id,
+            id_number_hash=req.id_number_hash,
+            id_number_enc=req.id_number_enc,
+            name_hash=req.name_hash,
+            name_enc=req.name_enc,
+        )
+        session.add(entry)
+        session.flush()
+    else:
+        # The operator may only correct an entry they manage; elsewhere is not theirs.
+        in_scope = session.scalar(
+            scoped(select(RosterEntry.id), actor, Permission.MEMBERS_MANAGE).where(
+                RosterEntry.id == entry.id
+            )
+        )
+        if in_scope is None:
+            raise Conflict(
+                MembersError.ON_OTHER_ROSTER,
+                "this person is on the roster of a union outside yours",
+            )
+        entry.name_hash, entry.name_enc = req.name_hash, req.name_enc
+        entry.updated_at = now()
+    existing = session.scalar(select(Membership).where(Membership.user_id == req.user_id))
+    if existing is not None and existing.status == MembershipStatus.VERIFIED:
+        raise Conflict(MembersError.ALREADY_VERIFIED, "the user is already a verified member")
+    try:
+        with session.begin_nested():
+            session.add(
+                Membership(
+                    user_id=req.user_id,
+                    roster_entry_id=entry.id,
+                    org_id=entry.org_id,
+                    verified_via="review",
+                )
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            MembersError.CLAIMED_BY_OTHER,
+            "this roster entry is already verified by another account",
+        ) from exc
+    _audit_decision(session, actor=actor, req=req, action="members.review_approve")
+    user_id = req.user_id
+    on_commit(session, lambda: principals.forget_user(user_id))
+    return req
+
+
+def reject(session: Session, *, actor: Actor, request_id: int, note: str) -> VerificationRequest:
+    req = _decide(
+        session, actor=actor, request_id=request_id, status=ReviewStatus.REJECTED, note=note
+    )
+    _audit_decision(session, actor=actor, req=req, action="members.review_reject")
+    return req
+
+
+def _audit_decision(
+    session: Session, *, actor: Actor, req: VerificationRequest, action: str
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        org_id=req.org_id,
+        subject_type="verification_request",
+        subject_id=req.id,
+        reason=req.decision_note,
+        details={"user_id": req.user_id, "failure_code": req.failure_code},
+    )
+
+
+def latest_for_user(session: Session, *, user_id: int) -> VerificationRequest | None:
+    return session.scalar(
+        select(VerificationRequest)
+        .where(VerificationRequest.user_id == user_id)
+        .order_by(VerificationRequest.id.desc())
+        .limit(1)
+    )

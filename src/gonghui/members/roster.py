@@ -1,0 +1,205 @@
+"""The roster as staff see it: masked listing and search, one entry, audited unmasking, and
+transfers between orgs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gonghui.accounts import principal as principals
+from gonghui.audit import service as audit
+from gonghui.db import on_commit
+from gonghui.errors import Conflict, InvalidInput, field_error
+from gonghui.members.errors import MembersError
+from gonghui.members.models import Membership, RosterEntry, Transfer
+from gonghui.orgs.models import Org
+from gonghui.pii import PiiField, blind_index, masked, unseal
+from gonghui.tenancy import Actor, Permission, get_scoped, require_org
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class RosterView:
+    """A roster entry with personal data masked."""
+
+    id: int
+    org_id: int
+    org_code: str
+    org_name: str
+    name: str
+    id_number: str
+    phone: str | None
+    member_no: str | None
+    join_date: date | None
+    verified_user_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RosterPage:
+    items: list[RosterView]
+    next_cursor: str | None
+
+
+def view(entry: RosterEntry, org: Org, membership_user_id: int | None) -> RosterView:
+    return RosterView(
+        id=entry.id,
+        org_id=entry.org_id,
+        org_code=org.code,
+        org_name=org.name,
+        name=masked(PiiField.NAME, entry.name_enc) or "",
+        id_number=masked(PiiField.ID_NUMBER, entry.id_number_enc) or "",
+        phone=masked(PiiField.PHONE, entry.phone_enc),
+        member_no=entry.member_no,
+        join_date=entry.join_date,
+        verified_user_id=membership_user_id,
+        created_at=entry.created_at,
+        updated_at=entry.updated_at,
+    )
+
+
+def _parse_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    if not cursor.isdigit():
+        raise InvalidInput(
+            MembersError.BAD_CURSOR,
+            "bad cursor",
+            [field_error("cursor", MembersError.BAD_CURSOR, "use next_cursor from a page")],
+        )
+    return int(cursor)
+
+
+def list_roster(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    cursor: str | None = None,
+    limit: int = 50,
+    id_number: str | None = None,
+    phone: str | None = None,
+) -> RosterPage:
+    """Entries of ``org_id``'s subtree, by id; exact search by ID number or phone goes
+    through the blind index (the only way to find a person without decrypting)."""
+    org = require_org(session, actor, Permission.MEMBERS_READ, org_id)
+    limit = min(max(limit, 1), MAX_PAGE)
+    stmt = (
+        select(RosterEntry, Org, Membership.user_id)
+        .join(Org, Org.id == RosterEntry.org_id)
+        .outerjoin(Membership, Membership.roster_entry_id == RosterEntry.id)
+        .where(Org.path.startswith(org.path))
+    )
+    after = _parse_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(RosterEntry.id > after)
+    if id_number:
+        stmt = stmt.where(RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, id_number))
+    if phone:
+        stmt = stmt.where(RosterEntry.phone_hash == blind_index(PiiField.PHONE, phone))
+    rows = session.execute(stmt.order_by(RosterEntry.id).limit(limit + 1)).all()
+    items = [view(entry, entry_org, user_id) for entry, entry_org, user_id in rows[:limit]]
+    next_cursor = str(items[-1].id) if len(rows) > limit else None
+    return RosterPage(items=items, next_cursor=next_cursor)
+
+
+def get_entry(
+    session: Session, *, actor: Actor, entry_id: int, permission: Permission
+) -> RosterEntry:
+    return get_scoped(session, RosterEntry, entry_id, actor, permission)
+
+
+def get_view(session: Session, *, actor: Actor, entry_id: int) -> RosterView:
+    entry = get_entry(session, actor=actor, entry_id=entry_id, permission=Permission.MEMBERS_READ)
+    return _view_of(session, entry)
+
+
+def _view_of(session: Session, entry: RosterEntry) -> RosterView:
+    org = session.get(Org, entry.org_id)
+    assert org is not None
+    user_id = session.scalar(
+        select(Membership.user_id).where(Membership.roster_entry_id == entry.id)
+    )
+    return view(entry, org, user_id)
+
+
+def unmask(
+    session: Session, *, actor: Actor, entry_id: int, field: PiiField, reason: str
+) -> str | None:
+    """The plain value of one personal field, for staff holding ``pii.unmask`` over the
+    entry's org; the read is written to the audit log in the same transaction."""
+    entry = get_entry(session, actor=actor, entry_id=entry_id, permission=Permission.PII_UNMASK)
+    blob = {
+        PiiField.NAME: entry.name_enc,
+        PiiField.ID_NUMBER: entry.id_number_enc,
+        PiiField.PHONE: entry.phone_enc,
+    }[field]
+    audit.record(
+        session,
+        actor=actor,
+        action="pii.unmask",
+        org_id=entry.org_id,
+        subject_type="roster_entry",
+        subject_id=entry.id,
+        field=str(field),
+        reason=reason,
+    )
+    return None if blob is None else unseal(field, blob)
+
+
+def transfer(
+    session: Session, *, actor: Actor, entry_id: int, to_org_id: int, reason: str | None
+) -> RosterView:
+    """Move a person to another org's roster; their membership moves with them. The caller
+    must manage both the source and the destination org."""
+    entry = get_entry(session, actor=actor, entry_id=entry_id, permission=Permission.MEMBERS_MANAGE)
+    target = require_org(session, actor, Permission.MEMBERS_MANAGE, to_org_id)
+    if target.archived_at is not None:
+        raise Conflict(MembersError.ORG_ARCHIVED, "cannot transfer into an archived org")
+    if target.id == entry.org_id:
+        raise InvalidInput(
+            MembersError.TRANSFER_SAME_ORG,
+            "the person is already on this org's roster",
+            [field_error("to_org_id", MembersError.TRANSFER_SAME_ORG, "same org")],
+        )
+    from_org = entry.org_id
+    entry.org_id = target.id
+    session.execute(
+        update(Membership)
+        .where(Membership.roster_entry_id == entry.id)
+        .values(org_id=target.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.add(
+        Transfer(
+            roster_entry_id=entry.id,
+            from_org_id=from_org,
+            to_org_id=target.id,
+            by_user_id=actor.user_id,
+            reason=reason,
+        )
+    )
+    # One row on each side, so that the auditors of either org see the move.
+    for side in (from_org, target.id):
+        audit.record(
+            session,
+            actor=actor,
+            action="members.transfer",
+            org_id=side,
+            subject_type="roster_entry",
+            subject_id=entry.id,
+            reason=reason,
+            details={"from_org_id": from_org, "to_org_id": target.id},
+        )
+    user_id = session.scalar(
+        select(Membership.user_id).where(Membership.roster_entry_id == entry.id)
+    )
+    if user_id is not None:
+        on_commit(session, lambda: principals.forget_user(user_id))
+    session.flush()
+    return _view_of(session, entry)

@@ -1,0 +1,442 @@
+"""Roster import: a file of people becomes roster entries, bad rows become an error report.
+
+An import owns its units of work: one per 2,000 rows (20,000 for large files), each
+upserting them by ID-number blind index (``INSERT ... ON CONFLICT DO UPDATE``, see
+:mod:`gonghui.members.roster_write`) and advancing the job's progress counters in the same
+transaction, so progress never runs ahead of the data.
+Bad rows are written to an error report (row, field, code, reason; never the values) and
+never block the good ones. Validation and sealing are the CPU cost; large files hand them
+to a process pool while this process reads the file and writes the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import multiprocessing
+import os
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gonghui.audit import service as audit
+from gonghui.clock import local_day, now
+from gonghui.db import is_sqlite, on_commit, unit_of_work
+from gonghui.errors import PayloadTooLarge
+from gonghui.members.errors import MembersError
+from gonghui.members.models import ImportJob, ImportStatus
+from gonghui.members.roster_file import RawRow, RosterFileError, RosterReader
+from gonghui.members.roster_rows import (
+    PreparedBatch,
+    RowError,
+    RowPreparer,
+    init_worker,
+    prepare_in_worker,
+)
+from gonghui.members.roster_write import Tally, write_batch
+from gonghui.orgs.models import Org
+from gonghui.pii import BulkSealer
+from gonghui.storage import get_store
+from gonghui.tenancy import Actor, Permission, get_scoped, require_org, subtree_condition
+
+log = logging.getLogger("gonghui.members.import")
+
+# Rows per executemany and per task handed to a worker process; also rows per transaction
+# for ordinary files.
+BATCH_ROWS = 2000
+# Large files (hundreds of thousands of rows) are validated and sealed by a process pool
+# and written in bigger transactions: with random blind-index keys each transaction
+# rewrites most index leaves it touches, so fewer, larger ones write far less. A 20,000-row
+# transaction holds SQLite's write lock for a fraction of a second.
+LARGE_FILE_BYTES = 8 * 1024 * 1024
+LARGE_TRANSACTION_ROWS = 20_000
+POOL_WORKERS = 2
+SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_CHECKPOINT_PAGES = 64 * 1024  # 256 MB of WAL
+REPORT_HEADER = ("row", "field", "code", "reason")
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    job_id: int
+    bytes_done: int
+    bytes_total: int
+    rows_done: int
+    rows_ok: int
+    rows_failed: int
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+def create_job(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    filename: str,
+    stored_path: str = "",
+    bytes_total: int = 0,
+) -> ImportJob:
+    org = require_org(session, actor, Permission.MEMBERS_MANAGE, org_id)
+    job = ImportJob(
+        org_id=org.id,
+        created_by=actor.user_id,
+        filename=filename[-255:] or "roster",
+        stored_path=stored_path,
+        bytes_total=bytes_total,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, actor: Actor, job_id: int) -> ImportJob:
+    return get_scoped(session, ImportJob, job_id, actor, Permission.MEMBERS_MANAGE)
+
+
+def report_key(job_id: int) -> str:
+    return f"roster-imports/{job_id}/errors.csv"
+
+
+def upload_key(job_id: int) -> str:
+    return f"roster-imports/{job_id}/upload"
+
+
+def _org_map(session: Session, *, actor: Actor, org: Org) -> dict[str, int]:
+    """Codes of the active orgs the import may write to: the target org's subtree, within
+    the actor's own scope."""
+    stmt = select(Org.code, Org.id).where(Org.path.startswith(org.path), Org.archived_at.is_(None))
+    if not actor.is_platform_admin:
+        stmt = stmt.where(subtree_condition(Org.path, actor.roots(Permission.MEMBERS_MANAGE)))
+    return {str(code): int(ident) for code, ident in session.execute(stmt)}
+
+
+Batch = tuple[list[RawRow], int]  # rows, and how many bytes of the file were read by then
+
+
+def _batches(reader: RosterReader, size: int) -> Iterator[Batch]:
+    batch: list[RawRow] = []
+    for row in reader.rows():
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch, reader.bytes_read
+            batch = []
+    if batch:
+        yield batch, reader.bytes_read
+
+
+def _prepared(
+    batches: Iterator[Batch], preparer: RowPreparer, workers: int, init_args: tuple[Any, ...]
+) -> Iterator[tuple[PreparedBatch, int]]:
+    """Prepared batches in file order; with ``workers`` > 1 a bounded window of batches is
+    in flight in a process pool (memory stays constant: the file is never read ahead by
+    more than the window)."""
+    if workers < 1:
+        for rows, mark in batches:
+            yield preparer.prepare(rows), mark
+        return
+    # spawn: the importing process may run threads (the API server), and fork would copy
+    # their locks mid-flight.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=init_worker, initargs=init_args
+    ) as pool:
+        window: deque[tuple[Future[PreparedBatch], int]] = deque()
+        for rows, mark in batches:
+            window.append((pool.submit(prepare_in_worker, rows), mark))
+            if len(window) >= workers * 3:
+                future, done_mark = window.popleft()
+                yield future.result(), done_mark
+        while window:
+            future, done_mark = window.popleft()
+            yield future.result(), done_mark
+
+
+class _ErrorReport:
+    """The error report, spooled to a temporary file and stored when the import ends."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile()
+        self.text = io.TextIOWrapper(self.file, encoding="utf-8-sig", newline="")
+        self.writer = csv.writer(self.text)
+        self.writer.writerow(REPORT_HEADER)
+        self.lines = 0
+
+    def add(self, errors: Iterable[RowError]) -> None:
+        for e in errors:
+            self.writer.writerow((e.row, e.field, e.code, e.reason))
+            self.lines += 1
+
+    def store(self, key: str) -> None:
+        self.text.flush()
+        self.file.seek(0)
+        get_store().put(key, iter(lambda: self.file.read(1 << 16), b""))
+
+    def close(self) -> None:
+        self.text.close()
+
+
+def _pool_size(large: bool, workers: int | None) -> int:
+    """Worker processes for validation and sealing; 0 means in this process."""
+    if workers is not None:
+        return workers
+    cpus = os.cpu_count() or 1
+    return min(cpus - 1, POOL_WORKERS) if large and cpus > 1 else 0
+
+
+def _tune_connection(session: Session, *, large: bool) -> None:
+    # Blind indexes are random keys: every insert lands on a random leaf of the ID and
+    # phone indexes. A page cache that holds those leaves for the whole transaction
+    # (instead of SQLite's 2 MB default) halves the cost of a large import.
+    # Each transaction also rewrites most of those leaves into the WAL; checkpointing
+    # after every commit (SQLite's default, at 1,000 pages) would copy them back into the
+    # database each time, so a large import lets the WAL grow and checkpoints less often.
+    if large and is_sqlite(session):
+        connection = session.connection()
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+
+
+def _untune_connection(session: Session) -> None:
+    if is_sqlite(session):
+        connection = session.connection()
+        connection.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's defaults
+        connection.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
+
+
+def run_import(
+    *,
+    job_id: int,
+    actor: Actor,
+    source: BinaryIO,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+    transaction_rows: int | None = None,
+) -> ImportJob:
+    """Import ``source`` (a seekable binary file) for the job; returns the finished job.
+
+    File-level problems (empty, not a table, no name/ID columns) finish the job as failed
+    with a one-line error report; an unexpected error marks it failed and propagates."""
+    with unit_of_work() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None:
+            raise LookupError(f"import job {job_id} does not exist")
+        org = require_org(session, actor, Permission.MEMBERS_MANAGE, job.org_id)
+        org_map = _org_map(session, actor=actor, org=org)
+        job.status = ImportStatus.RUNNING
+        job.started_at = now()
+        bytes_total, filename, default_org = job.bytes_total, job.filename, org.id
+    allowed = set(org_map.values())
+    sealer = BulkSealer.from_settings()
+    today = local_day()
+    preparer = RowPreparer(
+        sealer=sealer, org_ids_by_code=org_map, default_org_id=default_org, today=today
+    )
+    init_args = (sealer.hmac_key, sealer.encryption_key, org_map, default_org, today)
+    reader = RosterReader(source, filename)
+    report = _ErrorReport()
+    tally = Tally()
+    failure: str | None = None
+    try:
+        try:
+            large = bytes_total >= LARGE_FILE_BYTES
+            pool = _pool_size(large, workers)
+            per_transaction = transaction_rows or (LARGE_TRANSACTION_ROWS if large else BATCH_ROWS)
+            pending: list[PreparedBatch] = []
+            pending_rows = 0
+            bytes_mark = 0
+
+            def flush(bytes_mark: int) -> None:
+                rows = [row for batch in pending for row in batch.rows]
+                errors = [error for batch in pending for error in batch.errors]
+                for batch in pending:
+                    tally.rows_failed += batch.failed_rows
+                    tally.rows_done += len(batch.rows) + batch.failed_rows
+                with unit_of_work() as session:
+                    _tune_connection(session, large=large)
+                    write_batch(
+                        session,
+                        job_id=job_id,
+                        actor=actor,
+                        allowed_org_ids=allowed,
+                        rows=rows,
+                        report=errors,
+                        tally=tally,
+                        in_key_order=large,
+                    )
+                    _save_progress(session, job_id, bytes_mark, tally)
+                report.add(sorted(errors, key=lambda e: e.row))
+                pending.clear()
+                if progress is not None:
+                    progress(_progress(job_id, bytes_mark, bytes_total, tally))
+
+            for prepared, mark in _prepared(
+                _batches(reader, BATCH_ROWS), preparer, pool, init_args
+            ):
+                pending.append(prepared)
+                pending_rows += len(prepared.rows) + prepared.failed_rows
+                bytes_mark = mark
+                if pending_rows >= per_transaction:
+                    flush(bytes_mark)
+                    pending_rows = 0
+            if pending:
+                flush(bytes_mark)
+        except RosterFileError as exc:
+            failure = exc.code
+            report.add([RowError(1 if exc.code != "file.empty" else 0, "file", exc.code, str(exc))])
+        report.store(report_key(job_id))
+    except BaseException:
+        report.close()
+        _mark_failed(job_id, "internal error")
+        raise
+    report.close()
+    with unit_of_work() as session:
+        if is_sqlite(session):
+            _untune_connection(session)
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        _save_progress(session, job_id, bytes_total or reader.bytes_read, tally)
+        session.refresh(job)
+        job.status = ImportStatus.FAILED if failure else ImportStatus.DONE
+        job.error = failure
+        job.error_report_path = report_key(job_id)
+        job.finished_at = now()
+        audit.record(
+            session,
+            actor=actor,
+            action="members.roster_import",
+            org_id=job.org_id,
+            subject_type="import_job",
+            subject_id=job.id,
+            details={
+                "filename": job.filename,
+                "status": str(job.status),
+                "rows_ok": tally.rows_ok,
+                "rows_failed": tally.rows_failed,
+                "rows_created": tally.rows_created,
+                "rows_updated": tally.rows_updated,
+                "moved": tally.moved,
+            },
+        )
+    if progress is not None:
+        progress(_progress(job_id, bytes_total or reader.bytes_read, bytes_total, tally))
+    return job
+
+
+def _progress(job_id: int, done: int, total: int, tally: Tally) -> ImportProgress:
+    return ImportProgress(job_id, done, total, tally.rows_done, tally.rows_ok, tally.rows_failed)
+
+
+def _save_progress(session: Session, job_id: int, bytes_done: int, tally: Tally) -> None:
+    session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id)
+        .values(
+            bytes_done=bytes_done,
+            rows_done=tally.rows_done,
+            rows_ok=tally.rows_ok,
+            rows_failed=tally.rows_failed,
+            rows_created=tally.rows_created,
+            rows_updated=tally.rows_updated,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _mark_failed(job_id: int, message: str) -> None:
+    try:
+        with unit_of_work() as session:
+            _untune_connection(session)
+            session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id)
+                .values(status=ImportStatus.FAILED, error=message, finished_at=now())
+            )
+    except Exception:  # the original error matters more
+        log.exception("could not mark import job %s failed", job_id)
+
+
+# Background imports started by the API. The thread owns its units of work.
+_threads: dict[int, threading.Thread] = {}
+_threads_lock = threading.Lock()
+
+
+def _run_stored_upload(job_id: int, actor: Actor) -> None:
+    store = get_store()
+    key = upload_key(job_id)
+    try:
+        with store.open(key) as source:
+            run_import(job_id=job_id, actor=actor, source=source)
+    except Exception:
+        log.exception("roster import %s failed", job_id)
+        _mark_failed(job_id, "internal error")
+    finally:
+        # The upload holds personal data in plain text: it lives only while it is imported.
+        store.delete(key)
+        with _threads_lock:
+            _threads.pop(job_id, None)
+
+
+def start_in_background(session: Session, *, job_id: int, actor: Actor) -> None:
+    """Start importing the job's stored upload once the job row is committed."""
+
+    def start() -> None:
+        thread = threading.Thread(
+            target=_run_stored_upload, args=(job_id, actor), name=f"roster-import-{job_id}"
+        )
+        with _threads_lock:
+            _threads[job_id] = thread
+        thread.start()
+
+    on_commit(session, start)
+
+
+def wait_for(job_id: int, timeout: float | None = None) -> None:
+    """Block until a background import of this process has finished (tests, shutdown)."""
+    with _threads_lock:
+        thread = _threads.get(job_id)
+    if thread is not None:
+        thread.join(timeout)
+
+
+def accept_upload(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    filename: str,
+    chunks: Iterable[bytes],
+    max_bytes: int,
+) -> ImportJob:
+    """Create a job for an uploaded roster file, store the file, and import it in the
+    background once this unit of work commits. Too large a file is refused whole (413)."""
+    job = create_job(session, actor=actor, org_id=org_id, filename=filename)
+    key = upload_key(job.id)
+
+    def limited() -> Iterator[bytes]:
+        seen = 0
+        for chunk in chunks:
+            seen += len(chunk)
+            if seen > max_bytes:
+                raise PayloadTooLarge(
+                    MembersError.UPLOAD_TOO_LARGE,
+                    f"the file is larger than {max_bytes} bytes",
+                    {"max_bytes": max_bytes},
+                )
+            yield chunk
+
+    size = get_store().put(key, limited())
+    job.stored_path = key
+    job.bytes_total = size
+    session.flush()
+    start_in_background(session, job_id=job.id, actor=actor)
+    return job
