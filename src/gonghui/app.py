@@ -13,7 +13,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gonghui import models  # noqa: F401  (complete metadata)
 from gonghui.accounts.router import router as auth_router
+from gonghui.activities.lottery.router import router as lottery_router
+from gonghui.activities.router import router as activities_router
 from gonghui.audit.router import router as audit_router
+from gonghui.benefits.router import router as benefits_router
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentUser
 from gonghui.errors import DomainError, RateLimited, envelope
@@ -88,6 +91,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
 
     for router in (auth_router, orgs_router, audit_router):
+        app.include_router(router)
+    for router in (activities_router, lottery_router, benefits_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
