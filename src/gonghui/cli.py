@@ -126,3 +126,24 @@ def create_admin(
 
 def main() -> None:
     sys.exit(app())
+
+
+lottery_app = typer.Typer(no_args_is_help=True, help="Lottery tools.")
+app.add_typer(lottery_app, name="lottery")
+
+
+@lottery_app.command("verify")
+def lottery_verify(
+    file: Annotated[Path, typer.Argument(help="a published draw log (JSON from .../proof)")],
+) -> None:
+    """Recompute every draw of a published lottery log; exit 1 on any mismatch."""
+    from gonghui.activities.lottery.fairness import verify
+
+    log = json.loads(file.read_text())
+    problems = verify(log)
+    for problem in problems:
+        console.print(f"[red]mismatch[/red] {problem}")
+    if problems:
+        console.print(f"[red]{len(problems)} mismatches[/red] in {len(log.get('draws', []))} draws")
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green]: {len(log['draws'])} draws verified")
