@@ -7,10 +7,16 @@ from datetime import datetime
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from gonghui.activities import service
+from gonghui.activities import hub, service
 from gonghui.activities.models import Activity
-from gonghui.activities.schemas import ActivityCreate, ActivityRead, ActivityUpdate
-from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.activities.schemas import (
+    ActivityCreate,
+    ActivityRead,
+    ActivityUpdate,
+    HubPage,
+    TeaserPage,
+)
+from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"])
 
@@ -93,3 +99,22 @@ def clone(
         ends_at=body.ends_at,
     )
     return read(copy)
+
+
+hub_router = APIRouter(prefix="/api/v1", tags=["hub"])
+
+
+@hub_router.get("/hub")
+def get_hub(
+    member: CurrentMember, session: SessionDep, cursor: str | None = None, limit: int = 20
+) -> HubPage:
+    """Live and upcoming activities from the member's union and every union above it."""
+    return hub.member_hub(session, member=member, cursor=cursor, limit=limit)
+
+
+@hub_router.get("/public/activities")
+def get_teasers(
+    session: SessionDep, org_id: int | None = None, cursor: str | None = None, limit: int = 20
+) -> TeaserPage:
+    """For visitors who have not signed in."""
+    return hub.teasers(session, org_id=org_id, cursor=cursor, limit=limit)
