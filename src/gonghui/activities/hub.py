@@ -144,7 +144,7 @@ def member_hub(
                 ends_at=activity.ends_at,
                 eligible=eligibility_problem(session, member=member, activity=activity) is None,
                 me=MemberState(
-                    joined="limit" in mine or "attempts" in mine,
+                    joined=bool(mine),
                     chances_left=chances,
                     prizes_won=int(wins.get(activity.id, 0)),
                 ),
