@@ -18,7 +18,14 @@ from gonghui.benefits.schemas import (
     VoucherRead,
     WalletRead,
 )
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, SessionDep
+from gonghui.db import unit_of_work
+from gonghui.deps import (
+    CurrentMember,
+    CurrentStaff,
+    IdempotencyKey,
+    SessionDep,
+    StandaloneMember,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["benefits"])
 
@@ -51,59 +58,54 @@ def get_ledger(
 
 @router.post("/me/vouchers/{voucher_id}/redeem")
 def redeem_voucher(
-    voucher_id: int,
-    body: RedeemRequest,
-    member: CurrentMember,
-    session: SessionDep,
-    idem: IdempotencyKey,
+    voucher_id: int, body: RedeemRequest, member: StandaloneMember, idem: IdempotencyKey
 ) -> VoucherRead:
-    def act() -> dict[str, Any]:
-        voucher = service.redeem_voucher(
+    with unit_of_work() as session:
+
+        def act() -> dict[str, Any]:
+            voucher = service.redeem_voucher(
+                session,
+                membership_id=member.membership_id,
+                voucher_id=voucher_id,
+                order_cents=body.order_cents,
+            )
+            return VoucherRead.model_validate(voucher).model_dump(mode="json")
+
+        result = idempotency.run_once(
             session,
             membership_id=member.membership_id,
-            voucher_id=voucher_id,
-            order_cents=body.order_cents,
+            key=idem,
+            operation=f"benefits.redeem:{voucher_id}",
+            action=act,
         )
-        return VoucherRead.model_validate(voucher).model_dump(mode="json")
-
-    result = idempotency.run_once(
-        session,
-        membership_id=member.membership_id,
-        key=idem,
-        operation=f"benefits.redeem:{voucher_id}",
-        action=act,
-    )
     return VoucherRead.model_validate(result)
 
 
 @router.post("/me/prizes/{prize_id}/address")
 def give_address(
-    prize_id: int,
-    body: AddressRequest,
-    member: CurrentMember,
-    session: SessionDep,
-    idem: IdempotencyKey,
+    prize_id: int, body: AddressRequest, member: StandaloneMember, idem: IdempotencyKey
 ) -> PrizeRead:
     """Claim a physical prize: where to send it, before the deadline."""
+    with unit_of_work() as session:
 
-    def act() -> dict[str, Any]:
-        prize = service.give_address(
+        def act() -> dict[str, Any]:
+            prize = service.give_address(
+                session,
+                membership_id=member.membership_id,
+                prize_id=prize_id,
+                name=body.name,
+                phone=body.phone,
+                address=body.address,
+            )
+            return PrizeRead.model_validate(prize).model_dump(mode="json")
+
+        result = idempotency.run_once(
             session,
             membership_id=member.membership_id,
-            prize_id=prize_id,
-            name=body.name,
-            phone=body.phone,
-            address=body.address,
+            key=idem,
+            operation=f"benefits.claim:{prize_id}",
+            action=act,
         )
-        return PrizeRead.model_validate(prize).model_dump(mode="json")
-
-    result = idempotency.run_once(
-        session,
-        membership_id=member.membership_id,
-        key=idem,
-        operation=f"benefits.claim:{prize_id}",
-        action=act,
-    )
     return PrizeRead.model_validate(result)
 
 

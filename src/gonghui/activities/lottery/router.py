@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import proof
-from gonghui.deps import CurrentMember, IdempotencyKey, SessionDep
+from gonghui.db import unit_of_work
+from gonghui.deps import IdempotencyKey, SessionDep, StandaloneMember
 
 router = APIRouter(prefix="/api/v1", tags=["lottery"])
 
@@ -50,18 +51,20 @@ class Winner(BaseModel):
 @router.post("/activities/{activity_id}/draws")
 def create_draw(
     activity_id: int,
-    member: CurrentMember,
-    session: SessionDep,
+    member: StandaloneMember,
     idem: IdempotencyKey,
     body: DrawCreate | None = None,
 ) -> DrawRead:
-    result = draws.draw(
-        session,
-        member=member,
-        activity_id=activity_id,
-        client_entropy=(body or DrawCreate()).entropy,
-        idempotency_key=idem,
-    )
+    """Draw once. The draw, its ledger entry and the stored idempotent response are
+    committed before this returns."""
+    with unit_of_work() as session:
+        result = draws.draw(
+            session,
+            member=member,
+            activity_id=activity_id,
+            client_entropy=(body or DrawCreate()).entropy,
+            idempotency_key=idem,
+        )
     return DrawRead.model_validate(result)
 
 

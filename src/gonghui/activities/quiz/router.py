@@ -14,7 +14,14 @@ from gonghui.activities.quiz.schemas import (
     SubmitRequest,
     SubmitResult,
 )
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, SessionDep
+from gonghui.db import unit_of_work
+from gonghui.deps import (
+    CurrentMember,
+    CurrentStaff,
+    IdempotencyKey,
+    SessionDep,
+    StandaloneMember,
+)
 from gonghui.errors import PayloadTooLarge
 from gonghui.settings import get_settings
 
@@ -51,25 +58,26 @@ def import_questions(
 
 
 @router.post("/activities/{activity_id}/quiz/attempts", status_code=status.HTTP_201_CREATED)
-def start_attempt(activity_id: int, member: CurrentMember, session: SessionDep) -> AttemptRead:
-    return attempts.start_attempt(session, member=member, activity_id=activity_id)
+def start_attempt(activity_id: int, member: StandaloneMember) -> AttemptRead:
+    with unit_of_work() as session:
+        return attempts.start_attempt(session, member=member, activity_id=activity_id)
 
 
 @router.post("/quiz/attempts/{attempt_id}/submit")
 def submit_attempt(
     attempt_id: int,
     body: SubmitRequest,
-    member: CurrentMember,
-    session: SessionDep,
+    member: StandaloneMember,
     idem: IdempotencyKey,
 ) -> SubmitResult:
-    return attempts.submit(
-        session,
-        member=member,
-        attempt_id=attempt_id,
-        answers=body.answers,
-        idempotency_key=idem,
-    )
+    with unit_of_work() as session:
+        return attempts.submit(
+            session,
+            member=member,
+            attempt_id=attempt_id,
+            answers=body.answers,
+            idempotency_key=idem,
+        )
 
 
 @router.get("/activities/{activity_id}/quiz/leaderboard")
