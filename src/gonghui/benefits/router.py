@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from gonghui.activities import idempotency
 from gonghui.activities import service as activities
+from gonghui.activities.hotpath import member_write
 from gonghui.benefits import export, service
 from gonghui.benefits.schemas import (
     AddressRequest,
@@ -18,7 +19,6 @@ from gonghui.benefits.schemas import (
     VoucherRead,
     WalletRead,
 )
-from gonghui.db import unit_of_work
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
@@ -60,7 +60,7 @@ def get_ledger(
 def redeem_voucher(
     voucher_id: int, body: RedeemRequest, member: StandaloneMember, idem: IdempotencyKey
 ) -> VoucherRead:
-    with unit_of_work() as session:
+    with member_write() as session:
 
         def act() -> dict[str, Any]:
             voucher = service.redeem_voucher(
@@ -86,7 +86,7 @@ def give_address(
     prize_id: int, body: AddressRequest, member: StandaloneMember, idem: IdempotencyKey
 ) -> PrizeRead:
     """Claim a physical prize: where to send it, before the deadline."""
-    with unit_of_work() as session:
+    with member_write() as session:
 
         def act() -> dict[str, Any]:
             prize = service.give_address(

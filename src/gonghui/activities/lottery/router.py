@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from gonghui.activities.hotpath import member_write
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import proof
-from gonghui.db import unit_of_work
 from gonghui.deps import IdempotencyKey, SessionDep, StandaloneMember
 
 router = APIRouter(prefix="/api/v1", tags=["lottery"])
@@ -57,7 +57,7 @@ def create_draw(
 ) -> DrawRead:
     """Draw once. The draw, its ledger entry and the stored idempotent response are
     committed before this returns."""
-    with unit_of_work() as session:
+    with member_write() as session:
         result = draws.draw(
             session,
             member=member,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, UploadFile, status
 
+from gonghui.activities.hotpath import member_write
 from gonghui.activities.quiz import attempts, bank
 from gonghui.activities.quiz.schemas import (
     AttemptRead,
@@ -14,7 +15,6 @@ from gonghui.activities.quiz.schemas import (
     SubmitRequest,
     SubmitResult,
 )
-from gonghui.db import unit_of_work
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
@@ -59,7 +59,7 @@ def import_questions(
 
 @router.post("/activities/{activity_id}/quiz/attempts", status_code=status.HTTP_201_CREATED)
 def start_attempt(activity_id: int, member: StandaloneMember) -> AttemptRead:
-    with unit_of_work() as session:
+    with member_write() as session:
         return attempts.start_attempt(session, member=member, activity_id=activity_id)
 
 
@@ -70,7 +70,7 @@ def submit_attempt(
     member: StandaloneMember,
     idem: IdempotencyKey,
 ) -> SubmitResult:
-    with unit_of_work() as session:
+    with member_write() as session:
         return attempts.submit(
             session,
             member=member,
