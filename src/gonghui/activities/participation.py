@@ -87,6 +87,8 @@ def claim_participation(session: Session, *, member: MemberInfo, activity: Activ
     """Count one participation (a draw, a quiz attempt) against the per-member limits.
 
     Raises before anything else is written; the caller's transaction rolls back."""
+    if activity.limit_total is None and activity.limit_per_day is None:
+        return
     total_ok = counters.claim(
         session,
         activity_id=activity.id,
