@@ -83,6 +83,13 @@ class QuizConfig(BaseModel):
     kind: Literal["quiz"]
     quiz: QuizRules
 
+    @model_validator(mode="after")
+    def _chances_need_a_lottery(self) -> QuizConfig:
+        reward = self.quiz.reward
+        if isinstance(reward, ChancesReward) and reward.lottery_activity_id is None:
+            raise ValueError("a quiz that rewards lottery chances names lottery_activity_id")
+        return self
+
 
 class LotteryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")

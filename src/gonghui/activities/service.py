@@ -82,9 +82,27 @@ def _audit(session: Session, actor: Actor, action: str, activity: Activity, **de
     )
 
 
+def _check_linked_lottery(session: Session, actor: Actor, config: dict[str, Any]) -> None:
+    """A quiz's chances go to a lottery the operator manages; say which field is wrong."""
+    rules = config.get("quiz")
+    reward = (rules or {}).get("reward") or {}
+    target_id = reward.get("lottery_activity_id")
+    if target_id is None:
+        return
+    target = session.scalar(scoped(select(Activity).where(Activity.id == target_id), actor, MANAGE))
+    if target is None or target.kind not in (ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY):
+        field = "config.quiz.reward.lottery_activity_id"
+        raise InvalidInput(
+            ActivitiesError.BAD_CONFIG,
+            f"activity {target_id} is not a lottery you manage",
+            [field_error(field, ActivitiesError.BAD_CONFIG, "not a lottery you manage")],
+        )
+
+
 def create_activity(session: Session, *, actor: Actor, data: ActivityCreate) -> Activity:
     org = require_org(session, actor, MANAGE, data.org_id)
     _check_window(data.starts_at, data.ends_at)
+    _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
     activity = Activity(
         org_id=org.id,
         kind=ActivityKind(data.config.kind),
@@ -149,6 +167,7 @@ def update_activity(
         if name in changes and changes[name] is not None:
             setattr(activity, name, changes[name])
     if data.config is not None:
+        _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
         activity.config = data.config.model_dump(mode="json")
         activity.kind = ActivityKind(data.config.kind)
     if data.eligibility is not None:

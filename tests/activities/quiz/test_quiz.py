@@ -13,7 +13,13 @@ from gonghui import clock
 from gonghui.activities.quiz.models import Question
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from tests.activities.conftest import Member, MemberFactory, create_activity, lottery_config
+from tests.activities.conftest import (
+    Member,
+    MemberFactory,
+    create_activity,
+    lottery_config,
+    window,
+)
 from tests.fixtures import StaffFactory, Tree
 
 
@@ -263,3 +269,41 @@ def test_leaderboard_orders_by_score_then_speed_with_own_rank(
         ).json()["me"]
         is None
     )
+
+
+def test_chances_must_go_to_a_lottery_the_operator_manages(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op_a = make_staff(tree.city_a, Role.OPERATOR)
+    op_b = make_staff(tree.city_b, Role.OPERATOR)
+    lottery_b = create_activity(api, op_b.headers, tree.city_b, config=lottery_config())
+    quiz_a = create_activity(api, op_a.headers, tree.city_a, config=quiz_config(), publish=False)
+
+    def create(reward: dict[str, Any]) -> httpx.Response:
+        return api.post(
+            "/api/v1/activities",
+            json={
+                "org_id": tree.city_a,
+                "title": "答题",
+                "config": quiz_config(reward=reward),
+                **window(),
+            },
+            headers=op_a.headers,
+        )
+
+    for target in (lottery_b["id"], quiz_a["id"]):
+        resp = create({"type": "chances", "chances": 1, "lottery_activity_id": target})
+        assert resp.status_code == 422
+        assert resp.json()["error"]["details"] == [
+            {
+                "field": "config.quiz.reward.lottery_activity_id",
+                "code": "activities.bad_config",
+                "message": "not a lottery you manage",
+            }
+        ]
+    missing = create({"type": "chances", "chances": 1})
+    assert missing.status_code == 422
+    assert missing.json()["error"]["details"][0]["field"] == "config.quiz"
+    assert [a["id"] for a in api.get("/api/v1/activities", headers=op_a.headers).json()] == [
+        quiz_a["id"]
+    ]
