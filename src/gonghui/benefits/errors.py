@@ -7,3 +7,4 @@ class BenefitsError(StrEnum):
     VOUCHER_NOT_REDEEMABLE = "benefits.voucher_not_redeemable"
     PRIZE_NOT_FOUND = "prize.not_found"
     ADDRESS_CLOSED = "benefits.address_deadline_passed"
+    NOT_SHIPPABLE = "benefits.prize_not_shippable"

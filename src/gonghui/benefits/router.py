@@ -9,9 +9,10 @@ from fastapi import APIRouter, Response
 from gonghui.activities import idempotency
 from gonghui.activities import service as activities
 from gonghui.activities.hotpath import member_write
-from gonghui.benefits import export, service
+from gonghui.benefits import export, fulfilment, service
 from gonghui.benefits.schemas import (
     AddressRequest,
+    FulfilmentLine,
     LedgerEntryRead,
     LedgerPage,
     PrizeRead,
@@ -127,3 +128,25 @@ def export_xlsx(activity_id: int, staff: CurrentStaff, session: SessionDep) -> R
         media_type=XLSX,
         headers={"Content-Disposition": f'attachment; filename="ledger-{activity.id}.xlsx"'},
     )
+
+
+@router.get("/activities/{activity_id}/prizes")
+def list_prizes(
+    activity_id: int, staff: CurrentStaff, session: SessionDep, reveal: bool = False
+) -> list[FulfilmentLine]:
+    """Physical prizes won in the activity; ``reveal=true`` unmasks addresses (audited)."""
+    lines = fulfilment.list_prizes(session, actor=staff, activity_id=activity_id, reveal=reveal)
+    return [
+        FulfilmentLine(
+            prize=PrizeRead.model_validate(line.prize), winner=line.winner, address=line.address
+        )
+        for line in lines
+    ]
+
+
+@router.post("/activities/{activity_id}/prizes/{prize_id}/ship")
+def ship_prize(
+    activity_id: int, prize_id: int, staff: CurrentStaff, session: SessionDep
+) -> PrizeRead:
+    prize = fulfilment.ship(session, actor=staff, activity_id=activity_id, prize_id=prize_id)
+    return PrizeRead.model_validate(prize)

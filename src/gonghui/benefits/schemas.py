@@ -68,3 +68,9 @@ class AddressRequest(BaseModel):
     name: str = Field(min_length=1, max_length=50)
     phone: str = Field(pattern=r"^\+?\d{6,15}$")
     address: str = Field(min_length=4, max_length=300)
+
+
+class FulfilmentLine(BaseModel):
+    prize: PrizeRead
+    winner: str | None
+    address: dict[str, str] | None
