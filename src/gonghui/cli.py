@@ -147,3 +147,21 @@ def lottery_verify(
         console.print(f"[red]{len(problems)} mismatches[/red] in {len(log.get('draws', []))} draws")
         raise typer.Exit(1)
     console.print(f"[green]ok[/green]: {len(log['draws'])} draws verified")
+
+
+benefits_app = typer.Typer(no_args_is_help=True, help="Benefits housekeeping.")
+app.add_typer(benefits_app, name="benefits")
+
+
+@benefits_app.command("sweep")
+def benefits_sweep() -> None:
+    """Expire vouchers past their validity and forfeit prizes with no address by the deadline
+    (each a ledger row); safe to run as often as you like, e.g. from cron."""
+    from gonghui.benefits.fulfilment import forfeit_unclaimed
+    from gonghui.benefits.service import expire_vouchers
+    from gonghui.db import unit_of_work
+
+    with unit_of_work() as session:
+        vouchers = expire_vouchers(session)
+        prizes = forfeit_unclaimed(session)
+    console.print(f"expired {vouchers} vouchers, forfeited {prizes} prizes")

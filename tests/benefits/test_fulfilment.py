@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+from typer.testing import CliRunner
 
 from gonghui import clock
 from gonghui.audit.models import AuditEntry
 from gonghui.benefits.fulfilment import forfeit_unclaimed
 from gonghui.benefits.models import LedgerEntry
+from gonghui.cli import app
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from tests.activities.conftest import MemberFactory, create_activity, lottery_config
@@ -57,8 +59,10 @@ def test_operator_ships_a_claimed_prize_and_unclaimed_ones_are_forfeited(
     assert api.post(f"{base}/{prize_ids[1]}/ship", headers=op_b.headers).status_code == 404
 
     clock.advance(timedelta(hours=25))
+    result = CliRunner().invoke(app, ["benefits", "sweep"])
+    assert result.exit_code == 0, result.output
+    assert "forfeited 1 prizes" in result.output
     with unit_of_work() as session:
-        assert forfeit_unclaimed(session) == 1
         assert forfeit_unclaimed(session) == 0
         rows = session.query(LedgerEntry).filter_by(prize_id=prize_ids[1]).order_by("id").all()
         assert [(str(r.action), r.amount) for r in rows] == [("issue", 1), ("expire", -1)]

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 from sqlalchemy.orm import Session
 
@@ -38,10 +39,15 @@ def _process_lock_fd() -> int:
     return _lock_fd[1]
 
 
+@cache
+def _on_sqlite() -> bool:
+    return get_settings().is_sqlite
+
+
 @contextmanager
 def member_write() -> Iterator[Session]:
     """A write transaction committed before the block returns (and so before the reply)."""
-    if not get_settings().is_sqlite:
+    if not _on_sqlite():
         with unit_of_work() as session:
             yield session
         return

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from gonghui.activities import hub, service
+from gonghui.activities import hub, service, stats
 from gonghui.activities.models import Activity
 from gonghui.activities.schemas import (
     ActivityCreate,
@@ -118,3 +119,9 @@ def get_teasers(
 ) -> TeaserPage:
     """For visitors who have not signed in."""
     return hub.teasers(session, org_id=org_id, cursor=cursor, limit=limit)
+
+
+@router.get("/{activity_id}/stats")
+def get_stats(activity_id: int, staff: CurrentStaff, session: SessionDep) -> dict[str, Any]:
+    """Draws, stock left per prize, quiz passes and budget spent, for watching it live."""
+    return stats.activity_stats(session, actor=staff, activity_id=activity_id)

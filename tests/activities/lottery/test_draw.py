@@ -54,6 +54,15 @@ def test_never_more_winners_than_stock(
     assert outcomes == ["won", "won", "out_of_stock", "out_of_stock"]
     assert _stock(activity["id"]) == [0]
     assert _ledger_count(activity["id"]) == 2
+    stats = api.get(f"/api/v1/activities/{activity['id']}/stats", headers=op.headers).json()
+    assert (stats["draws"], stats["members_drawing"]) == (4, 4)
+    assert [(p["initial_stock"], p["stock"], p["won"]) for p in stats["prizes"]] == [(2, 0, 2)]
+    assert stats["budget"] == {
+        "cents_total": None,
+        "cents_spent": 1000,
+        "points_total": None,
+        "points_spent": 0,
+    }
 
 
 def test_one_free_chance_a_day_and_a_cap_on_wins(
