@@ -13,7 +13,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gonghui import models  # noqa: F401  (complete metadata)
 from gonghui.accounts.router import router as auth_router
+from gonghui.activities.lottery.router import router as lottery_router
+from gonghui.activities.quiz.router import router as quiz_router
+from gonghui.activities.router import hub_router
+from gonghui.activities.router import router as activities_router
 from gonghui.audit.router import router as audit_router
+from gonghui.benefits.router import router as benefits_router
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentUser
 from gonghui.errors import DomainError, RateLimited, envelope
@@ -91,6 +96,8 @@ def create_app() -> FastAPI:
     for router in (auth_router, orgs_router, audit_router):
         app.include_router(router)
     app.include_router(members_router)
+    for router in (activities_router, hub_router, lottery_router, quiz_router, benefits_router):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

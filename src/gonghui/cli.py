@@ -199,3 +199,42 @@ def roster_import(
 
 def main() -> None:
     sys.exit(app())
+
+
+lottery_app = typer.Typer(no_args_is_help=True, help="Lottery tools.")
+app.add_typer(lottery_app, name="lottery")
+
+
+@lottery_app.command("verify")
+def lottery_verify(
+    file: Annotated[Path, typer.Argument(help="a published draw log (JSON from .../proof)")],
+) -> None:
+    """Recompute every draw of a published lottery log; exit 1 on any mismatch."""
+    from gonghui.activities.lottery.fairness import verify
+
+    log = json.loads(file.read_text())
+    problems = verify(log)
+    for problem in problems:
+        console.print(f"[red]mismatch[/red] {problem}")
+    if problems:
+        console.print(f"[red]{len(problems)} mismatches[/red] in {len(log.get('draws', []))} draws")
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green]: {len(log['draws'])} draws verified")
+
+
+benefits_app = typer.Typer(no_args_is_help=True, help="Benefits housekeeping.")
+app.add_typer(benefits_app, name="benefits")
+
+
+@benefits_app.command("sweep")
+def benefits_sweep() -> None:
+    """Expire vouchers past their validity and forfeit prizes with no address by the deadline
+    (each a ledger row); safe to run as often as you like, e.g. from cron."""
+    from gonghui.benefits.fulfilment import forfeit_unclaimed
+    from gonghui.benefits.service import expire_vouchers
+    from gonghui.db import unit_of_work
+
+    with unit_of_work() as session:
+        vouchers = expire_vouchers(session)
+        prizes = forfeit_unclaimed(session)
+    console.print(f"expired {vouchers} vouchers, forfeited {prizes} prizes")

@@ -84,3 +84,22 @@ def idempotency_key(
 
 
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+
+
+def get_member_standalone(request: Request) -> MemberInfo:
+    """The member, resolved in a short read-only transaction of its own.
+
+    For hot write endpoints that open their own ``unit_of_work`` inside the handler: the
+    write transaction (SQLite's write lock, a PostgreSQL connection) is then held within one
+    worker-thread call. With ``SessionDep`` it is held across the dependency and handler
+    thread hops, and under a burst the threads waiting for the lock can take every
+    thread-pool slot that the lock holder needs to finish.
+    """
+    with unit_of_work(read_only=True) as session:
+        principal = principals.resolve(session, _bearer(request))
+    if principal.member is None:
+        raise PermissionDenied(AccountsError.NOT_MEMBER, "verify your union membership first")
+    return principal.member
+
+
+StandaloneMember = Annotated[MemberInfo, Depends(get_member_standalone)]

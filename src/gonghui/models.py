@@ -1,8 +1,21 @@
 """Imports every domain's models so that ``Base.metadata`` is complete (Alembic, tests)."""
 
 from gonghui.accounts import models as accounts_models
+from gonghui.activities import models as activities_models
+from gonghui.activities.lottery import models as lottery_models
+from gonghui.activities.quiz import models as quiz_models
 from gonghui.audit import models as audit_models
+from gonghui.benefits import models as benefits_models
 from gonghui.members import models as members_models
 from gonghui.orgs import models as orgs_models
 
-__all__ = ["accounts_models", "audit_models", "members_models", "orgs_models"]
+__all__ = [
+    "accounts_models",
+    "activities_models",
+    "audit_models",
+    "benefits_models",
+    "lottery_models",
+    "members_models",
+    "orgs_models",
+    "quiz_models",
+]

@@ -66,7 +66,8 @@ def decode_access_token(token: str) -> AccessClaims:
             token,
             get_keys().token_signing_key,
             algorithms=[_ALGORITHM],
-            options={"require": ["exp", "sub", "sid"], "verify_exp": False},
+            # iat and exp are checked against the server clock below, not the wall clock.
+            options={"require": ["exp", "sub", "sid"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated(AccountsError.TOKEN_INVALID, "invalid access token") from exc

@@ -1,0 +1,302 @@
+"""Lottery draw burst: wrk draws against a 2-process server, compared with GET /api/v1/ping.
+
+Seeds verified members (pre-issued tokens) and a live lottery with enough chances for the
+whole run, then runs wrk (64 connections) on the trivial authenticated endpoint and on
+draws, each request a draw by the next member. Checks afterwards that stock + wins equals
+the initial stock and that the ledger holds one row per win.
+
+Environment: BENCH_MEMBERS (20000), BENCH_PRIZES (2000), BENCH_SECONDS (10),
+BENCH_CONNECTIONS (64), GONGHUI_BENCH_DATABASE_URL (empty: SQLite in a temp dir).
+Last line: one JSON object (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GONGHUI = Path(sys.executable).parent / "gonghui"
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "20000"))
+PRIZES = int(os.environ.get("BENCH_PRIZES", "2000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+
+WRK_SCRIPT = r"""
+local tokens = {}
+for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
+local path = os.getenv("BENCH_PATH")
+local method = os.getenv("BENCH_METHOD")
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread)
+  thread:set("id", thread_id)
+  thread_id = thread_id + 1
+  table.insert(threads, thread)
+end
+function init(args) counter = id * 1000003 end
+function request()
+  counter = counter + 1
+  local token = tokens[(counter % #tokens) + 1]
+  local body = nil
+  local headers = {["Authorization"] = "Bearer " .. token}
+  if method == "POST" then
+    headers["Content-Type"] = "application/json"
+    body = '{"entropy":"b' .. counter .. '"}'
+  end
+  return wrk.format(method, path, headers, body)
+end
+function done(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout + summary.errors.status
+  io.write(string.format(
+    "BENCH_JSON {\"requests\": %d, \"seconds\": %f, \"p50_us\": %d, "
+      .. "\"p99_us\": %d, \"errors\": %d, \"non2xx\": %d}\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    errors, summary.errors.status))
+end
+"""
+
+
+def seed(spec_json: str) -> None:
+    """Child process: members with tokens and a published lottery; prints JSON."""
+    from gonghui import clock
+    from gonghui.accounts.service import create_user
+    from gonghui.accounts.tokens import start_session
+    from gonghui.activities import service as activities
+    from gonghui.activities.schemas import ActivityCreate
+    from gonghui.db import unit_of_work
+    from gonghui.members import service as members
+    from gonghui.members.idnumber import check_character
+    from gonghui.migrations import upgrade
+    from gonghui.orgs import service as orgs
+    from gonghui.orgs.models import OrgLevel
+    from gonghui.tenancy import SYSTEM
+
+    spec = json.loads(spec_json)
+    upgrade()
+    tokens: list[str] = []
+    with unit_of_work() as session:
+        org = orgs.create_org(
+            session, actor=SYSTEM, code="BENCH", name="压测", level=OrgLevel.CITY, parent_id=None
+        )
+        org_id = org.id
+    for start in range(0, spec["members"], 1000):
+        with unit_of_work() as session:
+            for n in range(start, min(start + 1000, spec["members"])):
+                first17 = f"440101{1900 + n // 1000:04d}0101{n % 1000:03d}"
+                number = first17 + check_character(first17)
+                user = create_user(session, display_name=f"m{n}")
+                members.add_roster_entry(
+                    session, actor=SYSTEM, org_id=org_id, name=f"会员{n}", id_number=number
+                )
+                members.verify(session, user_id=user.id, name=f"会员{n}", id_number=number)
+                tokens.append(start_session(session, user=user).access_token)
+    with unit_of_work() as session:
+        begin = clock.now() - timedelta(minutes=1)
+        activity = activities.create_activity(
+            session,
+            actor=SYSTEM,
+            data=ActivityCreate.model_validate(
+                {
+                    "org_id": org_id,
+                    "title": "bench",
+                    "starts_at": begin.isoformat(),
+                    "ends_at": (begin + timedelta(days=1)).isoformat(),
+                    "config": {
+                        "kind": "lottery",
+                        "lottery": {
+                            "prizes": [
+                                {
+                                    "name": "券",
+                                    "kind": "voucher",
+                                    "weight": 1,
+                                    "stock": spec["prizes"],
+                                    "value": 100,
+                                },
+                                {"name": "谢谢参与", "kind": "none", "weight": 3},
+                            ],
+                            "free_draws_per_day": 100,
+                            "max_wins_per_member": None,
+                        },
+                    },
+                }
+            ),
+        )
+        activities.publish(session, actor=SYSTEM, activity_id=activity.id)
+        activity_id = activity.id
+    sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wrk(base: str, method: str, path: str, tokens: Path, env: dict[str, str]) -> dict[str, float]:
+    script = tokens.with_name("bench.lua")
+    script.write_text(WRK_SCRIPT)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), base],
+        env={**env, "BENCH_TOKENS": str(tokens), "BENCH_PATH": path, "BENCH_METHOD": method},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"BENCH_JSON (\{.*\})", out)
+    assert match, out
+    data = json.loads(match.group(1))
+    return {
+        "rps": data["requests"] / data["seconds"],
+        "p50_ms": data["p50_us"] / 1000,
+        "p99_ms": data["p99_us"] / 1000,
+        "errors": data["errors"],
+        "non2xx": data["non2xx"],
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Sum of VmHWM over the server's process group (master and workers)."""
+    total_kb = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+            if os.getpgid(int(status.parent.name)) != pid:
+                continue
+        except (OSError, ProcessLookupError):
+            continue
+        match = re.search(r"VmHWM:\s+(\d+)", text)
+        total_kb += int(match.group(1)) if match else 0
+    return total_kb / 1024
+
+
+def main() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="gonghui-bench-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "GONGHUI_ENV": "test",
+        "GONGHUI_DATA_DIR": str(data_dir),
+        "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_BENCH_DATABASE_URL", ""),
+        "GONGHUI_LOG_LEVEL": "WARNING",
+        "GONGHUI_ACCESS_TOKEN_TTL_S": "7200",
+    }
+    backend = "postgresql" if env["GONGHUI_DATABASE_URL"] else "sqlite"
+    started = time.monotonic()
+    seeded = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--seed",
+                json.dumps({"members": MEMBERS, "prizes": PRIZES}),
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    print(f"seeded {MEMBERS} members in {time.monotonic() - started:.0f}s ({backend})")
+    tokens = data_dir / "tokens.txt"
+    tokens.write_text("\n".join(seeded["tokens"]) + "\n")
+    with (data_dir / "server.log").open("ab") as log:
+        server = subprocess.Popen(
+            [str(GONGHUI), "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready")
+            time.sleep(0.2)
+        ping = wrk(base, "GET", "/api/v1/ping", tokens, env)
+        draws = wrk(base, "POST", f"/api/v1/activities/{seeded['activity_id']}/draws", tokens, env)
+        rss = peak_rss_mb(server.pid)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+    from sqlalchemy import create_engine, text
+
+    url = env["GONGHUI_DATABASE_URL"] or f"sqlite:///{data_dir / 'gonghui.db'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        aid = seeded["activity_id"]
+        stock, initial = conn.execute(
+            text(
+                "SELECT stock, initial_stock FROM activities_lottery_prize "
+                "WHERE activity_id = :a AND position = 0"
+            ),
+            {"a": aid},
+        ).one()
+        won = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM activities_lottery_draw "
+                "WHERE activity_id = :a AND outcome = 'won'"
+            ),
+            {"a": aid},
+        ).scalar_one()
+        ledger = conn.execute(
+            text("SELECT COUNT(*) FROM benefits_ledger_entry WHERE activity_id = :a"), {"a": aid}
+        ).scalar_one()
+        drawn = conn.execute(
+            text("SELECT COUNT(*) FROM activities_lottery_draw WHERE activity_id = :a"), {"a": aid}
+        ).scalar_one()
+    engine.dispose()
+    invariants_ok = stock + won == initial and ledger == won and stock >= 0
+    ratio = draws["rps"] / ping["rps"] if ping["rps"] else 0.0
+    print(f"{'workload':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, row in (("ping (trivial)", ping), ("lottery draw", draws)):
+        print(
+            f"{name:<22}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
+            f"{row['errors']:>8.0f}"
+        )
+    print(f"draws recorded {drawn}, won {won}, stock left {stock} of {initial}, ledger {ledger}")
+    print(
+        json.dumps(
+            {
+                "workload": "lottery_draw",
+                "backend": backend,
+                "ops_per_s": round(draws["rps"], 1),
+                "p50_ms": round(draws["p50_ms"], 2),
+                "p99_ms": round(draws["p99_ms"], 2),
+                "ratio_to_trivial": round(ratio, 3),
+                "trivial_ops_per_s": round(ping["rps"], 1),
+                "errors": draws["errors"],
+                "peak_rss_mb": round(rss, 1),
+                "invariants_ok": bool(invariants_ok and draws["non2xx"] == 0),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--seed":
+        seed(sys.argv[2])
+    else:
+        main()

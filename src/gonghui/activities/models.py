@@ -1,0 +1,95 @@
+"""Activities: the activity row, per-member counters (limits, chances, wins), idempotency."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gonghui.clock import now
+from gonghui.db import Base, BigId, IdPk
+
+
+class ActivityKind(StrEnum):
+    QUIZ = "quiz"
+    LOTTERY = "lottery"
+    QUIZ_LOTTERY = "quiz_lottery"
+
+
+class ActivityStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    PAUSED = "paused"
+    ENDED = "ended"
+    ARCHIVED = "archived"
+
+
+class Activity(Base):
+    __tablename__ = "activities_activity"
+    __table_args__ = (Index("ix_activities_activity_status_starts", "status", "starts_at"),)
+
+    id: Mapped[IdPk]
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    kind: Mapped[ActivityKind] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The stored status; the schedule window turns "scheduled" into live or ended as time
+    # passes (see ``lifecycle.effective_status``), so no job has to flip it on time.
+    status: Mapped[ActivityStatus] = mapped_column(String(16), default=ActivityStatus.DRAFT)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    eligibility: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    limit_total: Mapped[int | None]
+    limit_per_day: Mapped[int | None]
+    budget_cents: Mapped[int | None]
+    budget_points: Mapped[int | None]
+    # Verifiable draws: SHA-256 of the seed is public from publication; the seed after the end.
+    seed_commitment: Mapped[str | None] = mapped_column(String(64))
+    seed: Mapped[str | None] = mapped_column(String(64))
+    cloned_from_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("activities_activity.id"))
+    created_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+    published_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+
+class Counter(Base):
+    """One per (activity, member, scope): ``used`` never passes ``granted``.
+
+    Scopes: ``limit`` and ``limit:<day>`` (per-member limits), ``free:<day>`` (free draws),
+    ``earned`` (chances earned by a quiz), ``wins``, ``draws`` (the member's draw number),
+    ``attempts:<day>`` (quiz attempts). Claiming is one ``UPDATE ... WHERE used < granted``.
+    """
+
+    __tablename__ = "activities_counter"
+    __table_args__ = (UniqueConstraint("activity_id", "membership_id", "scope"),)
+
+    id: Mapped[IdPk]
+    activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities_activity.id"))
+    membership_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("members_membership.id"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(32))
+    used: Mapped[int] = mapped_column(default=0)
+    granted: Mapped[int] = mapped_column(default=0)
+
+
+class IdempotentResponse(Base):
+    """The first response to a member's request with an ``Idempotency-Key``; retries get it."""
+
+    __tablename__ = "activities_idempotent_response"
+    __table_args__ = (UniqueConstraint("membership_id", "key"),)
+
+    id: Mapped[IdPk]
+    membership_id: Mapped[int] = mapped_column(BigId, ForeignKey("members_membership.id"))
+    key: Mapped[str] = mapped_column(String(128))
+    operation: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(default=200)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=now)

@@ -1,0 +1,87 @@
+"""Question banks (operators) and quiz attempts and leaderboards (members)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, UploadFile, status
+
+from gonghui.activities.hotpath import member_write
+from gonghui.activities.quiz import attempts, bank
+from gonghui.activities.quiz.schemas import (
+    AttemptRead,
+    ImportResult,
+    Leaderboard,
+    QuestionCreate,
+    QuestionRead,
+    SubmitRequest,
+    SubmitResult,
+)
+from gonghui.deps import (
+    CurrentMember,
+    CurrentStaff,
+    IdempotencyKey,
+    SessionDep,
+    StandaloneMember,
+)
+from gonghui.errors import PayloadTooLarge
+from gonghui.settings import get_settings
+
+router = APIRouter(prefix="/api/v1", tags=["quiz"])
+
+
+@router.post("/orgs/{org_id}/questions", status_code=status.HTTP_201_CREATED)
+def create_question(
+    org_id: int, body: QuestionCreate, staff: CurrentStaff, session: SessionDep
+) -> QuestionRead:
+    question = bank.create_question(session, actor=staff, org_id=org_id, data=body)
+    return QuestionRead.model_validate(question)
+
+
+@router.get("/orgs/{org_id}/questions")
+def list_questions(
+    org_id: int, staff: CurrentStaff, session: SessionDep, tag: str | None = None
+) -> list[QuestionRead]:
+    questions = bank.list_questions(session, actor=staff, org_id=org_id, tag=tag)
+    return [QuestionRead.model_validate(q) for q in questions]
+
+
+@router.post("/orgs/{org_id}/questions/import", status_code=status.HTTP_201_CREATED)
+def import_questions(
+    org_id: int, file: UploadFile, staff: CurrentStaff, session: SessionDep
+) -> ImportResult:
+    """Import an XLSX question sheet (all rows or none)."""
+    limit = get_settings().upload_max_bytes
+    content = file.file.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge("request.too_large", f"the file is larger than {limit} bytes")
+    created = bank.import_xlsx(session, actor=staff, org_id=org_id, content=content)
+    return ImportResult(created=created)
+
+
+@router.post("/activities/{activity_id}/quiz/attempts", status_code=status.HTTP_201_CREATED)
+def start_attempt(activity_id: int, member: StandaloneMember) -> AttemptRead:
+    with member_write() as session:
+        return attempts.start_attempt(session, member=member, activity_id=activity_id)
+
+
+@router.post("/quiz/attempts/{attempt_id}/submit")
+def submit_attempt(
+    attempt_id: int,
+    body: SubmitRequest,
+    member: StandaloneMember,
+    idem: IdempotencyKey,
+) -> SubmitResult:
+    with member_write() as session:
+        return attempts.submit(
+            session,
+            member=member,
+            attempt_id=attempt_id,
+            answers=body.answers,
+            idempotency_key=idem,
+        )
+
+
+@router.get("/activities/{activity_id}/quiz/leaderboard")
+def get_leaderboard(
+    activity_id: int, member: CurrentMember, session: SessionDep, limit: int = 20
+) -> Leaderboard:
+    return attempts.leaderboard(session, member=member, activity_id=activity_id, limit=limit)

@@ -1,0 +1,127 @@
+"""Operators' activity API: create, edit, publish, pause, resume, end, archive, clone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from gonghui.activities import hub, service, stats
+from gonghui.activities.models import Activity
+from gonghui.activities.schemas import (
+    ActivityCreate,
+    ActivityRead,
+    ActivityUpdate,
+    HubPage,
+    TeaserPage,
+)
+from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
+
+router = APIRouter(prefix="/api/v1/activities", tags=["activities"])
+
+
+class CloneRequest(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+def read(activity: Activity) -> ActivityRead:
+    return ActivityRead.model_validate(
+        {
+            **{c: getattr(activity, c) for c in ActivityRead.model_fields if hasattr(activity, c)},
+            "status": service.effective_status(activity),
+        }
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_activity(body: ActivityCreate, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    return read(service.create_activity(session, actor=staff, data=body))
+
+
+@router.get("")
+def list_activities(
+    staff: CurrentStaff, session: SessionDep, org_id: int | None = None
+) -> list[ActivityRead]:
+    return [read(a) for a in service.list_activities(session, actor=staff, org_id=org_id)]
+
+
+@router.get("/{activity_id}")
+def get_activity(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    return read(service.get_activity(session, actor=staff, activity_id=activity_id))
+
+
+@router.patch("/{activity_id}")
+def update_activity(
+    activity_id: int, body: ActivityUpdate, staff: CurrentStaff, session: SessionDep
+) -> ActivityRead:
+    return read(service.update_activity(session, actor=staff, activity_id=activity_id, data=body))
+
+
+@router.post("/{activity_id}/publish")
+def publish(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    return read(service.publish(session, actor=staff, activity_id=activity_id))
+
+
+@router.post("/{activity_id}/pause")
+def pause(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    return read(service.pause(session, actor=staff, activity_id=activity_id))
+
+
+@router.post("/{activity_id}/resume")
+def resume(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    return read(service.resume(session, actor=staff, activity_id=activity_id))
+
+
+@router.post("/{activity_id}/end")
+def end(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    return read(service.end(session, actor=staff, activity_id=activity_id))
+
+
+@router.post("/{activity_id}/archive")
+def archive(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    return read(service.archive(session, actor=staff, activity_id=activity_id))
+
+
+@router.post("/{activity_id}/clone", status_code=status.HTTP_201_CREATED)
+def clone(
+    activity_id: int, staff: CurrentStaff, session: SessionDep, body: CloneRequest | None = None
+) -> ActivityRead:
+    body = body or CloneRequest()
+    copy = service.clone(
+        session,
+        actor=staff,
+        activity_id=activity_id,
+        title=body.title,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+    )
+    return read(copy)
+
+
+hub_router = APIRouter(prefix="/api/v1", tags=["hub"])
+
+
+@hub_router.get("/hub")
+def get_hub(
+    member: CurrentMember, session: SessionDep, cursor: str | None = None, limit: int = 20
+) -> HubPage:
+    """Live and upcoming activities from the member's union and every union above it."""
+    return hub.member_hub(session, member=member, cursor=cursor, limit=limit)
+
+
+@hub_router.get("/public/activities")
+def get_teasers(
+    session: SessionDep, org_id: int | None = None, cursor: str | None = None, limit: int = 20
+) -> TeaserPage:
+    """For visitors who have not signed in."""
+    return hub.teasers(session, org_id=org_id, cursor=cursor, limit=limit)
+
+
+@router.get("/{activity_id}/stats")
+def get_stats(activity_id: int, staff: CurrentStaff, session: SessionDep) -> dict[str, Any]:
+    """Draws, stock left per prize, quiz passes and budget spent, for watching it live."""
+    return stats.activity_stats(session, actor=staff, activity_id=activity_id)

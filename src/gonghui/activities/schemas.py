@@ -1,0 +1,214 @@
+"""API shapes of activities; the kind-specific configuration is a discriminated union."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gonghui.activities.lottery.models import PrizeKind
+from gonghui.activities.models import ActivityKind, ActivityStatus
+
+
+class PrizeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: PrizeKind
+    weight: int = Field(ge=0, le=1_000_000)
+    stock: int = Field(default=0, ge=0, le=10_000_000)
+    # Cents for a voucher, points for points; unused for physical prizes and no-prize.
+    value: int = Field(default=0, ge=0, le=100_000_000)
+    threshold_cents: int = Field(default=0, ge=0)
+    valid_days: int = Field(default=30, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _value_for_kind(self) -> PrizeConfig:
+        if self.kind in (PrizeKind.VOUCHER, PrizeKind.POINTS) and self.value <= 0:
+            raise ValueError(f"a {self.kind} prize needs a positive value")
+        return self
+
+
+class LotteryRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prizes: list[PrizeConfig] = Field(min_length=1, max_length=50)
+    free_draws_per_day: int = Field(default=1, ge=0, le=100)
+    max_wins_per_member: int | None = Field(default=1, ge=1)
+    address_deadline_hours: int = Field(default=72, ge=1, le=24 * 90)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> LotteryRules:
+        if sum(p.weight for p in self.prizes) <= 0:
+            raise ValueError("at least one prize needs a positive weight")
+        return self
+
+
+class PointsReward(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["points"]
+    points: int = Field(ge=1, le=1_000_000)
+
+
+class ChancesReward(BaseModel):
+    """Lottery chances for passing: in ``lottery_activity_id``, or in this activity itself
+    (a quiz_lottery) when that is omitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["chances"]
+    chances: int = Field(ge=1, le=100)
+    lottery_activity_id: int | None = None
+
+
+Reward = Annotated[PointsReward | ChancesReward, Field(discriminator="type")]
+
+
+class QuizRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question_count: int = Field(ge=1, le=100)
+    time_limit_s: int = Field(ge=10, le=3600)
+    pass_score: int = Field(ge=0, le=100, description="percent of questions right to pass")
+    attempts_per_day: int = Field(default=3, ge=1, le=100)
+    question_tag: str | None = None
+    reward: Reward | None = None
+
+
+class QuizConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["quiz"]
+    quiz: QuizRules
+
+    @model_validator(mode="after")
+    def _chances_need_a_lottery(self) -> QuizConfig:
+        reward = self.quiz.reward
+        if isinstance(reward, ChancesReward) and reward.lottery_activity_id is None:
+            raise ValueError("a quiz that rewards lottery chances names lottery_activity_id")
+        return self
+
+
+class LotteryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["lottery"]
+    lottery: LotteryRules
+
+
+class QuizLotteryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["quiz_lottery"]
+    quiz: QuizRules
+    lottery: LotteryRules
+
+
+ActivityConfig = Annotated[
+    QuizConfig | LotteryConfig | QuizLotteryConfig, Field(discriminator="kind")
+]
+
+
+class Eligibility(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_membership_days: int = Field(default=0, ge=0, le=36500)
+    # Empty: every member; otherwise the member needs at least one of these tags.
+    tags_any: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ActivityCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: int
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    starts_at: datetime
+    ends_at: datetime
+    config: ActivityConfig
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    limit_total: int | None = Field(default=None, ge=1)
+    limit_per_day: int | None = Field(default=None, ge=1)
+    budget_cents: int | None = Field(default=None, ge=0)
+    budget_points: int | None = Field(default=None, ge=0)
+
+
+class ActivityUpdate(BaseModel):
+    """Only the fields sent change; once published only ``SAFE_WHEN_PUBLISHED`` may."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=20_000)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    config: ActivityConfig | None = None
+    eligibility: Eligibility | None = None
+    limit_total: int | None = Field(default=None, ge=1)
+    limit_per_day: int | None = Field(default=None, ge=1)
+    budget_cents: int | None = Field(default=None, ge=0)
+    budget_points: int | None = Field(default=None, ge=0)
+
+
+class ActivityRead(BaseModel):
+    id: int
+    org_id: int
+    kind: ActivityKind
+    title: str
+    description: str
+    status: ActivityStatus
+    starts_at: datetime
+    ends_at: datetime
+    config: ActivityConfig
+    eligibility: Eligibility
+    limit_total: int | None
+    limit_per_day: int | None
+    budget_cents: int | None
+    budget_points: int | None
+    seed_commitment: str | None
+    cloned_from_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    ended_at: datetime | None
+
+
+class MemberState(BaseModel):
+    joined: bool
+    chances_left: int | None
+    prizes_won: int
+
+
+class HubItem(BaseModel):
+    id: int
+    org_id: int
+    org_name: str
+    kind: ActivityKind
+    title: str
+    status: ActivityStatus
+    starts_at: datetime
+    ends_at: datetime
+    eligible: bool
+    me: MemberState
+
+
+class HubPage(BaseModel):
+    items: list[HubItem]
+    next_cursor: str | None
+
+
+class TeaserItem(BaseModel):
+    id: int
+    org_name: str
+    kind: ActivityKind
+    title: str
+    status: ActivityStatus
+    starts_at: datetime
+    ends_at: datetime
+
+
+class TeaserPage(BaseModel):
+    items: list[TeaserItem]
+    next_cursor: str | None

@@ -1,0 +1,311 @@
+"""Activities as operators run them: create, edit, publish, pause, resume, end, clone.
+
+The lifecycle is draft → scheduled → live → paused → ended → archived. "Live" and "ended"
+follow from the schedule window and the server clock (:func:`effective_status`), so an
+activity opens and closes on time without a job flipping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gonghui.activities.errors import ActivitiesError
+from gonghui.activities.lottery.models import PoolPrize, PrizeKind
+from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
+from gonghui.activities.schemas import (
+    ActivityConfig,
+    ActivityCreate,
+    ActivityUpdate,
+    LotteryRules,
+    QuizRules,
+)
+from gonghui.audit import service as audit
+from gonghui.benefits.models import Budget
+from gonghui.clock import now
+from gonghui.errors import Conflict, InvalidInput, field_error
+from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
+
+MANAGE = Permission.ACTIVITIES_MANAGE
+# What an operator may still change once members can see the activity.
+SAFE_WHEN_PUBLISHED = frozenset({"title", "description", "ends_at"})
+
+_config_adapter: TypeAdapter[Any] = TypeAdapter(ActivityConfig)
+
+
+def effective_status(activity: Activity, at: datetime | None = None) -> ActivityStatus:
+    """The status members see: the stored one, moved along by the schedule window."""
+    instant = at or now()
+    status = ActivityStatus(activity.status)
+    if status in (ActivityStatus.SCHEDULED, ActivityStatus.LIVE, ActivityStatus.PAUSED):
+        if instant >= activity.ends_at:
+            return ActivityStatus.ENDED
+        if status is ActivityStatus.SCHEDULED and instant >= activity.starts_at:
+            return ActivityStatus.LIVE
+    return status
+
+
+def lottery_rules(activity: Activity) -> LotteryRules | None:
+    raw = activity.config.get("lottery")
+    return None if raw is None else LotteryRules.model_validate(raw)
+
+
+def quiz_rules(activity: Activity) -> QuizRules | None:
+    raw = activity.config.get("quiz")
+    return None if raw is None else QuizRules.model_validate(raw)
+
+
+def _check_window(starts_at: datetime, ends_at: datetime) -> None:
+    if ends_at <= starts_at:
+        raise InvalidInput(
+            ActivitiesError.BAD_WINDOW,
+            "the activity must end after it starts",
+            [field_error("ends_at", ActivitiesError.BAD_WINDOW, "must be after starts_at")],
+        )
+
+
+def _audit(session: Session, actor: Actor, action: str, activity: Activity, **details: Any) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=f"activities.{action}",
+        org_id=activity.org_id,
+        subject_type="activity",
+        subject_id=activity.id,
+        details=details or None,
+    )
+
+
+def _check_linked_lottery(session: Session, actor: Actor, config: dict[str, Any]) -> None:
+    """A quiz's chances go to a lottery the operator manages; say which field is wrong."""
+    rules = config.get("quiz")
+    reward = (rules or {}).get("reward") or {}
+    target_id = reward.get("lottery_activity_id")
+    if target_id is None:
+        return
+    target = session.scalar(scoped(select(Activity).where(Activity.id == target_id), actor, MANAGE))
+    if target is None or target.kind not in (ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY):
+        field = "config.quiz.reward.lottery_activity_id"
+        raise InvalidInput(
+            ActivitiesError.BAD_CONFIG,
+            f"activity {target_id} is not a lottery you manage",
+            [field_error(field, ActivitiesError.BAD_CONFIG, "not a lottery you manage")],
+        )
+
+
+def create_activity(session: Session, *, actor: Actor, data: ActivityCreate) -> Activity:
+    org = require_org(session, actor, MANAGE, data.org_id)
+    _check_window(data.starts_at, data.ends_at)
+    _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
+    activity = Activity(
+        org_id=org.id,
+        kind=ActivityKind(data.config.kind),
+        title=data.title,
+        description=data.description,
+        status=ActivityStatus.DRAFT,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        config=data.config.model_dump(mode="json"),
+        eligibility=data.eligibility.model_dump(mode="json"),
+        limit_total=data.limit_total,
+        limit_per_day=data.limit_per_day,
+        budget_cents=data.budget_cents,
+        budget_points=data.budget_points,
+        created_by=actor.user_id,
+    )
+    session.add(activity)
+    session.flush()
+    _audit(session, actor, "create", activity, kind=activity.kind, title=activity.title)
+    return activity
+
+
+def get_activity(session: Session, *, actor: Actor, activity_id: int) -> Activity:
+    return get_scoped(session, Activity, activity_id, actor, MANAGE)
+
+
+def list_activities(
+    session: Session, *, actor: Actor, org_id: int | None = None, limit: int = 100
+) -> list[Activity]:
+    stmt = scoped(select(Activity), actor, MANAGE)
+    if org_id is not None:
+        stmt = stmt.where(Activity.org_id == require_org(session, actor, MANAGE, org_id).id)
+    return list(session.scalars(stmt.order_by(Activity.id.desc()).limit(min(max(limit, 1), 500))))
+
+
+def update_activity(
+    session: Session, *, actor: Actor, activity_id: int, data: ActivityUpdate
+) -> Activity:
+    activity = get_activity(session, actor=actor, activity_id=activity_id)
+    changes = data.model_dump(exclude_unset=True)
+    status = effective_status(activity)
+    if status in (ActivityStatus.ENDED, ActivityStatus.ARCHIVED):
+        raise Conflict(ActivitiesError.BAD_STATE, f"an {status} activity cannot be edited")
+    if status is not ActivityStatus.DRAFT:
+        locked = sorted(set(changes) - SAFE_WHEN_PUBLISHED)
+        if locked:
+            raise Conflict(
+                ActivitiesError.FIELD_LOCKED,
+                "once published only the title, description and end time may change",
+                [
+                    field_error(f, ActivitiesError.FIELD_LOCKED, "locked after publishing")
+                    for f in locked
+                ],
+            )
+        if "ends_at" in changes and changes["ends_at"] <= now():
+            raise InvalidInput(
+                ActivitiesError.BAD_WINDOW,
+                "a published activity's end can only move into the future",
+                [field_error("ends_at", ActivitiesError.BAD_WINDOW, "must be in the future")],
+            )
+    for name in ("title", "description", "starts_at", "ends_at"):
+        if name in changes and changes[name] is not None:
+            setattr(activity, name, changes[name])
+    if data.config is not None:
+        _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
+        activity.config = data.config.model_dump(mode="json")
+        activity.kind = ActivityKind(data.config.kind)
+    if data.eligibility is not None:
+        activity.eligibility = data.eligibility.model_dump(mode="json")
+    for name in ("limit_total", "limit_per_day", "budget_cents", "budget_points"):
+        if name in changes:
+            setattr(activity, name, changes[name])
+    _check_window(activity.starts_at, activity.ends_at)
+    activity.updated_at = now()
+    _audit(session, actor, "update", activity, fields=sorted(changes))
+    return activity
+
+
+def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
+    """Draft → scheduled: the prize pool is stocked, the budget opened, the seed committed."""
+    activity = get_activity(session, actor=actor, activity_id=activity_id)
+    if activity.status != ActivityStatus.DRAFT:
+        raise Conflict(
+            ActivitiesError.BAD_STATE, f"only a draft can be published ({activity.status})"
+        )
+    if activity.ends_at <= now():
+        raise InvalidInput(
+            ActivitiesError.BAD_WINDOW,
+            "the activity would already be over",
+            [field_error("ends_at", ActivitiesError.BAD_WINDOW, "must be in the future")],
+        )
+    # Re-validate: the configuration may predate a rule change.
+    _config_adapter.validate_python(activity.config)
+    rules = lottery_rules(activity)
+    if rules is not None:
+        for position, prize in enumerate(rules.prizes):
+            stock = 0 if prize.kind is PrizeKind.NONE else prize.stock
+            session.add(
+                PoolPrize(
+                    activity_id=activity.id,
+                    position=position,
+                    name=prize.name,
+                    kind=prize.kind,
+                    weight=prize.weight,
+                    initial_stock=stock,
+                    stock=stock,
+                    value=prize.value,
+                )
+            )
+        seed = secrets.token_hex(32)
+        activity.seed = seed
+        activity.seed_commitment = hashlib.sha256(seed.encode()).hexdigest()
+    session.add(
+        Budget(
+            activity_id=activity.id,
+            cents_total=activity.budget_cents,
+            points_total=activity.budget_points,
+        )
+    )
+    activity.status = ActivityStatus.SCHEDULED
+    activity.published_at = activity.updated_at = now()
+    session.flush()
+    _audit(session, actor, "publish", activity, seed_commitment=activity.seed_commitment)
+    return activity
+
+
+def pause(session: Session, *, actor: Actor, activity_id: int) -> Activity:
+    activity = get_activity(session, actor=actor, activity_id=activity_id)
+    if effective_status(activity) is not ActivityStatus.LIVE:
+        raise Conflict(ActivitiesError.BAD_STATE, "only a live activity can be paused")
+    activity.status = ActivityStatus.PAUSED
+    activity.updated_at = now()
+    _audit(session, actor, "pause", activity)
+    return activity
+
+
+def resume(session: Session, *, actor: Actor, activity_id: int) -> Activity:
+    activity = get_activity(session, actor=actor, activity_id=activity_id)
+    if effective_status(activity) is not ActivityStatus.PAUSED:
+        raise Conflict(ActivitiesError.BAD_STATE, "only a paused activity can be resumed")
+    # Back to "scheduled": the window decides whether that reads as live.
+    activity.status = ActivityStatus.SCHEDULED
+    activity.updated_at = now()
+    _audit(session, actor, "resume", activity)
+    return activity
+
+
+def end(session: Session, *, actor: Actor, activity_id: int) -> Activity:
+    activity = get_activity(session, actor=actor, activity_id=activity_id)
+    status = effective_status(activity)
+    if status in (ActivityStatus.DRAFT, ActivityStatus.ARCHIVED):
+        raise Conflict(ActivitiesError.BAD_STATE, f"a {status} activity cannot be ended")
+    if activity.status != ActivityStatus.ENDED:
+        instant = now()
+        activity.status = ActivityStatus.ENDED
+        activity.ended_at = min(instant, activity.ends_at)
+        activity.ends_at = min(activity.ends_at, instant)
+        activity.updated_at = instant
+        _audit(session, actor, "end", activity)
+    return activity
+
+
+def archive(session: Session, *, actor: Actor, activity_id: int) -> Activity:
+    activity = get_activity(session, actor=actor, activity_id=activity_id)
+    if effective_status(activity) is not ActivityStatus.ENDED:
+        raise Conflict(ActivitiesError.BAD_STATE, "only an ended activity can be archived")
+    activity.status = ActivityStatus.ARCHIVED
+    activity.ended_at = activity.ended_at or activity.ends_at
+    activity.updated_at = now()
+    _audit(session, actor, "archive", activity)
+    return activity
+
+
+def clone(
+    session: Session,
+    *,
+    actor: Actor,
+    activity_id: int,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    title: str | None = None,
+) -> Activity:
+    """Last month's activity as a new draft: same rules and prizes, no members, no draws."""
+    source = get_activity(session, actor=actor, activity_id=activity_id)
+    copy = Activity(
+        org_id=source.org_id,
+        kind=source.kind,
+        title=title or source.title,
+        description=source.description,
+        status=ActivityStatus.DRAFT,
+        starts_at=starts_at or source.starts_at,
+        ends_at=ends_at or source.ends_at,
+        config=dict(source.config),
+        eligibility=dict(source.eligibility),
+        limit_total=source.limit_total,
+        limit_per_day=source.limit_per_day,
+        budget_cents=source.budget_cents,
+        budget_points=source.budget_points,
+        cloned_from_id=source.id,
+        created_by=actor.user_id,
+    )
+    _check_window(copy.starts_at, copy.ends_at)
+    session.add(copy)
+    session.flush()
+    _audit(session, actor, "clone", copy, source_id=source.id)
+    return copy

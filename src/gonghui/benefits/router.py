@@ -1,0 +1,152 @@
+"""The member's wallet and ledger; operators' reconciliation exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from gonghui.activities import idempotency
+from gonghui.activities import service as activities
+from gonghui.activities.hotpath import member_write
+from gonghui.benefits import export, fulfilment, service
+from gonghui.benefits.schemas import (
+    AddressRequest,
+    FulfilmentLine,
+    LedgerEntryRead,
+    LedgerPage,
+    PrizeRead,
+    RedeemRequest,
+    VoucherRead,
+    WalletRead,
+)
+from gonghui.deps import (
+    CurrentMember,
+    CurrentStaff,
+    IdempotencyKey,
+    SessionDep,
+    StandaloneMember,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["benefits"])
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get("/me/wallet")
+def get_wallet(member: CurrentMember, session: SessionDep) -> WalletRead:
+    wallet = service.wallet(session, membership_id=member.membership_id)
+    return WalletRead(
+        points=wallet.points,
+        vouchers=[VoucherRead.model_validate(v) for v in wallet.vouchers],
+        prizes=[PrizeRead.model_validate(p) for p in wallet.prizes],
+    )
+
+
+@router.get("/me/ledger")
+def get_ledger(
+    member: CurrentMember, session: SessionDep, cursor: int | None = None, limit: int = 50
+) -> LedgerPage:
+    limit = min(max(limit, 1), 200)
+    entries = service.member_ledger(
+        session, membership_id=member.membership_id, before_id=cursor, limit=limit
+    )
+    return LedgerPage(
+        items=[LedgerEntryRead.model_validate(e) for e in entries],
+        next_cursor=entries[-1].id if len(entries) == limit else None,
+    )
+
+
+@router.post("/me/vouchers/{voucher_id}/redeem")
+def redeem_voucher(
+    voucher_id: int, body: RedeemRequest, member: StandaloneMember, idem: IdempotencyKey
+) -> VoucherRead:
+    with member_write() as session:
+
+        def act() -> dict[str, Any]:
+            voucher = service.redeem_voucher(
+                session,
+                membership_id=member.membership_id,
+                voucher_id=voucher_id,
+                order_cents=body.order_cents,
+            )
+            return VoucherRead.model_validate(voucher).model_dump(mode="json")
+
+        result = idempotency.run_once(
+            session,
+            membership_id=member.membership_id,
+            key=idem,
+            operation=f"benefits.redeem:{voucher_id}",
+            action=act,
+        )
+    return VoucherRead.model_validate(result)
+
+
+@router.post("/me/prizes/{prize_id}/address")
+def give_address(
+    prize_id: int, body: AddressRequest, member: StandaloneMember, idem: IdempotencyKey
+) -> PrizeRead:
+    """Claim a physical prize: where to send it, before the deadline."""
+    with member_write() as session:
+
+        def act() -> dict[str, Any]:
+            prize = service.give_address(
+                session,
+                membership_id=member.membership_id,
+                prize_id=prize_id,
+                name=body.name,
+                phone=body.phone,
+                address=body.address,
+            )
+            return PrizeRead.model_validate(prize).model_dump(mode="json")
+
+        result = idempotency.run_once(
+            session,
+            membership_id=member.membership_id,
+            key=idem,
+            operation=f"benefits.claim:{prize_id}",
+            action=act,
+        )
+    return PrizeRead.model_validate(result)
+
+
+@router.get("/activities/{activity_id}/ledger.csv")
+def export_csv(activity_id: int, staff: CurrentStaff, session: SessionDep) -> Response:
+    activity = activities.get_activity(session, actor=staff, activity_id=activity_id)
+    return Response(
+        export.to_csv(session, activity_id=activity.id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="ledger-{activity.id}.csv"'},
+    )
+
+
+@router.get("/activities/{activity_id}/ledger.xlsx")
+def export_xlsx(activity_id: int, staff: CurrentStaff, session: SessionDep) -> Response:
+    activity = activities.get_activity(session, actor=staff, activity_id=activity_id)
+    return Response(
+        export.to_xlsx(session, activity_id=activity.id),
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="ledger-{activity.id}.xlsx"'},
+    )
+
+
+@router.get("/activities/{activity_id}/prizes")
+def list_prizes(
+    activity_id: int, staff: CurrentStaff, session: SessionDep, reveal: bool = False
+) -> list[FulfilmentLine]:
+    """Physical prizes won in the activity; ``reveal=true`` unmasks addresses (audited)."""
+    lines = fulfilment.list_prizes(session, actor=staff, activity_id=activity_id, reveal=reveal)
+    return [
+        FulfilmentLine(
+            prize=PrizeRead.model_validate(line.prize), winner=line.winner, address=line.address
+        )
+        for line in lines
+    ]
+
+
+@router.post("/activities/{activity_id}/prizes/{prize_id}/ship")
+def ship_prize(
+    activity_id: int, prize_id: int, staff: CurrentStaff, session: SessionDep
+) -> PrizeRead:
+    prize = fulfilment.ship(session, actor=staff, activity_id=activity_id, prize_id=prize_id)
+    return PrizeRead.model_validate(prize)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gonghui.benefits.models import LedgerAction, LedgerKind, PrizeStatus, VoucherStatus
+
+
+class VoucherRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    activity_id: int | None
+    code: str
+    name: str
+    value_cents: int
+    threshold_cents: int
+    valid_from: datetime
+    valid_until: datetime
+    status: VoucherStatus
+
+
+class PrizeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    activity_id: int | None
+    name: str
+    status: PrizeStatus
+    address_deadline: datetime | None
+    address_given_at: datetime | None
+    won_at: datetime
+
+
+class WalletRead(BaseModel):
+    points: int
+    vouchers: list[VoucherRead]
+    prizes: list[PrizeRead]
+
+
+class LedgerEntryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    activity_id: int | None
+    kind: LedgerKind
+    action: LedgerAction
+    amount: int
+    voucher_id: int | None
+    prize_id: int | None
+    source: str
+    details: dict[str, Any] | None
+    at: datetime
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntryRead]
+    next_cursor: int | None
+
+
+class RedeemRequest(BaseModel):
+    order_cents: int = Field(ge=0)
+
+
+class AddressRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=50)
+    phone: str = Field(pattern=r"^\+?\d{6,15}$")
+    address: str = Field(min_length=4, max_length=300)
+
+
+class FulfilmentLine(BaseModel):
+    prize: PrizeRead
+    winner: str | None
+    address: dict[str, str] | None

@@ -1,0 +1,325 @@
+"""Issuing, redeeming, expiring and revoking benefits; every change is a ledger row.
+
+Budgets are charged with one conditional UPDATE, so concurrent issues never overspend.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from gonghui.audit import service as audit
+from gonghui.benefits.errors import BenefitsError
+from gonghui.benefits.models import (
+    Budget,
+    LedgerAction,
+    LedgerEntry,
+    LedgerKind,
+    PointsAccount,
+    Prize,
+    PrizeStatus,
+    Voucher,
+    VoucherStatus,
+)
+from gonghui.clock import now
+from gonghui.db import is_sqlite, rowcount
+from gonghui.errors import Conflict, NotFound
+from gonghui.pii import PiiField, seal
+from gonghui.tenancy import Actor
+
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def charge_budget(session: Session, *, activity_id: int, cents: int = 0, points: int = 0) -> bool:
+    """Spend from the activity's budget; False (and nothing spent) if it would overrun."""
+    result = session.execute(
+        update(Budget)
+        .where(
+            Budget.activity_id == activity_id,
+            or_(Budget.cents_total.is_(None), Budget.cents_spent + cents <= Budget.cents_total),
+            or_(Budget.points_total.is_(None), Budget.points_spent + points <= Budget.points_total),
+        )
+        .values(cents_spent=Budget.cents_spent + cents, points_spent=Budget.points_spent + points)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) == 1:
+        return True
+    # No budget row at all means no budget was set.
+    return session.get(Budget, activity_id) is None
+
+
+def _ledger(
+    session: Session,
+    *,
+    membership_id: int,
+    activity_id: int | None,
+    kind: LedgerKind,
+    action: LedgerAction,
+    amount: int,
+    source: str,
+    voucher_id: int | None = None,
+    prize_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> LedgerEntry:
+    entry = LedgerEntry(
+        membership_id=membership_id,
+        activity_id=activity_id,
+        kind=kind,
+        action=action,
+        amount=amount,
+        source=source,
+        voucher_id=voucher_id,
+        prize_id=prize_id,
+        details=details,
+        at=now(),
+    )
+    session.add(entry)
+    return entry
+
+
+def issue_voucher(
+    session: Session,
+    *,
+    membership_id: int,
+    activity_id: int | None,
+    name: str,
+    value_cents: int,
+    threshold_cents: int,
+    valid_days: int,
+    source: str,
+) -> Voucher:
+    instant = now()
+    voucher = Voucher(
+        membership_id=membership_id,
+        activity_id=activity_id,
+        code="".join(secrets.choice(_CODE_ALPHABET) for _ in range(12)),
+        name=name,
+        value_cents=value_cents,
+        threshold_cents=threshold_cents,
+        valid_from=instant,
+        valid_until=instant + timedelta(days=valid_days),
+        issued_at=instant,
+    )
+    session.add(voucher)
+    session.flush()
+    _ledger(
+        session,
+        membership_id=membership_id,
+        activity_id=activity_id,
+        kind=LedgerKind.VOUCHER,
+        action=LedgerAction.ISSUE,
+        amount=value_cents,
+        voucher_id=voucher.id,
+        source=source,
+    )
+    return voucher
+
+
+def add_points(
+    session: Session, *, membership_id: int, activity_id: int | None, points: int, source: str
+) -> None:
+    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    session.execute(
+        dialect_insert(PointsAccount)
+        .values(membership_id=membership_id, balance=0)
+        .on_conflict_do_nothing()
+    )
+    session.execute(
+        update(PointsAccount)
+        .where(PointsAccount.membership_id == membership_id)
+        .values(balance=PointsAccount.balance + points)
+        .execution_options(synchronize_session=False)
+    )
+    _ledger(
+        session,
+        membership_id=membership_id,
+        activity_id=activity_id,
+        kind=LedgerKind.POINTS,
+        action=LedgerAction.ISSUE if points >= 0 else LedgerAction.REDEEM,
+        amount=points,
+        source=source,
+    )
+
+
+def issue_prize(
+    session: Session,
+    *,
+    membership_id: int,
+    activity_id: int | None,
+    name: str,
+    address_deadline: datetime | None,
+    source: str,
+) -> Prize:
+    prize = Prize(
+        membership_id=membership_id,
+        activity_id=activity_id,
+        name=name,
+        status=PrizeStatus.AWAITING_ADDRESS,
+        address_deadline=address_deadline,
+        won_at=now(),
+    )
+    session.add(prize)
+    session.flush()
+    _ledger(
+        session,
+        membership_id=membership_id,
+        activity_id=activity_id,
+        kind=LedgerKind.PRIZE,
+        action=LedgerAction.ISSUE,
+        amount=1,
+        prize_id=prize.id,
+        source=source,
+    )
+    return prize
+
+
+def _member_voucher(session: Session, membership_id: int, voucher_id: int) -> Voucher:
+    voucher = session.get(Voucher, voucher_id)
+    if voucher is None or voucher.membership_id != membership_id:
+        raise NotFound(BenefitsError.VOUCHER_NOT_FOUND, f"voucher {voucher_id} not found")
+    return voucher
+
+
+def _move_voucher(session: Session, voucher: Voucher, to: VoucherStatus) -> bool:
+    """ISSUED → ``to`` exactly once, however many requests race for it."""
+    result = session.execute(
+        update(Voucher)
+        .where(Voucher.id == voucher.id, Voucher.status == VoucherStatus.ISSUED)
+        .values(status=to)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(voucher)
+    return rowcount(result) == 1
+
+
+def redeem_voucher(
+    session: Session, *, membership_id: int, voucher_id: int, order_cents: int
+) -> Voucher:
+    voucher = _member_voucher(session, membership_id, voucher_id)
+    instant = now()
+    if not (voucher.valid_from <= instant < voucher.valid_until):
+        raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, "the voucher is not valid now")
+    if order_cents < voucher.threshold_cents:
+        raise Conflict(
+            BenefitsError.VOUCHER_NOT_REDEEMABLE,
+            f"the order must reach {voucher.threshold_cents} cents",
+        )
+    if not _move_voucher(session, voucher, VoucherStatus.REDEEMED):
+        raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
+    _ledger(
+        session,
+        membership_id=membership_id,
+        activity_id=voucher.activity_id,
+        kind=LedgerKind.VOUCHER,
+        action=LedgerAction.REDEEM,
+        amount=-voucher.value_cents,
+        voucher_id=voucher.id,
+        source="member",
+        details={"order_cents": order_cents},
+    )
+    return voucher
+
+
+def revoke_voucher(session: Session, *, actor: Actor, voucher: Voucher, reason: str) -> Voucher:
+    if not _move_voucher(session, voucher, VoucherStatus.REVOKED):
+        raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
+    _ledger(
+        session,
+        membership_id=voucher.membership_id,
+        activity_id=voucher.activity_id,
+        kind=LedgerKind.VOUCHER,
+        action=LedgerAction.REVOKE,
+        amount=-voucher.value_cents,
+        voucher_id=voucher.id,
+        source="operator",
+        details={"reason": reason},
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="benefits.revoke_voucher",
+        subject_type="voucher",
+        subject_id=voucher.id,
+        reason=reason,
+    )
+    return voucher
+
+
+def expire_vouchers(session: Session) -> int:
+    """Mark every voucher past its validity expired, with a ledger row each."""
+    due = list(
+        session.scalars(
+            select(Voucher).where(
+                Voucher.status == VoucherStatus.ISSUED, Voucher.valid_until <= now()
+            )
+        )
+    )
+    count = 0
+    for voucher in due:
+        if _move_voucher(session, voucher, VoucherStatus.EXPIRED):
+            _ledger(
+                session,
+                membership_id=voucher.membership_id,
+                activity_id=voucher.activity_id,
+                kind=LedgerKind.VOUCHER,
+                action=LedgerAction.EXPIRE,
+                amount=-voucher.value_cents,
+                voucher_id=voucher.id,
+                source="system",
+            )
+            count += 1
+    return count
+
+
+def give_address(
+    session: Session, *, membership_id: int, prize_id: int, name: str, phone: str, address: str
+) -> Prize:
+    prize = session.get(Prize, prize_id)
+    if prize is None or prize.membership_id != membership_id:
+        raise NotFound(BenefitsError.PRIZE_NOT_FOUND, f"prize {prize_id} not found")
+    instant = now()
+    if prize.status not in (PrizeStatus.AWAITING_ADDRESS, PrizeStatus.TO_SHIP):
+        raise Conflict(BenefitsError.ADDRESS_CLOSED, f"the prize is {prize.status}")
+    if prize.address_deadline is not None and instant > prize.address_deadline:
+        raise Conflict(BenefitsError.ADDRESS_CLOSED, "the deadline for the address has passed")
+    blob = json.dumps({"name": name, "phone": phone, "address": address}, ensure_ascii=False)
+    prize.address_enc = seal(PiiField.NAME, blob)
+    prize.address_given_at = instant
+    prize.status = PrizeStatus.TO_SHIP
+    return prize
+
+
+@dataclass(frozen=True)
+class Wallet:
+    points: int
+    vouchers: list[Voucher]
+    prizes: list[Prize]
+
+
+def wallet(session: Session, *, membership_id: int) -> Wallet:
+    points = session.scalar(
+        select(PointsAccount.balance).where(PointsAccount.membership_id == membership_id)
+    )
+    vouchers = session.scalars(
+        select(Voucher).where(Voucher.membership_id == membership_id).order_by(Voucher.id.desc())
+    )
+    prizes = session.scalars(
+        select(Prize).where(Prize.membership_id == membership_id).order_by(Prize.id.desc())
+    )
+    return Wallet(points=points or 0, vouchers=list(vouchers), prizes=list(prizes))
+
+
+def member_ledger(
+    session: Session, *, membership_id: int, before_id: int | None = None, limit: int = 50
+) -> list[LedgerEntry]:
+    stmt = select(LedgerEntry).where(LedgerEntry.membership_id == membership_id)
+    if before_id is not None:
+        stmt = stmt.where(LedgerEntry.id < before_id)
+    return list(session.scalars(stmt.order_by(LedgerEntry.id.desc()).limit(min(limit, 200))))

@@ -1,0 +1,216 @@
+"""A real multi-process server for load and crash tests.
+
+``gonghui serve --workers 2`` runs as a subprocess in its own session (so ``kill -9`` takes
+its whole process group) with its own data directory; on PostgreSQL it uses the test
+database. The lottery is seeded by a separate Python process through the services, in the
+same data directory, so that keys and database are the server's own. Invariants are then
+read straight from the database with a plain engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, create_engine, text
+
+ROOT = Path(__file__).resolve().parents[3]
+GONGHUI = Path(sys.executable).parent / "gonghui"
+READY_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Lottery:
+    activity_id: int
+    tokens: list[str]
+    initial_stock: dict[int, int]
+
+
+def seed_main() -> None:
+    """Runs in a child process: migrate, create members and a published lottery."""
+    from gonghui import clock
+    from gonghui.accounts.service import create_user
+    from gonghui.accounts.tokens import start_session
+    from gonghui.activities import service as activities
+    from gonghui.activities.schemas import ActivityCreate
+    from gonghui.db import unit_of_work
+    from gonghui.members import service as members
+    from gonghui.members.idnumber import check_character
+    from gonghui.migrations import upgrade
+    from gonghui.orgs import service as orgs
+    from gonghui.orgs.models import OrgLevel
+    from gonghui.tenancy import SYSTEM
+
+    spec = json.loads(sys.argv[1])
+    upgrade()
+    tokens = []
+    with unit_of_work() as session:
+        org = orgs.create_org(
+            session, actor=SYSTEM, code="LOAD", name="压测工会", level=OrgLevel.CITY, parent_id=None
+        )
+        for n in range(spec["members"]):
+            first17 = f"440101{1950 + n // 1000:04d}0101{n % 1000:03d}"
+            number = first17 + check_character(first17)
+            user = create_user(session, display_name=f"m{n}")
+            members.add_roster_entry(
+                session, actor=SYSTEM, org_id=org.id, name=f"会员{n}", id_number=number
+            )
+            members.verify(session, user_id=user.id, name=f"会员{n}", id_number=number)
+            tokens.append(start_session(session, user=user).access_token)
+        start = clock.now() - timedelta(minutes=1)
+        activity = activities.create_activity(
+            session,
+            actor=SYSTEM,
+            data=ActivityCreate.model_validate(
+                {
+                    "org_id": org.id,
+                    "title": "压测抽奖",
+                    "starts_at": start.isoformat(),
+                    "ends_at": (start + timedelta(days=1)).isoformat(),
+                    **spec["activity"],
+                }
+            ),
+        )
+        activities.publish(session, actor=SYSTEM, activity_id=activity.id)
+        activity_id = activity.id
+    sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
+
+
+class Server:
+    def __init__(self, data_dir: Path, database_url: str) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.env = {
+            **os.environ,
+            "GONGHUI_ENV": "test",
+            "GONGHUI_DATA_DIR": str(data_dir),
+            "GONGHUI_DATABASE_URL": database_url,
+            "GONGHUI_LOG_LEVEL": "WARNING",
+            "GONGHUI_PUBLIC_BASE_URL": self.base_url,
+            # Tokens must outlive a slow run on a busy machine.
+            "GONGHUI_ACCESS_TOKEN_TTL_S": "7200",
+        }
+
+    @property
+    def resolved_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'gonghui.db').resolve()}"
+
+    def seed(self, spec: dict[str, Any]) -> Lottery:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from tests.activities.load.harness import seed_main; seed_main()",
+                json.dumps(spec),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
+        seeded = json.loads(out.stdout)
+        with self.engine() as engine, engine.connect() as conn:
+            stock = dict(
+                conn.execute(
+                    text(
+                        "SELECT position, initial_stock FROM activities_lottery_prize "
+                        "WHERE activity_id = :a"
+                    ),
+                    {"a": seeded["activity_id"]},
+                ).all()
+            )
+        return Lottery(seeded["activity_id"], seeded["tokens"], stock)
+
+    def start(self) -> None:
+        with (self.data_dir / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(GONGHUI), "serve", "--workers", "2", "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)  # polling for readiness of another process, bounded above
+        raise RuntimeError(f"server not ready in {READY_TIMEOUT_S}s: {self.log_tail()}")
+
+    def kill(self) -> None:
+        """``kill -9`` the server and its workers (the whole process group)."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def log_tail(self) -> str:
+        path = self.data_dir / "server.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        engine = create_engine(self.resolved_url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        with self.engine() as engine, engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+
+
+@contextmanager
+def running_server(tmp_path: Path) -> Iterator[Server]:
+    server = Server(tmp_path / "server-data", os.environ.get("GONGHUI_TEST_DATABASE_URL", ""))
+    server.data_dir.mkdir(parents=True)
+    try:
+        yield server
+    finally:
+        server.stop()

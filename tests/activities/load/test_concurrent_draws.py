@@ -1,0 +1,141 @@
+"""Hundreds of members drawing at once against a 2-process server: no oversell, no
+member past a limit, no budget overrun, retries answered with the original result."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.activities.load.harness import Lottery, Server, running_server
+
+MEMBERS = 240
+DRAWS_PER_MEMBER = 3  # the limit is 2: one of the three must be refused
+SPEC = {
+    "members": MEMBERS,
+    "activity": {
+        "limit_total": 2,
+        "budget_cents": 2000,
+        "config": {
+            "kind": "lottery",
+            "lottery": {
+                "prizes": [
+                    {"name": "一元券", "kind": "voucher", "weight": 5, "stock": 30, "value": 100},
+                    {"name": "积分", "kind": "points", "weight": 3, "stock": 40, "value": 10},
+                    {"name": "谢谢参与", "kind": "none", "weight": 2},
+                ],
+                "free_draws_per_day": 5,
+                "max_wins_per_member": 1,
+            },
+        },
+    },
+}
+
+
+async def _member(
+    client: httpx.AsyncClient, gate: asyncio.Semaphore, lottery: Lottery, index: int
+) -> list[tuple[str, int, dict[str, Any]]]:
+    url = f"/api/v1/activities/{lottery.activity_id}/draws"
+    headers = {"Authorization": f"Bearer {lottery.tokens[index]}"}
+
+    async def one(key: str) -> tuple[str, int, dict[str, Any]]:
+        async with gate:
+            resp = await client.post(
+                url,
+                json={"entropy": f"m{index}{key}"},
+                headers={**headers, "Idempotency-Key": key},
+            )
+        return key, resp.status_code, resp.json()
+
+    keys = [f"d{n}" for n in range(DRAWS_PER_MEMBER)] + ["d0"]  # the last one is a retry
+    return list(await asyncio.gather(*(one(k) for k in keys)))
+
+
+async def _burst(server: Server, lottery: Lottery) -> list[list[tuple[str, int, dict[str, Any]]]]:
+    # No keep-alive: a pooled connection the server closed when idle would fail spuriously.
+    limits = httpx.Limits(max_connections=MEMBERS, max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=server.base_url, timeout=httpx.Timeout(180), limits=limits
+    ) as client:
+        # At most MEMBERS requests in flight: httpx's pool handles a long queue of waiting
+        # requests in quadratic time, which would measure the client, not the server.
+        gate = asyncio.Semaphore(MEMBERS)
+        return list(
+            await asyncio.gather(*(_member(client, gate, lottery, i) for i in range(MEMBERS)))
+        )
+
+
+@pytest.mark.slow
+def test_concurrent_draws_keep_every_invariant(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        lottery = server.seed(SPEC)
+        server.start()
+        results = asyncio.run(_burst(server, lottery))
+        server.stop()
+
+        codes: Counter[str] = Counter()
+        successes: dict[int, dict[str, Any]] = {}
+        for member_results in results:
+            by_key: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+            for key, status, body in member_results:
+                assert status < 500, body
+                by_key.setdefault(key, []).append((status, body))
+                if status == 200:
+                    successes[body["draw_id"]] = body
+                else:
+                    codes[body["error"]["code"]] += 1
+            # The retry of d0 answers exactly as the first d0 did (when both got through).
+            d0 = [body for status, body in by_key["d0"] if status == 200]
+            if len(d0) == 2:
+                assert d0[0] == d0[1]
+            assert (
+                sum(status == 200 for key, ms in by_key.items() if key != "d0" for status, _ in ms)
+                + (1 if d0 else 0)
+                <= 2
+            )
+        assert set(codes) <= {"activities.limit_total_reached"}
+
+        aid = lottery.activity_id
+        draws = server.query(
+            "SELECT id, membership_id, outcome, prize_position FROM activities_lottery_draw "
+            "WHERE activity_id = :a",
+            a=aid,
+        )
+        # Every success is a durable draw row, and every draw row was answered as a success.
+        assert {d[0] for d in draws} == set(successes)
+        for d in draws:
+            assert successes[d[0]]["outcome"] == d[2]
+        per_member = Counter(d[1] for d in draws)
+        assert max(per_member.values()) <= 2
+        assert len(draws) == 2 * MEMBERS  # three tries each, limit two: exactly two drawn
+        wins = Counter(d[1] for d in draws if d[2] == "won")
+        assert max(wins.values(), default=0) <= 1
+
+        stock = dict(
+            server.query(
+                "SELECT position, stock FROM activities_lottery_prize WHERE activity_id = :a",
+                a=aid,
+            )
+        )
+        won_by_prize = Counter(d[3] for d in draws if d[2] == "won")
+        for position, initial in lottery.initial_stock.items():
+            assert stock[position] + won_by_prize.get(position, 0) == initial
+            assert stock[position] >= 0
+
+        spent, total = server.query(
+            "SELECT cents_spent, cents_total FROM benefits_budget WHERE activity_id = :a", a=aid
+        )[0]
+        issued_cents = server.query(
+            "SELECT COALESCE(SUM(amount), 0) FROM benefits_ledger_entry "
+            "WHERE activity_id = :a AND kind = 'voucher' AND action = 'issue'",
+            a=aid,
+        )[0][0]
+        assert spent == issued_cents <= total
+        ledger = server.query(
+            "SELECT COUNT(*) FROM benefits_ledger_entry WHERE activity_id = :a", a=aid
+        )[0][0]
+        assert ledger == sum(won_by_prize.values())

@@ -1,0 +1,309 @@
+"""Quizzes: the question bank, attempts under a server clock, rewards, the leaderboard."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from openpyxl import Workbook
+
+from gonghui import clock
+from gonghui.activities.quiz.models import Question
+from gonghui.db import unit_of_work
+from gonghui.orgs.models import Role
+from tests.activities.conftest import (
+    Member,
+    MemberFactory,
+    create_activity,
+    lottery_config,
+    window,
+)
+from tests.fixtures import StaffFactory, Tree
+
+
+def quiz_config(**rules: Any) -> dict[str, Any]:
+    return {
+        "kind": "quiz",
+        "quiz": {
+            "question_count": 3,
+            "time_limit_s": 60,
+            "pass_score": 60,
+            "reward": {"type": "points", "points": 20},
+            **rules,
+        },
+    }
+
+
+def _bank(api: httpx.Client, headers: dict[str, str], org_id: int, n: int = 4) -> None:
+    for i in range(n):
+        resp = api.post(
+            f"/api/v1/orgs/{org_id}/questions",
+            json={
+                "kind": "single",
+                "text": f"第{i}题",
+                "options": ["甲", "乙", "丙"],
+                "answer": [i % 3],
+                "explanation": f"答案是{'甲乙丙'[i % 3]}",
+            },
+            headers=headers,
+        )
+        assert resp.status_code == 201, resp.text
+
+
+def _answers(attempt: dict[str, Any], *, wrong: int = 0) -> dict[str, list[int]]:
+    with unit_of_work() as session:
+        right = {q.id: q.answer for q in session.query(Question)}
+    answers = {}
+    for n, q in enumerate(attempt["questions"]):
+        answer = right[q["id"]]
+        answers[str(q["id"])] = [(answer[0] + 1) % 3] if n < wrong else answer
+    return answers
+
+
+def _start(api: httpx.Client, activity_id: int, member: Member) -> httpx.Response:
+    return api.post(f"/api/v1/activities/{activity_id}/quiz/attempts", headers=member.headers)
+
+
+def _submit(
+    api: httpx.Client, attempt: dict[str, Any], member: Member, answers: dict[str, Any], **h: str
+) -> httpx.Response:
+    return api.post(
+        f"/api/v1/quiz/attempts/{attempt['attempt_id']}/submit",
+        json={"answers": answers},
+        headers={**member.headers, **h},
+    )
+
+
+def test_bad_question_is_refused_with_the_field(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    resp = api.post(
+        f"/api/v1/orgs/{tree.city_a}/questions",
+        json={"kind": "single", "text": "?", "options": ["a", "b"], "answer": [0, 1]},
+        headers=op.headers,
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "request.invalid"
+    assert api.get(f"/api/v1/orgs/{tree.city_a}/questions", headers=op.headers).json() == []
+    other = make_staff(tree.city_b, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a, 1)
+    assert (
+        api.get(f"/api/v1/orgs/{tree.city_a}/questions", headers=other.headers).status_code == 404
+    )
+
+
+def _workbook(rows: list[list[str]]) -> bytes:
+    wb = Workbook()
+    sheet = wb.active
+    sheet.append(["题型", "题目", "选项", "答案", "解析", "标签"])
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_xlsx_import_is_all_or_nothing(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    url = f"/api/v1/orgs/{tree.city_a}/questions/import"
+    good = [
+        ["单选", "工会法哪年颁布?", "1950|1992|2001", "B", "1992年", "法律"],
+        ["多选", "哪些是会员权利?", "选举权|被选举权|罚款权", "AB", "", "法律"],
+        ["判断", "会员可以自愿退会。", "", "对", "", ""],
+    ]
+    bad = [*good, ["单选", "缺答案", "甲|乙", "", "", ""], ["填空", "x", "a|b", "A", "", ""]]
+    resp = api.post(url, files={"file": ("q.xlsx", _workbook(bad))}, headers=op.headers)
+    assert resp.status_code == 422
+    assert [d["field"] for d in resp.json()["error"]["details"]] == ["row 5", "row 6"]
+    assert api.get(f"/api/v1/orgs/{tree.city_a}/questions", headers=op.headers).json() == []
+
+    resp = api.post(url, files={"file": ("q.xlsx", _workbook(good))}, headers=op.headers)
+    assert resp.status_code == 201
+    assert resp.json() == {"created": 3}
+    questions = api.get(f"/api/v1/orgs/{tree.city_a}/questions", headers=op.headers).json()
+    assert [(q["kind"], q["answer"], q["tag"]) for q in questions] == [
+        ("single", [1], "法律"),
+        ("multiple", [0, 1], "法律"),
+        ("true_false", [0], None),
+    ]
+    assert questions[2]["options"] == ["对", "错"]
+
+
+def test_pass_earns_points_answers_stay_hidden_until_submit(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a)
+    activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
+    member = make_member(tree.city_a)
+    started = _start(api, activity["id"], member)
+    assert started.status_code == 201
+    attempt = started.json()
+    assert len(attempt["questions"]) == 3
+    assert all(set(q) == {"id", "kind", "text", "options"} for q in attempt["questions"])
+
+    clock.advance(timedelta(seconds=30))
+    done = _submit(api, attempt, member, _answers(attempt, wrong=1), **{"Idempotency-Key": "s1"})
+    assert done.status_code == 200
+    result = done.json()
+    assert (result["score"], result["correct"], result["passed"]) == (66, 2, True)
+    assert result["reward"] == "points:20"
+    assert result["duration_ms"] >= 30_000
+    assert all(r["explanation"].startswith("答案是") for r in result["results"])
+    retry = _submit(api, attempt, member, {}, **{"Idempotency-Key": "s1"})
+    assert retry.json() == result
+    again = _submit(api, attempt, member, _answers(attempt))
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "quiz.already_submitted"
+    assert api.get("/api/v1/me/wallet", headers=member.headers).json()["points"] == 20
+
+
+def test_time_limit_is_enforced_by_the_server(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a)
+    activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
+    member = make_member(tree.city_a)
+    attempt = _start(api, activity["id"], member).json()
+    clock.advance(timedelta(seconds=63))
+    result = _submit(api, attempt, member, _answers(attempt)).json()
+    assert (result["timed_out"], result["score"], result["passed"], result["reward"]) == (
+        True,
+        0,
+        False,
+        None,
+    )
+    assert result["duration_ms"] == 60_000
+    assert api.get("/api/v1/me/wallet", headers=member.headers).json()["points"] == 0
+
+
+def test_attempts_per_day(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a)
+    activity = create_activity(api, op.headers, tree.city_a, config=quiz_config(attempts_per_day=1))
+    member = make_member(tree.city_a)
+    assert _start(api, activity["id"], member).status_code == 201
+    second = _start(api, activity["id"], member)
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "quiz.no_attempts_left_today"
+    clock.advance(timedelta(days=1))
+    assert _start(api, activity["id"], member).status_code == 201
+
+
+def test_too_small_bank_is_refused(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a, 2)
+    activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
+    resp = _start(api, activity["id"], make_member(tree.city_a))
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "quiz.not_enough_questions"
+
+
+def test_passing_earns_chances_in_the_linked_lottery(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a)
+    lottery = create_activity(
+        api, op.headers, tree.city_a, config=lottery_config(free_draws_per_day=0)
+    )
+    quiz = create_activity(
+        api,
+        op.headers,
+        tree.city_a,
+        config=quiz_config(
+            reward={"type": "chances", "chances": 2, "lottery_activity_id": lottery["id"]}
+        ),
+    )
+    member = make_member(tree.city_a)
+    draw_url = f"/api/v1/activities/{lottery['id']}/draws"
+    assert api.post(draw_url, headers=member.headers).json()["error"]["code"] == (
+        "lottery.no_chances"
+    )
+    attempt = _start(api, quiz["id"], member).json()
+    result = _submit(api, attempt, member, _answers(attempt)).json()
+    assert result["reward"] == f"chances:2@{lottery['id']}"
+    first = api.post(draw_url, headers=member.headers).json()
+    assert first["chances_left"] == 1
+    assert api.post(draw_url, headers=member.headers).status_code == 200
+    assert api.post(draw_url, headers=member.headers).status_code == 409
+
+
+def test_leaderboard_orders_by_score_then_speed_with_own_rank(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a)
+    activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
+    slow_perfect = make_member(tree.city_a, name="王小明")
+    fast_perfect = make_member(tree.city_a, name="李四")
+    fast_partial = make_member(tree.city_a, name="张三丰")
+    plans = [(slow_perfect, 20, 0), (fast_perfect, 5, 0), (fast_partial, 1, 1)]
+    for member, seconds, wrong in plans:
+        attempt = _start(api, activity["id"], member).json()
+        clock.advance(timedelta(seconds=seconds))
+        _submit(api, attempt, member, _answers(attempt, wrong=wrong))
+    board = api.get(
+        f"/api/v1/activities/{activity['id']}/quiz/leaderboard", headers=fast_partial.headers
+    ).json()
+    assert [(e["rank"], e["name"], e["score"]) for e in board["top"]] == [
+        (1, "李*", 100),
+        (2, "王*明", 100),
+        (3, "张*丰", 66),
+    ]
+    assert board["me"]["rank"] == 3
+    outsider = make_member(tree.city_a)
+    assert (
+        api.get(
+            f"/api/v1/activities/{activity['id']}/quiz/leaderboard", headers=outsider.headers
+        ).json()["me"]
+        is None
+    )
+
+
+def test_chances_must_go_to_a_lottery_the_operator_manages(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op_a = make_staff(tree.city_a, Role.OPERATOR)
+    op_b = make_staff(tree.city_b, Role.OPERATOR)
+    lottery_b = create_activity(api, op_b.headers, tree.city_b, config=lottery_config())
+    quiz_a = create_activity(api, op_a.headers, tree.city_a, config=quiz_config(), publish=False)
+
+    def create(reward: dict[str, Any]) -> httpx.Response:
+        return api.post(
+            "/api/v1/activities",
+            json={
+                "org_id": tree.city_a,
+                "title": "答题",
+                "config": quiz_config(reward=reward),
+                **window(),
+            },
+            headers=op_a.headers,
+        )
+
+    for target in (lottery_b["id"], quiz_a["id"]):
+        resp = create({"type": "chances", "chances": 1, "lottery_activity_id": target})
+        assert resp.status_code == 422
+        assert resp.json()["error"]["details"] == [
+            {
+                "field": "config.quiz.reward.lottery_activity_id",
+                "code": "activities.bad_config",
+                "message": "not a lottery you manage",
+            }
+        ]
+    missing = create({"type": "chances", "chances": 1})
+    assert missing.status_code == 422
+    assert missing.json()["error"]["details"][0]["field"] == "config.quiz"
+    assert [a["id"] for a in api.get("/api/v1/activities", headers=op_a.headers).json()] == [
+        quiz_a["id"]
+    ]
