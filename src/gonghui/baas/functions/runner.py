@@ -129,6 +129,7 @@ class Context:
         self.function = data.get("function")
         self.caller = data.get("caller")
         self.env: dict[str, str] = dict(data.get("env") or {})
+        self.secrets: dict[str, str] = dict(data.get("secrets") or {})
         self.invocation_id = data.get("invocation_id")
 
     def table(self, name: str) -> _Table:

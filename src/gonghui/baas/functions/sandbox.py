@@ -19,6 +19,7 @@ See https://github.com/containers/bubblewrap for the options used.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import shutil
@@ -33,6 +34,7 @@ from typing import Any
 
 from gonghui.errors import DomainError
 
+log = logging.getLogger("gonghui.functions")
 _RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_text()
 _SPAWN_TIMEOUT_S = 10.0
 _MAX_MESSAGE = 4 * 1024 * 1024
@@ -70,10 +72,13 @@ class Outcome:
 SdkHandler = Callable[[str, dict[str, Any]], Any]
 
 
-@dataclass(frozen=True)
 class SdkRefusal(Exception):
-    code: str
-    message: str
+    """A platform call refused with a code the function sees."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = str(code)
+        self.message = message
 
 
 @lru_cache
