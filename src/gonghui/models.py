@@ -6,3 +6,6 @@ from gonghui.members import models as members_models
 from gonghui.orgs import models as orgs_models
 
 __all__ = ["accounts_models", "audit_models", "members_models", "orgs_models"]
+from gonghui.baas import models as baas_models  # noqa: E402
+
+__all__ += ["baas_models"]

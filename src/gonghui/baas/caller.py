@@ -1,0 +1,51 @@
+"""Authentication of app calls: ``X-Gonghui-App-Key`` (client or server key) plus an
+optional ``Authorization: Bearer`` user token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from gonghui.accounts import principal as principals
+from gonghui.accounts.errors import AccountsError
+from gonghui.baas.apps import KeyKind, resolve_key
+from gonghui.baas.errors import BaasError
+from gonghui.baas.permissions import Caller
+from gonghui.deps import SessionDep
+from gonghui.errors import Unauthenticated
+
+
+def get_caller(
+    request: Request,
+    session: SessionDep,
+    app_key: Annotated[str | None, Header(alias="X-Gonghui-App-Key")] = None,
+) -> Caller:
+    if not app_key:
+        raise Unauthenticated(BaasError.KEY_REQUIRED, "send the app key in X-Gonghui-App-Key")
+    holder = resolve_key(session, app_key)
+    header = request.headers.get("authorization")
+    if header is None:
+        return Caller(
+            app_id=holder.app_id,
+            org_id=holder.org_id,
+            org_path=holder.org_path,
+            server=holder.kind is KeyKind.SERVER,
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(AccountsError.TOKEN_INVALID, "Authorization: Bearer <token>")
+    principal = principals.resolve(session, token.strip())
+    return Caller(
+        app_id=holder.app_id,
+        org_id=holder.org_id,
+        org_path=holder.org_path,
+        server=holder.kind is KeyKind.SERVER,
+        user_id=principal.user_id,
+        member_org_path=principal.member.org_path if principal.member else None,
+        grants=principal.grants,
+        is_platform_admin=principal.is_platform_admin,
+    )
+
+
+AppCaller = Annotated[Caller, Depends(get_caller)]
