@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gonghui import models  # noqa: F401  (complete metadata)
 from gonghui.accounts.router import router as auth_router
 from gonghui.audit.router import router as audit_router
+from gonghui.baas.functions.router import router as functions_router
 from gonghui.baas.router import router as baas_router
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentUser
@@ -91,6 +92,7 @@ def create_app() -> FastAPI:
     for router in (auth_router, orgs_router, audit_router):
         app.include_router(router)
     app.include_router(baas_router)
+    app.include_router(functions_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -9,3 +9,6 @@ __all__ = ["accounts_models", "audit_models", "members_models", "orgs_models"]
 from gonghui.baas import models as baas_models  # noqa: E402
 
 __all__ += ["baas_models"]
+from gonghui.baas.functions import models as functions_models  # noqa: E402
+
+__all__ += ["functions_models"]

@@ -117,7 +117,7 @@ class PlatformCalls:
         self.depth = depth
 
     def __call__(self, op: str, args: dict[str, Any]) -> Any:
-        from gonghui.baas.records import read, write
+        from gonghui.baas.records import query, write
 
         caller = self.caller
         if op == "functions.invoke":
@@ -141,7 +141,9 @@ class PlatformCalls:
                     session, caller=caller, table=table, items=[args.get("record") or {}]
                 )[0]
             if op == "records.get":
-                return read.get_record(session, caller=caller, table=table, record_id=int(args["id"]))
+                return query.get_record(
+                    session, caller=caller, table=table, record_id=int(args["id"])
+                )
             if op == "records.update":
                 return write.update_record(
                     session,
@@ -154,5 +156,14 @@ class PlatformCalls:
                 write.delete_record(session, caller=caller, table=table, record_id=int(args["id"]))
                 return None
             if op == "records.query":
-                return read.query_records(session, caller=caller, table=table, query=args)
+                page = query.list_records(
+                    session,
+                    caller=caller,
+                    table=table,
+                    where=args.get("where"),
+                    sort=args.get("sort"),
+                    limit=int(args.get("limit") or 50),
+                    cursor=args.get("cursor"),
+                )
+                return {"items": page.items, "next_cursor": page.next_cursor}
         raise SdkRefusal(FunctionsError.UNKNOWN_OP, f"unknown platform call {op}")

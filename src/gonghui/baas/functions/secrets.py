@@ -23,8 +23,10 @@ def _aad(function_id: int) -> bytes:
 def seal_secrets(function_id: int, secrets: dict[str, str]) -> bytes:
     nonce = os.urandom(12)
     plain = json.dumps(secrets, sort_keys=True).encode()
-    return _VERSION + nonce + AESGCM(get_keys().pii_encryption_key).encrypt(
-        nonce, plain, _aad(function_id)
+    return (
+        _VERSION
+        + nonce
+        + AESGCM(get_keys().pii_encryption_key).encrypt(nonce, plain, _aad(function_id))
     )
 
 

@@ -9,7 +9,6 @@ import ast
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -54,9 +53,7 @@ def check_source(source: str) -> None:
             "source", FunctionsError.BAD_SOURCE, f"syntax error line {exc.lineno}: {exc.msg}"
         ) from exc
     handlers = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef) and node.name == "handler"
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "handler"
     ]
     if not handlers or len(handlers[0].args.args) != 2:
         raise _bad(
@@ -88,7 +85,9 @@ def get_function(session: Session, *, actor: Actor, app_id: int, name: str) -> F
 
 def list_functions(session: Session, *, actor: Actor, app_id: int) -> list[Function]:
     get_app(session, actor=actor, app_id=app_id)
-    return list(session.scalars(select(Function).where(Function.app_id == app_id).order_by(Function.name)))
+    return list(
+        session.scalars(select(Function).where(Function.app_id == app_id).order_by(Function.name))
+    )
 
 
 def deploy(
@@ -222,16 +221,3 @@ def purge_invocations(session: Session, *, keep_days: int) -> int:
     """Drop invocation logs older than the retention period."""
     cutoff = now() - timedelta(days=keep_days)
     return rowcount(session.execute(delete(Invocation).where(Invocation.at < cutoff)))
-
-
-def describe(function: Function) -> dict[str, Any]:
-    return {
-        "id": function.id,
-        "name": function.name,
-        "current_version": function.current_version,
-        "runs_as": function.runs_as,
-        "timeout_s": function.timeout_s,
-        "memory_mb": function.memory_mb,
-        "env": function.env,
-        "secret_names": secret_names(function),
-    }
