@@ -12,3 +12,6 @@ __all__ += ["baas_models"]
 from gonghui.baas.functions import models as functions_models  # noqa: E402
 
 __all__ += ["functions_models"]
+from gonghui.baas.triggers import models as triggers_models  # noqa: E402
+
+__all__ += ["triggers_models"]

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     functions_idle_s: float = 60.0
     functions_recycle_after: int = 500
     functions_log_retention_days: int = 14
+    # Each server process delivers stored events and fires cron triggers (background.py).
+    background_workers: bool = True
+    delivery_poll_s: float = 1.0
+    # First retry delay of a failed delivery; doubles per attempt up to an hour.
+    delivery_backoff_base_s: float = 10.0
+    # How long a process may hold a delivery it is sending before others may retry it.
+    delivery_lease_s: float = 60.0
+    scheduler_interval_s: float = 1.0
 
     upload_max_bytes: int = 20 * 1024 * 1024
     display_timezone: str = "Asia/Shanghai"

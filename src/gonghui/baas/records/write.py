@@ -29,6 +29,8 @@ from gonghui.baas.tables.types import (
     coerce_scalar,
     to_json,
 )
+from gonghui.baas.triggers import service as triggers
+from gonghui.baas.triggers.models import TriggerEvent
 from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
@@ -90,7 +92,11 @@ def create_records(
             ids = list(result.scalars())
     except IntegrityError as exc:
         raise _unique_conflict(info, exc) from exc
-    return [_echo(info, rid, row) for rid, row in zip(ids, rows, strict=True)]
+    created = [_echo(info, rid, row) for rid, row in zip(ids, rows, strict=True)]
+    triggers.record_events(
+        session, caller=caller, info=info, event=TriggerEvent.RECORD_CREATED, records=created
+    )
+    return created
 
 
 def _echo(info: TableInfo, rid: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -181,13 +187,28 @@ def update_record(
     row = session.execute(select(t).where(t.c.id == record_id)).one()
     for f in increments:
         check_rules(f.rules, row._mapping[f.column], f.name)
-    return to_record(info, row)
+    record = to_record(info, row)
+    triggers.record_events(
+        session, caller=caller, info=info, event=TriggerEvent.RECORD_UPDATED, records=[record]
+    )
+    return record
 
 
 def delete_record(session: Session, *, caller: Caller, table: str, record_id: int) -> None:
     info = _table(session, caller, table)
     t = info.sql
     allowed = row_filter(caller, info.permissions, Action.DELETE, t, info.id)
+    row = session.execute(select(t).where(t.c.id == record_id, allowed)).first()
+    if row is None:
+        raise record_not_found(record_id)
+    # Fired before the row goes, so filters see it; a failed delete rolls the events back.
+    triggers.record_events(
+        session,
+        caller=caller,
+        info=info,
+        event=TriggerEvent.RECORD_DELETED,
+        records=[to_record(info, row)],
+    )
     if rowcount(session.execute(delete(t).where(t.c.id == record_id, allowed))) == 0:
         raise record_not_found(record_id)
     session.execute(

@@ -50,6 +50,81 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_baas_function_app_id"), "baas_function", ["app_id"], unique=False)
     op.create_table(
+        "baas_trigger",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("app_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("org_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=63), nullable=False),
+        sa.Column("event", sa.String(length=40), nullable=False),
+        sa.Column("table_name", sa.String(length=63), nullable=True),
+        sa.Column("filter", sa.JSON(), nullable=True),
+        sa.Column("cron", sa.String(length=100), nullable=True),
+        sa.Column("next_run_at", gonghui.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("target_kind", sa.String(length=16), nullable=False),
+        sa.Column("function_name", sa.String(length=63), nullable=True),
+        sa.Column("webhook_url", sa.String(length=500), nullable=True),
+        sa.Column("secret_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", gonghui.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["app_id"], ["baas_app.id"], name=op.f("fk_baas_trigger_app_id_baas_app")
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["orgs_org.id"], name=op.f("fk_baas_trigger_org_id_orgs_org")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_baas_trigger")),
+    )
+    op.create_index(op.f("ix_baas_trigger_app_id"), "baas_trigger", ["app_id"], unique=False)
+    op.create_index(
+        op.f("ix_baas_trigger_next_run_at"), "baas_trigger", ["next_run_at"], unique=False
+    )
+    op.create_table(
+        "baas_delivery",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column(
+            "trigger_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("app_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("event", sa.String(length=40), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", gonghui.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", gonghui.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", gonghui.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", gonghui.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["app_id"], ["baas_app.id"], name=op.f("fk_baas_delivery_app_id_baas_app")
+        ),
+        sa.ForeignKeyConstraint(
+            ["trigger_id"],
+            ["baas_trigger.id"],
+            name=op.f("fk_baas_delivery_trigger_id_baas_trigger"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_baas_delivery")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_baas_delivery_event_id")),
+    )
+    op.create_index(op.f("ix_baas_delivery_app_id"), "baas_delivery", ["app_id"], unique=False)
+    op.create_index(
+        "ix_baas_delivery_due", "baas_delivery", ["status", "next_attempt_at"], unique=False
+    )
+    op.create_index(
+        op.f("ix_baas_delivery_trigger_id"), "baas_delivery", ["trigger_id"], unique=False
+    )
+    op.create_table(
         "baas_function_invocation",
         sa.Column(
             "id",
@@ -116,15 +191,53 @@ def upgrade() -> None:
             "function_id", "version", name=op.f("uq_baas_function_version_function_id_version")
         ),
     )
+    op.create_table(
+        "baas_delivery_attempt",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("at", gonghui.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ok", sa.Boolean(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("duration_ms", sa.Double(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["baas_delivery.id"],
+            name=op.f("fk_baas_delivery_attempt_delivery_id_baas_delivery"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_baas_delivery_attempt")),
+    )
+    op.create_index(
+        op.f("ix_baas_delivery_attempt_delivery_id"),
+        "baas_delivery_attempt",
+        ["delivery_id"],
+        unique=False,
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index(op.f("ix_baas_delivery_attempt_delivery_id"), table_name="baas_delivery_attempt")
+    op.drop_table("baas_delivery_attempt")
     op.drop_table("baas_function_version")
     op.drop_index("ix_baas_function_invocation_function_at", table_name="baas_function_invocation")
     op.drop_index(op.f("ix_baas_function_invocation_at"), table_name="baas_function_invocation")
     op.drop_table("baas_function_invocation")
+    op.drop_index(op.f("ix_baas_delivery_trigger_id"), table_name="baas_delivery")
+    op.drop_index("ix_baas_delivery_due", table_name="baas_delivery")
+    op.drop_index(op.f("ix_baas_delivery_app_id"), table_name="baas_delivery")
+    op.drop_table("baas_delivery")
+    op.drop_index(op.f("ix_baas_trigger_next_run_at"), table_name="baas_trigger")
+    op.drop_index(op.f("ix_baas_trigger_app_id"), table_name="baas_trigger")
+    op.drop_table("baas_trigger")
     op.drop_index(op.f("ix_baas_function_app_id"), table_name="baas_function")
     op.drop_table("baas_function")
     # ### end Alembic commands ###
