@@ -8,9 +8,13 @@ transaction stays open while user code runs (on SQLite that would hold the write
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
+
+from sqlalchemy import insert
 
 from gonghui.baas.functions import service
 from gonghui.baas.functions.errors import FunctionsError
@@ -19,10 +23,13 @@ from gonghui.baas.functions.pool import PoolConfig, WorkerPool
 from gonghui.baas.functions.sandbox import Limits, Outcome, SdkRefusal
 from gonghui.baas.functions.secrets import unseal_secrets
 from gonghui.baas.permissions import Caller
+from gonghui.clock import now
 from gonghui.db import unit_of_work
+from gonghui.observability import request_id_var
 from gonghui.settings import get_settings
 
 MAX_CALL_DEPTH = 3
+log = logging.getLogger("gonghui.functions")
 
 _pool: WorkerPool | None = None
 _pool_lock = threading.Lock()
@@ -56,8 +63,56 @@ def close_pool() -> None:
 
 
 @dataclass(frozen=True)
+class Definition:
+    """What running a function needs, cached briefly so that a warm call reads nothing."""
+
+    function_id: int
+    version: int
+    source: str
+    env: dict[str, str]
+    secrets: dict[str, str]
+    limits: Limits
+    runs_as_server: bool
+
+
+# Like app keys (baas.apps), definitions are cached for a couple of seconds: a deploy in
+# this process takes effect at once (service.deploy forgets the entry on commit), in other
+# processes when their entry expires.
+DEFINITION_TTL_S = 2.0
+_definitions: dict[tuple[int, str], tuple[float, Definition]] = {}
+_definitions_lock = threading.Lock()
+
+
+def forget_definition(app_id: int, name: str) -> None:
+    with _definitions_lock:
+        _definitions.pop((app_id, name), None)
+
+
+def _definition(app_id: int, name: str) -> Definition:
+    key = (app_id, name)
+    with _definitions_lock:
+        hit = _definitions.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    with unit_of_work(read_only=True) as session:
+        fn = service.find_function(session, app_id=app_id, name=name)
+        definition = Definition(
+            function_id=fn.id,
+            version=fn.current_version,
+            source=service.current_source(session, function=fn),
+            env=dict(fn.env or {}),
+            secrets=unseal_secrets(fn.id, fn.secrets_enc),
+            limits=Limits(timeout_s=fn.timeout_s, cpu_s=fn.timeout_s, memory_mb=fn.memory_mb),
+            runs_as_server=fn.runs_as == "server",
+        )
+    with _definitions_lock:
+        _definitions[key] = (time.monotonic() + DEFINITION_TTL_S, definition)
+    return definition
+
+
+@dataclass(frozen=True)
 class InvocationResult:
-    invocation_id: int
+    request_id: str | None
     outcome: Outcome
 
 
@@ -65,47 +120,93 @@ def invoke(
     *, caller: Caller, name: str, event: Any, source_kind: str = "http", depth: int = 0
 ) -> InvocationResult:
     """Run the current version of ``name`` in the caller's app with ``event``."""
-    with unit_of_work(read_only=True) as session:
-        fn = service.find_function(session, app_id=caller.app_id, name=name)
-        source = service.current_source(session, function=fn)
-        secrets = unseal_secrets(fn.id, fn.secrets_enc)
-        function_id, version, env = fn.id, fn.current_version, dict(fn.env or {})
-        limits = Limits(timeout_s=fn.timeout_s, cpu_s=fn.timeout_s, memory_mb=fn.memory_mb)
-        runs_as_server = fn.runs_as == "server"
-    acting = replace(caller, server=True) if runs_as_server else caller
+    fn = _definition(caller.app_id, name)
+    acting = replace(caller, server=True) if fn.runs_as_server else caller
     context = {
         "app": caller.app_id,
         "function": name,
         "caller": {"user_id": caller.user_id, "server": caller.server},
-        "env": env,
-        "secrets": secrets,
+        "env": fn.env,
+        "secrets": fn.secrets,
     }
     outcome = get_pool().invoke(
         key=f"app:{caller.app_id}",
-        source=source,
+        source=fn.source,
         event=event,
         context=context,
         sdk=PlatformCalls(acting, depth),
-        limits=limits,
+        limits=fn.limits,
     )
-    with unit_of_work() as session:
-        row = Invocation(
-            function_id=function_id,
-            version=version,
-            source=source_kind,
-            status=outcome.status,
-            cold=outcome.cold,
-            duration_ms=round(outcome.duration_ms, 3),
-            peak_memory_kb=outcome.peak_rss_kb,
-            caller_user_id=caller.user_id,
-            result=outcome.value if outcome.status == "ok" else None,
-            error=outcome.error,
-            logs=outcome.logs,
-        )
-        session.add(row)
-        session.flush()
-        invocation_id = row.id
-    return InvocationResult(invocation_id=invocation_id, outcome=outcome)
+    request_id = request_id_var.get()
+    _logs.add(
+        {
+            "function_id": fn.function_id,
+            "version": fn.version,
+            "at": now(),
+            "request_id": request_id,
+            "source": source_kind,
+            "status": outcome.status,
+            "cold": outcome.cold,
+            "duration_ms": round(outcome.duration_ms, 3),
+            "peak_memory_kb": outcome.peak_rss_kb,
+            "caller_user_id": caller.user_id,
+            "result": outcome.value if outcome.status == "ok" else None,
+            "error": outcome.error,
+            "logs": outcome.logs,
+        }
+    )
+    return InvocationResult(request_id=request_id, outcome=outcome)
+
+
+class LogWriter:
+    """Writes invocation logs in batches from a thread of its own, so that a warm call
+    costs no write transaction. A crash loses at most the last ``interval_s`` of logs
+    (logs only: what the function itself wrote went through its own transactions)."""
+
+    def __init__(self, interval_s: float = 0.1, batch: int = 500) -> None:
+        self.interval_s = interval_s
+        self.batch = batch
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.append(row)
+            full = len(self._pending) >= self.batch
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="function-logs", daemon=True)
+                self._thread.start()
+        if full:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Write what is pending now; returns how many rows."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._pending = self._pending, []
+            if rows:
+                with unit_of_work() as session:
+                    session.execute(insert(Invocation), rows)
+            return len(rows)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("writing function logs failed")
+
+
+_logs = LogWriter()
+
+
+def flush_logs() -> int:
+    return _logs.flush()
 
 
 class PlatformCalls:

@@ -52,7 +52,9 @@ class Invocation(Base):
     function_id: Mapped[int] = mapped_column(BigId, ForeignKey("baas_function.id"))
     version: Mapped[int]
     at: Mapped[datetime] = mapped_column(default=now, index=True)
-    source: Mapped[str] = mapped_column(String(16))  # http | function | trigger | schedule
+    # The request that ran it (X-Request-Id), to find the log of a given call.
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # http | function | trigger
     status: Mapped[str] = mapped_column(String(16))  # ok | error | timeout | crashed
     cold: Mapped[bool] = mapped_column(default=False)
     duration_ms: Mapped[float] = mapped_column(default=0.0)

@@ -99,12 +99,19 @@ def list_invocations(
     staff: CurrentStaff,
     session: SessionDep,
     status: str | None = None,
+    request_id: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[InvocationRead]:
     fn = service.get_function(session, actor=staff, app_id=app_id, name=name)
+    invocations.flush_logs()  # what this process ran is readable at once
     rows = service.invocations(
-        session, function=fn, status=status, before_id=before_id, limit=limit
+        session,
+        function=fn,
+        status=status,
+        request_id=request_id,
+        before_id=before_id,
+        limit=limit,
     )
     return [InvocationRead.model_validate(r) for r in rows]
 
@@ -122,14 +129,14 @@ def invoke(
         raise NotFound(FunctionsError.NOT_FOUND, f"function {name} not found")
     done = invocations.invoke(caller=caller, name=name, event=event)
     outcome = done.outcome
-    details = {"invocation_id": done.invocation_id, "error": outcome.error, "logs": outcome.logs}
+    details = {"request_id": done.request_id, "error": outcome.error, "logs": outcome.logs}
     if outcome.status == "timeout":
         raise FunctionTimedOut(FunctionsError.TIMEOUT, "the function ran out of time", details)
     if outcome.status != "ok":
         message = (outcome.error or {}).get("message") or "the function failed"
         raise FunctionFailed(FunctionsError.FAILED, str(message), details)
     return InvokeResult(
-        invocation_id=done.invocation_id,
+        request_id=done.request_id,
         result=outcome.value,
         duration_ms=round(outcome.duration_ms, 3),
         logs=outcome.logs,

@@ -51,6 +51,7 @@ class InvocationRead(BaseModel):
     id: int
     version: int
     at: datetime
+    request_id: str | None
     source: str
     status: str
     cold: bool
@@ -63,7 +64,8 @@ class InvocationRead(BaseModel):
 
 
 class InvokeResult(BaseModel):
-    invocation_id: int
+    # Find this call's log by it: GET .../invocations?request_id=
+    request_id: str | None
     result: Any
     duration_ms: float
     logs: str

@@ -19,7 +19,7 @@ from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.models import Function, FunctionVersion, Invocation
 from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
 from gonghui.clock import now
-from gonghui.db import rowcount
+from gonghui.db import on_commit, rowcount
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.tenancy import Actor
 
@@ -120,6 +120,7 @@ def deploy(
         fn.env = dict(spec.env)
     fn.updated_at = now()
     session.flush()
+    _forget_on_commit(session, fn)
     audit.record(
         session,
         actor=actor,
@@ -130,6 +131,13 @@ def deploy(
         details={"app_id": app.id, "name": name, "version": version},
     )
     return fn
+
+
+def _forget_on_commit(session: Session, fn: Function) -> None:
+    from gonghui.baas.functions.invoke import forget_definition
+
+    app_id, name = fn.app_id, fn.name
+    on_commit(session, lambda: forget_definition(app_id, name))
 
 
 def versions(session: Session, *, function: Function) -> list[FunctionVersion]:
@@ -154,6 +162,7 @@ def rollback(session: Session, *, actor: Actor, app_id: int, name: str, version:
     previous = fn.current_version
     fn.current_version = version
     fn.updated_at = now()
+    _forget_on_commit(session, fn)
     audit.record(
         session,
         actor=actor,
@@ -173,6 +182,7 @@ def set_secrets(
     fn = get_function(session, actor=actor, app_id=app_id, name=name)
     fn.secrets_enc = seal_secrets(fn.id, secrets) if secrets else None
     fn.updated_at = now()
+    _forget_on_commit(session, fn)
     audit.record(
         session,
         actor=actor,
@@ -206,12 +216,15 @@ def invocations(
     *,
     function: Function,
     status: str | None = None,
+    request_id: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[Invocation]:
     stmt = select(Invocation).where(Invocation.function_id == function.id)
     if status:
         stmt = stmt.where(Invocation.status == status)
+    if request_id:
+        stmt = stmt.where(Invocation.request_id == request_id)
     if before_id:
         stmt = stmt.where(Invocation.id < before_id)
     return list(session.scalars(stmt.order_by(Invocation.id.desc()).limit(min(max(limit, 1), 200))))
