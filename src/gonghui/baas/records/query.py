@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, false, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement as Col
 
@@ -115,15 +115,28 @@ def _after_cursor(keys: list[SortKey], cursor: str) -> ColumnElement[bool]:
     options = []
     for i, (key, value) in enumerate(zip(keys, decoded, strict=True)):
         equal = [
-            keys[j].column.is_(None) if decoded[j] is None else keys[j].column == decoded[j]
+            keys[j].column.is_(None)
+            if decoded[j] is None
+            else keys[j].column == _bind(keys[j].column, decoded[j])
             for j in range(i)
         ]
         if key.descending:
-            after = false() if value is None else or_(key.column < value, key.column.is_(None))
+            after = (
+                false()
+                if value is None
+                else or_(key.column < _bind(key.column, value), key.column.is_(None))
+            )
         else:
-            after = key.column.is_not(None) if value is None else key.column > value
+            after = (
+                key.column.is_not(None) if value is None else key.column > _bind(key.column, value)
+            )
         options.append(and_(true(), *equal, after))
     return or_(*options)
+
+
+def _bind(column: Col[Any], value: Any) -> Any:
+    # Explicitly typed: SQLAlchemy refuses `column < True` with a bare Python bool.
+    return bindparam(None, value, type_=column.type)
 
 
 def _selected(info: TableInfo, fields: list[str] | None) -> list[FieldInfo]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement as Col
 
 from gonghui.baas.errors import BaasError
@@ -172,7 +172,7 @@ class Compiler:
                 raise invalid(path, "takes a string")
             text = self._value(ftype, value, path)
             return and_(present, self._text_match(column, op, text))
-        bound = self._value(ftype, value, path)
+        bound = bindparam(None, self._value(ftype, value, path), type_=column.type)
         match op:
             case "eq":
                 return and_(present, col == bound)
