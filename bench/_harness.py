@@ -165,7 +165,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def staff_token(server: Server, username: str = "bench-admin", password: str = "bench-pass-1") -> str:
+def staff_token(
+    server: Server, username: str = "bench-admin", password: str = "bench-pass-1"
+) -> str:
     """A platform admin's access token on ``server``."""
     env = {**server.env, "GONGHUI_ADMIN_PASSWORD": password}
     subprocess.run(

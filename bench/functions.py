@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import httpx
+
 from _harness import Server, emit, percentile, print_table, staff_token, wrk
 
 SOURCE = "def handler(event, context):\n    return {'ok': True, 'echo': event}\n"
@@ -30,7 +31,9 @@ def set_up(server: Server) -> tuple[str, str]:
         app = client.post("/api/v1/baas/apps", json={"org_id": org.json()["id"], "name": "bench"})
         app.raise_for_status()
         app_id, key = app.json()["id"], app.json()["client_key"]
-        client.put(f"/api/v1/baas/apps/{app_id}/functions/hello", json={"source": SOURCE}).raise_for_status()
+        client.put(
+            f"/api/v1/baas/apps/{app_id}/functions/hello", json={"source": SOURCE}
+        ).raise_for_status()
     return token, f"{server.url}/api/v1/baas/apps/{app_id}/functions/hello/invoke|{key}"
 
 

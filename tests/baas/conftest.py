@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from gonghui.baas.apps import forget_keys
+from gonghui.baas.functions.invoke import flush_logs, forget_definitions
 from gonghui.baas.tables.info import forget_tables
 from gonghui.orgs.models import Role
 from tests.fixtures import Staff, StaffFactory, Tree
@@ -20,9 +21,12 @@ def _fresh_baas_caches() -> Iterator[None]:
     # Ids restart with every fresh database: cached keys and tables would be stale.
     forget_keys()
     forget_tables()
+    forget_definitions()
     yield
+    flush_logs()  # into this test's database, not the next one's
     forget_keys()
     forget_tables()
+    forget_definitions()
 
 
 @dataclass(frozen=True)

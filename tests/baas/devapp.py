@@ -3,48 +3,37 @@ tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 
+from tests.baas.conftest import AppHandle, make_table
 from tests.fixtures import Staff
 
-
-@dataclass(frozen=True)
-class DevApp:
-    app_id: int
-    client_key: str
-    server_key: str
-    dev: Staff
-
-    def url(self, path: str = "") -> str:
-        return f"/api/v1/baas/apps/{self.app_id}/functions{path}"
+SCORES = [
+    {"name": "member", "type": "string", "indexed": True},
+    {"name": "points", "type": "integer"},
+]
 
 
-def make_app(api: httpx.Client, dev: Staff, org_id: int, name: str) -> DevApp:
+def make_app(api: httpx.Client, dev: Staff, org_id: int, name: str) -> AppHandle:
     resp = api.post("/api/v1/baas/apps", json={"org_id": org_id, "name": name}, headers=dev.headers)
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    table = {
-        "name": "scores",
-        "fields": [
-            {"name": "member", "type": "string", "indexed": True},
-            {"name": "points", "type": "integer"},
-        ],
-        "permissions": {"read": ["public"], "create": ["public"]},
-    }
-    resp = api.post(f"/api/v1/baas/apps/{body['id']}/tables", json=table, headers=dev.headers)
-    assert resp.status_code == 201, resp.text
-    return DevApp(body["id"], body["client_key"], body["server_key"], dev)
+    app = AppHandle(body["id"], body["org_id"], body["client_key"], body["server_key"], dev)
+    make_table(api, app, "scores", SCORES, {"read": ["public"], "create": ["public"]})
+    return app
+
+
+def functions_url(app: AppHandle, path: str = "") -> str:
+    return f"/api/v1/baas/apps/{app.id}/functions{path}"
 
 
 def deploy(
-    api: httpx.Client, app: DevApp, name: str, source: str, **extra: object
+    api: httpx.Client, app: AppHandle, name: str, source: str, **extra: object
 ) -> httpx.Response:
-    return api.put(app.url(f"/{name}"), json={"source": source, **extra}, headers=app.dev.headers)
-
-
-def invoke(api: httpx.Client, app: DevApp, name: str, event: object) -> httpx.Response:
-    return api.post(
-        app.url(f"/{name}/invoke"), json=event, headers={"X-Gonghui-App-Key": app.client_key}
+    return api.put(
+        functions_url(app, f"/{name}"), json={"source": source, **extra}, headers=app.dev.headers
     )
+
+
+def invoke(api: httpx.Client, app: AppHandle, name: str, event: object) -> httpx.Response:
+    return api.post(functions_url(app, f"/{name}/invoke"), json=event, headers=app.client)

@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from gonghui.orgs.models import Role
-from tests.baas.devapp import DevApp, deploy, invoke, make_app
+from tests.baas.conftest import AppHandle
+from tests.baas.devapp import deploy, functions_url, invoke, make_app
 from tests.fixtures import StaffFactory, Tree
 
 SCORE = """
@@ -20,12 +21,12 @@ def handler(event, context):
 
 
 @pytest.fixture
-def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> DevApp:
+def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> AppHandle:
     return make_app(api, make_staff(tree.city_a, Role.DEVELOPER), tree.city_a, "活动积分")
 
 
 def test_a_deployed_function_writes_to_its_apps_table_and_is_logged(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     assert deploy(api, app_a, "score", SCORE).status_code == 201
     first = invoke(api, app_a, "score", {"member": "m1", "points": 5})
@@ -33,11 +34,9 @@ def test_a_deployed_function_writes_to_its_apps_table_and_is_logged(
     assert first.status_code == 200, first.text
     assert first.json()["result"] == {"id": 1, "total": 5}
     assert second.json()["result"] == {"id": 2, "total": 12}
-    rows = api.get(
-        "/api/v1/baas/data/scores/records", headers={"X-Gonghui-App-Key": app_a.client_key}
-    ).json()["items"]
+    rows = api.get("/api/v1/baas/data/scores/records", headers=app_a.client).json()["items"]
     assert [(r["member"], r["points"]) for r in rows] == [("m1", 5), ("m1", 7)]
-    log = api.get(app_a.url("/score/invocations"), headers=app_a.dev.headers).json()
+    log = api.get(functions_url(app_a, "/score/invocations"), headers=app_a.dev.headers).json()
     assert [(i["status"], i["result"]) for i in log] == [
         ("ok", {"id": 2, "total": 12}),
         ("ok", {"id": 1, "total": 5}),
@@ -46,14 +45,18 @@ def test_a_deployed_function_writes_to_its_apps_table_and_is_logged(
     assert all(i["duration_ms"] > 0 and i["peak_memory_kb"] > 0 for i in log)
 
 
-def test_versions_roll_back_and_invalid_code_is_refused(api: httpx.Client, app_a: DevApp) -> None:
+def test_versions_roll_back_and_invalid_code_is_refused(
+    api: httpx.Client, app_a: AppHandle
+) -> None:
     deploy(api, app_a, "hello", "def handler(event, context):\n    return 'v1'\n")
     deploy(api, app_a, "hello", "def handler(event, context):\n    return 'v2'\n")
     assert invoke(api, app_a, "hello", None).json()["result"] == "v2"
-    resp = api.post(app_a.url("/hello/rollback"), json={"version": 1}, headers=app_a.dev.headers)
+    resp = api.post(
+        functions_url(app_a, "/hello/rollback"), json={"version": 1}, headers=app_a.dev.headers
+    )
     assert resp.json()["current_version"] == 1
     assert invoke(api, app_a, "hello", None).json()["result"] == "v1"
-    detail = api.get(app_a.url("/hello"), headers=app_a.dev.headers).json()
+    detail = api.get(functions_url(app_a, "/hello"), headers=app_a.dev.headers).json()
     assert [v["version"] for v in detail["versions"]] == [2, 1]
 
     bad = deploy(api, app_a, "hello", "def handler(event):\n    return 1\n")
@@ -61,12 +64,12 @@ def test_versions_roll_back_and_invalid_code_is_refused(api: httpx.Client, app_a
     assert bad.json()["error"]["details"][0]["field"] == "source"
     broken = deploy(api, app_a, "hello", "def handler(event, context) return 1")
     assert broken.json()["error"]["code"] == "functions.bad_source"
-    after = api.get(app_a.url("/hello"), headers=app_a.dev.headers).json()
+    after = api.get(functions_url(app_a, "/hello"), headers=app_a.dev.headers).json()
     assert len(after["versions"]) == 2
 
 
 def test_secrets_reach_the_function_but_never_an_api_response(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     deploy(
         api,
@@ -76,20 +79,20 @@ def test_secrets_reach_the_function_but_never_an_api_response(
         env={"REGION": "gd"},
     )
     resp = api.put(
-        app_a.url("/notify/secrets"),
+        functions_url(app_a, "/notify/secrets"),
         json={"secrets": {"sms_token": "s3cr3t-value"}},
         headers=app_a.dev.headers,
     )
     assert resp.json()["secret_names"] == ["sms_token"]
     assert "s3cr3t-value" not in resp.text
     assert invoke(api, app_a, "notify", None).json()["result"] == len("s3cr3t-value")
-    detail = api.get(app_a.url("/notify"), headers=app_a.dev.headers)
+    detail = api.get(functions_url(app_a, "/notify"), headers=app_a.dev.headers)
     assert "s3cr3t-value" not in detail.text
     assert detail.json()["env"] == {"REGION": "gd"}
 
 
 def test_a_failing_function_answers_502_with_its_log_and_a_timeout_504(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     deploy(
         api,
@@ -114,12 +117,12 @@ def test_a_failing_function_answers_502_with_its_log_and_a_timeout_504(
     slow = invoke(api, app_a, "slow", {})
     assert slow.status_code == 504
     assert slow.json()["error"]["code"] == "functions.timeout"
-    statuses = api.get(app_a.url("/slow/invocations"), headers=app_a.dev.headers).json()
+    statuses = api.get(functions_url(app_a, "/slow/invocations"), headers=app_a.dev.headers).json()
     assert [i["status"] for i in statuses] == ["timeout"]
 
 
 def test_a_function_cannot_reach_another_apps_tables_or_functions(
-    api: httpx.Client, tree: Tree, make_staff: StaffFactory, app_a: DevApp
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, app_a: AppHandle
 ) -> None:
     app_b = make_app(api, make_staff(tree.city_b, Role.DEVELOPER), tree.city_b, "深圳应用")
     api.post(
@@ -144,17 +147,15 @@ def test_a_function_cannot_reach_another_apps_tables_or_functions(
     assert result["rows"] == []
     assert result["other"].startswith("PlatformError functions.not_found")
     # Nor can app A's key invoke app B's function by naming app B in the URL.
-    crossed = api.post(
-        app_b.url("/private/invoke"), json=None, headers={"X-Gonghui-App-Key": app_a.client_key}
-    )
+    crossed = api.post(functions_url(app_b, "/private/invoke"), json=None, headers=app_a.client)
     assert crossed.status_code == 404
 
 
 def test_a_function_running_with_caller_rights_is_held_to_the_table_rules(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     api.put(
-        f"/api/v1/baas/apps/{app_a.app_id}/tables/scores/permissions",
+        f"/api/v1/baas/apps/{app_a.id}/tables/scores/permissions",
         json={"permissions": {"read": ["public"], "create": ["staff:admin"]}},
         headers=app_a.dev.headers,
     )
@@ -168,20 +169,18 @@ def test_a_function_running_with_caller_rights_is_held_to_the_table_rules(
     assert refused.status_code == 502
     assert refused.json()["error"]["message"].startswith("baas.")
     assert invoke(api, app_a, "as-server", None).json()["result"]["member"] == "x"
-    rows = api.get(
-        "/api/v1/baas/data/scores/records", headers={"X-Gonghui-App-Key": app_a.client_key}
-    ).json()["items"]
+    rows = api.get("/api/v1/baas/data/scores/records", headers=app_a.client).json()["items"]
     assert len(rows) == 1
 
 
 def test_developers_of_another_city_see_nothing(
-    api: httpx.Client, tree: Tree, make_staff: StaffFactory, app_a: DevApp
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, app_a: AppHandle
 ) -> None:
     deploy(api, app_a, "hello", "def handler(event, context):\n    return 1\n")
     dev_b = make_staff(tree.city_b, Role.DEVELOPER)
-    assert api.get(app_a.url("/hello"), headers=dev_b.headers).status_code == 404
+    assert api.get(functions_url(app_a, "/hello"), headers=dev_b.headers).status_code == 404
     resp = api.put(
-        app_a.url("/hello"),
+        functions_url(app_a, "/hello"),
         json={"source": "def handler(event, context):\n    return 2\n"},
         headers=dev_b.headers,
     )

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from gonghui.orgs.models import Role
-from tests.baas.devapp import DevApp, make_app
+from tests.baas.conftest import AppHandle
+from tests.baas.devapp import make_app
 from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 from tests.serverproc import ServerProcess
@@ -35,7 +36,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> DevApp:
+def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> AppHandle:
     return make_app(api, make_staff(tree.city_a, Role.DEVELOPER), tree.city_a, "多进程")
 
 
@@ -49,10 +50,10 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
 
 
 def test_two_processes_fire_each_cron_tick_exactly_once(
-    api: httpx.Client, app_a: DevApp, receiver: Receiver
+    api: httpx.Client, app_a: AppHandle, receiver: Receiver
 ) -> None:
     resp = api.post(
-        f"/api/v1/baas/apps/{app_a.app_id}/triggers",
+        f"/api/v1/baas/apps/{app_a.id}/triggers",
         json={
             "name": "every-second",
             "event": "schedule",
@@ -69,13 +70,13 @@ def test_two_processes_fire_each_cron_tick_exactly_once(
             stack.callback(server.stop)
         wait_for(lambda: len(receiver.accepted()) >= 4)
         api.post(
-            f"/api/v1/baas/apps/{app_a.app_id}/triggers/{resp.json()['id']}/disable",
+            f"/api/v1/baas/apps/{app_a.id}/triggers/{resp.json()['id']}/disable",
             headers=app_a.dev.headers,
         )
 
         def drained() -> bool:
             rows = api.get(
-                f"/api/v1/baas/apps/{app_a.app_id}/deliveries?limit=200",
+                f"/api/v1/baas/apps/{app_a.id}/deliveries?limit=200",
                 headers=app_a.dev.headers,
             ).json()
             return all(r["status"] == "delivered" for r in rows)
@@ -88,10 +89,10 @@ def test_two_processes_fire_each_cron_tick_exactly_once(
 
 
 def test_deliveries_pending_at_a_sigkill_are_all_delivered_after_restart(
-    api: httpx.Client, app_a: DevApp, receiver: Receiver
+    api: httpx.Client, app_a: AppHandle, receiver: Receiver
 ) -> None:
     resp = api.post(
-        f"/api/v1/baas/apps/{app_a.app_id}/triggers",
+        f"/api/v1/baas/apps/{app_a.id}/triggers",
         json={
             "name": "to-crm",
             "event": "record.created",
@@ -128,7 +129,7 @@ def test_deliveries_pending_at_a_sigkill_are_all_delivered_after_restart(
     finally:
         second.stop()
     rows = api.get(
-        f"/api/v1/baas/apps/{app_a.app_id}/deliveries?limit=200", headers=app_a.dev.headers
+        f"/api/v1/baas/apps/{app_a.id}/deliveries?limit=200", headers=app_a.dev.headers
     ).json()
     assert len(rows) == 20
     assert {r["status"] for r in rows} == {"delivered"}

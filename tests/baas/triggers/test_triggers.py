@@ -18,25 +18,26 @@ from gonghui.baas.triggers.models import Delivery
 from gonghui.baas.triggers.signing import signature
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from tests.baas.devapp import DevApp, deploy, make_app
+from tests.baas.conftest import AppHandle
+from tests.baas.devapp import deploy, make_app
 from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 
 
 @pytest.fixture
-def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> DevApp:
+def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> AppHandle:
     return make_app(api, make_staff(tree.city_a, Role.DEVELOPER), tree.city_a, "积分应用")
 
 
-def add_trigger(api: httpx.Client, app: DevApp, **spec: object) -> dict[str, object]:
-    resp = api.post(f"/api/v1/baas/apps/{app.app_id}/triggers", json=spec, headers=app.dev.headers)
+def add_trigger(api: httpx.Client, app: AppHandle, **spec: object) -> dict[str, object]:
+    resp = api.post(f"/api/v1/baas/apps/{app.id}/triggers", json=spec, headers=app.dev.headers)
     assert resp.status_code == 201, resp.text
     body: dict[str, object] = resp.json()
     return body
 
 
 def webhook_trigger(
-    api: httpx.Client, app: DevApp, receiver: Receiver, **extra: object
+    api: httpx.Client, app: AppHandle, receiver: Receiver, **extra: object
 ) -> dict[str, object]:
     return add_trigger(
         api,
@@ -50,7 +51,7 @@ def webhook_trigger(
     )
 
 
-def create_score(api: httpx.Client, app: DevApp, member: str, points: int) -> httpx.Response:
+def create_score(api: httpx.Client, app: AppHandle, member: str, points: int) -> httpx.Response:
     return api.post(
         "/api/v1/baas/data/scores/records",
         json={"member": member, "points": points},
@@ -58,8 +59,8 @@ def create_score(api: httpx.Client, app: DevApp, member: str, points: int) -> ht
     )
 
 
-def deliveries(api: httpx.Client, app: DevApp) -> list[dict[str, object]]:
-    resp = api.get(f"/api/v1/baas/apps/{app.app_id}/deliveries", headers=app.dev.headers)
+def deliveries(api: httpx.Client, app: AppHandle) -> list[dict[str, object]]:
+    resp = api.get(f"/api/v1/baas/apps/{app.id}/deliveries", headers=app.dev.headers)
     assert resp.status_code == 200, resp.text
     rows: list[dict[str, object]] = resp.json()
     return rows
@@ -71,10 +72,10 @@ def count_deliveries() -> int:
 
 
 def test_each_committed_change_fires_once_and_a_rolled_back_one_never(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     api.post(
-        f"/api/v1/baas/apps/{app_a.app_id}/tables/scores/fields",
+        f"/api/v1/baas/apps/{app_a.id}/tables/scores/fields",
         json={"name": "ticket", "type": "string", "unique": True},
         headers=app_a.dev.headers,
     )
@@ -102,7 +103,7 @@ def test_each_committed_change_fires_once_and_a_rolled_back_one_never(
         assert [d["status"] for d in deliveries(api, app_a)] == ["delivered"]
 
 
-def test_a_filter_decides_which_records_fire(api: httpx.Client, app_a: DevApp) -> None:
+def test_a_filter_decides_which_records_fire(api: httpx.Client, app_a: AppHandle) -> None:
     with running_receiver() as receiver:
         webhook_trigger(api, app_a, receiver, filter={"points": {"gte": 10}})
         for member, points in (("low", 3), ("high", 12), ("edge", 10)):
@@ -113,7 +114,7 @@ def test_a_filter_decides_which_records_fire(api: httpx.Client, app_a: DevApp) -
 
 
 def test_a_failing_receiver_gets_signed_retries_with_backoff_and_one_success(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     with running_receiver(script=[500, 503]) as receiver:
         created = webhook_trigger(api, app_a, receiver)
@@ -134,7 +135,7 @@ def test_a_failing_receiver_gets_signed_retries_with_backoff_and_one_success(
             assert request.headers["x-gonghui-signature"] == signature(secret, ts, request.body)
         [row] = deliveries(api, app_a)
         detail = api.get(
-            f"/api/v1/baas/apps/{app_a.app_id}/deliveries/{row['id']}", headers=app_a.dev.headers
+            f"/api/v1/baas/apps/{app_a.id}/deliveries/{row['id']}", headers=app_a.dev.headers
         ).json()
         assert detail["status"] == "delivered"
         assert [(a["ok"], a["status_code"]) for a in detail["attempt_log"]] == [
@@ -145,7 +146,7 @@ def test_a_failing_receiver_gets_signed_retries_with_backoff_and_one_success(
 
 
 def test_after_max_attempts_a_delivery_is_dead_lettered_and_can_be_redelivered(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     with running_receiver(script=[500, 500]) as receiver:
         webhook_trigger(api, app_a, receiver, max_attempts=2)
@@ -159,7 +160,7 @@ def test_after_max_attempts_a_delivery_is_dead_lettered_and_can_be_redelivered(
         assert (dead["status"], dead["attempts"]) == ("dead", 2)
         assert dead["last_error"] == "HTTP 500: "
         resp = api.post(
-            f"/api/v1/baas/apps/{app_a.app_id}/deliveries/{dead['id']}/redeliver",
+            f"/api/v1/baas/apps/{app_a.id}/deliveries/{dead['id']}/redeliver",
             headers=app_a.dev.headers,
         )
         assert resp.json()["status"] == "pending"
@@ -168,7 +169,7 @@ def test_after_max_attempts_a_delivery_is_dead_lettered_and_can_be_redelivered(
         assert deliveries(api, app_a)[0]["status"] == "delivered"
 
 
-def test_a_trigger_can_run_a_function(api: httpx.Client, app_a: DevApp) -> None:
+def test_a_trigger_can_run_a_function(api: httpx.Client, app_a: AppHandle) -> None:
     deploy(
         api,
         app_a,
@@ -199,14 +200,14 @@ def test_a_trigger_can_run_a_function(api: httpx.Client, app_a: DevApp) -> None:
     ).json()["items"]
     assert sorted((r["member"], r["points"]) for r in rows) == [("bonus-m1", 4), ("m1", 4)]
     log = api.get(
-        f"/api/v1/baas/apps/{app_a.app_id}/functions/double/invocations",
+        f"/api/v1/baas/apps/{app_a.id}/functions/double/invocations",
         headers=app_a.dev.headers,
     ).json()
     assert [(i["source"], i["result"]) for i in log] == [("trigger", "skip"), ("trigger", "ok")]
 
 
 def test_an_incoming_webhook_is_stored_before_it_is_acknowledged(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     deploy(api, app_a, "inbox", "def handler(event, context):\n    return event['data']['body']\n")
     created = add_trigger(
@@ -247,12 +248,12 @@ def test_an_incoming_webhook_is_stored_before_it_is_acknowledged(
     assert count_deliveries() == 1
     delivery.run_due()
     log = api.get(
-        f"/api/v1/baas/apps/{app_a.app_id}/functions/inbox/invocations", headers=app_a.dev.headers
+        f"/api/v1/baas/apps/{app_a.id}/functions/inbox/invocations", headers=app_a.dev.headers
     ).json()
     assert [i["result"] for i in log] == [{"order": 17}]
 
 
-def test_a_cron_trigger_fires_once_per_tick(api: httpx.Client, app_a: DevApp) -> None:
+def test_a_cron_trigger_fires_once_per_tick(api: httpx.Client, app_a: AppHandle) -> None:
     with running_receiver() as receiver:
         add_trigger(
             api,
@@ -276,7 +277,7 @@ def test_a_cron_trigger_fires_once_per_tick(api: httpx.Client, app_a: DevApp) ->
 
 
 def test_trigger_definitions_are_refused_with_the_field_that_is_wrong(
-    api: httpx.Client, app_a: DevApp, tree: Tree, make_staff: StaffFactory
+    api: httpx.Client, app_a: AppHandle, tree: Tree, make_staff: StaffFactory
 ) -> None:
     bad = [
         (
@@ -314,7 +315,7 @@ def test_trigger_definitions_are_refused_with_the_field_that_is_wrong(
     ]
     for spec, field in bad:
         resp = api.post(
-            f"/api/v1/baas/apps/{app_a.app_id}/triggers",
+            f"/api/v1/baas/apps/{app_a.id}/triggers",
             json={"name": "t", **spec},
             headers=app_a.dev.headers,
         )
@@ -322,19 +323,14 @@ def test_trigger_definitions_are_refused_with_the_field_that_is_wrong(
         assert resp.json()["error"]["details"][0]["field"].startswith(field)
     other_city = make_staff(tree.city_b, Role.DEVELOPER)
     assert (
-        api.get(
-            f"/api/v1/baas/apps/{app_a.app_id}/triggers", headers=other_city.headers
-        ).status_code
+        api.get(f"/api/v1/baas/apps/{app_a.id}/triggers", headers=other_city.headers).status_code
         == 404
     )
-    assert (
-        api.get(f"/api/v1/baas/apps/{app_a.app_id}/triggers", headers=app_a.dev.headers).json()
-        == []
-    )
+    assert api.get(f"/api/v1/baas/apps/{app_a.id}/triggers", headers=app_a.dev.headers).json() == []
 
 
 def test_the_background_dispatcher_delivers_without_being_asked(
-    api: httpx.Client, app_a: DevApp
+    api: httpx.Client, app_a: AppHandle
 ) -> None:
     with running_receiver() as receiver:
         webhook_trigger(api, app_a, receiver)

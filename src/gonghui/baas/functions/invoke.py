@@ -88,6 +88,11 @@ def forget_definition(app_id: int, name: str) -> None:
         _definitions.pop((app_id, name), None)
 
 
+def forget_definitions() -> None:
+    with _definitions_lock:
+        _definitions.clear()
+
+
 def _definition(app_id: int, name: str) -> Definition:
     key = (app_id, name)
     with _definitions_lock:
@@ -177,7 +182,9 @@ class LogWriter:
             self._pending.append(row)
             full = len(self._pending) >= self.batch
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="function-logs", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="function-logs", daemon=True
+                )
                 self._thread.start()
         if full:
             self._wake.set()

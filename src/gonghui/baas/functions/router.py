@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Depends, status
 
 from gonghui.baas.caller import DetachedAppCaller
 from gonghui.baas.functions import invoke as invocations
@@ -92,8 +92,14 @@ def put_secrets(
     return function_read(fn)
 
 
+def _logs_flushed() -> None:
+    # Before the request's session takes its snapshot: what this process ran is visible.
+    invocations.flush_logs()
+
+
 @router.get("/{name}/invocations")
 def list_invocations(
+    _flushed: Annotated[None, Depends(_logs_flushed)],
     app_id: int,
     name: str,
     staff: CurrentStaff,
@@ -104,7 +110,6 @@ def list_invocations(
     limit: int = 50,
 ) -> list[InvocationRead]:
     fn = service.get_function(session, actor=staff, app_id=app_id, name=name)
-    invocations.flush_logs()  # what this process ran is readable at once
     rows = service.invocations(
         session,
         function=fn,

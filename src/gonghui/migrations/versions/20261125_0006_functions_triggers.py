@@ -137,6 +137,7 @@ def upgrade() -> None:
         ),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("at", gonghui.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("cold", sa.Boolean(), nullable=False),
@@ -162,6 +163,12 @@ def upgrade() -> None:
         "ix_baas_function_invocation_function_at",
         "baas_function_invocation",
         ["function_id", "at"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_baas_function_invocation_request_id"),
+        "baas_function_invocation",
+        ["request_id"],
         unique=False,
     )
     op.create_table(
@@ -228,6 +235,9 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_baas_delivery_attempt_delivery_id"), table_name="baas_delivery_attempt")
     op.drop_table("baas_delivery_attempt")
     op.drop_table("baas_function_version")
+    op.drop_index(
+        op.f("ix_baas_function_invocation_request_id"), table_name="baas_function_invocation"
+    )
     op.drop_index("ix_baas_function_invocation_function_at", table_name="baas_function_invocation")
     op.drop_index(op.f("ix_baas_function_invocation_at"), table_name="baas_function_invocation")
     op.drop_table("baas_function_invocation")
