@@ -3,9 +3,14 @@ caller invokes; every invocation is logged; platform calls stay inside the app."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 
+from gonghui import clock
+from gonghui.baas.functions.invoke import flush_logs
+from gonghui.baas.triggers import schedule
 from gonghui.orgs.models import Role
 from tests.baas.conftest import AppHandle
 from tests.baas.devapp import deploy, functions_url, invoke, make_app
@@ -186,3 +191,18 @@ def test_developers_of_another_city_see_nothing(
     )
     assert resp.status_code == 404
     assert invoke(api, app_a, "hello", None).json()["result"] == 1
+
+
+def test_invocation_logs_are_kept_for_the_retention_period(
+    api: httpx.Client, app_a: AppHandle
+) -> None:
+    deploy(api, app_a, "hello", "def handler(event, context):\n    return event\n")
+    invoke(api, app_a, "hello", 1)
+    clock.advance(timedelta(days=10))
+    invoke(api, app_a, "hello", 2)
+    flush_logs()
+    clock.advance(timedelta(days=5))
+    assert schedule.purge_old_logs() == 1  # 15 days old, past the 14-day default
+    clock.reset()
+    log = api.get(functions_url(app_a, "/hello/invocations"), headers=app_a.dev.headers).json()
+    assert [i["result"] for i in log] == [2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -19,6 +20,7 @@ from sqlalchemy import select, update
 from gonghui.baas.triggers.models import Trigger, TriggerEvent
 from gonghui.clock import now
 from gonghui.db import rowcount, unit_of_work
+from gonghui.settings import get_settings
 
 log = logging.getLogger("gonghui.schedules")
 
@@ -93,9 +95,24 @@ def stop() -> None:
         thread.join(timeout=30)
 
 
+PURGE_EVERY_S = 3600.0
+
+
+def purge_old_logs() -> int:
+    """Drop function invocation logs past the retention period (every process may do it)."""
+    from gonghui.baas.functions.service import purge_invocations
+
+    with unit_of_work() as session:
+        return purge_invocations(session, keep_days=get_settings().functions_log_retention_days)
+
+
 def _loop(interval_s: float) -> None:
+    next_purge = time.monotonic()
     while not _stop.wait(interval_s):
         try:
             run_due()
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY_S
+                purge_old_logs()
         except Exception:
             log.exception("scheduler pass failed")
