@@ -84,3 +84,19 @@ def make_table(
     assert resp.status_code == 201, resp.text
     body: dict[str, Any] = resp.json()
     return body
+
+
+def signed_in_user(org_id: int | None = None, role: Role | None = None) -> Staff:
+    """A user signed in through the token service (no password hashing: keeps tests fast)."""
+    from gonghui.accounts.service import create_user
+    from gonghui.accounts.tokens import start_session
+    from gonghui.db import unit_of_work
+    from gonghui.orgs import service as orgs
+    from gonghui.tenancy import SYSTEM
+
+    with unit_of_work() as session:
+        user = create_user(session, display_name="user")
+        if org_id is not None and role is not None:
+            orgs.grant_role(session, actor=SYSTEM, org_id=org_id, user_id=user.id, role=role)
+        pair = start_session(session, user=user)
+    return Staff(user.id, f"user{user.id}", {"Authorization": f"Bearer {pair.access_token}"})

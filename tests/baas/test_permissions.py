@@ -16,8 +16,8 @@ from gonghui.members import service as members
 from gonghui.members.idnumber import check_character
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
-from tests.baas.conftest import AppHandle, make_table
-from tests.fixtures import StaffFactory, Tree
+from tests.baas.conftest import AppHandle, make_table, signed_in_user
+from tests.fixtures import Tree
 
 DATA = "/api/v1/baas/data/posts/records"
 WHO = ("anonymous", "user", "member", "outside_member", "creator", "developer", "foreign_staff")
@@ -36,14 +36,14 @@ class Cast:
 
 
 @pytest.fixture
-def cast(api: httpx.Client, tree: Tree, make_staff: StaffFactory, app: AppHandle) -> Cast:
+def cast(api: httpx.Client, tree: Tree, app: AppHandle) -> Cast:
     people = {
-        "user": make_staff(None, None),
-        "member": make_staff(None, None),
-        "outside_member": make_staff(None, None),
-        "creator": make_staff(None, None),
+        "user": signed_in_user(),
+        "member": signed_in_user(),
+        "outside_member": signed_in_user(),
+        "creator": signed_in_user(),
         "developer": app.dev,
-        "foreign_staff": make_staff(tree.city_b, Role.ADMIN),
+        "foreign_staff": signed_in_user(tree.city_b, Role.ADMIN),
     }
     with unit_of_work() as session:
         for serial, (who, org) in enumerate(

@@ -21,3 +21,4 @@ class BaasError(StrEnum):
     INVALID_UPDATE = "baas.invalid_update"
     FORBIDDEN = "baas.forbidden"
     BAD_PERMISSIONS = "baas.bad_permissions"
+    BAD_TEMPLATE = "baas.bad_template"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, Field
 
-from gonghui.baas import apps
+from gonghui.baas import apps, copy
 from gonghui.baas.apps import KeyKind
 from gonghui.baas.caller import AppCaller
 from gonghui.baas.errors import BaasError
@@ -337,3 +337,51 @@ def set_acl(
     body: Annotated[dict[str, list[int]], Body()],
 ) -> dict[str, list[int]]:
     return write.set_acl(session, caller=caller, table=table, record_id=record_id, acl=body)
+
+
+# --- copy, templates, diffs ----------------------------------------------------------
+
+
+class AppCopy(BaseModel):
+    org_id: int
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TemplateImport(AppCopy):
+    template: Json
+
+
+def _created(app: Any, keys: apps.AppKeys) -> AppCreated:
+    return AppCreated(
+        **AppRead.model_validate(app).model_dump(),
+        client_key=keys.client_key,
+        server_key=keys.server_key,
+    )
+
+
+@router.get("/apps/{app_id}/template")
+def export_template(app_id: int, staff: CurrentStaff, session: SessionDep) -> Json:
+    return copy.export_template(session, actor=staff, app_id=app_id)
+
+
+@router.post("/apps/import", status_code=status.HTTP_201_CREATED)
+def import_template(body: TemplateImport, staff: CurrentStaff, session: SessionDep) -> AppCreated:
+    app, keys = copy.import_template(
+        session, actor=staff, org_id=body.org_id, name=body.name, template=body.template
+    )
+    return _created(app, keys)
+
+
+@router.post("/apps/{app_id}/copy", status_code=status.HTTP_201_CREATED)
+def copy_app(app_id: int, body: AppCopy, staff: CurrentStaff, session: SessionDep) -> AppCreated:
+    app, keys = copy.copy_app(
+        session, actor=staff, app_id=app_id, org_id=body.org_id, name=body.name
+    )
+    return _created(app, keys)
+
+
+@router.get("/apps/{app_id}/diff/{other_app_id}")
+def diff_apps(
+    app_id: int, other_app_id: int, staff: CurrentStaff, session: SessionDep
+) -> list[Json]:
+    return copy.diff_apps(session, actor=staff, app_id=app_id, other_app_id=other_app_id)
