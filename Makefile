@@ -34,6 +34,7 @@ run: install
 
 test: install
 	scripts/browser-deps.sh
+	scripts/sandbox-deps.sh
 	scripts/test.sh
 
 test-sqlite: install

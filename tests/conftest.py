@@ -86,6 +86,15 @@ def _reset_database() -> None:
         return
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with get_engine().begin() as conn:
+        # User tables of baas apps are created at run time, outside Base.metadata.
+        dynamic = conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename LIKE 'baas\\_t\\_%'"
+            )
+        ).scalars()
+        for name in list(dynamic):
+            conn.execute(text(f'DROP TABLE "{name}" CASCADE'))
         # TRUNCATE fires no row triggers, so the append-only audit table resets too.
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +20,9 @@ from gonghui.activities.quiz.router import router as quiz_router
 from gonghui.activities.router import hub_router
 from gonghui.activities.router import router as activities_router
 from gonghui.audit.router import router as audit_router
+from gonghui.baas.functions.router import router as functions_router
+from gonghui.baas.router import router as baas_router
+from gonghui.baas.triggers.router import router as triggers_router
 from gonghui.benefits.router import router as benefits_router
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentUser
@@ -78,10 +83,20 @@ def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(envelope("internal", "internal server error"), status_code=500)
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    from gonghui import background
+
+    background.start()
+    yield
+    background.stop()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
         title="gonghui",
+        lifespan=_lifespan,
         version="0.1.0",
         description="Member-services cloud for trade unions",
         docs_url="/docs",
@@ -98,6 +113,9 @@ def create_app() -> FastAPI:
     app.include_router(members_router)
     for router in (activities_router, hub_router, lottery_router, quiz_router, benefits_router):
         app.include_router(router)
+    app.include_router(baas_router)
+    app.include_router(functions_router)
+    app.include_router(triggers_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -5,6 +5,9 @@ from gonghui.activities import models as activities_models
 from gonghui.activities.lottery import models as lottery_models
 from gonghui.activities.quiz import models as quiz_models
 from gonghui.audit import models as audit_models
+from gonghui.baas import models as baas_models
+from gonghui.baas.functions import models as functions_models
+from gonghui.baas.triggers import models as triggers_models
 from gonghui.benefits import models as benefits_models
 from gonghui.members import models as members_models
 from gonghui.orgs import models as orgs_models
@@ -13,9 +16,12 @@ __all__ = [
     "accounts_models",
     "activities_models",
     "audit_models",
+    "baas_models",
     "benefits_models",
+    "functions_models",
     "lottery_models",
     "members_models",
     "orgs_models",
     "quiz_models",
+    "triggers_models",
 ]

@@ -58,6 +58,25 @@ class Settings(BaseSettings):
     # Mount the protocol simulators (WeChat, SMS) under /_sim; never in production.
     simulators_enabled: bool = True
 
+    # Cloud functions run under bubblewrap around this (system) Python; see baas/functions.
+    functions_python: str = "/usr/bin/python3"
+    # Run functions without the sandbox where bubblewrap is unavailable (trusted code only).
+    functions_trust_unsandboxed: bool = False
+    functions_min_workers: int = 1
+    functions_max_workers: int = 8
+    functions_per_app_max: int = 4
+    functions_idle_s: float = 60.0
+    functions_recycle_after: int = 500
+    functions_log_retention_days: int = 14
+    # Each server process delivers stored events and fires cron triggers (background.py).
+    background_workers: bool = True
+    delivery_poll_s: float = 1.0
+    # First retry delay of a failed delivery; doubles per attempt up to an hour.
+    delivery_backoff_base_s: float = 10.0
+    # How long a process may hold a delivery it is sending before others may retry it.
+    delivery_lease_s: float = 60.0
+    scheduler_interval_s: float = 1.0
+
     upload_max_bytes: int = 20 * 1024 * 1024
     display_timezone: str = "Asia/Shanghai"
     trusted_proxies: list[str] = Field(default_factory=list)

@@ -1,0 +1,197 @@
+"""What every benchmark shares: a fresh ``gonghui serve`` on a free port, load from ``wrk``
+in a separate process, wrk's figures parsed, peak memory of the server's processes, and
+the one-line JSON result.
+
+Figures are only comparable within one run on one machine; ratios to the same server's
+trivial endpoint (``GET /api/v1/ping``) are what to compare across machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+GONGHUI = Path(sys.executable).parent / "gonghui"
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+DURATION_S = int(os.environ.get("BENCH_DURATION_S", "10"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A server process on its own data directory (SQLite) or ``database_url``."""
+
+    def __init__(self, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="gonghui-bench-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "GONGHUI_DATA_DIR": str(self.data_dir),
+            "GONGHUI_PUBLIC_BASE_URL": self.url,
+            "GONGHUI_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def run(self, *args: str) -> str:
+        """A ``gonghui`` CLI command against this server's database."""
+        done = subprocess.run(
+            [str(GONGHUI), *args], env=self.env, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    def start(self) -> Server:
+        self.run("migrate")
+        self.process = subprocess.Popen(
+            [str(GONGHUI), "serve", "--skip-migrate", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            env=self.env,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def peak_rss_mb(self) -> float:
+        """The largest peak resident size (VmHWM) among the server's processes."""
+        assert self.process is not None
+        peak = 0
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                text = status.read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+            try:
+                pgid = os.getpgid(int(status.parent.name))
+            except OSError:
+                continue
+            if pgid == self.process.pid and "VmHWM" in fields:
+                peak = max(peak, int(fields["VmHWM"].split()[0]))
+        return round(peak / 1024, 1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not match:
+        raise ValueError(f"not a wrk duration: {text}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(
+    name: str,
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+    lua: str = "",
+    connections: int = CONNECTIONS,
+    duration_s: int = DURATION_S,
+) -> Load:
+    """Run wrk against ``url``; ``lua`` may define ``request()`` for varying requests."""
+    script = [f"wrk.method = {json.dumps(method)}"]
+    for key, value in (headers or {}).items():
+        script.append(f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}")
+    if body is not None:
+        script.append(f"wrk.body = {json.dumps(body)}")
+    script.append(lua)
+    # Count non-2xx answers: wrk reports them in its summary.
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write("\n".join(script))
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", f.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(int(g) for g in sock.groups())
+    return Load(name, rps, p50, p99, errors)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def staff_token(
+    server: Server, username: str = "bench-admin", password: str = "bench-pass-1"
+) -> str:
+    """A platform admin's access token on ``server``."""
+    env = {**server.env, "GONGHUI_ADMIN_PASSWORD": password}
+    subprocess.run(
+        [str(GONGHUI), "user", "create-admin", username],
+        env=env, capture_output=True, check=False,
+    )  # fmt: skip
+    resp = httpx.post(
+        f"{server.url}/api/v1/auth/password", json={"username": username, "password": password}
+    )
+    resp.raise_for_status()
+    token: str = resp.json()["access_token"]
+    return token
+
+
+def print_table(loads: list[Load], trivial: Load) -> None:
+    print(f"{'workload':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
+    for load in loads:
+        ratio = load.requests_per_s / trivial.requests_per_s
+        print(
+            f"{load.name:<28}{load.requests_per_s:>10.1f}{load.p50_ms:>10.2f}"
+            f"{load.p99_ms:>10.2f}{ratio:>8.2f}{load.errors:>8}"
+        )
+
+
+def emit(result: dict[str, Any]) -> None:
+    """The benchmark's last line: one JSON object."""
+    print(json.dumps(result, ensure_ascii=False))

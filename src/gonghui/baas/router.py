@@ -1,0 +1,387 @@
+"""HTTP: app management for staff (``/api/v1/baas/apps``) and the records API for app
+callers (``/api/v1/baas/data``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import BaseModel, Field
+
+from gonghui.baas import apps, copy
+from gonghui.baas.apps import KeyKind
+from gonghui.baas.caller import AppCaller
+from gonghui.baas.errors import BaasError
+from gonghui.baas.records import query, write
+from gonghui.baas.schemas import (
+    AppCreate,
+    AppCreated,
+    AppRead,
+    AppUpdate,
+    FieldChange,
+    FieldRead,
+    FieldSpec,
+    KeyRotated,
+    TableCreate,
+    TablePermissions,
+    TableRead,
+)
+from gonghui.baas.tables import schema
+from gonghui.baas.tables.info import TableInfo
+from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.errors import InvalidInput, field_error
+
+router = APIRouter(prefix="/api/v1/baas", tags=["baas"])
+
+
+def table_read(info: TableInfo, names: dict[int, str] | None = None) -> TableRead:
+    return TableRead(
+        id=info.id,
+        app_id=info.app_id,
+        name=info.name,
+        version=info.version,
+        permissions=info.permissions,
+        fields=[
+            FieldRead(
+                name=f.name,
+                type=f.type,
+                required=f.required,
+                unique=f.unique,
+                indexed=f.indexed,
+                default=f.default,
+                rules=f.rules,
+                ref=(names or {}).get(f.ref_table_id) if f.ref_table_id else None,
+            )
+            for f in info.fields
+        ],
+    )
+
+
+def _table_names(tables: list[TableInfo]) -> dict[int, str]:
+    return {t.id: t.name for t in tables}
+
+
+@router.post("/apps", status_code=status.HTTP_201_CREATED)
+def create_app(body: AppCreate, staff: CurrentStaff, session: SessionDep) -> AppCreated:
+    app, keys = apps.create_app(
+        session, actor=staff, org_id=body.org_id, name=body.name, settings=body.settings
+    )
+    return AppCreated(
+        **AppRead.model_validate(app).model_dump(),
+        client_key=keys.client_key,
+        server_key=keys.server_key,
+    )
+
+
+@router.get("/apps")
+def list_apps(staff: CurrentStaff, session: SessionDep, org_id: int | None = None) -> list[AppRead]:
+    return [AppRead.model_validate(a) for a in apps.list_apps(session, actor=staff, org_id=org_id)]
+
+
+@router.get("/apps/{app_id}")
+def get_app(app_id: int, staff: CurrentStaff, session: SessionDep) -> AppRead:
+    return AppRead.model_validate(apps.get_app(session, actor=staff, app_id=app_id))
+
+
+@router.patch("/apps/{app_id}")
+def update_app(app_id: int, body: AppUpdate, staff: CurrentStaff, session: SessionDep) -> AppRead:
+    app = apps.update_app(
+        session, actor=staff, app_id=app_id, name=body.name, settings=body.settings
+    )
+    return AppRead.model_validate(app)
+
+
+@router.post("/apps/{app_id}/keys/{kind}/rotate")
+def rotate_key(app_id: int, kind: KeyKind, staff: CurrentStaff, session: SessionDep) -> KeyRotated:
+    key = apps.rotate_key(session, actor=staff, app_id=app_id, kind=kind)
+    return KeyRotated(kind=kind.value, key=key)
+
+
+@router.get("/apps/{app_id}/tables")
+def list_tables(app_id: int, staff: CurrentStaff, session: SessionDep) -> list[TableRead]:
+    tables = schema.list_tables(session, actor=staff, app_id=app_id)
+    names = _table_names(tables)
+    return [table_read(t, names) for t in tables]
+
+
+def _read_one(session: SessionDep, staff: CurrentStaff, app_id: int, info: TableInfo) -> TableRead:
+    return table_read(info, _table_names(schema.list_tables(session, actor=staff, app_id=app_id)))
+
+
+@router.post("/apps/{app_id}/tables", status_code=status.HTTP_201_CREATED)
+def create_table(
+    app_id: int, body: TableCreate, staff: CurrentStaff, session: SessionDep
+) -> TableRead:
+    info = schema.create_table(
+        session,
+        actor=staff,
+        app_id=app_id,
+        name=body.name,
+        fields=body.fields,
+        permissions=body.permissions,
+    )
+    return _read_one(session, staff, app_id, info)
+
+
+@router.get("/apps/{app_id}/tables/{name}")
+def get_table(app_id: int, name: str, staff: CurrentStaff, session: SessionDep) -> TableRead:
+    info = schema.describe_table(session, actor=staff, app_id=app_id, name=name)
+    return _read_one(session, staff, app_id, info)
+
+
+@router.delete("/apps/{app_id}/tables/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def drop_table(
+    app_id: int, name: str, staff: CurrentStaff, session: SessionDep, confirm: bool = False
+) -> Response:
+    schema.drop_table(session, actor=staff, app_id=app_id, name=name, confirm=confirm)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/apps/{app_id}/tables/{name}/permissions")
+def set_permissions(
+    app_id: int, name: str, body: TablePermissions, staff: CurrentStaff, session: SessionDep
+) -> TableRead:
+    info = schema.set_permissions(
+        session, actor=staff, app_id=app_id, name=name, permissions=body.permissions
+    )
+    return _read_one(session, staff, app_id, info)
+
+
+@router.post("/apps/{app_id}/tables/{name}/fields", status_code=status.HTTP_201_CREATED)
+def add_field(
+    app_id: int, name: str, body: FieldSpec, staff: CurrentStaff, session: SessionDep
+) -> TableRead:
+    info = schema.add_field(session, actor=staff, app_id=app_id, name=name, spec=body)
+    return _read_one(session, staff, app_id, info)
+
+
+@router.patch("/apps/{app_id}/tables/{name}/fields/{field}")
+def change_field(
+    app_id: int, name: str, field: str, body: FieldChange, staff: CurrentStaff, session: SessionDep
+) -> TableRead:
+    info = schema.change_field(
+        session, actor=staff, app_id=app_id, name=name, field_name=field, change=body
+    )
+    return _read_one(session, staff, app_id, info)
+
+
+@router.delete("/apps/{app_id}/tables/{name}/fields/{field}")
+def drop_field(
+    app_id: int,
+    name: str,
+    field: str,
+    staff: CurrentStaff,
+    session: SessionDep,
+    confirm: bool = False,
+) -> TableRead:
+    info = schema.drop_field(
+        session, actor=staff, app_id=app_id, name=name, field_name=field, confirm=confirm
+    )
+    return _read_one(session, staff, app_id, info)
+
+
+# --- records (app callers) -------------------------------------------------------------
+
+Json = dict[str, Any]
+
+
+class BulkCreate(BaseModel):
+    records: list[Json] = Field(min_length=1, max_length=write.MAX_BULK)
+
+
+class RecordQuery(BaseModel):
+    where: Any = None
+    sort: list[str] = Field(default_factory=list, max_length=10)
+    fields: list[str] | None = None
+    expand: list[str] = Field(default_factory=list, max_length=10)
+    limit: int = 50
+    offset: int = 0
+    cursor: str | None = None
+    count: bool = False
+
+
+class RecordPage(BaseModel):
+    items: list[Json]
+    next_cursor: str | None
+    count: int | None
+
+
+class AggregateQuery(BaseModel):
+    where: Any = None
+    group_by: list[str] = Field(default_factory=list, max_length=10)
+    aggregates: list[Json] = Field(default_factory=lambda: [{"op": "count"}], max_length=20)
+    limit: int = 1000
+
+
+def _split(value: str | None) -> list[str] | None:
+    return None if value is None else [v for v in value.split(",") if v]
+
+
+def _page(page: query.Page) -> RecordPage:
+    return RecordPage(items=page.items, next_cursor=page.next_cursor, count=page.count)
+
+
+@router.post("/data/{table}/records", status_code=status.HTTP_201_CREATED)
+def create_record(
+    table: str, caller: AppCaller, session: SessionDep, body: Annotated[Json, Body()]
+) -> Json:
+    return write.create_records(session, caller=caller, table=table, items=[body])[0]
+
+
+@router.post("/data/{table}/records/bulk", status_code=status.HTTP_201_CREATED)
+def create_records(
+    table: str, body: BulkCreate, caller: AppCaller, session: SessionDep
+) -> list[Json]:
+    return write.create_records(session, caller=caller, table=table, items=body.records)
+
+
+@router.get("/data/{table}/records")
+def list_records(
+    table: str,
+    caller: AppCaller,
+    session: SessionDep,
+    where: Annotated[str | None, Query(max_length=8000)] = None,
+    sort: str | None = None,
+    fields: str | None = None,
+    expand: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+    count: bool = False,
+) -> RecordPage:
+    """``where`` is the JSON filter, URL-encoded; the others are comma-separated."""
+    parsed = None
+    if where:
+        try:
+            parsed = json.loads(where)
+        except ValueError:
+            raise InvalidInput(
+                BaasError.INVALID_QUERY,
+                "where is not JSON",
+                [field_error("where", BaasError.INVALID_QUERY, "not JSON")],
+            ) from None
+    page = query.list_records(
+        session,
+        caller=caller,
+        table=table,
+        where=parsed,
+        sort=_split(sort),
+        fields=_split(fields),
+        expand=_split(expand),
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        count=count,
+    )
+    return _page(page)
+
+
+@router.post("/data/{table}/query")
+def query_records(
+    table: str, body: RecordQuery, caller: AppCaller, session: SessionDep
+) -> RecordPage:
+    page = query.list_records(session, caller=caller, table=table, **body.model_dump())
+    return _page(page)
+
+
+@router.post("/data/{table}/aggregate")
+def aggregate(
+    table: str, body: AggregateQuery, caller: AppCaller, session: SessionDep
+) -> list[Json]:
+    return query.aggregate(session, caller=caller, table=table, **body.model_dump())
+
+
+@router.get("/data/{table}/records/{record_id}")
+def get_record(
+    table: str,
+    record_id: int,
+    caller: AppCaller,
+    session: SessionDep,
+    fields: str | None = None,
+    expand: str | None = None,
+) -> Json:
+    return query.get_record(
+        session,
+        caller=caller,
+        table=table,
+        record_id=record_id,
+        fields=_split(fields),
+        expand=_split(expand),
+    )
+
+
+@router.patch("/data/{table}/records/{record_id}")
+def update_record(
+    table: str,
+    record_id: int,
+    caller: AppCaller,
+    session: SessionDep,
+    body: Annotated[Json, Body()],
+) -> Json:
+    return write.update_record(session, caller=caller, table=table, record_id=record_id, ops=body)
+
+
+@router.delete("/data/{table}/records/{record_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_record(table: str, record_id: int, caller: AppCaller, session: SessionDep) -> Response:
+    write.delete_record(session, caller=caller, table=table, record_id=record_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/data/{table}/records/{record_id}/acl")
+def set_acl(
+    table: str,
+    record_id: int,
+    caller: AppCaller,
+    session: SessionDep,
+    body: Annotated[dict[str, list[int]], Body()],
+) -> dict[str, list[int]]:
+    return write.set_acl(session, caller=caller, table=table, record_id=record_id, acl=body)
+
+
+# --- copy, templates, diffs ----------------------------------------------------------
+
+
+class AppCopy(BaseModel):
+    org_id: int
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TemplateImport(AppCopy):
+    template: Json
+
+
+def _created(app: Any, keys: apps.AppKeys) -> AppCreated:
+    return AppCreated(
+        **AppRead.model_validate(app).model_dump(),
+        client_key=keys.client_key,
+        server_key=keys.server_key,
+    )
+
+
+@router.get("/apps/{app_id}/template")
+def export_template(app_id: int, staff: CurrentStaff, session: SessionDep) -> Json:
+    return copy.export_template(session, actor=staff, app_id=app_id)
+
+
+@router.post("/apps/import", status_code=status.HTTP_201_CREATED)
+def import_template(body: TemplateImport, staff: CurrentStaff, session: SessionDep) -> AppCreated:
+    app, keys = copy.import_template(
+        session, actor=staff, org_id=body.org_id, name=body.name, template=body.template
+    )
+    return _created(app, keys)
+
+
+@router.post("/apps/{app_id}/copy", status_code=status.HTTP_201_CREATED)
+def copy_app(app_id: int, body: AppCopy, staff: CurrentStaff, session: SessionDep) -> AppCreated:
+    app, keys = copy.copy_app(
+        session, actor=staff, app_id=app_id, org_id=body.org_id, name=body.name
+    )
+    return _created(app, keys)
+
+
+@router.get("/apps/{app_id}/diff/{other_app_id}")
+def diff_apps(
+    app_id: int, other_app_id: int, staff: CurrentStaff, session: SessionDep
+) -> list[Json]:
+    return copy.diff_apps(session, actor=staff, app_id=app_id, other_app_id=other_app_id)

@@ -1,0 +1,366 @@
+"""Triggers: what fires them (record changes, activity events, schedules, incoming
+webhooks) and where their events go (a function, or an outgoing webhook).
+
+Firing writes a delivery row in the caller's transaction (the outbox); the dispatcher
+(:mod:`gonghui.baas.triggers.delivery`) delivers it after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from croniter import croniter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gonghui.audit import service as audit
+from gonghui.baas.apps import get_app
+from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
+from gonghui.baas.permissions import Caller
+from gonghui.baas.records.rows import ref_resolver
+from gonghui.baas.records.where import Compiler
+from gonghui.baas.tables.info import TableInfo
+from gonghui.baas.triggers import delivery as dispatch
+from gonghui.baas.triggers import signing
+from gonghui.baas.triggers.errors import TriggersError
+from gonghui.baas.triggers.models import (
+    ORG_EVENTS,
+    RECORD_EVENTS,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    TargetKind,
+    Trigger,
+    TriggerEvent,
+)
+from gonghui.clock import now
+from gonghui.db import on_commit
+from gonghui.errors import InvalidInput, NotFound, Unauthenticated, field_error
+from gonghui.orgs.models import Org
+from gonghui.tenancy import Actor
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    name: str
+    event: TriggerEvent
+    target_kind: TargetKind
+    table_name: str | None = None
+    filter: dict[str, Any] | None = None
+    cron: str | None = None
+    function_name: str | None = None
+    webhook_url: str | None = None
+    max_attempts: int = 8
+
+
+def _bad(field: str, code: str, message: str) -> InvalidInput:
+    return InvalidInput(code, message, [field_error(field, code, message)])
+
+
+def next_tick(cron: str, after: datetime) -> datetime:
+    """The first tick of ``cron`` (5 fields, or 6 with seconds last) after ``after``."""
+    tick: datetime = croniter(cron, after).get_next(datetime)
+    return tick
+
+
+def _check(session: Session, app_id: int, spec: TriggerSpec) -> None:
+    if not _NAME.match(spec.name):
+        raise _bad("name", TriggersError.BAD_TRIGGER, "lower-case letters, digits, - and _")
+    if spec.event in RECORD_EVENTS:
+        if not spec.table_name:
+            raise _bad("table_name", TriggersError.BAD_TRIGGER, "record triggers name a table")
+        from gonghui.baas.tables import info as infos
+
+        table = infos.load(session, app_id=app_id, name=spec.table_name)
+        if spec.filter is not None:
+            # Compiling refuses a bad filter now rather than at the first change.
+            _compiler(session, app_id).compile(table, spec.filter)
+    if spec.event is TriggerEvent.SCHEDULE and (not spec.cron or not croniter.is_valid(spec.cron)):
+        raise _bad("cron", TriggersError.BAD_CRON, "a cron expression, e.g. '0 9 * * *'")
+    if spec.target_kind is TargetKind.FUNCTION and not spec.function_name:
+        raise _bad("function_name", TriggersError.BAD_TRIGGER, "name the function to run")
+    if spec.target_kind is TargetKind.WEBHOOK:
+        url = urlsplit(spec.webhook_url or "")
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise _bad("webhook_url", TriggersError.BAD_URL, "an http(s) URL")
+    if not 1 <= spec.max_attempts <= 20:
+        raise _bad("max_attempts", TriggersError.BAD_TRIGGER, "between 1 and 20")
+
+
+def _compiler(session: Session, app_id: int) -> Compiler:
+    """Filters see the record as the app's server would: not through anyone's rights."""
+    app_caller = Caller(app_id=app_id, org_id=0, org_path="/", server=True)
+    return Compiler(
+        dialect=session.get_bind().dialect.name, resolve_ref=ref_resolver(session, app_caller)
+    )
+
+
+def create_trigger(
+    session: Session, *, actor: Actor, app_id: int, spec: TriggerSpec
+) -> tuple[Trigger, str | None]:
+    """The trigger, and the secret of an incoming or webhook trigger (shown once)."""
+    app = get_app(session, actor=actor, app_id=app_id)
+    _check(session, app.id, spec)
+    secret = None
+    if spec.target_kind is TargetKind.WEBHOOK or spec.event is TriggerEvent.INCOMING:
+        secret = "whsec_" + secrets.token_urlsafe(24)
+    trigger = Trigger(
+        app_id=app.id,
+        org_id=app.org_id,
+        name=spec.name,
+        event=spec.event,
+        table_name=spec.table_name,
+        filter=spec.filter,
+        cron=spec.cron,
+        next_run_at=next_tick(spec.cron, now()) if spec.cron else None,
+        target_kind=spec.target_kind,
+        function_name=spec.function_name,
+        webhook_url=spec.webhook_url,
+        max_attempts=spec.max_attempts,
+    )
+    session.add(trigger)
+    session.flush()
+    if secret is not None:
+        trigger.secret_enc = seal_secrets(-trigger.id, {"secret": secret})
+    audit.record(
+        session,
+        actor=actor,
+        action="triggers.create",
+        org_id=app.org_id,
+        subject_type="trigger",
+        subject_id=trigger.id,
+        details={"app_id": app.id, "event": str(spec.event), "target": str(spec.target_kind)},
+    )
+    return trigger, secret
+
+
+def trigger_secret(trigger: Trigger) -> str | None:
+    # Sealed under the negated id: the associated data differs from any function's.
+    return unseal_secrets(-trigger.id, trigger.secret_enc).get("secret")
+
+
+def list_triggers(session: Session, *, actor: Actor, app_id: int) -> list[Trigger]:
+    get_app(session, actor=actor, app_id=app_id)
+    return list(
+        session.scalars(select(Trigger).where(Trigger.app_id == app_id).order_by(Trigger.id))
+    )
+
+
+def get_trigger(session: Session, *, actor: Actor, app_id: int, trigger_id: int) -> Trigger:
+    get_app(session, actor=actor, app_id=app_id)
+    trigger = session.get(Trigger, trigger_id)
+    if trigger is None or trigger.app_id != app_id:
+        raise NotFound(TriggersError.NOT_FOUND, f"trigger {trigger_id} not found")
+    return trigger
+
+
+def set_enabled(
+    session: Session, *, actor: Actor, app_id: int, trigger_id: int, enabled: bool
+) -> Trigger:
+    trigger = get_trigger(session, actor=actor, app_id=app_id, trigger_id=trigger_id)
+    trigger.enabled = enabled
+    if enabled and trigger.cron:
+        trigger.next_run_at = next_tick(trigger.cron, now())
+    audit.record(
+        session,
+        actor=actor,
+        action="triggers.enable" if enabled else "triggers.disable",
+        org_id=trigger.org_id,
+        subject_type="trigger",
+        subject_id=trigger.id,
+    )
+    return trigger
+
+
+# -- firing -------------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    *,
+    trigger: Trigger,
+    event: str,
+    payload: dict[str, Any],
+    event_id: str | None = None,
+) -> Delivery:
+    """Store one event for one trigger in the caller's transaction; deliver after commit."""
+    delivery = Delivery(
+        event_id=event_id or uuid.uuid4().hex,
+        trigger_id=trigger.id,
+        app_id=trigger.app_id,
+        event=event,
+        payload=payload,
+        next_attempt_at=now(),
+    )
+    session.add(delivery)
+    on_commit(session, dispatch.wake)
+    return delivery
+
+
+def record_events(
+    session: Session,
+    *,
+    caller: Caller,
+    info: TableInfo,
+    event: TriggerEvent,
+    records: list[dict[str, Any]],
+) -> int:
+    """Fire the app's triggers on ``event`` of each record; returns how many events fired.
+
+    Called while the records are in the table (after insert or update, before delete), so
+    a trigger's filter is evaluated by the same SQL as a query. Fired inside the caller's
+    transaction: a change rolled back fires nothing."""
+    triggers = list(
+        session.scalars(
+            select(Trigger).where(
+                Trigger.app_id == caller.app_id,
+                Trigger.event == event,
+                Trigger.table_name == info.name,
+                Trigger.enabled.is_(True),
+            )
+        )
+    )
+    fired = 0
+    for trigger in triggers:
+        chosen = records
+        if trigger.filter:
+            t = info.sql
+            condition = _compiler(session, caller.app_id).compile(info, trigger.filter)
+            ids = [r["id"] for r in records]
+            hits = set(session.scalars(select(t.c.id).where(t.c.id.in_(ids), condition)))
+            chosen = [r for r in records if r["id"] in hits]
+        for record in chosen:
+            enqueue(
+                session,
+                trigger=trigger,
+                event=event,
+                payload={"table": info.name, "record": record},
+            )
+            fired += 1
+    return fired
+
+
+def org_event(
+    session: Session, *, org_id: int, event: TriggerEvent, payload: dict[str, Any]
+) -> int:
+    """Fire the triggers on ``event`` of every app whose org covers ``org_id``."""
+    assert event in ORG_EVENTS
+    org = session.get(Org, org_id)
+    if org is None:
+        return 0
+    chain = [int(part) for part in org.path.strip("/").split("/") if part]
+    triggers = list(
+        session.scalars(
+            select(Trigger).where(
+                Trigger.org_id.in_(chain), Trigger.event == event, Trigger.enabled.is_(True)
+            )
+        )
+    )
+    for trigger in triggers:
+        enqueue(session, trigger=trigger, event=event, payload={"org_id": org_id, **payload})
+    return len(triggers)
+
+
+# -- incoming webhooks ----------------------------------------------------------------------
+
+
+def receive_incoming(
+    session: Session, *, trigger_id: int, body: bytes, timestamp: str | None, signature: str | None
+) -> Delivery:
+    """Accept a signed call to an incoming-webhook trigger: the event is stored (and the
+    caller answered) only once it is durable."""
+    trigger = session.get(Trigger, trigger_id)
+    if trigger is None or trigger.event != TriggerEvent.INCOMING or not trigger.enabled:
+        raise NotFound(TriggersError.NOT_FOUND, f"trigger {trigger_id} not found")
+    secret = trigger_secret(trigger)
+    try:
+        ts = int(timestamp or "")
+    except ValueError:
+        ts = 0
+    if secret is None or not signing.verify(
+        secret, ts, body, signature or "", now_s=now().timestamp()
+    ):
+        # Same answer for a bad signature and a stale timestamp: no oracle for forgers.
+        raise Unauthenticated(
+            TriggersError.BAD_SIGNATURE,
+            "X-Gonghui-Signature does not match the body and X-Gonghui-Timestamp",
+        )
+    try:
+        data: Any = json.loads(body) if body else None
+    except ValueError as exc:
+        raise InvalidInput(TriggersError.BAD_TRIGGER, "the body is not JSON") from exc
+    return enqueue(session, trigger=trigger, event=TriggerEvent.INCOMING, payload={"body": data})
+
+
+# -- the delivery log -------------------------------------------------------------------------
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    actor: Actor,
+    app_id: int,
+    status: str | None = None,
+    trigger_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
+    get_app(session, actor=actor, app_id=app_id)
+    stmt = select(Delivery).where(Delivery.app_id == app_id)
+    if status:
+        stmt = stmt.where(Delivery.status == status)
+    if trigger_id:
+        stmt = stmt.where(Delivery.trigger_id == trigger_id)
+    if before_id:
+        stmt = stmt.where(Delivery.id < before_id)
+    return list(session.scalars(stmt.order_by(Delivery.id.desc()).limit(min(max(limit, 1), 200))))
+
+
+def get_delivery(
+    session: Session, *, actor: Actor, app_id: int, delivery_id: int
+) -> tuple[Delivery, list[DeliveryAttempt]]:
+    get_app(session, actor=actor, app_id=app_id)
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.app_id != app_id:
+        raise NotFound(TriggersError.DELIVERY_NOT_FOUND, f"delivery {delivery_id} not found")
+    attempts = list(
+        session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery.id)
+            .order_by(DeliveryAttempt.id)
+        )
+    )
+    return delivery, attempts
+
+
+def redeliver(session: Session, *, actor: Actor, app_id: int, delivery_id: int) -> Delivery:
+    """Send a delivered or dead-lettered event again; its attempt log keeps the history."""
+    delivery, _ = get_delivery(session, actor=actor, app_id=app_id, delivery_id=delivery_id)
+    delivery.status = DeliveryStatus.PENDING
+    delivery.next_attempt_at = now()
+    delivery.locked_until = None
+    delivery.attempts = 0
+    audit.record(
+        session,
+        actor=actor,
+        action="triggers.redeliver",
+        org_id=delivery_org(session, delivery),
+        subject_type="delivery",
+        subject_id=delivery.id,
+    )
+    on_commit(session, dispatch.wake)
+    return delivery
+
+
+def delivery_org(session: Session, delivery: Delivery) -> int | None:
+    trigger = session.get(Trigger, delivery.trigger_id)
+    return trigger.org_id if trigger else None

@@ -1,0 +1,273 @@
+"""The records API over HTTP: create, get, update operators, delete, lists, aggregation."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.baas.conftest import AppHandle, make_table
+
+DATA = "/api/v1/baas/data"
+
+
+@pytest.fixture
+def shop(api: httpx.Client, app: AppHandle) -> AppHandle:
+    make_table(
+        api,
+        app,
+        "authors",
+        [{"name": "name", "type": "string", "required": True}, {"name": "city", "type": "string"}],
+    )
+    make_table(
+        api,
+        app,
+        "books",
+        [
+            {"name": "title", "type": "string", "required": True, "unique": True},
+            {"name": "stock", "type": "integer", "default": 0, "rules": {"min": 0, "max": 100}},
+            {"name": "price", "type": "number"},
+            {"name": "genre", "type": "string", "indexed": True},
+            {"name": "tags", "type": "array", "default": []},
+            {"name": "author", "type": "reference", "ref": "authors"},
+        ],
+    )
+    authors = [{"name": "Lu Xun", "city": "Shaoxing"}, {"name": "Lao She", "city": "Beijing"}]
+    resp = api.post(f"{DATA}/authors/records/bulk", json={"records": authors}, headers=app.server)
+    assert resp.status_code == 201
+    books = [
+        {
+            "title": f"book {i}",
+            "stock": i,
+            "price": 10.0 + i,
+            "genre": "novel" if i % 2 else "essay",
+            "author": 1 + i % 2,
+        }
+        for i in range(10)
+    ]
+    resp = api.post(f"{DATA}/books/records/bulk", json={"records": books}, headers=app.server)
+    assert resp.status_code == 201
+    assert [r["id"] for r in resp.json()] == list(range(1, 11))
+    return app
+
+
+def _get(api: httpx.Client, app: AppHandle, rid: int) -> dict[str, Any]:
+    resp = api.get(f"{DATA}/books/records/{rid}", headers=app.server)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def _list(api: httpx.Client, app: AppHandle, **params: Any) -> dict[str, Any]:
+    if "where" in params:
+        params["where"] = json.dumps(params["where"])
+    resp = api.get(f"{DATA}/books/records", params=params, headers=app.server)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def test_create_applies_defaults_and_get_returns_the_record(
+    api: httpx.Client, shop: AppHandle
+) -> None:
+    resp = api.post(f"{DATA}/books/records", json={"title": "new"}, headers=shop.server)
+    assert resp.status_code == 201
+    created = resp.json()
+    assert created["stock"] == 0
+    assert created["tags"] == []
+    assert created["author"] is None
+    assert _get(api, shop, created["id"]) == created
+
+
+def test_update_operators(api: httpx.Client, shop: AppHandle) -> None:
+    url = f"{DATA}/books/records/3"
+    ops = {
+        "increment": {"stock": 5},
+        "append": {"tags": ["a", "b", "a"]},
+        "set": {"price": 1.5},
+        "unset": ["genre"],
+    }
+    resp = api.patch(url, json=ops, headers=shop.server)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["stock"], body["tags"], body["price"], body["genre"]) == (
+        7,
+        ["a", "b", "a"],
+        1.5,
+        None,
+    )
+    resp = api.patch(url, json={"add_unique": {"tags": ["b", "c", "c"]}}, headers=shop.server)
+    assert resp.json()["tags"] == ["a", "b", "a", "c"]
+    resp = api.patch(url, json={"remove": {"tags": ["a"]}}, headers=shop.server)
+    assert resp.json()["tags"] == ["b", "c"]
+    assert _get(api, shop, 3)["tags"] == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("ops", "status", "field"),
+    [
+        ({"increment": {"stock": 200}}, 422, "stock"),
+        ({"increment": {"title": 1}}, 422, "title"),
+        ({"append": {"stock": [1]}}, 422, "stock"),
+        ({"set": {"stock": -1}}, 422, "stock"),
+        ({"unset": ["title"]}, 422, "title"),
+        ({"set": {"title": "book 4"}}, 409, "title"),
+        ({"set": {"nope": 1}}, 422, "set.nope"),
+        ({"set": {"stock": 1}, "increment": {"stock": 1}}, 422, "stock"),
+        ({"set": {"author": 99}}, 422, "author"),
+    ],
+)
+def test_refused_updates_change_nothing(
+    api: httpx.Client, shop: AppHandle, ops: dict[str, Any], status: int, field: str
+) -> None:
+    before = _get(api, shop, 3)
+    resp = api.patch(f"{DATA}/books/records/3", json=ops, headers=shop.server)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"]["details"][0]["field"] == field
+    assert _get(api, shop, 3) == before
+
+
+def test_concurrent_increments_are_not_lost(api: httpx.Client, shop: AppHandle) -> None:
+    def bump(_: int) -> int:
+        with httpx.Client(base_url=str(api.base_url), timeout=30) as client:
+            resp = client.patch(
+                f"{DATA}/books/records/1", json={"increment": {"stock": 1}}, headers=shop.server
+            )
+            return resp.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(bump, range(40)))
+    assert statuses == [200] * 40
+    assert _get(api, shop, 1)["stock"] == 40
+
+
+def test_delete(api: httpx.Client, shop: AppHandle) -> None:
+    assert api.delete(f"{DATA}/books/records/2", headers=shop.server).status_code == 204
+    resp = api.get(f"{DATA}/books/records/2", headers=shop.server)
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "baas.record_not_found"
+    assert api.delete(f"{DATA}/books/records/2", headers=shop.server).status_code == 404
+    assert _list(api, shop, count="true")["count"] == 9
+
+
+def test_filter_sort_select_and_page(api: httpx.Client, shop: AppHandle) -> None:
+    page = _list(
+        api,
+        shop,
+        where={"genre": "novel", "stock": {"gte": 3}},
+        sort="-price",
+        fields="title,stock",
+        limit=2,
+        count="true",
+    )
+    assert page["count"] == 4
+    assert [(r["title"], r["stock"]) for r in page["items"]] == [("book 9", 9), ("book 7", 7)]
+    assert set(page["items"][0]) == {
+        "id",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "title",
+        "stock",
+    }
+    rest = _list(
+        api,
+        shop,
+        where={"genre": "novel", "stock": {"gte": 3}},
+        sort="-price",
+        cursor=page["next_cursor"],
+    )
+    assert [r["title"] for r in rest["items"]] == ["book 5", "book 3"]
+    assert rest["next_cursor"] is None
+    offset = _list(api, shop, sort="stock", limit=3, offset=4)
+    assert [r["stock"] for r in offset["items"]] == [4, 5, 6]
+
+
+def test_dotted_paths_and_expansion_follow_references(api: httpx.Client, shop: AppHandle) -> None:
+    page = _list(api, shop, where={"author.city": "Beijing"}, expand="author", sort="id")
+    assert [r["id"] for r in page["items"]] == [2, 4, 6, 8, 10]
+    assert page["items"][0]["author"]["name"] == "Lao She"
+    resp = api.post(
+        f"{DATA}/books/query",
+        json={
+            "where": {"or": [{"author.name": {"startswith": "Lu"}}, {"stock": 2}]},
+            "sort": ["id"],
+            "limit": 3,
+        },
+        headers=shop.server,
+    )
+    assert [r["id"] for r in resp.json()["items"]] == [1, 3, 5]
+    got = api.get(
+        f"{DATA}/books/records/1", params={"expand": "author"}, headers=shop.server
+    ).json()
+    assert got["author"]["city"] == "Shaoxing"
+
+
+def test_aggregation_grouped_by_fields(api: httpx.Client, shop: AppHandle) -> None:
+    resp = api.post(
+        f"{DATA}/books/aggregate",
+        json={
+            "group_by": ["genre"],
+            "aggregates": [
+                {"op": "count"},
+                {"op": "sum", "field": "stock"},
+                {"op": "avg", "field": "price"},
+                {"op": "min", "field": "title"},
+                {"op": "max", "field": "stock"},
+            ],
+        },
+        headers=shop.server,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == [
+        {
+            "genre": "essay",
+            "count": 5,
+            "sum_stock": 20.0,
+            "avg_price": 14.0,
+            "min_title": "book 0",
+            "max_stock": 8,
+        },
+        {
+            "genre": "novel",
+            "count": 5,
+            "sum_stock": 25.0,
+            "avg_price": 15.0,
+            "min_title": "book 1",
+            "max_stock": 9,
+        },
+    ]
+    resp = api.post(
+        f"{DATA}/books/aggregate",
+        json={"where": {"stock": {"lt": 3}}, "aggregates": [{"op": "sum", "field": "title"}]},
+        headers=shop.server,
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"]["details"][0]["field"] == "aggregates.0"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"where": "{not json"}, "where"),
+        ({"where": json.dumps({"nope": 1})}, "where.nope"),
+        ({"where": json.dumps({"stock": {"gt": "x"}})}, "where.stock.gt"),
+        ({"where": json.dumps({"tags": {"eq": 1}})}, "where.tags.eq"),
+        ({"sort": "tags"}, "sort"),
+        ({"sort": "missing"}, "sort"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"fields": "nope"}, "fields"),
+        ({"expand": "title"}, "expand"),
+    ],
+)
+def test_bad_queries_name_the_problem(
+    api: httpx.Client, shop: AppHandle, params: dict[str, Any], field: str
+) -> None:
+    resp = api.get(f"{DATA}/books/records", params=params, headers=shop.server)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "baas.invalid_query"
+    assert resp.json()["error"]["details"][0]["field"] == field
