@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,14 +13,17 @@ import pytest
 from gonghui.baas.apps import forget_keys
 from gonghui.baas.tables.info import forget_tables
 from gonghui.orgs.models import Role
+from gonghui.settings import get_settings
 from tests.fixtures import Staff, StaffFactory, Tree
 
 
 @pytest.fixture(autouse=True)
 def _fresh_baas_caches() -> Iterator[None]:
-    # Ids restart with every fresh database: cached keys and tables would be stale.
+    # Ids restart with every fresh database: cached keys and tables would be stale, and
+    # blobs of an earlier test's app 1 would sit where this test's app 1 writes.
     forget_keys()
     forget_tables()
+    shutil.rmtree(get_settings().data_dir / "files" / "baas", ignore_errors=True)
     yield
     forget_keys()
     forget_tables()

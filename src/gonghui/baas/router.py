@@ -4,12 +4,17 @@ callers (``/api/v1/baas/data``)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-from gonghui.baas import apps, copy
+from gonghui.baas import apps, copy, files
 from gonghui.baas.apps import KeyKind
 from gonghui.baas.caller import AppCaller
 from gonghui.baas.errors import BaasError
@@ -30,7 +35,8 @@ from gonghui.baas.schemas import (
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
 from gonghui.deps import CurrentStaff, SessionDep
-from gonghui.errors import InvalidInput, field_error
+from gonghui.errors import InvalidInput, PayloadTooLarge, field_error
+from gonghui.storage import get_store
 
 router = APIRouter(prefix="/api/v1/baas", tags=["baas"])
 
@@ -385,3 +391,110 @@ def diff_apps(
     app_id: int, other_app_id: int, staff: CurrentStaff, session: SessionDep
 ) -> list[Json]:
     return copy.diff_apps(session, actor=staff, app_id=app_id, other_app_id=other_app_id)
+
+
+# --- files ---------------------------------------------------------------------------
+
+# Multipart framing around the file itself; a declared body beyond limit + this is refused
+# before it is read.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+class FileRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    folder: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    has_thumbnail: bool = False
+    created_by: int | None
+    created_at: datetime
+
+
+class FileUrl(BaseModel):
+    url: str
+    expires_at: int
+
+
+def _file_read(row: Any) -> FileRead:
+    read = FileRead.model_validate(row)
+    return read.model_copy(update={"has_thumbnail": row.thumbnail_key is not None})
+
+
+@router.post("/files", status_code=status.HTTP_201_CREATED)
+async def upload_file(request: Request, caller: AppCaller, session: SessionDep) -> FileRead:
+    """Multipart form: ``file`` and an optional ``folder``."""
+    limit = await run_in_threadpool(files.upload_limit, session, caller=caller)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(BaasError.FILE_TOO_LARGE, f"files are limited to {limit} bytes")
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get("file")
+        folder = form.get("folder") or ""
+        if not isinstance(upload, UploadFile) or not isinstance(folder, str):
+            raise InvalidInput(
+                BaasError.INVALID_RECORD,
+                "send the file as multipart field 'file'",
+                [field_error("file", BaasError.INVALID_RECORD, "missing")],
+            )
+        row = await run_in_threadpool(
+            lambda: files.upload(
+                session,
+                caller=caller,
+                stream=upload.file,
+                name=upload.filename or "",
+                folder=folder,
+                claimed_type=upload.content_type,
+            )
+        )
+    return _file_read(row)
+
+
+@router.get("/files")
+def list_files(caller: AppCaller, session: SessionDep, folder: str | None = None) -> list[FileRead]:
+    return [_file_read(r) for r in files.list_files(session, caller=caller, folder=folder)]
+
+
+@router.get("/files/{file_id}")
+def get_file(file_id: int, caller: AppCaller, session: SessionDep) -> FileRead:
+    return _file_read(files.get_file(session, caller=caller, file_id=file_id))
+
+
+@router.get("/files/{file_id}/url")
+def file_url(
+    file_id: int,
+    caller: AppCaller,
+    session: SessionDep,
+    thumbnail: bool = False,
+    ttl_s: int = files.DEFAULT_URL_TTL_S,
+) -> FileUrl:
+    signed = files.signed_url(
+        session, caller=caller, file_id=file_id, thumbnail=thumbnail, ttl_s=ttl_s
+    )
+    return FileUrl(url=signed.url, expires_at=signed.expires_at)
+
+
+@router.get("/files/{file_id}/content")
+def file_content(
+    file_id: int, session: SessionDep, variant: str, exp: int, sig: str
+) -> StreamingResponse:
+    """The bytes behind a signed URL; no key needed, the signature is the permission."""
+    download = files.open_signed(session, file_id=file_id, variant=variant, expires=exp, sig=sig)
+    return StreamingResponse(
+        get_store().iter_bytes(download.key),
+        media_type=download.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(download.name)}",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=60",
+        },
+    )
+
+
+@router.delete("/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_file(file_id: int, caller: AppCaller, session: SessionDep) -> Response:
+    files.delete_file(session, caller=caller, file_id=file_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
