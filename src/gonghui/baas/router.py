@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from gonghui.baas import apps, copy, files
+from gonghui.baas import apps, copy, dataio, files
 from gonghui.baas.apps import KeyKind
 from gonghui.baas.caller import AppCaller
 from gonghui.baas.errors import BaasError
@@ -36,6 +36,7 @@ from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import InvalidInput, PayloadTooLarge, field_error
+from gonghui.settings import get_settings
 from gonghui.storage import get_store
 
 router = APIRouter(prefix="/api/v1/baas", tags=["baas"])
@@ -498,3 +499,52 @@ def file_content(
 def delete_file(file_id: int, caller: AppCaller, session: SessionDep) -> Response:
     files.delete_file(session, caller=caller, file_id=file_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- table data import / export -------------------------------------------------------
+
+
+@router.get("/apps/{app_id}/tables/{name}/export")
+def export_table(
+    app_id: int,
+    name: str,
+    staff: CurrentStaff,
+    session: SessionDep,
+    format: dataio.DataFormat = dataio.DataFormat.CSV,
+) -> StreamingResponse:
+    chunks = list(dataio.export_rows(session, actor=staff, app_id=app_id, table=name, fmt=format))
+    media = "text/csv" if format is dataio.DataFormat.CSV else "application/json"
+    return StreamingResponse(
+        iter(chunks),
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format.value}"'},
+    )
+
+
+class ImportResult(BaseModel):
+    imported: int
+
+
+@router.post("/apps/{app_id}/tables/{name}/import")
+async def import_table(
+    app_id: int,
+    name: str,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    format: dataio.DataFormat = dataio.DataFormat.CSV,
+) -> ImportResult:
+    """The request body is the CSV (with a header row) or JSON array, UTF-8."""
+    raw = await request.body()
+    if len(raw) > get_settings().upload_max_bytes:
+        raise PayloadTooLarge(BaasError.FILE_TOO_LARGE, "the data is too large")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(BaasError.INVALID_RECORD, "the data is not UTF-8") from None
+    count = await run_in_threadpool(
+        lambda: dataio.import_rows(
+            session, actor=staff, app_id=app_id, table=name, fmt=format, data=text
+        )
+    )
+    return ImportResult(imported=count)
