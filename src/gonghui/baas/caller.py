@@ -6,23 +6,29 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
 from gonghui.baas.apps import KeyKind, resolve_key
 from gonghui.baas.errors import BaasError
 from gonghui.baas.permissions import Caller
-from gonghui.deps import SessionDep
+from gonghui.db import unit_of_work
 from gonghui.errors import Unauthenticated
 
 
 def get_caller(
     request: Request,
-    session: SessionDep,
     app_key: Annotated[str | None, Header(alias="X-Gonghui-App-Key")] = None,
 ) -> Caller:
     if not app_key:
         raise Unauthenticated(BaasError.KEY_REQUIRED, "send the app key in X-Gonghui-App-Key")
+    # Its own short read: the handlers own their (write) unit of work, see router.py.
+    with unit_of_work(read_only=True) as session:
+        return _resolve(session, request, app_key)
+
+
+def _resolve(session: Session, request: Request, app_key: str) -> Caller:
     holder = resolve_key(session, app_key)
     header = request.headers.get("authorization")
     if header is None:
