@@ -128,3 +128,25 @@ def test_import_reports_progress_in_batches(api: httpx.Client, source: AppHandle
         headers=source.server,
     )
     assert counted.json()["count"] == 2500
+
+
+def test_cli_exports_and_imports_with_progress(
+    api: httpx.Client, source: AppHandle, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from gonghui.cli import app as cli
+
+    out = tmp_path / "goods.json"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["baas", "export-table", str(source.id), "goods", "--out", str(out), "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        cli, ["baas", "import-table", str(source.id), "goods_copy", str(out), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"imported {len(ROWS)} rows" in result.output
+    assert _data(api, source, "goods_copy") == _data(api, source, "goods")
