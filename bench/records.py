@@ -116,11 +116,12 @@ def main() -> None:
         check=True,
         capture_output=True,
     )
+    log = (data_dir / "server.log").open("wb")
     server = subprocess.Popen(
         [gonghui, "serve", "--port", str(port), "--skip-migrate"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(data_dir / "server.log", "wb"),  # noqa: SIM115
+        stderr=log,
     )
     try:
         wait_ready(base, server)
@@ -177,14 +178,15 @@ def main() -> None:
             headers_lua({**key, "Content-Type": "application/json"})
             + 'wrk.method = "POST"\n'
             + 'wrk.path = "/api/v1/baas/data/items/records"\n'
-            + f'wrk.body = \'{{"category": "new", "n": 1, "title": "created by wrk"}}\'\n',
+            + 'wrk.body = \'{"category": "new", "n": 1, "title": "created by wrk"}\'\n',
         )
         get = lua_script(
             scripts,
             "get",
             headers_lua(key)
             + "request = function()\n"
-            + f'  return wrk.format("GET", "/api/v1/baas/data/items/records/" .. math.random(1, {ROWS}))\n'
+            + '  return wrk.format("GET", "/api/v1/baas/data/items/records/"'
+            + f" .. math.random(1, {ROWS}))\n"
             + "end\n",
         )
         where_prefix = "/api/v1/baas/data/items/records?limit=10&where=%7B%22category%22%3A%22c"
@@ -193,7 +195,8 @@ def main() -> None:
             "list",
             headers_lua(key)
             + "request = function()\n"
-            + f'  return wrk.format("GET", "{where_prefix}" .. math.random(0, {CATEGORIES - 1}) .. "%22%7D")\n'
+            + f'  return wrk.format("GET", "{where_prefix}"'
+            + f' .. math.random(0, {CATEGORIES - 1}) .. "%22%7D")\n'
             + "end\n",
         )
         results = {
@@ -210,6 +213,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        log.close()
         if os.environ.get("BENCH_KEEP"):
             print(f"kept {data_dir}")
         else:

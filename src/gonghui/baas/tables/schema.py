@@ -55,7 +55,7 @@ def _index_name(sql_name: str, column: str, unique: bool) -> str:
     return f"{'uq' if unique else 'ix'}_{sql_name}_{column}"
 
 
-def _check_name(name: str, what: str) -> None:
+def _check_name(name: str) -> None:
     if name in RESERVED_NAMES:
         raise bad("name", f"{name!r} is reserved for the system", BaasError.BAD_NAME)
 
@@ -151,7 +151,7 @@ def _resolve_ref(session: Session, app_id: int, spec: FieldSpec) -> int | None:
 
 
 def _new_field(session: Session, table: DataTable, spec: FieldSpec, position: int) -> Field:
-    _check_name(spec.name, "field")
+    _check_name(spec.name)
     _check_index_flags(spec.type, spec.unique, spec.indexed, spec.name)
     rules = _validate_rules(spec.type, spec.rules, spec.name)
     default = _validate_default(spec.type, rules, spec.default, spec.name)
@@ -218,7 +218,7 @@ def create_table(
     permissions: dict[str, Any],
 ) -> TableInfo:
     app = get_app(session, actor=actor, app_id=app_id)
-    _check_name(name, "table")
+    _check_name(name)
     if session.scalar(
         select(DataTable.id).where(DataTable.app_id == app.id, DataTable.name == name)
     ):
@@ -304,8 +304,8 @@ def add_field(
     if session.scalar(select(Field.id).where(Field.table_id == table.id, Field.name == spec.name)):
         raise Conflict(BaasError.FIELD_NAME_TAKEN, f"field {spec.name} already exists")
     before = infos.describe(session, table)
-    position = max((f.id for f in before.fields), default=0)
-    field = _new_field(session, table, spec, position)
+    last = session.scalar(select(func.max(Field.position)).where(Field.table_id == table.id))
+    field = _new_field(session, table, spec, 0 if last is None else last + 1)
     if field.required and field.default is None and _row_count(session, before) > 0:
         raise Conflict(
             BaasError.BAD_FIELD,
@@ -346,7 +346,7 @@ def change_field(
     old_type = FieldType(field.type)
     new_type = change.type or old_type
     if change.name is not None and change.name != field.name:
-        _check_name(change.name, "field")
+        _check_name(change.name)
         if session.scalar(
             select(Field.id).where(Field.table_id == table.id, Field.name == change.name)
         ):
