@@ -14,7 +14,7 @@ from gonghui.baas.apps import forget_keys
 from gonghui.baas.tables.info import forget_tables
 from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
-from tests.fixtures import Staff, StaffFactory, Tree
+from tests.fixtures import Staff, Tree
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +53,8 @@ class AppHandle:
 
 
 @pytest.fixture
-def developer(tree: Tree, make_staff: StaffFactory) -> Staff:
-    return make_staff(tree.city_a, Role.DEVELOPER)
+def developer(tree: Tree) -> Staff:
+    return signed_in_user(tree.city_a, Role.DEVELOPER)
 
 
 @pytest.fixture
