@@ -41,7 +41,7 @@ from gonghui.baas.tables.types import (
     convert,
 )
 from gonghui.db import on_commit
-from gonghui.errors import Conflict, InvalidInput, NotFound
+from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.tenancy import Actor
 
 _COPY_BATCH = 1000
@@ -345,6 +345,12 @@ def change_field(
     details: dict[str, Any] = {"field": field_name}
     old_type = FieldType(field.type)
     new_type = change.type or old_type
+    if new_type is not old_type and new_type not in SAFE_CHANGES.get(old_type, frozenset()):
+        raise Conflict(
+            BaasError.BAD_TYPE_CHANGE,
+            f"{field.name}: {old_type} cannot safely become {new_type}",
+            [field_error(field.name, BaasError.BAD_TYPE_CHANGE, f"{old_type} -> {new_type}")],
+        )
     if change.name is not None and change.name != field.name:
         _check_name(change.name)
         if session.scalar(
@@ -370,18 +376,6 @@ def change_field(
         if was and (not now_ or new_type is not old_type):
             _drop_index(session, sql_name, field.column, flag)
     if new_type is not old_type:
-        if new_type not in SAFE_CHANGES.get(old_type, frozenset()):
-            raise Conflict(
-                BaasError.BAD_TYPE_CHANGE,
-                f"{field.name}: {old_type} cannot safely become {new_type}",
-                [
-                    {
-                        "field": field.name,
-                        "code": BaasError.BAD_TYPE_CHANGE,
-                        "message": f"{old_type} -> {new_type}",
-                    }
-                ],
-            )
         _migrate_column(session, info, field, old_type, new_type)
         details["type"] = {"from": old_type.value, "to": new_type.value}
     if change.required and not field.required:
