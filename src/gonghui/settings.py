@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = 1.0
 
     upload_max_bytes: int = 20 * 1024 * 1024
+    # Blob storage: "local" (data_dir/files) or "s3" (any S3-compatible bucket).
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
     display_timezone: str = "Asia/Shanghai"
     trusted_proxies: list[str] = Field(default_factory=list)
 

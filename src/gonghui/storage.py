@@ -7,12 +7,20 @@ so a crash never leaves a half-written blob under its final name.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import quote
+
+import httpx
 
 from gonghui.settings import get_settings
 
@@ -74,6 +82,133 @@ class LocalStore:
         return self.path(key).is_file()
 
 
+def sigv4_headers(
+    *,
+    method: str,
+    url: httpx.URL,
+    headers: dict[str, str],
+    payload_sha256: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    at: datetime,
+    service: str = "s3",
+) -> dict[str, str]:
+    """``headers`` plus the AWS Signature Version 4 ones (x-amz-date, x-amz-content-sha256,
+    Authorization), per https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html"""
+    amz_date = at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    signed = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
+    signed.update({"host": url.netloc.decode(), "x-amz-date": amz_date})
+    signed["x-amz-content-sha256"] = payload_sha256
+    names = sorted(signed)
+    query = sorted(
+        (quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in url.params.multi_items()
+    )
+    canonical = "\n".join(
+        [
+            method.upper(),
+            quote(url.path, safe="/-_.~"),
+            "&".join(f"{k}={v}" for k, v in query),
+            "".join(f"{n}:{signed[n]}\n" for n in names),
+            ";".join(names),
+            payload_sha256,
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope},"
+        f"SignedHeaders={';'.join(names)},Signature={signature}"
+    )
+    return {
+        **headers,
+        **{n: signed[n] for n in ("x-amz-date", "x-amz-content-sha256")},
+        "Authorization": authorization,
+    }
+
+
+class S3Store:
+    """An S3-compatible bucket (AWS S3, MinIO, Aliyun OSS, Tencent COS), path-style URLs."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        bucket: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base = endpoint_url.rstrip("/")
+        self.bucket = bucket
+        self.region = region
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.client = httpx.Client(timeout=60, transport=transport)
+
+    def _request(self, method: str, key: str, body: bytes = b"") -> httpx.Response:
+        url = httpx.URL(f"{self.base}/{self.bucket}/{quote(check_key(key), safe='/')}")
+        headers = sigv4_headers(
+            method=method,
+            url=url,
+            headers={},
+            payload_sha256=hashlib.sha256(body).hexdigest(),
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            region=self.region,
+            at=datetime.now(UTC),
+        )
+        return self.client.request(method, url, content=body or None, headers=headers)
+
+    def _check(self, response: httpx.Response, *ok: int) -> httpx.Response:
+        if response.status_code not in ok:
+            raise OSError(f"object store answered {response.status_code}: {response.text[:200]}")
+        return response
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        # Objects here are bounded by the upload limit: one signed PUT of the whole body.
+        body = b"".join(chunks)
+        self._check(self._request("PUT", key, body), 200)
+        return len(body)
+
+    def open(self, key: str) -> BinaryIO:
+        return io.BytesIO(self._check(self._request("GET", key), 200).content)
+
+    def iter_bytes(self, key: str) -> Iterator[bytes]:
+        content = self._check(self._request("GET", key), 200).content
+        for start in range(0, len(content), _CHUNK):
+            yield content[start : start + _CHUNK]
+
+    def delete(self, key: str) -> None:
+        self._check(self._request("DELETE", key), 200, 204, 404)
+
+    def exists(self, key: str) -> bool:
+        return self._check(self._request("HEAD", key), 200, 404).status_code == 200
+
+
+@lru_cache
+def _s3_store() -> S3Store:
+    settings = get_settings()
+    return S3Store(
+        endpoint_url=settings.s3_endpoint_url,
+        bucket=settings.s3_bucket,
+        region=settings.s3_region,
+        access_key=settings.s3_access_key_id,
+        secret_key=settings.s3_secret_access_key,
+    )
+
+
 def get_store() -> BlobStore:
-    """The configured store (local disk; an S3-compatible backend plugs in here)."""
-    return LocalStore(get_settings().data_dir / "files")
+    """The configured store: local disk, or an S3-compatible bucket (one shared client)."""
+    settings = get_settings()
+    if settings.storage_backend == "s3":
+        return _s3_store()
+    return LocalStore(settings.data_dir / "files")

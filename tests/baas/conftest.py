@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,15 +14,18 @@ from gonghui.baas.apps import forget_keys
 from gonghui.baas.functions.invoke import flush_logs, forget_definitions
 from gonghui.baas.tables.info import forget_tables
 from gonghui.orgs.models import Role
-from tests.fixtures import Staff, StaffFactory, Tree
+from gonghui.settings import get_settings
+from tests.fixtures import Staff, Tree
 
 
 @pytest.fixture(autouse=True)
 def _fresh_baas_caches() -> Iterator[None]:
-    # Ids restart with every fresh database: cached keys and tables would be stale.
+    # Ids restart with every fresh database: cached keys and tables would be stale, and
+    # blobs of an earlier test's app 1 would sit where this test's app 1 writes.
     forget_keys()
     forget_tables()
     forget_definitions()
+    shutil.rmtree(get_settings().data_dir / "files" / "baas", ignore_errors=True)
     yield
     flush_logs()  # into this test's database, not the next one's
     forget_keys()
@@ -53,8 +57,8 @@ class AppHandle:
 
 
 @pytest.fixture
-def developer(tree: Tree, make_staff: StaffFactory) -> Staff:
-    return make_staff(tree.city_a, Role.DEVELOPER)
+def developer(tree: Tree) -> Staff:
+    return signed_in_user(tree.city_a, Role.DEVELOPER)
 
 
 @pytest.fixture

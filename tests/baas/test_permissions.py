@@ -171,3 +171,38 @@ def test_a_record_acl_narrows_the_table_rule(api: httpx.Client, cast: Cast) -> N
     # Lists apply the same narrowing.
     listed = api.get(DATA, params={"where": '{"text": "hello"}'}, headers=cast.headers["user"])
     assert listed.json()["items"] == []
+
+
+def test_references_do_not_reveal_records_the_caller_may_not_read(
+    api: httpx.Client, cast: Cast
+) -> None:
+    app = cast.app
+    make_table(
+        api,
+        app,
+        "secrets",
+        [{"name": "code", "type": "string"}],
+        {"read": ["staff:developer"]},
+    )
+    make_table(
+        api,
+        app,
+        "notes",
+        [{"name": "secret", "type": "reference", "ref": "secrets"}],
+        {"read": ["users"]},
+    )
+    sid = api.post(
+        "/api/v1/baas/data/secrets/records", json={"code": "s3cr3t"}, headers=app.server
+    ).json()["id"]
+    api.post("/api/v1/baas/data/notes/records", json={"secret": sid}, headers=app.server)
+    url = "/api/v1/baas/data/notes/records"
+    probe = {"where": '{"secret.code": {"startswith": "s"}}'}
+    user = cast.headers["user"]
+    assert (
+        api.get(url, params={"expand": "secret"}, headers=user).json()["items"][0]["secret"] is None
+    )
+    assert api.get(url, params=probe, headers=user).json()["items"] == []
+    developer = cast.headers["developer"]
+    expanded = api.get(url, params={"expand": "secret"}, headers=developer).json()["items"]
+    assert expanded[0]["secret"]["code"] == "s3cr3t"
+    assert len(api.get(url, params=probe, headers=developer).json()["items"]) == 1

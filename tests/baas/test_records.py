@@ -250,6 +250,30 @@ def test_aggregation_grouped_by_fields(api: httpx.Client, shop: AppHandle) -> No
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        {"aggregates": [{"op": "max", "field": "tags"}]},
+        {"aggregates": [{"op": "min", "field": "flag"}]},
+        {"aggregates": [{"op": "median", "field": "stock"}]},
+        {"aggregates": [{"op": "avg", "field": "genre"}]},
+        {"group_by": ["tags"]},
+        {"group_by": ["nope"]},
+    ],
+)
+def test_bad_aggregations_are_refused(
+    api: httpx.Client, shop: AppHandle, body: dict[str, Any]
+) -> None:
+    api.post(
+        f"/api/v1/baas/apps/{shop.id}/tables/books/fields",
+        json={"name": "flag", "type": "boolean"},
+        headers=shop.dev.headers,
+    )
+    resp = api.post(f"{DATA}/books/aggregate", json=body, headers=shop.server)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "baas.invalid_query"
+
+
+@pytest.mark.parametrize(
     ("params", "field"),
     [
         ({"where": "{not json"}, "where"),

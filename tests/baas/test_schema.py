@@ -275,3 +275,19 @@ def test_dropping_a_table_needs_confirm(
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "baas.table_not_found"
     assert f"baas_t_{app.id}_{items['id']}" not in inspect(get_engine()).get_table_names()
+
+
+def test_an_unsafe_type_change_is_refused_before_anything_moves(
+    api: httpx.Client, app: AppHandle, items: dict[str, Any]
+) -> None:
+    base = f"/api/v1/baas/apps/{app.id}/tables/items/fields"
+    h = app.dev.headers
+    assert (
+        api.post(base, json={"name": "note", "type": "text", "default": "x"}, headers=h).status_code
+        == 201
+    )
+    before = _data(_all(api, app, "items"))
+    resp = api.patch(f"{base}/note", json={"type": "integer", "name": "renamed"}, headers=h)
+    assert resp.status_code == 409
+    assert resp.json()["error"]["details"][0]["field"] == "note"
+    assert _data(_all(api, app, "items")) == before

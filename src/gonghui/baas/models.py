@@ -82,3 +82,22 @@ class RecordAcl(Base):
     record_id: Mapped[int] = mapped_column(BigId)
     action: Mapped[str] = mapped_column(String(8))
     user_id: Mapped[int] = mapped_column(BigId)
+
+
+class StoredFile(Base):
+    """An uploaded file of an app. The blob's storage key is chosen by the server; the
+    client's file name is only displayed, and its claimed content type is not trusted."""
+
+    __tablename__ = "baas_file"
+
+    id: Mapped[IdPk]
+    app_id: Mapped[int] = mapped_column(BigId, ForeignKey("baas_app.id"), index=True)
+    folder: Mapped[str] = mapped_column(String(255), default="")
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigId)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    thumbnail_key: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=now)

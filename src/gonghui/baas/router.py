@@ -4,12 +4,17 @@ callers (``/api/v1/baas/data``)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-from gonghui.baas import apps, copy
+from gonghui.baas import apps, copy, dataio, files
 from gonghui.baas.apps import KeyKind
 from gonghui.baas.caller import AppCaller
 from gonghui.baas.errors import BaasError
@@ -29,8 +34,11 @@ from gonghui.baas.schemas import (
 )
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
+from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
-from gonghui.errors import InvalidInput, field_error
+from gonghui.errors import InvalidInput, PayloadTooLarge, field_error
+from gonghui.settings import get_settings
+from gonghui.storage import get_store
 
 router = APIRouter(prefix="/api/v1/baas", tags=["baas"])
 
@@ -182,6 +190,12 @@ def drop_field(
 
 
 # --- records (app callers) -------------------------------------------------------------
+#
+# These handlers open their unit of work in their own body instead of taking SessionDep:
+# a generator dependency's commit runs later on another worker thread, and under load
+# (more concurrent writers than threads) every thread can be waiting for SQLite's write
+# lock held by a request whose commit is queued behind them. Committing in the thread
+# that took the lock keeps writers moving; the commit still precedes the response.
 
 Json = dict[str, Any]
 
@@ -223,24 +237,21 @@ def _page(page: query.Page) -> RecordPage:
 
 
 @router.post("/data/{table}/records", status_code=status.HTTP_201_CREATED)
-def create_record(
-    table: str, caller: AppCaller, session: SessionDep, body: Annotated[Json, Body()]
-) -> Json:
-    return write.create_records(session, caller=caller, table=table, items=[body])[0]
+def create_record(table: str, caller: AppCaller, body: Annotated[Json, Body()]) -> Json:
+    with unit_of_work() as session:
+        return write.create_records(session, caller=caller, table=table, items=[body])[0]
 
 
 @router.post("/data/{table}/records/bulk", status_code=status.HTTP_201_CREATED)
-def create_records(
-    table: str, body: BulkCreate, caller: AppCaller, session: SessionDep
-) -> list[Json]:
-    return write.create_records(session, caller=caller, table=table, items=body.records)
+def create_records(table: str, body: BulkCreate, caller: AppCaller) -> list[Json]:
+    with unit_of_work() as session:
+        return write.create_records(session, caller=caller, table=table, items=body.records)
 
 
 @router.get("/data/{table}/records")
 def list_records(
     table: str,
     caller: AppCaller,
-    session: SessionDep,
     where: Annotated[str | None, Query(max_length=8000)] = None,
     sort: str | None = None,
     fields: str | None = None,
@@ -251,45 +262,44 @@ def list_records(
     count: bool = False,
 ) -> RecordPage:
     """``where`` is the JSON filter, URL-encoded; the others are comma-separated."""
-    parsed = None
-    if where:
-        try:
-            parsed = json.loads(where)
-        except ValueError:
-            raise InvalidInput(
-                BaasError.INVALID_QUERY,
-                "where is not JSON",
-                [field_error("where", BaasError.INVALID_QUERY, "not JSON")],
-            ) from None
-    page = query.list_records(
-        session,
-        caller=caller,
-        table=table,
-        where=parsed,
-        sort=_split(sort),
-        fields=_split(fields),
-        expand=_split(expand),
-        limit=limit,
-        offset=offset,
-        cursor=cursor,
-        count=count,
-    )
-    return _page(page)
+    with unit_of_work(read_only=True) as session:
+        parsed = None
+        if where:
+            try:
+                parsed = json.loads(where)
+            except ValueError:
+                raise InvalidInput(
+                    BaasError.INVALID_QUERY,
+                    "where is not JSON",
+                    [field_error("where", BaasError.INVALID_QUERY, "not JSON")],
+                ) from None
+        page = query.list_records(
+            session,
+            caller=caller,
+            table=table,
+            where=parsed,
+            sort=_split(sort),
+            fields=_split(fields),
+            expand=_split(expand),
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+            count=count,
+        )
+        return _page(page)
 
 
 @router.post("/data/{table}/query")
-def query_records(
-    table: str, body: RecordQuery, caller: AppCaller, session: SessionDep
-) -> RecordPage:
-    page = query.list_records(session, caller=caller, table=table, **body.model_dump())
-    return _page(page)
+def query_records(table: str, body: RecordQuery, caller: AppCaller) -> RecordPage:
+    with unit_of_work(read_only=True) as session:
+        page = query.list_records(session, caller=caller, table=table, **body.model_dump())
+        return _page(page)
 
 
 @router.post("/data/{table}/aggregate")
-def aggregate(
-    table: str, body: AggregateQuery, caller: AppCaller, session: SessionDep
-) -> list[Json]:
-    return query.aggregate(session, caller=caller, table=table, **body.model_dump())
+def aggregate(table: str, body: AggregateQuery, caller: AppCaller) -> list[Json]:
+    with unit_of_work(read_only=True) as session:
+        return query.aggregate(session, caller=caller, table=table, **body.model_dump())
 
 
 @router.get("/data/{table}/records/{record_id}")
@@ -297,18 +307,18 @@ def get_record(
     table: str,
     record_id: int,
     caller: AppCaller,
-    session: SessionDep,
     fields: str | None = None,
     expand: str | None = None,
 ) -> Json:
-    return query.get_record(
-        session,
-        caller=caller,
-        table=table,
-        record_id=record_id,
-        fields=_split(fields),
-        expand=_split(expand),
-    )
+    with unit_of_work(read_only=True) as session:
+        return query.get_record(
+            session,
+            caller=caller,
+            table=table,
+            record_id=record_id,
+            fields=_split(fields),
+            expand=_split(expand),
+        )
 
 
 @router.patch("/data/{table}/records/{record_id}")
@@ -316,16 +326,19 @@ def update_record(
     table: str,
     record_id: int,
     caller: AppCaller,
-    session: SessionDep,
     body: Annotated[Json, Body()],
 ) -> Json:
-    return write.update_record(session, caller=caller, table=table, record_id=record_id, ops=body)
+    with unit_of_work() as session:
+        return write.update_record(
+            session, caller=caller, table=table, record_id=record_id, ops=body
+        )
 
 
 @router.delete("/data/{table}/records/{record_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_record(table: str, record_id: int, caller: AppCaller, session: SessionDep) -> Response:
-    write.delete_record(session, caller=caller, table=table, record_id=record_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+def delete_record(table: str, record_id: int, caller: AppCaller) -> Response:
+    with unit_of_work() as session:
+        write.delete_record(session, caller=caller, table=table, record_id=record_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put("/data/{table}/records/{record_id}/acl")
@@ -333,10 +346,10 @@ def set_acl(
     table: str,
     record_id: int,
     caller: AppCaller,
-    session: SessionDep,
     body: Annotated[dict[str, list[int]], Body()],
 ) -> dict[str, list[int]]:
-    return write.set_acl(session, caller=caller, table=table, record_id=record_id, acl=body)
+    with unit_of_work() as session:
+        return write.set_acl(session, caller=caller, table=table, record_id=record_id, acl=body)
 
 
 # --- copy, templates, diffs ----------------------------------------------------------
@@ -385,3 +398,175 @@ def diff_apps(
     app_id: int, other_app_id: int, staff: CurrentStaff, session: SessionDep
 ) -> list[Json]:
     return copy.diff_apps(session, actor=staff, app_id=app_id, other_app_id=other_app_id)
+
+
+# --- files ---------------------------------------------------------------------------
+
+# Multipart framing around the file itself; a declared body beyond limit + this is refused
+# before it is read.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+class FileRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    folder: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    has_thumbnail: bool = False
+    created_by: int | None
+    created_at: datetime
+
+
+class FileUrl(BaseModel):
+    url: str
+    expires_at: int
+
+
+def _file_read(row: Any) -> FileRead:
+    read = FileRead.model_validate(row)
+    return read.model_copy(update={"has_thumbnail": row.thumbnail_key is not None})
+
+
+@router.post("/files", status_code=status.HTTP_201_CREATED)
+async def upload_file(request: Request, caller: AppCaller) -> FileRead:
+    """Multipart form: ``file`` and an optional ``folder``."""
+
+    def limit() -> int:
+        with unit_of_work(read_only=True) as session:
+            return files.upload_limit(session, caller=caller)
+
+    max_bytes = await run_in_threadpool(limit)
+    declared = request.headers.get("content-length")
+    if (
+        declared is not None
+        and declared.isdigit()
+        and int(declared) > max_bytes + _MULTIPART_OVERHEAD
+    ):
+        raise PayloadTooLarge(BaasError.FILE_TOO_LARGE, f"files are limited to {max_bytes} bytes")
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get("file")
+        folder = form.get("folder") or ""
+        if not isinstance(upload, UploadFile) or not isinstance(folder, str):
+            raise InvalidInput(
+                BaasError.INVALID_RECORD,
+                "send the file as multipart field 'file'",
+                [field_error("file", BaasError.INVALID_RECORD, "missing")],
+            )
+
+        def store() -> FileRead:
+            with unit_of_work() as session:
+                row = files.upload(
+                    session,
+                    caller=caller,
+                    stream=upload.file,
+                    name=upload.filename or "",
+                    folder=folder,
+                    claimed_type=upload.content_type,
+                )
+                return _file_read(row)
+
+        return await run_in_threadpool(store)
+
+
+@router.get("/files")
+def list_files(caller: AppCaller, folder: str | None = None) -> list[FileRead]:
+    with unit_of_work(read_only=True) as session:
+        return [_file_read(r) for r in files.list_files(session, caller=caller, folder=folder)]
+
+
+@router.get("/files/{file_id}")
+def get_file(file_id: int, caller: AppCaller) -> FileRead:
+    with unit_of_work(read_only=True) as session:
+        return _file_read(files.get_file(session, caller=caller, file_id=file_id))
+
+
+@router.get("/files/{file_id}/url")
+def file_url(
+    file_id: int,
+    caller: AppCaller,
+    thumbnail: bool = False,
+    ttl_s: int = files.DEFAULT_URL_TTL_S,
+) -> FileUrl:
+    with unit_of_work(read_only=True) as session:
+        signed = files.signed_url(
+            session, caller=caller, file_id=file_id, thumbnail=thumbnail, ttl_s=ttl_s
+        )
+        return FileUrl(url=signed.url, expires_at=signed.expires_at)
+
+
+@router.get("/files/{file_id}/content")
+def file_content(file_id: int, variant: str, exp: int, sig: str) -> StreamingResponse:
+    """The bytes behind a signed URL; no key needed, the signature is the permission."""
+    with unit_of_work(read_only=True) as session:
+        download = files.open_signed(
+            session, file_id=file_id, variant=variant, expires=exp, sig=sig
+        )
+        return StreamingResponse(
+            get_store().iter_bytes(download.key),
+            media_type=download.content_type,
+            headers={
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(download.name)}",
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, max-age=60",
+            },
+        )
+
+
+@router.delete("/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_file(file_id: int, caller: AppCaller) -> Response:
+    with unit_of_work() as session:
+        files.delete_file(session, caller=caller, file_id=file_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- table data import / export -------------------------------------------------------
+
+
+@router.get("/apps/{app_id}/tables/{name}/export")
+def export_table(
+    app_id: int,
+    name: str,
+    staff: CurrentStaff,
+    session: SessionDep,
+    format: dataio.DataFormat = dataio.DataFormat.CSV,
+) -> StreamingResponse:
+    chunks = list(dataio.export_rows(session, actor=staff, app_id=app_id, table=name, fmt=format))
+    media = "text/csv" if format is dataio.DataFormat.CSV else "application/json"
+    return StreamingResponse(
+        iter(chunks),
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format.value}"'},
+    )
+
+
+class ImportResult(BaseModel):
+    imported: int
+
+
+@router.post("/apps/{app_id}/tables/{name}/import")
+async def import_table(
+    app_id: int,
+    name: str,
+    request: Request,
+    staff: CurrentStaff,
+    session: SessionDep,
+    format: dataio.DataFormat = dataio.DataFormat.CSV,
+) -> ImportResult:
+    """The request body is the CSV (with a header row) or JSON array, UTF-8."""
+    raw = await request.body()
+    if len(raw) > get_settings().upload_max_bytes:
+        raise PayloadTooLarge(BaasError.FILE_TOO_LARGE, "the data is too large")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(BaasError.INVALID_RECORD, "the data is not UTF-8") from None
+    count = await run_in_threadpool(
+        lambda: dataio.import_rows(
+            session, actor=staff, app_id=app_id, table=name, fmt=format, data=text
+        )
+    )
+    return ImportResult(imported=count)

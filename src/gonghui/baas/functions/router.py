@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, status
 
-from gonghui.baas.caller import DetachedAppCaller
+from gonghui.baas.caller import AppCaller
 from gonghui.baas.functions import invoke as invocations
 from gonghui.baas.functions import service
 from gonghui.baas.functions.errors import FunctionsError
@@ -125,7 +125,7 @@ def list_invocations(
 def invoke(
     app_id: int,
     name: str,
-    caller: DetachedAppCaller,
+    caller: AppCaller,
     event: Annotated[Any, Body()] = None,
 ) -> InvokeResult:
     """Run the function with the JSON body as its event, as the app key's holder (and the

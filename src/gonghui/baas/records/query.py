@@ -273,8 +273,9 @@ def aggregate(
         ftype, column = _column(info, spec.get("field"), f"aggregates.{i}.field")
         if op in ("sum", "avg") and ftype not in NUMERIC:
             raise _bad(f"aggregates.{i}", f"{op} applies to numbers")
-        if ftype not in ORDERED:
-            raise _bad(f"aggregates.{i}", "cannot aggregate this field")
+        if ftype not in ORDERED or (op != "count" and ftype is FieldType.BOOLEAN):
+            # PostgreSQL has no min/max over booleans; JSON has no order at all.
+            raise _bad(f"aggregates.{i}", f"cannot {op} this field")
         label = f"{op}_{spec['field']}"
         kind: FieldType | None = FieldType.NUMBER if op in ("avg", "sum") else ftype
         if op == "count":

@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.orm import Session
 
 from gonghui.baas.errors import BaasError
+from gonghui.baas.files import files_exist
 from gonghui.baas.permissions import Action, Caller, row_filter
 from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import SYSTEM_FIELDS, FieldInfo, TableInfo
@@ -85,6 +86,14 @@ def check_references(
 ) -> None:
     """Every reference names an existing record of its table (the caller need not read it)."""
     for f in info.fields:
+        if f.type is FieldType.FILE:
+            ids = {r[f.column] for r in rows if r.get(f.column) is not None}
+            if not ids:
+                continue
+            missing = sorted(ids - files_exist(session, app_id=caller.app_id, file_ids=ids))
+            if missing:
+                raise bad(f.name, f"no file {missing[0]} in this app")
+            continue
         if f.type is not FieldType.REFERENCE or f.ref_table_id is None:
             continue
         wanted = {r[f.column] for r in rows if r.get(f.column) is not None}

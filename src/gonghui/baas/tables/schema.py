@@ -41,7 +41,7 @@ from gonghui.baas.tables.types import (
     convert,
 )
 from gonghui.db import on_commit
-from gonghui.errors import Conflict, InvalidInput, NotFound
+from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.tenancy import Actor
 
 _COPY_BATCH = 1000
@@ -55,7 +55,7 @@ def _index_name(sql_name: str, column: str, unique: bool) -> str:
     return f"{'uq' if unique else 'ix'}_{sql_name}_{column}"
 
 
-def _check_name(name: str, what: str) -> None:
+def _check_name(name: str) -> None:
     if name in RESERVED_NAMES:
         raise bad("name", f"{name!r} is reserved for the system", BaasError.BAD_NAME)
 
@@ -151,7 +151,7 @@ def _resolve_ref(session: Session, app_id: int, spec: FieldSpec) -> int | None:
 
 
 def _new_field(session: Session, table: DataTable, spec: FieldSpec, position: int) -> Field:
-    _check_name(spec.name, "field")
+    _check_name(spec.name)
     _check_index_flags(spec.type, spec.unique, spec.indexed, spec.name)
     rules = _validate_rules(spec.type, spec.rules, spec.name)
     default = _validate_default(spec.type, rules, spec.default, spec.name)
@@ -218,7 +218,7 @@ def create_table(
     permissions: dict[str, Any],
 ) -> TableInfo:
     app = get_app(session, actor=actor, app_id=app_id)
-    _check_name(name, "table")
+    _check_name(name)
     if session.scalar(
         select(DataTable.id).where(DataTable.app_id == app.id, DataTable.name == name)
     ):
@@ -304,8 +304,8 @@ def add_field(
     if session.scalar(select(Field.id).where(Field.table_id == table.id, Field.name == spec.name)):
         raise Conflict(BaasError.FIELD_NAME_TAKEN, f"field {spec.name} already exists")
     before = infos.describe(session, table)
-    position = max((f.id for f in before.fields), default=0)
-    field = _new_field(session, table, spec, position)
+    last = session.scalar(select(func.max(Field.position)).where(Field.table_id == table.id))
+    field = _new_field(session, table, spec, 0 if last is None else last + 1)
     if field.required and field.default is None and _row_count(session, before) > 0:
         raise Conflict(
             BaasError.BAD_FIELD,
@@ -345,8 +345,14 @@ def change_field(
     details: dict[str, Any] = {"field": field_name}
     old_type = FieldType(field.type)
     new_type = change.type or old_type
+    if new_type is not old_type and new_type not in SAFE_CHANGES.get(old_type, frozenset()):
+        raise Conflict(
+            BaasError.BAD_TYPE_CHANGE,
+            f"{field.name}: {old_type} cannot safely become {new_type}",
+            [field_error(field.name, BaasError.BAD_TYPE_CHANGE, f"{old_type} -> {new_type}")],
+        )
     if change.name is not None and change.name != field.name:
-        _check_name(change.name, "field")
+        _check_name(change.name)
         if session.scalar(
             select(Field.id).where(Field.table_id == table.id, Field.name == change.name)
         ):
@@ -370,18 +376,6 @@ def change_field(
         if was and (not now_ or new_type is not old_type):
             _drop_index(session, sql_name, field.column, flag)
     if new_type is not old_type:
-        if new_type not in SAFE_CHANGES.get(old_type, frozenset()):
-            raise Conflict(
-                BaasError.BAD_TYPE_CHANGE,
-                f"{field.name}: {old_type} cannot safely become {new_type}",
-                [
-                    {
-                        "field": field.name,
-                        "code": BaasError.BAD_TYPE_CHANGE,
-                        "message": f"{old_type} -> {new_type}",
-                    }
-                ],
-            )
         _migrate_column(session, info, field, old_type, new_type)
         details["type"] = {"from": old_type.value, "to": new_type.value}
     if change.required and not field.required:

@@ -106,9 +106,31 @@ def upgrade() -> None:
     op.create_index(
         "ix_baas_record_acl_lookup", "baas_record_acl", ["table_id", "action", "record_id"]
     )
+    op.create_table(
+        "baas_file",
+        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        sa.Column("app_id", _ID, nullable=False),
+        sa.Column("folder", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=64), nullable=False),
+        sa.Column("size", _ID, nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("storage_key", sa.String(length=255), nullable=False),
+        sa.Column("thumbnail_key", sa.String(length=255), nullable=True),
+        sa.Column("created_by", _ID, nullable=True),
+        sa.Column("created_at", gonghui.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["app_id"], ["baas_app.id"], name=op.f("fk_baas_file_app_id_baas_app")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_baas_file")),
+        sa.UniqueConstraint("storage_key", name=op.f("uq_baas_file_storage_key")),
+    )
+    op.create_index(op.f("ix_baas_file_app_id"), "baas_file", ["app_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_baas_file_app_id"), table_name="baas_file")
+    op.drop_table("baas_file")
     op.drop_index("ix_baas_record_acl_lookup", table_name="baas_record_acl")
     op.drop_table("baas_record_acl")
     op.drop_index(op.f("ix_baas_field_table_id"), table_name="baas_field")
