@@ -7,6 +7,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters
 from gonghui.activities.errors import ActivitiesError
@@ -84,20 +85,20 @@ def live_activity(
 
 
 def claim_participation(session: Session, *, member: MemberInfo, activity: Activity) -> None:
-    """Count one participation (a draw, a quiz attempt) against the per-member limits.
+    """Count one participation (a draw, a quiz attempt) against the per-member limits, and
+    tell the hook bus that the member took part.
 
     Raises before anything else is written; the caller's transaction rolls back."""
-    if activity.limit_total is None and activity.limit_per_day is None:
-        return
-    total_ok = counters.claim(
-        session,
-        activity_id=activity.id,
-        membership_id=member.membership_id,
-        scope="limit",
-        granted=activity.limit_total or UNLIMITED,
-    )
-    if not total_ok:
-        raise Conflict(ActivitiesError.LIMIT_TOTAL, "you have used all your turns")
+    if activity.limit_total is not None or activity.limit_per_day is not None:
+        total_ok = counters.claim(
+            session,
+            activity_id=activity.id,
+            membership_id=member.membership_id,
+            scope="limit",
+            granted=activity.limit_total or UNLIMITED,
+        )
+        if not total_ok:
+            raise Conflict(ActivitiesError.LIMIT_TOTAL, "you have used all your turns")
     if activity.limit_per_day is not None:
         day_ok = counters.claim(
             session,
@@ -108,3 +109,13 @@ def claim_participation(session: Session, *, member: MemberInfo, activity: Activ
         )
         if not day_ok:
             raise Conflict(ActivitiesError.LIMIT_DAY, "no more turns today; come back tomorrow")
+    hooks.emit(
+        session,
+        org_id=activity.org_id,
+        event=hooks.OrgEvent.PARTICIPATED,
+        payload={
+            "activity_id": activity.id,
+            "kind": str(activity.kind),
+            "membership_id": member.membership_id,
+        },
+    )

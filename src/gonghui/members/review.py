@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
 from gonghui.clock import now
@@ -302,6 +303,12 @@ def approve(
         ) from exc
     _audit_decision(session, actor=actor, req=req, action="members.review_approve")
     user_id = req.user_id
+    hooks.emit(
+        session,
+        org_id=entry.org_id,
+        event=hooks.OrgEvent.VERIFICATION_APPROVED,
+        payload={"user_id": user_id, "via": "review", "request_id": req.id},
+    )
     on_commit(session, lambda: principals.forget_user(user_id))
     return req
 

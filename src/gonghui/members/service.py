@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
 from gonghui.clock import now
@@ -124,6 +125,13 @@ def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Memb
         org_id=entry.org_id,
         subject_type="roster_entry",
         subject_id=entry.id,
+    )
+    session.flush()
+    hooks.emit(
+        session,
+        org_id=entry.org_id,
+        event=hooks.OrgEvent.VERIFICATION_APPROVED,
+        payload={"membership_id": membership.id, "user_id": user_id, "via": "roster"},
     )
     on_commit(session, lambda: principals.forget_user(user_id))
     return membership

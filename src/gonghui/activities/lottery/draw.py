@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters, idempotency
 from gonghui.activities.lottery import fairness
@@ -180,6 +181,18 @@ def _draw(
     )
     session.add(draw)
     session.flush()
+    if won:
+        hooks.emit(
+            session,
+            org_id=activity.org_id,
+            event=hooks.OrgEvent.PRIZE_WON,
+            payload={
+                "activity_id": activity.id,
+                "membership_id": membership_id,
+                "draw_id": draw.id,
+                "prize": {"name": picked.name, "kind": str(picked.kind), "value": picked.value},
+            },
+        )
     return {
         "draw_id": draw.id,
         "activity_id": activity.id,

@@ -19,6 +19,9 @@ from gonghui.db import Base, BigId, IdPk
 
 
 class TriggerEvent(StrEnum):
+    """Record events of the app's own tables, the union's events (the values of
+    :class:`gonghui.hooks.OrgEvent`), cron ticks and incoming webhooks."""
+
     RECORD_CREATED = "record.created"
     RECORD_UPDATED = "record.updated"
     RECORD_DELETED = "record.deleted"
@@ -31,9 +34,6 @@ class TriggerEvent(StrEnum):
 
 RECORD_EVENTS = frozenset(
     {TriggerEvent.RECORD_CREATED, TriggerEvent.RECORD_UPDATED, TriggerEvent.RECORD_DELETED}
-)
-ORG_EVENTS = frozenset(
-    {TriggerEvent.PARTICIPATED, TriggerEvent.PRIZE_WON, TriggerEvent.VERIFICATION_APPROVED}
 )
 
 

@@ -20,6 +20,7 @@ from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.audit import service as audit
 from gonghui.baas.apps import get_app
 from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
@@ -31,7 +32,6 @@ from gonghui.baas.triggers import delivery as dispatch
 from gonghui.baas.triggers import signing
 from gonghui.baas.triggers.errors import TriggersError
 from gonghui.baas.triggers.models import (
-    ORG_EVENTS,
     RECORD_EVENTS,
     Delivery,
     DeliveryAttempt,
@@ -249,11 +249,8 @@ def record_events(
     return fired
 
 
-def org_event(
-    session: Session, *, org_id: int, event: TriggerEvent, payload: dict[str, Any]
-) -> int:
+def org_event(session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]) -> int:
     """Fire the triggers on ``event`` of every app whose org covers ``org_id``."""
-    assert event in ORG_EVENTS
     org = session.get(Org, org_id)
     if org is None:
         return 0
@@ -261,13 +258,22 @@ def org_event(
     triggers = list(
         session.scalars(
             select(Trigger).where(
-                Trigger.org_id.in_(chain), Trigger.event == event, Trigger.enabled.is_(True)
+                Trigger.org_id.in_(chain), Trigger.event == str(event), Trigger.enabled.is_(True)
             )
         )
     )
     for trigger in triggers:
-        enqueue(session, trigger=trigger, event=event, payload={"org_id": org_id, **payload})
+        enqueue(session, trigger=trigger, event=str(event), payload={"org_id": org_id, **payload})
     return len(triggers)
+
+
+def _on_org_event(
+    session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]
+) -> None:
+    org_event(session, org_id, event, payload)
+
+
+hooks.subscribe(_on_org_event)
 
 
 # -- incoming webhooks ----------------------------------------------------------------------
