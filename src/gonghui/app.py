@@ -20,6 +20,7 @@ from gonghui.activities.quiz.router import router as quiz_router
 from gonghui.activities.router import hub_router
 from gonghui.activities.router import router as activities_router
 from gonghui.audit.router import router as audit_router
+from gonghui.baas.functions.router import gallery_router
 from gonghui.baas.functions.router import router as functions_router
 from gonghui.baas.router import router as baas_router
 from gonghui.baas.triggers.router import router as triggers_router
@@ -115,6 +116,7 @@ def create_app() -> FastAPI:
         app.include_router(router)
     app.include_router(baas_router)
     app.include_router(functions_router)
+    app.include_router(gallery_router)
     app.include_router(triggers_router)
 
     @app.get("/healthz", tags=["ops"])

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     sms_access_key_secret: str = ""
     sms_sign_name: str = "工会服务"
     sms_template_code: str = "SMS_0000000"
+    # The notice template (prize won): parameters ``activity`` and ``prize``.
+    sms_notice_template_code: str = "SMS_0000001"
 
     # WeChat: base URL of the WeChat API; in development the built-in simulator.
     wechat_base_url: str = ""

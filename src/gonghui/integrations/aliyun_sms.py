@@ -22,7 +22,7 @@ import httpx
 from gonghui import clock
 from gonghui.errors import UpstreamError
 from gonghui.integrations.errors import IntegrationsError
-from gonghui.integrations.sms import OtpMessage
+from gonghui.integrations.sms import NoticeMessage, OtpMessage
 from gonghui.pii import PiiField, normalize
 from gonghui.settings import Settings
 
@@ -58,12 +58,14 @@ class AliyunSms:
         access_key_secret: str,
         sign_name: str,
         template_code: str,
+        notice_template_code: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.sign_name = sign_name
         self.template_code = template_code
+        self.notice_template_code = notice_template_code
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AliyunSms:
@@ -73,6 +75,7 @@ class AliyunSms:
             access_key_secret=settings.sms_access_key_secret,
             sign_name=settings.sms_sign_name,
             template_code=settings.sms_template_code,
+            notice_template_code=settings.sms_notice_template_code,
         )
 
     def signed_params(self, params: Mapping[str, str], *, method: str = "POST") -> dict[str, str]:
@@ -91,13 +94,19 @@ class AliyunSms:
         return full
 
     def send_code(self, message: OtpMessage) -> None:
+        self._send(message.phone, self.template_code, {"code": message.code})
+
+    def send_notice(self, message: NoticeMessage) -> None:
+        self._send(message.phone, self.notice_template_code, message.params)
+
+    def _send(self, phone: str, template_code: str, template_params: dict[str, str]) -> None:
         params = self.signed_params(
             {
                 "Action": "SendSms",
-                "PhoneNumbers": normalize(PiiField.PHONE, message.phone),
+                "PhoneNumbers": normalize(PiiField.PHONE, phone),
                 "SignName": self.sign_name,
-                "TemplateCode": self.template_code,
-                "TemplateParam": json.dumps({"code": message.code}, separators=(",", ":")),
+                "TemplateCode": template_code,
+                "TemplateParam": json.dumps(template_params, separators=(",", ":")),
             }
         )
         try:

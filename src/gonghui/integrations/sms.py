@@ -31,8 +31,21 @@ class OtpMessage:
     ttl_minutes: int
 
 
+@dataclass(frozen=True)
+class NoticeMessage:
+    """A notification (a prize won): the provider's notice template and its parameters,
+    and the same text rendered for the development sink."""
+
+    phone: str
+    params: dict[str, str]
+    text: str
+
+
 class SmsSender(Protocol):
     def send_code(self, message: OtpMessage) -> None:
+        """Deliver or raise :class:`gonghui.errors.UpstreamError`."""
+
+    def send_notice(self, message: NoticeMessage) -> None:
         """Deliver or raise :class:`gonghui.errors.UpstreamError`."""
 
 
@@ -52,11 +65,18 @@ class DevSmsSink:
     """Development and tests: no message leaves the machine."""
 
     def send_code(self, message: OtpMessage) -> None:
+        self._keep(message.phone, message.code, render_text(message))
+
+    def send_notice(self, message: NoticeMessage) -> None:
+        sign = get_settings().sms_sign_name
+        self._keep(message.phone, "", f"【{sign}】{message.text}")
+
+    def _keep(self, phone: str, code: str, text: str) -> None:
         entry = {
-            "phone_index": blind_index(PiiField.PHONE, message.phone).hex(),
-            "phone": mask(PiiField.PHONE, normalize(PiiField.PHONE, message.phone)),
-            "code": message.code,
-            "text": render_text(message),
+            "phone_index": blind_index(PiiField.PHONE, phone).hex(),
+            "phone": mask(PiiField.PHONE, normalize(PiiField.PHONE, phone)),
+            "code": code,
+            "text": text,
             "at": clock.now().isoformat(),
         }
         path = outbox_path()

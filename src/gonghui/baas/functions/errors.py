@@ -12,3 +12,7 @@ class FunctionsError(StrEnum):
     BUSY = "functions.busy"
     CALL_DEPTH = "functions.call_depth"
     UNKNOWN_OP = "functions.unknown_sdk_call"
+    SERVER_ONLY = "functions.server_rights_required"
+    MEMBER_NOT_FOUND = "functions.member_not_found"
+    BAD_CALL = "functions.bad_sdk_call"
+    NOT_IN_GALLERY = "functions.not_in_gallery"

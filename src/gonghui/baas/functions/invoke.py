@@ -225,6 +225,7 @@ class PlatformCalls:
         self.depth = depth
 
     def __call__(self, op: str, args: dict[str, Any]) -> Any:
+        from gonghui.baas.functions import members_ops
         from gonghui.baas.records import query, write
 
         caller = self.caller
@@ -243,7 +244,7 @@ class PlatformCalls:
             return nested.outcome.value
         table = str(args.get("table"))
         read_only = op in ("records.get", "records.query")
-        with unit_of_work(read_only=read_only) as session:
+        with unit_of_work(read_only=read_only) as session:  # one transaction per call
             if op == "records.create":
                 return write.create_records(
                     session, caller=caller, table=table, items=[args.get("record") or {}]
@@ -274,4 +275,7 @@ class PlatformCalls:
                     cursor=args.get("cursor"),
                 )
                 return {"items": page.items, "next_cursor": page.next_cursor}
+        if op in members_ops.OPS:
+            with unit_of_work() as session:
+                return members_ops.OPS[op](session, caller, args)
         raise SdkRefusal(FunctionsError.UNKNOWN_OP, f"unknown platform call {op}")

@@ -8,14 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, status
 
 from gonghui.baas.caller import AppCaller
+from gonghui.baas.functions import gallery, service
 from gonghui.baas.functions import invoke as invocations
-from gonghui.baas.functions import service
 from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.models import Function
 from gonghui.baas.functions.schemas import (
     FunctionDeploy,
     FunctionDetail,
     FunctionRead,
+    GalleryInstall,
+    GalleryItem,
     InvocationRead,
     InvokeResult,
     Rollback,
@@ -26,6 +28,7 @@ from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import DomainError, NotFound
 
 router = APIRouter(prefix="/api/v1/baas/apps/{app_id}/functions", tags=["functions"])
+gallery_router = APIRouter(prefix="/api/v1/baas/function-gallery", tags=["functions"])
 
 
 class FunctionFailed(DomainError):
@@ -81,6 +84,39 @@ def rollback(
     app_id: int, name: str, body: Rollback, staff: CurrentStaff, session: SessionDep
 ) -> FunctionRead:
     fn = service.rollback(session, actor=staff, app_id=app_id, name=name, version=body.version)
+    return function_read(fn)
+
+
+@gallery_router.get("")
+def list_gallery(staff: CurrentStaff) -> list[GalleryItem]:
+    """Ready-made functions, each with the event that runs it."""
+    return [
+        GalleryItem(
+            name=g.name,
+            title=g.title,
+            description=g.description,
+            event=str(g.event),
+            env=g.env,
+            source=g.source,
+        )
+        for g in gallery.GALLERY.values()
+    ]
+
+
+@router.post("/{name}/install", status_code=status.HTTP_201_CREATED)
+def install_from_gallery(
+    app_id: int, name: str, body: GalleryInstall, staff: CurrentStaff, session: SessionDep
+) -> FunctionRead:
+    """Deploy a gallery function as ``name`` and the trigger that runs it."""
+    fn = gallery.install(
+        session,
+        actor=staff,
+        app_id=app_id,
+        template=body.template,
+        name=name,
+        env=body.env,
+        with_trigger=body.with_trigger,
+    )
     return function_read(fn)
 
 

@@ -69,3 +69,18 @@ class InvokeResult(BaseModel):
     result: Any
     duration_ms: float
     logs: str
+
+
+class GalleryItem(BaseModel):
+    name: str
+    title: str
+    description: str
+    event: str
+    env: dict[str, str]
+    source: str
+
+
+class GalleryInstall(BaseModel):
+    template: str
+    env: dict[str, str] | None = None
+    with_trigger: bool = True
