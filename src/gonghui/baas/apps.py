@@ -171,14 +171,22 @@ def forget_keys() -> None:
         _key_cache.clear()
 
 
+def cached_key(key: str) -> AppKeyHolder | None:
+    """The holder of ``key`` if this process resolved it moments ago (no database work)."""
+    with _key_lock:
+        hit = _key_cache.get(hash_key(key))
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return None
+
+
 def resolve_key(session: Session, key: str) -> AppKeyHolder:
     from gonghui.orgs.models import Org
 
+    hit = cached_key(key)
+    if hit is not None:
+        return hit
     digest = hash_key(key)
-    with _key_lock:
-        hit = _key_cache.get(digest)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
     row = session.execute(
         select(App.id, App.org_id, Org.path, App.client_key_hash)
         .join(Org, Org.id == App.org_id)

@@ -7,37 +7,51 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
-from gonghui.baas.apps import KeyKind, resolve_key
+from gonghui.baas.apps import AppKeyHolder, KeyKind, cached_key, resolve_key
 from gonghui.baas.errors import BaasError
 from gonghui.baas.permissions import Caller
 from gonghui.db import unit_of_work
 from gonghui.errors import Unauthenticated
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     app_key: Annotated[str | None, Header(alias="X-Gonghui-App-Key")] = None,
 ) -> Caller:
     if not app_key:
         raise Unauthenticated(BaasError.KEY_REQUIRED, "send the app key in X-Gonghui-App-Key")
-    # Its own short read: the handlers own their (write) unit of work, see router.py.
+    # The hot path (a key resolved moments ago, no user token) needs no database and so no
+    # worker thread; anything else reads in its own short unit of work (the handlers own
+    # their write unit of work, see router.py).
+    holder = cached_key(app_key)
+    if holder is not None and "authorization" not in request.headers:
+        return _key_caller(holder)
+    return await run_in_threadpool(_resolve_in_new_session, request, app_key)
+
+
+def _resolve_in_new_session(request: Request, app_key: str) -> Caller:
     with unit_of_work(read_only=True) as session:
         return _resolve(session, request, app_key)
+
+
+def _key_caller(holder: AppKeyHolder) -> Caller:
+    return Caller(
+        app_id=holder.app_id,
+        org_id=holder.org_id,
+        org_path=holder.org_path,
+        server=holder.kind is KeyKind.SERVER,
+    )
 
 
 def _resolve(session: Session, request: Request, app_key: str) -> Caller:
     holder = resolve_key(session, app_key)
     header = request.headers.get("authorization")
     if header is None:
-        return Caller(
-            app_id=holder.app_id,
-            org_id=holder.org_id,
-            org_path=holder.org_path,
-            server=holder.kind is KeyKind.SERVER,
-        )
+        return _key_caller(holder)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(AccountsError.TOKEN_INVALID, "Authorization: Bearer <token>")
