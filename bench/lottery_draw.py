@@ -148,7 +148,17 @@ def wrk(base: str, method: str, path: str, tokens: Path, env: dict[str, str]) ->
     script = tokens.with_name("bench.lua")
     script.write_text(WRK_SCRIPT)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), base],
+        [
+            "wrk",
+            "-t2",
+            f"-c{CONNECTIONS}",
+            f"-d{SECONDS}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            base,
+        ],
         env={**env, "BENCH_TOKENS": str(tokens), "BENCH_PATH": path, "BENCH_METHOD": method},
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -195,7 +195,22 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
             [field_error("ends_at", ActivitiesError.BAD_WINDOW, "must be in the future")],
         )
     # Re-validate: the configuration may predate a rule change.
-    _config_adapter.validate_python(activity.config)
+    try:
+        _config_adapter.validate_python(activity.config)
+    except ValidationError as exc:
+        raise InvalidInput(
+            ActivitiesError.BAD_CONFIG,
+            "the configuration is no longer valid; edit it first",
+            [
+                field_error(
+                    ".".join(["config", *(str(p) for p in e["loc"])]),
+                    ActivitiesError.BAD_CONFIG,
+                    e["msg"],
+                )
+                for e in exc.errors()
+            ],
+        ) from exc
+    _check_linked_lottery(session, actor, activity.config)
     rules = lottery_rules(activity)
     if rules is not None:
         for position, prize in enumerate(rules.prizes):
