@@ -30,7 +30,7 @@ from gonghui.members.schemas import (
     UnmaskRequest,
     VerifyRequest,
 )
-from gonghui.members.service import verify
+from gonghui.members.verification import verify_member
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
 
@@ -144,7 +144,9 @@ def verify_membership(
 ) -> MembershipRead:
     """Match name + ID number against the rosters; success makes the caller a member."""
     assert user.user_id is not None
-    membership = verify(session, user_id=user.user_id, name=body.name, id_number=body.id_number)
+    membership = verify_member(
+        session, user_id=user.user_id, name=body.name, id_number=body.id_number
+    )
     session.flush()
     return MembershipRead.model_validate(membership)
 
