@@ -278,3 +278,19 @@ def test_reimport_into_another_org_moves_the_membership_too(
     )
     me = api.get("/api/v1/members/me", headers=member.headers).json()
     assert me["org"]["code"] == "GZ-TH"
+
+
+def test_import_list_shows_the_subtree_newest_first(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, upload: Uploader
+) -> None:
+    operator_a = make_staff(tree.city_a, Role.OPERATOR)
+    operator_b = make_staff(tree.city_b, Role.OPERATOR)
+    first = upload(tree.district_a1, csv_bytes([]), operator_a.headers)
+    second = upload(tree.city_a, csv_bytes([]), operator_a.headers)
+    upload(tree.city_b, csv_bytes([]), operator_b.headers)
+    listed = api.get(f"/api/v1/orgs/{tree.city_a}/roster/imports", headers=operator_a.headers)
+    assert [j["id"] for j in listed.json()] == [second["id"], first["id"]]
+    narrow = api.get(f"/api/v1/orgs/{tree.district_a1}/roster/imports", headers=operator_a.headers)
+    assert [j["id"] for j in narrow.json()] == [first["id"]]
+    foreign = api.get(f"/api/v1/orgs/{tree.city_b}/roster/imports", headers=operator_a.headers)
+    assert foreign.status_code == 404

@@ -45,7 +45,14 @@ from gonghui.members.roster_write import Tally, write_batch
 from gonghui.orgs.models import Org
 from gonghui.pii import BulkSealer
 from gonghui.storage import get_store
-from gonghui.tenancy import Actor, Permission, get_scoped, require_org, subtree_condition
+from gonghui.tenancy import (
+    Actor,
+    Permission,
+    get_scoped,
+    require_org,
+    scoped,
+    subtree_condition,
+)
 
 log = logging.getLogger("gonghui.members.import")
 
@@ -101,6 +108,19 @@ def create_job(
 
 def get_job(session: Session, *, actor: Actor, job_id: int) -> ImportJob:
     return get_scoped(session, ImportJob, job_id, actor, Permission.MEMBERS_MANAGE)
+
+
+def list_jobs(session: Session, *, actor: Actor, org_id: int, limit: int = 50) -> list[ImportJob]:
+    """The imports of an org's subtree, newest first."""
+    org = require_org(session, actor, Permission.MEMBERS_MANAGE, org_id)
+    stmt = (
+        scoped(select(ImportJob), actor, Permission.MEMBERS_MANAGE)
+        .join(Org, Org.id == ImportJob.org_id)
+        .where(Org.path.startswith(org.path))
+        .order_by(ImportJob.id.desc())
+        .limit(min(max(limit, 1), 200))
+    )
+    return list(session.scalars(stmt))
 
 
 def report_key(job_id: int) -> str:

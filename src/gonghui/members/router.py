@@ -66,6 +66,15 @@ def create_import(
     return _job_read(job)
 
 
+@router.get("/orgs/{org_id}/roster/imports")
+def list_imports(
+    org_id: int, staff: CurrentStaff, session: SessionDep, limit: int = 50
+) -> list[ImportJobRead]:
+    """Recent imports of the org's subtree, newest first (the console's import list)."""
+    jobs = roster_import.list_jobs(session, actor=staff, org_id=org_id, limit=limit)
+    return [_job_read(job) for job in jobs]
+
+
 @router.get("/roster/imports/{job_id}")
 def get_import(job_id: int, staff: CurrentStaff, session: SessionDep) -> ImportJobRead:
     return _job_read(roster_import.get_job(session, actor=staff, job_id=job_id))
