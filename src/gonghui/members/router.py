@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentPrincipal, CurrentStaff, CurrentUser, SessionDep
@@ -214,14 +214,14 @@ def get_review(request_id: int, staff: CurrentStaff, session: SessionDep) -> Rev
     return ReviewRead.model_validate(review.view(req))
 
 
-@router.get("/members/verification-requests/{request_id}/proof", response_class=StreamingResponse)
-def get_review_proof(request_id: int, staff: CurrentStaff) -> StreamingResponse:
+@router.get("/members/verification-requests/{request_id}/proof", response_class=Response)
+def get_review_proof(request_id: int, staff: CurrentStaff) -> Response:
     """The proof image. Viewing it writes an audit row, so this read commits its own unit
     of work."""
     with unit_of_work() as session:
-        key, content_type = review.open_proof(session, actor=staff, request_id=request_id)
-    return StreamingResponse(
-        get_store().iter_bytes(key),
+        image, content_type = review.open_proof(session, actor=staff, request_id=request_id)
+    return Response(
+        image,
         media_type=content_type,
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
     )
