@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gonghui.accounts.models import User
 from gonghui.accounts.service import create_user
 from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
@@ -55,6 +56,15 @@ class Member:
 
 
 MemberFactory = Callable[[], Member]
+
+
+def sign_in(user_id: int) -> dict[str, str]:
+    """Fresh bearer headers for an existing user (after the clock moved past expiry)."""
+    with unit_of_work() as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        pair = start_session(session, user=user, channel="h5")
+    return {"Authorization": f"Bearer {pair.access_token}"}
 
 
 @pytest.fixture

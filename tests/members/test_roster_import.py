@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
-from gonghui.members.models import RosterEntry
+from gonghui.members.models import Membership, RosterEntry, Transfer
 from gonghui.orgs.models import Role
 from gonghui.pii import PiiField, unseal
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
 from tests.fixtures import StaffFactory, Tree
 from tests.members.conftest import (
+    MemberFactory,
     Uploader,
     bad_checksum,
     csv_bytes,
@@ -250,3 +251,46 @@ def test_upload_over_the_size_limit_is_refused_whole(
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "members.upload_too_large"
     assert roster_of(tree.city_a) == {}
+
+
+def test_reimport_into_another_org_moves_the_membership_too(
+    api: httpx.Client,
+    tree: Tree,
+    make_staff: StaffFactory,
+    make_member: MemberFactory,
+    upload: Uploader,
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    upload(tree.city_a, csv_bytes([["张三", GOOD_1, "", "", "GZ-TH-01", ""]]), operator.headers)
+    member = make_member()
+    body = {"name": "张三", "id_number": GOOD_1}
+    assert api.post("/api/v1/members/verify", json=body, headers=member.headers).status_code == 201
+    job = upload(tree.city_a, csv_bytes([["张三", GOOD_1, "", "", "GZ-TH", ""]]), operator.headers)
+    assert (job["rows_updated"], job["rows_failed"]) == (1, 0)
+    with unit_of_work(read_only=True) as session:
+        membership = session.scalars(select(Membership)).one()
+        transfer = session.scalars(select(Transfer)).one()
+    assert membership.org_id == tree.district_a1
+    assert (transfer.from_org_id, transfer.to_org_id, transfer.by_user_id) == (
+        tree.grassroots_a1x,
+        tree.district_a1,
+        operator.user_id,
+    )
+    me = api.get("/api/v1/members/me", headers=member.headers).json()
+    assert me["org"]["code"] == "GZ-TH"
+
+
+def test_import_list_shows_the_subtree_newest_first(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, upload: Uploader
+) -> None:
+    operator_a = make_staff(tree.city_a, Role.OPERATOR)
+    operator_b = make_staff(tree.city_b, Role.OPERATOR)
+    first = upload(tree.district_a1, csv_bytes([]), operator_a.headers)
+    second = upload(tree.city_a, csv_bytes([]), operator_a.headers)
+    upload(tree.city_b, csv_bytes([]), operator_b.headers)
+    listed = api.get(f"/api/v1/orgs/{tree.city_a}/roster/imports", headers=operator_a.headers)
+    assert [j["id"] for j in listed.json()] == [second["id"], first["id"]]
+    narrow = api.get(f"/api/v1/orgs/{tree.district_a1}/roster/imports", headers=operator_a.headers)
+    assert [j["id"] for j in narrow.json()] == [first["id"]]
+    foreign = api.get(f"/api/v1/orgs/{tree.city_b}/roster/imports", headers=operator_a.headers)
+    assert foreign.status_code == 404

@@ -4,12 +4,14 @@ why; a manual review with a proof image is approved or rejected by an operator."
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from gonghui import clock
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.members.models import Membership, VerificationRequest
@@ -21,6 +23,7 @@ from tests.members.conftest import (
     bad_checksum,
     csv_bytes,
     id_number,
+    sign_in,
 )
 
 ZHANG = id_number("44010619900307123")
@@ -234,3 +237,26 @@ def test_proof_that_is_not_a_jpeg_png_or_webp_is_refused(
     assert resp.json()["error"]["code"] == "members.proof_not_an_image"
     with unit_of_work(read_only=True) as session:
         assert session.scalar(select(func.count()).select_from(VerificationRequest)) == 0
+
+
+@pytest.mark.usefixtures("roster")
+def test_failed_attempts_are_limited_per_day(
+    api: httpx.Client, tree: Tree, make_member: MemberFactory
+) -> None:
+    # The failures happen "yesterday" (tokens cannot be issued in the future).
+    clock.advance(timedelta(days=-1))
+    member = make_member()
+    wrong = {"name": "张四", "id_number": ZHANG}
+    for _ in range(10):
+        resp = api.post("/api/v1/members/verify", json=wrong, headers=member.headers)
+        assert resp.json()["error"]["code"] == "members.name_mismatch"
+    right = {"name": "张三", "id_number": ZHANG}
+    throttled = api.post("/api/v1/members/verify", json=right, headers=member.headers)
+    assert throttled.status_code == 429
+    assert throttled.json()["error"]["code"] == "members.verification_throttled"
+    assert int(throttled.headers["Retry-After"]) > 0
+    assert _memberships() == []
+    clock.reset()  # the next day
+    resp = api.post("/api/v1/members/verify", json=right, headers=sign_in(member.user_id))
+    assert resp.status_code == 201, resp.text
+    assert _memberships() == [(member.user_id, tree.grassroots_a1x, "roster")]

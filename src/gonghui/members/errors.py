@@ -19,3 +19,4 @@ class MembersError(StrEnum):
     ORG_ARCHIVED = "members.org_archived"
     BAD_CURSOR = "members.bad_cursor"
     REVIEW_NOT_NEEDED = "members.review_not_needed"
+    VERIFY_THROTTLED = "members.verification_throttled"

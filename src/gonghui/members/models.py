@@ -140,3 +140,19 @@ class Transfer(Base):
     by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
     reason: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[datetime] = mapped_column(default=now)
+
+
+class VerificationAttempt(Base):
+    """One self-service verification attempt and its outcome ("ok" or the error code).
+
+    Failed attempts are limited per user per day: without the limit, the difference
+    between "not on any roster" and "name does not match" would let an account probe
+    which ID numbers are on a roster."""
+
+    __tablename__ = "members_verification_attempt"
+    __table_args__ = (Index("ix_members_verification_attempt_user_at", "user_id", "at"),)
+
+    id: Mapped[IdPk]
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    outcome: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=now)

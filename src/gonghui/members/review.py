@@ -34,11 +34,12 @@ from gonghui.members.models import (
 from gonghui.members.service import verify
 from gonghui.orgs.errors import OrgsError
 from gonghui.orgs.models import Org
-from gonghui.pii import PiiField, blind_index, masked, seal
+from gonghui.pii import PiiField, blind_index, masked, seal, seal_bytes, unseal_bytes
 from gonghui.storage import get_store
 from gonghui.tenancy import Actor, Permission, get_scoped, scoped
 
 PROOF_MAX_BYTES = 5 * 1024 * 1024
+PROOF_PURPOSE = "verification_proof"
 # Pillow's format name -> (content type, file extension). Only these are accepted.
 PROOF_FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
@@ -184,7 +185,8 @@ def create_request(
             MembersError.REVIEW_PENDING, "you already have a request under review"
         ) from exc
     if proof_path is not None and data is not None:
-        get_store().put(proof_path, [data])
+        # An identity document: encrypted at rest like the other personal data.
+        get_store().put(proof_path, [seal_bytes(PROOF_PURPOSE, data)])
     return req
 
 
@@ -209,9 +211,9 @@ def get_request(session: Session, *, actor: Actor, request_id: int) -> Verificat
     return get_scoped(session, VerificationRequest, request_id, actor, Permission.MEMBERS_MANAGE)
 
 
-def open_proof(session: Session, *, actor: Actor, request_id: int) -> tuple[str, str]:
-    """Storage key and content type of the proof image; looking at it is audited (it shows
-    an identity document)."""
+def open_proof(session: Session, *, actor: Actor, request_id: int) -> tuple[bytes, str]:
+    """The proof image and its content type; looking at it is audited (it shows an
+    identity document)."""
     req = get_request(session, actor=actor, request_id=request_id)
     if req.proof_path is None or req.proof_content_type is None:
         raise NotFound("members.proof_not_found", "this request has no proof image")
@@ -224,7 +226,9 @@ def open_proof(session: Session, *, actor: Actor, request_id: int) -> tuple[str,
         subject_id=req.id,
         field="proof",
     )
-    return req.proof_path, req.proof_content_type
+    with get_store().open(req.proof_path) as f:
+        image = unseal_bytes(PROOF_PURPOSE, f.read())
+    return image, req.proof_content_type
 
 
 def _decide(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
@@ -17,7 +18,7 @@ from gonghui.members.errors import MembersError
 from gonghui.members.models import Membership, RosterEntry, Transfer
 from gonghui.orgs.models import Org
 from gonghui.pii import PiiField, blind_index, masked, unseal
-from gonghui.tenancy import Actor, Permission, get_scoped, require_org
+from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
 
 MAX_PAGE = 200
 
@@ -89,12 +90,13 @@ def list_roster(
     through the blind index (the only way to find a person without decrypting)."""
     org = require_org(session, actor, Permission.MEMBERS_READ, org_id)
     limit = min(max(limit, 1), MAX_PAGE)
-    stmt = (
+    base = (
         select(RosterEntry, Org, Membership.user_id)
         .join(Org, Org.id == RosterEntry.org_id)
         .outerjoin(Membership, Membership.roster_entry_id == RosterEntry.id)
         .where(Org.path.startswith(org.path))
     )
+    stmt = scoped(cast("Select[Any]", base), actor, Permission.MEMBERS_READ)
     after = _parse_cursor(cursor)
     if after is not None:
         stmt = stmt.where(RosterEntry.id > after)

@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
 from sqlalchemy import select, update
@@ -45,7 +45,14 @@ from gonghui.members.roster_write import Tally, write_batch
 from gonghui.orgs.models import Org
 from gonghui.pii import BulkSealer
 from gonghui.storage import get_store
-from gonghui.tenancy import Actor, Permission, get_scoped, require_org, subtree_condition
+from gonghui.tenancy import (
+    Actor,
+    Permission,
+    get_scoped,
+    require_org,
+    scoped,
+    subtree_condition,
+)
 
 log = logging.getLogger("gonghui.members.import")
 
@@ -101,6 +108,19 @@ def create_job(
 
 def get_job(session: Session, *, actor: Actor, job_id: int) -> ImportJob:
     return get_scoped(session, ImportJob, job_id, actor, Permission.MEMBERS_MANAGE)
+
+
+def list_jobs(session: Session, *, actor: Actor, org_id: int, limit: int = 50) -> list[ImportJob]:
+    """The imports of an org's subtree, newest first."""
+    org = require_org(session, actor, Permission.MEMBERS_MANAGE, org_id)
+    stmt = (
+        scoped(select(ImportJob), actor, Permission.MEMBERS_MANAGE)
+        .join(Org, Org.id == ImportJob.org_id)
+        .where(Org.path.startswith(org.path))
+        .order_by(ImportJob.id.desc())
+        .limit(min(max(limit, 1), 200))
+    )
+    return list(session.scalars(stmt))
 
 
 def report_key(job_id: int) -> str:
@@ -213,6 +233,96 @@ def _untune_connection(session: Session) -> None:
         connection.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
 
 
+def _transactions(
+    prepared: Iterator[tuple[PreparedBatch, int]], rows_per_transaction: int
+) -> Iterator[tuple[list[PreparedBatch], int]]:
+    """Group prepared batches into transactions of about ``rows_per_transaction`` rows."""
+    group: list[PreparedBatch] = []
+    rows = 0
+    mark = 0
+    for batch, mark in prepared:
+        group.append(batch)
+        rows += len(batch.rows) + batch.failed_rows
+        if rows >= rows_per_transaction:
+            yield group, mark
+            group, rows = [], 0
+    if group:
+        yield group, mark
+
+
+@dataclass
+class _Run:
+    """One import under way: what it may write, and what it has done so far."""
+
+    job_id: int
+    actor: Actor
+    allowed_org_ids: set[int]
+    large: bool
+    bytes_total: int
+    report: _ErrorReport
+    progress: ProgressCallback | None
+    tally: Tally = field(default_factory=Tally)
+
+    def write(self, batches: list[PreparedBatch], bytes_done: int) -> None:
+        """One unit of work: upsert the good rows, advance the job's counters."""
+        rows = [row for batch in batches for row in batch.rows]
+        errors = [error for batch in batches for error in batch.errors]
+        for batch in batches:
+            self.tally.rows_failed += batch.failed_rows
+            self.tally.rows_done += len(batch.rows) + batch.failed_rows
+        with unit_of_work() as session:
+            _tune_connection(session, large=self.large)
+            write_batch(
+                session,
+                job_id=self.job_id,
+                actor=self.actor,
+                allowed_org_ids=self.allowed_org_ids,
+                rows=rows,
+                report=errors,
+                tally=self.tally,
+                in_key_order=self.large,
+            )
+            _save_progress(session, self.job_id, bytes_done, self.tally)
+        self.report.add(sorted(errors, key=lambda e: e.row))
+        self.notify(bytes_done)
+
+    def finish(self, failure: str | None, bytes_done: int) -> ImportJob:
+        with unit_of_work() as session:
+            _untune_connection(session)
+            _save_progress(session, self.job_id, bytes_done, self.tally)
+            job = session.get(ImportJob, self.job_id)
+            assert job is not None
+            session.refresh(job)
+            job.status = ImportStatus.FAILED if failure else ImportStatus.DONE
+            job.error = failure
+            job.error_report_path = report_key(self.job_id)
+            job.finished_at = now()
+            tally = self.tally
+            audit.record(
+                session,
+                actor=self.actor,
+                action="members.roster_import",
+                org_id=job.org_id,
+                subject_type="import_job",
+                subject_id=job.id,
+                details={
+                    "filename": job.filename,
+                    "status": str(job.status),
+                    "rows_ok": tally.rows_ok,
+                    "rows_failed": tally.rows_failed,
+                    "rows_created": tally.rows_created,
+                    "rows_updated": tally.rows_updated,
+                    "moved": tally.moved,
+                },
+            )
+        self.notify(bytes_done)
+        return job
+
+    def notify(self, bytes_done: int) -> None:
+        if self.progress is not None:
+            self.progress(_progress(self.job_id, bytes_done, self.bytes_total, self.tally))
+
+
 def run_import(
     *,
     job_id: int,
@@ -235,7 +345,7 @@ def run_import(
         job.status = ImportStatus.RUNNING
         job.started_at = now()
         bytes_total, filename, default_org = job.bytes_total, job.filename, org.id
-    allowed = set(org_map.values())
+    large = bytes_total >= LARGE_FILE_BYTES
     sealer = BulkSealer.from_settings()
     today = local_day()
     preparer = RowPreparer(
@@ -244,92 +354,27 @@ def run_import(
     init_args = (sealer.hmac_key, sealer.encryption_key, org_map, default_org, today)
     reader = RosterReader(source, filename)
     report = _ErrorReport()
-    tally = Tally()
+    run = _Run(job_id, actor, set(org_map.values()), large, bytes_total, report, progress)
     failure: str | None = None
     try:
         try:
-            large = bytes_total >= LARGE_FILE_BYTES
-            pool = _pool_size(large, workers)
+            prepared = _prepared(
+                _batches(reader, BATCH_ROWS), preparer, _pool_size(large, workers), init_args
+            )
             per_transaction = transaction_rows or (LARGE_TRANSACTION_ROWS if large else BATCH_ROWS)
-            pending: list[PreparedBatch] = []
-            pending_rows = 0
-            bytes_mark = 0
-
-            def flush(bytes_mark: int) -> None:
-                rows = [row for batch in pending for row in batch.rows]
-                errors = [error for batch in pending for error in batch.errors]
-                for batch in pending:
-                    tally.rows_failed += batch.failed_rows
-                    tally.rows_done += len(batch.rows) + batch.failed_rows
-                with unit_of_work() as session:
-                    _tune_connection(session, large=large)
-                    write_batch(
-                        session,
-                        job_id=job_id,
-                        actor=actor,
-                        allowed_org_ids=allowed,
-                        rows=rows,
-                        report=errors,
-                        tally=tally,
-                        in_key_order=large,
-                    )
-                    _save_progress(session, job_id, bytes_mark, tally)
-                report.add(sorted(errors, key=lambda e: e.row))
-                pending.clear()
-                if progress is not None:
-                    progress(_progress(job_id, bytes_mark, bytes_total, tally))
-
-            for prepared, mark in _prepared(
-                _batches(reader, BATCH_ROWS), preparer, pool, init_args
-            ):
-                pending.append(prepared)
-                pending_rows += len(prepared.rows) + prepared.failed_rows
-                bytes_mark = mark
-                if pending_rows >= per_transaction:
-                    flush(bytes_mark)
-                    pending_rows = 0
-            if pending:
-                flush(bytes_mark)
+            for batches, bytes_done in _transactions(prepared, per_transaction):
+                run.write(batches, bytes_done)
         except RosterFileError as exc:
             failure = exc.code
-            report.add([RowError(1 if exc.code != "file.empty" else 0, "file", exc.code, str(exc))])
+            row = 0 if exc.code == "file.empty" else 1
+            report.add([RowError(row, "file", exc.code, str(exc))])
         report.store(report_key(job_id))
     except BaseException:
-        report.close()
         _mark_failed(job_id, "internal error")
         raise
-    report.close()
-    with unit_of_work() as session:
-        if is_sqlite(session):
-            _untune_connection(session)
-        job = session.get(ImportJob, job_id)
-        assert job is not None
-        _save_progress(session, job_id, bytes_total or reader.bytes_read, tally)
-        session.refresh(job)
-        job.status = ImportStatus.FAILED if failure else ImportStatus.DONE
-        job.error = failure
-        job.error_report_path = report_key(job_id)
-        job.finished_at = now()
-        audit.record(
-            session,
-            actor=actor,
-            action="members.roster_import",
-            org_id=job.org_id,
-            subject_type="import_job",
-            subject_id=job.id,
-            details={
-                "filename": job.filename,
-                "status": str(job.status),
-                "rows_ok": tally.rows_ok,
-                "rows_failed": tally.rows_failed,
-                "rows_created": tally.rows_created,
-                "rows_updated": tally.rows_updated,
-                "moved": tally.moved,
-            },
-        )
-    if progress is not None:
-        progress(_progress(job_id, bytes_total or reader.bytes_read, bytes_total, tally))
-    return job
+    finally:
+        report.close()
+    return run.finish(failure, bytes_total or reader.bytes_read)
 
 
 def _progress(job_id: int, done: int, total: int, tally: Tally) -> ImportProgress:

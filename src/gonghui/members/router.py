@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentPrincipal, CurrentStaff, CurrentUser, SessionDep
@@ -30,7 +30,7 @@ from gonghui.members.schemas import (
     UnmaskRequest,
     VerifyRequest,
 )
-from gonghui.members.service import verify
+from gonghui.members.verification import verify_member
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
 
@@ -64,6 +64,15 @@ def create_import(
         max_bytes=get_settings().upload_max_bytes,
     )
     return _job_read(job)
+
+
+@router.get("/orgs/{org_id}/roster/imports")
+def list_imports(
+    org_id: int, staff: CurrentStaff, session: SessionDep, limit: int = 50
+) -> list[ImportJobRead]:
+    """Recent imports of the org's subtree, newest first (the console's import list)."""
+    jobs = roster_import.list_jobs(session, actor=staff, org_id=org_id, limit=limit)
+    return [_job_read(job) for job in jobs]
 
 
 @router.get("/roster/imports/{job_id}")
@@ -144,7 +153,9 @@ def verify_membership(
 ) -> MembershipRead:
     """Match name + ID number against the rosters; success makes the caller a member."""
     assert user.user_id is not None
-    membership = verify(session, user_id=user.user_id, name=body.name, id_number=body.id_number)
+    membership = verify_member(
+        session, user_id=user.user_id, name=body.name, id_number=body.id_number
+    )
     session.flush()
     return MembershipRead.model_validate(membership)
 
@@ -203,14 +214,14 @@ def get_review(request_id: int, staff: CurrentStaff, session: SessionDep) -> Rev
     return ReviewRead.model_validate(review.view(req))
 
 
-@router.get("/members/verification-requests/{request_id}/proof", response_class=StreamingResponse)
-def get_review_proof(request_id: int, staff: CurrentStaff) -> StreamingResponse:
+@router.get("/members/verification-requests/{request_id}/proof", response_class=Response)
+def get_review_proof(request_id: int, staff: CurrentStaff) -> Response:
     """The proof image. Viewing it writes an audit row, so this read commits its own unit
     of work."""
     with unit_of_work() as session:
-        key, content_type = review.open_proof(session, actor=staff, request_id=request_id)
-    return StreamingResponse(
-        get_store().iter_bytes(key),
+        image, content_type = review.open_proof(session, actor=staff, request_id=request_id)
+    return Response(
+        image,
         media_type=content_type,
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
     )
