@@ -76,7 +76,8 @@ class Server:
         raise RuntimeError("server did not start")
 
     def peak_rss_mb(self) -> float:
-        """The largest peak resident size (VmHWM) among the server's processes."""
+        """Peak resident size (VmHWM) summed over the server's processes (master and
+        workers; sandboxed function workers run in sessions of their own)."""
         assert self.process is not None
         peak = 0
         for status in Path("/proc").glob("[0-9]*/status"):
@@ -90,7 +91,7 @@ class Server:
             except OSError:
                 continue
             if pgid == self.process.pid and "VmHWM" in fields:
-                peak = max(peak, int(fields["VmHWM"].split()[0]))
+                peak += int(fields["VmHWM"].split()[0])
         return round(peak / 1024, 1)
 
     def stop(self) -> None:

@@ -10,134 +10,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
+from _harness import Load, Server, emit, print_table, staff_token, wrk
+
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 CATEGORIES = ROWS // 10  # each category holds 10 rows: the filtered list returns 10
-DURATION = os.environ.get("BENCH_DURATION", "10s")
-CONNECTIONS = 64
-THREADS = 2
-VENV_BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited during start-up")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not start")
-
-
-def lua_script(directory: Path, name: str, body: str) -> Path:
-    path = directory / f"{name}.lua"
-    path.write_text(body)
-    return path
-
-
-def headers_lua(headers: dict[str, str]) -> str:
-    return "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
-
-
-def run_wrk(url: str, script: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{THREADS}",
-            f"-c{CONNECTIONS}",
-            f"-d{DURATION}",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        assert m, out
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = int(non2xx.group(1)) if non2xx else 0
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": errors}
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def main() -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="gonghui-bench-records-"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "GONGHUI_DATA_DIR": str(data_dir),
-        "GONGHUI_DATABASE_URL": "",
-        "GONGHUI_ENV": "development",
-        "GONGHUI_LOG_LEVEL": "WARNING",
-        "GONGHUI_PUBLIC_BASE_URL": base,
-        "GONGHUI_ACCESS_TOKEN_TTL_S": "3600",
-    }
-    gonghui = str(VENV_BIN / "gonghui")
-    subprocess.run([gonghui, "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run(
-        [gonghui, "user", "create-admin", "bench", "--password", "bench-password-123"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    log = (data_dir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [gonghui, "serve", "--port", str(port), "--skip-migrate"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        wait_ready(base, server)
-        client = httpx.Client(base_url=base, timeout=120, headers={"Connection": "close"})
-        token = client.post(
-            "/api/v1/auth/password", json={"username": "bench", "password": "bench-password-123"}
-        ).json()["access_token"]
-        staff = {"Authorization": f"Bearer {token}"}
+def set_up(server: Server) -> tuple[dict[str, str], dict[str, str], float, bool]:
+    """An app with an ``items`` table of ROWS rows; returns the staff and app-key headers,
+    the load time and whether a filtered count finds exactly 10 rows."""
+    staff = {"Authorization": f"Bearer {staff_token(server)}"}
+    with httpx.Client(base_url=server.url, timeout=120, headers=staff) as client:
         org = client.post(
             "/api/v1/orgs",
             json={"code": "BENCH", "name": "bench", "level": "province", "parent_id": None},
-            headers=staff,
         ).json()
-        app = client.post(
-            "/api/v1/baas/apps", json={"org_id": org["id"], "name": "bench"}, headers=staff
-        ).json()
+        app = client.post("/api/v1/baas/apps", json={"org_id": org["id"], "name": "bench"}).json()
         resp = client.post(
             f"/api/v1/baas/apps/{app['id']}/tables",
             json={
@@ -148,7 +40,6 @@ def main() -> None:
                     {"name": "title", "type": "string"},
                 ],
             },
-            headers=staff,
         )
         assert resp.status_code == 201, resp.text
         key = {"X-Gonghui-App-Key": app["server_key"]}
@@ -168,83 +59,65 @@ def main() -> None:
             params={"where": json.dumps({"category": "c7"}), "limit": 10, "count": "true"},
             headers=key,
         ).json()
-        invariants_ok = check["count"] == 10 and len(check["items"]) == 10
+    return staff, key, load_s, check["count"] == 10 and len(check["items"]) == 10
 
-        scripts = Path(tempfile.mkdtemp(prefix="wrk-"))
-        ping = lua_script(scripts, "ping", headers_lua(staff))
-        create = lua_script(
-            scripts,
-            "create",
-            headers_lua({**key, "Content-Type": "application/json"})
-            + 'wrk.method = "POST"\n'
-            + 'wrk.path = "/api/v1/baas/data/items/records"\n'
-            + 'wrk.body = \'{"category": "new", "n": 1, "title": "created by wrk"}\'\n',
-        )
-        get = lua_script(
-            scripts,
-            "get",
-            headers_lua(key)
-            + "request = function()\n"
-            + '  return wrk.format("GET", "/api/v1/baas/data/items/records/"'
-            + f" .. math.random(1, {ROWS}))\n"
-            + "end\n",
-        )
-        where_prefix = "/api/v1/baas/data/items/records?limit=10&where=%7B%22category%22%3A%22c"
-        listing = lua_script(
-            scripts,
-            "list",
-            headers_lua(key)
-            + "request = function()\n"
-            + f'  return wrk.format("GET", "{where_prefix}"'
-            + f' .. math.random(0, {CATEGORIES - 1}) .. "%22%7D")\n'
-            + "end\n",
-        )
-        results = {
-            "ping": run_wrk(f"{base}/api/v1/ping", ping),
-            "create": run_wrk(f"{base}/api/v1/baas/data/items/records", create),
-            "get": run_wrk(f"{base}/", get),
-            "list": run_wrk(f"{base}/", listing),
+
+def main() -> None:
+    server = Server(env={"GONGHUI_ACCESS_TOKEN_TTL_S": "3600"}).start()
+    try:
+        staff, key, load_s, found_ten = set_up(server)
+        base = server.url
+        where = "/api/v1/baas/data/items/records?limit=10&where=%7B%22category%22%3A%22c"
+        ping = wrk("ping (trivial, authenticated)", f"{base}/api/v1/ping", headers=staff)
+        loads = {
+            "create": wrk(
+                "create",
+                f"{base}/api/v1/baas/data/items/records",
+                method="POST",
+                headers={**key, "Content-Type": "application/json"},
+                body='{"category": "new", "n": 1, "title": "created by wrk"}',
+            ),
+            "get": wrk(
+                "get by id",
+                f"{base}/",
+                headers=key,
+                lua="request = function()\n"
+                f'  return wrk.format("GET", "/api/v1/baas/data/items/records/" .. '
+                f"math.random(1, {ROWS}))\nend\n",
+            ),
+            "list": wrk(
+                "filtered list (10 rows)",
+                f"{base}/",
+                headers=key,
+                lua="request = function()\n"
+                f'  return wrk.format("GET", "{where}" .. math.random(0, {CATEGORIES - 1})'
+                ' .. "%22%7D")\nend\n',
+            ),
         }
-        rss = peak_rss_mb(server.pid)
+        rss = server.peak_rss_mb()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-        if os.environ.get("BENCH_KEEP"):
-            print(f"kept {data_dir}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        server.stop()
 
-    ping_rps = results["ping"]["rps"]
     print(f"loaded {ROWS} rows in {load_s:.1f}s ({ROWS / load_s:.0f} rows/s, bulk of 1000)")
-    print(f"{'workload':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'non-2xx':>9}")
-    for name, r in results.items():
-        print(
-            f"{name:<10}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}"
-            f"{r['rps'] / ping_rps:>8.2f}{r['errors']:>9.0f}"
-        )
-    invariants_ok = invariants_ok and all(r["errors"] == 0 for r in results.values())
-    ratios = {k: round(results[k]["rps"] / ping_rps, 3) for k in ("create", "get", "list")}
-    worst = min(ratios, key=lambda k: ratios[k])
-    summary = {
-        "workload": "records",
-        "ops_per_s": round(sum(results[k]["rps"] for k in ratios) / 3, 1),
-        "peak_rss_mb": round(rss, 1),
-        "p50_ms": round(max(results[k]["p50"] for k in ratios), 2),
-        "p99_ms": round(max(results[k]["p99"] for k in ratios), 2),
-        "create_ratio": ratios["create"],
-        "get_ratio": ratios["get"],
-        "list_ratio": ratios["list"],
-        "ratio_to_trivial": ratios[worst],
-        "ping_rps": round(ping_rps, 1),
-        "rows": ROWS,
-        "invariants_ok": invariants_ok,
-    }
-    print(json.dumps(summary))
+    print_table([ping, *loads.values()], ping)
+    ratios = {k: round(v.requests_per_s / ping.requests_per_s, 3) for k, v in loads.items()}
+    measured: list[Load] = list(loads.values())
+    emit(
+        {
+            "workload": "records",
+            "ops_per_s": round(sum(v.requests_per_s for v in measured) / 3, 1),
+            "peak_rss_mb": rss,
+            "p50_ms": round(max(v.p50_ms for v in measured), 2),
+            "p99_ms": round(max(v.p99_ms for v in measured), 2),
+            "create_ratio": ratios["create"],
+            "get_ratio": ratios["get"],
+            "list_ratio": ratios["list"],
+            "ratio_to_trivial": min(ratios.values()),
+            "ping_rps": round(ping.requests_per_s, 1),
+            "rows": ROWS,
+            "invariants_ok": found_ten and all(v.errors == 0 for v in [ping, *measured]),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,13 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def get_principal(request: Request, session: SessionDep) -> Principal:
-    return principals.resolve(session, _bearer(request))
+def get_principal(request: Request) -> Principal:
+    # Its own short read-only transaction (and a cache), never the request's session:
+    # handlers that own their unit of work (the hot paths) then hold the write transaction
+    # within one thread call, not across a wait for another thread-pool slot.
+    token = _bearer(request)
+    with unit_of_work(read_only=True) as session:
+        return principals.resolve(session, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -84,22 +89,3 @@ def idempotency_key(
 
 
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
-
-
-def get_member_standalone(request: Request) -> MemberInfo:
-    """The member, resolved in a short read-only transaction of its own.
-
-    For hot write endpoints that open their own ``unit_of_work`` inside the handler: the
-    write transaction (SQLite's write lock, a PostgreSQL connection) is then held within one
-    worker-thread call. With ``SessionDep`` it is held across the dependency and handler
-    thread hops, and under a burst the threads waiting for the lock can take every
-    thread-pool slot that the lock holder needs to finish.
-    """
-    with unit_of_work(read_only=True) as session:
-        principal = principals.resolve(session, _bearer(request))
-    if principal.member is None:
-        raise PermissionDenied(AccountsError.NOT_MEMBER, "verify your union membership first")
-    return principal.member
-
-
-StandaloneMember = Annotated[MemberInfo, Depends(get_member_standalone)]

@@ -25,7 +25,6 @@ from gonghui.deps import (
     CurrentStaff,
     IdempotencyKey,
     SessionDep,
-    StandaloneMember,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["benefits"])
@@ -59,7 +58,7 @@ def get_ledger(
 
 @router.post("/me/vouchers/{voucher_id}/redeem")
 def redeem_voucher(
-    voucher_id: int, body: RedeemRequest, member: StandaloneMember, idem: IdempotencyKey
+    voucher_id: int, body: RedeemRequest, member: CurrentMember, idem: IdempotencyKey
 ) -> VoucherRead:
     with member_write() as session:
 
@@ -84,7 +83,7 @@ def redeem_voucher(
 
 @router.post("/me/prizes/{prize_id}/address")
 def give_address(
-    prize_id: int, body: AddressRequest, member: StandaloneMember, idem: IdempotencyKey
+    prize_id: int, body: AddressRequest, member: CurrentMember, idem: IdempotencyKey
 ) -> PrizeRead:
     """Claim a physical prize: where to send it, before the deadline."""
     with member_write() as session:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from gonghui.activities.hotpath import member_write
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import proof
-from gonghui.deps import IdempotencyKey, SessionDep, StandaloneMember
+from gonghui.deps import CurrentMember, IdempotencyKey, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["lottery"])
 
@@ -51,7 +51,7 @@ class Winner(BaseModel):
 @router.post("/activities/{activity_id}/draws")
 def create_draw(
     activity_id: int,
-    member: StandaloneMember,
+    member: CurrentMember,
     idem: IdempotencyKey,
     body: DrawCreate | None = None,
 ) -> DrawRead:

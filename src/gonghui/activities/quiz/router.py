@@ -20,7 +20,6 @@ from gonghui.deps import (
     CurrentStaff,
     IdempotencyKey,
     SessionDep,
-    StandaloneMember,
 )
 from gonghui.errors import PayloadTooLarge
 from gonghui.settings import get_settings
@@ -58,7 +57,7 @@ def import_questions(
 
 
 @router.post("/activities/{activity_id}/quiz/attempts", status_code=status.HTTP_201_CREATED)
-def start_attempt(activity_id: int, member: StandaloneMember) -> AttemptRead:
+def start_attempt(activity_id: int, member: CurrentMember) -> AttemptRead:
     with member_write() as session:
         return attempts.start_attempt(session, member=member, activity_id=activity_id)
 
@@ -67,7 +66,7 @@ def start_attempt(activity_id: int, member: StandaloneMember) -> AttemptRead:
 def submit_attempt(
     attempt_id: int,
     body: SubmitRequest,
-    member: StandaloneMember,
+    member: CurrentMember,
     idem: IdempotencyKey,
 ) -> SubmitResult:
     with member_write() as session:
