@@ -144,7 +144,18 @@ def wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write("\n".join(script))
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", f.name, url],
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            "--timeout",
+            "30s",
+            "--latency",
+            "-s",
+            f.name,
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
