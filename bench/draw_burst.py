@@ -290,7 +290,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "workload": "lottery_draw",
+                "workload": "draw_burst",
                 "backend": backend,
                 "ops_per_s": round(draws["rps"], 1),
                 "p50_ms": round(draws["p50_ms"], 2),
