@@ -83,9 +83,7 @@ def test_member_signs_in_verifies_draws_and_claims_a_physical_prize(
     phone.get_by_label("联系电话").fill("12ab")
     phone.get_by_label("详细地址").fill("广州市天河区软件路 1 号")
     phone.get_by_role("button", name="提交地址").click()
-    expect(phone.locator("#addr-phone-error")).to_have_text(
-        "请填写有效的电话号码（6–15 位数字）"
-    )
+    expect(phone.locator("#addr-phone-error")).to_have_text("请填写有效的电话号码（6–15 位数字）")
     shot(phone, "h5-address")
     assert axe(phone) == []
     phone.get_by_label("联系电话").fill("13912345678")

@@ -27,9 +27,9 @@ from gonghui.errors import DomainError
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Permission
 from gonghui.web.errors import error_key
+from gonghui.web.i18n import translate
 from gonghui.web.session import PageUser, check_csrf
 from gonghui.web.templating import render, request_locale
-from gonghui.web.i18n import translate
 
 router = APIRouter(prefix="/console/activities", include_in_schema=False)
 
@@ -227,7 +227,9 @@ def publish(
 def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
     locale = request_locale(request)
     with unit_of_work(read_only=True) as session:
-        activity = activities.get_activity(session, actor=_actor(request, user), activity_id=activity_id)
+        activity = activities.get_activity(
+            session, actor=_actor(request, user), activity_id=activity_id
+        )
         draft = activity.status == ActivityStatus.DRAFT or activity.kind == "quiz"
         rows = [] if draft else proof.winners(session, activity_id=activity.id, limit=1000)
     workbook = Workbook()
@@ -236,7 +238,9 @@ def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Resp
     sheet.append([translate(locale, k) for k in ("dash.winner", "dash.prize", "dash.won_at")])
     zone = display_zone()
     for row in reversed(rows):  # oldest first, as a list to work through
-        sheet.append([row["name"], row["prize"], row["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")])
+        sheet.append(
+            [row["name"], row["prize"], row["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")]
+        )
     buffer = io.BytesIO()
     workbook.save(buffer)
     return Response(
@@ -249,7 +253,9 @@ def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Resp
 @router.get("/{activity_id}/ledger.xlsx")
 def ledger_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
     with unit_of_work(read_only=True) as session:
-        activity = activities.get_activity(session, actor=_actor(request, user), activity_id=activity_id)
+        activity = activities.get_activity(
+            session, actor=_actor(request, user), activity_id=activity_id
+        )
         body = export.to_xlsx(session, activity_id=activity.id)
     return Response(
         body,

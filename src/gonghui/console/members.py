@@ -32,7 +32,9 @@ _CHUNK = 1 << 16
 
 def _managed_orgs(session: Any, actor: Actor) -> list[Org]:
     return [
-        o for o in orgs.list_orgs(session, actor=actor) if actor.can(Permission.MEMBERS_MANAGE, o.path)
+        o
+        for o in orgs.list_orgs(session, actor=actor)
+        if actor.can(Permission.MEMBERS_MANAGE, o.path)
     ]
 
 
@@ -86,7 +88,9 @@ def upload_roster(
 
 def _job_context(job: ImportJob) -> dict[str, Any]:
     finished = job.status in (ImportStatus.DONE, ImportStatus.FAILED)
-    percent = 100 if finished else (100 * job.bytes_done // job.bytes_total if job.bytes_total else 0)
+    percent = (
+        100 if finished else (100 * job.bytes_done // job.bytes_total if job.bytes_total else 0)
+    )
     return {"job": job, "finished": finished, "percent": min(percent, 100)}
 
 
@@ -118,7 +122,9 @@ def import_errors(request: Request, user: ConsoleStaff, job_id: int) -> Response
     return StreamingResponse(
         get_store().iter_bytes(path),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="roster-import-{job_id}-errors.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="roster-import-{job_id}-errors.csv"'
+        },
     )
 
 
