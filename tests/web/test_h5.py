@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import httpx
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
+from gonghui.activities.quiz.models import Question
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import create_activity, id_number
+from tests.activities.quiz.test_quiz import _bank
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
 
@@ -104,3 +107,65 @@ def test_wrong_code_is_refused_in_english(phone: Page) -> None:
     assert axe(phone) == []
     phone.goto("/h5/wallet")
     expect(phone).to_have_url("/h5/login")
+
+
+def test_member_passes_a_timed_quiz_and_draws_the_chance_it_earned(
+    phone: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    _bank(api, op.headers, tree.city_a)
+    create_activity(
+        api,
+        op.headers,
+        tree.city_a,
+        title="学法答题抽好礼",
+        config={
+            "kind": "quiz_lottery",
+            "quiz": {
+                "question_count": 3,
+                "time_limit_s": 120,
+                "pass_score": 100,
+                "reward": {"type": "chances", "chances": 1},
+            },
+            "lottery": {
+                "prizes": [
+                    {"name": "二十元券", "kind": "voucher", "weight": 1, "stock": 1, "value": 2000}
+                ],
+                "free_draws_per_day": 0,
+            },
+        },
+    )
+    with unit_of_work() as session:
+        members.add_roster_entry(
+            session, actor=SYSTEM, org_id=tree.grassroots_a1x, name="陈静", id_number=id_number(9)
+        )
+        right = {q.id: q.answer for q in session.scalars(select(Question))}
+    sign_in_by_phone(phone, "13912340009")
+    phone.get_by_label("姓名").fill("陈静")
+    phone.get_by_label("身份证号").fill(id_number(9))
+    phone.get_by_role("button", name="提交认证").click()
+    phone.get_by_role("link", name="学法答题抽好礼").click()
+    expect(phone.locator("#chances")).to_have_text("剩余抽奖次数：0")
+    phone.get_by_role("button", name="开始答题").click()
+    expect(phone.get_by_role("timer")).to_contain_text("剩余时间 2:")
+    questions = phone.locator("fieldset.question")
+    expect(questions).to_have_count(3)
+    shot(phone, "h5-quiz")
+    assert axe(phone) == []
+    names = {
+        phone.locator("fieldset.question").nth(i).locator("input").first.get_attribute("name")
+        for i in range(3)
+    }
+    for name in names:
+        assert name is not None
+        for index in right[int(name.removeprefix("q_"))]:
+            phone.locator(f'input[name="{name}"][value="{index}"]').check()
+    phone.get_by_role("button", name="交卷").click()
+    expect(phone.get_by_role("status")).to_contain_text("100 分")
+    expect(phone.get_by_role("status")).to_contain_text("恭喜通过！")
+    shot(phone, "h5-quiz-result")
+    assert axe(phone) == []
+    phone.get_by_role("link", name="返回活动", exact=True).click()
+    expect(phone.locator("#chances")).to_have_text("剩余抽奖次数：1")
+    phone.get_by_role("button", name="立即抽奖").click()
+    expect(phone.locator(".won")).to_have_text("恭喜您抽中：二十元券")

@@ -18,6 +18,7 @@ from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import hub
 from gonghui.activities.hotpath import member_write
 from gonghui.activities.lottery import draw as draws
+from gonghui.activities.quiz import attempts
 from gonghui.activities.schemas import HubItem
 from gonghui.benefits import service as benefits
 from gonghui.benefits.models import PrizeStatus
@@ -314,3 +315,48 @@ def give_address(
         "address": address,
     }
     return render(request, "h5/address.html", context)
+
+
+@router.post("/activities/{activity_id}/quiz", response_class=HTMLResponse)
+def start_quiz(
+    request: Request, user: H5Member, activity_id: int, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, user, csrf)
+    item = next((i for i in _hub_items(user) if i.id == activity_id), None)
+    context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
+    try:
+        with member_write() as session:
+            attempt = attempts.start_attempt(session, member=_member(user), activity_id=activity_id)
+    except DomainError as exc:
+        context["error"] = error_key(exc)
+        if item is not None:
+            context["draw_key"] = secrets.token_urlsafe(16)
+        return render(request, "h5/activity.html", context, status=404 if item is None else 200)
+    context.update(attempt=attempt, submit_key=secrets.token_urlsafe(16))
+    return render(request, "h5/quiz.html", context)
+
+
+@router.post("/quiz/{attempt_id}", response_class=HTMLResponse)
+async def submit_quiz(request: Request, user: H5Member, attempt_id: int) -> Response:
+    form = await request.form()
+    check_csrf(request, user, str(form.get("csrf") or ""))
+    answers: dict[int, list[int]] = {}
+    for key, value in form.multi_items():
+        if key.startswith("q_") and key[2:].isdigit() and str(value).isdigit():
+            answers.setdefault(int(key[2:]), []).append(int(str(value)))
+    activity_id = int(str(form.get("activity_id") or 0))
+    context: dict[str, Any] = {"csrf_token": user.csrf_token, "tab": "hub"}
+    try:
+        with member_write() as session:
+            result = attempts.submit(
+                session,
+                member=_member(user),
+                attempt_id=attempt_id,
+                answers=answers,
+                idempotency_key=str(form.get("submit_key") or "") or None,
+            )
+    except DomainError as exc:
+        context["error"] = error_key(exc)
+        return render(request, "h5/quiz_result.html", context)
+    context.update(result=result, activity_id=activity_id)
+    return render(request, "h5/quiz_result.html", context)
