@@ -17,7 +17,7 @@ from gonghui.activities import service as activities
 from gonghui.activities import stats
 from gonghui.activities.lottery import proof
 from gonghui.activities.lottery.models import PrizeKind
-from gonghui.activities.models import ActivityStatus
+from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
 from gonghui.benefits import export
 from gonghui.clock import display_zone, now
@@ -71,6 +71,7 @@ def _wizard(request: Request, user: PageUser, form: dict[str, Any], **extra: Any
         "form": form,
         "rows": range(PRIZE_ROWS),
         "kinds": [k.value for k in PrizeKind],
+        "templates": [k.value for k in ActivityKind],
     }
     context.update(extra)
     return render(request, "console/activity_new.html", context)
@@ -84,6 +85,12 @@ def new_page(request: Request, user: ConsoleStaff) -> Response:
         "ends_at": (start + timedelta(days=7)).strftime(_LOCAL_FORMAT),
         "free_draws_per_day": "1",
         "max_wins_per_member": "1",
+        "template": "lottery",
+        "question_count": "5",
+        "time_limit_s": "120",
+        "pass_score": "60",
+        "attempts_per_day": "3",
+        "quiz_reward": "1",
     }
     return _wizard(request, user, form)
 
@@ -126,6 +133,29 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
             }
         )
     budget = form.get("budget_yuan", "").strip()
+    template = form.get("template", "lottery")
+    lottery = {
+        "prizes": prizes,
+        "free_draws_per_day": form.get("free_draws_per_day") or 0,
+        "max_wins_per_member": form.get("max_wins_per_member") or None,
+    }
+    quiz: dict[str, Any] = {
+        "question_count": form.get("question_count") or 0,
+        "time_limit_s": form.get("time_limit_s") or 0,
+        "pass_score": form.get("pass_score") or 0,
+        "attempts_per_day": form.get("attempts_per_day") or 1,
+        "question_tag": form.get("question_tag", "").strip() or None,
+    }
+    reward = form.get("quiz_reward", "").strip()
+    if template == "quiz_lottery" and reward:
+        quiz["reward"] = {"type": "chances", "chances": reward}
+    elif template == "quiz" and reward:
+        quiz["reward"] = {"type": "points", "points": reward}
+    config: dict[str, Any] = {"kind": template}
+    if template in ("lottery", "quiz_lottery"):
+        config["lottery"] = lottery
+    if template in ("quiz", "quiz_lottery"):
+        config["quiz"] = quiz
     try:
         data = ActivityCreate.model_validate(
             {
@@ -134,14 +164,7 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
                 "description": form.get("description", ""),
                 "starts_at": _local(form.get("starts_at", "")),
                 "ends_at": _local(form.get("ends_at", "")),
-                "config": {
-                    "kind": "lottery",
-                    "lottery": {
-                        "prizes": prizes,
-                        "free_draws_per_day": form.get("free_draws_per_day") or 0,
-                        "max_wins_per_member": form.get("max_wins_per_member") or None,
-                    },
-                },
+                "config": config,
                 "budget_cents": _prize_value(PrizeKind.VOUCHER, budget) if budget else None,
             }
         )

@@ -21,6 +21,7 @@ def _login_redirect(_request: Request, exc: Exception) -> RedirectResponse:
 def install(app: FastAPI) -> None:
     from gonghui.console.activities import router as console_activities_router
     from gonghui.console.members import router as console_members_router
+    from gonghui.console.questions import router as console_questions_router
     from gonghui.console.router import router as console_router
     from gonghui.h5.router import router as h5_router
 
@@ -29,4 +30,5 @@ def install(app: FastAPI) -> None:
     app.include_router(console_router)
     app.include_router(console_members_router)
     app.include_router(console_activities_router)
+    app.include_router(console_questions_router)
     app.include_router(h5_router)
