@@ -5,6 +5,7 @@ the operator watches the draw arrive on the dashboard and exports the winners.""
 from __future__ import annotations
 
 import io
+import json
 
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 from playwright.sync_api import Page, expect
@@ -113,6 +114,12 @@ def test_operator_and_member_story(
     expect(desktop.locator("#kpi-left")).to_have_text("0")
     expect(desktop.locator("table.winners tbody tr")).to_have_count(1)
     expect(desktop.locator("table.winners tbody tr")).to_contain_text("五十元购物券")
+    by_org = desktop.locator("#by-org tbody tr")
+    expect(by_org).to_have_count(1)
+    expect(by_org).to_have_text("广州市总工会111")
+    chart = json.loads(desktop.locator("#chart-data").text_content() or "{}")
+    assert (chart["won"], chart["left"], chart["draws"]) == ([1], [0], [1])
+    assert len(chart["hours"]) == 1
     shot(desktop, "console-dashboard")
     assert axe(desktop) == []
     with desktop.expect_download() as winners:

@@ -190,6 +190,7 @@ def _dashboard(request: Request, user: PageUser, activity_id: int) -> dict[str, 
     with unit_of_work(read_only=True) as session:
         activity = activities.get_activity(session, actor=actor, activity_id=activity_id)
         numbers = stats.activity_stats(session, actor=actor, activity_id=activity_id)
+        hourly = stats.draws_by_hour(session, actor=actor, activity_id=activity_id)
         org_name = orgs.get_org(session, actor=actor, org_id=activity.org_id).name
         winners = (
             proof.winners(session, activity_id=activity.id, limit=100)
@@ -203,10 +204,15 @@ def _dashboard(request: Request, user: PageUser, activity_id: int) -> dict[str, 
             "winners": winners,
             "live": numbers["status"] in (ActivityStatus.LIVE, ActivityStatus.SCHEDULED),
             "prizes_left": sum(p["stock"] for p in numbers["prizes"]),
+            "by_org": stats.draws_by_org(session, actor=actor, activity_id=activity.id),
             "chart": {
                 "labels": [p["name"] for p in numbers["prizes"]],
                 "won": [p["won"] for p in numbers["prizes"]],
                 "left": [p["stock"] for p in numbers["prizes"]],
+                "hours": [
+                    h["hour"].astimezone(display_zone()).strftime("%m-%d %H:00") for h in hourly
+                ],
+                "draws": [h["draws"] for h in hourly],
             },
         }
     return context
