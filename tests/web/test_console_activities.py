@@ -63,6 +63,8 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
     desktop.get_by_label("活动模板").select_option(label="答题抽奖")
     desktop.get_by_label("活动名称").fill("学法答题抽好礼")
     desktop.get_by_label("每次题目数").fill("3")
+    desktop.get_by_label("入会满多少天可参与").fill("30")
+    desktop.get_by_label("会员标签（逗号分隔，留空为全部会员）").fill("一线职工，劳模")
     desktop.get_by_label("及格分（百分制）").fill("100")
     desktop.get_by_label("奖品 1 名称").fill("十元券")
     desktop.get_by_label("奖品 1 类型").select_option(label="优惠券")
@@ -81,6 +83,9 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
     expect(desktop.locator("#kpi-status")).to_have_text("草稿")
     desktop.get_by_role("button", name="发布活动").click()
     expect(desktop.locator("#kpi-status")).to_have_text("进行中")
+    preview = desktop.locator(".preview .activity-card")
+    expect(preview).to_contain_text("学法答题抽好礼")
+    expect(preview).to_contain_text("答题抽奖")
     shot(desktop, "console-activity-quiz-lottery")
     assert axe(desktop) == []
 
@@ -94,6 +99,7 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
         "lottery_activity_id": None,
     }
     assert stored["config"]["lottery"]["prizes"][0]["value"] == 1000
+    assert stored["eligibility"] == {"min_membership_days": 30, "tags_any": ["一线职工", "劳模"]}
     desktop.get_by_role("link", name="活动管理").click()
     expect(desktop.locator("tbody tr")).to_have_count(1)
     expect(desktop.locator("tbody tr")).to_contain_text("进行中")

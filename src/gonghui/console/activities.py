@@ -165,6 +165,14 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
                 "starts_at": _local(form.get("starts_at", "")),
                 "ends_at": _local(form.get("ends_at", "")),
                 "config": config,
+                "eligibility": {
+                    "min_membership_days": form.get("min_membership_days") or 0,
+                    "tags_any": [
+                        tag.strip()
+                        for tag in form.get("tags_any", "").replace("，", ",").split(",")
+                        if tag.strip()
+                    ],
+                },
                 "budget_cents": _prize_value(PrizeKind.VOUCHER, budget) if budget else None,
             }
         )
@@ -204,6 +212,20 @@ def _dashboard(request: Request, user: PageUser, activity_id: int) -> dict[str, 
             "winners": winners,
             "live": numbers["status"] in (ActivityStatus.LIVE, ActivityStatus.SCHEDULED),
             "prizes_left": sum(p["stock"] for p in numbers["prizes"]),
+            "preview": {
+                "kind": activity.kind,
+                "title": activity.title,
+                "org_name": org_name,
+                "status": numbers["status"],
+                "ends_at": activity.ends_at,
+                "me": {
+                    "chances_left": (
+                        None
+                        if activity.kind == ActivityKind.QUIZ
+                        else activity.config.get("lottery", {}).get("free_draws_per_day", 0)
+                    )
+                },
+            },
             "by_org": stats.draws_by_org(session, actor=actor, activity_id=activity.id),
             "chart": {
                 "labels": [p["name"] for p in numbers["prizes"]],
