@@ -169,3 +169,17 @@ def test_member_passes_a_timed_quiz_and_draws_the_chance_it_earned(
     expect(phone.locator("#chances")).to_have_text("剩余抽奖次数：1")
     phone.get_by_role("button", name="立即抽奖").click()
     expect(phone.locator(".won")).to_have_text("恭喜您抽中：二十元券")
+
+
+def test_member_signs_in_with_wechat_through_the_simulator(phone: Page) -> None:
+    phone.goto("/h5/login")
+    phone.get_by_role("link", name="微信登录").click()
+    expect(phone.get_by_role("heading", level=1)).to_have_text("微信授权（模拟）")
+    shot(phone, "h5-wechat-consent")
+    assert axe(phone) == []
+    phone.get_by_label("模拟微信用户昵称").fill("小王")
+    phone.get_by_role("button", name="允许").click()
+    expect(phone).to_have_url("/h5/verify")
+    # A callback whose state is not this browser's is refused.
+    phone.goto("/h5/login/wechat/callback?code=abc&state=forged")
+    expect(phone.get_by_role("alert")).to_have_text("微信登录已过期，请重试")
