@@ -60,6 +60,11 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
 
     desktop.get_by_role("link", name="活动管理").click()
     desktop.get_by_role("link", name="新建活动").click()
+    desktop.get_by_label("活动模板").select_option(label="答题")
+    expect(desktop.get_by_label("奖品 1 名称")).to_be_hidden()
+    expect(desktop.get_by_label("每次题目数")).to_be_visible()
+    desktop.get_by_label("活动模板").select_option(label="抽奖")
+    expect(desktop.get_by_label("每次题目数")).to_be_hidden()
     desktop.get_by_label("活动模板").select_option(label="答题抽奖")
     desktop.get_by_label("活动名称").fill("学法答题抽好礼")
     desktop.get_by_label("每次题目数").fill("3")
