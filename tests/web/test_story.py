@@ -43,7 +43,8 @@ def test_operator_and_member_story(
         {"name": "roster.csv", "mimeType": "text/csv", "buffer": _roster_csv()}
     )
     desktop.get_by_role("button", name="开始导入").click()
-    expect(desktop.get_by_role("heading", name="导入完成")).to_be_visible()
+    # Polled every second; generous limits for a busy CI machine.
+    expect(desktop.get_by_role("heading", name="导入完成")).to_be_visible(timeout=20_000)
     expect(desktop.get_by_role("status")).to_have_text("成功导入 2 行，1 行有误")
     shot(desktop, "console-import")
     assert axe(desktop) == []
@@ -109,7 +110,7 @@ def test_operator_and_member_story(
 
     # Back on the dashboard the polling shows the draw and the winner.
     assert desktop.url == dashboard_url
-    expect(desktop.locator("#kpi-draws")).to_have_text("1")
+    expect(desktop.locator("#kpi-draws")).to_have_text("1", timeout=20_000)
     expect(desktop.locator("#kpi-participants")).to_have_text("1")
     expect(desktop.locator("#kpi-left")).to_have_text("0")
     expect(desktop.locator("table.winners tbody tr")).to_have_count(1)
