@@ -49,3 +49,43 @@ def test_locale_choice_prefers_query_then_cookie_then_browser() -> None:
     assert pick_locale("fr", None, None) == "zh"
     assert translate("en", "orgs.count", n=3) == "3 organisations"
     assert translate("zh", "orgs.count", n=3) == "共 3 个组织"
+
+
+def test_keys_built_from_activity_and_wallet_enums_exist() -> None:
+    """The H5 and activity pages build keys from activity, prize, voucher, question and
+    import states."""
+    from gonghui.activities.lottery.models import PrizeKind
+    from gonghui.activities.models import ActivityKind, ActivityStatus
+    from gonghui.activities.quiz.models import QuestionKind
+    from gonghui.benefits.models import PrizeStatus, VoucherStatus
+    from gonghui.members.models import ImportStatus
+
+    families = {
+        "kind.": [k.value for k in ActivityKind],
+        "status.": [s.value for s in ActivityStatus],
+        "prizekind.": [k.value for k in PrizeKind],
+        "qkind.": [k.value for k in QuestionKind],
+        "prize.": [s.value for s in PrizeStatus],
+        "voucher.": [s.value for s in VoucherStatus],
+        "import.status_": [s.value for s in ImportStatus],
+        "dash.": ["publish", "pause", "resume", "end"],
+        "address.": ["name", "phone", "address"],
+        "address.invalid_": ["name", "phone", "address"],
+        "wizard.": [
+            "question_count",
+            "time_limit_s",
+            "pass_score",
+            "attempts_per_day",
+            "question_tag",
+            "quiz_reward",
+        ],
+        "reviews.done_": ["approve", "reject"],
+    }
+    for locale in LOCALES:
+        missing = [
+            prefix + value
+            for prefix, values in families.items()
+            for value in values
+            if prefix + value not in catalogue(locale)
+        ]
+        assert missing == []

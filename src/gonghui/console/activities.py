@@ -1,0 +1,344 @@
+"""Console pages for activities: the lottery wizard, publishing, the live dashboard and the
+winner list with its XLSX export."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from openpyxl import Workbook  # type: ignore[import-untyped]
+from pydantic import ValidationError
+
+from gonghui.activities import service as activities
+from gonghui.activities import stats
+from gonghui.activities.lottery import proof
+from gonghui.activities.lottery.models import PrizeKind
+from gonghui.activities.models import ActivityKind, ActivityStatus
+from gonghui.activities.schemas import ActivityCreate
+from gonghui.benefits import export
+from gonghui.clock import display_zone, now
+from gonghui.console.router import ConsoleStaff, _actor
+from gonghui.db import unit_of_work
+from gonghui.errors import DomainError
+from gonghui.orgs import service as orgs
+from gonghui.tenancy import Permission
+from gonghui.web.errors import error_key
+from gonghui.web.i18n import translate
+from gonghui.web.session import PageUser, check_csrf
+from gonghui.web.templating import render, request_locale
+
+router = APIRouter(prefix="/console/activities", include_in_schema=False)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PRIZE_ROWS = 3
+_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+@router.get("", response_class=HTMLResponse)
+def list_page(request: Request, user: ConsoleStaff) -> Response:
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        items = [
+            {"activity": a, "status": activities.effective_status(a)}
+            for a in activities.list_activities(session, actor=actor)
+        ]
+        names = {o.id: o.name for o in orgs.list_orgs(session, actor=actor)}
+    context = {
+        "active": "nav.activities",
+        "csrf_token": user.csrf_token,
+        "items": items,
+        "org_names": names,
+    }
+    return render(request, "console/activities.html", context)
+
+
+def _wizard(request: Request, user: PageUser, form: dict[str, Any], **extra: Any) -> Response:
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        managed = [
+            o
+            for o in orgs.list_orgs(session, actor=actor)
+            if actor.can(Permission.ACTIVITIES_MANAGE, o.path)
+        ]
+    context = {
+        "active": "nav.activities",
+        "csrf_token": user.csrf_token,
+        "orgs": managed,
+        "form": form,
+        "rows": range(PRIZE_ROWS),
+        "kinds": [k.value for k in PrizeKind],
+        "templates": [k.value for k in ActivityKind],
+    }
+    context.update(extra)
+    return render(request, "console/activity_new.html", context)
+
+
+@router.get("/new", response_class=HTMLResponse)
+def new_page(request: Request, user: ConsoleStaff) -> Response:
+    start = now().astimezone(display_zone()).replace(second=0, microsecond=0)
+    form = {
+        "starts_at": start.strftime(_LOCAL_FORMAT),
+        "ends_at": (start + timedelta(days=7)).strftime(_LOCAL_FORMAT),
+        "free_draws_per_day": "1",
+        "max_wins_per_member": "1",
+        "template": "lottery",
+        "question_count": "5",
+        "time_limit_s": "120",
+        "pass_score": "60",
+        "attempts_per_day": "3",
+        "quiz_reward": "1",
+    }
+    return _wizard(request, user, form)
+
+
+def _local(value: str) -> datetime | str:
+    try:
+        return datetime.strptime(value, _LOCAL_FORMAT).replace(tzinfo=display_zone())
+    except ValueError:
+        return value  # left for the model to refuse with the field
+
+
+def _prize_value(kind: str, raw: str) -> int | str:
+    """Vouchers are entered in yuan and stored in cents; points as a whole number."""
+    if not raw.strip():
+        return 0
+    try:
+        amount = Decimal(raw.strip())
+    except InvalidOperation:
+        return raw
+    return int(amount * 100) if kind == PrizeKind.VOUCHER else int(amount)
+
+
+@router.post("/new", response_class=HTMLResponse)
+async def create(request: Request, user: ConsoleStaff) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    check_csrf(request, user, form.get("csrf"))
+    prizes = []
+    for i in range(PRIZE_ROWS):
+        name = form.get(f"prize_{i}_name", "").strip()
+        if not name:
+            continue
+        kind = form.get(f"prize_{i}_kind", "")
+        prizes.append(
+            {
+                "name": name,
+                "kind": kind,
+                "stock": form.get(f"prize_{i}_stock") or 0,
+                "weight": form.get(f"prize_{i}_weight") or 0,
+                "value": _prize_value(kind, form.get(f"prize_{i}_value", "")),
+            }
+        )
+    budget = form.get("budget_yuan", "").strip()
+    template = form.get("template", "lottery")
+    lottery = {
+        "prizes": prizes,
+        "free_draws_per_day": form.get("free_draws_per_day") or 0,
+        "max_wins_per_member": form.get("max_wins_per_member") or None,
+    }
+    quiz: dict[str, Any] = {
+        "question_count": form.get("question_count") or 0,
+        "time_limit_s": form.get("time_limit_s") or 0,
+        "pass_score": form.get("pass_score") or 0,
+        "attempts_per_day": form.get("attempts_per_day") or 1,
+        "question_tag": form.get("question_tag", "").strip() or None,
+    }
+    reward = form.get("quiz_reward", "").strip()
+    if template == "quiz_lottery" and reward:
+        quiz["reward"] = {"type": "chances", "chances": reward}
+    elif template == "quiz" and reward:
+        quiz["reward"] = {"type": "points", "points": reward}
+    config: dict[str, Any] = {"kind": template}
+    if template in ("lottery", "quiz_lottery"):
+        config["lottery"] = lottery
+    if template in ("quiz", "quiz_lottery"):
+        config["quiz"] = quiz
+    try:
+        data = ActivityCreate.model_validate(
+            {
+                "org_id": form.get("org_id"),
+                "title": form.get("title", "").strip(),
+                "description": form.get("description", ""),
+                "starts_at": _local(form.get("starts_at", "")),
+                "ends_at": _local(form.get("ends_at", "")),
+                "config": config,
+                "eligibility": {
+                    "min_membership_days": form.get("min_membership_days") or 0,
+                    "tags_any": [
+                        tag.strip()
+                        for tag in form.get("tags_any", "").replace("，", ",").split(",")
+                        if tag.strip()
+                    ],
+                },
+                "budget_cents": _prize_value(PrizeKind.VOUCHER, budget) if budget else None,
+            }
+        )
+    except ValidationError as exc:
+        problems = [
+            ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+            + f": {e['msg']}"
+            for e in exc.errors()
+        ]
+        return _wizard(request, user, form, problems=problems)
+    try:
+        with unit_of_work() as session:
+            activity_id = activities.create_activity(
+                session, actor=_actor(request, user), data=data
+            ).id
+    except DomainError as exc:
+        return _wizard(request, user, form, error=error_key(exc), message=exc.message)
+    return RedirectResponse(f"/console/activities/{activity_id}?created=1", status_code=303)
+
+
+def _dashboard(request: Request, user: PageUser, activity_id: int) -> dict[str, Any]:
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        activity = activities.get_activity(session, actor=actor, activity_id=activity_id)
+        numbers = stats.activity_stats(session, actor=actor, activity_id=activity_id)
+        hourly = stats.draws_by_hour(session, actor=actor, activity_id=activity_id)
+        org_name = orgs.get_org(session, actor=actor, org_id=activity.org_id).name
+        winners = (
+            proof.winners(session, activity_id=activity.id, limit=100)
+            if activity.status != ActivityStatus.DRAFT and activity.kind != "quiz"
+            else []
+        )
+        context: dict[str, Any] = {
+            "activity": activity,
+            "org_name": org_name,
+            "stats": numbers,
+            "winners": winners,
+            "live": numbers["status"] in (ActivityStatus.LIVE, ActivityStatus.SCHEDULED),
+            "prizes_left": sum(p["stock"] for p in numbers["prizes"]),
+            "preview": {
+                "kind": activity.kind,
+                "title": activity.title,
+                "org_name": org_name,
+                "status": numbers["status"],
+                "ends_at": activity.ends_at,
+                "me": {
+                    "chances_left": (
+                        None
+                        if activity.kind == ActivityKind.QUIZ
+                        else activity.config.get("lottery", {}).get("free_draws_per_day", 0)
+                    )
+                },
+            },
+            "by_org": stats.draws_by_org(session, actor=actor, activity_id=activity.id),
+            "chart": {
+                "labels": [p["name"] for p in numbers["prizes"]],
+                "won": [p["won"] for p in numbers["prizes"]],
+                "left": [p["stock"] for p in numbers["prizes"]],
+                "hours": [
+                    h["hour"].astimezone(display_zone()).strftime("%m-%d %H:00") for h in hourly
+                ],
+                "draws": [h["draws"] for h in hourly],
+            },
+        }
+    return context
+
+
+@router.get("/{activity_id}", response_class=HTMLResponse)
+def activity_page(
+    request: Request, user: ConsoleStaff, activity_id: int, created: int = 0, error: str = ""
+) -> Response:
+    context = _dashboard(request, user, activity_id)
+    context.update(
+        active="nav.activities",
+        csrf_token=user.csrf_token,
+        created=bool(created),
+        error=error if error.startswith("error.") else None,
+    )
+    return render(request, "console/activity.html", context)
+
+
+@router.get("/{activity_id}/stats", response_class=HTMLResponse)
+def stats_fragment(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
+    """The figures HTMX polls while the activity runs."""
+    return render(request, "console/_stats.html", _dashboard(request, user, activity_id))
+
+
+@router.post("/{activity_id}/publish")
+def publish(
+    request: Request, user: ConsoleStaff, activity_id: int, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, user, csrf)
+    target = f"/console/activities/{activity_id}"
+    try:
+        with unit_of_work() as session:
+            activities.publish(session, actor=_actor(request, user), activity_id=activity_id)
+    except DomainError as exc:
+        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
+_LIFECYCLE = {
+    "pause": activities.pause,
+    "resume": activities.resume,
+    "end": activities.end,
+}
+
+
+@router.post("/{activity_id}/{action}")
+def change_state(
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: int,
+    action: str,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Pause, resume or end: the same service calls as the API's."""
+    check_csrf(request, user, csrf)
+    target = f"/console/activities/{activity_id}"
+    step = _LIFECYCLE.get(action)
+    if step is None:
+        return RedirectResponse(target, status_code=303)
+    try:
+        with unit_of_work() as session:
+            step(session, actor=_actor(request, user), activity_id=activity_id)
+    except DomainError as exc:
+        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/{activity_id}/winners.xlsx")
+def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
+    locale = request_locale(request)
+    with unit_of_work(read_only=True) as session:
+        activity = activities.get_activity(
+            session, actor=_actor(request, user), activity_id=activity_id
+        )
+        draft = activity.status == ActivityStatus.DRAFT or activity.kind == "quiz"
+        rows = [] if draft else proof.winners(session, activity_id=activity.id, limit=1000)
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = translate(locale, "dash.winners")
+    sheet.append([translate(locale, k) for k in ("dash.winner", "dash.prize", "dash.won_at")])
+    zone = display_zone()
+    for row in reversed(rows):  # oldest first, as a list to work through
+        sheet.append(
+            [row["name"], row["prize"], row["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")]
+        )
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return Response(
+        buffer.getvalue(),
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="winners-{activity_id}.xlsx"'},
+    )
+
+
+@router.get("/{activity_id}/ledger.xlsx")
+def ledger_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
+    with unit_of_work(read_only=True) as session:
+        activity = activities.get_activity(
+            session, actor=_actor(request, user), activity_id=activity_id
+        )
+        body = export.to_xlsx(session, activity_id=activity.id)
+    return Response(
+        body,
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="ledger-{activity_id}.xlsx"'},
+    )

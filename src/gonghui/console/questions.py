@@ -1,0 +1,73 @@
+"""Console page for the quiz question bank: XLSX import and the org's questions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi.responses import HTMLResponse
+
+from gonghui.activities.quiz import bank
+from gonghui.console.router import ConsoleStaff, _actor
+from gonghui.db import unit_of_work
+from gonghui.errors import DomainError
+from gonghui.orgs import service as orgs
+from gonghui.settings import get_settings
+from gonghui.tenancy import Permission
+from gonghui.web.errors import error_key
+from gonghui.web.session import PageUser, check_csrf
+from gonghui.web.templating import render
+
+router = APIRouter(prefix="/console/questions", include_in_schema=False)
+
+
+def _page(request: Request, user: PageUser, org_id: int | None, **extra: Any) -> Response:
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        managed = [
+            o
+            for o in orgs.list_orgs(session, actor=actor)
+            if actor.can(Permission.ACTIVITIES_MANAGE, o.path)
+        ]
+        chosen = org_id if org_id is not None else (managed[0].id if managed else None)
+        questions = (
+            bank.list_questions(session, actor=actor, org_id=chosen) if chosen is not None else []
+        )
+    context: dict[str, Any] = {
+        "active": "nav.questions",
+        "csrf_token": user.csrf_token,
+        "orgs": managed,
+        "chosen": chosen,
+        "questions": questions,
+    }
+    context.update(extra)
+    return render(request, "console/questions.html", context)
+
+
+@router.get("", response_class=HTMLResponse)
+def questions_page(request: Request, user: ConsoleStaff, org_id: int | None = None) -> Response:
+    return _page(request, user, org_id)
+
+
+@router.post("", response_class=HTMLResponse)
+def import_questions(
+    request: Request,
+    user: ConsoleStaff,
+    org_id: Annotated[int, Form()],
+    file: Annotated[UploadFile, File()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+    limit = get_settings().upload_max_bytes
+    content = file.file.read(limit + 1)
+    if len(content) > limit:
+        return _page(request, user, org_id, error="error.members.upload_too_large")
+    try:
+        with unit_of_work() as session:
+            created = bank.import_xlsx(
+                session, actor=_actor(request, user), org_id=org_id, content=content
+            )
+    except DomainError as exc:
+        rows = exc.details if isinstance(exc.details, list) else []
+        return _page(request, user, org_id, error=error_key(exc), rows=rows)
+    return _page(request, user, org_id, imported=created)

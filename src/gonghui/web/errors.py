@@ -1,0 +1,25 @@
+"""Domain errors shown on a page: the catalogue's text for the error code when it has one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gonghui.errors import DomainError
+from gonghui.web.i18n import catalogue
+
+
+def error_key(exc: DomainError) -> str:
+    """``error.<code>`` when the catalogue translates it, else ``error.generic``."""
+    key = f"error.{exc.code}"
+    return key if key in catalogue("zh") else "error.generic"
+
+
+def field_errors(exc: DomainError, t: Callable[..., str]) -> dict[str, str]:
+    """Field name -> translated message, from the error's ``details``."""
+    found: dict[str, str] = {}
+    for detail in exc.details if isinstance(exc.details, list) else []:
+        if isinstance(detail, dict) and "field" in detail:
+            code = str(detail.get("code", exc.code))
+            key = f"error.{code}"
+            found[str(detail["field"])] = t(key) if key in catalogue("zh") else t(error_key(exc))
+    return found

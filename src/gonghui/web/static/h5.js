@@ -1,0 +1,39 @@
+// Member H5: the draw form sends client randomness, and a fresh idempotency key after each draw.
+(function () {
+  function randomHex(bytes) {
+    var buf = new Uint8Array(bytes);
+    window.crypto.getRandomValues(buf);
+    return Array.prototype.map.call(buf, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt.id === "draw-form") {
+      event.detail.parameters.entropy = randomHex(16);
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id !== "draw-result") return;
+    var next = event.detail.target.querySelector("template.next-key");
+    var form = document.getElementById("draw-form");
+    if (next && form) form.querySelector("input[name=draw_key]").value = next.dataset.key;
+  });
+})();
+// Quiz: a countdown to the server's deadline; at zero the answers so far are submitted.
+(function () {
+  function start() {
+    var timer = document.querySelector(".timer[data-deadline]");
+    var form = document.getElementById("quiz-form");
+    if (!timer || !form) return;
+    var deadline = Date.parse(timer.dataset.deadline);
+    var sent = false;
+    function tick() {
+      var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+      var m = Math.floor(left / 60), s = left % 60;
+      timer.textContent = timer.dataset.label + " " + m + ":" + (s < 10 ? "0" : "") + s;
+      timer.classList.toggle("urgent", left <= 10);
+      if (left === 0 && !sent) { sent = true; form.requestSubmit(); return; }
+      window.setTimeout(tick, 1000);
+    }
+    tick();
+  }
+  document.addEventListener("DOMContentLoaded", start);
+})();
