@@ -151,15 +151,15 @@ def reviews_page(request: Request, user: ConsoleStaff) -> Response:
     return _reviews_page(request, user)
 
 
-@router.get("/reviews/{request_id}/proof", response_class=StreamingResponse)
+@router.get("/reviews/{request_id}/proof")
 def review_proof(request: Request, user: ConsoleStaff, request_id: int) -> Response:
     """The proof image; viewing it is audited, so this read commits."""
     with unit_of_work() as session:
-        key, content_type = review.open_proof(
+        image, content_type = review.open_proof(
             session, actor=_actor(request, user), request_id=request_id
         )
-    return StreamingResponse(
-        get_store().iter_bytes(key),
+    return Response(
+        image,
         media_type=content_type,
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
     )
