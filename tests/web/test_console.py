@@ -99,3 +99,18 @@ def test_sign_out_ends_the_session(desktop: Page, tree: Tree, make_staff: StaffF
     expect(desktop).to_have_url("/console/login")
     desktop.goto("/console/orgs")
     expect(desktop).to_have_url("/console/login?next=%2Fconsole%2Forgs")
+
+
+def test_signing_out_ends_the_session_for_the_api_too(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    admin = make_staff(tree.city_a, Role.ADMIN)
+    _sign_in(desktop, admin.username)
+    token = next(c["value"] for c in desktop.context.cookies() if c["name"] == "gh_at")
+    desktop.get_by_role("button", name="退出登录").click()
+    expect(desktop).to_have_url("/console/login")
+    desktop.goto("/console/")
+    expect(desktop).to_have_url("/console/login?next=%2Fconsole%2F")
+    me = desktop.request.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 401
+    assert me.json()["error"]["code"] == "accounts.session_revoked"

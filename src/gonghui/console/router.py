@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gonghui.accounts import service as accounts
-from gonghui.accounts import tokens
 from gonghui.audit import service as audit
 from gonghui.clock import display_zone
 from gonghui.db import unit_of_work
@@ -23,9 +22,9 @@ from gonghui.web.session import (
     PageUser,
     check_csrf,
     check_same_origin,
-    clear_sign_in_cookies,
     current_page_user,
     set_sign_in_cookies,
+    sign_out,
 )
 from gonghui.web.templating import render
 
@@ -87,12 +86,7 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, user: ConsoleStaff, csrf: Annotated[str, Form()] = "") -> Response:
-    check_csrf(request, user, csrf)
-    with unit_of_work() as session:
-        tokens.revoke_session(session, session_id=user.principal.session_id, reason="logout")
-    response = RedirectResponse("/console/login", status_code=303)
-    clear_sign_in_cookies(response)
-    return response
+    return sign_out(request, user, csrf, then="/console/login")
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from gonghui.accounts import phone as phones
-from gonghui.accounts import tokens, wechat
+from gonghui.accounts import wechat
 from gonghui.accounts.otp import OtpPurpose, send_code
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import hub
@@ -36,9 +36,9 @@ from gonghui.web.session import (
     PageUser,
     check_csrf,
     check_same_origin,
-    clear_sign_in_cookies,
     current_page_user,
     set_sign_in_cookies,
+    sign_out,
 )
 from gonghui.web.templating import render, request_locale
 
@@ -128,12 +128,7 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, user: H5User, csrf: Annotated[str, Form()] = "") -> Response:
-    check_csrf(request, user, csrf)
-    with unit_of_work() as session:
-        tokens.revoke_session(session, session_id=user.principal.session_id, reason="logout")
-    response = RedirectResponse("/h5/login", status_code=303)
-    clear_sign_in_cookies(response)
-    return response
+    return sign_out(request, user, csrf, then="/h5/login")
 
 
 @router.get("/verify", response_class=HTMLResponse)

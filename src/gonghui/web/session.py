@@ -103,3 +103,15 @@ def check_csrf(request: Request, user: PageUser, submitted: str | None) -> None:
     token = submitted or request.headers.get("x-csrf-token") or ""
     if not hmac.compare_digest(token, user.csrf_token):
         raise PermissionDenied("web.csrf", "the form has expired; reload the page")
+
+
+def sign_out(request: Request, user: PageUser, csrf: str, *, then: str) -> Response:
+    """End the page user's sign-in (its API session too), clear the cookies, go to ``then``."""
+    from fastapi.responses import RedirectResponse
+
+    check_csrf(request, user, csrf)
+    with unit_of_work() as session:
+        tokens.revoke_session(session, session_id=user.principal.session_id, reason="logout")
+    response = RedirectResponse(then, status_code=303)
+    clear_sign_in_cookies(response)
+    return response
