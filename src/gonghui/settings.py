@@ -62,14 +62,18 @@ class Settings(BaseSettings):
 
     # Cloud functions run under bubblewrap around this (system) Python; see baas/functions.
     functions_python: str = "/usr/bin/python3"
-    # Run functions without the sandbox where bubblewrap is unavailable (trusted code only).
+    # Where bubblewrap is unavailable functions refuse to run, unless the deployment trusts
+    # every org's code (the flag) or the codes of these orgs and their subtrees.
     functions_trust_unsandboxed: bool = False
+    functions_trusted_orgs: list[str] = Field(default_factory=list)
     functions_min_workers: int = 1
     functions_max_workers: int = 8
     functions_per_app_max: int = 4
     functions_idle_s: float = 60.0
     functions_recycle_after: int = 500
     functions_log_retention_days: int = 14
+    # Let functions' declared hosts resolve to loopback or private addresses (tests, labs).
+    functions_allow_private_hosts: bool = False
     # Each server process delivers stored events and fires cron triggers (background.py).
     background_workers: bool = True
     delivery_poll_s: float = 1.0

@@ -16,3 +16,5 @@ class FunctionsError(StrEnum):
     MEMBER_NOT_FOUND = "functions.member_not_found"
     BAD_CALL = "functions.bad_sdk_call"
     NOT_IN_GALLERY = "functions.not_in_gallery"
+    HOST_NOT_ALLOWED = "functions.host_not_allowed"
+    HTTP_FAILED = "functions.http_failed"

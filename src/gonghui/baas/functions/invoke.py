@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from gonghui.baas.functions import service
 from gonghui.baas.functions.errors import FunctionsError
@@ -26,6 +27,7 @@ from gonghui.baas.permissions import Caller
 from gonghui.clock import now
 from gonghui.db import unit_of_work
 from gonghui.observability import request_id_var
+from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 
 MAX_CALL_DEPTH = 3
@@ -73,6 +75,10 @@ class Definition:
     secrets: dict[str, str]
     limits: Limits
     runs_as_server: bool
+    allowed_hosts: tuple[str, ...]
+    # The app's org (or one above it) is trusted to run unsandboxed where bubblewrap is
+    # missing (``functions_trusted_orgs``).
+    trusted: bool
 
 
 # Like app keys (baas.apps), definitions are cached for a couple of seconds: a deploy in
@@ -86,6 +92,18 @@ _definitions_lock = threading.Lock()
 def forget_definition(app_id: int, name: str) -> None:
     with _definitions_lock:
         _definitions.pop((app_id, name), None)
+
+
+def _org_trusted(session: Session, org_id: int) -> bool:
+    trusted = set(get_settings().functions_trusted_orgs)
+    if not trusted:
+        return False
+    org = session.get(Org, org_id)
+    if org is None:
+        return False
+    chain = [int(part) for part in org.path.strip("/").split("/") if part]
+    codes = set(session.scalars(select(Org.code).where(Org.id.in_(chain))))
+    return bool(codes & trusted)
 
 
 def forget_definitions() -> None:
@@ -109,6 +127,8 @@ def _definition(app_id: int, name: str) -> Definition:
             secrets=unseal_secrets(fn.id, fn.secrets_enc),
             limits=Limits(timeout_s=fn.timeout_s, cpu_s=fn.timeout_s, memory_mb=fn.memory_mb),
             runs_as_server=fn.runs_as == "server",
+            allowed_hosts=tuple(fn.allowed_hosts or ()),
+            trusted=_org_trusted(session, fn.org_id),
         )
     with _definitions_lock:
         _definitions[key] = (time.monotonic() + DEFINITION_TTL_S, definition)
@@ -139,8 +159,9 @@ def invoke(
         source=fn.source,
         event=event,
         context=context,
-        sdk=PlatformCalls(acting, depth),
+        sdk=PlatformCalls(acting, depth, fn.allowed_hosts),
         limits=fn.limits,
+        trusted=fn.trusted,
     )
     request_id = request_id_var.get()
     _logs.add(
@@ -220,15 +241,20 @@ class PlatformCalls:
     """Answers the SDK calls of one invocation, always within the invoking app: a table or
     function name is resolved in ``caller.app_id`` only, so no call reaches another app."""
 
-    def __init__(self, caller: Caller, depth: int) -> None:
+    def __init__(self, caller: Caller, depth: int, allowed_hosts: tuple[str, ...] = ()) -> None:
         self.caller = caller
         self.depth = depth
+        self.allowed_hosts = allowed_hosts
 
     def __call__(self, op: str, args: dict[str, Any]) -> Any:
         from gonghui.baas.functions import members_ops
         from gonghui.baas.records import query, write
 
         caller = self.caller
+        if op == "http.request":
+            from gonghui.baas.functions import egress
+
+            return egress.request(args, allowed_hosts=self.allowed_hosts)
         if op == "functions.invoke":
             if self.depth + 1 >= MAX_CALL_DEPTH:
                 raise SdkRefusal(FunctionsError.CALL_DEPTH, "functions call each other too deep")

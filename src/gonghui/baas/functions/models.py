@@ -26,6 +26,9 @@ class Function(Base):
     timeout_s: Mapped[float] = mapped_column(default=5.0)
     memory_mb: Mapped[int] = mapped_column(default=128)
     env: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Hosts the function may call over HTTP(S), through the platform (``http.request``):
+    # "api.example.com" or "*.example.com". Its sandbox has no network of its own.
+    allowed_hosts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # AES-GCM sealed JSON object of secret name -> value; see secrets.py.
     secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=now)

@@ -50,6 +50,7 @@ def function_read(function: Function) -> FunctionRead:
         timeout_s=function.timeout_s,
         memory_mb=function.memory_mb,
         env=dict(function.env or {}),
+        allowed_hosts=list(function.allowed_hosts or []),
         secret_names=service.secret_names(function),
     )
 

@@ -119,11 +119,28 @@ class _Sdk:
         return self.call("functions.invoke", {"function": function, "event": event})
 
 
+class _Http:
+    def __init__(self, sdk: _Sdk) -> None:
+        self._sdk = sdk
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+    ) -> Any:
+        """Call one of the function's ``allowed_hosts``; returns status, headers, body."""
+        args = {"method": method, "url": url, "headers": headers or {}, "body": body}
+        return self._sdk.call("http.request", args)
+
+
 class Context:
     """What a function's ``handler(event, context)`` receives besides the event."""
 
     def __init__(self, sdk: _Sdk, data: dict[str, Any], log: _Logger) -> None:
         self.sdk = sdk
+        self.http = _Http(sdk)
         self.log = log
         self.app = data.get("app")
         self.function = data.get("function")

@@ -12,7 +12,8 @@ What the code inside can see and do:
   process limit counts only that worker's processes (RLIMIT_NPROC is not enforced for root).
 
 Where bubblewrap is missing or cannot create namespaces, workers refuse to start unless the
-deployment trusts the code (``functions_trust_unsandboxed``): then only the limits apply.
+deployment trusts the code of the app's org (``functions_trusted_orgs``, or every org with
+``functions_trust_unsandboxed``): then only the limits apply.
 See https://github.com/containers/bubblewrap for the options used.
 """
 
@@ -158,7 +159,8 @@ class Worker:
             raise SandboxUnavailable(
                 "functions.sandbox_unavailable",
                 "cloud functions need bubblewrap (Debian package 'bubblewrap') with user "
-                "namespaces; install it, or trust this deployment's code explicitly",
+                "namespaces; install it, or trust this org's code explicitly "
+                "(GONGHUI_FUNCTIONS_TRUSTED_ORGS)",
             )
         started = time.monotonic()
         self.process = subprocess.Popen(

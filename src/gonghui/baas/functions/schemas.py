@@ -12,6 +12,7 @@ class FunctionDeploy(BaseModel):
     memory_mb: int = 128
     runs_as: Literal["caller", "server"] = "caller"
     env: dict[str, str] | None = None
+    allowed_hosts: list[str] | None = None
 
 
 class FunctionRead(BaseModel):
@@ -22,6 +23,7 @@ class FunctionRead(BaseModel):
     timeout_s: float
     memory_mb: int
     env: dict[str, str]
+    allowed_hosts: list[str]
     secret_names: list[str]
 
 

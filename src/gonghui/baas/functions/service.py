@@ -24,6 +24,10 @@ from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.tenancy import Actor
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_HOST = re.compile(
+    r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+MAX_ALLOWED_HOSTS = 20
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_TIMEOUT_S = 60.0
 MEMORY_MB = (64, 1024)
@@ -36,6 +40,7 @@ class FunctionSpec:
     memory_mb: int = 128
     runs_as: str = "caller"
     env: dict[str, str] | None = None
+    allowed_hosts: list[str] | None = None
 
 
 def _bad(field: str, code: str, message: str) -> InvalidInput:
@@ -69,6 +74,13 @@ def _check_spec(spec: FunctionSpec) -> None:
         raise _bad("memory_mb", FunctionsError.BAD_LIMITS, "between 64 and 1024 MB")
     if spec.runs_as not in ("caller", "server"):
         raise _bad("runs_as", FunctionsError.BAD_LIMITS, "caller or server")
+    hosts = spec.allowed_hosts or []
+    if len(hosts) > MAX_ALLOWED_HOSTS or not all(_HOST.match(h) for h in hosts):
+        raise _bad(
+            "allowed_hosts",
+            FunctionsError.BAD_LIMITS,
+            f"up to {MAX_ALLOWED_HOSTS} host names, e.g. api.example.com or *.example.com",
+        )
 
 
 def find_function(session: Session, *, app_id: int, name: str) -> Function:
@@ -118,6 +130,8 @@ def deploy(
     fn.runs_as = spec.runs_as
     if spec.env is not None:
         fn.env = dict(spec.env)
+    if spec.allowed_hosts is not None:
+        fn.allowed_hosts = sorted(set(spec.allowed_hosts))
     fn.updated_at = now()
     session.flush()
     _forget_on_commit(session, fn)

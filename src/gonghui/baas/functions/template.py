@@ -33,6 +33,7 @@ def export_functions(session: Session, app_id: int) -> list[dict[str, Any]]:
             "memory_mb": fn.memory_mb,
             "runs_as": fn.runs_as,
             "env": dict(fn.env or {}),
+            "allowed_hosts": list(fn.allowed_hosts or []),
             "secret_names": functions.secret_names(fn),
         }
         for fn in rows
@@ -49,6 +50,7 @@ def apply_functions(
             memory_mb=int(item.get("memory_mb", 128)),
             runs_as=str(item.get("runs_as", "caller")),
             env=dict(item.get("env") or {}),
+            allowed_hosts=list(item.get("allowed_hosts") or []),
         )
         functions.deploy(session, actor=actor, app_id=app_id, name=str(item["name"]), spec=spec)
 

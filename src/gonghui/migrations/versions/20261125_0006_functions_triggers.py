@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("timeout_s", sa.Double(), nullable=False),
         sa.Column("memory_mb", sa.Integer(), nullable=False),
         sa.Column("env", sa.JSON(), nullable=False),
+        sa.Column("allowed_hosts", sa.JSON(), nullable=False),
         sa.Column("secrets_enc", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", gonghui.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", gonghui.db.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,77 @@
+"""A function reaches the network only through the platform, and only the hosts it
+declared: anything else, private addresses and redirects out are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from gonghui.baas.functions.egress import host_allowed
+from gonghui.orgs.models import Role
+from gonghui.settings import get_settings
+from tests.baas.conftest import AppHandle
+from tests.baas.devapp import deploy, invoke, make_app
+from tests.fixtures import StaffFactory, Tree
+from tests.receiver import running_receiver
+
+CALL = (
+    "def handler(event, context):\n"
+    "    try:\n"
+    "        r = context.http.request('POST', event['url'], body='{\"ping\": 1}',"
+    " headers={'Content-Type': 'application/json'})\n"
+    "        return {'status': r['status']}\n"
+    "    except Exception as exc:\n"
+    "        return {'refused': str(exc)}\n"
+)
+
+
+@pytest.fixture
+def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> AppHandle:
+    return make_app(api, make_staff(tree.city_a, Role.DEVELOPER), tree.city_a, "外呼")
+
+
+@pytest.fixture
+def private_hosts_allowed() -> Iterator[None]:
+    settings = get_settings()
+    settings.functions_allow_private_hosts = True
+    yield
+    settings.functions_allow_private_hosts = False
+
+
+def test_host_patterns() -> None:
+    allowed = ("api.example.com", "*.union.cn")
+    assert host_allowed("api.example.com", allowed)
+    assert host_allowed("API.example.com.", allowed)
+    assert host_allowed("a.b.union.cn", allowed)
+    assert not host_allowed("union.cn", allowed)
+    assert not host_allowed("evil-api.example.com", allowed)
+    assert not host_allowed("api.example.com.evil.cn", allowed)
+
+
+def test_a_declared_host_is_reached_and_others_are_refused(
+    api: httpx.Client, app_a: AppHandle, private_hosts_allowed: None
+) -> None:
+    with running_receiver() as receiver:
+        assert deploy(api, app_a, "call", CALL, allowed_hosts=["127.0.0.1"]).status_code == 201
+        ok = invoke(api, app_a, "call", {"url": receiver.url}).json()["result"]
+        assert ok == {"status": 200}
+        assert [r.json for r in receiver.requests] == [{"ping": 1}]
+        other = invoke(api, app_a, "call", {"url": "http://localhost:9/x"}).json()["result"]
+        assert other["refused"].startswith("functions.host_not_allowed")
+    assert len(receiver.requests) == 1
+
+
+def test_private_addresses_are_refused_by_default(api: httpx.Client, app_a: AppHandle) -> None:
+    with running_receiver() as receiver:
+        deploy(api, app_a, "call", CALL, allowed_hosts=["127.0.0.1"])
+        refused = invoke(api, app_a, "call", {"url": receiver.url}).json()["result"]
+        assert "does not resolve to a public address" in refused["refused"]
+    assert receiver.requests == []
+
+
+def test_bad_host_lists_are_refused(api: httpx.Client, app_a: AppHandle) -> None:
+    resp = deploy(api, app_a, "call", CALL, allowed_hosts=["http://x.cn/path"])
+    assert resp.status_code == 422
+    assert resp.json()["error"]["details"][0]["field"] == "allowed_hosts"
