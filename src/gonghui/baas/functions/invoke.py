@@ -247,7 +247,7 @@ class PlatformCalls:
         self.allowed_hosts = allowed_hosts
 
     def __call__(self, op: str, args: dict[str, Any]) -> Any:
-        from gonghui.baas.functions import members_ops
+        from gonghui.baas.functions import files_ops, members_ops
         from gonghui.baas.records import query, write
 
         caller = self.caller
@@ -301,6 +301,9 @@ class PlatformCalls:
                     cursor=args.get("cursor"),
                 )
                 return {"items": page.items, "next_cursor": page.next_cursor}
+        if op in files_ops.OPS:
+            with unit_of_work(read_only=op in files_ops.READ_ONLY) as session:
+                return files_ops.OPS[op](session, caller, args)
         if op in members_ops.OPS:
             with unit_of_work() as session:
                 return members_ops.OPS[op](session, caller, args)

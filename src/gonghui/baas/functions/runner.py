@@ -15,6 +15,7 @@ channel is a private duplicate of the original stdout.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -119,6 +120,32 @@ class _Sdk:
         return self.call("functions.invoke", {"function": function, "event": event})
 
 
+class _Files:
+    """The app's files: ``list``, ``url`` (signed, expiring), ``read`` (bytes, up to 1 MiB),
+    ``write`` and ``delete``, with the same rights as the function's calls to tables."""
+
+    def __init__(self, sdk: _Sdk) -> None:
+        self._sdk = sdk
+
+    def list(self, folder: str | None = None) -> Any:
+        return self._sdk.call("files.list", {"folder": folder})
+
+    def url(self, file_id: int, thumbnail: bool = False) -> Any:
+        return self._sdk.call("files.url", {"id": file_id, "thumbnail": thumbnail})
+
+    def read(self, file_id: int) -> bytes:
+        found = self._sdk.call("files.read", {"id": file_id})
+        return base64.b64decode(found["base64"])
+
+    def write(self, name: str, data: bytes | str, folder: str = "") -> Any:
+        raw = data.encode() if isinstance(data, str) else data
+        payload = {"name": name, "folder": folder, "base64": base64.b64encode(raw).decode()}
+        return self._sdk.call("files.write", payload)
+
+    def delete(self, file_id: int) -> Any:
+        return self._sdk.call("files.delete", {"id": file_id})
+
+
 class _Http:
     def __init__(self, sdk: _Sdk) -> None:
         self._sdk = sdk
@@ -141,6 +168,7 @@ class Context:
     def __init__(self, sdk: _Sdk, data: dict[str, Any], log: _Logger) -> None:
         self.sdk = sdk
         self.http = _Http(sdk)
+        self.files = _Files(sdk)
         self.log = log
         self.app = data.get("app")
         self.function = data.get("function")
