@@ -1,5 +1,10 @@
-"""``gonghui serve`` as a separate process on the test database: for tests that need
-several server processes, or to kill one with SIGKILL and start it again."""
+"""``gonghui serve`` as a separate process: for tests that need several server processes,
+a multi-worker server, or one to kill with SIGKILL and start again.
+
+By default it serves the test's own database and data directory; load tests give it a
+data directory (and database) of its own. It runs in a session of its own, so ``kill``
+takes the whole process group (master and workers) at once.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ import httpx
 from gonghui.settings import get_settings
 
 _GONGHUI = Path(sys.executable).parent / "gonghui"
+_ROOT = Path(__file__).resolve().parents[1]
+READY_TIMEOUT_S = 90.0
 
 
 def free_port() -> int:
@@ -25,51 +32,77 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        database_url: str | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.data_dir = data_dir or settings.data_dir
+        self.database_url = settings.database_url if database_url is None else database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = get_settings()
         self.env = {
             **os.environ,
             "GONGHUI_ENV": "test",
-            "GONGHUI_DATA_DIR": str(settings.data_dir),
-            "GONGHUI_DATABASE_URL": settings.database_url,
+            "GONGHUI_DATA_DIR": str(self.data_dir),
+            "GONGHUI_DATABASE_URL": self.database_url,
             "GONGHUI_PUBLIC_BASE_URL": self.url,
             "GONGHUI_LOG_LEVEL": "WARNING",
             **(env or {}),
         }
         self.workers = workers
+        self.log_path = self.data_dir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 60.0) -> ServerProcess:
+    def start(self) -> ServerProcess:
         argv = [str(_GONGHUI), "serve", "--skip-migrate", "--port", str(self.port)]
         argv += ["--workers", str(self.workers)]
-        self.process = subprocess.Popen(
-            argv, env=self.env, stdout=subprocess.DEVNULL, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout_s
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
+                raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling another process's readiness, bounded above
         self.kill()
-        raise RuntimeError("server did not become ready")
+        raise RuntimeError(f"server not ready in {READY_TIMEOUT_S}s: {self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown code runs."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        self._signal(signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        try:
+            self._signal(signal.SIGTERM)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def log_tail(self) -> str:
+        path = self.log_path
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""

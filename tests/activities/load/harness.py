@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,18 +20,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import Engine, create_engine, text
 
+from tests.serverproc import ServerProcess
+
 ROOT = Path(__file__).resolve().parents[3]
-GONGHUI = Path(sys.executable).parent / "gonghui"
-READY_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -94,23 +84,18 @@ def seed_main() -> None:
     sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
 
 
-class Server:
+class Server(ServerProcess):
+    """A two-process server on its own data directory (and the test database on
+    PostgreSQL), with the seeding and database reads of the load tests."""
+
     def __init__(self, data_dir: Path, database_url: str) -> None:
-        self.data_dir = data_dir
-        self.database_url = database_url
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.env = {
-            **os.environ,
-            "GONGHUI_ENV": "test",
-            "GONGHUI_DATA_DIR": str(data_dir),
-            "GONGHUI_DATABASE_URL": database_url,
-            "GONGHUI_LOG_LEVEL": "WARNING",
-            "GONGHUI_PUBLIC_BASE_URL": self.base_url,
+        super().__init__(
+            workers=2,
+            data_dir=data_dir,
+            database_url=database_url,
             # Tokens must outlive a slow run on a busy machine.
-            "GONGHUI_ACCESS_TOKEN_TTL_S": "7200",
-        }
+            env={"GONGHUI_ACCESS_TOKEN_TTL_S": "7200"},
+        )
 
     @property
     def resolved_url(self) -> str:
@@ -142,56 +127,6 @@ class Server:
                 ).all()
             )
         return Lottery(seeded["activity_id"], seeded["tokens"], stock)
-
-    def start(self) -> None:
-        with (self.data_dir / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(GONGHUI), "serve", "--workers", "2", "--port", str(self.port)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_tail()}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)  # polling for readiness of another process, bounded above
-        raise RuntimeError(f"server not ready in {READY_TIMEOUT_S}s: {self.log_tail()}")
-
-    def kill(self) -> None:
-        """``kill -9`` the server and its workers (the whole process group)."""
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=30)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-        self.process = None
-
-    def log_tail(self) -> str:
-        path = self.data_dir / "server.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:

@@ -59,7 +59,7 @@ async def _burst(server: Server, lottery: Lottery) -> list[list[tuple[str, int, 
     # No keep-alive: a pooled connection the server closed when idle would fail spuriously.
     limits = httpx.Limits(max_connections=MEMBERS, max_keepalive_connections=0)
     async with httpx.AsyncClient(
-        base_url=server.base_url, timeout=httpx.Timeout(180), limits=limits
+        base_url=server.url, timeout=httpx.Timeout(180), limits=limits
     ) as client:
         # At most MEMBERS requests in flight: httpx's pool handles a long queue of waiting
         # requests in quadratic time, which would measure the client, not the server.

@@ -68,7 +68,7 @@ async def _fire(
         return member, key, 200, resp.json()
 
     async with httpx.AsyncClient(
-        base_url=server.base_url, timeout=httpx.Timeout(120), limits=limits
+        base_url=server.url, timeout=httpx.Timeout(120), limits=limits
     ) as client:
         return list(await asyncio.gather(*(one(client, m, k) for m, k in requests)))
 
