@@ -14,6 +14,7 @@ import pytest
 from gonghui import clock
 from gonghui.accounts.service import create_user, get_user
 from gonghui.accounts.tokens import issue_access_token, start_session
+from gonghui.activities.quiz.models import Question
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
 from gonghui.members.idnumber import check_character
@@ -139,3 +140,63 @@ def create_activity(
         assert resp.status_code == 200, resp.text
         activity = resp.json()
     return activity
+
+
+def quiz_config(**rules: Any) -> dict[str, Any]:
+    return {
+        "kind": "quiz",
+        "quiz": {
+            "question_count": 3,
+            "time_limit_s": 60,
+            "pass_score": 60,
+            "reward": {"type": "points", "points": 20},
+            **rules,
+        },
+    }
+
+
+def quiz_lottery_config(
+    prize: str = "二十元券", stock: int = 1, value: int = 2000
+) -> dict[str, Any]:
+    """Pass a 3-question quiz with full marks to earn the one draw; the prize always wins."""
+    return {
+        "kind": "quiz_lottery",
+        "quiz": {
+            "question_count": 3,
+            "time_limit_s": 120,
+            "pass_score": 100,
+            "reward": {"type": "chances", "chances": 1},
+        },
+        "lottery": {
+            "prizes": [
+                {"name": prize, "kind": "voucher", "weight": 1, "stock": stock, "value": value}
+            ],
+            "free_draws_per_day": 0,
+        },
+    }
+
+
+def add_questions(api: httpx.Client, headers: dict[str, str], org_id: int, n: int = 4) -> None:
+    for i in range(n):
+        resp = api.post(
+            f"/api/v1/orgs/{org_id}/questions",
+            json={
+                "kind": "single",
+                "text": f"第{i}题",
+                "options": ["甲", "乙", "丙"],
+                "answer": [i % 3],
+                "explanation": f"答案是{'甲乙丙'[i % 3]}",
+            },
+            headers=headers,
+        )
+        assert resp.status_code == 201, resp.text
+
+
+def answers_for(attempt: dict[str, Any], *, wrong: int = 0) -> dict[str, list[int]]:
+    with unit_of_work() as session:
+        right = {q.id: q.answer for q in session.query(Question)}
+    answers = {}
+    for n, q in enumerate(attempt["questions"]):
+        answer = right[q["id"]]
+        answers[str(q["id"])] = [(answer[0] + 1) % 3] if n < wrong else answer
+    return answers

@@ -11,8 +11,13 @@ from gonghui.db import unit_of_work
 from gonghui.members import service as members
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
-from tests.activities.conftest import create_activity, id_number
-from tests.activities.quiz.test_quiz import _answers, _bank
+from tests.activities.conftest import (
+    add_questions,
+    answers_for,
+    create_activity,
+    id_number,
+    quiz_lottery_config,
+)
 from tests.fixtures import StaffFactory, Tree
 
 
@@ -20,27 +25,13 @@ def test_member_verifies_quizzes_draws_and_finds_the_prize(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a)
+    add_questions(api, op.headers, tree.city_a)
     activity = create_activity(
         api,
         op.headers,
         tree.city_a,
         title="学法答题抽好礼",
-        config={
-            "kind": "quiz_lottery",
-            "quiz": {
-                "question_count": 3,
-                "time_limit_s": 120,
-                "pass_score": 100,
-                "reward": {"type": "chances", "chances": 1},
-            },
-            "lottery": {
-                "prizes": [
-                    {"name": "二十元券", "kind": "voucher", "weight": 1, "stock": 1, "value": 2000}
-                ],
-                "free_draws_per_day": 0,
-            },
-        },
+        config=quiz_lottery_config(),
     )
     # The roster lists her; she signs in (a session) and verifies against it.
     with unit_of_work() as session:
@@ -65,7 +56,7 @@ def test_member_verifies_quizzes_draws_and_finds_the_prize(
     attempt = api.post(f"/api/v1/activities/{aid}/quiz/attempts", headers=headers).json()
     result = api.post(
         f"/api/v1/quiz/attempts/{attempt['attempt_id']}/submit",
-        json={"answers": _answers(attempt)},
+        json={"answers": answers_for(attempt)},
         headers={**headers, "Idempotency-Key": "quiz-1"},
     ).json()
     assert (result["score"], result["passed"], result["reward"]) == (100, True, f"chances:1@{aid}")

@@ -11,8 +11,12 @@ from gonghui.db import unit_of_work
 from gonghui.members import service as members
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
-from tests.activities.conftest import create_activity, id_number
-from tests.activities.quiz.test_quiz import _bank
+from tests.activities.conftest import (
+    add_questions,
+    create_activity,
+    id_number,
+    quiz_lottery_config,
+)
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
 
@@ -113,27 +117,13 @@ def test_member_passes_a_timed_quiz_and_draws_the_chance_it_earned(
     phone: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a)
+    add_questions(api, op.headers, tree.city_a)
     create_activity(
         api,
         op.headers,
         tree.city_a,
         title="学法答题抽好礼",
-        config={
-            "kind": "quiz_lottery",
-            "quiz": {
-                "question_count": 3,
-                "time_limit_s": 120,
-                "pass_score": 100,
-                "reward": {"type": "chances", "chances": 1},
-            },
-            "lottery": {
-                "prizes": [
-                    {"name": "二十元券", "kind": "voucher", "weight": 1, "stock": 1, "value": 2000}
-                ],
-                "free_draws_per_day": 0,
-            },
-        },
+        config=quiz_lottery_config(),
     )
     with unit_of_work() as session:
         members.add_roster_entry(

@@ -10,56 +10,18 @@ import httpx
 from openpyxl import Workbook
 
 from gonghui import clock
-from gonghui.activities.quiz.models import Question
-from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from tests.activities.conftest import (
     Member,
     MemberFactory,
+    add_questions,
+    answers_for,
     create_activity,
     lottery_config,
+    quiz_config,
     window,
 )
 from tests.fixtures import StaffFactory, Tree
-
-
-def quiz_config(**rules: Any) -> dict[str, Any]:
-    return {
-        "kind": "quiz",
-        "quiz": {
-            "question_count": 3,
-            "time_limit_s": 60,
-            "pass_score": 60,
-            "reward": {"type": "points", "points": 20},
-            **rules,
-        },
-    }
-
-
-def _bank(api: httpx.Client, headers: dict[str, str], org_id: int, n: int = 4) -> None:
-    for i in range(n):
-        resp = api.post(
-            f"/api/v1/orgs/{org_id}/questions",
-            json={
-                "kind": "single",
-                "text": f"第{i}题",
-                "options": ["甲", "乙", "丙"],
-                "answer": [i % 3],
-                "explanation": f"答案是{'甲乙丙'[i % 3]}",
-            },
-            headers=headers,
-        )
-        assert resp.status_code == 201, resp.text
-
-
-def _answers(attempt: dict[str, Any], *, wrong: int = 0) -> dict[str, list[int]]:
-    with unit_of_work() as session:
-        right = {q.id: q.answer for q in session.query(Question)}
-    answers = {}
-    for n, q in enumerate(attempt["questions"]):
-        answer = right[q["id"]]
-        answers[str(q["id"])] = [(answer[0] + 1) % 3] if n < wrong else answer
-    return answers
 
 
 def _start(api: httpx.Client, activity_id: int, member: Member) -> httpx.Response:
@@ -89,7 +51,7 @@ def test_bad_question_is_refused_with_the_field(
     assert resp.json()["error"]["code"] == "request.invalid"
     assert api.get(f"/api/v1/orgs/{tree.city_a}/questions", headers=op.headers).json() == []
     other = make_staff(tree.city_b, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a, 1)
+    add_questions(api, op.headers, tree.city_a, 1)
     assert (
         api.get(f"/api/v1/orgs/{tree.city_a}/questions", headers=other.headers).status_code == 404
     )
@@ -138,7 +100,7 @@ def test_pass_earns_points_answers_stay_hidden_until_submit(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a)
+    add_questions(api, op.headers, tree.city_a)
     activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
     member = make_member(tree.city_a)
     started = _start(api, activity["id"], member)
@@ -148,7 +110,7 @@ def test_pass_earns_points_answers_stay_hidden_until_submit(
     assert all(set(q) == {"id", "kind", "text", "options"} for q in attempt["questions"])
 
     clock.advance(timedelta(seconds=30))
-    done = _submit(api, attempt, member, _answers(attempt, wrong=1), **{"Idempotency-Key": "s1"})
+    done = _submit(api, attempt, member, answers_for(attempt, wrong=1), **{"Idempotency-Key": "s1"})
     assert done.status_code == 200
     result = done.json()
     assert (result["score"], result["correct"], result["passed"]) == (66, 2, True)
@@ -157,7 +119,7 @@ def test_pass_earns_points_answers_stay_hidden_until_submit(
     assert all(r["explanation"].startswith("答案是") for r in result["results"])
     retry = _submit(api, attempt, member, {}, **{"Idempotency-Key": "s1"})
     assert retry.json() == result
-    again = _submit(api, attempt, member, _answers(attempt))
+    again = _submit(api, attempt, member, answers_for(attempt))
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "quiz.already_submitted"
     assert api.get("/api/v1/me/wallet", headers=member.headers).json()["points"] == 20
@@ -167,12 +129,12 @@ def test_time_limit_is_enforced_by_the_server(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a)
+    add_questions(api, op.headers, tree.city_a)
     activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
     member = make_member(tree.city_a)
     attempt = _start(api, activity["id"], member).json()
     clock.advance(timedelta(seconds=63))
-    result = _submit(api, attempt, member, _answers(attempt)).json()
+    result = _submit(api, attempt, member, answers_for(attempt)).json()
     assert (result["timed_out"], result["score"], result["passed"], result["reward"]) == (
         True,
         0,
@@ -187,7 +149,7 @@ def test_attempts_per_day(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a)
+    add_questions(api, op.headers, tree.city_a)
     activity = create_activity(api, op.headers, tree.city_a, config=quiz_config(attempts_per_day=1))
     member = make_member(tree.city_a)
     assert _start(api, activity["id"], member).status_code == 201
@@ -202,7 +164,7 @@ def test_too_small_bank_is_refused(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a, 2)
+    add_questions(api, op.headers, tree.city_a, 2)
     activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
     resp = _start(api, activity["id"], make_member(tree.city_a))
     assert resp.status_code == 409
@@ -213,7 +175,7 @@ def test_passing_earns_chances_in_the_linked_lottery(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a)
+    add_questions(api, op.headers, tree.city_a)
     lottery = create_activity(
         api, op.headers, tree.city_a, config=lottery_config(free_draws_per_day=0)
     )
@@ -231,7 +193,7 @@ def test_passing_earns_chances_in_the_linked_lottery(
         "lottery.no_chances"
     )
     attempt = _start(api, quiz["id"], member).json()
-    result = _submit(api, attempt, member, _answers(attempt)).json()
+    result = _submit(api, attempt, member, answers_for(attempt)).json()
     assert result["reward"] == f"chances:2@{lottery['id']}"
     first = api.post(draw_url, headers=member.headers).json()
     assert first["chances_left"] == 1
@@ -243,7 +205,7 @@ def test_leaderboard_orders_by_score_then_speed_with_own_rank(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _bank(api, op.headers, tree.city_a)
+    add_questions(api, op.headers, tree.city_a)
     activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
     slow_perfect = make_member(tree.city_a, name="王小明")
     fast_perfect = make_member(tree.city_a, name="李四")
@@ -252,7 +214,7 @@ def test_leaderboard_orders_by_score_then_speed_with_own_rank(
     for member, seconds, wrong in plans:
         attempt = _start(api, activity["id"], member).json()
         clock.advance(timedelta(seconds=seconds))
-        _submit(api, attempt, member, _answers(attempt, wrong=wrong))
+        _submit(api, attempt, member, answers_for(attempt, wrong=wrong))
     board = api.get(
         f"/api/v1/activities/{activity['id']}/quiz/leaderboard", headers=fast_partial.headers
     ).json()
