@@ -27,6 +27,7 @@ from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
 from gonghui.baas.permissions import Caller
 from gonghui.baas.records.rows import ref_resolver
 from gonghui.baas.records.where import Compiler
+from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import TableInfo
 from gonghui.baas.triggers import delivery as dispatch
 from gonghui.baas.triggers import signing
@@ -78,8 +79,6 @@ def _check(session: Session, app_id: int, spec: TriggerSpec) -> None:
     if spec.event in RECORD_EVENTS:
         if not spec.table_name:
             raise _bad("table_name", TriggersError.BAD_TRIGGER, "record triggers name a table")
-        from gonghui.baas.tables import info as infos
-
         table = infos.load(session, app_id=app_id, name=spec.table_name)
         if spec.filter is not None:
             # Compiling refuses a bad filter now rather than at the first change.
