@@ -40,6 +40,7 @@ def serve(
     """Migrate, then serve the API (and the console and H5 pages)."""
     import uvicorn
 
+    from gonghui import hotwrite
     from gonghui.observability import configure_logging
 
     settings = get_settings()
@@ -48,6 +49,9 @@ def serve(
 
         upgrade()
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    # One writer process takes every server process's hot writes (hotwrite.py).
+    os.environ["GONGHUI_HOT_WRITER_SOCKET"] = hotwrite.start_writer_process()
+    get_settings.cache_clear()
     uvicorn.run(
         "gonghui.asgi:app",
         host=host or settings.host,

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # How long a process may hold a delivery it is sending before others may retry it.
     delivery_lease_s: float = 60.0
     scheduler_interval_s: float = 1.0
+    # Set by ``gonghui serve`` for its server processes: the socket of the server's one
+    # writer process for members' hot writes (see hotwrite.py). Empty: a writer thread.
+    hot_writer_socket: str = ""
 
     upload_max_bytes: int = 20 * 1024 * 1024
     # Blob storage: "local" (data_dir/files) or "s3" (any S3-compatible bucket).

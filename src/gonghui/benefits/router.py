@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
-from gonghui.activities import idempotency
+from gonghui import hotwrite
 from gonghui.activities import service as activities
-from gonghui.activities.hotpath import member_write
 from gonghui.benefits import export, fulfilment, service
 from gonghui.benefits.schemas import (
     AddressRequest,
@@ -57,55 +54,33 @@ def get_ledger(
 
 
 @router.post("/me/vouchers/{voucher_id}/redeem")
-def redeem_voucher(
+async def redeem_voucher(
     voucher_id: int, body: RedeemRequest, member: CurrentMember, idem: IdempotencyKey
 ) -> VoucherRead:
-    with member_write() as session:
-
-        def act() -> dict[str, Any]:
-            voucher = service.redeem_voucher(
-                session,
-                membership_id=member.membership_id,
-                voucher_id=voucher_id,
-                order_cents=body.order_cents,
-            )
-            return VoucherRead.model_validate(voucher).model_dump(mode="json")
-
-        result = idempotency.run_once(
-            session,
-            membership_id=member.membership_id,
-            key=idem,
-            operation=f"benefits.redeem:{voucher_id}",
-            action=act,
-        )
+    result = await hotwrite.run_async(
+        service.redeem_voucher_once,
+        membership_id=member.membership_id,
+        voucher_id=voucher_id,
+        order_cents=body.order_cents,
+        idempotency_key=idem,
+    )
     return VoucherRead.model_validate(result)
 
 
 @router.post("/me/prizes/{prize_id}/address")
-def give_address(
+async def give_address(
     prize_id: int, body: AddressRequest, member: CurrentMember, idem: IdempotencyKey
 ) -> PrizeRead:
     """Claim a physical prize: where to send it, before the deadline."""
-    with member_write() as session:
-
-        def act() -> dict[str, Any]:
-            prize = service.give_address(
-                session,
-                membership_id=member.membership_id,
-                prize_id=prize_id,
-                name=body.name,
-                phone=body.phone,
-                address=body.address,
-            )
-            return PrizeRead.model_validate(prize).model_dump(mode="json")
-
-        result = idempotency.run_once(
-            session,
-            membership_id=member.membership_id,
-            key=idem,
-            operation=f"benefits.claim:{prize_id}",
-            action=act,
-        )
+    result = await hotwrite.run_async(
+        service.give_address_once,
+        membership_id=member.membership_id,
+        prize_id=prize_id,
+        name=body.name,
+        phone=body.phone,
+        address=body.address,
+        idempotency_key=idem,
+    )
     return PrizeRead.model_validate(result)
 
 

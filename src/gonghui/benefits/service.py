@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from gonghui.activities import idempotency
 from gonghui.audit import service as audit
 from gonghui.benefits.errors import BenefitsError
 from gonghui.benefits.models import (
@@ -28,6 +29,7 @@ from gonghui.benefits.models import (
     Voucher,
     VoucherStatus,
 )
+from gonghui.benefits.schemas import PrizeRead, VoucherRead
 from gonghui.clock import now
 from gonghui.db import is_sqlite, rowcount
 from gonghui.errors import Conflict, NotFound
@@ -323,3 +325,63 @@ def member_ledger(
     if before_id is not None:
         stmt = stmt.where(LedgerEntry.id < before_id)
     return list(session.scalars(stmt.order_by(LedgerEntry.id.desc()).limit(min(limit, 200))))
+
+
+# -- members' own actions, as the hot writer runs them (JSON answers, idempotent) ----------
+
+
+def redeem_voucher_once(
+    session: Session,
+    *,
+    membership_id: int,
+    voucher_id: int,
+    order_cents: int,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Redeem; a retry with the same key gets the first answer."""
+
+    def act() -> dict[str, Any]:
+        voucher = redeem_voucher(
+            session, membership_id=membership_id, voucher_id=voucher_id, order_cents=order_cents
+        )
+        return VoucherRead.model_validate(voucher).model_dump(mode="json")
+
+    return idempotency.run_once(
+        session,
+        membership_id=membership_id,
+        key=idempotency_key,
+        operation=f"benefits.redeem:{voucher_id}",
+        action=act,
+    )
+
+
+def give_address_once(
+    session: Session,
+    *,
+    membership_id: int,
+    prize_id: int,
+    name: str,
+    phone: str,
+    address: str,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Say where to send a physical prize; a retry with the same key gets the first answer."""
+
+    def act() -> dict[str, Any]:
+        prize = give_address(
+            session,
+            membership_id=membership_id,
+            prize_id=prize_id,
+            name=name,
+            phone=phone,
+            address=address,
+        )
+        return PrizeRead.model_validate(prize).model_dump(mode="json")
+
+    return idempotency.run_once(
+        session,
+        membership_id=membership_id,
+        key=idempotency_key,
+        operation=f"benefits.claim:{prize_id}",
+        action=act,
+    )

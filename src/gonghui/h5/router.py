@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
+from gonghui import hotwrite
 from gonghui.accounts import phone as phones
 from gonghui.accounts import wechat
 from gonghui.accounts.otp import OtpPurpose, send_code
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import hub
-from gonghui.activities.hotpath import member_write
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.quiz import attempts
 from gonghui.activities.schemas import HubItem
@@ -208,14 +208,13 @@ def draw(
 ) -> Response:
     check_csrf(request, user, csrf)
     try:
-        with member_write() as session:
-            result = draws.draw(
-                session,
-                member=_member(user),
-                activity_id=activity_id,
-                client_entropy=entropy,
-                idempotency_key=draw_key or None,
-            )
+        result = hotwrite.run(
+            draws.draw,
+            member=_member(user),
+            activity_id=activity_id,
+            client_entropy=entropy,
+            idempotency_key=draw_key or None,
+        )
     except DomainError as exc:
         return render(request, "h5/_draw_result.html", {"error": error_key(exc)})
     return render(
@@ -287,15 +286,15 @@ def give_address(
     error = None
     if body is not None:
         try:
-            with member_write() as session:
-                benefits.give_address(
-                    session,
-                    membership_id=_member(user).membership_id,
-                    prize_id=prize_id,
-                    name=body.name,
-                    phone=body.phone,
-                    address=body.address,
-                )
+            hotwrite.run(
+                benefits.give_address_once,
+                membership_id=_member(user).membership_id,
+                prize_id=prize_id,
+                name=body.name,
+                phone=body.phone,
+                address=body.address,
+                idempotency_key=None,
+            )
         except DomainError as exc:
             error = error_key(exc)
         else:
@@ -321,8 +320,9 @@ def start_quiz(
     item = next((i for i in _hub_items(user) if i.id == activity_id), None)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     try:
-        with member_write() as session:
-            attempt = attempts.start_attempt(session, member=_member(user), activity_id=activity_id)
+        attempt = hotwrite.run(
+            attempts.start_attempt, member=_member(user), activity_id=activity_id
+        )
     except DomainError as exc:
         context["error"] = error_key(exc)
         if item is not None:
@@ -343,14 +343,14 @@ async def submit_quiz(request: Request, user: H5Member, attempt_id: int) -> Resp
     activity_id = int(str(form.get("activity_id") or 0))
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "tab": "hub"}
     try:
-        with member_write() as session:
-            result = attempts.submit(
-                session,
-                member=_member(user),
-                attempt_id=attempt_id,
-                answers=answers,
-                idempotency_key=str(form.get("submit_key") or "") or None,
-            )
+        submit_key = str(form.get("submit_key") or "") or None
+        result = await hotwrite.run_async(
+            attempts.submit,
+            member=_member(user),
+            attempt_id=attempt_id,
+            answers=answers,
+            idempotency_key=submit_key,
+        )
     except DomainError as exc:
         context["error"] = error_key(exc)
         return render(request, "h5/quiz_result.html", context)

@@ -55,6 +55,21 @@ def chances_left(session: Session, *, activity: Activity, membership_id: int) ->
     return sum(left.values())
 
 
+def _pool(session: Session, activity_id: int) -> list[PoolPrize]:
+    """The prize pool, read once per transaction (a batch of draws shares it). Only its
+    names, kinds, values and weights are read from it: stock is taken in SQL."""
+    pools: dict[int, list[PoolPrize]] = session.info.setdefault("lottery.pools", {})
+    if activity_id not in pools:
+        pools[activity_id] = list(
+            session.scalars(
+                select(PoolPrize)
+                .where(PoolPrize.activity_id == activity_id)
+                .order_by(PoolPrize.position)
+            )
+        )
+    return pools[activity_id]
+
+
 def _claim_chance(session: Session, activity: Activity, rules: LotteryRules, member: int) -> None:
     scopes = chance_scopes()
     if rules.free_draws_per_day and counters.claim(
@@ -150,13 +165,7 @@ def _draw(
     draw_no = counters.next_number(
         session, activity_id=activity.id, membership_id=membership_id, scope="draws"
     )
-    pool = list(
-        session.scalars(
-            select(PoolPrize)
-            .where(PoolPrize.activity_id == activity.id)
-            .order_by(PoolPrize.position)
-        )
-    )
+    pool = _pool(session, activity.id)
     roll = fairness.roll(
         seed=activity.seed,
         activity_id=activity.id,

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gonghui.activities.hotpath import member_write
+from gonghui import hotwrite
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import proof
 from gonghui.deps import CurrentMember, IdempotencyKey, SessionDep
@@ -49,7 +49,7 @@ class Winner(BaseModel):
 
 
 @router.post("/activities/{activity_id}/draws")
-def create_draw(
+async def create_draw(
     activity_id: int,
     member: CurrentMember,
     idem: IdempotencyKey,
@@ -57,14 +57,14 @@ def create_draw(
 ) -> DrawRead:
     """Draw once. The draw, its ledger entry and the stored idempotent response are
     committed before this returns."""
-    with member_write() as session:
-        result = draws.draw(
-            session,
-            member=member,
-            activity_id=activity_id,
-            client_entropy=(body or DrawCreate()).entropy,
-            idempotency_key=idem,
-        )
+    entropy = (body or DrawCreate()).entropy
+    result = await hotwrite.run_async(
+        draws.draw,
+        member=member,
+        activity_id=activity_id,
+        client_entropy=entropy,
+        idempotency_key=idem,
+    )
     return DrawRead.model_validate(result)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, UploadFile, status
 
-from gonghui.activities.hotpath import member_write
+from gonghui import hotwrite
 from gonghui.activities.quiz import attempts, bank
 from gonghui.activities.quiz.schemas import (
     AttemptRead,
@@ -57,26 +57,24 @@ def import_questions(
 
 
 @router.post("/activities/{activity_id}/quiz/attempts", status_code=status.HTTP_201_CREATED)
-def start_attempt(activity_id: int, member: CurrentMember) -> AttemptRead:
-    with member_write() as session:
-        return attempts.start_attempt(session, member=member, activity_id=activity_id)
+async def start_attempt(activity_id: int, member: CurrentMember) -> AttemptRead:
+    return await hotwrite.run_async(attempts.start_attempt, member=member, activity_id=activity_id)
 
 
 @router.post("/quiz/attempts/{attempt_id}/submit")
-def submit_attempt(
+async def submit_attempt(
     attempt_id: int,
     body: SubmitRequest,
     member: CurrentMember,
     idem: IdempotencyKey,
 ) -> SubmitResult:
-    with member_write() as session:
-        return attempts.submit(
-            session,
-            member=member,
-            attempt_id=attempt_id,
-            answers=body.answers,
-            idempotency_key=idem,
-        )
+    return await hotwrite.run_async(
+        attempts.submit,
+        member=member,
+        attempt_id=attempt_id,
+        answers=body.answers,
+        idempotency_key=idem,
+    )
 
 
 @router.get("/activities/{activity_id}/quiz/leaderboard")

@@ -17,8 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from croniter import croniter
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from gonghui import hooks
 from gonghui.audit import service as audit
@@ -248,19 +249,42 @@ def record_events(
     return fired
 
 
-def org_event(session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]) -> int:
-    """Fire the triggers on ``event`` of every app whose org covers ``org_id``."""
-    org = session.get(Org, org_id)
-    if org is None:
-        return 0
-    chain = [int(part) for part in org.path.strip("/").split("/") if part]
-    triggers = list(
-        session.scalars(
-            select(Trigger).where(
-                Trigger.org_id.in_(chain), Trigger.event == str(event), Trigger.enabled.is_(True)
+# The triggers on each (org, event), read once per transaction: a batch of members' draws
+# emits two events per draw. A trigger written in the transaction forgets the lot.
+_ORG_TRIGGERS = "baas.triggers.by_org_event"
+
+
+def _forget_org_triggers(_mapper: Any, _connection: Any, target: Trigger) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info.pop(_ORG_TRIGGERS, None)
+
+
+for _change in ("after_insert", "after_update", "after_delete"):
+    sa_event.listen(Trigger, _change, _forget_org_triggers)
+
+
+def _org_triggers(session: Session, org_id: int, event: hooks.OrgEvent) -> list[Trigger]:
+    known: dict[tuple[int, str], list[Trigger]] = session.info.setdefault(_ORG_TRIGGERS, {})
+    key = (org_id, str(event))
+    if key not in known:
+        org = session.get(Org, org_id)
+        chain = [int(part) for part in org.path.strip("/").split("/") if part] if org else []
+        known[key] = list(
+            session.scalars(
+                select(Trigger).where(
+                    Trigger.org_id.in_(chain),
+                    Trigger.event == str(event),
+                    Trigger.enabled.is_(True),
+                )
             )
         )
-    )
+    return known[key]
+
+
+def org_event(session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]) -> int:
+    """Fire the triggers on ``event`` of every app whose org covers ``org_id``."""
+    triggers = _org_triggers(session, org_id, event)
     for trigger in triggers:
         enqueue(session, trigger=trigger, event=str(event), payload={"org_id": org_id, **payload})
     return len(triggers)

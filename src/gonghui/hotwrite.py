@@ -1,0 +1,383 @@
+"""Members' hot writes (draws, quiz attempts, claims) through one batching writer per process.
+
+At the minute an activity opens, thousands of members write at once. Left to the
+database, every request would open its own write transaction and queue on the write lock
+(SQLite has one; PostgreSQL pays a commit each). Instead each process has one writer
+thread. Requests hand it their work, a function of a session; the writer takes every job
+waiting, runs each in its own savepoint of one transaction, commits once, and only then
+answers each caller. So a success is durable before its response leaves, a job that
+fails leaves nothing behind, and a commit that fails fails every job of its batch.
+
+``gonghui serve`` runs that writer in a process of its own, which every server process
+hands its jobs to over a Unix socket: one writer for the whole server, whose batches never
+wait for a busy request thread to let go of the interpreter lock. A job is then named,
+not shipped: a module-level function ``op(session, **kwargs)`` and picklable arguments.
+Without that process (tests, CLI commands) each process runs a writer thread of its own.
+
+Writers in different processes take turns: on SQLite an exclusive ``flock`` on a lock file
+in the data directory (the kernel releases it if the process dies), on PostgreSQL a
+transaction-scoped advisory lock, so that two batches never deadlock on the same rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import fcntl
+import functools
+import importlib
+import itertools
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from gonghui.db import AfterCommit, unit_of_work
+from gonghui.errors import DomainError
+from gonghui.settings import get_settings
+
+T = TypeVar("T")
+Work = Callable[[Session], T]
+
+MAX_BATCH = 128
+# pg_advisory_xact_lock key: "gonghui hot writer".
+_PG_LOCK_KEY = 0x6E6F6E6768756921
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    work: Work[Any]
+    future: Future[Any] = field(default_factory=Future)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock_fd = -1
+
+    def submit(self, work: Work[T]) -> Future[T]:
+        self._ensure_running()
+        job = _Job(work)
+        self._jobs.put(job)
+        return job.future
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._jobs = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._lock_fd = -1
+                self._thread = threading.Thread(
+                    target=self._loop, name="gonghui-hot-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._jobs.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            try:
+                with self._turn():
+                    self._run(batch)
+            except BaseException as exc:  # the commit (or the lock) failed: nothing is durable
+                log.exception("hot write batch of %d failed", len(batch))
+                for job in batch:
+                    job.error = job.error or exc
+            for job in batch:
+                if job.error is not None:
+                    job.future.set_exception(job.error)
+                else:
+                    job.future.set_result(job.result)
+
+    def _run(self, batch: list[_Job]) -> None:
+        with unit_of_work() as session:
+            _keep_loaded(session)
+            if not get_settings().is_sqlite:
+                session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+            callbacks: list[AfterCommit] = session.info.setdefault("after_commit", [])
+            for job in batch:
+                registered = len(callbacks)
+                try:
+                    with session.begin_nested():
+                        try:
+                            job.result = job.work(session)
+                        except DomainError as exc:
+                            if not exc.keep_changes:
+                                raise
+                            job.error = exc  # its changes are kept, like unit_of_work's
+                except BaseException as exc:
+                    job.error = exc
+                    del callbacks[registered:]  # rolled back: its after-commit effects too
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's writer holds the database's hot-write turn (SQLite only)."""
+        if not get_settings().is_sqlite:
+            yield
+            return
+        if self._lock_fd < 0:
+            settings = get_settings()
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            path = settings.data_dir / "hot-writer.lock"
+            self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def _keep_loaded(session: Session) -> None:
+    """Hold every object the batch loads until it ends (SQLAlchemy's strong-reference
+    recipe): the session's identity map is weak, and the jobs of a batch read the same
+    activity, org and prizes again and again."""
+    kept: set[object] = session.info.setdefault("kept", set())
+
+    @event.listens_for(session, "loaded_as_persistent")
+    @event.listens_for(session, "transient_to_pending")
+    def _keep(_session: Session, instance: object) -> None:
+        kept.add(instance)
+
+
+_writer = _Writer()
+
+
+# -- the writer process ---------------------------------------------------------------------
+
+
+def _named(op: Callable[..., Any]) -> tuple[str, str]:
+    name = (op.__module__, op.__qualname__)
+    found: Any = importlib.import_module(name[0])
+    for part in name[1].split("."):
+        found = getattr(found, part, None)
+    if found is not op:
+        raise TypeError(f"{op!r} is not a module-level function; the writer cannot name it")
+    return name
+
+
+def _resolve(module: str, qualname: str) -> Callable[..., Any]:
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return cast(Callable[..., Any], found)
+
+
+def _portable(exc: BaseException) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
+    """An exception as (class, args, attributes), rebuilt without calling ``__init__``
+    (a DomainError's signature is not its ``args``)."""
+    cls = type(exc)
+    state = (cls.__module__, cls.__qualname__, exc.args, dict(vars(exc)))
+    try:
+        pickle.dumps(state)
+    except Exception:
+        return ("builtins", "RuntimeError", (f"{cls.__name__}: {exc}",), {})
+    return state
+
+
+def _rebuild(state: tuple[str, str, tuple[Any, ...], dict[str, Any]]) -> BaseException:
+    module, qualname, args, attributes = state
+    cls = cast(type[BaseException], _resolve(module, qualname))
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(attributes)
+    return exc
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the server that started it dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _writer_main(address: str, parent: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:
+        return
+    from gonghui.app import create_app
+
+    create_app()  # imports every domain: the operations, their hooks and models
+    listener = Listener(address, family="AF_UNIX")
+    os.chmod(address, 0o600)
+    while True:
+        connection = listener.accept()
+        threading.Thread(target=_serve, args=(connection,), daemon=True).start()
+
+
+def _serve(connection: Connection) -> None:
+    """One server process's jobs: run each in the writer, answer as each is committed."""
+    send_lock = threading.Lock()
+
+    def answer(job_id: int, future: Future[Any]) -> None:
+        error = future.exception()
+        reply = (job_id, True, future.result()) if error is None else None
+        if reply is not None:
+            try:
+                pickle.dumps(reply[2])
+            except Exception as exc:
+                error, reply = exc, None
+        if reply is None:
+            assert error is not None
+            reply = (job_id, False, _portable(error))
+        with send_lock:
+            try:
+                connection.send(reply)
+            except OSError:
+                pass  # that server process is gone; the work is committed regardless
+
+    while True:
+        try:
+            job_id, module, qualname, kwargs = connection.recv()
+        except (EOFError, OSError):
+            connection.close()
+            return
+        try:
+            work = functools.partial(_resolve(module, qualname), **kwargs)
+        except Exception as exc:
+            failed: Future[Any] = Future()
+            failed.set_exception(exc)
+            answer(job_id, failed)
+            continue
+        _writer.submit(work).add_done_callback(functools.partial(answer, job_id))
+
+
+class WriterUnavailable(DomainError):
+    status_code = 503
+
+
+class _Client:
+    """A server process's connection to the writer process (shared by its threads)."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
+        self._pending: dict[int, Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._pid = 0
+
+    def submit(self, op: Callable[..., Any], kwargs: dict[str, Any]) -> Future[Any]:
+        module, qualname = _named(op)
+        future: Future[Any] = Future()
+        with self._lock:
+            job_id = next(self._ids)
+            self._pending[job_id] = future
+            try:
+                self._connect().send((job_id, module, qualname, kwargs))
+            except OSError as exc:
+                del self._pending[job_id]
+                self._connection = None
+                future.set_exception(
+                    WriterUnavailable("server.writer_unavailable", f"writer unavailable: {exc}")
+                )
+        return future
+
+    def _connect(self) -> Connection:
+        if self._connection is None or self._pid != os.getpid():
+            self._connection = Client(self._address, family="AF_UNIX")
+            self._pid = os.getpid()
+            threading.Thread(
+                target=self._receive,
+                args=(self._connection,),
+                name="hot-writer-replies",
+                daemon=True,
+            ).start()
+        return self._connection
+
+    def _receive(self, connection: Connection) -> None:
+        while True:
+            try:
+                job_id, ok, value = connection.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                future = self._pending.pop(job_id, None)
+            if future is None:
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(_rebuild(value))
+        with self._lock:  # the writer went away: nobody will answer these
+            if self._connection is connection:
+                self._connection = None
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception(
+                WriterUnavailable(
+                    "server.writer_unavailable", "the writer stopped; the outcome is unknown"
+                )
+            )
+
+
+_client: _Client | None = None
+
+
+def start_writer_process() -> str:
+    """Start the server's writer process; return the socket address server processes use
+    (``gonghui serve`` puts it into ``GONGHUI_HOT_WRITER_SOCKET`` for them)."""
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    address = str((settings.data_dir / "hot-writer.sock").resolve())
+    with suppress(FileNotFoundError):
+        os.unlink(address)
+    process = multiprocessing.get_context("spawn").Process(
+        target=_writer_main, args=(address, os.getpid()), name="gonghui-writer", daemon=True
+    )
+    process.start()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(address):
+        if not process.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the hot writer process did not start")
+        time.sleep(0.05)
+    return address
+
+
+def _submit(op: Callable[..., T], kwargs: dict[str, Any]) -> Future[T]:
+    global _client
+    address = get_settings().hot_writer_socket
+    if not address:
+        return _writer.submit(functools.partial(op, **kwargs))
+    if _client is None or _client._address != address:
+        _client = _Client(address)
+    return _client.submit(op, kwargs)
+
+
+def run(op: Callable[..., T], /, **kwargs: Any) -> T:
+    """``op(session, **kwargs)`` in the writer; return once committed (blocks the thread)."""
+    return _submit(op, kwargs).result()
+
+
+async def run_async(op: Callable[..., T], /, **kwargs: Any) -> T:
+    """``op(session, **kwargs)`` in the writer; resume once committed."""
+    return await asyncio.wrap_future(_submit(op, kwargs))
