@@ -343,9 +343,21 @@ class _Client:
 _client: _Client | None = None
 
 
-def start_writer_process() -> str:
-    """Start the server's writer process; return the socket address server processes use
-    (``gonghui serve`` puts it into ``GONGHUI_HOT_WRITER_SOCKET`` for them)."""
+@dataclass
+class WriterProcess:
+    address: str
+    process: multiprocessing.process.BaseProcess
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=10)
+        with suppress(FileNotFoundError):
+            os.unlink(self.address)
+
+
+def start_writer_process() -> WriterProcess:
+    """Start the server's writer process; server processes reach it at ``.address`` (which
+    ``gonghui serve`` hands them as ``GONGHUI_HOT_WRITER_SOCKET``)."""
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     address = str((settings.data_dir / "hot-writer.sock").resolve())
@@ -358,9 +370,10 @@ def start_writer_process() -> str:
     deadline = time.monotonic() + 60
     while not os.path.exists(address):
         if not process.is_alive() or time.monotonic() > deadline:
+            process.kill()
             raise RuntimeError("the hot writer process did not start")
         time.sleep(0.05)
-    return address
+    return WriterProcess(address, process)
 
 
 def _submit(op: Callable[..., T], kwargs: dict[str, Any]) -> Future[T]:
