@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import httpx
-import segno
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
@@ -31,6 +30,7 @@ from gonghui.members.service import verify
 from gonghui.settings import get_settings
 from gonghui.web.errors import error_key, field_errors
 from gonghui.web.i18n import translate
+from gonghui.web.qr import qr_svg
 from gonghui.web.session import (
     LoginRequired,
     PageUser,
@@ -225,15 +225,11 @@ def draw(
     )
 
 
-def _qr_svg(code: str) -> str:
-    return str(segno.make(code, micro=False).svg_inline(scale=5, border=2))
-
-
 def _wallet_page(request: Request, user: PageUser, **extra: Any) -> Response:
     with unit_of_work(read_only=True) as session:
         wallet = benefits.wallet(session, membership_id=_member(user).membership_id)
         vouchers = [
-            {"voucher": VoucherRead.model_validate(v), "qr": _qr_svg(v.code)}
+            {"voucher": VoucherRead.model_validate(v), "qr": qr_svg(v.code)}
             for v in wallet.vouchers
         ]
         prizes = [PrizeRead.model_validate(p) for p in wallet.prizes]
