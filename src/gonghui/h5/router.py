@@ -24,7 +24,7 @@ from gonghui.benefits import service as benefits
 from gonghui.benefits.models import PrizeStatus
 from gonghui.benefits.schemas import AddressRequest, PrizeRead, VoucherRead
 from gonghui.db import unit_of_work
-from gonghui.errors import DomainError
+from gonghui.errors import DomainError, NotFound
 from gonghui.integrations.sms import dev_outbox
 from gonghui.members import review
 from gonghui.members.errors import MembersError
@@ -284,9 +284,17 @@ def hub_page(request: Request, user: H5Member, verified: int = 0) -> Response:
     )
 
 
+def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
+    try:
+        with unit_of_work(read_only=True) as session:
+            return hub.member_activity(session, member=_member(user), activity_id=activity_id)
+    except NotFound:
+        return None
+
+
 @router.get("/activities/{activity_id}", response_class=HTMLResponse)
 def activity_page(request: Request, user: H5Member, activity_id: int) -> Response:
-    item = next((i for i in _hub_items(user) if i.id == activity_id), None)
+    item = _hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     if item is None:
         return render(request, "h5/activity.html", context, status=404)
@@ -411,7 +419,7 @@ def start_quiz(
     request: Request, user: H5Member, activity_id: int, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, user, csrf)
-    item = next((i for i in _hub_items(user) if i.id == activity_id), None)
+    item = _hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     try:
         with member_write() as session:
