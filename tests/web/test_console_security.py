@@ -67,3 +67,8 @@ def test_staff_enrols_totp_and_signs_in_with_a_code(
     desktop.get_by_role("button", name="关闭两步验证").click()
     expect(desktop.get_by_role("status")).to_have_text("两步验证已关闭")
     expect(desktop.get_by_text("未开启")).to_be_visible()
+
+    desktop.goto("/console/security?lang=en")
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("Account security")
+    expect(desktop.get_by_role("button", name="Turn on two-step sign-in")).to_be_visible()
+    shot(desktop, "console-security-en")

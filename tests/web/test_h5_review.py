@@ -23,6 +23,8 @@ def test_member_asks_for_review_and_is_verified_once_approved(
     phone.get_by_label("身份证号").fill(id_number(601))
     phone.get_by_role("button", name="提交认证").click()
     expect(phone.get_by_role("alert")).to_have_text("未在工会名册中找到该身份证号，请联系所在工会")
+    shot(phone, "h5-verify-review-offer")
+    assert axe(phone) == []
     phone.get_by_role("button", name="申请人工审核").click()
 
     expect(phone.get_by_role("heading", level=1)).to_have_text("申请人工审核")
