@@ -83,3 +83,37 @@ def test_visitors_see_teasers_without_signing_in(
     bad = api.get("/api/v1/public/activities", params={"cursor": "!!"})
     assert bad.status_code == 422
     assert bad.json()["error"]["details"][0]["field"] == "cursor"
+
+
+def test_member_opens_one_activity_with_the_same_state_as_the_hub(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    admin = make_staff(tree.province, Role.ADMIN)
+    config = lottery_config(
+        [{"name": "积分", "kind": "points", "weight": 1, "stock": 5, "value": 10}],
+        free_draws_per_day=3,
+    )
+    province = create_activity(api, admin.headers, tree.province, title="省", config=config)
+    city = create_activity(api, admin.headers, tree.city_a, title="市", starts_in_hours=5)
+    other_city = create_activity(api, admin.headers, tree.city_b, title="别的市")
+    draft = create_activity(api, admin.headers, tree.city_a, title="草稿", publish=False)
+    member = make_member(tree.grassroots_a1x)
+    assert (
+        api.post(f"/api/v1/activities/{province['id']}/draws", headers=member.headers).json()[
+            "outcome"
+        ]
+        == "won"
+    )
+
+    hub_items = {i["id"]: i for i in _all_pages(api, "/api/v1/hub", member.headers)}
+    for activity in (province, city):
+        one = api.get(f"/api/v1/hub/activities/{activity['id']}", headers=member.headers)
+        assert one.status_code == 200, one.text
+        assert one.json() == hub_items[activity["id"]]
+    assert hub_items[province["id"]]["me"] == {"joined": True, "chances_left": 2, "prizes_won": 1}
+
+    for hidden in (other_city, draft):
+        missing = api.get(f"/api/v1/hub/activities/{hidden['id']}", headers=member.headers)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "activity.not_found"
+    assert api.get(f"/api/v1/hub/activities/{city['id']}").status_code == 401

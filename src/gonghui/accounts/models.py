@@ -101,3 +101,21 @@ class OtpCode(Base):
     expires_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)
     consumed_at: Mapped[datetime | None]
+
+
+class TotpCredential(Base):
+    """A staff member's TOTP second factor (RFC 6238). Pending until confirmed with a code
+    (``enabled_at`` set). The secret is sealed with the PII key; ``last_step`` is the time
+    step of the last accepted code, so that a code is never accepted twice."""
+
+    __tablename__ = "accounts_totp"
+
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("accounts_user.id"), primary_key=True, autoincrement=False
+    )
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    enabled_at: Mapped[datetime | None]
+    last_step: Mapped[int | None]
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now)

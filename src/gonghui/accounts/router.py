@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from gonghui.accounts import identities, otp, phone, service, tokens, wechat
+from gonghui.accounts import identities, otp, phone, service, tokens, totp, wechat
 from gonghui.accounts.otp import OtpPurpose
 from gonghui.accounts.schemas import (
     GrantRead,
@@ -17,12 +17,18 @@ from gonghui.accounts.schemas import (
     SmsSend,
     SmsSent,
     TokenRead,
+    TotpChallengeRead,
+    TotpCode,
+    TotpEnrolmentRead,
+    TotpLogin,
+    TotpStatusRead,
     WeChatAppLogin,
     WeChatMiniLogin,
     WeChatOAuthLogin,
 )
 from gonghui.accounts.tokens import TokenPair
-from gonghui.deps import ClientIp, CurrentPrincipal, SessionDep
+from gonghui.accounts.totp import TotpChallenge
+from gonghui.deps import ClientIp, CurrentPrincipal, CurrentStaff, SessionDep
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -39,15 +45,55 @@ def token_read(pair: TokenPair) -> TokenRead:
 @router.post("/password")
 def login_with_password(
     body: PasswordLogin, request: Request, ip: ClientIp, session: SessionDep
-) -> TokenRead:
-    pair = service.sign_in_with_password(
+) -> TokenRead | TotpChallengeRead:
+    result = service.sign_in_with_password(
         session,
         username=body.username,
         password=body.password,
         ip=ip,
         user_agent=request.headers.get("user-agent"),
     )
+    if isinstance(result, TotpChallenge):
+        return TotpChallengeRead(challenge=result.challenge, expires_in=result.expires_in)
+    return token_read(result)
+
+
+@router.post("/totp/login")
+def login_with_totp(
+    body: TotpLogin, request: Request, ip: ClientIp, session: SessionDep
+) -> TokenRead:
+    pair = totp.complete_sign_in(
+        session,
+        challenge=body.challenge,
+        code=body.code,
+        ip=ip,
+        user_agent=request.headers.get("user-agent"),
+    )
     return token_read(pair)
+
+
+@router.get("/totp")
+def totp_status(staff: CurrentStaff, session: SessionDep) -> TotpStatusRead:
+    assert staff.user_id is not None
+    return TotpStatusRead(enabled=totp.is_enabled(session, user_id=staff.user_id))
+
+
+@router.post("/totp/enrol", status_code=status.HTTP_201_CREATED)
+def enrol_totp(staff: CurrentStaff, session: SessionDep) -> TotpEnrolmentRead:
+    enrolment = totp.start_enrolment(session, actor=staff)
+    return TotpEnrolmentRead(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
+
+
+@router.post("/totp/confirm")
+def confirm_totp(body: TotpCode, staff: CurrentStaff, session: SessionDep) -> TotpStatusRead:
+    totp.confirm_enrolment(session, actor=staff, code=body.code)
+    return TotpStatusRead(enabled=True)
+
+
+@router.post("/totp/disable")
+def disable_totp(body: TotpCode, staff: CurrentStaff, session: SessionDep) -> TotpStatusRead:
+    totp.disable(session, actor=staff, code=body.code)
+    return TotpStatusRead(enabled=False)
 
 
 @router.post("/refresh")

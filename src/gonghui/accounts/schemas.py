@@ -96,3 +96,29 @@ class IdentityRead(BaseModel):
 class PhoneRead(BaseModel):
     user_id: int
     phone: str | None
+
+
+class TotpChallengeRead(BaseModel):
+    """The password was right; send ``challenge`` and a code to ``/auth/totp/login``."""
+
+    totp_required: Literal[True] = True
+    challenge: str
+    expires_in: int
+
+
+class TotpCode(BaseModel):
+    code: str = Field(min_length=6, max_length=8)
+
+
+class TotpLogin(BaseModel):
+    challenge: str = Field(min_length=10, max_length=1000)
+    code: str = Field(min_length=6, max_length=8)
+
+
+class TotpEnrolmentRead(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class TotpStatusRead(BaseModel):
+    enabled: bool

@@ -5,10 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui.accounts import totp
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import Identity, Provider, User
 from gonghui.accounts.passwords import hash_password, verify_password
 from gonghui.accounts.tokens import TokenPair, start_session
+from gonghui.accounts.totp import TotpChallenge
 from gonghui.clock import now
 from gonghui.errors import Conflict, Unauthenticated
 from gonghui.pii import PiiField, blind_index, masked
@@ -62,7 +64,9 @@ def sign_in_with_password(
     password: str,
     ip: str | None = None,
     user_agent: str | None = None,
-) -> TokenPair:
+) -> TokenPair | TotpChallenge:
+    """Tokens for a right password, or, when the staff member has turned on two-step
+    sign-in, the challenge that :func:`totp.complete_sign_in` exchanges for them."""
     identity = session.scalar(
         select(Identity).where(
             Identity.provider == Provider.PASSWORD,
@@ -76,6 +80,8 @@ def sign_in_with_password(
     identity.last_used_at = now()
     user = session.get(User, identity.user_id)
     assert user is not None
+    if totp.is_enabled(session, user_id=user.id):
+        return totp.issue_challenge(user_id=user.id)
     return start_session(session, user=user, channel="console", ip=ip, user_agent=user_agent)
 
 

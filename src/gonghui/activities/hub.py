@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.principal import MemberInfo
+from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.lottery.draw import LOTTERY_KINDS, chance_scopes
 from gonghui.activities.lottery.models import Draw, DrawOutcome
 from gonghui.activities.models import Activity, ActivityStatus, Counter
@@ -25,7 +26,7 @@ from gonghui.activities.schemas import (
 )
 from gonghui.activities.service import effective_status
 from gonghui.clock import now
-from gonghui.errors import InvalidInput, field_error
+from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.orgs.models import Org
 
 MAX_PAGE = 100
@@ -102,6 +103,24 @@ def member_hub(
         _rows(session, _open_activities(chain_ids(member.org_path), cursor, limit)),
         limit,
     )
+    return HubPage(items=_with_member_state(session, member, rows), next_cursor=next_cursor)
+
+
+def member_activity(session: Session, *, member: MemberInfo, activity_id: int) -> HubItem:
+    """One activity as the member's hub shows it (same visibility, same own state), found by
+    id however far down the hub it sits; 404 when the hub would not show it."""
+    stmt = _open_activities(chain_ids(member.org_path), None, 1).where(Activity.id == activity_id)
+    rows = _rows(session, stmt)
+    if not rows:
+        raise NotFound(ActivitiesError.NOT_FOUND, f"activity {activity_id} not found")
+    return _with_member_state(session, member, rows)[0]
+
+
+def _with_member_state(
+    session: Session, member: MemberInfo, rows: list[tuple[Activity, str]]
+) -> list[HubItem]:
+    """The hub items of ``rows`` with the member's own state (joined, chances, wins), read
+    for all of them in two queries."""
     ids = [a.id for a, _ in rows]
     free_scope = chance_scopes().free_today
     counters: dict[int, dict[str, tuple[int, int]]] = {}
@@ -150,7 +169,7 @@ def member_hub(
                 ),
             )
         )
-    return HubPage(items=items, next_cursor=next_cursor)
+    return items
 
 
 def teasers(

@@ -14,6 +14,7 @@ from gonghui.activities.schemas import (
     ActivityCreate,
     ActivityRead,
     ActivityUpdate,
+    HubItem,
     HubPage,
     TeaserPage,
 )
@@ -111,6 +112,12 @@ def get_hub(
 ) -> HubPage:
     """Live and upcoming activities from the member's union and every union above it."""
     return hub.member_hub(session, member=member, cursor=cursor, limit=limit)
+
+
+@hub_router.get("/hub/activities/{activity_id}")
+def get_hub_activity(activity_id: int, member: CurrentMember, session: SessionDep) -> HubItem:
+    """One activity of the member's hub, with the member's own state."""
+    return hub.member_activity(session, member=member, activity_id=activity_id)
 
 
 @hub_router.get("/public/activities")

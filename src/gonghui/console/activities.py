@@ -242,13 +242,19 @@ def _dashboard(request: Request, user: PageUser, activity_id: int) -> dict[str, 
 
 @router.get("/{activity_id}", response_class=HTMLResponse)
 def activity_page(
-    request: Request, user: ConsoleStaff, activity_id: int, created: int = 0, error: str = ""
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: int,
+    created: int = 0,
+    saved: int = 0,
+    error: str = "",
 ) -> Response:
     context = _dashboard(request, user, activity_id)
     context.update(
         active="nav.activities",
         csrf_token=user.csrf_token,
         created=bool(created),
+        saved=bool(saved),
         error=error if error.startswith("error.") else None,
     )
     return render(request, "console/activity.html", context)

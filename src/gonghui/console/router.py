@@ -10,6 +10,9 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gonghui.accounts import service as accounts
+from gonghui.accounts import totp
+from gonghui.accounts.errors import AccountsError
+from gonghui.accounts.totp import TotpChallenge
 from gonghui.audit import service as audit
 from gonghui.clock import display_zone
 from gonghui.db import unit_of_work
@@ -17,6 +20,7 @@ from gonghui.errors import DomainError, Unauthenticated
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
 from gonghui.tenancy import Actor, Permission
+from gonghui.web.errors import error_key
 from gonghui.web.session import (
     LoginRequired,
     PageUser,
@@ -79,6 +83,41 @@ def login(
         context = {"error": "login.failed", "username": username, "next_url": _safe_next(next)}
         # A form shown again with its error is a normal page (200), as browsers expect.
         return render(request, "console/login.html", context)
+    if isinstance(pair, TotpChallenge):
+        return render(
+            request,
+            "console/login_totp.html",
+            {"challenge": pair.challenge, "next_url": _safe_next(next)},
+        )
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_sign_in_cookies(response, pair)
+    return response
+
+
+@router.post("/login/totp")
+def login_totp(
+    request: Request,
+    challenge: Annotated[str, Form(max_length=1000)],
+    code: Annotated[str, Form(max_length=16)],
+    next: Annotated[str, Form()] = "/console/",
+) -> Response:
+    """The second step of signing in, for staff who turned on two-step sign-in."""
+    check_same_origin(request)
+    try:
+        with unit_of_work() as session:
+            pair = totp.complete_sign_in(
+                session,
+                challenge=challenge,
+                code=code,
+                ip=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+            )
+    except Unauthenticated as exc:
+        if exc.code == AccountsError.TOTP_CHALLENGE_INVALID:
+            context = {"error": error_key(exc), "next_url": _safe_next(next)}
+            return render(request, "console/login.html", context)
+        context = {"error": error_key(exc), "challenge": challenge, "next_url": _safe_next(next)}
+        return render(request, "console/login_totp.html", context)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_sign_in_cookies(response, pair)
     return response

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import httpx
-import segno
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
@@ -25,12 +24,17 @@ from gonghui.benefits import service as benefits
 from gonghui.benefits.models import PrizeStatus
 from gonghui.benefits.schemas import AddressRequest, PrizeRead, VoucherRead
 from gonghui.db import unit_of_work
-from gonghui.errors import DomainError
+from gonghui.errors import DomainError, NotFound
 from gonghui.integrations.sms import dev_outbox
+from gonghui.members import review
+from gonghui.members.errors import MembersError
+from gonghui.members.schemas import ReviewBrief
 from gonghui.members.service import verify
+from gonghui.orgs import service as orgs
 from gonghui.settings import get_settings
 from gonghui.web.errors import error_key, field_errors
 from gonghui.web.i18n import translate
+from gonghui.web.qr import qr_svg
 from gonghui.web.session import (
     LoginRequired,
     PageUser,
@@ -131,11 +135,28 @@ def logout(request: Request, user: H5User, csrf: Annotated[str, Form()] = "") ->
     return sign_out(request, user, csrf, then="/h5/login")
 
 
+# Verification failures an operator can resolve by looking at a proof.
+_REVIEWABLE = frozenset(
+    {MembersError.NOT_IN_ROSTER, MembersError.NAME_MISMATCH, MembersError.CLAIMED_BY_OTHER}
+)
+
+
+def _latest_review(user: PageUser) -> ReviewBrief | None:
+    with unit_of_work(read_only=True) as session:
+        found = review.latest_for_user(session, user_id=user.principal.user_id)
+        return ReviewBrief.model_validate(found) if found else None
+
+
 @router.get("/verify", response_class=HTMLResponse)
-def verify_page(request: Request, user: H5User) -> Response:
+def verify_page(request: Request, user: H5User, requested: int = 0) -> Response:
     if user.principal.member is not None:
         return RedirectResponse("/h5/", status_code=303)
-    return render(request, "h5/verify.html", {"csrf_token": user.csrf_token})
+    context = {
+        "csrf_token": user.csrf_token,
+        "review": _latest_review(user),
+        "requested": bool(requested),
+    }
+    return render(request, "h5/verify.html", context)
 
 
 @router.post("/verify", response_class=HTMLResponse)
@@ -163,9 +184,85 @@ def verify_membership(
             "id_number": id_number,
             "fields": fields,
             "error": None if fields else error_key(exc),
+            "offer_review": exc.code in _REVIEWABLE,
+            "review": _latest_review(user),
         }
         return render(request, "h5/verify.html", context)
     return RedirectResponse("/h5/?verified=1", status_code=303)
+
+
+def _review_form(request: Request, user: PageUser, **context: Any) -> Response:
+    context.setdefault("fields", {})
+    return render(request, "h5/review.html", {"csrf_token": user.csrf_token, **context})
+
+
+@router.get("/verify/review", response_class=HTMLResponse)
+def review_form(request: Request, user: H5User) -> Response:
+    if user.principal.member is not None:
+        return RedirectResponse("/h5/", status_code=303)
+    return _review_form(request, user)
+
+
+@router.post("/verify/review/form", response_class=HTMLResponse)
+def review_form_filled(
+    request: Request,
+    user: H5User,
+    name: Annotated[str, Form(max_length=64)] = "",
+    id_number: Annotated[str, Form(max_length=32)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """The review form, filled with what the member just typed on the verification form
+    (a POST, so that the ID number never appears in a URL)."""
+    check_csrf(request, user, csrf)
+    return _review_form(request, user, name=name, id_number=id_number)
+
+
+@router.post("/verify/review", response_class=HTMLResponse)
+def request_review(
+    request: Request,
+    user: H5User,
+    name: Annotated[str, Form(max_length=64)],
+    id_number: Annotated[str, Form(max_length=32)],
+    org_code: Annotated[str, Form(max_length=32)],
+    proof: Annotated[UploadFile | None, File()] = None,
+    note: Annotated[str, Form(max_length=500)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+    locale = request_locale(request)
+
+    def t(key: str, **params: Any) -> str:
+        return translate(locale, key, **params)
+
+    has_file = proof is not None and bool(proof.filename)
+    context: dict[str, Any] = {
+        "name": name,
+        "id_number": id_number,
+        "org_code": org_code,
+        "note": note,
+    }
+    if not has_file:
+        return _review_form(
+            request, user, fields={"proof": t("h5.review_proof_missing")}, **context
+        )
+    assert proof is not None
+    try:
+        with unit_of_work() as session:
+            org = orgs.public_org_by_code(session, code=org_code)
+            review.create_request(
+                session,
+                user_id=user.principal.user_id,
+                org_id=org.id,
+                name=name,
+                id_number=id_number,
+                note=note.strip() or None,
+                proof=proof.file,
+            )
+    except DomainError as exc:
+        fields = field_errors(exc, t)
+        error = None if fields else error_key(exc)
+        return _review_form(request, user, fields=fields, error=error, **context)
+    return RedirectResponse("/h5/verify?requested=1", status_code=303)
 
 
 def _hub_items(user: PageUser) -> list[HubItem]:
@@ -187,9 +284,17 @@ def hub_page(request: Request, user: H5Member, verified: int = 0) -> Response:
     )
 
 
+def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
+    try:
+        with unit_of_work(read_only=True) as session:
+            return hub.member_activity(session, member=_member(user), activity_id=activity_id)
+    except NotFound:
+        return None
+
+
 @router.get("/activities/{activity_id}", response_class=HTMLResponse)
 def activity_page(request: Request, user: H5Member, activity_id: int) -> Response:
-    item = next((i for i in _hub_items(user) if i.id == activity_id), None)
+    item = _hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     if item is None:
         return render(request, "h5/activity.html", context, status=404)
@@ -224,15 +329,11 @@ def draw(
     )
 
 
-def _qr_svg(code: str) -> str:
-    return str(segno.make(code, micro=False).svg_inline(scale=5, border=2))
-
-
 def _wallet_page(request: Request, user: PageUser, **extra: Any) -> Response:
     with unit_of_work(read_only=True) as session:
         wallet = benefits.wallet(session, membership_id=_member(user).membership_id)
         vouchers = [
-            {"voucher": VoucherRead.model_validate(v), "qr": _qr_svg(v.code)}
+            {"voucher": VoucherRead.model_validate(v), "qr": qr_svg(v.code)}
             for v in wallet.vouchers
         ]
         prizes = [PrizeRead.model_validate(p) for p in wallet.prizes]
@@ -317,7 +418,7 @@ def start_quiz(
     request: Request, user: H5Member, activity_id: int, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, user, csrf)
-    item = next((i for i in _hub_items(user) if i.id == activity_id), None)
+    item = _hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     try:
         attempt = hotwrite.run(

@@ -3,6 +3,7 @@ from enum import StrEnum
 
 class OrgsError(StrEnum):
     NOT_FOUND = "org.not_found"
+    CODE_UNKNOWN = "org.code_unknown"
     CODE_TAKEN = "orgs.code_taken"
     BAD_LEVEL = "orgs.level_not_below_parent"
     MOVE_INTO_SUBTREE = "orgs.move_into_own_subtree"

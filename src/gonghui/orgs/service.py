@@ -11,7 +11,7 @@ from gonghui.accounts.models import User
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.db import on_commit
-from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.orgs.errors import OrgsError
 from gonghui.orgs.models import LEVEL_RANK, Org, OrgLevel, Role, StaffRole
 from gonghui.tenancy import Actor, Permission, require_org, scoped
@@ -95,6 +95,21 @@ def org_by_code(session: Session, *, actor: Actor, code: str, permission: Permis
     org: Org | None = session.scalar(scoped(select(Org).where(Org.code == code), actor, permission))
     if org is None:
         raise NotFound(OrgsError.NOT_FOUND, f"org {code} not found")
+    return org
+
+
+def public_org_by_code(session: Session, *, code: str) -> Org:
+    """An active org by the code a union gives its members (when they name their own union,
+    for a review request). Org codes and names are public; nothing below the org is shown."""
+    org: Org | None = session.scalar(
+        select(Org).where(Org.code == code.strip(), Org.archived_at.is_(None))
+    )
+    if org is None:
+        raise NotFound(
+            OrgsError.NOT_FOUND,
+            f"no union with code {code.strip()}",
+            [field_error("org_code", OrgsError.CODE_UNKNOWN, "no union with this code")],
+        )
     return org
 
 

@@ -20,15 +20,20 @@ def _login_redirect(_request: Request, exc: Exception) -> RedirectResponse:
 
 def install(app: FastAPI) -> None:
     from gonghui.console.activities import router as console_activities_router
+    from gonghui.console.activity_edit import router as console_activity_edit_router
     from gonghui.console.members import router as console_members_router
     from gonghui.console.questions import router as console_questions_router
     from gonghui.console.router import router as console_router
+    from gonghui.console.security import router as console_security_router
     from gonghui.h5.router import router as h5_router
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.include_router(console_router)
     app.include_router(console_members_router)
+    # Before the activities router: its POST /{id}/{action} would take /{id}/edit.
+    app.include_router(console_activity_edit_router)
     app.include_router(console_activities_router)
     app.include_router(console_questions_router)
+    app.include_router(console_security_router)
     app.include_router(h5_router)
