@@ -1,4 +1,8 @@
-"""Typed dependency aliases shared by every router."""
+"""Typed dependency aliases shared by every router.
+
+Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency on the
+thread pool, one more hand-off per request for nothing.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def client_ip(request: Request) -> str | None:
+async def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
@@ -55,14 +59,14 @@ def get_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_actor(principal: CurrentPrincipal, ip: ClientIp) -> Actor:
+async def get_actor(principal: CurrentPrincipal, ip: ClientIp) -> Actor:
     return principal.actor(ip)
 
 
 CurrentUser = Annotated[Actor, Depends(get_actor)]
 
 
-def get_staff(actor: CurrentUser) -> Actor:
+async def get_staff(actor: CurrentUser) -> Actor:
     if not actor.is_staff:
         raise PermissionDenied(AccountsError.NOT_STAFF, "staff only")
     return actor
@@ -71,7 +75,7 @@ def get_staff(actor: CurrentUser) -> Actor:
 CurrentStaff = Annotated[Actor, Depends(get_staff)]
 
 
-def get_member(principal: CurrentPrincipal) -> MemberInfo:
+async def get_member(principal: CurrentPrincipal) -> MemberInfo:
     if principal.member is None:
         raise PermissionDenied(AccountsError.NOT_MEMBER, "verify your union membership first")
     return principal.member
@@ -80,7 +84,7 @@ def get_member(principal: CurrentPrincipal) -> MemberInfo:
 CurrentMember = Annotated[MemberInfo, Depends(get_member)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     if key is not None and not (1 <= len(key) <= 128 and key.isprintable()):
