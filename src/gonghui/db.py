@@ -91,8 +91,13 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        # As many connections as the request thread pool has threads (40): a burst of
+        # writers then waits on the database lock, never also on the pool.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=20,
         )
         _configure_sqlite(engine)
         return engine
