@@ -1,0 +1,29 @@
+"""activities: the catalog stamp that tells hub caches when activities or orgs changed
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-25 13:10:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "activities_catalog_stamp",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("stamp", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activities_catalog_stamp")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("activities_catalog_stamp")
