@@ -5,6 +5,7 @@ Revises: 0006
 Create Date: 2026-11-25 13:10:00
 """
 
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -22,6 +23,12 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("stamp", sa.String(length=32), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_activities_catalog_stamp")),
+    )
+    # Present from the start, so hub caches work on a database upgraded with its data.
+    op.execute(
+        sa.text("INSERT INTO activities_catalog_stamp (id, stamp) VALUES (1, :stamp)").bindparams(
+            stamp=secrets.token_hex(16)
+        )
     )
 
 
