@@ -122,6 +122,31 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+# Each request as the next member: a bearer token from the file named by BENCH_TOKENS (one a
+# line), starting at a different place per thread; ``{n}`` in the body becomes the request's
+# number (distinct entropy per draw). Method, path, headers and body are wrk's own.
+MEMBER_TOKENS_LUA = r"""
+local tokens = {}
+for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
+local counter = 0
+local thread_id = 0
+function setup(thread)
+  thread:set("id", thread_id)
+  thread_id = thread_id + 1
+end
+function init(args) counter = id * 1000003 end
+function request()
+  counter = counter + 1
+  local headers = {}
+  for key, value in pairs(wrk.headers) do headers[key] = value end
+  headers["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1]
+  local body = wrk.body
+  if body ~= nil then body = string.gsub(body, "{n}", tostring(counter)) end
+  return wrk.format(nil, nil, headers, body)
+end
+"""
+
+
 def wrk(
     name: str,
     url: str,
@@ -130,10 +155,16 @@ def wrk(
     headers: dict[str, str] | None = None,
     body: str | None = None,
     lua: str = "",
+    tokens: Path | None = None,
     connections: int = CONNECTIONS,
     duration_s: int = DURATION_S,
 ) -> Load:
-    """Run wrk against ``url``; ``lua`` may define ``request()`` for varying requests."""
+    """Run wrk against ``url``; ``lua`` may define ``request()`` for varying requests.
+
+    With ``tokens`` (a file of access tokens, one a line), each request is made by the next
+    member in the file (:data:`MEMBER_TOKENS_LUA`)."""
+    if tokens is not None:
+        lua = MEMBER_TOKENS_LUA + lua
     script = [f"wrk.method = {json.dumps(method)}"]
     for key, value in (headers or {}).items():
         script.append(f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}")
@@ -156,6 +187,7 @@ def wrk(
             f.name,
             url,
         ],
+        env={**os.environ, "BENCH_TOKENS": str(tokens or "")},
         capture_output=True,
         text=True,
         check=True,

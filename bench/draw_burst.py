@@ -24,48 +24,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from _harness import wrk as harness_wrk
+
 ROOT = Path(__file__).resolve().parents[1]
 GONGHUI = Path(sys.executable).parent / "gonghui"
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "20000"))
 PRIZES = int(os.environ.get("BENCH_PRIZES", "2000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-
-WRK_SCRIPT = r"""
-local tokens = {}
-for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
-local path = os.getenv("BENCH_PATH")
-local method = os.getenv("BENCH_METHOD")
-local counter = 0
-local thread_id = 0
-local threads = {}
-function setup(thread)
-  thread:set("id", thread_id)
-  thread_id = thread_id + 1
-  table.insert(threads, thread)
-end
-function init(args) counter = id * 1000003 end
-function request()
-  counter = counter + 1
-  local token = tokens[(counter % #tokens) + 1]
-  local body = nil
-  local headers = {["Authorization"] = "Bearer " .. token}
-  if method == "POST" then
-    headers["Content-Type"] = "application/json"
-    body = '{"entropy":"b' .. counter .. '"}'
-  end
-  return wrk.format(method, path, headers, body)
-end
-function done(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.timeout + summary.errors.status
-  io.write(string.format(
-    "BENCH_JSON {\"requests\": %d, \"seconds\": %f, \"p50_us\": %d, "
-      .. "\"p99_us\": %d, \"errors\": %d, \"non2xx\": %d}\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
-    errors, summary.errors.status))
-end
-"""
 
 
 def seed(spec_json: str) -> None:
@@ -144,35 +110,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wrk(base: str, method: str, path: str, tokens: Path, env: dict[str, str]) -> dict[str, float]:
-    script = tokens.with_name("bench.lua")
-    script.write_text(WRK_SCRIPT)
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{CONNECTIONS}",
-            f"-d{SECONDS}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            base,
-        ],
-        env={**env, "BENCH_TOKENS": str(tokens), "BENCH_PATH": path, "BENCH_METHOD": method},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    match = re.search(r"BENCH_JSON (\{.*\})", out)
-    assert match, out
-    data = json.loads(match.group(1))
+def wrk(base: str, method: str, path: str, tokens: Path) -> dict[str, float]:
+    """wrk on ``path``, each request by the next member of ``tokens`` (the harness's script)."""
+    post = method == "POST"
+    load = harness_wrk(
+        path,
+        base + path,
+        method=method,
+        headers={"Content-Type": "application/json"} if post else None,
+        body='{"entropy":"b{n}"}' if post else None,
+        tokens=tokens,
+        connections=CONNECTIONS,
+        duration_s=SECONDS,
+    )
     return {
-        "rps": data["requests"] / data["seconds"],
-        "p50_ms": data["p50_us"] / 1000,
-        "p99_ms": data["p99_us"] / 1000,
-        "errors": data["errors"],
-        "non2xx": data["non2xx"],
+        "rps": load.requests_per_s,
+        "p50_ms": load.p50_ms,
+        "p99_ms": load.p99_ms,
+        "errors": load.errors,
+        "non2xx": load.errors,
     }
 
 
@@ -244,8 +200,8 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not become ready")
             time.sleep(0.2)
-        ping = wrk(base, "GET", "/api/v1/ping", tokens, env)
-        draws = wrk(base, "POST", f"/api/v1/activities/{seeded['activity_id']}/draws", tokens, env)
+        ping = wrk(base, "GET", "/api/v1/ping", tokens)
+        draws = wrk(base, "POST", f"/api/v1/activities/{seeded['activity_id']}/draws", tokens)
         rss = peak_rss_mb(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)

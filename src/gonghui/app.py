@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -88,6 +89,10 @@ def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     from gonghui import background
 
+    # What exists now (modules, the app, ORM mappers: some 200,000 objects) lives as long
+    # as the process. Frozen, the collector stops re-scanning it on every full collection,
+    # which otherwise pauses a busy server for tens of milliseconds at a time.
+    gc.freeze()
     background.start()
     yield
     background.stop()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
+import base64
+from datetime import timedelta
 
+import httpx
+import pytest
+
+from gonghui import clock
 from gonghui.orgs.models import Role
 from tests.activities.conftest import MemberFactory, create_activity, lottery_config
 from tests.fixtures import StaffFactory, Tree
+from tests.serverproc import ServerProcess
 
 
 def _all_pages(api: httpx.Client, url: str, headers: dict[str, str] | None = None) -> list[dict]:  # type: ignore[type-arg]
@@ -117,3 +123,109 @@ def test_member_opens_one_activity_with_the_same_state_as_the_hub(
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "activity.not_found"
     assert api.get(f"/api/v1/hub/activities/{city['id']}").status_code == 401
+
+
+def _titles(api: httpx.Client, headers: dict[str, str]) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {i["title"]: i for i in _all_pages(api, "/api/v1/hub", headers)}
+
+
+def test_hub_shows_each_publish_pause_resume_edit_and_end_at_once(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    admin = make_staff(tree.province, Role.ADMIN)
+    create_activity(api, admin.headers, tree.province, title="省")
+    draft = create_activity(api, admin.headers, tree.city_a, title="市", publish=False)
+    member = make_member(tree.grassroots_a1x)
+    assert list(_titles(api, member.headers)) == ["省"]  # the catalog is now held
+
+    def act(verb: str) -> None:
+        resp = api.post(f"/api/v1/activities/{draft['id']}/{verb}", headers=admin.headers)
+        assert resp.status_code == 200, resp.text
+
+    act("publish")
+    assert list(_titles(api, member.headers)) == ["省", "市"]
+    act("pause")
+    assert list(_titles(api, member.headers)) == ["省"]
+    act("resume")
+    assert list(_titles(api, member.headers)) == ["省", "市"]
+    resp = api.patch(
+        f"/api/v1/activities/{draft['id']}", json={"title": "市(改)"}, headers=admin.headers
+    )
+    assert resp.status_code == 200, resp.text
+    assert list(_titles(api, member.headers)) == ["省", "市(改)"]
+    act("end")
+    assert list(_titles(api, member.headers)) == ["省"]
+    # Visitors' teasers come from the same catalog.
+    teasers = api.get("/api/v1/public/activities").json()["items"]
+    assert [i["title"] for i in teasers] == ["省"]
+
+
+def test_hub_shows_org_renames_and_archives_at_once(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    admin = make_staff(tree.province, Role.ADMIN)
+    create_activity(api, admin.headers, tree.district_a1, title="区")
+    create_activity(api, admin.headers, tree.grassroots_a1x, title="基层")
+    member = make_member(tree.grassroots_a1x)
+    assert _titles(api, member.headers)["区"]["org_name"] == "天河区总工会"
+
+    resp = api.patch(
+        f"/api/v1/orgs/{tree.district_a1}", json={"name": "天河区工会"}, headers=admin.headers
+    )
+    assert resp.status_code == 200, resp.text
+    assert _titles(api, member.headers)["区"]["org_name"] == "天河区工会"
+    resp = api.post(f"/api/v1/orgs/{tree.grassroots_a1x}/archive", headers=admin.headers)
+    assert resp.status_code == 200, resp.text
+    assert list(_titles(api, member.headers)) == ["区"]
+
+
+def test_hub_follows_the_clock_without_any_write(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    admin = make_staff(tree.province, Role.ADMIN)
+    create_activity(api, admin.headers, tree.province, title="下午开始", starts_in_hours=5)
+    create_activity(api, admin.headers, tree.province, title="一周")  # ends in 7 days
+    member = make_member(tree.grassroots_a1x)
+    assert _titles(api, member.headers)["下午开始"]["status"] == "scheduled"
+    clock.advance(timedelta(hours=6))
+    assert _titles(api, member.headers)["下午开始"]["status"] == "live"
+    clock.advance(timedelta(days=7) - timedelta(hours=6) + timedelta(minutes=1))
+    assert list(_titles(api, member.headers)) == ["下午开始"]
+
+
+def test_a_cursor_without_a_time_zone_is_refused(
+    api: httpx.Client, tree: Tree, make_member: MemberFactory
+) -> None:
+    member = make_member(tree.grassroots_a1x)
+    naive = base64.urlsafe_b64encode(b"2026-11-25T08:00:00|7").decode().rstrip("=")
+    resp = api.get("/api/v1/hub", params={"cursor": naive}, headers=member.headers)
+    assert resp.status_code == 422
+    assert resp.json()["error"]["details"][0]["field"] == "cursor"
+
+
+@pytest.mark.slow
+def test_every_server_process_sees_a_pause_made_in_another(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    admin = make_staff(tree.province, Role.ADMIN)
+    lottery = create_activity(api, admin.headers, tree.province, title="省")
+    create_activity(api, admin.headers, tree.city_a, title="市")
+    member = make_member(tree.grassroots_a1x)
+    server = ServerProcess(workers=2).start()
+    try:
+
+        def hub_titles_seen(times: int) -> set[tuple[str, ...]]:
+            seen = set()
+            for _ in range(times):  # a new connection each time: either worker may answer
+                with httpx.Client(base_url=server.url, timeout=30) as client:
+                    seen.add(tuple(_titles(client, member.headers)))
+            return seen
+
+        assert hub_titles_seen(12) == {("省", "市")}  # both workers hold the catalog
+        # Paused through this test process's server: the other processes learn it from
+        # the database alone.
+        resp = api.post(f"/api/v1/activities/{lottery['id']}/pause", headers=admin.headers)
+        assert resp.status_code == 200, resp.text
+        assert hub_titles_seen(12) == {("市",)}
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,8 +18,9 @@ from sqlalchemy.orm import Session
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, User
 from gonghui.accounts.tokens import decode_access_token
+from gonghui.clock import local_day
 from gonghui.errors import Unauthenticated
-from gonghui.members.models import Membership, MembershipStatus
+from gonghui.members.models import Membership, MembershipStatus, RosterEntry
 from gonghui.orgs.models import Org, StaffRole
 from gonghui.tenancy import Actor, Grant
 
@@ -32,6 +34,8 @@ class MemberInfo:
     org_id: int
     org_path: str
     tags: tuple[str, ...]
+    # Since when they belong to the union: the roster's join date, else their verification.
+    member_since: date
 
 
 @dataclass(frozen=True)
@@ -102,19 +106,21 @@ def load(session: Session, *, user_id: int, session_id: str) -> Principal:
     ).all()
     grants = tuple(Grant(org_id=r[0], org_path=r[1], role=r[2]) for r in rows)
     member_row = session.execute(
-        select(Membership, Org.path)
+        select(Membership, Org.path, RosterEntry.join_date)
         .join(Org, Org.id == Membership.org_id)
+        .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
         .where(Membership.user_id == user_id, Membership.status == MembershipStatus.VERIFIED)
     ).first()
     member = None
     if member_row is not None:
-        membership, path = member_row
+        membership, path, joined = member_row
         member = MemberInfo(
             membership_id=membership.id,
             roster_entry_id=membership.roster_entry_id,
             org_id=membership.org_id,
             org_path=path,
             tags=tuple(str(t) for t in membership.tags or ()),
+            member_since=joined or local_day(membership.verified_at),
         )
     return Principal(
         user_id=user_id,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, UOWTransaction, mapped_column
 
 from gonghui.clock import now
-from gonghui.db import Base, BigId, IdPk
+from gonghui.db import Base, BigId, IdPk, is_sqlite
+from gonghui.orgs.models import Org
 
 
 class ActivityKind(StrEnum):
@@ -93,3 +97,48 @@ class IdempotentResponse(Base):
     status_code: Mapped[int] = mapped_column(default=200)
     body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class CatalogStamp(Base):
+    """One row whose ``stamp`` takes a new random value in every transaction that writes an
+    activity or an org, so a process holding the hub's list of open activities knows with
+    one primary-key read whether its copy is current (see :mod:`gonghui.activities.catalog`).
+    Random rather than a counter: a database restored or recreated never repeats a value
+    that a running process has seen."""
+
+    __tablename__ = "activities_catalog_stamp"
+    ROW: ClassVar[int] = 1
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    stamp: Mapped[str] = mapped_column(String(32))
+
+
+def catalog_changed(session: Session) -> None:
+    """Give the catalog stamp a new value in this transaction (upsert of its one row)."""
+    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    stamp = secrets.token_hex(16)
+    # On the connection, not the session: this runs inside a flush.
+    session.connection().execute(
+        dialect_insert(CatalogStamp)
+        .values(id=CatalogStamp.ROW, stamp=stamp)
+        .on_conflict_do_update(index_elements=["id"], set_={"stamp": stamp})
+    )
+
+
+def _touches_catalog(session: Session) -> bool:
+    def ours(objects: Iterable[object]) -> bool:
+        return any(isinstance(o, Activity | Org) for o in objects)
+
+    return (
+        ours(session.new)
+        or ours(session.deleted)
+        or any(isinstance(o, Activity | Org) and session.is_modified(o) for o in session.dirty)
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_catalog_changes(session: Session, _context: UOWTransaction, _objects: object) -> None:
+    # Activities and orgs change through the ORM (services set attributes), so every such
+    # write passes here; bulk ``update(Activity)`` statements would not, and are not used.
+    if _touches_catalog(session):
+        catalog_changed(session)

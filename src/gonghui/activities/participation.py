@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui import hooks
@@ -15,7 +15,6 @@ from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.service import effective_status
 from gonghui.clock import local_day
 from gonghui.errors import Conflict, NotFound, PermissionDenied
-from gonghui.members.models import Membership, RosterEntry
 from gonghui.orgs.models import Org
 
 UNLIMITED = 2**31 - 1
@@ -38,27 +37,14 @@ def visible_activity(session: Session, *, member: MemberInfo, activity_id: int) 
     return activity
 
 
-def membership_start(session: Session, *, member: MemberInfo) -> date:
-    """Since when the member belongs to the union: the roster's join date, else verification."""
-    row = session.execute(
-        select(RosterEntry.join_date, Membership.verified_at)
-        .join(Membership, Membership.roster_entry_id == RosterEntry.id)
-        .where(Membership.id == member.membership_id)
-    ).one()
-    return row[0] or local_day(row[1])
-
-
-def eligibility_problem(session: Session, *, member: MemberInfo, activity: Activity) -> str | None:
-    """Why the member may not take part, or None."""
-    rules = activity.eligibility or {}
-    tags = rules.get("tags_any") or []
+def eligibility_problem(*, member: MemberInfo, eligibility: Mapping[str, Any]) -> str | None:
+    """Why the member may not take part under an activity's eligibility rules, or None."""
+    tags = eligibility.get("tags_any") or []
     if tags and not set(tags) & set(member.tags):
         return "this activity is for members with certain tags"
-    min_days = int(rules.get("min_membership_days") or 0)
-    if min_days:
-        days = (local_day() - membership_start(session, member=member)).days
-        if days < min_days:
-            return f"members of at least {min_days} days only"
+    min_days = int(eligibility.get("min_membership_days") or 0)
+    if min_days and (local_day() - member.member_since).days < min_days:
+        return f"members of at least {min_days} days only"
     return None
 
 
@@ -74,7 +60,7 @@ def live_activity(
         raise Conflict(
             ActivitiesError.NOT_LIVE, f"the activity is {status}", {"status": str(status)}
         )
-    problem = eligibility_problem(session, member=member, activity=activity)
+    problem = eligibility_problem(member=member, eligibility=activity.eligibility or {})
     if problem is not None:
         raise PermissionDenied(ActivitiesError.NOT_ELIGIBLE, problem)
     # Locate the org row too: a member whose union is archived does not take part.

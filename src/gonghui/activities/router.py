@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from gonghui.activities import hub, service, stats
@@ -18,6 +18,7 @@ from gonghui.activities.schemas import (
     HubPage,
     TeaserPage,
 )
+from gonghui.db import unit_of_work
 from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"])
@@ -106,12 +107,14 @@ def clone(
 hub_router = APIRouter(prefix="/api/v1", tags=["hub"])
 
 
-@hub_router.get("/hub")
-def get_hub(
-    member: CurrentMember, session: SessionDep, cursor: str | None = None, limit: int = 20
-) -> HubPage:
+@hub_router.get("/hub", response_model=HubPage)
+def get_hub(member: CurrentMember, cursor: str | None = None, limit: int = 20) -> Response:
     """Live and upcoming activities from the member's union and every union above it."""
-    return hub.member_hub(session, member=member, cursor=cursor, limit=limit)
+    # A hot read: its own short read transaction within this call (no session dependency
+    # to open and close on other thread-pool turns), and the page serialised once.
+    with unit_of_work(read_only=True) as session:
+        page = hub.member_hub(session, member=member, cursor=cursor, limit=limit)
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @hub_router.get("/hub/activities/{activity_id}")

@@ -39,16 +39,22 @@ SAFE_WHEN_PUBLISHED = frozenset({"title", "description", "ends_at"})
 _config_adapter: TypeAdapter[Any] = TypeAdapter(ActivityConfig)
 
 
-def effective_status(activity: Activity, at: datetime | None = None) -> ActivityStatus:
-    """The status members see: the stored one, moved along by the schedule window."""
-    instant = at or now()
-    status = ActivityStatus(activity.status)
+def status_at(
+    stored: str, starts_at: datetime, ends_at: datetime, instant: datetime
+) -> ActivityStatus:
+    """The status members see at ``instant``: the stored one, moved along by the window."""
+    status = ActivityStatus(stored)
     if status in (ActivityStatus.SCHEDULED, ActivityStatus.LIVE, ActivityStatus.PAUSED):
-        if instant >= activity.ends_at:
+        if instant >= ends_at:
             return ActivityStatus.ENDED
-        if status is ActivityStatus.SCHEDULED and instant >= activity.starts_at:
+        if status is ActivityStatus.SCHEDULED and instant >= starts_at:
             return ActivityStatus.LIVE
     return status
+
+
+def effective_status(activity: Activity, at: datetime | None = None) -> ActivityStatus:
+    """The status members see now (or ``at``)."""
+    return status_at(activity.status, activity.starts_at, activity.ends_at, at or now())
 
 
 def lottery_rules(activity: Activity) -> LotteryRules | None:
