@@ -8,9 +8,9 @@ the rows with the bulk endpoint, then drives each workload with wrk (64 connecti
 The machine is shared, so its spare CPU drifts while a benchmark runs: a ratio of two
 figures taken a minute apart measures the drift as much as the server. Hence every
 workload is warmed up first (connection pool, thread pool, caches), then measured in
-BENCH_ROUNDS rounds of ping / create / get / list, each workload divided by the mean of
-the pings on either side of its round, and the median ratio over the rounds reported.
-Environment: BENCH_ROWS (100000), BENCH_ROUNDS (3), BENCH_ROUND_S (6 seconds per run),
+BENCH_ROUNDS rounds of ping / create / ping / get / ping / list / ping, each run divided
+by the mean of the two pings on either side of it, and the median ratio over the rounds
+reported. Environment: BENCH_ROWS (100000), BENCH_ROUNDS (3), BENCH_ROUND_S (5 s a run),
 BENCH_CONNECTIONS (64), GONGHUI_BENCH_DATABASE_URL. Last line: one JSON object.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 
@@ -28,7 +27,7 @@ from _harness import Load, Server, emit, print_table, staff_token, wrk
 
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-ROUND_S = int(os.environ.get("BENCH_ROUND_S", "6"))
+ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
 WARM_UP_S = 2
 CATEGORIES = ROWS // 10  # each category holds 10 rows: the filtered list returns 10
 
@@ -115,27 +114,19 @@ def workloads(base: str, staff: dict[str, str], key: dict[str, str]) -> dict[str
 
 
 def measure(runs: dict[str, Workload]) -> tuple[list[Load], dict[str, list[tuple[float, Load]]]]:
-    """Warm every workload up, then ROUNDS rounds bracketed by pings: the pings, and each
-    workload's (ratio to the pings around its round, load) per round."""
+    """Warm every workload up, then ROUNDS rounds in which every workload runs between two
+    pings: the pings, and each workload's (ratio to the mean of its two pings, load) per
+    round."""
     for run in runs.values():
         run(WARM_UP_S)
-    measured = [name for name in runs if name != "ping"]
     pings = [runs["ping"](ROUND_S)]
-    rounds: dict[str, list[Load]] = {name: [] for name in measured}
+    ratios: dict[str, list[tuple[float, Load]]] = {name: [] for name in runs if name != "ping"}
     for _ in range(ROUNDS):
-        for name in measured:
-            rounds[name].append(runs[name](ROUND_S))
-        pings.append(runs["ping"](ROUND_S))
-    ratios = {
-        name: [
-            (
-                load.requests_per_s / statistics.mean(p.requests_per_s for p in pings[i : i + 2]),
-                load,
-            )
-            for i, load in enumerate(loads)
-        ]
-        for name, loads in rounds.items()
-    }
+        for name, done in ratios.items():
+            load = runs[name](ROUND_S)
+            pings.append(runs["ping"](ROUND_S))
+            around = (pings[-2].requests_per_s + pings[-1].requests_per_s) / 2
+            done.append((load.requests_per_s / around, load))
     return pings, ratios
 
 
@@ -155,7 +146,7 @@ def main() -> None:
         server.stop()
 
     print(f"loaded {ROWS} rows in {load_s:.1f}s ({ROWS / load_s:.0f} rows/s, bulk of 1000)")
-    print(f"{ROUNDS} rounds of {ROUND_S}s; ratio = req/s over the mean of the pings around it")
+    print(f"{ROUNDS} rounds, {ROUND_S}s a run; ratio = req/s over the mean of the pings around it")
     print("pings req/s: " + ", ".join(f"{p.requests_per_s:.0f}" for p in pings))
     for name, runs in ratios.items():
         print(f"{name} ratios: " + ", ".join(f"{r:.3f}" for r, _ in runs))

@@ -93,7 +93,9 @@ class Compiler:
                 parts.append(not_(self._node(table, value, depth + 1, sub)))
             else:
                 parts.append(self._path(table, key.split("."), value, depth + 1, sub))
-        return and_(true(), *parts) if parts else true()
+        if len(parts) == 1:
+            return parts[0]
+        return and_(*parts) if parts else true()
 
     def _path(
         self, table: TableInfo, names: list[str], cond: Any, depth: int, path: str
