@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import httpx
 
-from _harness import Load, Server, emit, print_table, staff_token, wrk
+from _harness import Load, Server, emit, staff_token, wrk
 
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -152,7 +152,14 @@ def main() -> None:
         print(f"{name} ratios: " + ", ".join(f"{r:.3f}" for r, _ in runs))
     chosen = {name: median_run(runs) for name, runs in ratios.items()}
     ping = median_run([(p.requests_per_s, p) for p in pings])[1]
-    print_table([ping, *(load for _, load in chosen.values())], ping)
+    # The median run of each workload, its ratio taken against the pings around it.
+    print(f"{'workload':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
+    rows = [(1.0, ping), *chosen.values()]
+    for ratio, load in rows:
+        print(
+            f"{load.name:<28}{load.requests_per_s:>10.1f}{load.p50_ms:>10.2f}"
+            f"{load.p99_ms:>10.2f}{ratio:>8.2f}{load.errors:>8}"
+        )
     measured = [load for _, load in chosen.values()]
     every_run = [*pings, *(load for runs in ratios.values() for _, load in runs)]
     result_ratios = {name: round(r, 3) for name, (r, _) in chosen.items()}
