@@ -12,6 +12,7 @@ for the lock: SQLite answers SQLITE_BUSY at once to avoid a deadlock).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Annotated, Any, cast
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import CursorResult, Dialect, Result
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -86,7 +88,19 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: BEGIN returns no rows, and an execution through
+        # SQLAlchemy (context, cursor, result, events) costs more than the statement on
+        # every transaction of every request.
+        statement = f"BEGIN {mode}"
+        driver = conn.connection.dbapi_connection
+        try:
+            driver.execute(statement)
+        except sqlite3.Error as exc:
+            # The same wrapped error (e.g. OperationalError: database is locked) an
+            # execution through SQLAlchemy raises.
+            raise DBAPIError.instance(
+                statement, (), exc, sqlite3.Error, dialect=conn.dialect
+            ) from exc
 
 
 def make_engine(url: str) -> Engine:

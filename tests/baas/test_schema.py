@@ -291,3 +291,39 @@ def test_an_unsafe_type_change_is_refused_before_anything_moves(
     assert resp.status_code == 409
     assert resp.json()["error"]["details"][0]["field"] == "note"
     assert _data(_all(api, app, "items")) == before
+
+
+def test_get_by_id_sees_a_schema_or_permission_change_at_once(
+    api: httpx.Client, app: AppHandle
+) -> None:
+    # Get by id reuses a statement built once per table description: a change must
+    # replace it in the very next request, not when a cache expires.
+    base = f"/api/v1/baas/apps/{app.id}/tables/notes"
+    make_table(api, app, "notes", [{"name": "text", "type": "string"}], {"read": ["public"]})
+    made = api.post("/api/v1/baas/data/notes/records", json={"text": "hi"}, headers=app.server)
+    assert made.status_code == 201, made.text
+    url = f"/api/v1/baas/data/notes/records/{made.json()['id']}"
+    assert api.get(url, headers=app.client).json()["text"] == "hi"
+
+    h = app.dev.headers
+    resp = api.post(
+        f"{base}/fields", json={"name": "stars", "type": "integer", "default": 3}, headers=h
+    )
+    assert resp.status_code == 201, resp.text
+    assert api.get(url, headers=app.client).json()["stars"] == 3
+
+    resp = api.patch(f"{base}/fields/text", json={"name": "body"}, headers=h)
+    assert resp.status_code == 200, resp.text
+    record = api.get(url, headers=app.client).json()
+    assert (record["body"], "text" in record) == ("hi", False)
+
+    resp = api.delete(f"{base}/fields/stars", params={"confirm": "true"}, headers=h)
+    assert resp.status_code == 200, resp.text
+    assert "stars" not in api.get(url, headers=app.client).json()
+
+    resp = api.put(f"{base}/permissions", json={"permissions": {"read": []}}, headers=h)
+    assert resp.status_code == 200, resp.text
+    denied = api.get(url, headers=app.client)
+    assert denied.status_code == 404
+    assert denied.json()["error"]["code"] == "baas.record_not_found"
+    assert api.get(url, headers=app.server).json()["body"] == "hi"

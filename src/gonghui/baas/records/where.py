@@ -93,7 +93,9 @@ class Compiler:
                 parts.append(not_(self._node(table, value, depth + 1, sub)))
             else:
                 parts.append(self._path(table, key.split("."), value, depth + 1, sub))
-        return and_(true(), *parts) if parts else true()
+        if len(parts) == 1:
+            return parts[0]
+        return and_(*parts) if parts else true()
 
     def _path(
         self, table: TableInfo, names: list[str], cond: Any, depth: int, path: str
@@ -155,7 +157,9 @@ class Compiler:
             return column.is_(None) if op == "eq" else present
         if ftype not in ORDERED:
             raise invalid(path, f"a {ftype} field supports only exists and isnull")
-        col = self._text_column(column, ftype)
+        # Equality needs no collation (PostgreSQL's collations here are deterministic: equal
+        # means byte-equal), and without one an index on the column serves it.
+        col = column if op in ("eq", "ne", "in", "nin") else self._text_column(column, ftype)
         if op in ("in", "nin"):
             if not isinstance(value, list) or len(value) > MAX_LIST:
                 raise invalid(path, f"takes a list of at most {MAX_LIST} values")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, select
+from sqlalchemy import Column, MetaData, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from gonghui.baas.errors import BaasError
@@ -55,6 +56,12 @@ class TableInfo:
     fields: tuple[FieldInfo, ...]
     sql: Table
     by_name: dict[str, FieldInfo] = field(compare=False)
+
+    @cached_property
+    def select_by_id(self) -> Select[Any]:
+        """One record by ``:record_id``: built once per description, so that SQLAlchemy
+        reuses its cache key and compiled form on every get."""
+        return select(self.sql).where(self.sql.c.id == bindparam("record_id"))
 
 
 def build_sql_table(app_id: int, table_id: int, fields: list[tuple[str, FieldType]]) -> Table:

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from croniter import croniter
+from sqlalchemy import bindparam, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from gonghui import hooks
@@ -206,6 +206,21 @@ def enqueue(
     return delivery
 
 
+# Every record write asks this, and almost always hears "none": one statement built once
+# (its compiled form is cached by SQLAlchemy), over the table rather than the ORM entity.
+_trigger_table = Trigger.__table__.c
+_ENABLED_RECORD_TRIGGERS = (
+    select(_trigger_table.id)
+    .where(
+        _trigger_table.app_id == bindparam("app_id"),
+        _trigger_table.event == bindparam("event"),
+        _trigger_table.table_name == bindparam("table_name"),
+        _trigger_table.enabled.is_(True),
+    )
+    .order_by(_trigger_table.id)
+)
+
+
 def record_events(
     session: Session,
     *,
@@ -219,15 +234,12 @@ def record_events(
     Called while the records are in the table (after insert or update, before delete), so
     a trigger's filter is evaluated by the same SQL as a query. Fired inside the caller's
     transaction: a change rolled back fires nothing."""
+    params = {"app_id": caller.app_id, "event": str(event), "table_name": info.name}
+    ids = list(session.scalars(_ENABLED_RECORD_TRIGGERS, params))
+    if not ids:
+        return 0
     triggers = list(
-        session.scalars(
-            select(Trigger).where(
-                Trigger.app_id == caller.app_id,
-                Trigger.event == event,
-                Trigger.table_name == info.name,
-                Trigger.enabled.is_(True),
-            )
-        )
+        session.scalars(select(Trigger).where(Trigger.id.in_(ids)).order_by(Trigger.id))
     )
     fired = 0
     for trigger in triggers:
