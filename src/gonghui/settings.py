@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # How long a process may hold a delivery it is sending before others may retry it.
     delivery_lease_s: float = 60.0
     scheduler_interval_s: float = 1.0
+    # Clean-up passes (housekeeping.py) run at start-up and then this often.
+    housekeeping_interval_s: float = 300.0
+    # An unfinished roster import whose process has not written for this long died with it.
+    roster_import_stale_s: float = 600.0
 
     upload_max_bytes: int = 20 * 1024 * 1024
     # Blob storage: "local" (data_dir/files) or "s3" (any S3-compatible bucket).
