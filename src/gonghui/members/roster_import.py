@@ -16,6 +16,7 @@ import io
 import logging
 import multiprocessing
 import os
+import queue
 import tempfile
 import threading
 from collections import deque
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -58,6 +59,7 @@ from gonghui.tenancy import (
 )
 
 log = logging.getLogger("gonghui.members.import")
+_T = TypeVar("_T")
 
 # Rows per executemany and per task handed to a worker process; also rows per transaction
 # for ordinary files.
@@ -72,6 +74,8 @@ POOL_WORKERS = 2
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_CHECKPOINT_PAGES = 64 * 1024  # 256 MB of WAL
 REPORT_HEADER = ("row", "field", "code", "reason")
+# Transactions read and prepared ahead of the one being written.
+READ_AHEAD = 2
 INTERRUPTED = "interrupted: the server stopped during the import; upload the file again"
 _UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 
@@ -243,6 +247,51 @@ def _untune_connection(session: Session) -> None:
         connection.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
 
 
+def _read_ahead(items: Iterator[_T], depth: int) -> Iterator[_T]:
+    """``items`` produced by a thread of its own, at most ``depth`` ahead, so that reading
+    the file and collecting prepared batches overlap the database writes (the SQLite and
+    PostgreSQL drivers release the GIL while the database works). Memory stays bounded by
+    ``depth``; an error in the thread is raised here, and stopping early stops the thread."""
+    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:
+            put((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's clean-up (the worker pool) runs in this thread
+
+    thread = threading.Thread(target=produce, name="roster-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, value = handoff.get()
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _transactions(
     prepared: Iterator[tuple[PreparedBatch, int]], rows_per_transaction: int
 ) -> Iterator[tuple[list[PreparedBatch], int]]:
@@ -372,7 +421,8 @@ def run_import(
                 _batches(reader, BATCH_ROWS), preparer, _pool_size(large, workers), init_args
             )
             per_transaction = transaction_rows or (LARGE_TRANSACTION_ROWS if large else BATCH_ROWS)
-            for batches, bytes_done in _transactions(prepared, per_transaction):
+            transactions = _transactions(prepared, per_transaction)
+            for batches, bytes_done in _read_ahead(transactions, READ_AHEAD):
                 run.write(batches, bytes_done)
         except RosterFileError as exc:
             failure = exc.code
