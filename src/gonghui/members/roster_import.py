@@ -6,7 +6,13 @@ upserting them by ID-number blind index (``INSERT ... ON CONFLICT DO UPDATE``, s
 transaction, so progress never runs ahead of the data.
 Bad rows are written to an error report (row, field, code, reason; never the values) and
 never block the good ones. Validation and sealing are the CPU cost; large files hand them
-to a process pool while this process reads the file and writes the database.
+to a process pool. A reader thread reads the file and collects prepared batches ahead of
+the thread that writes the database.
+
+While it runs, an import refreshes its job's heartbeat with every commit; housekeeping
+fails the unfinished jobs whose heartbeat stopped (their process died) and deletes
+uploads, which hold personal data in plain text, once their import has ended
+(:func:`tidy_imports`).
 """
 
 from __future__ import annotations
