@@ -14,7 +14,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import Dialect, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -64,16 +64,17 @@ class _Upsert:
             index_elements=[table.c.id_number_hash],
             set_={name: stmt.excluded[name] for name in _REFRESHED},
         )
-        compiled = stmt.compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
+        # Rows are tuples in _UPSERT_COLUMNS order, so the statement takes positional
+        # parameters (psycopg's "%s" rather than the dialect's named default).
+        positional: Dialect = (
+            dialect if dialect.positional else type(dialect)(paramstyle="format")  # type: ignore[call-arg]
+        )
+        compiled = stmt.compile(dialect=positional, column_keys=list(_UPSERT_COLUMNS))
         self.sql = str(compiled)
-        # Rows are tuples in _UPSERT_COLUMNS order; sqlite3 takes them in the statement's
-        # parameter order, psycopg as dicts (named parameters).
         self.reorder: Callable[[tuple[Any, ...]], Any] | None = None
-        self.named = not compiled.positional
-        if compiled.positional:
-            order = tuple(_UPSERT_COLUMNS.index(k) for k in compiled.positiontup or ())
-            if order != tuple(range(len(_UPSERT_COLUMNS))):
-                self.reorder = itemgetter(*order)
+        order = tuple(_UPSERT_COLUMNS.index(k) for k in compiled.positiontup or ())
+        if order != tuple(range(len(_UPSERT_COLUMNS))):
+            self.reorder = itemgetter(*order)
         self.date = table.c.join_date.type.dialect_impl(dialect).bind_processor(dialect)
         # The dialect-level processor: on SQLite a string, so that the driver's deprecated
         # default datetime adapter is never used.
@@ -84,11 +85,7 @@ class _Upsert:
 
     def execute(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
         # (On PostgreSQL this measured faster than SQLAlchemy's multi-row VALUES batches.)
-        params: list[Any] = rows
-        if self.named:
-            params = [dict(zip(_UPSERT_COLUMNS, row, strict=True)) for row in rows]
-        elif self.reorder is not None:
-            params = list(map(self.reorder, rows))
+        params: list[Any] = rows if self.reorder is None else list(map(self.reorder, rows))
         session.connection().exec_driver_sql(self.sql, params)
 
 
