@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -234,6 +235,12 @@ def print_table(loads: list[Load], trivial: Load) -> None:
             f"{load.name:<28}{load.requests_per_s:>10.1f}{load.p50_ms:>10.2f}"
             f"{load.p99_ms:>10.2f}{ratio:>8.2f}{load.errors:>8}"
         )
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident size of this process, or with ``resource.RUSAGE_CHILDREN`` of the
+    largest of its waited-for children (worker processes), in MB."""
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
 
 def emit(result: dict[str, Any]) -> None:

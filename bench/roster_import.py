@@ -22,6 +22,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from _harness import emit, peak_rss_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = int(os.environ.get("ROSTER_BENCH_ROWS", "1000000"))
 BAD_EVERY = 100
@@ -108,25 +110,23 @@ def child(csv_path: str, data_dir: str, database_url: str, expected_good: str) -
     worker_cpu = children.ru_utime + children.ru_stime
     with unit_of_work(read_only=True) as session:
         stored = session.scalar(select(func.count()).select_from(RosterEntry))
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {
-                "rows": job.rows_done,
-                "rows_ok": job.rows_ok,
-                "rows_failed": job.rows_failed,
-                "stored": stored,
-                "seconds": elapsed,
-                "rows_per_s": job.rows_done / elapsed,
-                "peak_rss_mb": own,
-                "cpu_s": cpu,
-                "worker_cpu_s": worker_cpu,
-                "worker_peak_rss_mb": workers,
-                "invariants_ok": stored == int(expected_good) == job.rows_ok
-                and job.rows_failed == job.rows_done - job.rows_ok,
-            }
-        )
+    own = peak_rss_mb()
+    workers = peak_rss_mb(resource.RUSAGE_CHILDREN)
+    emit(
+        {
+            "rows": job.rows_done,
+            "rows_ok": job.rows_ok,
+            "rows_failed": job.rows_failed,
+            "stored": stored,
+            "seconds": elapsed,
+            "rows_per_s": job.rows_done / elapsed,
+            "peak_rss_mb": own,
+            "cpu_s": cpu,
+            "worker_cpu_s": worker_cpu,
+            "worker_peak_rss_mb": workers,
+            "invariants_ok": stored == int(expected_good) == job.rows_ok
+            and job.rows_failed == job.rows_done - job.rows_ok,
+        }
     )
 
 
@@ -228,7 +228,7 @@ def main() -> None:
         "invariants_ok": bool(sqlite_r["invariants_ok"])
         and (pg_r is None or bool(pg_r["invariants_ok"])),
     }
-    print(json.dumps(summary))
+    emit(summary)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,14 @@ def blind_index(field: PiiField, value: str) -> bytes:
     return hmac.digest(get_keys().pii_hmac_key, message, "sha256")
 
 
+def narrow_key(blind: bytes) -> int:
+    """The first 4 bytes of a blind index as a signed 32-bit integer: a compact key for a
+    lookup index that only finds candidates, confirmed by comparing the full blind index
+    (short keys keep the index small where full 32-byte random keys make bulk inserts
+    rewrite most of it)."""
+    return int.from_bytes(blind[:4], "big", signed=True)
+
+
 def seal(field: PiiField, value: str) -> bytes:
     nonce = os.urandom(12)
     ciphertext = _aead().encrypt(nonce, normalize(field, value).encode(), _field_prefix(field))

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # Set by ``gonghui serve`` for its server processes: the socket of the server's one
     # writer process for members' hot writes (see hotwrite.py). Empty: a writer thread.
     hot_writer_socket: str = ""
+    # Clean-up passes (housekeeping.py) run at start-up and then this often.
+    housekeeping_interval_s: float = 300.0
+    # An unfinished roster import whose process has not written for this long died with it.
+    roster_import_stale_s: float = 600.0
 
     upload_max_bytes: int = 20 * 1024 * 1024
     # Blob storage: "local" (data_dir/files) or "s3" (any S3-compatible bucket).

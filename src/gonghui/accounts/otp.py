@@ -4,7 +4,8 @@ A code is 6 digits, stored only as an HMAC under a subkey of the PII key (a stol
 database does not give the codes away, and six digits are too few for an unkeyed hash).
 It lives ``otp_ttl_s`` seconds; only the newest code of a phone and purpose counts; after
 ``otp_max_attempts`` wrong tries it is locked. Sending is limited by a resend cooldown, a
-per-phone per-day cap (the local day) and a per-IP per-hour cap.
+per-phone per-day cap (the local day) and a per-IP per-hour cap. Housekeeping deletes codes
+once they can neither be used nor count against a limit (:func:`purge_expired`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gonghui import clock
@@ -33,6 +34,9 @@ from gonghui.pii import PiiField, blind_index, mask
 from gonghui.settings import get_settings
 
 _MAINLAND_MOBILE = re.compile(r"1[3-9]\d{9}")
+# How long a sent code still counts against the send limits: the per-phone cap looks back
+# to the start of the local day (at most a day), the per-IP cap an hour.
+COUNTED_FOR = timedelta(days=1, hours=1)
 
 
 class OtpPurpose(StrEnum):
@@ -230,3 +234,14 @@ def verify_code(session: Session, *, phone: str, code: str, purpose: OtpPurpose)
     if claimed != 1:
         raise Unauthenticated(AccountsError.OTP_INVALID, "this code has already been used")
     return phone
+
+
+def purge_expired(session: Session, *, at: datetime | None = None) -> int:
+    """Delete the codes that have expired and no longer count against a send limit;
+    returns how many."""
+    at = at or clock.now()
+    return rowcount(
+        session.execute(
+            delete(OtpCode).where(OtpCode.expires_at < at, OtpCode.created_at < at - COUNTED_FOR)
+        )
+    )

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -26,7 +26,10 @@ class RosterEntry(Base):
     id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     name_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    phone_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    phone_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # Finds candidates for a phone lookup, confirmed by ``phone_hash``: a 4-byte key keeps
+    # this index small, since random 32-byte keys made every roster import rewrite it.
+    phone_key: Mapped[int | None] = mapped_column(Integer, index=True)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     member_no: Mapped[str | None] = mapped_column(String(64))
     join_date: Mapped[date | None]
@@ -125,6 +128,9 @@ class ImportJob(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=now)
     started_at: Mapped[datetime | None]
+    # Refreshed by the importing process as it commits; an unfinished job whose heartbeat
+    # stopped belongs to a process that died (see roster_import.reap_interrupted).
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
 

@@ -17,7 +17,7 @@ from gonghui.errors import Conflict, InvalidInput, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.models import Membership, RosterEntry, Transfer
 from gonghui.orgs.models import Org
-from gonghui.pii import PiiField, blind_index, masked, unseal
+from gonghui.pii import PiiField, blind_index, masked, narrow_key, unseal
 from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
 
 MAX_PAGE = 200
@@ -103,7 +103,10 @@ def list_roster(
     if id_number:
         stmt = stmt.where(RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, id_number))
     if phone:
-        stmt = stmt.where(RosterEntry.phone_hash == blind_index(PiiField.PHONE, phone))
+        phone_hash = blind_index(PiiField.PHONE, phone)
+        stmt = stmt.where(
+            RosterEntry.phone_key == narrow_key(phone_hash), RosterEntry.phone_hash == phone_hash
+        )
     rows = session.execute(stmt.order_by(RosterEntry.id).limit(limit + 1)).all()
     items = [view(entry, entry_org, user_id) for entry, entry_org, user_id in rows[:limit]]
     next_cursor = str(items[-1].id) if len(rows) > limit else None

@@ -6,7 +6,13 @@ upserting them by ID-number blind index (``INSERT ... ON CONFLICT DO UPDATE``, s
 transaction, so progress never runs ahead of the data.
 Bad rows are written to an error report (row, field, code, reason; never the values) and
 never block the good ones. Validation and sealing are the CPU cost; large files hand them
-to a process pool while this process reads the file and writes the database.
+to a process pool. A reader thread reads the file and collects prepared batches ahead of
+the thread that writes the database.
+
+While it runs, an import refreshes its job's heartbeat with every commit; housekeeping
+fails the unfinished jobs whose heartbeat stopped (their process died) and deletes
+uploads, which hold personal data in plain text, once their import has ended
+(:func:`tidy_imports`).
 """
 
 from __future__ import annotations
@@ -16,20 +22,22 @@ import io
 import logging
 import multiprocessing
 import os
+import queue
 import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from datetime import timedelta
+from typing import IO, Any, BinaryIO, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.audit import service as audit
 from gonghui.clock import local_day, now
-from gonghui.db import is_sqlite, on_commit, unit_of_work
+from gonghui.db import is_sqlite, on_commit, rowcount, unit_of_work
 from gonghui.errors import PayloadTooLarge
 from gonghui.members.errors import MembersError
 from gonghui.members.models import ImportJob, ImportStatus
@@ -44,8 +52,10 @@ from gonghui.members.roster_rows import (
 from gonghui.members.roster_write import Tally, write_batch
 from gonghui.orgs.models import Org
 from gonghui.pii import BulkSealer
+from gonghui.settings import get_settings
 from gonghui.storage import get_store
 from gonghui.tenancy import (
+    SYSTEM,
     Actor,
     Permission,
     get_scoped,
@@ -55,6 +65,7 @@ from gonghui.tenancy import (
 )
 
 log = logging.getLogger("gonghui.members.import")
+_T = TypeVar("_T")
 
 # Rows per executemany and per task handed to a worker process; also rows per transaction
 # for ordinary files.
@@ -69,6 +80,15 @@ POOL_WORKERS = 2
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_CHECKPOINT_PAGES = 64 * 1024  # 256 MB of WAL
 REPORT_HEADER = ("row", "field", "code", "reason")
+# Transactions read and prepared ahead of the one being written.
+READ_AHEAD = 2
+INTERRUPTED = "interrupted: the server stopped during the import; upload the file again"
+_UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
+
+
+class ImportInterrupted(RuntimeError):
+    """The job was marked interrupted (its heartbeat had stopped) while this process still
+    worked on it; the import stops rather than overwrite that outcome."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +253,51 @@ def _untune_connection(session: Session) -> None:
         connection.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
 
 
+def _read_ahead(items: Iterator[_T], depth: int) -> Iterator[_T]:
+    """``items`` produced by a thread of its own, at most ``depth`` ahead, so that reading
+    the file and collecting prepared batches overlap the database writes (the SQLite and
+    PostgreSQL drivers release the GIL while the database works). Memory stays bounded by
+    ``depth``; an error in the thread is raised here, and stopping early stops the thread."""
+    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:
+            put((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's clean-up (the worker pool) runs in this thread
+
+    thread = threading.Thread(target=produce, name="roster-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, value = handoff.get()
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _transactions(
     prepared: Iterator[tuple[PreparedBatch, int]], rows_per_transaction: int
 ) -> Iterator[tuple[list[PreparedBatch], int]]:
@@ -343,7 +408,7 @@ def run_import(
         org = require_org(session, actor, Permission.MEMBERS_MANAGE, job.org_id)
         org_map = _org_map(session, actor=actor, org=org)
         job.status = ImportStatus.RUNNING
-        job.started_at = now()
+        job.started_at = job.heartbeat_at = now()
         bytes_total, filename, default_org = job.bytes_total, job.filename, org.id
     large = bytes_total >= LARGE_FILE_BYTES
     sealer = BulkSealer.from_settings()
@@ -362,7 +427,8 @@ def run_import(
                 _batches(reader, BATCH_ROWS), preparer, _pool_size(large, workers), init_args
             )
             per_transaction = transaction_rows or (LARGE_TRANSACTION_ROWS if large else BATCH_ROWS)
-            for batches, bytes_done in _transactions(prepared, per_transaction):
+            transactions = _transactions(prepared, per_transaction)
+            for batches, bytes_done in _read_ahead(transactions, READ_AHEAD):
                 run.write(batches, bytes_done)
         except RosterFileError as exc:
             failure = exc.code
@@ -382,10 +448,12 @@ def _progress(job_id: int, done: int, total: int, tally: Tally) -> ImportProgres
 
 
 def _save_progress(session: Session, job_id: int, bytes_done: int, tally: Tally) -> None:
-    session.execute(
+    """Advance the counters and the heartbeat of a running job."""
+    saved = session.execute(
         update(ImportJob)
-        .where(ImportJob.id == job_id)
+        .where(ImportJob.id == job_id, ImportJob.status == ImportStatus.RUNNING)
         .values(
+            heartbeat_at=now(),
             bytes_done=bytes_done,
             rows_done=tally.rows_done,
             rows_ok=tally.rows_ok,
@@ -395,6 +463,8 @@ def _save_progress(session: Session, job_id: int, bytes_done: int, tally: Tally)
         )
         .execution_options(synchronize_session=False)
     )
+    if rowcount(saved) != 1:
+        raise ImportInterrupted(f"import job {job_id} is no longer running")
 
 
 def _mark_failed(job_id: int, message: str) -> None:
@@ -403,7 +473,7 @@ def _mark_failed(job_id: int, message: str) -> None:
             _untune_connection(session)
             session.execute(
                 update(ImportJob)
-                .where(ImportJob.id == job_id)
+                .where(ImportJob.id == job_id, ImportJob.status.in_(_UNFINISHED))
                 .values(status=ImportStatus.FAILED, error=message, finished_at=now())
             )
     except Exception:  # the original error matters more
@@ -416,17 +486,18 @@ _threads_lock = threading.Lock()
 
 
 def _run_stored_upload(job_id: int, actor: Actor) -> None:
-    store = get_store()
-    key = upload_key(job_id)
     try:
-        with store.open(key) as source:
+        with get_store().open(upload_key(job_id)) as source:
             run_import(job_id=job_id, actor=actor, source=source)
     except Exception:
         log.exception("roster import %s failed", job_id)
         _mark_failed(job_id, "internal error")
     finally:
-        # The upload holds personal data in plain text: it lives only while it is imported.
-        store.delete(key)
+        try:
+            with unit_of_work() as session:
+                _discard_upload(session, job_id)
+        except Exception:  # housekeeping deletes it later (tidy_imports)
+            log.exception("could not delete the upload of import job %s", job_id)
         with _threads_lock:
             _threads.pop(job_id, None)
 
@@ -485,3 +556,64 @@ def accept_upload(
     session.flush()
     start_in_background(session, job_id=job.id, actor=actor)
     return job
+
+
+def _discard_upload(session: Session, job_id: int) -> None:
+    """Delete an API import's upload: it holds personal data in plain text and lives only
+    while it is imported. An empty ``stored_path`` records that it is gone."""
+    get_store().delete(upload_key(job_id))
+    session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id)
+        .values(stored_path="")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def tidy_imports(session: Session) -> int:
+    """Housekeeping: fail the imports whose process died (no heartbeat for
+    ``roster_import_stale_s``) with a clear reason and an audit row, and delete the uploads
+    of every finished import still on disk. Returns how many jobs it touched."""
+    at = now()
+    last_sign = func.coalesce(ImportJob.heartbeat_at, ImportJob.created_at)
+    stale = last_sign < at - timedelta(seconds=get_settings().roster_import_stale_s)
+    touched = 0
+    unfinished = select(ImportJob).where(ImportJob.status.in_(_UNFINISHED), stale)
+    for job in list(session.scalars(unfinished.order_by(ImportJob.id))):
+        # Compare-and-set: of several processes, one marks the job; a job that came back
+        # to life (a fresh heartbeat) is left alone.
+        marked = session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job.id, ImportJob.status.in_(_UNFINISHED), stale)
+            .values(status=ImportStatus.FAILED, error=INTERRUPTED, finished_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(marked) != 1:
+            continue
+        audit.record(
+            session,
+            actor=SYSTEM,
+            action="members.roster_import",
+            org_id=job.org_id,
+            subject_type="import_job",
+            subject_id=job.id,
+            reason=INTERRUPTED,
+            details={
+                "filename": job.filename,
+                "status": str(ImportStatus.FAILED),
+                "rows_ok": job.rows_ok,
+                "rows_failed": job.rows_failed,
+            },
+        )
+        touched += 1
+    leftovers = session.execute(
+        select(ImportJob.id, ImportJob.stored_path).where(
+            ImportJob.status.not_in(_UNFINISHED),
+            ImportJob.stored_path.startswith("roster-imports/"),
+        )
+    ).all()
+    for job_id, stored_path in leftovers:
+        if stored_path == upload_key(job_id):  # an API upload (CLI imports name the user's file)
+            _discard_upload(session, job_id)
+            touched += 1
+    return touched

@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.roster_file import COLUMNS, Cell, RawRow
-from gonghui.pii import BulkSealer, PiiField
+from gonghui.pii import BulkSealer, PiiField, narrow_key
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y.%m.%d")
@@ -33,9 +33,19 @@ class RowError:
 
 
 # (row number, id hash, id ciphertext, name hash, name ciphertext, phone hash, phone
-# ciphertext, member number, org id, join date)
+# ciphertext, member number, org id, join date, phone key)
 SealedRow = tuple[
-    int, bytes, bytes, bytes, bytes, bytes | None, bytes | None, str | None, int, date | None
+    int,
+    bytes,
+    bytes,
+    bytes,
+    bytes,
+    bytes | None,
+    bytes | None,
+    str | None,
+    int,
+    date | None,
+    int | None,
 ]
 
 
@@ -118,6 +128,7 @@ class RowPreparer:
                 batch.failed_rows += 1
                 continue
             number, name, id_number, phone, member_no, org_id, joined = errors
+            phone_hash = index(PiiField.PHONE, phone) if phone else None
             batch.rows.append(
                 (
                     number,
@@ -125,11 +136,12 @@ class RowPreparer:
                     seal(PiiField.ID_NUMBER, id_number),
                     index(PiiField.NAME, name),
                     seal(PiiField.NAME, name),
-                    index(PiiField.PHONE, phone) if phone else None,
+                    phone_hash,
                     seal(PiiField.PHONE, phone) if phone else None,
                     member_no,
                     org_id,
                     joined,
+                    narrow_key(phone_hash) if phone_hash else None,
                 )
             )
         return batch

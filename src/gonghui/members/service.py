@@ -22,7 +22,7 @@ from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.models import Membership, MembershipStatus, RosterEntry
-from gonghui.pii import PiiField, blind_index, seal
+from gonghui.pii import PiiField, blind_index, narrow_key, seal
 from gonghui.tenancy import Actor, Permission, require_org
 
 
@@ -78,6 +78,7 @@ def add_roster_entry(
     entry.name_hash = blind_index(PiiField.NAME, name)
     entry.name_enc = seal(PiiField.NAME, name)
     entry.phone_hash = blind_index(PiiField.PHONE, phone) if phone else None
+    entry.phone_key = narrow_key(entry.phone_hash) if entry.phone_hash else None
     entry.phone_enc = seal(PiiField.PHONE, phone) if phone else None
     entry.member_no = member_no
     entry.join_date = join_date

@@ -8,9 +8,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from gonghui import clock
+from gonghui import clock, housekeeping
 from gonghui.baas.functions.invoke import flush_logs
-from gonghui.baas.triggers import schedule
 from gonghui.orgs.models import Role
 from tests.baas.conftest import AppHandle
 from tests.baas.devapp import deploy, functions_url, invoke, make_app
@@ -202,7 +201,7 @@ def test_invocation_logs_are_kept_for_the_retention_period(
     invoke(api, app_a, "hello", 2)
     flush_logs()
     clock.advance(timedelta(days=5))
-    assert schedule.purge_old_logs() == 1  # 15 days old, past the 14-day default
+    assert housekeeping.run()["function_logs"] == 1  # 15 days old, past the 14-day default
     clock.reset()
     log = api.get(functions_url(app_a, "/hello/invocations"), headers=app_a.dev.headers).json()
     assert [i["result"] for i in log] == [2]

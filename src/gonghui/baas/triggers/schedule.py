@@ -95,24 +95,16 @@ def stop() -> None:
         thread.join(timeout=30)
 
 
-PURGE_EVERY_S = 3600.0
-
-
-def purge_old_logs() -> int:
-    """Drop function invocation logs past the retention period (every process may do it)."""
-    from gonghui.baas.functions.service import purge_invocations
-
-    with unit_of_work() as session:
-        return purge_invocations(session, keep_days=get_settings().functions_log_retention_days)
-
-
 def _loop(interval_s: float) -> None:
-    next_purge = time.monotonic()
+    from gonghui import housekeeping
+
+    every = get_settings().housekeeping_interval_s
+    next_housekeeping = time.monotonic()  # the first pass right at start-up
     while not _stop.wait(interval_s):
         try:
             run_due()
-            if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + PURGE_EVERY_S
-                purge_old_logs()
         except Exception:
             log.exception("scheduler pass failed")
+        if time.monotonic() >= next_housekeeping:
+            next_housekeeping = time.monotonic() + every
+            housekeeping.run()

@@ -1,7 +1,7 @@
 """accounts: staff TOTP second factor
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-25 13:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 import gonghui.db
 
-revision: str = "0009"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
