@@ -107,10 +107,10 @@ def phone(browser: Browser, server: str, request: pytest.FixtureRequest) -> Iter
     assert problems.items == []
 
 
-def shot(page: Page, name: str) -> Path:
+def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

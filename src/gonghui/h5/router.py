@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import httpx
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
@@ -19,7 +19,7 @@ from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import hub
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.quiz import attempts
-from gonghui.activities.schemas import HubItem
+from gonghui.activities.schemas import HubItem, HubPage
 from gonghui.benefits import service as benefits
 from gonghui.benefits.models import PrizeStatus
 from gonghui.benefits.schemas import AddressRequest, PrizeRead, VoucherRead
@@ -265,23 +265,41 @@ def request_review(
     return RedirectResponse("/h5/verify?requested=1", status_code=303)
 
 
-def _hub_items(user: PageUser) -> list[HubItem]:
+HUB_PAGE_SIZE = 20
+
+
+def _hub_page(user: PageUser, cursor: str | None) -> HubPage:
     with unit_of_work(read_only=True) as session:
-        return hub.member_hub(session, member=_member(user), limit=50).items
+        return hub.member_hub(session, member=_member(user), cursor=cursor, limit=HUB_PAGE_SIZE)
 
 
 @router.get("/", response_class=HTMLResponse)
-def hub_page(request: Request, user: H5Member, verified: int = 0) -> Response:
-    return render(
-        request,
-        "h5/hub.html",
-        {
-            "csrf_token": user.csrf_token,
-            "items": _hub_items(user),
-            "verified": bool(verified),
-            "tab": "hub",
-        },
-    )
+def hub_page(
+    request: Request,
+    user: H5Member,
+    verified: int = 0,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The hub, a page at a time. ``cursor`` is the previous page's ``next_cursor``: an HTMX
+    request (the "load more" button) gets just the next items and the next button; without
+    JavaScript the button is a link to the full page after the cursor."""
+    partial = request.headers.get("HX-Request") == "true"
+    context: dict[str, Any] = {"csrf_token": user.csrf_token, "tab": "hub"}
+    try:
+        page = _hub_page(user, cursor or None)
+    except DomainError as exc:
+        context.update(items=[], error=error_key(exc), next_cursor=None, continued=True)
+        response = render(request, "h5/hub.html", context, status=400)
+    else:
+        context.update(
+            items=page.items,
+            next_cursor=page.next_cursor,
+            verified=bool(verified),
+            continued=bool(cursor),
+        )
+        response = render(request, "h5/_hub_more.html" if partial else "h5/hub.html", context)
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:

@@ -37,3 +37,13 @@
   }
   document.addEventListener("DOMContentLoaded", start);
 })();
+// Hub: after "load more" swaps in the next page, focus moves to the first activity loaded
+// (the button that had focus is gone).
+(function () {
+  document.addEventListener("htmx:afterSettle", function () {
+    var first = document.querySelector("#hub-list [data-focus-first]");
+    if (!first) return;
+    first.removeAttribute("data-focus-first");
+    first.focus();
+  });
+})();
