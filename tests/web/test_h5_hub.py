@@ -139,10 +139,13 @@ def test_a_bad_cursor_gets_a_friendly_page(
     op = make_staff(tree.city_a, Role.OPERATOR)
     create_activity(api, op.headers, tree.city_a, title="迎新抽奖")
     _verified_member(phone, 13, tree)
-    response = phone.goto("/h5/?cursor=not-a-cursor")
-    assert response is not None
-    assert response.status == 400
-    expect(phone.get_by_role("alert")).to_have_text("分页链接无效或已过期，请从第一页重新浏览")
+    # A well-formed cursor whose time has no zone, gibberish, and a very long one.
+    for cursor in ("MjAyNi0xMS0yNFQxNzoxNTo0N3w0MA", "not-a-cursor", "A" * 600):
+        response = phone.goto(f"/h5/?cursor={cursor}")
+        assert response is not None
+        assert response.status == 400
+        alert = phone.get_by_role("alert")
+        expect(alert).to_have_text("分页链接无效或已过期，请从第一页重新浏览")
     shot(phone, "h5-hub-bad-cursor")
     assert axe(phone) == []
     phone.get_by_role("link", name="回到活动列表第一页").click()

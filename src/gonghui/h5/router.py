@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import httpx
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
@@ -278,7 +278,7 @@ def hub_page(
     request: Request,
     user: H5Member,
     verified: int = 0,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: str | None = None,
 ) -> Response:
     """The hub, a page at a time. ``cursor`` is the previous page's ``next_cursor``: an HTMX
     request (the "load more" button) gets just the next items and the next button; without
