@@ -38,7 +38,8 @@ def test_staff_enrols_totp_and_signs_in_with_a_code(
     expect(desktop.get_by_role("alert")).to_have_text("动态码不正确")
     # Still pending, with the same key shown again.
     expect(desktop.locator("code.secret")).to_have_text(secret)
-    desktop.get_by_label("6 位动态码").fill(code_now(secret))
+    confirming = code_now(secret)
+    desktop.get_by_label("6 位动态码").fill(confirming)
     desktop.get_by_role("button", name="确认开启").click()
     expect(desktop.get_by_role("status")).to_have_text("两步验证已开启")
     expect(desktop.get_by_text("已开启", exact=True)).to_be_visible()
@@ -52,8 +53,9 @@ def test_staff_enrols_totp_and_signs_in_with_a_code(
     expect(desktop.get_by_role("heading", level=1)).to_have_text("两步验证")
     shot(desktop, "console-login-totp")
     assert axe(desktop) == []
-    # The confirming code's step is spent: the same code is refused.
-    desktop.get_by_label("6 位动态码").fill(code_now(secret))
+    # The confirming code's step is spent: the same code is refused (the code itself, not
+    # "the code now": real time may have crossed into the next 30-second step meanwhile).
+    desktop.get_by_label("6 位动态码").fill(confirming)
     desktop.get_by_role("button", name="验证并登录").click()
     expect(desktop.get_by_role("alert")).to_have_text("该动态码已使用，请等待下一个")
     clock.advance(timedelta(seconds=30))
