@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from gonghui import clock
+from gonghui.accounts import principal as principals
+from gonghui.accounts.service import create_user
+from gonghui.accounts.tokens import start_session
+from gonghui.db import unit_of_work
 from tests.fixtures import PASSWORD, StaffFactory, Tree
 
 
@@ -111,3 +116,20 @@ def test_missing_and_garbage_tokens_get_the_envelope(api: httpx.Client, server: 
         assert resp.status_code == 401
         assert set(resp.json()["error"]) == {"code", "message", "details"}
         assert resp.headers["x-request-id"]
+
+
+def test_the_principal_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(principals, "PRINCIPAL_CACHE_MAX", 5)
+    with unit_of_work() as session:
+        user = create_user(session, display_name="many sign-ins")
+        tokens = [start_session(session, user=user).access_token for _ in range(12)]
+    with unit_of_work(read_only=True) as session:
+        live = [principals.resolve(session, token) for token in tokens]
+    assert {p.user_id for p in live} == {user.id}
+    assert 1 <= len(principals._cache) <= 5
+    # Expired entries go first: a burst after they expire keeps only fresh ones.
+    monkeypatch.setattr(principals, "PRINCIPAL_CACHE_TTL_S", 0.0)
+    with unit_of_work(read_only=True) as session:
+        for token in tokens:
+            principals.resolve(session, token)
+    assert 1 <= len(principals._cache) <= 5

@@ -25,6 +25,9 @@ from gonghui.orgs.models import Org, StaffRole
 from gonghui.tenancy import Actor, Grant
 
 PRINCIPAL_CACHE_TTL_S = 2.0
+# Entries are kept per sign-in session; at this many, expired ones go (and, if all are
+# live, the older half), so a long-running server's cache stays bounded.
+PRINCIPAL_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,21 @@ def resolve(session: Session, token: str) -> Principal:
     if hit is not None and hit[0] > time.monotonic() and hit[1].user_id == claims.user_id:
         return hit[1]
     principal = load(session, user_id=claims.user_id, session_id=claims.session_id)
+    now = time.monotonic()
     with _cache_lock:
-        _cache[claims.session_id] = (time.monotonic() + PRINCIPAL_CACHE_TTL_S, principal)
+        if len(_cache) >= PRINCIPAL_CACHE_MAX:
+            _prune(now)
+        _cache[claims.session_id] = (now + PRINCIPAL_CACHE_TTL_S, principal)
     return principal
+
+
+def _prune(now: float) -> None:
+    """Drop expired entries; if that frees too little, the older half (insertion order)."""
+    for sid in [sid for sid, (until, _) in _cache.items() if until <= now]:
+        del _cache[sid]
+    if len(_cache) >= PRINCIPAL_CACHE_MAX:
+        for sid in list(_cache)[: len(_cache) // 2 + 1]:
+            del _cache[sid]
 
 
 def load(session: Session, *, user_id: int, session_id: str) -> Principal:
