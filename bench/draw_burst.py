@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
+from _harness import Server
 from _harness import wrk as harness_wrk
 
 ROOT = Path(__file__).resolve().parents[1]
-GONGHUI = Path(sys.executable).parent / "gonghui"
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "20000"))
 PRIZES = int(os.environ.get("BENCH_PRIZES", "2000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -104,12 +100,6 @@ def seed(spec_json: str) -> None:
     sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wrk(base: str, method: str, path: str, tokens: Path) -> dict[str, float]:
     """wrk on ``path``, each request by the next member of ``tokens`` (the harness's script)."""
     post = method == "POST"
@@ -132,33 +122,16 @@ def wrk(base: str, method: str, path: str, tokens: Path) -> dict[str, float]:
     }
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Sum of VmHWM over the server's process group (master and workers)."""
-    total_kb = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-            if os.getpgid(int(status.parent.name)) != pid:
-                continue
-        except (OSError, ProcessLookupError):
-            continue
-        match = re.search(r"VmHWM:\s+(\d+)", text)
-        total_kb += int(match.group(1)) if match else 0
-    return total_kb / 1024
-
-
 def main() -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="gonghui-bench-"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "GONGHUI_ENV": "test",
-        "GONGHUI_DATA_DIR": str(data_dir),
-        "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_BENCH_DATABASE_URL", ""),
-        "GONGHUI_LOG_LEVEL": "WARNING",
-        "GONGHUI_ACCESS_TOKEN_TTL_S": "7200",
-    }
+    server = Server(
+        workers=2,
+        env={
+            "GONGHUI_ENV": "test",
+            "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_BENCH_DATABASE_URL", ""),
+            "GONGHUI_ACCESS_TOKEN_TTL_S": "7200",
+        },
+    )
+    env, data_dir, base = server.env, server.data_dir, server.url
     backend = "postgresql" if env["GONGHUI_DATABASE_URL"] else "sqlite"
     started = time.monotonic()
     seeded = json.loads(
@@ -178,34 +151,13 @@ def main() -> None:
     print(f"seeded {MEMBERS} members in {time.monotonic() - started:.0f}s ({backend})")
     tokens = data_dir / "tokens.txt"
     tokens.write_text("\n".join(seeded["tokens"]) + "\n")
-    with (data_dir / "server.log").open("ab") as log:
-        server = subprocess.Popen(
-            [str(GONGHUI), "serve", "--workers", "2", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        import httpx
-
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready")
-            time.sleep(0.2)
+        server.start()
         ping = wrk(base, "GET", "/api/v1/ping", tokens)
         draws = wrk(base, "POST", f"/api/v1/activities/{seeded['activity_id']}/draws", tokens)
-        rss = peak_rss_mb(server.pid)
+        rss = server.peak_rss_mb()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        server.stop()
 
     from sqlalchemy import create_engine, text
 

@@ -173,11 +173,14 @@ _writer = _Writer()
 # -- the writer process ---------------------------------------------------------------------
 
 
+@functools.cache
 def _named(op: Callable[..., Any]) -> tuple[str, str]:
+    """How the writer process finds ``op`` again (checked once per function)."""
     name = (op.__module__, op.__qualname__)
-    found: Any = importlib.import_module(name[0])
-    for part in name[1].split("."):
-        found = getattr(found, part, None)
+    try:
+        found = _resolve(*name)
+    except (ImportError, AttributeError):
+        found = None
     if found is not op:
         raise TypeError(f"{op!r} is not a module-level function; the writer cannot name it")
     return name
