@@ -14,6 +14,10 @@ wait for a busy request thread to let go of the interpreter lock. A job is then 
 not shipped: a module-level function ``op(session, **kwargs)`` and picklable arguments.
 Without that process (tests, CLI commands) each process runs a writer thread of its own.
 
+An operation can also declare a batch form (:func:`batched`): the jobs of a batch that
+name it are then run by one call that takes all their arguments and answers each, so that
+a thousand members' draws cost a few statements per batch rather than a dozen per draw.
+
 Writers in different processes take turns: on SQLite an exclusive ``flock`` on a lock file
 in the data directory (the kernel releases it if the process dies), on PostgreSQL a
 transaction-scoped advisory lock, so that two batches never deadlock on the same rows.
@@ -36,7 +40,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -51,7 +55,10 @@ from gonghui.errors import DomainError
 from gonghui.settings import get_settings
 
 T = TypeVar("T")
-Work = Callable[[Session], T]
+Op = Callable[..., Any]
+OpT = TypeVar("OpT", bound=Op)
+# A batch form: every job's keyword arguments in, each job's result or DomainError out.
+Many = Callable[[Session, Sequence[Mapping[str, Any]]], Sequence[Any]]
 
 MAX_BATCH = 128
 # pg_advisory_xact_lock key: "gonghui hot writer".
@@ -62,7 +69,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Job:
-    work: Work[Any]
+    op: Op
+    kwargs: dict[str, Any]
     future: Future[Any] = field(default_factory=Future)
     result: Any = None
     error: BaseException | None = None
@@ -76,9 +84,9 @@ class _Writer:
         self._pid = 0
         self._lock_fd = -1
 
-    def submit(self, work: Work[T]) -> Future[T]:
+    def submit(self, op: Op, kwargs: dict[str, Any]) -> Future[Any]:
         self._ensure_running()
-        job = _Job(work)
+        job = _Job(op, kwargs)
         self._jobs.put(job)
         return job.future
 
@@ -122,20 +130,15 @@ class _Writer:
             _keep_loaded(session)
             if not get_settings().is_sqlite:
                 session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-            callbacks: list[AfterCommit] = session.info.setdefault("after_commit", [])
+            session.info.setdefault("after_commit", [])
+            by_op: dict[Op, list[_Job]] = {}
             for job in batch:
-                registered = len(callbacks)
-                try:
-                    with session.begin_nested():
-                        try:
-                            job.result = job.work(session)
-                        except DomainError as exc:
-                            if not exc.keep_changes:
-                                raise
-                            job.error = exc  # its changes are kept, like unit_of_work's
-                except BaseException as exc:
-                    job.error = exc
-                    del callbacks[registered:]  # rolled back: its after-commit effects too
+                by_op.setdefault(job.op, []).append(job)
+            for op, jobs in by_op.items():
+                many = _batch_forms.get(op)
+                if many is None or len(jobs) == 1 or not _run_together(session, many, jobs):
+                    for job in jobs:
+                        _run_alone(session, job)
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
@@ -153,6 +156,71 @@ class _Writer:
             yield
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def _run_alone(session: Session, job: _Job) -> None:
+    """One job in a savepoint of its own: if it fails, nothing of it stays."""
+    callbacks: list[AfterCommit] = session.info["after_commit"]
+    registered = len(callbacks)
+    try:
+        with session.begin_nested():
+            try:
+                job.result = job.op(session, **job.kwargs)
+            except DomainError as exc:
+                if not exc.keep_changes:
+                    raise
+                job.error = exc  # its changes are kept, like unit_of_work's
+    except BaseException as exc:
+        job.error = exc
+        del callbacks[registered:]  # rolled back: its after-commit effects too
+
+
+def _run_together(session: Session, many: Many, jobs: list[_Job]) -> bool:
+    """The jobs of one batched operation in one call of its batch form, in a savepoint.
+    If the call itself fails (not a job refused: a fault), it leaves nothing and the
+    caller runs the jobs alone, so that the fault stays with the job that causes it."""
+    callbacks: list[AfterCommit] = session.info["after_commit"]
+    registered = len(callbacks)
+    try:
+        with session.begin_nested():
+            outcomes = many(session, [job.kwargs for job in jobs])
+    except Exception:
+        del callbacks[registered:]
+        log.warning("batch of %d jobs failed; running them alone", len(jobs), exc_info=True)
+        return False
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            job.error = outcome
+        else:
+            job.result = outcome
+    return True
+
+
+_batch_forms: dict[Op, Many] = {}
+
+
+def batched(many: Many) -> Callable[[OpT], OpT]:
+    """Declare ``many`` the batch form of the decorated operation.
+
+    ``many(session, calls)`` gets the keyword arguments of every job of a batch that names
+    the operation and returns, in the same order, each job's result or the DomainError
+    that refuses it (returned, not raised). A refused job must leave nothing written; any
+    exception ``many`` raises counts as a fault of the call, and the writer then runs the
+    jobs one by one through the operation itself, usually ``one(many, session, ...)``."""
+
+    def declare(op: OpT) -> OpT:
+        _batch_forms[op] = many
+        return op
+
+    return declare
+
+
+def one(many: Many, session: Session, /, **kwargs: Any) -> Any:
+    """One job through a batch form: its result, or its error raised."""
+    (outcome,) = many(session, [kwargs])
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def _keep_loaded(session: Session) -> None:
@@ -265,13 +333,13 @@ def _serve(connection: Connection) -> None:
             connection.close()
             return
         try:
-            work = functools.partial(_resolve(module, qualname), **kwargs)
+            op = _resolve(module, qualname)
         except Exception as exc:
             failed: Future[Any] = Future()
             failed.set_exception(exc)
             answer(job_id, failed)
             continue
-        _writer.submit(work).add_done_callback(functools.partial(answer, job_id))
+        _writer.submit(op, kwargs).add_done_callback(functools.partial(answer, job_id))
 
 
 class WriterUnavailable(DomainError):
@@ -383,7 +451,7 @@ def _submit(op: Callable[..., T], kwargs: dict[str, Any]) -> Future[T]:
     global _client
     address = get_settings().hot_writer_socket
     if not address:
-        return _writer.submit(functools.partial(op, **kwargs))
+        return _writer.submit(op, kwargs)
     if _client is None or _client._address != address:
         _client = _Client(address)
     return _client.submit(op, kwargs)

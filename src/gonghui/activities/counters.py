@@ -2,13 +2,16 @@
 
 A claim is one statement, ``INSERT ... ON CONFLICT DO UPDATE SET used = used + 1 WHERE
 used < granted``: two requests racing for the last unit cannot both win it, in one
-process or many, on SQLite or PostgreSQL. The statements are built once per dialect and
-bound per call, on the session's connection (no ORM round trip: counters are never
-loaded as objects): members' hot writes run several of them per request.
+process or many, on SQLite or PostgreSQL. Every operation takes a set of members (the hot
+writer claims for a whole batch of draws at once, one statement for all of them, executed
+as one multi-row ``INSERT``); the one-member forms are that set of one. The statements are
+built once per dialect and bound per call, on the session's connection (no ORM round trip:
+counters are never loaded as objects).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import cache
 from typing import Any
 
@@ -17,7 +20,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gonghui.activities.models import Counter
-from gonghui.db import rowcount
 
 _KEY = [Counter.activity_id, Counter.membership_id, Counter.scope]
 
@@ -33,11 +35,11 @@ def _insert(dialect: str, *, used: int) -> Any:
     )
 
 
-def _key_matches() -> Any:
+def _members_match() -> Any:
     return (
         (Counter.activity_id == bindparam("a"))
-        & (Counter.membership_id == bindparam("m"))
         & (Counter.scope == bindparam("s"))
+        & Counter.membership_id.in_(bindparam("ms", expanding=True))
     )
 
 
@@ -52,7 +54,7 @@ def _claim_new_or_existing(dialect: str) -> Any:
             set_={"used": Counter.used + 1},
             where=Counter.used < Counter.granted,
         )
-        .returning(Counter.used)
+        .returning(Counter.membership_id)
     )
 
 
@@ -60,9 +62,15 @@ def _claim_new_or_existing(dialect: str) -> Any:
 def _claim_existing() -> Update:
     return (
         update(Counter)
-        .where(_key_matches(), Counter.used < Counter.granted)
+        .where(_members_match(), Counter.used < Counter.granted)
         .values(used=Counter.used + 1)
+        .returning(Counter.membership_id)
     )
+
+
+@cache
+def _release() -> Update:
+    return update(Counter).where(_members_match(), Counter.used > 0).values(used=Counter.used - 1)
 
 
 @cache
@@ -77,15 +85,15 @@ def _next_number(dialect: str) -> Any:
     return (
         _insert(dialect, used=1)
         .on_conflict_do_update(index_elements=_KEY, set_={"used": Counter.used + 1})
-        .returning(Counter.used)
+        .returning(Counter.membership_id, Counter.used)
     )
 
 
 @cache
-def _remaining() -> Select[str, int, int]:
-    return select(Counter.scope, Counter.used, Counter.granted).where(
+def _remaining() -> Select[int, str, int, int]:
+    return select(Counter.membership_id, Counter.scope, Counter.used, Counter.granted).where(
         Counter.activity_id == bindparam("a"),
-        Counter.membership_id == bindparam("m"),
+        Counter.membership_id.in_(bindparam("ms", expanding=True)),
         Counter.scope.in_(bindparam("scopes", expanding=True)),
     )
 
@@ -94,17 +102,48 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+def _rows(activity_id: int, members: Collection[int], scope: str, granted: int) -> list[Any]:
+    return [{"a": activity_id, "m": m, "s": scope, "g": granted} for m in members]
+
+
+def claim_many(
+    session: Session, *, activity_id: int, members: Collection[int], scope: str, granted: int
+) -> set[int]:
+    """Take one unit of each member's counter (which starts with ``granted``); returns the
+    members who got one. ``members`` holds each member once."""
+    if not members:
+        return set()
+    connection = session.connection()
+    if granted < 1:  # nothing to take unless units were granted to an existing counter
+        params = {"a": activity_id, "s": scope, "ms": list(members)}
+        return set(connection.execute(_claim_existing(), params).scalars())
+    statement = _claim_new_or_existing(_dialect(session))
+    return set(connection.execute(statement, _rows(activity_id, members, scope, granted)).scalars())
+
+
 def claim(
     session: Session, *, activity_id: int, membership_id: int, scope: str, granted: int
 ) -> bool:
     """Take one unit of a counter that starts with ``granted``; False when all are used."""
-    params = {"a": activity_id, "m": membership_id, "s": scope, "g": granted}
-    if granted < 1:  # nothing to take unless units were granted to an existing counter
-        return rowcount(session.connection().execute(_claim_existing(), params)) == 1
-    return (
-        session.connection().execute(_claim_new_or_existing(_dialect(session)), params).first()
-        is not None
+    return bool(
+        claim_many(
+            session,
+            activity_id=activity_id,
+            members=(membership_id,),
+            scope=scope,
+            granted=granted,
+        )
     )
+
+
+def release_many(
+    session: Session, *, activity_id: int, members: Collection[int], scope: str
+) -> None:
+    """Give back the unit each member claimed in this transaction (a claim that the rest of
+    its work then refused)."""
+    if members:
+        params = {"a": activity_id, "s": scope, "ms": list(members)}
+        session.connection().execute(_release(), params)
 
 
 def grant(
@@ -115,20 +154,40 @@ def grant(
     session.connection().execute(_grant(_dialect(session)), params)
 
 
+def next_numbers(
+    session: Session, *, activity_id: int, members: Collection[int], scope: str
+) -> dict[int, int]:
+    """Each member's next number, 1, 2, 3, ...; the row lock orders one member's requests."""
+    if not members:
+        return {}
+    statement = _next_number(_dialect(session))
+    rows = session.connection().execute(statement, _rows(activity_id, members, scope, 0))
+    return dict(rows.all())
+
+
 def next_number(session: Session, *, activity_id: int, membership_id: int, scope: str) -> int:
-    """1, 2, 3, ... per member; the row lock orders one member's concurrent requests."""
-    params = {"a": activity_id, "m": membership_id, "s": scope, "g": 0}
-    number: int = session.connection().execute(_next_number(_dialect(session)), params).scalar_one()
-    return number
+    """1, 2, 3, ... per member."""
+    numbers = next_numbers(session, activity_id=activity_id, members=(membership_id,), scope=scope)
+    return numbers[membership_id]
+
+
+def remaining_many(
+    session: Session, *, activity_id: int, members: Collection[int], scopes: dict[str, int]
+) -> dict[int, dict[str, int]]:
+    """Units left per member and scope; ``scopes`` maps a scope to the grant a missing
+    counter would get."""
+    left = {member: dict(scopes) for member in members}
+    if left:
+        params = {"a": activity_id, "ms": list(left), "scopes": list(scopes)}
+        for member, scope, used, granted in session.connection().execute(_remaining(), params):
+            left[member][scope] = max(granted - used, 0)
+    return left
 
 
 def remaining(
     session: Session, *, activity_id: int, membership_id: int, scopes: dict[str, int]
 ) -> dict[str, int]:
-    """Units left per scope; ``scopes`` maps a scope to the grant a missing counter would get."""
-    params = {"a": activity_id, "m": membership_id, "scopes": list(scopes)}
-    found = {
-        row[0]: max(row[2] - row[1], 0)
-        for row in session.connection().execute(_remaining(), params)
-    }
-    return {scope: found.get(scope, default) for scope, default in scopes.items()}
+    """Units left per scope for one member (see :func:`remaining_many`)."""
+    return remaining_many(
+        session, activity_id=activity_id, members=(membership_id,), scopes=scopes
+    )[membership_id]

@@ -1,41 +1,120 @@
 """Idempotent member actions: the first response to (member, Idempotency-Key) is kept.
 
-The key row is inserted before the action runs, inside a savepoint: a concurrent request
-with the same key waits on the unique index (PostgreSQL) or on the write lock (SQLite),
-then finds the stored response instead of acting twice.
+A request claims its key before it acts, by inserting the key's row (``ON CONFLICT DO
+NOTHING``): a concurrent request with the same key waits on the unique index (PostgreSQL)
+or on the write lock (SQLite), then finds the stored response instead of acting twice.
+The row gets the response once the action succeeds; an action that fails takes the row
+with it (its transaction or savepoint rolls back, or :func:`drop_keys` for one refused in
+a batch), so that a retry acts afresh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Delete, Update, bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import IdempotentResponse
-from gonghui.errors import Conflict
+from gonghui.clock import now
+from gonghui.errors import Conflict, DomainError
 
 Body = dict[str, Any]
+# (membership id, key, operation)
+KeyClaim = tuple[int, str, str]
 
 
-def _stored(session: Session, membership_id: int, key: str, operation: str) -> Body | None:
-    row = session.scalar(
-        select(IdempotentResponse).where(
-            IdempotentResponse.membership_id == membership_id, IdempotentResponse.key == key
-        )
+@cache
+def _claim(dialect: str) -> Any:
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return (
+        insert(IdempotentResponse)
+        .on_conflict_do_nothing(index_elements=["membership_id", "key"])
+        .returning(IdempotentResponse.membership_id, IdempotentResponse.key)
     )
-    if row is None:
-        return None
-    if row.operation != operation:
-        raise Conflict(
-            ActivitiesError.IDEMPOTENCY_MISMATCH,
-            "this Idempotency-Key was used for another request",
+
+
+@cache
+def _store() -> Update:
+    return (
+        update(IdempotentResponse)
+        .where(
+            IdempotentResponse.membership_id == bindparam("m_"),
+            IdempotentResponse.key == bindparam("k_"),
         )
-    assert row.body is not None
-    return row.body
+        .values(body=bindparam("body_"))
+    )
+
+
+@cache
+def _drop() -> Delete:
+    return delete(IdempotentResponse).where(
+        IdempotentResponse.membership_id == bindparam("m_"),
+        IdempotentResponse.key == bindparam("k_"),
+    )
+
+
+def claim_keys(session: Session, claims: Sequence[KeyClaim]) -> list[Body | DomainError | None]:
+    """Claim each (member, key) for its operation: None where this request now owns the key
+    (it acts, then :func:`store_bodies`), else the body an earlier request stored, or the
+    error for a key used for another operation. Each (member, key) appears once."""
+    if not claims:
+        return []
+    connection = session.connection()
+    instant = now()
+    rows = [
+        {"membership_id": m, "key": k, "operation": op, "body": None, "created_at": instant}
+        for m, k, op in claims
+    ]
+    statement = _claim(session.get_bind().dialect.name)
+    owned = {(m, k) for m, k in connection.execute(statement, rows)}
+    taken = [(m, k) for m, k, _ in claims if (m, k) not in owned]
+    stored: dict[tuple[int, str], tuple[str, Body | None]] = {}
+    if taken:
+        found = connection.execute(
+            select(
+                IdempotentResponse.membership_id,
+                IdempotentResponse.key,
+                IdempotentResponse.operation,
+                IdempotentResponse.body,
+            ).where(tuple_(IdempotentResponse.membership_id, IdempotentResponse.key).in_(taken))
+        )
+        stored = {(m, k): (op, body) for m, k, op, body in found}
+    answers: list[Body | DomainError | None] = []
+    for m, k, op in claims:
+        if (m, k) in owned:
+            answers.append(None)
+            continue
+        operation, body = stored[(m, k)]
+        if operation != op:
+            answers.append(
+                Conflict(
+                    ActivitiesError.IDEMPOTENCY_MISMATCH,
+                    "this Idempotency-Key was used for another request",
+                )
+            )
+            continue
+        assert body is not None  # stored with its response in the transaction that claimed it
+        answers.append(body)
+    return answers
+
+
+def store_bodies(session: Session, answered: Sequence[tuple[int, str, Body]]) -> None:
+    """Keep each owned key's response for its retries."""
+    if answered:
+        session.connection().execute(
+            _store(), [{"m_": m, "k_": k, "body_": body} for m, k, body in answered]
+        )
+
+
+def drop_keys(session: Session, refused: Sequence[tuple[int, str]]) -> None:
+    """Give up owned keys whose requests were refused: a retry acts afresh."""
+    if refused:
+        session.connection().execute(_drop(), [{"m_": m, "k_": k} for m, k in refused])
 
 
 def run_once(
@@ -46,22 +125,15 @@ def run_once(
     operation: str,
     action: Callable[[], Body],
 ) -> Body:
-    """``action()``'s body, or the body stored for this key by an earlier request."""
+    """``action()``'s body, or the body stored for this key by an earlier request. If the
+    action raises, the caller's transaction (or savepoint) rolls the key's row back."""
     if key is None:
         return action()
-    stored = _stored(session, membership_id, key, operation)
-    if stored is not None:
-        return stored
-    row = IdempotentResponse(membership_id=membership_id, key=key, operation=operation, body=None)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        # Another request with this key committed first: answer as it did.
-        stored = _stored(session, membership_id, key, operation)
-        assert stored is not None
-        return stored
+    (earlier,) = claim_keys(session, [(membership_id, key, operation)])
+    if isinstance(earlier, DomainError):
+        raise earlier
+    if earlier is not None:
+        return earlier
     body = action()
-    row.body = body
-    session.flush()
+    store_bodies(session, [(membership_id, key, body)])
     return body

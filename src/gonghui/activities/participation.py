@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,7 +14,7 @@ from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.service import effective_status
 from gonghui.clock import local_day
-from gonghui.errors import Conflict, NotFound, PermissionDenied
+from gonghui.errors import Conflict, DomainError, NotFound, PermissionDenied
 from gonghui.orgs.models import Org
 
 UNLIMITED = 2**31 - 1
@@ -70,38 +70,60 @@ def live_activity(
     return activity
 
 
-def claim_participation(session: Session, *, member: MemberInfo, activity: Activity) -> None:
-    """Count one participation (a draw, a quiz attempt) against the per-member limits, and
-    tell the hook bus that the member took part.
-
-    Raises before anything else is written; the caller's transaction rolls back."""
+def claim_participations(
+    session: Session, *, activity: Activity, members: Sequence[MemberInfo]
+) -> dict[int, DomainError]:
+    """Count one participation (a draw, a quiz attempt) for each member against the
+    per-member limits, and tell the hook bus that they took part. Returns the members
+    refused, by membership id, with why: nothing is counted for them."""
+    ids = [member.membership_id for member in members]
+    refused: dict[int, DomainError] = {}
     if activity.limit_total is not None or activity.limit_per_day is not None:
-        total_ok = counters.claim(
+        counted = counters.claim_many(
             session,
             activity_id=activity.id,
-            membership_id=member.membership_id,
+            members=ids,
             scope="limit",
             granted=activity.limit_total or UNLIMITED,
         )
-        if not total_ok:
-            raise Conflict(ActivitiesError.LIMIT_TOTAL, "you have used all your turns")
+        for member_id in ids:
+            if member_id not in counted:
+                refused[member_id] = Conflict(
+                    ActivitiesError.LIMIT_TOTAL, "you have used all your turns"
+                )
     if activity.limit_per_day is not None:
-        day_ok = counters.claim(
+        left = [member_id for member_id in ids if member_id not in refused]
+        today = counters.claim_many(
             session,
             activity_id=activity.id,
-            membership_id=member.membership_id,
+            members=left,
             scope=f"limit:{local_day().isoformat()}",
             granted=activity.limit_per_day,
         )
-        if not day_ok:
-            raise Conflict(ActivitiesError.LIMIT_DAY, "no more turns today; come back tomorrow")
-    hooks.emit(
-        session,
-        org_id=activity.org_id,
-        event=hooks.OrgEvent.PARTICIPATED,
-        payload={
-            "activity_id": activity.id,
-            "kind": str(activity.kind),
-            "membership_id": member.membership_id,
-        },
-    )
+        over = [member_id for member_id in left if member_id not in today]
+        counters.release_many(session, activity_id=activity.id, members=over, scope="limit")
+        for member_id in over:
+            refused[member_id] = Conflict(
+                ActivitiesError.LIMIT_DAY, "no more turns today; come back tomorrow"
+            )
+    for member_id in ids:
+        if member_id not in refused:
+            hooks.emit(
+                session,
+                org_id=activity.org_id,
+                event=hooks.OrgEvent.PARTICIPATED,
+                payload={
+                    "activity_id": activity.id,
+                    "kind": str(activity.kind),
+                    "membership_id": member_id,
+                },
+            )
+    return refused
+
+
+def claim_participation(session: Session, *, member: MemberInfo, activity: Activity) -> None:
+    """Count one member's participation (see :func:`claim_participations`); raises if the
+    limits refuse it."""
+    refused = claim_participations(session, activity=activity, members=[member])
+    if refused:
+        raise refused[member.membership_id]

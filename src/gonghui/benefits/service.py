@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,8 +58,44 @@ def charge_budget(session: Session, *, activity_id: int, cents: int = 0, points:
     return session.get(Budget, activity_id) is None
 
 
-def _ledger(
-    session: Session,
+@dataclass
+class BudgetLeft:
+    """What is left of an activity's budget (None: no limit), for handing it out to a batch
+    in order before one :func:`charge_budget` charges the sum."""
+
+    cents: int | None
+    points: int | None
+
+    def take(self, *, cents: int, points: int) -> bool:
+        if (self.cents is not None and cents > self.cents) or (
+            self.points is not None and points > self.points
+        ):
+            return False
+        if self.cents is not None:
+            self.cents -= cents
+        if self.points is not None:
+            self.points -= points
+        return True
+
+
+def budget_left(session: Session, *, activity_id: int) -> BudgetLeft:
+    """The activity's budget left, its row locked until the transaction ends (PostgreSQL;
+    SQLite's write lock already covers it)."""
+    row = session.execute(
+        select(Budget.cents_total, Budget.cents_spent, Budget.points_total, Budget.points_spent)
+        .where(Budget.activity_id == activity_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        return BudgetLeft(cents=None, points=None)
+    cents_total, cents_spent, points_total, points_spent = row
+    return BudgetLeft(
+        cents=None if cents_total is None else cents_total - cents_spent,
+        points=None if points_total is None else points_total - points_spent,
+    )
+
+
+def _entry(
     *,
     membership_id: int,
     activity_id: int | None,
@@ -69,117 +106,172 @@ def _ledger(
     voucher_id: int | None = None,
     prize_id: int | None = None,
     details: dict[str, Any] | None = None,
-) -> LedgerEntry:
-    entry = LedgerEntry(
-        membership_id=membership_id,
-        activity_id=activity_id,
-        kind=kind,
-        action=action,
-        amount=amount,
-        source=source,
-        voucher_id=voucher_id,
-        prize_id=prize_id,
-        details=details,
-        at=now(),
-    )
-    session.add(entry)
-    return entry
+) -> dict[str, Any]:
+    return {
+        "membership_id": membership_id,
+        "activity_id": activity_id,
+        "kind": kind,
+        "action": action,
+        "amount": amount,
+        "source": source,
+        "voucher_id": voucher_id,
+        "prize_id": prize_id,
+        "details": details,
+        "at": now(),
+    }
 
 
-def issue_voucher(
+def _ledger(session: Session, entries: Sequence[dict[str, Any]]) -> None:
+    """Append ledger rows (see :func:`_entry`), one statement for them all."""
+    if entries:
+        session.connection().execute(insert(LedgerEntry), list(entries))
+
+
+def _voucher_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+
+
+def issue_vouchers(
     session: Session,
     *,
-    membership_id: int,
+    members: Sequence[int],
     activity_id: int | None,
     name: str,
     value_cents: int,
     threshold_cents: int,
     valid_days: int,
     source: str,
-) -> Voucher:
+) -> list[int]:
+    """One voucher for each of ``members``, each with its ledger row; the vouchers' ids in
+    the same order."""
+    if not members:
+        return []
     instant = now()
-    voucher = Voucher(
-        membership_id=membership_id,
-        activity_id=activity_id,
-        code="".join(secrets.choice(_CODE_ALPHABET) for _ in range(12)),
-        name=name,
-        value_cents=value_cents,
-        threshold_cents=threshold_cents,
-        valid_from=instant,
-        valid_until=instant + timedelta(days=valid_days),
-        issued_at=instant,
-    )
-    session.add(voucher)
-    session.flush()
+    rows = [
+        {
+            "membership_id": member,
+            "activity_id": activity_id,
+            "code": _voucher_code(),
+            "name": name,
+            "value_cents": value_cents,
+            "threshold_cents": threshold_cents,
+            "valid_from": instant,
+            "valid_until": instant + timedelta(days=valid_days),
+            "status": VoucherStatus.ISSUED,
+            "issued_at": instant,
+        }
+        for member in members
+    ]
+    statement = insert(Voucher).returning(Voucher.id, sort_by_parameter_order=True)
+    ids = list(session.connection().execute(statement, rows).scalars())
     _ledger(
         session,
-        membership_id=membership_id,
-        activity_id=activity_id,
-        kind=LedgerKind.VOUCHER,
-        action=LedgerAction.ISSUE,
-        amount=value_cents,
-        voucher_id=voucher.id,
-        source=source,
+        [
+            _entry(
+                membership_id=member,
+                activity_id=activity_id,
+                kind=LedgerKind.VOUCHER,
+                action=LedgerAction.ISSUE,
+                amount=value_cents,
+                voucher_id=voucher_id,
+                source=source,
+            )
+            for member, voucher_id in zip(members, ids, strict=True)
+        ],
     )
-    return voucher
+    return ids
+
+
+def add_points_many(
+    session: Session,
+    *,
+    members: Sequence[int],
+    activity_id: int | None,
+    points: int,
+    source: str,
+) -> None:
+    """Add ``points`` (taken away when negative) to each of ``members``, with ledger rows."""
+    if not members:
+        return
+    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    connection = session.connection()
+    connection.execute(
+        dialect_insert(PointsAccount).on_conflict_do_nothing(),
+        [{"membership_id": member, "balance": 0} for member in members],
+    )
+    connection.execute(
+        update(PointsAccount)
+        .where(PointsAccount.membership_id == bindparam("m_"))
+        .values(balance=PointsAccount.balance + points),
+        [{"m_": member} for member in members],
+    )
+    _ledger(
+        session,
+        [
+            _entry(
+                membership_id=member,
+                activity_id=activity_id,
+                kind=LedgerKind.POINTS,
+                action=LedgerAction.ISSUE if points >= 0 else LedgerAction.REDEEM,
+                amount=points,
+                source=source,
+            )
+            for member in members
+        ],
+    )
 
 
 def add_points(
     session: Session, *, membership_id: int, activity_id: int | None, points: int, source: str
 ) -> None:
-    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
-    session.execute(
-        dialect_insert(PointsAccount)
-        .values(membership_id=membership_id, balance=0)
-        .on_conflict_do_nothing()
-    )
-    session.execute(
-        update(PointsAccount)
-        .where(PointsAccount.membership_id == membership_id)
-        .values(balance=PointsAccount.balance + points)
-        .execution_options(synchronize_session=False)
-    )
-    _ledger(
-        session,
-        membership_id=membership_id,
-        activity_id=activity_id,
-        kind=LedgerKind.POINTS,
-        action=LedgerAction.ISSUE if points >= 0 else LedgerAction.REDEEM,
-        amount=points,
-        source=source,
+    add_points_many(
+        session, members=[membership_id], activity_id=activity_id, points=points, source=source
     )
 
 
-def issue_prize(
+def issue_prizes(
     session: Session,
     *,
-    membership_id: int,
+    members: Sequence[int],
     activity_id: int | None,
     name: str,
     address_deadline: datetime | None,
     source: str,
-) -> Prize:
-    prize = Prize(
-        membership_id=membership_id,
-        activity_id=activity_id,
-        name=name,
-        status=PrizeStatus.AWAITING_ADDRESS,
-        address_deadline=address_deadline,
-        won_at=now(),
-    )
-    session.add(prize)
-    session.flush()
+) -> list[int]:
+    """A physical prize for each of ``members``, awaiting an address, with ledger rows; the
+    prizes' ids in the same order."""
+    if not members:
+        return []
+    instant = now()
+    rows = [
+        {
+            "membership_id": member,
+            "activity_id": activity_id,
+            "name": name,
+            "status": PrizeStatus.AWAITING_ADDRESS,
+            "address_deadline": address_deadline,
+            "won_at": instant,
+        }
+        for member in members
+    ]
+    statement = insert(Prize).returning(Prize.id, sort_by_parameter_order=True)
+    ids = list(session.connection().execute(statement, rows).scalars())
     _ledger(
         session,
-        membership_id=membership_id,
-        activity_id=activity_id,
-        kind=LedgerKind.PRIZE,
-        action=LedgerAction.ISSUE,
-        amount=1,
-        prize_id=prize.id,
-        source=source,
+        [
+            _entry(
+                membership_id=member,
+                activity_id=activity_id,
+                kind=LedgerKind.PRIZE,
+                action=LedgerAction.ISSUE,
+                amount=1,
+                prize_id=prize_id,
+                source=source,
+            )
+            for member, prize_id in zip(members, ids, strict=True)
+        ],
     )
-    return prize
+    return ids
 
 
 def _member_voucher(session: Session, membership_id: int, voucher_id: int) -> Voucher:
@@ -217,14 +309,18 @@ def redeem_voucher(
         raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
     _ledger(
         session,
-        membership_id=membership_id,
-        activity_id=voucher.activity_id,
-        kind=LedgerKind.VOUCHER,
-        action=LedgerAction.REDEEM,
-        amount=-voucher.value_cents,
-        voucher_id=voucher.id,
-        source="member",
-        details={"order_cents": order_cents},
+        [
+            _entry(
+                membership_id=membership_id,
+                activity_id=voucher.activity_id,
+                kind=LedgerKind.VOUCHER,
+                action=LedgerAction.REDEEM,
+                amount=-voucher.value_cents,
+                voucher_id=voucher.id,
+                source="member",
+                details={"order_cents": order_cents},
+            )
+        ],
     )
     return voucher
 
@@ -234,14 +330,18 @@ def revoke_voucher(session: Session, *, actor: Actor, voucher: Voucher, reason: 
         raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
     _ledger(
         session,
-        membership_id=voucher.membership_id,
-        activity_id=voucher.activity_id,
-        kind=LedgerKind.VOUCHER,
-        action=LedgerAction.REVOKE,
-        amount=-voucher.value_cents,
-        voucher_id=voucher.id,
-        source="operator",
-        details={"reason": reason},
+        [
+            _entry(
+                membership_id=voucher.membership_id,
+                activity_id=voucher.activity_id,
+                kind=LedgerKind.VOUCHER,
+                action=LedgerAction.REVOKE,
+                amount=-voucher.value_cents,
+                voucher_id=voucher.id,
+                source="operator",
+                details={"reason": reason},
+            )
+        ],
     )
     audit.record(
         session,
@@ -268,13 +368,17 @@ def expire_vouchers(session: Session) -> int:
         if _move_voucher(session, voucher, VoucherStatus.EXPIRED):
             _ledger(
                 session,
-                membership_id=voucher.membership_id,
-                activity_id=voucher.activity_id,
-                kind=LedgerKind.VOUCHER,
-                action=LedgerAction.EXPIRE,
-                amount=-voucher.value_cents,
-                voucher_id=voucher.id,
-                source="system",
+                [
+                    _entry(
+                        membership_id=voucher.membership_id,
+                        activity_id=voucher.activity_id,
+                        kind=LedgerKind.VOUCHER,
+                        action=LedgerAction.EXPIRE,
+                        amount=-voucher.value_cents,
+                        voucher_id=voucher.id,
+                        source="system",
+                    )
+                ],
             )
             count += 1
     return count

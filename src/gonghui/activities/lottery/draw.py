@@ -1,32 +1,41 @@
-"""One draw, as one transaction: claim a chance, roll, take stock, issue, log, answer.
+"""Draws: claim a chance, roll, take stock, issue, log, answer; many members at a time.
 
-Everything is written before the response leaves (the request's unit of work commits
-first), so a member never sees a win the ledger does not hold, even across ``kill -9``.
+The hot writer hands every draw waiting for it to :func:`draw_many`, which does each step
+for the whole batch with one statement (claiming chances and limits, numbering the draws,
+taking stock and budget, issuing vouchers, points and prizes, logging the draws and their
+ledger rows). Every draw gets the outcome it would have got drawn alone, one after
+another in batch order: a member's second draw in a batch comes after everyone's first,
+stock and budget go to winners in order, and a draw that is refused (no chance left, a
+limit reached, the activity closed) leaves nothing written. Everything is committed before
+any answer leaves, so a member never sees a win the ledger does not hold, even across
+``kill -9``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from gonghui import hooks
+from gonghui import hooks, hotwrite
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters, idempotency
 from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.errors import LotteryError
 from gonghui.activities.lottery.models import Draw, DrawOutcome, PoolPrize, PrizeKind
 from gonghui.activities.models import Activity, ActivityKind
-from gonghui.activities.participation import claim_participation, live_activity
+from gonghui.activities.participation import claim_participations, live_activity
 from gonghui.activities.schemas import LotteryRules
 from gonghui.activities.service import lottery_rules
 from gonghui.benefits import service as benefits
 from gonghui.clock import local_day, now
 from gonghui.db import rowcount
-from gonghui.errors import Conflict
+from gonghui.errors import Conflict, DomainError
 
 LOTTERY_KINDS = {ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY}
 
@@ -39,20 +48,6 @@ class ChanceScopes:
 
 def chance_scopes() -> ChanceScopes:
     return ChanceScopes(free_today=f"free:{local_day().isoformat()}")
-
-
-def chances_left(session: Session, *, activity: Activity, membership_id: int) -> int:
-    rules = lottery_rules(activity)
-    if rules is None:
-        return 0
-    scopes = chance_scopes()
-    left = counters.remaining(
-        session,
-        activity_id=activity.id,
-        membership_id=membership_id,
-        scopes={scopes.free_today: rules.free_draws_per_day, scopes.earned: 0},
-    )
-    return sum(left.values())
 
 
 def _pool(session: Session, activity_id: int) -> list[PoolPrize]:
@@ -70,143 +65,397 @@ def _pool(session: Session, activity_id: int) -> list[PoolPrize]:
     return pools[activity_id]
 
 
-def _claim_chance(session: Session, activity: Activity, rules: LotteryRules, member: int) -> None:
-    scopes = chance_scopes()
-    if rules.free_draws_per_day and counters.claim(
-        session,
-        activity_id=activity.id,
-        membership_id=member,
-        scope=scopes.free_today,
-        granted=rules.free_draws_per_day,
-    ):
-        return
-    if counters.claim(
-        session, activity_id=activity.id, membership_id=member, scope=scopes.earned, granted=0
-    ):
-        return
-    raise Conflict(LotteryError.NO_CHANCES, "no draw chances left")
+Outcome = dict[str, Any] | DomainError
 
 
-def _take_prize(
-    session: Session, activity: Activity, rules: LotteryRules, member: int, prize: PoolPrize
-) -> tuple[DrawOutcome, str | None]:
-    """Claim a win, a unit of stock and the budget, all or none (a savepoint)."""
-    if prize.kind == PrizeKind.NONE:
-        return DrawOutcome.NO_PRIZE, None
-    savepoint = session.begin_nested()
-    if rules.max_wins_per_member is not None and not counters.claim(
-        session,
-        activity_id=activity.id,
-        membership_id=member,
-        scope="wins",
-        granted=rules.max_wins_per_member,
-    ):
-        savepoint.rollback()
-        return DrawOutcome.WIN_CAP, None
-    taken = session.execute(
-        update(PoolPrize)
-        .where(PoolPrize.id == prize.id, PoolPrize.stock > 0)
-        .values(stock=PoolPrize.stock - 1)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(taken) != 1:
-        savepoint.rollback()
-        return DrawOutcome.OUT_OF_STOCK, None
-    spec = rules.prizes[prize.position]
-    cents = prize.value if prize.kind == PrizeKind.VOUCHER else 0
-    points = prize.value if prize.kind == PrizeKind.POINTS else 0
-    if not benefits.charge_budget(session, activity_id=activity.id, cents=cents, points=points):
-        savepoint.rollback()
-        return DrawOutcome.BUDGET, None
-    savepoint.commit()
-    source = f"lottery:{activity.id}"
-    if prize.kind == PrizeKind.VOUCHER:
-        voucher = benefits.issue_voucher(
-            session,
-            membership_id=member,
-            activity_id=activity.id,
-            name=prize.name,
-            value_cents=prize.value,
-            threshold_cents=spec.threshold_cents,
-            valid_days=spec.valid_days,
-            source=source,
+@dataclass(frozen=True)
+class _Call:
+    """One member's draw as the writer got it, and where its answer goes."""
+
+    index: int
+    member: MemberInfo
+    activity_id: int
+    entropy: str
+    key: str | None
+
+    @property
+    def member_id(self) -> int:
+        return self.member.membership_id
+
+
+@dataclass
+class _Drawn:
+    """A draw that goes ahead, as it is worked out."""
+
+    call: _Call
+    draw_no: int = 0
+    roll: str = ""
+    picked: PoolPrize | None = None
+    outcome: DrawOutcome = DrawOutcome.NO_PRIZE
+    benefit: str | None = None
+    draw_id: int = 0
+    at: datetime | None = None
+
+
+def _rounds(calls: list[_Call]) -> list[list[_Call]]:
+    """Batch order with each member at most once a round: a member's second draw in the
+    batch goes in the second round, after everyone's first."""
+    rounds: list[list[_Call]] = []
+    seen: dict[int, int] = {}
+    for call in calls:
+        n = seen.get(call.member_id, 0)
+        seen[call.member_id] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(call)
+    return rounds
+
+
+def draw_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+    """Draw once for each call (keyword arguments of :func:`draw`); each call's answer, or
+    the DomainError that refuses it, in the same order."""
+    outcomes: list[Outcome | None] = [None] * len(calls)
+    pending = [
+        _Call(
+            index=i,
+            member=call["member"],
+            activity_id=call["activity_id"],
+            entropy=call["client_entropy"],
+            key=call["idempotency_key"],
         )
-        return DrawOutcome.WON, f"voucher:{voucher.id}"
-    if prize.kind == PrizeKind.POINTS:
-        benefits.add_points(
-            session,
-            membership_id=member,
-            activity_id=activity.id,
-            points=prize.value,
-            source=source,
-        )
-        return DrawOutcome.WON, f"points:{prize.value}"
-    physical = benefits.issue_prize(
-        session,
-        membership_id=member,
-        activity_id=activity.id,
-        name=prize.name,
-        address_deadline=now() + timedelta(hours=rules.address_deadline_hours),
-        source=source,
-    )
-    return DrawOutcome.WON, f"prize:{physical.id}"
+        for i, call in enumerate(calls)
+    ]
+    for round_ in _rounds(pending):
+        by_activity: dict[int, list[_Call]] = {}
+        for call in round_:
+            by_activity.setdefault(call.activity_id, []).append(call)
+        for activity_id, group in by_activity.items():
+            _draw_round(session, activity_id, group, outcomes)
+    assert all(outcome is not None for outcome in outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _draw(
-    session: Session, *, member: MemberInfo, activity_id: int, client_entropy: str
+@hotwrite.batched(draw_many)
+def draw(
+    session: Session,
+    *,
+    member: MemberInfo,
+    activity_id: int,
+    client_entropy: str,
+    idempotency_key: str | None,
 ) -> dict[str, Any]:
-    activity = live_activity(session, member=member, activity_id=activity_id, kinds=LOTTERY_KINDS)
+    """Draw once in ``activity_id``; a retry with the same key gets the same answer."""
+    result: dict[str, Any] = hotwrite.one(
+        draw_many,
+        session,
+        member=member,
+        activity_id=activity_id,
+        client_entropy=client_entropy,
+        idempotency_key=idempotency_key,
+    )
+    return result
+
+
+def _draw_round(
+    session: Session, activity_id: int, calls: list[_Call], outcomes: list[Outcome | None]
+) -> None:
+    """One round of one activity's draws (each member once); fills in ``outcomes``."""
+    operation = f"lottery.draw:{activity_id}"
+    keyed = [call for call in calls if call.key is not None]
+    earlier = idempotency.claim_keys(
+        session, [(call.member_id, call.key or "", operation) for call in keyed]
+    )
+    owned = []
+    for call, answer in zip(keyed, earlier, strict=True):
+        if answer is None:
+            owned.append(call)
+        else:
+            outcomes[call.index] = answer
+    going = [call for call in calls if outcomes[call.index] is None]
+    activity: Activity | None = None
+    for call in going:
+        try:
+            activity = live_activity(
+                session, member=call.member, activity_id=activity_id, kinds=LOTTERY_KINDS
+            )
+        except DomainError as exc:
+            outcomes[call.index] = exc
+    going = [call for call in going if outcomes[call.index] is None]
+    if activity is not None and going:
+        _draw_live(session, activity, going, outcomes)
+    idempotency.store_bodies(
+        session,
+        [
+            (call.member_id, call.key or "", answer)
+            for call in owned
+            if isinstance(answer := outcomes[call.index], dict)
+        ],
+    )
+    idempotency.drop_keys(
+        session,
+        [
+            (call.member_id, call.key or "")
+            for call in owned
+            if isinstance(outcomes[call.index], DomainError)
+        ],
+    )
+
+
+def _claim_chances(
+    session: Session, activity: Activity, rules: LotteryRules, calls: list[_Call]
+) -> dict[int, str]:
+    """Take one chance for each member: a free one of today's, else an earned one. Returns
+    the scope each member's chance came from; members not in it have none left."""
+    scopes = chance_scopes()
+    members = [call.member_id for call in calls]
+    free: set[int] = set()
+    if rules.free_draws_per_day:
+        free = counters.claim_many(
+            session,
+            activity_id=activity.id,
+            members=members,
+            scope=scopes.free_today,
+            granted=rules.free_draws_per_day,
+        )
+    earned = counters.claim_many(
+        session,
+        activity_id=activity.id,
+        members=[m for m in members if m not in free],
+        scope=scopes.earned,
+        granted=0,
+    )
+    return dict.fromkeys(free, scopes.free_today) | dict.fromkeys(earned, scopes.earned)
+
+
+def _draw_live(
+    session: Session, activity: Activity, calls: list[_Call], outcomes: list[Outcome | None]
+) -> None:
+    """Chances, limits, numbers, rolls, prizes, the log and the answers, for members who
+    may draw in ``activity`` now."""
     rules = lottery_rules(activity)
     assert rules is not None
     assert activity.seed is not None
-    membership_id = member.membership_id
-    _claim_chance(session, activity, rules, membership_id)
-    claim_participation(session, member=member, activity=activity)
-    draw_no = counters.next_number(
-        session, activity_id=activity.id, membership_id=membership_id, scope="draws"
+    chances = _claim_chances(session, activity, rules, calls)
+    for call in calls:
+        if call.member_id not in chances:
+            outcomes[call.index] = Conflict(LotteryError.NO_CHANCES, "no draw chances left")
+    calls = [call for call in calls if call.member_id in chances]
+    refused = claim_participations(session, activity=activity, members=[c.member for c in calls])
+    for scope in set(chances.values()):
+        counters.release_many(
+            session,
+            activity_id=activity.id,
+            members=[m for m in refused if chances[m] == scope],
+            scope=scope,
+        )
+    for call in calls:
+        if call.member_id in refused:
+            outcomes[call.index] = refused[call.member_id]
+    drawn = [_Drawn(call) for call in calls if call.member_id not in refused]
+    if not drawn:
+        return
+    numbers = counters.next_numbers(
+        session,
+        activity_id=activity.id,
+        members=[d.call.member_id for d in drawn],
+        scope="draws",
     )
     pool = _pool(session, activity.id)
-    roll = fairness.roll(
-        seed=activity.seed,
-        activity_id=activity.id,
-        member=membership_id,
-        draw_no=draw_no,
-        entropy=client_entropy,
-    )
-    picked = pool[fairness.pick(roll, [p.weight for p in pool])]
-    outcome, benefit = _take_prize(session, activity, rules, membership_id, picked)
-    won = outcome is DrawOutcome.WON
-    draw = Draw(
-        activity_id=activity.id,
-        membership_id=membership_id,
-        draw_no=draw_no,
-        client_entropy=client_entropy,
-        roll=roll,
-        picked_position=picked.position,
-        prize_position=picked.position if won else None,
-        outcome=outcome,
-        benefit_ref=benefit,
-        at=now(),
-    )
-    session.add(draw)
-    session.flush()
-    if won:
-        hooks.emit(
-            session,
-            org_id=activity.org_id,
-            event=hooks.OrgEvent.PRIZE_WON,
-            payload={
-                "activity_id": activity.id,
-                "membership_id": membership_id,
-                "draw_id": draw.id,
-                "prize": {"name": picked.name, "kind": str(picked.kind), "value": picked.value},
-            },
+    weights = [prize.weight for prize in pool]
+    for d in drawn:
+        d.draw_no = numbers[d.call.member_id]
+        d.roll = fairness.roll(
+            seed=activity.seed,
+            activity_id=activity.id,
+            member=d.call.member_id,
+            draw_no=d.draw_no,
+            entropy=d.call.entropy,
         )
+        d.picked = pool[fairness.pick(d.roll, weights)]
+    _hand_out(session, activity, rules, drawn)
+    _log(session, activity, drawn)
+    left = counters.remaining_many(
+        session,
+        activity_id=activity.id,
+        members=[d.call.member_id for d in drawn],
+        scopes={chance_scopes().free_today: rules.free_draws_per_day, chance_scopes().earned: 0},
+    )
+    for d in drawn:
+        outcomes[d.call.index] = _answer(d, sum(left[d.call.member_id].values()))
+
+
+@cache
+def _take_stock() -> Update:
+    return (
+        update(PoolPrize)
+        .where(PoolPrize.id == bindparam("p"), PoolPrize.stock >= bindparam("k"))
+        .values(stock=PoolPrize.stock - bindparam("k"))
+    )
+
+
+def _hand_out(
+    session: Session, activity: Activity, rules: LotteryRules, drawn: list[_Drawn]
+) -> None:
+    """Each draw that picked a prize wins it, in order, while the member is under the win
+    cap, the prize has stock and the budget covers it; stock and budget are taken once for
+    all the winners."""
+    candidates = [d for d in drawn if d.picked is not None and d.picked.kind != PrizeKind.NONE]
+    if not candidates:
+        return
+    capped: set[int] = set()
+    if rules.max_wins_per_member is not None:
+        members = [d.call.member_id for d in candidates]
+        under_cap = counters.claim_many(
+            session,
+            activity_id=activity.id,
+            members=members,
+            scope="wins",
+            granted=rules.max_wins_per_member,
+        )
+        capped = set(members) - under_cap
+    stock: dict[int, int] = dict(
+        session.connection()
+        .execute(
+            select(PoolPrize.id, PoolPrize.stock)
+            .where(PoolPrize.activity_id == activity.id)
+            .with_for_update()
+        )
+        .all()
+    )
+    budget = benefits.budget_left(session, activity_id=activity.id)
+    taken: dict[int, int] = {}
+    cents = points = 0
+    missed: list[int] = []
+    for d in candidates:
+        prize = d.picked
+        assert prize is not None
+        cost_cents = prize.value if prize.kind == PrizeKind.VOUCHER else 0
+        cost_points = prize.value if prize.kind == PrizeKind.POINTS else 0
+        if d.call.member_id in capped:
+            d.outcome = DrawOutcome.WIN_CAP
+            continue
+        if stock[prize.id] < 1:
+            d.outcome = DrawOutcome.OUT_OF_STOCK
+        elif not budget.take(cents=cost_cents, points=cost_points):
+            d.outcome = DrawOutcome.BUDGET
+        else:
+            d.outcome = DrawOutcome.WON
+            stock[prize.id] -= 1
+            taken[prize.id] = taken.get(prize.id, 0) + 1
+            cents, points = cents + cost_cents, points + cost_points
+            continue
+        missed.append(d.call.member_id)
+    if rules.max_wins_per_member is not None:
+        counters.release_many(session, activity_id=activity.id, members=missed, scope="wins")
+    connection = session.connection()
+    for prize_id, units in taken.items():
+        if rowcount(connection.execute(_take_stock(), {"p": prize_id, "k": units})) != 1:
+            raise RuntimeError(f"stock of prize {prize_id} changed under the hot writer")
+    if (cents or points) and not benefits.charge_budget(
+        session, activity_id=activity.id, cents=cents, points=points
+    ):
+        raise RuntimeError(f"budget of activity {activity.id} changed under the hot writer")
+    _issue(session, activity, rules, [d for d in candidates if d.outcome is DrawOutcome.WON])
+
+
+def _issue(
+    session: Session, activity: Activity, rules: LotteryRules, winners: list[_Drawn]
+) -> None:
+    """The winners' vouchers, points and physical prizes, with their ledger rows."""
+    source = f"lottery:{activity.id}"
+    by_prize: dict[int, list[_Drawn]] = {}
+    for d in winners:
+        assert d.picked is not None
+        by_prize.setdefault(d.picked.position, []).append(d)
+    for position, group in by_prize.items():
+        prize = group[0].picked
+        assert prize is not None
+        spec = rules.prizes[position]
+        members = [d.call.member_id for d in group]
+        if prize.kind == PrizeKind.VOUCHER:
+            ids = benefits.issue_vouchers(
+                session,
+                members=members,
+                activity_id=activity.id,
+                name=prize.name,
+                value_cents=prize.value,
+                threshold_cents=spec.threshold_cents,
+                valid_days=spec.valid_days,
+                source=source,
+            )
+            refs = [f"voucher:{i}" for i in ids]
+        elif prize.kind == PrizeKind.POINTS:
+            benefits.add_points_many(
+                session, members=members, activity_id=activity.id, points=prize.value, source=source
+            )
+            refs = [f"points:{prize.value}"] * len(group)
+        else:
+            ids = benefits.issue_prizes(
+                session,
+                members=members,
+                activity_id=activity.id,
+                name=prize.name,
+                address_deadline=now() + timedelta(hours=rules.address_deadline_hours),
+                source=source,
+            )
+            refs = [f"prize:{i}" for i in ids]
+        for d, ref in zip(group, refs, strict=True):
+            d.benefit = ref
+
+
+def _log(session: Session, activity: Activity, drawn: list[_Drawn]) -> None:
+    """The draws' rows (the ordered draw log the proof publishes), and a hook event per win."""
+    instant = now()
+    rows = []
+    for d in drawn:
+        assert d.picked is not None
+        rows.append(
+            {
+                "activity_id": activity.id,
+                "membership_id": d.call.member_id,
+                "draw_no": d.draw_no,
+                "client_entropy": d.call.entropy,
+                "roll": d.roll,
+                "picked_position": d.picked.position,
+                "prize_position": d.picked.position if d.outcome is DrawOutcome.WON else None,
+                "outcome": d.outcome,
+                "benefit_ref": d.benefit,
+                "at": instant,
+            }
+        )
+    statement = insert(Draw).returning(Draw.id, sort_by_parameter_order=True)
+    ids = session.connection().execute(statement, rows).scalars()
+    for d, draw_id in zip(drawn, ids, strict=True):
+        d.draw_id = draw_id
+        d.at = instant
+        if d.outcome is DrawOutcome.WON:
+            assert d.picked is not None
+            hooks.emit(
+                session,
+                org_id=activity.org_id,
+                event=hooks.OrgEvent.PRIZE_WON,
+                payload={
+                    "activity_id": activity.id,
+                    "membership_id": d.call.member_id,
+                    "draw_id": draw_id,
+                    "prize": {
+                        "name": d.picked.name,
+                        "kind": str(d.picked.kind),
+                        "value": d.picked.value,
+                    },
+                },
+            )
+
+
+def _answer(d: _Drawn, chances_left: int) -> dict[str, Any]:
+    picked = d.picked
+    assert picked is not None
+    won = d.outcome is DrawOutcome.WON
     return {
-        "draw_id": draw.id,
-        "activity_id": activity.id,
-        "draw_no": draw_no,
-        "outcome": str(outcome),
+        "draw_id": d.draw_id,
+        "activity_id": d.call.activity_id,
+        "draw_no": d.draw_no,
+        "outcome": str(d.outcome),
         "won": won,
         "prize": (
             {
@@ -218,28 +467,8 @@ def _draw(
             if won
             else None
         ),
-        "benefit": benefit,
-        "roll": roll,
-        "chances_left": chances_left(session, activity=activity, membership_id=membership_id),
-        "at": draw.at.isoformat(),
+        "benefit": d.benefit,
+        "roll": d.roll,
+        "chances_left": chances_left,
+        "at": d.at.isoformat() if d.at else None,
     }
-
-
-def draw(
-    session: Session,
-    *,
-    member: MemberInfo,
-    activity_id: int,
-    client_entropy: str,
-    idempotency_key: str | None,
-) -> dict[str, Any]:
-    """Draw once in ``activity_id``; a retry with the same key gets the same answer."""
-    return idempotency.run_once(
-        session,
-        membership_id=member.membership_id,
-        key=idempotency_key,
-        operation=f"lottery.draw:{activity_id}",
-        action=lambda: _draw(
-            session, member=member, activity_id=activity_id, client_entropy=client_entropy
-        ),
-    )
