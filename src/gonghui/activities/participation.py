@@ -25,9 +25,7 @@ def chain_ids(org_path: str) -> list[int]:
     return [int(p) for p in org_path.strip("/").split("/") if p]
 
 
-def visible_activity(session: Session, *, member: MemberInfo, activity_id: int) -> Activity:
-    """The activity if its org is in the member's chain and it is published; else 404."""
-    activity = session.get(Activity, activity_id)
+def _visible(member: MemberInfo, activity_id: int, activity: Activity | None) -> Activity:
     if (
         activity is None
         or activity.org_id not in chain_ids(member.org_path)
@@ -35,6 +33,11 @@ def visible_activity(session: Session, *, member: MemberInfo, activity_id: int) 
     ):
         raise NotFound(ActivitiesError.NOT_FOUND, f"activity {activity_id} not found")
     return activity
+
+
+def visible_activity(session: Session, *, member: MemberInfo, activity_id: int) -> Activity:
+    """The activity if its org is in the member's chain and it is published; else 404."""
+    return _visible(member, activity_id, session.get(Activity, activity_id))
 
 
 def eligibility_problem(*, member: MemberInfo, eligibility: Mapping[str, Any]) -> str | None:
@@ -48,11 +51,14 @@ def eligibility_problem(*, member: MemberInfo, eligibility: Mapping[str, Any]) -
     return None
 
 
-def live_activity(
-    session: Session, *, member: MemberInfo, activity_id: int, kinds: set[ActivityKind]
+def _live(
+    member: MemberInfo,
+    activity_id: int,
+    activity: Activity | None,
+    org: Org | None,
+    kinds: set[ActivityKind],
 ) -> Activity:
-    """The activity the member may act in right now, or the reason why not."""
-    activity = visible_activity(session, member=member, activity_id=activity_id)
+    activity = _visible(member, activity_id, activity)
     if activity.kind not in kinds:
         raise NotFound(ActivitiesError.NOT_FOUND, f"activity {activity_id} not found")
     status = effective_status(activity)
@@ -63,11 +69,40 @@ def live_activity(
     problem = eligibility_problem(member=member, eligibility=activity.eligibility or {})
     if problem is not None:
         raise PermissionDenied(ActivitiesError.NOT_ELIGIBLE, problem)
-    # Locate the org row too: a member whose union is archived does not take part.
-    org = session.get(Org, activity.org_id)
+    # A member whose union is archived does not take part.
     if org is None or org.archived_at is not None:
         raise NotFound(ActivitiesError.NOT_FOUND, f"activity {activity_id} not found")
     return activity
+
+
+def live_activities(
+    session: Session,
+    *,
+    members: Sequence[MemberInfo],
+    activity_id: int,
+    kinds: set[ActivityKind],
+) -> list[Activity | DomainError]:
+    """For each member, the activity if they may act in it right now, else the reason why
+    not (the activity and its org are read once for all of them)."""
+    activity = session.get(Activity, activity_id)
+    org = session.get(Org, activity.org_id) if activity is not None else None
+    answers: list[Activity | DomainError] = []
+    for member in members:
+        try:
+            answers.append(_live(member, activity_id, activity, org, kinds))
+        except DomainError as exc:
+            answers.append(exc)
+    return answers
+
+
+def live_activity(
+    session: Session, *, member: MemberInfo, activity_id: int, kinds: set[ActivityKind]
+) -> Activity:
+    """The activity the member may act in right now, or the reason why not (raised)."""
+    (answer,) = live_activities(session, members=[member], activity_id=activity_id, kinds=kinds)
+    if isinstance(answer, DomainError):
+        raise answer
+    return answer
 
 
 def claim_participations(

@@ -65,6 +65,8 @@ class BudgetLeft:
 
     cents: int | None
     points: int | None
+    # False when the activity has no budget at all (nothing to charge).
+    exists: bool = True
 
     def take(self, *, cents: int, points: int) -> bool:
         if (self.cents is not None and cents > self.cents) or (
@@ -78,16 +80,19 @@ class BudgetLeft:
         return True
 
 
+_BUDGET_LEFT = (
+    select(Budget.cents_total, Budget.cents_spent, Budget.points_total, Budget.points_spent)
+    .where(Budget.activity_id == bindparam("a"))
+    .with_for_update()
+)
+
+
 def budget_left(session: Session, *, activity_id: int) -> BudgetLeft:
     """The activity's budget left, its row locked until the transaction ends (PostgreSQL;
     SQLite's write lock already covers it)."""
-    row = session.execute(
-        select(Budget.cents_total, Budget.cents_spent, Budget.points_total, Budget.points_spent)
-        .where(Budget.activity_id == activity_id)
-        .with_for_update()
-    ).first()
+    row = session.connection().execute(_BUDGET_LEFT, {"a": activity_id}).first()
     if row is None:
-        return BudgetLeft(cents=None, points=None)
+        return BudgetLeft(cents=None, points=None, exists=False)
     cents_total, cents_spent, points_total, points_spent = row
     return BudgetLeft(
         cents=None if cents_total is None else cents_total - cents_spent,
@@ -121,10 +126,15 @@ def _entry(
     }
 
 
+_INSERT_LEDGER = insert(LedgerEntry)
+_INSERT_VOUCHERS = insert(Voucher).returning(Voucher.id, sort_by_parameter_order=True)
+_INSERT_PRIZES = insert(Prize).returning(Prize.id, sort_by_parameter_order=True)
+
+
 def _ledger(session: Session, entries: Sequence[dict[str, Any]]) -> None:
     """Append ledger rows (see :func:`_entry`), one statement for them all."""
     if entries:
-        session.connection().execute(insert(LedgerEntry), list(entries))
+        session.connection().execute(_INSERT_LEDGER, list(entries))
 
 
 def _voucher_code() -> str:
@@ -162,8 +172,7 @@ def issue_vouchers(
         }
         for member in members
     ]
-    statement = insert(Voucher).returning(Voucher.id, sort_by_parameter_order=True)
-    ids = list(session.connection().execute(statement, rows).scalars())
+    ids = list(session.connection().execute(_INSERT_VOUCHERS, rows).scalars())
     _ledger(
         session,
         [
@@ -254,8 +263,7 @@ def issue_prizes(
         }
         for member in members
     ]
-    statement = insert(Prize).returning(Prize.id, sort_by_parameter_order=True)
-    ids = list(session.connection().execute(statement, rows).scalars())
+    ids = list(session.connection().execute(_INSERT_PRIZES, rows).scalars())
     _ledger(
         session,
         [

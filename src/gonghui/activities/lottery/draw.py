@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, bindparam, insert, select, update
+from sqlalchemy import Select, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gonghui import hooks, hotwrite
@@ -29,7 +29,7 @@ from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.errors import LotteryError
 from gonghui.activities.lottery.models import Draw, DrawOutcome, PoolPrize, PrizeKind
 from gonghui.activities.models import Activity, ActivityKind
-from gonghui.activities.participation import claim_participations, live_activity
+from gonghui.activities.participation import claim_participations, live_activities
 from gonghui.activities.schemas import LotteryRules
 from gonghui.activities.service import lottery_rules
 from gonghui.benefits import service as benefits
@@ -173,13 +173,17 @@ def _draw_round(
             outcomes[call.index] = answer
     going = [call for call in calls if outcomes[call.index] is None]
     activity: Activity | None = None
-    for call in going:
-        try:
-            activity = live_activity(
-                session, member=call.member, activity_id=activity_id, kinds=LOTTERY_KINDS
-            )
-        except DomainError as exc:
-            outcomes[call.index] = exc
+    found = live_activities(
+        session,
+        members=[call.member for call in going],
+        activity_id=activity_id,
+        kinds=LOTTERY_KINDS,
+    )
+    for call, live in zip(going, found, strict=True):
+        if isinstance(live, DomainError):
+            outcomes[call.index] = live
+        else:
+            activity = live
     going = [call for call in going if outcomes[call.index] is None]
     if activity is not None and going:
         _draw_live(session, activity, going, outcomes)
@@ -285,6 +289,15 @@ def _draw_live(
 
 
 @cache
+def _stock() -> Select[int, int]:
+    return (
+        select(PoolPrize.id, PoolPrize.stock)
+        .where(PoolPrize.activity_id == bindparam("a"))
+        .with_for_update()
+    )
+
+
+@cache
 def _take_stock() -> Update:
     return (
         update(PoolPrize)
@@ -313,15 +326,7 @@ def _hand_out(
             granted=rules.max_wins_per_member,
         )
         capped = set(members) - under_cap
-    stock: dict[int, int] = dict(
-        session.connection()
-        .execute(
-            select(PoolPrize.id, PoolPrize.stock)
-            .where(PoolPrize.activity_id == activity.id)
-            .with_for_update()
-        )
-        .all()
-    )
+    stock: dict[int, int] = dict(session.connection().execute(_stock(), {"a": activity.id}).all())
     budget = benefits.budget_left(session, activity_id=activity.id)
     taken: dict[int, int] = {}
     cents = points = 0
@@ -351,8 +356,10 @@ def _hand_out(
     for prize_id, units in taken.items():
         if rowcount(connection.execute(_take_stock(), {"p": prize_id, "k": units})) != 1:
             raise RuntimeError(f"stock of prize {prize_id} changed under the hot writer")
-    if (cents or points) and not benefits.charge_budget(
-        session, activity_id=activity.id, cents=cents, points=points
+    if (
+        budget.exists
+        and (cents or points)
+        and not benefits.charge_budget(session, activity_id=activity.id, cents=cents, points=points)
     ):
         raise RuntimeError(f"budget of activity {activity.id} changed under the hot writer")
     _issue(session, activity, rules, [d for d in candidates if d.outcome is DrawOutcome.WON])
@@ -403,6 +410,9 @@ def _issue(
             d.benefit = ref
 
 
+_INSERT_DRAWS = insert(Draw).returning(Draw.id, sort_by_parameter_order=True)
+
+
 def _log(session: Session, activity: Activity, drawn: list[_Drawn]) -> None:
     """The draws' rows (the ordered draw log the proof publishes), and a hook event per win."""
     instant = now()
@@ -423,8 +433,7 @@ def _log(session: Session, activity: Activity, drawn: list[_Drawn]) -> None:
                 "at": instant,
             }
         )
-    statement = insert(Draw).returning(Draw.id, sort_by_parameter_order=True)
-    ids = session.connection().execute(statement, rows).scalars()
+    ids = session.connection().execute(_INSERT_DRAWS, rows).scalars()
     for d, draw_id in zip(drawn, ids, strict=True):
         d.draw_id = draw_id
         d.at = instant
