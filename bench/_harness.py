@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,34 @@ def wrk(
     if sock:
         errors += sum(int(g) for g in sock.groups())
     return Load(name, rps, p50, p99, errors)
+
+
+Workload = Callable[[int], Load]  # a wrk run of the given seconds
+
+
+def measure(
+    runs: dict[str, Workload], *, rounds: int, round_s: int, warm_up_s: int
+) -> tuple[list[Load], dict[str, list[tuple[float, Load]]]]:
+    """Warm every workload up, then ``rounds`` rounds in which every workload runs between
+    two pings (``runs["ping"]``): the pings, and each workload's (ratio to the mean of its
+    two pings, load) per round. The machine's spare CPU drifts while a benchmark runs; a
+    ratio of two figures taken a minute apart would measure the drift as much as the
+    server."""
+    for run in runs.values():
+        run(warm_up_s)
+    pings = [runs["ping"](round_s)]
+    ratios: dict[str, list[tuple[float, Load]]] = {name: [] for name in runs if name != "ping"}
+    for _ in range(rounds):
+        for name, done in ratios.items():
+            load = runs[name](round_s)
+            pings.append(runs["ping"](round_s))
+            around = (pings[-2].requests_per_s + pings[-1].requests_per_s) / 2
+            done.append((load.requests_per_s / around, load))
+    return pings, ratios
+
+
+def median_run(runs: list[tuple[float, Load]]) -> tuple[float, Load]:
+    return sorted(runs, key=lambda r: r[0])[len(runs) // 2]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -2,12 +2,15 @@
 
 Seeds verified members (pre-issued tokens) and a live lottery with enough chances for the
 whole run, then runs wrk (64 connections) on the trivial authenticated endpoint and on
-draws, each request a draw by the next member. Checks afterwards that stock + wins equals
-the initial stock and that the ledger holds one row per win.
+draws, each request a draw by the next member: both warmed up, then BENCH_ROUNDS rounds
+of ping / draws / ping, each draw run divided by the mean of the two pings around it, and
+the median round reported (the machine's spare CPU drifts while a benchmark runs). Checks
+afterwards that stock + wins equals the initial stock and that the ledger holds one row
+per win.
 
-Environment: BENCH_MEMBERS (20000), BENCH_PRIZES (2000), BENCH_SECONDS (10),
-BENCH_CONNECTIONS (64), GONGHUI_BENCH_DATABASE_URL (empty: SQLite in a temp dir).
-Last line: one JSON object (see bench/README.md).
+Environment: BENCH_MEMBERS (20000), BENCH_PRIZES (2000), BENCH_ROUNDS (3), BENCH_ROUND_S
+(5 s a run), BENCH_CONNECTIONS (64), GONGHUI_BENCH_DATABASE_URL (empty: SQLite in a temp
+dir). Last line: one JSON object (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from _harness import Server
-from _harness import wrk as harness_wrk
+from _harness import Server, Workload, emit, measure, median_run, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "20000"))
 PRIZES = int(os.environ.get("BENCH_PRIZES", "2000"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
+WARM_UP_S = 2
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 
 
@@ -100,25 +104,26 @@ def seed(spec_json: str) -> None:
     sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
 
 
-def wrk(base: str, method: str, path: str, tokens: Path) -> dict[str, float]:
-    """wrk on ``path``, each request by the next member of ``tokens`` (the harness's script)."""
-    post = method == "POST"
-    load = harness_wrk(
-        path,
-        base + path,
-        method=method,
-        headers={"Content-Type": "application/json"} if post else None,
-        body='{"entropy":"b{n}"}' if post else None,
-        tokens=tokens,
-        connections=CONNECTIONS,
-        duration_s=SECONDS,
-    )
+def workloads(base: str, activity_id: int, tokens: Path) -> dict[str, Workload]:
+    """Ping and draws, each request by the next member of ``tokens``."""
     return {
-        "rps": load.requests_per_s,
-        "p50_ms": load.p50_ms,
-        "p99_ms": load.p99_ms,
-        "errors": load.errors,
-        "non2xx": load.errors,
+        "ping": lambda seconds: wrk(
+            "ping (trivial)",
+            base + "/api/v1/ping",
+            tokens=tokens,
+            connections=CONNECTIONS,
+            duration_s=seconds,
+        ),
+        "draw": lambda seconds: wrk(
+            "lottery draw",
+            f"{base}/api/v1/activities/{activity_id}/draws",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            body='{"entropy":"b{n}"}',
+            tokens=tokens,
+            connections=CONNECTIONS,
+            duration_s=seconds,
+        ),
     }
 
 
@@ -153,8 +158,12 @@ def main() -> None:
     tokens.write_text("\n".join(seeded["tokens"]) + "\n")
     try:
         server.start()
-        ping = wrk(base, "GET", "/api/v1/ping", tokens)
-        draws = wrk(base, "POST", f"/api/v1/activities/{seeded['activity_id']}/draws", tokens)
+        pings, ratios = measure(
+            workloads(base, seeded["activity_id"], tokens),
+            rounds=ROUNDS,
+            round_s=ROUND_S,
+            warm_up_s=WARM_UP_S,
+        )
         rss = server.peak_rss_mb()
     finally:
         server.stop()
@@ -187,29 +196,37 @@ def main() -> None:
         ).scalar_one()
     engine.dispose()
     invariants_ok = stock + won == initial and ledger == won and stock >= 0
-    ratio = draws["rps"] / ping["rps"] if ping["rps"] else 0.0
+    ratio, draws = median_run(ratios["draw"])
+    ping = median_run([(p.requests_per_s, p) for p in pings])[1]
+    errors = sum(load.errors for _, load in ratios["draw"])
+    print(
+        f"{ROUNDS} rounds, {ROUND_S}s a run; ratio = draws/s over the mean of the pings around it"
+    )
+    print("pings req/s: " + ", ".join(f"{p.requests_per_s:.0f}" for p in pings))
+    print(
+        "draws req/s: " + ", ".join(f"{d.requests_per_s:.0f} ({r:.3f})" for r, d in ratios["draw"])
+    )
     print(f"{'workload':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-    for name, row in (("ping (trivial)", ping), ("lottery draw", draws)):
+    for row in (ping, draws):
         print(
-            f"{name:<22}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
-            f"{row['errors']:>8.0f}"
+            f"{row.name:<22}{row.requests_per_s:>10.0f}{row.p50_ms:>10.2f}{row.p99_ms:>10.2f}"
+            f"{row.errors:>8.0f}"
         )
     print(f"draws recorded {drawn}, won {won}, stock left {stock} of {initial}, ledger {ledger}")
-    print(
-        json.dumps(
-            {
-                "workload": "draw_burst",
-                "backend": backend,
-                "ops_per_s": round(draws["rps"], 1),
-                "p50_ms": round(draws["p50_ms"], 2),
-                "p99_ms": round(draws["p99_ms"], 2),
-                "ratio_to_trivial": round(ratio, 3),
-                "trivial_ops_per_s": round(ping["rps"], 1),
-                "errors": draws["errors"],
-                "peak_rss_mb": round(rss, 1),
-                "invariants_ok": bool(invariants_ok and draws["non2xx"] == 0),
-            }
-        )
+    emit(
+        {
+            "workload": "draw_burst",
+            "backend": backend,
+            "ops_per_s": round(draws.requests_per_s, 1),
+            "p50_ms": round(draws.p50_ms, 2),
+            "p99_ms": round(draws.p99_ms, 2),
+            "ratio_to_trivial": round(ratio, 3),
+            "trivial_ops_per_s": round(ping.requests_per_s, 1),
+            "rounds": ROUNDS,
+            "errors": errors,
+            "peak_rss_mb": round(rss, 1),
+            "invariants_ok": bool(invariants_ok and errors == 0),
+        }
     )
 
 

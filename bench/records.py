@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 
 import httpx
 
-from _harness import Load, Server, emit, staff_token, wrk
+from _harness import Server, Workload, emit, measure, median_run, staff_token, wrk
 
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -74,9 +73,6 @@ def set_up(server: Server) -> tuple[dict[str, str], dict[str, str], float, bool]
     return staff, key, load_s, check["count"] == 10 and len(check["items"]) == 10
 
 
-Workload = Callable[[int], Load]
-
-
 def workloads(base: str, staff: dict[str, str], key: dict[str, str]) -> dict[str, Workload]:
     """Each workload as a wrk run of the given duration; ``ping`` is the trivial one."""
     where = "/api/v1/baas/data/items/records?limit=10&where=%7B%22category%22%3A%22c"
@@ -113,34 +109,15 @@ def workloads(base: str, staff: dict[str, str], key: dict[str, str]) -> dict[str
     }
 
 
-def measure(runs: dict[str, Workload]) -> tuple[list[Load], dict[str, list[tuple[float, Load]]]]:
-    """Warm every workload up, then ROUNDS rounds in which every workload runs between two
-    pings: the pings, and each workload's (ratio to the mean of its two pings, load) per
-    round."""
-    for run in runs.values():
-        run(WARM_UP_S)
-    pings = [runs["ping"](ROUND_S)]
-    ratios: dict[str, list[tuple[float, Load]]] = {name: [] for name in runs if name != "ping"}
-    for _ in range(ROUNDS):
-        for name, done in ratios.items():
-            load = runs[name](ROUND_S)
-            pings.append(runs["ping"](ROUND_S))
-            around = (pings[-2].requests_per_s + pings[-1].requests_per_s) / 2
-            done.append((load.requests_per_s / around, load))
-    return pings, ratios
-
-
-def median_run(runs: list[tuple[float, Load]]) -> tuple[float, Load]:
-    return sorted(runs, key=lambda r: r[0])[len(runs) // 2]
-
-
 def main() -> None:
     database_url = os.environ.get("GONGHUI_BENCH_DATABASE_URL", "")
     env = {"GONGHUI_ACCESS_TOKEN_TTL_S": "3600", "GONGHUI_DATABASE_URL": database_url}
     server = Server(env=env).start()
     try:
         staff, key, load_s, found_ten = set_up(server)
-        pings, ratios = measure(workloads(server.url, staff, key))
+        pings, ratios = measure(
+            workloads(server.url, staff, key), rounds=ROUNDS, round_s=ROUND_S, warm_up_s=WARM_UP_S
+        )
         rss = server.peak_rss_mb()
     finally:
         server.stop()
