@@ -137,6 +137,25 @@ def _ledger(session: Session, entries: Sequence[dict[str, Any]]) -> None:
         session.connection().execute(_INSERT_LEDGER, list(entries))
 
 
+def _voucher_out(
+    voucher: Voucher,
+    action: LedgerAction,
+    source: str,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ledger row of a voucher leaving the wallet: redeemed, revoked or expired."""
+    return _entry(
+        membership_id=voucher.membership_id,
+        activity_id=voucher.activity_id,
+        kind=LedgerKind.VOUCHER,
+        action=action,
+        amount=-voucher.value_cents,
+        voucher_id=voucher.id,
+        source=source,
+        details=details,
+    )
+
+
 def _voucher_code() -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
 
@@ -318,15 +337,8 @@ def redeem_voucher(
     _ledger(
         session,
         [
-            _entry(
-                membership_id=membership_id,
-                activity_id=voucher.activity_id,
-                kind=LedgerKind.VOUCHER,
-                action=LedgerAction.REDEEM,
-                amount=-voucher.value_cents,
-                voucher_id=voucher.id,
-                source="member",
-                details={"order_cents": order_cents},
+            _voucher_out(
+                voucher, LedgerAction.REDEEM, "member", details={"order_cents": order_cents}
             )
         ],
     )
@@ -338,18 +350,7 @@ def revoke_voucher(session: Session, *, actor: Actor, voucher: Voucher, reason: 
         raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
     _ledger(
         session,
-        [
-            _entry(
-                membership_id=voucher.membership_id,
-                activity_id=voucher.activity_id,
-                kind=LedgerKind.VOUCHER,
-                action=LedgerAction.REVOKE,
-                amount=-voucher.value_cents,
-                voucher_id=voucher.id,
-                source="operator",
-                details={"reason": reason},
-            )
-        ],
+        [_voucher_out(voucher, LedgerAction.REVOKE, "operator", details={"reason": reason})],
     )
     audit.record(
         session,
@@ -374,20 +375,7 @@ def expire_vouchers(session: Session) -> int:
     count = 0
     for voucher in due:
         if _move_voucher(session, voucher, VoucherStatus.EXPIRED):
-            _ledger(
-                session,
-                [
-                    _entry(
-                        membership_id=voucher.membership_id,
-                        activity_id=voucher.activity_id,
-                        kind=LedgerKind.VOUCHER,
-                        action=LedgerAction.EXPIRE,
-                        amount=-voucher.value_cents,
-                        voucher_id=voucher.id,
-                        source="system",
-                    )
-                ],
-            )
+            _ledger(session, [_voucher_out(voucher, LedgerAction.EXPIRE, "system")])
             count += 1
     return count
 
