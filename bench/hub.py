@@ -6,10 +6,14 @@ drafts, paused and ended ones that must not show), plus participation (chances u
 earned, quiz attempts, prizes won) for the members whose tokens wrk uses. Then measures with
 wrk (64 connections, each request by the next member) the trivial authenticated endpoint,
 the hub's first page and a cursor page, and one sequential client. Checks that the hub
-returns exactly the expected activities and state for a few members.
+returns exactly the expected activities and state for a few members. The wrk runs are
+warmed up, then measured in BENCH_ROUNDS rounds in which each page runs between two pings
+(its ratio taken against their mean, the median round reported), as the machine's spare
+CPU drifts while a benchmark runs.
 
 Environment: BENCH_MEMBERS (100000), BENCH_ACTIVITIES (1000), BENCH_TOKENS (20000),
-BENCH_SERIAL (500), BENCH_DURATION_S (10), BENCH_CONNECTIONS (64), BENCH_WORKERS (2),
+BENCH_SERIAL (2000), BENCH_ROUNDS (3), BENCH_ROUND_S (5 s a run), BENCH_CONNECTIONS (64),
+BENCH_WORKERS (2),
 GONGHUI_BENCH_DATABASE_URL (empty: SQLite in a temp dir; PostgreSQL: its public schema is
 dropped and recreated). Last line: one JSON object (see bench/README.md).
 """
@@ -28,12 +32,15 @@ from typing import Any
 
 import httpx
 
-from _harness import Load, Server, emit, percentile, print_table, wrk
+from _harness import Load, Server, emit, measure, median_run, percentile, print_table, wrk
 
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
 ACTIVITIES = int(os.environ.get("BENCH_ACTIVITIES", "1000"))
 TOKENS = int(os.environ.get("BENCH_TOKENS", "20000"))
-SERIAL = int(os.environ.get("BENCH_SERIAL", "500"))
+SERIAL = int(os.environ.get("BENCH_SERIAL", "2000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
+WARM_UP_S = 2
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 PAGE = 20
 CHECKED = 5  # members whose whole hub is compared with what the seed expects
@@ -391,9 +398,28 @@ def main() -> None:
         ).json()
         # A cursor names a place in the time-ordered list, valid for every member.
         cursor_path = f"/api/v1/hub?limit={PAGE}&cursor={first['next_cursor']}"
-        ping = wrk("ping (trivial, authenticated)", f"{base}/api/v1/ping", tokens=tokens_file)
-        hub = wrk(f"hub first page ({PAGE})", f"{base}/api/v1/hub?limit={PAGE}", tokens=tokens_file)
-        hub_next = wrk("hub cursor page", f"{base}{cursor_path}", tokens=tokens_file)
+        pings, ratios = measure(
+            {
+                "ping": lambda s: wrk(
+                    "ping (trivial, authenticated)",
+                    f"{base}/api/v1/ping",
+                    tokens=tokens_file,
+                    duration_s=s,
+                ),
+                "hub": lambda s: wrk(
+                    f"hub first page ({PAGE})",
+                    f"{base}/api/v1/hub?limit={PAGE}",
+                    tokens=tokens_file,
+                    duration_s=s,
+                ),
+                "hub_next": lambda s: wrk(
+                    "hub cursor page", f"{base}{cursor_path}", tokens=tokens_file, duration_s=s
+                ),
+            },
+            rounds=ROUNDS,
+            round_s=ROUND_S,
+            warm_up_s=WARM_UP_S,
+        )
         times, serial_bad = serial(server.port, f"/api/v1/hub?limit={PAGE}", tokens)
         rss = server.peak_rss_mb()
     finally:
@@ -405,10 +431,17 @@ def main() -> None:
         f"{seeded['draws']} wins in {seed_s:.0f}s ({backend}); checked members see {visible}"
     )
     print(f"hubs of {CHECKED} members as expected: {hubs_ok}")
+    ping = median_run([(p.requests_per_s, p) for p in pings])[1]
+    hub_ratio, hub = median_run(ratios["hub"])
+    next_ratio, hub_next = median_run(ratios["hub_next"])
+    print(f"{ROUNDS} rounds, {ROUND_S}s a run; ratio = req/s over the mean of the pings around it")
+    print("pings req/s: " + ", ".join(f"{p.requests_per_s:.0f}" for p in pings))
+    for name, runs in ratios.items():
+        print(f"{name} req/s: " + ", ".join(f"{x.requests_per_s:.0f} ({r:.3f})" for r, x in runs))
     print_table([ping, hub, hub_next], ping)
     serial_p50, serial_p99 = percentile(times, 50), percentile(times, 99)
     print(f"serial client: {SERIAL} requests, p50 {serial_p50:.2f} ms, p99 {serial_p99:.2f} ms")
-    loads: list[Load] = [ping, hub, hub_next]
+    loads: list[Load] = pings + [load for runs in ratios.values() for _, load in runs]
     emit(
         {
             "workload": "hub",
@@ -417,8 +450,8 @@ def main() -> None:
             "peak_rss_mb": rss,
             "p50_ms": round(hub.p50_ms, 2),
             "p99_ms": round(hub.p99_ms, 2),
-            "ratio_to_trivial": round(hub.requests_per_s / ping.requests_per_s, 3),
-            "cursor_ratio_to_trivial": round(hub_next.requests_per_s / ping.requests_per_s, 3),
+            "ratio_to_trivial": round(hub_ratio, 3),
+            "cursor_ratio_to_trivial": round(next_ratio, 3),
             "trivial_ops_per_s": round(ping.requests_per_s, 1),
             "serial_p50_ms": round(serial_p50, 2),
             "serial_p99_ms": round(serial_p99, 2),
