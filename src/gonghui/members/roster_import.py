@@ -44,12 +44,12 @@ from gonghui.members.errors import MembersError
 from gonghui.members.models import ImportJob, ImportStatus
 from gonghui.members.roster_file import Piece, RosterFileError, RosterReader
 from gonghui.members.roster_rows import (
+    PackedBatch,
     PreparedBatch,
     RowError,
     RowPreparer,
     init_worker,
     prepare_in_worker,
-    unpack,
 )
 from gonghui.members.roster_write import Tally, write_batch
 from gonghui.orgs.models import Org
@@ -78,7 +78,7 @@ CHUNK_BYTES = 128 * 1024
 # rewrites most index leaves it touches, so fewer, larger ones write far less. A 20,000-row
 # transaction holds SQLite's write lock for a fraction of a second.
 LARGE_FILE_BYTES = 8 * 1024 * 1024
-LARGE_TRANSACTION_ROWS = 20_000
+LARGE_TRANSACTION_ROWS = 50_000
 POOL_WORKERS = 2
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_CHECKPOINT_PAGES = 64 * 1024  # 256 MB of WAL
@@ -163,12 +163,16 @@ def _org_map(session: Session, *, actor: Actor, org: Org) -> dict[str, int]:
     return {str(code): int(ident) for code, ident in session.execute(stmt)}
 
 
+# Prepared in this process, or by a worker and still pickled.
+Batch = PreparedBatch | PackedBatch
+
+
 def _prepared(
     pieces: Iterator[tuple[Piece, int]],
     preparer: RowPreparer,
     workers: int,
     init_args: tuple[Any, ...],
-) -> Iterator[tuple[PreparedBatch, int]]:
+) -> Iterator[tuple[Batch, int]]:
     """Prepared batches in file order; with ``workers`` > 0 a bounded window of pieces is
     in flight in a process pool (memory stays constant: the file is never read ahead by
     more than the window)."""
@@ -182,15 +186,15 @@ def _prepared(
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=init_worker, initargs=init_args
     ) as pool:
-        window: deque[tuple[Future[bytes], int]] = deque()
+        window: deque[tuple[Future[PackedBatch], int]] = deque()
         for piece, mark in pieces:
             window.append((pool.submit(prepare_in_worker, piece), mark))
             if len(window) >= workers * 3:
                 future, done_mark = window.popleft()
-                yield unpack(future.result()), done_mark
+                yield future.result(), done_mark
         while window:
             future, done_mark = window.popleft()
-            yield unpack(future.result()), done_mark
+            yield future.result(), done_mark
 
 
 class _ErrorReport:
@@ -291,17 +295,17 @@ def _read_ahead(items: Iterator[_T], depth: int) -> Iterator[_T]:
 
 
 def _transactions(
-    prepared: Iterator[tuple[PreparedBatch, int]], rows_per_transaction: int
-) -> Iterator[tuple[list[PreparedBatch], int]]:
+    prepared: Iterator[tuple[Batch, int]], rows_per_transaction: int
+) -> Iterator[tuple[list[Batch], int]]:
     """Group prepared batches into transactions of about ``rows_per_transaction`` rows. A
     batch that met a file-level error ends the import: its rows are written, then the
     error is raised."""
-    group: list[PreparedBatch] = []
+    group: list[Batch] = []
     rows = 0
     mark = 0
     for batch, mark in prepared:
         group.append(batch)
-        rows += len(batch.rows) + batch.failed_rows
+        rows += batch.size
         if batch.file_error is not None:
             yield group, mark
             raise RosterFileError(*batch.file_error)
@@ -325,8 +329,10 @@ class _Run:
     progress: ProgressCallback | None
     tally: Tally = field(default_factory=Tally)
 
-    def write(self, batches: list[PreparedBatch], bytes_done: int) -> None:
+    def write(self, packed: list[Batch], bytes_done: int) -> None:
         """One unit of work: upsert the good rows, advance the job's counters."""
+        batches = [batch.unpack() for batch in packed]
+        del packed[:]  # the pickled form is not needed any more
         rows = [row for batch in batches for row in batch.rows]
         errors = [error for batch in batches for error in batch.errors]
         for batch in batches:
@@ -417,6 +423,7 @@ def run_import(
         default_org_id=default_org,
         today=today,
         dates_as_text=dates_as_text,
+        in_key_order=large,
     )
     init_args = (
         sealer.hmac_key,
@@ -425,6 +432,7 @@ def run_import(
         default_org,
         today,
         dates_as_text,
+        large,
     )
     reader = RosterReader(source, filename)
     report = _ErrorReport()

@@ -25,7 +25,7 @@ from gonghui.accounts import principal as principals
 from gonghui.clock import now
 from gonghui.db import is_sqlite, on_commit
 from gonghui.members.models import Membership, RosterEntry, Transfer
-from gonghui.members.roster_rows import ROW_NUMBER, RowError, SealedRow
+from gonghui.members.roster_rows import ID_HASH, ROW_NUMBER, RowError, SealedRow
 from gonghui.tenancy import Actor
 
 # Parameters per IN (...) lookup on SQLite.
@@ -191,7 +191,7 @@ def _drop_repeats(
     unique: list[SealedRow] = []
     keep = unique.append
     if in_key_order:
-        rows.sort(key=_ID_HASH)  # stable: a person's rows stay in file order
+        rows.sort(key=ID_HASH)  # stable: a person's rows stay in file order
         previous = None
         for row in rows:
             if row[1] == previous:
@@ -213,7 +213,6 @@ def _drop_repeats(
     return unique
 
 
-_ID_HASH = itemgetter(1)
 _ROW_VALUES = ROW_NUMBER  # the row's values for the statement, before its number
 _MAX_ID_SQL = "SELECT max(id) FROM members_roster_entry"
 _EXISTING_SQL = (
