@@ -194,3 +194,76 @@ def test_a_csv_error_after_good_rows_keeps_them_and_fails_the_import(tree: Tree)
             "1,file,file.not_csv,not a readable CSV file (line 3)"
         ]
     assert set(_roster()) == {NUMBERS[0]}
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_mixed_reimport_counts_creates_updates_repeats_and_refusals(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch, large: bool
+) -> None:
+    """New people are inserted first; only then are the others looked up: one inserted by
+    this very statement is neither a duplicate nor an update, one written by an earlier
+    transaction of the same file is a duplicate."""
+    a, b, c, d, e, f = NUMBERS[:6]
+
+    def run(org_id: int, rows: list[list[str]]) -> tuple[Any, list[tuple[str, str]]]:
+        data = csv_text(rows).encode()
+        with unit_of_work() as session:
+            job_id = roster_import.create_job(
+                session, actor=SYSTEM, org_id=org_id, filename="r.csv", bytes_total=len(data)
+            ).id
+        job = roster_import.run_import(
+            job_id=job_id,
+            actor=SYSTEM,
+            source=io.BytesIO(data),
+            workers=1 if large else 0,
+            transaction_rows=3,
+        )
+        with get_store().open(roster_import.report_key(job_id)) as report:
+            lines = list(csv.reader(io.StringIO(report.read().decode("utf-8-sig"))))
+        return job, [(line[0], line[2]) for line in lines[1:]]
+
+    run(tree.city_b, [["钱七", e, "", "", "SZ-NS-01", ""]])
+    run(tree.city_a, [["张三", a, "", "", "GZ-TH-01", ""], ["李四", b, "", "", "GZ-TH-01", ""]])
+    # About a row per chunk, so that transactions of three rows split the file.
+    monkeypatch.setattr(roster_import, "CHUNK_BYTES", 40)
+    if large:
+        monkeypatch.setattr(roster_import, "LARGE_FILE_BYTES", 0)
+    job, report = run(
+        tree.city_a,
+        [
+            ["王五", c, "", "", "GZ-TH-01", ""],  # 2 new
+            ["张三", a, "", "", "GZ-TH", ""],  # 3 moved
+            ["赵六", d, "", "", "GZ", ""],  # 4 new
+            ["王五", c, "", "", "GZ", ""],  # 5 written by the transaction before
+            ["钱七", e, "", "", "GZ", ""],  # 6 on city B's roster
+            ["孙八", f, "", "", "GZ", ""],  # 7 new
+            ["李四", b, "", "", "GZ-TH-01", ""],  # 8 updated where it is
+            ["孙八", f, "", "", "GZ", ""],  # 9 repeated within its transaction
+        ],
+    )
+    counts = (job.rows_done, job.rows_ok, job.rows_failed, job.rows_created, job.rows_updated)
+    assert counts == (8, 5, 3, 3, 2)
+    assert report == [
+        ("5", "id_number.duplicate"),
+        ("6", "id_number.on_other_roster"),
+        ("9", "id_number.duplicate"),
+    ]
+    with unit_of_work(read_only=True) as session:
+        orgs = {
+            unseal(PiiField.ID_NUMBER, entry.id_number_enc): entry.org_id
+            for entry in session.scalars(select(RosterEntry))
+        }
+    assert orgs == {
+        a: tree.district_a1,
+        b: tree.grassroots_a1x,
+        c: tree.grassroots_a1x,
+        d: tree.city_a,
+        e: tree.grassroots_b1,
+        f: tree.city_a,
+    }
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([HEADER, *rows])
+    return out.getvalue()
