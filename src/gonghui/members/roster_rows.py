@@ -167,22 +167,13 @@ class RowPreparer:
         # a whole transaction merges instead of sorting again (see roster_write).
         self.in_key_order = in_key_order
 
-    def prepare_piece(self, piece: Piece) -> PreparedBatch:
+    def prepare(self, piece: Piece) -> PreparedBatch:
         """A CSV chunk (parsed here) or rows already read."""
-        if not isinstance(piece, CsvChunk):
-            return self.prepare(piece)
         batch = PreparedBatch()
         try:
-            self._prepare_into(batch, parse_chunk(piece))
-        except RosterFileError as exc:
+            self._prepare_into(batch, parse_chunk(piece) if isinstance(piece, CsvChunk) else piece)
+        except RosterFileError as exc:  # the chunk's csv error, after its good rows
             batch.file_error = (exc.code, str(exc))
-        if self.in_key_order:
-            batch.rows.sort(key=ID_HASH)
-        return batch
-
-    def prepare(self, rows: Iterable[tuple[int, tuple[Cell, ...]]]) -> PreparedBatch:
-        batch = PreparedBatch()
-        self._prepare_into(batch, rows)
         if self.in_key_order:
             batch.rows.sort(key=ID_HASH)
         return batch
@@ -290,4 +281,4 @@ def init_worker(
 
 def prepare_in_worker(piece: Piece) -> PackedBatch:
     assert _worker is not None, "init_worker was not run"
-    return PackedBatch.pack(_worker.prepare_piece(piece))
+    return PackedBatch.pack(_worker.prepare(piece))
