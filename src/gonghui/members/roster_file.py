@@ -227,14 +227,6 @@ class RosterReader:
             return
         yield from self._csv_chunks(detect_encoding(head), chunk_bytes)
 
-    def rows(self) -> Iterator[RawRow]:
-        """Data rows, parsed in this process."""
-        for piece, _mark in self.pieces(rows=2000, chunk_bytes=_SNIFF_BYTES):
-            if isinstance(piece, CsvChunk):
-                yield from (RawRow(number, cells) for number, cells in parse_chunk(piece))
-            else:
-                yield from piece
-
     def _fill(self, pending: bytes, size: int) -> tuple[bytes, bool]:
         data = self.source.read(size)
         self.bytes_read += len(data)

@@ -77,7 +77,7 @@ CHUNK_BYTES = 128 * 1024
 # and written in bigger transactions: with random blind-index keys each transaction
 # rewrites most index leaves it touches, so fewer, larger ones write far less (on SQLite
 # 50,000 rows cost a fifth less per row than 20,000). A 50,000-row transaction holds
-# SQLite's write lock for under a second; rows are sorted by hash over the whole
+# SQLite's write lock for about half a second; rows are sorted by hash over the whole
 # transaction, which is what makes its index writes local.
 LARGE_FILE_BYTES = 8 * 1024 * 1024
 LARGE_TRANSACTION_ROWS = 50_000
