@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gonghui.keys import get_keys
 
 _VERSION = b"\x01"
+_JOIN = bytearray().join
 
 
 class PiiField(StrEnum):
@@ -123,7 +124,7 @@ class BulkSealer:
         return self.index_encoded(field, normalized.encode())
 
     def seal(self, field: PiiField, normalized: str) -> bytes:
-        return self.seal_encoded(field, normalized.encode())
+        return bytes(self.seal_encoded(field, normalized.encode()))
 
     def index_encoded(self, field: PiiField, data: bytes) -> bytes:
         """:meth:`blind_index` of a value already normalised and UTF-8 encoded."""
@@ -133,15 +134,16 @@ class BulkSealer:
         outer.update(inner.digest())
         return outer.digest()
 
-    def seal_encoded(self, field: PiiField, data: bytes) -> bytes:
-        """:meth:`seal` of a value already normalised and UTF-8 encoded."""
+    def seal_encoded(self, field: PiiField, data: bytes) -> bytearray:
+        """:meth:`seal` of a value already normalised and UTF-8 encoded, as a bytearray
+        (built in one step; it is also what the sqlite3 module binds fastest)."""
         at = self._nonce_at
         if at >= len(self._nonces):
             self._nonces = os.urandom(12 * 4096)
             at = 0
         self._nonce_at = at + 12
         nonce = self._nonces[at : at + 12]
-        return _VERSION + nonce + self._aead.encrypt(nonce, data, _FIELD_PREFIX[field])
+        return _JOIN((_VERSION, nonce, self._aead.encrypt(nonce, data, _FIELD_PREFIX[field])))
 
 
 def seal_bytes(purpose: str, data: bytes) -> bytes:

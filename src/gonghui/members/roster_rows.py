@@ -199,15 +199,15 @@ class RowPreparer:
                 phone_data = phone.encode()
                 digest = index(phone_field, phone_data)
                 phone_hash = bytearray(digest)
-                phone_enc = bytearray(seal(phone_field, phone_data))
+                phone_enc = seal(phone_field, phone_data)
                 phone_key = narrow_key(digest)
             append(
                 (
                     org_id,
                     bytearray(index(id_field, id_data)),
-                    bytearray(seal(id_field, id_data)),
+                    seal(id_field, id_data),
                     bytearray(index(name_field, name_data)),
-                    bytearray(seal(name_field, name_data)),
+                    seal(name_field, name_data),
                     phone_hash,
                     phone_enc,
                     phone_key,
