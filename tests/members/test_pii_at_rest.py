@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from gonghui.db import Base, is_sqlite, unit_of_work
 from gonghui.orgs.models import Role
+from gonghui.pii import BulkSealer, PiiField, blind_index, unseal
 from gonghui.settings import get_settings
 from tests.fixtures import StaffFactory, Tree
 from tests.members.conftest import MemberFactory, Uploader, csv_bytes, id_number
@@ -79,3 +80,22 @@ def test_no_plain_personal_data_at_rest(
         content = path.read_bytes()
         leaked = [n[:40].decode("utf-8", "replace") for n in needles if n in content]
         assert leaked == [], f"{path} holds {leaked}"
+
+
+def test_bulk_sealer_matches_the_one_value_functions() -> None:
+    """Imports seal with :class:`BulkSealer`; lookups and reveals use the module
+    functions: the blind index must be the same and the ciphertext must open."""
+    sealer = BulkSealer.from_settings()
+    for field, value in (
+        (PiiField.NAME, PEOPLE[0][0]),
+        (PiiField.ID_NUMBER, PEOPLE[0][1]),
+        (PiiField.PHONE, PEOPLE[0][2]),
+    ):
+        assert sealer.blind_index(field, value) == blind_index(field, value)
+        assert sealer.index_encoded(field, value.encode()) == blind_index(field, value)
+        sealed = sealer.seal(field, value)
+        assert type(sealed) is bytes
+        assert unseal(field, sealed) == value
+        assert unseal(field, bytes(sealer.seal_encoded(field, value.encode()))) == value
+    nonces = {sealer.seal(PiiField.NAME, "张三")[1:13] for _ in range(5000)}
+    assert len(nonces) == 5000  # across more than one batch of pre-drawn nonces

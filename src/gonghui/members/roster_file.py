@@ -5,6 +5,12 @@ The encoding is guessed once from the first chunk: a UTF-8 BOM means ``utf-8-sig
 the chunk is tried as strict UTF-8, and anything that is not UTF-8 is read as GB18030 (a
 superset of GBK and GB2312). Undecodable bytes later in the file become U+FFFD, so a
 damaged row fails validation instead of aborting the whole import.
+
+A CSV file is handed on as byte chunks that end on record boundaries (:class:`CsvChunk`),
+so that worker processes parse it, not the process that reads it. In these encodings a
+line break or a quote byte is never part of a multi-byte character, so a chunk can be cut
+at the bytes: after the last line break when the chunk has no quote character at all,
+else after the last record the csv module itself finds complete.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any, BinaryIO, NamedTuple
 
 _SNIFF_BYTES = 64 * 1024
 _XLSX_MAGIC = b"PK\x03\x04"
+# A record (a line, or lines joined by a quoted line break) longer than this is refused.
+_MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 # Canonical column -> accepted headers (compared after strip + lower-case, no spaces).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -60,24 +68,6 @@ class RawRow(NamedTuple):
 
     number: int
     cells: tuple[Cell, ...]
-
-
-class CountingReader(io.RawIOBase):
-    """Wraps a binary stream and counts the bytes read (import progress)."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner = inner
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.inner.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.bytes_read += n
-        return n
 
 
 def detect_encoding(head: bytes) -> str:
@@ -135,50 +125,167 @@ def is_xlsx(head: bytes, filename: str) -> bool:
     return head.startswith(_XLSX_MAGIC) or filename.lower().endswith((".xlsx", ".xlsm"))
 
 
+class CsvChunk(NamedTuple):
+    """Whole CSV records, as bytes, and how many lines of the file come before them (the
+    header included): what a worker process needs to parse them and number the rows."""
+
+    data: bytes
+    lines_before: int
+    encoding: str
+    layout: Layout
+
+
+# What the reader hands on: CSV chunks, or rows already read (XLSX).
+Piece = CsvChunk | list[RawRow]
+
+
+def _line_count(data: bytes) -> int:
+    """Lines as the csv module counts them: ended by LF, CRLF or a lone CR."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _line_end(block: bytes, eof: bool) -> int:
+    """The offset just past the last line break that certainly ends a line (a CR at the
+    very end may be half of a CRLF); 0 when there is none."""
+    if eof:
+        return len(block)
+    lf = block.rfind(b"\n")
+    if lf >= 0:
+        return lf + 1
+    return block.rfind(b"\r", 0, len(block) - 1) + 1
+
+
+def _records(data: bytes, encoding: str) -> Iterator[tuple[list[str], int]]:
+    """The csv records of ``data`` (whole lines), each with the offset just past it."""
+    offset = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal offset
+        for line in data.splitlines(keepends=True):  # LF, CRLF, CR: as newline=""
+            offset += len(line)
+            yield line.decode(encoding, "replace")
+
+    # The reader takes a line only when the record it has so far is not complete.
+    for record in csv.reader(lines()):
+        yield record, offset
+
+
+def _record_end(block: bytes, encoding: str, eof: bool) -> int:
+    """The offset just past the last complete record of ``block`` (0 when none is)."""
+    cut = _line_end(block, eof)
+    if cut == 0 or block.find(b'"', 0, cut) < 0:
+        return cut  # no quotes: every line break ends a record
+    last = previous = 0
+    try:
+        for _record, end in _records(block[:cut], encoding):
+            previous, last = last, end
+    except csv.Error:
+        return cut  # the worker meets the same error, at the same line, and reports it
+    # Before the end of the file the last record may go on in the next block.
+    return last if eof else previous
+
+
+def parse_chunk(chunk: CsvChunk) -> Iterator[tuple[int, tuple[Cell, ...]]]:
+    """The rows of a chunk (row number, cells); raises :class:`RosterFileError` at a line
+    the csv module cannot read, after the rows before it."""
+    text = chunk.data.decode(chunk.encoding, "replace")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    pick = chunk.layout.picker()
+    base = chunk.lines_before
+    try:
+        for row in reader:
+            if not any(row):  # a blank line or only separators (Excel writes ",,,,,")
+                continue
+            yield base + reader.line_num, pick(row)
+    except csv.Error as exc:
+        raise RosterFileError(
+            "file.not_csv", f"not a readable CSV file (line {base + reader.line_num})"
+        ) from exc
+
+
 class RosterReader:
-    """Rows of one seekable roster file, with how far into the file reading has got."""
+    """A seekable roster file as pieces of work, with how far into the file reading has
+    got."""
 
     def __init__(self, source: BinaryIO, filename: str) -> None:
         self.source = source
         self.filename = filename
-        self._counter: CountingReader | None = None
+        self.bytes_read = 0
         self.xlsx = False
 
-    @property
-    def bytes_read(self) -> int:
-        return self._counter.bytes_read if self._counter is not None else 0
-
-    def rows(self) -> Iterator[RawRow]:
-        """Data rows; raises :class:`RosterFileError` for an unusable file."""
+    def pieces(self, *, rows: int, chunk_bytes: int) -> Iterator[tuple[Piece, int]]:
+        """CSV chunks of about ``chunk_bytes`` (XLSX: lists of ``rows`` rows), each with
+        how many bytes of the file were read by then; raises :class:`RosterFileError` for
+        an unusable file."""
         head = self.source.read(_SNIFF_BYTES)
         self.source.seek(0)
         if not head:
             raise RosterFileError("file.empty", "the file is empty")
         if is_xlsx(head, self.filename):
             self.xlsx = True
-            yield from _iter_xlsx(self.source)
+            yield from _batched(self, _iter_xlsx(self.source), rows)
             return
-        self._counter = CountingReader(self.source)
-        buffered = io.BufferedReader(self._counter, buffer_size=_SNIFF_BYTES)
-        yield from _iter_csv(buffered, detect_encoding(head))
+        yield from self._csv_chunks(detect_encoding(head), chunk_bytes)
 
+    def _fill(self, pending: bytes, size: int) -> tuple[bytes, bool]:
+        data = self.source.read(size)
+        self.bytes_read += len(data)
+        return pending + data, not data
 
-def _iter_csv(stream: BinaryIO, encoding: str) -> Iterator[RawRow]:
-    text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
-    reader = csv.reader(text)
-    try:
-        header = next(reader, None)
-        if header is None:
+    def _csv_chunks(self, encoding: str, chunk_bytes: int) -> Iterator[tuple[CsvChunk, int]]:
+        done = 0
+        if encoding == "utf-8-sig":  # the BOM starts the file and nothing else
+            done = self.bytes_read = len(self.source.read(len(codecs.BOM_UTF8)))
+            encoding = "utf-8"
+        pending, eof = self._fill(b"", chunk_bytes)
+        # The header: the first record, complete once a second one starts.
+        while True:
+            try:
+                records = _records(pending[: _line_end(pending, eof)], encoding)
+                first = next(records, None)
+                complete = eof or len(pending) >= _MAX_RECORD_BYTES or next(records, None)
+            except csv.Error as exc:
+                raise RosterFileError("file.not_csv", "not a readable CSV file (line 1)") from exc
+            if complete:
+                break
+            pending, eof = self._fill(pending, chunk_bytes)
+        if first is None:
             raise RosterFileError("file.empty", "the file is empty")
-        pick = Layout.from_header(header).picker()
-        for row in reader:
-            if not any(row):  # a blank line or only separators (Excel writes ",,,,,")
+        header, end = first
+        layout = Layout.from_header(header)
+        lines = _line_count(pending[:end])
+        done += end
+        pending = pending[end:]
+        while pending or not eof:
+            if not eof and len(pending) < chunk_bytes:
+                pending, eof = self._fill(pending, chunk_bytes)
+            end = _record_end(pending, encoding, eof)
+            if end == 0:
+                if eof:
+                    break
+                if len(pending) >= _MAX_RECORD_BYTES:
+                    raise RosterFileError(
+                        "file.not_csv", f"not a readable CSV file (line {lines + 1})"
+                    )
+                pending, eof = self._fill(pending, chunk_bytes)
                 continue
-            yield RawRow(reader.line_num, pick(row))
-    except csv.Error as exc:
-        raise RosterFileError(
-            "file.not_csv", f"not a readable CSV file (line {reader.line_num})"
-        ) from exc
+            data, pending = pending[:end], pending[end:]
+            done += end
+            yield CsvChunk(data, lines, encoding, layout), done
+            lines += _line_count(data)
+
+
+def _batched(
+    reader: RosterReader, rows: Iterator[RawRow], size: int
+) -> Iterator[tuple[list[RawRow], int]]:
+    batch: list[RawRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch, reader.bytes_read
+            batch = []
+    if batch:
+        yield batch, reader.bytes_read
 
 
 def _iter_xlsx(stream: BinaryIO) -> Iterator[RawRow]:

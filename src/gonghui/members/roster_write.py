@@ -1,18 +1,21 @@
 """Writing prepared roster rows: one upsert per transaction, by ID-number blind index.
 
-Rows arrive validated and sealed (see :mod:`gonghui.members.roster_rows`). Each call checks
-which people are already on file (to count updates, to spot a person twice in one file,
-and to refuse taking over someone on a roster outside the importer's subtree), then runs
-``INSERT ... ON CONFLICT (id_number_hash) DO UPDATE`` with the driver's executemany.
+Rows arrive validated and sealed (see :mod:`gonghui.members.roster_rows`). Each call first
+inserts the people not on file yet (``INSERT ... ON CONFLICT (id_number_hash) DO
+NOTHING``: on SQLite with the driver's executemany, on PostgreSQL from a COPY). Only when
+some of them were already on file does it look those up (to count updates, to spot a
+person twice in one file, and to refuse taking over someone on a roster outside the
+importer's subtree) and update them with ``INSERT ... ON CONFLICT (id_number_hash) DO
+UPDATE``: a first import, the large case, needs no lookup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Dialect, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,8 +25,11 @@ from gonghui.accounts import principal as principals
 from gonghui.clock import now
 from gonghui.db import is_sqlite, on_commit
 from gonghui.members.models import Membership, RosterEntry, Transfer
-from gonghui.members.roster_rows import RowError, SealedRow
+from gonghui.members.roster_rows import ID_HASH, ROW_NUMBER, RowError, SealedRow
 from gonghui.tenancy import Actor
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Parameters per IN (...) lookup on SQLite.
 LOOKUP_CHUNK = 2000
@@ -48,22 +54,26 @@ _REFRESHED = tuple(c for c in _UPSERT_COLUMNS if c not in ("id_number_hash", "cr
 
 
 class _Upsert:
-    """``INSERT ... ON CONFLICT (id_number_hash) DO UPDATE`` built with the dialect's own
-    insert construct and compiled once; rows go straight to the driver's executemany.
+    """``INSERT ... ON CONFLICT (id_number_hash) DO UPDATE`` (or ``DO NOTHING``) built with
+    the dialect's own insert construct and compiled once per transaction; rows go straight
+    to the driver's executemany.
 
     Per-row parameter processing in the ORM/Core layer cost more than the database work,
-    so values are handed over already in the driver's form: bytes for the binary columns,
-    and the dialect's own bind processors applied to dates and timestamps."""
+    so values are handed over already in the driver's form (see ``roster_rows``), with the
+    dialect's own bind processor applied to the timestamps."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, update: bool) -> None:
         dialect = session.get_bind().dialect
         table: Table = RosterEntry.__table__  # type: ignore[assignment]
         insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
         stmt = insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.id_number_hash],
-            set_={name: stmt.excluded[name] for name in _REFRESHED},
-        )
+        if update:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.id_number_hash],
+                set_={name: stmt.excluded[name] for name in _REFRESHED},
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[table.c.id_number_hash])
         # Rows are tuples in _UPSERT_COLUMNS order, so the statement takes positional
         # parameters (psycopg's "%s" rather than the dialect's named default).
         positional: Dialect = (
@@ -75,7 +85,6 @@ class _Upsert:
         order = tuple(_UPSERT_COLUMNS.index(k) for k in compiled.positiontup or ())
         if order != tuple(range(len(_UPSERT_COLUMNS))):
             self.reorder = itemgetter(*order)
-        self.date = table.c.join_date.type.dialect_impl(dialect).bind_processor(dialect)
         # The dialect-level processor: on SQLite a string, so that the driver's deprecated
         # default datetime adapter is never used.
         self.stamp = table.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
@@ -83,10 +92,51 @@ class _Upsert:
     def timestamp(self, value: datetime) -> Any:
         return self.stamp(value) if self.stamp else value
 
-    def execute(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
+    def execute(self, session: Session, rows: list[SealedRow], tail: tuple[Any, ...]) -> int:
+        """Runs the statement for each row (its first ten values and ``tail``: the job id
+        and the timestamps); returns the rows inserted or updated."""
         # (On PostgreSQL this measured faster than SQLAlchemy's multi-row VALUES batches.)
-        params: list[Any] = rows if self.reorder is None else list(map(self.reorder, rows))
-        session.connection().exec_driver_sql(self.sql, params)
+        params: Iterable[Any] = (row[:_ROW_VALUES] + tail for row in rows)
+        if self.reorder is not None:
+            params = map(self.reorder, params)
+        # The DBAPI cursor itself: it takes the rows as an iterator (no list of parameter
+        # tuples; both drivers accept any iterable) and counts the rows written.
+        cursor = session.connection().connection.cursor()
+        try:
+            cursor.executemany(self.sql, cast(Sequence[Any], params))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def insert_new(self, session: Session, rows: list[SealedRow], tail: tuple[Any, ...]) -> int:
+        """Inserts the rows not on file yet (a ``DO NOTHING`` statement); returns how many.
+        PostgreSQL takes them with COPY into a temporary table and one ``INSERT ...
+        SELECT``: a statement per row costs it a round of parse, plan and execute each."""
+        if is_sqlite(session):
+            return self.execute(session, rows, tail)
+        columns = ", ".join(_UPSERT_COLUMNS)
+        cursor = cast("psycopg.Cursor[Any]", session.connection().connection.cursor())
+        try:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {_STAGING} AS SELECT {columns}, 0 AS ordinal "
+                "FROM members_roster_entry WITH NO DATA"
+            )
+            with cursor.copy(f"COPY {_STAGING} ({columns}, ordinal) FROM STDIN") as copy:
+                write = copy.write_row
+                for ordinal, row in enumerate(rows):
+                    write(row[:_ROW_VALUES] + tail + (ordinal,))
+            cursor.execute(
+                f"INSERT INTO members_roster_entry ({columns}) SELECT {columns} FROM {_STAGING} "
+                "ORDER BY ordinal ON CONFLICT (id_number_hash) DO NOTHING"
+            )
+            created = int(cursor.rowcount)
+            cursor.execute(f"DROP TABLE {_STAGING}")
+            return created
+        finally:
+            cursor.close()
+
+
+_STAGING = "roster_import_staging"
 
 
 @dataclass
@@ -110,77 +160,94 @@ def write_batch(
     tally: Tally,
     in_key_order: bool = False,
 ) -> None:
-    # A person twice in one batch: the later row is the duplicate.
-    unique: dict[bytes, SealedRow] = {}
-    for row in rows:
-        if row[1] in unique:
-            report.append(_duplicate(row[0]))
-            tally.rows_failed += 1
-        else:
-            unique[row[1]] = row
+    unique = _drop_repeats(rows, report, tally, in_key_order=in_key_order)
     if not unique:
         return
-    existing = _existing(session, list(unique))
-    upsert = _Upsert(session)
-    stamp = upsert.timestamp(now())
-    to_date = upsert.date
-    params: list[tuple[Any, ...]] = []
+    insert = _Upsert(session, update=False)
+    stamp = insert.timestamp(now())
+    tail = (job_id, stamp, stamp)
+    # Entries written by this statement have ids above every id on file before it
+    # (SQLite: the next rowid; PostgreSQL: the sequence only grows).
+    before = session.connection().exec_driver_sql(_MAX_ID_SQL).scalar() or 0
+    created = insert.insert_new(session, unique, tail)
+    tally.rows_created += created
+    tally.rows_ok += created
+    if created == len(unique):
+        return
+    existing = _existing(session, [bytes(row[1]) for row in unique])
+    updates: list[SealedRow] = []
     moves: list[tuple[int, int, int]] = []  # entry id, from org, to org
-    for h, row in unique.items():
-        found = existing.get(h)
-        if found is not None:
-            ident, org_id, prior_job = found
-            if prior_job == job_id:
-                # Already written by an earlier batch of this same file.
-                report.append(_duplicate(row[0]))
-                tally.rows_failed += 1
-                continue
-            if org_id not in allowed_org_ids:
-                report.append(
-                    RowError(
-                        row[0],
-                        "id_number",
-                        "id_number.on_other_roster",
-                        "this person is on the roster of a union outside yours; "
-                        "ask that union to transfer them",
-                    )
+    for row in unique:
+        found = existing.get(bytes(row[1]))
+        if found is None:  # deleted meanwhile (not on SQLite): the upsert writes it again
+            updates.append(row)
+            continue
+        ident, org_id, prior_job = found
+        if prior_job == job_id:
+            if ident > before:
+                continue  # inserted just now
+            # Already written by an earlier transaction of this same file.
+            report.append(_duplicate(row[ROW_NUMBER]))
+            tally.rows_failed += 1
+            continue
+        if org_id not in allowed_org_ids:
+            report.append(
+                RowError(
+                    row[ROW_NUMBER],
+                    "id_number",
+                    "id_number.on_other_roster",
+                    "this person is on the roster of a union outside yours; "
+                    "ask that union to transfer them",
                 )
-                tally.rows_failed += 1
-                continue
-            if org_id != row[8]:
-                moves.append((ident, org_id, row[8]))
-            tally.rows_updated += 1
-        else:
-            tally.rows_created += 1
-        tally.rows_ok += 1
-        params.append(
-            (
-                row[8],
-                h,
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                row[10],
-                row[7],
-                to_date(row[9]) if to_date and row[9] is not None else row[9],
-                job_id,
-                stamp,
-                stamp,
             )
-        )
-    if params:
-        if in_key_order:
-            # Consecutive inserts share index pages (large imports; new entries' ids then
-            # follow the hash order, not the file's).
-            params.sort(key=itemgetter(1))
-        upsert.execute(session, params)
+            tally.rows_failed += 1
+            continue
+        if org_id != row[0]:
+            moves.append((ident, org_id, row[0]))
+        updates.append(row)
+    if updates:
+        _Upsert(session, update=True).execute(session, updates, tail)
+        tally.rows_updated += len(updates)
+        tally.rows_ok += len(updates)
     if moves:
         _record_moves(session, job_id=job_id, actor=actor, moves=moves)
         tally.moved += len(moves)
 
 
+def _drop_repeats(
+    rows: list[SealedRow], report: list[RowError], tally: Tally, *, in_key_order: bool
+) -> list[SealedRow]:
+    """The rows without a person's second and later rows, which are reported as duplicates.
+    With ``in_key_order`` (large imports) the rows come back sorted by ID-number hash:
+    consecutive inserts then share index pages, and new entries' ids follow the hash order
+    rather than the file's."""
+    unique: list[SealedRow] = []
+    keep = unique.append
+    if in_key_order:
+        rows.sort(key=ID_HASH)  # stable: a person's rows stay in file order
+        previous = None
+        for row in rows:
+            if row[1] == previous:
+                report.append(_duplicate(row[ROW_NUMBER]))
+                tally.rows_failed += 1
+            else:
+                previous = row[1]
+                keep(row)
+        return unique
+    seen: set[bytes] = set()
+    for row in rows:
+        key = bytes(row[1])
+        if key in seen:
+            report.append(_duplicate(row[ROW_NUMBER]))
+            tally.rows_failed += 1
+        else:
+            seen.add(key)
+            keep(row)
+    return unique
+
+
+_ROW_VALUES = ROW_NUMBER  # the row's values for the statement, before its number
+_MAX_ID_SQL = "SELECT max(id) FROM members_roster_entry"
 _EXISTING_SQL = (
     "SELECT id_number_hash, id, org_id, import_job_id FROM members_roster_entry "
     "WHERE id_number_hash "
