@@ -322,26 +322,41 @@ def _writer_main(address: str, parent: int) -> None:
         threading.Thread(target=_serve, args=(connection,), daemon=True).start()
 
 
+def _reply(job_id: int, future: Future[Any]) -> bytes:
+    """A job's answer as sent: its result, else its error (a result that cannot be sent
+    is answered as the error it raises)."""
+    error = future.exception()
+    if error is None:
+        try:
+            return pickle.dumps((job_id, True, future.result()), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            error = exc
+    return pickle.dumps((job_id, False, _portable(error)), pickle.HIGHEST_PROTOCOL)
+
+
+def _send_replies(connection: Connection, replies: queue.SimpleQueue[bytes]) -> None:
+    """Send a server process its answers, all those ready in one message (a batch's worth
+    commits at once): the writer thread only pickles them."""
+    while True:
+        ready = [replies.get()]
+        while True:
+            try:
+                ready.append(replies.get_nowait())
+            except queue.Empty:
+                break
+        try:
+            connection.send(ready)
+        except OSError:
+            return  # that server process is gone; the work is committed regardless
+
+
 def _serve(connection: Connection) -> None:
     """One server process's jobs: run each in the writer, answer as each is committed."""
-    send_lock = threading.Lock()
+    replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    threading.Thread(target=_send_replies, args=(connection, replies), daemon=True).start()
 
     def answer(job_id: int, future: Future[Any]) -> None:
-        error = future.exception()
-        reply = (job_id, True, future.result()) if error is None else None
-        if reply is not None:
-            try:
-                pickle.dumps(reply[2])
-            except Exception as exc:
-                error, reply = exc, None
-        if reply is None:
-            assert error is not None
-            reply = (job_id, False, _portable(error))
-        with send_lock:
-            try:
-                connection.send(reply)
-            except OSError:
-                pass  # that server process is gone; the work is committed regardless
+        replies.put(_reply(job_id, future))
 
     while True:
         try:
@@ -405,17 +420,19 @@ class _Client:
     def _receive(self, connection: Connection) -> None:
         while True:
             try:
-                job_id, ok, value = connection.recv()
+                replies = connection.recv()
             except (EOFError, OSError):
                 break
-            with self._lock:
-                future = self._pending.pop(job_id, None)
-            if future is None:
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(_rebuild(value))
+            for reply in replies:
+                job_id, ok, value = pickle.loads(reply)
+                with self._lock:
+                    future = self._pending.pop(job_id, None)
+                if future is None:
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(_rebuild(value))
         with self._lock:  # the writer went away: nobody will answer these
             if self._connection is connection:
                 self._connection = None
