@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -190,6 +191,11 @@ def unit_of_work(*, read_only: bool = False) -> Iterator[Session]:
 def rowcount(result: Result[Any]) -> int:
     """Rows matched by an UPDATE or DELETE (the atomic compare-and-set idiom)."""
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+def upsert_insert(dialect: str) -> Callable[..., Any]:
+    """The dialect's ``insert`` (which has ``on_conflict_do_update`` / ``_do_nothing``)."""
+    return sqlite.insert if dialect == "sqlite" else postgresql.insert
 
 
 def is_sqlite(session: Session) -> bool:

@@ -16,17 +16,16 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, Update, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gonghui.activities.models import Counter
+from gonghui.db import upsert_insert
 
 _KEY = [Counter.activity_id, Counter.membership_id, Counter.scope]
 
 
 def _insert(dialect: str, *, used: int) -> Any:
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    return insert(Counter).values(
+    return upsert_insert(dialect)(Counter).values(
         activity_id=bindparam("a"),
         membership_id=bindparam("m"),
         scope=bindparam("s"),
@@ -165,12 +164,6 @@ def next_numbers(
     return dict(rows.all())
 
 
-def next_number(session: Session, *, activity_id: int, membership_id: int, scope: str) -> int:
-    """1, 2, 3, ... per member."""
-    numbers = next_numbers(session, activity_id=activity_id, members=(membership_id,), scope=scope)
-    return numbers[membership_id]
-
-
 def remaining_many(
     session: Session, *, activity_id: int, members: Collection[int], scopes: dict[str, int]
 ) -> dict[int, dict[str, int]]:
@@ -182,12 +175,3 @@ def remaining_many(
         for member, scope, used, granted in session.connection().execute(_remaining(), params):
             left[member][scope] = max(granted - used, 0)
     return left
-
-
-def remaining(
-    session: Session, *, activity_id: int, membership_id: int, scopes: dict[str, int]
-) -> dict[str, int]:
-    """Units left per scope for one member (see :func:`remaining_many`)."""
-    return remaining_many(
-        session, activity_id=activity_id, members=(membership_id,), scopes=scopes
-    )[membership_id]

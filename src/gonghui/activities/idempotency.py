@@ -15,12 +15,12 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Delete, Update, bindparam, delete, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import IdempotentResponse
 from gonghui.clock import now
+from gonghui.db import upsert_insert
 from gonghui.errors import Conflict, DomainError
 
 Body = dict[str, Any]
@@ -30,9 +30,8 @@ KeyClaim = tuple[int, str, str]
 
 @cache
 def _claim(dialect: str) -> Any:
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     return (
-        insert(IdempotentResponse)
+        upsert_insert(dialect)(IdempotentResponse)
         .on_conflict_do_nothing(index_elements=["membership_id", "key"])
         .returning(IdempotentResponse.membership_id, IdempotentResponse.key)
     )

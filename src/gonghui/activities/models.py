@@ -9,11 +9,10 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, UOWTransaction, mapped_column
 
 from gonghui.clock import now
-from gonghui.db import Base, BigId, IdPk, is_sqlite
+from gonghui.db import Base, BigId, IdPk, upsert_insert
 from gonghui.orgs.models import Org
 
 
@@ -115,7 +114,7 @@ class CatalogStamp(Base):
 
 def catalog_changed(session: Session) -> None:
     """Give the catalog stamp a new value in this transaction (upsert of its one row)."""
-    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    dialect_insert = upsert_insert(session.get_bind().dialect.name)
     stamp = secrets.token_hex(16)
     # On the connection, not the session: this runs inside a flush.
     session.connection().execute(

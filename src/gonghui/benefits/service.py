@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gonghui.activities import idempotency
@@ -32,7 +31,7 @@ from gonghui.benefits.models import (
 )
 from gonghui.benefits.schemas import PrizeRead, VoucherRead
 from gonghui.clock import now
-from gonghui.db import is_sqlite, rowcount
+from gonghui.db import rowcount, upsert_insert
 from gonghui.errors import Conflict, NotFound
 from gonghui.pii import PiiField, seal
 from gonghui.tenancy import Actor
@@ -221,7 +220,7 @@ def add_points_many(
     """Add ``points`` (taken away when negative) to each of ``members``, with ledger rows."""
     if not members:
         return
-    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    dialect_insert = upsert_insert(session.get_bind().dialect.name)
     connection = session.connection()
     connection.execute(
         dialect_insert(PointsAccount).on_conflict_do_nothing(),

@@ -20,7 +20,7 @@ from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.web.errors import error_key, field_errors
-from gonghui.web.i18n import translate
+from gonghui.web.i18n import translator
 from gonghui.web.session import PageUser, check_csrf
 from gonghui.web.templating import render, request_locale
 
@@ -121,9 +121,7 @@ def save(
 ) -> Response:
     check_csrf(request, user, csrf)
     locale = request_locale(request)
-
-    def t(key: str, **params: Any) -> str:
-        return translate(locale, key, **params)
+    t = translator(locale)
 
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:

@@ -33,7 +33,7 @@ from gonghui.members.service import verify
 from gonghui.orgs import service as orgs
 from gonghui.settings import get_settings
 from gonghui.web.errors import error_key, field_errors
-from gonghui.web.i18n import translate
+from gonghui.web.i18n import translate, translator
 from gonghui.web.qr import qr_svg
 from gonghui.web.session import (
     LoginRequired,
@@ -169,9 +169,7 @@ def verify_membership(
 ) -> Response:
     check_csrf(request, user, csrf)
     locale = request_locale(request)
-
-    def t(key: str, **params: Any) -> str:
-        return translate(locale, key, **params)
+    t = translator(locale)
 
     try:
         with unit_of_work() as session:
@@ -230,9 +228,7 @@ def request_review(
 ) -> Response:
     check_csrf(request, user, csrf)
     locale = request_locale(request)
-
-    def t(key: str, **params: Any) -> str:
-        return translate(locale, key, **params)
+    t = translator(locale)
 
     has_file = proof is not None and bool(proof.filename)
     context: dict[str, Any] = {

@@ -18,12 +18,11 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Dialect, Table, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
 from gonghui.clock import now
-from gonghui.db import is_sqlite, on_commit
+from gonghui.db import is_sqlite, on_commit, upsert_insert
 from gonghui.members.models import Membership, RosterEntry, Transfer
 from gonghui.members.roster_rows import ID_HASH, ROW_NUMBER, RowError, SealedRow
 from gonghui.tenancy import Actor
@@ -65,8 +64,7 @@ class _Upsert:
     def __init__(self, session: Session, *, update: bool) -> None:
         dialect = session.get_bind().dialect
         table: Table = RosterEntry.__table__  # type: ignore[assignment]
-        insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
-        stmt = insert(table)
+        stmt = upsert_insert(dialect.name)(table)
         if update:
             stmt = stmt.on_conflict_do_update(
                 index_elements=[table.c.id_number_hash],

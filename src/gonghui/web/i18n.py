@@ -7,7 +7,8 @@ same keys and that every key a template uses exists.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ def catalogue(locale: str) -> dict[str, str]:
 def translate(locale: str, key: str, **params: Any) -> str:
     text = catalogue(locale).get(key) or catalogue(DEFAULT_LOCALE).get(key) or key
     return text.format(**params) if params else text
+
+
+def translator(locale: str) -> Callable[..., str]:
+    """``t(key, **params)`` in ``locale`` (what templates and form handlers call)."""
+    return partial(translate, locale)
 
 
 def pick_locale(query: str | None, cookie: str | None, accept_language: str | None) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from gonghui.clock import display_zone
-from gonghui.web.i18n import LOCALES, pick_locale, translate
+from gonghui.web.i18n import LOCALES, pick_locale, translator
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -35,9 +35,7 @@ def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HTMLResponse:
     locale = request_locale(request)
-
-    def t(key: str, **params: Any) -> str:
-        return translate(locale, key, **params)
+    t = translator(locale)
 
     page = {"request": request, "t": t, "locale": locale, "locales": LOCALES}
     page.update(context or {})
