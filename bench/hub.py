@@ -87,7 +87,7 @@ def seed(spec_json: str) -> None:
 
     from gonghui import clock
     from gonghui.accounts.models import AuthSession, User
-    from gonghui.accounts.tokens import issue_access_token
+    from gonghui.accounts.tokens import access_token_for
     from gonghui.activities.lottery.models import Draw
     from gonghui.activities.models import Activity, Counter
     from gonghui.activities.schemas import ActivityCreate
@@ -227,10 +227,14 @@ def seed(spec_json: str) -> None:
                     continue
                 sid = secrets.token_hex(16)
                 sessions.append({"id": sid, "user_id": user_id, "channel": "h5", "created_at": now})
-                tokens.append(issue_access_token(user_id=user_id, session_id=sid))
                 holders.append((membership_id, orgs_of[n], joined[n], n % 3 == 0))
             if sessions:
                 session.execute(insert(AuthSession), sessions)
+                # Tokens as sign-in issues them: carrying their principal.
+                tokens.extend(
+                    access_token_for(session, user_id=s["user_id"], session_id=s["id"])
+                    for s in sessions
+                )
     Path(spec["tokens_file"]).write_text("\n".join(tokens) + "\n")
 
     # Participation of the token holders in some of the activities they see: free draws

@@ -135,7 +135,7 @@ def create_app() -> FastAPI:
         return {"status": "ready"}
 
     @app.get("/api/v1/ping", tags=["ops"])
-    def ping(user: CurrentUser) -> dict[str, int | None]:
+    async def ping(user: CurrentUser) -> dict[str, int | None]:
         """The trivial authenticated endpoint benchmarks compare against."""
         return {"user_id": user.user_id}
 

@@ -11,10 +11,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.principal import MemberInfo, Principal
+from gonghui.accounts.tokens import AccessClaims
 from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput, PermissionDenied, Unauthenticated
 from gonghui.tenancy import Actor
@@ -47,13 +49,21 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def get_principal(request: Request) -> Principal:
-    # Its own short read-only transaction (and a cache), never the request's session:
-    # handlers that own their unit of work (the hot paths) then hold the write transaction
-    # within one thread call, not across a wait for another thread-pool slot.
-    token = _bearer(request)
+async def get_principal(request: Request) -> Principal:
+    # Normally in memory, from the token's own claims (see accounts.principal). Otherwise a
+    # short read-only transaction of its own on the thread pool, never the request's
+    # session: handlers that own their unit of work (the hot paths) then hold the write
+    # transaction within one thread call, not across a wait for another thread-pool slot.
+    access = principals.claims(_bearer(request))
+    found = principals.fresh(access)
+    if found is None:
+        found = await run_in_threadpool(_reload, access)
+    return found
+
+
+def _reload(access: AccessClaims) -> Principal:
     with unit_of_work(read_only=True) as session:
-        return principals.resolve(session, token)
+        return principals.reload(session, access)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -10,7 +10,7 @@ import pytest
 from gonghui import clock
 from gonghui.accounts import principal as principals
 from gonghui.accounts.service import create_user
-from gonghui.accounts.tokens import start_session
+from gonghui.accounts.tokens import issue_access_token, start_session
 from gonghui.db import unit_of_work
 from tests.fixtures import PASSWORD, StaffFactory, Tree
 
@@ -119,10 +119,12 @@ def test_missing_and_garbage_tokens_get_the_envelope(api: httpx.Client, server: 
 
 
 def test_the_principal_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tokens without claims (as issued before tokens carried them) are what gets cached.
     monkeypatch.setattr(principals, "PRINCIPAL_CACHE_MAX", 5)
     with unit_of_work() as session:
         user = create_user(session, display_name="many sign-ins")
-        tokens = [start_session(session, user=user).access_token for _ in range(12)]
+        sessions = [start_session(session, user=user).session_id for _ in range(12)]
+    tokens = [issue_access_token(user_id=user.id, session_id=sid) for sid in sessions]
     with unit_of_work(read_only=True) as session:
         live = [principals.resolve(session, token) for token in tokens]
     assert {p.user_id for p in live} == {user.id}

@@ -1,33 +1,54 @@
 """Who is calling: a bearer access token resolved to user, staff grants and membership.
 
-Resolution is cached per sign-in session for a couple of seconds, so the hot paths do not
-pay four queries per request. A revocation in this process clears the entry at once; other
-processes see it when their entry expires (``PRINCIPAL_CACHE_TTL_S``).
+An access token carries its principal as it was read when the token was issued, signed
+with it, so a request normally resolves with no database read and no thread hand-off.
+What makes that safe is the change feed: every change to what a sign-in resolves to (a
+revoked sign-in, a user's staff roles or membership, the org tree) is recorded with
+:func:`changed` and written as an ``accounts_principal_change`` row, stamped as its
+transaction commits.
+
+Each process reads the rows it has not seen whenever its last read is more than
+``FEED_MAX_LAG_S`` old (the request that notices does it), and keeps the time of the latest
+change for each user and sign-in and for everyone. A principal, from a token's claims or
+loaded from the database, is used only while the feed is current and no change to its user
+or sign-in is stamped later than ``CLOCK_MARGIN_S`` before it was read (the margin covers
+the commit itself and the clocks of other servers); otherwise it is loaded afresh and kept
+for ``PRINCIPAL_CACHE_TTL_S``. So a change applies in the process that makes it at its
+commit, and in every other process within ``FEED_MAX_LAG_S``.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import AuthSession, User
-from gonghui.accounts.tokens import decode_access_token
-from gonghui.clock import local_day
+from gonghui.accounts.models import AuthSession, PrincipalChange, User
+from gonghui.accounts.tokens import AccessClaims, decode_access_token
+from gonghui.clock import local_day, now
+from gonghui.db import on_commit
 from gonghui.errors import Unauthenticated
 from gonghui.members.models import Membership, MembershipStatus, RosterEntry
-from gonghui.orgs.models import Org, StaffRole
+from gonghui.orgs.models import Org, Role, StaffRole
+from gonghui.settings import get_settings
 from gonghui.tenancy import Actor, Grant
 
-PRINCIPAL_CACHE_TTL_S = 2.0
-# Entries are kept per sign-in session; at this many, expired ones go (and, if all are
-# live, the older half), so a long-running server's cache stays bounded.
+FEED_MAX_LAG_S = 1.0
+CLOCK_MARGIN_S = 5.0
+# A principal loaded from the database (the token's claims were stale or absent) is kept
+# per sign-in session this long, or until a change to it is seen.
+PRINCIPAL_CACHE_TTL_S = 60.0
+# At this many entries, expired ones go (and, if all are live, the older half).
 PRINCIPAL_CACHE_MAX = 10_000
+# An id below the highest seen that is not there yet belongs to a transaction still open
+# (PostgreSQL hands out ids before commit) or rolled back: looked for again this long.
+_GAP_S = 600.0
+_GAPS_MAX = 1_000
 
 
 @dataclass(frozen=True)
@@ -58,55 +79,273 @@ class Principal:
         )
 
 
-_cache: dict[str, tuple[float, Principal]] = {}
-_cache_lock = threading.Lock()
+def claims_of(principal: Principal) -> dict[str, Any]:
+    """The principal as the ``prn`` claim of an access token (next to ``sub`` and ``sid``)."""
+    out: dict[str, Any] = {}
+    if principal.is_platform_admin:
+        out["adm"] = True
+    if principal.grants:
+        out["grt"] = [[g.org_id, g.org_path, str(g.role)] for g in principal.grants]
+    if (m := principal.member) is not None:
+        out["mbr"] = [
+            m.membership_id,
+            m.roster_entry_id,
+            m.org_id,
+            m.org_path,
+            list(m.tags),
+            m.member_since.isoformat(),
+        ]
+    return out
 
 
-def forget_sessions(session_ids: list[str]) -> None:
-    with _cache_lock:
-        for sid in session_ids:
-            _cache.pop(sid, None)
+def _from_claims(claims: AccessClaims) -> Principal | None:
+    """The principal a token carries; None for a token issued without one."""
+    payload = claims.payload.get("prn")
+    if not isinstance(payload, dict):
+        return None
+    try:
+        member = None
+        if (m := payload.get("mbr")) is not None:
+            member = MemberInfo(
+                membership_id=int(m[0]),
+                roster_entry_id=int(m[1]),
+                org_id=int(m[2]),
+                org_path=str(m[3]),
+                tags=tuple(str(t) for t in m[4]),
+                member_since=date.fromisoformat(m[5]),
+            )
+        return Principal(
+            user_id=claims.user_id,
+            session_id=claims.session_id,
+            is_platform_admin=bool(payload.get("adm", False)),
+            grants=tuple(
+                Grant(org_id=int(g[0]), org_path=str(g[1]), role=Role(g[2]))
+                for g in payload.get("grt", ())
+            ),
+            member=member,
+        )
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None  # a shape this version does not know: read it from the database
+
+
+def _clock() -> float:
+    return now().timestamp()
+
+
+@dataclass
+class _Seen:
+    """What this process knows of the feed: when it last read it, and the time of the latest
+    change it has seen for each user and sign-in (and for everyone)."""
+
+    read_at: float = float("-inf")  # when the last successful read started
+    max_id: int | None = None  # None: never read
+    gaps: dict[int, float] = field(default_factory=dict)  # missing id -> when first missed
+    users: dict[int, float] = field(default_factory=dict)
+    sessions: dict[str, float] = field(default_factory=dict)
+    everyone: float = float("-inf")
+
+    def unchanged(self, user_id: int, session_id: str, since: float) -> bool:
+        return (
+            self.everyone < since
+            and self.users.get(user_id, since - 1) < since
+            and self.sessions.get(session_id, since - 1) < since
+        )
+
+    def note(self, user_id: int | None, session_id: str | None, at: float) -> None:
+        if user_id is None and session_id is None:
+            self.everyone = max(self.everyone, at)
+        if user_id is not None:
+            self.users[user_id] = max(self.users.get(user_id, at), at)
+        if session_id is not None:
+            self.sessions[session_id] = max(self.sessions.get(session_id, at), at)
+
+    def prune(self, before: float) -> None:
+        for seen in (self.users, self.sessions):
+            for key in [k for k, at in seen.items() if at < before]:
+                del seen[key]  # type: ignore[arg-type]
+
+
+_seen = _Seen()
+_cache: dict[str, tuple[float, Principal]] = {}  # session id -> (read at, principal)
+_lock = threading.Lock()  # guards _seen and _cache
+_reading = threading.Lock()  # one feed read at a time per process
 
 
 def forget_all() -> None:
-    """Drop every cached principal (the org tree changed shape)."""
-    with _cache_lock:
+    """Forget everything this process knows (tests; a database replaced under it)."""
+    global _seen
+    with _lock:
         _cache.clear()
+        _seen = _Seen()
 
 
-def forget_user(user_id: int) -> None:
-    """Drop cached principals of a user whose roles or membership just changed."""
-    with _cache_lock:
-        for sid in [sid for sid, (_, p) in _cache.items() if p.user_id == user_id]:
-            _cache.pop(sid, None)
+def changed(
+    session: Session,
+    *,
+    user_id: int | None = None,
+    session_ids: list[str] | None = None,
+    everyone: bool = False,
+) -> None:
+    """Record in this transaction that what a user's sign-ins (or some sign-ins, or every
+    sign-in) resolve to has changed."""
+    if everyone:
+        rows: list[dict[str, Any]] = [{"user_id": None, "session_id": None}]
+    elif session_ids:
+        rows = [{"user_id": None, "session_id": sid} for sid in session_ids]
+    elif user_id is not None:
+        rows = [{"user_id": user_id, "session_id": None}]
+    else:
+        raise ValueError("changed() needs user_id, session_ids or everyone")
+    session.info.setdefault(_PENDING, []).extend(rows)
+
+
+_PENDING = "principal_changes"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_changes(session: Session) -> None:
+    """The changes of a transaction go in as it commits, stamped with the time of its
+    commit (give or take the commit itself): readers date them by that stamp."""
+    rows: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    if not rows:
+        return
+    at = now()
+    session.execute(insert(PrincipalChange), [{**row, "at": at} for row in rows])
+
+    def note() -> None:
+        with _lock:
+            for row in rows:
+                _seen.note(row["user_id"], row["session_id"], at.timestamp())
+
+    on_commit(session, note)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_changes(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def claims(token: str) -> AccessClaims:
+    """The verified claims of an access token (no I/O); raises Unauthenticated."""
+    return decode_access_token(token)
+
+
+def fresh(access: AccessClaims) -> Principal | None:
+    """The principal of ``access`` if it is known to be current without reading the
+    database: from the token itself or this process's cache. No I/O."""
+    from_token = _from_claims(access)
+    with _lock:
+        if _seen.read_at < _clock() - FEED_MAX_LAG_S:
+            return None
+        uid, sid = access.user_id, access.session_id
+        if from_token is not None and _seen.unchanged(uid, sid, access.issued_at - CLOCK_MARGIN_S):
+            return from_token
+        hit = _cache.get(sid)
+        if (
+            hit is not None
+            and hit[1].user_id == uid
+            and hit[0] > _clock() - PRINCIPAL_CACHE_TTL_S
+            and _seen.unchanged(uid, sid, hit[0] - CLOCK_MARGIN_S)
+        ):
+            return hit[1]
+    return None
 
 
 def resolve(session: Session, token: str) -> Principal:
-    claims = decode_access_token(token)
-    with _cache_lock:
-        hit = _cache.get(claims.session_id)
-    if hit is not None and hit[0] > time.monotonic() and hit[1].user_id == claims.user_id:
-        return hit[1]
-    principal = load(session, user_id=claims.user_id, session_id=claims.session_id)
-    now = time.monotonic()
-    with _cache_lock:
+    access = claims(token)
+    return fresh(access) or reload(session, access)
+
+
+def reload(session: Session, access: AccessClaims) -> Principal:
+    """The principal of ``access``, catching up with the feed first when it is due and
+    reading the database when neither the token nor the cache is current."""
+    _catch_up(session)
+    found = fresh(access)
+    if found is not None:
+        return found
+    read_at = _clock()
+    principal = load(session, user_id=access.user_id, session_id=access.session_id)
+    with _lock:
         if len(_cache) >= PRINCIPAL_CACHE_MAX:
-            _prune(now)
-        _cache[claims.session_id] = (now + PRINCIPAL_CACHE_TTL_S, principal)
+            _prune_cache(read_at)
+        _cache[access.session_id] = (read_at, principal)
     return principal
 
 
-def _prune(now: float) -> None:
+def _prune_cache(at: float) -> None:
     """Drop expired entries; if that frees too little, the older half (insertion order)."""
-    for sid in [sid for sid, (until, _) in _cache.items() if until <= now]:
+    for sid in [sid for sid, (read, _) in _cache.items() if read <= at - PRINCIPAL_CACHE_TTL_S]:
         del _cache[sid]
     if len(_cache) >= PRINCIPAL_CACHE_MAX:
         for sid in list(_cache)[: len(_cache) // 2 + 1]:
             del _cache[sid]
 
 
-# A request's sign-in, read with three prebuilt statements (most requests miss the cache:
-# a burst of members each sign in once). Tuples, not ORM objects: nothing here is written.
+_FEED_TOP = select(func.max(PrincipalChange.id))
+_FEED_COLUMNS = (
+    PrincipalChange.id,
+    PrincipalChange.user_id,
+    PrincipalChange.session_id,
+    PrincipalChange.at,
+)
+
+
+def _retention_s() -> float:
+    """How long a seen change matters: a token issued before it has expired by then."""
+    return get_settings().access_token_ttl_s + CLOCK_MARGIN_S + PRINCIPAL_CACHE_TTL_S + 60
+
+
+def _catch_up(session: Session) -> None:
+    """Read the feed rows this process has not seen, if its last read is due."""
+    if _seen.read_at >= _clock() - FEED_MAX_LAG_S:
+        return
+    with _reading:
+        if _seen.read_at >= _clock() - FEED_MAX_LAG_S:
+            return  # another thread read it meanwhile
+        started = _clock()
+        connection = session.connection()
+        top = connection.execute(_FEED_TOP).scalar() or 0
+        first = _seen.max_id is None
+        known = _seen.max_id or 0
+        gaps = dict(_seen.gaps)
+        if first:
+            since = now() - timedelta(seconds=_retention_s())
+            query = select(*_FEED_COLUMNS).where(PrincipalChange.at >= since)
+        elif top > known or gaps:
+            query = select(*_FEED_COLUMNS).where(
+                or_(PrincipalChange.id > known, PrincipalChange.id.in_(list(gaps)))
+            )
+        else:
+            query = None
+        rows = list(connection.execute(query)) if query is not None else []
+        seen_at = _clock()
+        with _lock:
+            if not first and top < known:
+                # Ids went back: the database was replaced. Trust nothing read before.
+                _seen.everyone = seen_at
+                _seen.max_id, _seen.gaps = top, {}
+            else:
+                for _, user_id, session_id, at in rows:
+                    _seen.note(user_id, session_id, at.timestamp())
+                found = {row[0] for row in rows}
+                highest = max([top, known, *found])
+                low = (min(found) if found else highest + 1) if first else known + 1
+                if highest - low < len(found) + _GAPS_MAX:
+                    for missing in range(low, highest + 1):
+                        if missing not in found:
+                            gaps.setdefault(missing, seen_at)
+                else:
+                    gaps[-1] = seen_at  # a jump too wide to follow (below)
+                gaps = {i: t for i, t in gaps.items() if i not in found and t > seen_at - _GAP_S}
+                if len(gaps) > _GAPS_MAX or -1 in gaps:
+                    _seen.everyone, gaps = seen_at, {}  # too many to follow: trust nothing
+                _seen.max_id, _seen.gaps = highest, gaps
+            _seen.prune(seen_at - _retention_s())
+            _seen.read_at = started
+
+
+# A request's sign-in, read with three prebuilt statements. Tuples, not ORM objects:
+# nothing here is written.
 _SIGN_IN = (
     select(AuthSession.user_id, AuthSession.revoked_at, User.is_active, User.is_platform_admin)
     .join(User, User.id == AuthSession.user_id)
@@ -134,6 +373,8 @@ _MEMBERSHIP = (
 
 
 def load(session: Session, *, user_id: int, session_id: str) -> Principal:
+    """The principal as the database has it now; raises Unauthenticated for a sign-in
+    that is unknown, revoked or of a disabled account."""
     connection = session.connection()
     auth = connection.execute(_SIGN_IN, {"sid": session_id}).first()
     if auth is None or auth.user_id != user_id:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from sqlalchemy import select, update
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, RefreshToken, User
 from gonghui.clock import now
-from gonghui.db import on_commit, rowcount
+from gonghui.db import rowcount
 from gonghui.errors import Unauthenticated
 from gonghui.keys import get_keys
 from gonghui.settings import get_settings
@@ -42,21 +43,33 @@ class TokenPair:
 class AccessClaims:
     user_id: int
     session_id: str
+    issued_at: float  # POSIX seconds
+    payload: dict[str, Any]
 
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def issue_access_token(*, user_id: int, session_id: str) -> str:
-    issued = now()
-    payload = {
+def issue_access_token(
+    *,
+    user_id: int,
+    session_id: str,
+    issued: datetime | None = None,
+    principal: dict[str, Any] | None = None,
+) -> str:
+    """``principal``: who the caller is as read at ``issued`` (the ``prn`` claim, see
+    :mod:`gonghui.accounts.principal`)."""
+    issued = issued or now()
+    payload: dict[str, Any] = {
         "sub": str(user_id),
         "sid": session_id,
         "typ": "access",
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(seconds=get_settings().access_token_ttl_s)).timestamp()),
     }
+    if principal is not None:
+        payload["prn"] = principal
     return jwt.encode(payload, get_keys().token_signing_key, algorithm=_ALGORITHM)
 
 
@@ -67,7 +80,11 @@ def decode_access_token(token: str) -> AccessClaims:
             get_keys().token_signing_key,
             algorithms=[_ALGORITHM],
             # iat and exp are checked against the server clock below, not the wall clock.
-            options={"require": ["exp", "sub", "sid"], "verify_exp": False, "verify_iat": False},
+            options={
+                "require": ["exp", "iat", "sub", "sid"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated(AccountsError.TOKEN_INVALID, "invalid access token") from exc
@@ -76,7 +93,23 @@ def decode_access_token(token: str) -> AccessClaims:
         raise Unauthenticated(AccountsError.TOKEN_INVALID, "not an access token")
     if int(payload["exp"]) + _LEEWAY_S < now().timestamp():
         raise Unauthenticated(AccountsError.TOKEN_EXPIRED, "access token expired")
-    return AccessClaims(user_id=int(payload["sub"]), session_id=str(payload["sid"]))
+    return AccessClaims(
+        user_id=int(payload["sub"]),
+        session_id=str(payload["sid"]),
+        issued_at=float(payload["iat"]),
+        payload=payload,
+    )
+
+
+def access_token_for(session: Session, *, user_id: int, session_id: str) -> str:
+    """An access token carrying its principal as the database has it now."""
+    from gonghui.accounts import principal  # local: principal imports this module
+
+    issued = now()  # before the read: the claims are at least this fresh
+    found = principal.load(session, user_id=user_id, session_id=session_id)
+    return issue_access_token(
+        user_id=user_id, session_id=session_id, issued=issued, principal=principal.claims_of(found)
+    )
 
 
 def _new_refresh(session: Session, session_id: str) -> str:
@@ -111,7 +144,7 @@ def start_session(
     refresh = _new_refresh(session, auth.id)
     session.flush()
     return TokenPair(
-        access_token=issue_access_token(user_id=user.id, session_id=auth.id),
+        access_token=access_token_for(session, user_id=user.id, session_id=auth.id),
         refresh_token=refresh,
         expires_in=get_settings().access_token_ttl_s,
         session_id=auth.id,
@@ -154,7 +187,7 @@ def rotate(session: Session, *, refresh_token: str) -> TokenPair:
         raise Unauthenticated(AccountsError.USER_DISABLED, "this account is disabled")
     refresh = _new_refresh(session, auth.id)
     return TokenPair(
-        access_token=issue_access_token(user_id=user.id, session_id=auth.id),
+        access_token=access_token_for(session, user_id=user.id, session_id=auth.id),
         refresh_token=refresh,
         expires_in=get_settings().access_token_ttl_s,
         session_id=auth.id,
@@ -168,7 +201,7 @@ def revoke_session(session: Session, *, session_id: str, reason: str) -> None:
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=now(), revoke_reason=reason)
     )
-    _forget_on_commit(session, [session_id])
+    _changed(session, [session_id])
 
 
 def revoke_all(session: Session, *, user_id: int, reason: str = "logout_all") -> int:
@@ -186,14 +219,11 @@ def revoke_all(session: Session, *, user_id: int, reason: str = "logout_all") ->
             .where(AuthSession.id.in_(ids))
             .values(revoked_at=now(), revoke_reason=reason)
         )
-        _forget_on_commit(session, ids)
+        _changed(session, ids)
     return len(ids)
 
 
-def _forget_on_commit(session: Session, session_ids: list[str]) -> None:
+def _changed(session: Session, session_ids: list[str]) -> None:
     from gonghui.accounts import principal  # local: principal imports this module
 
-    def forget() -> None:
-        principal.forget_sessions(session_ids)
-
-    on_commit(session, forget)
+    principal.changed(session, session_ids=session_ids)

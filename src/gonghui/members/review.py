@@ -20,7 +20,7 @@ from gonghui import hooks
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
 from gonghui.clock import now
-from gonghui.db import on_commit, rowcount
+from gonghui.db import rowcount
 from gonghui.errors import Conflict, DomainError, InvalidInput, NotFound, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.idnumber import IdNumberError, validate
@@ -313,7 +313,7 @@ def approve(
         event=hooks.OrgEvent.VERIFICATION_APPROVED,
         payload={"user_id": user_id, "via": "review", "request_id": req.id},
     )
-    on_commit(session, lambda: principals.forget_user(user_id))
+    principals.changed(session, user_id=user_id)
     return req
 
 

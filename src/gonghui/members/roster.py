@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
-from gonghui.db import on_commit
 from gonghui.errors import Conflict, InvalidInput, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.models import Membership, RosterEntry, Transfer
@@ -205,6 +204,6 @@ def transfer(
         select(Membership.user_id).where(Membership.roster_entry_id == entry.id)
     )
     if user_id is not None:
-        on_commit(session, lambda: principals.forget_user(user_id))
+        principals.changed(session, user_id=user_id)
     session.flush()
     return _view_of(session, entry)

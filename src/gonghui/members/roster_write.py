@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
 from gonghui.clock import now
-from gonghui.db import is_sqlite, on_commit, upsert_insert
+from gonghui.db import is_sqlite, upsert_insert
 from gonghui.members.models import Membership, RosterEntry, Transfer
 from gonghui.members.roster_rows import ID_HASH, ROW_NUMBER, RowError, SealedRow
 from gonghui.tenancy import Actor
@@ -292,7 +292,7 @@ def _record_moves(
                 reason=f"roster import {job_id}",
             )
         )
-    on_commit(session, principals.forget_all)
+    principals.changed(session, everyone=True)
 
 
 def _duplicate(row: int) -> RowError:

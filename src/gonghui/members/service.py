@@ -17,7 +17,6 @@ from gonghui import hooks
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
 from gonghui.clock import now
-from gonghui.db import on_commit
 from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.idnumber import IdNumberError, validate
@@ -73,7 +72,7 @@ def add_roster_entry(
                 .values(org_id=org.id)
                 .execution_options(synchronize_session="fetch")
             )
-            on_commit(session, principals.forget_all)
+            principals.changed(session, everyone=True)
         entry.org_id = org.id
     entry.name_hash = blind_index(PiiField.NAME, name)
     entry.name_enc = seal(PiiField.NAME, name)
@@ -134,5 +133,5 @@ def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Memb
         event=hooks.OrgEvent.VERIFICATION_APPROVED,
         payload={"membership_id": membership.id, "user_id": user_id, "via": "roster"},
     )
-    on_commit(session, lambda: principals.forget_user(user_id))
+    principals.changed(session, user_id=user_id)
     return membership

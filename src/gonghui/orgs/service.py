@@ -10,7 +10,6 @@ from gonghui.accounts import principal as principals
 from gonghui.accounts.models import User
 from gonghui.audit import service as audit
 from gonghui.clock import now
-from gonghui.db import on_commit
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.orgs.errors import OrgsError
 from gonghui.orgs.models import LEVEL_RANK, Org, OrgLevel, Role, StaffRole
@@ -220,7 +219,7 @@ def grant_role(
         subject_id=user_id,
         details={"role": str(role)},
     )
-    on_commit(session, lambda: principals.forget_user(user_id))
+    principals.changed(session, user_id=user_id)
     return grant
 
 
@@ -243,7 +242,7 @@ def revoke_role(session: Session, *, actor: Actor, org_id: int, user_id: int, ro
         subject_id=user_id,
         details={"role": str(role)},
     )
-    on_commit(session, lambda: principals.forget_user(user_id))
+    principals.changed(session, user_id=user_id)
 
 
 def list_staff(session: Session, *, actor: Actor, org_id: int) -> list[StaffRole]:
@@ -254,5 +253,5 @@ def list_staff(session: Session, *, actor: Actor, org_id: int) -> list[StaffRole
 
 
 def _forget_all_principals(session: Session) -> None:
-    # Paths changed: every cached grant path may be stale.
-    on_commit(session, principals.forget_all)
+    # Paths changed or an org is gone: every sign-in's grant and membership paths may be stale.
+    principals.changed(session, everyone=True)
