@@ -345,13 +345,14 @@ def _send_replies(connection: Connection, replies: queue.SimpleQueue[bytes]) -> 
             except queue.Empty:
                 break
         try:
-            connection.send(ready)
+            connection.send_bytes(pickle.dumps(ready, pickle.HIGHEST_PROTOCOL))
         except OSError:
             return  # that server process is gone; the work is committed regardless
 
 
 def _serve(connection: Connection) -> None:
-    """One server process's jobs: run each in the writer, answer as each is committed."""
+    """One server process's jobs, in messages of all it had ready: run each in the
+    writer, answer as each is committed."""
     replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
     threading.Thread(target=_send_replies, args=(connection, replies), daemon=True).start()
 
@@ -360,89 +361,164 @@ def _serve(connection: Connection) -> None:
 
     while True:
         try:
-            job_id, module, qualname, kwargs = connection.recv()
+            jobs = pickle.loads(connection.recv_bytes())
         except (EOFError, OSError):
             connection.close()
             return
-        try:
-            op = _resolve(module, qualname)
-        except Exception as exc:
-            failed: Future[Any] = Future()
-            failed.set_exception(exc)
-            answer(job_id, failed)
-            continue
-        _writer.submit(op, kwargs).add_done_callback(functools.partial(answer, job_id))
+        for job_id, module, qualname, kwargs in jobs:
+            try:
+                op = _resolve(module, qualname)
+            except Exception as exc:
+                failed: Future[Any] = Future()
+                failed.set_exception(exc)
+                answer(job_id, failed)
+                continue
+            _writer.submit(op, kwargs).add_done_callback(functools.partial(answer, job_id))
 
 
 class WriterUnavailable(DomainError):
     status_code = 503
 
 
+# A job waiting for its answer: a thread's future, or an event loop's.
+_Waiter = Future[Any] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
 class _Client:
-    """A server process's connection to the writer process (shared by its threads)."""
+    """A server process's connection to the writer process (shared by its threads and its
+    event loop). Jobs go out and answers come back in messages of all that is ready, from
+    a sender and a receiver thread, so a burst costs a few system calls, not two per job,
+    and an event loop is woken once per message, not once per answer."""
 
     def __init__(self, address: str) -> None:
         self._address = address
         self._lock = threading.Lock()
         self._connection: Connection | None = None
-        self._pending: dict[int, Future[Any]] = {}
+        self._outbox: queue.SimpleQueue[tuple[int, str, str, dict[str, Any]]] | None = None
+        self._pending: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
         self._pid = 0
 
     def submit(self, op: Callable[..., Any], kwargs: dict[str, Any]) -> Future[Any]:
-        module, qualname = _named(op)
         future: Future[Any] = Future()
-        with self._lock:
-            job_id = next(self._ids)
-            self._pending[job_id] = future
-            try:
-                self._connect().send((job_id, module, qualname, kwargs))
-            except OSError as exc:
-                del self._pending[job_id]
-                self._connection = None
-                future.set_exception(
-                    WriterUnavailable("server.writer_unavailable", f"writer unavailable: {exc}")
-                )
+        self._queue(op, kwargs, future)
         return future
 
-    def _connect(self) -> Connection:
-        if self._connection is None or self._pid != os.getpid():
-            self._connection = Client(self._address, family="AF_UNIX")
+    def submit_async(self, op: Callable[..., Any], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue(op, kwargs, (loop, future))
+        return future
+
+    def _queue(self, op: Callable[..., Any], kwargs: dict[str, Any], waiter: _Waiter) -> None:
+        module, qualname = _named(op)
+        with self._lock:
+            job_id = next(self._ids)
+            self._pending[job_id] = waiter
+            try:
+                outbox = self._connect()
+            except OSError as exc:
+                del self._pending[job_id]
+                _settle([(waiter, False, WriterUnavailable("server.writer_unavailable", f"{exc}"))])
+                return
+            outbox.put((job_id, module, qualname, kwargs))
+
+    def _connect(self) -> queue.SimpleQueue[tuple[int, str, str, dict[str, Any]]]:
+        if self._connection is None or self._outbox is None or self._pid != os.getpid():
+            connection = Client(self._address, family="AF_UNIX")
+            self._connection, self._outbox = connection, queue.SimpleQueue()
             self._pid = os.getpid()
-            threading.Thread(
-                target=self._receive,
-                args=(self._connection,),
-                name="hot-writer-replies",
-                daemon=True,
-            ).start()
-        return self._connection
+            for target, name, args in (
+                (self._send, "hot-writer-jobs", (connection, self._outbox)),
+                (self._receive, "hot-writer-replies", (connection,)),
+            ):
+                threading.Thread(target=target, args=args, name=name, daemon=True).start()
+        return self._outbox
+
+    def _send(
+        self, connection: Connection, outbox: queue.SimpleQueue[tuple[int, str, str, Any]]
+    ) -> None:
+        while True:
+            ready = [outbox.get()]
+            while True:
+                try:
+                    ready.append(outbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                message = pickle.dumps(ready, pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                message = self._drop_unpicklable(ready)
+            try:
+                connection.send_bytes(message)
+            except OSError:
+                connection.close()  # the receiver answers every pending job
+                return
+
+    def _drop_unpicklable(self, ready: list[tuple[int, str, str, Any]]) -> bytes:
+        """The jobs of ``ready`` that pickle; the others fail with their pickling error."""
+        good, failed = [], []
+        for job in ready:
+            try:
+                pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
+                good.append(job)
+            except Exception as exc:
+                with self._lock:
+                    waiter = self._pending.pop(job[0], None)
+                if waiter is not None:
+                    failed.append((waiter, False, exc))
+        _settle(failed)
+        return pickle.dumps(good, pickle.HIGHEST_PROTOCOL)
 
     def _receive(self, connection: Connection) -> None:
         while True:
             try:
-                replies = connection.recv()
+                replies = pickle.loads(connection.recv_bytes())
             except (EOFError, OSError):
                 break
+            answers = []
             for reply in replies:
                 job_id, ok, value = pickle.loads(reply)
                 with self._lock:
-                    future = self._pending.pop(job_id, None)
-                if future is None:
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(_rebuild(value))
+                    waiter = self._pending.pop(job_id, None)
+                if waiter is not None:
+                    answers.append((waiter, ok, value if ok else _rebuild(value)))
+            _settle(answers)
         with self._lock:  # the writer went away: nobody will answer these
             if self._connection is connection:
-                self._connection = None
+                self._connection = self._outbox = None
             pending, self._pending = self._pending, {}
-        for future in pending.values():
-            future.set_exception(
-                WriterUnavailable(
-                    "server.writer_unavailable", "the writer stopped; the outcome is unknown"
-                )
-            )
+        gone = WriterUnavailable(
+            "server.writer_unavailable", "the writer stopped; the outcome is unknown"
+        )
+        _settle([(waiter, False, gone) for waiter in pending.values()])
+
+
+def _settle(answers: list[tuple[_Waiter, bool, Any]]) -> None:
+    """Give each waiter its result (ok) or exception: an event loop's all in one wake-up."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for waiter, ok, value in answers:
+        if isinstance(waiter, Future):
+            if ok:
+                waiter.set_result(value)
+            else:
+                waiter.set_exception(value)
+        else:
+            loop, future = waiter
+            by_loop.setdefault(loop, []).append((future, ok, value))
+    for loop, settled in by_loop.items():
+        with suppress(RuntimeError):  # that loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle_in_loop, settled)
+
+
+def _settle_in_loop(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():
+            continue  # the request was cancelled (its client went away)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 _client: _Client | None = None
@@ -481,14 +557,20 @@ def start_writer_process() -> WriterProcess:
     return WriterProcess(address, process)
 
 
-def _submit(op: Callable[..., T], kwargs: dict[str, Any]) -> Future[T]:
+def _remote() -> _Client | None:
+    """This process's client of the writer process, if the server runs one."""
     global _client
     address = get_settings().hot_writer_socket
     if not address:
-        return _writer.submit(op, kwargs)
+        return None
     if _client is None or _client._address != address:
         _client = _Client(address)
-    return _client.submit(op, kwargs)
+    return _client
+
+
+def _submit(op: Callable[..., T], kwargs: dict[str, Any]) -> Future[T]:
+    client = _remote()
+    return _writer.submit(op, kwargs) if client is None else client.submit(op, kwargs)
 
 
 def run(op: Callable[..., T], /, **kwargs: Any) -> T:
@@ -498,4 +580,7 @@ def run(op: Callable[..., T], /, **kwargs: Any) -> T:
 
 async def run_async(op: Callable[..., T], /, **kwargs: Any) -> T:
     """``op(session, **kwargs)`` in the writer; resume once committed."""
-    return await asyncio.wrap_future(_submit(op, kwargs))
+    client = _remote()
+    if client is None:
+        return await asyncio.wrap_future(_writer.submit(op, kwargs))
+    return cast(T, await client.submit_async(op, kwargs))
