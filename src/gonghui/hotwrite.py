@@ -380,85 +380,97 @@ class WriterUnavailable(DomainError):
     status_code = 503
 
 
+# A job as a server process sends it: (id, module, operation, keyword arguments).
+_Sent = tuple[int, str, str, dict[str, Any]]
 # A job waiting for its answer: a thread's future, or an event loop's.
 _Waiter = Future[Any] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class _Client:
     """A server process's connection to the writer process (shared by its threads and its
-    event loop). Jobs go out and answers come back in messages of all that is ready, from
-    a sender and a receiver thread, so a burst costs a few system calls, not two per job,
-    and an event loop is woken once per message, not once per answer."""
+    event loop). A thread's job goes out at once; an event loop's jobs go out together, all
+    those submitted in one turn of the loop in one message. Answers come back in messages
+    of all that is ready, read by a receiver thread, and an event loop is woken once per
+    message, not once per answer. So a burst costs a few system calls, not two per job."""
 
     def __init__(self, address: str) -> None:
         self._address = address
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection and the pending jobs
+        self._sending = threading.Lock()
         self._connection: Connection | None = None
-        self._outbox: queue.SimpleQueue[tuple[int, str, str, dict[str, Any]]] | None = None
         self._pending: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
         self._pid = 0
+        # Jobs an event loop submitted this turn, sent at its next turn.
+        self._unsent: dict[asyncio.AbstractEventLoop, list[_Sent]] = {}
 
     def submit(self, op: Callable[..., Any], kwargs: dict[str, Any]) -> Future[Any]:
         future: Future[Any] = Future()
-        self._queue(op, kwargs, future)
+        job = self._register(op, kwargs, future)
+        if job is not None:
+            self._send([job])
         return future
 
     def submit_async(self, op: Callable[..., Any], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue(op, kwargs, (loop, future))
+        job = self._register(op, kwargs, (loop, future))
+        if job is not None:
+            unsent = self._unsent.get(loop)
+            if unsent is None:
+                self._unsent[loop] = [job]
+                loop.call_soon(self._send_unsent, loop)
+            else:
+                unsent.append(job)
         return future
 
-    def _queue(self, op: Callable[..., Any], kwargs: dict[str, Any], waiter: _Waiter) -> None:
+    def _send_unsent(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._send(self._unsent.pop(loop))
+
+    def _register(
+        self, op: Callable[..., Any], kwargs: dict[str, Any], waiter: _Waiter
+    ) -> _Sent | None:
+        """The job as sent, now awaited; None if there is no writer to send it to."""
         module, qualname = _named(op)
         with self._lock:
+            try:
+                self._connect()
+            except OSError as exc:
+                _settle([(waiter, False, WriterUnavailable("server.writer_unavailable", f"{exc}"))])
+                return None
             job_id = next(self._ids)
             self._pending[job_id] = waiter
-            try:
-                outbox = self._connect()
-            except OSError as exc:
-                del self._pending[job_id]
-                _settle([(waiter, False, WriterUnavailable("server.writer_unavailable", f"{exc}"))])
-                return
-            outbox.put((job_id, module, qualname, kwargs))
+        return (job_id, module, qualname, kwargs)
 
-    def _connect(self) -> queue.SimpleQueue[tuple[int, str, str, dict[str, Any]]]:
-        if self._connection is None or self._outbox is None or self._pid != os.getpid():
-            connection = Client(self._address, family="AF_UNIX")
-            self._connection, self._outbox = connection, queue.SimpleQueue()
+    def _connect(self) -> None:
+        if self._connection is None or self._pid != os.getpid():
+            self._connection = Client(self._address, family="AF_UNIX")
             self._pid = os.getpid()
-            for target, name, args in (
-                (self._send, "hot-writer-jobs", (connection, self._outbox)),
-                (self._receive, "hot-writer-replies", (connection,)),
-            ):
-                threading.Thread(target=target, args=args, name=name, daemon=True).start()
-        return self._outbox
+            threading.Thread(
+                target=self._receive,
+                args=(self._connection,),
+                name="hot-writer-replies",
+                daemon=True,
+            ).start()
 
-    def _send(
-        self, connection: Connection, outbox: queue.SimpleQueue[tuple[int, str, str, Any]]
-    ) -> None:
-        while True:
-            ready = [outbox.get()]
-            while True:
-                try:
-                    ready.append(outbox.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                message = pickle.dumps(ready, pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                message = self._drop_unpicklable(ready)
+    def _send(self, jobs: list[_Sent]) -> None:
+        try:
+            message = pickle.dumps(jobs, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            message = self._drop_unpicklable(jobs)
+        with self._sending:
+            connection = self._connection
+            if connection is None:
+                return  # lost meanwhile: the receiver has failed these jobs
             try:
                 connection.send_bytes(message)
             except OSError:
-                connection.close()  # the receiver answers every pending job
-                return
+                connection.close()  # the receiver fails every pending job
 
-    def _drop_unpicklable(self, ready: list[tuple[int, str, str, Any]]) -> bytes:
-        """The jobs of ``ready`` that pickle; the others fail with their pickling error."""
+    def _drop_unpicklable(self, jobs: list[_Sent]) -> bytes:
+        """The jobs that pickle; the others fail with their pickling error."""
         good, failed = [], []
-        for job in ready:
+        for job in jobs:
             try:
                 pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
                 good.append(job)
@@ -486,7 +498,7 @@ class _Client:
             _settle(answers)
         with self._lock:  # the writer went away: nobody will answer these
             if self._connection is connection:
-                self._connection = self._outbox = None
+                self._connection = None
             pending, self._pending = self._pending, {}
         gone = WriterUnavailable(
             "server.writer_unavailable", "the writer stopped; the outcome is unknown"
