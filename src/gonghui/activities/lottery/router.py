@@ -48,24 +48,26 @@ class Winner(BaseModel):
     at: datetime
 
 
-@router.post("/activities/{activity_id}/draws")
+# response_model rather than a DrawRead return: the writer's answer is validated and
+# serialized once, not validated into a model and then again on the way out.
+@router.post("/activities/{activity_id}/draws", response_model=DrawRead)
 async def create_draw(
     activity_id: int,
     member: CurrentMember,
     idem: IdempotencyKey,
     body: DrawCreate | None = None,
-) -> DrawRead:
+) -> dict[str, Any]:
     """Draw once. The draw, its ledger entry and the stored idempotent response are
     committed before this returns."""
     entropy = (body or DrawCreate()).entropy
-    result = await hotwrite.run_async(
+    result: dict[str, Any] = await hotwrite.run_async(
         draws.draw,
         member=member,
         activity_id=activity_id,
         client_entropy=entropy,
         idempotency_key=idem,
     )
-    return DrawRead.model_validate(result)
+    return result
 
 
 @router.get("/public/lotteries/{activity_id}/proof")
