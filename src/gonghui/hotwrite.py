@@ -79,6 +79,10 @@ class _Job:
     future: Future[Any] = field(default_factory=Future)
     result: Any = None
     error: BaseException | None = None
+    # Jobs from another process: its id there, and where the batch's answers to it go
+    # (called once per batch with its jobs, after their futures are settled).
+    tag: int = 0
+    sink: Callable[[list[_Job]], None] | None = None
 
 
 class _Writer:
@@ -89,9 +93,16 @@ class _Writer:
         self._pid = 0
         self._lock_fd = -1
 
-    def submit(self, op: Op, kwargs: dict[str, Any]) -> Future[Any]:
+    def submit(
+        self,
+        op: Op,
+        kwargs: dict[str, Any],
+        *,
+        tag: int = 0,
+        sink: Callable[[list[_Job]], None] | None = None,
+    ) -> Future[Any]:
         self._ensure_running()
-        job = _Job(op, kwargs)
+        job = _Job(op, kwargs, tag=tag, sink=sink)
         self._jobs.put(job)
         return job.future
 
@@ -136,11 +147,19 @@ class _Writer:
                 log.exception("hot write batch of %d failed", len(batch))
                 for job in batch:
                     job.error = job.error or exc
+            sinks: dict[Callable[[list[_Job]], None], list[_Job]] = {}
             for job in batch:
                 if job.error is not None:
                     job.future.set_exception(job.error)
                 else:
                     job.future.set_result(job.result)
+                if job.sink is not None:
+                    sinks.setdefault(job.sink, []).append(job)
+            for sink, jobs in sinks.items():
+                try:
+                    sink(jobs)
+                except Exception:  # the writer goes on; those callers see the writer go
+                    log.exception("answering %d hot writes failed", len(jobs))
 
     def _run(self, batch: list[_Job]) -> None:
         with unit_of_work() as session:
@@ -322,42 +341,50 @@ def _writer_main(address: str, parent: int) -> None:
         threading.Thread(target=_serve, args=(connection,), daemon=True).start()
 
 
-def _reply(job_id: int, future: Future[Any]) -> bytes:
-    """A job's answer as sent: its result, else its error (a result that cannot be sent
-    is answered as the error it raises)."""
-    error = future.exception()
-    if error is None:
-        try:
-            return pickle.dumps((job_id, True, future.result()), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            error = exc
-    return pickle.dumps((job_id, False, _portable(error)), pickle.HIGHEST_PROTOCOL)
+def _answers(jobs: list[_Job]) -> bytes:
+    """Answers to jobs of another process, as one message: each job's result, else its
+    error (a result that cannot be sent is answered as the error it raises)."""
+    answers = []
+    for job in jobs:
+        error = job.future.exception()
+        answers.append((job.tag, True, job.result) if error is None else _failed(job.tag, error))
+    try:
+        return pickle.dumps(answers, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return pickle.dumps([_sendable(answer) for answer in answers], pickle.HIGHEST_PROTOCOL)
 
 
-def _send_replies(connection: Connection, replies: queue.SimpleQueue[bytes]) -> None:
-    """Send a server process its answers, all those ready in one message (a batch's worth
-    commits at once): the writer thread only pickles them."""
+def _failed(tag: int, error: BaseException) -> tuple[int, bool, Any]:
+    return (tag, False, _portable(error))
+
+
+def _sendable(answer: tuple[int, bool, Any]) -> tuple[int, bool, Any]:
+    try:
+        pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        return _failed(answer[0], exc)
+    return answer
+
+
+def _send_answers(connection: Connection, messages: queue.SimpleQueue[bytes]) -> None:
+    """Send a server process its answers, a batch's in one message, from a thread of its
+    own: the writer never waits on a server process that is slow to read."""
     while True:
-        ready = [replies.get()]
-        while True:
-            try:
-                ready.append(replies.get_nowait())
-            except queue.Empty:
-                break
+        message = messages.get()
         try:
-            connection.send_bytes(pickle.dumps(ready, pickle.HIGHEST_PROTOCOL))
+            connection.send_bytes(message)
         except OSError:
             return  # that server process is gone; the work is committed regardless
 
 
 def _serve(connection: Connection) -> None:
     """One server process's jobs, in messages of all it had ready: run each in the
-    writer, answer as each is committed."""
-    replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-    threading.Thread(target=_send_replies, args=(connection, replies), daemon=True).start()
+    writer; answer each batch's jobs once it is committed."""
+    messages: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    threading.Thread(target=_send_answers, args=(connection, messages), daemon=True).start()
 
-    def answer(job_id: int, future: Future[Any]) -> None:
-        replies.put(_reply(job_id, future))
+    def answer(jobs: list[_Job]) -> None:
+        messages.put(_answers(jobs))
 
     while True:
         try:
@@ -369,11 +396,9 @@ def _serve(connection: Connection) -> None:
             try:
                 op = _resolve(module, qualname)
             except Exception as exc:
-                failed: Future[Any] = Future()
-                failed.set_exception(exc)
-                answer(job_id, failed)
+                messages.put(pickle.dumps([_failed(job_id, exc)], pickle.HIGHEST_PROTOCOL))
                 continue
-            _writer.submit(op, kwargs).add_done_callback(functools.partial(answer, job_id))
+            _writer.submit(op, kwargs, tag=job_id, sink=answer)
 
 
 class WriterUnavailable(DomainError):
@@ -489,8 +514,7 @@ class _Client:
             except (EOFError, OSError):
                 break
             answers = []
-            for reply in replies:
-                job_id, ok, value = pickle.loads(reply)
+            for job_id, ok, value in replies:
                 with self._lock:
                     waiter = self._pending.pop(job_id, None)
                 if waiter is not None:
