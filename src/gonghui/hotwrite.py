@@ -38,6 +38,8 @@ import os
 import pickle
 import queue
 import signal
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -366,39 +368,55 @@ def _sendable(answer: tuple[int, bool, Any]) -> tuple[int, bool, Any]:
     return answer
 
 
-def _send_answers(connection: Connection, messages: queue.SimpleQueue[bytes]) -> None:
-    """Send a server process its answers, a batch's in one message, from a thread of its
-    own: the writer never waits on a server process that is slow to read."""
-    while True:
-        message = messages.get()
-        try:
-            connection.send_bytes(message)
-        except OSError:
-            return  # that server process is gone; the work is committed regardless
+# How long the writer waits for a server process to take its answers before it gives that
+# process up (a stopped process): the writer never stalls for all on one.
+ANSWER_TIMEOUT_S = 1.0
 
 
 def _serve(connection: Connection) -> None:
     """One server process's jobs, in messages of all it had ready: run each in the
-    writer; answer each batch's jobs once it is committed."""
-    messages: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-    threading.Thread(target=_send_answers, args=(connection, messages), daemon=True).start()
+    writer; answer each batch's jobs once it is committed, in one message sent by the
+    writer thread itself (a hand-off to another thread costs it more than the send)."""
+    sock = socket.socket(fileno=os.dup(connection.fileno()))
+    timeout = struct.pack("ll", int(ANSWER_TIMEOUT_S), int(ANSWER_TIMEOUT_S % 1 * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+    sending = threading.Lock()
+    gone = False
+
+    def send(message: bytes) -> None:
+        nonlocal gone
+        with sending:
+            if gone:
+                return  # the work is committed regardless
+            try:
+                connection.send_bytes(message)
+            except OSError:
+                gone = True
+                log.warning("a server process stopped taking its answers; giving it up")
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # its reader below sees the end
 
     def answer(jobs: list[_Job]) -> None:
-        messages.put(_answers(jobs))
+        send(_answers(jobs))
 
-    while True:
-        try:
-            jobs = pickle.loads(connection.recv_bytes())
-        except (EOFError, OSError):
-            connection.close()
-            return
-        for job_id, module, qualname, kwargs in jobs:
+    try:
+        while True:
             try:
-                op = _resolve(module, qualname)
-            except Exception as exc:
-                messages.put(pickle.dumps([_failed(job_id, exc)], pickle.HIGHEST_PROTOCOL))
-                continue
-            _writer.submit(op, kwargs, tag=job_id, sink=answer)
+                jobs = pickle.loads(connection.recv_bytes())
+            except (EOFError, OSError):
+                return
+            for job_id, module, qualname, kwargs in jobs:
+                try:
+                    op = _resolve(module, qualname)
+                except Exception as exc:
+                    send(pickle.dumps([_failed(job_id, exc)], pickle.HIGHEST_PROTOCOL))
+                    continue
+                _writer.submit(op, kwargs, tag=job_id, sink=answer)
+    finally:
+        with sending:
+            gone = True
+            connection.close()
+            sock.close()
 
 
 class WriterUnavailable(DomainError):
