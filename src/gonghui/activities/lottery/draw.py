@@ -50,19 +50,48 @@ def chance_scopes() -> ChanceScopes:
     return ChanceScopes(free_today=f"free:{local_day().isoformat()}")
 
 
-def _pool(session: Session, activity_id: int) -> list[PoolPrize]:
-    """The prize pool, read once per transaction (a batch of draws shares it). Only its
-    names, kinds, values and weights are read from it: stock is taken in SQL."""
-    pools: dict[int, list[PoolPrize]] = session.info.setdefault("lottery.pools", {})
-    if activity_id not in pools:
-        pools[activity_id] = list(
-            session.scalars(
-                select(PoolPrize)
-                .where(PoolPrize.activity_id == activity_id)
-                .order_by(PoolPrize.position)
-            )
-        )
-    return pools[activity_id]
+@dataclass(frozen=True, slots=True)
+class _Prize:
+    """A prize of a published pool as a draw picks it. Fixed from publication on (its
+    stock, which is not, is taken in SQL), so one copy serves every batch of draws."""
+
+    id: int
+    position: int
+    name: str
+    kind: PrizeKind
+    value: int
+    weight: int
+
+
+_POOL = (
+    select(
+        PoolPrize.id,
+        PoolPrize.position,
+        PoolPrize.name,
+        PoolPrize.kind,
+        PoolPrize.value,
+        PoolPrize.weight,
+    )
+    .where(PoolPrize.activity_id == bindparam("a"))
+    .order_by(PoolPrize.position)
+)
+# (activity id, seed) -> its pool. The pool is written with the seed when the lottery is
+# published and never again; the seed tells a database recreated under the same ids apart.
+_pools: dict[tuple[int, str], tuple[_Prize, ...]] = {}
+_POOLS_MAX = 1_000
+
+
+def _pool(session: Session, activity: Activity) -> tuple[_Prize, ...]:
+    """The prize pool of a published lottery, read once per process."""
+    assert activity.seed is not None
+    key = (activity.id, activity.seed)
+    pool = _pools.get(key)
+    if pool is None:
+        pool = tuple(_Prize(*row) for row in session.execute(_POOL, {"a": activity.id}))
+        if len(_pools) >= _POOLS_MAX:
+            _pools.clear()
+        _pools[key] = pool
+    return pool
 
 
 Outcome = dict[str, Any] | DomainError
@@ -90,7 +119,7 @@ class _Drawn:
     call: _Call
     draw_no: int = 0
     roll: str = ""
-    picked: PoolPrize | None = None
+    picked: _Prize | None = None
     outcome: DrawOutcome = DrawOutcome.NO_PRIZE
     benefit: str | None = None
     draw_id: int = 0
@@ -264,7 +293,7 @@ def _draw_live(
         members=[d.call.member_id for d in drawn],
         scope="draws",
     )
-    pool = _pool(session, activity.id)
+    pool = _pool(session, activity)
     weights = [prize.weight for prize in pool]
     for d in drawn:
         d.draw_no = numbers[d.call.member_id]
