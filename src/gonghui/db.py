@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,9 +25,12 @@ from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
+from starlette.concurrency import run_in_threadpool
 
 from gonghui.errors import DomainError
 from gonghui.settings import get_settings
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -186,6 +189,23 @@ def unit_of_work(*, read_only: bool = False) -> Iterator[Session]:
         if committed:
             for callback in callbacks:
                 callback()
+
+
+async def read(fn: Callable[[Session], T]) -> T:
+    """``fn`` in a short read-only unit of work, for a hot ``async`` handler. On SQLite it
+    runs in the event loop itself: a read of a local file (which in WAL mode never waits
+    for a writer) costs less than handing it to a thread, and the hand-off makes the
+    thread and the event loop take turns at the interpreter lock. Otherwise it runs on
+    the thread pool, so that a network round trip never blocks the event loop."""
+    if get_settings().is_sqlite:
+        with unit_of_work(read_only=True) as session:
+            return fn(session)
+    return await run_in_threadpool(_read, fn)
+
+
+def _read(fn: Callable[[Session], T]) -> T:
+    with unit_of_work(read_only=True) as session:
+        return fn(session)
 
 
 def rowcount(result: Result[Any]) -> int:

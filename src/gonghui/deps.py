@@ -6,17 +6,17 @@ thread pool, one more hand-off per request for nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from gonghui import db
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.principal import MemberInfo, Principal
-from gonghui.accounts.tokens import AccessClaims
 from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput, PermissionDenied, Unauthenticated
 from gonghui.tenancy import Actor
@@ -50,20 +50,15 @@ def _bearer(request: Request) -> str:
 
 
 async def get_principal(request: Request) -> Principal:
-    # Normally in memory, from the token's own claims (see accounts.principal). Otherwise a
-    # short read-only transaction of its own on the thread pool, never the request's
-    # session: handlers that own their unit of work (the hot paths) then hold the write
-    # transaction within one thread call, not across a wait for another thread-pool slot.
+    # Normally in memory, from the token's own claims (see accounts.principal); otherwise a
+    # short read-only transaction of its own, never the request's session: handlers that
+    # own their unit of work (the hot paths) then hold the write transaction within one
+    # thread call, not across a wait for another thread-pool slot.
     access = principals.claims(_bearer(request))
     found = principals.fresh(access)
     if found is None:
-        found = await run_in_threadpool(_reload, access)
+        found = await db.read(functools.partial(principals.reload, access=access))
     return found
-
-
-def _reload(access: AccessClaims) -> Principal:
-    with unit_of_work(read_only=True) as session:
-        return principals.reload(session, access)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

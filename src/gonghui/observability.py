@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
+import secrets
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -50,6 +52,24 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         logging.getLogger(name).disabled = True
 
 
+# A new request id: this process's random prefix and a counter. Unique across processes
+# and restarts like a UUID, without a call for fresh randomness (a system call) per request.
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"  # 32 characters, as a UUID's hex
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)  # a forked worker is a new process
+
+
 class RequestContextMiddleware:
     """Gives every request an id (kept from ``X-Request-ID`` when well-formed), echoes it
     in the response, and writes one access-log line."""
@@ -62,7 +82,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else _new_request_id()
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()

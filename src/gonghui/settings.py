@@ -109,7 +109,9 @@ class Settings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
-        return self.resolved_database_url.startswith("sqlite")
+        # Not from resolved_database_url: resolving the default's path costs system calls,
+        # and hot paths ask this on every request.
+        return not self.database_url or self.database_url.startswith("sqlite")
 
     @property
     def resolved_wechat_base_url(self) -> str:

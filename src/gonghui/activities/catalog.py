@@ -110,7 +110,7 @@ def open_activities(session: Session, *, chain: tuple[int, ...] | None) -> list[
     Some may have ended since the copy was read: callers filter by the clock."""
     global _copy
     at = now()
-    stamp = session.execute(_read_stamp).scalar()
+    stamp = session.connection().execute(_read_stamp).scalar()  # Core: no ORM on the hot path
     copy = _copy
     # A copy read at a later clock (tests move it back) may lack what is open now.
     if copy is None or stamp is None or copy.stamp != stamp or at < copy.loaded_at:

@@ -126,7 +126,7 @@ def _with_member_state(
     ids = [a.id for a in page]
     state: dict[int, dict[str, tuple[int, int]]] = {}
     if ids:
-        rows = session.execute(
+        rows = session.connection().execute(
             _member_state,
             {"membership_id": member.membership_id, "counter_ids": ids, "draw_ids": ids},
         )

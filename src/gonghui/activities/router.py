@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
+from gonghui import db
 from gonghui.activities import hub, service, stats
 from gonghui.activities.models import Activity
 from gonghui.activities.schemas import (
@@ -18,7 +20,6 @@ from gonghui.activities.schemas import (
     HubPage,
     TeaserPage,
 )
-from gonghui.db import unit_of_work
 from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"])
@@ -108,12 +109,12 @@ hub_router = APIRouter(prefix="/api/v1", tags=["hub"])
 
 
 @hub_router.get("/hub", response_model=HubPage)
-def get_hub(member: CurrentMember, cursor: str | None = None, limit: int = 20) -> Response:
+async def get_hub(member: CurrentMember, cursor: str | None = None, limit: int = 20) -> Response:
     """Live and upcoming activities from the member's union and every union above it."""
-    # A hot read: its own short read transaction within this call (no session dependency
-    # to open and close on other thread-pool turns), and the page serialised once.
-    with unit_of_work(read_only=True) as session:
-        page = hub.member_hub(session, member=member, cursor=cursor, limit=limit)
+    # A hot read: its own short read transaction (db.read), and the page serialised once.
+    page = await db.read(
+        functools.partial(hub.member_hub, member=member, cursor=cursor, limit=limit)
+    )
     return Response(page.model_dump_json(), media_type="application/json")
 
 
