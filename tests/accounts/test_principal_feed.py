@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, event, func, insert, select, update
 
-from gonghui import clock
+from gonghui import clock, housekeeping
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, PrincipalChange, User
@@ -23,6 +23,7 @@ from gonghui.db import get_engine, unit_of_work
 from gonghui.errors import Unauthenticated
 from gonghui.orgs.models import Org, Role, StaffRole
 from gonghui.orgs.service import grant_role
+from gonghui.settings import get_settings
 from gonghui.tenancy import SYSTEM, Grant
 from tests.fixtures import StaffFactory, Tree
 from tests.serverproc import ServerProcess
@@ -189,3 +190,16 @@ def test_a_sign_out_through_one_process_locks_the_token_out_of_every_process(
         assert statuses(12) == {401}
     finally:
         server.stop()
+
+
+def test_housekeeping_deletes_feed_rows_no_token_can_predate() -> None:
+    user_id, _, _ = _signed_in()
+    _in_another_process(user_id=user_id)
+    clock.advance(timedelta(seconds=get_settings().access_token_ttl_s))
+    assert housekeeping.run()["principal_changes"] == 0  # tokens issued before it still live
+    clock.advance(timedelta(days=1))
+    _in_another_process(user_id=user_id + 1)
+    assert housekeeping.run()["principal_changes"] == 1
+    with unit_of_work() as session:
+        left = session.scalars(select(PrincipalChange.user_id)).all()
+    assert left == [user_id + 1]

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, or_, select
+from sqlalchemy import bindparam, delete, event, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, PrincipalChange, User
 from gonghui.accounts.tokens import AccessClaims, decode_access_token
 from gonghui.clock import local_day, now
-from gonghui.db import on_commit
+from gonghui.db import on_commit, rowcount
 from gonghui.errors import Unauthenticated
 from gonghui.members.models import Membership, MembershipStatus, RosterEntry
 from gonghui.orgs.models import Org, Role, StaffRole
@@ -342,6 +342,13 @@ def _catch_up(session: Session) -> None:
                 _seen.max_id, _seen.gaps = highest, gaps
             _seen.prune(seen_at - _retention_s())
             _seen.read_at = started
+
+
+def purge_changes(session: Session) -> int:
+    """Delete the feed rows no process needs any more (no token issued before them is
+    still valid, and a process starting reads back only this far); returns how many."""
+    before = now() - timedelta(seconds=_retention_s() + 3600)
+    return rowcount(session.execute(delete(PrincipalChange).where(PrincipalChange.at < before)))
 
 
 # A request's sign-in, read with three prebuilt statements. Tuples, not ORM objects:
