@@ -160,9 +160,8 @@ class _Seen:
             self.sessions[session_id] = max(self.sessions.get(session_id, at), at)
 
     def prune(self, before: float) -> None:
-        for seen in (self.users, self.sessions):
-            for key in [k for k, at in seen.items() if at < before]:
-                del seen[key]  # type: ignore[arg-type]
+        self.users = {user: at for user, at in self.users.items() if at >= before}
+        self.sessions = {sid: at for sid, at in self.sessions.items() if at >= before}
 
 
 _seen = _Seen()
