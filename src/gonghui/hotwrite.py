@@ -369,7 +369,7 @@ def _sendable(answer: tuple[int, bool, Any]) -> tuple[int, bool, Any]:
 
 
 # How long the writer waits for a server process to take its answers before it gives that
-# process up (a stopped process): the writer never stalls for all on one.
+# process up (a stopped process): the others' batches wait that long at most, once.
 ANSWER_TIMEOUT_S = 1.0
 
 
