@@ -198,8 +198,7 @@ async def read(fn: Callable[[Session], T]) -> T:
     thread and the event loop take turns at the interpreter lock. Otherwise it runs on
     the thread pool, so that a network round trip never blocks the event loop."""
     if get_settings().is_sqlite:
-        with unit_of_work(read_only=True) as session:
-            return fn(session)
+        return _read(fn)
     return await run_in_threadpool(_read, fn)
 
 

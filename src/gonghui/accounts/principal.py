@@ -329,15 +329,12 @@ def _catch_up(session: Session) -> None:
                 found = {row[0] for row in rows}
                 highest = max([top, known, *found])
                 low = (min(found) if found else highest + 1) if first else known + 1
-                if highest - low < len(found) + _GAPS_MAX:
-                    for missing in range(low, highest + 1):
-                        if missing not in found:
-                            gaps.setdefault(missing, seen_at)
-                else:
-                    gaps[-1] = seen_at  # a jump too wide to follow (below)
                 gaps = {i: t for i, t in gaps.items() if i not in found and t > seen_at - _GAP_S}
-                if len(gaps) > _GAPS_MAX or -1 in gaps:
+                new_gaps = highest + 1 - low - sum(1 for i in found if i >= low)
+                if len(gaps) + new_gaps > _GAPS_MAX:
                     _seen.everyone, gaps = seen_at, {}  # too many to follow: trust nothing
+                else:
+                    gaps |= {i: seen_at for i in range(low, highest + 1) if i not in found}
                 _seen.max_id, _seen.gaps = highest, gaps
             _seen.prune(seen_at - _retention_s())
             _seen.read_at = started
