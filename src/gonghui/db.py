@@ -19,7 +19,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.exc import DBAPIError
@@ -74,6 +84,8 @@ _lock = threading.Lock()
 _engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
 _read_sessions: sessionmaker[Session] | None = None
+# The engine of read-only transactions (on SQLite they begin DEFERRED: no write lock).
+_read_engine: Engine | None = None
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -123,7 +135,7 @@ def make_engine(url: str) -> Engine:
 
 
 def get_engine() -> Engine:
-    global _engine, _sessions, _read_sessions
+    global _engine, _sessions, _read_sessions, _read_engine
     with _lock:
         if _engine is None:
             settings = get_settings()
@@ -132,19 +144,18 @@ def get_engine() -> Engine:
             _engine = make_engine(settings.resolved_database_url)
             _sessions = sessionmaker(_engine, expire_on_commit=False)
             # Reads on SQLite take no write lock; on PostgreSQL the option is ignored.
-            _read_sessions = sessionmaker(
-                _engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
-            )
+            _read_engine = _engine.execution_options(sqlite_begin="DEFERRED")
+            _read_sessions = sessionmaker(_read_engine, expire_on_commit=False)
         return _engine
 
 
 def dispose_engine() -> None:
     """Forget the engine (tests that switch databases, forked workers)."""
-    global _engine, _sessions, _read_sessions
+    global _engine, _sessions, _read_sessions, _read_engine
     with _lock:
         if _engine is not None:
             _engine.dispose()
-        _engine = _sessions = _read_sessions = None
+        _engine = _sessions = _read_sessions = _read_engine = None
 
 
 def new_session(*, read_only: bool = False) -> Session:
@@ -191,20 +202,24 @@ def unit_of_work(*, read_only: bool = False) -> Iterator[Session]:
                 callback()
 
 
-async def read(fn: Callable[[Session], T]) -> T:
-    """``fn`` in a short read-only unit of work, for a hot ``async`` handler. On SQLite it
-    runs in the event loop itself: a read of a local file (which in WAL mode never waits
-    for a writer) costs less than handing it to a thread, and the hand-off makes the
-    thread and the event loop take turns at the interpreter lock. Otherwise it runs on
-    the thread pool, so that a network round trip never blocks the event loop."""
+async def read(fn: Callable[[Connection], T]) -> T:
+    """``fn`` in a short read-only transaction on a Core connection, for a hot ``async``
+    handler whose reads are Core statements (no ORM session to build, flush and close).
+    On SQLite it runs in the event loop itself: a read of a local file (which in WAL mode
+    never waits for a writer) costs less than handing it to a thread, and the hand-off
+    makes the thread and the event loop take turns at the interpreter lock. Otherwise it
+    runs on the thread pool, so that a network round trip never blocks the event loop."""
     if get_settings().is_sqlite:
         return _read(fn)
     return await run_in_threadpool(_read, fn)
 
 
-def _read(fn: Callable[[Session], T]) -> T:
-    with unit_of_work(read_only=True) as session:
-        return fn(session)
+def _read(fn: Callable[[Connection], T]) -> T:
+    get_engine()
+    engine = _read_engine
+    assert engine is not None
+    with engine.connect() as connection, connection.begin():
+        return fn(connection)
 
 
 def rowcount(result: Result[Any]) -> int:

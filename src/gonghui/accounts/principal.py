@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, event, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.errors import AccountsError
@@ -252,18 +252,18 @@ def fresh(access: AccessClaims) -> Principal | None:
 
 def resolve(session: Session, token: str) -> Principal:
     access = claims(token)
-    return fresh(access) or reload(session, access)
+    return fresh(access) or reload(session.connection(), access)
 
 
-def reload(session: Session, access: AccessClaims) -> Principal:
+def reload(connection: Connection, access: AccessClaims) -> Principal:
     """The principal of ``access``, catching up with the feed first when it is due and
     reading the database when neither the token nor the cache is current."""
-    _catch_up(session)
+    _catch_up(connection)
     found = fresh(access)
     if found is not None:
         return found
     read_at = _clock()
-    principal = load(session, user_id=access.user_id, session_id=access.session_id)
+    principal = load(connection, user_id=access.user_id, session_id=access.session_id)
     with _lock:
         if len(_cache) >= PRINCIPAL_CACHE_MAX:
             _prune_cache(read_at)
@@ -294,7 +294,7 @@ def _retention_s() -> float:
     return get_settings().access_token_ttl_s + CLOCK_MARGIN_S + PRINCIPAL_CACHE_TTL_S + 60
 
 
-def _catch_up(session: Session) -> None:
+def _catch_up(connection: Connection) -> None:
     """Read the feed rows this process has not seen, if its last read is due."""
     if _seen.read_at >= _clock() - FEED_MAX_LAG_S:
         return
@@ -302,7 +302,6 @@ def _catch_up(session: Session) -> None:
         if _seen.read_at >= _clock() - FEED_MAX_LAG_S:
             return  # another thread read it meanwhile
         started = _clock()
-        connection = session.connection()
         top = connection.execute(_FEED_TOP).scalar() or 0
         first = _seen.max_id is None
         known = _seen.max_id or 0
@@ -375,10 +374,9 @@ _MEMBERSHIP = (
 )
 
 
-def load(session: Session, *, user_id: int, session_id: str) -> Principal:
+def load(connection: Connection, *, user_id: int, session_id: str) -> Principal:
     """The principal as the database has it now; raises Unauthenticated for a sign-in
     that is unknown, revoked or of a disabled account."""
-    connection = session.connection()
     auth = connection.execute(_SIGN_IN, {"sid": session_id}).first()
     if auth is None or auth.user_id != user_id:
         raise Unauthenticated(AccountsError.TOKEN_INVALID, "unknown sign-in session")

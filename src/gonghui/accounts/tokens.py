@@ -106,7 +106,7 @@ def access_token_for(session: Session, *, user_id: int, session_id: str) -> str:
     from gonghui.accounts import principal  # local: principal imports this module
 
     issued = now()  # before the read: the claims are at least this fresh
-    found = principal.load(session, user_id=user_id, session_id=session_id)
+    found = principal.load(session.connection(), user_id=user_id, session_id=session_id)
     return issue_access_token(
         user_id=user_id, session_id=session_id, issued=issued, principal=principal.claims_of(found)
     )

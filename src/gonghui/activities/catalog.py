@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus, CatalogStamp
 from gonghui.activities.service import status_at
@@ -43,6 +42,8 @@ class Listing:
     eligibility: dict[str, Any]
     # Free draws a member gets per day (lottery kinds), else None.
     free_draws_per_day: int | None
+    # The fields a hub item shows as they are (the rest depends on the clock and member).
+    card: dict[str, Any] = field(compare=False)
 
     def status_at(self, instant: datetime) -> ActivityStatus:
         return status_at(self.status, self.starts_at, self.ends_at, instant)
@@ -60,8 +61,8 @@ _copy: _Copy | None = None
 _lock = threading.Lock()
 
 
-def _load(session: Session, stamp: str, at: datetime) -> _Copy:
-    rows = session.execute(
+def _load(connection: Connection, stamp: str, at: datetime) -> _Copy:
+    rows = connection.execute(
         select(
             Activity.id,
             Activity.org_id,
@@ -85,12 +86,13 @@ def _load(session: Session, stamp: str, at: datetime) -> _Copy:
     listings = []
     for row in rows:
         lottery = row.config.get("lottery")
+        kind = ActivityKind(row.kind)
         listings.append(
             Listing(
                 id=row.id,
                 org_id=row.org_id,
                 org_name=row.name,
-                kind=ActivityKind(row.kind),
+                kind=kind,
                 title=row.title,
                 status=ActivityStatus(row.status),
                 starts_at=row.starts_at,
@@ -99,22 +101,31 @@ def _load(session: Session, stamp: str, at: datetime) -> _Copy:
                 free_draws_per_day=None
                 if lottery is None
                 else int(lottery.get("free_draws_per_day", 1)),
+                card={
+                    "id": row.id,
+                    "org_id": row.org_id,
+                    "org_name": row.name,
+                    "kind": kind,
+                    "title": row.title,
+                    "starts_at": row.starts_at,
+                    "ends_at": row.ends_at,
+                },
             )
         )
     return _Copy(stamp=stamp, loaded_at=at, listings=listings)
 
 
-def open_activities(session: Session, *, chain: tuple[int, ...] | None) -> list[Listing]:
+def open_activities(connection: Connection, *, chain: tuple[int, ...] | None) -> list[Listing]:
     """Open activities of the orgs in ``chain`` (None: of every org), earliest start first.
 
     Some may have ended since the copy was read: callers filter by the clock."""
     global _copy
     at = now()
-    stamp = session.connection().execute(_read_stamp).scalar()  # Core: no ORM on the hot path
+    stamp = connection.execute(_read_stamp).scalar()
     copy = _copy
     # A copy read at a later clock (tests move it back) may lack what is open now.
     if copy is None or stamp is None or copy.stamp != stamp or at < copy.loaded_at:
-        copy = _load(session, stamp or "", at)
+        copy = _load(connection, stamp or "", at)
         if stamp is not None:
             with _lock:
                 _copy = copy

@@ -11,9 +11,9 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, case, func, literal, select, union_all
 
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import catalog
@@ -21,9 +21,9 @@ from gonghui.activities.catalog import Listing
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.lottery.draw import chance_scopes
 from gonghui.activities.lottery.models import Draw, DrawOutcome
-from gonghui.activities.models import Counter
+from gonghui.activities.models import Activity, Counter
 from gonghui.activities.participation import chain_ids, eligibility_problem
-from gonghui.activities.schemas import HubItem, HubPage, MemberState, TeaserItem, TeaserPage
+from gonghui.activities.schemas import HubItem, HubPage, TeaserItem, TeaserPage
 from gonghui.clock import now
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.orgs.models import Org
@@ -77,99 +77,118 @@ def _page(
     return page, None
 
 
-# A member's counters and wins in the page's activities, in one round trip. Wins come as a
-# pseudo-scope that no counter uses.
-_WON = "#won"
+# A member's own state in every open activity they have taken part in, one row per
+# activity: whether they joined (any counter), free draws used today, earned chances used
+# and granted, prizes won. Fixed SQL, compiled once (an IN list of the page's ids would be
+# rendered anew on every request), and bounded by what is still open: activities that
+# ended are not read, however long the member's history.
 _member_state = union_all(
-    select(Counter.activity_id, Counter.scope, Counter.used, Counter.granted).where(
-        Counter.membership_id == bindparam("membership_id"),
-        Counter.activity_id.in_(bindparam("counter_ids", expanding=True)),
-    ),
-    select(Draw.activity_id, literal(_WON), func.count(), literal(0))
+    select(
+        Counter.activity_id,
+        literal(1),
+        func.sum(case((Counter.scope == bindparam("free_scope"), Counter.used), else_=0)),
+        func.sum(case((Counter.scope == bindparam("earned_scope"), Counter.used), else_=0)),
+        func.sum(case((Counter.scope == bindparam("earned_scope"), Counter.granted), else_=0)),
+        literal(0),
+    )
+    .join(Activity, Activity.id == Counter.activity_id)
+    .where(Counter.membership_id == bindparam("membership_id"), Activity.ends_at > bindparam("at"))
+    .group_by(Counter.activity_id),
+    select(Draw.activity_id, literal(0), literal(0), literal(0), literal(0), func.count())
+    .join(Activity, Activity.id == Draw.activity_id)
     .where(
         Draw.membership_id == bindparam("membership_id"),
-        Draw.activity_id.in_(bindparam("draw_ids", expanding=True)),
         Draw.outcome == DrawOutcome.WON,
+        Activity.ends_at > bindparam("at"),
     )
     .group_by(Draw.activity_id),
 )
 
 
 def member_hub(
-    session: Session, *, member: MemberInfo, cursor: str | None = None, limit: int = 20
+    connection: Connection, *, member: MemberInfo, cursor: str | None = None, limit: int = 20
 ) -> HubPage:
     chain = tuple(chain_ids(member.org_path))
-    page, next_cursor = _page(catalog.open_activities(session, chain=chain), cursor, limit)
-    return HubPage(items=_with_member_state(session, member, page), next_cursor=next_cursor)
+    page, next_cursor = _page(catalog.open_activities(connection, chain=chain), cursor, limit)
+    # One validation of the whole page (not one model per item and per state).
+    return HubPage.model_validate(
+        {"items": _items(connection, member, page), "next_cursor": next_cursor}
+    )
 
 
-def member_activity(session: Session, *, member: MemberInfo, activity_id: int) -> HubItem:
+def member_activity(connection: Connection, *, member: MemberInfo, activity_id: int) -> HubItem:
     """One activity as the member's hub shows it (same visibility, same own state), found by
     id however far down the hub it sits; 404 when the hub would not show it."""
     at = now()
     chain = tuple(chain_ids(member.org_path))
     found = [
         listing
-        for listing in catalog.open_activities(session, chain=chain)
+        for listing in catalog.open_activities(connection, chain=chain)
         if listing.id == activity_id and listing.ends_at > at
     ]
     if not found:
         raise NotFound(ActivitiesError.NOT_FOUND, f"activity {activity_id} not found")
-    return _with_member_state(session, member, found)[0]
+    return HubItem.model_validate(_items(connection, member, found)[0])
 
 
-def _with_member_state(
-    session: Session, member: MemberInfo, page: Sequence[Listing]
-) -> list[HubItem]:
-    """The hub items of ``page`` with the member's own state (joined, chances, wins), read
-    for all of them in one query."""
-    ids = [a.id for a in page]
-    state: dict[int, dict[str, tuple[int, int]]] = {}
-    if ids:
-        rows = session.connection().execute(
-            _member_state,
-            {"membership_id": member.membership_id, "counter_ids": ids, "draw_ids": ids},
-        )
-        for activity_id, scope, used, granted in rows:
-            state.setdefault(activity_id, {})[scope] = (int(used), int(granted))
-    free_scope, earned_scope = chance_scopes().free_today, chance_scopes().earned
+_NOTHING = (0, 0, 0, 0, 0)
+
+
+def _items(
+    connection: Connection, member: MemberInfo, page: Sequence[Listing]
+) -> list[dict[str, Any]]:
+    """The hub items of ``page`` (as :class:`HubItem` fields) with the member's own state
+    (joined, chances left, prizes won), read for all of them in one query."""
+    if not page:
+        return []
     at = now()
+    scopes = chance_scopes()
+    # activity id -> [joined, free used today, earned used, earned, won]
+    state: dict[int, list[int]] = {}
+    rows = connection.execute(
+        _member_state,
+        {
+            "membership_id": member.membership_id,
+            "at": at,
+            "free_scope": scopes.free_today,
+            "earned_scope": scopes.earned,
+        },
+    )
+    for activity_id, *values in rows:
+        mine = state.setdefault(activity_id, [0, 0, 0, 0, 0])
+        for k, value in enumerate(values):
+            mine[k] += int(value)
     items = []
     for activity in page:
-        mine = state.get(activity.id, {})
-        won = mine.pop(_WON, (0, 0))[0]
+        joined, free_used, earned_used, earned, won = state.get(activity.id, _NOTHING)
         chances: int | None = None
         if activity.free_draws_per_day is not None:
-            free_used, _ = mine.get(free_scope, (0, 0))
-            earned_used, earned = mine.get(earned_scope, (0, 0))
             chances = max(activity.free_draws_per_day - free_used, 0) + max(earned - earned_used, 0)
         items.append(
-            HubItem(
-                id=activity.id,
-                org_id=activity.org_id,
-                org_name=activity.org_name,
-                kind=activity.kind,
-                title=activity.title,
-                status=activity.status_at(at),
-                starts_at=activity.starts_at,
-                ends_at=activity.ends_at,
-                eligible=eligibility_problem(member=member, eligibility=activity.eligibility)
+            {
+                **activity.card,
+                "status": activity.status_at(at),
+                "eligible": eligibility_problem(member=member, eligibility=activity.eligibility)
                 is None,
-                me=MemberState(joined=bool(mine), chances_left=chances, prizes_won=won),
-            )
+                "me": {"joined": bool(joined), "chances_left": chances, "prizes_won": won},
+            }
         )
     return items
 
 
 def teasers(
-    session: Session, *, org_id: int | None = None, cursor: str | None = None, limit: int = 20
+    connection: Connection,
+    *,
+    org_id: int | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
 ) -> TeaserPage:
     """What a visitor sees before signing in; with ``org_id``, that union's chain only."""
     chain: tuple[int, ...] | None = None
     if org_id is not None:
-        org = session.get(Org, org_id)
-        chain = tuple(chain_ids(org.path)) if org is not None else ()
-    page, next_cursor = _page(catalog.open_activities(session, chain=chain), cursor, limit)
+        path = connection.execute(select(Org.path).where(Org.id == org_id)).scalar()
+        chain = tuple(chain_ids(path)) if path is not None else ()
+    page, next_cursor = _page(catalog.open_activities(connection, chain=chain), cursor, limit)
     at = now()
     return TeaserPage(
         items=[

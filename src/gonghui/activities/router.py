@@ -119,17 +119,19 @@ async def get_hub(member: CurrentMember, cursor: str | None = None, limit: int =
 
 
 @hub_router.get("/hub/activities/{activity_id}")
-def get_hub_activity(activity_id: int, member: CurrentMember, session: SessionDep) -> HubItem:
+async def get_hub_activity(activity_id: int, member: CurrentMember) -> HubItem:
     """One activity of the member's hub, with the member's own state."""
-    return hub.member_activity(session, member=member, activity_id=activity_id)
+    return await db.read(
+        functools.partial(hub.member_activity, member=member, activity_id=activity_id)
+    )
 
 
 @hub_router.get("/public/activities")
-def get_teasers(
-    session: SessionDep, org_id: int | None = None, cursor: str | None = None, limit: int = 20
+async def get_teasers(
+    org_id: int | None = None, cursor: str | None = None, limit: int = 20
 ) -> TeaserPage:
     """For visitors who have not signed in."""
-    return hub.teasers(session, org_id=org_id, cursor=cursor, limit=limit)
+    return await db.read(functools.partial(hub.teasers, org_id=org_id, cursor=cursor, limit=limit))
 
 
 @router.get("/{activity_id}/stats")

@@ -266,7 +266,9 @@ HUB_PAGE_SIZE = 20
 
 def _hub_page(user: PageUser, cursor: str | None) -> HubPage:
     with unit_of_work(read_only=True) as session:
-        return hub.member_hub(session, member=_member(user), cursor=cursor, limit=HUB_PAGE_SIZE)
+        return hub.member_hub(
+            session.connection(), member=_member(user), cursor=cursor, limit=HUB_PAGE_SIZE
+        )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -301,7 +303,9 @@ def hub_page(
 def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
     try:
         with unit_of_work(read_only=True) as session:
-            return hub.member_activity(session, member=_member(user), activity_id=activity_id)
+            return hub.member_activity(
+                session.connection(), member=_member(user), activity_id=activity_id
+            )
     except NotFound:
         return None
 
