@@ -67,6 +67,32 @@ def test_member_sees_their_chain_with_their_own_state(
     ]
 
 
+def test_a_new_day_gives_back_the_free_draws_and_keeps_what_was_won(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    admin = make_staff(tree.province, Role.ADMIN)
+    config = lottery_config(
+        [{"name": "积分", "kind": "points", "weight": 1, "stock": 5, "value": 10}],
+        free_draws_per_day=1,
+    )
+    won = create_activity(api, admin.headers, tree.province, title="中奖", config=config)
+    other = create_activity(api, admin.headers, tree.province, title="没抽", config=config)
+    member = make_member(tree.grassroots_a1x)
+    drawn = api.post(f"/api/v1/activities/{won['id']}/draws", headers=member.headers)
+    assert drawn.json()["outcome"] == "won"
+    today = _titles(api, member.headers)
+    assert today["中奖"]["me"] == {"joined": True, "chances_left": 0, "prizes_won": 1}
+    assert today["没抽"]["me"] == {"joined": False, "chances_left": 1, "prizes_won": 0}
+
+    clock.advance(timedelta(days=1))
+    tomorrow = _titles(api, member.headers)
+    assert tomorrow["中奖"]["me"] == {"joined": True, "chances_left": 1, "prizes_won": 1}
+    assert tomorrow["没抽"]["me"] == {"joined": False, "chances_left": 1, "prizes_won": 0}
+    one = api.get(f"/api/v1/hub/activities/{won['id']}", headers=member.headers).json()
+    assert one == tomorrow["中奖"]
+    assert other["id"] == tomorrow["没抽"]["id"]
+
+
 def test_visitors_see_teasers_without_signing_in(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory
 ) -> None:
