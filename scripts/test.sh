@@ -13,7 +13,7 @@ if [ "$postgres_only" = 0 ]; then
 fi
 
 pg_dir=""
-cleanup() { [ -n "$pg_dir" ] && scripts/pg-throwaway.sh stop "$pg_dir"; }
+cleanup() { if [ -n "$pg_dir" ]; then scripts/pg-throwaway.sh stop "$pg_dir"; fi; }
 trap cleanup EXIT
 url=${GONGHUI_TEST_DATABASE_URL:-}
 if [ -z "$url" ]; then
