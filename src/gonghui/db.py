@@ -12,8 +12,10 @@ for the lock: SQLite answers SQLITE_BUSY at once to avoid a deadlock).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,19 +24,26 @@ from typing import Annotated, Any, TypeVar, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    ColumnExpressionArgument,
     Connection,
     DateTime,
     Engine,
     Integer,
     MetaData,
+    String,
+    bindparam,
     create_engine,
     event,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect, Result
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.concurrency import run_in_threadpool
 
 from gonghui.errors import DomainError
@@ -71,6 +80,52 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class IdList(TypeDecorator[list[int]]):
+    """Ids bound as one parameter: an array on PostgreSQL, a JSON array on SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(BigInteger()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: list[int] | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return list(value) if dialect.name == "postgresql" else json.dumps(list(value))
+
+
+class InIds(FunctionElement[bool]):
+    """``column IN ids`` where the ids are one :class:`IdList` parameter (see
+    :func:`in_ids`)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "in_ids"
+
+
+@compiles(InIds)
+def _in_json_ids(element: InIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = element.clauses
+    ids_sql = compiler.process(ids, **kw)
+    return f"{compiler.process(column, **kw)} IN (SELECT value FROM json_each({ids_sql}))"
+
+
+@compiles(InIds, "postgresql")
+def _in_array_ids(element: InIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = element.clauses
+    return f"{compiler.process(column, **kw)} = ANY({compiler.process(ids, **kw)})"
+
+
+def in_ids(column: ColumnExpressionArgument[int], name: str) -> InIds:
+    """``column`` is one of the ids bound as ``name`` (a list of ints): fixed SQL, compiled
+    once and using the column's index, however many ids there are. (An expanding ``IN``
+    list is rendered anew on every execution, which costs more than a hot query.)"""
+    return InIds(column, bindparam(name, type_=IdList()))
+
+
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 IdPk = Annotated[int, mapped_column(BigId, primary_key=True, autoincrement=True)]
 
@@ -84,7 +139,7 @@ _lock = threading.Lock()
 _engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
 _read_sessions: sessionmaker[Session] | None = None
-# The engine of read-only transactions (on SQLite they begin DEFERRED: no write lock).
+# The engine of db.read (see there).
 _read_engine: Engine | None = None
 
 
@@ -131,7 +186,37 @@ def make_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=20, max_overflow=20)
+    _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_S = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat in the pool: one that has
+    been idle for over IDLE_PING_S is pinged at checkout, and a dead one is replaced (the
+    pool retries on DisconnectionError). A connection in steady use is not pinged: unlike
+    ``pool_pre_ping``, a busy server spends no round trip per checkout; if the database
+    restarts under load, the statement that meets a dropped connection fails once and the
+    pool discards every connection made before it."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_S:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as exc:
+            raise DisconnectionError("an idle pooled connection is gone") from exc
 
 
 def get_engine() -> Engine:
@@ -144,8 +229,16 @@ def get_engine() -> Engine:
             _engine = make_engine(settings.resolved_database_url)
             _sessions = sessionmaker(_engine, expire_on_commit=False)
             # Reads on SQLite take no write lock; on PostgreSQL the option is ignored.
-            _read_engine = _engine.execution_options(sqlite_begin="DEFERRED")
-            _read_sessions = sessionmaker(_read_engine, expire_on_commit=False)
+            deferred = _engine.execution_options(sqlite_begin="DEFERRED")
+            _read_sessions = sessionmaker(deferred, expire_on_commit=False)
+            # db.read keeps SQLite's transaction (one snapshot for all its statements) but
+            # spares PostgreSQL's BEGIN and COMMIT, two round trips: under READ COMMITTED
+            # each statement takes a snapshot of its own anyway.
+            _read_engine = (
+                deferred
+                if settings.is_sqlite
+                else _engine.execution_options(isolation_level="AUTOCOMMIT")
+            )
         return _engine
 
 
@@ -203,12 +296,13 @@ def unit_of_work(*, read_only: bool = False) -> Iterator[Session]:
 
 
 async def read(fn: Callable[[Connection], T]) -> T:
-    """``fn`` in a short read-only transaction on a Core connection, for a hot ``async``
-    handler whose reads are Core statements (no ORM session to build, flush and close).
-    On SQLite it runs in the event loop itself: a read of a local file (which in WAL mode
-    never waits for a writer) costs less than handing it to a thread, and the hand-off
-    makes the thread and the event loop take turns at the interpreter lock. Otherwise it
-    runs on the thread pool, so that a network round trip never blocks the event loop."""
+    """``fn`` reading through a Core connection (no ORM session to build, flush and close),
+    for a hot ``async`` handler: on SQLite in one read transaction, on PostgreSQL statement
+    by statement (see ``_read_engine``). On SQLite it runs in the event loop itself: a read
+    of a local file (which in WAL mode never waits for a writer) costs less than handing it
+    to a thread, and the hand-off makes the thread and the event loop take turns at the
+    interpreter lock. Otherwise it runs on the thread pool, so that a network round trip
+    never blocks the event loop."""
     if get_settings().is_sqlite:
         return _read(fn)
     return await run_in_threadpool(_read, fn)

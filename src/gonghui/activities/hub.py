@@ -21,10 +21,11 @@ from gonghui.activities.catalog import Listing
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.lottery.draw import chance_scopes
 from gonghui.activities.lottery.models import Draw, DrawOutcome
-from gonghui.activities.models import Activity, Counter
+from gonghui.activities.models import Counter
 from gonghui.activities.participation import chain_ids, eligibility_problem
 from gonghui.activities.schemas import HubItem, HubPage, TeaserItem, TeaserPage
 from gonghui.clock import now
+from gonghui.db import in_ids
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.orgs.models import Org
 
@@ -77,11 +78,10 @@ def _page(
     return page, None
 
 
-# A member's own state in every open activity they have taken part in, one row per
-# activity: whether they joined (any counter), free draws used today, earned chances used
-# and granted, prizes won. Fixed SQL, compiled once (an IN list of the page's ids would be
-# rendered anew on every request), and bounded by what is still open: activities that
-# ended are not read, however long the member's history.
+# A member's own state in the page's activities, one row per activity and source: whether
+# they joined (any counter), free draws used today, earned chances used and granted, and
+# prizes won. Fixed SQL (the page's ids are one parameter), probing the counters' and the
+# draws' (activity, member) indexes.
 _member_state = union_all(
     select(
         Counter.activity_id,
@@ -91,15 +91,16 @@ _member_state = union_all(
         func.sum(case((Counter.scope == bindparam("earned_scope"), Counter.granted), else_=0)),
         literal(0),
     )
-    .join(Activity, Activity.id == Counter.activity_id)
-    .where(Counter.membership_id == bindparam("membership_id"), Activity.ends_at > bindparam("at"))
+    .where(
+        in_ids(Counter.activity_id, "activity_ids"),
+        Counter.membership_id == bindparam("membership_id"),
+    )
     .group_by(Counter.activity_id),
     select(Draw.activity_id, literal(0), literal(0), literal(0), literal(0), func.count())
-    .join(Activity, Activity.id == Draw.activity_id)
     .where(
+        in_ids(Draw.activity_id, "activity_ids"),
         Draw.membership_id == bindparam("membership_id"),
         Draw.outcome == DrawOutcome.WON,
-        Activity.ends_at > bindparam("at"),
     )
     .group_by(Draw.activity_id),
 )
@@ -148,8 +149,8 @@ def _items(
     rows = connection.execute(
         _member_state,
         {
+            "activity_ids": [a.id for a in page],
             "membership_id": member.membership_id,
-            "at": at,
             "free_scope": scopes.free_today,
             "earned_scope": scopes.earned,
         },
