@@ -45,6 +45,7 @@ from sqlalchemy import text  # noqa: E402
 
 from gonghui import clock  # noqa: E402
 from gonghui.accounts import principal  # noqa: E402
+from gonghui.activities import catalog  # noqa: E402
 from gonghui.db import Base, dispose_engine, get_engine  # noqa: E402
 from gonghui.migrations import upgrade  # noqa: E402
 from gonghui.settings import get_settings  # noqa: E402
@@ -104,9 +105,11 @@ def fresh_state(database: str) -> Iterator[None]:
     _reset_database()
     clock.reset()
     principal.forget_all()
+    catalog.forget()
     yield
     clock.reset()
     principal.forget_all()
+    catalog.forget()
 
 
 class _Server(uvicorn.Server):

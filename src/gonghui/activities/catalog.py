@@ -4,15 +4,18 @@ as the hub and the teasers list them, held in each process between changes.
 Every flush that writes an activity or an org gives the one ``activities_catalog_stamp``
 row a new random value in the same transaction (a session event in
 :mod:`gonghui.activities.models`, so no service can forget it). A reader compares the stamp
-with its copy's (one primary-key read) and reloads when they differ: a publish, pause, end
-or edit in any process, or an org renamed or archived, shows in the next hub request of
-every process. Time moves the rest (live at the start, gone at the end): readers filter
-the copy by the clock on each request.
+with its copy's (one primary-key read) when its last comparison is over MAX_LAG_S old, and
+reloads when they differ; a change committed in this process drops the copy at once. So a
+publish, pause, end or edit, or an org renamed or archived, shows in the next hub request
+of the process that made it and within MAX_LAG_S in every other, and a hub request
+normally reads nothing but the member's own state. Time moves the rest (live at the start,
+gone at the end): readers filter the copy by the clock on each request.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,16 +52,44 @@ class Listing:
         return status_at(self.status, self.starts_at, self.ends_at, instant)
 
 
+# How stale another process's change may be when a reader uses its copy.
+MAX_LAG_S = 1.0
+
+
 @dataclass
 class _Copy:
     stamp: str
     loaded_at: datetime
     listings: list[Listing]
     by_chain: dict[tuple[int, ...], list[Listing]] = field(default_factory=dict)
+    # When the stamp was last found to be this copy's (time.monotonic()), and how many of
+    # this process's own catalog changes had committed before that read.
+    checked_at: float = 0.0
+    changes_seen: int = 0
+
+    def current(self) -> bool:
+        return self.changes_seen == _changes_here and time.monotonic() - self.checked_at <= (
+            MAX_LAG_S
+        )
 
 
 _copy: _Copy | None = None
+_changes_here = 0
 _lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop this process's copy (tests that replace the database)."""
+    global _copy
+    with _lock:
+        _copy = None
+
+
+def changed_here() -> None:
+    """A transaction of this process that changed the catalog has committed."""
+    global _changes_here
+    with _lock:
+        _changes_here += 1
 
 
 def _load(connection: Connection, stamp: str, at: datetime) -> _Copy:
@@ -121,11 +152,14 @@ def open_activities(connection: Connection, *, chain: tuple[int, ...] | None) ->
     Some may have ended since the copy was read: callers filter by the clock."""
     global _copy
     at = now()
-    stamp = connection.execute(_read_stamp).scalar()
     copy = _copy
     # A copy read at a later clock (tests move it back) may lack what is open now.
-    if copy is None or stamp is None or copy.stamp != stamp or at < copy.loaded_at:
-        copy = _load(connection, stamp or "", at)
+    if copy is None or at < copy.loaded_at or not copy.current():
+        changes, checked_at = _changes_here, time.monotonic()  # before the stamp is read
+        stamp = connection.execute(_read_stamp).scalar()
+        if copy is None or stamp is None or copy.stamp != stamp or at < copy.loaded_at:
+            copy = _load(connection, stamp or "", at)
+        copy.checked_at, copy.changes_seen = checked_at, changes
         if stamp is not None:
             with _lock:
                 _copy = copy

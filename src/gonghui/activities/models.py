@@ -12,7 +12,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, Session, UOWTransaction, mapped_column
 
 from gonghui.clock import now
-from gonghui.db import Base, BigId, IdPk, upsert_insert
+from gonghui.db import Base, BigId, IdPk, on_commit, upsert_insert
 from gonghui.orgs.models import Org
 
 
@@ -113,7 +113,11 @@ class CatalogStamp(Base):
 
 
 def catalog_changed(session: Session) -> None:
-    """Give the catalog stamp a new value in this transaction (upsert of its one row)."""
+    """Give the catalog stamp a new value in this transaction (upsert of its one row), and
+    have this process's catalog copy dropped once it commits."""
+    from gonghui.activities import catalog  # local: the catalog imports this module
+
+    on_commit(session, catalog.changed_here)
     dialect_insert = upsert_insert(session.get_bind().dialect.name)
     stamp = secrets.token_hex(16)
     # On the connection, not the session: this runs inside a flush.
