@@ -50,13 +50,17 @@ def _terminate(pid: int) -> None:
         outside.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
-def test_an_idle_connection_that_died_is_replaced_before_use(
+def test_an_idle_connection_is_pinged_and_replaced_if_it_died(
     postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # db.read's statement-by-statement reads: the ping must leave no transaction behind.
+    autocommit = postgres_engine.execution_options(isolation_level="AUTOCOMMIT")
     pid = _backend_pid(postgres_engine)  # the pool now holds this one connection
-    _terminate(pid)
     monkeypatch.setattr(db, "IDLE_PING_S", 0.0)  # every pooled connection counts as idle
-    assert _backend_pid(postgres_engine) != pid
+    assert _backend_pid(autocommit) == pid  # pinged, alive, handed out
+    assert _backend_pid(postgres_engine) == pid
+    _terminate(pid)
+    assert _backend_pid(autocommit) != pid
 
 
 def test_a_busy_connection_is_not_pinged_and_fails_once_when_it_died(

@@ -213,8 +213,8 @@ def _ping_idle_connections(engine: Engine) -> None:
         if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_S:
             return
         try:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            # The dialect's own ping (as pool_pre_ping's): it leaves no transaction open.
+            engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError("an idle pooled connection is gone") from exc
 
