@@ -304,11 +304,12 @@ async def read(fn: Callable[[Connection], T]) -> T:
     interpreter lock. Otherwise it runs on the thread pool, so that a network round trip
     never blocks the event loop."""
     if get_settings().is_sqlite:
-        return _read(fn)
-    return await run_in_threadpool(_read, fn)
+        return read_sync(fn)
+    return await run_in_threadpool(read_sync, fn)
 
 
-def _read(fn: Callable[[Connection], T]) -> T:
+def read_sync(fn: Callable[[Connection], T]) -> T:
+    """:func:`read` in the calling thread, for a sync handler (already on the thread pool)."""
     get_engine()
     engine = _read_engine
     assert engine is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -31,14 +32,18 @@ def _all_pages(api: httpx.Client, url: str, headers: dict[str, str] | None = Non
             return items
 
 
+def _points_lottery(*, free_draws_per_day: int) -> dict[str, Any]:
+    return lottery_config(
+        [{"name": "积分", "kind": "points", "weight": 1, "stock": 5, "value": 10}],
+        free_draws_per_day=free_draws_per_day,
+    )
+
+
 def test_member_sees_their_chain_with_their_own_state(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     admin = make_staff(tree.province, Role.ADMIN)
-    config = lottery_config(
-        [{"name": "积分", "kind": "points", "weight": 1, "stock": 5, "value": 10}],
-        free_draws_per_day=2,
-    )
+    config = _points_lottery(free_draws_per_day=2)
     province = create_activity(api, admin.headers, tree.province, title="省", config=config)
     city = create_activity(api, admin.headers, tree.city_a, title="市", starts_in_hours=5)
     district = create_activity(api, admin.headers, tree.district_a1, title="区")
@@ -73,10 +78,7 @@ def test_a_new_day_gives_back_the_free_draws_and_keeps_what_was_won(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     admin = make_staff(tree.province, Role.ADMIN)
-    config = lottery_config(
-        [{"name": "积分", "kind": "points", "weight": 1, "stock": 5, "value": 10}],
-        free_draws_per_day=1,
-    )
+    config = _points_lottery(free_draws_per_day=1)
     won = create_activity(api, admin.headers, tree.province, title="中奖", config=config)
     other = create_activity(api, admin.headers, tree.province, title="没抽", config=config)
     member = make_member(tree.grassroots_a1x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from gonghui import hotwrite
+from gonghui import db, hotwrite
 from gonghui.accounts import phone as phones
 from gonghui.accounts import wechat
 from gonghui.accounts.otp import OtpPurpose, send_code
@@ -265,10 +266,9 @@ HUB_PAGE_SIZE = 20
 
 
 def _hub_page(user: PageUser, cursor: str | None) -> HubPage:
-    with unit_of_work(read_only=True) as session:
-        return hub.member_hub(
-            session.connection(), member=_member(user), cursor=cursor, limit=HUB_PAGE_SIZE
-        )
+    return db.read_sync(
+        functools.partial(hub.member_hub, member=_member(user), cursor=cursor, limit=HUB_PAGE_SIZE)
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -302,10 +302,9 @@ def hub_page(
 
 def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
     try:
-        with unit_of_work(read_only=True) as session:
-            return hub.member_activity(
-                session.connection(), member=_member(user), activity_id=activity_id
-            )
+        return db.read_sync(
+            functools.partial(hub.member_activity, member=_member(user), activity_id=activity_id)
+        )
     except NotFound:
         return None
 
