@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from gonghui.accounts.service import create_staff_user
 from gonghui.db import unit_of_work
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import OrgLevel, Role
+from gonghui.settings import get_settings
 from gonghui.tenancy import SYSTEM
 
 PASSWORD = "correct-horse-battery"
@@ -148,3 +151,35 @@ def make_phone_user(api: httpx.Client) -> PhoneUserFactory:
         return PhoneUser(resp.json()["user_id"], phone, {"Authorization": f"Bearer {token}"})
 
     return make
+
+
+@pytest.fixture
+def loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator lets outgoing calls reach 127.0.0.1, where the test receivers listen."""
+    monkeypatch.setattr(get_settings(), "outbound_allow_networks", ["127.0.0.1/32"])
+
+
+@dataclass
+class FakeDns:
+    """Names the resolver answers for: each lookup takes the next address of its list (the
+    last one repeats), and is counted."""
+
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    lookups: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    dns = FakeDns()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in dns.answers:
+            return real(host, port, *args, **kwargs)
+        dns.lookups.append(name)
+        queue = dns.answers[name]
+        return real(queue.pop(0) if len(queue) > 1 else queue[0], port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return dns

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,8 +73,6 @@ class Settings(BaseSettings):
     functions_idle_s: float = 60.0
     functions_recycle_after: int = 500
     functions_log_retention_days: int = 14
-    # Let functions' declared hosts resolve to loopback or private addresses (tests, labs).
-    functions_allow_private_hosts: bool = False
     # Each server process delivers stored events and fires cron triggers (background.py).
     background_workers: bool = True
     delivery_poll_s: float = 1.0
@@ -81,7 +80,16 @@ class Settings(BaseSettings):
     delivery_backoff_base_s: float = 10.0
     # How long a process may hold a delivery it is sending before others may retry it.
     delivery_lease_s: float = 60.0
+    # Deliveries sent at once by each process, and at most this many of them for one app,
+    # so that an app whose endpoint hangs cannot hold up the others' deliveries.
+    delivery_concurrency: int = Field(default=8, ge=1)
+    delivery_per_app_concurrency: int = Field(default=2, ge=1)
     scheduler_interval_s: float = 1.0
+    # Outgoing calls to URLs chosen by developers (webhooks, functions' hosts; outbound.py):
+    # networks they may reach although not public (CIDRs, e.g. ["10.1.0.0/16"]; labs and
+    # tests), and the one deadline of each whole call.
+    outbound_allow_networks: list[str] = Field(default_factory=list)
+    outbound_timeout_s: float = Field(default=10.0, gt=0)
     # Set by ``gonghui serve`` for its server processes: the socket of the server's one
     # writer process for members' hot writes (see hotwrite.py). Empty: a writer thread.
     hot_writer_socket: str = ""
@@ -100,6 +108,13 @@ class Settings(BaseSettings):
     s3_secret_access_key: str = ""
     display_timezone: str = "Asia/Shanghai"
     trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("outbound_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # a typo fails at start, not per call
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,9 +1,8 @@
 """A function reaches the network only through the platform, and only the hosts it
-declared: anything else, private addresses and redirects out are refused."""
+declared: anything else, private addresses and redirects out are refused; a declared name
+is reached at the address that was checked, within one deadline and a capped answer."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
 from tests.baas.conftest import AppHandle
 from tests.baas.devapp import deploy, invoke, make_app
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import FakeDns, StaffFactory, Tree
 from tests.receiver import running_receiver
 
 CALL = (
@@ -32,14 +31,6 @@ def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> AppHandle:
     return make_app(api, make_staff(tree.city_a, Role.DEVELOPER), tree.city_a, "外呼")
 
 
-@pytest.fixture
-def private_hosts_allowed() -> Iterator[None]:
-    settings = get_settings()
-    settings.functions_allow_private_hosts = True
-    yield
-    settings.functions_allow_private_hosts = False
-
-
 def test_host_patterns() -> None:
     allowed = ("api.example.com", "*.union.cn")
     assert host_allowed("api.example.com", allowed)
@@ -51,7 +42,7 @@ def test_host_patterns() -> None:
 
 
 def test_a_declared_host_is_reached_and_others_are_refused(
-    api: httpx.Client, app_a: AppHandle, private_hosts_allowed: None
+    api: httpx.Client, app_a: AppHandle, loopback_allowed: None
 ) -> None:
     with running_receiver() as receiver:
         assert deploy(api, app_a, "call", CALL, allowed_hosts=["127.0.0.1"]).status_code == 201
@@ -75,3 +66,50 @@ def test_bad_host_lists_are_refused(api: httpx.Client, app_a: AppHandle) -> None
     resp = deploy(api, app_a, "call", CALL, allowed_hosts=["http://x.cn/path"])
     assert resp.status_code == 422
     assert resp.json()["error"]["details"][0]["field"] == "allowed_hosts"
+
+
+def test_a_rebinding_host_is_reached_only_at_the_address_that_was_checked(
+    api: httpx.Client, app_a: AppHandle, loopback_allowed: None, fake_dns: FakeDns
+) -> None:
+    with running_receiver() as checked:
+        # The name answers the allowed address first, then an internal service listening on
+        # the same port: the call must never ask again.
+        with running_receiver(host="127.0.0.2", port=checked.port) as internal:
+            fake_dns.answers["api.partner.example"] = ["127.0.0.1", "127.0.0.2"]
+            deploy(api, app_a, "call", CALL, allowed_hosts=["api.partner.example"])
+            url = f"http://api.partner.example:{checked.port}/hook"
+            result = invoke(api, app_a, "call", {"url": url}).json()["result"]
+    assert result == {"status": 200}
+    assert [r.json for r in checked.requests] == [{"ping": 1}]
+    assert checked.requests[0].headers["host"] == f"api.partner.example:{checked.port}"
+    assert internal.requests == []
+    assert fake_dns.lookups == ["api.partner.example"]
+
+
+def test_a_declared_host_that_trickles_its_answer_is_cut_at_the_deadline(
+    api: httpx.Client,
+    app_a: AppHandle,
+    loopback_allowed: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(get_settings(), "outbound_timeout_s", 0.3)
+    with running_receiver(mode="trickle") as receiver:
+        deploy(api, app_a, "call", CALL, allowed_hosts=["127.0.0.1"], timeout_s=10)
+        result = invoke(api, app_a, "call", {"url": receiver.url}).json()["result"]
+        receiver.release.set()
+    assert result["refused"].startswith("functions.http_failed")
+    assert "outbound.deadline" in result["refused"]
+    assert len(receiver.requests) == 1
+
+
+def test_an_answer_over_one_mebibyte_is_refused_without_reading_it_all(
+    api: httpx.Client, app_a: AppHandle, loopback_allowed: None
+) -> None:
+    flood = 64 * 1024 * 1024
+    with running_receiver(mode="flood", flood_bytes=flood) as receiver:
+        deploy(api, app_a, "call", CALL, allowed_hosts=["127.0.0.1"], timeout_s=10)
+        result = invoke(api, app_a, "call", {"url": receiver.url}).json()["result"]
+        receiver.release.set()
+    assert result["refused"].startswith("functions.http_failed")
+    assert "outbound.too_large" in result["refused"]
+    assert receiver.sent < flood

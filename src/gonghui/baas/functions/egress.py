@@ -2,27 +2,24 @@
 
 A function's sandbox has no network at all; ``context.http.request(...)`` asks the server,
 which checks the URL's host against the function's ``allowed_hosts`` ("api.example.com",
-or "*.example.com" for its subdomains), refuses hosts that resolve to loopback, private or
-link-local addresses (unless ``functions_allow_private_hosts``), does not follow
-redirects (a redirect could leave the allowed hosts) and caps time and sizes.
+or "*.example.com" for its subdomains) and makes the call through :mod:`gonghui.outbound`:
+public addresses only (unless the operator allows a network), connected at the address that
+was checked, no redirects followed (a redirect could leave the allowed hosts), one deadline
+for the whole call and sizes capped.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-
+from gonghui import outbound
 from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.sandbox import SdkRefusal
+from gonghui.outbound import OutboundError, OutboundRefusal
 from gonghui.settings import get_settings
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 MAX_BODY = 1024 * 1024
-TIMEOUT_S = 10.0
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
@@ -36,43 +33,43 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
-def _resolves_publicly(host: str, port: int) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    return all(ipaddress.ip_address(info[4][0]).is_global for info in infos)
-
-
 def request(args: dict[str, Any], *, allowed_hosts: tuple[str, ...]) -> dict[str, Any]:
     method = str(args.get("method") or "GET").upper()
     url = str(args.get("url") or "")
-    parts = urlsplit(url)
-    if method not in METHODS or parts.scheme not in ("http", "https") or not parts.hostname:
+    if method not in METHODS:
         raise SdkRefusal(FunctionsError.BAD_CALL, "an http(s) URL and a standard method")
-    host = parts.hostname
-    if not host_allowed(host, allowed_hosts):
+    try:
+        target = outbound.parse_url(url)
+    except OutboundError as exc:
+        raise SdkRefusal(FunctionsError.BAD_CALL, exc.message) from exc
+    if not host_allowed(target.host, allowed_hosts):
         raise SdkRefusal(
-            FunctionsError.HOST_NOT_ALLOWED, f"{host} is not in this function's allowed_hosts"
+            FunctionsError.HOST_NOT_ALLOWED,
+            f"{target.host} is not in this function's allowed_hosts",
         )
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    if not get_settings().functions_allow_private_hosts and not _resolves_publicly(host, port):
-        raise SdkRefusal(
-            FunctionsError.HOST_NOT_ALLOWED, f"{host} does not resolve to a public address"
-        )
-    headers = {str(k): str(v) for k, v in (args.get("headers") or {}).items()}
+    headers = [(str(k), str(v)) for k, v in (args.get("headers") or {}).items()]
     body = args.get("body")
     content = None if body is None else str(body).encode()
     if content is not None and len(content) > MAX_BODY:
         raise SdkRefusal(FunctionsError.BAD_CALL, "the request body is over 1 MiB")
     try:
-        response = httpx.request(
-            method, url, headers=headers, content=content, timeout=TIMEOUT_S, follow_redirects=False
+        response = outbound.fetch(
+            method,
+            target.url,
+            headers=headers,
+            content=content,
+            timeout_s=get_settings().outbound_timeout_s,
+            max_response_bytes=MAX_BODY,
         )
-    except httpx.HTTPError as exc:
-        raise SdkRefusal(FunctionsError.HTTP_FAILED, f"{type(exc).__name__}: {exc}") from exc
+    except OutboundError as exc:
+        code = (
+            FunctionsError.HOST_NOT_ALLOWED
+            if exc.code in (OutboundRefusal.ADDRESS_REFUSED, OutboundRefusal.UNRESOLVABLE)
+            else FunctionsError.HTTP_FAILED
+        )
+        raise SdkRefusal(code, f"{exc.code}: {exc.message}") from exc
     return {
-        "status": response.status_code,
+        "status": response.status,
         "headers": dict(response.headers),
-        "body": response.text[:MAX_BODY],
+        "body": response.body.decode("utf-8", errors="replace"),
     }
