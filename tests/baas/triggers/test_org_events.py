@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from gonghui import hooks
 from gonghui.baas.triggers import delivery
@@ -15,6 +16,9 @@ from tests.baas.conftest import AppHandle
 from tests.baas.devapp import make_app
 from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
+
+# The receivers listen on loopback, which the operator allows here.
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 EVENTS = ("members.verification_approved", "activity.participated", "activity.prize_won")
 

@@ -18,7 +18,8 @@ from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 from tests.serverproc import ServerProcess
 
-pytestmark = pytest.mark.slow
+# The receivers listen on loopback, which the operator allows here (and in the servers).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loopback_allowed")]
 
 FAST = {
     "GONGHUI_SCHEDULER_INTERVAL_S": "0.1",
@@ -26,6 +27,7 @@ FAST = {
     "GONGHUI_DELIVERY_BACKOFF_BASE_S": "0.2",
     "GONGHUI_DELIVERY_LEASE_S": "2",
     "GONGHUI_FUNCTIONS_MIN_WORKERS": "0",
+    "GONGHUI_OUTBOUND_ALLOW_NETWORKS": '["127.0.0.1/32"]',
 }
 
 

@@ -23,6 +23,9 @@ from tests.baas.devapp import deploy, make_app
 from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 
+# The receivers listen on loopback, which the operator allows here.
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+
 
 @pytest.fixture
 def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> AppHandle:

@@ -6,6 +6,11 @@ leaves the lease to expire and another process (or itself after restart) sends i
 receivers de-duplicate by the event id. Failures are retried with exponential backoff and
 dead-lettered after the trigger's ``max_attempts``; a dead delivery can be redelivered
 by hand.
+
+Webhooks go out through :mod:`gonghui.outbound` (public addresses only, one deadline, the
+answer capped). Each process sends up to ``delivery_concurrency`` deliveries at once and at
+most ``delivery_per_app_concurrency`` of one app, so an app whose endpoint hangs until the
+deadline holds only its own slots while the other apps' deliveries go on.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import and_, or_, select, update
 
+from gonghui import outbound
 from gonghui.baas.triggers.models import (
     Delivery,
     DeliveryAttempt,
@@ -32,12 +39,14 @@ from gonghui.baas.triggers.models import (
 from gonghui.baas.triggers.signing import signature
 from gonghui.clock import now
 from gonghui.db import rowcount, unit_of_work
+from gonghui.outbound import OutboundError
 from gonghui.settings import get_settings
 
 log = logging.getLogger("gonghui.deliveries")
 
 BACKOFF_CAP_S = 3600
-HTTP_TIMEOUT_S = 10.0
+# Only the status and the start of an error's body are kept; the rest is never read.
+MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "gonghui-webhooks/1"
 
 
@@ -65,9 +74,13 @@ class Claimed:
     secret: str | None
 
 
-def _claim(limit: int) -> list[Claimed]:
+def _claim(limit: int, *, busy: Counter[int], per_app: int) -> list[Claimed]:
+    """Claim up to ``limit`` due deliveries, leaving out apps that already have ``per_app``
+    deliveries in flight (``busy``) or would have with this batch."""
     at = now()
     claimed: list[Claimed] = []
+    taken = Counter(busy)
+    full = [app_id for app_id, n in busy.items() if n >= per_app]
     with unit_of_work() as session:
         due = session.execute(
             select(Delivery, Trigger)
@@ -76,11 +89,16 @@ def _claim(limit: int) -> list[Claimed]:
                 Delivery.status == DeliveryStatus.PENDING,
                 Delivery.next_attempt_at <= at,
                 or_(Delivery.locked_until.is_(None), Delivery.locked_until < at),
+                Trigger.app_id.not_in(full),
             )
             .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(limit)
+            .limit(limit * per_app)
         ).all()
         for delivery, trigger in due:
+            if len(claimed) >= limit:
+                break
+            if taken[trigger.app_id] >= per_app:
+                continue
             won = rowcount(
                 session.execute(
                     update(Delivery)
@@ -98,6 +116,7 @@ def _claim(limit: int) -> list[Claimed]:
             )
             if won != 1:
                 continue
+            taken[trigger.app_id] += 1
             from gonghui.baas.triggers.service import trigger_secret
 
             claimed.append(
@@ -143,14 +162,21 @@ def _send_webhook(item: Claimed) -> tuple[bool, int | None, str | None]:
         "X-Gonghui-Signature": signature(item.secret, timestamp, body),
     }
     try:
-        response = httpx.post(
-            item.webhook_url, content=body, headers=headers, timeout=HTTP_TIMEOUT_S
+        response = outbound.fetch(
+            "POST",
+            item.webhook_url,
+            content=body,
+            headers=list(headers.items()),
+            timeout_s=get_settings().outbound_timeout_s,
+            max_response_bytes=MAX_ANSWER_BYTES,
+            truncate=True,
         )
-    except httpx.HTTPError as exc:
-        return False, None, f"{type(exc).__name__}: {exc}"[:500]
-    if 200 <= response.status_code < 300:
-        return True, response.status_code, None
-    return False, response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+    except OutboundError as exc:
+        return False, None, f"{exc.code}: {exc.message}"[:500]
+    if 200 <= response.status < 300:
+        return True, response.status, None
+    text = response.body[:600].decode("utf-8", errors="replace")[:200]
+    return False, response.status, f"HTTP {response.status}: {text}"
 
 
 def _run_function(item: Claimed) -> tuple[bool, int | None, str | None]:
@@ -226,12 +252,66 @@ def deliver(item: Claimed) -> bool:
     return ok
 
 
+class _Sender:
+    """This process's deliveries in flight, on a pool of ``delivery_concurrency`` threads,
+    counted per app so that one app never holds more than its share of them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._busy: Counter[int] = Counter()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def launch(self, limit: int) -> set[Future[bool]]:
+        """Claim what is due and fits in the free slots, and start sending it."""
+        settings = get_settings()
+        with self._lock:
+            free = min(limit, settings.delivery_concurrency - sum(self._busy.values()))
+            if free <= 0:
+                return set()
+            items = _claim(free, busy=+self._busy, per_app=settings.delivery_per_app_concurrency)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    settings.delivery_concurrency, thread_name_prefix="delivery"
+                )
+            futures = set()
+            for item in items:
+                self._busy[item.app_id] += 1
+                futures.add(self._pool.submit(self._run, item))
+            return futures
+
+    def _run(self, item: Claimed) -> bool:
+        try:
+            return deliver(item)
+        except Exception:  # the lease expires and another pass sends it again
+            log.exception("delivery %s failed to run", item.delivery_id)
+            return False
+        finally:
+            with self._lock:
+                self._busy[item.app_id] -= 1
+            _wakeup.set()  # a slot is free: the dispatcher may start what waits for it
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+_sender = _Sender()
+
+
 def run_due(*, limit: int = 50) -> int:
-    """Deliver what is due now; returns how many deliveries were attempted."""
-    items = _claim(limit)
-    for item in items:
-        deliver(item)
-    return len(items)
+    """Deliver what is due now (up to ``limit``) and wait for it; returns how many deliveries
+    were attempted."""
+    attempted = 0
+    running: set[Future[bool]] = set()
+    while True:
+        started = _sender.launch(limit - attempted) if attempted < limit else set()
+        attempted += len(started)
+        running |= started
+        if not running:
+            return attempted
+        _, running = wait(running, return_when=FIRST_COMPLETED)
 
 
 # -- the background thread ----------------------------------------------------------------
@@ -259,6 +339,7 @@ def start(*, poll_s: float = 1.0) -> None:
 
 
 def stop() -> None:
+    """Stop the dispatcher and wait for the deliveries in flight (each ends by its deadline)."""
     global _thread
     with _thread_lock:
         _stop.set()
@@ -266,14 +347,15 @@ def stop() -> None:
         thread, _thread = _thread, None
     if thread is not None:
         thread.join(timeout=30)
+    _sender.close()
 
 
 def _loop(poll_s: float) -> None:
     while not _stop.is_set():
+        _wakeup.clear()
         try:
-            while run_due() and not _stop.is_set():
-                pass
+            # Never waits for a delivery: a slow one holds its slot, not the dispatcher.
+            _sender.launch(get_settings().delivery_concurrency)
         except Exception:
             log.exception("dispatcher pass failed")
         _wakeup.wait(poll_s)
-        _wakeup.clear()

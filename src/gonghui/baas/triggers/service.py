@@ -14,14 +14,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from croniter import croniter
 from sqlalchemy import bindparam, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, object_session
 
-from gonghui import hooks
+from gonghui import hooks, outbound
 from gonghui.audit import service as audit
 from gonghui.baas.apps import get_app
 from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
@@ -46,6 +45,7 @@ from gonghui.clock import now
 from gonghui.db import on_commit
 from gonghui.errors import InvalidInput, NotFound, Unauthenticated, field_error
 from gonghui.orgs.models import Org
+from gonghui.outbound import OutboundError
 from gonghui.tenancy import Actor
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -89,9 +89,12 @@ def _check(session: Session, app_id: int, spec: TriggerSpec) -> None:
     if spec.target_kind is TargetKind.FUNCTION and not spec.function_name:
         raise _bad("function_name", TriggersError.BAD_TRIGGER, "name the function to run")
     if spec.target_kind is TargetKind.WEBHOOK:
-        url = urlsplit(spec.webhook_url or "")
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise _bad("webhook_url", TriggersError.BAD_URL, "an http(s) URL")
+        # Syntax and literal addresses now; a name's addresses are checked at each delivery,
+        # since what it resolves to may change.
+        try:
+            outbound.check_url(spec.webhook_url or "")
+        except OutboundError as exc:
+            raise _bad("webhook_url", TriggersError.BAD_URL, exc.message) from exc
     if not 1 <= spec.max_attempts <= 20:
         raise _bad("max_attempts", TriggersError.BAD_TRIGGER, "between 1 and 20")
 
