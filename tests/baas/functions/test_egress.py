@@ -15,6 +15,8 @@ from tests.baas.devapp import deploy, invoke, make_app
 from tests.fixtures import FakeDns, StaffFactory, Tree
 from tests.receiver import running_receiver
 
+# A global address: what answers there does not matter, only that it is not the receiver.
+PUBLIC_UNREACHABLE = "2001:db9::1"
 CALL = (
     "def handler(event, context):\n"
     "    try:\n"
@@ -82,6 +84,21 @@ def test_a_rebinding_host_is_reached_only_at_the_address_that_was_checked(
     assert result == {"status": 200}
     assert [r.json for r in checked.requests] == [{"ping": 1}]
     assert checked.requests[0].headers["host"] == f"api.partner.example:{checked.port}"
+    assert internal.requests == []
+    assert fake_dns.lookups == ["api.partner.example"]
+
+
+def test_a_host_that_answers_public_then_loopback_is_never_reached_at_loopback(
+    api: httpx.Client, app_a: AppHandle, fake_dns: FakeDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DNS rebinding: the first answer (a public address, unreachable or not from here) is
+    # the one checked; a second lookup would hand the connection to the loopback receiver.
+    monkeypatch.setattr(get_settings(), "outbound_timeout_s", 1.0)
+    with running_receiver() as internal:
+        fake_dns.answers["api.partner.example"] = [PUBLIC_UNREACHABLE, "127.0.0.1"]
+        deploy(api, app_a, "call", CALL, allowed_hosts=["api.partner.example"])
+        url = f"http://api.partner.example:{internal.port}/hook"
+        invoke(api, app_a, "call", {"url": url})
     assert internal.requests == []
     assert fake_dns.lookups == ["api.partner.example"]
 
