@@ -20,6 +20,7 @@ from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from tests.baas.conftest import AppHandle
 from tests.baas.devapp import deploy, make_app
+from tests.baas.triggers.conftest import deliveries
 from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 
@@ -60,13 +61,6 @@ def create_score(api: httpx.Client, app: AppHandle, member: str, points: int) ->
         json={"member": member, "points": points},
         headers={"X-Gonghui-App-Key": app.server_key},
     )
-
-
-def deliveries(api: httpx.Client, app: AppHandle) -> list[dict[str, object]]:
-    resp = api.get(f"/api/v1/baas/apps/{app.id}/deliveries", headers=app.dev.headers)
-    assert resp.status_code == 200, resp.text
-    rows: list[dict[str, object]] = resp.json()
-    return rows
 
 
 def count_deliveries() -> int:

@@ -15,6 +15,7 @@ from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
 from tests.baas.conftest import AppHandle
 from tests.baas.devapp import make_app
+from tests.baas.triggers.conftest import deliveries
 from tests.fixtures import FakeDns, StaffFactory, Tree
 from tests.receiver import running_receiver
 
@@ -52,13 +53,6 @@ def create_score(api: httpx.Client, app: AppHandle, member: str) -> None:
         headers={"X-Gonghui-App-Key": app.server_key},
     )
     assert resp.status_code == 201, resp.text
-
-
-def deliveries(api: httpx.Client, app: AppHandle) -> list[dict[str, object]]:
-    resp = api.get(f"/api/v1/baas/apps/{app.id}/deliveries", headers=app.dev.headers)
-    assert resp.status_code == 200, resp.text
-    rows: list[dict[str, object]] = resp.json()
-    return rows
 
 
 def trigger_count() -> int:
