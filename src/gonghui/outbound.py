@@ -198,7 +198,7 @@ async def _exchange(
             retries=0,
         ) as pool:
             async with pool.stream(
-                method, target.url, headers=headers, content=content or b""
+                method, target.url, headers=headers, content=content
             ) as response:
                 body = bytearray()
                 truncated = False
