@@ -4,7 +4,9 @@ that was checked, within one deadline and a bounded answer."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import ssl
+import threading
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,35 @@ def test_a_rebinding_name_is_reached_at_the_address_that_was_checked(
     assert len(checked.requests) == 1
     assert checked.requests[0].headers["host"] == f"rebind.example:{port}"
     assert internal.requests == []
+
+
+def test_a_name_answering_public_then_loopback_is_never_reached_at_loopback(
+    fake_dns: FakeDns,
+) -> None:
+    with running_receiver() as internal:
+        fake_dns.answers["rebind.example"] = ["2001:db9::1", "127.0.0.1"]
+        with pytest.raises(OutboundError):  # whatever the public address does
+            call(f"http://rebind.example:{internal.port}/hook", timeout_s=1.0)
+    assert fake_dns.lookups == ["rebind.example"]
+    assert internal.requests == []
+
+
+def test_a_resolver_that_does_not_answer_is_cut_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answered = threading.Event()
+
+    def stuck(*args: object, **kwargs: object) -> object:
+        answered.wait(60)
+        raise OSError("released")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck)
+    try:
+        with pytest.raises(OutboundError) as late:
+            call("http://stuck.example/hook", timeout_s=0.3)
+    finally:
+        answered.set()
+    assert late.value.code == OutboundRefusal.DEADLINE
 
 
 def test_a_name_with_any_private_answer_is_refused(
