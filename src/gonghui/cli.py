@@ -45,7 +45,7 @@ def serve(
     from gonghui.observability import configure_logging
 
     settings = get_settings()
-    bind = settings.host if host is None else host
+    bind = host or settings.host
     try:
         check_deployment(settings, host=bind)
     except UnsafeDeployment as exc:
