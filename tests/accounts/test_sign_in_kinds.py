@@ -173,6 +173,7 @@ def test_a_staff_members_h5_cookie_does_not_open_the_console(api: httpx.Client, 
     sent = api.post("/h5/login/code", data={"phone": PHONE})
     assert sent.status_code == 200
     code = dev_outbox(PHONE)[-1]["code"]
+    assert code in sent.text  # a developer's loopback server shows the code
     signed_in = api.post("/h5/login", data={"phone": PHONE, "code": code})
     assert signed_in.status_code == 303
     assert set(api.cookies) == {"gh_at", "gh_rt"}  # the client keeps the sign-in cookies
