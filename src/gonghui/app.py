@@ -27,6 +27,7 @@ from gonghui.baas.router import router as baas_router
 from gonghui.baas.triggers.router import router as triggers_router
 from gonghui.benefits.router import router as benefits_router
 from gonghui.db import unit_of_work
+from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
 from gonghui.errors import DomainError, RateLimited, envelope
 from gonghui.members.router import router as members_router
@@ -148,7 +149,7 @@ def create_app() -> FastAPI:
 
     web.install(app)
 
-    if settings.simulators_enabled and settings.env != "production":
+    if dev_conveniences_allowed(settings):
         from gonghui.integrations.simulators import mount_simulators
 
         mount_simulators(app)

@@ -41,9 +41,18 @@ def serve(
     import uvicorn
 
     from gonghui import hotwrite
+    from gonghui.deployment import UnsafeDeployment, check_deployment
     from gonghui.observability import configure_logging
 
     settings = get_settings()
+    bind = host or settings.host
+    try:
+        check_deployment(settings, host=bind)
+    except UnsafeDeployment as exc:
+        typer.echo(str(exc), err=True)  # not Rich: it would wrap the lines
+        raise typer.Exit(2) from exc
+    # The server processes check again as they load the app, against the address bound.
+    os.environ["GONGHUI_HOST"] = bind
     if not skip_migrate:
         from gonghui.migrations import upgrade
 
@@ -54,7 +63,7 @@ def serve(
     get_settings.cache_clear()
     uvicorn.run(
         "gonghui.asgi:app",
-        host=host or settings.host,
+        host=bind,
         port=port or settings.port,
         workers=workers,
         log_config=None,

@@ -16,7 +16,7 @@ from sqlalchemy import delete, event, func, insert, select, update
 from gonghui import clock, housekeeping
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import AuthSession, PrincipalChange, User
+from gonghui.accounts.models import AuthSession, PrincipalChange, SessionKind, User
 from gonghui.accounts.service import create_user
 from gonghui.accounts.tokens import issue_access_token, start_session
 from gonghui.db import get_engine, unit_of_work
@@ -90,7 +90,8 @@ def test_a_token_resolves_from_its_own_claims_until_the_feed_says_otherwise(
     # change to its user is checked against the database.
     clock.advance(timedelta(seconds=principals.CLOCK_MARGIN_S + 1))
     with unit_of_work() as session:
-        token = start_session(session, user=session.get_one(User, user_id)).access_token
+        user = session.get_one(User, user_id)
+        token = start_session(session, user=user, kind=SessionKind.STAFF).access_token
     expected = (Grant(org_id=tree.city_a, org_path=city_path, role=Role.OPERATOR),)
     with statements() as seen:
         assert _resolve(token).grants == expected  # reads only the feed, which is due

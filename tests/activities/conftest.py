@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from gonghui import clock
+from gonghui.accounts.models import SessionKind
 from gonghui.accounts.service import create_user, get_user
 from gonghui.accounts.tokens import issue_access_token, start_session
 from gonghui.activities.quiz.models import Question
@@ -49,7 +50,7 @@ def staff_headers(staff: Staff) -> dict[str, str]:
     with unit_of_work() as session:
         user = get_user(session, user_id=staff.user_id)
         assert user is not None
-        tokens = start_session(session, user=user)
+        tokens = start_session(session, user=user, kind=SessionKind.STAFF)
     return {"Authorization": f"Bearer {tokens.access_token}"}
 
 

@@ -91,7 +91,9 @@ def make_table(
 
 
 def signed_in_user(org_id: int | None = None, role: Role | None = None) -> Staff:
-    """A user signed in through the token service (no password hashing: keeps tests fast)."""
+    """A user signed in through the token service (no password hashing: keeps tests fast),
+    as the staff sign-in would (a staff session) when they hold ``role``."""
+    from gonghui.accounts.models import SessionKind
     from gonghui.accounts.service import create_user
     from gonghui.accounts.tokens import start_session
     from gonghui.db import unit_of_work
@@ -102,5 +104,6 @@ def signed_in_user(org_id: int | None = None, role: Role | None = None) -> Staff
         user = create_user(session, display_name="user")
         if org_id is not None and role is not None:
             orgs.grant_role(session, actor=SYSTEM, org_id=org_id, user_id=user.id, role=role)
-        pair = start_session(session, user=user)
+        kind = SessionKind.MEMBER if role is None else SessionKind.STAFF
+        pair = start_session(session, user=user, kind=kind)
     return Staff(user.id, f"user{user.id}", {"Authorization": f"Bearer {pair.access_token}"})

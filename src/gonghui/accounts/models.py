@@ -25,6 +25,15 @@ class Provider(StrEnum):
     OIDC = "oidc"
 
 
+class SessionKind(StrEnum):
+    """How a sign-in was started, which bounds what it may do. Only the staff sign-in
+    (password, then TOTP where enabled) carries staff roles and the platform-admin flag;
+    a phone code or WeChat proves a member channel, not a staff member's credentials."""
+
+    STAFF = "staff"
+    MEMBER = "member"
+
+
 class User(Base):
     __tablename__ = "accounts_user"
 
@@ -65,6 +74,10 @@ class AuthSession(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"), index=True)
     channel: Mapped[str] = mapped_column(String(32), default="web")
+    # Sessions from before kinds existed are member sessions (see the migration).
+    kind: Mapped[SessionKind] = mapped_column(
+        String(16), default=SessionKind.MEMBER, server_default=SessionKind.MEMBER.value
+    )
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=now)

@@ -15,6 +15,10 @@ or sign-in is stamped later than ``CLOCK_MARGIN_S`` before it was read (the marg
 the commit itself and the clocks of other servers); otherwise it is loaded afresh and kept
 for ``PRINCIPAL_CACHE_TTL_S``. So a change applies in the process that makes it at its
 commit, and in every other process within ``FEED_MAX_LAG_S``.
+
+Staff roles and the platform-admin flag belong to staff sign-ins only (``SessionKind``): a
+sign-in by phone code or WeChat resolves to the user's membership and nothing more, however
+many roles the user holds.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sqlalchemy import Connection, bindparam, delete, event, func, insert, or_, 
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import AuthSession, PrincipalChange, User
+from gonghui.accounts.models import AuthSession, PrincipalChange, SessionKind, User
 from gonghui.accounts.tokens import AccessClaims, decode_access_token
 from gonghui.clock import local_day, now
 from gonghui.db import on_commit, rowcount
@@ -66,6 +70,7 @@ class MemberInfo:
 class Principal:
     user_id: int
     session_id: str
+    kind: SessionKind
     is_platform_admin: bool
     grants: tuple[Grant, ...]
     member: MemberInfo | None
@@ -81,7 +86,7 @@ class Principal:
 
 def claims_of(principal: Principal) -> dict[str, Any]:
     """The principal as the ``prn`` claim of an access token (next to ``sub`` and ``sid``)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"knd": principal.kind.value}
     if principal.is_platform_admin:
         out["adm"] = True
     if principal.grants:
@@ -99,9 +104,10 @@ def claims_of(principal: Principal) -> dict[str, Any]:
 
 
 def _from_claims(claims: AccessClaims) -> Principal | None:
-    """The principal a token carries; None for a token issued without one."""
+    """The principal a token carries; None for a token issued without one, or before
+    sessions had kinds (its grants may come from a member sign-in: read it afresh)."""
     payload = claims.payload.get("prn")
-    if not isinstance(payload, dict):
+    if not isinstance(payload, dict) or "knd" not in payload:
         return None
     try:
         member = None
@@ -117,6 +123,7 @@ def _from_claims(claims: AccessClaims) -> Principal | None:
         return Principal(
             user_id=claims.user_id,
             session_id=claims.session_id,
+            kind=SessionKind(payload["knd"]),
             is_platform_admin=bool(payload.get("adm", False)),
             grants=tuple(
                 Grant(org_id=int(g[0]), org_path=str(g[1]), role=Role(g[2]))
@@ -349,7 +356,13 @@ def purge_changes(session: Session) -> int:
 # A request's sign-in, read with three prebuilt statements. Tuples, not ORM objects:
 # nothing here is written.
 _SIGN_IN = (
-    select(AuthSession.user_id, AuthSession.revoked_at, User.is_active, User.is_platform_admin)
+    select(
+        AuthSession.user_id,
+        AuthSession.kind,
+        AuthSession.revoked_at,
+        User.is_active,
+        User.is_platform_admin,
+    )
     .join(User, User.id == AuthSession.user_id)
     .where(AuthSession.id == bindparam("sid"))
 )
@@ -384,9 +397,15 @@ def load(connection: Connection, *, user_id: int, session_id: str) -> Principal:
         raise Unauthenticated(AccountsError.SESSION_REVOKED, "this sign-in has been revoked")
     if not auth.is_active:
         raise Unauthenticated(AccountsError.USER_DISABLED, "this account is disabled")
-    grants = tuple(
-        Grant(org_id=org_id, org_path=path, role=role)
-        for org_id, path, role in connection.execute(_GRANTS, {"uid": user_id})
+    kind = SessionKind(auth.kind)
+    staff = kind is SessionKind.STAFF
+    grants = (
+        tuple(
+            Grant(org_id=org_id, org_path=path, role=role)
+            for org_id, path, role in connection.execute(_GRANTS, {"uid": user_id})
+        )
+        if staff
+        else ()
     )
     row = connection.execute(_MEMBERSHIP, {"uid": user_id}).first()
     member = None
@@ -402,7 +421,8 @@ def load(connection: Connection, *, user_id: int, session_id: str) -> Principal:
     return Principal(
         user_id=user_id,
         session_id=session_id,
-        is_platform_admin=auth.is_platform_admin,
+        kind=kind,
+        is_platform_admin=staff and auth.is_platform_admin,
         grants=grants,
         member=member,
     )

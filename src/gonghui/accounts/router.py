@@ -120,7 +120,8 @@ def me(principal: CurrentPrincipal, session: SessionDep) -> MeRead:
         user_id=user.id,
         display_name=user.display_name,
         phone=service.user_phone_masked(user),
-        is_platform_admin=user.is_platform_admin,
+        sign_in=principal.kind,
+        is_platform_admin=principal.is_platform_admin,
         roles=[
             GrantRead(org_id=g.org_id, org_path=g.org_path, role=g.role) for g in principal.grants
         ],

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from gonghui.accounts.models import SessionKind
+
 
 class PasswordLogin(BaseModel):
     username: str = Field(min_length=1, max_length=64)
@@ -38,6 +40,8 @@ class MeRead(BaseModel):
     user_id: int
     display_name: str
     phone: str | None
+    # What this sign-in may do: staff roles and the admin flag only with a staff sign-in.
+    sign_in: SessionKind
     is_platform_admin: bool
     roles: list[GrantRead]
     membership: MembershipBrief | None

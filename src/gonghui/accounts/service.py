@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.accounts import totp
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import Identity, Provider, User
+from gonghui.accounts.models import Identity, Provider, SessionKind, User
 from gonghui.accounts.passwords import hash_password, verify_password
 from gonghui.accounts.tokens import TokenPair, start_session
 from gonghui.accounts.totp import TotpChallenge
@@ -82,7 +82,9 @@ def sign_in_with_password(
     assert user is not None
     if totp.is_enabled(session, user_id=user.id):
         return totp.issue_challenge(user_id=user.id)
-    return start_session(session, user=user, channel="console", ip=ip, user_agent=user_agent)
+    return start_session(
+        session, user=user, kind=SessionKind.STAFF, channel="console", ip=ip, user_agent=user_agent
+    )
 
 
 def find_user_by_phone(session: Session, *, phone: str) -> User | None:

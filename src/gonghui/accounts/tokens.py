@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import AuthSession, RefreshToken, User
+from gonghui.accounts.models import AuthSession, RefreshToken, SessionKind, User
 from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Unauthenticated
@@ -125,16 +125,19 @@ def start_session(
     session: Session,
     *,
     user: User,
+    kind: SessionKind = SessionKind.MEMBER,
     channel: str = "web",
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> TokenPair:
-    """Sign ``user`` in: a new token family."""
+    """Sign ``user`` in: a new token family. Only the staff sign-in passes
+    ``kind=SessionKind.STAFF``; every refresh of the family keeps its kind."""
     if not user.is_active:
         raise Unauthenticated(AccountsError.USER_DISABLED, "this account is disabled")
     auth = AuthSession(
         id=secrets.token_hex(16),
         user_id=user.id,
+        kind=kind,
         channel=channel,
         ip=ip,
         user_agent=(user_agent or "")[:255] or None,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gonghui import clock
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import Identity, Provider, TotpCredential, User
+from gonghui.accounts.models import Identity, Provider, SessionKind, TotpCredential, User
 from gonghui.accounts.tokens import TokenPair, start_session
 from gonghui.audit import service as audit
 from gonghui.db import rowcount
@@ -283,4 +283,6 @@ def complete_sign_in(
             "the sign-in has expired; enter the password again",
         )
     check_code(session, row=row, code=code)
-    return start_session(session, user=user, channel="console", ip=ip, user_agent=user_agent)
+    return start_session(
+        session, user=user, kind=SessionKind.STAFF, channel="console", ip=ip, user_agent=user_agent
+    )

@@ -25,6 +25,7 @@ from gonghui.benefits import service as benefits
 from gonghui.benefits.models import PrizeStatus
 from gonghui.benefits.schemas import AddressRequest, PrizeRead, VoucherRead
 from gonghui.db import unit_of_work
+from gonghui.deployment import dev_conveniences_allowed
 from gonghui.errors import DomainError, NotFound
 from gonghui.integrations.sms import dev_outbox
 from gonghui.members import review
@@ -74,8 +75,7 @@ def _member(user: PageUser) -> MemberInfo:
 
 
 def _dev_sms_shown() -> bool:
-    settings = get_settings()
-    return settings.simulators_enabled and settings.env != "production"
+    return dev_conveniences_allowed()
 
 
 def _login_page(request: Request, **context: Any) -> Response:
@@ -481,12 +481,7 @@ WECHAT_AUTHORIZE = "https://open.weixin.qq.com/connect/oauth2/authorize"
 
 
 def _wechat_simulated() -> bool:
-    settings = get_settings()
-    return (
-        settings.simulators_enabled
-        and settings.env != "production"
-        and not (settings.wechat_base_url)
-    )
+    return dev_conveniences_allowed() and not get_settings().wechat_base_url
 
 
 @router.get("/login/wechat")
