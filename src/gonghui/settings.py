@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     delivery_lease_s: float = 60.0
     scheduler_interval_s: float = 1.0
     # Set by ``gonghui serve`` for its server processes: the socket of the server's one
-    # writer process for members' hot writes (see hotwrite.py). Empty: a writer thread.
+    # writer process for members' hot writes (see hotwrite/). Empty: a writer thread.
     hot_writer_socket: str = ""
     # Clean-up passes (housekeeping.py) run at start-up and then this often.
     housekeeping_interval_s: float = 300.0
