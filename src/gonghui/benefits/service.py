@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from gonghui.activities import idempotency
+from gonghui import idempotency
 from gonghui.audit import service as audit
 from gonghui.benefits.errors import BenefitsError
 from gonghui.benefits.models import (
