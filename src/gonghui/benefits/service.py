@@ -39,6 +39,15 @@ from gonghui.tenancy import Actor
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
+def open_budget(
+    session: Session, *, activity_id: int, cents_total: int | None, points_total: int | None
+) -> Budget:
+    """Open an activity's budget as it is published: nothing spent; None is no limit."""
+    budget = Budget(activity_id=activity_id, cents_total=cents_total, points_total=points_total)
+    session.add(budget)
+    return budget
+
+
 def charge_budget(session: Session, *, activity_id: int, cents: int = 0, points: int = 0) -> bool:
     """Spend from the activity's budget; False (and nothing spent) if it would overrun."""
     result = session.execute(
