@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
+from gonghui import hooks
+
 # Each domain's module of hot operations.
 HOT_OPERATION_MODULES = (
     "gonghui.activities.lottery.draw",  # draw
@@ -34,7 +36,9 @@ def load(extra_modules: Iterable[str] = ()) -> None:
     global _loaded
     importlib.import_module("gonghui.models")
     modules = (*HOT_OPERATION_MODULES, *extra_modules)
-    for module in modules:
+    # The hook subscribers too, which the operations' events reach: loaded now rather than
+    # inside the first batch that emits one.
+    for module in (*modules, *hooks.SUBSCRIBER_MODULES):
         importlib.import_module(module)
     _loaded = frozenset(modules)
 
