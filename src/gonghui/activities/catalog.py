@@ -22,13 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from gonghui.activities.models import (
-    Activity,
-    ActivityKind,
-    ActivityStatus,
-    CatalogStamp,
-    catalog_changes_here,
-)
+from gonghui.activities.models import Activity, ActivityKind, ActivityStatus, CatalogStamp
 from gonghui.activities.service import status_at
 from gonghui.clock import now
 from gonghui.orgs.models import Org
@@ -74,13 +68,13 @@ class _Copy:
     changes_seen: int = 0
 
     def current(self) -> bool:
-        return (
-            self.changes_seen == catalog_changes_here()
-            and time.monotonic() - self.checked_at <= MAX_LAG_S
+        return self.changes_seen == _changes_here and time.monotonic() - self.checked_at <= (
+            MAX_LAG_S
         )
 
 
 _copy: _Copy | None = None
+_changes_here = 0
 _lock = threading.Lock()
 
 
@@ -89,6 +83,13 @@ def forget() -> None:
     global _copy
     with _lock:
         _copy = None
+
+
+def changed_here() -> None:
+    """A transaction of this process that changed the catalog has committed."""
+    global _changes_here
+    with _lock:
+        _changes_here += 1
 
 
 def _load(connection: Connection, stamp: str, at: datetime) -> _Copy:
@@ -154,8 +155,7 @@ def open_activities(connection: Connection, *, chain: tuple[int, ...] | None) ->
     copy = _copy
     # A copy read at a later clock (tests move it back) may lack what is open now.
     if copy is None or at < copy.loaded_at or not copy.current():
-        # This process's changes are counted before the stamp is read.
-        changes, checked_at = catalog_changes_here(), time.monotonic()
+        changes, checked_at = _changes_here, time.monotonic()  # before the stamp is read
         stamp = connection.execute(_read_stamp).scalar()
         if copy is None or stamp is None or copy.stamp != stamp or at < copy.loaded_at:
             copy = _load(connection, stamp or "", at)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -98,27 +97,12 @@ class CatalogStamp(Base):
     stamp: Mapped[str] = mapped_column(String(32))
 
 
-_catalog_changes_here = 0
-_catalog_changes_lock = threading.Lock()
-
-
-def catalog_changes_here() -> int:
-    """How many transactions of this process that changed the catalog have committed: the
-    process's copy of the catalog (:mod:`gonghui.activities.catalog`) holds while this
-    number stays what it was when the copy was checked."""
-    return _catalog_changes_here
-
-
-def _catalog_changed_here() -> None:
-    global _catalog_changes_here
-    with _catalog_changes_lock:
-        _catalog_changes_here += 1
-
-
 def catalog_changed(session: Session) -> None:
     """Give the catalog stamp a new value in this transaction (upsert of its one row), and
     have this process's catalog copy dropped once it commits."""
-    on_commit(session, _catalog_changed_here)
+    from gonghui.activities import catalog  # local: the catalog imports this module
+
+    on_commit(session, catalog.changed_here)
     dialect_insert = upsert_insert(session.get_bind().dialect.name)
     stamp = secrets.token_hex(16)
     # On the connection, not the session: this runs inside a flush.
