@@ -47,6 +47,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	scripts/bench.sh $(W)
@@ -55,4 +56,5 @@ openapi: install
 	$(BIN)/gonghui openapi --out openapi.json
 
 clean:
-	rm -rf $(VENV) data node_modules src/gonghui/web/static/vendor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data node_modules src/gonghui/web/static/vendor .pytest_cache .mypy_cache .ruff_cache \
+		.import_linter_cache .grimp_cache

@@ -1,12 +1,17 @@
 """The hot writer: jobs batched into one transaction stay independent of each other, and
-the writer process answers with the job's own result or error."""
+the writer process answers with the job's own result or error, survives a server process
+that stops reading and a job it cannot be sent, and its callers hear when it is gone."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +21,9 @@ from sqlalchemy.orm import Session
 from gonghui import hotwrite
 from gonghui.db import on_commit, unit_of_work
 from gonghui.errors import Conflict
+from gonghui.hotwrite import client as hotwrite_client
+from gonghui.hotwrite.registry import UnknownOperation
+from gonghui.hotwrite.writer import local_writer
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
 from gonghui.settings import get_settings
@@ -23,11 +31,15 @@ from gonghui.tenancy import SYSTEM
 
 COMMITTED: list[str] = []
 _busy = threading.Event()
+_release = threading.Event()
+# How long a test waits for what must happen at once before calling it a hang.
+PATIENCE_S = 30
 
 
-def hold_writer(session: Session, *, seconds: float) -> str:
+def hold_writer(session: Session) -> str:
+    """Keep this process's writer busy until the test releases it."""
     _busy.set()
-    time.sleep(seconds)
+    assert _release.wait(PATIENCE_S)
     return "held"
 
 
@@ -39,6 +51,18 @@ def create_org(session: Session, *, code: str, refuse: bool = False) -> int:
     if refuse:
         raise Conflict("test.refused", f"{code} refused after writing", {"code": code})
     return org.id
+
+
+def create_org_at_gate(session: Session, *, code: str, gate: str) -> int:
+    """Write, then wait (in the writer process) until the test writes to the FIFO ``gate``."""
+    org_id = create_org(session, code=code)
+    with open(gate, "rb") as fifo:  # opening blocks until the test opens the other end
+        fifo.read()
+    return org_id
+
+
+def big_answer(session: Session, *, size: int) -> bytes:
+    return b"x" * size
 
 
 BATCH_SIZES: list[int] = []
@@ -73,43 +97,44 @@ def _codes() -> set[str]:
 @pytest.fixture(autouse=True)
 def _clean() -> Iterator[None]:
     COMMITTED.clear()
+    BATCH_SIZES.clear()
     _busy.clear()
+    _release.clear()
     yield
+    _release.set()  # never leave the writer thread held
     COMMITTED.clear()
 
 
+def _queued_together(op: Any, *jobs: dict[str, Any]) -> list[Any]:
+    """Run ``jobs`` of ``op`` in one batch: queued while the writer is held, released only
+    once all are in its queue. Each job's result or error."""
+    held = local_writer.submit(hold_writer, {})
+    assert _busy.wait(PATIENCE_S)
+    futures = [local_writer.submit(op, job) for job in jobs]  # each in the queue on return
+    _release.set()
+    assert held.result(PATIENCE_S) == "held"
+    return [f.exception(PATIENCE_S) or f.result(PATIENCE_S) for f in futures]
+
+
 def test_a_failing_job_leaves_nothing_and_the_rest_of_its_batch_commits() -> None:
-    with ThreadPoolExecutor(4) as pool:
-        held = pool.submit(hotwrite.run, hold_writer, seconds=0.5)
-        assert _busy.wait(5)  # the writer is busy: the next three queue into one batch
-        first = pool.submit(hotwrite.run, create_org, code="A")
-        refused = pool.submit(hotwrite.run, create_org, code="B", refuse=True)
-        last = pool.submit(hotwrite.run, create_org, code="C")
-        assert held.result(10) == "held"
-        assert isinstance(first.result(10), int)
-        assert isinstance(last.result(10), int)
-        with pytest.raises(Conflict) as caught:
-            refused.result(10)
-    assert caught.value.code == "test.refused"
+    first, refused, last = _queued_together(
+        create_org, {"code": "A"}, {"code": "B", "refuse": True}, {"code": "C"}
+    )
+    assert isinstance(first, int)
+    assert isinstance(last, int)
+    assert isinstance(refused, Conflict)
+    assert refused.code == "test.refused"
     assert {"A", "C"} <= _codes()
     assert "B" not in _codes()
     assert sorted(COMMITTED) == ["A", "C"]  # B's after-commit effect was rolled back too
 
 
-def _queued_together(*jobs: dict[str, Any]) -> list[Any]:
-    """Run ``jobs`` in one batch (queued behind a busy writer); each result or error."""
-    with ThreadPoolExecutor(len(jobs) + 1) as pool:
-        held = pool.submit(hotwrite.run, hold_writer, seconds=0.5)
-        assert _busy.wait(5)
-        futures = [pool.submit(hotwrite.run, create_org_batched, **job) for job in jobs]
-        assert held.result(10) == "held"
-        return [f.exception(10) or f.result(10) for f in futures]
-
-
 def test_a_batched_operation_runs_its_jobs_in_one_call() -> None:
-    BATCH_SIZES.clear()
     done = _queued_together(
-        {"code": "D1", "refuse": False}, {"code": "D2", "refuse": True}, {"code": "D3"}
+        create_org_batched,
+        {"code": "D1", "refuse": False},
+        {"code": "D2", "refuse": True},
+        {"code": "D3"},
     )
     assert BATCH_SIZES == [3]
     assert isinstance(done[0], int)
@@ -120,8 +145,9 @@ def test_a_batched_operation_runs_its_jobs_in_one_call() -> None:
 
 
 def test_a_fault_in_a_batch_call_falls_back_to_running_each_job_alone() -> None:
-    BATCH_SIZES.clear()
-    done = _queued_together({"code": "F1"}, {"code": "F2", "fault": True}, {"code": "F3"})
+    done = _queued_together(
+        create_org_batched, {"code": "F1"}, {"code": "F2", "fault": True}, {"code": "F3"}
+    )
     assert BATCH_SIZES == [3, 1, 1, 1]  # the batch, then each job alone
     assert isinstance(done[0], int)
     assert isinstance(done[2], int)
@@ -130,25 +156,125 @@ def test_a_fault_in_a_batch_call_falls_back_to_running_each_job_alone() -> None:
     assert "F2" not in _codes()
 
 
-def test_the_writer_process_answers_results_and_domain_errors(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    writer = hotwrite.start_writer_process()
+# -- the writer process ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[hotwrite.WriterProcess]:
+    """A writer process that also runs this module's operations; this process its client."""
+    process = hotwrite.start_writer_process(extra_modules=[__name__])
+    monkeypatch.setattr(get_settings(), "hot_writer_socket", process.address)
+    monkeypatch.setattr(hotwrite_client, "_client", None)  # no connection to an earlier one
     try:
-        monkeypatch.setattr(get_settings(), "hot_writer_socket", writer.address)
-        org_id = hotwrite.run(create_org, code="R1")
-        with unit_of_work(read_only=True) as session:
-            org = session.get(Org, org_id)
-            assert org is not None
-            assert org.code == "R1"
-        with pytest.raises(Conflict) as caught:
-            hotwrite.run(create_org, code="R2", refuse=True)
-        assert caught.value.code == "test.refused"
-        assert caught.value.message == "R2 refused after writing"
-        assert caught.value.details == {"code": "R2"}
-        assert caught.value.status_code == 409
-        assert "R2" not in _codes()
-        with pytest.raises(TypeError, match="module-level"):
-            hotwrite.run(lambda session: None)
+        yield process
     finally:
-        writer.stop()
+        process.stop()
+
+
+def _gate(tmp_path: Path) -> str:
+    gate = str(tmp_path / "gate")
+    os.mkfifo(gate)
+    return gate
+
+
+def test_the_writer_process_answers_results_and_domain_errors(
+    writer: hotwrite.WriterProcess,
+) -> None:
+    org_id = hotwrite.run(create_org, code="R1")
+    with unit_of_work(read_only=True) as session:
+        org = session.get(Org, org_id)
+        assert org is not None
+        assert org.code == "R1"
+    with pytest.raises(Conflict) as caught:
+        hotwrite.run(create_org, code="R2", refuse=True)
+    assert caught.value.code == "test.refused"
+    assert caught.value.message == "R2 refused after writing"
+    assert caught.value.details == {"code": "R2"}
+    assert caught.value.status_code == 409
+    assert "R2" not in _codes()
+    with pytest.raises(TypeError, match="module-level"):
+        hotwrite.run(lambda session: None)
+
+
+def test_the_writer_process_runs_only_operations_of_registered_modules(
+    writer: hotwrite.WriterProcess,
+) -> None:
+    with pytest.raises(UnknownOperation, match="gonghui.orgs.service.create_org"):
+        hotwrite.run(
+            orgs.create_org,
+            actor=SYSTEM,
+            code="X1",
+            name="X1",
+            level=OrgLevel.CITY,
+            parent_id=None,
+        )
+    assert "X1" not in _codes()
+    assert isinstance(hotwrite.run(create_org, code="X2"), int)
+
+
+def test_a_job_that_cannot_be_pickled_fails_alone_and_the_writer_goes_on(
+    writer: hotwrite.WriterProcess,
+) -> None:
+    with pytest.raises(TypeError, match="create_org cannot be sent to the writer"):
+        hotwrite.run(create_org, code=threading.Lock())  # type: ignore[arg-type]
+    assert isinstance(hotwrite.run(create_org, code="P1"), int)
+    assert writer.process.is_alive()
+    assert "P1" in _codes()
+
+
+def test_jobs_waiting_on_a_writer_that_dies_fail_as_unavailable_and_leave_nothing(
+    writer: hotwrite.WriterProcess, tmp_path: Path
+) -> None:
+    gate = _gate(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        waiting = pool.submit(hotwrite.run, create_org_at_gate, code="G1", gate=gate)
+        # Opening the gate for writing returns once the job waits at it, in the writer.
+        fd = pool.submit(os.open, gate, os.O_WRONLY).result(PATIENCE_S)
+        try:
+            os.kill(writer.process.pid or 0, signal.SIGKILL)
+            with pytest.raises(hotwrite.WriterUnavailable) as caught:
+                waiting.result(PATIENCE_S)
+        finally:
+            os.close(fd)
+    assert caught.value.code == "server.writer_unavailable"
+    assert caught.value.status_code == 503
+    with pytest.raises(hotwrite.WriterUnavailable):  # and so does every job after
+        hotwrite.run(create_org, code="G2")
+    assert not {"G1", "G2"} & _codes()  # G1's uncommitted batch died with the writer
+
+
+def _flood(address: str, jobs: int, size: int, sent: Event) -> None:
+    """A server process that sends ``jobs`` jobs with big answers, then waits for them."""
+    client = hotwrite_client.Client(address)
+    futures = [client.submit(big_answer, {"size": size}) for _ in range(jobs)]
+    sent.set()  # every job is in the writer's socket
+    for future in futures:
+        future.result()
+
+
+def test_a_stopped_server_process_is_given_up_and_the_writer_serves_the_others(
+    writer: hotwrite.WriterProcess, tmp_path: Path
+) -> None:
+    gate = _gate(tmp_path)
+    context = multiprocessing.get_context("spawn")
+    sent = context.Event()
+    # Answers far beyond what a socket buffers: sending them blocks on the stopped reader.
+    stopped = context.Process(target=_flood, args=(writer.address, 32, 256 * 1024, sent))
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(hotwrite.run, create_org_at_gate, code="S0", gate=gate)
+        fd = pool.submit(os.open, gate, os.O_WRONLY).result(PATIENCE_S)
+        try:
+            stopped.start()
+            assert sent.wait(PATIENCE_S)  # its jobs queue behind the held one
+            os.kill(stopped.pid or 0, signal.SIGSTOP)
+        finally:
+            os.close(fd)  # the writer goes on: the held job, then the stopped process's
+        try:
+            assert isinstance(held.result(PATIENCE_S), int)
+            after: Future[int] = pool.submit(hotwrite.run, create_org, code="S1")
+            assert isinstance(after.result(PATIENCE_S), int)
+        finally:
+            stopped.kill()
+            stopped.join(PATIENCE_S)
+    assert writer.process.is_alive()
+    assert {"S0", "S1"} <= _codes()

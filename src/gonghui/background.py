@@ -11,10 +11,11 @@ def start() -> None:
     settings = get_settings()
     if not settings.background_workers:
         return
+    from gonghui import housekeeping
     from gonghui.baas.triggers import delivery, schedule
 
     delivery.start(poll_s=settings.delivery_poll_s)
-    schedule.start(interval_s=settings.scheduler_interval_s)
+    schedule.start(interval_s=settings.scheduler_interval_s, housekeeping=housekeeping.run)
 
 
 def stop() -> None:

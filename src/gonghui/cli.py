@@ -58,7 +58,7 @@ def serve(
 
         upgrade()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    # One writer process takes every server process's hot writes (hotwrite.py).
+    # One writer process takes every server process's hot writes (hotwrite/).
     os.environ["GONGHUI_HOT_WRITER_SOCKET"] = hotwrite.start_writer_process().address
     get_settings.cache_clear()
     uvicorn.run(

@@ -1,5 +1,6 @@
 """Imports every domain's models so that ``Base.metadata`` is complete (Alembic, tests)."""
 
+from gonghui import idempotency
 from gonghui.accounts import models as accounts_models
 from gonghui.activities import models as activities_models
 from gonghui.activities.lottery import models as lottery_models
@@ -19,6 +20,7 @@ __all__ = [
     "baas_models",
     "benefits_models",
     "functions_models",
+    "idempotency",
     "lottery_models",
     "members_models",
     "orgs_models",

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     outbound_allow_networks: list[str] = Field(default_factory=list)
     outbound_timeout_s: float = Field(default=10.0, gt=0)
     # Set by ``gonghui serve`` for its server processes: the socket of the server's one
-    # writer process for members' hot writes (see hotwrite.py). Empty: a writer thread.
+    # writer process for members' hot writes (see hotwrite/). Empty: a writer thread.
     hot_writer_socket: str = ""
     # Clean-up passes (housekeeping.py) run at start-up and then this often.
     housekeeping_interval_s: float = 300.0

@@ -129,9 +129,28 @@ def test_the_principal_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
         live = [principals.resolve(session, token) for token in tokens]
     assert {p.user_id for p in live} == {user.id}
     assert 1 <= len(principals._cache) <= 5
-    # Expired entries go first: a burst after they expire keeps only fresh ones.
-    monkeypatch.setattr(principals, "PRINCIPAL_CACHE_TTL_S", 0.0)
-    with unit_of_work(read_only=True) as session:
-        for token in tokens:
-            principals.resolve(session, token)
-    assert 1 <= len(principals._cache) <= 5
+
+
+def test_a_full_principal_cache_drops_expired_sign_ins_before_fresh_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(principals, "PRINCIPAL_CACHE_MAX", 4)
+    with unit_of_work() as session:
+        user = create_user(session, display_name="five sign-ins")
+        sids = [start_session(session, user=user).session_id for _ in range(5)]
+    tokens = {sid: issue_access_token(user_id=user.id, session_id=sid) for sid in sids}
+    first, second, third, fourth, fifth = sids
+
+    def resolve(*signed_in: str) -> None:
+        with unit_of_work(read_only=True) as session:
+            for sid in signed_in:
+                assert principals.resolve(session, tokens[sid]).session_id == sid
+
+    resolve(first, second, third)
+    clock.advance(timedelta(seconds=principals.PRINCIPAL_CACHE_TTL_S + 1))
+    # The first is read again (fresh, yet the oldest in the cache); the fourth is new.
+    resolve(first, fourth)
+    assert list(principals._cache) == [first, second, third, fourth]
+    # The cache is full: the fifth pushes out the two expired entries, not the oldest ones.
+    resolve(fifth)
+    assert list(principals._cache) == [first, fourth, fifth]

@@ -11,4 +11,3 @@ class ActivitiesError(StrEnum):
     NOT_ELIGIBLE = "activities.not_eligible"
     LIMIT_TOTAL = "activities.limit_total_reached"
     LIMIT_DAY = "activities.limit_per_day_reached"
-    IDEMPOTENCY_MISMATCH = "activities.idempotency_key_reused"

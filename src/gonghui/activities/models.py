@@ -1,4 +1,4 @@
-"""Activities: the activity row, per-member counters (limits, chances, wins), idempotency."""
+"""Activities: the activity row, per-member counters (limits, chances, wins)."""
 
 from __future__ import annotations
 
@@ -81,21 +81,6 @@ class Counter(Base):
     scope: Mapped[str] = mapped_column(String(32))
     used: Mapped[int] = mapped_column(default=0)
     granted: Mapped[int] = mapped_column(default=0)
-
-
-class IdempotentResponse(Base):
-    """The first response to a member's request with an ``Idempotency-Key``; retries get it."""
-
-    __tablename__ = "activities_idempotent_response"
-    __table_args__ = (UniqueConstraint("membership_id", "key"),)
-
-    id: Mapped[IdPk]
-    membership_id: Mapped[int] = mapped_column(BigId, ForeignKey("members_membership.id"))
-    key: Mapped[str] = mapped_column(String(128))
-    operation: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(default=200)
-    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=now)
 
 
 class CatalogStamp(Base):

@@ -27,7 +27,7 @@ from gonghui.activities.schemas import (
     QuizRules,
 )
 from gonghui.audit import service as audit
-from gonghui.benefits.models import Budget
+from gonghui.benefits import service as benefits
 from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, field_error
 from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
@@ -236,12 +236,11 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
         seed = secrets.token_hex(32)
         activity.seed = seed
         activity.seed_commitment = hashlib.sha256(seed.encode()).hexdigest()
-    session.add(
-        Budget(
-            activity_id=activity.id,
-            cents_total=activity.budget_cents,
-            points_total=activity.budget_points,
-        )
+    benefits.open_budget(
+        session,
+        activity_id=activity.id,
+        cents_total=activity.budget_cents,
+        points_total=activity.budget_points,
     )
     activity.status = ActivityStatus.SCHEDULED
     activity.published_at = activity.updated_at = now()

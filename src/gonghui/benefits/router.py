@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from gonghui import hotwrite
+from gonghui.activities import fulfilment
 from gonghui.activities import service as activities
-from gonghui.benefits import export, fulfilment, service
+from gonghui.benefits import export, service
 from gonghui.benefits.schemas import (
     AddressRequest,
     FulfilmentLine,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from gonghui.activities import idempotency
+from gonghui import idempotency
 from gonghui.audit import service as audit
 from gonghui.benefits.errors import BenefitsError
 from gonghui.benefits.models import (
@@ -37,6 +37,15 @@ from gonghui.pii import PiiField, seal
 from gonghui.tenancy import Actor
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def open_budget(
+    session: Session, *, activity_id: int, cents_total: int | None, points_total: int | None
+) -> Budget:
+    """Open an activity's budget as it is published: nothing spent; None is no limit."""
+    budget = Budget(activity_id=activity_id, cents_total=cents_total, points_total=points_total)
+    session.add(budget)
+    return budget
 
 
 def charge_budget(session: Session, *, activity_id: int, cents: int = 0, points: int = 0) -> bool:

@@ -22,7 +22,7 @@ import httpx
 from gonghui import clock
 from gonghui.errors import UpstreamError
 from gonghui.integrations.errors import IntegrationsError
-from gonghui.integrations.sms import NoticeMessage, OtpMessage
+from gonghui.integrations.sms_messages import NoticeMessage, OtpMessage
 from gonghui.pii import PiiField, normalize
 from gonghui.settings import Settings
 

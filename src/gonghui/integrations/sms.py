@@ -11,42 +11,27 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from gonghui import clock
+from gonghui.integrations.aliyun_sms import AliyunSms
+from gonghui.integrations.sms_messages import NoticeMessage, OtpMessage, SmsSender
 from gonghui.pii import PiiField, blind_index, mask, normalize
 from gonghui.settings import get_settings
 
+# The messages and the sender protocol are defined below the adapters that implement them.
+__all__ = [
+    "DevSmsSink",
+    "NoticeMessage",
+    "OtpMessage",
+    "SmsSender",
+    "dev_outbox",
+    "get_sms_sender",
+    "outbox_path",
+    "render_text",
+]
+
 log = logging.getLogger("gonghui.sms")
-
-
-@dataclass(frozen=True)
-class OtpMessage:
-    """A one-time code to deliver; adapters render it (text or provider template)."""
-
-    phone: str
-    code: str
-    ttl_minutes: int
-
-
-@dataclass(frozen=True)
-class NoticeMessage:
-    """A notification (a prize won): the provider's notice template and its parameters,
-    and the same text rendered for the development sink."""
-
-    phone: str
-    params: dict[str, str]
-    text: str
-
-
-class SmsSender(Protocol):
-    def send_code(self, message: OtpMessage) -> None:
-        """Deliver or raise :class:`gonghui.errors.UpstreamError`."""
-
-    def send_notice(self, message: NoticeMessage) -> None:
-        """Deliver or raise :class:`gonghui.errors.UpstreamError`."""
 
 
 _outbox_lock = threading.Lock()
@@ -106,7 +91,5 @@ def dev_outbox(phone: str) -> list[dict[str, str]]:
 def get_sms_sender() -> SmsSender:
     settings = get_settings()
     if settings.sms_provider == "aliyun":
-        from gonghui.integrations.aliyun_sms import AliyunSms
-
         return AliyunSms.from_settings(settings)
     return DevSmsSink()

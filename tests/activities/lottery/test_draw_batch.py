@@ -16,10 +16,11 @@ from gonghui.accounts.principal import MemberInfo, load
 from gonghui.activities import counters
 from gonghui.activities.lottery.draw import draw, draw_many
 from gonghui.activities.lottery.models import Draw, PoolPrize
-from gonghui.activities.models import Counter, IdempotentResponse
+from gonghui.activities.models import Counter
 from gonghui.benefits.models import Budget, LedgerEntry, PointsAccount, Prize, Voucher
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
+from gonghui.idempotency import IdempotentResponse
 from gonghui.orgs.models import Role
 from tests.activities.conftest import Member, MemberFactory, create_activity, lottery_config
 from tests.fixtures import StaffFactory, Tree

@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import Select, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from gonghui import hooks, hotwrite
+from gonghui import hooks, hotwrite, idempotency
 from gonghui.accounts.principal import MemberInfo
-from gonghui.activities import counters, idempotency
+from gonghui.activities import counters
 from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.errors import LotteryError
 from gonghui.activities.lottery.models import Draw, DrawOutcome, PoolPrize, PrizeKind

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from gonghui import idempotency
 from gonghui.accounts.principal import MemberInfo
-from gonghui.activities import counters, idempotency
+from gonghui.activities import counters
 from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.models import Activity, ActivityKind
 from gonghui.activities.participation import (

@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from gonghui.baas.functions import service
+from gonghui.baas.functions import egress, files_ops, members_ops, service
 from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.models import Invocation
 from gonghui.baas.functions.pool import PoolConfig, WorkerPool
 from gonghui.baas.functions.sandbox import Limits, Outcome, SdkRefusal
 from gonghui.baas.functions.secrets import unseal_secrets
 from gonghui.baas.permissions import Caller
+from gonghui.baas.records import query, write
 from gonghui.clock import now
 from gonghui.db import unit_of_work
 from gonghui.observability import request_id_var
@@ -247,13 +248,8 @@ class PlatformCalls:
         self.allowed_hosts = allowed_hosts
 
     def __call__(self, op: str, args: dict[str, Any]) -> Any:
-        from gonghui.baas.functions import files_ops, members_ops
-        from gonghui.baas.records import query, write
-
         caller = self.caller
         if op == "http.request":
-            from gonghui.baas.functions import egress
-
             return egress.request(args, allowed_hosts=self.allowed_hosts)
         if op == "functions.invoke":
             if self.depth + 1 >= MAX_CALL_DEPTH:

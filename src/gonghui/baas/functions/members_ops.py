@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import idempotency
 from gonghui.accounts.models import User
-from gonghui.activities import idempotency
 from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.sandbox import SdkRefusal
 from gonghui.baas.permissions import Caller

@@ -29,6 +29,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from gonghui import outbound
+from gonghui.baas.functions.invoke import invoke
+from gonghui.baas.permissions import Caller
 from gonghui.baas.triggers.models import (
     Delivery,
     DeliveryAttempt,
@@ -36,9 +38,12 @@ from gonghui.baas.triggers.models import (
     TargetKind,
     Trigger,
 )
+from gonghui.baas.triggers.service import trigger_secret
 from gonghui.baas.triggers.signing import signature
+from gonghui.baas.triggers.wakeup import due as _wakeup
 from gonghui.clock import now
 from gonghui.db import rowcount, unit_of_work
+from gonghui.orgs.models import Org
 from gonghui.outbound import OutboundError
 from gonghui.settings import get_settings
 
@@ -117,8 +122,6 @@ def _claim(limit: int, *, busy: Counter[int], per_app: int) -> list[Claimed]:
             if won != 1:
                 continue
             taken[trigger.app_id] += 1
-            from gonghui.baas.triggers.service import trigger_secret
-
             claimed.append(
                 Claimed(
                     delivery_id=delivery.id,
@@ -180,10 +183,6 @@ def _send_webhook(item: Claimed) -> tuple[bool, int | None, str | None]:
 
 
 def _run_function(item: Claimed) -> tuple[bool, int | None, str | None]:
-    from gonghui.baas.functions.invoke import invoke
-    from gonghui.baas.permissions import Caller
-    from gonghui.orgs.models import Org
-
     assert item.function_name is not None
     with unit_of_work(read_only=True) as session:
         org = session.get(Org, item.org_id)
@@ -316,15 +315,9 @@ def run_due(*, limit: int = 50) -> int:
 
 # -- the background thread ----------------------------------------------------------------
 
-_wakeup = threading.Event()
 _thread: threading.Thread | None = None
 _stop = threading.Event()
 _thread_lock = threading.Lock()
-
-
-def wake() -> None:
-    """Something became due: deliver it soon rather than at the next poll."""
-    _wakeup.set()
 
 
 def start(*, poll_s: float = 1.0) -> None:

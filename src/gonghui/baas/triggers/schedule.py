@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -76,13 +77,18 @@ _stop = threading.Event()
 _lock = threading.Lock()
 
 
-def start(*, interval_s: float = 1.0) -> None:
+def start(*, interval_s: float = 1.0, housekeeping: Callable[[], object] | None = None) -> None:
+    """Fire due schedules every ``interval_s`` in a daemon thread of this process
+    (idempotent), and run ``housekeeping`` on the same thread at start and then every
+    ``housekeeping_interval_s``."""
     global _thread
     with _lock:
         if _thread is not None and _thread.is_alive():
             return
         _stop.clear()
-        _thread = threading.Thread(target=_loop, args=(interval_s,), name="schedules", daemon=True)
+        _thread = threading.Thread(
+            target=_loop, args=(interval_s, housekeeping), name="schedules", daemon=True
+        )
         _thread.start()
 
 
@@ -95,9 +101,7 @@ def stop() -> None:
         thread.join(timeout=30)
 
 
-def _loop(interval_s: float) -> None:
-    from gonghui import housekeeping
-
+def _loop(interval_s: float, housekeeping: Callable[[], object] | None) -> None:
     every = get_settings().housekeeping_interval_s
     next_housekeeping = time.monotonic()  # the first pass right at start-up
     while not _stop.wait(interval_s):
@@ -105,6 +109,6 @@ def _loop(interval_s: float) -> None:
             run_due()
         except Exception:
             log.exception("scheduler pass failed")
-        if time.monotonic() >= next_housekeeping:
+        if housekeeping is not None and time.monotonic() >= next_housekeeping:
             next_housekeeping = time.monotonic() + every
-            housekeeping.run()
+            housekeeping()

@@ -29,8 +29,7 @@ from gonghui.baas.records.rows import ref_resolver
 from gonghui.baas.records.where import Compiler
 from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import TableInfo
-from gonghui.baas.triggers import delivery as dispatch
-from gonghui.baas.triggers import signing
+from gonghui.baas.triggers import signing, wakeup
 from gonghui.baas.triggers.errors import TriggersError
 from gonghui.baas.triggers.models import (
     RECORD_EVENTS,
@@ -205,7 +204,7 @@ def enqueue(
         next_attempt_at=now(),
     )
     session.add(delivery)
-    on_commit(session, dispatch.wake)
+    on_commit(session, wakeup.wake)
     return delivery
 
 
@@ -403,7 +402,7 @@ def redeliver(session: Session, *, actor: Actor, app_id: int, delivery_id: int) 
         subject_type="delivery",
         subject_id=delivery.id,
     )
-    on_commit(session, dispatch.wake)
+    on_commit(session, wakeup.wake)
     return delivery
 
 

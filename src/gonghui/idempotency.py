@@ -1,5 +1,8 @@
 """Idempotent member actions: the first response to (member, Idempotency-Key) is kept.
 
+Shared by every domain whose member actions take a key (draws, quiz answers, voucher
+redemptions, functions' member operations); it owns its table.
+
 A request claims its key before it acts, by inserting the key's row (``ON CONFLICT DO
 NOTHING``): a concurrent request with the same key waits on the unique index (PostgreSQL)
 or on the write lock (SQLite), then finds the stored response instead of acting twice.
@@ -11,21 +14,54 @@ a batch), so that a retry acts afresh.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Delete, Update, bindparam, delete, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    JSON,
+    Delete,
+    ForeignKey,
+    String,
+    UniqueConstraint,
+    Update,
+    bindparam,
+    delete,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gonghui.activities.errors import ActivitiesError
-from gonghui.activities.models import IdempotentResponse
 from gonghui.clock import now
-from gonghui.db import upsert_insert
+from gonghui.db import Base, BigId, IdPk, upsert_insert
 from gonghui.errors import Conflict, DomainError
 
 Body = dict[str, Any]
 # (membership id, key, operation)
 KeyClaim = tuple[int, str, str]
+
+
+class IdempotencyError(StrEnum):
+    # The code predates this module's move out of activities; clients match on it.
+    KEY_REUSED = "activities.idempotency_key_reused"
+
+
+class IdempotentResponse(Base):
+    """The first response to a member's request with an ``Idempotency-Key``; retries get it."""
+
+    # The table keeps the name it had under activities (no migration for a move).
+    __tablename__ = "activities_idempotent_response"
+    __table_args__ = (UniqueConstraint("membership_id", "key"),)
+
+    id: Mapped[IdPk]
+    membership_id: Mapped[int] = mapped_column(BigId, ForeignKey("members_membership.id"))
+    key: Mapped[str] = mapped_column(String(128))
+    operation: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(default=200)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=now)
 
 
 @cache
@@ -92,7 +128,7 @@ def claim_keys(session: Session, claims: Sequence[KeyClaim]) -> list[Body | Doma
         if operation != op:
             answers.append(
                 Conflict(
-                    ActivitiesError.IDEMPOTENCY_MISMATCH,
+                    IdempotencyError.KEY_REUSED,
                     "this Idempotency-Key was used for another request",
                 )
             )

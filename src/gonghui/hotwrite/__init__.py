@@ -1,0 +1,22 @@
+"""Members' hot writes (draws, quiz attempts, claims) through one batching writer.
+
+- :mod:`.writer`: the batching writer thread (group commit, a savepoint per job, batch
+  forms declared with :func:`batched`);
+- :mod:`.transport`: the writer process ``gonghui serve`` starts, and its socket protocol;
+- :mod:`.client`: how a server process hands it jobs (:func:`run`, :func:`run_async`);
+- :mod:`.registry`: the modules whose operations the writer process runs, by name.
+"""
+
+from gonghui.hotwrite.client import WriterUnavailable, run, run_async
+from gonghui.hotwrite.transport import WriterProcess, start_writer_process
+from gonghui.hotwrite.writer import batched, one
+
+__all__ = [
+    "WriterProcess",
+    "WriterUnavailable",
+    "batched",
+    "one",
+    "run",
+    "run_async",
+    "start_writer_process",
+]

@@ -1,0 +1,258 @@
+"""The batching writer: one thread that runs members' hot writes in group commits.
+
+At the minute an activity opens, thousands of members write at once. Left to the
+database, every request would open its own write transaction and queue on the write lock
+(SQLite has one; PostgreSQL pays a commit each). Instead the writer thread takes every
+job waiting, a function of a session, runs each in its own savepoint of one transaction,
+commits once, and only then answers each caller. So a success is durable before its
+response leaves, a job that fails leaves nothing behind, and a commit that fails fails
+every job of its batch.
+
+An operation can also declare a batch form (:func:`batched`): the jobs of a batch that
+name it are then run by one call that takes all their arguments and answers each, so that
+a thousand members' draws cost a few statements per batch rather than a dozen per draw.
+
+Writers in different processes take turns: on SQLite an exclusive ``flock`` on a lock file
+in the data directory (the kernel releases it if the process dies), on PostgreSQL a
+transaction-scoped advisory lock, so that two batches never deadlock on the same rows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from gonghui.db import AfterCommit, unit_of_work
+from gonghui.errors import DomainError
+from gonghui.settings import get_settings
+
+Op = Callable[..., Any]
+OpT = TypeVar("OpT", bound=Op)
+# A batch form: every job's keyword arguments in, each job's result or DomainError out.
+Many = Callable[[Session, Sequence[Mapping[str, Any]]], Sequence[Any]]
+
+MAX_BATCH = 128
+# Group commit: a batch that is not full waits up to LINGER_S for one more job, as long as
+# jobs keep coming, but LINGER_MAX_S in all. A lone request waits 2 ms more; under a burst
+# the batches grow, and each commit, savepoint and statement serves more jobs.
+LINGER_S = 0.002
+LINGER_MAX_S = 0.005
+# pg_advisory_xact_lock key: "gonghui hot writer".
+_PG_LOCK_KEY = 0x6E6F6E6768756921
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    op: Op
+    kwargs: dict[str, Any]
+    future: Future[Any] = field(default_factory=Future)
+    result: Any = None
+    error: BaseException | None = None
+    # Jobs from another process: its id there, and where the batch's answers to it go
+    # (called once per batch with its jobs, after their futures are settled).
+    tag: int = 0
+    sink: Callable[[list[Job]], None] | None = None
+
+
+class Writer:
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock_fd = -1
+
+    def submit(
+        self,
+        op: Op,
+        kwargs: dict[str, Any],
+        *,
+        tag: int = 0,
+        sink: Callable[[list[Job]], None] | None = None,
+    ) -> Future[Any]:
+        self._ensure_running()
+        job = Job(op, kwargs, tag=tag, sink=sink)
+        self._jobs.put(job)
+        return job.future
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._jobs = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._lock_fd = -1
+                self._thread = threading.Thread(
+                    target=self._loop, name="gonghui-hot-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _next_batch(self) -> list[Job]:
+        batch = [self._jobs.get()]
+        deadline = time.monotonic() + LINGER_MAX_S
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(self._jobs.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            wait = min(LINGER_S, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                batch.append(self._jobs.get(timeout=wait))
+            except queue.Empty:
+                break
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = [job for job in self._next_batch() if job.future.set_running_or_notify_cancel()]
+            try:
+                with self._turn():
+                    self._run(batch)
+            except BaseException as exc:  # the commit (or the lock) failed: nothing is durable
+                log.exception("hot write batch of %d failed", len(batch))
+                for job in batch:
+                    job.error = job.error or exc
+            sinks: dict[Callable[[list[Job]], None], list[Job]] = {}
+            for job in batch:
+                if job.error is not None:
+                    job.future.set_exception(job.error)
+                else:
+                    job.future.set_result(job.result)
+                if job.sink is not None:
+                    sinks.setdefault(job.sink, []).append(job)
+            for sink, jobs in sinks.items():
+                try:
+                    sink(jobs)
+                except Exception:  # the writer goes on; those callers see the writer go
+                    log.exception("answering %d hot writes failed", len(jobs))
+
+    def _run(self, batch: list[Job]) -> None:
+        with unit_of_work() as session:
+            _keep_loaded(session)
+            if not get_settings().is_sqlite:
+                session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+            session.info.setdefault("after_commit", [])
+            by_op: dict[Op, list[Job]] = {}
+            for job in batch:
+                by_op.setdefault(job.op, []).append(job)
+            for op, jobs in by_op.items():
+                many = _batch_forms.get(op)
+                if many is None or len(jobs) == 1 or not _run_together(session, many, jobs):
+                    for job in jobs:
+                        _run_alone(session, job)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's writer holds the database's hot-write turn (SQLite only)."""
+        if not get_settings().is_sqlite:
+            yield
+            return
+        if self._lock_fd < 0:
+            settings = get_settings()
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            path = settings.data_dir / "hot-writer.lock"
+            self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def _run_alone(session: Session, job: Job) -> None:
+    """One job in a savepoint of its own: if it fails, nothing of it stays."""
+    callbacks: list[AfterCommit] = session.info["after_commit"]
+    registered = len(callbacks)
+    try:
+        with session.begin_nested():
+            try:
+                job.result = job.op(session, **job.kwargs)
+            except DomainError as exc:
+                if not exc.keep_changes:
+                    raise
+                job.error = exc  # its changes are kept, like unit_of_work's
+    except BaseException as exc:
+        job.error = exc
+        del callbacks[registered:]  # rolled back: its after-commit effects too
+
+
+def _run_together(session: Session, many: Many, jobs: list[Job]) -> bool:
+    """The jobs of one batched operation in one call of its batch form, in a savepoint.
+    If the call itself fails (not a job refused: a fault), it leaves nothing and the
+    caller runs the jobs alone, so that the fault stays with the job that causes it."""
+    callbacks: list[AfterCommit] = session.info["after_commit"]
+    registered = len(callbacks)
+    try:
+        with session.begin_nested():
+            outcomes = many(session, [job.kwargs for job in jobs])
+    except Exception:
+        del callbacks[registered:]
+        log.warning("batch of %d jobs failed; running them alone", len(jobs), exc_info=True)
+        return False
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            job.error = outcome
+        else:
+            job.result = outcome
+    return True
+
+
+_batch_forms: dict[Op, Many] = {}
+
+
+def batched(many: Many) -> Callable[[OpT], OpT]:
+    """Declare ``many`` the batch form of the decorated operation.
+
+    ``many(session, calls)`` gets the keyword arguments of every job of a batch that names
+    the operation and returns, in the same order, each job's result or the DomainError
+    that refuses it (returned, not raised). A refused job must leave nothing written; any
+    exception ``many`` raises counts as a fault of the call, and the writer then runs the
+    jobs one by one through the operation itself, usually ``one(many, session, ...)``."""
+
+    def declare(op: OpT) -> OpT:
+        _batch_forms[op] = many
+        return op
+
+    return declare
+
+
+def one(many: Many, session: Session, /, **kwargs: Any) -> Any:
+    """One job through a batch form: its result, or its error raised."""
+    (outcome,) = many(session, [kwargs])
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _keep_loaded(session: Session) -> None:
+    """Hold every object the batch loads until it ends (SQLAlchemy's strong-reference
+    recipe): the session's identity map is weak, and the jobs of a batch read the same
+    activity, org and prizes again and again."""
+    kept: set[object] = session.info.setdefault("kept", set())
+
+    @event.listens_for(session, "loaded_as_persistent")
+    @event.listens_for(session, "transient_to_pending")
+    def _keep(_session: Session, instance: object) -> None:
+        kept.add(instance)
+
+
+# This process's writer (its thread starts with the first job).
+local_writer = Writer()
