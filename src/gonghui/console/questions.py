@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
 from gonghui.activities.quiz import bank
+from gonghui.bodylimit import max_body, upload_limit
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -50,6 +51,7 @@ def questions_page(request: Request, user: ConsoleStaff, org_id: int | None = No
 
 
 @router.post("", response_class=HTMLResponse)
+@max_body(upload_limit)
 def import_questions(
     request: Request,
     user: ConsoleStaff,

@@ -15,6 +15,7 @@ from gonghui.activities.quiz.schemas import (
     SubmitRequest,
     SubmitResult,
 )
+from gonghui.bodylimit import max_body, upload_limit
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
@@ -44,6 +45,7 @@ def list_questions(
 
 
 @router.post("/orgs/{org_id}/questions/import", status_code=status.HTTP_201_CREATED)
+@max_body(upload_limit)
 def import_questions(
     org_id: int, file: UploadFile, staff: CurrentStaff, session: SessionDep
 ) -> ImportResult:
