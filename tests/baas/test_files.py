@@ -18,6 +18,7 @@ from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput
 from gonghui.settings import get_settings
 from tests.baas.conftest import AppHandle, make_table, signed_in_user
+from tests.fixtures import png_declaring
 
 FILES = "/api/v1/baas/files"
 
@@ -135,6 +136,27 @@ def test_oversized_bodies_are_refused(api: httpx.Client, app: AppHandle) -> None
     resp = _upload(api, app.server, "huge.txt", b"a" * 200_000, "text/plain")
     assert resp.status_code == 413
     assert _stored() == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "message"),
+    [
+        (20_000, 20_000, "the image has more than 40000000 pixels"),
+        (8_000, 8_000, "the image is 8000×8000 pixels; at most 40000000 are accepted"),
+    ],
+)
+def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(
+    api: httpx.Client, app: AppHandle, width: int, height: int, message: str
+) -> None:
+    bomb = png_declaring(width, height, pixels=width * height < 100_000_000)
+    resp = _upload(api, app.server, "bomb.png", bomb, "image/png")
+    assert resp.status_code == 422
+    assert resp.json()["error"] == {
+        "code": "baas.image_too_large",
+        "message": message,
+        "details": [{"field": "file", "code": "baas.image_too_large", "message": message}],
+    }
+    assert _stored() == (0, 0)
 
 
 def test_images_get_a_thumbnail(api: httpx.Client, app: AppHandle) -> None:

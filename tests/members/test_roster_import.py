@@ -19,8 +19,9 @@ from gonghui.orgs.models import Role
 from gonghui.pii import PiiField, unseal
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, xlsx_with_blank_rows
 from tests.members.conftest import (
+    HEADER,
     MemberFactory,
     Uploader,
     bad_checksum,
@@ -250,6 +251,22 @@ def test_upload_over_the_size_limit_is_refused_whole(
     )
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "members.upload_too_large"
+    assert roster_of(tree.city_a) == {}
+
+
+def test_an_xlsx_roster_of_endless_blank_rows_fails_at_the_row_cap(
+    api: httpx.Client,
+    tree: Tree,
+    make_staff: StaffFactory,
+    upload: Uploader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    monkeypatch.setattr(get_settings(), "roster_xlsx_max_rows", 10_000)
+    bomb = xlsx_with_blank_rows(HEADER, 1_000_000)
+    job = upload(tree.city_a, bomb, operator.headers, filename="r.xlsx")
+    assert (job["status"], job["error"], job["rows_done"]) == ("failed", "file.too_many_rows", 0)
+    assert report_rows(api, job["id"], operator.headers) == [(1, "file", "file.too_many_rows")]
     assert roster_of(tree.city_a) == {}
 
 
