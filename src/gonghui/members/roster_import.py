@@ -37,6 +37,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.audit import service as audit
+from gonghui.cells import safe_row
 from gonghui.clock import local_day, now
 from gonghui.db import is_sqlite, on_commit, rowcount, unit_of_work
 from gonghui.errors import PayloadTooLarge
@@ -211,7 +212,7 @@ class _ErrorReport:
 
     def add(self, errors: Iterable[RowError]) -> None:
         for e in errors:
-            self.writer.writerow((e.row, e.field, e.code, e.reason))
+            self.writer.writerow(safe_row((e.row, e.field, e.code, e.reason)))
             self.lines += 1
 
     def store(self, key: str) -> None:
