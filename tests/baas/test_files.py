@@ -17,7 +17,7 @@ from gonghui.baas.models import StoredFile
 from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput
 from gonghui.settings import get_settings
-from tests.baas.conftest import AppHandle, make_table, signed_in_user
+from tests.baas.conftest import AppHandle, audit_rows, make_table, signed_in_user
 from tests.fixtures import png_declaring
 
 FILES = "/api/v1/baas/files"
@@ -202,8 +202,12 @@ def test_who_may_see_and_delete_files(api: httpx.Client, app: AppHandle) -> None
     )
     assert api.get(f"{FILES}/{fid}", headers=app.as_user(bob)).status_code == 200
     assert api.delete(f"{FILES}/{fid}", headers=app.as_user(bob)).status_code == 404
+    assert audit_rows("baas.file.delete") == []
     assert api.delete(f"{FILES}/{fid}", headers=app.as_user(alice)).status_code == 204
     assert _stored() == (0, 0)
+    assert audit_rows("baas.file.delete") == [
+        (alice.user_id, app.org_id, str(fid), {"app_id": app.id, "key": "client"})
+    ]
 
 
 def test_file_fields_point_to_files_of_the_app(api: httpx.Client, app: AppHandle) -> None:

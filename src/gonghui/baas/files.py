@@ -243,6 +243,7 @@ def delete_file(session: Session, *, caller: Caller, file_id: int) -> None:
         raise NotFound(BaasError.FILE_NOT_FOUND, f"file {file_id} not found")
     keys = [row.storage_key] + ([row.thumbnail_key] if row.thumbnail_key else [])
     session.delete(row)
+    caller.audit(session, action="baas.file.delete", subject_type="baas_file", subject_id=file_id)
 
     def remove_blobs() -> None:
         store = get_store()
