@@ -26,6 +26,7 @@ from gonghui.baas.functions.router import router as functions_router
 from gonghui.baas.router import router as baas_router
 from gonghui.baas.triggers.router import router as triggers_router
 from gonghui.benefits.router import router as benefits_router
+from gonghui.bodylimit import BodyLimitMiddleware
 from gonghui.db import unit_of_work
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
@@ -109,6 +110,8 @@ def create_app() -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    # Added first, so it runs inside the request context: a 413 has its request id.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -266,6 +266,12 @@ def on_commit(session: Session, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def on_rollback(session: Session, callback: AfterCommit) -> None:
+    """Run ``callback`` when the unit of work that owns ``session`` ends without committing:
+    to undo what lives outside the database (a stored file no row will point to)."""
+    session.info.setdefault("after_rollback", []).append(callback)
+
+
 @contextmanager
 def unit_of_work(*, read_only: bool = False) -> Iterator[Session]:
     """A session whose transaction commits when the block ends and rolls back on error.
@@ -290,9 +296,9 @@ def unit_of_work(*, read_only: bool = False) -> Iterator[Session]:
     finally:
         session.close()
         callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
-        if committed:
-            for callback in callbacks:
-                callback()
+        undo: list[AfterCommit] = session.info.pop("after_rollback", [])
+        for callback in callbacks if committed else undo:
+            callback()
 
 
 async def read(fn: Callable[[Connection], T]) -> T:

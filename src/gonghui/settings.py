@@ -98,7 +98,21 @@ class Settings(BaseSettings):
     # An unfinished roster import whose process has not written for this long died with it.
     roster_import_stale_s: float = 600.0
 
+    # A file upload (roster, question bank, app files, table data); its request may be
+    # a little larger (multipart framing).
     upload_max_bytes: int = 20 * 1024 * 1024
+    # Every request body, counted while it streams in (bodylimit.py): the ceiling, sized
+    # for the largest upload; a JSON body of a route that declares no limit of its own.
+    max_body_bytes: int = 21 * 1024 * 1024
+    max_json_body_bytes: int = 2 * 1024 * 1024
+    # Decoding caps for uploaded images and XLSX sheets (decompression bombs): pixels per
+    # image; columns per sheet; the uncompressed size of a workbook's parts.
+    image_max_pixels: int = 40_000_000
+    xlsx_max_columns: int = 256
+    xlsx_max_unpacked_bytes: int = 512 * 1024 * 1024
+    # Rows per sheet, blank rows counted: a roster (Excel's own maximum), a question bank.
+    roster_xlsx_max_rows: int = 1_048_576
+    question_import_max_rows: int = 5000
     # Blob storage: "local" (data_dir/files) or "s3" (any S3-compatible bucket).
     storage_backend: Literal["local", "s3"] = "local"
     s3_endpoint_url: str = ""

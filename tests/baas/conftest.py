@@ -9,10 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from gonghui.audit.models import AuditEntry
 from gonghui.baas.apps import forget_keys
 from gonghui.baas.functions.invoke import flush_logs, forget_definitions
 from gonghui.baas.tables.info import forget_tables
+from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
 from tests.fixtures import Staff, Tree
@@ -107,3 +110,12 @@ def signed_in_user(org_id: int | None = None, role: Role | None = None) -> Staff
         kind = SessionKind.MEMBER if role is None else SessionKind.STAFF
         pair = start_session(session, user=user, kind=kind)
     return Staff(user.id, f"user{user.id}", {"Authorization": f"Bearer {pair.access_token}"})
+
+
+def audit_rows(action: str) -> list[tuple[int | None, int | None, str | None, dict[str, Any]]]:
+    """(actor user id, org id, subject id, details) of the audit rows of ``action``."""
+    with unit_of_work(read_only=True) as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        )
+        return [(r.actor_user_id, r.org_id, r.subject_id, r.details or {}) for r in rows]

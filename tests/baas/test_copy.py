@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from gonghui.baas.models import DataTable
 from gonghui.baas.tables import info as infos
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
@@ -164,6 +165,30 @@ def test_bad_templates_are_refused_and_create_nothing(
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["code"] == "baas.bad_template"
     assert len(api.get("/api/v1/baas/apps", headers=app.dev.headers).json()) == 1
+
+
+@pytest.mark.parametrize(
+    "table_name", ['x"; drop table baas_app; --', "Books", "books\n", "1st", "a" * 64, "id", 7]
+)
+def test_imported_table_names_meet_the_rule_for_created_tables(
+    api: httpx.Client, tree: Tree, app: AppHandle, table_name: object
+) -> None:
+    template = {
+        "format": "gonghui.app-template",
+        "version": 1,
+        "tables": [{"name": table_name, "fields": [{"name": "title", "type": "string"}]}],
+    }
+    resp = api.post(
+        "/api/v1/baas/apps/import",
+        json={"org_id": tree.city_a, "name": "bad", "template": template},
+        headers=app.dev.headers,
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "baas.bad_name"
+    assert [d["field"] for d in resp.json()["error"]["details"]] == ["name"]
+    assert len(api.get("/api/v1/baas/apps", headers=app.dev.headers).json()) == 1
+    with unit_of_work(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(DataTable)) == 0
 
 
 def test_diff_shows_what_changed_between_two_apps(

@@ -150,3 +150,35 @@ def test_cli_exports_and_imports_with_progress(
     assert result.exit_code == 0, result.output
     assert f"imported {len(ROWS)} rows" in result.output
     assert _data(api, source, "goods_copy") == _data(api, source, "goods")
+
+
+def test_exported_text_never_runs_as_a_spreadsheet_formula(
+    api: httpx.Client, app: AppHandle
+) -> None:
+    make_table(api, app, "people", FIELDS[:3])
+    make_table(api, app, "people_copy", FIELDS[:3])
+    names = ['=HYPERLINK("http://evil.example","x")', "+1", "-2", "@SUM(A1)", "\tx", "plain"]
+    records = [{"name": n, "qty": i, "price": -1.5} for i, n in enumerate(names)]
+    resp = api.post(
+        "/api/v1/baas/data/people/records/bulk", json={"records": records}, headers=app.server
+    )
+    assert resp.status_code == 201, resp.text
+    base = f"/api/v1/baas/apps/{app.id}/tables"
+    exported = api.get(f"{base}/people/export", params={"format": "csv"}, headers=app.dev.headers)
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(r["name"], r["price"]) for r in rows] == [
+        ('\'=HYPERLINK("http://evil.example","x")', "-1.5"),
+        ("'+1", "-1.5"),
+        ("'-2", "-1.5"),
+        ("'@SUM(A1)", "-1.5"),
+        ("'\tx", "-1.5"),
+        ("plain", "-1.5"),
+    ]
+    imported = api.post(
+        f"{base}/people_copy/import",
+        params={"format": "csv"},
+        content=exported.content,
+        headers=app.dev.headers,
+    )
+    assert imported.status_code == 200, imported.text
+    assert [r["name"] for r in _data(api, app, "people_copy")] == names

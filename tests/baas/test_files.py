@@ -17,7 +17,8 @@ from gonghui.baas.models import StoredFile
 from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput
 from gonghui.settings import get_settings
-from tests.baas.conftest import AppHandle, make_table, signed_in_user
+from tests.baas.conftest import AppHandle, audit_rows, make_table, signed_in_user
+from tests.fixtures import png_declaring
 
 FILES = "/api/v1/baas/files"
 
@@ -137,6 +138,27 @@ def test_oversized_bodies_are_refused(api: httpx.Client, app: AppHandle) -> None
     assert _stored() == (1, 1)
 
 
+@pytest.mark.parametrize(
+    ("width", "height", "message"),
+    [
+        (20_000, 20_000, "the image has more than 40000000 pixels"),
+        (8_000, 8_000, "the image is 8000×8000 pixels; at most 40000000 are accepted"),
+    ],
+)
+def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(
+    api: httpx.Client, app: AppHandle, width: int, height: int, message: str
+) -> None:
+    bomb = png_declaring(width, height, pixels=width * height < 100_000_000)
+    resp = _upload(api, app.server, "bomb.png", bomb, "image/png")
+    assert resp.status_code == 422
+    assert resp.json()["error"] == {
+        "code": "baas.image_too_large",
+        "message": message,
+        "details": [{"field": "file", "code": "baas.image_too_large", "message": message}],
+    }
+    assert _stored() == (0, 0)
+
+
 def test_images_get_a_thumbnail(api: httpx.Client, app: AppHandle) -> None:
     body = _upload(api, app.server, "p.png", _png((800, 400)), "image/png").json()
     assert body["has_thumbnail"] is True
@@ -180,8 +202,12 @@ def test_who_may_see_and_delete_files(api: httpx.Client, app: AppHandle) -> None
     )
     assert api.get(f"{FILES}/{fid}", headers=app.as_user(bob)).status_code == 200
     assert api.delete(f"{FILES}/{fid}", headers=app.as_user(bob)).status_code == 404
+    assert audit_rows("baas.file.delete") == []
     assert api.delete(f"{FILES}/{fid}", headers=app.as_user(alice)).status_code == 204
     assert _stored() == (0, 0)
+    assert audit_rows("baas.file.delete") == [
+        (alice.user_id, app.org_id, str(fid), {"app_id": app.id, "key": "client"})
+    ]
 
 
 def test_file_fields_point_to_files_of_the_app(api: httpx.Client, app: AppHandle) -> None:

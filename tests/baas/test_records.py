@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.baas.conftest import AppHandle, make_table
+from tests.baas.conftest import AppHandle, audit_rows, make_table, signed_in_user
 
 DATA = "/api/v1/baas/data"
 
@@ -151,6 +151,17 @@ def test_delete(api: httpx.Client, shop: AppHandle) -> None:
     assert resp.json()["error"]["code"] == "baas.record_not_found"
     assert api.delete(f"{DATA}/books/records/2", headers=shop.server).status_code == 404
     assert _list(api, shop, count="true")["count"] == 9
+
+
+def test_a_deleted_record_leaves_an_audit_row(api: httpx.Client, shop: AppHandle) -> None:
+    user = signed_in_user()
+    refused = api.delete(f"{DATA}/books/records/2", headers=shop.as_user(user))
+    assert refused.status_code == 404
+    assert audit_rows("baas.record.delete") == []
+    assert api.delete(f"{DATA}/books/records/2", headers=shop.server).status_code == 204
+    assert audit_rows("baas.record.delete") == [
+        (None, shop.org_id, "books/2", {"app_id": shop.id, "key": "server"})
+    ]
 
 
 def test_filter_sort_select_and_page(api: httpx.Client, shop: AppHandle) -> None:

@@ -11,16 +11,21 @@ import httpx
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
-from gonghui.members.models import Membership, RosterEntry, Transfer
+from gonghui.members import roster_import
+from gonghui.members.models import ImportJob, Membership, RosterEntry, Transfer
 from gonghui.orgs.models import Role
 from gonghui.pii import PiiField, unseal
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
-from tests.fixtures import StaffFactory, Tree
+from gonghui.tenancy import SYSTEM
+from tests.fixtures import StaffFactory, Tree, xlsx_with_blank_rows
 from tests.members.conftest import (
+    HEADER,
     MemberFactory,
     Uploader,
     bad_checksum,
@@ -253,6 +258,22 @@ def test_upload_over_the_size_limit_is_refused_whole(
     assert roster_of(tree.city_a) == {}
 
 
+def test_an_xlsx_roster_of_endless_blank_rows_fails_at_the_row_cap(
+    api: httpx.Client,
+    tree: Tree,
+    make_staff: StaffFactory,
+    upload: Uploader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    monkeypatch.setattr(get_settings(), "roster_xlsx_max_rows", 10_000)
+    bomb = xlsx_with_blank_rows(HEADER, 1_000_000)
+    job = upload(tree.city_a, bomb, operator.headers, filename="r.xlsx")
+    assert (job["status"], job["error"], job["rows_done"]) == ("failed", "file.too_many_rows", 0)
+    assert report_rows(api, job["id"], operator.headers) == [(1, "file", "file.too_many_rows")]
+    assert roster_of(tree.city_a) == {}
+
+
 def test_reimport_into_another_org_moves_the_membership_too(
     api: httpx.Client,
     tree: Tree,
@@ -294,3 +315,33 @@ def test_import_list_shows_the_subtree_newest_first(
     assert [j["id"] for j in narrow.json()] == [first["id"]]
     foreign = api.get(f"/api/v1/orgs/{tree.city_b}/roster/imports", headers=operator_a.headers)
     assert foreign.status_code == 404
+
+
+def test_an_upload_whose_job_never_commits_is_deleted(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail_commit(self: Session) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    keys: list[str] = []
+
+    def upload_then_fail_to_commit() -> None:
+        with unit_of_work() as session:
+            job = roster_import.accept_upload(
+                session,
+                actor=SYSTEM,
+                org_id=tree.city_a,
+                filename="r.csv",
+                chunks=[csv_bytes([["张三", GOOD_1, "", "", "", ""]])],
+                max_bytes=1 << 20,
+            )
+            keys.append(roster_import.upload_key(job.id))
+            assert get_store().path(keys[0]).exists()
+            monkeypatch.setattr(Session, "commit", fail_commit)
+
+    with pytest.raises(OperationalError):
+        upload_then_fail_to_commit()
+    monkeypatch.undo()
+    assert not get_store().path(keys[0]).exists()
+    with unit_of_work(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(ImportJob)) == 0

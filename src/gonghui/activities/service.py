@@ -7,7 +7,6 @@ activity opens and closes on time without a job flipping it.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui.activities.errors import ActivitiesError
+from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.models import PoolPrize, PrizeKind
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.schemas import (
@@ -235,7 +235,7 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
             )
         seed = secrets.token_hex(32)
         activity.seed = seed
-        activity.seed_commitment = hashlib.sha256(seed.encode()).hexdigest()
+        activity.seed_commitment = fairness.commitment(seed)
     benefits.open_budget(
         session,
         activity_id=activity.id,

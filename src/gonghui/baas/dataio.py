@@ -26,6 +26,7 @@ from gonghui.baas.records.rows import to_record
 from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import SYSTEM_FIELDS, FieldInfo, TableInfo
 from gonghui.baas.tables.types import FieldType
+from gonghui.cells import safe_text, unescape_text
 from gonghui.errors import InvalidInput, field_error
 from gonghui.tenancy import Actor
 
@@ -52,6 +53,8 @@ def _csv_cell(field_type: FieldType, value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if field_type is FieldType.BOOLEAN:
         return "true" if value else "false"
+    if field_type is FieldType.STRING:
+        return safe_text(str(value))
     return str(value)
 
 
@@ -73,6 +76,8 @@ def _from_csv(field: FieldInfo, text: str, where: str) -> Any:
                 raise ValueError(text)
             case FieldType.JSON | FieldType.ARRAY:
                 return json.loads(text)
+            case FieldType.STRING:
+                return unescape_text(text)  # what our own export escaped
             case _:
                 return text
     except ValueError:

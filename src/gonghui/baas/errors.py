@@ -26,6 +26,7 @@ class BaasError(StrEnum):
     FILE_TOO_LARGE = "baas.file_too_large"
     BAD_FILE_NAME = "baas.bad_file_name"
     UNSUPPORTED_CONTENT = "baas.unsupported_content"
+    IMAGE_TOO_LARGE = "baas.image_too_large"
     CONTENT_TYPE_MISMATCH = "baas.content_type_mismatch"
     BAD_SIGNATURE = "baas.bad_signature"
     URL_EXPIRED = "baas.url_expired"

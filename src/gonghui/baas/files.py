@@ -23,7 +23,6 @@ from datetime import timedelta
 from typing import BinaryIO
 from urllib.parse import urlencode
 
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,6 +40,7 @@ from gonghui.errors import (
     PermissionDenied,
     field_error,
 )
+from gonghui.images import ImageTooLarge, NotAnImage, open_image
 from gonghui.keys import get_keys
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
@@ -92,14 +92,13 @@ def detect_type(data: BinaryIO) -> str | None:
         return "application/pdf"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "application/zip"
-    data.seek(0)
     try:
-        with Image.open(data) as image:
+        with open_image(data) as image:  # ImageTooLarge goes to the caller
             fmt = image.format
             image.verify()
         if fmt in _IMAGE_TYPES:
             return _IMAGE_TYPES[fmt]
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except NotAnImage:
         pass
     data.seek(0)
     raw = data.read()
@@ -135,8 +134,7 @@ def upload_limit(session: Session, *, caller: Caller) -> int:
 
 
 def _thumbnail(data: BinaryIO) -> bytes:
-    data.seek(0)
-    with Image.open(data) as image:
+    with open_image(data) as image:
         image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
         out = io.BytesIO()
         image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(out, "PNG")
@@ -170,7 +168,14 @@ def upload(
                 )
             digest.update(chunk)
             spool.write(chunk)
-        detected = detect_type(spool)  # type: ignore[arg-type]
+        try:
+            detected = detect_type(spool)  # type: ignore[arg-type]
+        except ImageTooLarge as exc:
+            raise InvalidInput(
+                BaasError.IMAGE_TOO_LARGE,
+                str(exc),
+                [field_error("file", BaasError.IMAGE_TOO_LARGE, str(exc))],
+            ) from exc
         if detected is None:
             raise UnsupportedContent(
                 BaasError.UNSUPPORTED_CONTENT, "only images, PDF, ZIP and UTF-8 text are accepted"
@@ -238,6 +243,7 @@ def delete_file(session: Session, *, caller: Caller, file_id: int) -> None:
         raise NotFound(BaasError.FILE_NOT_FOUND, f"file {file_id} not found")
     keys = [row.storage_key] + ([row.thumbnail_key] if row.thumbnail_key else [])
     session.delete(row)
+    caller.audit(session, action="baas.file.delete", subject_type="baas_file", subject_id=file_id)
 
     def remove_blobs() -> None:
         store = get_store()

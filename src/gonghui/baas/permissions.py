@@ -16,12 +16,14 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
+from sqlalchemy.orm import Session
 
+from gonghui.audit import service as audit
 from gonghui.baas.errors import BaasError
 from gonghui.baas.models import RecordAcl
 from gonghui.errors import InvalidInput, field_error
 from gonghui.orgs.models import Role
-from gonghui.tenancy import Grant
+from gonghui.tenancy import Actor, Grant
 
 
 class Action(StrEnum):
@@ -86,6 +88,21 @@ class Caller:
                 return True
             return any(g.role == role and self.org_path.startswith(g.org_path) for g in self.grants)
         return False
+
+    def audit(
+        self, session: Session, *, action: str, subject_type: str, subject_id: object
+    ) -> None:
+        """Write the caller's act to the audit log: its user (none for a server key
+        alone), its app and which key it used."""
+        audit.record(
+            session,
+            actor=Actor(user_id=self.user_id),
+            action=action,
+            org_id=self.org_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            details={"app_id": self.app_id, "key": "server" if self.server else "client"},
+        )
 
 
 def row_filter(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from gonghui import bodylimit
 from gonghui.baas import apps, copy, dataio, files
 from gonghui.baas.apps import KeyKind
 from gonghui.baas.caller import AppCaller
@@ -34,10 +35,10 @@ from gonghui.baas.schemas import (
 )
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
+from gonghui.bodylimit import max_body, upload_limit
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
-from gonghui.errors import InvalidInput, PayloadTooLarge, field_error
-from gonghui.settings import get_settings
+from gonghui.errors import InvalidInput, field_error
 from gonghui.storage import get_store
 
 router = APIRouter(prefix="/api/v1/baas", tags=["baas"])
@@ -402,10 +403,6 @@ def diff_apps(
 
 # --- files ---------------------------------------------------------------------------
 
-# Multipart framing around the file itself; a declared body beyond limit + this is refused
-# before it is read.
-_MULTIPART_OVERHEAD = 64 * 1024
-
 
 class FileRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -432,6 +429,7 @@ def _file_read(row: Any) -> FileRead:
 
 
 @router.post("/files", status_code=status.HTTP_201_CREATED)
+@max_body(upload_limit)
 async def upload_file(request: Request, caller: AppCaller) -> FileRead:
     """Multipart form: ``file`` and an optional ``folder``."""
 
@@ -439,14 +437,9 @@ async def upload_file(request: Request, caller: AppCaller) -> FileRead:
         with unit_of_work(read_only=True) as session:
             return files.upload_limit(session, caller=caller)
 
-    max_bytes = await run_in_threadpool(limit)
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isdigit()
-        and int(declared) > max_bytes + _MULTIPART_OVERHEAD
-    ):
-        raise PayloadTooLarge(BaasError.FILE_TOO_LARGE, f"files are limited to {max_bytes} bytes")
+    # The app's own file limit, known before the body is read: a larger declared body is
+    # refused at once, a streamed one where it passes the limit.
+    bodylimit.lower(request.scope, await run_in_threadpool(limit) + bodylimit.MULTIPART_FRAMING)
     async with request.form(max_files=1, max_fields=4) as form:
         upload = form.get("file")
         folder = form.get("folder") or ""
@@ -548,6 +541,7 @@ class ImportResult(BaseModel):
 
 
 @router.post("/apps/{app_id}/tables/{name}/import")
+@max_body(upload_limit)
 async def import_table(
     app_id: int,
     name: str,
@@ -558,8 +552,6 @@ async def import_table(
 ) -> ImportResult:
     """The request body is the CSV (with a header row) or JSON array, UTF-8."""
     raw = await request.body()
-    if len(raw) > get_settings().upload_max_bytes:
-        raise PayloadTooLarge(BaasError.FILE_TOO_LARGE, "the data is too large")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui.benefits.models import LedgerEntry, Voucher
+from gonghui.cells import safe_row
 
 COLUMNS = ["entry_id", "at", "membership_id", "kind", "action", "amount", "voucher_code", "source"]
 
@@ -40,7 +41,7 @@ def to_csv(session: Session, *, activity_id: int) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
-    writer.writerows(rows(session, activity_id=activity_id))
+    writer.writerows(safe_row(row) for row in rows(session, activity_id=activity_id))
     # UTF-8 with BOM so that Excel opens Chinese text correctly.
     return buffer.getvalue().encode("utf-8-sig")
 
@@ -50,7 +51,7 @@ def to_xlsx(session: Session, *, activity_id: int) -> bytes:
     sheet = workbook.create_sheet("ledger")
     sheet.append(COLUMNS)
     for row in rows(session, activity_id=activity_id):
-        sheet.append(row)
+        sheet.append(safe_row(row))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

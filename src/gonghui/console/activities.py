@@ -20,6 +20,7 @@ from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
 from gonghui.benefits import export
+from gonghui.cells import safe_row
 from gonghui.clock import display_zone, now
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
@@ -324,9 +325,8 @@ def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Resp
     sheet.append([translate(locale, k) for k in ("dash.winner", "dash.prize", "dash.won_at")])
     zone = display_zone()
     for row in reversed(rows):  # oldest first, as a list to work through
-        sheet.append(
-            [row["name"], row["prize"], row["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")]
-        )
+        at = row["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+        sheet.append(safe_row([row["name"], row["prize"], at]))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return Response(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 
+from gonghui.bodylimit import max_body, upload_limit
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -62,6 +63,7 @@ def _chunks(upload: UploadFile) -> Iterator[bytes]:
 
 
 @router.post("/roster", response_class=HTMLResponse)
+@max_body(upload_limit)
 def upload_roster(
     request: Request,
     user: ConsoleStaff,

@@ -8,11 +8,11 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
 from gonghui.activities.quiz import bank
+from gonghui.bodylimit import max_body, upload_limit
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.orgs import service as orgs
-from gonghui.settings import get_settings
 from gonghui.tenancy import Permission
 from gonghui.web.errors import error_key
 from gonghui.web.session import PageUser, check_csrf
@@ -50,6 +50,7 @@ def questions_page(request: Request, user: ConsoleStaff, org_id: int | None = No
 
 
 @router.post("", response_class=HTMLResponse)
+@max_body(upload_limit)
 def import_questions(
     request: Request,
     user: ConsoleStaff,
@@ -58,14 +59,11 @@ def import_questions(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
-    limit = get_settings().upload_max_bytes
-    content = file.file.read(limit + 1)
-    if len(content) > limit:
-        return _page(request, user, org_id, error="error.members.upload_too_large")
     try:
+        questions = bank.parse_xlsx(file.file)  # before the write transaction: no lock held
         with unit_of_work() as session:
-            created = bank.import_xlsx(
-                session, actor=_actor(request, user), org_id=org_id, content=content
+            created = bank.add_questions(
+                session, actor=_actor(request, user), org_id=org_id, questions=questions
             )
     except DomainError as exc:
         rows = exc.details if isinstance(exc.details, list) else []

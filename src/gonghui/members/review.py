@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import io
 import uuid
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +20,7 @@ from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Conflict, DomainError, InvalidInput, NotFound, field_error
+from gonghui.images import ImageTooLarge, NotAnImage, open_image
 from gonghui.members.errors import MembersError
 from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.models import (
@@ -94,20 +93,17 @@ def read_proof(stream: BinaryIO, *, max_bytes: int = PROOF_MAX_BYTES) -> tuple[b
             [field_error("proof", MembersError.PROOF_TOO_LARGE, "too large")],
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                kind = image.format or ""
-                image.verify()
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-    ) as exc:
+        with open_image(io.BytesIO(data)) as image:
+            kind = image.format or ""
+            image.verify()
+    except NotAnImage as exc:
         raise _not_image() from exc
+    except ImageTooLarge as exc:
+        raise InvalidInput(
+            MembersError.PROOF_TOO_LARGE,
+            str(exc),
+            [field_error("proof", MembersError.PROOF_TOO_LARGE, str(exc))],
+        ) from exc
     if kind not in PROOF_FORMATS:
         raise _not_image()
     content_type, ext = PROOF_FORMATS[kind]

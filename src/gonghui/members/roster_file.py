@@ -24,6 +24,9 @@ from datetime import date, datetime
 from operator import itemgetter
 from typing import Any, BinaryIO, NamedTuple
 
+from gonghui.settings import get_settings
+from gonghui.xlsx import SheetError, sheet_rows
+
 _SNIFF_BYTES = 64 * 1024
 _XLSX_MAGIC = b"PK\x03\x04"
 # A record (a line, or lines joined by a quoted line break) longer than this is refused.
@@ -289,26 +292,17 @@ def _batched(
 
 
 def _iter_xlsx(stream: BinaryIO) -> Iterator[RawRow]:
-    import zipfile
-
-    from openpyxl import load_workbook  # type: ignore[import-untyped]
-
+    rows = sheet_rows(stream, max_rows=get_settings().roster_xlsx_max_rows)
     try:
-        workbook = load_workbook(stream, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise RosterFileError("file.not_xlsx", "not a readable XLSX workbook") from exc
-    try:
-        sheet = workbook.worksheets[0] if workbook.worksheets else None
-        if sheet is None:
-            raise RosterFileError("file.empty", "the workbook has no sheet")
-        rows = sheet.iter_rows(values_only=True)
-        header = next(rows, None)
+        _, header = next(rows, (0, None))
         if header is None:
             raise RosterFileError("file.empty", "the sheet is empty")
         pick = Layout.from_header(list(header)).picker()
-        for number, row in enumerate(rows, start=2):
+        for number, row in rows:
             if not any(cell is not None and str(cell).strip() for cell in row):
-                continue
+                continue  # numbered and counted against the cap all the same
             yield RawRow(number, pick(row))
+    except SheetError as exc:
+        raise RosterFileError(exc.code, str(exc)) from exc
     finally:
-        workbook.close()
+        rows.close()

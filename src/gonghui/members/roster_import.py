@@ -37,8 +37,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.audit import service as audit
+from gonghui.cells import safe_row
 from gonghui.clock import local_day, now
-from gonghui.db import is_sqlite, on_commit, rowcount, unit_of_work
+from gonghui.db import is_sqlite, on_commit, on_rollback, rowcount, unit_of_work
 from gonghui.errors import PayloadTooLarge
 from gonghui.members.errors import MembersError
 from gonghui.members.models import ImportJob, ImportStatus
@@ -211,7 +212,7 @@ class _ErrorReport:
 
     def add(self, errors: Iterable[RowError]) -> None:
         for e in errors:
-            self.writer.writerow((e.row, e.field, e.code, e.reason))
+            self.writer.writerow(safe_row((e.row, e.field, e.code, e.reason)))
             self.lines += 1
 
     def store(self, key: str) -> None:
@@ -555,6 +556,9 @@ def accept_upload(
     background once this unit of work commits. Too large a file is refused whole (413)."""
     job = create_job(session, actor=actor, org_id=org_id, filename=filename)
     key = upload_key(job.id)
+    # The upload holds personal data in plain text. If the job row is never committed
+    # (too large, a failed commit) nothing would point to it, so nothing would delete it.
+    on_rollback(session, lambda: get_store().delete(key))
 
     def limited() -> Iterator[bytes]:
         seen = 0

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 
+from gonghui.bodylimit import MULTIPART_FRAMING, max_body, upload_limit
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentPrincipal, CurrentStaff, CurrentUser, SessionDep
 from gonghui.errors import NotFound
@@ -51,6 +52,7 @@ def _chunks(upload: UploadFile) -> Iterator[bytes]:
 
 
 @router.post("/orgs/{org_id}/roster/imports", status_code=status.HTTP_202_ACCEPTED)
+@max_body(upload_limit)
 def create_import(
     org_id: int, file: Annotated[UploadFile, File()], staff: CurrentStaff, session: SessionDep
 ) -> ImportJobRead:
@@ -166,6 +168,7 @@ def my_profile(principal: CurrentPrincipal, session: SessionDep) -> MemberProfil
 
 
 @router.post("/members/verification-requests", status_code=status.HTTP_201_CREATED)
+@max_body(review.PROOF_MAX_BYTES + MULTIPART_FRAMING)
 def request_review(
     user: CurrentUser,
     session: SessionDep,

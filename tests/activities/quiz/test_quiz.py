@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from openpyxl import Workbook
 
 from gonghui import clock
+from gonghui.activities.quiz import bank
+from gonghui.errors import InvalidInput
 from gonghui.orgs.models import Role
 from tests.activities.conftest import (
     Member,
@@ -21,7 +25,7 @@ from tests.activities.conftest import (
     quiz_config,
     window,
 )
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, xlsx_with_blank_rows
 
 
 def _start(api: httpx.Client, activity_id: int, member: Member) -> httpx.Response:
@@ -94,6 +98,39 @@ def test_xlsx_import_is_all_or_nothing(
         ("true_false", [0], None),
     ]
     assert questions[2]["options"] == ["对", "错"]
+
+
+def test_a_sheet_of_a_million_blank_rows_is_refused_at_the_row_cap(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    bomb = xlsx_with_blank_rows(["题型", "题目", "选项", "答案"], 1_000_000)
+    resp = api.post(
+        f"/api/v1/orgs/{tree.city_a}/questions/import",
+        files={"file": ("q.xlsx", bomb)},
+        headers=op.headers,
+    )
+    message = "the sheet has more than 5000 rows (blank rows count)"
+    assert resp.status_code == 422
+    assert resp.json()["error"] == {
+        "code": "quiz.bad_import",
+        "message": message,
+        "details": [{"field": "file", "code": "quiz.bad_import", "message": message}],
+    }
+    assert api.get(f"/api/v1/orgs/{tree.city_a}/questions", headers=op.headers).json() == []
+
+
+def test_a_blank_row_bomb_is_refused_in_little_memory_and_without_a_session() -> None:
+    bomb = xlsx_with_blank_rows(["kind", "text"], 1_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            bank.parse_xlsx(io.BytesIO(bomb))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.code == "quiz.bad_import"
+    assert peak < 32 * 1024 * 1024
 
 
 def test_pass_earns_points_answers_stay_hidden_until_submit(

@@ -295,12 +295,16 @@ def _draw_live(
     )
     pool = _pool(session, activity)
     weights = [prize.weight for prize in pool]
+    pseudonymous = fairness.pseudonymous(activity.seed, activity.seed_commitment)
     for d in drawn:
         d.draw_no = numbers[d.call.member_id]
+        member: int | str = d.call.member_id
+        if pseudonymous:
+            member = fairness.pseudonym(activity_id=activity.id, membership_id=d.call.member_id)
         d.roll = fairness.roll(
             seed=activity.seed,
             activity_id=activity.id,
-            member=d.call.member_id,
+            member=member,
             draw_no=d.draw_no,
             entropy=d.call.entropy,
         )

@@ -2,8 +2,23 @@
 
 roll = HMAC-SHA256(key=seed, msg="<activity>:<member>:<draw number>:<client entropy>").
 The roll, read as a 256-bit integer modulo the total weight, picks a prize position by
-cumulative weight. The server publishes SHA-256(seed) when the lottery is published, and
-the seed with the ordered draw log after the end; anyone can then replay every draw.
+cumulative weight. The server publishes a commitment to the seed when the lottery is
+published, and the seed with the ordered draw log after the end; anyone can then replay
+every draw.
+
+Who drew is not public: ``<member>`` is the member's pseudonym in this lottery,
+HMAC-SHA256(server key, "lottery-pseudonym:<activity>:<membership id>") cut to 64 bits.
+The key never leaves the server, so the published log cannot be joined back to
+membership ids (which are small sequential numbers: a pseudonym derived from the seed or
+another public value could be reversed by trying them all), and one member's pseudonyms in
+two lotteries are unrelated. The pseudonym is a roll input, so the public replay still
+checks every roll, and each member's draw numbers must run 1, 2, 3... under one pseudonym.
+A member can be shown their own pseudonym to find their draws in the log.
+
+Which form a lottery uses is fixed at publication by its commitment:
+SHA-256("gonghui-lottery-v2:" + seed) for pseudonyms. Lotteries published before, whose
+commitment is SHA-256(seed), rolled with membership ids, and their logs keep showing them
+so that they still verify.
 """
 
 from __future__ import annotations
@@ -14,12 +29,31 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from gonghui.keys import get_keys
+
+_V2 = "gonghui-lottery-v2:"
+
 
 def commitment(seed: str) -> str:
+    """What a lottery publishes from the start: it also says that draws are pseudonymous."""
+    return hashlib.sha256((_V2 + seed).encode()).hexdigest()
+
+
+def _legacy_commitment(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
-def roll(*, seed: str, activity_id: int, member: int, draw_no: int, entropy: str) -> str:
+def pseudonymous(seed: str, seed_commitment: str | None) -> bool:
+    """Whether the lottery committed to ``seed`` names its members by pseudonyms."""
+    return seed_commitment == commitment(seed)
+
+
+def pseudonym(*, activity_id: int, membership_id: int) -> str:
+    message = f"lottery-pseudonym:{activity_id}:{membership_id}".encode()
+    return hmac.new(get_keys().pii_hmac_key, message, hashlib.sha256).hexdigest()[:16]
+
+
+def roll(*, seed: str, activity_id: int, member: int | str, draw_no: int, entropy: str) -> str:
     message = f"{activity_id}:{member}:{draw_no}:{entropy}".encode()
     return hmac.new(seed.encode(), message, hashlib.sha256).hexdigest()
 
@@ -40,7 +74,7 @@ def verify(log: dict[str, Any]) -> list[str]:
     seed = log.get("seed")
     if not seed:
         return ["the log has no seed (the lottery has not ended)"]
-    if commitment(seed) != log["seed_commitment"]:
+    if log["seed_commitment"] not in (commitment(seed), _legacy_commitment(seed)):
         problems.append("the seed does not match the commitment published at the start")
     activity_id = int(log["activity_id"])
     prizes = sorted(log["prizes"], key=lambda p: p["position"])

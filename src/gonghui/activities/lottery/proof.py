@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui.activities.errors import ActivitiesError
+from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.models import Draw, DrawOutcome, PoolPrize
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.service import effective_status, lottery_rules
@@ -59,9 +60,17 @@ def draw_log(session: Session, *, activity_id: int) -> dict[str, Any]:
         draws = session.scalars(
             select(Draw).where(Draw.activity_id == activity.id).order_by(Draw.id)
         )
+        assert activity.seed is not None
+        pseudonymous = fairness.pseudonymous(activity.seed, activity.seed_commitment)
+
+        def member(membership_id: int) -> int | str:
+            if not pseudonymous:  # published before pseudonyms: its rolls used the ids
+                return membership_id
+            return fairness.pseudonym(activity_id=activity.id, membership_id=membership_id)
+
         log["draws"] = [
             {
-                "member": d.membership_id,
+                "member": member(d.membership_id),
                 "draw_no": d.draw_no,
                 "entropy": d.client_entropy,
                 "roll": d.roll,

@@ -9,10 +9,8 @@ XLSX layout (first sheet, first row is the header; Chinese or English names):
 
 from __future__ import annotations
 
-import io
-from typing import Any
+from typing import Any, BinaryIO
 
-from openpyxl import load_workbook  # type: ignore[import-untyped]
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,10 +20,11 @@ from gonghui.activities.quiz.models import Question, QuestionKind
 from gonghui.activities.quiz.schemas import QuestionCreate
 from gonghui.audit import service as audit
 from gonghui.errors import InvalidInput, field_error
+from gonghui.settings import get_settings
 from gonghui.tenancy import Actor, Permission, require_org
+from gonghui.xlsx import SheetError, sheet_rows
 
 MANAGE = Permission.ACTIVITIES_MANAGE
-MAX_IMPORT_ROWS = 5000
 
 _HEADERS = {
     "kind": "kind", "题型": "kind",
@@ -105,45 +104,54 @@ def _parse_row(values: dict[str, str]) -> QuestionCreate:
     )
 
 
-def import_xlsx(session: Session, *, actor: Actor, org_id: int, content: bytes) -> int:
-    """Add every question of the workbook, or none; returns how many were added."""
-    org = require_org(session, actor, MANAGE, org_id)
-    try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a non-workbook
-        raise InvalidInput(
-            QuizError.BAD_IMPORT,
-            "the file is not an XLSX workbook",
-            [field_error("file", QuizError.BAD_IMPORT, "not an XLSX workbook")],
-        ) from exc
-    rows = workbook.worksheets[0].iter_rows(values_only=True)
-    header = [_HEADERS.get(_cell(h).lower(), _HEADERS.get(_cell(h), "")) for h in next(rows, ())]
-    if "text" not in header or "kind" not in header:
-        raise InvalidInput(
-            QuizError.BAD_IMPORT,
-            "the first row must name the columns (kind, text, options, answer, ...)",
-            [field_error("file", QuizError.BAD_IMPORT, "missing header row")],
-        )
+def _bad_file(message: str) -> InvalidInput:
+    return InvalidInput(
+        QuizError.BAD_IMPORT, message, [field_error("file", QuizError.BAD_IMPORT, message)]
+    )
+
+
+def parse_xlsx(source: BinaryIO) -> list[QuestionCreate]:
+    """The questions of a workbook, every row valid, or :class:`InvalidInput` listing the
+    bad rows. Needs no session: callers parse before they open a write transaction.
+    Rows count against ``GONGHUI_QUESTION_IMPORT_MAX_ROWS``, blank ones too."""
+    rows = sheet_rows(source, max_rows=get_settings().question_import_max_rows)
     parsed: list[QuestionCreate] = []
     errors: list[dict[str, str]] = []
-    for number, row in enumerate(rows, start=2):
-        values = {name: _cell(v) for name, v in zip(header, row, strict=False) if name}
-        if not any(values.values()):
-            continue
-        if len(parsed) + len(errors) >= MAX_IMPORT_ROWS:
-            errors.append(field_error(f"row {number}", QuizError.BAD_IMPORT, "too many rows"))
-            break
-        try:
-            parsed.append(_parse_row(values))
-        except ValidationError as exc:
-            message = "; ".join(e["msg"] for e in exc.errors())
-            errors.append(field_error(f"row {number}", QuizError.BAD_QUESTION, message))
-        except ValueError as exc:
-            errors.append(field_error(f"row {number}", QuizError.BAD_QUESTION, str(exc)))
-    workbook.close()
+    try:
+        _, first = next(rows, (0, ()))
+        header = [_HEADERS.get(_cell(h).lower(), _HEADERS.get(_cell(h), "")) for h in first]
+        if "text" not in header or "kind" not in header:
+            raise InvalidInput(
+                QuizError.BAD_IMPORT,
+                "the first row must name the columns (kind, text, options, answer, ...)",
+                [field_error("file", QuizError.BAD_IMPORT, "missing header row")],
+            )
+        for number, row in rows:
+            values = {name: _cell(v) for name, v in zip(header, row, strict=False) if name}
+            if not any(values.values()):
+                continue
+            try:
+                parsed.append(_parse_row(values))
+            except ValidationError as exc:
+                message = "; ".join(e["msg"] for e in exc.errors())
+                errors.append(field_error(f"row {number}", QuizError.BAD_QUESTION, message))
+            except ValueError as exc:
+                errors.append(field_error(f"row {number}", QuizError.BAD_QUESTION, str(exc)))
+    except SheetError as exc:
+        raise _bad_file(str(exc)) from exc
+    finally:
+        rows.close()
     if errors:
         raise InvalidInput(QuizError.BAD_IMPORT, f"{len(errors)} rows are not valid", errors)
-    session.add_all(Question(org_id=org.id, **q.model_dump()) for q in parsed)
+    return parsed
+
+
+def add_questions(
+    session: Session, *, actor: Actor, org_id: int, questions: list[QuestionCreate]
+) -> int:
+    """Add imported questions (see :func:`parse_xlsx`) to the org's bank; returns how many."""
+    org = require_org(session, actor, MANAGE, org_id)
+    session.add_all(Question(org_id=org.id, **q.model_dump()) for q in questions)
     session.flush()
     audit.record(
         session,
@@ -152,6 +160,6 @@ def import_xlsx(session: Session, *, actor: Actor, org_id: int, content: bytes) 
         org_id=org.id,
         subject_type="org",
         subject_id=org.id,
-        details={"created": len(parsed)},
+        details={"created": len(questions)},
     )
-    return len(parsed)
+    return len(questions)

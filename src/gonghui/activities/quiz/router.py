@@ -15,14 +15,14 @@ from gonghui.activities.quiz.schemas import (
     SubmitRequest,
     SubmitResult,
 )
+from gonghui.bodylimit import max_body, upload_limit
+from gonghui.db import unit_of_work
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
     IdempotencyKey,
     SessionDep,
 )
-from gonghui.errors import PayloadTooLarge
-from gonghui.settings import get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["quiz"])
 
@@ -44,15 +44,12 @@ def list_questions(
 
 
 @router.post("/orgs/{org_id}/questions/import", status_code=status.HTTP_201_CREATED)
-def import_questions(
-    org_id: int, file: UploadFile, staff: CurrentStaff, session: SessionDep
-) -> ImportResult:
+@max_body(upload_limit)
+def import_questions(org_id: int, file: UploadFile, staff: CurrentStaff) -> ImportResult:
     """Import an XLSX question sheet (all rows or none)."""
-    limit = get_settings().upload_max_bytes
-    content = file.file.read(limit + 1)
-    if len(content) > limit:
-        raise PayloadTooLarge("request.too_large", f"the file is larger than {limit} bytes")
-    created = bank.import_xlsx(session, actor=staff, org_id=org_id, content=content)
+    questions = bank.parse_xlsx(file.file)  # before the write transaction: no lock held
+    with unit_of_work() as session:
+        created = bank.add_questions(session, actor=staff, org_id=org_id, questions=questions)
     return ImportResult(created=created)
 
 

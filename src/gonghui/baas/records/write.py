@@ -214,6 +214,12 @@ def delete_record(session: Session, *, caller: Caller, table: str, record_id: in
     session.execute(
         delete(RecordAcl).where(RecordAcl.table_id == info.id, RecordAcl.record_id == record_id)
     )
+    caller.audit(
+        session,
+        action="baas.record.delete",
+        subject_type="baas_record",
+        subject_id=f"{table}/{record_id}",
+    )
 
 
 def set_acl(

@@ -24,7 +24,7 @@ from gonghui.baas import permissions as perms
 from gonghui.baas.apps import get_app
 from gonghui.baas.errors import BaasError
 from gonghui.baas.models import DataTable, Field, RecordAcl
-from gonghui.baas.schemas import FieldChange, FieldSpec
+from gonghui.baas.schemas import NAME_PATTERN, FieldChange, FieldSpec
 from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import RESERVED_NAMES, TableInfo, sql_table_name
 from gonghui.baas.tables.types import (
@@ -55,7 +55,18 @@ def _index_name(sql_name: str, column: str, unique: bool) -> str:
     return f"{'uq' if unique else 'ix'}_{sql_name}_{column}"
 
 
+_NAME = re.compile(NAME_PATTERN)
+
+
 def _check_name(name: str) -> None:
+    """A table or field name, whichever way it arrives (the API, a template import): it
+    becomes part of SQL identifiers, so the one rule holds for every path."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise bad(
+            "name",
+            f"{name!r}: lower-case letters, digits and _, starting with a letter, at most 63",
+            BaasError.BAD_NAME,
+        )
     if name in RESERVED_NAMES:
         raise bad("name", f"{name!r} is reserved for the system", BaasError.BAD_NAME)
 

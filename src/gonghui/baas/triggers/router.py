@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Header, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from gonghui.baas.triggers import service
 from gonghui.baas.triggers.models import TriggerEvent
@@ -18,6 +19,8 @@ from gonghui.baas.triggers.schemas import (
     TriggerCreated,
     TriggerRead,
 )
+from gonghui.bodylimit import max_body
+from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.settings import get_settings
 
@@ -110,20 +113,31 @@ def redeliver(
     return DeliveryRead.model_validate(delivery)
 
 
-async def raw_body(request: Request) -> bytes:
-    return await request.body()
+# An incoming event is a small JSON document; anyone may send one, so little is read.
+INCOMING_MAX_BYTES = 256 * 1024
 
 
 @router.post("/incoming/{trigger_id}", status_code=status.HTTP_202_ACCEPTED)
-def incoming(
+@max_body(INCOMING_MAX_BYTES)
+async def incoming(
     trigger_id: int,
-    body: Annotated[bytes, Depends(raw_body)],
-    session: SessionDep,
+    request: Request,
     timestamp: Annotated[str | None, Header(alias="X-Gonghui-Timestamp")] = None,
     signature: Annotated[str | None, Header(alias="X-Gonghui-Signature")] = None,
 ) -> Accepted:
     """Receive a signed event; 202 means it is stored and will be delivered."""
-    delivery = service.receive_incoming(
-        session, trigger_id=trigger_id, body=body, timestamp=timestamp, signature=signature
-    )
-    return Accepted(event_id=delivery.event_id)
+
+    def find() -> None:
+        with unit_of_work(read_only=True) as session:
+            service.incoming_trigger(session, trigger_id=trigger_id)
+
+    def receive(body: bytes) -> Accepted:
+        with unit_of_work() as session:
+            delivery = service.receive_incoming(
+                session, trigger_id=trigger_id, body=body, timestamp=timestamp, signature=signature
+            )
+            return Accepted(event_id=delivery.event_id)
+
+    # The caller is anonymous: an unknown trigger answers 404 before the body is read.
+    await run_in_threadpool(find)
+    return await run_in_threadpool(receive, await request.body())

@@ -318,14 +318,21 @@ hooks.subscribe(_on_org_event)
 # -- incoming webhooks ----------------------------------------------------------------------
 
 
+def incoming_trigger(session: Session, *, trigger_id: int) -> Trigger:
+    """The enabled incoming-webhook trigger ``trigger_id``; anything else is not found.
+    Callers look it up before they read a body sent to it."""
+    trigger = session.get(Trigger, trigger_id)
+    if trigger is None or trigger.event != TriggerEvent.INCOMING or not trigger.enabled:
+        raise NotFound(TriggersError.NOT_FOUND, f"trigger {trigger_id} not found")
+    return trigger
+
+
 def receive_incoming(
     session: Session, *, trigger_id: int, body: bytes, timestamp: str | None, signature: str | None
 ) -> Delivery:
     """Accept a signed call to an incoming-webhook trigger: the event is stored (and the
     caller answered) only once it is durable."""
-    trigger = session.get(Trigger, trigger_id)
-    if trigger is None or trigger.event != TriggerEvent.INCOMING or not trigger.enabled:
-        raise NotFound(TriggersError.NOT_FOUND, f"trigger {trigger_id} not found")
+    trigger = incoming_trigger(session, trigger_id=trigger_id)
     secret = trigger_secret(trigger)
     try:
         ts = int(timestamp or "")
