@@ -32,7 +32,7 @@ from gonghui.baas.tables.types import (
 from gonghui.baas.triggers import service as triggers
 from gonghui.baas.triggers.models import TriggerEvent
 from gonghui.clock import now
-from gonghui.db import rowcount
+from gonghui.db import rowcount, unit_of_work
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 
 MAX_BULK = 1000
@@ -56,7 +56,17 @@ def _unique_conflict(info: TableInfo, exc: IntegrityError) -> Conflict:
 
 
 def _table(session: Session, caller: Caller, table: str) -> TableInfo:
-    return infos.load(session, app_id=caller.app_id, name=table)
+    """The table's description, read so that the write lock is not taken yet.
+
+    Values are checked against it (types, rules, patterns) before the first write
+    statement: on SQLite a write transaction holds the database lock from its first
+    statement (BEGIN IMMEDIATE), and no other writer should wait while a request checks
+    its input. A session that already began (a caller writing several things in one unit
+    of work, which may have just created the table) reads through itself."""
+    if session.in_transaction():
+        return infos.load(session, app_id=caller.app_id, name=table)
+    with unit_of_work(read_only=True) as reader:
+        return infos.load(reader, app_id=caller.app_id, name=table)
 
 
 def create_records(
@@ -141,6 +151,15 @@ def update_record(
             if n in touched:
                 raise bad(n, f"appears in both {touched[n]} and {op}", BaasError.INVALID_UPDATE)
             touched[n] = op
+    # Values that need no current row are checked before the row (and, on SQLite, the
+    # database) is locked.
+    values: dict[str, Any] = {}
+    for name, op in touched.items():
+        f = info.by_name[name]
+        if op == "set":
+            values[f.column] = stored_value(f, ops[op][name])
+        elif op == "unset":
+            values[f.column] = stored_value(f, None)
     # The row is locked for the read-modify-write of arrays (FOR UPDATE on PostgreSQL;
     # SQLite writers hold the database lock from BEGIN IMMEDIATE).
     current = session.execute(
@@ -148,17 +167,15 @@ def update_record(
     ).first()
     if current is None:
         raise record_not_found(record_id)
-    values: dict[str, Any] = {"updated_at": now()}
+    values["updated_at"] = now()
     increments = []
     for name, op in touched.items():
+        if op in ("set", "unset"):
+            continue
         f = info.by_name[name]
-        arg = None if op == "unset" else ops[op][name]
+        arg = ops[op][name]
         col = t.c[f.column]
-        if op == "set":
-            values[f.column] = stored_value(f, arg)
-        elif op == "unset":
-            values[f.column] = stored_value(f, None)
-        elif op == "increment":
+        if op == "increment":
             if f.type not in NUMERIC:
                 raise bad(name, "increment applies to numbers", BaasError.INVALID_UPDATE)
             step = coerce_scalar(f.type, arg, name)
