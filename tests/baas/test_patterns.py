@@ -124,9 +124,17 @@ def test_a_value_refused_by_its_pattern_is_answered_while_another_writer_holds_t
             headers=app.server,
             timeout=10,
         )
+        refused_import = api.post(
+            f"/api/v1/baas/apps/{app.id}/tables/codes/import",
+            content="code\nCD2\nlower3\n".encode(),
+            headers=app.dev.headers,
+            timeout=10,
+        )
     assert refused_create.status_code == 422, refused_create.text
     assert refused_update.status_code == 422, refused_update.text
-    for refused in (refused_create, refused_update):
+    assert refused_import.status_code == 422, refused_import.text
+    assert refused_import.json()["error"]["details"][0]["field"] == "1.code"
+    for refused in (refused_create, refused_update, refused_import):
         assert refused.json()["error"]["details"][0]["message"] == (
             "does not match the required pattern"
         )

@@ -13,8 +13,9 @@ import pytest
 
 from gonghui.baas.functions import cgroups, sandbox
 from gonghui.baas.functions.pool import PoolConfig, WorkerPool
-from gonghui.baas.functions.sandbox import Limits, Outcome, bwrap_path
+from gonghui.baas.functions.sandbox import Limits, Outcome
 from gonghui.settings import get_settings
+from tests.baas.functions.conftest import run_handler, sandboxed_pool
 
 LIMITS = Limits(timeout_s=10.0, cpu_s=5.0, memory_mb=128, processes=16, shm_mb=8)
 # A uid that already runs many processes of its own, as a server's user does.
@@ -38,24 +39,13 @@ return {"forked": forked, "error": None}
 
 @pytest.fixture
 def pool() -> Iterator[WorkerPool]:
-    if bwrap_path() is None:
-        pytest.fail("bubblewrap is missing or cannot create namespaces (make test installs it)")
-    workers = WorkerPool(PoolConfig(min_workers=0, max_workers=2, per_key_max=2))
+    workers = sandboxed_pool(PoolConfig(min_workers=0, max_workers=2, per_key_max=2))
     yield workers
     workers.close()
 
 
 def run(pool: WorkerPool, body: str, event: Any = None) -> Outcome:
-    source = "def handler(event, context):\n" + "".join(
-        f"    {line}\n" for line in body.strip("\n").splitlines()
-    )
-    return pool.invoke(
-        key="app-1", source=source, event=event, context={}, sdk=_no_sdk, limits=LIMITS
-    )
-
-
-def _no_sdk(op: str, args: dict[str, Any]) -> Any:
-    raise AssertionError(f"unexpected platform call {op}")
+    return run_handler(pool, body, event, LIMITS)
 
 
 @pytest.fixture

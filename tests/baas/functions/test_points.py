@@ -27,6 +27,7 @@ AWARD = (
     "def handler(event, context):\n    return context.sdk.call('benefits.award_points', event)\n"
 )
 AUDIT_ACTION = "benefits.points_awarded_by_function"
+NOTHING_AWARDED = {"balance": 0, "spent": 0, "ledger": 0, "audit": 0}
 
 
 def _award_function(api: httpx.Client, app: AppHandle) -> None:
@@ -154,12 +155,7 @@ def test_a_function_cannot_pay_points_from_an_activity_outside_its_apps_subtree(
             key=f"k{activity['id']}",
         )
         assert _refusal(refused) == "functions.activity_not_found"
-        assert _books(activity["id"], member.membership_id) == {
-            "balance": 0,
-            "spent": 0,
-            "ledger": 0,
-            "audit": 0,
-        }
+        assert _books(activity["id"], member.membership_id) == NOTHING_AWARDED
 
 
 @pytest.mark.parametrize(
@@ -186,12 +182,7 @@ def test_a_function_cannot_award_points_that_no_budget_pays_for(
     if activity_id == "activity":
         grant["activity_id"] = activity["id"]
     assert _refusal(_award(api, city_a_app, **grant)) == code
-    assert _books(activity["id"], member.membership_id) == {
-        "balance": 0,
-        "spent": 0,
-        "ledger": 0,
-        "audit": 0,
-    }
+    assert _books(activity["id"], member.membership_id) == NOTHING_AWARDED
 
 
 def test_concurrent_awards_never_pass_the_budget(

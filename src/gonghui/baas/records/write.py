@@ -32,7 +32,7 @@ from gonghui.baas.tables.types import (
 from gonghui.baas.triggers import service as triggers
 from gonghui.baas.triggers.models import TriggerEvent
 from gonghui.clock import now
-from gonghui.db import rowcount, unit_of_work
+from gonghui.db import rowcount
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 
 MAX_BULK = 1000
@@ -56,16 +56,7 @@ def _unique_conflict(info: TableInfo, exc: IntegrityError) -> Conflict:
 
 
 def _table(session: Session, caller: Caller, table: str) -> TableInfo:
-    """The table's description, read so that the write lock is not taken yet.
-
-    Values are checked against it (types, rules, patterns) before the first write
-    statement: on SQLite a write transaction holds the database lock from its first
-    statement (BEGIN IMMEDIATE), and no other writer should wait while a request checks
-    its input. A session that already began (a caller writing several things in one unit
-    of work, which may have just created the table) reads through itself."""
-    if session.in_transaction():
-        return infos.load(session, app_id=caller.app_id, name=table)
-    with unit_of_work(read_only=True) as reader:
+    with infos.reading_before_writes(session) as reader:
         return infos.load(reader, app_id=caller.app_id, name=table)
 
 
@@ -78,18 +69,34 @@ def create_records(
         raise PermissionDenied(BaasError.FORBIDDEN, f"you may not add records to {table}")
     if len(items) > MAX_BULK:
         raise InvalidInput(BaasError.INVALID_RECORD, f"at most {MAX_BULK} records at once")
+    rows = prepare_rows(info, items, caller=caller, numbered=len(items) > 1)
+    return insert_rows(session, caller=caller, info=info, rows=rows)
+
+
+def prepare_rows(
+    info: TableInfo, items: list[dict[str, Any]], *, caller: Caller, numbered: bool
+) -> list[dict[str, Any]]:
+    """Column values for new records, every value checked, without touching the database
+    (so before any write lock); errors name the item (``3.age``) when ``numbered``."""
     at = now()
     rows = []
     for i, item in enumerate(items):
         try:
             values = new_row(info, item)
         except InvalidInput as exc:
-            if len(items) > 1 and isinstance(exc.details, list):
+            if numbered and isinstance(exc.details, list):
                 for d in exc.details:
                     d["field"] = f"{i}.{d['field']}"
             raise
         values.update(created_by=caller.user_id, created_at=at, updated_at=at)
         rows.append(values)
+    return rows
+
+
+def insert_rows(
+    session: Session, *, caller: Caller, info: TableInfo, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert rows made by :func:`prepare_rows` (references checked), firing the triggers."""
     check_references(session, caller, info, rows)
     t = info.sql
     try:
