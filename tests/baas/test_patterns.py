@@ -126,7 +126,7 @@ def test_a_value_refused_by_its_pattern_is_answered_while_another_writer_holds_t
         )
         refused_import = api.post(
             f"/api/v1/baas/apps/{app.id}/tables/codes/import",
-            content="code\nCD2\nlower3\n".encode(),
+            content=b"code\nCD2\nlower3\n",
             headers=app.dev.headers,
             timeout=10,
         )
