@@ -77,14 +77,30 @@ class WorkerGroup:
             (self.path / "cgroup.kill").write_text("1")
         except OSError:
             pass
-        try:
-            self.path.rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError:
-            # Processes still leaving: the group is empty and removable moments later;
-            # housekeeping of the parent directory is the operator's (it holds no limits).
-            log.debug("function cgroup %s not removed yet", self.path)
+        if not _rmdir(self.path):
+            # Killed processes still leaving: the next new group removes it.
+            with _leftovers_lock:
+                _leftovers.add(self.path)
+
+
+_leftovers: set[Path] = set()
+_leftovers_lock = threading.Lock()
+
+
+def _rmdir(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _remove_leftovers() -> None:
+    with _leftovers_lock:
+        done = {path for path in _leftovers if _rmdir(path)}
+        _leftovers.difference_update(done)
 
 
 def _usable(parent: Path) -> bool:
@@ -129,6 +145,7 @@ def worker_group(*, slot: int, memory_mb: int, processes: int) -> WorkerGroup | 
     parent = parent_group()
     if parent is None:
         return None
+    _remove_leftovers()
     path = parent / f"gonghui-fn-{os.getpid()}-{slot}-{next(_names)}"
     try:
         path.mkdir()
