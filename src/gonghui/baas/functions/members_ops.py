@@ -62,7 +62,9 @@ def _key(args: dict[str, Any]) -> str:
 
 
 def _activity_in_app(session: Session, caller: Caller, activity_id: Any) -> Activity:
-    if isinstance(activity_id, bool) or not isinstance(activity_id, int) or activity_id < 1:
+    if isinstance(activity_id, bool) or not isinstance(activity_id, int):
+        activity_id = 0
+    if not 1 <= activity_id < 2**63:  # a database id
         raise SdkRefusal(
             FunctionsError.BAD_CALL, "activity_id: the activity whose points budget pays"
         )
