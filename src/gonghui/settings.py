@@ -63,10 +63,9 @@ class Settings(BaseSettings):
 
     # Cloud functions run under bubblewrap around this (system) Python; see baas/functions.
     functions_python: str = "/usr/bin/python3"
-    # Where bubblewrap is unavailable functions refuse to run, unless the deployment trusts
-    # every org's code (the flag) or the codes of these orgs and their subtrees.
-    functions_trust_unsandboxed: bool = False
-    functions_trusted_orgs: list[str] = Field(default_factory=list)
+    # An empty cgroup v2 directory the server may write: each function worker gets a child
+    # group bounding its processes and memory together (baas/functions/cgroups.py).
+    functions_cgroup: str = ""
     functions_min_workers: int = 1
     functions_max_workers: int = 8
     functions_per_app_max: int = 4

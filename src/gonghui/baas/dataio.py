@@ -162,16 +162,19 @@ def import_rows(
     progress: Progress | None = None,
 ) -> int:
     """Insert every row of ``data`` (system columns such as ``id`` are ignored); all or none."""
-    caller = _staff_caller(session, actor, app_id)
-    info = infos.load(session, app_id=caller.app_id, name=table)
+    with infos.reading_before_writes(session) as reader:
+        caller = _staff_caller(reader, actor, app_id)
+        info = infos.load(reader, app_id=caller.app_id, name=table)
     items = _parse(info, fmt, data)
     if len(items) > MAX_IMPORT_ROWS:
         raise InvalidInput(BaasError.INVALID_RECORD, f"at most {MAX_IMPORT_ROWS} rows at once")
+    # Every row is checked before the first write statement (and the write lock).
+    rows = write.prepare_rows(info, items, caller=caller, numbered=True)
     done = 0
-    for start in range(0, len(items), write.MAX_BULK):
-        batch = items[start : start + write.MAX_BULK]
+    for start in range(0, len(rows), write.MAX_BULK):
+        batch = rows[start : start + write.MAX_BULK]
         try:
-            write.create_records(session, caller=caller, table=table, items=batch)
+            write.insert_rows(session, caller=caller, info=info, rows=batch)
         except InvalidInput as exc:
             _shift_rows(exc, start, single=len(batch) == 1)
             raise

@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import httpx
 
-from gonghui.accounts.service import create_user
-from gonghui.accounts.tokens import start_session
 from gonghui.baas.triggers import delivery
-from gonghui.db import unit_of_work
 from gonghui.integrations.sms import dev_outbox
-from gonghui.members import service as members
 from gonghui.orgs.models import Role
-from gonghui.tenancy import SYSTEM
-from tests.activities.conftest import create_activity, id_number, lottery_config
+from tests.activities.conftest import create_activity, lottery_config
 from tests.baas.devapp import functions_url, make_app
+from tests.baas.functions.conftest import signed_in_member
 from tests.fixtures import StaffFactory, Tree
 
 PHONE = "13912345678"
-
-
-def signed_in_member(org_id: int) -> dict[str, str]:
-    with unit_of_work() as session:
-        user = create_user(session, display_name="王小明")
-        members.add_roster_entry(
-            session,
-            actor=SYSTEM,
-            org_id=org_id,
-            name="王小明",
-            id_number=id_number(901),
-            phone=PHONE,
-        )
-        members.verify(session, user_id=user.id, name="王小明", id_number=id_number(901))
-        tokens = start_session(session, user=user)
-    return {"Authorization": f"Bearer {tokens.access_token}"}
 
 
 def test_gallery_functions_award_points_and_text_winners_once_per_event(
@@ -50,11 +30,11 @@ def test_gallery_functions_award_points_and_text_winners_once_per_event(
             headers=dev.headers,
         )
         assert resp.status_code == 201, resp.text
-    member = signed_in_member(tree.grassroots_a1x)
+    member = signed_in_member(tree.grassroots_a1x, phone=PHONE).headers
     operator = make_staff(tree.city_a, Role.OPERATOR)
     prize = [{"name": "电影票", "kind": "voucher", "weight": 1, "stock": 3, "value": 5000}]
     activity = create_activity(
-        api, operator.headers, tree.district_a1, config=lottery_config(prize)
+        api, operator.headers, tree.district_a1, config=lottery_config(prize), budget_points=100
     )
     drawn = api.post(
         f"/api/v1/activities/{activity['id']}/draws", json={"entropy": "x"}, headers=member

@@ -9,33 +9,23 @@ from typing import Any
 import pytest
 
 from gonghui.baas.functions.pool import PoolConfig, WorkerPool
-from gonghui.baas.functions.sandbox import Limits, Outcome, bwrap_path
+from gonghui.baas.functions.sandbox import Limits, Outcome
 from gonghui.keys import get_keys
 from gonghui.settings import get_settings
+from tests.baas.functions.conftest import run_handler, sandboxed_pool
 
 LIMITS = Limits(timeout_s=3.0, cpu_s=2.0, memory_mb=256, processes=16)
 
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool]:
-    if bwrap_path() is None:
-        pytest.fail("bubblewrap is missing or cannot create namespaces (make test installs it)")
-    workers = WorkerPool(PoolConfig(min_workers=0, max_workers=4, per_key_max=2))
+    workers = sandboxed_pool(PoolConfig(min_workers=0, max_workers=4, per_key_max=2))
     yield workers
     workers.close()
 
 
 def run(pool: WorkerPool, body: str, event: Any = None, limits: Limits = LIMITS) -> Outcome:
-    source = "def handler(event, context):\n" + "".join(
-        f"    {line}\n" for line in body.splitlines()
-    )
-    return pool.invoke(
-        key="app-1", source=source, event=event, context={}, sdk=_no_sdk, limits=limits
-    )
-
-
-def _no_sdk(op: str, args: dict[str, Any]) -> Any:
-    raise AssertionError(f"unexpected platform call {op}")
+    return run_handler(pool, body, event, limits)
 
 
 def assert_still_serving(pool: WorkerPool) -> None:

@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert
 
 from gonghui.baas.functions import egress, files_ops, members_ops, service
 from gonghui.baas.functions.errors import FunctionsError
@@ -28,7 +27,6 @@ from gonghui.baas.records import query, write
 from gonghui.clock import now
 from gonghui.db import unit_of_work
 from gonghui.observability import request_id_var
-from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 
 MAX_CALL_DEPTH = 3
@@ -51,7 +49,6 @@ def get_pool() -> WorkerPool:
                     per_key_max=s.functions_per_app_max,
                     idle_s=s.functions_idle_s,
                     recycle_after=s.functions_recycle_after,
-                    trust_unsandboxed=s.functions_trust_unsandboxed,
                 )
             )
         return _pool
@@ -77,9 +74,6 @@ class Definition:
     limits: Limits
     runs_as_server: bool
     allowed_hosts: tuple[str, ...]
-    # The app's org (or one above it) is trusted to run unsandboxed where bubblewrap is
-    # missing (``functions_trusted_orgs``).
-    trusted: bool
 
 
 # Like app keys (baas.apps), definitions are cached for a couple of seconds: a deploy in
@@ -93,18 +87,6 @@ _definitions_lock = threading.Lock()
 def forget_definition(app_id: int, name: str) -> None:
     with _definitions_lock:
         _definitions.pop((app_id, name), None)
-
-
-def _org_trusted(session: Session, org_id: int) -> bool:
-    trusted = set(get_settings().functions_trusted_orgs)
-    if not trusted:
-        return False
-    org = session.get(Org, org_id)
-    if org is None:
-        return False
-    chain = [int(part) for part in org.path.strip("/").split("/") if part]
-    codes = set(session.scalars(select(Org.code).where(Org.id.in_(chain))))
-    return bool(codes & trusted)
 
 
 def forget_definitions() -> None:
@@ -129,7 +111,6 @@ def _definition(app_id: int, name: str) -> Definition:
             limits=Limits(timeout_s=fn.timeout_s, cpu_s=fn.timeout_s, memory_mb=fn.memory_mb),
             runs_as_server=fn.runs_as == "server",
             allowed_hosts=tuple(fn.allowed_hosts or ()),
-            trusted=_org_trusted(session, fn.org_id),
         )
     with _definitions_lock:
         _definitions[key] = (time.monotonic() + DEFINITION_TTL_S, definition)
@@ -162,7 +143,6 @@ def invoke(
         context=context,
         sdk=PlatformCalls(acting, depth, fn.allowed_hosts),
         limits=fn.limits,
-        trusted=fn.trusted,
     )
     request_id = request_id_var.get()
     _logs.add(

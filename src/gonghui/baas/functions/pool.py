@@ -34,7 +34,6 @@ class PoolConfig:
     idle_s: float = 60.0
     recycle_after: int = 500
     queue_timeout_s: float = 10.0
-    trust_unsandboxed: bool = False
 
 
 @dataclass
@@ -70,12 +69,10 @@ class WorkerPool:
         context: dict[str, Any],
         sdk: SdkHandler,
         limits: Limits,
-        trusted: bool = False,
     ) -> Outcome:
-        """Run ``source`` in a worker of ``key``; ``trusted`` code may run unsandboxed where
-        bubblewrap is missing."""
+        """Run ``source`` in a worker of ``key``."""
         with self._admitted(key):
-            worker, cold = self._checkout(key, limits, trusted)
+            worker, cold = self._checkout(key, limits)
             try:
                 outcome = worker.invoke(source=source, event=event, context=context, sdk=sdk)
             except BaseException:
@@ -124,7 +121,7 @@ class WorkerPool:
                 self._running[key] -= 1
                 self._lock.notify_all()
 
-    def _checkout(self, key: str, limits: Limits, trusted: bool) -> tuple[Worker, bool]:
+    def _checkout(self, key: str, limits: Limits) -> tuple[Worker, bool]:
         deadline = time.monotonic() + self.config.queue_timeout_s
         with self._lock:
             while True:
@@ -148,7 +145,7 @@ class WorkerPool:
                         retry_after_s=1,
                     )
         try:
-            worker = self._spawn(slot, limits, trusted)
+            worker = self._spawn(slot, limits)
         except BaseException:
             with self._lock:
                 self._total -= 1
@@ -177,13 +174,8 @@ class WorkerPool:
 
     # -- growth and shrinking ---------------------------------------------------------------
 
-    def _spawn(self, slot: int, limits: Limits, trusted: bool = False) -> Worker:
-        worker = Worker(
-            python=self.config.python,
-            limits=limits,
-            slot=slot,
-            trust_unsandboxed=trusted or self.config.trust_unsandboxed,
-        )
+    def _spawn(self, slot: int, limits: Limits) -> Worker:
+        worker = Worker(python=self.config.python, limits=limits, slot=slot)
         with self._lock:
             self.stats.spawned += 1
         return worker

@@ -225,7 +225,18 @@ def _run(channel: _Channel, message: dict[str, Any]) -> dict[str, Any]:
     return {"type": "result", **outcome, "logs": logs.getvalue()[:_LOG_LIMIT], "peak_rss_kb": peak}
 
 
+def _limit_processes() -> None:
+    """At most ``argv[1]`` processes in this sandbox. Set here, inside the sandbox's own user
+    namespace, the kernel counts only this namespace's processes against it, whatever uid
+    the server runs as; set outside, it would count all of the server user's processes.
+    Soft and hard alike: the code cannot raise it."""
+    if len(sys.argv) > 1:
+        count = int(sys.argv[1])
+        resource.setrlimit(resource.RLIMIT_NPROC, (count, count))
+
+
 def main() -> None:
+    _limit_processes()
     channel = _Channel()
     channel.send({"type": "ready", "pid": os.getpid()})
     while (message := channel.receive()) is not None:

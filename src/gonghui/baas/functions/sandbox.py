@@ -2,18 +2,22 @@
 :mod:`gonghui.baas.functions.runner`.
 
 What the code inside can see and do:
-- a read-only ``/usr`` (the system Python and its standard library), an empty ``/tmp``
-  (a size-limited tmpfs, the only writable place), its own ``/proc`` and a minimal ``/dev``;
-  nothing of the server's data directory, packages, secrets or environment (``--clearenv``);
+- a read-only ``/usr`` (the system Python and its standard library), an empty ``/tmp`` and
+  ``/dev/shm`` (size-limited tmpfs, the only writable places), its own ``/proc`` and a
+  minimal ``/dev``; nothing of the server's data directory, packages, secrets or
+  environment (``--clearenv``);
 - no network (a new, empty network namespace), its own PID, IPC, UTS and user namespaces,
   no further user namespaces, killed with the server (``--die-with-parent``);
-- limits on address space, CPU time (per invocation), open files, file size and processes.
-  When the server runs as root each worker runs under its own unprivileged uid, so the
-  process limit counts only that worker's processes (RLIMIT_NPROC is not enforced for root).
+- limits, whatever user the server runs as (see :mod:`.cgroups` for what holds where):
+  address space per process, CPU time (per invocation), open files and file size
+  (prlimit on bubblewrap); the number of processes (RLIMIT_NPROC, set by the runner
+  inside the sandbox's own user namespace, where it counts only that worker's processes);
+  and, in a cgroup v2 subtree, the processes and memory of the whole worker together.
+  When the server runs as root each worker also runs under its own unprivileged uid.
 
-Where bubblewrap is missing or cannot create namespaces, workers refuse to start unless the
-deployment trusts the code of the app's org (``functions_trusted_orgs``, or every org with
-``functions_trust_unsandboxed``): then only the limits apply.
+There is no unsandboxed mode: where bubblewrap is missing or cannot create namespaces,
+functions refuse to run (``functions.sandbox_unavailable``), and bubblewrap is probed
+again after :data:`PROBE_RETRY`, so installing it needs no restart.
 See https://github.com/containers/bubblewrap for the options used.
 """
 
@@ -26,13 +30,16 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gonghui.baas.functions import cgroups
+from gonghui.clock import now
 from gonghui.errors import DomainError
 
 log = logging.getLogger("gonghui.functions")
@@ -55,6 +62,7 @@ class Limits:
     open_files: int = 64
     processes: int = 32
     tmp_mb: int = 16
+    shm_mb: int = 16
 
 
 @dataclass
@@ -82,18 +90,50 @@ class SdkRefusal(Exception):
         self.message = message
 
 
-@lru_cache
+# A failed probe is remembered this long (by the server clock), a working one for good.
+PROBE_RETRY = timedelta(seconds=30)
+_probe_lock = threading.Lock()
+_probe: tuple[str | None, datetime] | None = None
+
+
 def bwrap_path() -> str | None:
-    """bubblewrap, if it is installed and can create namespaces here."""
+    """bubblewrap, if it is installed and can create namespaces here.
+
+    A failure is not remembered for the life of the process: installing bubblewrap or
+    allowing user namespaces takes effect within :data:`PROBE_RETRY`, without a restart."""
+    global _probe
+    with _probe_lock:
+        if _probe is not None:
+            path, probed_at = _probe
+            if path is not None or now() - probed_at < PROBE_RETRY:
+                return path
+        path = _run_probe()
+        if path is None:
+            log.warning("bubblewrap is missing or cannot create namespaces: functions refused")
+        _probe = (path, now())
+        return path
+
+
+def forget_probe() -> None:
+    """Probe bubblewrap again on the next call (tests)."""
+    global _probe
+    with _probe_lock:
+        _probe = None
+
+
+def _run_probe() -> str | None:
     path = shutil.which("bwrap")
     if path is None:
         return None
-    probe = subprocess.run(
-        [*_bwrap_mounts(path), "--unshare-all", "--", "/usr/bin/true"],
-        capture_output=True,
-        timeout=10,
-        check=False,
-    )
+    try:
+        probe = subprocess.run(
+            [*_bwrap_mounts(path), "--unshare-all", "--", "/usr/bin/true"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     return path if probe.returncode == 0 else None
 
 
@@ -110,6 +150,9 @@ def _bwrap_argv(bwrap: str, python: str, limits: Limits) -> list[str]:
         "--proc", "/proc",
         "--dev", "/dev",
         "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
+        # --dev's own /dev/shm would be an unbounded tmpfs (its pages count against no
+        # process's address space).
+        "--size", str(limits.shm_mb * 1024 * 1024), "--tmpfs", "/dev/shm",
         "--unshare-all",
         "--unshare-user",
         "--disable-userns",
@@ -122,48 +165,68 @@ def _bwrap_argv(bwrap: str, python: str, limits: Limits) -> list[str]:
         "--chdir", "/tmp",
         "--",
     ]  # fmt: skip
-    return [*argv, python, "-I", "-S", "-c", _RUNNER_SOURCE]
+    # The runner sets RLIMIT_NPROC to its argument inside the new user namespace.
+    return [*argv, python, "-I", "-S", "-c", _RUNNER_SOURCE, str(limits.processes)]
 
 
-def _limits_argv(limits: Limits, *, own_uid: bool) -> list[str]:
-    """prlimit(1) sets the limits on bubblewrap, and so on everything it starts.
+def _limits_argv(limits: Limits) -> list[str]:
+    """prlimit(1) sets the per-process limits on bubblewrap, and so on everything it starts.
 
-    The process limit counts every process of the uid, so it is set only when the worker
-    has a uid of its own (a server running as another user keeps its own processes)."""
+    Not the process limit: set here it would count every process of the server's uid (and
+    stop bubblewrap itself); the runner sets it inside the sandbox's user namespace, where
+    the kernel counts only the processes of that namespace (Linux 5.14+ ucounts)."""
     memory = limits.memory_mb * 1024 * 1024
-    argv = ["prlimit", f"--as={memory}", f"--nofile={limits.open_files}"]
-    if own_uid:
-        argv.append(f"--nproc={limits.processes}")
-    return [*argv, f"--fsize={limits.tmp_mb * 1024 * 1024}", "--core=0", "--"]
+    return [
+        "prlimit",
+        f"--as={memory}",
+        f"--nofile={limits.open_files}",
+        f"--fsize={max(limits.tmp_mb, limits.shm_mb) * 1024 * 1024}",
+        "--core=0",
+        "--",
+    ]
 
 
 class Worker:
     """A warm sandboxed process that runs invocations one after another."""
 
-    def __init__(
-        self, *, python: str, limits: Limits, slot: int, trust_unsandboxed: bool = False
-    ) -> None:
+    def __init__(self, *, python: str, limits: Limits, slot: int) -> None:
         self.limits = limits
         self.slot = slot
         self.runs = 0
         self.key: str | None = None
         self.idle_since = time.monotonic()
         user = _UID_BASE + slot if os.geteuid() == 0 else None
-        prlimit = _limits_argv(limits, own_uid=user is not None)
         bwrap = bwrap_path()
-        if bwrap is not None:
-            argv = prlimit + _bwrap_argv(bwrap, python, limits)
-        elif trust_unsandboxed:
-            argv = [*prlimit, python, "-I", "-S", "-c", _RUNNER_SOURCE]
-        else:
+        if bwrap is None:
             raise SandboxUnavailable(
                 "functions.sandbox_unavailable",
-                "cloud functions need bubblewrap (Debian package 'bubblewrap') with user "
-                "namespaces; install it, or trust this org's code explicitly "
-                "(GONGHUI_FUNCTIONS_TRUSTED_ORGS)",
+                "cloud functions run only inside bubblewrap (Debian package 'bubblewrap'), "
+                "which is missing or cannot create user namespaces on this server",
             )
+        argv = _limits_argv(limits) + _bwrap_argv(bwrap, python, limits)
+        self.group = cgroups.worker_group(
+            slot=slot, memory_mb=limits.memory_mb, processes=limits.processes
+        )
+        if self.group is not None:
+            # The group's shell drops to the worker's uid itself, after joining the group.
+            argv, user = self.group.enter_argv(argv, user=user), None
         started = time.monotonic()
-        self.process = subprocess.Popen(
+        try:
+            self.process = self._start(argv, user)
+        except BaseException:
+            if self.group is not None:
+                self.group.remove()
+            raise
+        self._buffer = b""
+        ready = self._read(started + _SPAWN_TIMEOUT_S)
+        if ready is None or ready.get("type") != "ready":
+            self.kill()
+            raise SandboxUnavailable("functions.worker_failed", "a function worker did not start")
+        self.spawn_ms = (time.monotonic() - started) * 1000
+
+    @staticmethod
+    def _start(argv: list[str], user: int | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -176,12 +239,6 @@ class Worker:
             extra_groups=[] if user is not None else None,
             close_fds=True,
         )
-        self._buffer = b""
-        ready = self._read(started + _SPAWN_TIMEOUT_S)
-        if ready is None or ready.get("type") != "ready":
-            self.kill()
-            raise SandboxUnavailable("functions.worker_failed", "a function worker did not start")
-        self.spawn_ms = (time.monotonic() - started) * 1000
 
     @property
     def alive(self) -> bool:
@@ -197,6 +254,8 @@ class Worker:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+        if self.group is not None:
+            self.group.remove()
 
     def _send(self, message: dict[str, Any]) -> bool:
         assert self.process.stdin is not None
@@ -288,6 +347,15 @@ class Worker:
             code = self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             code = None
+        if self.group is not None and self.group.oom_killed():
+            return Outcome(
+                status="crashed",
+                error={
+                    "code": "memory",
+                    "message": "the function's processes together used more than "
+                    f"{self.limits.memory_mb} MB",
+                },
+            )
         # bubblewrap reports a child killed by signal N as exit status 128 + N.
         if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
             return Outcome(
@@ -315,10 +383,3 @@ def _answer(sdk: SdkHandler, op: str, args: dict[str, Any]) -> dict[str, Any]:
             "ok": False,
             "error": {"code": exc.code, "message": exc.message},
         }
-
-
-@dataclass
-class WorkerSpec:
-    python: str = "/usr/bin/python3"
-    limits: Limits = field(default_factory=Limits)
-    trust_unsandboxed: bool = False

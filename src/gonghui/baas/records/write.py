@@ -56,7 +56,8 @@ def _unique_conflict(info: TableInfo, exc: IntegrityError) -> Conflict:
 
 
 def _table(session: Session, caller: Caller, table: str) -> TableInfo:
-    return infos.load(session, app_id=caller.app_id, name=table)
+    with infos.reading_before_writes(session) as reader:
+        return infos.load(reader, app_id=caller.app_id, name=table)
 
 
 def create_records(
@@ -68,18 +69,34 @@ def create_records(
         raise PermissionDenied(BaasError.FORBIDDEN, f"you may not add records to {table}")
     if len(items) > MAX_BULK:
         raise InvalidInput(BaasError.INVALID_RECORD, f"at most {MAX_BULK} records at once")
+    rows = prepare_rows(info, items, caller=caller, numbered=len(items) > 1)
+    return insert_rows(session, caller=caller, info=info, rows=rows)
+
+
+def prepare_rows(
+    info: TableInfo, items: list[dict[str, Any]], *, caller: Caller, numbered: bool
+) -> list[dict[str, Any]]:
+    """Column values for new records, every value checked, without touching the database
+    (so before any write lock); errors name the item (``3.age``) when ``numbered``."""
     at = now()
     rows = []
     for i, item in enumerate(items):
         try:
             values = new_row(info, item)
         except InvalidInput as exc:
-            if len(items) > 1 and isinstance(exc.details, list):
+            if numbered and isinstance(exc.details, list):
                 for d in exc.details:
                     d["field"] = f"{i}.{d['field']}"
             raise
         values.update(created_by=caller.user_id, created_at=at, updated_at=at)
         rows.append(values)
+    return rows
+
+
+def insert_rows(
+    session: Session, *, caller: Caller, info: TableInfo, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert rows made by :func:`prepare_rows` (references checked), firing the triggers."""
     check_references(session, caller, info, rows)
     t = info.sql
     try:
@@ -141,6 +158,15 @@ def update_record(
             if n in touched:
                 raise bad(n, f"appears in both {touched[n]} and {op}", BaasError.INVALID_UPDATE)
             touched[n] = op
+    # Values that need no current row are checked before the row (and, on SQLite, the
+    # database) is locked.
+    values: dict[str, Any] = {}
+    for name, op in touched.items():
+        f = info.by_name[name]
+        if op == "set":
+            values[f.column] = stored_value(f, ops[op][name])
+        elif op == "unset":
+            values[f.column] = stored_value(f, None)
     # The row is locked for the read-modify-write of arrays (FOR UPDATE on PostgreSQL;
     # SQLite writers hold the database lock from BEGIN IMMEDIATE).
     current = session.execute(
@@ -148,17 +174,15 @@ def update_record(
     ).first()
     if current is None:
         raise record_not_found(record_id)
-    values: dict[str, Any] = {"updated_at": now()}
+    values["updated_at"] = now()
     increments = []
     for name, op in touched.items():
+        if op in ("set", "unset"):
+            continue
         f = info.by_name[name]
-        arg = None if op == "unset" else ops[op][name]
+        arg = ops[op][name]
         col = t.c[f.column]
-        if op == "set":
-            values[f.column] = stored_value(f, arg)
-        elif op == "unset":
-            values[f.column] = stored_value(f, None)
-        elif op == "increment":
+        if op == "increment":
             if f.type not in NUMERIC:
                 raise bad(name, "increment applies to numbers", BaasError.INVALID_UPDATE)
             step = coerce_scalar(f.type, arg, name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 from gonghui.baas.errors import BaasError
 from gonghui.baas.models import DataTable, Field
 from gonghui.baas.tables.types import BIG_ID, FieldType, column_type
-from gonghui.db import UTCDateTime
+from gonghui.db import UTCDateTime, unit_of_work
 from gonghui.errors import NotFound
 
 TABLE_PREFIX = "baas_t_"
@@ -140,6 +142,22 @@ def load(session: Session, *, app_id: int, name: str) -> TableInfo:
     with _lock:
         _cache[key] = (time.monotonic() + TABLE_CACHE_TTL_S, info)
     return info
+
+
+@contextmanager
+def reading_before_writes(session: Session) -> Iterator[Session]:
+    """A session to read what a write needs (the table, the app) before the write begins.
+
+    Values are checked (types, rules, patterns) between this read and the first write
+    statement: on SQLite a write transaction holds the database lock from its first
+    statement (BEGIN IMMEDIATE), and no other writer should wait while a request checks its
+    input. A session that has already begun (a caller writing several things in one unit of
+    work, which may have just created the table) is read through itself."""
+    if session.in_transaction():
+        yield session
+        return
+    with unit_of_work(read_only=True) as reader:
+        yield reader
 
 
 def load_by_id(session: Session, *, app_id: int, table_id: int) -> TableInfo:

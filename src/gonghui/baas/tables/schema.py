@@ -11,6 +11,7 @@ old one. Dropping a field or a table destroys data and needs ``confirm=True``.
 from __future__ import annotations
 
 import re
+
 from typing import Any
 
 from alembic.migration import MigrationContext
@@ -34,10 +35,12 @@ from gonghui.baas.tables.types import (
     SAFE_CHANGES,
     TEXTUAL,
     FieldType,
+    UnsupportedPattern,
     bad,
     check_rules,
     coerce_scalar,
     column_type,
+    compile_pattern,
     convert,
 )
 from gonghui.db import on_commit
@@ -91,14 +94,19 @@ def _validate_rules(ftype: FieldType, rules: dict[str, Any], field: str) -> dict
                 raise bad(f"{field}.rules", f"{key} must be a count", BaasError.BAD_FIELD)
     if "pattern" in rules:
         pattern = rules["pattern"]
-        if ftype not in TEXTUAL or not isinstance(pattern, str) or len(pattern) > 200:
+        if ftype not in TEXTUAL or not isinstance(pattern, str):
             raise bad(
                 f"{field}.rules", "pattern: a regular expression on text", BaasError.BAD_FIELD
             )
         try:
-            re.compile(pattern)
-        except re.error:
-            raise bad(f"{field}.rules", "pattern does not compile", BaasError.BAD_FIELD) from None
+            compile_pattern(pattern)
+        except UnsupportedPattern as exc:
+            raise bad(
+                f"{field}.rules",
+                f"pattern: not a supported regular expression (RE2 syntax, no backreferences"
+                f" or lookaround): {exc}",
+                BaasError.BAD_FIELD,
+            ) from None
     if "enum" in rules:
         values = rules["enum"]
         if not isinstance(values, list) or not values or ftype not in ORDERED:

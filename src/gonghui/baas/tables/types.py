@@ -7,11 +7,12 @@ bound parameter. Errors name the field.
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
+import re2
 from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Integer, Text
 from sqlalchemy.types import TypeEngine
 
@@ -76,6 +77,34 @@ SAFE_CHANGES: dict[FieldType, frozenset[FieldType]] = {
 
 _INT64 = (-(2**63), 2**63 - 1)
 RULE_KEYS = frozenset({"min", "max", "min_length", "max_length", "pattern", "enum"})
+
+# A developer's ``pattern`` runs on every value written to its field, so it runs on RE2
+# (https://github.com/google/re2/wiki/Syntax): matching takes time linear in the input,
+# whatever the pattern, and syntax that needs backtracking (backreferences, lookaround)
+# is refused when the field is defined. The caps bound the work per value further.
+MAX_PATTERN_LENGTH = 200
+MAX_PATTERN_INPUT = 10_000
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the developer's error, not the log's
+_RE2_OPTIONS.max_mem = 1 << 20  # bytes for the compiled program; bigger patterns are refused
+
+
+class UnsupportedPattern(ValueError):
+    """A pattern RE2 cannot compile: bad or backtracking-only syntax, or too large."""
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """The compiled RE2 program of ``pattern``, or :class:`UnsupportedPattern`."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise UnsupportedPattern(f"at most {MAX_PATTERN_LENGTH} characters")
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise UnsupportedPattern(str(reason)) from None
 
 
 def bad(field: str, message: str, code: str = BaasError.INVALID_RECORD) -> InvalidInput:
@@ -151,7 +180,15 @@ def check_rules(rules: dict[str, Any], value: Any, field: str) -> None:
         if "max_length" in rules and len(value) > rules["max_length"]:
             raise bad(field, f"must have at most {rules['max_length']} characters or items")
     if isinstance(value, str) and "pattern" in rules:
-        if re.fullmatch(rules["pattern"], value) is None:
+        if len(value) > MAX_PATTERN_INPUT:
+            raise bad(field, f"must have at most {MAX_PATTERN_INPUT} characters to match a pattern")
+        try:
+            matched = compile_pattern(rules["pattern"]).fullmatch(value)
+        except UnsupportedPattern:
+            # Defined before patterns ran on RE2: refuse values rather than run it on a
+            # backtracking engine; the developer redefines the rule.
+            raise bad(field, "has a pattern rule that is no longer supported") from None
+        if matched is None:
             raise bad(field, "does not match the required pattern")
 
 
