@@ -74,6 +74,20 @@ class VerifyRequest(BaseModel):
     id_number: str = Field(min_length=1, max_length=32)
 
 
+class VerificationFlagRead(BaseModel):
+    """An ID number tried from several accounts (masked), on a roster entry of ``org_id``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    org_id: int
+    roster_entry_id: int
+    id_number: str
+    accounts: int
+    created_at: datetime
+    resolved_at: datetime | None
+
+
 class MembershipRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
