@@ -35,7 +35,7 @@ class RosterEntry(Base):
     join_date: Mapped[date | None]
     # The union's labels for this person (activities can be limited to some); the person's
     # membership carries a copy, kept equal, which their sign-in's claims include.
-    tags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    tags: Mapped[list[Any]] = mapped_column(JSON, server_default="[]")
     import_job_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
