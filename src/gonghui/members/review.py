@@ -288,6 +288,7 @@ def approve(
                     user_id=req.user_id,
                     roster_entry_id=entry.id,
                     org_id=entry.org_id,
+                    tags=list(entry.tags or ()),
                     verified_via="review",
                 )
             )
@@ -318,6 +319,7 @@ def _move_membership(
     membership.status = MembershipStatus.VERIFIED
     membership.verified_via = "review"
     membership.verified_at = now()
+    membership.tags = list(entry_tags(session, membership.roster_entry_id))
     session.flush()
     _audit_decision(
         session,
@@ -334,6 +336,10 @@ def _move_membership(
     )
     principals.changed(session, user_id=previous)
     principals.changed(session, user_id=req.user_id)
+
+
+def entry_tags(session: Session, entry_id: int) -> list[str]:
+    return list(session.scalar(select(RosterEntry.tags).where(RosterEntry.id == entry_id)) or [])
 
 
 def reject(session: Session, *, actor: Actor, request_id: int, note: str) -> VerificationRequest:

@@ -1,5 +1,5 @@
-"""The roster as staff see it: masked listing and search, one entry, audited unmasking, and
-transfers between orgs."""
+"""The roster as staff see it: masked listing and search, one entry, audited unmasking,
+tags, and transfers between orgs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
+from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.models import Membership, RosterEntry, Transfer
@@ -35,6 +36,7 @@ class RosterView:
     phone: str | None
     member_no: str | None
     join_date: date | None
+    tags: list[str]
     verified_user_id: int | None
     created_at: datetime
     updated_at: datetime
@@ -57,6 +59,7 @@ def view(entry: RosterEntry, org: Org, membership_user_id: int | None) -> Roster
         phone=masked(PiiField.PHONE, entry.phone_enc),
         member_no=entry.member_no,
         join_date=entry.join_date,
+        tags=[str(t) for t in entry.tags or ()],
         verified_user_id=membership_user_id,
         created_at=entry.created_at,
         updated_at=entry.updated_at,
@@ -130,6 +133,51 @@ def _view_of(session: Session, entry: RosterEntry) -> RosterView:
         select(Membership.user_id).where(Membership.roster_entry_id == entry.id)
     )
     return view(entry, org, user_id)
+
+
+TAG_MAX = 32
+TAGS_MAX = 20
+
+
+def normalise_tags(raw: list[str]) -> list[str]:
+    """Tags as stored: trimmed, without blanks or repeats, in the order given."""
+    tags: list[str] = []
+    for value in raw:
+        tag = value.strip()
+        if tag and tag not in tags:
+            tags.append(tag)
+    if len(tags) > TAGS_MAX or any(len(t) > TAG_MAX or not t.isprintable() for t in tags):
+        raise InvalidInput(
+            MembersError.INVALID_TAGS,
+            f"at most {TAGS_MAX} tags of at most {TAG_MAX} printable characters",
+            [field_error("tags", MembersError.INVALID_TAGS, "too many or too long")],
+        )
+    return tags
+
+
+def set_tags(session: Session, *, actor: Actor, entry_id: int, tags: list[str]) -> RosterView:
+    """Replace the tags of one person on the roster (activities may be limited to some).
+    Their membership's copy follows, and their sign-ins see the change at once."""
+    entry = get_entry(session, actor=actor, entry_id=entry_id, permission=Permission.MEMBERS_MANAGE)
+    new = normalise_tags(tags)
+    before = [str(t) for t in entry.tags or ()]
+    entry.tags = new
+    entry.updated_at = now()
+    holder = session.scalar(select(Membership).where(Membership.roster_entry_id == entry.id))
+    if holder is not None:
+        holder.tags = list(new)
+        principals.changed(session, user_id=holder.user_id)
+    audit.record(
+        session,
+        actor=actor,
+        action="members.set_tags",
+        org_id=entry.org_id,
+        subject_type="roster_entry",
+        subject_id=entry.id,
+        details={"before": before, "after": new},
+    )
+    session.flush()
+    return _view_of(session, entry)
 
 
 def unmask(

@@ -25,6 +25,7 @@ from gonghui.members.schemas import (
     ReviewRead,
     RosterEntryRead,
     RosterPageRead,
+    TagsUpdate,
     TransferRequest,
     UnmaskRead,
     UnmaskRequest,
@@ -135,6 +136,15 @@ def unmask(
         session, actor=staff, entry_id=entry_id, field=body.field, reason=body.reason
     )
     return UnmaskRead(entry_id=entry_id, field=body.field, value=value)
+
+
+@router.put("/roster/{entry_id}/tags")
+def set_roster_tags(
+    entry_id: int, body: TagsUpdate, staff: CurrentStaff, session: SessionDep
+) -> RosterEntryRead:
+    """Replace the person's tags (activities may be limited to members with some)."""
+    entry = roster.set_tags(session, actor=staff, entry_id=entry_id, tags=body.tags)
+    return RosterEntryRead.model_validate(entry)
 
 
 @router.post("/roster/{entry_id}/transfer")

@@ -43,9 +43,14 @@ class RosterEntryRead(BaseModel):
     phone: str | None
     member_no: str | None
     join_date: date | None
+    tags: list[str]
     verified_user_id: int | None
     created_at: datetime
     updated_at: datetime
+
+
+class TagsUpdate(BaseModel):
+    tags: list[str] = Field(max_length=20)
 
 
 class RosterPageRead(BaseModel):

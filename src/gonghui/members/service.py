@@ -109,7 +109,9 @@ def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Memb
             "the name does not match the roster for this ID number",
             [field_error("name", MembersError.NAME_MISMATCH, "does not match the roster")],
         )
-    membership = Membership(user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id)
+    membership = Membership(
+        user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id, tags=list(entry.tags)
+    )
     try:
         with session.begin_nested():
             session.add(membership)
