@@ -12,6 +12,14 @@ from gonghui.members.models import Membership
 from gonghui.orgs.models import Role
 from tests.activities.conftest import create_activity, create_member, lottery_config
 from tests.fixtures import StaffFactory, Tree
+from tests.members.conftest import (
+    HEADER,
+    MemberFactory,
+    Uploader,
+    csv_bytes,
+    id_number,
+    report_rows,
+)
 
 PLENTY = lottery_config([{"name": "谢谢参与", "kind": "none", "weight": 1}], free_draws_per_day=10)
 
@@ -88,3 +96,65 @@ def test_bad_tags_are_refused_and_nothing_changes(
     assert resp.status_code == 422
     assert resp.json()["error"]["code"] == "members.invalid_tags"
     assert api.get(f"/api/v1/roster/{entry_id}", headers=operator.headers).json()["tags"] == []
+
+
+ZHANG = id_number("44010619900307123")
+TAGGED_HEADER = [*HEADER, "标签"]
+
+
+def _roster_tags(api: httpx.Client, org_id: int, headers: dict[str, str]) -> list[list[str]]:
+    page = api.get(f"/api/v1/orgs/{org_id}/roster", headers=headers).json()
+    return [item["tags"] for item in page["items"]]
+
+
+def test_roster_file_tags_reach_the_member_and_a_file_without_them_keeps_them(
+    api: httpx.Client,
+    tree: Tree,
+    make_staff: StaffFactory,
+    make_member: MemberFactory,
+    upload: Uploader,
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    first = [["张三", ZHANG, "", "M1", "GZ-TH-01", "", "劳模；一线职工"]]
+    job = upload(tree.city_a, csv_bytes(first, header=TAGGED_HEADER), operator.headers)
+    assert (job["rows_ok"], job["rows_failed"]) == (1, 0)
+    assert _roster_tags(api, tree.city_a, operator.headers) == [["劳模", "一线职工"]]
+
+    member = make_member()
+    verified = api.post(
+        "/api/v1/members/verify",
+        json={"name": "张三", "id_number": ZHANG},
+        headers=member.headers,
+    )
+    assert verified.status_code == 201, verified.text
+    activity = create_activity(
+        api,
+        operator.headers,
+        tree.city_a,
+        config=PLENTY,
+        eligibility={"min_membership_days": 0, "tags_any": ["先进个人"]},
+    )
+    draw = f"/api/v1/activities/{activity['id']}/draws"
+    assert api.post(draw, headers=member.headers).status_code == 403
+
+    second = [["张三", ZHANG, "", "M1", "GZ-TH-01", "", "先进个人"]]
+    upload(tree.city_a, csv_bytes(second, header=TAGGED_HEADER), operator.headers)
+    assert _roster_tags(api, tree.city_a, operator.headers) == [["先进个人"]]
+    assert api.post(draw, headers=member.headers).status_code == 200
+
+    untagged = [["张三", ZHANG, "", "M2", "GZ-TH-01", ""]]
+    upload(tree.city_a, csv_bytes(untagged), operator.headers)
+    assert _roster_tags(api, tree.city_a, operator.headers) == [["先进个人"]]
+    with unit_of_work(read_only=True) as session:
+        tags = session.scalars(select(Membership.tags)).all()
+    assert tags == [["先进个人"]]
+
+
+def test_roster_rows_with_bad_tags_are_reported(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, upload: Uploader
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    rows = [["张三", ZHANG, "", "", "GZ-TH-01", "", "长" * 33]]
+    job = upload(tree.city_a, csv_bytes(rows, header=TAGGED_HEADER), operator.headers)
+    assert (job["rows_ok"], job["rows_failed"]) == (0, 1)
+    assert report_rows(api, job["id"], operator.headers) == [(2, "tags", "tags.invalid")]

@@ -33,9 +33,10 @@ class RosterEntry(Base):
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     member_no: Mapped[str | None] = mapped_column(String(64))
     join_date: Mapped[date | None]
-    # The union's labels for this person (activities can be limited to some); the person's
-    # membership carries a copy, kept equal, which their sign-in's claims include.
-    tags: Mapped[list[Any]] = mapped_column(JSON, server_default="[]")
+    # The union's labels for this person (activities can be limited to some), NULL when
+    # none were given; the person's membership carries a copy, kept equal, which their
+    # sign-in's claims include.
+    tags: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     import_job_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)

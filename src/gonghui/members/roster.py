@@ -16,6 +16,7 @@ from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.models import Membership, RosterEntry, Transfer
+from gonghui.members.tags import normalise_tags
 from gonghui.orgs.models import Org
 from gonghui.pii import PiiField, blind_index, masked, narrow_key, unseal
 from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
@@ -133,26 +134,6 @@ def _view_of(session: Session, entry: RosterEntry) -> RosterView:
         select(Membership.user_id).where(Membership.roster_entry_id == entry.id)
     )
     return view(entry, org, user_id)
-
-
-TAG_MAX = 32
-TAGS_MAX = 20
-
-
-def normalise_tags(raw: list[str]) -> list[str]:
-    """Tags as stored: trimmed, without blanks or repeats, in the order given."""
-    tags: list[str] = []
-    for value in raw:
-        tag = value.strip()
-        if tag and tag not in tags:
-            tags.append(tag)
-    if len(tags) > TAGS_MAX or any(len(t) > TAG_MAX or not t.isprintable() for t in tags):
-        raise InvalidInput(
-            MembersError.INVALID_TAGS,
-            f"at most {TAGS_MAX} tags of at most {TAG_MAX} printable characters",
-            [field_error("tags", MembersError.INVALID_TAGS, "too many or too long")],
-        )
-    return tags
 
 
 def set_tags(session: Session, *, actor: Actor, entry_id: int, tags: list[str]) -> RosterView:

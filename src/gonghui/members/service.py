@@ -110,7 +110,7 @@ def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Memb
             [field_error("name", MembersError.NAME_MISMATCH, "does not match the roster")],
         )
     membership = Membership(
-        user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id, tags=list(entry.tags)
+        user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id, tags=list(entry.tags or ())
     )
     try:
         with session.begin_nested():

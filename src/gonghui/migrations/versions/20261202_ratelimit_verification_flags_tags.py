@@ -73,7 +73,7 @@ def upgrade() -> None:
         unique=False,
     )
     with op.batch_alter_table("members_roster_entry", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"))
+        batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=True))
     with op.batch_alter_table("members_verification_attempt", schema=None) as batch_op:
         batch_op.drop_index("ix_members_verification_attempt_user_at")
     op.drop_table("members_verification_attempt")
