@@ -3,6 +3,8 @@ once, so a member who gets a tag can join an activity limited to it."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from sqlalchemy import select
 
@@ -10,6 +12,7 @@ from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.members.models import Membership
 from gonghui.orgs.models import Role
+from gonghui.web.session import ACCESS_COOKIE
 from tests.activities.conftest import create_activity, create_member, lottery_config
 from tests.fixtures import StaffFactory, Tree
 from tests.members.conftest import (
@@ -158,3 +161,53 @@ def test_roster_rows_with_bad_tags_are_reported(
     job = upload(tree.city_a, csv_bytes(rows, header=TAGGED_HEADER), operator.headers)
     assert (job["rows_ok"], job["rows_failed"]) == (0, 1)
     assert report_rows(api, job["id"], operator.headers) == [(2, "tags", "tags.invalid")]
+
+
+def _console_form(api: httpx.Client, staff_headers: dict[str, str]) -> tuple[dict[str, str], str]:
+    """The staff member's console cookie (their password sign-in's token) and the roster
+    page's CSRF token."""
+    token = staff_headers["Authorization"].removeprefix("Bearer ")
+    cookie = {"Cookie": f"{ACCESS_COOKIE}={token}"}
+    page = api.get("/console/roster", headers=cookie)
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    return cookie, found.group(1)
+
+
+def test_operator_sets_tags_in_the_console(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    member = create_member(tree.grassroots_a1x)
+    entry_id = _entry_of(member.membership_id)
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    number = api.post(
+        f"/api/v1/roster/{entry_id}/unmask",
+        json={"field": "id_number", "reason": "核对标签"},
+        headers=operator.headers,
+    ).json()["value"]
+    cookie, csrf = _console_form(api, operator.headers)
+    saved = api.post(
+        "/console/roster/tags",
+        data={"id_number": number, "tags": "劳模；一线职工", "csrf": csrf},
+        headers=cookie,
+    )
+    assert saved.status_code == 200
+    assert "的标签：劳模，一线职工" in saved.text
+    with unit_of_work(read_only=True) as session:
+        membership = session.get(Membership, member.membership_id)
+        assert membership is not None
+        assert membership.tags == ["劳模", "一线职工"]
+
+    outsider = make_staff(tree.city_b, Role.OPERATOR)
+    cookie_b, csrf_b = _console_form(api, outsider.headers)
+    refused = api.post(
+        "/console/roster/tags",
+        data={"id_number": number, "tags": "", "csrf": csrf_b},
+        headers=cookie_b,
+    )
+    assert "您管理的名册中没有该身份证号" in refused.text
+    with unit_of_work(read_only=True) as session:
+        membership = session.get(Membership, member.membership_id)
+        assert membership is not None
+        assert membership.tags == ["劳模", "一线职工"]

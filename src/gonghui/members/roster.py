@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
 from gonghui.clock import now
-from gonghui.errors import Conflict, InvalidInput, field_error
+from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.members.errors import MembersError
+from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.models import Membership, RosterEntry, Transfer
 from gonghui.members.tags import normalise_tags
 from gonghui.orgs.models import Org
@@ -159,6 +160,31 @@ def set_tags(session: Session, *, actor: Actor, entry_id: int, tags: list[str]) 
     )
     session.flush()
     return _view_of(session, entry)
+
+
+def set_tags_by_id_number(
+    session: Session, *, actor: Actor, id_number: str, tags: list[str]
+) -> RosterView:
+    """:func:`set_tags` for the person with this ID number (the console's form), if they are
+    on a roster the staff member manages; anywhere else reads as not found."""
+    try:
+        number = validate(id_number)
+    except IdNumberError as exc:
+        raise InvalidInput(
+            exc.code, str(exc), [field_error("id_number", exc.code, str(exc))]
+        ) from exc
+    entry_id = session.scalar(
+        scoped(select(RosterEntry.id), actor, Permission.MEMBERS_MANAGE).where(
+            RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, number)
+        )
+    )
+    if entry_id is None:
+        raise NotFound(
+            MembersError.ROSTER_ENTRY_NOT_FOUND,
+            "no one with this ID number is on a roster you manage",
+            [field_error("id_number", MembersError.ROSTER_ENTRY_NOT_FOUND, "not found")],
+        )
+    return set_tags(session, actor=actor, entry_id=entry_id, tags=tags)
 
 
 def unmask(

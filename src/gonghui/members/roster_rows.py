@@ -27,7 +27,7 @@ from typing import Final
 from gonghui.errors import InvalidInput
 from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.roster_file import COLUMNS, Cell, CsvChunk, Piece, RosterFileError, parse_chunk
-from gonghui.members.tags import normalise_tags
+from gonghui.members.tags import parse_tags
 from gonghui.pii import BulkSealer, PiiField, narrow_key
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
@@ -38,7 +38,6 @@ _INDEX = {column: i for i, column in enumerate(COLUMNS)}
 _NAME, _ID, _PHONE_COL = _INDEX["name"], _INDEX["id_number"], _INDEX["phone"]
 _MEMBER_NO, _ORG, _JOIN = _INDEX["member_no"], _INDEX["org_code"], _INDEX["join_date"]
 _TAGS = _INDEX["tags"]
-_TAG_SEPARATORS = re.compile(r"[;；,，、]")
 
 
 @dataclass(frozen=True)
@@ -262,7 +261,7 @@ class RowPreparer:
         raw_tags = _text(cells[_TAGS])
         if raw_tags:
             try:
-                tags = normalise_tags(_TAG_SEPARATORS.split(raw_tags))
+                tags = parse_tags(raw_tags)
             except InvalidInput as exc:
                 errors.append(RowError(n, "tags", "tags.invalid", exc.message))
         if errors:

@@ -3,11 +3,15 @@ valid set of tags is. Pure, so that roster import workers use the same rule as t
 
 from __future__ import annotations
 
+import re
+
 from gonghui.errors import InvalidInput, field_error
 from gonghui.members.errors import MembersError
 
 TAG_MAX = 32
 TAGS_MAX = 20
+# How tags are written in one text cell or field: "劳模；一线职工", "a, b".
+_SEPARATORS = re.compile(r"[;；,，、]")
 
 
 def normalise_tags(raw: list[str]) -> list[str]:
@@ -24,3 +28,8 @@ def normalise_tags(raw: list[str]) -> list[str]:
             [field_error("tags", MembersError.INVALID_TAGS, "too many or too long")],
         )
     return tags
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags written in one piece of text, separated by ``;`` ``；`` ``,`` ``，`` or ``、``."""
+    return normalise_tags(_SEPARATORS.split(text))
