@@ -136,13 +136,8 @@ def logout(request: Request, user: H5User, csrf: Annotated[str, Form()] = "") ->
 
 
 # Verification failures an operator can resolve by looking at a proof.
-_REVIEWABLE = frozenset(
-    {
-        MembersError.VERIFICATION_FAILED,
-        MembersError.VERIFY_LOCKED,
-        MembersError.VERIFY_THROTTLED,
-    }
-)
+# A locked ID number is not matched, but its owner may still ask for a review.
+_REVIEWABLE = frozenset({MembersError.VERIFICATION_FAILED, MembersError.VERIFY_LOCKED})
 
 
 def _latest_review(user: PageUser) -> ReviewBrief | None:

@@ -15,8 +15,8 @@ from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.members.errors import MembersError
-from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.models import Membership, RosterEntry, Transfer
+from gonghui.members.service import valid_id_number
 from gonghui.members.tags import normalise_tags
 from gonghui.orgs.models import Org
 from gonghui.pii import PiiField, blind_index, masked, narrow_key, unseal
@@ -167,12 +167,7 @@ def set_tags_by_id_number(
 ) -> RosterView:
     """:func:`set_tags` for the person with this ID number (the console's form), if they are
     on a roster the staff member manages; anywhere else reads as not found."""
-    try:
-        number = validate(id_number)
-    except IdNumberError as exc:
-        raise InvalidInput(
-            exc.code, str(exc), [field_error("id_number", exc.code, str(exc))]
-        ) from exc
+    number = valid_id_number(id_number)
     entry_id = session.scalar(
         scoped(select(RosterEntry.id), actor, Permission.MEMBERS_MANAGE).where(
             RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, number)

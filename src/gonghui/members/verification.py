@@ -31,10 +31,9 @@ from gonghui import ratelimit
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.db import on_commit
-from gonghui.errors import Conflict, DomainError, InvalidInput, RateLimited, field_error
+from gonghui.errors import Conflict, DomainError, InvalidInput, RateLimited
 from gonghui.members import service
 from gonghui.members.errors import MembersError
-from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.models import (
     Membership,
     MembershipStatus,
@@ -130,10 +129,9 @@ def _screen(
     if not account.allowed:
         raise refuse(_throttled(account.retry_after_s), Outcome.THROTTLED)
     try:
-        number = validate(id_number)
-    except IdNumberError as exc:
-        error = InvalidInput(exc.code, str(exc), [field_error("id_number", exc.code, str(exc))])
-        raise refuse(error, Outcome.INVALID_ID_NUMBER) from exc
+        number = service.valid_id_number(id_number)
+    except InvalidInput as exc:
+        raise refuse(exc, Outcome.INVALID_ID_NUMBER) from None
     id_hash = blind_index(PiiField.ID_NUMBER, number)
     key = id_hash.hex()
     accounts_key = f"verify:id-accounts:{key}"
