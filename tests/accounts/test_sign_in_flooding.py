@@ -169,3 +169,16 @@ def test_sms_codes_per_address_count_an_ipv6_64_as_one_address() -> None:
     assert _codes() == limit
     _send("13700137000", "2001:db8:7:8::1")
     assert _codes() == limit + 1
+
+
+def test_the_console_sign_in_page_says_when_it_is_throttled(
+    api: httpx.Client, staff_user: int
+) -> None:
+    form = {"username": USERNAME, "password": "wrong-password-x"}
+    for _ in range(accounts.FAILURES_PER_ACCOUNT):
+        assert "用户名或密码不正确" in api.post("/console/login", data=form).text
+    page = api.post("/console/login", data={"username": USERNAME, "password": PASSWORD})
+    assert page.status_code == 200
+    assert "登录尝试次数过多，请稍后再试" in page.text
+    assert "gh_at" not in page.headers.get("set-cookie", "")
+    assert _sessions_of(staff_user) == 0
