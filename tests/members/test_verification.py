@@ -449,3 +449,18 @@ def test_id_number_tried_from_three_accounts_is_locked_and_flagged_to_its_union(
     ok = api.post("/api/v1/members/verify", json=right, headers=owner.headers)
     assert ok.status_code == 201, ok.text
     assert _memberships() == [(owner.user_id, tree.grassroots_a1x, "roster")]
+
+
+@pytest.mark.usefixtures("roster")
+def test_h5_member_claiming_a_verified_entry_is_told_it_went_to_review(
+    api: httpx.Client, tree: Tree, make_member: MemberFactory
+) -> None:
+    first, second = make_member(), make_member()
+    body = {"name": "张三", "id_number": ZHANG}
+    assert api.post("/api/v1/members/verify", json=body, headers=first.headers).status_code == 201
+    page = sign_in_to_pages(second.user_id)
+    resp = api.post("/h5/verify", data={**body, "csrf": page.csrf}, headers=page.headers)
+    assert (resp.status_code, resp.headers["location"]) == (303, "/h5/verify?requested=1")
+    shown = api.get("/h5/verify?requested=1", headers=page.headers)
+    assert "审核中" in shown.text
+    assert _memberships() == [(first.user_id, tree.grassroots_a1x, "roster")]
