@@ -1,6 +1,7 @@
 """Periodic clean-up that every server process runs next to its cron scheduler
 (:mod:`gonghui.background`): old function logs, spent one-time codes, old rows of the
-principal change feed, roster imports whose process died, and roster uploads left on disk.
+principal change feed, ended rate-limit windows, roster imports whose process died, and
+roster uploads left on disk.
 
 Each task is idempotent and safe to run from several processes at once, and runs in a unit
 of work of its own, so that one failing does not hold back the others.
@@ -13,6 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from gonghui import ratelimit
 from gonghui.db import unit_of_work
 from gonghui.settings import get_settings
 
@@ -47,6 +49,7 @@ TASKS: dict[str, Callable[[Session], int]] = {
     "function_logs": purge_function_logs,
     "otp_codes": purge_otp_codes,
     "principal_changes": purge_principal_changes,
+    "rate_limits": ratelimit.purge_expired,
     "roster_imports": tidy_roster_imports,
 }
 

@@ -12,6 +12,7 @@ from gonghui.baas.triggers import models as triggers_models
 from gonghui.benefits import models as benefits_models
 from gonghui.members import models as members_models
 from gonghui.orgs import models as orgs_models
+from gonghui.ratelimit import RateCounter
 
 __all__ = [
     "accounts_models",
@@ -25,5 +26,6 @@ __all__ = [
     "members_models",
     "orgs_models",
     "quiz_models",
+    "RateCounter",
     "triggers_models",
 ]

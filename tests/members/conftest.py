@@ -17,6 +17,7 @@ from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
 from gonghui.members import roster_import
 from gonghui.members.idnumber import check_character
+from gonghui.web.session import ACCESS_COOKIE, csrf_token_for
 
 HEADER = ["姓名", "身份证号", "手机号", "会员号", "工会编码", "入会日期"]
 
@@ -65,6 +66,24 @@ def sign_in(user_id: int) -> dict[str, str]:
         assert user is not None
         pair = start_session(session, user=user, channel="h5")
     return {"Authorization": f"Bearer {pair.access_token}"}
+
+
+@dataclass(frozen=True)
+class PageMember:
+    """A user signed in to the H5 pages: their cookies and their forms' CSRF token."""
+
+    user_id: int
+    headers: dict[str, str]  # the access cookie
+    csrf: str
+
+
+def sign_in_to_pages(user_id: int) -> PageMember:
+    with unit_of_work() as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        pair = start_session(session, user=user, channel="h5")
+    cookie = {"Cookie": f"{ACCESS_COOKIE}={pair.access_token}"}
+    return PageMember(user_id, cookie, csrf_token_for(pair.session_id))
 
 
 @pytest.fixture

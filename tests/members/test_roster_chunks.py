@@ -93,7 +93,7 @@ def test_a_header_split_by_a_quoted_line_break_and_a_bom_only_file() -> None:
     header = ["姓名", "身份证号", '"备\n注"', "手机号"]
     data = (",".join(header) + "\n张三,1,x,2\n").encode("utf-8-sig")
     for chunk_bytes in (1, 3, 100):
-        assert chunked_rows(data, chunk_bytes) == [(3, ("张三", "1", "2", None, None, None))]
+        assert chunked_rows(data, chunk_bytes) == [(3, ("张三", "1", "2", None, None, None, None))]
     with pytest.raises(RosterFileError) as caught:
         chunked_rows(codecs.BOM_UTF8, 10)
     assert caught.value.code == "file.empty"

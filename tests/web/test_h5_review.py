@@ -22,7 +22,7 @@ def test_member_asks_for_review_and_is_verified_once_approved(
     phone.get_by_label("姓名").fill("刘新")
     phone.get_by_label("身份证号").fill(id_number(601))
     phone.get_by_role("button", name="提交认证").click()
-    expect(phone.get_by_role("alert")).to_have_text("未在工会名册中找到该身份证号，请联系所在工会")
+    expect(phone.get_by_role("alert")).to_have_text("姓名或身份证号与会员名册不符")
     shot(phone, "h5-verify-review-offer")
     assert axe(phone) == []
     phone.get_by_role("button", name="申请人工审核").click()

@@ -18,6 +18,7 @@ class AccountsError(StrEnum):
     OTP_COOLDOWN = "accounts.otp_resend_cooldown"
     OTP_PHONE_THROTTLED = "accounts.otp_phone_throttled"
     OTP_IP_THROTTLED = "accounts.otp_ip_throttled"
+    SIGN_IN_THROTTLED = "accounts.sign_in_throttled"
     PHONE_INVALID = "accounts.phone_invalid"
     WECHAT_FAILED = "accounts.wechat_failed"
     PHONE_TAKEN = "accounts.phone_taken"

@@ -4,7 +4,8 @@ A code is 6 digits, stored only as an HMAC under a subkey of the PII key (a stol
 database does not give the codes away, and six digits are too few for an unkeyed hash).
 It lives ``otp_ttl_s`` seconds; only the newest code of a phone and purpose counts; after
 ``otp_max_attempts`` wrong tries it is locked. Sending is limited by a resend cooldown, a
-per-phone per-day cap (the local day) and a per-IP per-hour cap. Housekeeping deletes codes
+per-phone per-day cap (the local day) and a per-address per-hour cap (IPv6 by /64, in
+:mod:`gonghui.ratelimit`). The SMS goes out after the code is committed. Housekeeping deletes codes
 once they can neither be used nor count against a limit (:func:`purge_expired`).
 """
 
@@ -18,15 +19,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from gonghui import clock
+from gonghui import clock, ratelimit
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import OtpCode
-from gonghui.db import rowcount
+from gonghui.db import on_commit, rowcount, unit_of_work
 from gonghui.errors import InvalidInput, RateLimited, Unauthenticated, field_error
 from gonghui.integrations.sms import OtpMessage, SmsSender, get_sms_sender
 from gonghui.keys import get_keys
@@ -35,7 +36,7 @@ from gonghui.settings import get_settings
 
 _MAINLAND_MOBILE = re.compile(r"1[3-9]\d{9}")
 # How long a sent code still counts against the send limits: the per-phone cap looks back
-# to the start of the local day (at most a day), the per-IP cap an hour.
+# to the start of the local day (at most a day).
 COUNTED_FOR = timedelta(days=1, hours=1)
 
 
@@ -85,7 +86,7 @@ def _seconds_until(instant: datetime, at: datetime) -> int:
 
 
 def _serialize_senders(session: Session, keys: list[bytes]) -> None:
-    """On PostgreSQL, queue concurrent sends to the same phone or IP (transaction-scoped
+    """On PostgreSQL, queue concurrent sends to the same phone (transaction-scoped
     advisory locks taken in key order) so that the counts below cannot be raced past.
     SQLite writers are already serialized by BEGIN IMMEDIATE."""
     if session.get_bind().dialect.name != "postgresql":
@@ -109,7 +110,20 @@ def send_code(
     settings = get_settings()
     phone = normalize_phone(phone)
     phone_hash = blind_index(PiiField.PHONE, phone)
-    _serialize_senders(session, [b"phone:" + phone_hash] + ([b"ip:" + ip.encode()] if ip else []))
+    # Every request counts against its address (IPv6 by /64), refused ones too: the limit
+    # is against flooding. Counted first, in its own transaction (see gonghui.ratelimit).
+    address = ratelimit.address_bucket(ip)
+    if address is not None:
+        per_address = ratelimit.hit(
+            f"otp:addr:{address}", limit=settings.otp_max_per_ip_per_hour, window_s=3600
+        )
+        if not per_address.allowed:
+            raise RateLimited(
+                AccountsError.OTP_IP_THROTTLED,
+                "too many codes requested from this network; try again later",
+                retry_after_s=per_address.retry_after_s,
+            )
+    _serialize_senders(session, [b"phone:" + phone_hash])
     at = clock.now()
 
     last = session.scalar(
@@ -137,42 +151,35 @@ def send_code(
             retry_after_s=_seconds_until(next_day, at),
         )
 
-    if ip is not None:
-        window_start = at - timedelta(hours=1)
-        count, oldest = session.execute(
-            select(func.count(), func.min(OtpCode.created_at)).where(
-                OtpCode.ip == ip, OtpCode.created_at > window_start
-            )
-        ).one()
-        if count >= settings.otp_max_per_ip_per_hour:
-            raise RateLimited(
-                AccountsError.OTP_IP_THROTTLED,
-                "too many codes requested from this network; try again later",
-                retry_after_s=_seconds_until(oldest + timedelta(hours=1), at),
-            )
-
     code = _new_code()
-    session.add(
-        OtpCode(
-            phone_hash=phone_hash,
-            code_hash=_code_hash(phone_hash, purpose, code),
-            purpose=purpose,
-            ip=ip,
-            created_at=at,
-            expires_at=at + timedelta(seconds=settings.otp_ttl_s),
-        )
+    row = OtpCode(
+        phone_hash=phone_hash,
+        code_hash=_code_hash(phone_hash, purpose, code),
+        purpose=purpose,
+        ip=ip,
+        created_at=at,
+        expires_at=at + timedelta(seconds=settings.otp_ttl_s),
     )
+    session.add(row)
     session.flush()
-    # Sent inside the transaction: if the provider refuses, the code is not stored and
-    # does not count against the limits.
-    (sender or get_sms_sender()).send_code(
-        OtpMessage(phone=phone, code=code, ttl_minutes=max(1, settings.otp_ttl_s // 60))
-    )
+    message = OtpMessage(phone=phone, code=code, ttl_minutes=max(1, settings.otp_ttl_s // 60))
+    # Sent once the code is committed, so that no write transaction waits on the provider;
+    # if the provider refuses, the code is deleted again and does not count.
+    on_commit(session, partial(_deliver, sender or get_sms_sender(), message, row.id))
     return OtpSent(
         phone_masked=mask(PiiField.PHONE, phone),
         expires_in=settings.otp_ttl_s,
         resend_after=settings.otp_resend_cooldown_s,
     )
+
+
+def _deliver(sender: SmsSender, message: OtpMessage, code_id: int) -> None:
+    try:
+        sender.send_code(message)
+    except Exception:
+        with unit_of_work() as session:
+            session.execute(delete(OtpCode).where(OtpCode.id == code_id))
+        raise
 
 
 def verify_code(session: Session, *, phone: str, code: str, purpose: OtpPurpose) -> str:

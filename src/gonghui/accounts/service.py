@@ -1,10 +1,11 @@
-"""Users and staff sign-in by password."""
+"""Users and staff sign-in by password (throttled per account and per address)."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import ratelimit
 from gonghui.accounts import totp
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import Identity, Provider, SessionKind, User
@@ -12,7 +13,8 @@ from gonghui.accounts.passwords import hash_password, verify_password
 from gonghui.accounts.tokens import TokenPair, start_session
 from gonghui.accounts.totp import TotpChallenge
 from gonghui.clock import now
-from gonghui.errors import Conflict, Unauthenticated
+from gonghui.db import read_sync
+from gonghui.errors import Conflict, RateLimited, Unauthenticated
 from gonghui.pii import PiiField, blind_index, masked
 
 
@@ -57,6 +59,21 @@ def create_user(session: Session, *, display_name: str = "") -> User:
     return user
 
 
+# Password sign-in throttles: wrong passwords per account, attempts per address (each
+# costs an argon2 hash, the point of flooding).
+FAILURES_PER_ACCOUNT = 10
+ATTEMPTS_PER_ADDRESS = 30
+SIGN_IN_WINDOW_S = 15 * 60
+
+
+def _throttled(retry_after_s: int) -> RateLimited:
+    return RateLimited(
+        AccountsError.SIGN_IN_THROTTLED,
+        "too many sign-in attempts; try again later",
+        retry_after_s=retry_after_s,
+    )
+
+
 def sign_in_with_password(
     session: Session,
     *,
@@ -66,16 +83,39 @@ def sign_in_with_password(
     user_agent: str | None = None,
 ) -> TokenPair | TotpChallenge:
     """Tokens for a right password, or, when the staff member has turned on two-step
-    sign-in, the challenge that :func:`totp.complete_sign_in` exchanges for them."""
-    identity = session.scalar(
-        select(Identity).where(
-            Identity.provider == Provider.PASSWORD,
-            Identity.app_id == "",
-            Identity.subject == username.strip().lower(),
+    sign-in, the challenge that :func:`totp.complete_sign_in` exchanges for them.
+
+    Throttled per account and per address before any hashing. The password hash is read
+    in a read transaction of its own and checked outside any transaction (argon2 takes
+    tens of milliseconds, and on SQLite every writer would wait); ``session`` is used only
+    afterwards, for the sign-in's writes."""
+    username = username.strip().lower()
+    address = ratelimit.address_bucket(ip)
+    if address is not None:
+        per_address = ratelimit.hit(
+            f"signin:addr:{address}", limit=ATTEMPTS_PER_ADDRESS, window_s=SIGN_IN_WINDOW_S
         )
+        if not per_address.allowed:
+            raise _throttled(per_address.retry_after_s)
+    account_key = f"signin:user:{username[:150]}"
+    account = ratelimit.check(account_key, limit=FAILURES_PER_ACCOUNT - 1)
+    if not account.allowed:
+        raise _throttled(account.retry_after_s)
+    found = read_sync(
+        lambda connection: connection.execute(
+            select(Identity.id, Identity.secret_hash).where(
+                Identity.provider == Provider.PASSWORD,
+                Identity.app_id == "",
+                Identity.subject == username,
+            )
+        ).one_or_none()
     )
-    if not verify_password(identity.secret_hash if identity else None, password):
+    if not verify_password(found.secret_hash if found else None, password):
+        ratelimit.hit(account_key, limit=FAILURES_PER_ACCOUNT, window_s=SIGN_IN_WINDOW_S)
         raise Unauthenticated(AccountsError.INVALID_CREDENTIALS, "wrong username or password")
+    assert found is not None
+    ratelimit.clear(account_key)
+    identity = session.get(Identity, found.id)
     assert identity is not None
     identity.last_used_at = now()
     user = session.get(User, identity.user_id)

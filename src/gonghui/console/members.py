@@ -1,5 +1,5 @@
-"""Console pages for members: roster upload with live progress, the verification review
-queue."""
+"""Console pages for members: roster upload with live progress, members' tags, the
+verification review queue."""
 
 from __future__ import annotations
 
@@ -14,17 +14,19 @@ from gonghui.bodylimit import max_body, upload_limit
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
-from gonghui.members import review, roster_import
+from gonghui.members import review, roster, roster_import
 from gonghui.members.models import ImportJob, ImportStatus
 from gonghui.members.schemas import RejectRequest
+from gonghui.members.tags import parse_tags
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
 from gonghui.tenancy import Actor, Permission
-from gonghui.web.errors import error_key
+from gonghui.web.errors import error_key, field_errors
+from gonghui.web.i18n import translator
 from gonghui.web.session import PageUser, check_csrf
-from gonghui.web.templating import render
+from gonghui.web.templating import render, request_locale
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -39,16 +41,19 @@ def _managed_orgs(session: Any, actor: Actor) -> list[Org]:
     ]
 
 
-def _roster_page(request: Request, user: PageUser, *, error: str | None = None) -> Response:
+def _roster_page(
+    request: Request, user: PageUser, *, error: str | None = None, **context: Any
+) -> Response:
     with unit_of_work(read_only=True) as session:
         managed = _managed_orgs(session, _actor(request, user))
-    context = {
+    context |= {
         "active": "nav.roster",
         "csrf_token": user.csrf_token,
         "orgs": managed,
         "error": error,
         "max_mb": get_settings().upload_max_bytes // (1024 * 1024),
     }
+    context.setdefault("tag_fields", {})
     return render(request, "console/roster.html", context)
 
 
@@ -86,6 +91,38 @@ def upload_roster(
     except DomainError as exc:
         return _roster_page(request, user, error=error_key(exc))
     return RedirectResponse(f"/console/roster/imports/{job_id}", status_code=303)
+
+
+@router.post("/roster/tags", response_class=HTMLResponse)
+def set_member_tags(
+    request: Request,
+    user: ConsoleStaff,
+    id_number: Annotated[str, Form(max_length=32)],
+    tags: Annotated[str, Form(max_length=2000)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Set one person's tags, found by ID number on a roster the staff member manages."""
+    check_csrf(request, user, csrf)
+    t = translator(request_locale(request))
+    try:
+        with unit_of_work() as session:
+            saved = roster.set_tags_by_id_number(
+                session,
+                actor=_actor(request, user),
+                id_number=id_number,
+                tags=parse_tags(tags),
+            )
+    except DomainError as exc:
+        fields = field_errors(exc, t)
+        return _roster_page(
+            request,
+            user,
+            error=None if fields else error_key(exc),
+            tag_fields=fields,
+            tag_id_number=id_number,
+            tags=tags,
+        )
+    return _roster_page(request, user, tags_saved=saved)
 
 
 def _job_context(job: ImportJob) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from gonghui.accounts.totp import TotpChallenge
 from gonghui.audit import service as audit
 from gonghui.clock import display_zone
 from gonghui.db import unit_of_work
-from gonghui.errors import DomainError, Unauthenticated
+from gonghui.errors import DomainError, RateLimited, Unauthenticated
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
 from gonghui.tenancy import Actor, Permission
@@ -79,8 +79,9 @@ def login(
                 ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
             )
-    except Unauthenticated:
-        context = {"error": "login.failed", "username": username, "next_url": _safe_next(next)}
+    except (Unauthenticated, RateLimited) as exc:
+        error = "login.failed" if isinstance(exc, Unauthenticated) else error_key(exc)
+        context = {"error": error, "username": username, "next_url": _safe_next(next)}
         # A form shown again with its error is a normal page (200), as browsers expect.
         return render(request, "console/login.html", context)
     if isinstance(pair, TotpChallenge):

@@ -28,10 +28,9 @@ from gonghui.db import unit_of_work
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.errors import DomainError, NotFound
 from gonghui.integrations.sms import dev_outbox
-from gonghui.members import review
+from gonghui.members import review, verification
 from gonghui.members.errors import MembersError
 from gonghui.members.schemas import ReviewBrief
-from gonghui.members.service import verify
 from gonghui.orgs import service as orgs
 from gonghui.settings import get_settings
 from gonghui.web.errors import error_key, field_errors
@@ -137,9 +136,8 @@ def logout(request: Request, user: H5User, csrf: Annotated[str, Form()] = "") ->
 
 
 # Verification failures an operator can resolve by looking at a proof.
-_REVIEWABLE = frozenset(
-    {MembersError.NOT_IN_ROSTER, MembersError.NAME_MISMATCH, MembersError.CLAIMED_BY_OTHER}
-)
+# A locked ID number is not matched, but its owner may still ask for a review.
+_REVIEWABLE = frozenset({MembersError.VERIFICATION_FAILED, MembersError.VERIFY_LOCKED})
 
 
 def _latest_review(user: PageUser) -> ReviewBrief | None:
@@ -174,8 +172,17 @@ def verify_membership(
 
     try:
         with unit_of_work() as session:
-            verify(session, user_id=user.principal.user_id, name=name.strip(), id_number=id_number)
+            verification.verify_member(
+                session,
+                user_id=user.principal.user_id,
+                name=name,
+                id_number=id_number,
+                channel=verification.Channel.H5,
+                ip=request.client.host if request.client else None,
+            )
     except DomainError as exc:
+        if exc.code == MembersError.SENT_TO_REVIEW:
+            return RedirectResponse("/h5/verify?requested=1", status_code=303)
         fields = field_errors(exc, t)
         context = {
             "csrf_token": user.csrf_token,
@@ -244,8 +251,10 @@ def request_review(
         )
     assert proof is not None
     try:
-        with unit_of_work() as session:
+        # The org is looked up apart: the request must come first in its unit of work.
+        with unit_of_work(read_only=True) as session:
             org = orgs.public_org_by_code(session, code=org_code)
+        with unit_of_work() as session:
             review.create_request(
                 session,
                 user_id=user.principal.user_id,
@@ -254,6 +263,7 @@ def request_review(
                 id_number=id_number,
                 note=note.strip() or None,
                 proof=proof.file,
+                ip=request.client.host if request.client else None,
             )
     except DomainError as exc:
         fields = field_errors(exc, t)

@@ -20,3 +20,7 @@ class MembersError(StrEnum):
     BAD_CURSOR = "members.bad_cursor"
     REVIEW_NOT_NEEDED = "members.review_not_needed"
     VERIFY_THROTTLED = "members.verification_throttled"
+    INVALID_TAGS = "members.invalid_tags"
+    VERIFY_LOCKED = "members.verification_locked"
+    VERIFICATION_FAILED = "members.verification_failed"
+    SENT_TO_REVIEW = "members.verification_under_review"

@@ -33,6 +33,10 @@ class RosterEntry(Base):
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     member_no: Mapped[str | None] = mapped_column(String(64))
     join_date: Mapped[date | None]
+    # The union's labels for this person (activities can be limited to some), NULL when
+    # none were given; the person's membership carries a copy, kept equal, which their
+    # sign-in's claims include.
+    tags: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     import_job_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
@@ -148,17 +152,18 @@ class Transfer(Base):
     at: Mapped[datetime] = mapped_column(default=now)
 
 
-class VerificationAttempt(Base):
-    """One self-service verification attempt and its outcome ("ok" or the error code).
+class VerificationFlag(Base):
+    """An ID number that several accounts tried to verify with: verification by it is
+    locked, and the staff of the org whose roster lists it see the flag until they resolve
+    it (which lifts the lock)."""
 
-    Failed attempts are limited per user per day: without the limit, the difference
-    between "not on any roster" and "name does not match" would let an account probe
-    which ID numbers are on a roster."""
-
-    __tablename__ = "members_verification_attempt"
-    __table_args__ = (Index("ix_members_verification_attempt_user_at", "user_id", "at"),)
+    __tablename__ = "members_verification_flag"
 
     id: Mapped[IdPk]
-    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"))
-    outcome: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(default=now)
+    id_number_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    roster_entry_id: Mapped[int] = mapped_column(BigId, ForeignKey("members_roster_entry.id"))
+    accounts: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))

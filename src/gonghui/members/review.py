@@ -19,10 +19,10 @@ from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.db import rowcount
-from gonghui.errors import Conflict, DomainError, InvalidInput, NotFound, field_error
+from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.images import ImageTooLarge, NotAnImage, open_image
+from gonghui.members import verification
 from gonghui.members.errors import MembersError
-from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.models import (
     Membership,
     MembershipStatus,
@@ -30,7 +30,6 @@ from gonghui.members.models import (
     RosterEntry,
     VerificationRequest,
 )
-from gonghui.members.service import verify
 from gonghui.orgs.errors import OrgsError
 from gonghui.orgs.models import Org
 from gonghui.pii import PiiField, blind_index, masked, seal, seal_bytes, unseal_bytes
@@ -118,23 +117,6 @@ def _not_image() -> InvalidInput:
     )
 
 
-def _failure_code(session: Session, *, user_id: int, name: str, id_number: str) -> str:
-    """Why automatic verification fails for this person (the request records it); if it
-    would succeed there is nothing to review: the caller should verify instead."""
-    try:
-        with session.begin_nested() as savepoint:
-            verify(session, user_id=user_id, name=name, id_number=id_number)
-            savepoint.rollback()
-    except DomainError as exc:
-        if exc.code == MembersError.ALREADY_VERIFIED:
-            raise
-        return exc.code
-    raise Conflict(
-        MembersError.REVIEW_NOT_NEEDED,
-        "these details match the roster: verify directly instead of asking for a review",
-    )
-
-
 def create_request(
     session: Session,
     *,
@@ -144,22 +126,23 @@ def create_request(
     id_number: str,
     note: str | None,
     proof: BinaryIO | None,
+    ip: str | None = None,
 ) -> VerificationRequest:
-    try:
-        number = validate(id_number)
-    except IdNumberError as exc:
-        raise InvalidInput(
-            exc.code, str(exc), [field_error("id_number", exc.code, str(exc))]
-        ) from exc
+    """A request for the staff of ``org_id``. It is a verification attempt like any other
+    (limits, audit) and must come first in its unit of work (see
+    :func:`verification.verify_member`); what the match found is kept for the reviewer, in
+    the uniform words the member may see."""
     name = name.strip()
-    org = session.get(Org, org_id)
-    if org is None or org.archived_at is not None:
-        raise NotFound(OrgsError.NOT_FOUND, f"org {org_id} not found")
-    failure = _failure_code(session, user_id=user_id, name=name, id_number=number)
     data = proof_path = content_type = None
-    if proof is not None:
+    if proof is not None:  # judged first: it reads nothing about the rosters
         data, content_type, ext = read_proof(proof)
         proof_path = f"verification-proofs/{uuid.uuid4().hex}.{ext}"
+    number, failure = verification.screen_for_review(
+        session, user_id=user_id, name=name, id_number=id_number, ip=ip
+    )
+    org = session.get(Org, org_id)
+    if org is None or org.archived_at is not None:
+        raise NotFound(OrgsError.NOT_FOUND, f"org {org_id} not found", keep_changes=True)
     req = VerificationRequest(
         user_id=user_id,
         org_id=org.id,
@@ -178,7 +161,9 @@ def create_request(
     except IntegrityError as exc:
         # The partial unique index: one pending request per user.
         raise Conflict(
-            MembersError.REVIEW_PENDING, "you already have a request under review"
+            MembersError.REVIEW_PENDING,
+            "you already have a request under review",
+            keep_changes=True,  # the attempt's audit row stays
         ) from exc
     if proof_path is not None and data is not None:
         # An identity document: encrypted at rest like the other personal data.
@@ -286,6 +271,12 @@ def approve(
     existing = session.scalar(select(Membership).where(Membership.user_id == req.user_id))
     if existing is not None and existing.status == MembershipStatus.VERIFIED:
         raise Conflict(MembersError.ALREADY_VERIFIED, "the user is already a verified member")
+    holder = session.scalar(select(Membership).where(Membership.roster_entry_id == entry.id))
+    if holder is not None:
+        # Another account holds this person's membership: the operator decided that the
+        # requester is the person, so the membership moves, on the record.
+        _move_membership(session, actor=actor, req=req, membership=holder)
+        return req
     try:
         with session.begin_nested():
             session.add(
@@ -293,6 +284,7 @@ def approve(
                     user_id=req.user_id,
                     roster_entry_id=entry.id,
                     org_id=entry.org_id,
+                    tags=list(entry.tags or ()),
                     verified_via="review",
                 )
             )
@@ -313,6 +305,39 @@ def approve(
     return req
 
 
+def _move_membership(
+    session: Session, *, actor: Actor, req: VerificationRequest, membership: Membership
+) -> None:
+    previous = membership.user_id
+    if session.scalar(select(Membership.id).where(Membership.user_id == req.user_id)):
+        raise Conflict(MembersError.CLAIMED_BY_OTHER, "the user holds another membership")
+    membership.user_id = req.user_id
+    membership.status = MembershipStatus.VERIFIED
+    membership.verified_via = "review"
+    membership.verified_at = now()
+    membership.tags = list(entry_tags(session, membership.roster_entry_id))
+    session.flush()
+    _audit_decision(
+        session,
+        actor=actor,
+        req=req,
+        action="members.review_approve",
+        moved_from_user_id=previous,
+    )
+    hooks.emit(
+        session,
+        org_id=membership.org_id,
+        event=hooks.OrgEvent.VERIFICATION_APPROVED,
+        payload={"user_id": req.user_id, "via": "review", "request_id": req.id},
+    )
+    principals.changed(session, user_id=previous)
+    principals.changed(session, user_id=req.user_id)
+
+
+def entry_tags(session: Session, entry_id: int) -> list[str]:
+    return list(session.scalar(select(RosterEntry.tags).where(RosterEntry.id == entry_id)) or [])
+
+
 def reject(session: Session, *, actor: Actor, request_id: int, note: str) -> VerificationRequest:
     req = _decide(
         session, actor=actor, request_id=request_id, status=ReviewStatus.REJECTED, note=note
@@ -322,8 +347,16 @@ def reject(session: Session, *, actor: Actor, request_id: int, note: str) -> Ver
 
 
 def _audit_decision(
-    session: Session, *, actor: Actor, req: VerificationRequest, action: str
+    session: Session,
+    *,
+    actor: Actor,
+    req: VerificationRequest,
+    action: str,
+    moved_from_user_id: int | None = None,
 ) -> None:
+    details: dict[str, object] = {"user_id": req.user_id, "failure_code": req.failure_code}
+    if moved_from_user_id is not None:
+        details["moved_from_user_id"] = moved_from_user_id
     audit.record(
         session,
         actor=actor,
@@ -332,7 +365,7 @@ def _audit_decision(
         subject_type="verification_request",
         subject_id=req.id,
         reason=req.decision_note,
-        details={"user_id": req.user_id, "failure_code": req.failure_code},
+        details=details,
     )
 
 

@@ -1,5 +1,5 @@
-"""The roster as staff see it: masked listing and search, one entry, audited unmasking, and
-transfers between orgs."""
+"""The roster as staff see it: masked listing and search, one entry, audited unmasking,
+tags, and transfers between orgs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
 from gonghui.audit import service as audit
-from gonghui.errors import Conflict, InvalidInput, field_error
+from gonghui.clock import now
+from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.members.errors import MembersError
 from gonghui.members.models import Membership, RosterEntry, Transfer
+from gonghui.members.service import valid_id_number
+from gonghui.members.tags import normalise_tags
 from gonghui.orgs.models import Org
 from gonghui.pii import PiiField, blind_index, masked, narrow_key, unseal
 from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
@@ -35,6 +38,7 @@ class RosterView:
     phone: str | None
     member_no: str | None
     join_date: date | None
+    tags: list[str]
     verified_user_id: int | None
     created_at: datetime
     updated_at: datetime
@@ -57,6 +61,7 @@ def view(entry: RosterEntry, org: Org, membership_user_id: int | None) -> Roster
         phone=masked(PiiField.PHONE, entry.phone_enc),
         member_no=entry.member_no,
         join_date=entry.join_date,
+        tags=[str(t) for t in entry.tags or ()],
         verified_user_id=membership_user_id,
         created_at=entry.created_at,
         updated_at=entry.updated_at,
@@ -130,6 +135,51 @@ def _view_of(session: Session, entry: RosterEntry) -> RosterView:
         select(Membership.user_id).where(Membership.roster_entry_id == entry.id)
     )
     return view(entry, org, user_id)
+
+
+def set_tags(session: Session, *, actor: Actor, entry_id: int, tags: list[str]) -> RosterView:
+    """Replace the tags of one person on the roster (activities may be limited to some).
+    Their membership's copy follows, and their sign-ins see the change at once."""
+    entry = get_entry(session, actor=actor, entry_id=entry_id, permission=Permission.MEMBERS_MANAGE)
+    new = normalise_tags(tags)
+    before = [str(t) for t in entry.tags or ()]
+    entry.tags = new
+    entry.updated_at = now()
+    holder = session.scalar(select(Membership).where(Membership.roster_entry_id == entry.id))
+    if holder is not None:
+        holder.tags = list(new)
+        principals.changed(session, user_id=holder.user_id)
+    audit.record(
+        session,
+        actor=actor,
+        action="members.set_tags",
+        org_id=entry.org_id,
+        subject_type="roster_entry",
+        subject_id=entry.id,
+        details={"before": before, "after": new},
+    )
+    session.flush()
+    return _view_of(session, entry)
+
+
+def set_tags_by_id_number(
+    session: Session, *, actor: Actor, id_number: str, tags: list[str]
+) -> RosterView:
+    """:func:`set_tags` for the person with this ID number (the console's form), if they are
+    on a roster the staff member manages; anywhere else reads as not found."""
+    number = valid_id_number(id_number)
+    entry_id = session.scalar(
+        scoped(select(RosterEntry.id), actor, Permission.MEMBERS_MANAGE).where(
+            RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, number)
+        )
+    )
+    if entry_id is None:
+        raise NotFound(
+            MembersError.ROSTER_ENTRY_NOT_FOUND,
+            "no one with this ID number is on a roster you manage",
+            [field_error("id_number", MembersError.ROSTER_ENTRY_NOT_FOUND, "not found")],
+        )
+    return set_tags(session, actor=actor, entry_id=entry_id, tags=tags)
 
 
 def unmask(

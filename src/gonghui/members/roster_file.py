@@ -49,6 +49,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "member_no": ("会员号", "会员编号", "会员证号", "member_no", "member_number", "memberno"),
     "org_code": ("工会编码", "组织编码", "工会代码", "单位编码", "org_code", "orgcode", "org"),
     "join_date": ("入会日期", "入会时间", "join_date", "joindate", "joined_at", "joined"),
+    "tags": ("标签", "会员标签", "tags", "tag"),
 }
 REQUIRED = ("name", "id_number")
 _LOOKUP = {alias: column for column, aliases in COLUMNS.items() for alias in aliases}

@@ -15,6 +15,7 @@ keeps it so until it writes it: pickled, a prepared row takes a third of the mem
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from collections.abc import Iterable
@@ -23,8 +24,10 @@ from datetime import date, datetime
 from operator import itemgetter
 from typing import Final
 
+from gonghui.errors import InvalidInput
 from gonghui.members.idnumber import IdNumberError, validate
 from gonghui.members.roster_file import COLUMNS, Cell, CsvChunk, Piece, RosterFileError, parse_chunk
+from gonghui.members.tags import parse_tags
 from gonghui.pii import BulkSealer, PiiField, narrow_key
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
@@ -34,6 +37,7 @@ _MEMBER_NO_MAX = 64
 _INDEX = {column: i for i, column in enumerate(COLUMNS)}
 _NAME, _ID, _PHONE_COL = _INDEX["name"], _INDEX["id_number"], _INDEX["phone"]
 _MEMBER_NO, _ORG, _JOIN = _INDEX["member_no"], _INDEX["org_code"], _INDEX["join_date"]
+_TAGS = _INDEX["tags"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class RowError:
 
 # In the upsert's column order (see roster_write): org id, id hash, id ciphertext, name
 # hash, name ciphertext, phone hash, phone ciphertext, phone key, member number, join date
-# (driver form); then the row number.
+# (driver form), tags (a JSON array as text; None: none given, kept as they are); then
+# the row number.
 SealedRow = tuple[
     int,
     bytearray,
@@ -58,9 +63,11 @@ SealedRow = tuple[
     int | None,
     str | None,
     date | str | None,
+    str | None,
     int,
 ]
-ROW_NUMBER: Final = 10
+ROW_NUMBER: Final = 11
+TAGS: Final = 10
 ID_HASH = itemgetter(1)
 
 
@@ -192,7 +199,7 @@ class RowPreparer:
                 batch.errors.extend(checked)
                 batch.failed_rows += 1
                 continue
-            _, name, id_number, phone, member_no, org_id, joined = checked
+            _, name, id_number, phone, member_no, org_id, joined, tags = checked
             id_data, name_data = id_number.encode(), name.encode()
             phone_hash = phone_enc = phone_key = None
             if phone:
@@ -213,13 +220,14 @@ class RowPreparer:
                     phone_key,
                     member_no,
                     joined.isoformat() if as_text and joined is not None else joined,
+                    json.dumps(tags, ensure_ascii=False) if tags else None,
                     number,
                 )
             )
 
     def _check(
         self, n: int, cells: tuple[Cell, ...]
-    ) -> list[RowError] | tuple[int, str, str, str, str | None, int, date | None]:
+    ) -> list[RowError] | tuple[int, str, str, str, str | None, int, date | None, list[str]]:
         errors: list[RowError] = []
         name = _text(cells[_NAME])
         if not name:
@@ -249,10 +257,17 @@ class RowPreparer:
             joined = _join_date(cells[_JOIN], self.today)
         except ValueError as exc:
             errors.append(RowError(n, "join_date", "join_date.format", str(exc)))
+        tags: list[str] = []
+        raw_tags = _text(cells[_TAGS])
+        if raw_tags:
+            try:
+                tags = parse_tags(raw_tags)
+            except InvalidInput as exc:
+                errors.append(RowError(n, "tags", "tags.invalid", exc.message))
         if errors:
             return errors
         assert org_id is not None
-        return n, name, id_number, phone, member_no, org_id, joined
+        return n, name, id_number, phone, member_no, org_id, joined, tags
 
 
 # Worker-process side of the pool: one preparer per process, built by the initializer.

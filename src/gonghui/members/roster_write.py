@@ -17,14 +17,14 @@ from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Dialect, Table, update
+from sqlalchemy import Dialect, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
 from gonghui.clock import now
-from gonghui.db import is_sqlite, upsert_insert
+from gonghui.db import in_ids, is_sqlite, rowcount, upsert_insert
 from gonghui.members.models import Membership, RosterEntry, Transfer
-from gonghui.members.roster_rows import ID_HASH, ROW_NUMBER, RowError, SealedRow
+from gonghui.members.roster_rows import ID_HASH, ROW_NUMBER, TAGS, RowError, SealedRow
 from gonghui.tenancy import Actor
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ _UPSERT_COLUMNS = (
     "phone_key",
     "member_no",
     "join_date",
+    "tags",
     "import_job_id",
     "created_at",
     "updated_at",
@@ -66,9 +67,11 @@ class _Upsert:
         table: Table = RosterEntry.__table__  # type: ignore[assignment]
         stmt = upsert_insert(dialect.name)(table)
         if update:
+            refreshed: dict[str, Any] = {name: stmt.excluded[name] for name in _REFRESHED}
+            # A row without tags (no tags column, or an empty cell) keeps the person's tags.
+            refreshed["tags"] = func.coalesce(stmt.excluded.tags, table.c.tags)
             stmt = stmt.on_conflict_do_update(
-                index_elements=[table.c.id_number_hash],
-                set_={name: stmt.excluded[name] for name in _REFRESHED},
+                index_elements=[table.c.id_number_hash], set_=refreshed
             )
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=[table.c.id_number_hash])
@@ -175,6 +178,7 @@ def write_batch(
     existing = _existing(session, [bytes(row[1]) for row in unique])
     updates: list[SealedRow] = []
     moves: list[tuple[int, int, int]] = []  # entry id, from org, to org
+    retagged: list[int] = []  # entries whose row gives tags
     for row in unique:
         found = existing.get(bytes(row[1]))
         if found is None:  # deleted meanwhile (not on SQLite): the upsert writes it again
@@ -202,6 +206,8 @@ def write_batch(
             continue
         if org_id != row[0]:
             moves.append((ident, org_id, row[0]))
+        if row[TAGS] is not None:
+            retagged.append(ident)
         updates.append(row)
     if updates:
         _Upsert(session, update=True).execute(session, updates, tail)
@@ -210,6 +216,28 @@ def write_batch(
     if moves:
         _record_moves(session, job_id=job_id, actor=actor, moves=moves)
         tally.moved += len(moves)
+    if retagged:
+        _copy_tags_to_memberships(session, retagged)
+
+
+def _copy_tags_to_memberships(session: Session, entry_ids: list[int]) -> None:
+    """Memberships carry a copy of their roster entry's tags (the sign-in's claims)."""
+    entry = RosterEntry.__table__
+    changed = rowcount(
+        session.execute(
+            update(Membership)
+            .where(in_ids(Membership.roster_entry_id, "entry_ids"))
+            .values(
+                tags=select(entry.c.tags)
+                .where(entry.c.id == Membership.roster_entry_id)
+                .scalar_subquery()
+            )
+            .execution_options(synchronize_session=False),
+            {"entry_ids": entry_ids},
+        )
+    )
+    if changed:
+        principals.changed(session, everyone=True)
 
 
 def _drop_repeats(

@@ -13,7 +13,7 @@ from gonghui.db import unit_of_work
 from gonghui.deps import CurrentPrincipal, CurrentStaff, CurrentUser, SessionDep
 from gonghui.errors import NotFound
 from gonghui.members import profile as profiles
-from gonghui.members import review, roster, roster_import
+from gonghui.members import review, roster, roster_import, verification
 from gonghui.members.errors import MembersError
 from gonghui.members.models import ImportJob, ReviewStatus
 from gonghui.members.schemas import (
@@ -26,12 +26,13 @@ from gonghui.members.schemas import (
     ReviewRead,
     RosterEntryRead,
     RosterPageRead,
+    TagsUpdate,
     TransferRequest,
     UnmaskRead,
     UnmaskRequest,
+    VerificationFlagRead,
     VerifyRequest,
 )
-from gonghui.members.verification import verify_member
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
 
@@ -139,6 +140,15 @@ def unmask(
     return UnmaskRead(entry_id=entry_id, field=body.field, value=value)
 
 
+@router.put("/roster/{entry_id}/tags")
+def set_roster_tags(
+    entry_id: int, body: TagsUpdate, staff: CurrentStaff, session: SessionDep
+) -> RosterEntryRead:
+    """Replace the person's tags (activities may be limited to members with some)."""
+    entry = roster.set_tags(session, actor=staff, entry_id=entry_id, tags=body.tags)
+    return RosterEntryRead.model_validate(entry)
+
+
 @router.post("/roster/{entry_id}/transfer")
 def transfer(
     entry_id: int, body: TransferRequest, staff: CurrentStaff, session: SessionDep
@@ -153,13 +163,33 @@ def transfer(
 def verify_membership(
     body: VerifyRequest, user: CurrentUser, session: SessionDep
 ) -> MembershipRead:
-    """Match name + ID number against the rosters; success makes the caller a member."""
+    """Match name + ID number against the rosters; success makes the caller a member.
+    Every mismatch answers ``members.verification_failed``; attempts are limited per
+    account and per ID number (429)."""
     assert user.user_id is not None
-    membership = verify_member(
-        session, user_id=user.user_id, name=body.name, id_number=body.id_number
+    membership = verification.verify_member(
+        session, user_id=user.user_id, name=body.name, id_number=body.id_number, ip=user.ip
     )
     session.flush()
     return MembershipRead.model_validate(membership)
+
+
+@router.get("/members/verification-flags")
+def list_verification_flags(
+    staff: CurrentStaff, session: SessionDep, include_resolved: bool = False
+) -> list[VerificationFlagRead]:
+    """ID numbers on the subtree's rosters that several accounts tried to verify with
+    (verification by them is locked until the flag is resolved)."""
+    flags = verification.list_flags(session, actor=staff, open_only=not include_resolved)
+    return [VerificationFlagRead.model_validate(f) for f in flags]
+
+
+@router.post("/members/verification-flags/{flag_id}/resolve")
+def resolve_verification_flag(
+    flag_id: int, staff: CurrentStaff, session: SessionDep
+) -> VerificationFlagRead:
+    flag = verification.resolve_flag(session, actor=staff, flag_id=flag_id)
+    return VerificationFlagRead.model_validate(flag)
 
 
 @router.get("/members/me")
@@ -189,6 +219,7 @@ def request_review(
         id_number=id_number,
         note=note,
         proof=proof.file,
+        ip=user.ip,
     )
     return ReviewRead.model_validate(review.view(req))
 

@@ -43,9 +43,14 @@ class RosterEntryRead(BaseModel):
     phone: str | None
     member_no: str | None
     join_date: date | None
+    tags: list[str]
     verified_user_id: int | None
     created_at: datetime
     updated_at: datetime
+
+
+class TagsUpdate(BaseModel):
+    tags: list[str] = Field(max_length=20)
 
 
 class RosterPageRead(BaseModel):
@@ -72,6 +77,20 @@ class TransferRequest(BaseModel):
 class VerifyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     id_number: str = Field(min_length=1, max_length=32)
+
+
+class VerificationFlagRead(BaseModel):
+    """An ID number tried from several accounts (masked), on a roster entry of ``org_id``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    org_id: int
+    roster_entry_id: int
+    id_number: str
+    accounts: int
+    created_at: datetime
+    resolved_at: datetime | None
 
 
 class MembershipRead(BaseModel):

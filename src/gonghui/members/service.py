@@ -86,14 +86,22 @@ def add_roster_entry(
     return entry
 
 
-def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Membership:
-    """Make ``user_id`` a verified member of the org whose roster lists this person."""
+def valid_id_number(raw: str) -> str:
+    """``raw`` as a valid resident ID number, or the field error saying what is wrong."""
     try:
-        number = validate(id_number)
+        return validate(raw)
     except IdNumberError as exc:
         raise InvalidInput(
             exc.code, str(exc), [field_error("id_number", exc.code, str(exc))]
         ) from exc
+
+
+def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Membership:
+    """Make ``user_id`` a verified member of the org whose roster lists this person.
+
+    The match itself, without limits: everything a member can reach goes through
+    :func:`gonghui.members.verification.verify_member` (fixtures and seeding call this)."""
+    number = valid_id_number(id_number)
     existing = session.scalar(select(Membership).where(Membership.user_id == user_id))
     if existing is not None and existing.status == MembershipStatus.VERIFIED:
         raise Conflict(MembersError.ALREADY_VERIFIED, "you are already a verified member")
@@ -109,7 +117,9 @@ def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Memb
             "the name does not match the roster for this ID number",
             [field_error("name", MembersError.NAME_MISMATCH, "does not match the roster")],
         )
-    membership = Membership(user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id)
+    membership = Membership(
+        user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id, tags=list(entry.tags or ())
+    )
     try:
         with session.begin_nested():
             session.add(membership)

@@ -11,7 +11,6 @@ old one. Dropping a field or a table destroys data and needs ``confirm=True``.
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 from alembic.migration import MigrationContext
