@@ -33,6 +33,7 @@ from gonghui.members.schemas import ReviewBrief
 from gonghui.members.service import verify
 from gonghui.orgs import service as orgs
 from gonghui.settings import get_settings
+from gonghui.types import Id
 from gonghui.web.errors import error_key, field_errors
 from gonghui.web.i18n import translate, translator
 from gonghui.web.qr import qr_svg
@@ -300,7 +301,7 @@ def hub_page(
     return response
 
 
-def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
+def _hub_item(user: PageUser, activity_id: Id) -> HubItem | None:
     try:
         return db.read_sync(
             functools.partial(hub.member_activity, member=_member(user), activity_id=activity_id)
@@ -310,7 +311,7 @@ def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
 
 
 @router.get("/activities/{activity_id}", response_class=HTMLResponse)
-def activity_page(request: Request, user: H5Member, activity_id: int) -> Response:
+def activity_page(request: Request, user: H5Member, activity_id: Id) -> Response:
     item = _hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     if item is None:
@@ -323,7 +324,7 @@ def activity_page(request: Request, user: H5Member, activity_id: int) -> Respons
 def draw(
     request: Request,
     user: H5Member,
-    activity_id: int,
+    activity_id: Id,
     entropy: Annotated[str, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = "",
     draw_key: Annotated[str, Form(max_length=64)] = "",
     csrf: Annotated[str, Form()] = "",
@@ -372,7 +373,7 @@ def wallet_page(request: Request, user: H5Member, claimed: int = 0) -> Response:
 
 
 @router.get("/prizes/{prize_id}/address", response_class=HTMLResponse)
-def address_page(request: Request, user: H5Member, prize_id: int) -> Response:
+def address_page(request: Request, user: H5Member, prize_id: Id) -> Response:
     return render(
         request,
         "h5/address.html",
@@ -384,7 +385,7 @@ def address_page(request: Request, user: H5Member, prize_id: int) -> Response:
 def give_address(
     request: Request,
     user: H5Member,
-    prize_id: int,
+    prize_id: Id,
     name: Annotated[str, Form(max_length=50)],
     phone: Annotated[str, Form(max_length=20)],
     address: Annotated[str, Form(max_length=300)],
@@ -432,7 +433,7 @@ def give_address(
 
 @router.post("/activities/{activity_id}/quiz", response_class=HTMLResponse)
 def start_quiz(
-    request: Request, user: H5Member, activity_id: int, csrf: Annotated[str, Form()] = ""
+    request: Request, user: H5Member, activity_id: Id, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, user, csrf)
     item = _hub_item(user, activity_id)
@@ -451,7 +452,7 @@ def start_quiz(
 
 
 @router.post("/quiz/{attempt_id}", response_class=HTMLResponse)
-async def submit_quiz(request: Request, user: H5Member, attempt_id: int) -> Response:
+async def submit_quiz(request: Request, user: H5Member, attempt_id: Id) -> Response:
     form = await request.form()
     check_csrf(request, user, str(form.get("csrf") or ""))
     answers: dict[int, list[int]] = {}

@@ -20,13 +20,14 @@ from gonghui.baas.triggers.schemas import (
 )
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.settings import get_settings
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1/baas", tags=["triggers"])
 
 
 @router.post("/apps/{app_id}/triggers", status_code=status.HTTP_201_CREATED)
 def create_trigger(
-    app_id: int, body: TriggerCreate, staff: CurrentStaff, session: SessionDep
+    app_id: Id, body: TriggerCreate, staff: CurrentStaff, session: SessionDep
 ) -> TriggerCreated:
     spec = service.TriggerSpec(**body.model_dump())
     trigger, secret = service.create_trigger(session, actor=staff, app_id=app_id, spec=spec)
@@ -40,7 +41,7 @@ def create_trigger(
 
 
 @router.get("/apps/{app_id}/triggers")
-def list_triggers(app_id: int, staff: CurrentStaff, session: SessionDep) -> list[TriggerRead]:
+def list_triggers(app_id: Id, staff: CurrentStaff, session: SessionDep) -> list[TriggerRead]:
     return [
         TriggerRead.model_validate(t)
         for t in service.list_triggers(session, actor=staff, app_id=app_id)
@@ -49,7 +50,7 @@ def list_triggers(app_id: int, staff: CurrentStaff, session: SessionDep) -> list
 
 @router.post("/apps/{app_id}/triggers/{trigger_id}/enable")
 def enable_trigger(
-    app_id: int, trigger_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, trigger_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> TriggerRead:
     trigger = service.set_enabled(
         session, actor=staff, app_id=app_id, trigger_id=trigger_id, enabled=True
@@ -59,7 +60,7 @@ def enable_trigger(
 
 @router.post("/apps/{app_id}/triggers/{trigger_id}/disable")
 def disable_trigger(
-    app_id: int, trigger_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, trigger_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> TriggerRead:
     trigger = service.set_enabled(
         session, actor=staff, app_id=app_id, trigger_id=trigger_id, enabled=False
@@ -69,13 +70,13 @@ def disable_trigger(
 
 @router.get("/apps/{app_id}/deliveries")
 def list_deliveries(
-    app_id: int,
+    app_id: Id,
     staff: CurrentStaff,
     session: SessionDep,
     status: str | None = None,
-    trigger_id: int | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
+    trigger_id: Id | None = None,
+    before_id: Id | None = None,
+    limit: Count = 50,
 ) -> list[DeliveryRead]:
     rows = service.list_deliveries(
         session,
@@ -91,7 +92,7 @@ def list_deliveries(
 
 @router.get("/apps/{app_id}/deliveries/{delivery_id}")
 def get_delivery(
-    app_id: int, delivery_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, delivery_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> DeliveryDetail:
     delivery, attempts = service.get_delivery(
         session, actor=staff, app_id=app_id, delivery_id=delivery_id
@@ -104,7 +105,7 @@ def get_delivery(
 
 @router.post("/apps/{app_id}/deliveries/{delivery_id}/redeliver")
 def redeliver(
-    app_id: int, delivery_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, delivery_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> DeliveryRead:
     delivery = service.redeliver(session, actor=staff, app_id=app_id, delivery_id=delivery_id)
     return DeliveryRead.model_validate(delivery)
@@ -116,7 +117,7 @@ async def raw_body(request: Request) -> bytes:
 
 @router.post("/incoming/{trigger_id}", status_code=status.HTTP_202_ACCEPTED)
 def incoming(
-    trigger_id: int,
+    trigger_id: Id,
     body: Annotated[bytes, Depends(raw_body)],
     session: SessionDep,
     timestamp: Annotated[str | None, Header(alias="X-Gonghui-Timestamp")] = None,
