@@ -4,7 +4,7 @@ Schemathesis generates requests from the app's own OpenAPI document (values that
 schema and values that do not) and sends them to the real test server with each of three
 credentials: a province admin (staff), a verified member and an app's server key. Each
 operation starts from a fresh database holding an org tree, those three callers, an app with
-a table and an activity, so the small ids the generator favours (1, 2, ...) name real rows.
+a table and an activity, and path ids are often drawn from 1 and 2 so that they name real rows.
 
 Examples are bounded and derandomized so that a run is reproducible and fits the CI budget.
 """
@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
 from gonghui.app import create_app
-from tests.activities.conftest import create_member
+from tests.activities.conftest import create_activity, create_member
 from tests.fixtures import StaffFactory, Tree
 
 _CONFIG = SchemathesisConfig.from_dict(
@@ -102,6 +102,7 @@ def credentials(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> list
     """A province admin, a verified member and an app key, with something to work on."""
     staff = make_staff(tree.province)
     member = create_member(tree.grassroots_a1x)
+    create_activity(api, staff.headers, tree.province)
     resp = api.post(
         "/api/v1/baas/apps",
         json={"org_id": tree.province, "name": "fuzz", "settings": {}},
