@@ -2,13 +2,16 @@
 
 PostgreSQL's ``text`` and ``jsonb`` refuse NUL (U+0000), and neither database driver can
 encode a lone UTF-16 surrogate (U+D800 to U+DFFF), which JSON's ``"\\ud800"`` escape lets
-into a decoded body. Either reached the driver as a 500. :func:`refuse_unstorable_text` runs
-before every route (an app-wide dependency) and answers 422 for a path parameter, query
-parameter, header, JSON body (keys and values, however deep) or form field holding one, on
-SQLite too, so that both databases accept the same input.
+into a decoded body. Either reached the driver (or an error message echoing the input) as a
+500. :func:`refuse_unstorable_text` runs before every route (an app-wide dependency) and
+answers 422 for a path parameter, query parameter, JSON body (keys and values, however deep)
+or form field holding one, on SQLite too, so that both databases accept the same input.
 
-It reads only what the route itself reads: a body is inspected only when the route declares
-one, which FastAPI has already parsed by then (the parsed copy is cached on the request).
+Headers need no check: the HTTP parsers (httptools, h11) refuse NUL in a header, and a header
+decoded as Latin-1 holds no surrogate; nor can a path or query hold a surrogate, as their
+percent-decoding replaces bytes that are not UTF-8. A body is inspected only when the route
+declares one, which FastAPI has parsed by then (the parsed copy is cached on the request), so
+nothing is read that the route would not read.
 """
 
 from __future__ import annotations
@@ -81,10 +84,9 @@ async def refuse_unstorable_text(request: Request) -> None:
     locations: list[Loc] = []
     for name, value in request.path_params.items():
         locations.extend(_unstorable(value, ("path", name)))
-    for name, value in request.query_params.multi_items():
-        locations.extend(_unstorable(value, ("query", name)))
-    for name, value in request.headers.items():
-        locations.extend(_unstorable(value, ("header", name)))
+    if b"%00" in request.scope["query_string"]:  # the only way a NUL gets into a query
+        for name, value in request.query_params.multi_items():
+            locations.extend(_unstorable(value, ("query", name)))
     locations.extend(await _body_locations(request))
     if locations:
         raise RequestValidationError(
