@@ -317,22 +317,6 @@ def read_sync(fn: Callable[[Connection], T]) -> T:
         return fn(connection)
 
 
-async def read_session(fn: Callable[[Session], T]) -> T:
-    """:func:`read` for a service function that takes an ORM session: ``fn`` in a
-    read-only unit of work, in the event loop on SQLite and on the thread pool otherwise
-    (for the same reasons). An ``async`` handler that awaits it also has its response
-    validated in the event loop: a sync handler costs two thread hand-offs, one for the
-    handler and one for validating its answer."""
-    if get_settings().is_sqlite:
-        return _in_read_session(fn)
-    return await run_in_threadpool(_in_read_session, fn)
-
-
-def _in_read_session(fn: Callable[[Session], T]) -> T:
-    with unit_of_work(read_only=True) as session:
-        return fn(session)
-
-
 def rowcount(result: Result[Any]) -> int:
     """Rows matched by an UPDATE or DELETE (the atomic compare-and-set idiom)."""
     return int(cast(CursorResult[Any], result).rowcount)

@@ -49,7 +49,7 @@ def _template(path: str) -> Template:
     for segment in path.strip("/").split("/") if path.strip("/") else []:
         if "{" not in segment:
             out.append(segment)
-        elif segment.endswith(":path}") and segment.startswith("{"):
+        elif ":path}" in segment:
             out.append("*")  # matches the rest of the path, however many segments
             break
         else:
@@ -71,36 +71,34 @@ def _fits(template: Template, key: Key, key_is_whole: bool) -> bool:
     return len(template) >= len(key) or not key_is_whole
 
 
-class _Templates:
-    """Every route path below a route, as templates (None: cannot tell, always a candidate)."""
-
-    @staticmethod
-    def of(route: Any) -> list[Template] | None:
-        # FastAPI's included-router entries (and their nested ones) list their routes as
-        # effective candidates; each candidate knows its full path.
-        candidates = getattr(route, "effective_candidates", None)
-        if callable(candidates):
-            out: list[Template] = []
-            for child in candidates():
-                found = _Templates.of(child)
-                if found is None:
-                    return None
-                out.extend(found)
-            return out
-        if isinstance(route, Host):
-            return None
-        inner = route
-        if hasattr(route, "original_route"):  # one effective route of an included router
-            if route.starlette_route is not None:
-                inner = route.starlette_route  # a Starlette route, its prefix applied
-            elif isinstance(route.original_route, APIRoute) and route.path:
-                return [_template(route.path)]  # the path with the router's prefix
-            else:
+def _templates_of(route: Any) -> list[Template] | None:
+    """Every route path below ``route``, as templates (None: cannot tell, so it is always
+    a candidate)."""
+    # FastAPI's included-router entries (and their nested ones) list their routes as
+    # effective candidates; each candidate knows its full path.
+    candidates = getattr(route, "effective_candidates", None)
+    if callable(candidates):
+        out: list[Template] = []
+        for child in candidates():
+            found = _templates_of(child)
+            if found is None:
                 return None
-        if isinstance(inner, Mount):
-            return [(*_template(inner.path), "*")]
-        path = getattr(inner, "path", None)
-        return [_template(path)] if isinstance(path, str) and path else None
+            out.extend(found)
+        return out
+    if isinstance(route, Host):
+        return None
+    inner = route
+    if hasattr(route, "original_route"):  # one effective route of an included router
+        if route.starlette_route is not None:
+            inner = route.starlette_route  # a Starlette route, its prefix applied
+        elif isinstance(route.original_route, APIRoute) and route.path:
+            return [_template(route.path)]  # the path with the router's prefix
+        else:
+            return None
+    if isinstance(inner, Mount):
+        return [(*_template(inner.path), "*")]
+    path = getattr(inner, "path", None)
+    return [_template(path)] if isinstance(path, str) and path else None
 
 
 def _filtered(route: Any, key: Key, key_is_whole: bool) -> Any | None:
@@ -119,7 +117,7 @@ def _filtered(route: Any, key: Key, key_is_whole: bool) -> Any | None:
         view._effective_candidates = kept
         view._effective_candidates_version = route._effective_candidates_version
         return view
-    templates = _Templates.of(route)
+    templates = _templates_of(route)
     if templates is None or any(_fits(t, key, key_is_whole) for t in templates):
         return route
     return None
@@ -138,7 +136,7 @@ class RouteIndex:
         """(Re)learn the routes' literals; drop the views. Runs when the router changed."""
         literals: list[set[str]] = [set() for _ in range(DEPTH)]
         for route in self.router.routes:
-            for template in _Templates.of(route) or ():
+            for template in _templates_of(route) or ():
                 for i, segment in enumerate(template[:DEPTH]):
                     if segment not in ("", "*"):
                         literals[i].add(segment)
