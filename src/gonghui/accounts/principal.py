@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, PrincipalChange, SessionKind, User
-from gonghui.accounts.tokens import AccessClaims, decode_access_token
+from gonghui.accounts.tokens import AccessClaims, decode_access_token, forget_verified
 from gonghui.clock import local_day, now
 from gonghui.db import on_commit, rowcount
 from gonghui.errors import Unauthenticated
@@ -183,6 +183,7 @@ def forget_all() -> None:
     with _lock:
         _cache.clear()
         _seen = _Seen()
+    forget_verified()
 
 
 def changed(

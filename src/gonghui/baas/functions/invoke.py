@@ -176,20 +176,26 @@ class LogWriter:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
+        # The thread sleeps until a row is pending (it never wakes an idle server), then
+        # gathers rows for up to interval_s, or until a batch is full.
+        self._has_rows = threading.Event()
+        self._full = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, row: dict[str, Any]) -> None:
         with self._lock:
             self._pending.append(row)
+            first = len(self._pending) == 1
             full = len(self._pending) >= self.batch
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="function-logs", daemon=True
                 )
                 self._thread.start()
+        if first:
+            self._has_rows.set()
         if full:
-            self._wake.set()
+            self._full.set()
 
     def flush(self) -> int:
         """Write what is pending now; returns how many rows."""
@@ -203,8 +209,12 @@ class LogWriter:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
+            self._has_rows.wait()
+            self._full.wait(self.interval_s)
+            # Cleared before the flush takes the rows: a row added after the flush is the
+            # first of the next batch and sets _has_rows again.
+            self._has_rows.clear()
+            self._full.clear()
             try:
                 self.flush()
             except Exception:
