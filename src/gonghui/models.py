@@ -1,5 +1,6 @@
 """Imports every domain's models so that ``Base.metadata`` is complete (Alembic, tests)."""
 
+from gonghui import invalidation as core_models
 from gonghui.accounts import models as accounts_models
 from gonghui.activities import models as activities_models
 from gonghui.activities.lottery import models as lottery_models
@@ -18,6 +19,7 @@ __all__ = [
     "audit_models",
     "baas_models",
     "benefits_models",
+    "core_models",
     "functions_models",
     "lottery_models",
     "members_models",

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from gonghui import invalidation
 from gonghui.baas.functions import service
 from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.models import Invocation
@@ -81,17 +81,15 @@ class Definition:
     trusted: bool
 
 
-# Like app keys (baas.apps), definitions are cached for a couple of seconds: a deploy in
-# this process takes effect at once (service.deploy forgets the entry on commit), in other
-# processes when their entry expires.
-DEFINITION_TTL_S = 2.0
-_definitions: dict[tuple[int, str], tuple[float, Definition]] = {}
-_definitions_lock = threading.Lock()
-
-
-def forget_definition(app_id: int, name: str) -> None:
-    with _definitions_lock:
-        _definitions.pop((app_id, name), None)
+# Like app keys (baas.apps), definitions are held per process under a change-feed topic
+# (gonghui.invalidation; key ``<app id>/<name>``): a deploy takes effect at its commit in
+# this process and within about a second in every other. The TTL is a safety net only.
+DEFINITION_TTL_S = 300.0
+_definitions: invalidation.TopicCache[tuple[int, str], Definition] = invalidation.TopicCache(
+    service.DEFINITION_TOPIC,
+    key_of=lambda key, _: service.definition_key(*key),
+    ttl_s=DEFINITION_TTL_S,
+)
 
 
 def _org_trusted(session: Session, org_id: int) -> bool:
@@ -106,18 +104,15 @@ def _org_trusted(session: Session, org_id: int) -> bool:
     return bool(codes & trusted)
 
 
-def forget_definitions() -> None:
-    with _definitions_lock:
-        _definitions.clear()
-
-
 def _definition(app_id: int, name: str) -> Definition:
     key = (app_id, name)
-    with _definitions_lock:
-        hit = _definitions.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
+    hit = _definitions.get(key)
+    if hit is not None:
+        return hit
     with unit_of_work(read_only=True) as session:
+        if invalidation.catch_up(session) and (hit := _definitions.get(key)) is not None:
+            return hit
+        generation = _definitions.generation
         fn = service.find_function(session, app_id=app_id, name=name)
         definition = Definition(
             function_id=fn.id,
@@ -130,8 +125,7 @@ def _definition(app_id: int, name: str) -> Definition:
             allowed_hosts=tuple(fn.allowed_hosts or ()),
             trusted=_org_trusted(session, fn.org_id),
         )
-    with _definitions_lock:
-        _definitions[key] = (time.monotonic() + DEFINITION_TTL_S, definition)
+    _definitions.put(key, definition, generation=generation)
     return definition
 
 
