@@ -12,9 +12,10 @@ shows at once in the process that made it and within ``FEED_MAX_LAG_S`` in every
 cache's own TTL is only a safety net. Between reads, :func:`current` costs one clock read:
 no request pays a database read for freshness.
 
-The transport is :class:`_PollingFeed`, the one piece to replace (by Redis pub/sub, say):
-writers, subscribers, :class:`TopicCache` and :func:`forget_all` do not depend on it. It
-survives what polling a table meets: ids that PostgreSQL hands out before commit (an id
+The transport is the one piece to replace (by Redis pub/sub, say): the rows written by
+:func:`_write_changes` and read by :class:`_PollingFeed`. Writers (:func:`changed`),
+subscribers, :class:`TopicCache` and :func:`forget_all` do not depend on it. It survives
+what polling a table meets: ids that PostgreSQL hands out before commit (an id
 missing below the highest seen is looked for again for ``_GAP_S``), ids that go backwards
 (a database replaced: every subscriber is told that everything changed), and a process
 starting (it reads back the replay window its subscribers ask for). :func:`purge` deletes
