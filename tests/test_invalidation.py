@@ -17,6 +17,10 @@ NOTES = "tests.notes"
 OTHER = "tests.other"
 notes: TopicCache[str, str] = TopicCache(NOTES, key_of=lambda key, _: key, ttl_s=300)
 others: TopicCache[str, str] = TopicCache(OTHER, key_of=lambda key, _: key, ttl_s=300)
+# Holds values that depend on what NOTES describes: any change there clears it.
+derived: TopicCache[str, str] = TopicCache(
+    OTHER + ".derived", key_of=lambda key, _: key, ttl_s=300, cleared_by=(NOTES,)
+)
 # What a subscriber of its own (not a TopicCache) was handed, and whether it was forgotten.
 handed: list[invalidation.Change] = []
 forgotten: list[bool] = []
@@ -130,6 +134,16 @@ def test_more_gaps_than_it_can_follow_make_every_cache_start_afresh() -> None:
     _feed_due()
     _read_feed()
     assert others.get("b") is None
+
+
+def test_a_cache_cleared_by_another_topic_drops_everything_on_its_change() -> None:
+    _held(derived, "a", "a")
+    _held(derived, "b", "b")
+    _committed_elsewhere(NOTES, "unrelated key")
+    _feed_due()
+    _read_feed()
+    assert derived.get("a") is None
+    assert derived.get("b") is None
 
 
 def test_a_load_that_raced_a_change_is_not_kept() -> None:
