@@ -6,13 +6,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gonghui import invalidation
 from gonghui.accounts import principal as principals
 from gonghui.accounts.models import User
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.orgs.errors import OrgsError
-from gonghui.orgs.models import LEVEL_RANK, Org, OrgLevel, Role, StaffRole
+from gonghui.orgs.models import LEVEL_RANK, ORG_TREE_TOPIC, Org, OrgLevel, Role, StaffRole
 from gonghui.tenancy import Actor, Permission, require_org, scoped
 
 
@@ -253,5 +254,6 @@ def list_staff(session: Session, *, actor: Actor, org_id: int) -> list[StaffRole
 
 
 def _forget_all_principals(session: Session) -> None:
-    # Paths changed or an org is gone: every sign-in's grant and membership paths may be stale.
-    principals.changed(session, everyone=True)
+    # Paths changed or an org is gone: every sign-in's grant and membership paths (and every
+    # app key's org path) may be stale.
+    invalidation.changed(session, ORG_TREE_TOPIC)
