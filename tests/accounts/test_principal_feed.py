@@ -15,10 +15,11 @@ from sqlalchemy import delete, event, func, insert, select, update
 
 from gonghui import clock, housekeeping, invalidation
 from gonghui.accounts import principal as principals
+from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, SessionKind, User
 from gonghui.accounts.service import create_user
-from gonghui.accounts.tokens import issue_access_token, start_session
+from gonghui.accounts.tokens import start_session
 from gonghui.db import get_engine, unit_of_work
 from gonghui.errors import Unauthenticated
 from gonghui.invalidation import CacheChange

@@ -31,9 +31,9 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from gonghui import invalidation
+from gonghui.accounts.access import AccessClaims, decode_access_token, forget_verified
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, SessionKind, User
-from gonghui.accounts.tokens import AccessClaims, decode_access_token, forget_verified
 from gonghui.clock import local_day, now
 from gonghui.errors import Unauthenticated
 from gonghui.members.models import Membership, MembershipStatus, RosterEntry
