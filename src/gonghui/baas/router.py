@@ -35,7 +35,7 @@ from gonghui.baas.schemas import (
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
 from gonghui.errors import InvalidInput, PayloadTooLarge, field_error
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
@@ -531,7 +531,7 @@ def export_table(
     app_id: int,
     name: str,
     staff: CurrentStaff,
-    session: SessionDep,
+    session: WriteSessionDep,
     format: dataio.DataFormat = dataio.DataFormat.CSV,
 ) -> StreamingResponse:
     chunks = list(dataio.export_rows(session, actor=staff, app_id=app_id, table=name, fmt=format))

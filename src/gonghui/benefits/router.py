@@ -22,6 +22,7 @@ from gonghui.deps import (
     CurrentStaff,
     IdempotencyKey,
     SessionDep,
+    WriteSessionDep,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["benefits"])
@@ -106,7 +107,7 @@ def export_xlsx(activity_id: int, staff: CurrentStaff, session: SessionDep) -> R
 
 @router.get("/activities/{activity_id}/prizes")
 def list_prizes(
-    activity_id: int, staff: CurrentStaff, session: SessionDep, reveal: bool = False
+    activity_id: int, staff: CurrentStaff, session: WriteSessionDep, reveal: bool = False
 ) -> list[FulfilmentLine]:
     """Physical prizes won in the activity; ``reveal=true`` unmasks addresses (audited)."""
     lines = fulfilment.list_prizes(session, actor=staff, activity_id=activity_id, reveal=reveal)
