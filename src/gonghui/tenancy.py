@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, false, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from gonghui.errors import NotFound
 from gonghui.orgs.models import Org, Role
@@ -42,7 +42,9 @@ def path_within(path: str, ancestor_path: str) -> bool:
     return path.startswith(_subtree_prefix(ancestor_path))
 
 
-def within(path_column: ColumnElement[str] | Any, ancestor_path: str) -> ColumnElement[bool]:
+def within(
+    path_column: ColumnElement[str] | QueryableAttribute[str], ancestor_path: str
+) -> ColumnElement[bool]:
     """SQL for :func:`path_within`: ``path_column`` (an org path, e.g. ``Org.path``) is the
     org at ``ancestor_path`` or below it; one prefix match on the indexed path."""
     condition: ColumnElement[bool] = path_column.startswith(_subtree_prefix(ancestor_path))
