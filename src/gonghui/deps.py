@@ -31,7 +31,18 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+# A GET, HEAD or OPTIONS request reads: its session refuses to write.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_write_session() -> Iterator[Session]:
+    with unit_of_work() as session:
+        yield session
+
+
+# For a GET whose read leaves a trace that must be committed (an audited look at personal
+# data, an audited export): a write unit of work whatever the method.
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 
 
 async def client_ip(request: Request) -> str | None:

@@ -1,9 +1,10 @@
 """Sign-in sessions and their token pairs: start, refresh (rotate), revoke.
 
 The access token of a pair is signed by :mod:`gonghui.accounts.access` and carries the
-principal read here at issue. A refresh token is an opaque random string stored only as its SHA-256; each use rotates it.
-Presenting a refresh token that was already used means it was copied: the whole session
-(the token family) is revoked, so both the thief and the victim must sign in again.
+principal read here at issue. A refresh token is an opaque random string stored only as its
+SHA-256; each use rotates it. Presenting a refresh token that was already used means it was
+copied: the whole session (the token family) is revoked, so both the thief and the victim
+must sign in again.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
 from gonghui.bodylimit import max_body, upload_limit
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
 from gonghui.errors import InvalidInput, field_error
 from gonghui.storage import get_store
 from gonghui.types import Count, Id
@@ -545,7 +545,7 @@ def export_table(
     app_id: Id,
     name: str,
     staff: CurrentStaff,
-    session: SessionDep,
+    session: WriteSessionDep,
     format: dataio.DataFormat = dataio.DataFormat.CSV,
 ) -> StreamingResponse:
     chunks = list(dataio.export_rows(session, actor=staff, app_id=app_id, table=name, fmt=format))

@@ -65,6 +65,7 @@ from gonghui.tenancy import (
     require_org,
     scoped,
     subtree_condition,
+    within,
 )
 
 log = logging.getLogger("gonghui.members.import")
@@ -142,7 +143,7 @@ def list_jobs(session: Session, *, actor: Actor, org_id: int, limit: int = 50) -
     stmt = (
         scoped(select(ImportJob), actor, Permission.MEMBERS_MANAGE)
         .join(Org, Org.id == ImportJob.org_id)
-        .where(Org.path.startswith(org.path))
+        .where(within(Org.path, org.path))
         .order_by(ImportJob.id.desc())
         .limit(min(max(limit, 1), 200))
     )
@@ -160,7 +161,7 @@ def upload_key(job_id: int) -> str:
 def _org_map(session: Session, *, actor: Actor, org: Org) -> dict[str, int]:
     """Codes of the active orgs the import may write to: the target org's subtree, within
     the actor's own scope."""
-    stmt = select(Org.code, Org.id).where(Org.path.startswith(org.path), Org.archived_at.is_(None))
+    stmt = select(Org.code, Org.id).where(within(Org.path, org.path), Org.archived_at.is_(None))
     if not actor.is_platform_admin:
         stmt = stmt.where(subtree_condition(Org.path, actor.roots(Permission.MEMBERS_MANAGE)))
     return {str(code): int(ident) for code, ident in session.execute(stmt)}
