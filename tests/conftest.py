@@ -102,8 +102,10 @@ def _reset_database() -> None:
 @pytest.fixture(autouse=True)
 def fresh_state(database: str) -> Iterator[None]:
     _reset_database()
-    # The development SMS sink's outbox lives in the data directory, beside the database.
+    # What lives in the data directory beside the database goes with it: the development
+    # SMS sink's outbox and the local file store.
     outbox_path().unlink(missing_ok=True)
+    shutil.rmtree(get_settings().data_dir / "files", ignore_errors=True)
     clock.reset()
     invalidation.forget_all()
     yield
