@@ -85,6 +85,16 @@ def test_an_id_beyond_64_bits_is_refused_naming_it(
     _assert_invalid(api.get(url, headers=admin.headers), field)
 
 
+def test_tagging_or_resolving_ids_beyond_64_bits_is_refused_naming_them(
+    api: httpx.Client, admin: Staff
+) -> None:
+    # Found by the OpenAPI fuzzer on the routes added with member tags and verification flags.
+    tags = api.put(f"/api/v1/roster/{HUGE}/tags", json={"tags": []}, headers=admin.headers)
+    _assert_invalid(tags, "entry_id")
+    resolved = api.post(f"/api/v1/members/verification-flags/{HUGE}/resolve", headers=admin.headers)
+    _assert_invalid(resolved, "flag_id")
+
+
 def test_a_budget_beyond_any_real_sum_is_refused_and_the_activity_keeps_its_budget(
     api: httpx.Client, tree: Tree, admin: Staff
 ) -> None:

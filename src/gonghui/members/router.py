@@ -143,7 +143,7 @@ def unmask(
 
 @router.put("/roster/{entry_id}/tags")
 def set_roster_tags(
-    entry_id: int, body: TagsUpdate, staff: CurrentStaff, session: SessionDep
+    entry_id: Id, body: TagsUpdate, staff: CurrentStaff, session: SessionDep
 ) -> RosterEntryRead:
     """Replace the person's tags (activities may be limited to members with some)."""
     entry = roster.set_tags(session, actor=staff, entry_id=entry_id, tags=body.tags)
@@ -187,7 +187,7 @@ def list_verification_flags(
 
 @router.post("/members/verification-flags/{flag_id}/resolve")
 def resolve_verification_flag(
-    flag_id: int, staff: CurrentStaff, session: SessionDep
+    flag_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> VerificationFlagRead:
     flag = verification.resolve_flag(session, actor=staff, flag_id=flag_id)
     return VerificationFlagRead.model_validate(flag)
