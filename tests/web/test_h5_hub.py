@@ -16,7 +16,7 @@ from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import create_activity, id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import _open, axe, shot
-from tests.web.test_h5 import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone
 
 # Two full pages and a short third one.
 COUNT = 2 * HUB_PAGE_SIZE + 5
