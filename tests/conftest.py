@@ -47,6 +47,7 @@ from gonghui import clock  # noqa: E402
 from gonghui.accounts import principal  # noqa: E402
 from gonghui.activities import catalog  # noqa: E402
 from gonghui.db import Base, dispose_engine, get_engine  # noqa: E402
+from gonghui.integrations.sms import outbox_path  # noqa: E402
 from gonghui.migrations import upgrade  # noqa: E402
 from gonghui.settings import get_settings  # noqa: E402
 
@@ -103,6 +104,8 @@ def _reset_database() -> None:
 @pytest.fixture(autouse=True)
 def fresh_state(database: str) -> Iterator[None]:
     _reset_database()
+    # The development SMS sink's outbox lives in the data directory, beside the database.
+    outbox_path().unlink(missing_ok=True)
     clock.reset()
     principal.forget_all()
     catalog.forget()

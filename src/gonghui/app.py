@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -34,6 +34,7 @@ from gonghui.errors import DomainError, RateLimited, envelope
 from gonghui.members.router import router as members_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.orgs.router import router as orgs_router
+from gonghui.request_text import refuse_unstorable_text
 from gonghui.settings import get_settings
 
 log = logging.getLogger("gonghui.app")
@@ -109,6 +110,7 @@ def create_app() -> FastAPI:
         description="Member-services cloud for trade unions",
         docs_url="/docs",
         openapi_url="/openapi.json",
+        dependencies=[Depends(refuse_unstorable_text)],
     )
     # Added first, so it runs inside the request context: a 413 has its request id.
     app.add_middleware(BodyLimitMiddleware)

@@ -21,6 +21,7 @@ from gonghui.activities.schemas import (
     TeaserPage,
 )
 from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1/activities", tags=["activities"])
 
@@ -47,51 +48,51 @@ def create_activity(body: ActivityCreate, staff: CurrentStaff, session: SessionD
 
 @router.get("")
 def list_activities(
-    staff: CurrentStaff, session: SessionDep, org_id: int | None = None
+    staff: CurrentStaff, session: SessionDep, org_id: Id | None = None
 ) -> list[ActivityRead]:
     return [read(a) for a in service.list_activities(session, actor=staff, org_id=org_id)]
 
 
 @router.get("/{activity_id}")
-def get_activity(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+def get_activity(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
     return read(service.get_activity(session, actor=staff, activity_id=activity_id))
 
 
 @router.patch("/{activity_id}")
 def update_activity(
-    activity_id: int, body: ActivityUpdate, staff: CurrentStaff, session: SessionDep
+    activity_id: Id, body: ActivityUpdate, staff: CurrentStaff, session: SessionDep
 ) -> ActivityRead:
     return read(service.update_activity(session, actor=staff, activity_id=activity_id, data=body))
 
 
 @router.post("/{activity_id}/publish")
-def publish(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+def publish(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
     return read(service.publish(session, actor=staff, activity_id=activity_id))
 
 
 @router.post("/{activity_id}/pause")
-def pause(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+def pause(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
     return read(service.pause(session, actor=staff, activity_id=activity_id))
 
 
 @router.post("/{activity_id}/resume")
-def resume(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+def resume(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
     return read(service.resume(session, actor=staff, activity_id=activity_id))
 
 
 @router.post("/{activity_id}/end")
-def end(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+def end(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
     return read(service.end(session, actor=staff, activity_id=activity_id))
 
 
 @router.post("/{activity_id}/archive")
-def archive(activity_id: int, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+def archive(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
     return read(service.archive(session, actor=staff, activity_id=activity_id))
 
 
 @router.post("/{activity_id}/clone", status_code=status.HTTP_201_CREATED)
 def clone(
-    activity_id: int, staff: CurrentStaff, session: SessionDep, body: CloneRequest | None = None
+    activity_id: Id, staff: CurrentStaff, session: SessionDep, body: CloneRequest | None = None
 ) -> ActivityRead:
     body = body or CloneRequest()
     copy = service.clone(
@@ -109,7 +110,7 @@ hub_router = APIRouter(prefix="/api/v1", tags=["hub"])
 
 
 @hub_router.get("/hub", response_model=HubPage)
-async def get_hub(member: CurrentMember, cursor: str | None = None, limit: int = 20) -> Response:
+async def get_hub(member: CurrentMember, cursor: str | None = None, limit: Count = 20) -> Response:
     """Live and upcoming activities from the member's union and every union above it."""
     # A hot read: its own short read transaction (db.read), and the page serialised once.
     page = await db.read(
@@ -119,7 +120,7 @@ async def get_hub(member: CurrentMember, cursor: str | None = None, limit: int =
 
 
 @hub_router.get("/hub/activities/{activity_id}")
-async def get_hub_activity(activity_id: int, member: CurrentMember) -> HubItem:
+async def get_hub_activity(activity_id: Id, member: CurrentMember) -> HubItem:
     """One activity of the member's hub, with the member's own state."""
     return await db.read(
         functools.partial(hub.member_activity, member=member, activity_id=activity_id)
@@ -128,13 +129,13 @@ async def get_hub_activity(activity_id: int, member: CurrentMember) -> HubItem:
 
 @hub_router.get("/public/activities")
 async def get_teasers(
-    org_id: int | None = None, cursor: str | None = None, limit: int = 20
+    org_id: Id | None = None, cursor: str | None = None, limit: Count = 20
 ) -> TeaserPage:
     """For visitors who have not signed in."""
     return await db.read(functools.partial(hub.teasers, org_id=org_id, cursor=cursor, limit=limit))
 
 
 @router.get("/{activity_id}/stats")
-def get_stats(activity_id: int, staff: CurrentStaff, session: SessionDep) -> dict[str, Any]:
+def get_stats(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> dict[str, Any]:
     """Draws, stock left per prize, quiz passes and budget spent, for watching it live."""
     return stats.activity_stats(session, actor=staff, activity_id=activity_id)

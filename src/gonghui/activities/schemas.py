@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
+from gonghui.types import Amount, Count, Id
 
 
 class PrizeConfig(BaseModel):
@@ -20,7 +21,7 @@ class PrizeConfig(BaseModel):
     stock: int = Field(default=0, ge=0, le=10_000_000)
     # Cents for a voucher, points for points; unused for physical prizes and no-prize.
     value: int = Field(default=0, ge=0, le=100_000_000)
-    threshold_cents: int = Field(default=0, ge=0)
+    threshold_cents: Amount = 0
     valid_days: int = Field(default=30, ge=1, le=3650)
 
     @model_validator(mode="after")
@@ -35,7 +36,7 @@ class LotteryRules(BaseModel):
 
     prizes: list[PrizeConfig] = Field(min_length=1, max_length=50)
     free_draws_per_day: int = Field(default=1, ge=0, le=100)
-    max_wins_per_member: int | None = Field(default=1, ge=1)
+    max_wins_per_member: Count | None = Field(default=1, ge=1)
     address_deadline_hours: int = Field(default=72, ge=1, le=24 * 90)
 
     @model_validator(mode="after")
@@ -60,7 +61,7 @@ class ChancesReward(BaseModel):
 
     type: Literal["chances"]
     chances: int = Field(ge=1, le=100)
-    lottery_activity_id: int | None = None
+    lottery_activity_id: Id | None = None
 
 
 Reward = Annotated[PointsReward | ChancesReward, Field(discriminator="type")]
@@ -122,17 +123,17 @@ class Eligibility(BaseModel):
 class ActivityCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    org_id: int
+    org_id: Id
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20_000)
     starts_at: datetime
     ends_at: datetime
     config: ActivityConfig
     eligibility: Eligibility = Field(default_factory=Eligibility)
-    limit_total: int | None = Field(default=None, ge=1)
-    limit_per_day: int | None = Field(default=None, ge=1)
-    budget_cents: int | None = Field(default=None, ge=0)
-    budget_points: int | None = Field(default=None, ge=0)
+    limit_total: Count | None = Field(default=None, ge=1)
+    limit_per_day: Count | None = Field(default=None, ge=1)
+    budget_cents: Amount | None = None
+    budget_points: Amount | None = None
 
 
 class ActivityUpdate(BaseModel):
@@ -146,10 +147,10 @@ class ActivityUpdate(BaseModel):
     ends_at: datetime | None = None
     config: ActivityConfig | None = None
     eligibility: Eligibility | None = None
-    limit_total: int | None = Field(default=None, ge=1)
-    limit_per_day: int | None = Field(default=None, ge=1)
-    budget_cents: int | None = Field(default=None, ge=0)
-    budget_points: int | None = Field(default=None, ge=0)
+    limit_total: Count | None = Field(default=None, ge=1)
+    limit_per_day: Count | None = Field(default=None, ge=1)
+    budget_cents: Amount | None = None
+    budget_points: Amount | None = None
 
 
 class ActivityRead(BaseModel):

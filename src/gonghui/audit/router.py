@@ -9,6 +9,7 @@ from gonghui.audit.schemas import AuditEntryRead, AuditPage
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import PermissionDenied
 from gonghui.tenancy import Permission
+from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -17,13 +18,13 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 def search_audit_log(
     staff: CurrentStaff,
     session: SessionDep,
-    actor_user_id: int | None = None,
+    actor_user_id: Id | None = None,
     subject_type: str | None = None,
     subject_id: str | None = None,
     action: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before_id: int | None = None,
+    before_id: Id | None = None,
     limit: int = Query(default=50, ge=1, le=500),
 ) -> AuditPage:
     if not (staff.is_platform_admin or staff.roots(Permission.AUDIT_READ)):

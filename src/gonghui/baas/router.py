@@ -40,6 +40,7 @@ from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import InvalidInput, field_error
 from gonghui.storage import get_store
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1/baas", tags=["baas"])
 
@@ -84,17 +85,17 @@ def create_app(body: AppCreate, staff: CurrentStaff, session: SessionDep) -> App
 
 
 @router.get("/apps")
-def list_apps(staff: CurrentStaff, session: SessionDep, org_id: int | None = None) -> list[AppRead]:
+def list_apps(staff: CurrentStaff, session: SessionDep, org_id: Id | None = None) -> list[AppRead]:
     return [AppRead.model_validate(a) for a in apps.list_apps(session, actor=staff, org_id=org_id)]
 
 
 @router.get("/apps/{app_id}")
-def get_app(app_id: int, staff: CurrentStaff, session: SessionDep) -> AppRead:
+def get_app(app_id: Id, staff: CurrentStaff, session: SessionDep) -> AppRead:
     return AppRead.model_validate(apps.get_app(session, actor=staff, app_id=app_id))
 
 
 @router.patch("/apps/{app_id}")
-def update_app(app_id: int, body: AppUpdate, staff: CurrentStaff, session: SessionDep) -> AppRead:
+def update_app(app_id: Id, body: AppUpdate, staff: CurrentStaff, session: SessionDep) -> AppRead:
     app = apps.update_app(
         session, actor=staff, app_id=app_id, name=body.name, settings=body.settings
     )
@@ -102,25 +103,25 @@ def update_app(app_id: int, body: AppUpdate, staff: CurrentStaff, session: Sessi
 
 
 @router.post("/apps/{app_id}/keys/{kind}/rotate")
-def rotate_key(app_id: int, kind: KeyKind, staff: CurrentStaff, session: SessionDep) -> KeyRotated:
+def rotate_key(app_id: Id, kind: KeyKind, staff: CurrentStaff, session: SessionDep) -> KeyRotated:
     key = apps.rotate_key(session, actor=staff, app_id=app_id, kind=kind)
     return KeyRotated(kind=kind.value, key=key)
 
 
 @router.get("/apps/{app_id}/tables")
-def list_tables(app_id: int, staff: CurrentStaff, session: SessionDep) -> list[TableRead]:
+def list_tables(app_id: Id, staff: CurrentStaff, session: SessionDep) -> list[TableRead]:
     tables = schema.list_tables(session, actor=staff, app_id=app_id)
     names = _table_names(tables)
     return [table_read(t, names) for t in tables]
 
 
-def _read_one(session: SessionDep, staff: CurrentStaff, app_id: int, info: TableInfo) -> TableRead:
+def _read_one(session: SessionDep, staff: CurrentStaff, app_id: Id, info: TableInfo) -> TableRead:
     return table_read(info, _table_names(schema.list_tables(session, actor=staff, app_id=app_id)))
 
 
 @router.post("/apps/{app_id}/tables", status_code=status.HTTP_201_CREATED)
 def create_table(
-    app_id: int, body: TableCreate, staff: CurrentStaff, session: SessionDep
+    app_id: Id, body: TableCreate, staff: CurrentStaff, session: SessionDep
 ) -> TableRead:
     info = schema.create_table(
         session,
@@ -134,14 +135,14 @@ def create_table(
 
 
 @router.get("/apps/{app_id}/tables/{name}")
-def get_table(app_id: int, name: str, staff: CurrentStaff, session: SessionDep) -> TableRead:
+def get_table(app_id: Id, name: str, staff: CurrentStaff, session: SessionDep) -> TableRead:
     info = schema.describe_table(session, actor=staff, app_id=app_id, name=name)
     return _read_one(session, staff, app_id, info)
 
 
 @router.delete("/apps/{app_id}/tables/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def drop_table(
-    app_id: int, name: str, staff: CurrentStaff, session: SessionDep, confirm: bool = False
+    app_id: Id, name: str, staff: CurrentStaff, session: SessionDep, confirm: bool = False
 ) -> Response:
     schema.drop_table(session, actor=staff, app_id=app_id, name=name, confirm=confirm)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -149,7 +150,7 @@ def drop_table(
 
 @router.put("/apps/{app_id}/tables/{name}/permissions")
 def set_permissions(
-    app_id: int, name: str, body: TablePermissions, staff: CurrentStaff, session: SessionDep
+    app_id: Id, name: str, body: TablePermissions, staff: CurrentStaff, session: SessionDep
 ) -> TableRead:
     info = schema.set_permissions(
         session, actor=staff, app_id=app_id, name=name, permissions=body.permissions
@@ -159,7 +160,7 @@ def set_permissions(
 
 @router.post("/apps/{app_id}/tables/{name}/fields", status_code=status.HTTP_201_CREATED)
 def add_field(
-    app_id: int, name: str, body: FieldSpec, staff: CurrentStaff, session: SessionDep
+    app_id: Id, name: str, body: FieldSpec, staff: CurrentStaff, session: SessionDep
 ) -> TableRead:
     info = schema.add_field(session, actor=staff, app_id=app_id, name=name, spec=body)
     return _read_one(session, staff, app_id, info)
@@ -167,7 +168,7 @@ def add_field(
 
 @router.patch("/apps/{app_id}/tables/{name}/fields/{field}")
 def change_field(
-    app_id: int, name: str, field: str, body: FieldChange, staff: CurrentStaff, session: SessionDep
+    app_id: Id, name: str, field: str, body: FieldChange, staff: CurrentStaff, session: SessionDep
 ) -> TableRead:
     info = schema.change_field(
         session, actor=staff, app_id=app_id, name=name, field_name=field, change=body
@@ -177,7 +178,7 @@ def change_field(
 
 @router.delete("/apps/{app_id}/tables/{name}/fields/{field}")
 def drop_field(
-    app_id: int,
+    app_id: Id,
     name: str,
     field: str,
     staff: CurrentStaff,
@@ -210,8 +211,8 @@ class RecordQuery(BaseModel):
     sort: list[str] = Field(default_factory=list, max_length=10)
     fields: list[str] | None = None
     expand: list[str] = Field(default_factory=list, max_length=10)
-    limit: int = 50
-    offset: int = 0
+    limit: Count = 50
+    offset: Count = 0
     cursor: str | None = None
     count: bool = False
 
@@ -226,7 +227,7 @@ class AggregateQuery(BaseModel):
     where: Any = None
     group_by: list[str] = Field(default_factory=list, max_length=10)
     aggregates: list[Json] = Field(default_factory=lambda: [{"op": "count"}], max_length=20)
-    limit: int = 1000
+    limit: Count = 1000
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -257,8 +258,8 @@ def list_records(
     sort: str | None = None,
     fields: str | None = None,
     expand: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    limit: Count = 50,
+    offset: Count = 0,
     cursor: str | None = None,
     count: bool = False,
 ) -> RecordPage:
@@ -306,7 +307,7 @@ def aggregate(table: str, body: AggregateQuery, caller: AppCaller) -> list[Json]
 @router.get("/data/{table}/records/{record_id}")
 def get_record(
     table: str,
-    record_id: int,
+    record_id: Id,
     caller: AppCaller,
     fields: str | None = None,
     expand: str | None = None,
@@ -325,7 +326,7 @@ def get_record(
 @router.patch("/data/{table}/records/{record_id}")
 def update_record(
     table: str,
-    record_id: int,
+    record_id: Id,
     caller: AppCaller,
     body: Annotated[Json, Body()],
 ) -> Json:
@@ -336,7 +337,7 @@ def update_record(
 
 
 @router.delete("/data/{table}/records/{record_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_record(table: str, record_id: int, caller: AppCaller) -> Response:
+def delete_record(table: str, record_id: Id, caller: AppCaller) -> Response:
     with unit_of_work() as session:
         write.delete_record(session, caller=caller, table=table, record_id=record_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -345,7 +346,7 @@ def delete_record(table: str, record_id: int, caller: AppCaller) -> Response:
 @router.put("/data/{table}/records/{record_id}/acl")
 def set_acl(
     table: str,
-    record_id: int,
+    record_id: Id,
     caller: AppCaller,
     body: Annotated[dict[str, list[int]], Body()],
 ) -> dict[str, list[int]]:
@@ -357,7 +358,7 @@ def set_acl(
 
 
 class AppCopy(BaseModel):
-    org_id: int
+    org_id: Id
     name: str = Field(min_length=1, max_length=100)
 
 
@@ -374,7 +375,7 @@ def _created(app: Any, keys: apps.AppKeys) -> AppCreated:
 
 
 @router.get("/apps/{app_id}/template")
-def export_template(app_id: int, staff: CurrentStaff, session: SessionDep) -> Json:
+def export_template(app_id: Id, staff: CurrentStaff, session: SessionDep) -> Json:
     return copy.export_template(session, actor=staff, app_id=app_id)
 
 
@@ -387,7 +388,7 @@ def import_template(body: TemplateImport, staff: CurrentStaff, session: SessionD
 
 
 @router.post("/apps/{app_id}/copy", status_code=status.HTTP_201_CREATED)
-def copy_app(app_id: int, body: AppCopy, staff: CurrentStaff, session: SessionDep) -> AppCreated:
+def copy_app(app_id: Id, body: AppCopy, staff: CurrentStaff, session: SessionDep) -> AppCreated:
     app, keys = copy.copy_app(
         session, actor=staff, app_id=app_id, org_id=body.org_id, name=body.name
     )
@@ -395,9 +396,7 @@ def copy_app(app_id: int, body: AppCopy, staff: CurrentStaff, session: SessionDe
 
 
 @router.get("/apps/{app_id}/diff/{other_app_id}")
-def diff_apps(
-    app_id: int, other_app_id: int, staff: CurrentStaff, session: SessionDep
-) -> list[Json]:
+def diff_apps(app_id: Id, other_app_id: Id, staff: CurrentStaff, session: SessionDep) -> list[Json]:
     return copy.diff_apps(session, actor=staff, app_id=app_id, other_app_id=other_app_id)
 
 
@@ -472,14 +471,14 @@ def list_files(caller: AppCaller, folder: str | None = None) -> list[FileRead]:
 
 
 @router.get("/files/{file_id}")
-def get_file(file_id: int, caller: AppCaller) -> FileRead:
+def get_file(file_id: Id, caller: AppCaller) -> FileRead:
     with unit_of_work(read_only=True) as session:
         return _file_read(files.get_file(session, caller=caller, file_id=file_id))
 
 
 @router.get("/files/{file_id}/url")
 def file_url(
-    file_id: int,
+    file_id: Id,
     caller: AppCaller,
     thumbnail: bool = False,
     ttl_s: int = files.DEFAULT_URL_TTL_S,
@@ -492,7 +491,7 @@ def file_url(
 
 
 @router.get("/files/{file_id}/content")
-def file_content(file_id: int, variant: str, exp: int, sig: str) -> StreamingResponse:
+def file_content(file_id: Id, variant: str, exp: int, sig: str) -> StreamingResponse:
     """The bytes behind a signed URL; no key needed, the signature is the permission."""
     with unit_of_work(read_only=True) as session:
         download = files.open_signed(
@@ -510,7 +509,7 @@ def file_content(file_id: int, variant: str, exp: int, sig: str) -> StreamingRes
 
 
 @router.delete("/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_file(file_id: int, caller: AppCaller) -> Response:
+def delete_file(file_id: Id, caller: AppCaller) -> Response:
     with unit_of_work() as session:
         files.delete_file(session, caller=caller, file_id=file_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -521,7 +520,7 @@ def delete_file(file_id: int, caller: AppCaller) -> Response:
 
 @router.get("/apps/{app_id}/tables/{name}/export")
 def export_table(
-    app_id: int,
+    app_id: Id,
     name: str,
     staff: CurrentStaff,
     session: SessionDep,
@@ -543,7 +542,7 @@ class ImportResult(BaseModel):
 @router.post("/apps/{app_id}/tables/{name}/import")
 @max_body(upload_limit)
 async def import_table(
-    app_id: int,
+    app_id: Id,
     name: str,
     request: Request,
     staff: CurrentStaff,

@@ -24,6 +24,7 @@ from gonghui.deps import (
     IdempotencyKey,
     SessionDep,
 )
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["benefits"])
 
@@ -42,7 +43,7 @@ def get_wallet(member: CurrentMember, session: SessionDep) -> WalletRead:
 
 @router.get("/me/ledger")
 def get_ledger(
-    member: CurrentMember, session: SessionDep, cursor: int | None = None, limit: int = 50
+    member: CurrentMember, session: SessionDep, cursor: int | None = None, limit: Count = 50
 ) -> LedgerPage:
     limit = min(max(limit, 1), 200)
     entries = service.member_ledger(
@@ -56,7 +57,7 @@ def get_ledger(
 
 @router.post("/me/vouchers/{voucher_id}/redeem")
 async def redeem_voucher(
-    voucher_id: int, body: RedeemRequest, member: CurrentMember, idem: IdempotencyKey
+    voucher_id: Id, body: RedeemRequest, member: CurrentMember, idem: IdempotencyKey
 ) -> VoucherRead:
     result = await hotwrite.run_async(
         service.redeem_voucher_once,
@@ -70,7 +71,7 @@ async def redeem_voucher(
 
 @router.post("/me/prizes/{prize_id}/address")
 async def give_address(
-    prize_id: int, body: AddressRequest, member: CurrentMember, idem: IdempotencyKey
+    prize_id: Id, body: AddressRequest, member: CurrentMember, idem: IdempotencyKey
 ) -> PrizeRead:
     """Claim a physical prize: where to send it, before the deadline."""
     result = await hotwrite.run_async(
@@ -86,7 +87,7 @@ async def give_address(
 
 
 @router.get("/activities/{activity_id}/ledger.csv")
-def export_csv(activity_id: int, staff: CurrentStaff, session: SessionDep) -> Response:
+def export_csv(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> Response:
     activity = activities.get_activity(session, actor=staff, activity_id=activity_id)
     return Response(
         export.to_csv(session, activity_id=activity.id),
@@ -96,7 +97,7 @@ def export_csv(activity_id: int, staff: CurrentStaff, session: SessionDep) -> Re
 
 
 @router.get("/activities/{activity_id}/ledger.xlsx")
-def export_xlsx(activity_id: int, staff: CurrentStaff, session: SessionDep) -> Response:
+def export_xlsx(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> Response:
     activity = activities.get_activity(session, actor=staff, activity_id=activity_id)
     return Response(
         export.to_xlsx(session, activity_id=activity.id),
@@ -107,7 +108,7 @@ def export_xlsx(activity_id: int, staff: CurrentStaff, session: SessionDep) -> R
 
 @router.get("/activities/{activity_id}/prizes")
 def list_prizes(
-    activity_id: int, staff: CurrentStaff, session: SessionDep, reveal: bool = False
+    activity_id: Id, staff: CurrentStaff, session: SessionDep, reveal: bool = False
 ) -> list[FulfilmentLine]:
     """Physical prizes won in the activity; ``reveal=true`` unmasks addresses (audited)."""
     lines = fulfilment.list_prizes(session, actor=staff, activity_id=activity_id, reveal=reveal)
@@ -121,7 +122,7 @@ def list_prizes(
 
 @router.post("/activities/{activity_id}/prizes/{prize_id}/ship")
 def ship_prize(
-    activity_id: int, prize_id: int, staff: CurrentStaff, session: SessionDep
+    activity_id: Id, prize_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> PrizeRead:
     prize = fulfilment.ship(session, actor=staff, activity_id=activity_id, prize_id=prize_id)
     return PrizeRead.model_validate(prize)

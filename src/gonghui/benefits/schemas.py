@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gonghui.benefits.models import LedgerAction, LedgerKind, PrizeStatus, VoucherStatus
+from gonghui.types import Amount
 
 
 class VoucherRead(BaseModel):
@@ -61,7 +62,7 @@ class LedgerPage(BaseModel):
 
 
 class RedeemRequest(BaseModel):
-    order_cents: int = Field(ge=0)
+    order_cents: Amount
 
 
 class AddressRequest(BaseModel):

@@ -27,6 +27,7 @@ from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Permission
+from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.i18n import translate
 from gonghui.web.session import PageUser, check_csrf
@@ -194,7 +195,7 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
     return RedirectResponse(f"/console/activities/{activity_id}?created=1", status_code=303)
 
 
-def _dashboard(request: Request, user: PageUser, activity_id: int) -> dict[str, Any]:
+def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, Any]:
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
         activity = activities.get_activity(session, actor=actor, activity_id=activity_id)
@@ -245,7 +246,7 @@ def _dashboard(request: Request, user: PageUser, activity_id: int) -> dict[str, 
 def activity_page(
     request: Request,
     user: ConsoleStaff,
-    activity_id: int,
+    activity_id: Id,
     created: int = 0,
     saved: int = 0,
     error: str = "",
@@ -262,14 +263,14 @@ def activity_page(
 
 
 @router.get("/{activity_id}/stats", response_class=HTMLResponse)
-def stats_fragment(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
+def stats_fragment(request: Request, user: ConsoleStaff, activity_id: Id) -> Response:
     """The figures HTMX polls while the activity runs."""
     return render(request, "console/_stats.html", _dashboard(request, user, activity_id))
 
 
 @router.post("/{activity_id}/publish")
 def publish(
-    request: Request, user: ConsoleStaff, activity_id: int, csrf: Annotated[str, Form()] = ""
+    request: Request, user: ConsoleStaff, activity_id: Id, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, user, csrf)
     target = f"/console/activities/{activity_id}"
@@ -292,7 +293,7 @@ _LIFECYCLE = {
 def change_state(
     request: Request,
     user: ConsoleStaff,
-    activity_id: int,
+    activity_id: Id,
     action: str,
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
@@ -311,7 +312,7 @@ def change_state(
 
 
 @router.get("/{activity_id}/winners.xlsx")
-def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
+def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: Id) -> Response:
     locale = request_locale(request)
     with unit_of_work(read_only=True) as session:
         activity = activities.get_activity(
@@ -337,7 +338,7 @@ def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Resp
 
 
 @router.get("/{activity_id}/ledger.xlsx")
-def ledger_xlsx(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
+def ledger_xlsx(request: Request, user: ConsoleStaff, activity_id: Id) -> Response:
     with unit_of_work(read_only=True) as session:
         activity = activities.get_activity(
             session, actor=_actor(request, user), activity_id=activity_id

@@ -19,6 +19,7 @@ from gonghui.console.activities import _LOCAL_FORMAT, _local, _prize_value
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
+from gonghui.types import Id
 from gonghui.web.errors import error_key, field_errors
 from gonghui.web.i18n import translator
 from gonghui.web.session import PageUser, check_csrf
@@ -97,7 +98,7 @@ def _page(
 
 
 @router.get("/{activity_id}/edit", response_class=HTMLResponse)
-def edit_page(request: Request, user: ConsoleStaff, activity_id: int) -> Response:
+def edit_page(request: Request, user: ConsoleStaff, activity_id: Id) -> Response:
     with unit_of_work(read_only=True) as session:
         activity = activities.get_activity(
             session, actor=_actor(request, user), activity_id=activity_id
@@ -109,7 +110,7 @@ def edit_page(request: Request, user: ConsoleStaff, activity_id: int) -> Respons
 def save(
     request: Request,
     user: ConsoleStaff,
-    activity_id: int,
+    activity_id: Id,
     title: Annotated[str, Form(max_length=400)] = "",
     description: Annotated[str, Form(max_length=40_000)] = "",
     starts_at: Annotated[str | None, Form(max_length=32)] = None,

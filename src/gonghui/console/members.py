@@ -23,6 +23,7 @@ from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
 from gonghui.tenancy import Actor, Permission
+from gonghui.types import Id
 from gonghui.web.errors import error_key, field_errors
 from gonghui.web.i18n import translator
 from gonghui.web.session import PageUser, check_csrf
@@ -72,7 +73,7 @@ def _chunks(upload: UploadFile) -> Iterator[bytes]:
 def upload_roster(
     request: Request,
     user: ConsoleStaff,
-    org_id: Annotated[int, Form()],
+    org_id: Annotated[Id, Form()],
     file: Annotated[UploadFile, File()],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
@@ -134,7 +135,7 @@ def _job_context(job: ImportJob) -> dict[str, Any]:
 
 
 @router.get("/roster/imports/{job_id}", response_class=HTMLResponse)
-def import_page(request: Request, user: ConsoleStaff, job_id: int) -> Response:
+def import_page(request: Request, user: ConsoleStaff, job_id: Id) -> Response:
     with unit_of_work(read_only=True) as session:
         job = roster_import.get_job(session, actor=_actor(request, user), job_id=job_id)
         context = _job_context(job)
@@ -143,7 +144,7 @@ def import_page(request: Request, user: ConsoleStaff, job_id: int) -> Response:
 
 
 @router.get("/roster/imports/{job_id}/progress", response_class=HTMLResponse)
-def import_progress(request: Request, user: ConsoleStaff, job_id: int) -> Response:
+def import_progress(request: Request, user: ConsoleStaff, job_id: Id) -> Response:
     """The progress fragment HTMX polls until the import has finished."""
     with unit_of_work(read_only=True) as session:
         job = roster_import.get_job(session, actor=_actor(request, user), job_id=job_id)
@@ -152,7 +153,7 @@ def import_progress(request: Request, user: ConsoleStaff, job_id: int) -> Respon
 
 
 @router.get("/roster/imports/{job_id}/errors", response_class=StreamingResponse)
-def import_errors(request: Request, user: ConsoleStaff, job_id: int) -> Response:
+def import_errors(request: Request, user: ConsoleStaff, job_id: Id) -> Response:
     with unit_of_work(read_only=True) as session:
         job = roster_import.get_job(session, actor=_actor(request, user), job_id=job_id)
         path = job.error_report_path
@@ -191,7 +192,7 @@ def reviews_page(request: Request, user: ConsoleStaff) -> Response:
 
 
 @router.get("/reviews/{request_id}/proof")
-def review_proof(request: Request, user: ConsoleStaff, request_id: int) -> Response:
+def review_proof(request: Request, user: ConsoleStaff, request_id: Id) -> Response:
     """The proof image; viewing it is audited, so this read commits."""
     with unit_of_work() as session:
         image, content_type = review.open_proof(
@@ -208,7 +209,7 @@ def review_proof(request: Request, user: ConsoleStaff, request_id: int) -> Respo
 def decide_review(
     request: Request,
     user: ConsoleStaff,
-    request_id: int,
+    request_id: Id,
     decision: Annotated[str, Form(pattern="^(approve|reject)$")],
     note: Annotated[str, Form(max_length=500)] = "",
     csrf: Annotated[str, Form()] = "",

@@ -14,6 +14,7 @@ from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Permission
+from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.session import PageUser, check_csrf
 from gonghui.web.templating import render
@@ -21,7 +22,7 @@ from gonghui.web.templating import render
 router = APIRouter(prefix="/console/questions", include_in_schema=False)
 
 
-def _page(request: Request, user: PageUser, org_id: int | None, **extra: Any) -> Response:
+def _page(request: Request, user: PageUser, org_id: Id | None, **extra: Any) -> Response:
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
         managed = [
@@ -45,7 +46,7 @@ def _page(request: Request, user: PageUser, org_id: int | None, **extra: Any) ->
 
 
 @router.get("", response_class=HTMLResponse)
-def questions_page(request: Request, user: ConsoleStaff, org_id: int | None = None) -> Response:
+def questions_page(request: Request, user: ConsoleStaff, org_id: Id | None = None) -> Response:
     return _page(request, user, org_id)
 
 
@@ -54,7 +55,7 @@ def questions_page(request: Request, user: ConsoleStaff, org_id: int | None = No
 def import_questions(
     request: Request,
     user: ConsoleStaff,
-    org_id: Annotated[int, Form()],
+    org_id: Annotated[Id, Form()],
     file: Annotated[UploadFile, File()],
     csrf: Annotated[str, Form()] = "",
 ) -> Response:

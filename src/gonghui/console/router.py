@@ -20,6 +20,7 @@ from gonghui.errors import DomainError, RateLimited, Unauthenticated
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
 from gonghui.tenancy import Actor, Permission
+from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.session import (
     LoginRequired,
@@ -190,7 +191,7 @@ def orgs_page(request: Request, user: ConsoleStaff) -> Response:
 def create_org(
     request: Request,
     user: ConsoleStaff,
-    parent_id: Annotated[int, Form()],
+    parent_id: Annotated[Id, Form()],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     code: Annotated[str, Form(min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
     level: Annotated[OrgLevel, Form()],
@@ -231,7 +232,7 @@ def audit_page(
     actor_user_id: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    before_id: int | None = None,
+    before_id: Id | None = None,
 ) -> Response:
     actor = _actor(request, user)
     context: dict[str, object] = {"active": "nav.audit", "csrf_token": user.csrf_token}

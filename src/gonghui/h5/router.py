@@ -33,6 +33,7 @@ from gonghui.members.errors import MembersError
 from gonghui.members.schemas import ReviewBrief
 from gonghui.orgs import service as orgs
 from gonghui.settings import get_settings
+from gonghui.types import Id
 from gonghui.web.errors import error_key, field_errors
 from gonghui.web.i18n import translate, translator
 from gonghui.web.qr import qr_svg
@@ -310,7 +311,7 @@ def hub_page(
     return response
 
 
-def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
+def _hub_item(user: PageUser, activity_id: Id) -> HubItem | None:
     try:
         return db.read_sync(
             functools.partial(hub.member_activity, member=_member(user), activity_id=activity_id)
@@ -320,7 +321,7 @@ def _hub_item(user: PageUser, activity_id: int) -> HubItem | None:
 
 
 @router.get("/activities/{activity_id}", response_class=HTMLResponse)
-def activity_page(request: Request, user: H5Member, activity_id: int) -> Response:
+def activity_page(request: Request, user: H5Member, activity_id: Id) -> Response:
     item = _hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     if item is None:
@@ -333,7 +334,7 @@ def activity_page(request: Request, user: H5Member, activity_id: int) -> Respons
 def draw(
     request: Request,
     user: H5Member,
-    activity_id: int,
+    activity_id: Id,
     entropy: Annotated[str, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = "",
     draw_key: Annotated[str, Form(max_length=64)] = "",
     csrf: Annotated[str, Form()] = "",
@@ -382,7 +383,7 @@ def wallet_page(request: Request, user: H5Member, claimed: int = 0) -> Response:
 
 
 @router.get("/prizes/{prize_id}/address", response_class=HTMLResponse)
-def address_page(request: Request, user: H5Member, prize_id: int) -> Response:
+def address_page(request: Request, user: H5Member, prize_id: Id) -> Response:
     return render(
         request,
         "h5/address.html",
@@ -394,7 +395,7 @@ def address_page(request: Request, user: H5Member, prize_id: int) -> Response:
 def give_address(
     request: Request,
     user: H5Member,
-    prize_id: int,
+    prize_id: Id,
     name: Annotated[str, Form(max_length=50)],
     phone: Annotated[str, Form(max_length=20)],
     address: Annotated[str, Form(max_length=300)],
@@ -442,7 +443,7 @@ def give_address(
 
 @router.post("/activities/{activity_id}/quiz", response_class=HTMLResponse)
 def start_quiz(
-    request: Request, user: H5Member, activity_id: int, csrf: Annotated[str, Form()] = ""
+    request: Request, user: H5Member, activity_id: Id, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, user, csrf)
     item = _hub_item(user, activity_id)
@@ -461,7 +462,7 @@ def start_quiz(
 
 
 @router.post("/quiz/{attempt_id}", response_class=HTMLResponse)
-async def submit_quiz(request: Request, user: H5Member, attempt_id: int) -> Response:
+async def submit_quiz(request: Request, user: H5Member, attempt_id: Id) -> Response:
     form = await request.form()
     check_csrf(request, user, str(form.get("csrf") or ""))
     answers: dict[int, list[int]] = {}

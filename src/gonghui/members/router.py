@@ -35,6 +35,7 @@ from gonghui.members.schemas import (
 )
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["members"])
 
@@ -55,7 +56,7 @@ def _chunks(upload: UploadFile) -> Iterator[bytes]:
 @router.post("/orgs/{org_id}/roster/imports", status_code=status.HTTP_202_ACCEPTED)
 @max_body(upload_limit)
 def create_import(
-    org_id: int, file: Annotated[UploadFile, File()], staff: CurrentStaff, session: SessionDep
+    org_id: Id, file: Annotated[UploadFile, File()], staff: CurrentStaff, session: SessionDep
 ) -> ImportJobRead:
     """Upload a roster (CSV in UTF-8/GBK, or XLSX); it is imported in the background."""
     job = roster_import.accept_upload(
@@ -71,7 +72,7 @@ def create_import(
 
 @router.get("/orgs/{org_id}/roster/imports")
 def list_imports(
-    org_id: int, staff: CurrentStaff, session: SessionDep, limit: int = 50
+    org_id: Id, staff: CurrentStaff, session: SessionDep, limit: Count = 50
 ) -> list[ImportJobRead]:
     """Recent imports of the org's subtree, newest first (the console's import list)."""
     jobs = roster_import.list_jobs(session, actor=staff, org_id=org_id, limit=limit)
@@ -79,12 +80,12 @@ def list_imports(
 
 
 @router.get("/roster/imports/{job_id}")
-def get_import(job_id: int, staff: CurrentStaff, session: SessionDep) -> ImportJobRead:
+def get_import(job_id: Id, staff: CurrentStaff, session: SessionDep) -> ImportJobRead:
     return _job_read(roster_import.get_job(session, actor=staff, job_id=job_id))
 
 
 @router.get("/roster/imports/{job_id}/errors", response_class=StreamingResponse)
-def get_import_errors(job_id: int, staff: CurrentStaff, session: SessionDep) -> StreamingResponse:
+def get_import_errors(job_id: Id, staff: CurrentStaff, session: SessionDep) -> StreamingResponse:
     """The error report: CSV with row, field, code, reason (never the values)."""
     job = roster_import.get_job(session, actor=staff, job_id=job_id)
     if job.error_report_path is None:
@@ -100,11 +101,11 @@ def get_import_errors(job_id: int, staff: CurrentStaff, session: SessionDep) -> 
 
 @router.get("/orgs/{org_id}/roster")
 def list_roster(
-    org_id: int,
+    org_id: Id,
     staff: CurrentStaff,
     session: SessionDep,
     cursor: str | None = None,
-    limit: int = 50,
+    limit: Count = 50,
     id_number: str | None = None,
     phone: str | None = None,
 ) -> RosterPageRead:
@@ -125,13 +126,13 @@ def list_roster(
 
 
 @router.get("/roster/{entry_id}")
-def get_roster_entry(entry_id: int, staff: CurrentStaff, session: SessionDep) -> RosterEntryRead:
+def get_roster_entry(entry_id: Id, staff: CurrentStaff, session: SessionDep) -> RosterEntryRead:
     return RosterEntryRead.model_validate(roster.get_view(session, actor=staff, entry_id=entry_id))
 
 
 @router.post("/roster/{entry_id}/unmask")
 def unmask(
-    entry_id: int, body: UnmaskRequest, staff: CurrentStaff, session: SessionDep
+    entry_id: Id, body: UnmaskRequest, staff: CurrentStaff, session: SessionDep
 ) -> UnmaskRead:
     """The plain value of one field; written to the audit log with the reason."""
     value = roster.unmask(
@@ -151,7 +152,7 @@ def set_roster_tags(
 
 @router.post("/roster/{entry_id}/transfer")
 def transfer(
-    entry_id: int, body: TransferRequest, staff: CurrentStaff, session: SessionDep
+    entry_id: Id, body: TransferRequest, staff: CurrentStaff, session: SessionDep
 ) -> RosterEntryRead:
     entry = roster.transfer(
         session, actor=staff, entry_id=entry_id, to_org_id=body.to_org_id, reason=body.reason
@@ -204,7 +205,7 @@ def request_review(
     session: SessionDep,
     name: Annotated[str, Form(min_length=1, max_length=64)],
     id_number: Annotated[str, Form(min_length=1, max_length=32)],
-    org_id: Annotated[int, Form()],
+    org_id: Annotated[Id, Form()],
     proof: Annotated[UploadFile, File()],
     note: Annotated[str | None, Form(max_length=500)] = None,
 ) -> ReviewRead:
@@ -229,8 +230,8 @@ def list_reviews(
     staff: CurrentStaff,
     session: SessionDep,
     status: ReviewStatus | None = ReviewStatus.PENDING,
-    after_id: int | None = None,
-    limit: int = 50,
+    after_id: Id | None = None,
+    limit: Count = 50,
 ) -> ReviewPageRead:
     items = review.list_requests(
         session, actor=staff, status=status, after_id=after_id, limit=limit
@@ -243,13 +244,13 @@ def list_reviews(
 
 
 @router.get("/members/verification-requests/{request_id}")
-def get_review(request_id: int, staff: CurrentStaff, session: SessionDep) -> ReviewRead:
+def get_review(request_id: Id, staff: CurrentStaff, session: SessionDep) -> ReviewRead:
     req = review.get_request(session, actor=staff, request_id=request_id)
     return ReviewRead.model_validate(review.view(req))
 
 
 @router.get("/members/verification-requests/{request_id}/proof", response_class=Response)
-def get_review_proof(request_id: int, staff: CurrentStaff) -> Response:
+def get_review_proof(request_id: Id, staff: CurrentStaff) -> Response:
     """The proof image. Viewing it writes an audit row, so this read commits its own unit
     of work."""
     with unit_of_work() as session:
@@ -263,7 +264,7 @@ def get_review_proof(request_id: int, staff: CurrentStaff) -> Response:
 
 @router.post("/members/verification-requests/{request_id}/approve")
 def approve_review(
-    request_id: int, body: ApproveRequest, staff: CurrentStaff, session: SessionDep
+    request_id: Id, body: ApproveRequest, staff: CurrentStaff, session: SessionDep
 ) -> ReviewRead:
     req = review.approve(session, actor=staff, request_id=request_id, note=body.note)
     return ReviewRead.model_validate(review.view(req))
@@ -271,7 +272,7 @@ def approve_review(
 
 @router.post("/members/verification-requests/{request_id}/reject")
 def reject_review(
-    request_id: int, body: RejectRequest, staff: CurrentStaff, session: SessionDep
+    request_id: Id, body: RejectRequest, staff: CurrentStaff, session: SessionDep
 ) -> ReviewRead:
     req = review.reject(session, actor=staff, request_id=request_id, note=body.note)
     return ReviewRead.model_validate(review.view(req))

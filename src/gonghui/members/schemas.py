@@ -5,6 +5,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from gonghui.pii import PiiField
+from gonghui.types import Id
 
 
 class ImportJobRead(BaseModel):
@@ -70,7 +71,7 @@ class UnmaskRead(BaseModel):
 
 
 class TransferRequest(BaseModel):
-    to_org_id: int
+    to_org_id: Id
     reason: str | None = Field(default=None, max_length=500)
 
 

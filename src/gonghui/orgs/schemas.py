@@ -5,13 +5,14 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from gonghui.orgs.models import OrgLevel, Role
+from gonghui.types import Id
 
 
 class OrgCreate(BaseModel):
     code: str = Field(min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(min_length=1, max_length=200)
     level: OrgLevel
-    parent_id: int | None = None
+    parent_id: Id | None = None
     region_code: str | None = Field(default=None, pattern=r"^\d{6}$|^\d{12}$")
 
 
@@ -20,7 +21,7 @@ class OrgRename(BaseModel):
 
 
 class OrgMove(BaseModel):
-    parent_id: int
+    parent_id: Id
 
 
 class OrgRead(BaseModel):
@@ -39,7 +40,7 @@ class OrgRead(BaseModel):
 
 
 class RoleGrant(BaseModel):
-    user_id: int
+    user_id: Id
     role: Role
 
 

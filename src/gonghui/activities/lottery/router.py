@@ -12,6 +12,7 @@ from gonghui import hotwrite
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import proof
 from gonghui.deps import CurrentMember, IdempotencyKey, SessionDep
+from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["lottery"])
 
@@ -50,7 +51,7 @@ class Winner(BaseModel):
 
 @router.post("/activities/{activity_id}/draws", response_model=DrawRead)
 async def create_draw(
-    activity_id: int,
+    activity_id: Id,
     member: CurrentMember,
     idem: IdempotencyKey,
     body: DrawCreate | None = None,
@@ -72,12 +73,12 @@ async def create_draw(
 
 
 @router.get("/public/lotteries/{activity_id}/proof")
-def get_proof(activity_id: int, session: SessionDep) -> dict[str, Any]:
+def get_proof(activity_id: Id, session: SessionDep) -> dict[str, Any]:
     """SHA-256 commitment of the seed; after the end also the seed and the ordered draw log
     (feed it to ``gonghui lottery verify``)."""
     return proof.draw_log(session, activity_id=activity_id)
 
 
 @router.get("/public/lotteries/{activity_id}/winners")
-def get_winners(activity_id: int, session: SessionDep) -> list[Winner]:
+def get_winners(activity_id: Id, session: SessionDep) -> list[Winner]:
     return [Winner.model_validate(w) for w in proof.winners(session, activity_id=activity_id)]

@@ -23,13 +23,14 @@ from gonghui.deps import (
     IdempotencyKey,
     SessionDep,
 )
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["quiz"])
 
 
 @router.post("/orgs/{org_id}/questions", status_code=status.HTTP_201_CREATED)
 def create_question(
-    org_id: int, body: QuestionCreate, staff: CurrentStaff, session: SessionDep
+    org_id: Id, body: QuestionCreate, staff: CurrentStaff, session: SessionDep
 ) -> QuestionRead:
     question = bank.create_question(session, actor=staff, org_id=org_id, data=body)
     return QuestionRead.model_validate(question)
@@ -37,7 +38,7 @@ def create_question(
 
 @router.get("/orgs/{org_id}/questions")
 def list_questions(
-    org_id: int, staff: CurrentStaff, session: SessionDep, tag: str | None = None
+    org_id: Id, staff: CurrentStaff, session: SessionDep, tag: str | None = None
 ) -> list[QuestionRead]:
     questions = bank.list_questions(session, actor=staff, org_id=org_id, tag=tag)
     return [QuestionRead.model_validate(q) for q in questions]
@@ -45,7 +46,7 @@ def list_questions(
 
 @router.post("/orgs/{org_id}/questions/import", status_code=status.HTTP_201_CREATED)
 @max_body(upload_limit)
-def import_questions(org_id: int, file: UploadFile, staff: CurrentStaff) -> ImportResult:
+def import_questions(org_id: Id, file: UploadFile, staff: CurrentStaff) -> ImportResult:
     """Import an XLSX question sheet (all rows or none)."""
     questions = bank.parse_xlsx(file.file)  # before the write transaction: no lock held
     with unit_of_work() as session:
@@ -54,13 +55,13 @@ def import_questions(org_id: int, file: UploadFile, staff: CurrentStaff) -> Impo
 
 
 @router.post("/activities/{activity_id}/quiz/attempts", status_code=status.HTTP_201_CREATED)
-async def start_attempt(activity_id: int, member: CurrentMember) -> AttemptRead:
+async def start_attempt(activity_id: Id, member: CurrentMember) -> AttemptRead:
     return await hotwrite.run_async(attempts.start_attempt, member=member, activity_id=activity_id)
 
 
 @router.post("/quiz/attempts/{attempt_id}/submit")
 async def submit_attempt(
-    attempt_id: int,
+    attempt_id: Id,
     body: SubmitRequest,
     member: CurrentMember,
     idem: IdempotencyKey,
@@ -76,6 +77,6 @@ async def submit_attempt(
 
 @router.get("/activities/{activity_id}/quiz/leaderboard")
 def get_leaderboard(
-    activity_id: int, member: CurrentMember, session: SessionDep, limit: int = 20
+    activity_id: Id, member: CurrentMember, session: SessionDep, limit: Count = 20
 ) -> Leaderboard:
     return attempts.leaderboard(session, member=member, activity_id=activity_id, limit=limit)

@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gonghui.activities.quiz.models import QuestionKind
+from gonghui.types import Count, Id
 
 
 class QuestionCreate(BaseModel):
@@ -64,7 +65,7 @@ class AttemptRead(BaseModel):
 
 
 class SubmitRequest(BaseModel):
-    answers: dict[int, list[int]] = Field(default_factory=dict)
+    answers: dict[Id, list[Count]] = Field(default_factory=dict)
 
 
 class QuestionResult(BaseModel):

@@ -26,6 +26,7 @@ from gonghui.baas.functions.schemas import (
 )
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import DomainError, NotFound
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1/baas/apps/{app_id}/functions", tags=["functions"])
 gallery_router = APIRouter(prefix="/api/v1/baas/function-gallery", tags=["functions"])
@@ -56,13 +57,13 @@ def function_read(function: Function) -> FunctionRead:
 
 
 @router.get("")
-def list_functions(app_id: int, staff: CurrentStaff, session: SessionDep) -> list[FunctionRead]:
+def list_functions(app_id: Id, staff: CurrentStaff, session: SessionDep) -> list[FunctionRead]:
     return [function_read(f) for f in service.list_functions(session, actor=staff, app_id=app_id)]
 
 
 @router.put("/{name}", status_code=status.HTTP_201_CREATED)
 def deploy(
-    app_id: int, name: str, body: FunctionDeploy, staff: CurrentStaff, session: SessionDep
+    app_id: Id, name: str, body: FunctionDeploy, staff: CurrentStaff, session: SessionDep
 ) -> FunctionRead:
     """Deploy a new version (the function is created by its first deployment)."""
     spec = service.FunctionSpec(**body.model_dump())
@@ -70,9 +71,7 @@ def deploy(
 
 
 @router.get("/{name}")
-def get_function(
-    app_id: int, name: str, staff: CurrentStaff, session: SessionDep
-) -> FunctionDetail:
+def get_function(app_id: Id, name: str, staff: CurrentStaff, session: SessionDep) -> FunctionDetail:
     fn = service.get_function(session, actor=staff, app_id=app_id, name=name)
     return FunctionDetail(
         **function_read(fn).model_dump(),
@@ -82,7 +81,7 @@ def get_function(
 
 @router.post("/{name}/rollback")
 def rollback(
-    app_id: int, name: str, body: Rollback, staff: CurrentStaff, session: SessionDep
+    app_id: Id, name: str, body: Rollback, staff: CurrentStaff, session: SessionDep
 ) -> FunctionRead:
     fn = service.rollback(session, actor=staff, app_id=app_id, name=name, version=body.version)
     return function_read(fn)
@@ -106,7 +105,7 @@ def list_gallery(staff: CurrentStaff) -> list[GalleryItem]:
 
 @router.post("/{name}/install", status_code=status.HTTP_201_CREATED)
 def install_from_gallery(
-    app_id: int, name: str, body: GalleryInstall, staff: CurrentStaff, session: SessionDep
+    app_id: Id, name: str, body: GalleryInstall, staff: CurrentStaff, session: SessionDep
 ) -> FunctionRead:
     """Deploy a gallery function as ``name`` and the trigger that runs it."""
     fn = gallery.install(
@@ -123,7 +122,7 @@ def install_from_gallery(
 
 @router.put("/{name}/secrets")
 def put_secrets(
-    app_id: int, name: str, body: SecretsPut, staff: CurrentStaff, session: SessionDep
+    app_id: Id, name: str, body: SecretsPut, staff: CurrentStaff, session: SessionDep
 ) -> FunctionRead:
     fn = service.set_secrets(session, actor=staff, app_id=app_id, name=name, secrets=body.secrets)
     return function_read(fn)
@@ -137,14 +136,14 @@ def _logs_flushed() -> None:
 @router.get("/{name}/invocations")
 def list_invocations(
     _flushed: Annotated[None, Depends(_logs_flushed)],
-    app_id: int,
+    app_id: Id,
     name: str,
     staff: CurrentStaff,
     session: SessionDep,
     status: str | None = None,
     request_id: str | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
+    before_id: Id | None = None,
+    limit: Count = 50,
 ) -> list[InvocationRead]:
     fn = service.get_function(session, actor=staff, app_id=app_id, name=name)
     rows = service.invocations(
@@ -160,7 +159,7 @@ def list_invocations(
 
 @router.post("/{name}/invoke")
 def invoke(
-    app_id: int,
+    app_id: Id,
     name: str,
     caller: AppCaller,
     event: Annotated[Any, Body()] = None,

@@ -5,11 +5,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gonghui.types import Count
+
 
 class FunctionDeploy(BaseModel):
     source: str = Field(min_length=1, max_length=256 * 1024)
     timeout_s: float = 5.0
-    memory_mb: int = 128
+    memory_mb: Count = 128
     runs_as: Literal["caller", "server"] = "caller"
     env: dict[str, str] | None = None
     allowed_hosts: list[str] | None = None
@@ -40,7 +42,7 @@ class FunctionDetail(FunctionRead):
 
 
 class Rollback(BaseModel):
-    version: int
+    version: Count
 
 
 class SecretsPut(BaseModel):

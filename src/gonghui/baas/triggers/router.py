@@ -23,13 +23,14 @@ from gonghui.bodylimit import max_body
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.settings import get_settings
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1/baas", tags=["triggers"])
 
 
 @router.post("/apps/{app_id}/triggers", status_code=status.HTTP_201_CREATED)
 def create_trigger(
-    app_id: int, body: TriggerCreate, staff: CurrentStaff, session: SessionDep
+    app_id: Id, body: TriggerCreate, staff: CurrentStaff, session: SessionDep
 ) -> TriggerCreated:
     spec = service.TriggerSpec(**body.model_dump())
     trigger, secret = service.create_trigger(session, actor=staff, app_id=app_id, spec=spec)
@@ -43,7 +44,7 @@ def create_trigger(
 
 
 @router.get("/apps/{app_id}/triggers")
-def list_triggers(app_id: int, staff: CurrentStaff, session: SessionDep) -> list[TriggerRead]:
+def list_triggers(app_id: Id, staff: CurrentStaff, session: SessionDep) -> list[TriggerRead]:
     return [
         TriggerRead.model_validate(t)
         for t in service.list_triggers(session, actor=staff, app_id=app_id)
@@ -52,7 +53,7 @@ def list_triggers(app_id: int, staff: CurrentStaff, session: SessionDep) -> list
 
 @router.post("/apps/{app_id}/triggers/{trigger_id}/enable")
 def enable_trigger(
-    app_id: int, trigger_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, trigger_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> TriggerRead:
     trigger = service.set_enabled(
         session, actor=staff, app_id=app_id, trigger_id=trigger_id, enabled=True
@@ -62,7 +63,7 @@ def enable_trigger(
 
 @router.post("/apps/{app_id}/triggers/{trigger_id}/disable")
 def disable_trigger(
-    app_id: int, trigger_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, trigger_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> TriggerRead:
     trigger = service.set_enabled(
         session, actor=staff, app_id=app_id, trigger_id=trigger_id, enabled=False
@@ -72,13 +73,13 @@ def disable_trigger(
 
 @router.get("/apps/{app_id}/deliveries")
 def list_deliveries(
-    app_id: int,
+    app_id: Id,
     staff: CurrentStaff,
     session: SessionDep,
     status: str | None = None,
-    trigger_id: int | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
+    trigger_id: Id | None = None,
+    before_id: Id | None = None,
+    limit: Count = 50,
 ) -> list[DeliveryRead]:
     rows = service.list_deliveries(
         session,
@@ -94,7 +95,7 @@ def list_deliveries(
 
 @router.get("/apps/{app_id}/deliveries/{delivery_id}")
 def get_delivery(
-    app_id: int, delivery_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, delivery_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> DeliveryDetail:
     delivery, attempts = service.get_delivery(
         session, actor=staff, app_id=app_id, delivery_id=delivery_id
@@ -107,7 +108,7 @@ def get_delivery(
 
 @router.post("/apps/{app_id}/deliveries/{delivery_id}/redeliver")
 def redeliver(
-    app_id: int, delivery_id: int, staff: CurrentStaff, session: SessionDep
+    app_id: Id, delivery_id: Id, staff: CurrentStaff, session: SessionDep
 ) -> DeliveryRead:
     delivery = service.redeliver(session, actor=staff, app_id=app_id, delivery_id=delivery_id)
     return DeliveryRead.model_validate(delivery)
@@ -120,7 +121,7 @@ INCOMING_MAX_BYTES = 256 * 1024
 @router.post("/incoming/{trigger_id}", status_code=status.HTTP_202_ACCEPTED)
 @max_body(INCOMING_MAX_BYTES)
 async def incoming(
-    trigger_id: int,
+    trigger_id: Id,
     request: Request,
     timestamp: Annotated[str | None, Header(alias="X-Gonghui-Timestamp")] = None,
     signature: Annotated[str | None, Header(alias="X-Gonghui-Signature")] = None,

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gonghui.baas.triggers.models import TargetKind, TriggerEvent
+from gonghui.types import Count
 
 
 class TriggerCreate(BaseModel):
@@ -19,7 +20,7 @@ class TriggerCreate(BaseModel):
     cron: str | None = Field(default=None, max_length=100)
     function_name: str | None = None
     webhook_url: str | None = Field(default=None, max_length=500)
-    max_attempts: int = 8
+    max_attempts: Count = 8
 
 
 class TriggerRead(BaseModel):

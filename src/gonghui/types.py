@@ -1,0 +1,30 @@
+"""The bounded number types every path, query and schema uses for ids, counts and amounts.
+
+A number that does not fit a 64-bit database column is refused at the edge as a 422 naming
+the field, instead of reaching the database driver (which raises an overflow: a 500).
+Annotated with plain ``annotated_types`` constraints, the same alias works for a path
+parameter, a query parameter, a form field and a model field, and shows its bounds in the
+OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from annotated_types import Interval
+
+MAX_BIGINT = 2**63 - 1
+"""The largest value of a signed 64-bit column (SQLite INTEGER, PostgreSQL bigint)."""
+
+MAX_AMOUNT = 10**12
+"""The largest sum of money (in cents: ten billion yuan) or of points one field may hold, so
+that sums and products of many of them still fit a 64-bit column."""
+
+Id = Annotated[int, Interval(ge=1, le=MAX_BIGINT)]
+"""A row id."""
+
+Count = Annotated[int, Interval(ge=0, le=MAX_BIGINT)]
+"""A count, a page size or an offset."""
+
+Amount = Annotated[int, Interval(ge=0, le=MAX_AMOUNT)]
+"""A sum of money in cents or a number of points."""
