@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from gonghui.db import unit_of_work
-from gonghui.h5.router import HUB_PAGE_SIZE
+from gonghui.h5.hub import HUB_PAGE_SIZE
 from gonghui.members import service as members
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
