@@ -43,9 +43,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from gonghui import clock  # noqa: E402
-from gonghui.accounts import principal  # noqa: E402
-from gonghui.activities import catalog  # noqa: E402
+from gonghui import clock, invalidation  # noqa: E402
 from gonghui.db import Base, dispose_engine, get_engine  # noqa: E402
 from gonghui.integrations.sms import outbox_path  # noqa: E402
 from gonghui.migrations import upgrade  # noqa: E402
@@ -104,15 +102,15 @@ def _reset_database() -> None:
 @pytest.fixture(autouse=True)
 def fresh_state(database: str) -> Iterator[None]:
     _reset_database()
-    # The development SMS sink's outbox lives in the data directory, beside the database.
+    # What lives in the data directory beside the database goes with it: the development
+    # SMS sink's outbox and the local file store.
     outbox_path().unlink(missing_ok=True)
+    shutil.rmtree(get_settings().data_dir / "files", ignore_errors=True)
     clock.reset()
-    principal.forget_all()
-    catalog.forget()
+    invalidation.forget_all()
     yield
     clock.reset()
-    principal.forget_all()
-    catalog.forget()
+    invalidation.forget_all()
 
 
 class _Server(uvicorn.Server):

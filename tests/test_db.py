@@ -7,12 +7,15 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from gonghui import db
+from gonghui.audit import service as audit
+from gonghui.audit.models import AuditEntry
 from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
+from gonghui.tenancy import SYSTEM
 from tests.fixtures import Tree
 
 _ids_query = select(Org.id).where(db.in_ids(Org.id, "ids")).order_by(Org.id)
@@ -72,3 +75,57 @@ def test_a_busy_connection_is_not_pinged_and_fails_once_when_it_died(
         _backend_pid(postgres_engine)  # used just now: no ping, the statement meets it
     assert failed.value.connection_invalidated
     assert _backend_pid(postgres_engine) != pid  # the pool has let it go
+
+
+def _names(tree: Tree) -> list[str]:
+    with db.unit_of_work(read_only=True) as session:
+        return list(session.scalars(select(Org.name).where(Org.id == tree.city_a)))
+
+
+def test_a_read_only_unit_of_work_refuses_to_flush_a_change(tree: Tree) -> None:
+    def rename_in_a_read() -> None:
+        with db.unit_of_work(read_only=True) as session:
+            org = session.get_one(Org, tree.city_a)
+            org.name = "只读会话改的名"
+            audit.record(session, actor=SYSTEM, action="test.read_only_write")
+
+    with pytest.raises(db.ReadOnlySessionError, match="asked to write AuditEntry, Org"):
+        rename_in_a_read()
+    assert _names(tree) == ["广州市总工会"]
+    with db.unit_of_work(read_only=True) as session:
+        written = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "test.read_only_write")
+        )
+    assert written == 0
+
+
+def test_a_read_only_unit_of_work_refuses_a_statement_that_writes(tree: Tree) -> None:
+    # Past the session's own check: the database itself refuses (query_only on SQLite,
+    # a READ ONLY transaction on PostgreSQL).
+    with pytest.raises(DBAPIError, match="read-?only"), db.unit_of_work(read_only=True) as session:
+        session.execute(update(Org).where(Org.id == tree.city_a).values(name="只读会话改的名"))
+    assert _names(tree) == ["广州市总工会"]
+
+
+def test_a_read_only_unit_of_work_reads_what_it_sees_and_commits_nothing(tree: Tree) -> None:
+    with db.unit_of_work(read_only=True) as session:
+        org = session.get_one(Org, tree.city_a)
+        org.name = org.name  # the same value: no change to refuse
+        seen = org.name
+    assert seen == "广州市总工会"
+
+
+def test_a_write_after_a_read_on_the_same_pooled_connection_is_written(tree: Tree) -> None:
+    # Used one at a time, the pool hands every unit of work the same connection: the
+    # reads' refusal to write must not outlive them.
+    db.dispose_engine()
+    before = "广州市总工会"
+    for name in ("第一次改名", "第二次改名"):
+        assert _names(tree) == [before]
+        with db.unit_of_work() as session:
+            session.execute(update(Org).where(Org.id == tree.city_a).values(name=name))
+        before = name
+    assert _names(tree) == ["第二次改名"]
+    assert db.get_engine().pool.checkedout() == 0

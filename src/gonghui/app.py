@@ -35,6 +35,7 @@ from gonghui.members.router import router as members_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.orgs.router import router as orgs_router
 from gonghui.request_text import refuse_unstorable_text
+from gonghui.routing import index_routes
 from gonghui.settings import get_settings
 
 log = logging.getLogger("gonghui.app")
@@ -158,4 +159,6 @@ def create_app() -> FastAPI:
         from gonghui.integrations.simulators import mount_simulators
 
         mount_simulators(app)
+    # Matching descends by the path's first segments instead of trying every route.
+    index_routes(app.router)
     return app

@@ -122,14 +122,14 @@ class BodyLimitMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.settings = get_settings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in _NO_BODY:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        budget = _Budget(self.settings, _declared_length(headers), headers)
+        # The settings of this moment (one cached call), never a copy taken at start-up.
+        budget = _Budget(get_settings(), _declared_length(headers), headers)
         if budget.declared is not None and budget.declared > budget.limit:
             await _refuse(send, budget.limit)
             return

@@ -228,7 +228,8 @@ def baas_export_table(
     from gonghui.db import unit_of_work
     from gonghui.tenancy import SYSTEM
 
-    with Progress(console=console) as bar, unit_of_work(read_only=True) as session:
+    # A write unit of work: the export is written to the audit log.
+    with Progress(console=console) as bar, unit_of_work() as session:
         task = bar.add_task(f"exporting {table}", total=None)
         chunks = dataio.export_rows(
             session,

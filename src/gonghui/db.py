@@ -8,6 +8,11 @@ SQLite runs in WAL mode with foreign keys on and a busy timeout. Write transacti
 with ``BEGIN IMMEDIATE`` so that two writers queue on the database lock instead of both
 reading and then failing to upgrade (a deferred transaction that later writes cannot wait
 for the lock: SQLite answers SQLITE_BUSY at once to avoid a deadlock).
+
+A read-only unit of work is read-only: the session refuses to flush a change
+(:class:`ReadOnlySessionError`), and the database refuses any other write (``PRAGMA
+query_only`` on SQLite, ``BEGIN READ ONLY`` on PostgreSQL). A read that must leave a trace
+(an audited look at personal data) takes a write unit of work.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ from gonghui.errors import DomainError
 from gonghui.settings import get_settings
 
 T = TypeVar("T")
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A read-only unit of work was asked to write: its owner chose the wrong kind (a GET
+    whose read is audited takes a write session, ``deps.WriteSessionDep``)."""
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -158,13 +169,22 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        options = conn.get_execution_options()
+        mode = options.get("sqlite_begin", "IMMEDIATE")
         # Straight to the driver: BEGIN returns no rows, and an execution through
         # SQLAlchemy (context, cursor, result, events) costs more than the statement on
         # every transaction of every request.
         statement = f"BEGIN {mode}"
         driver = conn.connection.dbapi_connection
         try:
+            # query_only outlives the transaction, so it is set only when this pooled
+            # connection's last transaction was of the other kind. The pool clears
+            # ``info`` whenever it replaces the driver's connection.
+            query_only = bool(options.get("sqlite_query_only", False))
+            info = conn.connection.info
+            if info.get("query_only", False) is not query_only:
+                driver.execute(f"PRAGMA query_only={int(query_only)}")
+                info["query_only"] = query_only
             driver.execute(statement)
         except sqlite3.Error as exc:
             # The same wrapped error (e.g. OperationalError: database is locked) an
@@ -228,18 +248,38 @@ def get_engine() -> Engine:
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
             _engine = make_engine(settings.resolved_database_url)
             _sessions = sessionmaker(_engine, expire_on_commit=False)
-            # Reads on SQLite take no write lock; on PostgreSQL the option is ignored.
-            deferred = _engine.execution_options(sqlite_begin="DEFERRED")
-            _read_sessions = sessionmaker(deferred, expire_on_commit=False)
+            # Reads on SQLite take no write lock. Either database refuses a read's write:
+            # psycopg then starts the transaction with BEGIN READ ONLY (no extra round trip).
+            reading = _engine.execution_options(
+                **(
+                    {"sqlite_begin": "DEFERRED", "sqlite_query_only": True}
+                    if settings.is_sqlite
+                    else {"postgresql_readonly": True}
+                )
+            )
+            _read_sessions = sessionmaker(reading, expire_on_commit=False)
+            # First, before any other before_flush hook writes on the flush's behalf.
+            event.listen(_read_sessions, "before_flush", _refuse_changes, insert=True)
             # db.read keeps SQLite's transaction (one snapshot for all its statements) but
             # spares PostgreSQL's BEGIN and COMMIT, two round trips: under READ COMMITTED
             # each statement takes a snapshot of its own anyway.
             _read_engine = (
-                deferred
+                reading
                 if settings.is_sqlite
                 else _engine.execution_options(isolation_level="AUTOCOMMIT")
             )
         return _engine
+
+
+def _refuse_changes(session: Session, _context: Any, _instances: Any) -> None:
+    # Only a net change counts: setting an attribute to the value it holds writes nothing.
+    changed = [*session.new, *session.deleted, *filter(session.is_modified, session.dirty)]
+    if changed:
+        names = sorted({type(obj).__name__ for obj in changed})
+        raise ReadOnlySessionError(
+            f"a read-only unit of work was asked to write {', '.join(names)}; "
+            "give its owner a write unit of work"
+        )
 
 
 def dispose_engine() -> None:

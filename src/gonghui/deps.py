@@ -31,7 +31,18 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+# A GET, HEAD or OPTIONS request reads: its session refuses to write.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_write_session() -> Iterator[Session]:
+    with unit_of_work() as session:
+        yield session
+
+
+# For a GET whose read leaves a trace that must be committed (an audited look at personal
+# data, an audited export): a write unit of work whatever the method.
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 
 
 async def client_ip(request: Request) -> str | None:
@@ -49,23 +60,34 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+# Where a request keeps its resolved caller: dependencies that need it (the actor, staff,
+# member, a handler's own) resolve the token once per request, whichever asks first.
+_PRINCIPAL_KEY = "gonghui.principal"
+
+
 async def get_principal(request: Request) -> Principal:
     # Normally in memory, from the token's own claims (see accounts.principal); otherwise a
     # short read-only transaction of its own, never the request's session: handlers that
     # own their unit of work (the hot paths) then hold the write transaction within one
     # thread call, not across a wait for another thread-pool slot.
-    access = principals.claims(_bearer(request))
-    found = principals.fresh(access)
+    found: Principal | None = request.scope.get(_PRINCIPAL_KEY)
     if found is None:
-        found = await db.read(functools.partial(principals.reload, access=access))
+        access = principals.claims(_bearer(request))
+        found = principals.fresh(access)
+        if found is None:
+            found = await db.read(functools.partial(principals.reload, access=access))
+        request.scope[_PRINCIPAL_KEY] = found
     return found
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_actor(principal: CurrentPrincipal, ip: ClientIp) -> Actor:
-    return principal.actor(ip)
+async def get_actor(request: Request) -> Actor:
+    # One dependency, not one per part (principal, address): FastAPI's solving of each
+    # sub-dependency costs more than what it computes.
+    principal = await get_principal(request)
+    return principal.actor(request.client.host if request.client else None)
 
 
 CurrentUser = Annotated[Actor, Depends(get_actor)]

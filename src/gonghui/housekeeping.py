@@ -1,6 +1,6 @@
 """Periodic clean-up that every server process runs next to its cron scheduler
 (:mod:`gonghui.background`): old function logs, spent one-time codes, old rows of the
-principal change feed, ended rate-limit windows, roster imports whose process died, and
+cache change feed, ended rate-limit windows, roster imports whose process died, and
 roster uploads left on disk.
 
 Each task is idempotent and safe to run from several processes at once, and runs in a unit
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from gonghui import ratelimit
+from gonghui import invalidation, ratelimit
 from gonghui.db import unit_of_work
 from gonghui.settings import get_settings
 
@@ -33,12 +33,6 @@ def purge_otp_codes(session: Session) -> int:
     return purge_expired(session)
 
 
-def purge_principal_changes(session: Session) -> int:
-    from gonghui.accounts.principal import purge_changes
-
-    return purge_changes(session)
-
-
 def tidy_roster_imports(session: Session) -> int:
     from gonghui.members.roster_import import tidy_imports
 
@@ -48,7 +42,7 @@ def tidy_roster_imports(session: Session) -> int:
 TASKS: dict[str, Callable[[Session], int]] = {
     "function_logs": purge_function_logs,
     "otp_codes": purge_otp_codes,
-    "principal_changes": purge_principal_changes,
+    "cache_changes": invalidation.purge,
     "rate_limits": ratelimit.purge_expired,
     "roster_imports": tidy_roster_imports,
 }

@@ -1,6 +1,7 @@
 """Imports every domain's models so that ``Base.metadata`` is complete (Alembic, tests)."""
 
 from gonghui import idempotency
+from gonghui import invalidation as core_models
 from gonghui.accounts import models as accounts_models
 from gonghui.activities import models as activities_models
 from gonghui.activities.lottery import models as lottery_models
@@ -20,6 +21,7 @@ __all__ = [
     "audit_models",
     "baas_models",
     "benefits_models",
+    "core_models",
     "functions_models",
     "idempotency",
     "lottery_models",

@@ -81,10 +81,17 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else _new_request_id()
+        request_id = None
+        for name, value in scope["headers"]:  # no dict of every header per request
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                request_id = incoming if _REQUEST_ID_RE.match(incoming) else None
+                break
+        if request_id is None:
+            request_id = _new_request_id()
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
         started = time.perf_counter()
         status = 500
 
@@ -92,9 +99,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:

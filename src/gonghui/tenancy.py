@@ -3,22 +3,52 @@
 A staff role granted at an org applies to its whole subtree. Every query over org-owned
 data goes through :func:`scoped`; loading one row goes through :func:`get_scoped`, which
 answers "not found" (never "forbidden") for rows outside the caller's subtree, so that
-existence does not leak across unions.
+existence does not leak across unions. "Within org X's subtree" is asked in one way:
+:func:`within` in SQL, :func:`path_within` in Python.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, false, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from gonghui.errors import NotFound
 from gonghui.orgs.models import Org, Role
 
 T = TypeVar("T")
+
+# An org's materialised path: its ancestors' ids and its own, "/1/7/42/" (see orgs.models).
+_ORG_PATH = re.compile(r"/(?:[0-9]+/)*[0-9]*")
+
+
+def _subtree_prefix(ancestor_path: str) -> str:
+    """The prefix every path of ``ancestor_path``'s subtree starts with. It ends with "/":
+    "/1/2" read as a bare prefix would also take in "/1/23/". Anything but a path of ids is
+    refused: an empty prefix takes in every org, and a LIKE wildcard would take in more."""
+    if not _ORG_PATH.fullmatch(ancestor_path):
+        raise ValueError(f"not an org path: {ancestor_path!r}")
+    return ancestor_path if ancestor_path.endswith("/") else ancestor_path + "/"
+
+
+def path_within(path: str, ancestor_path: str) -> bool:
+    """Whether the org at ``path`` is the org at ``ancestor_path`` or lies below it."""
+    if not path.endswith("/"):
+        path += "/"
+    return path.startswith(_subtree_prefix(ancestor_path))
+
+
+def within(
+    path_column: ColumnElement[str] | QueryableAttribute[str], ancestor_path: str
+) -> ColumnElement[bool]:
+    """SQL for :func:`path_within`: ``path_column`` (an org path, e.g. ``Org.path``) is the
+    org at ``ancestor_path`` or below it; one prefix match on the indexed path."""
+    condition: ColumnElement[bool] = path_column.startswith(_subtree_prefix(ancestor_path))
+    return condition
 
 
 class Permission(StrEnum):
@@ -72,14 +102,14 @@ class Actor:
         paths = sorted({g.org_path for g in self.grants if permission in ROLE_PERMISSIONS[g.role]})
         roots: list[str] = []
         for path in paths:
-            if not any(path.startswith(root) for root in roots):
+            if not any(path_within(path, root) for root in roots):
                 roots.append(path)
         return roots
 
     def can(self, permission: Permission, org_path: str) -> bool:
         if self.is_platform_admin:
             return True
-        return any(org_path.startswith(root) for root in self.roots(permission))
+        return any(path_within(org_path, root) for root in self.roots(permission))
 
     @property
     def is_staff(self) -> bool:
@@ -90,9 +120,10 @@ SYSTEM = Actor(user_id=None, is_platform_admin=True)
 
 
 def subtree_condition(path_column: Any, roots: list[str]) -> ColumnElement[bool]:
+    """``path_column`` lies within any of the subtrees at ``roots`` (none: false)."""
     if not roots:
         return false()
-    return or_(*(path_column.startswith(root) for root in roots))
+    return or_(*(within(path_column, root) for root in roots))
 
 
 def org_ids_in_scope(actor: Actor, permission: Permission) -> Select[int]:

@@ -13,14 +13,16 @@ import httpx
 import pytest
 from sqlalchemy import delete, event, func, insert, select, update
 
-from gonghui import clock, housekeeping
+from gonghui import clock, housekeeping, invalidation
 from gonghui.accounts import principal as principals
+from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import AuthSession, PrincipalChange, SessionKind, User
+from gonghui.accounts.models import AuthSession, SessionKind, User
 from gonghui.accounts.service import create_user
-from gonghui.accounts.tokens import issue_access_token, start_session
+from gonghui.accounts.tokens import start_session
 from gonghui.db import get_engine, unit_of_work
 from gonghui.errors import Unauthenticated
+from gonghui.invalidation import CacheChange
 from gonghui.orgs.models import Org, Role, StaffRole
 from gonghui.orgs.service import grant_role
 from gonghui.settings import get_settings
@@ -36,7 +38,7 @@ def statements() -> Iterator[list[str]]:
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "accounts_principal_change" not in statement:
+        if "core_cache_change" not in statement:
             seen.append(statement)
 
     engine = get_engine()
@@ -59,15 +61,24 @@ def _signed_in() -> tuple[int, str, str]:
     return pair.user_id, pair.session_id, pair.access_token
 
 
+def _change(
+    *, user_id: int | None = None, session_id: str | None = None, **row: Any
+) -> dict[str, Any]:
+    """A feed row of the principals' topic, as :func:`principals.changed` writes it."""
+    key = f"user:{user_id}" if user_id is not None else None
+    key = f"session:{session_id}" if session_id is not None else key
+    return {"topic": principals.TOPIC, "key": key, "committed_at": clock.now(), **row}
+
+
 def _in_another_process(**change: Any) -> None:
     """Record a change as another server process does: in the database only."""
     with unit_of_work() as session:
-        session.execute(insert(PrincipalChange).values(at=clock.now(), **change))
+        session.execute(insert(CacheChange).values(**_change(**change)))
 
 
 def _feed_due() -> None:
     """Move past the time within which every process must have read the feed."""
-    clock.advance(timedelta(seconds=principals.FEED_MAX_LAG_S + 0.5))
+    clock.advance(timedelta(seconds=invalidation.FEED_MAX_LAG_S + 0.5))
 
 
 def _revoked_in_another_process(sid: str, **change: Any) -> None:
@@ -75,7 +86,7 @@ def _revoked_in_another_process(sid: str, **change: Any) -> None:
         session.execute(
             update(AuthSession).where(AuthSession.id == sid).values(revoked_at=clock.now())
         )
-        session.execute(insert(PrincipalChange).values(at=clock.now(), **change))
+        session.execute(insert(CacheChange).values(**_change(**change)))
 
 
 def test_a_token_resolves_from_its_own_claims_until_the_feed_says_otherwise(
@@ -142,7 +153,7 @@ def test_a_change_committed_after_a_later_id_is_still_seen() -> None:
     user_id, session_id, token = _signed_in()
     _resolve(token)
     with unit_of_work() as session:
-        top = session.scalar(select(func.max(PrincipalChange.id))) or 0
+        top = session.scalar(select(func.max(CacheChange.id))) or 0
     _in_another_process(id=top + 2, user_id=user_id + 1000)
     _feed_due()
     assert _resolve(token).user_id == user_id  # the feed now has a gap at top + 1
@@ -187,7 +198,7 @@ def test_a_sign_out_through_one_process_locks_the_token_out_of_every_process(
         # Signed out through this test process's server: the two others learn it from the
         # feed, within FEED_MAX_LAG_S of their last read.
         assert api.post("/api/v1/auth/logout", headers=staff.headers).status_code == 204
-        time.sleep(principals.FEED_MAX_LAG_S + 0.5)
+        time.sleep(invalidation.FEED_MAX_LAG_S + 0.5)
         assert statuses(12) == {401}
     finally:
         server.stop()
@@ -197,10 +208,10 @@ def test_housekeeping_deletes_feed_rows_no_token_can_predate() -> None:
     user_id, _, _ = _signed_in()
     _in_another_process(user_id=user_id)
     clock.advance(timedelta(seconds=get_settings().access_token_ttl_s))
-    assert housekeeping.run()["principal_changes"] == 0  # tokens issued before it still live
+    assert housekeeping.run()["cache_changes"] == 0  # tokens issued before it still live
     clock.advance(timedelta(days=1))
     _in_another_process(user_id=user_id + 1)
-    assert housekeeping.run()["principal_changes"] == 1
+    assert housekeeping.run()["cache_changes"] == 1
     with unit_of_work() as session:
-        left = session.scalars(select(PrincipalChange.user_id)).all()
-    assert left == [user_id + 1]
+        left = session.scalars(select(CacheChange.key)).all()
+    assert left == [f"user:{user_id + 1}"]

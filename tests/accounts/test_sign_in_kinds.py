@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from gonghui import clock
 from gonghui.accounts import identities
+from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.models import AuthSession
 from gonghui.accounts.service import create_staff_user
-from gonghui.accounts.tokens import issue_access_token
 from gonghui.db import unit_of_work
 from gonghui.integrations.sms import dev_outbox
 from gonghui.orgs import service as orgs

@@ -9,8 +9,9 @@ import pytest
 
 from gonghui import clock
 from gonghui.accounts import principal as principals
+from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.service import create_user
-from gonghui.accounts.tokens import issue_access_token, start_session
+from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
 from tests.fixtures import PASSWORD, StaffFactory, Tree
 

@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from gonghui import clock
+from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.models import SessionKind
 from gonghui.accounts.service import create_user, get_user
-from gonghui.accounts.tokens import issue_access_token, start_session
+from gonghui.accounts.tokens import start_session
 from gonghui.activities.quiz.models import Question
 from gonghui.db import unit_of_work
 from gonghui.members import service as members

@@ -12,9 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from gonghui.audit.models import AuditEntry
-from gonghui.baas.apps import forget_keys
-from gonghui.baas.functions.invoke import flush_logs, forget_definitions
-from gonghui.baas.tables.info import forget_tables
+from gonghui.baas.functions.invoke import flush_logs
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
@@ -22,18 +20,12 @@ from tests.fixtures import Staff, Tree
 
 
 @pytest.fixture(autouse=True)
-def _fresh_baas_caches() -> Iterator[None]:
-    # Ids restart with every fresh database: cached keys and tables would be stale, and
+def _fresh_baas_files() -> Iterator[None]:
+    # Ids restart with every fresh database (the caches are forgotten by fresh_state), and
     # blobs of an earlier test's app 1 would sit where this test's app 1 writes.
-    forget_keys()
-    forget_tables()
-    forget_definitions()
     shutil.rmtree(get_settings().data_dir / "files" / "baas", ignore_errors=True)
     yield
     flush_logs()  # into this test's database, not the next one's
-    forget_keys()
-    forget_tables()
-    forget_definitions()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from gonghui.audit.models import AuditEntry
 from gonghui.baas import dataio
 from gonghui.db import unit_of_work
 from gonghui.tenancy import SYSTEM
@@ -182,3 +184,43 @@ def test_exported_text_never_runs_as_a_spreadsheet_formula(
     )
     assert imported.status_code == 200, imported.text
     assert [r["name"] for r in _data(api, app, "people_copy")] == names
+
+
+def _exports_audited() -> list[tuple[int | None, str | None, dict[str, Any] | None]]:
+    with unit_of_work(read_only=True) as session:
+        rows = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "baas.table.export")
+            .order_by(AuditEntry.id)
+        )
+        return [(a.actor_user_id, a.subject_type, a.details) for a in rows]
+
+
+def test_a_developer_who_exports_a_table_over_http_is_in_the_audit_log(
+    api: httpx.Client, source: AppHandle
+) -> None:
+    # A GET, yet its audit row must be committed with the answer.
+    exported = api.get(
+        f"/api/v1/baas/apps/{source.id}/tables/goods/export",
+        params={"format": "json"},
+        headers=source.dev.headers,
+    )
+    assert exported.status_code == 200
+    assert len(exported.json()) == len(ROWS)
+    assert _exports_audited() == [(source.dev.user_id, "baas_table", {"format": "json"})]
+
+
+def test_an_export_from_the_command_line_is_in_the_audit_log(
+    source: AppHandle, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from gonghui.cli import app as cli
+
+    out = tmp_path / "goods.csv"
+    result = CliRunner().invoke(
+        cli, ["baas", "export-table", str(source.id), "goods", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text(encoding="utf-8").splitlines()) == len(ROWS) + 1
+    assert _exports_audited() == [(None, "baas_table", {"format": "csv"})]

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from gonghui.baas.models import Field
-from gonghui.baas.tables.info import forget_tables
 from gonghui.db import get_engine, unit_of_work
+from gonghui.invalidation import forget_all
 from gonghui.settings import get_settings
 from tests.baas.conftest import AppHandle, make_table
 
@@ -111,7 +111,7 @@ def test_a_value_refused_by_its_pattern_is_answered_while_another_writer_holds_t
     created = api.post(f"{DATA}/codes/records", json={"code": "AB1"}, headers=app.server)
     assert created.status_code == 201
     record_id = created.json()["id"]
-    forget_tables()  # the table's description must be read again, as after a schema change
+    forget_all()  # the table's description must be read again, as after a schema change
     with _another_writer_holds_the_database():
         # Were the value checked inside a write transaction, these would wait for the lock
         # (the client gives up long before SQLite's 30 s busy timeout).
@@ -150,7 +150,7 @@ def test_a_pattern_stored_before_the_linear_engine_refuses_values_instead_of_bac
     with unit_of_work() as session:
         field = session.scalars(select(Field).where(Field.name == "code")).one()
         field.rules = {"pattern": r"(a+)\1"}  # written by an older release
-    forget_tables()
+    forget_all()
     resp = api.post(f"{DATA}/codes/records", json={"code": "aa"}, headers=app.server)
     assert resp.status_code == 422
     assert resp.json()["error"]["details"][0]["message"] == (

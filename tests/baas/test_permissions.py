@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gonghui.accounts import principal as principals
+from gonghui import invalidation
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
 from gonghui.members.idnumber import check_character
@@ -57,7 +57,7 @@ def cast(api: httpx.Client, tree: Tree, app: AppHandle) -> Cast:
                 session, user_id=people[who].user_id, name=f"会员{serial}", id_number=number
             )
     # Memberships changed after sign-in: drop cached principals.
-    principals.forget_all()
+    invalidation.forget_all()
     headers = {"anonymous": app.client, "server": app.server}
     headers.update({who: app.as_user(staff) for who, staff in people.items()})
     make_table(

@@ -85,22 +85,6 @@ class AuthSession(Base):
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
 
 
-class PrincipalChange(Base):
-    """Something a sign-in resolves to changed: a revoked sign-in (``session_id``), a
-    user's staff roles or membership (``user_id``), or the org tree (neither: everyone).
-    Written in the transaction that makes the change; every server process reads the rows
-    it has not seen (see :mod:`gonghui.accounts.principal`)."""
-
-    __tablename__ = "accounts_principal_change"
-    # Ids never reused: a reader knows what it has seen by id.
-    __table_args__ = {"sqlite_autoincrement": True}
-
-    id: Mapped[IdPk]
-    user_id: Mapped[int | None] = mapped_column(BigId)
-    session_id: Mapped[str | None] = mapped_column(String(32))
-    at: Mapped[datetime] = mapped_column(default=now, index=True)
-
-
 class RefreshToken(Base):
     __tablename__ = "accounts_refresh_token"
 

@@ -2,19 +2,18 @@
 
 An access token carries its principal as it was read when the token was issued, signed
 with it, so a request normally resolves with no database read and no thread hand-off.
-What makes that safe is the change feed: every change to what a sign-in resolves to (a
-revoked sign-in, a user's staff roles or membership, the org tree) is recorded with
-:func:`changed` and written as an ``accounts_principal_change`` row, stamped as its
-transaction commits.
+What makes that safe is the change feed (:mod:`gonghui.invalidation`): every change to what
+a sign-in resolves to (a revoked sign-in, a user's staff roles or membership, the org tree)
+is recorded with :func:`changed` under the topic ``accounts.principal`` (the org tree under
+its own, ``orgs.tree``), and this module keeps, from the feed, the time of the latest change
+for each user and sign-in and for everyone.
 
-Each process reads the rows it has not seen whenever its last read is more than
-``FEED_MAX_LAG_S`` old (the request that notices does it), and keeps the time of the latest
-change for each user and sign-in and for everyone. A principal, from a token's claims or
-loaded from the database, is used only while the feed is current and no change to its user
-or sign-in is stamped later than ``CLOCK_MARGIN_S`` before it was read (the margin covers
-the commit itself and the clocks of other servers); otherwise it is loaded afresh and kept
-for ``PRINCIPAL_CACHE_TTL_S``. So a change applies in the process that makes it at its
-commit, and in every other process within ``FEED_MAX_LAG_S``.
+A principal, from a token's claims or loaded from the database, is used only while the feed
+is current and no change to its user or sign-in is stamped later than ``CLOCK_MARGIN_S``
+before it was read (the margin covers the commit itself and the clocks of other servers);
+otherwise it is loaded afresh and kept for ``PRINCIPAL_CACHE_TTL_S``. So a change applies in
+the process that makes it at its commit, and in every other within
+``invalidation.FEED_MAX_LAG_S``.
 
 Staff roles and the platform-admin flag belong to staff sign-ins only (``SessionKind``): a
 sign-in by phone code or WeChat resolves to the user's membership and nothing more, however
@@ -25,34 +24,30 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, event, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
+from gonghui import invalidation
+from gonghui.accounts.access import AccessClaims, decode_access_token, forget_verified
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import AuthSession, PrincipalChange, SessionKind, User
-from gonghui.accounts.tokens import AccessClaims, decode_access_token
+from gonghui.accounts.models import AuthSession, SessionKind, User
 from gonghui.clock import local_day, now
-from gonghui.db import on_commit, rowcount
 from gonghui.errors import Unauthenticated
 from gonghui.members.models import Membership, MembershipStatus, RosterEntry
-from gonghui.orgs.models import Org, Role, StaffRole
+from gonghui.orgs.models import ORG_TREE_TOPIC, Org, Role, StaffRole
 from gonghui.settings import get_settings
 from gonghui.tenancy import Actor, Grant
 
-FEED_MAX_LAG_S = 1.0
+TOPIC = "accounts.principal"
 CLOCK_MARGIN_S = 5.0
 # A principal loaded from the database (the token's claims were stale or absent) is kept
 # per sign-in session this long, or until a change to it is seen.
 PRINCIPAL_CACHE_TTL_S = 60.0
 # At this many entries, expired ones go (and, if all are live, the older half).
 PRINCIPAL_CACHE_MAX = 10_000
-# An id below the highest seen that is not there yet belongs to a transaction still open
-# (PostgreSQL hands out ids before commit) or rolled back: looked for again this long.
-_GAP_S = 600.0
-_GAPS_MAX = 1_000
 
 
 @dataclass(frozen=True)
@@ -141,12 +136,9 @@ def _clock() -> float:
 
 @dataclass
 class _Seen:
-    """What this process knows of the feed: when it last read it, and the time of the latest
-    change it has seen for each user and sign-in (and for everyone)."""
+    """The time of the latest change this process has seen for each user and sign-in (and
+    for everyone)."""
 
-    read_at: float = float("-inf")  # when the last successful read started
-    max_id: int | None = None  # None: never read
-    gaps: dict[int, float] = field(default_factory=dict)  # missing id -> when first missed
     users: dict[int, float] = field(default_factory=dict)
     sessions: dict[str, float] = field(default_factory=dict)
     everyone: float = float("-inf")
@@ -174,15 +166,14 @@ class _Seen:
 _seen = _Seen()
 _cache: dict[str, tuple[float, Principal]] = {}  # session id -> (read at, principal)
 _lock = threading.Lock()  # guards _seen and _cache
-_reading = threading.Lock()  # one feed read at a time per process
 
 
-def forget_all() -> None:
-    """Forget everything this process knows (tests; a database replaced under it)."""
+def _forget() -> None:
     global _seen
     with _lock:
         _cache.clear()
         _seen = _Seen()
+    forget_verified()
 
 
 def changed(
@@ -195,40 +186,35 @@ def changed(
     """Record in this transaction that what a user's sign-ins (or some sign-ins, or every
     sign-in) resolve to has changed."""
     if everyone:
-        rows: list[dict[str, Any]] = [{"user_id": None, "session_id": None}]
+        invalidation.changed(session, TOPIC)
     elif session_ids:
-        rows = [{"user_id": None, "session_id": sid} for sid in session_ids]
+        for sid in session_ids:
+            invalidation.changed(session, TOPIC, f"session:{sid}")
     elif user_id is not None:
-        rows = [{"user_id": user_id, "session_id": None}]
+        invalidation.changed(session, TOPIC, f"user:{user_id}")
     else:
         raise ValueError("changed() needs user_id, session_ids or everyone")
-    session.info.setdefault(_PENDING, []).extend(rows)
 
 
-_PENDING = "principal_changes"
+def _note(change: invalidation.Change) -> None:
+    kind, _, ident = (change.key or "").partition(":")
+    with _lock:
+        if kind == "user" and ident.isdigit():
+            _seen.note(int(ident), None, change.at)
+        elif kind == "session":
+            _seen.note(None, ident, change.at)
+        else:  # everyone, the org tree, or a key this version does not know
+            _seen.note(None, None, change.at)
 
 
-@event.listens_for(Session, "before_commit")
-def _write_changes(session: Session) -> None:
-    """The changes of a transaction go in as it commits, stamped with the time of its
-    commit (give or take the commit itself): readers date them by that stamp."""
-    rows: list[dict[str, Any]] = session.info.pop(_PENDING, [])
-    if not rows:
-        return
-    at = now()
-    session.execute(insert(PrincipalChange), [{**row, "at": at} for row in rows])
-
-    def note() -> None:
-        with _lock:
-            for row in rows:
-                _seen.note(row["user_id"], row["session_id"], at.timestamp())
-
-    on_commit(session, note)
+def _retention_s() -> float:
+    """How long a seen change matters: a token issued before it has expired by then."""
+    return get_settings().access_token_ttl_s + CLOCK_MARGIN_S + PRINCIPAL_CACHE_TTL_S + 60
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_changes(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+# A process starting reads back the changes that tokens still valid may predate.
+invalidation.subscribe(TOPIC, on_change=_note, forget=_forget, replay_s=_retention_s())
+invalidation.subscribe(ORG_TREE_TOPIC, on_change=_note, forget=_forget)
 
 
 def claims(token: str) -> AccessClaims:
@@ -240,9 +226,9 @@ def fresh(access: AccessClaims) -> Principal | None:
     """The principal of ``access`` if it is known to be current without reading the
     database: from the token itself or this process's cache. No I/O."""
     from_token = _from_claims(access)
+    if not invalidation.current():
+        return None
     with _lock:
-        if _seen.read_at < _clock() - FEED_MAX_LAG_S:
-            return None
         uid, sid = access.user_id, access.session_id
         if from_token is not None and _seen.unchanged(uid, sid, access.issued_at - CLOCK_MARGIN_S):
             return from_token
@@ -265,7 +251,9 @@ def resolve(session: Session, token: str) -> Principal:
 def reload(connection: Connection, access: AccessClaims) -> Principal:
     """The principal of ``access``, catching up with the feed first when it is due and
     reading the database when neither the token nor the cache is current."""
-    _catch_up(connection)
+    if invalidation.catch_up(connection):
+        with _lock:
+            _seen.prune(_clock() - _retention_s())
     found = fresh(access)
     if found is not None:
         return found
@@ -285,72 +273,6 @@ def _prune_cache(at: float) -> None:
     if len(_cache) >= PRINCIPAL_CACHE_MAX:
         for sid in list(_cache)[: len(_cache) // 2 + 1]:
             del _cache[sid]
-
-
-_FEED_TOP = select(func.max(PrincipalChange.id))
-_FEED_COLUMNS = (
-    PrincipalChange.id,
-    PrincipalChange.user_id,
-    PrincipalChange.session_id,
-    PrincipalChange.at,
-)
-
-
-def _retention_s() -> float:
-    """How long a seen change matters: a token issued before it has expired by then."""
-    return get_settings().access_token_ttl_s + CLOCK_MARGIN_S + PRINCIPAL_CACHE_TTL_S + 60
-
-
-def _catch_up(connection: Connection) -> None:
-    """Read the feed rows this process has not seen, if its last read is due."""
-    if _seen.read_at >= _clock() - FEED_MAX_LAG_S:
-        return
-    with _reading:
-        if _seen.read_at >= _clock() - FEED_MAX_LAG_S:
-            return  # another thread read it meanwhile
-        started = _clock()
-        top = connection.execute(_FEED_TOP).scalar() or 0
-        first = _seen.max_id is None
-        known = _seen.max_id or 0
-        gaps = dict(_seen.gaps)
-        if first:
-            since = now() - timedelta(seconds=_retention_s())
-            query = select(*_FEED_COLUMNS).where(PrincipalChange.at >= since)
-        elif top > known or gaps:
-            query = select(*_FEED_COLUMNS).where(
-                or_(PrincipalChange.id > known, PrincipalChange.id.in_(list(gaps)))
-            )
-        else:
-            query = None
-        rows = list(connection.execute(query)) if query is not None else []
-        seen_at = _clock()
-        with _lock:
-            if not first and top < known:
-                # Ids went back: the database was replaced. Trust nothing read before.
-                _seen.everyone = seen_at
-                _seen.max_id, _seen.gaps = top, {}
-            else:
-                for _, user_id, session_id, at in rows:
-                    _seen.note(user_id, session_id, at.timestamp())
-                found = {row[0] for row in rows}
-                highest = max([top, known, *found])
-                low = (min(found) if found else highest + 1) if first else known + 1
-                gaps = {i: t for i, t in gaps.items() if i not in found and t > seen_at - _GAP_S}
-                new_gaps = highest + 1 - low - sum(1 for i in found if i >= low)
-                if len(gaps) + new_gaps > _GAPS_MAX:
-                    _seen.everyone, gaps = seen_at, {}  # too many to follow: trust nothing
-                else:
-                    gaps |= {i: seen_at for i in range(low, highest + 1) if i not in found}
-                _seen.max_id, _seen.gaps = highest, gaps
-            _seen.prune(seen_at - _retention_s())
-            _seen.read_at = started
-
-
-def purge_changes(session: Session) -> int:
-    """Delete the feed rows no process needs any more (no token issued before them is
-    still valid, and a process starting reads back only this far); returns how many."""
-    before = now() - timedelta(seconds=_retention_s() + 3600)
-    return rowcount(session.execute(delete(PrincipalChange).where(PrincipalChange.at < before)))
 
 
 # A request's sign-in, read with three prebuilt statements. Tuples, not ORM objects:

@@ -1,9 +1,10 @@
-"""Access and refresh tokens.
+"""Sign-in sessions and their token pairs: start, refresh (rotate), revoke.
 
-An access token is a short-lived HS256 JWT naming the user and the sign-in session. A
-refresh token is an opaque random string stored only as its SHA-256; each use rotates it.
-Presenting a refresh token that was already used means it was copied: the whole session
-(the token family) is revoked, so both the thief and the victim must sign in again.
+The access token of a pair is signed by :mod:`gonghui.accounts.access` and carries the
+principal read here at issue. A refresh token is an opaque random string stored only as its
+SHA-256; each use rotates it. Presenting a refresh token that was already used means it was
+copied: the whole session (the token family) is revoked, so both the thief and the victim
+must sign in again.
 """
 
 from __future__ import annotations
@@ -11,23 +12,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-import jwt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gonghui.accounts import principal
+from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, RefreshToken, SessionKind, User
 from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Unauthenticated
-from gonghui.keys import get_keys
 from gonghui.settings import get_settings
-
-_ALGORITHM = "HS256"
-_LEEWAY_S = 5
 
 
 @dataclass(frozen=True)
@@ -39,72 +36,12 @@ class TokenPair:
     user_id: int
 
 
-@dataclass(frozen=True)
-class AccessClaims:
-    user_id: int
-    session_id: str
-    issued_at: float  # POSIX seconds
-    payload: dict[str, Any]
-
-
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def issue_access_token(
-    *,
-    user_id: int,
-    session_id: str,
-    issued: datetime | None = None,
-    principal: dict[str, Any] | None = None,
-) -> str:
-    """``principal``: who the caller is as read at ``issued`` (the ``prn`` claim, see
-    :mod:`gonghui.accounts.principal`)."""
-    issued = issued or now()
-    payload: dict[str, Any] = {
-        "sub": str(user_id),
-        "sid": session_id,
-        "typ": "access",
-        "iat": int(issued.timestamp()),
-        "exp": int((issued + timedelta(seconds=get_settings().access_token_ttl_s)).timestamp()),
-    }
-    if principal is not None:
-        payload["prn"] = principal
-    return jwt.encode(payload, get_keys().token_signing_key, algorithm=_ALGORITHM)
-
-
-def decode_access_token(token: str) -> AccessClaims:
-    try:
-        payload = jwt.decode(
-            token,
-            get_keys().token_signing_key,
-            algorithms=[_ALGORITHM],
-            # iat and exp are checked against the server clock below, not the wall clock.
-            options={
-                "require": ["exp", "iat", "sub", "sid"],
-                "verify_exp": False,
-                "verify_iat": False,
-            },
-        )
-    except jwt.PyJWTError as exc:
-        raise Unauthenticated(AccountsError.TOKEN_INVALID, "invalid access token") from exc
-    # Expiry is checked against the server clock (which tests can move).
-    if payload.get("typ") != "access":
-        raise Unauthenticated(AccountsError.TOKEN_INVALID, "not an access token")
-    if int(payload["exp"]) + _LEEWAY_S < now().timestamp():
-        raise Unauthenticated(AccountsError.TOKEN_EXPIRED, "access token expired")
-    return AccessClaims(
-        user_id=int(payload["sub"]),
-        session_id=str(payload["sid"]),
-        issued_at=float(payload["iat"]),
-        payload=payload,
-    )
-
-
 def access_token_for(session: Session, *, user_id: int, session_id: str) -> str:
     """An access token carrying its principal as the database has it now."""
-    from gonghui.accounts import principal  # local: principal imports this module
-
     issued = now()  # before the read: the claims are at least this fresh
     found = principal.load(session.connection(), user_id=user_id, session_id=session_id)
     return issue_access_token(
@@ -227,6 +164,4 @@ def revoke_all(session: Session, *, user_id: int, reason: str = "logout_all") ->
 
 
 def _changed(session: Session, session_ids: list[str]) -> None:
-    from gonghui.accounts import principal  # local: principal imports this module
-
     principal.changed(session, session_ids=session_ids)

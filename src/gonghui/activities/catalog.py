@@ -1,13 +1,12 @@
 """The catalog: every open activity (published, not paused, not over) with its org's name,
 as the hub and the teasers list them, held in each process between changes.
 
-Every flush that writes an activity or an org gives the one ``activities_catalog_stamp``
-row a new random value in the same transaction (a session event in
-:mod:`gonghui.activities.models`, so no service can forget it). A reader compares the stamp
-with its copy's (one primary-key read) when its last comparison is over MAX_LAG_S old, and
-reloads when they differ; a change committed in this process drops the copy at once. So a
+Every flush that writes an activity or an org records a change of the topic ``catalog``
+(a session event in :mod:`gonghui.activities.models`, so no service can forget it), and
+the change feed (:mod:`gonghui.invalidation`) drops this process's copy: at the commit in
+the process that made it, within ``invalidation.FEED_MAX_LAG_S`` in every other. So a
 publish, pause, end or edit, or an org renamed or archived, shows in the next hub request
-of the process that made it and within MAX_LAG_S in every other, and a hub request
+of the process that made it and within about a second in every other, and a hub request
 normally reads nothing but the member's own state. Time moves the rest (live at the start,
 gone at the end): readers filter the copy by the clock on each request.
 """
@@ -15,19 +14,17 @@ gone at the end): readers filter the copy by the clock on each request.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from gonghui.activities.models import Activity, ActivityKind, ActivityStatus, CatalogStamp
+from gonghui import invalidation
+from gonghui.activities.models import CATALOG_TOPIC, Activity, ActivityKind, ActivityStatus
 from gonghui.activities.service import status_at
 from gonghui.clock import now
 from gonghui.orgs.models import Org
-
-_read_stamp = select(CatalogStamp.stamp).where(CatalogStamp.id == CatalogStamp.ROW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,47 +49,30 @@ class Listing:
         return status_at(self.status, self.starts_at, self.ends_at, instant)
 
 
-# How stale another process's change may be when a reader uses its copy.
-MAX_LAG_S = 1.0
-
-
 @dataclass
 class _Copy:
-    stamp: str
     loaded_at: datetime
     listings: list[Listing]
     by_chain: dict[tuple[int, ...], list[Listing]] = field(default_factory=dict)
-    # When the stamp was last found to be this copy's (time.monotonic()), and how many of
-    # this process's own catalog changes had committed before that read.
-    checked_at: float = 0.0
-    changes_seen: int = 0
-
-    def current(self) -> bool:
-        return self.changes_seen == _changes_here and time.monotonic() - self.checked_at <= (
-            MAX_LAG_S
-        )
 
 
 _copy: _Copy | None = None
-_changes_here = 0
+# Counts the changes seen: a copy loaded while one came in is not kept.
+_generation = 0
 _lock = threading.Lock()
 
 
-def forget() -> None:
-    """Drop this process's copy (tests that replace the database)."""
-    global _copy
+def _drop(_change: invalidation.Change | None = None) -> None:
+    global _copy, _generation
     with _lock:
         _copy = None
+        _generation += 1
 
 
-def changed_here() -> None:
-    """A transaction of this process that changed the catalog has committed."""
-    global _changes_here
-    with _lock:
-        _changes_here += 1
+invalidation.subscribe(CATALOG_TOPIC, on_change=_drop, forget=_drop)
 
 
-def _load(connection: Connection, stamp: str, at: datetime) -> _Copy:
+def _load(connection: Connection, at: datetime) -> _Copy:
     rows = connection.execute(
         select(
             Activity.id,
@@ -143,7 +123,7 @@ def _load(connection: Connection, stamp: str, at: datetime) -> _Copy:
                 },
             )
         )
-    return _Copy(stamp=stamp, loaded_at=at, listings=listings)
+    return _Copy(loaded_at=at, listings=listings)
 
 
 def open_activities(connection: Connection, *, chain: tuple[int, ...] | None) -> list[Listing]:
@@ -153,15 +133,15 @@ def open_activities(connection: Connection, *, chain: tuple[int, ...] | None) ->
     global _copy
     at = now()
     copy = _copy
+    if copy is None or not invalidation.current():
+        invalidation.catch_up(connection)
+        copy = _copy
     # A copy read at a later clock (tests move it back) may lack what is open now.
-    if copy is None or at < copy.loaded_at or not copy.current():
-        changes, checked_at = _changes_here, time.monotonic()  # before the stamp is read
-        stamp = connection.execute(_read_stamp).scalar()
-        if copy is None or stamp is None or copy.stamp != stamp or at < copy.loaded_at:
-            copy = _load(connection, stamp or "", at)
-        copy.checked_at, copy.changes_seen = checked_at, changes
-        if stamp is not None:
-            with _lock:
+    if copy is None or at < copy.loaded_at:
+        generation = _generation  # before the read: a change during it voids the copy
+        copy = _load(connection, at)
+        with _lock:
+            if generation == _generation:
                 _copy = copy
     if chain is None:
         return copy.listings

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, Session, UOWTransaction, mapped_column
 
+from gonghui import invalidation
 from gonghui.clock import now
-from gonghui.db import Base, BigId, IdPk, on_commit, upsert_insert
+from gonghui.db import Base, BigId, IdPk
 from gonghui.orgs.models import Org
 
 
@@ -83,34 +83,9 @@ class Counter(Base):
     granted: Mapped[int] = mapped_column(default=0)
 
 
-class CatalogStamp(Base):
-    """One row whose ``stamp`` takes a new random value in every transaction that writes an
-    activity or an org, so a process holding the hub's list of open activities knows with
-    one primary-key read whether its copy is current (see :mod:`gonghui.activities.catalog`).
-    Random rather than a counter: a database restored or recreated never repeats a value
-    that a running process has seen."""
-
-    __tablename__ = "activities_catalog_stamp"
-    ROW: ClassVar[int] = 1
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    stamp: Mapped[str] = mapped_column(String(32))
-
-
-def catalog_changed(session: Session) -> None:
-    """Give the catalog stamp a new value in this transaction (upsert of its one row), and
-    have this process's catalog copy dropped once it commits."""
-    from gonghui.activities import catalog  # local: the catalog imports this module
-
-    on_commit(session, catalog.changed_here)
-    dialect_insert = upsert_insert(session.get_bind().dialect.name)
-    stamp = secrets.token_hex(16)
-    # On the connection, not the session: this runs inside a flush.
-    session.connection().execute(
-        dialect_insert(CatalogStamp)
-        .values(id=CatalogStamp.ROW, stamp=stamp)
-        .on_conflict_do_update(index_elements=["id"], set_={"stamp": stamp})
-    )
+# The topic under which the hub's catalog of open activities learns of changes (see
+# :mod:`gonghui.activities.catalog` and :mod:`gonghui.invalidation`).
+CATALOG_TOPIC = "catalog"
 
 
 def _touches_catalog(session: Session) -> bool:
@@ -129,4 +104,4 @@ def _stamp_catalog_changes(session: Session, _context: UOWTransaction, _objects:
     # Activities and orgs change through the ORM (services set attributes), so every such
     # write passes here; bulk ``update(Activity)`` statements would not, and are not used.
     if _touches_catalog(session):
-        catalog_changed(session)
+        invalidation.changed(session, CATALOG_TOPIC)

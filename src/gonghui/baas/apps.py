@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -17,12 +15,13 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from gonghui import invalidation
 from gonghui.audit import service as audit
 from gonghui.baas.errors import BaasError
 from gonghui.baas.models import App
 from gonghui.clock import now
-from gonghui.db import on_commit
 from gonghui.errors import Conflict, Unauthenticated
+from gonghui.orgs.models import ORG_TREE_TOPIC
 from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
 
 
@@ -144,14 +143,17 @@ def rotate_key(session: Session, *, actor: Actor, app_id: int, kind: KeyKind) ->
         subject_id=app.id,
         details={"kind": str(kind)},
     )
-    on_commit(session, forget_keys)
+    invalidation.changed(session, KEY_TOPIC, str(app.id))
     return key
 
 
-# Key resolution runs on every app call: cache it briefly, as accounts.principal does for
-# tokens. A rotation in this process clears the cache at once; other processes see it
-# when their entry expires.
-KEY_CACHE_TTL_S = 2.0
+# Key resolution runs on every app call: held per process, as accounts.principal does for
+# tokens, under the change-feed topic ``baas.app`` (key: the app id; see
+# gonghui.invalidation). A rotation drops the old key at its commit in this process and
+# within about a second in every other; an org moved or archived drops every key (their org
+# paths). The TTL is a safety net only.
+KEY_TOPIC = "baas.app"
+KEY_CACHE_TTL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -162,31 +164,30 @@ class AppKeyHolder:
     kind: KeyKind
 
 
-_key_cache: dict[bytes, tuple[float, AppKeyHolder]] = {}
-_key_lock = threading.Lock()
-
-
-def forget_keys() -> None:
-    with _key_lock:
-        _key_cache.clear()
+_key_cache: invalidation.TopicCache[bytes, AppKeyHolder] = invalidation.TopicCache(
+    KEY_TOPIC,
+    key_of=lambda _, holder: str(holder.app_id),
+    ttl_s=KEY_CACHE_TTL_S,
+    cleared_by=(ORG_TREE_TOPIC,),
+)
 
 
 def cached_key(key: str) -> AppKeyHolder | None:
-    """The holder of ``key`` if this process resolved it moments ago (no database work)."""
-    with _key_lock:
-        hit = _key_cache.get(hash_key(key))
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    return None
+    """The holder of ``key`` if this process resolved it and the feed is current (no
+    database work)."""
+    return _key_cache.get(hash_key(key))
 
 
 def resolve_key(session: Session, key: str) -> AppKeyHolder:
     from gonghui.orgs.models import Org
 
-    hit = cached_key(key)
+    digest = hash_key(key)
+    hit = _key_cache.get(digest)
+    if hit is None and invalidation.catch_up(session):
+        hit = _key_cache.get(digest)
     if hit is not None:
         return hit
-    digest = hash_key(key)
+    generation = _key_cache.generation
     row = session.execute(
         select(App.id, App.org_id, Org.path, App.client_key_hash)
         .join(Org, Org.id == App.org_id)
@@ -196,6 +197,5 @@ def resolve_key(session: Session, key: str) -> AppKeyHolder:
         raise Unauthenticated(BaasError.KEY_INVALID, "unknown app key")
     kind = KeyKind.CLIENT if bytes(row[3]) == digest else KeyKind.SERVER
     holder = AppKeyHolder(app_id=row[0], org_id=row[1], org_path=row[2], kind=kind)
-    with _key_lock:
-        _key_cache[digest] = (time.monotonic() + KEY_CACHE_TTL_S, holder)
+    _key_cache.put(digest, holder, generation=generation)
     return holder

@@ -25,7 +25,7 @@ from gonghui.baas.schemas import FieldSpec
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.types import FieldType
 from gonghui.errors import InvalidInput, NotFound, field_error
-from gonghui.tenancy import Actor, Permission, require_org
+from gonghui.tenancy import Actor, Permission, path_within, require_org
 
 TEMPLATE_FORMAT = "gonghui.app-template"
 TEMPLATE_VERSION = 1
@@ -177,7 +177,7 @@ def copy_app(
     source = apps.get_app(session, actor=actor, app_id=app_id)
     source_org = require_org(session, actor, Permission.APPS_MANAGE, source.org_id)
     target_org = require_org(session, actor, Permission.APPS_MANAGE, org_id)
-    if not target_org.path.startswith(source_org.path):
+    if not path_within(target_org.path, source_org.path):
         raise NotFound("org.not_found", f"org {org_id} not found below the app's org")
     template = export_template(session, actor=actor, app_id=source.id)
     app, keys = import_template(

@@ -23,7 +23,7 @@ from gonghui.baas.errors import BaasError
 from gonghui.baas.models import RecordAcl
 from gonghui.errors import InvalidInput, field_error
 from gonghui.orgs.models import Role
-from gonghui.tenancy import Actor, Grant
+from gonghui.tenancy import Actor, Grant, path_within
 
 
 class Action(StrEnum):
@@ -79,14 +79,16 @@ class Caller:
         if grant == "users":
             return self.user_id is not None
         if grant == "members":
-            return self.member_org_path is not None and self.member_org_path.startswith(
-                self.org_path
+            return self.member_org_path is not None and path_within(
+                self.member_org_path, self.org_path
             )
         if grant.startswith("staff:"):
             role = grant.split(":", 1)[1]
             if self.is_platform_admin:
                 return True
-            return any(g.role == role and self.org_path.startswith(g.org_path) for g in self.grants)
+            return any(
+                g.role == role and path_within(self.org_path, g.org_path) for g in self.grants
+            )
         return False
 
     def audit(

@@ -23,6 +23,7 @@ from gonghui.deps import (
     CurrentStaff,
     IdempotencyKey,
     SessionDep,
+    WriteSessionDep,
 )
 from gonghui.types import Count, Id
 
@@ -108,7 +109,7 @@ def export_xlsx(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> Re
 
 @router.get("/activities/{activity_id}/prizes")
 def list_prizes(
-    activity_id: Id, staff: CurrentStaff, session: SessionDep, reveal: bool = False
+    activity_id: Id, staff: CurrentStaff, session: WriteSessionDep, reveal: bool = False
 ) -> list[FulfilmentLine]:
     """Physical prizes won in the activity; ``reveal=true`` unmasks addresses (audited)."""
     lines = fulfilment.list_prizes(session, actor=staff, activity_id=activity_id, reveal=reveal)

@@ -20,7 +20,7 @@ from gonghui.members.service import valid_id_number
 from gonghui.members.tags import normalise_tags
 from gonghui.orgs.models import Org
 from gonghui.pii import PiiField, blind_index, masked, narrow_key, unseal
-from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
+from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped, within
 
 MAX_PAGE = 200
 
@@ -98,7 +98,7 @@ def list_roster(
         select(RosterEntry, Org, Membership.user_id)
         .join(Org, Org.id == RosterEntry.org_id)
         .outerjoin(Membership, Membership.roster_entry_id == RosterEntry.id)
-        .where(Org.path.startswith(org.path))
+        .where(within(Org.path, org.path))
     )
     stmt = scoped(cast("Select[Any]", base), actor, Permission.MEMBERS_READ)
     after = _parse_cursor(cursor)

@@ -30,6 +30,11 @@ LEVEL_RANK = {
 }
 
 
+# The topic of the change feed (:mod:`gonghui.invalidation`) that tells every process the
+# org tree changed (an org moved or archived): paths held in caches may be stale.
+ORG_TREE_TOPIC = "orgs.tree"
+
+
 class Role(StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"

@@ -6,14 +6,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gonghui import invalidation
 from gonghui.accounts import principal as principals
 from gonghui.accounts.models import User
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.orgs.errors import OrgsError
-from gonghui.orgs.models import LEVEL_RANK, Org, OrgLevel, Role, StaffRole
-from gonghui.tenancy import Actor, Permission, require_org, scoped
+from gonghui.orgs.models import LEVEL_RANK, ORG_TREE_TOPIC, Org, OrgLevel, Role, StaffRole
+from gonghui.tenancy import Actor, Permission, path_within, require_org, scoped, within
 
 
 def _check_level(parent: Org | None, level: OrgLevel) -> None:
@@ -80,7 +81,7 @@ def list_orgs(
     stmt = scoped(select(Org), actor, Permission.ORGS_READ)
     if root_id is not None:
         root = require_org(session, actor, Permission.ORGS_READ, root_id)
-        stmt = stmt.where(Org.path.startswith(root.path))
+        stmt = stmt.where(within(Org.path, root.path))
     if not include_archived:
         stmt = stmt.where(Org.archived_at.is_(None))
     return list(session.scalars(stmt.order_by(Org.depth, Org.id)))
@@ -132,7 +133,7 @@ def move_org(session: Session, *, actor: Actor, org_id: int, new_parent_id: int)
     """Re-hang a subtree; the caller must manage both the org and its new parent."""
     org = require_org(session, actor, Permission.ORGS_MANAGE, org_id)
     parent = require_org(session, actor, Permission.ORGS_MANAGE, new_parent_id)
-    if parent.path.startswith(org.path):
+    if path_within(parent.path, org.path):
         raise InvalidInput(OrgsError.MOVE_INTO_SUBTREE, "cannot move an org under itself")
     if parent.archived_at is not None:
         raise Conflict(OrgsError.ARCHIVED, "cannot move under an archived org")
@@ -143,7 +144,7 @@ def move_org(session: Session, *, actor: Actor, org_id: int, new_parent_id: int)
     # One statement rewrites the whole subtree's paths: the subtree moves atomically.
     session.execute(
         update(Org)
-        .where(Org.path.startswith(old_path))
+        .where(within(Org.path, old_path))
         .values(
             path=new_path + func.substr(Org.path, len(old_path) + 1),
             depth=Org.depth + depth_delta,
@@ -253,5 +254,6 @@ def list_staff(session: Session, *, actor: Actor, org_id: int) -> list[StaffRole
 
 
 def _forget_all_principals(session: Session) -> None:
-    # Paths changed or an org is gone: every sign-in's grant and membership paths may be stale.
-    principals.changed(session, everyone=True)
+    # Paths changed or an org is gone: every sign-in's grant and membership paths (and every
+    # app key's org path) may be stale.
+    invalidation.changed(session, ORG_TREE_TOPIC)

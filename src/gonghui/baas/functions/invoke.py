@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert
 
+from gonghui import invalidation
 from gonghui.baas.functions import egress, files_ops, members_ops, service
 from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.models import Invocation
@@ -76,31 +76,26 @@ class Definition:
     allowed_hosts: tuple[str, ...]
 
 
-# Like app keys (baas.apps), definitions are cached for a couple of seconds: a deploy in
-# this process takes effect at once (service.deploy forgets the entry on commit), in other
-# processes when their entry expires.
-DEFINITION_TTL_S = 2.0
-_definitions: dict[tuple[int, str], tuple[float, Definition]] = {}
-_definitions_lock = threading.Lock()
-
-
-def forget_definition(app_id: int, name: str) -> None:
-    with _definitions_lock:
-        _definitions.pop((app_id, name), None)
-
-
-def forget_definitions() -> None:
-    with _definitions_lock:
-        _definitions.clear()
+# Like app keys (baas.apps), definitions are held per process under a change-feed topic
+# (gonghui.invalidation; key ``<app id>/<name>``): a deploy takes effect at its commit in
+# this process and within about a second in every other. The TTL is a safety net only.
+DEFINITION_TTL_S = 300.0
+_definitions: invalidation.TopicCache[tuple[int, str], Definition] = invalidation.TopicCache(
+    service.DEFINITION_TOPIC,
+    key_of=lambda key, _: service.definition_key(*key),
+    ttl_s=DEFINITION_TTL_S,
+)
 
 
 def _definition(app_id: int, name: str) -> Definition:
     key = (app_id, name)
-    with _definitions_lock:
-        hit = _definitions.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
+    hit = _definitions.get(key)
+    if hit is not None:
+        return hit
     with unit_of_work(read_only=True) as session:
+        if invalidation.catch_up(session) and (hit := _definitions.get(key)) is not None:
+            return hit
+        generation = _definitions.generation
         fn = service.find_function(session, app_id=app_id, name=name)
         definition = Definition(
             function_id=fn.id,
@@ -112,8 +107,7 @@ def _definition(app_id: int, name: str) -> Definition:
             runs_as_server=fn.runs_as == "server",
             allowed_hosts=tuple(fn.allowed_hosts or ()),
         )
-    with _definitions_lock:
-        _definitions[key] = (time.monotonic() + DEFINITION_TTL_S, definition)
+    _definitions.put(key, definition, generation=generation)
     return definition
 
 
@@ -176,20 +170,26 @@ class LogWriter:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
+        # The thread sleeps until a row is pending (it never wakes an idle server), then
+        # gathers rows for up to interval_s, or until a batch is full.
+        self._has_rows = threading.Event()
+        self._full = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, row: dict[str, Any]) -> None:
         with self._lock:
             self._pending.append(row)
+            first = len(self._pending) == 1
             full = len(self._pending) >= self.batch
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="function-logs", daemon=True
                 )
                 self._thread.start()
+        if first:
+            self._has_rows.set()
         if full:
-            self._wake.set()
+            self._full.set()
 
     def flush(self) -> int:
         """Write what is pending now; returns how many rows."""
@@ -203,8 +203,12 @@ class LogWriter:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
+            self._has_rows.wait()
+            self._full.wait(self.interval_s)
+            # Cleared before the flush takes the rows: a row added after the flush is the
+            # first of the next batch and sets _has_rows again.
+            self._has_rows.clear()
+            self._full.clear()
             try:
                 self.flush()
             except Exception:

@@ -32,6 +32,7 @@ from gonghui.integrations.sms import NoticeMessage, get_sms_sender
 from gonghui.members.models import Membership, RosterEntry
 from gonghui.orgs.models import Org
 from gonghui.pii import PiiField, unseal
+from gonghui.tenancy import within
 
 MAX_POINTS = 10_000
 
@@ -47,7 +48,7 @@ def _member_in_app(session: Session, caller: Caller, membership_id: Any) -> Memb
     membership = session.scalar(
         select(Membership)
         .join(Org, Org.id == Membership.org_id)
-        .where(Membership.id == int(membership_id), Org.path.startswith(caller.org_path))
+        .where(Membership.id == int(membership_id), within(Org.path, caller.org_path))
     )
     if membership is None:
         raise SdkRefusal(FunctionsError.MEMBER_NOT_FOUND, f"member {membership_id} not found")

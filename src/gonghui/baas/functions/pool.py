@@ -54,6 +54,10 @@ class WorkerPool:
         self._total = 0
         self._slots = set(range(config.max_workers))
         self._closed = False
+        # The reaper sleeps until the next idle worker may be stopped, or, with none to
+        # stop, until a worker goes idle (it is woken then): an idle server stays asleep.
+        self._reaper_wake = threading.Event()
+        self._reaper_waits_for_idle = False
         self._reaper = threading.Thread(target=self._reap, name="functions-reaper", daemon=True)
         self._reaper.start()
         self._top_up()
@@ -97,6 +101,7 @@ class WorkerPool:
             workers = [w for q in self._idle.values() for w in q]
             self._idle.clear()
             self._lock.notify_all()
+        self._reaper_wake.set()
         for worker in workers:
             worker.kill()
 
@@ -166,6 +171,9 @@ class WorkerPool:
                 return
             self._idle.setdefault(worker.key, deque()).append(worker)
             self._lock.notify_all()
+            if self._reaper_waits_for_idle:
+                self._reaper_waits_for_idle = False
+                self._reaper_wake.set()
 
     def _discard(self, worker: Worker) -> None:
         with self._lock:
@@ -234,7 +242,22 @@ class WorkerPool:
                     stopped += 1
         return stopped
 
+    def _next_reap_locked(self) -> float | None:
+        """When (monotonic) the longest-idle worker that may be stopped reaches
+        ``idle_s``; None when every idle worker is a spare to keep."""
+        due: float | None = None
+        for key, queue in self._idle.items():
+            keep = self.config.min_workers if key is None else 0
+            if len(queue) > keep:
+                at = queue[0].idle_since + self.config.idle_s
+                due = at if due is None else min(due, at)
+        return due
+
     def _reap(self) -> None:
         while not self._closed:
-            time.sleep(min(self.config.idle_s / 2, 5.0))
             self.reap_idle()
+            with self._lock:
+                due = self._next_reap_locked()
+                self._reaper_waits_for_idle = due is None
+            self._reaper_wake.wait(None if due is None else max(due - time.monotonic(), 0.0))
+            self._reaper_wake.clear()

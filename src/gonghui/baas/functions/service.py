@@ -13,13 +13,14 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from gonghui import invalidation
 from gonghui.audit import service as audit
 from gonghui.baas.apps import get_app
 from gonghui.baas.functions.errors import FunctionsError
 from gonghui.baas.functions.models import Function, FunctionVersion, Invocation
 from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
 from gonghui.clock import now
-from gonghui.db import on_commit, rowcount
+from gonghui.db import rowcount
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.tenancy import Actor
 
@@ -31,6 +32,9 @@ MAX_ALLOWED_HOSTS = 20
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_TIMEOUT_S = 60.0
 MEMORY_MB = (64, 1024)
+# The change-feed topic of what running a function needs (key: definition_key), held per
+# process by gonghui.baas.functions.invoke.
+DEFINITION_TOPIC = "baas.function"
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ def deploy(
         fn.allowed_hosts = sorted(set(spec.allowed_hosts))
     fn.updated_at = now()
     session.flush()
-    _forget_on_commit(session, fn)
+    _changed(session, fn)
     audit.record(
         session,
         actor=actor,
@@ -147,11 +151,14 @@ def deploy(
     return fn
 
 
-def _forget_on_commit(session: Session, fn: Function) -> None:
-    from gonghui.baas.functions.invoke import forget_definition
+def definition_key(app_id: int, name: str) -> str:
+    return f"{app_id}/{name}"
 
-    app_id, name = fn.app_id, fn.name
-    on_commit(session, lambda: forget_definition(app_id, name))
+
+def _changed(session: Session, fn: Function) -> None:
+    """What running ``fn`` needs changed: every process's held definition goes (see
+    :mod:`gonghui.invalidation`)."""
+    invalidation.changed(session, DEFINITION_TOPIC, definition_key(fn.app_id, fn.name))
 
 
 def versions(session: Session, *, function: Function) -> list[FunctionVersion]:
@@ -176,7 +183,7 @@ def rollback(session: Session, *, actor: Actor, app_id: int, name: str, version:
     previous = fn.current_version
     fn.current_version = version
     fn.updated_at = now()
-    _forget_on_commit(session, fn)
+    _changed(session, fn)
     audit.record(
         session,
         actor=actor,
@@ -196,7 +203,7 @@ def set_secrets(
     fn = get_function(session, actor=actor, app_id=app_id, name=name)
     fn.secrets_enc = seal_secrets(fn.id, secrets) if secrets else None
     fn.updated_at = now()
-    _forget_on_commit(session, fn)
+    _changed(session, fn)
     audit.record(
         session,
         actor=actor,

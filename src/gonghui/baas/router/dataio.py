@@ -10,7 +10,7 @@ from gonghui.baas import dataio
 from gonghui.baas.errors import BaasError
 from gonghui.baas.schemas import ImportResult
 from gonghui.bodylimit import max_body, upload_limit
-from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
 from gonghui.errors import InvalidInput
 from gonghui.types import Id
 
@@ -22,7 +22,7 @@ def export_table(
     app_id: Id,
     name: str,
     staff: CurrentStaff,
-    session: SessionDep,
+    session: WriteSessionDep,
     format: dataio.DataFormat = dataio.DataFormat.CSV,
 ) -> StreamingResponse:
     chunks = list(dataio.export_rows(session, actor=staff, app_id=app_id, table=name, fmt=format))

@@ -42,7 +42,6 @@ from gonghui.baas.tables.types import (
     compile_pattern,
     convert,
 )
-from gonghui.db import on_commit
 from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.tenancy import Actor
 
@@ -150,7 +149,7 @@ def _changed(session: Session, table: DataTable, actor: Actor, action: str, deta
         subject_id=table.id,
         details=details,
     )
-    on_commit(session, infos.forget_tables)
+    infos.changed(session, app_id=table.app_id, table_id=table.id)
 
 
 def _resolve_ref(session: Session, app_id: int, spec: FieldSpec) -> int | None:

@@ -186,7 +186,10 @@ def _run_function(item: Claimed) -> tuple[bool, int | None, str | None]:
     assert item.function_name is not None
     with unit_of_work(read_only=True) as session:
         org = session.get(Org, item.org_id)
-        org_path = org.path if org else "/"
+        org_path = org.path if org else None
+    if org_path is None:
+        # Never a wider scope than the app's own subtree: without its org, nothing runs.
+        return False, None, f"the app's org {item.org_id} no longer exists"
     caller = Caller(app_id=item.app_id, org_id=item.org_id, org_path=org_path, server=True)
     try:
         done = invoke(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from gonghui.members.models import ImportJob, ImportStatus
 from gonghui.orgs.models import Org
 from gonghui.storage import get_store
-from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
+from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped, within
 
 UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 
@@ -49,7 +49,7 @@ def list_jobs(session: Session, *, actor: Actor, org_id: int, limit: int = 50) -
     stmt = (
         scoped(select(ImportJob), actor, Permission.MEMBERS_MANAGE)
         .join(Org, Org.id == ImportJob.org_id)
-        .where(Org.path.startswith(org.path))
+        .where(within(Org.path, org.path))
         .order_by(ImportJob.id.desc())
         .limit(min(max(limit, 1), 200))
     )

@@ -36,7 +36,7 @@ from gonghui.members.roster_write import Tally, write_batch
 from gonghui.orgs.models import Org
 from gonghui.pii import BulkSealer
 from gonghui.storage import get_store
-from gonghui.tenancy import Actor, Permission, require_org, subtree_condition
+from gonghui.tenancy import Actor, Permission, require_org, subtree_condition, within
 
 log = logging.getLogger("gonghui.members.import")
 
@@ -80,7 +80,7 @@ ProgressCallback = Callable[[ImportProgress], None]
 def _org_map(session: Session, *, actor: Actor, org: Org) -> dict[str, int]:
     """Codes of the active orgs the import may write to: the target org's subtree, within
     the actor's own scope."""
-    stmt = select(Org.code, Org.id).where(Org.path.startswith(org.path), Org.archived_at.is_(None))
+    stmt = select(Org.code, Org.id).where(within(Org.path, org.path), Org.archived_at.is_(None))
     if not actor.is_platform_admin:
         stmt = stmt.where(subtree_condition(Org.path, actor.roots(Permission.MEMBERS_MANAGE)))
     return {str(code): int(ident) for code, ident in session.execute(stmt)}

@@ -1,0 +1,320 @@
+"""How every per-process cache learns that what it holds has changed: one change feed.
+
+A cache (sign-in principals, the hub's catalog, BaaS table definitions, app keys, function
+definitions) registers a callback for its topic with :func:`subscribe`. A service that
+changes what such a cache holds calls :func:`changed` with the topic and a key (None: all of
+the topic) in its transaction. The change is written as a ``core_cache_change`` row as that
+transaction commits, stamped with the time of the commit, and handed to the subscribers of
+this process right after the commit. Every other process reads the rows it has not seen
+once its last read is more than ``FEED_MAX_LAG_S`` old (the request that notices does it,
+through :func:`catch_up`), and hands each to the subscribers of its topic. So a change
+shows at once in the process that made it and within ``FEED_MAX_LAG_S`` in every other; a
+cache's own TTL is only a safety net. Between reads, :func:`current` costs one clock read:
+no request pays a database read for freshness.
+
+The transport is the one piece to replace (by Redis pub/sub, say): the rows written by
+:func:`_write_changes` and read by :class:`_PollingFeed`. Writers (:func:`changed`),
+subscribers, :class:`TopicCache` and :func:`forget_all` do not depend on it. It survives
+what polling a table meets: ids that PostgreSQL hands out before commit (an id
+missing below the highest seen is looked for again for ``_GAP_S``), ids that go backwards
+(a database replaced: every subscriber is told that everything changed), and a process
+starting (it reads back the replay window its subscribers ask for). :func:`purge` deletes
+rows older than any process can need (housekeeping).
+
+:func:`forget_all` clears every registered cache and what this process knows of the feed
+(tests; a database replaced under a running process).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, String, delete, event, func, insert, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from gonghui.clock import now
+from gonghui.db import Base, IdPk, on_commit, rowcount
+
+FEED_MAX_LAG_S = 1.0
+# An id below the highest seen that is not there yet belongs to a transaction still open
+# (PostgreSQL hands out ids before commit) or rolled back: looked for again this long.
+_GAP_S = 600.0
+_GAPS_MAX = 1_000
+# A process starting reads back at least this far, so that a transaction in flight as it
+# starts (its id below the highest visible) is followed as a gap, not missed.
+_MIN_REPLAY_S = 60.0
+# Rows are kept at least this long, whatever the subscribers of the purging process ask.
+_RETAIN_S = 24 * 3600.0
+
+
+class CacheChange(Base):
+    """Something a per-process cache holds changed: ``key`` within ``topic`` (all of the
+    topic when None). Written as the changing transaction commits; read by every process."""
+
+    __tablename__ = "core_cache_change"
+    # Ids never reused: a reader knows what it has seen by id.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[IdPk]
+    topic: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(160))
+    committed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    topic: str
+    key: str | None  # None: everything in the topic
+    at: float  # when it committed (POSIX seconds, by the committing server's clock)
+
+
+@dataclass(frozen=True)
+class _Subscriber:
+    topic: str
+    on_change: Callable[[Change], None]
+    forget: Callable[[], None]
+    replay_s: float
+
+
+_subscribers: dict[str, list[_Subscriber]] = {}
+_all: list[_Subscriber] = []
+
+
+def subscribe(
+    topic: str,
+    *,
+    on_change: Callable[[Change], None],
+    forget: Callable[[], None],
+    replay_s: float = 0.0,
+) -> None:
+    """Hand every change of ``topic`` to ``on_change`` (made here: after its commit; made
+    elsewhere: within ``FEED_MAX_LAG_S``); :func:`forget_all` calls ``forget``. A process
+    starting hands over the changes of the last ``replay_s`` seconds too."""
+    subscriber = _Subscriber(topic, on_change, forget, replay_s)
+    _subscribers.setdefault(topic, []).append(subscriber)
+    _all.append(subscriber)
+
+
+def _deliver(changes: list[Change]) -> None:
+    for change in changes:
+        for subscriber in _subscribers.get(change.topic, ()):
+            subscriber.on_change(change)
+
+
+def _everything_changed(at: float) -> None:
+    """The feed lost track (ids went back, too many gaps): every cache starts afresh."""
+    _deliver([Change(topic, None, at) for topic in list(_subscribers)])
+
+
+_PENDING = "cache_changes"
+
+
+def changed(session: Session, topic: str, key: str | None = None) -> None:
+    """Record in this transaction that ``key`` of ``topic`` (None: all of it) changed."""
+    session.info.setdefault(_PENDING, []).append((topic, key))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_changes(session: Session) -> None:
+    """The changes of a transaction go in as it commits, stamped with the time of its
+    commit (give or take the commit itself): readers date them by that stamp."""
+    # Flush first: changes recorded by flush hooks (the catalog's) are then pending too.
+    session.flush()
+    pending: list[tuple[str, str | None]] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    at = now()
+    unique = list(dict.fromkeys(pending))
+    session.execute(
+        insert(CacheChange),
+        [{"topic": topic, "key": key, "committed_at": at} for topic, key in unique],
+    )
+    stamp = at.timestamp()
+    changes = [Change(topic, key, stamp) for topic, key in unique]
+    on_commit(session, lambda: _deliver(changes))
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_changes(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _clock() -> float:
+    return now().timestamp()
+
+
+@dataclass
+class _PollingFeed:
+    """The transport: the ``core_cache_change`` table, polled. What this process has read
+    of it: when it last read, the highest id seen and the ids missing below it."""
+
+    read_at: float = float("-inf")  # when the last successful read started
+    max_id: int | None = None  # None: never read
+    gaps: dict[int, float] = field(default_factory=dict)  # missing id -> when first missed
+    reading: threading.Lock = field(default_factory=threading.Lock)
+
+    def current(self, at: float) -> bool:
+        # A clock that went back makes the feed due, not current for longer.
+        return self.read_at <= at < self.read_at + FEED_MAX_LAG_S
+
+    def read(self, db: Connection | Session) -> bool:
+        """Read and deliver the rows not seen yet, if a read is due; True if it read."""
+        if self.current(_clock()):
+            return False
+        with self.reading:
+            if self.current(_clock()):
+                return False  # another thread read it meanwhile
+            started = _clock()
+            top = db.execute(_TOP).scalar() or 0
+            first = self.max_id is None
+            known = self.max_id or 0
+            gaps = dict(self.gaps)
+            if first:
+                since = now() - timedelta(seconds=_replay_s())
+                query: Any = select(*_COLUMNS).where(CacheChange.committed_at >= since)
+            elif top > known or gaps:
+                query = select(*_COLUMNS).where(
+                    or_(CacheChange.id > known, CacheChange.id.in_(list(gaps)))
+                )
+            else:
+                query = None
+            rows = list(db.execute(query)) if query is not None else []
+            seen_at = _clock()
+            if not first and top < known:
+                # Ids went back: the database was replaced. Trust nothing read before.
+                _everything_changed(seen_at)
+                self.max_id, self.gaps = top, {}
+            else:
+                _deliver([Change(topic, key, at.timestamp()) for _, topic, key, at in rows])
+                found = {row[0] for row in rows}
+                highest = max([top, known, *found])
+                low = (min(found) if found else highest + 1) if first else known + 1
+                gaps = {i: t for i, t in gaps.items() if i not in found and t > seen_at - _GAP_S}
+                new_gaps = highest + 1 - low - sum(1 for i in found if i >= low)
+                if len(gaps) + new_gaps > _GAPS_MAX:
+                    _everything_changed(seen_at)  # too many to follow
+                    gaps = {}
+                else:
+                    gaps |= {i: seen_at for i in range(low, highest + 1) if i not in found}
+                self.max_id, self.gaps = highest, gaps
+            # Last: a reader that finds the feed current finds every change delivered.
+            self.read_at = started
+            return True
+
+
+_TOP = select(func.max(CacheChange.id))
+_COLUMNS = (CacheChange.id, CacheChange.topic, CacheChange.key, CacheChange.committed_at)
+_feed = _PollingFeed()
+
+
+def _replay_s() -> float:
+    return max([_MIN_REPLAY_S, *(s.replay_s for s in _all)])
+
+
+def current() -> bool:
+    """Whether this process has read every change committed up to ``FEED_MAX_LAG_S`` ago
+    (no I/O): a cache may then answer from memory."""
+    return _feed.current(_clock())
+
+
+def catch_up(db: Connection | Session) -> bool:
+    """Read the feed through ``db`` if the last read is due (otherwise no I/O); True if it
+    read."""
+    return _feed.read(db)
+
+
+def forget_all() -> None:
+    """Clear every registered cache and what this process has read of the feed."""
+    global _feed
+    _feed = _PollingFeed()
+    for subscriber in _all:
+        subscriber.forget()
+
+
+def purge(session: Session) -> int:
+    """Delete the rows no process needs any more (older than any replay window, and than
+    ``_RETAIN_S``); returns how many."""
+    keep_s = max(_RETAIN_S, _replay_s() + 3600)
+    before = now() - timedelta(seconds=keep_s)
+    return rowcount(session.execute(delete(CacheChange).where(CacheChange.committed_at < before)))
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TopicCache(Generic[K, V]):
+    """A per-process map kept current by the feed: a change of ``topic`` drops the entries
+    whose ``key_of(key, value)`` is the change's key (all of them for a change of the whole
+    topic, or any change of a topic in ``cleared_by``). Entries also expire after ``ttl_s``,
+    a safety net only.
+
+    :meth:`get` answers only while the feed is current; on a miss the caller catches up,
+    takes :meth:`generation`, loads, and :meth:`put` keeps the value only if no change
+    came in meanwhile (so a load that raced a change is never kept)."""
+
+    def __init__(
+        self,
+        topic: str,
+        *,
+        key_of: Callable[[K, V], str],
+        ttl_s: float,
+        cleared_by: tuple[str, ...] = (),
+        max_entries: int = 10_000,
+    ) -> None:
+        self.topic = topic
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._key_of = key_of
+        self._entries: dict[K, tuple[float, V]] = {}  # key -> (expires at, value)
+        self._generation = 0
+        self._lock = threading.Lock()
+        subscribe(topic, on_change=self._on_change, forget=self.forget)
+        for other in cleared_by:
+            subscribe(other, on_change=self._clear, forget=self.forget)
+
+    def get(self, key: K) -> V | None:
+        """The value held for ``key`` if the feed is current and it has not expired."""
+        at = _clock()
+        if not _feed.current(at):
+            return None
+        hit = self._entries.get(key)
+        if hit is None or hit[0] <= at:
+            return None
+        return hit[1]
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def put(self, key: K, value: V, *, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return  # changed while it was loaded: the value may predate the change
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (_clock() + self.ttl_s, value)
+
+    def forget(self) -> None:
+        """Drop every entry (tests; a database replaced)."""
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def _clear(self, _change: Change) -> None:
+        self.forget()
+
+    def _on_change(self, change: Change) -> None:
+        with self._lock:
+            self._generation += 1
+            if change.key is None:
+                self._entries.clear()
+                return
+            for key in [
+                k for k, (_, v) in self._entries.items() if self._key_of(k, v) == change.key
+            ]:
+                del self._entries[key]
