@@ -13,8 +13,11 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import httpx
+import pyotp
 import pytest
+from PIL import Image
 
+from gonghui import clock
 from gonghui.accounts.service import create_staff_user
 from gonghui.db import unit_of_work
 from gonghui.orgs import service as orgs
@@ -260,3 +263,40 @@ def xlsx_with_blank_rows(header: list[str], blank_rows: int) -> bytes:
         for name, text in parts.items():
             archive.writestr(name, text)
     return out.getvalue()
+
+
+# -- membership reviews ---------------------------------------------------------------------
+
+
+def proof_png() -> bytes:
+    """A small PNG image, as a member attaches to a review request."""
+    out = io.BytesIO()
+    Image.new("RGB", (16, 10), (20, 120, 200)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def request_review(
+    api: httpx.Client, member_headers: dict[str, str], org_id: int, name: str, number: str
+) -> httpx.Response:
+    """A member asks for a manual review of their membership, with a proof image."""
+    return api.post(
+        "/api/v1/members/verification-requests",
+        data={"name": name, "id_number": number, "org_id": str(org_id), "note": "新入职"},
+        files={"proof": ("会员证.png", proof_png(), "image/png")},
+        headers=member_headers,
+    )
+
+
+# -- staff two-step sign-in ----------------------------------------------------------------
+
+
+def totp_code_now(secret: str) -> str:
+    return pyotp.TOTP(secret).at(clock.now())
+
+
+def wrong_totp_code(secret: str) -> str:
+    """A code no step near now accepts."""
+    totp = pyotp.TOTP(secret)
+    step = totp.timecode(clock.now())
+    near = {totp.generate_otp(s) for s in range(step - 2, step + 3)}
+    return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pyotp
 from sqlalchemy import select
 
 from gonghui import clock
@@ -15,19 +14,15 @@ from gonghui.accounts.models import TotpCredential
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.settings import get_settings
-from tests.fixtures import PASSWORD, PhoneUserFactory, Staff, StaffFactory, Tree
-
-
-def code_now(secret: str) -> str:
-    return pyotp.TOTP(secret).at(clock.now())
-
-
-def wrong_code(secret: str) -> str:
-    """A code no step near now accepts."""
-    totp = pyotp.TOTP(secret)
-    step = totp.timecode(clock.now())
-    near = {totp.generate_otp(s) for s in range(step - 2, step + 3)}
-    return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
+from tests.fixtures import (
+    PASSWORD,
+    PhoneUserFactory,
+    Staff,
+    StaffFactory,
+    Tree,
+    totp_code_now,
+    wrong_totp_code,
+)
 
 
 def password_login(api: httpx.Client, username: str) -> dict[str, Any]:
@@ -47,7 +42,7 @@ def enrol(api: httpx.Client, staff: Staff) -> str:
 def enrolled(api: httpx.Client, staff: Staff) -> str:
     secret = enrol(api, staff)
     resp = api.post(
-        "/api/v1/auth/totp/confirm", json={"code": code_now(secret)}, headers=staff.headers
+        "/api/v1/auth/totp/confirm", json={"code": totp_code_now(secret)}, headers=staff.headers
     )
     assert resp.status_code == 200, resp.text
     return secret
@@ -79,7 +74,7 @@ def test_enrolment_is_active_only_after_a_confirming_code(
     assert "access_token" in password_login(api, staff.username)
 
     wrong = api.post(
-        "/api/v1/auth/totp/confirm", json={"code": wrong_code(secret)}, headers=staff.headers
+        "/api/v1/auth/totp/confirm", json={"code": wrong_totp_code(secret)}, headers=staff.headers
     )
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "accounts.totp_invalid"
@@ -88,7 +83,7 @@ def test_enrolment_is_active_only_after_a_confirming_code(
     assert audit_actions(staff.user_id) == []
 
     right = api.post(
-        "/api/v1/auth/totp/confirm", json={"code": code_now(secret)}, headers=staff.headers
+        "/api/v1/auth/totp/confirm", json={"code": totp_code_now(secret)}, headers=staff.headers
     )
     assert right.status_code == 200, right.text
     assert api.get("/api/v1/auth/totp", headers=staff.headers).json() == {"enabled": True}
@@ -123,13 +118,14 @@ def test_sign_in_needs_password_then_a_current_code(
 
     bad = api.post(
         "/api/v1/auth/totp/login",
-        json={"challenge": first["challenge"], "code": wrong_code(secret)},
+        json={"challenge": first["challenge"], "code": wrong_totp_code(secret)},
     )
     assert bad.status_code == 401
     assert bad.json()["error"]["code"] == "accounts.totp_invalid"
 
     good = api.post(
-        "/api/v1/auth/totp/login", json={"challenge": first["challenge"], "code": code_now(secret)}
+        "/api/v1/auth/totp/login",
+        json={"challenge": first["challenge"], "code": totp_code_now(secret)},
     )
     assert good.status_code == 200, good.text
     me = api.get(
@@ -144,7 +140,7 @@ def test_a_code_is_accepted_only_once(
     staff = make_staff(tree.city_a)
     secret = enrolled(api, staff)
     clock.advance(timedelta(seconds=30))
-    code = code_now(secret)
+    code = totp_code_now(secret)
     one = password_login(api, staff.username)["challenge"]
     two = password_login(api, staff.username)["challenge"]
     assert (
@@ -158,7 +154,9 @@ def test_a_code_is_accepted_only_once(
 
     # The next step's code is fresh.
     clock.advance(timedelta(seconds=30))
-    fresh = api.post("/api/v1/auth/totp/login", json={"challenge": two, "code": code_now(secret)})
+    fresh = api.post(
+        "/api/v1/auth/totp/login", json={"challenge": two, "code": totp_code_now(secret)}
+    )
     assert fresh.status_code == 200, fresh.text
 
 
@@ -172,7 +170,8 @@ def test_wrong_codes_lock_the_factor_for_a_while(
     limit = get_settings().otp_max_attempts
     answers = [
         api.post(
-            "/api/v1/auth/totp/login", json={"challenge": challenge, "code": wrong_code(secret)}
+            "/api/v1/auth/totp/login",
+            json={"challenge": challenge, "code": wrong_totp_code(secret)},
         ).json()["error"]
         for _ in range(limit)
     ]
@@ -180,20 +179,20 @@ def test_wrong_codes_lock_the_factor_for_a_while(
     assert answers[-1]["code"] == "accounts.totp_locked"
 
     locked = api.post(
-        "/api/v1/auth/totp/login", json={"challenge": challenge, "code": code_now(secret)}
+        "/api/v1/auth/totp/login", json={"challenge": challenge, "code": totp_code_now(secret)}
     )
     assert locked.status_code == 401
     assert locked.json()["error"]["code"] == "accounts.totp_locked"
     # Disabling is behind the same lock.
     disable = api.post(
-        "/api/v1/auth/totp/disable", json={"code": code_now(secret)}, headers=staff.headers
+        "/api/v1/auth/totp/disable", json={"code": totp_code_now(secret)}, headers=staff.headers
     )
     assert disable.json()["error"]["code"] == "accounts.totp_locked"
 
     clock.advance(timedelta(seconds=get_settings().otp_ttl_s + 1))
     challenge = password_login(api, staff.username)["challenge"]
     after = api.post(
-        "/api/v1/auth/totp/login", json={"challenge": challenge, "code": code_now(secret)}
+        "/api/v1/auth/totp/login", json={"challenge": challenge, "code": totp_code_now(secret)}
     )
     assert after.status_code == 200, after.text
 
@@ -206,12 +205,12 @@ def test_an_expired_or_forged_challenge_is_refused(
     challenge = password_login(api, staff.username)["challenge"]
     forged = challenge[:-4] + ("AAAA" if not challenge.endswith("AAAA") else "BBBB")
     refused = api.post(
-        "/api/v1/auth/totp/login", json={"challenge": forged, "code": code_now(secret)}
+        "/api/v1/auth/totp/login", json={"challenge": forged, "code": totp_code_now(secret)}
     )
     assert refused.json()["error"]["code"] == "accounts.totp_challenge_invalid"
     clock.advance(timedelta(seconds=get_settings().otp_ttl_s + 30))
     expired = api.post(
-        "/api/v1/auth/totp/login", json={"challenge": challenge, "code": code_now(secret)}
+        "/api/v1/auth/totp/login", json={"challenge": challenge, "code": totp_code_now(secret)}
     )
     assert expired.status_code == 401
     assert expired.json()["error"]["code"] == "accounts.totp_challenge_invalid"
@@ -228,13 +227,13 @@ def test_disabling_needs_a_current_code(
     secret = enrolled(api, staff)
     clock.advance(timedelta(seconds=30))
     wrong = api.post(
-        "/api/v1/auth/totp/disable", json={"code": wrong_code(secret)}, headers=staff.headers
+        "/api/v1/auth/totp/disable", json={"code": wrong_totp_code(secret)}, headers=staff.headers
     )
     assert wrong.status_code == 401
     assert api.get("/api/v1/auth/totp", headers=staff.headers).json() == {"enabled": True}
 
     right = api.post(
-        "/api/v1/auth/totp/disable", json={"code": code_now(secret)}, headers=staff.headers
+        "/api/v1/auth/totp/disable", json={"code": totp_code_now(secret)}, headers=staff.headers
     )
     assert right.status_code == 200, right.text
     assert right.json() == {"enabled": False}
@@ -242,7 +241,7 @@ def test_disabling_needs_a_current_code(
     assert audit_actions(staff.user_id) == ["accounts.totp_enabled", "accounts.totp_disabled"]
     assert "access_token" in password_login(api, staff.username)
     not_on = api.post(
-        "/api/v1/auth/totp/disable", json={"code": code_now(secret)}, headers=staff.headers
+        "/api/v1/auth/totp/disable", json={"code": totp_code_now(secret)}, headers=staff.headers
     )
     assert not_on.status_code == 409
 

@@ -144,6 +144,17 @@ def create_activity(
     return activity
 
 
+def draw(
+    api: httpx.Client, activity_id: int, headers: dict[str, str], **extra: str
+) -> httpx.Response:
+    """A member draws once in a lottery (``extra`` headers, e.g. an idempotency key)."""
+    return api.post(
+        f"/api/v1/activities/{activity_id}/draws",
+        json={"entropy": "abc"},
+        headers={**headers, **extra},
+    )
+
+
 def quiz_config(**rules: Any) -> dict[str, Any]:
     return {
         "kind": "quiz",

@@ -20,10 +20,10 @@ from gonghui.tenancy import Actor
 from tests.activities.conftest import (
     MemberFactory,
     create_activity,
+    draw,
     lottery_config,
     staff_headers,
 )
-from tests.activities.lottery.test_draw import _draw
 from tests.fixtures import Staff, StaffFactory, Tree
 
 
@@ -41,10 +41,10 @@ def test_draws_by_hour_and_by_union(
     prize = {"name": "五元券", "kind": "voucher", "weight": 1, "stock": 1, "value": 500}
     activity = create_activity(api, op.headers, tree.city_a, config=lottery_config([prize]))
     for org in (tree.grassroots_a1x, tree.grassroots_a1x):
-        assert _draw(api, activity["id"], make_member(org).headers).status_code == 200
+        assert draw(api, activity["id"], make_member(org).headers).status_code == 200
     clock.advance(timedelta(hours=2))
     late = make_member(tree.district_a1)
-    assert _draw(api, activity["id"], late.headers).status_code == 200
+    assert draw(api, activity["id"], late.headers).status_code == 200
 
     with unit_of_work(read_only=True) as session:
         hourly = stats.draws_by_hour(session, actor=_actor(op), activity_id=activity["id"])

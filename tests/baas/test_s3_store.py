@@ -10,7 +10,7 @@ import pytest
 
 from gonghui import storage
 from gonghui.baas import files as baas_files
-from gonghui.baas import router as baas_router
+from gonghui.baas.router import files as file_routes
 from gonghui.storage import S3Store, sigv4_headers
 from tests.baas.conftest import AppHandle
 
@@ -78,7 +78,7 @@ def bucket(monkeypatch: pytest.MonkeyPatch) -> FakeBucket:
             transport=httpx.MockTransport(fake),
         )
 
-    for module in (storage, baas_files, baas_router):
+    for module in (storage, baas_files, file_routes):
         monkeypatch.setattr(module, "get_store", store)
     return fake
 

@@ -18,6 +18,7 @@ from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.members import roster_import
 from gonghui.members.models import ImportJob, ImportStatus, RosterEntry
+from gonghui.members.roster_import import run as import_run
 from gonghui.orgs.models import Role
 from gonghui.storage import get_store
 from gonghui.tenancy import SYSTEM
@@ -64,7 +65,7 @@ def test_import_killed_mid_way_is_marked_interrupted_and_its_upload_deleted(
 ) -> None:
     operator = make_staff(tree.city_a, Role.OPERATOR)
     data = big_roster(ROWS)
-    assert len(data) >= roster_import.LARGE_FILE_BYTES
+    assert len(data) >= import_run.LARGE_FILE_BYTES
     first = ServerProcess().start()
     try:
         resp = httpx.post(

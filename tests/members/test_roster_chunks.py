@@ -23,6 +23,7 @@ from gonghui.members.roster_file import (
     detect_encoding,
     parse_chunk,
 )
+from gonghui.members.roster_import import run as import_run
 from gonghui.pii import PiiField, unseal
 from gonghui.storage import get_store
 from gonghui.tenancy import SYSTEM
@@ -141,7 +142,7 @@ def test_pool_import_across_tiny_chunks_matches_the_in_process_one(
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows([HEADER, *rows])
     data = out.getvalue().encode(encoding)
-    monkeypatch.setattr(roster_import, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(import_run, "CHUNK_BYTES", 16)
     in_process, in_process_report = _import(tree, data, "a.csv", workers=0)
     expected = _roster()
     with unit_of_work() as session:
@@ -225,9 +226,9 @@ def test_mixed_reimport_counts_creates_updates_repeats_and_refusals(
     run(tree.city_b, [["钱七", e, "", "", "SZ-NS-01", ""]])
     run(tree.city_a, [["张三", a, "", "", "GZ-TH-01", ""], ["李四", b, "", "", "GZ-TH-01", ""]])
     # About a row per chunk, so that transactions of three rows split the file.
-    monkeypatch.setattr(roster_import, "CHUNK_BYTES", 40)
+    monkeypatch.setattr(import_run, "CHUNK_BYTES", 40)
     if large:
-        monkeypatch.setattr(roster_import, "LARGE_FILE_BYTES", 0)
+        monkeypatch.setattr(import_run, "LARGE_FILE_BYTES", 0)
     job, report = run(
         tree.city_a,
         [

@@ -3,14 +3,12 @@ why; a manual review with a proof image is approved or rejected by an operator."
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 
 from gonghui import clock
@@ -18,7 +16,7 @@ from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.members.models import Membership, VerificationRequest
 from gonghui.orgs.models import Role
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, proof_png, request_review
 from tests.members.conftest import (
     MemberFactory,
     Uploader,
@@ -46,12 +44,6 @@ def _memberships() -> list[tuple[int, int, str]]:
             (m.user_id, m.org_id, m.verified_via)
             for m in session.scalars(select(Membership).order_by(Membership.id))
         ]
-
-
-def _png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (16, 10), (20, 120, 200)).save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.mark.usefixtures("roster")
@@ -204,22 +196,11 @@ def test_entry_claimed_by_another_account_goes_to_review_instead_of_moving(
     assert gone["status"] == "unverified"
 
 
-def _request_review(
-    api: httpx.Client, member_headers: dict[str, str], org_id: int, name: str, number: str
-) -> httpx.Response:
-    return api.post(
-        "/api/v1/members/verification-requests",
-        data={"name": name, "id_number": number, "org_id": str(org_id), "note": "新入职"},
-        files={"proof": ("会员证.png", _png(), "image/png")},
-        headers=member_headers,
-    )
-
-
 def test_manual_review_approved_creates_entry_and_membership(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     member = make_member()
-    resp = _request_review(api, member.headers, tree.grassroots_a1x, "刘新", NEWCOMER)
+    resp = request_review(api, member.headers, tree.grassroots_a1x, "刘新", NEWCOMER)
     assert resp.status_code == 201, resp.text
     req = resp.json()
     assert (req["status"], req["failure_code"], req["has_proof"]) == (
@@ -228,7 +209,7 @@ def test_manual_review_approved_creates_entry_and_membership(
         True,
     )
     assert req["name"] == "刘*"
-    again = _request_review(api, member.headers, tree.grassroots_a1x, "刘新", NEWCOMER)
+    again = request_review(api, member.headers, tree.grassroots_a1x, "刘新", NEWCOMER)
     assert again.json()["error"]["code"] == "members.review_already_pending"
 
     operator_b = make_staff(tree.city_b, Role.OPERATOR)
@@ -249,7 +230,7 @@ def test_manual_review_approved_creates_entry_and_membership(
         f"/api/v1/members/verification-requests/{req['id']}/proof", headers=operator.headers
     )
     assert (proof.status_code, proof.headers["content-type"]) == (200, "image/png")
-    assert proof.content == _png()
+    assert proof.content == proof_png()
 
     decided = api.post(
         f"/api/v1/members/verification-requests/{req['id']}/approve",
@@ -288,7 +269,7 @@ def test_manual_review_rejected_makes_no_member(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     member = make_member()
-    req = _request_review(api, member.headers, tree.grassroots_a1x, "张四", ZHANG).json()
+    req = request_review(api, member.headers, tree.grassroots_a1x, "张四", ZHANG).json()
     assert req["failure_code"] == "members.verification_failed"
     operator = make_staff(tree.city_a, Role.OPERATOR)
     resp = api.post(
@@ -386,8 +367,8 @@ def test_review_requests_cannot_probe_the_roster(
     api: httpx.Client, tree: Tree, make_member: MemberFactory
 ) -> None:
     outsider, wrong_name = make_member(), make_member()
-    a = _request_review(api, outsider.headers, tree.grassroots_a1x, "张三", NEWCOMER)
-    b = _request_review(api, wrong_name.headers, tree.grassroots_a1x, "张四", ZHANG)
+    a = request_review(api, outsider.headers, tree.grassroots_a1x, "张三", NEWCOMER)
+    b = request_review(api, wrong_name.headers, tree.grassroots_a1x, "张四", ZHANG)
     assert (a.status_code, b.status_code) == (201, 201)
     assert a.json()["failure_code"] == b.json()["failure_code"] == "members.verification_failed"
 
@@ -403,7 +384,7 @@ def test_review_request_counts_against_the_verification_limit(
             json={"name": "张四", "id_number": ZHANG},
             headers=member.headers,
         )
-    resp = _request_review(api, member.headers, tree.grassroots_a1x, "张四", ZHANG)
+    resp = request_review(api, member.headers, tree.grassroots_a1x, "张四", ZHANG)
     assert resp.status_code == 429
     assert resp.json()["error"]["code"] == "members.verification_throttled"
     with unit_of_work(read_only=True) as session:

@@ -6,17 +6,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from gonghui.orgs.models import Role
-from tests.fixtures import PASSWORD, StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-
-
-def _sign_in(page: Page, username: str) -> None:
-    page.goto("/console/")
-    expect(page).to_have_url("/console/login?next=%2Fconsole%2F")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("欢迎")
+from tests.web.pages import sign_in_to_console
 
 
 def test_wrong_password_shows_an_error_and_no_session(
@@ -38,7 +30,7 @@ def test_city_operator_sees_only_their_subtree_and_adds_a_district(
     desktop: Page, tree: Tree, make_staff: StaffFactory
 ) -> None:
     admin = make_staff(tree.city_a, Role.ADMIN)
-    _sign_in(desktop, admin.username)
+    sign_in_to_console(desktop, admin.username)
     expect(desktop.locator(".roles")).to_contain_text("管理员 广州市总工会")
     shot(desktop, "console-home")
     assert axe(desktop) == []
@@ -64,7 +56,7 @@ def test_auditor_reads_the_audit_log_in_english(
     desktop: Page, tree: Tree, make_staff: StaffFactory
 ) -> None:
     auditor = make_staff(tree.province, Role.AUDITOR)
-    _sign_in(desktop, auditor.username)
+    sign_in_to_console(desktop, auditor.username)
     desktop.goto("/console/audit?lang=en")
     expect(desktop.get_by_role("heading", level=1)).to_have_text("Audit log")
     rows = desktop.locator("tbody tr")
@@ -85,7 +77,7 @@ def test_operator_cannot_open_the_audit_log(
     desktop: Page, tree: Tree, make_staff: StaffFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _sign_in(desktop, op.username)
+    sign_in_to_console(desktop, op.username)
     response = desktop.goto("/console/audit")
     assert response is not None
     assert response.status == 403
@@ -94,7 +86,7 @@ def test_operator_cannot_open_the_audit_log(
 
 def test_sign_out_ends_the_session(desktop: Page, tree: Tree, make_staff: StaffFactory) -> None:
     admin = make_staff(tree.city_a, Role.ADMIN)
-    _sign_in(desktop, admin.username)
+    sign_in_to_console(desktop, admin.username)
     desktop.get_by_role("button", name="退出登录").click()
     expect(desktop).to_have_url("/console/login")
     desktop.goto("/console/orgs")
@@ -105,7 +97,7 @@ def test_signing_out_ends_the_session_for_the_api_too(
     desktop: Page, tree: Tree, make_staff: StaffFactory
 ) -> None:
     admin = make_staff(tree.city_a, Role.ADMIN)
-    _sign_in(desktop, admin.username)
+    sign_in_to_console(desktop, admin.username)
     token = next(c["value"] for c in desktop.context.cookies() if c["name"] == "gh_at")
     desktop.get_by_role("button", name="退出登录").click()
     expect(desktop).to_have_url("/console/login")

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from gonghui.orgs.models import Role
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.test_console import _sign_in
+from tests.web.pages import sign_in_to_console
 
 
 def _questions_xlsx(rows: list[tuple[str, str, str, str]]) -> bytes:
@@ -40,7 +40,7 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
     desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _sign_in(desktop, op.username)
+    sign_in_to_console(desktop, op.username)
     desktop.get_by_role("link", name="题库").click()
     expect(desktop.get_by_role("heading", name="共 0 道题")).to_be_visible()
     _upload(desktop, _questions_xlsx([("单选", "工会法哪年颁布？", "1950|1992|2001", "Z")]))

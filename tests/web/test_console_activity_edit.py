@@ -13,7 +13,7 @@ from gonghui.orgs.models import Role
 from tests.activities.conftest import create_activity
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.test_console import _sign_in
+from tests.web.pages import sign_in_to_console
 
 LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -29,7 +29,7 @@ def test_operator_edits_a_draft_and_sees_field_errors(
     draft = create_activity(
         api, op.headers, tree.city_a, title="十二月抽奖", publish=False, starts_in_hours=48
     )
-    _sign_in(desktop, op.username)
+    sign_in_to_console(desktop, op.username)
     desktop.goto(f"/console/activities/{draft['id']}")
     desktop.get_by_role("link", name="编辑").click()
     expect(desktop.get_by_role("heading", level=1)).to_have_text("编辑活动")
@@ -67,7 +67,7 @@ def test_a_live_activity_only_takes_safe_changes(
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
     live = create_activity(api, op.headers, tree.city_a, title="双十一抽奖")
-    _sign_in(desktop, op.username)
+    sign_in_to_console(desktop, op.username)
     desktop.goto(f"/console/activities/{live['id']}/edit")
     expect(desktop.get_by_label("开始时间")).to_be_disabled()
     expect(desktop.get_by_label("预算（元，可不填）")).to_be_disabled()

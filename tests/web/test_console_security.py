@@ -8,17 +8,16 @@ from playwright.sync_api import Page, expect
 
 from gonghui import clock
 from gonghui.orgs.models import Role
-from tests.accounts.test_totp import code_now, wrong_code
-from tests.fixtures import PASSWORD, StaffFactory, Tree
+from tests.fixtures import PASSWORD, StaffFactory, Tree, totp_code_now, wrong_totp_code
 from tests.web.conftest import axe, shot
-from tests.web.test_console import _sign_in
+from tests.web.pages import sign_in_to_console
 
 
 def test_staff_enrols_totp_and_signs_in_with_a_code(
     desktop: Page, tree: Tree, make_staff: StaffFactory
 ) -> None:
     staff = make_staff(tree.city_a, Role.OPERATOR)
-    _sign_in(desktop, staff.username)
+    sign_in_to_console(desktop, staff.username)
     desktop.get_by_role("link", name="账号安全").click()
     expect(desktop.get_by_text("未开启")).to_be_visible()
     shot(desktop, "console-security-off")
@@ -33,12 +32,12 @@ def test_staff_enrols_totp_and_signs_in_with_a_code(
     shot(desktop, "console-security-enrol")
     assert axe(desktop) == []
 
-    desktop.get_by_label("6 位动态码").fill(wrong_code(secret))
+    desktop.get_by_label("6 位动态码").fill(wrong_totp_code(secret))
     desktop.get_by_role("button", name="确认开启").click()
     expect(desktop.get_by_role("alert")).to_have_text("动态码不正确")
     # Still pending, with the same key shown again.
     expect(desktop.locator("code.secret")).to_have_text(secret)
-    confirming = code_now(secret)
+    confirming = totp_code_now(secret)
     desktop.get_by_label("6 位动态码").fill(confirming)
     desktop.get_by_role("button", name="确认开启").click()
     expect(desktop.get_by_role("status")).to_have_text("两步验证已开启")
@@ -59,13 +58,13 @@ def test_staff_enrols_totp_and_signs_in_with_a_code(
     desktop.get_by_role("button", name="验证并登录").click()
     expect(desktop.get_by_role("alert")).to_have_text("该动态码已使用，请等待下一个")
     clock.advance(timedelta(seconds=30))
-    desktop.get_by_label("6 位动态码").fill(code_now(secret))
+    desktop.get_by_label("6 位动态码").fill(totp_code_now(secret))
     desktop.get_by_role("button", name="验证并登录").click()
     expect(desktop.get_by_role("heading", level=1)).to_contain_text("欢迎")
 
     desktop.get_by_role("link", name="账号安全").click()
     clock.advance(timedelta(seconds=30))
-    desktop.get_by_label("6 位动态码").fill(code_now(secret))
+    desktop.get_by_label("6 位动态码").fill(totp_code_now(secret))
     desktop.get_by_role("button", name="关闭两步验证").click()
     expect(desktop.get_by_role("status")).to_have_text("两步验证已关闭")
     expect(desktop.get_by_text("未开启")).to_be_visible()

@@ -19,21 +19,7 @@ from tests.activities.conftest import (
 )
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-
-
-def sign_in_by_phone(page: Page, phone: str) -> None:
-    page.goto("/h5/")
-    expect(page).to_have_url("/h5/login")
-    page.get_by_label("手机号").fill(phone)
-    page.get_by_role("button", name="获取验证码").click()
-    expect(page.get_by_role("status")).to_contain_text("验证码已发送至")
-    # The development SMS sink shows the code on the page.
-    note = page.get_by_role("note")
-    expect(note).to_contain_text("开发环境短信")
-    code = note.inner_text().split()[-1]
-    assert code.isdigit()
-    page.get_by_label("验证码").fill(code)
-    page.get_by_role("button", name="登录").click()
+from tests.web.pages import sign_in_by_phone
 
 
 def test_member_signs_in_verifies_draws_and_claims_a_physical_prize(

@@ -13,7 +13,7 @@ from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import create_activity, id_number, lottery_config
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.test_h5 import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone
 
 
 @pytest.mark.expected_console_errors("status of 404")

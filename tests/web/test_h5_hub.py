@@ -9,14 +9,14 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from gonghui.db import unit_of_work
-from gonghui.h5.router import HUB_PAGE_SIZE
+from gonghui.h5.hub import HUB_PAGE_SIZE
 from gonghui.members import service as members
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import create_activity, id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import _open, axe, shot
-from tests.web.test_h5 import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone
 
 # Two full pages and a short third one.
 COUNT = 2 * HUB_PAGE_SIZE + 5

@@ -7,11 +7,9 @@ from playwright.sync_api import Page, expect
 
 from gonghui.orgs.models import Role
 from tests.activities.conftest import id_number
-from tests.fixtures import StaffFactory, Tree
-from tests.members.test_verification import _png
+from tests.fixtures import StaffFactory, Tree, proof_png
 from tests.web.conftest import axe, shot
-from tests.web.test_console import _sign_in
-from tests.web.test_h5 import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone, sign_in_to_console
 
 
 def test_member_asks_for_review_and_is_verified_once_approved(
@@ -33,7 +31,7 @@ def test_member_asks_for_review_and_is_verified_once_approved(
     expect(phone.get_by_label("姓名")).to_have_value("刘新")
     phone.get_by_label("所在工会代码").fill("NO-SUCH")
     phone.get_by_label("证明材料照片").set_input_files(
-        files=[{"name": "会员证.png", "mimeType": "image/png", "buffer": _png()}]
+        files=[{"name": "会员证.png", "mimeType": "image/png", "buffer": proof_png()}]
     )
     phone.get_by_role("button", name="提交审核申请").click()
     expect(phone.get_by_role("alert")).to_have_text("未找到该工会代码，请向所在工会核实")
@@ -43,7 +41,7 @@ def test_member_asks_for_review_and_is_verified_once_approved(
 
     phone.get_by_label("所在工会代码").fill("GZ-TH-01")
     phone.get_by_label("证明材料照片").set_input_files(
-        files=[{"name": "会员证.png", "mimeType": "image/png", "buffer": _png()}]
+        files=[{"name": "会员证.png", "mimeType": "image/png", "buffer": proof_png()}]
     )
     phone.get_by_label("补充说明（选填）").fill("今年新入职")
     phone.get_by_role("button", name="提交审核申请").click()
@@ -60,7 +58,7 @@ def test_member_asks_for_review_and_is_verified_once_approved(
     expect(phone.get_by_role("button", name="申请人工审核")).to_have_count(0)
 
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _sign_in(desktop, op.username)
+    sign_in_to_console(desktop, op.username)
     desktop.get_by_role("link", name="认证审核").click()
     card = desktop.locator("article.review", has_text="刘*")
     expect(card).to_contain_text("今年新入职")

@@ -7,10 +7,9 @@ from playwright.sync_api import Page, expect
 
 from gonghui.orgs.models import Role
 from tests.activities.conftest import id_number
-from tests.fixtures import PhoneUserFactory, StaffFactory, Tree
-from tests.members.test_verification import _request_review
+from tests.fixtures import PhoneUserFactory, StaffFactory, Tree, request_review
 from tests.web.conftest import axe, shot
-from tests.web.test_console import _sign_in
+from tests.web.pages import sign_in_to_console
 
 
 def test_operator_sees_the_proof_and_decides(
@@ -22,10 +21,10 @@ def test_operator_sees_the_proof_and_decides(
 ) -> None:
     first, second = make_phone_user(), make_phone_user()
     for user, name, n in ((first, "刘新", 501), (second, "周游", 502)):
-        resp = _request_review(api, user.headers, tree.grassroots_a1x, name, id_number(n))
+        resp = request_review(api, user.headers, tree.grassroots_a1x, name, id_number(n))
         assert resp.status_code == 201, resp.text
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _sign_in(desktop, op.username)
+    sign_in_to_console(desktop, op.username)
     desktop.get_by_role("link", name="认证审核").click()
     expect(desktop.get_by_text("待审核 2 条")).to_be_visible()
     proof = desktop.get_by_role("img", name="刘* 提交的证明材料")

@@ -14,8 +14,7 @@ from gonghui.orgs.models import Role
 from tests.activities.conftest import id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.test_console import _sign_in
-from tests.web.test_h5 import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone, sign_in_to_console
 
 
 def _roster_csv() -> bytes:
@@ -32,7 +31,7 @@ def test_operator_and_member_story(
     desktop: Page, phone: Page, tree: Tree, make_staff: StaffFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
-    _sign_in(desktop, op.username)
+    sign_in_to_console(desktop, op.username)
 
     # Roster import, with live progress and an error report.
     desktop.get_by_role("link", name="会员名册").click()

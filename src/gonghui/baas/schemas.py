@@ -7,7 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gonghui.baas.records.write import MAX_BULK
 from gonghui.baas.tables.types import FieldType
+from gonghui.types import Count, Id
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -100,3 +102,77 @@ class TableRead(BaseModel):
     version: int
     permissions: dict[str, list[str]]
     fields: list[FieldRead]
+
+
+# --- records -----------------------------------------------------------------------
+
+Json = dict[str, Any]
+
+
+class BulkCreate(BaseModel):
+    records: list[Json] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class RecordQuery(BaseModel):
+    where: Any = None
+    sort: list[str] = Field(default_factory=list, max_length=10)
+    fields: list[str] | None = None
+    expand: list[str] = Field(default_factory=list, max_length=10)
+    limit: Count = 50
+    offset: Count = 0
+    cursor: str | None = None
+    count: bool = False
+
+
+class RecordPage(BaseModel):
+    items: list[Json]
+    next_cursor: str | None
+    count: int | None
+
+
+class AggregateQuery(BaseModel):
+    where: Any = None
+    group_by: list[str] = Field(default_factory=list, max_length=10)
+    aggregates: list[Json] = Field(default_factory=lambda: [{"op": "count"}], max_length=20)
+    limit: Count = 1000
+
+
+# --- copies and templates ----------------------------------------------------------
+
+
+class AppCopy(BaseModel):
+    org_id: Id
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TemplateImport(AppCopy):
+    template: Json
+
+
+# --- files -------------------------------------------------------------------------
+
+
+class FileRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    folder: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    has_thumbnail: bool = False
+    created_by: int | None
+    created_at: datetime
+
+
+class FileUrl(BaseModel):
+    url: str
+    expires_at: int
+
+
+# --- table data import -------------------------------------------------------------
+
+
+class ImportResult(BaseModel):
+    imported: int

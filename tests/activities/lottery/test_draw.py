@@ -12,18 +12,8 @@ from gonghui.activities.lottery.models import Draw, PoolPrize
 from gonghui.benefits.models import Budget, LedgerEntry
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from tests.activities.conftest import MemberFactory, create_activity, lottery_config
+from tests.activities.conftest import MemberFactory, create_activity, draw, lottery_config
 from tests.fixtures import StaffFactory, Tree
-
-
-def _draw(
-    api: httpx.Client, activity_id: int, headers: dict[str, str], **extra: str
-) -> httpx.Response:
-    return api.post(
-        f"/api/v1/activities/{activity_id}/draws",
-        json={"entropy": "abc"},
-        headers={**headers, **extra},
-    )
 
 
 def _stock(activity_id: int) -> list[int]:
@@ -48,7 +38,7 @@ def test_never_more_winners_than_stock(
     config = _only({"name": "五元券", "kind": "voucher", "weight": 1, "stock": 2, "value": 500})
     activity = create_activity(api, op.headers, tree.city_a, config=config)
     outcomes = [
-        _draw(api, activity["id"], make_member(tree.city_a).headers).json()["outcome"]
+        draw(api, activity["id"], make_member(tree.city_a).headers).json()["outcome"]
         for _ in range(4)
     ]
     assert outcomes == ["won", "won", "out_of_stock", "out_of_stock"]
@@ -76,16 +66,16 @@ def test_one_free_chance_a_day_and_a_cap_on_wins(
     )
     activity = create_activity(api, op.headers, tree.city_a, config=config)
     member = make_member(tree.city_a)
-    first = _draw(api, activity["id"], member.headers)
+    first = draw(api, activity["id"], member.headers)
     assert first.status_code == 200
     assert first.json()["outcome"] == "won"
     assert first.json()["chances_left"] == 0
-    again = _draw(api, activity["id"], member.headers)
+    again = draw(api, activity["id"], member.headers)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "lottery.no_chances"
 
     clock.advance(timedelta(days=1))
-    capped = _draw(api, activity["id"], member.headers)
+    capped = draw(api, activity["id"], member.headers)
     assert capped.json()["outcome"] == "win_cap"
     assert capped.json()["prize"] is None
     assert _stock(activity["id"]) == [9]
@@ -100,7 +90,7 @@ def test_budget_stops_issuing_once_spent(
     config = _only({"name": "十元券", "kind": "voucher", "weight": 1, "stock": 10, "value": 1000})
     activity = create_activity(api, op.headers, tree.city_a, config=config, budget_cents=2500)
     outcomes = [
-        _draw(api, activity["id"], make_member(tree.city_a).headers).json()["outcome"]
+        draw(api, activity["id"], make_member(tree.city_a).headers).json()["outcome"]
         for _ in range(3)
     ]
     assert outcomes == ["won", "won", "budget_exhausted"]
@@ -119,13 +109,13 @@ def test_retry_with_the_same_idempotency_key_returns_the_original_draw(
         api, op.headers, tree.city_a, config=lottery_config(free_draws_per_day=1)
     )
     member = make_member(tree.city_a)
-    first = _draw(api, activity["id"], member.headers, **{"Idempotency-Key": "k-1"})
-    retry = _draw(api, activity["id"], member.headers, **{"Idempotency-Key": "k-1"})
+    first = draw(api, activity["id"], member.headers, **{"Idempotency-Key": "k-1"})
+    retry = draw(api, activity["id"], member.headers, **{"Idempotency-Key": "k-1"})
     assert first.status_code == retry.status_code == 200
     assert retry.json() == first.json()
     with unit_of_work() as session:
         assert session.query(Draw).count() == 1
-    fresh = _draw(api, activity["id"], member.headers, **{"Idempotency-Key": "k-2"})
+    fresh = draw(api, activity["id"], member.headers, **{"Idempotency-Key": "k-2"})
     assert fresh.json()["error"]["code"] == "lottery.no_chances"
     reused = api.post(
         "/api/v1/me/vouchers/1/redeem",
@@ -148,7 +138,7 @@ def test_physical_prize_needs_an_address_before_the_deadline(
     )
     activity = create_activity(api, op.headers, tree.city_a, config=config)
     member = make_member(tree.city_a)
-    won = [_draw(api, activity["id"], member.headers).json() for _ in range(2)]
+    won = [draw(api, activity["id"], member.headers).json() for _ in range(2)]
     prize_ids = [int(w["benefit"].split(":")[1]) for w in won]
     address = {"name": "张三", "phone": "13800138000", "address": "广州市天河区软件路1号"}
 
@@ -181,7 +171,7 @@ def test_winner_list_masks_names(
     op = make_staff(tree.city_a, Role.OPERATOR)
     config = _only({"name": "五元券", "kind": "voucher", "weight": 1, "stock": 5, "value": 500})
     activity = create_activity(api, op.headers, tree.city_a, config=config)
-    _draw(api, activity["id"], make_member(tree.city_a, name="欧阳娜娜").headers)
-    _draw(api, activity["id"], make_member(tree.city_a, name="李雷").headers)
+    draw(api, activity["id"], make_member(tree.city_a, name="欧阳娜娜").headers)
+    draw(api, activity["id"], make_member(tree.city_a, name="李雷").headers)
     winners = api.get(f"/api/v1/public/lotteries/{activity['id']}/winners").json()
     assert [(w["name"], w["prize"]) for w in winners] == [("李*", "五元券"), ("欧**娜", "五元券")]

@@ -1,0 +1,47 @@
+"""Drawing in a lottery from its activity page."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse
+
+from gonghui import hotwrite
+from gonghui.activities.lottery import draw as draws
+from gonghui.errors import DomainError
+from gonghui.h5.access import H5Member, member_of
+from gonghui.types import Id
+from gonghui.web.errors import error_key
+from gonghui.web.session import check_csrf
+from gonghui.web.templating import render
+
+router = APIRouter()
+
+
+@router.post("/activities/{activity_id}/draw", response_class=HTMLResponse)
+def draw(
+    request: Request,
+    user: H5Member,
+    activity_id: Id,
+    entropy: Annotated[str, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = "",
+    draw_key: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+    try:
+        result = hotwrite.run(
+            draws.draw,
+            member=member_of(user),
+            activity_id=activity_id,
+            client_entropy=entropy,
+            idempotency_key=draw_key or None,
+        )
+    except DomainError as exc:
+        return render(request, "h5/_draw_result.html", {"error": error_key(exc)})
+    return render(
+        request,
+        "h5/_draw_result.html",
+        {"result": result, "next_key": secrets.token_urlsafe(16)},
+    )

@@ -1,0 +1,110 @@
+"""The wallet: points, vouchers and prizes, and the delivery address of a physical prize."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+
+from gonghui import hotwrite
+from gonghui.benefits import service as benefits
+from gonghui.benefits.models import PrizeStatus
+from gonghui.benefits.schemas import AddressRequest, PrizeRead, VoucherRead
+from gonghui.db import unit_of_work
+from gonghui.errors import DomainError
+from gonghui.h5.access import H5Member, member_of
+from gonghui.types import Id
+from gonghui.web.errors import error_key
+from gonghui.web.i18n import translate
+from gonghui.web.qr import qr_svg
+from gonghui.web.session import PageUser, check_csrf
+from gonghui.web.templating import render, request_locale
+
+router = APIRouter()
+
+
+def _wallet_page(request: Request, user: PageUser, **extra: Any) -> Response:
+    with unit_of_work(read_only=True) as session:
+        wallet = benefits.wallet(session, membership_id=member_of(user).membership_id)
+        vouchers = [
+            {"voucher": VoucherRead.model_validate(v), "qr": qr_svg(v.code)}
+            for v in wallet.vouchers
+        ]
+        prizes = [PrizeRead.model_validate(p) for p in wallet.prizes]
+    context: dict[str, Any] = {
+        "csrf_token": user.csrf_token,
+        "points": wallet.points,
+        "vouchers": vouchers,
+        "prizes": prizes,
+        "awaiting": PrizeStatus.AWAITING_ADDRESS,
+        "tab": "wallet",
+    }
+    context.update(extra)
+    return render(request, "h5/wallet.html", context)
+
+
+@router.get("/wallet", response_class=HTMLResponse)
+def wallet_page(request: Request, user: H5Member, claimed: int = 0) -> Response:
+    return _wallet_page(request, user, claimed=bool(claimed))
+
+
+@router.get("/prizes/{prize_id}/address", response_class=HTMLResponse)
+def address_page(request: Request, user: H5Member, prize_id: Id) -> Response:
+    return render(
+        request,
+        "h5/address.html",
+        {"csrf_token": user.csrf_token, "prize_id": prize_id, "tab": "wallet", "fields": {}},
+    )
+
+
+@router.post("/prizes/{prize_id}/address", response_class=HTMLResponse)
+def give_address(
+    request: Request,
+    user: H5Member,
+    prize_id: Id,
+    name: Annotated[str, Form(max_length=50)],
+    phone: Annotated[str, Form(max_length=20)],
+    address: Annotated[str, Form(max_length=300)],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+    fields: dict[str, str] = {}
+    locale = request_locale(request)
+    body: AddressRequest | None = None
+    try:
+        # The API's own request model holds the rules of a valid address.
+        body = AddressRequest(name=name.strip(), phone=phone.strip(), address=address.strip())
+    except ValidationError as exc:
+        for problem in exc.errors():
+            field = str(problem["loc"][0])
+            fields[field] = translate(locale, f"address.invalid_{field}")
+    error = None
+    if body is not None:
+        try:
+            hotwrite.run(
+                benefits.give_address_once,
+                membership_id=member_of(user).membership_id,
+                prize_id=prize_id,
+                name=body.name,
+                phone=body.phone,
+                address=body.address,
+                idempotency_key=None,
+            )
+        except DomainError as exc:
+            error = error_key(exc)
+        else:
+            return RedirectResponse("/h5/wallet?" + urlencode({"claimed": 1}), status_code=303)
+    context = {
+        "csrf_token": user.csrf_token,
+        "prize_id": prize_id,
+        "tab": "wallet",
+        "fields": fields,
+        "error": error,
+        "name": name,
+        "phone": phone,
+        "address": address,
+    }
+    return render(request, "h5/address.html", context)
