@@ -28,3 +28,15 @@ Count = Annotated[int, Interval(ge=0, le=MAX_BIGINT)]
 
 Amount = Annotated[int, Interval(ge=0, le=MAX_AMOUNT)]
 """A sum of money in cents or a number of points."""
+
+
+
+def form_int(text: object, *, least: int = 1) -> int | None:
+    """A form value a page reads by hand, as an integer from ``least`` (1: an :data:`Id`; 0:
+    a :data:`Count`) to :data:`MAX_BIGINT`, or None when it is not one: a bad value is
+    ignored, never a 500."""
+    raw = str(text or "")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if least <= value <= MAX_BIGINT else None

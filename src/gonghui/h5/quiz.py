@@ -13,7 +13,7 @@ from gonghui.activities.quiz import attempts
 from gonghui.errors import DomainError
 from gonghui.h5.access import H5Member, member_of
 from gonghui.h5.hub import hub_item
-from gonghui.types import Id
+from gonghui.types import Id, form_int
 from gonghui.web.errors import error_key
 from gonghui.web.session import check_csrf
 from gonghui.web.templating import render
@@ -47,9 +47,10 @@ async def submit_quiz(request: Request, user: H5Member, attempt_id: Id) -> Respo
     check_csrf(request, user, str(form.get("csrf") or ""))
     answers: dict[int, list[int]] = {}
     for key, value in form.multi_items():
-        if key.startswith("q_") and key[2:].isdigit() and str(value).isdigit():
-            answers.setdefault(int(key[2:]), []).append(int(str(value)))
-    activity_id = int(str(form.get("activity_id") or 0))
+        question_id, option = form_int(key[2:]), form_int(value, least=0)
+        if key.startswith("q_") and question_id is not None and option is not None:
+            answers.setdefault(question_id, []).append(option)
+    activity_id = form_int(form.get("activity_id")) or 0
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "tab": "hub"}
     try:
         submit_key = str(form.get("submit_key") or "") or None

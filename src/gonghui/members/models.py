@@ -133,7 +133,7 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     started_at: Mapped[datetime | None]
     # Refreshed by the importing process as it commits; an unfinished job whose heartbeat
-    # stopped belongs to a process that died (see roster_import.reap_interrupted).
+    # stopped belongs to a process that died (see roster_import.recovery.tidy_imports).
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -12,9 +12,11 @@ import pytest
 from openpyxl import Workbook
 
 from gonghui import clock
+from gonghui.accounts.access import issue_access_token
 from gonghui.activities.quiz import bank
 from gonghui.errors import InvalidInput
 from gonghui.orgs.models import Role
+from gonghui.web.session import ACCESS_COOKIE, csrf_token_for
 from tests.activities.conftest import (
     Member,
     MemberFactory,
@@ -306,3 +308,30 @@ def test_chances_must_go_to_a_lottery_the_operator_manages(
     assert [a["id"] for a in api.get("/api/v1/activities", headers=op_a.headers).json()] == [
         quiz_a["id"]
     ]
+
+
+def test_a_quiz_page_form_with_numbers_out_of_range_is_answered_not_crashed(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    add_questions(api, op.headers, tree.city_a)
+    activity = create_activity(api, op.headers, tree.city_a, config=quiz_config())
+    member = make_member(tree.city_a)
+    attempt = _start(api, activity["id"], member).json()
+    token = issue_access_token(user_id=member.user_id, session_id=member.session_id)
+    page = api.post(
+        f"/h5/quiz/{attempt['attempt_id']}",
+        data={
+            "csrf": csrf_token_for(member.session_id),
+            "activity_id": "not-a-number",
+            f"q_{2**70}": "0",
+            f"q_{attempt['questions'][0]['id']}": str(2**70),
+        },
+        headers={"Cookie": f"{ACCESS_COOKIE}={token}"},
+    )
+    assert page.status_code == 200, page.text
+    # The out-of-range answers were dropped: the attempt was submitted and scored on none.
+    result = _submit(api, attempt, member, answers_for(attempt))
+    assert result.status_code == 409
+    assert result.json()["error"]["code"] == "quiz.already_submitted"
+    assert api.get("/api/v1/me/wallet", headers=member.headers).json()["points"] == 0
