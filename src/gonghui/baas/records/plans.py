@@ -5,9 +5,10 @@ to SQLAlchemy expressions, add the caller's read filter, the sort and the page, 
 have SQLAlchemy walk the whole tree for its cache key. A :class:`Plan` is that statement
 with every value of the ``where`` (and the page's limit and offset) as a named parameter,
 built once per *shape* (:func:`gonghui.baas.records.where.shape`: the condition without its
-values) and reused with the request's values. In-process, a list of 10 rows by an indexed
-field over a server key went from 1.26 ms to 0.86 ms of service time (``where`` compiling,
-statement building and cache keying gone from the hot path).
+values) and reused with the request's values. Measured in-process (the service call in
+its read unit of work, one thread, 20,000 rows, runs alternated with the code before), a
+list of 10 rows by an indexed field over a server key went from about 0.88 ms to about
+0.43 ms: ``where`` compiling, statement building and cache keying left the hot path.
 
 Plans are kept per table description: a plan built from another :class:`TableInfo` than
 the one this request loaded (the table's fields or permissions changed, so its
