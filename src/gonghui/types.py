@@ -30,7 +30,6 @@ Amount = Annotated[int, Interval(ge=0, le=MAX_AMOUNT)]
 """A sum of money in cents or a number of points."""
 
 
-
 def form_int(text: object, *, least: int = 1) -> int | None:
     """A form value a page reads by hand, as an integer from ``least`` (1: an :data:`Id`; 0:
     a :data:`Count`) to :data:`MAX_BIGINT`, or None when it is not one: a bad value is

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import True_
 
 from gonghui.baas.errors import BaasError
 from gonghui.baas.permissions import Caller
+from gonghui.baas.records import plans
 from gonghui.baas.records.rows import read_filter, ref_resolver, to_record
 from gonghui.baas.records.where import SYSTEM_TYPES, Compiler
 from gonghui.baas.records.write import record_not_found
@@ -231,14 +232,36 @@ def list_records(
         raise _bad("offset", f"between 0 and {MAX_OFFSET}")
     if cursor is not None and offset:
         raise _bad("cursor", "use either a cursor or an offset")
-    condition = _where(session, caller, info, where)
-    keys = _sort_keys(session, info, list(sort or []))
-    selected = _selected(info, fields)
     t = info.sql
-    stmt = select(t).where(condition)
-    if cursor is not None:
-        stmt = stmt.where(_after_cursor(keys, cursor))
-    rows = session.execute(stmt.order_by(*_order(keys)).offset(offset).limit(limit + 1)).all()
+    sort = list(sort or [])
+    plan = None
+    if cursor is None:
+        plan = plans.find(
+            dialect=_dialect(session),
+            caller=caller,
+            info=info,
+            where=where,
+            sort=sort,
+            read_filter=read_filter(session, caller, info),
+            build_keys=lambda: _sort_keys(session, info, sort),
+            order=_order,
+        )
+    params: dict[str, Any] = {}
+    if plan is not None:
+        shared, leaves = plan
+        params = shared.params(leaves, limit=limit + 1, offset=offset)
+        condition, keys = shared.condition, list(shared.keys)
+        selected = _selected(info, fields)
+        rows = session.execute(shared.rows, params).all()
+    else:
+        condition = _where(session, caller, info, where)
+        keys = _sort_keys(session, info, sort)
+        selected = _selected(info, fields)
+        stmt = select(t).where(condition)
+        if cursor is not None:
+            stmt = stmt.where(_after_cursor(keys, cursor))
+        stmt = stmt.order_by(*_order(keys)).offset(offset).limit(limit + 1)
+        rows = session.execute(stmt).all()
     more = len(rows) > limit
     rows = rows[:limit]
     items = [to_record(info, row) for row in rows]
@@ -250,7 +273,9 @@ def list_records(
         _expand(session, caller, info, items, expand)
     total = None
     if count:
-        total = int(session.scalar(select(func.count()).select_from(t).where(condition)) or 0)
+        # A plan's condition carries named parameters: ``params`` binds them here too.
+        counting = select(func.count()).select_from(t).where(condition)
+        total = int(session.scalar(counting, params) or 0)
     return Page(items=items, next_cursor=next_cursor, count=total)
 
 

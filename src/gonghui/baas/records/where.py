@@ -14,12 +14,24 @@ backends (``COLLATE "C"`` on PostgreSQL), and ``like`` is case-sensitive with ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, func, literal, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.sql.elements import ColumnElement as Col
+from sqlalchemy.types import TypeEngine
 
 from gonghui.baas.errors import BaasError
 from gonghui.baas.tables.info import FieldInfo, TableInfo
@@ -53,6 +65,83 @@ def invalid(path: str, message: str) -> InvalidInput:
 
 # Resolves a reference field to the target table and the read filter that applies to it.
 RefResolver = Callable[[FieldInfo], tuple[TableInfo, ColumnElement[bool]]]
+# Turns the JSON value at one operator position into the value bound for it.
+Derive = Callable[[Any], Any]
+
+
+@dataclass
+class Slot:
+    """A named parameter of a compiled statement: its value is ``derive`` of the JSON value
+    at operator position ``leaf`` (in the order :func:`shape` lists them)."""
+
+    name: str
+    leaf: int
+    derive: Derive
+
+
+@dataclass
+class Binder:
+    """Handed to a :class:`Compiler` building a reusable statement: every value is bound as
+    a named parameter and recorded as a :class:`Slot` instead of being bound as it is."""
+
+    slots: list[Slot] = field(default_factory=list)
+
+    def param(self, leaf: int, derive: Derive, type_: TypeEngine[Any], expanding: bool) -> Any:
+        name = f"w{len(self.slots)}"
+        self.slots.append(Slot(name, leaf, derive))
+        return bindparam(name, type_=type_, expanding=expanding)
+
+
+class Unshareable(Exception):
+    """A condition whose statement cannot be reused for other values (see :func:`shape`)."""
+
+
+def shape(where: Any) -> tuple[Hashable, list[Any]]:
+    """The structure of ``where`` without its values, and its values in the order a
+    :class:`Compiler` meets their operator positions (its ``leaf`` count).
+
+    Two conditions with the same shape compile to the same statement up to the values
+    bound: the shape keeps what decides the statement's structure (keys and operators,
+    a missing value, the booleans of ``exists``/``isnull``, whether an ``in`` list holds a
+    value, each value's JSON type). Raises :class:`Unshareable` for what this does not
+    cover: dotted paths (they read another table's description) and malformed input (the
+    compiler names the problem)."""
+    leaves: list[Any] = []
+
+    def node(w: Any) -> Hashable:
+        if not isinstance(w, dict):
+            raise Unshareable
+        out: list[Hashable] = []
+        for key, value in w.items():
+            if not isinstance(key, str) or "." in key:
+                raise Unshareable
+            if key in ("and", "or"):
+                if not isinstance(value, list) or not value or len(value) > MAX_LIST:
+                    raise Unshareable
+                out.append((key, tuple(node(v) for v in value)))
+            elif key == "not":
+                out.append((key, node(value)))
+            elif isinstance(value, dict):
+                out.append((key, tuple((op, leaf(op, v)) for op, v in value.items())))
+            else:
+                out.append((key, leaf("eq", value)))
+        return tuple(out)
+
+    def leaf(op: Any, value: Any) -> Hashable:
+        leaves.append(value)
+        if value is None or op in ("exists", "isnull"):
+            if value is not None and not isinstance(value, bool):
+                raise Unshareable
+            return value
+        if op in ("in", "nin"):
+            if not isinstance(value, list):
+                raise Unshareable
+            return ("list", any(v is not None for v in value))
+        if isinstance(value, dict | list):
+            raise Unshareable
+        return type(value).__name__
+
+    return node(where), leaves
 
 
 @dataclass
@@ -60,6 +149,8 @@ class Compiler:
     dialect: str
     resolve_ref: RefResolver
     nodes: int = 0
+    binder: Binder | None = None
+    leaves: int = 0
 
     def compile(self, table: TableInfo, where: Any, depth: int = 0) -> ColumnElement[bool]:
         if where is None:
@@ -144,9 +235,21 @@ class Compiler:
             return column.collate("C")
         return column
 
+    def _bound(
+        self, leaf: int, derive: Derive, raw: Any, type_: TypeEngine[Any], expanding: bool = False
+    ) -> Any:
+        """``derive(raw)`` bound, or a named parameter when building a reusable statement
+        (``derive`` still runs: it validates the value)."""
+        value = derive(raw)
+        if self.binder is None:
+            return value if expanding else bindparam(None, value, type_=type_)
+        return self.binder.param(leaf, derive, type_, expanding)
+
     def _op(
         self, column: Col[Any], ftype: FieldType, op: str, value: Any, path: str
     ) -> ColumnElement[bool]:
+        leaf = self.leaves
+        self.leaves += 1
         present = column.is_not(None)
         if op in ("exists", "isnull"):
             if not isinstance(value, bool):
@@ -163,9 +266,13 @@ class Compiler:
         if op in ("in", "nin"):
             if not isinstance(value, list) or len(value) > MAX_LIST:
                 raise invalid(path, f"takes a list of at most {MAX_LIST} values")
-            values = [self._value(ftype, v, path) for v in value if v is not None]
-            if not values:
+
+            def listed(raw: Any) -> list[Any]:
+                return [self._value(ftype, v, path) for v in raw if v is not None]
+
+            if not listed(value):
                 return false() if op == "in" else true()
+            values = self._bound(leaf, listed, value, column.type, expanding=True)
             if op == "in":
                 return and_(present, col.in_(values))
             return or_(column.is_(None), col.not_in(values))
@@ -174,9 +281,12 @@ class Compiler:
                 raise invalid(path, f"{op} applies to text fields")
             if not isinstance(value, str):
                 raise invalid(path, "takes a string")
-            text = self._value(ftype, value, path)
-            return and_(present, self._text_match(column, op, text))
-        bound = bindparam(None, self._value(ftype, value, path), type_=column.type)
+            return and_(present, self._text_match(column, ftype, op, leaf, value, path))
+
+        def scalar(raw: Any) -> Any:
+            return self._value(ftype, raw, path)
+
+        bound = self._bound(leaf, scalar, value, column.type)
         match op:
             case "eq":
                 return and_(present, col == bound)
@@ -191,19 +301,32 @@ class Compiler:
             case _:
                 return and_(present, col >= bound)
 
-    def _text_match(self, column: Col[Any], op: str, text: str) -> ColumnElement[bool]:
+    def _text_match(
+        self, column: Col[Any], ftype: FieldType, op: str, leaf: int, raw: str, path: str
+    ) -> ColumnElement[bool]:
+        def text(value: Any) -> str:
+            coerced: str = self._value(ftype, value, path)
+            return coerced
+
         sqlite = self.dialect == "sqlite"
         if op == "startswith":
-            return func.substr(column, 1, len(text)) == literal(text)
+            length = self._bound(leaf, lambda v: len(text(v)), raw, Integer())
+            prefix: ColumnElement[bool] = func.substr(column, 1, length) == self._bound(
+                leaf, text, raw, column.type
+            )
+            return prefix
         if op == "contains":
-            position = func.instr(column, text) if sqlite else func.strpos(column, text)
+            needle = self._bound(leaf, text, raw, column.type)
+            position = func.instr(column, needle) if sqlite else func.strpos(column, needle)
             return position > 0
         # like: case-sensitive everywhere. SQLite's LIKE folds ASCII case, so its GLOB
         # (case-sensitive) runs a translated pattern; PostgreSQL's LIKE gets the backslash,
         # its default escape character, escaped.
         if sqlite:
-            return column.op("GLOB")(_like_to_glob(text))
-        return column.like(text.replace("\\", "\\\\"))
+            glob = self._bound(leaf, lambda v: _like_to_glob(text(v)), raw, column.type)
+            return column.op("GLOB")(glob)
+        escaped = self._bound(leaf, lambda v: text(v).replace("\\", "\\\\"), raw, column.type)
+        return column.like(escaped)
 
 
 def _like_to_glob(pattern: str) -> str:

@@ -56,6 +56,10 @@ def _unique_conflict(info: TableInfo, exc: IntegrityError) -> Conflict:
 
 
 def _table(session: Session, caller: Caller, table: str) -> TableInfo:
+    # The hot path (a description this process holds) opens no read for it.
+    hit = infos.cached(app_id=caller.app_id, name=table)
+    if hit is not None:
+        return hit
     with infos.reading_before_writes(session) as reader:
         return infos.load(reader, app_id=caller.app_id, name=table)
 
@@ -101,7 +105,7 @@ def insert_rows(
     t = info.sql
     try:
         if len(rows) == 1:
-            ids = [session.execute(insert(t).values(rows[0]).returning(t.c.id)).scalar_one()]
+            ids = [session.execute(info.insert_returning_id, rows[0]).scalar_one()]
         else:
             result = session.execute(
                 insert(t).returning(t.c.id, sort_by_parameter_order=True), rows
