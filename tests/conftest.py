@@ -1,5 +1,7 @@
 """Test harness: a real database (SQLite, or PostgreSQL when GONGHUI_TEST_DATABASE_URL is
-set), a real uvicorn server on a loopback port, and a fresh database for every test.
+set), a real uvicorn server on a loopback port, and a fresh database for every test. Files
+go to the local store, or to a bucket of their own on the S3 protocol server
+GONGHUI_TEST_S3_ENDPOINT names (scripts/s3-throwaway.sh starts one).
 
 Settings are read from the environment once, so the environment is fixed here, before any
 gonghui module is imported.
@@ -38,6 +40,20 @@ os.environ.update(
         "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_TEST_DATABASE_URL", ""),
     }
 )
+_S3_ENDPOINT = os.environ.get("GONGHUI_TEST_S3_ENDPOINT", "")
+if _S3_ENDPOINT:
+    from tests import s3server
+
+    os.environ.update(
+        {
+            "GONGHUI_STORAGE_BACKEND": "s3",
+            "GONGHUI_S3_ENDPOINT_URL": _S3_ENDPOINT,
+            "GONGHUI_S3_BUCKET": s3server.new_bucket(_S3_ENDPOINT),
+            "GONGHUI_S3_REGION": s3server.REGION,
+            "GONGHUI_S3_ACCESS_KEY_ID": s3server.ACCESS_KEY,
+            "GONGHUI_S3_SECRET_ACCESS_KEY": s3server.SECRET_KEY,
+        }
+    )
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
@@ -49,7 +65,7 @@ from gonghui.integrations.sms import outbox_path  # noqa: E402
 from gonghui.migrations import upgrade  # noqa: E402
 from gonghui.settings import get_settings  # noqa: E402
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "tests.s3server"]
 
 
 def _sqlite_files(db: Path) -> list[Path]:
@@ -106,6 +122,8 @@ def fresh_state(database: str) -> Iterator[None]:
     # SMS sink's outbox and the local file store.
     outbox_path().unlink(missing_ok=True)
     shutil.rmtree(get_settings().data_dir / "files", ignore_errors=True)
+    if _S3_ENDPOINT:
+        s3server.empty_bucket(_S3_ENDPOINT, get_settings().s3_bucket)
     clock.reset()
     invalidation.forget_all()
     yield
@@ -152,3 +170,6 @@ def api(server: str) -> Iterator[httpx.Client]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_DATA_DIR, ignore_errors=True)
+    if _S3_ENDPOINT:
+        with contextlib.suppress(Exception):  # the server may be gone already
+            s3server.drop_bucket(_S3_ENDPOINT, os.environ["GONGHUI_S3_BUCKET"])

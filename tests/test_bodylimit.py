@@ -15,6 +15,7 @@ from gonghui.db import unit_of_work
 from gonghui.members.models import ImportJob
 from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
+from gonghui.storage import get_store
 from tests.baas.conftest import AppHandle
 from tests.baas.devapp import make_app
 from tests.fixtures import StaffFactory, Tree
@@ -51,8 +52,11 @@ def import_jobs() -> int:
 
 
 def stored_roster_uploads() -> list[str]:
+    """Everything under the uploads' prefix: on disk (temporary files too), or in the
+    bucket when the tests run with S3."""
     root = get_settings().data_dir / "files" / "roster-imports"
-    return sorted(str(p) for p in root.rglob("*")) if root.exists() else []
+    on_disk = sorted(str(p) for p in root.rglob("*")) if root.exists() else []
+    return on_disk + list(get_store().keys("roster-imports/"))
 
 
 def test_a_chunked_roster_upload_without_length_stops_at_the_ceiling(

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+    # Where browsers reach the bucket, when that is not s3_endpoint_url (presigned
+    # download URLs are signed for this host); empty means s3_endpoint_url.
+    s3_public_endpoint_url: str = ""
     display_timezone: str = "Asia/Shanghai"
     trusted_proxies: list[str] = Field(default_factory=list)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from gonghui.audit.models import AuditEntry
 from gonghui.baas.functions.invoke import flush_logs
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from gonghui.settings import get_settings
+from gonghui.storage import get_store
 from tests.fixtures import Staff, Tree
 
 
@@ -23,7 +22,9 @@ from tests.fixtures import Staff, Tree
 def _fresh_baas_files() -> Iterator[None]:
     # Ids restart with every fresh database (the caches are forgotten by fresh_state), and
     # blobs of an earlier test's app 1 would sit where this test's app 1 writes.
-    shutil.rmtree(get_settings().data_dir / "files" / "baas", ignore_errors=True)
+    store = get_store()
+    for key in list(store.keys("baas/")):
+        store.delete(key)
     yield
     flush_logs()  # into this test's database, not the next one's
 

@@ -17,6 +17,7 @@ from gonghui.baas.models import StoredFile
 from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput
 from gonghui.settings import get_settings
+from gonghui.storage import get_store
 from tests.baas.conftest import AppHandle, audit_rows, make_table, signed_in_user
 from tests.fixtures import png_declaring
 
@@ -52,9 +53,12 @@ def _upload(
 
 
 def _stored() -> tuple[int, int]:
-    """(file rows, blobs on disk)."""
+    """(file rows, stored blobs: files on disk, temporary ones too, or keys in the bucket
+    when the tests run with S3)."""
     root = get_settings().data_dir / "files"
     blobs = sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+    if get_settings().storage_backend == "s3":
+        blobs += sum(1 for _ in get_store().keys())
     with unit_of_work(read_only=True) as session:
         rows = int(session.scalar(select(func.count()).select_from(StoredFile)) or 0)
     return rows, blobs

@@ -128,7 +128,11 @@ def upload(api: httpx.Client) -> Uploader:
 def report_rows(
     api: httpx.Client, job_id: int, headers: dict[str, str]
 ) -> list[tuple[int, str, str]]:
-    resp = api.get(f"/api/v1/roster/imports/{job_id}/errors", headers=headers)
+    # A store with presigned URLs redirects to the bucket (the Authorization header is not
+    # sent on to another origin).
+    resp = api.get(
+        f"/api/v1/roster/imports/{job_id}/errors", headers=headers, follow_redirects=True
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/csv")
     lines = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))

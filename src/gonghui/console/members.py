@@ -21,7 +21,7 @@ from gonghui.members.tags import parse_tags
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
-from gonghui.storage import get_store
+from gonghui.storage import download_response
 from gonghui.tenancy import Actor, Permission
 from gonghui.types import Id
 from gonghui.web.errors import error_key, field_errors
@@ -159,12 +159,8 @@ def import_errors(request: Request, user: ConsoleStaff, job_id: Id) -> Response:
         path = job.error_report_path
     if path is None:
         return RedirectResponse(f"/console/roster/imports/{job_id}", status_code=303)
-    return StreamingResponse(
-        get_store().iter_bytes(path),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="roster-import-{job_id}-errors.csv"'
-        },
+    return download_response(
+        path, filename=f"roster-import-{job_id}-errors.csv", content_type="text/csv; charset=utf-8"
     )
 
 

@@ -34,7 +34,7 @@ from gonghui.members.schemas import (
     VerifyRequest,
 )
 from gonghui.settings import get_settings
-from gonghui.storage import get_store
+from gonghui.storage import download_response
 from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["members"])
@@ -85,17 +85,15 @@ def get_import(job_id: Id, staff: CurrentStaff, session: SessionDep) -> ImportJo
 
 
 @router.get("/roster/imports/{job_id}/errors", response_class=StreamingResponse)
-def get_import_errors(job_id: Id, staff: CurrentStaff, session: SessionDep) -> StreamingResponse:
+def get_import_errors(job_id: Id, staff: CurrentStaff, session: SessionDep) -> Response:
     """The error report: CSV with row, field, code, reason (never the values)."""
     job = roster_import.get_job(session, actor=staff, job_id=job_id)
     if job.error_report_path is None:
         raise NotFound(MembersError.REPORT_NOT_READY, "the import has not finished yet")
-    return StreamingResponse(
-        get_store().iter_bytes(job.error_report_path),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="roster-import-{job.id}-errors.csv"'
-        },
+    return download_response(
+        job.error_report_path,
+        filename=f"roster-import-{job.id}-errors.csv",
+        content_type="text/csv; charset=utf-8",
     )
 
 
