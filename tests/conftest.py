@@ -42,6 +42,7 @@ os.environ.update(
 )
 _S3_ENDPOINT = os.environ.get("GONGHUI_TEST_S3_ENDPOINT", "")
 if _S3_ENDPOINT:
+    pytest.register_assert_rewrite("tests.s3server")  # a plugin (below), imported early
     from tests import s3server
 
     os.environ.update(

@@ -31,6 +31,67 @@ def migrate() -> None:
 
 
 @app.command()
+def backup(
+    out: Annotated[Path, typer.Argument(help="new directory (or a file ending in .tar) to write")],
+) -> None:
+    """Back up the database and every stored file into one archive (keys excepted)."""
+    from gonghui import backup as backups
+
+    try:
+        result = backups.backup(out, say=lambda m: typer.echo(m, err=True))
+    except backups.BackupError as exc:
+        typer.echo(f"backup failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"backup written to {result.path}: {result.db_kind} database at revision "
+        f"{result.alembic_revision}, {result.file_count} files ({result.file_bytes} bytes)"
+    )
+    if result.vanished:
+        typer.echo(
+            f"{len(result.vanished)} files were deleted while the backup ran and are not in it"
+        )
+    typer.echo(f"REMINDER: {backups.KEYS_REMINDER}")
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="a backup directory or .tar")],
+    force: Annotated[
+        bool, typer.Option(help="replace a database and file store that hold data")
+    ] = False,
+) -> None:
+    """Restore a backup into the configured database and file store (servers stopped).
+    Checks every checksum first; refuses a target that holds data unless --force."""
+    from gonghui import backup as backups
+
+    try:
+        result = backups.restore(archive, force=force, say=lambda m: typer.echo(m, err=True))
+    except backups.BackupError as exc:
+        typer.echo(f"restore refused: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"restored a {result.db_kind} database at revision {result.alembic_revision} and "
+        f"{result.file_count} files ({result.file_bytes} bytes)"
+        + (f"; removed {result.removed} files not in the backup" if result.removed else "")
+    )
+    typer.echo("`gonghui migrate` (or `gonghui serve`) brings the schema up to this version.")
+    if result.keys == "match":
+        typer.echo("keys: the keys here are the ones the backup was taken with")
+    elif result.keys == "differ":
+        typer.echo(
+            "WARNING: the keys here are NOT the ones the backup was taken with: personal data "
+            "will be unreadable. Put the original keys in place before starting gonghui."
+        )
+    elif result.keys == "missing":
+        typer.echo(
+            "WARNING: no keys here (data_dir/secrets/keys.json or GONGHUI_*_KEY settings): "
+            "put the original keys in place before starting gonghui, or it generates new ones "
+            "and personal data stays unreadable."
+        )
+    typer.echo(f"REMINDER: {backups.KEYS_REMINDER}")
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,

@@ -66,3 +66,20 @@ def get_keys() -> Keys:
         stored = _load_or_create(settings.data_dir / "secrets" / "keys.json")
         values = {name: configured[name] or stored[name] for name in _NAMES}
     return Keys(**{name: _decode(values[name]) for name in _NAMES})
+
+
+def existing_keys() -> Keys | None:
+    """The keys this deployment would use, without generating any: None when neither the
+    settings nor the key file hold all of them (``gonghui restore`` checks a backup against
+    them and must not create a key file as a side effect)."""
+    settings = get_settings()
+    configured = {name: getattr(settings, name) for name in _NAMES}
+    if not all(configured.values()):
+        path = settings.data_dir / "secrets" / "keys.json"
+        if not path.exists():
+            return None
+        stored: dict[str, str] = json.loads(path.read_text())
+        configured = {name: configured[name] or stored.get(name, "") for name in _NAMES}
+        if not all(configured.values()):
+            return None
+    return Keys(**{name: _decode(configured[name]) for name in _NAMES})

@@ -336,12 +336,12 @@ def test_an_upload_whose_job_never_commits_is_deleted(
                 max_bytes=1 << 20,
             )
             keys.append(roster_import.upload_key(job.id))
-            assert get_store().path(keys[0]).exists()
+            assert get_store().exists(keys[0])
             monkeypatch.setattr(Session, "commit", fail_commit)
 
     with pytest.raises(OperationalError):
         upload_then_fail_to_commit()
     monkeypatch.undo()
-    assert not get_store().path(keys[0]).exists()
+    assert not get_store().exists(keys[0])
     with unit_of_work(read_only=True) as session:
         assert session.scalar(select(func.count()).select_from(ImportJob)) == 0

@@ -28,7 +28,9 @@ def test_a_function_writes_lists_reads_and_links_its_apps_files(
     assert result["type"].startswith("text/plain")
     assert result["listed"] == ["report.txt"]
     assert result["text"] == "参与人数: 42"
-    download = api.get(result["link"].removeprefix(str(api.base_url).rstrip("/")))
+    download = api.get(
+        result["link"].removeprefix(str(api.base_url).rstrip("/")), follow_redirects=True
+    )
     assert download.status_code == 200
     assert download.content.decode() == "参与人数: 42"
 
