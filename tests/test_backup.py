@@ -325,3 +325,28 @@ def test_backup_will_not_overwrite_an_archive(tmp_path: Path) -> None:
     done = gonghui("backup", str(out), env={})
     assert done.returncode == 1
     assert f"backup failed: {out} already exists: give a new name" in done.stderr
+
+
+def test_a_tar_that_would_write_outside_its_directory_is_refused(
+    tmp_path: Path, fresh_site: Site
+) -> None:
+    import io
+    import tarfile
+    import tempfile
+
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        payload = b"owned"
+        entry = tarfile.TarInfo("../escaped")
+        entry.size = len(payload)
+        tar.addfile(entry, io.BytesIO(payload))
+        link = tarfile.TarInfo("manifest.json")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    done = gonghui("restore", str(archive), env=fresh_site.env)
+    assert done.returncode == 1
+    assert "restore refused: not a usable gonghui backup: unexpected entry '../escaped'" in (
+        done.stderr
+    )
+    assert not (Path(tempfile.gettempdir()) / "escaped").exists()

@@ -335,6 +335,8 @@ def backup(
     store = store or get_store()
     if out.exists():
         raise BackupError(f"{out} already exists: give a new name")
+    if not out.parent.is_dir():
+        raise BackupError(f"{out.parent} is not a directory")
     kind = _db_kind(settings)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     os.chmod(staging, 0o700)
@@ -475,10 +477,24 @@ def _opened(archive: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="gonghui-restore-") as tmp:
         try:
             with tarfile.open(archive, "r") as tar:
-                tar.extractall(tmp, filter="data")  # no links out, no absolute paths
+                _extract(tar, Path(tmp))
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise _bad(f"{archive} is not a readable tar ({exc})") from exc
         yield Path(tmp)
+
+
+def _extract(tar: tarfile.TarFile, into: Path) -> None:
+    """Only plain files and directories, only below ``into`` (a crafted tar must not write
+    elsewhere)."""
+    members = tar.getmembers()
+    for member in members:
+        parts = Path(member.name).parts
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+            raise _bad(f"unexpected entry {member.name!r} in the tar")
+    if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+        tar.extractall(into, members=members, filter="data")
+    else:
+        tar.extractall(into, members=members)
 
 
 def verify(archive: Path, *, say: Say = _quiet) -> dict[str, Any]:
