@@ -105,8 +105,8 @@ class LocalStore:
         return self.path(key).is_file()
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        """Every stored key starting with ``prefix``, in sorted order (temporary files of
-        uploads in progress are not keys)."""
+        """Every stored key starting with ``prefix``, directory by directory (temporary
+        files of uploads in progress are not keys)."""
         if not self.root.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(self.root):
