@@ -7,7 +7,7 @@ import httpx
 
 from gonghui.orgs.models import Role
 from gonghui.storage import S3Store, attachment
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import PASSWORD, StaffFactory, Tree
 from tests.members.conftest import Uploader, csv_bytes, report_rows
 from tests.members.test_roster_import import broken_rows
 
@@ -34,3 +34,33 @@ def test_import_error_reports_redirect_only_for_staff_who_may_read_them(
     assert refused.status_code == 404
     assert "location" not in refused.headers
     assert api.get(path).status_code == 401
+
+
+def test_the_console_download_redirects_only_for_staff_who_may_read_it(
+    api: httpx.Client,
+    server: str,
+    tree: Tree,
+    make_staff: StaffFactory,
+    upload: Uploader,
+    s3_backend: S3Store,
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    outsider = make_staff(tree.city_b, Role.OPERATOR)
+    job = upload(tree.city_a, csv_bytes(broken_rows()), operator.headers)
+    path = f"/console/roster/imports/{job['id']}/errors"
+    seen = {}
+    for staff in (operator, outsider):
+        with httpx.Client(base_url=server) as browser:
+            signed_in = browser.post(
+                "/console/login", data={"username": staff.username, "password": PASSWORD}
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            seen[staff.username] = browser.get(path)
+    mine = seen[operator.username]
+    assert mine.status_code == 302
+    got = httpx.get(mine.headers["location"])
+    assert got.status_code == 200
+    assert got.content == b"".join(s3_backend.iter_bytes(f"roster-imports/{job['id']}/errors.csv"))
+    theirs = seen[outsider.username]
+    assert theirs.status_code == 404
+    assert "location" not in theirs.headers
