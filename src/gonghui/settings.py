@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
     display_timezone: str = "Asia/Shanghai"
+    # ``GET /metrics`` answers a caller presenting this as a bearer token (a Prometheus on
+    # another machine); without it, only callers on this machine that came through no proxy.
+    metrics_token: str = ""
     trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("outbound_allow_networks")

@@ -26,6 +26,8 @@ from gonghui.settings import get_settings
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _CHUNK = 1 << 16
+# A readiness ping's deadline (below readiness.TIMEOUT_S).
+PING_TIMEOUT_S = 1.5
 
 
 class BlobStore(Protocol):
@@ -34,6 +36,9 @@ class BlobStore(Protocol):
     def iter_bytes(self, key: str) -> Iterator[bytes]: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def ping(self) -> None:
+        """Return if the store can take a file now (readiness), else raise; cheap."""
+        ...
 
 
 def check_key(key: str) -> str:
@@ -80,6 +85,13 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def ping(self) -> None:
+        """The directory exists and takes a file (a full or read-only disk does not)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".ping-")
+        os.close(fd)
+        os.unlink(tmp)
 
 
 def sigv4_headers(
@@ -154,8 +166,11 @@ class S3Store:
         self.secret_key = secret_key
         self.client = httpx.Client(timeout=60, transport=transport)
 
-    def _request(self, method: str, key: str, body: bytes = b"") -> httpx.Response:
-        url = httpx.URL(f"{self.base}/{self.bucket}/{quote(check_key(key), safe='/')}")
+    def _request(
+        self, method: str, key: str, body: bytes = b"", *, timeout_s: float | None = None
+    ) -> httpx.Response:
+        path = f"/{quote(check_key(key), safe='/')}" if key else ""
+        url = httpx.URL(f"{self.base}/{self.bucket}{path}")
         headers = sigv4_headers(
             method=method,
             url=url,
@@ -166,7 +181,10 @@ class S3Store:
             region=self.region,
             at=datetime.now(UTC),
         )
-        return self.client.request(method, url, content=body or None, headers=headers)
+        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s
+        return self.client.request(
+            method, url, content=body or None, headers=headers, timeout=timeout
+        )
 
     def _check(self, response: httpx.Response, *ok: int) -> httpx.Response:
         if response.status_code not in ok:
@@ -192,6 +210,10 @@ class S3Store:
 
     def exists(self, key: str) -> bool:
         return self._check(self._request("HEAD", key), 200, 404).status_code == 200
+
+    def ping(self) -> None:
+        """HeadBucket: the bucket is there and these keys may use it."""
+        self._check(self._request("HEAD", "", timeout_s=PING_TIMEOUT_S), 200)
 
 
 @lru_cache
