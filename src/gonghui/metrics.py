@@ -235,18 +235,17 @@ def _database_pool() -> None:
 def exposition() -> tuple[bytes, str]:
     """The metrics as text, and their content type: every process's, summed, in
     multiprocess mode; this process's otherwise."""
-    directory = os.environ.get(MULTIPROC_ENV)
     extra = CollectorRegistry(auto_describe=False)
     extra.register(_AtScrape())
+    read_now = generate_latest(extra)
+    sample_now()  # the answering process's own samples, current
+    directory = os.environ.get(MULTIPROC_ENV)
     if directory:
         _forget_dead_processes(Path(directory))
         registry = CollectorRegistry(auto_describe=False)
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
-        sample_now()  # this process's own gauges, current
-        body = generate_latest(REGISTRY)
-    return body + generate_latest(extra), CONTENT_TYPE_LATEST
+        return generate_latest(registry) + read_now, CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + read_now, CONTENT_TYPE_LATEST
 
 
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
