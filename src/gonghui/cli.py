@@ -39,9 +39,18 @@ def serve(
     skip_migrate: Annotated[bool, typer.Option(help="do not migrate first")] = False,
 ) -> None:
     """Migrate, then serve the API (and the console and H5 pages)."""
-    metrics_dir = _metrics_dir(get_settings().data_dir)
+    from gonghui.deployment import UnsafeDeployment, check_deployment
+
+    settings = get_settings()
+    bind = host or settings.host
     try:
-        _serve(host=host, port=port, workers=workers, skip_migrate=skip_migrate)
+        check_deployment(settings, host=bind)
+    except UnsafeDeployment as exc:  # before anything is written: a refused start leaves none
+        typer.echo(str(exc), err=True)  # not Rich: it would wrap the lines
+        raise typer.Exit(2) from exc
+    metrics_dir = _metrics_dir(settings.data_dir)
+    try:
+        _serve(bind=bind, port=port, workers=workers, skip_migrate=skip_migrate)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the run is over
 
@@ -75,20 +84,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _serve(*, host: str | None, port: int | None, workers: int, skip_migrate: bool) -> None:
+def _serve(*, bind: str, port: int | None, workers: int, skip_migrate: bool) -> None:
     import uvicorn
 
     from gonghui import hotwrite
-    from gonghui.deployment import UnsafeDeployment, check_deployment
     from gonghui.observability import configure_logging
 
     settings = get_settings()
-    bind = host or settings.host
-    try:
-        check_deployment(settings, host=bind)
-    except UnsafeDeployment as exc:
-        typer.echo(str(exc), err=True)  # not Rich: it would wrap the lines
-        raise typer.Exit(2) from exc
     # The server processes check again as they load the app, against the address bound.
     os.environ["GONGHUI_HOST"] = bind
     if not skip_migrate:
