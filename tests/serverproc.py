@@ -58,7 +58,9 @@ class ServerProcess:
         self.log_path = self.data_dir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServerProcess:
+    def start(self, *, until: str = "/readyz") -> ServerProcess:
+        """Start, and wait until ``until`` answers 200 (``/healthz`` for a server that is
+        expected to be alive but not ready)."""
         argv = [str(_GONGHUI), "serve", "--skip-migrate", "--port", str(self.port)]
         argv += ["--workers", str(self.workers)]
         with self.log_path.open("ab") as log:
@@ -75,7 +77,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{until}", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -10,11 +10,15 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gonghui import models  # noqa: F401  (complete metadata)
+from gonghui import (
+    metrics,
+    models,  # noqa: F401  (complete metadata)
+    readiness,
+)
 from gonghui.accounts.router import router as auth_router
 from gonghui.activities.lottery.router import router as lottery_router
 from gonghui.activities.quiz.router import router as quiz_router
@@ -27,7 +31,6 @@ from gonghui.baas.router import router as baas_router
 from gonghui.baas.triggers.router import router as triggers_router
 from gonghui.benefits.router import router as benefits_router
 from gonghui.bodylimit import BodyLimitMiddleware
-from gonghui.db import unit_of_work
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
 from gonghui.errors import DomainError, RateLimited, envelope
@@ -116,6 +119,8 @@ def create_app() -> FastAPI:
     # Added first, so it runs inside the request context: a 413 has its request id.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: a request's time includes everything the app does for it.
+    app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -138,13 +143,27 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers (it checks nothing else)."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"])
-    def readyz() -> dict[str, str]:
-        with unit_of_work(read_only=True) as session:
-            session.execute(text("SELECT 1"))
-        return {"status": "ready"}
+    async def readyz() -> JSONResponse:
+        """Readiness: each dependency's check, ``ok`` or ``failed``; 503 unless all are ok."""
+        report = await readiness.report()
+        body = {
+            "status": "ready" if report.ready else "unready",
+            "checks": {name: "ok" if ok else "failed" for name, ok in report.checks.items()},
+        }
+        return JSONResponse(body, status_code=200 if report.ready else 503)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        """Prometheus metrics, for a caller on this machine or one with the metrics token;
+        anyone else is told there is no such route."""
+        if not metrics.scrape_allowed(request.scope):
+            raise StarletteHTTPException(404, "Not Found")
+        body, content_type = await run_in_threadpool(metrics.exposition)
+        return Response(body, media_type=content_type)
 
     @app.get("/api/v1/ping", tags=["ops"])
     async def ping(user: CurrentUser) -> dict[str, int | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -99,19 +100,58 @@ def serve(
     skip_migrate: Annotated[bool, typer.Option(help="do not migrate first")] = False,
 ) -> None:
     """Migrate, then serve the API (and the console and H5 pages)."""
-    import uvicorn
-
-    from gonghui import hotwrite
     from gonghui.deployment import UnsafeDeployment, check_deployment
-    from gonghui.observability import configure_logging
 
     settings = get_settings()
     bind = host or settings.host
     try:
         check_deployment(settings, host=bind)
-    except UnsafeDeployment as exc:
+    except UnsafeDeployment as exc:  # before anything is written: a refused start leaves none
         typer.echo(str(exc), err=True)  # not Rich: it would wrap the lines
         raise typer.Exit(2) from exc
+    metrics_dir = _metrics_dir(settings.data_dir)
+    try:
+        _serve(bind=bind, port=port, workers=workers, skip_migrate=skip_migrate)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # the run is over
+
+
+def _metrics_dir(data_dir: Path) -> Path:
+    """A fresh directory for this run's metrics, ``data_dir/run/metrics-<pid>``, set as
+    ``PROMETHEUS_MULTIPROC_DIR`` for this process and those it starts: every process of
+    the run (server processes, the writer) keeps its metrics there, and ``/metrics`` sums
+    them. Set before anything imports prometheus-client, which picks its mode then.
+    Directories of earlier runs whose process is gone (killed) are removed."""
+    parent = data_dir / "run"
+    parent.mkdir(parents=True, exist_ok=True)
+    for entry in parent.glob("metrics-*"):
+        pid = entry.name.removeprefix("metrics-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+    directory = parent / f"metrics-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _serve(*, bind: str, port: int | None, workers: int, skip_migrate: bool) -> None:
+    import uvicorn
+
+    from gonghui import hotwrite
+    from gonghui.observability import configure_logging
+
+    settings = get_settings()
     # The server processes check again as they load the app, against the address bound.
     os.environ["GONGHUI_HOST"] = bind
     if not skip_migrate:

@@ -271,6 +271,11 @@ def get_engine() -> Engine:
         return _engine
 
 
+def current_engine() -> Engine | None:
+    """The engine if this process has made it (metrics read its pool), else None."""
+    return _engine
+
+
 def _refuse_changes(session: Session, _context: Any, _instances: Any) -> None:
     # Only a net change counts: setting an attribute to the value it holds writes nothing.
     changed = [*session.new, *session.deleted, *filter(session.is_modified, session.dirty)]

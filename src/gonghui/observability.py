@@ -1,4 +1,11 @@
-"""Request ids, structured (JSON) logs and the access log."""
+"""Request ids, structured (JSON) logs and the access log.
+
+Every log record is stamped with the request id of the context it is made in
+(``record.request_id``, None outside a request), so both formats show it. Work a request
+hands elsewhere takes its id along and runs under it with :func:`request_scope`: the hot
+writer's jobs (hotwrite/), and the event deliveries and trigger invocations stored by the
+request (``baas_delivery.request_id``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,6 +30,31 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 log = logging.getLogger("gonghui.access")
 
 
+@contextmanager
+def request_scope(request_id: str | None) -> Iterator[None]:
+    """Run the block as part of request ``request_id`` (work a request started, done
+    elsewhere: its logs, audit rows and stored events carry the request's id)."""
+    token = request_id_var.set(request_id)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
+
+
+_make_record = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # Stamped as the record is made, in the context that logs it: a handler that formats
+    # it later, or in another thread, still shows whose request it belongs to.
+    record = _make_record(*args, **kwargs)
+    record.request_id = request_id_var.get()
+    return record
+
+
+logging.setLogRecordFactory(_record_with_request_id)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -29,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
         extra = getattr(record, "fields", None)
@@ -40,11 +74,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``LEVEL logger message``, and the request id when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        line = super().formatMessage(record)
+        request_id = getattr(record, "request_id", None)
+        return f"{line} [request_id={request_id}]" if request_id else line
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

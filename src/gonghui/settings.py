@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # download URLs are signed for this host); empty means s3_endpoint_url.
     s3_public_endpoint_url: str = ""
     display_timezone: str = "Asia/Shanghai"
+    # ``GET /metrics`` answers a caller presenting this as a bearer token (a Prometheus on
+    # another machine); without it, only callers on this machine that came through no proxy.
+    metrics_token: str = ""
     trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("outbound_allow_networks")

@@ -36,6 +36,8 @@ DEFAULT_PART_SIZE = 8 * 1024 * 1024
 # How long a presigned URL a handler redirects a browser to stays valid: long enough to
 # follow the redirect, too short to be worth passing around.
 DOWNLOAD_URL_TTL_S = 60
+# A readiness ping's deadline (below readiness.TIMEOUT_S).
+PING_TIMEOUT_S = 1.5
 
 
 class BlobStore(Protocol):
@@ -51,6 +53,10 @@ class BlobStore(Protocol):
         """A URL the browser may fetch the blob from for ``expires_s`` seconds, as an
         attachment named ``filename``; None when the store cannot offer one (local disk:
         the app serves the bytes itself)."""
+        ...
+
+    def ping(self) -> None:
+        """Return if the store can take a file now (readiness), else raise; cheap."""
         ...
 
 
@@ -121,6 +127,13 @@ class LocalStore:
         self, key: str, *, filename: str, expires_s: int, content_type: str | None = None
     ) -> str | None:
         return None
+
+    def ping(self) -> None:
+        """The directory exists and takes a file (a full or read-only disk does not)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".ping-")
+        os.close(fd)
+        os.unlink(tmp)
 
 
 def _missing(exc: ClientError) -> bool:
@@ -243,6 +256,20 @@ class S3Store:
             )
         else:
             self.presigner = self.client
+        # Readiness asks with a deadline of its own and no retries.
+        self.pinger: Any = session.client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            region_name=region,
+            config=config.merge(
+                Config(
+                    connect_timeout=PING_TIMEOUT_S,
+                    read_timeout=PING_TIMEOUT_S,
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                )
+            ),
+            **credentials,
+        )
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         """Store ``chunks`` under ``key``: one PUT when it fits in a part, else a multipart
@@ -363,6 +390,10 @@ class S3Store:
                 "get_object", Params=params, ExpiresIn=max(1, expires_s)
             ),
         )
+
+    def ping(self) -> None:
+        """HeadBucket: the bucket is there and these keys may use it."""
+        self.pinger.head_bucket(Bucket=self.bucket)
 
 
 @lru_cache(maxsize=4)

@@ -161,6 +161,21 @@ def test_a_presigned_url_serves_the_object_as_a_named_attachment(store: S3Store)
     # (moto does not check presigned signatures, so tampering is not tested here.)
 
 
+def test_ping_answers_for_a_reachable_bucket_and_raises_for_a_missing_one(
+    store: S3Store, s3_endpoint: str
+) -> None:
+    store.ping()
+    missing = S3Store(
+        endpoint_url=s3_endpoint,
+        bucket="no-such-bucket-for-ping",
+        region=REGION,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+    )
+    with pytest.raises(Exception, match="404|Not Found|NoSuchBucket"):
+        missing.ping()
+
+
 def test_the_local_store_lists_keys_and_offers_no_url(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "files")
     assert list(store.keys()) == []

@@ -5,7 +5,9 @@ import httpx
 
 def test_health_and_readiness(api: httpx.Client) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
-    assert api.get("/readyz").json() == {"status": "ready"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
 
 
 def test_request_id_is_echoed_or_generated(api: httpx.Client) -> None:

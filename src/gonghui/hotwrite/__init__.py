@@ -9,13 +9,14 @@
 
 from gonghui.hotwrite.client import WriterUnavailable, run, run_async
 from gonghui.hotwrite.transport import WriterProcess, start_writer_process
-from gonghui.hotwrite.writer import batched, one
+from gonghui.hotwrite.writer import batched, one, request_id_of
 
 __all__ = [
     "WriterProcess",
     "WriterUnavailable",
     "batched",
     "one",
+    "request_id_of",
     "run",
     "run_async",
     "start_writer_process",

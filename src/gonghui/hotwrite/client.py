@@ -24,6 +24,7 @@ from gonghui.errors import DomainError
 from gonghui.hotwrite import registry
 from gonghui.hotwrite.transport import Sent, rebuild
 from gonghui.hotwrite.writer import local_writer
+from gonghui.observability import request_id_var
 from gonghui.settings import get_settings
 
 T = TypeVar("T")
@@ -90,7 +91,7 @@ class Client:
                 return None
             job_id = next(self._ids)
             self._pending[job_id] = waiter
-        return (job_id, module, qualname, kwargs)
+        return (job_id, module, qualname, kwargs, request_id_var.get())
 
     def _connect(self) -> None:
         if self._connection is None or self._pid != os.getpid():

@@ -29,12 +29,14 @@ from typing import Any, cast
 
 from gonghui.hotwrite import registry
 from gonghui.hotwrite.writer import Job, local_writer
+from gonghui.observability import configure_logging
 from gonghui.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# A job as a server process sends it: (id, module, operation, keyword arguments).
-Sent = tuple[int, str, str, dict[str, Any]]
+# A job as a server process sends it: (id, module, operation, keyword arguments, the id of
+# the request that submitted it).
+Sent = tuple[int, str, str, dict[str, Any], str | None]
 # An exception as it travels: (module, class, args, attributes).
 Portable = tuple[str, str, tuple[Any, ...], dict[str, Any]]
 # An answer: (job id, ok, the result if ok else the Portable error).
@@ -79,6 +81,8 @@ def _writer_main(address: str, parent: int, extra_modules: Sequence[str]) -> Non
     _die_with_parent()
     if os.getppid() != parent:
         return
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
     registry.load(extra_modules)
     listener = Listener(address, family="AF_UNIX")
     os.chmod(address, 0o600)
@@ -144,13 +148,13 @@ def _serve(connection: Connection) -> None:
                 jobs: list[Sent] = pickle.loads(connection.recv_bytes())
             except (EOFError, OSError):
                 return
-            for job_id, module, qualname, kwargs in jobs:
+            for job_id, module, qualname, kwargs, request_id in jobs:
                 try:
                     op = registry.operation(module, qualname)
                 except Exception as exc:
                     send(pickle.dumps([_failed(job_id, exc)], pickle.HIGHEST_PROTOCOL))
                     continue
-                local_writer.submit(op, kwargs, tag=job_id, sink=answer)
+                local_writer.submit(op, kwargs, tag=job_id, sink=answer, request_id=request_id)
     finally:
         with sending:
             gone = True

@@ -12,6 +12,10 @@ An operation can also declare a batch form (:func:`batched`): the jobs of a batc
 name it are then run by one call that takes all their arguments and answers each, so that
 a thousand members' draws cost a few statements per batch rather than a dozen per draw.
 
+Each job runs under the id of the request that submitted it (its logs, audit rows and
+stored events carry it); a batch form serves many requests at once and finds each call's
+with :func:`request_id_of`.
+
 Writers in different processes take turns: on SQLite an exclusive ``flock`` on a lock file
 in the data directory (the kernel releases it if the process dies), on PostgreSQL a
 transaction-scoped advisory lock, so that two batches never deadlock on the same rows.
@@ -28,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.db import AfterCommit, unit_of_work
 from gonghui.errors import DomainError
+from gonghui.observability import request_id_var, request_scope
 from gonghui.settings import get_settings
 
 Op = Callable[..., Any]
@@ -66,6 +72,21 @@ class Job:
     # (called once per batch with its jobs, after their futures are settled).
     tag: int = 0
     sink: Callable[[list[Job]], None] | None = None
+    # The request that submitted it.
+    request_id: str | None = None
+
+
+# The request ids of the calls a batch form is running, in the order of its calls.
+_batch_request_ids: ContextVar[tuple[str | None, ...]] = ContextVar(
+    "hotwrite_batch_request_ids", default=()
+)
+
+
+def request_id_of(call: int) -> str | None:
+    """The id of the request behind call number ``call`` of the batch form running now
+    (outside a batch form: the current job's)."""
+    ids = _batch_request_ids.get()
+    return ids[call] if call < len(ids) else request_id_var.get()
 
 
 class Writer:
@@ -83,9 +104,12 @@ class Writer:
         *,
         tag: int = 0,
         sink: Callable[[list[Job]], None] | None = None,
+        request_id: str | None = None,
     ) -> Future[Any]:
+        """Queue ``op(session, **kwargs)``, run under ``request_id`` (by default the
+        current request's)."""
         self._ensure_running()
-        job = Job(op, kwargs, tag=tag, sink=sink)
+        job = Job(op, kwargs, tag=tag, sink=sink, request_id=request_id or request_id_var.get())
         self._jobs.put(job)
         return job.future
 
@@ -182,7 +206,7 @@ def _run_alone(session: Session, job: Job) -> None:
     callbacks: list[AfterCommit] = session.info["after_commit"]
     registered = len(callbacks)
     try:
-        with session.begin_nested():
+        with session.begin_nested(), request_scope(job.request_id):
             try:
                 job.result = job.op(session, **job.kwargs)
             except DomainError as exc:
@@ -200,6 +224,7 @@ def _run_together(session: Session, many: Many, jobs: list[Job]) -> bool:
     caller runs the jobs alone, so that the fault stays with the job that causes it."""
     callbacks: list[AfterCommit] = session.info["after_commit"]
     registered = len(callbacks)
+    ids = _batch_request_ids.set(tuple(job.request_id for job in jobs))
     try:
         with session.begin_nested():
             outcomes = many(session, [job.kwargs for job in jobs])
@@ -207,6 +232,8 @@ def _run_together(session: Session, many: Many, jobs: list[Job]) -> bool:
         del callbacks[registered:]
         log.warning("batch of %d jobs failed; running them alone", len(jobs), exc_info=True)
         return False
+    finally:
+        _batch_request_ids.reset(ids)
     for job, outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             job.error = outcome

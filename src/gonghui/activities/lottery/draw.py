@@ -13,12 +13,14 @@ any answer leaves, so a member never sees a win the ledger does not hold, even a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+from prometheus_client import Counter as MetricCounter
 from sqlalchemy import Select, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -34,10 +36,15 @@ from gonghui.activities.schemas import LotteryRules
 from gonghui.activities.service import lottery_rules
 from gonghui.benefits import service as benefits
 from gonghui.clock import local_day, now
-from gonghui.db import rowcount
+from gonghui.db import on_commit, rowcount
 from gonghui.errors import Conflict, DomainError
+from gonghui.observability import request_scope
 
 LOTTERY_KINDS = {ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY}
+
+DRAWS = MetricCounter(
+    "gonghui_lottery_draws", "Draws committed, by outcome (won, no_prize, ...)", ["outcome"]
+)
 
 
 @dataclass(frozen=True)
@@ -472,21 +479,30 @@ def _log(session: Session, activity: Activity, drawn: list[_Drawn]) -> None:
         d.at = instant
         if d.outcome is DrawOutcome.WON:
             assert d.picked is not None
-            hooks.emit(
-                session,
-                org_id=activity.org_id,
-                event=hooks.OrgEvent.PRIZE_WON,
-                payload={
-                    "activity_id": activity.id,
-                    "membership_id": d.call.member_id,
-                    "draw_id": draw_id,
-                    "prize": {
-                        "name": d.picked.name,
-                        "kind": str(d.picked.kind),
-                        "value": d.picked.value,
+            # The event is the drawing member's request's (its deliveries' logs say so).
+            with request_scope(hotwrite.request_id_of(d.call.index)):
+                hooks.emit(
+                    session,
+                    org_id=activity.org_id,
+                    event=hooks.OrgEvent.PRIZE_WON,
+                    payload={
+                        "activity_id": activity.id,
+                        "membership_id": d.call.member_id,
+                        "draw_id": draw_id,
+                        "prize": {
+                            "name": d.picked.name,
+                            "kind": str(d.picked.kind),
+                            "value": d.picked.value,
+                        },
                     },
-                },
-            )
+                )
+    outcomes = Counter(str(d.outcome) for d in drawn)
+    on_commit(session, lambda: _count(outcomes))
+
+
+def _count(outcomes: Counter[str]) -> None:
+    for outcome, n in outcomes.items():
+        DRAWS.labels(outcome).inc(n)
 
 
 def _answer(d: _Drawn, chances_left: int) -> dict[str, Any]:

@@ -11,6 +11,10 @@ Webhooks go out through :mod:`gonghui.outbound` (public addresses only, one dead
 answer capped). Each process sends up to ``delivery_concurrency`` deliveries at once and at
 most ``delivery_per_app_concurrency`` of one app, so an app whose endpoint hangs until the
 deadline holds only its own slots while the other apps' deliveries go on.
+
+A delivery runs under the id of the request that stored its event (its log line, and the
+invocation of a function it runs, carry it). ``/metrics`` reads the queue: how many
+deliveries are pending, how old the oldest is, how many are dead.
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from sqlalchemy import and_, func, or_, select, update
 
-from gonghui import outbound
+from gonghui import metrics, outbound
 from gonghui.baas.functions.invoke import invoke
 from gonghui.baas.permissions import Caller
 from gonghui.baas.triggers.models import (
@@ -43,6 +50,7 @@ from gonghui.baas.triggers.signing import signature
 from gonghui.baas.triggers.wakeup import due as _wakeup
 from gonghui.clock import now
 from gonghui.db import rowcount, unit_of_work
+from gonghui.observability import request_scope
 from gonghui.orgs.models import Org
 from gonghui.outbound import OutboundError
 from gonghui.settings import get_settings
@@ -77,6 +85,7 @@ class Claimed:
     function_name: str | None
     webhook_url: str | None
     secret: str | None
+    request_id: str | None = None
 
 
 def _claim(limit: int, *, busy: Counter[int], per_app: int) -> list[Claimed]:
@@ -137,6 +146,7 @@ def _claim(limit: int, *, busy: Counter[int], per_app: int) -> list[Claimed]:
                     function_name=trigger.function_name,
                     webhook_url=trigger.webhook_url,
                     secret=trigger_secret(trigger),
+                    request_id=delivery.request_id,
                 )
             )
     return claimed
@@ -238,20 +248,54 @@ def _settle(item: Claimed, ok: bool, status_code: int | None, error: str | None,
 
 
 def deliver(item: Claimed) -> bool:
-    started = time.monotonic()
-    if item.target_kind == TargetKind.WEBHOOK:
-        ok, status_code, error = _send_webhook(item)
-    else:
-        ok, status_code, error = _run_function(item)
-    _settle(item, ok, status_code, error, (time.monotonic() - started) * 1000)
-    if not ok:
-        log.warning(
-            "delivery failed",
-            extra={
-                "fields": {"delivery_id": item.delivery_id, "attempt": item.attempt, "error": error}
-            },
-        )
+    with request_scope(item.request_id):  # the request that stored the event
+        started = time.monotonic()
+        if item.target_kind == TargetKind.WEBHOOK:
+            ok, status_code, error = _send_webhook(item)
+        else:
+            ok, status_code, error = _run_function(item)
+        ms = (time.monotonic() - started) * 1000
+        _settle(item, ok, status_code, error, ms)
+        fields = {
+            "delivery_id": item.delivery_id,
+            "event": item.event,
+            "attempt": item.attempt,
+            "status": status_code,
+            "ms": round(ms, 2),
+        }
+        if ok:
+            log.info("delivered", extra={"fields": fields})
+        else:
+            log.warning("delivery failed", extra={"fields": {**fields, "error": error}})
     return ok
+
+
+# -- what operators read at /metrics ----------------------------------------------------------
+
+
+@metrics.at_scrape
+def _queue() -> Iterator[Metric]:
+    with unit_of_work(read_only=True) as session:
+        pending, oldest = session.execute(
+            select(func.count(), func.min(Delivery.created_at)).where(
+                Delivery.status == DeliveryStatus.PENDING
+            )
+        ).one()
+        dead = session.scalar(select(func.count()).where(Delivery.status == DeliveryStatus.DEAD))
+    yield GaugeMetricFamily(
+        "gonghui_delivery_queue_depth",
+        "Event deliveries (webhooks, trigger invocations) pending: due, or waiting to retry",
+        value=pending,
+    )
+    lag = (now() - oldest).total_seconds() if oldest is not None else 0.0
+    yield GaugeMetricFamily(
+        "gonghui_delivery_lag_seconds",
+        "Age of the oldest pending delivery (0 when none is pending)",
+        value=max(lag, 0.0),
+    )
+    yield GaugeMetricFamily(
+        "gonghui_deliveries_dead", "Deliveries that ran out of attempts", value=dead or 0
+    )
 
 
 class _Sender:

@@ -89,6 +89,9 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=now)
     delivered_at: Mapped[datetime | None]
+    # The request that stored the event (None: a cron tick): its deliveries' logs and
+    # function invocations carry it.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeliveryAttempt(Base):

@@ -43,6 +43,7 @@ from gonghui.baas.triggers.models import (
 from gonghui.clock import now
 from gonghui.db import on_commit
 from gonghui.errors import InvalidInput, NotFound, Unauthenticated, field_error
+from gonghui.observability import request_id_var
 from gonghui.orgs.models import Org
 from gonghui.outbound import OutboundError
 from gonghui.tenancy import Actor
@@ -202,6 +203,7 @@ def enqueue(
         event=event,
         payload=payload,
         next_attempt_at=now(),
+        request_id=request_id_var.get(),
     )
     session.add(delivery)
     on_commit(session, wakeup.wake)

@@ -4,6 +4,7 @@ background thread of this process once the request's unit of work commits.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -48,8 +49,12 @@ def start_in_background(session: Session, *, job_id: int, actor: Actor) -> None:
     """Start importing the job's stored upload once the job row is committed."""
 
     def start() -> None:
+        # In a copy of the uploading request's context: the import's logs and its audit
+        # row carry that request's id.
         thread = threading.Thread(
-            target=_run_stored_upload, args=(job_id, actor), name=f"roster-import-{job_id}"
+            target=contextvars.copy_context().run,
+            args=(_run_stored_upload, job_id, actor),
+            name=f"roster-import-{job_id}",
         )
         with _threads_lock:
             _threads[job_id] = thread
