@@ -30,7 +30,7 @@ from gonghui.bodylimit import BodyLimitMiddleware
 from gonghui.db import unit_of_work
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
-from gonghui.errors import DomainError, RateLimited, envelope
+from gonghui.errors import DomainError, RateLimited, ServiceUnavailable, envelope
 from gonghui.members.router import router as members_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.orgs.router import router as orgs_router
@@ -54,7 +54,7 @@ _HTTP_CODES = {
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {}
-    if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+    if isinstance(exc, RateLimited | ServiceUnavailable) and exc.retry_after_s is not None:
         headers["Retry-After"] = str(exc.retry_after_s)
     return JSONResponse(exc.envelope(), status_code=exc.status_code, headers=headers)
 
