@@ -42,9 +42,10 @@ start)
 	;;
 stop)
 	if [ -f "$dir/redis.pid" ]; then
-		kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+		pid=$(cat "$dir/redis.pid")
+		kill "$pid" 2>/dev/null || true
 		for _ in $(seq 50); do
-			kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null || break
+			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
 	fi

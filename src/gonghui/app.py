@@ -14,7 +14,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gonghui import models  # noqa: F401  (complete metadata)
+from gonghui import (
+    invalidation,
+    models,  # noqa: F401  (complete metadata)
+)
 from gonghui.accounts.router import router as auth_router
 from gonghui.activities.lottery.router import router as lottery_router
 from gonghui.activities.quiz.router import router as quiz_router
@@ -97,6 +100,8 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # as the process. Frozen, the collector stops re-scanning it on every full collection,
     # which otherwise pauses a busy server for tens of milliseconds at a time.
     gc.freeze()
+    # With Redis: this process listens for cache changes from the start.
+    invalidation.start_transport()
     background.start()
     yield
     background.stop()

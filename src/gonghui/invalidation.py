@@ -173,7 +173,7 @@ def _write_changes(session: Session) -> None:
 
 def _committed(changes: list[Change]) -> None:
     _deliver(changes)
-    if _transport_started or _start_transport():
+    if _transport_started or start_transport():
         _pubsub.publish(changes)
 
 
@@ -262,7 +262,7 @@ def current() -> bool:
     """Whether this process has every change committed up to ``FEED_MAX_LAG_S`` ago (no
     I/O): a cache may then answer from memory."""
     if not _transport_started:
-        _start_transport()
+        start_transport()
     return _feed.current(_clock())
 
 
@@ -415,9 +415,10 @@ _transport_started = False
 _transport_lock = threading.Lock()
 
 
-def _start_transport() -> bool:
+def start_transport() -> bool:
     """Start the Redis listener and publisher of this process if Redis is configured (once;
-    later calls cost a flag). True if they run."""
+    later calls cost a flag; a server starts them as it starts, anything else on first
+    use). True if they run."""
     global _transport_started
     with _transport_lock:
         if not _transport_started:
@@ -435,7 +436,7 @@ def _start_transport() -> bool:
 def listen(*, timeout_s: float) -> bool:
     """Start the Redis transport now (it otherwise starts on first use) and wait until it
     is subscribed; True if it is (False without Redis, or not within ``timeout_s``)."""
-    _start_transport()
+    start_transport()
     listener = _pubsub.listener
     return listener is not None and listener.subscribed.wait(timeout_s)
 
