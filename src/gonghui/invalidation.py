@@ -39,6 +39,7 @@ than any process can need (housekeeping).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -419,7 +420,7 @@ def start_transport() -> bool:
     """Start the Redis listener and publisher of this process if Redis is configured (once;
     later calls cost a flag; a server starts them as it starts, anything else on first
     use). True if they run."""
-    global _transport_started
+    global _transport_started, _drain_registered
     with _transport_lock:
         if not _transport_started:
             _transport_started = True
@@ -430,7 +431,24 @@ def start_transport() -> bool:
                 _pubsub.publisher = _Publisher(channel, origin)
                 _pubsub.listener.start()
                 _pubsub.publisher.start()
+                if not _drain_registered:
+                    # A command that exits right after its commit still publishes it.
+                    atexit.register(_drain)
+                    _drain_registered = True
     return _pubsub.publisher is not None
+
+
+_drain_registered = False
+
+
+def _drain() -> None:
+    publisher = _pubsub.publisher
+    if publisher is not None and publisher.is_alive():
+        try:
+            publisher.queue.put(None, timeout=redis_conn.TIMEOUT_S)
+        except queue.Full:
+            return
+        publisher.join(timeout=2 * redis_conn.TIMEOUT_S)
 
 
 def listen(*, timeout_s: float) -> bool:
