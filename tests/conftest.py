@@ -1,6 +1,7 @@
 """Test harness: a real database (SQLite, or PostgreSQL when GONGHUI_TEST_DATABASE_URL is
-set), a real uvicorn server on a loopback port, and a fresh database for every test. Files
-go to the local store, or to a bucket of their own on the S3 protocol server
+set), Redis when GONGHUI_TEST_REDIS_URL is set (its database is flushed before every test),
+a real uvicorn server on a loopback port, and a fresh database for every test. Files go to
+the local store, or to a bucket of their own on the S3 protocol server
 GONGHUI_TEST_S3_ENDPOINT names (scripts/s3-throwaway.sh starts one).
 
 Settings are read from the environment once, so the environment is fixed here, before any
@@ -14,6 +15,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import subprocess
 import tempfile
 import threading
 import time
@@ -38,6 +40,7 @@ os.environ.update(
         "GONGHUI_PUBLIC_BASE_URL": f"http://127.0.0.1:{_PORT}",
         "GONGHUI_LOG_LEVEL": "WARNING",
         "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_TEST_DATABASE_URL", ""),
+        "GONGHUI_REDIS_URL": os.environ.get("GONGHUI_TEST_REDIS_URL", ""),
     }
 )
 _S3_ENDPOINT = os.environ.get("GONGHUI_TEST_S3_ENDPOINT", "")
@@ -60,7 +63,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from gonghui import clock, invalidation  # noqa: E402
+from gonghui import clock, invalidation, redis_conn  # noqa: E402
 from gonghui.db import Base, dispose_engine, get_engine  # noqa: E402
 from gonghui.integrations.sms import outbox_path  # noqa: E402
 from gonghui.migrations import upgrade  # noqa: E402
@@ -82,6 +85,9 @@ def database() -> Iterator[str]:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         dispose_engine()
     upgrade()
+    # Subscribed before the first test, so that no test sees the feed made due midway.
+    if redis_conn.configured() and not invalidation.listen(timeout_s=20):
+        raise RuntimeError(f"Redis at {settings.redis_url} does not answer")
     if settings.is_sqlite:
         db = settings.data_dir / "gonghui.db"
         template = settings.data_dir / "template.db"
@@ -116,9 +122,15 @@ def _reset_database() -> None:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+def _reset_redis() -> None:
+    if redis_conn.configured():
+        redis_conn.client().flushdb()
+
+
 @pytest.fixture(autouse=True)
 def fresh_state(database: str) -> Iterator[None]:
     _reset_database()
+    _reset_redis()
     # What lives in the data directory beside the database goes with it: the development
     # SMS sink's outbox and the local file store.
     outbox_path().unlink(missing_ok=True)
@@ -130,6 +142,73 @@ def fresh_state(database: str) -> Iterator[None]:
     yield
     clock.reset()
     invalidation.forget_all()
+
+
+_ROOT = Path(__file__).resolve().parents[1]
+REDIS_SCRIPT = _ROOT / "scripts" / "redis-throwaway.sh"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis to test against: GONGHUI_TEST_REDIS_URL's, else a throwaway one started by
+    scripts/redis-throwaway.sh for this run (so these tests always run)."""
+    given = get_settings().redis_url
+    if given:
+        yield given
+        return
+    directory = Path(tempfile.mkdtemp(prefix="gonghui-redis-"))
+    url = subprocess.run(
+        [str(REDIS_SCRIPT), "start", str(directory)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+        yield url
+    finally:
+        subprocess.run([str(REDIS_SCRIPT), "stop", str(directory)], check=False)
+
+
+@contextlib.contextmanager
+def redis_configured(url: str, *, reachable: bool = True) -> Iterator[None]:
+    """This process with ``GONGHUI_REDIS_URL=url`` (empty: without Redis) inside the block:
+    its client and change-feed transport are started afresh (and waited for, if
+    ``reachable``), and again after."""
+    settings = get_settings()
+    before = settings.redis_url
+
+    def switch(to: str, wait: bool) -> None:
+        invalidation.stop_transport()
+        redis_conn.reset()
+        settings.redis_url = to
+        if to and wait and not invalidation.listen(timeout_s=20):
+            raise RuntimeError(f"Redis at {to} does not answer")
+
+    switch(url, reachable)
+    try:
+        yield
+    finally:
+        switch(before, True)
+
+
+@pytest.fixture
+def with_redis(redis_url: str, fresh_state: None) -> Iterator[str]:
+    """The test runs with Redis configured (flushed first); yields its URL."""
+    with redis_configured(redis_url):
+        redis_conn.client().flushdb()
+        yield redis_url
+
+
+@pytest.fixture
+def without_redis(fresh_state: None) -> Iterator[None]:
+    """The test runs on the embedded default, whatever this run configures."""
+    with redis_configured(""):
+        yield
+
+
+@pytest.fixture
+def polled_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The change feed read from its table every ``FEED_MAX_LAG_S``, Redis or not: for tests
+    that commit a change as another process would, in the table only, and then move the
+    clock past the lag (with Redis listening, the table is read far less often)."""
+    monkeypatch.setattr(invalidation, "SUBSCRIBED_FEED_MAX_LAG_S", invalidation.FEED_MAX_LAG_S)
 
 
 class _Server(uvicorn.Server):

@@ -1,6 +1,7 @@
 """The change feed: a change committed in one process reaches every process's caches, and
 the feed survives what polling a table meets (ids handed out before commit, ids going back,
-too many gaps to follow)."""
+too many gaps to follow). Here the table is the transport, as without Redis or while it is
+unreachable (``polled_feed``); test_invalidation_pubsub.py has Redis as the transport."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from sqlalchemy import delete, func, insert, select
 from gonghui import clock, invalidation
 from gonghui.db import unit_of_work
 from gonghui.invalidation import CacheChange, TopicCache
+
+pytestmark = pytest.mark.usefixtures("polled_feed")
 
 NOTES = "tests.notes"
 OTHER = "tests.other"

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gonghui import (
+    invalidation,
     metrics,
     models,  # noqa: F401  (complete metadata)
     readiness,
@@ -33,7 +34,7 @@ from gonghui.benefits.router import router as benefits_router
 from gonghui.bodylimit import BodyLimitMiddleware
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
-from gonghui.errors import DomainError, RateLimited, envelope
+from gonghui.errors import DomainError, RateLimited, ServiceUnavailable, envelope
 from gonghui.members.router import router as members_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.orgs.router import router as orgs_router
@@ -57,7 +58,7 @@ _HTTP_CODES = {
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {}
-    if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+    if isinstance(exc, RateLimited | ServiceUnavailable) and exc.retry_after_s is not None:
         headers["Retry-After"] = str(exc.retry_after_s)
     return JSONResponse(exc.envelope(), status_code=exc.status_code, headers=headers)
 
@@ -100,6 +101,8 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # as the process. Frozen, the collector stops re-scanning it on every full collection,
     # which otherwise pauses a busy server for tens of milliseconds at a time.
     gc.freeze()
+    # With Redis: this process listens for cache changes from the start.
+    invalidation.start_transport()
     background.start()
     yield
     background.stop()

@@ -75,6 +75,19 @@ class RateLimited(DomainError):
         self.retry_after_s = retry_after_s
 
 
+class ServiceUnavailable(DomainError):
+    """A service this one depends on (Redis) is unreachable: the request is refused rather
+    than served without it (rate limits fail closed). Worth retrying after a moment."""
+
+    status_code = 503
+
+    def __init__(
+        self, code: str, message: str, details: Any = None, *, retry_after_s: int | None = None
+    ) -> None:
+        super().__init__(code, message, details)
+        self.retry_after_s = retry_after_s
+
+
 class UpstreamError(DomainError):
     """An outside service (SMS, WeChat) refused or failed."""
 

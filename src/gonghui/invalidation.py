@@ -5,21 +5,33 @@ definitions) registers a callback for its topic with :func:`subscribe`. A servic
 changes what such a cache holds calls :func:`changed` with the topic and a key (None: all of
 the topic) in its transaction. The change is written as a ``core_cache_change`` row as that
 transaction commits, stamped with the time of the commit, and handed to the subscribers of
-this process right after the commit. Every other process reads the rows it has not seen
-once its last read is more than ``FEED_MAX_LAG_S`` old (the request that notices does it,
-through :func:`catch_up`), and hands each to the subscribers of its topic. So a change
-shows at once in the process that made it and within ``FEED_MAX_LAG_S`` in every other; a
-cache's own TTL is only a safety net. Between reads, :func:`current` costs one clock read:
-no request pays a database read for freshness.
+this process right after the commit. Every other process learns of it through a transport:
 
-The transport is the one piece to replace (by Redis pub/sub, say): the rows written by
-:func:`_write_changes` and read by :class:`_PollingFeed`. Writers (:func:`changed`),
-subscribers, :class:`TopicCache` and :func:`forget_all` do not depend on it. It survives
-what polling a table meets: ids that PostgreSQL hands out before commit (an id
-missing below the highest seen is looked for again for ``_GAP_S``), ids that go backwards
-(a database replaced: every subscriber is told that everything changed), and a process
-starting (it reads back the replay window its subscribers ask for). :func:`purge` deletes
-rows older than any process can need (housekeeping).
+- The table itself (the embedded default): every process reads the rows it has not seen
+  once its last read is more than ``FEED_MAX_LAG_S`` old (the request that notices does it,
+  through :func:`catch_up`), and hands each to the subscribers of its topic. So a change
+  shows at once in the process that made it and within ``FEED_MAX_LAG_S`` in every other.
+  Between reads, :func:`current` costs one clock read: no request pays a database read for
+  freshness.
+- Redis pub/sub, when ``GONGHUI_REDIS_URL`` is set: the committing process also publishes
+  the change (from a thread of its own, so no commit waits on Redis), and a listener thread
+  in every process hands what it receives to the subscribers, within milliseconds. The
+  rows are still written and read: they are the record that a process starting reads back
+  (the replay window its subscribers ask for; pub/sub keeps nothing for a process that
+  was not listening), and while the listener is live the table is read only every
+  ``SUBSCRIBED_FEED_MAX_LAG_S``, in case a publish was lost. While the listener is not
+  live (Redis unreachable, or no answer to its pings for ``_LIVE_S``) the table is read
+  every ``FEED_MAX_LAG_S`` again: caches fall back to the polled feed, and nothing stale
+  is served for longer than before. When the listener (re)subscribes, the feed is due at
+  once, so the changes published while it was away are read from the table.
+
+Writers (:func:`changed`), subscribers, :class:`TopicCache` and :func:`forget_all` do not
+depend on the transport; a cache's own TTL is only a safety net. The polled table survives
+what polling a table meets: ids that PostgreSQL hands out before commit (an id missing below
+the highest seen is looked for again for ``_GAP_S``), ids that go backwards (a database
+replaced: every subscriber is told that everything changed), and a process starting (it
+reads back the replay window its subscribers ask for). :func:`purge` deletes rows older
+than any process can need (housekeeping).
 
 :func:`forget_all` clears every registered cache and what this process knows of the feed
 (tests; a database replaced under a running process).
@@ -27,19 +39,41 @@ rows older than any process can need (housekeeping).
 
 from __future__ import annotations
 
+import atexit
+import json
+import logging
+import os
+import queue
 import threading
+import time
+import uuid
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from redis.client import PubSub
 from sqlalchemy import Connection, String, delete, event, func, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from gonghui import redis_conn
 from gonghui.clock import now
 from gonghui.db import Base, IdPk, on_commit, rowcount
 
+log = logging.getLogger(__name__)
+
 FEED_MAX_LAG_S = 1.0
+# With Redis: how often the table is still read while the listener is live (a publish lost
+# with its publisher's connection shows within this).
+SUBSCRIBED_FEED_MAX_LAG_S = 30.0
+# The listener pings Redis this often, and is live while it heard from Redis less than
+# _LIVE_S ago (a silent network shows as fast as a closed connection).
+_PING_S = 1.0
+_LIVE_S = 3.0
+# A listener that lost Redis tries again this often.
+_RETRY_S = 0.5
+# Changes waiting to be published, at most (beyond: dropped, read from the table instead).
+_PUBLISH_QUEUE_MAX = 10_000
 # An id below the highest seen that is not there yet belongs to a transaction still open
 # (PostgreSQL hands out ids before commit) or rolled back: looked for again this long.
 _GAP_S = 600.0
@@ -135,7 +169,13 @@ def _write_changes(session: Session) -> None:
     )
     stamp = at.timestamp()
     changes = [Change(topic, key, stamp) for topic, key in unique]
-    on_commit(session, lambda: _deliver(changes))
+    on_commit(session, lambda: _committed(changes))
+
+
+def _committed(changes: list[Change]) -> None:
+    _deliver(changes)
+    if _transport_started or start_transport():
+        _pubsub.publish(changes)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -156,10 +196,13 @@ class _PollingFeed:
     max_id: int | None = None  # None: never read
     gaps: dict[int, float] = field(default_factory=dict)  # missing id -> when first missed
     reading: threading.Lock = field(default_factory=threading.Lock)
+    # Counts the times the feed was made due (:func:`_feed_due`): a read that started
+    # before one does not make the feed current.
+    dues: int = 0
 
     def current(self, at: float) -> bool:
         # A clock that went back makes the feed due, not current for longer.
-        return self.read_at <= at < self.read_at + FEED_MAX_LAG_S
+        return self.read_at <= at < self.read_at + _max_lag()
 
     def read(self, db: Connection | Session) -> bool:
         """Read and deliver the rows not seen yet, if a read is due; True if it read."""
@@ -168,7 +211,7 @@ class _PollingFeed:
         with self.reading:
             if self.current(_clock()):
                 return False  # another thread read it meanwhile
-            started = _clock()
+            started, dues = _clock(), self.dues
             top = db.execute(_TOP).scalar() or 0
             first = self.max_id is None
             known = self.max_id or 0
@@ -202,7 +245,8 @@ class _PollingFeed:
                     gaps |= {i: seen_at for i in range(low, highest + 1) if i not in found}
                 self.max_id, self.gaps = highest, gaps
             # Last: a reader that finds the feed current finds every change delivered.
-            self.read_at = started
+            if dues == self.dues:
+                self.read_at = started
             return True
 
 
@@ -216,8 +260,10 @@ def _replay_s() -> float:
 
 
 def current() -> bool:
-    """Whether this process has read every change committed up to ``FEED_MAX_LAG_S`` ago
-    (no I/O): a cache may then answer from memory."""
+    """Whether this process has every change committed up to ``FEED_MAX_LAG_S`` ago (no
+    I/O): a cache may then answer from memory."""
+    if not _transport_started:
+        start_transport()
     return _feed.current(_clock())
 
 
@@ -225,6 +271,215 @@ def catch_up(db: Connection | Session) -> bool:
     """Read the feed through ``db`` if the last read is due (otherwise no I/O); True if it
     read."""
     return _feed.read(db)
+
+
+def _max_lag() -> float:
+    """How old the last read of the table may be for the feed to be current."""
+    listener = _pubsub.listener
+    if listener is not None and listener.live():
+        return SUBSCRIBED_FEED_MAX_LAG_S
+    return FEED_MAX_LAG_S
+
+
+def _feed_due() -> None:
+    """The next :func:`current` is False and :func:`catch_up` reads the table, even if a
+    read is under way now."""
+    feed = _feed
+    feed.dues += 1
+    feed.read_at = float("-inf")
+
+
+class _Listener(threading.Thread):
+    """Subscribes to the changes channel and hands what other processes publish to the
+    subscribers here; reconnects for as long as the process runs."""
+
+    def __init__(self, channel: str, origin: str) -> None:
+        super().__init__(name="gonghui-cache-changes", daemon=True)
+        self.channel = channel
+        self.origin = origin
+        self.stopping = threading.Event()
+        self._live_until = 0.0  # by time.monotonic()
+        self.subscribed = threading.Event()  # set while subscribed
+        self._lost = False
+
+    def live(self) -> bool:
+        return time.monotonic() < self._live_until
+
+    def run(self) -> None:
+        client = redis_conn.pubsub_client()
+        while not self.stopping.is_set():
+            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                self._listen(pubsub)
+            except redis_conn.Unavailable as exc:
+                if self.subscribed.is_set() or not self._lost:
+                    log.warning("cache changes: Redis unreachable, reading the table (%s)", exc)
+                self._lost = True
+            except Exception:
+                # A subscriber that failed on a change: start afresh rather than stop
+                # listening for good.
+                log.exception("cache changes: listener failed")
+            finally:
+                self._live_until = 0.0
+                self.subscribed.clear()
+                try:
+                    pubsub.close()
+                except redis_conn.Unavailable:
+                    pass
+            self.stopping.wait(_RETRY_S)
+        client.close()
+
+    def _listen(self, pubsub: PubSub) -> None:
+        pubsub.subscribe(self.channel)
+        deadline = time.monotonic() + redis_conn.TIMEOUT_S
+        while True:
+            message = pubsub.get_message(timeout=redis_conn.TIMEOUT_S)
+            if message is not None and message["type"] == "subscribe":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("Redis did not confirm the subscription")
+        # Subscribed: every change published from now on arrives here. Those published
+        # while this process did not listen are in the table: it is read at once.
+        _feed_due()
+        self._live_until = time.monotonic() + _LIVE_S
+        self.subscribed.set()
+        if self._lost:
+            log.warning("cache changes: listening on Redis again")
+        self._lost = False
+        ping_at = 0.0
+        while not self.stopping.is_set():
+            if time.monotonic() >= ping_at:
+                pubsub.ping()
+                ping_at = time.monotonic() + _PING_S
+            message = pubsub.get_message(timeout=_PING_S / 2)
+            if message is not None and message["type"] in ("pong", "message"):
+                self._live_until = time.monotonic() + _LIVE_S
+                if message["type"] == "message":
+                    self._receive(message["data"])
+            if not self.live():
+                raise TimeoutError(f"no answer from Redis for {_LIVE_S}s")
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            payload = json.loads(data)
+            if payload["o"] == self.origin:
+                return  # made here: delivered as it committed
+            changes = [
+                Change(str(t), None if k is None else str(k), float(a)) for t, k, a in payload["c"]
+            ]
+        except (ValueError, KeyError, TypeError):
+            log.warning("cache changes: a message this version does not read: %r", data[:200])
+            _everything_changed(_clock())
+            return
+        _deliver(changes)
+
+
+class _Publisher(threading.Thread):
+    """Publishes the changes committed here, in order, so that no commit waits on Redis.
+    A change it cannot publish is dropped: the others read it from the table."""
+
+    def __init__(self, channel: str, origin: str) -> None:
+        super().__init__(name="gonghui-cache-publish", daemon=True)
+        self.channel = channel
+        self.origin = origin
+        self.queue: queue.Queue[list[Change] | None] = queue.Queue(_PUBLISH_QUEUE_MAX)
+
+    def run(self) -> None:
+        while (changes := self.queue.get()) is not None:
+            payload = json.dumps(
+                {"o": self.origin, "c": [[c.topic, c.key, c.at] for c in changes]},
+                separators=(",", ":"),
+            )
+            try:
+                redis_conn.client().publish(self.channel, payload)
+            except redis_conn.Unavailable as exc:
+                log.warning("cache changes: not published, Redis unreachable (%s)", exc)
+
+
+@dataclass
+class _PubSub:
+    """This process's Redis transport, when Redis is configured."""
+
+    listener: _Listener | None = None
+    publisher: _Publisher | None = None
+
+    def publish(self, changes: list[Change]) -> None:
+        if self.publisher is not None:
+            try:
+                self.publisher.queue.put_nowait(changes)
+            except queue.Full:
+                log.warning("cache changes: publish queue full, change left to the table")
+
+
+_pubsub = _PubSub()
+_transport_started = False
+_transport_lock = threading.Lock()
+
+
+def start_transport() -> bool:
+    """Start the Redis listener and publisher of this process if Redis is configured (once;
+    later calls cost a flag; a server starts them as it starts, anything else on first
+    use). True if they run."""
+    global _transport_started, _drain_registered
+    with _transport_lock:
+        if not _transport_started:
+            _transport_started = True
+            if redis_conn.configured():
+                channel = f"{redis_conn.namespace()}:cache-changes"
+                origin = uuid.uuid4().hex
+                _pubsub.listener = _Listener(channel, origin)
+                _pubsub.publisher = _Publisher(channel, origin)
+                _pubsub.listener.start()
+                _pubsub.publisher.start()
+                if not _drain_registered:
+                    # A command that exits right after its commit still publishes it.
+                    atexit.register(_drain)
+                    _drain_registered = True
+    return _pubsub.publisher is not None
+
+
+_drain_registered = False
+
+
+def _drain() -> None:
+    publisher = _pubsub.publisher
+    if publisher is not None and publisher.is_alive():
+        try:
+            publisher.queue.put(None, timeout=redis_conn.TIMEOUT_S)
+        except queue.Full:
+            return
+        publisher.join(timeout=2 * redis_conn.TIMEOUT_S)
+
+
+def listen(*, timeout_s: float) -> bool:
+    """Start the Redis transport now (it otherwise starts on first use) and wait until it
+    is subscribed; True if it is (False without Redis, or not within ``timeout_s``)."""
+    start_transport()
+    listener = _pubsub.listener
+    return listener is not None and listener.subscribed.wait(timeout_s)
+
+
+def stop_transport() -> None:
+    """Stop the Redis transport (tests that change the configuration); the next use
+    starts it again if Redis is configured."""
+    global _pubsub, _transport_started
+    with _transport_lock:
+        old, _pubsub, _transport_started = _pubsub, _PubSub(), False
+    if old.listener is not None:
+        old.listener.stopping.set()
+        old.listener.join(timeout=10)
+    if old.publisher is not None:
+        old.publisher.queue.put(None)
+        old.publisher.join(timeout=10)
+
+
+def _after_fork() -> None:
+    # Threads do not survive a fork: the child starts its own on first use.
+    global _pubsub, _transport_started, _transport_lock
+    _pubsub, _transport_started, _transport_lock = _PubSub(), False, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def forget_all() -> None:

@@ -1,32 +1,47 @@
 """Rate limits: how many times a key (an account, an address, an ID number) may act in a
-window, shared by every domain that throttles something.
+window, shared by every domain that throttles something and by every server process.
 
 A key counts hits in a fixed window that opens at its first hit and lasts ``window_s``
-seconds (Redis's ``INCR`` then ``EXPIRE``); the window's end is the Retry-After a refused
-caller gets. Each hit is one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` in a
-short transaction of its own, so an attempt still counts when the request that made it
-rolls back. On SQLite that transaction is a writer: call :func:`hit` before the caller's own
-unit of work has written (or read through a write session), or it waits for that one.
-Housekeeping deletes windows that have ended (:func:`purge_expired`).
+seconds; the window's end is the Retry-After a refused caller gets. Windows are timed by
+:mod:`gonghui.clock` whichever store counts. Only :func:`hit`, :func:`check`, :func:`clear`
+and :func:`purge_expired` touch storage, and callers do not know which store it is:
 
-Only :func:`hit`, :func:`check`, :func:`clear` and :func:`purge_expired` touch storage, so
-a Redis store can replace the table without changing a caller.
+- The database (the default): each hit is one atomic ``INSERT ... ON CONFLICT DO UPDATE
+  ... RETURNING`` in a short transaction of its own, so an attempt still counts when the
+  request that made it rolls back. On SQLite that transaction is a writer: call :func:`hit`
+  before the caller's own unit of work has written (or read through a write session), or
+  it waits for that one. Housekeeping deletes windows that have ended.
+- Redis, when ``GONGHUI_REDIS_URL`` is set: each hit is one Lua script (atomic on the
+  server) over a hash of the count and the window's end; the key expires by itself a
+  minute after its window. No database write at all. When Redis cannot be reached the
+  limits fail closed: :func:`hit` and :func:`check` raise :class:`ServiceUnavailable`
+  (503, ``ratelimit.unavailable``), never answer "allowed" unchecked.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
+import redis
+from redis.commands.core import Script
 from sqlalchemy import String, case, delete, literal, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gonghui import clock
+from gonghui import clock, redis_conn
 from gonghui.db import Base, UTCDateTime, get_engine, read_sync, rowcount, upsert_insert
+from gonghui.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 KEY_MAX = 200
+UNAVAILABLE = "ratelimit.unavailable"
+# A refused caller may try again this soon (Redis restarting, a network blip).
+UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 class RateCounter(Base):
@@ -59,6 +74,14 @@ def hit(key: str, *, limit: int, window_s: int) -> Decision:
     if len(key) > KEY_MAX:
         raise ValueError(f"rate-limit key longer than {KEY_MAX} characters")
     at = clock.now()
+    if redis_conn.configured():
+        count, ends = _redis_hit(key, at, window_s)
+    else:
+        count, ends = _db_hit(key, at, window_s)
+    return Decision(count <= limit, count, limit, _seconds_until(ends, at))
+
+
+def _db_hit(key: str, at: datetime, window_s: int) -> tuple[int, datetime]:
     table = RateCounter.__table__
     engine = get_engine()
     insert = upsert_insert(engine.dialect.name)(table)
@@ -78,31 +101,108 @@ def hit(key: str, *, limit: int, window_s: int) -> Decision:
     )
     with engine.begin() as connection:
         count, ends = connection.execute(stmt).one()
-    return Decision(count <= limit, count, limit, _seconds_until(ends, at))
+    return count, ends
 
 
 def check(key: str, *, limit: int) -> Decision:
     """Whether ``key`` is within ``limit`` now, without counting a hit."""
     at = clock.now()
-    stmt = select(RateCounter.count, RateCounter.window_ends_at).where(
-        RateCounter.key == key, RateCounter.window_ends_at > at
-    )
-    # A read transaction: on SQLite it takes no write lock.
-    row = read_sync(lambda connection: connection.execute(stmt).one_or_none())
+    row = _redis_read(key, at) if redis_conn.configured() else _db_read(key, at)
     if row is None:
         return Decision(True, 0, limit, 0)
     count, ends = row
     return Decision(count <= limit, count, limit, _seconds_until(ends, at))
 
 
+def _db_read(key: str, at: datetime) -> tuple[int, datetime] | None:
+    stmt = select(RateCounter.count, RateCounter.window_ends_at).where(
+        RateCounter.key == key, RateCounter.window_ends_at > at
+    )
+    # A read transaction: on SQLite it takes no write lock.
+    row = read_sync(lambda connection: connection.execute(stmt).one_or_none())
+    return None if row is None else (row[0], row[1])
+
+
 def clear(key: str) -> None:
-    """Forget ``key``'s window (a successful sign-in clears its failures)."""
-    with get_engine().begin() as connection:
-        connection.execute(delete(RateCounter).where(RateCounter.key == key))
+    """Forget ``key``'s window (a successful sign-in clears its failures). With Redis
+    unreachable the window stays, which only keeps the limit stricter: logged, not raised
+    (the caller's own work has succeeded, often committed)."""
+    if not redis_conn.configured():
+        with get_engine().begin() as connection:
+            connection.execute(delete(RateCounter).where(RateCounter.key == key))
+        return
+    try:
+        redis_conn.client().delete(_redis_key(key))
+    except redis_conn.Unavailable:
+        log.warning("rate limit %s not cleared: Redis unreachable", key, exc_info=True)
+
+
+# KEYS[1]: the key's hash {c: count, e: window end}; ARGV: now and the window (ms, by the
+# caller's clock). Opens a window when there is none or it has ended, else counts a hit.
+_HIT = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'c', 'e')
+local count, ends = tonumber(state[1]), tonumber(state[2])
+if count == nil or ends == nil or ends <= now then
+  count, ends = 1, now + window
+  redis.call('HSET', KEYS[1], 'c', count, 'e', ends)
+else
+  count = redis.call('HINCRBY', KEYS[1], 'c', 1)
+end
+redis.call('PEXPIRE', KEYS[1], math.max(ends - now, 0) + 60000)
+return {count, ends}
+"""
+
+
+@lru_cache(maxsize=1)
+def _hit_script(client: redis.Redis) -> Script:
+    return client.register_script(_HIT)
+
+
+def _redis_key(key: str) -> str:
+    return f"{redis_conn.namespace()}:rl:{key}"
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        UNAVAILABLE,
+        "rate limiting is unavailable, so this request cannot be checked; try again shortly",
+        retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+    )
+
+
+def _redis_hit(key: str, at: datetime, window_s: int) -> tuple[int, datetime]:
+    client = redis_conn.client()
+    try:
+        # EVALSHA, loading the script again when the server has lost it (a restart).
+        count, ends = _hit_script(client)(keys=[_redis_key(key)], args=[_ms(at), window_s * 1000])
+    except redis_conn.Unavailable as exc:
+        log.warning("rate limit %s refused: Redis unreachable (%s)", key, exc)
+        raise _unavailable() from exc
+    return int(count), _from_ms(int(ends))
+
+
+def _redis_read(key: str, at: datetime) -> tuple[int, datetime] | None:
+    try:
+        count, ends = redis_conn.client().hmget(_redis_key(key), ["c", "e"])
+    except redis_conn.Unavailable as exc:
+        log.warning("rate limit %s refused: Redis unreachable (%s)", key, exc)
+        raise _unavailable() from exc
+    if count is None or ends is None or int(ends) <= _ms(at):
+        return None
+    return int(count), _from_ms(int(ends))
 
 
 def purge_expired(session: Session, *, at: datetime | None = None) -> int:
-    """Delete the windows that have ended; returns how many."""
+    """Delete the windows that have ended; returns how many. (Redis expires its own.)"""
     at = at or clock.now()
     return rowcount(session.execute(delete(RateCounter).where(RateCounter.window_ends_at <= at)))
 

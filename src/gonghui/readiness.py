@@ -1,9 +1,9 @@
 """Readiness (``GET /readyz``): whether this process can serve, check by check.
 
 Each check is a named probe that returns when its dependency answers and raises when it
-does not: the database (a trivial query) and the file store (the local directory
-writable, the bucket reachable) are here; others (Redis, the task queue) are added with
-:func:`add_check` by the module that owns the dependency.
+does not: the database (a trivial query), the file store (the local directory writable,
+the bucket reachable) and Redis when one is configured are here; others (the task queue)
+are added with :func:`add_check` by the module that owns the dependency.
 
 The endpoint is public (a load balancer asks it), so it answers only names and
 ``ok``/``failed``; the reason goes to the log. It costs at most one run of each probe per
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from gonghui import redis_conn
 from gonghui.db import unit_of_work
 from gonghui.settings import get_settings
 from gonghui.storage import get_store
@@ -39,17 +40,21 @@ TIMEOUT_S = 2.0
 class Check:
     name: str
     probe: Callable[[], object]
+    # Whether the check applies to this deployment (Redis only when one is configured).
+    applies: Callable[[], bool] = lambda: True
 
 
 CHECKS: list[Check] = []
 
 
-def add_check(name: str, probe: Callable[[], object]) -> None:
+def add_check(
+    name: str, probe: Callable[[], object], *, applies: Callable[[], bool] = lambda: True
+) -> None:
     """Make ``/readyz`` also ask ``probe`` (returns when ready, raises when not; keep it
     cheap and bounded: a ping, with a timeout of its own below :data:`TIMEOUT_S`)."""
     if any(check.name == name for check in CHECKS):
         raise ValueError(f"a readiness check named {name!r} exists")
-    CHECKS.append(Check(name, probe))
+    CHECKS.append(Check(name, probe, applies))
 
 
 def _database() -> None:
@@ -64,8 +69,14 @@ def _storage() -> None:
     get_store().ping()
 
 
+def _redis() -> None:
+    # redis_conn's client has a one-second socket timeout and one retry.
+    redis_conn.client().ping()
+
+
 add_check("database", _database)
 add_check("storage", _storage)
+add_check("redis", _redis, applies=redis_conn.configured)
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,7 @@ class _Probes:
             return running
 
     def _run_round(self) -> Report:
-        checks = list(CHECKS)
+        checks = [check for check in CHECKS if check.applies()]
         futures = [self._probe(check) for check in checks]
         wait(futures, timeout=TIMEOUT_S)
         results = {}

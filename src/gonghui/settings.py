@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Empty means SQLite in ``data_dir``; e.g. postgresql+psycopg://user@host/db for production.
     database_url: str = ""
+    # Empty: no Redis. e.g. redis://127.0.0.1:6379/0: rate limits count there, and caches
+    # learn of changes by its pub/sub (redis_conn.py, ratelimit.py, invalidation.py).
+    redis_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"

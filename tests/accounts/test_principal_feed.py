@@ -30,6 +30,10 @@ from gonghui.tenancy import SYSTEM, Grant
 from tests.fixtures import StaffFactory, Tree
 from tests.serverproc import ServerProcess
 
+# Other processes are simulated by writing the feed's table alone (with Redis: as if their
+# publish was lost), so the table is read as often as without Redis.
+pytestmark = pytest.mark.usefixtures("polled_feed")
+
 
 @contextmanager
 def statements() -> Iterator[list[str]]:

@@ -5,6 +5,7 @@ each probe at most once at a time."""
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from gonghui import readiness
+from gonghui import readiness, redis_conn
 from gonghui.readiness import Check
 from gonghui.settings import get_settings
+from tests.conftest import redis_configured
 from tests.serverproc import ServerProcess
+
+
+def checks(**failed: str) -> dict[str, str]:
+    """Every check this run has (Redis when the run configures one), ``ok`` unless named."""
+    names = ["database", "storage"] + (["redis"] if redis_conn.configured() else [])
+    return {name: failed.get(name, "ok") for name in names}
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +36,7 @@ def fresh_answer() -> Iterator[None]:
 def test_ready_when_the_database_and_the_file_store_answer(api: httpx.Client) -> None:
     resp = api.get("/readyz")
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
+    assert resp.json() == {"status": "ready", "checks": checks()}
 
 
 def test_unready_when_the_file_store_cannot_take_a_file(api: httpx.Client) -> None:
@@ -41,7 +49,7 @@ def test_unready_when_the_file_store_cannot_take_a_file(api: httpx.Client) -> No
         files.unlink()
     assert resp.status_code == 503
     # Names and ok/failed only: no path, no error text.
-    assert resp.json() == {"status": "unready", "checks": {"database": "ok", "storage": "failed"}}
+    assert resp.json() == {"status": "unready", "checks": checks(storage="failed")}
     readiness.forget()
     assert api.get("/readyz").status_code == 200  # the store is back
 
@@ -58,7 +66,7 @@ def test_a_server_whose_database_is_unreachable_is_alive_but_not_ready() -> None
     finally:
         server.stop()
     assert resp.status_code == 503
-    assert resp.json() == {"status": "unready", "checks": {"database": "failed", "storage": "ok"}}
+    assert resp.json() == {"status": "unready", "checks": checks(database="failed")}
 
 
 def test_a_hanging_probe_is_run_once_however_often_readiness_is_asked(
@@ -109,3 +117,24 @@ def test_an_answer_is_reused_for_a_second(
 def test_a_check_name_is_registered_once() -> None:
     with pytest.raises(ValueError, match="database"):
         readiness.add_check("database", lambda: None)
+
+
+def test_redis_is_checked_when_one_is_configured(api: httpx.Client, with_redis: str) -> None:
+    resp = api.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ready", "checks": checks()}
+    assert "redis" in resp.json()["checks"]
+
+
+def test_unready_when_the_configured_redis_does_not_answer(
+    api: httpx.Client, fresh_state: None
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with redis_configured(f"redis://127.0.0.1:{port}/0", reachable=False):
+        resp = api.get("/readyz")
+        expected = checks(redis="failed")
+        readiness.forget()
+    assert resp.status_code == 503
+    assert resp.json() == {"status": "unready", "checks": expected}

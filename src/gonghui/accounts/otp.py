@@ -7,6 +7,14 @@ It lives ``otp_ttl_s`` seconds; only the newest code of a phone and purpose coun
 per-phone per-day cap (the local day) and a per-address per-hour cap (IPv6 by /64, in
 :mod:`gonghui.ratelimit`). The SMS goes out after the code is committed. Housekeeping deletes codes
 once they can neither be used nor count against a limit (:func:`purge_expired`).
+
+Only the per-address cap goes through :mod:`gonghui.ratelimit` (so into Redis when it is
+configured). The per-phone cooldown and daily cap are counts of the stored codes, taken in
+the transaction that stores the new code (on PostgreSQL under a per-phone advisory lock):
+the code has to be in the database anyway for :func:`verify_code`, so the check and the
+code commit together, a rolled-back send or one the provider refused (its code deleted)
+does not count, and every server process already shares them. Counters in Redis would be
+a second record of the same sends, to be kept in step by hand.
 """
 
 from __future__ import annotations
