@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -39,14 +40,31 @@ def test_ready_when_the_database_and_the_file_store_answer(api: httpx.Client) ->
     assert resp.json() == {"status": "ready", "checks": checks()}
 
 
-def test_unready_when_the_file_store_cannot_take_a_file(api: httpx.Client) -> None:
-    files = get_settings().data_dir / "files"
+@contextmanager
+def store_unusable() -> Iterator[None]:
+    """The configured file store cannot take a file: the local directory is a file (what a
+    lost mount or a full disk looks like here), or the bucket does not exist."""
+    settings = get_settings()
+    if settings.storage_backend == "s3":
+        bucket = settings.s3_bucket
+        settings.s3_bucket = "no-such-bucket-gonghui"
+        try:
+            yield
+        finally:
+            settings.s3_bucket = bucket
+        return
+    files = settings.data_dir / "files"
     shutil.rmtree(files, ignore_errors=True)
-    files.write_text("not a directory")  # what a lost mount or a full disk looks like here
+    files.write_text("not a directory")
     try:
-        resp = api.get("/readyz")
+        yield
     finally:
         files.unlink()
+
+
+def test_unready_when_the_file_store_cannot_take_a_file(api: httpx.Client) -> None:
+    with store_unusable():
+        resp = api.get("/readyz")
     assert resp.status_code == 503
     # Names and ok/failed only: no path, no error text.
     assert resp.json() == {"status": "unready", "checks": checks(storage="failed")}
