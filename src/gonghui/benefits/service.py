@@ -1,6 +1,8 @@
 """Issuing, redeeming, expiring and revoking benefits; every change is a ledger row.
 
-Budgets are charged with one conditional UPDATE, so concurrent issues never overspend.
+Budgets are charged with one conditional UPDATE, so concurrent issues never overspend;
+members' points accounts are created and credited in member order, so that concurrent
+writers (on PostgreSQL, any number of them) lock them in one order.
 """
 
 from __future__ import annotations
@@ -231,15 +233,17 @@ def add_points_many(
         return
     dialect_insert = upsert_insert(session.get_bind().dialect.name)
     connection = session.connection()
+    # Accounts in member order: concurrent writers lock them in one order (PostgreSQL).
+    ordered = sorted(members)
     connection.execute(
         dialect_insert(PointsAccount).on_conflict_do_nothing(),
-        [{"membership_id": member, "balance": 0} for member in members],
+        [{"membership_id": member, "balance": 0} for member in ordered],
     )
     connection.execute(
         update(PointsAccount)
         .where(PointsAccount.membership_id == bindparam("m_"))
         .values(balance=PointsAccount.balance + points),
-        [{"m_": member} for member in members],
+        [{"m_": member} for member in ordered],
     )
     _ledger(
         session,

@@ -158,7 +158,8 @@ def draw_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outc
         by_activity: dict[int, list[_Call]] = {}
         for call in round_:
             by_activity.setdefault(call.activity_id, []).append(call)
-        for activity_id, group in by_activity.items():
+        # Activities in id order, so that batches take their prizes' rows in one order.
+        for activity_id, group in sorted(by_activity.items()):
             _draw_round(session, activity_id, group, outcomes)
     assert all(outcome is not None for outcome in outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
@@ -190,7 +191,9 @@ def _draw_round(
 ) -> None:
     """One round of one activity's draws (each member once); fills in ``outcomes``."""
     operation = f"lottery.draw:{activity_id}"
-    keyed = [call for call in calls if call.key is not None]
+    # Keys claimed in member order (each member is once in a round): their rows are locked
+    # in the order every batch locks them.
+    keyed = sorted((call for call in calls if call.key is not None), key=lambda c: c.member_id)
     earlier = idempotency.claim_keys(
         session, [(call.member_id, call.key or "", operation) for call in keyed]
     )
@@ -326,6 +329,7 @@ def _stock() -> Select[int, int]:
     return (
         select(PoolPrize.id, PoolPrize.stock)
         .where(PoolPrize.activity_id == bindparam("a"))
+        .order_by(PoolPrize.id)
         .with_for_update()
     )
 
