@@ -78,6 +78,13 @@ class BudgetLeft:
     # False when the activity has no budget at all (nothing to charge).
     exists: bool = True
 
+    def spend(self, cents: int, points: int) -> None:
+        """Count ``cents`` and ``points`` spent already (not yet charged)."""
+        if self.cents is not None:
+            self.cents -= cents
+        if self.points is not None:
+            self.points -= points
+
     def take(self, *, cents: int, points: int) -> bool:
         if (self.cents is not None and cents > self.cents) or (
             self.points is not None and points > self.points
@@ -90,17 +97,18 @@ class BudgetLeft:
         return True
 
 
-_BUDGET_LEFT = (
-    select(Budget.cents_total, Budget.cents_spent, Budget.points_total, Budget.points_spent)
-    .where(Budget.activity_id == bindparam("a"))
-    .with_for_update()
-)
+_BUDGET_READ = select(
+    Budget.cents_total, Budget.cents_spent, Budget.points_total, Budget.points_spent
+).where(Budget.activity_id == bindparam("a"))
+_BUDGET_LEFT = _BUDGET_READ.with_for_update()
 
 
-def budget_left(session: Session, *, activity_id: int) -> BudgetLeft:
+def budget_left(session: Session, *, activity_id: int, lock: bool = True) -> BudgetLeft:
     """The activity's budget left, its row locked until the transaction ends (PostgreSQL;
-    SQLite's write lock already covers it)."""
-    row = session.connection().execute(_BUDGET_LEFT, {"a": activity_id}).first()
+    SQLite's write lock already covers it). ``lock=False``: as last committed, for a
+    caller that then charges it with :func:`charge_budget`, which may refuse."""
+    statement = _BUDGET_LEFT if lock else _BUDGET_READ
+    row = session.connection().execute(statement, {"a": activity_id}).first()
     if row is None:
         return BudgetLeft(cents=None, points=None, exists=False)
     cents_total, cents_spent, points_total, points_spent = row

@@ -9,12 +9,14 @@
 
 from gonghui.hotwrite.client import WriterUnavailable, run, run_async
 from gonghui.hotwrite.transport import WriterProcess, start_writer_process
-from gonghui.hotwrite.writer import batched, one
+from gonghui.hotwrite.writer import RunAgain, batched, first_try, one
 
 __all__ = [
+    "RunAgain",
     "WriterProcess",
     "WriterUnavailable",
     "batched",
+    "first_try",
     "one",
     "run",
     "run_async",

@@ -62,6 +62,15 @@ MAX_TRIES = 5
 RETRY_PAUSE_S = 0.01
 # deadlock_detected, serialization_failure (PostgreSQL's SQLSTATEs).
 _RETRYABLE = frozenset({"40P01", "40001"})
+# session.info: which run of its batch the session's transaction is (1, 2, ...).
+_ATTEMPT = "hotwrite.attempt"
+
+
+class RunAgain(Exception):
+    """An operation's optimistic first try lost a race to another writer (what it read
+    without locking changed before it wrote): the writer rolls the whole batch back and
+    runs it again, when :func:`first_try` is False."""
+
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +165,11 @@ class Writer:
                 job.result = job.error = None
             try:
                 with self._turn():
-                    self._run(batch)
+                    self._run(batch, attempt)
                 return
             except BaseException as exc:  # rolled back: nothing of the batch is durable
                 if retryable(exc) and attempt < MAX_TRIES:
-                    log.info("hot write batch of %d lost a deadlock; again", len(batch))
+                    log.info("hot write batch of %d lost a race (%r); again", len(batch), exc)
                     time.sleep(random.uniform(0, RETRY_PAUSE_S * attempt))
                     continue
                 log.exception("hot write batch of %d failed", len(batch))
@@ -168,9 +177,10 @@ class Writer:
                     job.error = job.error or exc
                 return
 
-    def _run(self, batch: list[Job]) -> None:
+    def _run(self, batch: list[Job], attempt: int = 1) -> None:
         with unit_of_work() as session:
             _keep_loaded(session)
+            session.info[_ATTEMPT] = attempt
             session.info.setdefault("after_commit", [])
             by_op: dict[Op, list[Job]] = {}
             for job in batch:
@@ -244,9 +254,19 @@ def _run_together(session: Session, many: Many, jobs: list[Job]) -> bool:
 
 
 def retryable(exc: BaseException) -> bool:
-    """A deadlock or serialization failure: the transaction lost a race, and is worth
-    running again as a whole (PostgreSQL; SQLite's single writer never sees one)."""
+    """A deadlock, a serialization failure or :class:`RunAgain`: the transaction lost a
+    race, and is worth running again as a whole (PostgreSQL; SQLite's single writer never
+    sees one)."""
+    if isinstance(exc, RunAgain):
+        return True
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE
+
+
+def first_try(session: Session) -> bool:
+    """Whether ``session`` runs a batch of the writer for the first time: an operation
+    may then write optimistically and raise :class:`RunAgain` if that loses a race, to
+    be run again with locks taken up front. False outside the writer."""
+    return session.info.get(_ATTEMPT) == 1
 
 
 def _op_order(op: Op) -> tuple[str, str]:
