@@ -22,7 +22,7 @@ row per win, budget spent = vouchers issued <= budget, each member's free-chance
 their draws (none lost, none taken twice), and at least as many draws recorded as wrk saw
 answered (every success durable), with no non-2xx answers.
 
-Environment: BENCH_MEMBERS (10000), BENCH_WORKERS (2 per host), BENCH_ROUNDS (3),
+Environment: BENCH_MEMBERS (5000), BENCH_WORKERS (2 per host), BENCH_ROUNDS (3),
 BENCH_ROUND_S (5 s a run), BENCH_CONNECTIONS (64), GONGHUI_BENCH_DATABASE_URL. Last line:
 one JSON object (see bench/README.md); ``ratio_to_trivial`` is PostgreSQL's with two hosts.
 """
@@ -43,7 +43,7 @@ from typing import Any
 from _harness import Load, Server, Workload, emit, measure, median_run, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
-MEMBERS = int(os.environ.get("BENCH_MEMBERS", "10000"))
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "5000"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
