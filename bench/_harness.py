@@ -112,6 +112,8 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    # Requests wrk completed (answered, whatever the status).
+    requests: int = 0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -203,7 +205,8 @@ def wrk(
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if sock:
         errors += sum(int(g) for g in sock.groups())
-    return Load(name, rps, p50, p99, errors)
+    done = re.search(r"(\d+) requests in", out)
+    return Load(name, rps, p50, p99, errors, int(done.group(1)) if done else 0)
 
 
 Workload = Callable[[int], Load]  # a wrk run of the given seconds

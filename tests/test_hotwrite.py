@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gonghui import hotwrite
 from gonghui.db import on_commit, unit_of_work
 from gonghui.errors import Conflict
 from gonghui.hotwrite import client as hotwrite_client
+from gonghui.hotwrite import writer as writer_module
 from gonghui.hotwrite.registry import UnknownOperation
 from gonghui.hotwrite.writer import local_writer
 from gonghui.orgs import service as orgs
@@ -98,6 +100,7 @@ def _codes() -> set[str]:
 def _clean() -> Iterator[None]:
     COMMITTED.clear()
     BATCH_SIZES.clear()
+    LOSSES.clear()
     _busy.clear()
     _release.clear()
     yield
@@ -154,6 +157,61 @@ def test_a_fault_in_a_batch_call_falls_back_to_running_each_job_alone() -> None:
     assert isinstance(done[1], RuntimeError)
     assert {"F1", "F3"} <= _codes()
     assert "F2" not in _codes()
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # as psycopg reports PostgreSQL's deadlock_detected
+
+
+LOSSES: list[str] = []  # codes whose next run loses a deadlock once
+
+
+def _lose_once(code: str) -> None:
+    if code in LOSSES:
+        LOSSES.remove(code)
+        raise OperationalError("UPDATE ...", {}, _Deadlock("deadlock detected"))
+
+
+def create_org_or_lose(session: Session, *, code: str) -> int:
+    org_id = create_org(session, code=code)
+    _lose_once(code)
+    return org_id
+
+
+def create_orgs_or_lose(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Any]:
+    outcomes = create_orgs(session, calls)
+    for call in calls:
+        _lose_once(call["code"])
+    return outcomes
+
+
+@hotwrite.batched(create_orgs_or_lose)
+def create_org_batched_or_lose(session: Session, *, code: str) -> int:
+    result: int = hotwrite.one(create_orgs_or_lose, session, code=code)
+    return result
+
+
+def test_a_batch_that_loses_a_deadlock_runs_again_whole() -> None:
+    LOSSES[:] = ["L2", "R1"]
+    batched = _queued_together(create_org_batched_or_lose, *({"code": f"L{n}"} for n in range(3)))
+    alone = _queued_together(create_org_or_lose, {"code": "R0"}, {"code": "R1"})
+    # Not run job by job as after a fault: the batch again, as it was; nothing failed.
+    assert BATCH_SIZES == [3, 3]
+    assert all(isinstance(result, int) for result in [*batched, *alone])
+    assert {"L0", "L1", "L2", "R0", "R1"} <= _codes()
+    assert sorted(COMMITTED) == ["L0", "L1", "L2", "R0", "R1"]  # each once
+
+
+def test_a_batch_that_keeps_losing_deadlocks_fails_its_jobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(writer_module, "RETRY_PAUSE_S", 0)
+    LOSSES[:] = ["X"] * writer_module.MAX_TRIES
+    (lost,) = _queued_together(create_org_or_lose, {"code": "X"})
+    assert isinstance(lost, OperationalError)
+    assert not LOSSES  # tried MAX_TRIES times
+    assert "X" not in _codes()
+    assert COMMITTED == []
 
 
 # -- the writer process ---------------------------------------------------------------------

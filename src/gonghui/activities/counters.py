@@ -7,6 +7,12 @@ writer claims for a whole batch of draws at once, one statement for all of them,
 as one multi-row ``INSERT``); the one-member forms are that set of one. The statements are
 built once per dialect and bound per call, on the session's connection (no ORM round trip:
 counters are never loaded as objects).
+
+On PostgreSQL several hot writers (processes, hosts) claim at once, each holding the rows
+it claimed until it commits: every statement takes its members' rows in ascending member
+order (the rows of a multi-row ``INSERT`` in the order given, an ``UPDATE`` through a
+``SELECT ... ORDER BY ... FOR UPDATE``), so that two batches wait for each other at most
+one way round and do not deadlock.
 """
 
 from __future__ import annotations
@@ -59,9 +65,13 @@ def _claim_new_or_existing(dialect: str) -> Any:
 
 @cache
 def _claim_existing() -> Update:
+    # The rows are locked in member order first (PostgreSQL; SQLite has one writer).
+    in_order = (
+        select(Counter.id).where(_members_match()).order_by(Counter.membership_id).with_for_update()
+    )
     return (
         update(Counter)
-        .where(_members_match(), Counter.used < Counter.granted)
+        .where(Counter.id.in_(in_order), Counter.used < Counter.granted)
         .values(used=Counter.used + 1)
         .returning(Counter.membership_id)
     )
@@ -102,7 +112,8 @@ def _dialect(session: Session) -> str:
 
 
 def _rows(activity_id: int, members: Collection[int], scope: str, granted: int) -> list[Any]:
-    return [{"a": activity_id, "m": m, "s": scope, "g": granted} for m in members]
+    """One row per member, in member order (the order their rows are locked in)."""
+    return [{"a": activity_id, "m": m, "s": scope, "g": granted} for m in sorted(members)]
 
 
 def claim_many(
@@ -139,7 +150,7 @@ def release_many(
     session: Session, *, activity_id: int, members: Collection[int], scope: str
 ) -> None:
     """Give back the unit each member claimed in this transaction (a claim that the rest of
-    its work then refused)."""
+    its work then refused): rows this transaction holds already."""
     if members:
         params = {"a": activity_id, "s": scope, "ms": list(members)}
         session.connection().execute(_release(), params)

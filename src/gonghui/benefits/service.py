@@ -1,6 +1,8 @@
 """Issuing, redeeming, expiring and revoking benefits; every change is a ledger row.
 
-Budgets are charged with one conditional UPDATE, so concurrent issues never overspend.
+Budgets are charged with one conditional UPDATE, so concurrent issues never overspend;
+members' points accounts are created and credited in member order, so that concurrent
+writers (on PostgreSQL, any number of them) lock them in one order.
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ class BudgetLeft:
     # False when the activity has no budget at all (nothing to charge).
     exists: bool = True
 
+    def spend(self, cents: int, points: int) -> None:
+        """Count ``cents`` and ``points`` spent already (not yet charged)."""
+        if self.cents is not None:
+            self.cents -= cents
+        if self.points is not None:
+            self.points -= points
+
     def take(self, *, cents: int, points: int) -> bool:
         if (self.cents is not None and cents > self.cents) or (
             self.points is not None and points > self.points
@@ -88,17 +97,18 @@ class BudgetLeft:
         return True
 
 
-_BUDGET_LEFT = (
-    select(Budget.cents_total, Budget.cents_spent, Budget.points_total, Budget.points_spent)
-    .where(Budget.activity_id == bindparam("a"))
-    .with_for_update()
-)
+_BUDGET_READ = select(
+    Budget.cents_total, Budget.cents_spent, Budget.points_total, Budget.points_spent
+).where(Budget.activity_id == bindparam("a"))
+_BUDGET_LEFT = _BUDGET_READ.with_for_update()
 
 
-def budget_left(session: Session, *, activity_id: int) -> BudgetLeft:
+def budget_left(session: Session, *, activity_id: int, lock: bool = True) -> BudgetLeft:
     """The activity's budget left, its row locked until the transaction ends (PostgreSQL;
-    SQLite's write lock already covers it)."""
-    row = session.connection().execute(_BUDGET_LEFT, {"a": activity_id}).first()
+    SQLite's write lock already covers it). ``lock=False``: as last committed, for a
+    caller that then charges it with :func:`charge_budget`, which may refuse."""
+    statement = _BUDGET_LEFT if lock else _BUDGET_READ
+    row = session.connection().execute(statement, {"a": activity_id}).first()
     if row is None:
         return BudgetLeft(cents=None, points=None, exists=False)
     cents_total, cents_spent, points_total, points_spent = row
@@ -231,15 +241,17 @@ def add_points_many(
         return
     dialect_insert = upsert_insert(session.get_bind().dialect.name)
     connection = session.connection()
+    # Accounts in member order: concurrent writers lock them in one order (PostgreSQL).
+    ordered = sorted(members)
     connection.execute(
         dialect_insert(PointsAccount).on_conflict_do_nothing(),
-        [{"membership_id": member, "balance": 0} for member in members],
+        [{"membership_id": member, "balance": 0} for member in ordered],
     )
     connection.execute(
         update(PointsAccount)
         .where(PointsAccount.membership_id == bindparam("m_"))
         .values(balance=PointsAccount.balance + points),
-        [{"m_": member} for member in members],
+        [{"m_": member} for member in ordered],
     )
     _ledger(
         session,

@@ -9,12 +9,14 @@
 
 from gonghui.hotwrite.client import WriterUnavailable, run, run_async
 from gonghui.hotwrite.transport import WriterProcess, start_writer_process
-from gonghui.hotwrite.writer import batched, one, request_id_of
+from gonghui.hotwrite.writer import RunAgain, batched, first_try, one, request_id_of
 
 __all__ = [
+    "RunAgain",
     "WriterProcess",
     "WriterUnavailable",
     "batched",
+    "first_try",
     "one",
     "request_id_of",
     "run",

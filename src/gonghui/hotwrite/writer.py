@@ -16,9 +16,14 @@ Each job runs under the id of the request that submitted it (its logs, audit row
 stored events carry it); a batch form serves many requests at once and finds each call's
 with :func:`request_id_of`.
 
-Writers in different processes take turns: on SQLite an exclusive ``flock`` on a lock file
-in the data directory (the kernel releases it if the process dies), on PostgreSQL a
-transaction-scoped advisory lock, so that two batches never deadlock on the same rows.
+On SQLite, writers in different processes take turns: an exclusive ``flock`` on a lock file
+in the data directory (the kernel releases it if the process dies), as SQLite has one
+writer anyway. On PostgreSQL there is no turn: the writers of every process on every host
+run their batches at once, and each operation is correct against the others by itself
+(stock, limits, chances and budgets taken by conditional row updates, rows locked in one
+order, unique constraints where a thing may exist once). A batch that still loses a
+deadlock or a serialization failure to another is rolled back whole and run again, up to
+:data:`MAX_TRIES` times, rather than failing its jobs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import fcntl
 import logging
 import os
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,7 +42,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from gonghui.db import AfterCommit, unit_of_work
@@ -55,8 +61,22 @@ MAX_BATCH = 128
 # the batches grow, and each commit, savepoint and statement serves more jobs.
 LINGER_S = 0.002
 LINGER_MAX_S = 0.005
-# pg_advisory_xact_lock key: "gonghui hot writer".
-_PG_LOCK_KEY = 0x6E6F6E6768756921
+# A batch that loses a deadlock or a serialization failure to another transaction is run
+# again, after a random pause of up to RETRY_PAUSE_S times its attempt, at most MAX_TRIES
+# times in all; then its jobs fail.
+MAX_TRIES = 5
+RETRY_PAUSE_S = 0.01
+# deadlock_detected, serialization_failure (PostgreSQL's SQLSTATEs).
+_RETRYABLE = frozenset({"40P01", "40001"})
+# session.info: which run of its batch the session's transaction is (1, 2, ...).
+_ATTEMPT = "hotwrite.attempt"
+
+
+class RunAgain(Exception):
+    """An operation's optimistic first try lost a race to another writer (what it read
+    without locking changed before it wrote): the writer rolls the whole batch back and
+    runs it again, when :func:`first_try` is False."""
+
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +167,7 @@ class Writer:
     def _loop(self) -> None:
         while True:
             batch = [job for job in self._next_batch() if job.future.set_running_or_notify_cancel()]
-            try:
-                with self._turn():
-                    self._run(batch)
-            except BaseException as exc:  # the commit (or the lock) failed: nothing is durable
-                log.exception("hot write batch of %d failed", len(batch))
-                for job in batch:
-                    job.error = job.error or exc
+            self._run_tries(batch)
             sinks: dict[Callable[[list[Job]], None], list[Job]] = {}
             for job in batch:
                 if job.error is not None:
@@ -168,16 +182,36 @@ class Writer:
                 except Exception:  # the writer goes on; those callers see the writer go
                     log.exception("answering %d hot writes failed", len(jobs))
 
-    def _run(self, batch: list[Job]) -> None:
+    def _run_tries(self, batch: list[Job]) -> None:
+        """Run the batch, again if it loses a deadlock; sets each job's result or error."""
+        for attempt in range(1, MAX_TRIES + 1):
+            for job in batch:
+                job.result = job.error = None
+            try:
+                with self._turn():
+                    self._run(batch, attempt)
+                return
+            except BaseException as exc:  # rolled back: nothing of the batch is durable
+                if retryable(exc) and attempt < MAX_TRIES:
+                    log.info("hot write batch of %d lost a race (%r); again", len(batch), exc)
+                    time.sleep(random.uniform(0, RETRY_PAUSE_S * attempt))
+                    continue
+                log.exception("hot write batch of %d failed", len(batch))
+                for job in batch:
+                    job.error = job.error or exc
+                return
+
+    def _run(self, batch: list[Job], attempt: int = 1) -> None:
         with unit_of_work() as session:
             _keep_loaded(session)
-            if not get_settings().is_sqlite:
-                session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+            session.info[_ATTEMPT] = attempt
             session.info.setdefault("after_commit", [])
             by_op: dict[Op, list[Job]] = {}
             for job in batch:
                 by_op.setdefault(job.op, []).append(job)
-            for op, jobs in by_op.items():
+            # Every batch runs its operations in one order, so that batches of several
+            # operations take their rows in one order too.
+            for op, jobs in sorted(by_op.items(), key=lambda item: _op_order(item[0])):
                 many = _batch_forms.get(op)
                 if many is None or len(jobs) == 1 or not _run_together(session, many, jobs):
                     for job in jobs:
@@ -214,6 +248,8 @@ def _run_alone(session: Session, job: Job) -> None:
                     raise
                 job.error = exc  # its changes are kept, like unit_of_work's
     except BaseException as exc:
+        if retryable(exc):
+            raise  # the whole batch goes again
         job.error = exc
         del callbacks[registered:]  # rolled back: its after-commit effects too
 
@@ -228,7 +264,9 @@ def _run_together(session: Session, many: Many, jobs: list[Job]) -> bool:
     try:
         with session.begin_nested():
             outcomes = many(session, [job.kwargs for job in jobs])
-    except Exception:
+    except Exception as exc:
+        if retryable(exc):
+            raise  # the whole batch goes again
         del callbacks[registered:]
         log.warning("batch of %d jobs failed; running them alone", len(jobs), exc_info=True)
         return False
@@ -240,6 +278,26 @@ def _run_together(session: Session, many: Many, jobs: list[Job]) -> bool:
         else:
             job.result = outcome
     return True
+
+
+def retryable(exc: BaseException) -> bool:
+    """A deadlock, a serialization failure or :class:`RunAgain`: the transaction lost a
+    race, and is worth running again as a whole (PostgreSQL; SQLite's single writer never
+    sees one)."""
+    if isinstance(exc, RunAgain):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE
+
+
+def first_try(session: Session) -> bool:
+    """Whether ``session`` runs a batch of the writer for the first time: an operation
+    may then write optimistically and raise :class:`RunAgain` if that loses a race, to
+    be run again with locks taken up front. False outside the writer."""
+    return session.info.get(_ATTEMPT) == 1
+
+
+def _op_order(op: Op) -> tuple[str, str]:
+    return (op.__module__, op.__qualname__)
 
 
 _batch_forms: dict[Op, Many] = {}

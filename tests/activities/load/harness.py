@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -88,9 +89,9 @@ class Server(ServerProcess):
     """A two-process server on its own data directory (and the test database on
     PostgreSQL), with the seeding and database reads of the load tests."""
 
-    def __init__(self, data_dir: Path, database_url: str) -> None:
+    def __init__(self, data_dir: Path, database_url: str, *, workers: int = 2) -> None:
         super().__init__(
-            workers=2,
+            workers=workers,
             data_dir=data_dir,
             database_url=database_url,
             # Tokens must outlive a slow run on a busy machine.
@@ -149,3 +150,33 @@ def running_server(tmp_path: Path) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def running_hosts(tmp_path: Path, *, hosts: int = 2, workers: int = 1) -> Iterator[list[Server]]:
+    """Servers that stand for separate hosts: each its own process group, port and data
+    directory, all on the test database (PostgreSQL). The first seeds; call
+    :func:`share_keys` before starting the others."""
+    servers = [
+        Server(
+            tmp_path / f"host-{n}",
+            os.environ.get("GONGHUI_TEST_DATABASE_URL", ""),
+            workers=workers,
+        )
+        for n in range(hosts)
+    ]
+    for server in servers:
+        server.data_dir.mkdir(parents=True)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def share_keys(servers: list[Server]) -> None:
+    """Every host gets the first one's keys (as a deployment configures them all alike),
+    so that a token issued through one is good on all."""
+    source = servers[0].data_dir / "secrets"
+    for server in servers[1:]:
+        shutil.copytree(source, server.data_dir / "secrets", dirs_exist_ok=True)

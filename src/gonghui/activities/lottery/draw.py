@@ -9,13 +9,33 @@ stock and budget go to winners in order, and a draw that is refused (no chance l
 limit reached, the activity closed) leaves nothing written. Everything is committed before
 any answer leaves, so a member never sees a win the ledger does not hold, even across
 ``kill -9``.
+
+A prize's stock and its activity's budget are the rows every winning draw takes from,
+whichever host it reaches. On PostgreSQL, where several writers run batches at once, a row
+locked stays locked until its batch commits, so where a batch takes them decides how long
+the others wait for it. A writer's first try of a batch therefore reads stock and budget
+without locking them, works the outcomes out from those figures, writes everything else,
+and takes stock and budget only at the end, by conditional updates (``stock >= k``,
+``spent + k <= total``) in prize then activity order: the rows are held from there to the
+commit only. If another writer took what this batch counted on, a condition fails and the
+writer runs the batch again (``hotwrite.RunAgain``), this time locking stock and budget
+(``SELECT ... FOR UPDATE``) before it works the outcomes out, as every run does on SQLite
+(one writer) and outside the writer. Either way nothing is oversold and every draw gets
+the outcome it would have got in batch order. Members' own rows (chances, limits, wins,
+draw numbers, idempotency keys) are claimed in member order by one statement each (see
+:mod:`gonghui.activities.counters`).
+
+Stock and budget are not sharded (N rows per prize, taken from a random one, summed to
+read): with the take held back to the end, sampling ``pg_stat_activity`` through two-host
+bursts of ``bench/draw_scaleout.py`` found no backend waiting for a lock, so one row per
+prize and budget does not limit two hosts there.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -36,7 +56,7 @@ from gonghui.activities.schemas import LotteryRules
 from gonghui.activities.service import lottery_rules
 from gonghui.benefits import service as benefits
 from gonghui.clock import local_day, now
-from gonghui.db import on_commit, rowcount
+from gonghui.db import is_sqlite, on_commit, rowcount
 from gonghui.errors import Conflict, DomainError
 from gonghui.observability import request_scope
 
@@ -147,9 +167,45 @@ def _rounds(calls: list[_Call]) -> list[list[_Call]]:
     return rounds
 
 
+@dataclass
+class _Takes:
+    """Stock and budget won in a call of :func:`draw_many`: taken as each activity's
+    winners are known (``deferred`` False), or all at its end (see the module's
+    docstring)."""
+
+    deferred: bool
+    # prize id -> units; activity id -> (cents, points)
+    stock: dict[int, int] = field(default_factory=dict)
+    budget: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, activity_id: int, stock: dict[int, int], cents: int, points: int) -> None:
+        for prize_id, units in stock.items():
+            self.stock[prize_id] = self.stock.get(prize_id, 0) + units
+        if cents or points:
+            was_cents, was_points = self.budget.get(activity_id, (0, 0))
+            self.budget[activity_id] = (was_cents + cents, was_points + points)
+
+    def take(self, session: Session) -> None:
+        """Take everything added, in prize then activity order; raises if a row no longer
+        holds what was counted on."""
+        lost: type[Exception] = hotwrite.RunAgain if self.deferred else RuntimeError
+        connection = session.connection()
+        for prize_id, units in sorted(self.stock.items()):
+            if rowcount(connection.execute(_take_stock(), {"p": prize_id, "k": units})) != 1:
+                raise lost(f"the stock of prize {prize_id} was taken meanwhile")
+        for activity_id, (cents, points) in sorted(self.budget.items()):
+            if not benefits.charge_budget(
+                session, activity_id=activity_id, cents=cents, points=points
+            ):
+                raise lost(f"the budget of activity {activity_id} was spent meanwhile")
+        self.stock.clear()
+        self.budget.clear()
+
+
 def draw_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outcome]:
     """Draw once for each call (keyword arguments of :func:`draw`); each call's answer, or
     the DomainError that refuses it, in the same order."""
+    takes = _Takes(deferred=hotwrite.first_try(session) and not is_sqlite(session))
     outcomes: list[Outcome | None] = [None] * len(calls)
     pending = [
         _Call(
@@ -165,8 +221,10 @@ def draw_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outc
         by_activity: dict[int, list[_Call]] = {}
         for call in round_:
             by_activity.setdefault(call.activity_id, []).append(call)
-        for activity_id, group in by_activity.items():
-            _draw_round(session, activity_id, group, outcomes)
+        # Activities in id order, so that batches take their prizes' rows in one order.
+        for activity_id, group in sorted(by_activity.items()):
+            _draw_round(session, activity_id, group, outcomes, takes)
+    takes.take(session)
     assert all(outcome is not None for outcome in outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
 
@@ -193,11 +251,17 @@ def draw(
 
 
 def _draw_round(
-    session: Session, activity_id: int, calls: list[_Call], outcomes: list[Outcome | None]
+    session: Session,
+    activity_id: int,
+    calls: list[_Call],
+    outcomes: list[Outcome | None],
+    takes: _Takes,
 ) -> None:
     """One round of one activity's draws (each member once); fills in ``outcomes``."""
     operation = f"lottery.draw:{activity_id}"
-    keyed = [call for call in calls if call.key is not None]
+    # Keys claimed in member order (each member is once in a round): their rows are locked
+    # in the order every batch locks them.
+    keyed = sorted((call for call in calls if call.key is not None), key=lambda c: c.member_id)
     earlier = idempotency.claim_keys(
         session, [(call.member_id, call.key or "", operation) for call in keyed]
     )
@@ -222,7 +286,7 @@ def _draw_round(
             activity = live
     going = [call for call in going if outcomes[call.index] is None]
     if activity is not None and going:
-        _draw_live(session, activity, going, outcomes)
+        _draw_live(session, activity, going, outcomes, takes)
     idempotency.store_bodies(
         session,
         [
@@ -268,7 +332,11 @@ def _claim_chances(
 
 
 def _draw_live(
-    session: Session, activity: Activity, calls: list[_Call], outcomes: list[Outcome | None]
+    session: Session,
+    activity: Activity,
+    calls: list[_Call],
+    outcomes: list[Outcome | None],
+    takes: _Takes,
 ) -> None:
     """Chances, limits, numbers, rolls, prizes, the log and the answers, for members who
     may draw in ``activity`` now."""
@@ -316,7 +384,7 @@ def _draw_live(
             entropy=d.call.entropy,
         )
         d.picked = pool[fairness.pick(d.roll, weights)]
-    _hand_out(session, activity, rules, drawn)
+    _hand_out(session, activity, rules, drawn, takes)
     _log(session, activity, drawn)
     left = counters.remaining_many(
         session,
@@ -329,12 +397,13 @@ def _draw_live(
 
 
 @cache
-def _stock() -> Select[int, int]:
-    return (
+def _stock(*, lock: bool) -> Select[int, int]:
+    read = (
         select(PoolPrize.id, PoolPrize.stock)
         .where(PoolPrize.activity_id == bindparam("a"))
-        .with_for_update()
+        .order_by(PoolPrize.id)
     )
+    return read.with_for_update() if lock else read
 
 
 @cache
@@ -347,11 +416,11 @@ def _take_stock() -> Update:
 
 
 def _hand_out(
-    session: Session, activity: Activity, rules: LotteryRules, drawn: list[_Drawn]
+    session: Session, activity: Activity, rules: LotteryRules, drawn: list[_Drawn], takes: _Takes
 ) -> None:
     """Each draw that picked a prize wins it, in order, while the member is under the win
     cap, the prize has stock and the budget covers it; stock and budget are taken once for
-    all the winners."""
+    all the winners (now, or with ``takes`` deferred at the end of the call)."""
     candidates = [d for d in drawn if d.picked is not None and d.picked.kind != PrizeKind.NONE]
     if not candidates:
         return
@@ -366,8 +435,14 @@ def _hand_out(
             granted=rules.max_wins_per_member,
         )
         capped = set(members) - under_cap
-    stock: dict[int, int] = dict(session.connection().execute(_stock(), {"a": activity.id}).all())
-    budget = benefits.budget_left(session, activity_id=activity.id)
+    lock = not takes.deferred
+    statement = _stock(lock=lock)
+    stock: dict[int, int] = dict(session.connection().execute(statement, {"a": activity.id}).all())
+    budget = benefits.budget_left(session, activity_id=activity.id, lock=lock)
+    # What this call's earlier rounds won, not yet taken.
+    for prize_id in stock:
+        stock[prize_id] -= takes.stock.get(prize_id, 0)
+    budget.spend(*takes.budget.get(activity.id, (0, 0)))
     taken: dict[int, int] = {}
     cents = points = 0
     missed: list[int] = []
@@ -392,16 +467,11 @@ def _hand_out(
         missed.append(d.call.member_id)
     if rules.max_wins_per_member is not None:
         counters.release_many(session, activity_id=activity.id, members=missed, scope="wins")
-    connection = session.connection()
-    for prize_id, units in taken.items():
-        if rowcount(connection.execute(_take_stock(), {"p": prize_id, "k": units})) != 1:
-            raise RuntimeError(f"stock of prize {prize_id} changed under the hot writer")
-    if (
-        budget.exists
-        and (cents or points)
-        and not benefits.charge_budget(session, activity_id=activity.id, cents=cents, points=points)
-    ):
-        raise RuntimeError(f"budget of activity {activity.id} changed under the hot writer")
+    if not budget.exists:  # nothing to charge
+        cents = points = 0
+    takes.add(activity.id, taken, cents, points)
+    if not takes.deferred:
+        takes.take(session)
     _issue(session, activity, rules, [d for d in candidates if d.outcome is DrawOutcome.WON])
 
 
