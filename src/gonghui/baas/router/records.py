@@ -61,8 +61,7 @@ async def create_record(table: str, caller: AppCaller, body: Annotated[Json, Bod
 
 
 def _create_one(table: str, caller: Caller, body: Json) -> Json:
-    with unit_of_work() as session:
-        return write.create_records(session, caller=caller, table=table, items=[body])[0]
+    return write.create_record(caller=caller, table=table, item=body)
 
 
 def _read(fn: Callable[[Session], T]) -> T:

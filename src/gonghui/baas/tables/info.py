@@ -74,6 +74,18 @@ class TableInfo:
         return Prepared(self.select_by_id)
 
     @cached_property
+    def prepared_insert(self) -> Prepared:
+        """One record from every column's value (the system columns and each field's, as
+        ``records.write.prepare_rows`` makes them), answering its id; compiled once and
+        run on the driver (``gonghui.db``)."""
+        names = ["created_by", "created_at", "updated_at", *(f.column for f in self.fields)]
+        return Prepared(
+            insert(self.sql)
+            .values({name: bindparam(name) for name in names})
+            .returning(self.sql.c.id)
+        )
+
+    @cached_property
     def insert_returning_id(self) -> Insert:
         """One record from the column values passed with it, answering its id: built once
         per description, like :attr:`select_by_id` (a statement built per create, with its
