@@ -417,6 +417,14 @@ class Prepared:
             )
         return out
 
+    def run(self, unit: DriverUnit, params: dict[str, Any] | None = None) -> int:
+        """Run a statement that answers no rows; the rows it matched."""
+        cursor = self._form(unit.dialect).execute(unit, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
     def first(
         self, unit: DriverUnit, params: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
