@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, func, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, bindparam, func, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gonghui import db
 from gonghui.audit import service as audit
@@ -129,3 +129,57 @@ def test_a_write_after_a_read_on_the_same_pooled_connection_is_written(tree: Tre
         before = name
     assert _names(tree) == ["第二次改名"]
     assert db.get_engine().pool.checkedout() == 0
+
+
+# db.Prepared on db.driver_unit: the same rows and values as SQLAlchemy's own execution,
+# the same errors, the same transactions.
+
+_orgs_by_level = select(Org.id, Org.name, Org.created_at, Org.archived_at, Org.depth).where(
+    Org.level == bindparam("level"), Org.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def test_a_prepared_statement_answers_what_core_execution_does(tree: Tree) -> None:
+    ids = sorted(tree.codes.values())
+    params = {"level": "city", "ids": ids}
+    with db.get_engine().connect() as connection:
+        expected = [dict(r._mapping) for r in connection.execute(_orgs_by_level, params)]
+    prepared = db.Prepared(_orgs_by_level.order_by(Org.id))
+    for _ in range(2):  # compiled at the first call, reused at the second
+        with db.driver_unit(read_only=True) as unit:
+            found = prepared.rows(unit, params)
+    assert found
+    assert found == sorted(expected, key=lambda r: r["id"])
+    assert all(r["created_at"].tzinfo is not None for r in found)  # UTCDateTime's processor
+    with db.driver_unit(read_only=True) as unit:
+        assert prepared.rows(unit, {"level": "city", "ids": []}) == []
+        assert prepared.first(unit, {"level": "nowhere", "ids": ids}) is None
+
+
+def test_a_driver_read_refuses_to_write_and_a_write_error_rolls_back(tree: Tree) -> None:
+    rename = db.Prepared(update(Org).where(Org.id == bindparam("org_id")).values(name="改名"))
+    if get_settings().is_sqlite:  # PostgreSQL's driver reads run statement by statement
+        with pytest.raises(DBAPIError, match="readonly"), db.driver_unit(read_only=True) as u:
+            rename.run(u, {"org_id": tree.city_a})
+    duplicate = db.Prepared(
+        update(Org).where(Org.id == bindparam("org_id")).values(code=bindparam("code"))
+    )
+    taken = _code_of(tree.province)
+
+    def rename_then_clash() -> None:
+        with db.driver_unit() as unit:
+            rename.run(unit, {"org_id": tree.city_a})
+            duplicate.run(unit, {"org_id": tree.city_a, "code": taken})
+
+    with pytest.raises(IntegrityError):
+        rename_then_clash()
+    assert _names(tree) == ["广州市总工会"]  # the rename went with the failed transaction
+    with db.driver_unit() as unit:
+        rename.run(unit, {"org_id": tree.city_a})
+    assert _names(tree) == ["改名"]
+    assert db.get_engine().pool.checkedout() == 0
+
+
+def _code_of(org_id: int) -> str:
+    with db.unit_of_work(read_only=True) as session:
+        return session.get_one(Org, org_id).code

@@ -39,7 +39,7 @@ from gonghui.members.router import router as members_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.orgs.router import router as orgs_router
 from gonghui.request_text import refuse_unstorable_text
-from gonghui.routing import index_routes
+from gonghui.routing import flatten_included_routers, index_routes
 from gonghui.settings import get_settings
 
 log = logging.getLogger("gonghui.app")
@@ -181,6 +181,8 @@ def create_app() -> FastAPI:
         from gonghui.integrations.simulators import mount_simulators
 
         mount_simulators(app)
-    # Matching descends by the path's first segments instead of trying every route.
+    # One level of routes, then matching descends by the path's first segments instead
+    # of trying every route.
+    flatten_included_routers(app.router)
     index_routes(app.router)
     return app

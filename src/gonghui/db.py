@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar, cast
 
@@ -170,28 +171,38 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         options = conn.get_execution_options()
-        mode = options.get("sqlite_begin", "IMMEDIATE")
-        # Straight to the driver: BEGIN returns no rows, and an execution through
-        # SQLAlchemy (context, cursor, result, events) costs more than the statement on
-        # every transaction of every request.
-        statement = f"BEGIN {mode}"
-        driver = conn.connection.dbapi_connection
-        try:
-            # query_only outlives the transaction, so it is set only when this pooled
-            # connection's last transaction was of the other kind. The pool clears
-            # ``info`` whenever it replaces the driver's connection.
-            query_only = bool(options.get("sqlite_query_only", False))
-            info = conn.connection.info
-            if info.get("query_only", False) is not query_only:
-                driver.execute(f"PRAGMA query_only={int(query_only)}")
-                info["query_only"] = query_only
-            driver.execute(statement)
-        except sqlite3.Error as exc:
-            # The same wrapped error (e.g. OperationalError: database is locked) an
-            # execution through SQLAlchemy raises.
-            raise DBAPIError.instance(
-                statement, (), exc, sqlite3.Error, dialect=conn.dialect
-            ) from exc
+        _sqlite_begin(
+            conn.connection,
+            options.get("sqlite_begin", "IMMEDIATE"),
+            bool(options.get("sqlite_query_only", False)),
+            dialect=conn.dialect,
+        )
+
+
+def _sqlite_begin(
+    fairy: Any, mode: str, query_only: bool, *, dialect: Dialect | None = None
+) -> None:
+    """``BEGIN <mode>`` on a pooled SQLite connection, ``PRAGMA query_only`` as asked."""
+    # Straight to the driver: BEGIN returns no rows, and an execution through SQLAlchemy
+    # (context, cursor, result, events) costs more than the statement on every
+    # transaction of every request.
+    statement = f"BEGIN {mode}"
+    driver = fairy.dbapi_connection
+    try:
+        # query_only outlives the transaction, so it is set only when this pooled
+        # connection's last transaction was of the other kind. The pool clears ``info``
+        # whenever it replaces the driver's connection.
+        info = fairy.info
+        if info.get("query_only", False) is not query_only:
+            driver.execute(f"PRAGMA query_only={int(query_only)}")
+            info["query_only"] = query_only
+        driver.execute(statement)
+    except sqlite3.Error as exc:
+        # The same wrapped error (e.g. OperationalError: database is locked) an execution
+        # through SQLAlchemy raises.
+        raise DBAPIError.instance(
+            statement, (), exc, sqlite3.Error, dialect=dialect or get_engine().dialect
+        ) from exc
 
 
 def make_engine(url: str) -> Engine:
@@ -366,6 +377,185 @@ def read_sync(fn: Callable[[Connection], T]) -> T:
     assert engine is not None
     with engine.connect() as connection, connection.begin():
         return fn(connection)
+
+
+class Prepared:
+    """A statement compiled once per dialect and run on the driver's connection.
+
+    ``Connection.execute`` of even a cached statement builds an execution context, a
+    result object and its metadata and fires the engine's events on every call; for a
+    primary-key read on SQLite that is several times the cost of the read itself. A
+    Prepared keeps SQLAlchemy's compiled form (its SQL, the order of its parameters, the
+    bind and result processors of its types, expanding parameters) and applies it to the
+    driver's cursor directly: values go in and come out exactly as through ``execute``.
+    Its parameters are named bind parameters and values bound in the statement itself (a
+    caller's read filter, say); a driver error comes out as SQLAlchemy's wrapped one
+    (``IntegrityError`` and so on). Run it inside :func:`driver_unit`."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: tuple[Dialect, _DriverForm] | None = None
+
+    def _form(self, dialect: Dialect) -> _DriverForm:
+        found = self._compiled
+        if found is None or found[0] is not dialect:
+            found = (dialect, _DriverForm(self.statement.compile(dialect=dialect)))
+            self._compiled = found
+        return found[1]
+
+    def rows(self, unit: DriverUnit, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every row as a dict by column key, values converted by the columns' types."""
+        form = self._form(unit.dialect)
+        cursor = form.execute(unit, params)
+        try:
+            fetched = cursor.fetchall()
+            keys, processors = form.keys, form.result_processors(cursor)
+        finally:
+            cursor.close()
+        out = []
+        for raw in fetched:
+            out.append(
+                {
+                    key: value if proc is None or value is None else proc(value)
+                    for key, proc, value in zip(keys, processors, raw, strict=True)
+                }
+            )
+        return out
+
+    def run(self, unit: DriverUnit, params: dict[str, Any] | None = None) -> int:
+        """Run a statement that answers no rows; the rows it matched."""
+        cursor = self._form(unit.dialect).execute(unit, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def first(
+        self, unit: DriverUnit, params: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        found = self.rows(unit, params)
+        return found[0] if found else None
+
+    def scalar(self, unit: DriverUnit, params: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row (None when there is none)."""
+        row = self.first(unit, params)
+        return None if row is None else next(iter(row.values()))
+
+
+class _DriverForm:
+    """What :class:`Prepared` takes from a compiled statement for one dialect."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.dialect: Dialect = compiled.dialect
+        self.sql: str = compiled.string
+        self.expanding = bool(compiled.literal_execute_params or compiled.post_compile_params)
+        self.positional = bool(compiled.positional)
+        self.binds: dict[str, Any] = dict(compiled._bind_processors)
+        self._entries = compiled._result_columns or []
+        self.keys = tuple(e.keyname for e in self._entries)
+        self._processors: tuple[Any, ...] | None = None
+
+    def result_processors(self, cursor: Any) -> tuple[Any, ...]:
+        """Each column's result processor, as SQLAlchemy picks it: by the column's type and
+        the driver's type code for it (taken from the first result: a statement's columns
+        keep their types)."""
+        found = self._processors
+        if found is None:
+            codes = [d[1] for d in cursor.description or ()]
+            found = tuple(
+                e.type._cached_result_processor(self.dialect, code)
+                for e, code in zip(self._entries, codes, strict=True)
+            )
+            self._processors = found
+        return found
+
+    def execute(self, unit: DriverUnit, params: dict[str, Any] | None) -> Any:
+        compiled = self.compiled
+        values = compiled.construct_params(params, escape_names=False)
+        sql, binds, order = self.sql, self.binds, compiled.positiontup
+        if self.expanding:
+            state = compiled._process_parameters_for_postcompile(values)
+            sql, order = state.statement, state.positiontup
+            binds = {**binds, **state.processors}
+            values = state.parameters
+        driver_params: Any
+        if self.positional:
+            driver_params = self.dialect.execute_sequence_format(
+                [binds[k](values[k]) if k in binds else values[k] for k in order]
+            )
+        else:
+            escaped = compiled.escaped_bind_names or {}
+            driver_params = {
+                escaped.get(k, k): binds[k](v) if k in binds else v for k, v in values.items()
+            }
+        cursor = unit.driver.cursor()
+        try:
+            cursor.execute(sql, driver_params)
+        except Exception as exc:
+            cursor.close()
+            dbapi = self.dialect.loaded_dbapi
+            if isinstance(exc, dbapi.Error):
+                raise DBAPIError.instance(
+                    sql, driver_params, exc, dbapi.Error, dialect=self.dialect
+                ) from exc
+            raise
+        return cursor
+
+
+@dataclass
+class DriverUnit:
+    """The driver's connection of a :func:`driver_unit` (or of a session's transaction,
+    :meth:`of`) and its dialect."""
+
+    driver: Any
+    dialect: Dialect
+
+    @classmethod
+    def of(cls, session: Session) -> DriverUnit:
+        """The driver connection of ``session``'s transaction (begun if it was not), its
+        pending changes flushed first: :class:`Prepared` statements then run in the
+        session's own transaction and see what it wrote."""
+        session.flush()
+        connection = session.connection()
+        return cls(connection.connection.driver_connection, connection.dialect)
+
+
+@contextmanager
+def driver_unit(*, read_only: bool = False) -> Iterator[DriverUnit]:
+    """A transaction on a pooled driver connection, for :class:`Prepared` statements:
+    committed when the block ends, rolled back on error. The transaction is the one a
+    unit of work of the same kind opens: on SQLite ``BEGIN DEFERRED`` with ``PRAGMA
+    query_only`` for a read, ``BEGIN IMMEDIATE`` for a write; on PostgreSQL a write is
+    one transaction and a read runs statement by statement, as :func:`read` does (its
+    statements are SELECTs: :class:`Prepared` is given no other for a read)."""
+    engine = get_engine()
+    sqlite_db = engine.dialect.name == "sqlite"
+    fairy = engine.raw_connection()
+    driver: Any = fairy.driver_connection
+    try:
+        if sqlite_db:
+            _sqlite_begin(fairy, "DEFERRED" if read_only else "IMMEDIATE", read_only)
+        elif read_only:
+            driver.autocommit = True
+        try:
+            yield DriverUnit(driver, engine.dialect)
+            if sqlite_db:
+                driver.execute("COMMIT")
+            elif not read_only:
+                driver.commit()
+        except BaseException:
+            if sqlite_db:
+                if driver.in_transaction:
+                    driver.execute("ROLLBACK")
+            elif not read_only:
+                driver.rollback()
+            raise
+        finally:
+            if not sqlite_db and read_only:
+                driver.autocommit = False
+    finally:
+        fairy.close()
 
 
 def rowcount(result: Result[Any]) -> int:

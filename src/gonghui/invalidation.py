@@ -152,6 +152,12 @@ def changed(session: Session, topic: str, key: str | None = None) -> None:
     session.info.setdefault(_PENDING, []).append((topic, key))
 
 
+def pending(session: Session, topic: str) -> bool:
+    """Whether this transaction has recorded a change of ``topic`` not yet committed (a
+    cache of the topic does not hold it yet: read the database instead)."""
+    return any(t == topic for t, _ in session.info.get(_PENDING, ()))
+
+
 @event.listens_for(Session, "before_commit")
 def _write_changes(session: Session) -> None:
     """The changes of a transaction go in as it commits, stamped with the time of its

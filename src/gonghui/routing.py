@@ -178,6 +178,82 @@ class RouteIndex:
         await self.view(path).app(scope, receive, send)
 
 
+def _flat(context: Any) -> APIRoute:
+    """The route an included router's effective route context describes, as a route of
+    the app itself: what FastAPI computes for the context (its path with the prefixes,
+    the tags, dependencies, responses, response class and operation id of every level)
+    passed to the route's own constructor."""
+    return APIRoute(
+        context.path,
+        context.endpoint,
+        response_model=context.response_model,
+        status_code=context.status_code,
+        tags=context.tags,
+        dependencies=context.dependencies,
+        summary=context.summary,
+        description=context.description,
+        response_description=context.response_description,
+        responses=context.responses,
+        deprecated=context.deprecated,
+        name=context.name,
+        methods=context.methods,
+        operation_id=context.operation_id,
+        response_model_include=context.response_model_include,
+        response_model_exclude=context.response_model_exclude,
+        response_model_by_alias=context.response_model_by_alias,
+        response_model_exclude_unset=context.response_model_exclude_unset,
+        response_model_exclude_defaults=context.response_model_exclude_defaults,
+        response_model_exclude_none=context.response_model_exclude_none,
+        include_in_schema=context.include_in_schema,
+        response_class=context.response_class,
+        dependency_overrides_provider=context.dependency_overrides_provider,
+        callbacks=context.callbacks,
+        openapi_extra=context.openapi_extra,
+        generate_unique_id_function=context.generate_unique_id_function,
+        strict_content_type=context.strict_content_type,
+    )
+
+
+def _flattened(included: Any) -> list[APIRoute] | None:
+    """Every route of an included router (and of the routers it includes), in order, as
+    routes of the app; None when it holds anything else (a plain Starlette route, a
+    mount, a route class of its own, low-priority routes), which then stays included."""
+    if included.original_router._low_priority_routes:
+        return None
+    out: list[APIRoute] = []
+    for candidate in included.effective_candidates():
+        if hasattr(candidate, "original_router"):
+            nested = _flattened(candidate)
+            if nested is None:
+                return None
+            out.extend(nested)
+        elif type(candidate.original_route) is APIRoute and candidate.starlette_route is None:
+            out.append(_flat(candidate))
+        else:
+            return None
+    return out
+
+
+def flatten_included_routers(router: APIRouter) -> None:
+    """Put the routes of the included routers in ``router`` itself, in their order.
+
+    FastAPI keeps an included router as one entry that matches a request by trying its
+    routes (an included router within it by trying its own), then, once chosen, matches
+    them all again to handle it: a request to ``/api/v1/baas/data/{table}/records`` paid
+    for two nested matchings, twice, and the scope bookkeeping of each level, where a
+    route of the app itself (``/api/v1/ping``) pays for one match. Each route becomes the
+    route FastAPI resolves it to (prefixes, tags, dependencies, responses, operation id),
+    in the same place in the order, so precedence and the OpenAPI document stay as they
+    were. Call it once every router is included: a route added to an included router
+    afterwards is not seen."""
+    routes: list[Any] = []
+    for route in router.routes:
+        flat = _flattened(route) if hasattr(route, "original_router") else None
+        routes.extend(flat if flat is not None else [route])
+    router.routes = routes
+    router._mark_routes_changed()
+
+
 def index_routes(router: APIRouter) -> RouteIndex:
     """Put a :class:`RouteIndex` in front of ``router``'s matching (call once the routes
     are in place; routes added later are picked up)."""

@@ -142,6 +142,25 @@ def test_a_failing_receiver_gets_signed_retries_with_backoff_and_one_success(
         ]
 
 
+def test_a_trigger_added_or_disabled_after_writes_applies_to_the_next_write(
+    api: httpx.Client, app_a: AppHandle
+) -> None:
+    # The first write finds no trigger, and this process keeps that answer (the record
+    # trigger cache): adding one, then disabling it, must still show on the next write.
+    assert create_score(api, app_a, "m0", 1).status_code == 201
+    with running_receiver() as receiver:
+        trigger = webhook_trigger(api, app_a, receiver)
+        assert create_score(api, app_a, "m1", 2).status_code == 201
+        assert count_deliveries() == 1
+        resp = api.post(
+            f"/api/v1/baas/apps/{app_a.id}/triggers/{trigger['id']}/disable",
+            headers=app_a.dev.headers,
+        )
+        assert resp.status_code == 200, resp.text
+        assert create_score(api, app_a, "m2", 3).status_code == 201
+        assert count_deliveries() == 1
+
+
 def test_after_max_attempts_a_delivery_is_dead_lettered_and_can_be_redelivered(
     api: httpx.Client, app_a: AppHandle
 ) -> None:

@@ -26,12 +26,13 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, func, select
 from sqlalchemy.sql.elements import True_
 
 from gonghui.baas.permissions import Caller
 from gonghui.baas.records.where import Binder, Compiler, Slot, Unshareable, shape
 from gonghui.baas.tables.info import TableInfo
+from gonghui.db import Prepared
 
 # Plans kept per process (least recently used dropped first): an app's few list queries
 # and callers, times the tables and apps a process serves.
@@ -48,6 +49,9 @@ class Plan:
     condition: ColumnElement[bool]
     slots: tuple[Slot, ...]
     keys: tuple[Any, ...]  # the query's SortKeys, for its cursors
+    # The page and its COUNT, compiled once and run on the driver (gonghui.db.Prepared).
+    page: Prepared
+    count: Prepared
 
     def params(self, leaves: list[Any], *, limit: int, offset: int) -> dict[str, Any]:
         """The statement's parameters for ``leaves`` (the request's values, in the order
@@ -120,10 +124,39 @@ def _build(
         .offset(bindparam(OFFSET, type_=Integer()))
         .limit(bindparam(LIMIT, type_=Integer()))
     )
-    return Plan(info, rows, condition, tuple(binder.slots), tuple(keys))
+    counting = select(func.count()).select_from(info.sql).where(condition)
+    return Plan(
+        info, rows, condition, tuple(binder.slots), tuple(keys), Prepared(rows), Prepared(counting)
+    )
+
+
+# A get by id for a caller whose read filter is not "everything" (a user token, a client
+# key with row rules): the statement with that filter, compiled once per caller and
+# description like a plan. A server key's get uses the description's own statement.
+_by_id: OrderedDict[Hashable, tuple[TableInfo, Prepared]] = OrderedDict()
+
+
+def by_id(caller: Caller, info: TableInfo, read_filter: ColumnElement[bool]) -> Prepared:
+    """The prepared get by ``:record_id`` of ``info`` as ``caller`` may read it."""
+    if isinstance(read_filter, True_):
+        return info.prepared_by_id
+    key = (info.app_id, info.id, caller)
+    with _lock:
+        found = _by_id.get(key)
+        if found is not None and found[0] is info:
+            _by_id.move_to_end(key)
+            return found[1]
+    prepared = Prepared(info.select_by_id.where(read_filter))
+    with _lock:
+        _by_id[key] = (info, prepared)
+        _by_id.move_to_end(key)
+        while len(_by_id) > MAX_PLANS:
+            _by_id.popitem(last=False)
+    return prepared
 
 
 def forget_all() -> None:
     """Drop every plan (tests)."""
     with _lock:
         _plans.clear()
+        _by_id.clear()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +18,13 @@ from sqlalchemy.sql.elements import True_
 from gonghui.baas.errors import BaasError
 from gonghui.baas.permissions import Caller
 from gonghui.baas.records import plans
-from gonghui.baas.records.rows import read_filter, ref_resolver, to_record
+from gonghui.baas.records.rows import read_filter, readable, ref_resolver, to_record
 from gonghui.baas.records.where import SYSTEM_TYPES, Compiler
 from gonghui.baas.records.write import record_not_found
 from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import FieldInfo, TableInfo
 from gonghui.baas.tables.types import NUMERIC, ORDERED, TEXTUAL, FieldType, coerce_scalar, to_json
+from gonghui.db import DriverUnit
 from gonghui.errors import InvalidInput, field_error
 
 MAX_LIMIT = 1000
@@ -83,7 +85,7 @@ def _column(info: TableInfo, name: Any, what: str) -> tuple[FieldType, Col[Any]]
     return f.type, info.sql.c[f.column]
 
 
-def _sort_keys(session: Session, info: TableInfo, sort: list[str]) -> list[SortKey]:
+def _sort_keys(dialect: str, info: TableInfo, sort: list[str]) -> list[SortKey]:
     keys: list[SortKey] = []
     for spec in sort:
         if not isinstance(spec, str) or not spec:
@@ -92,7 +94,7 @@ def _sort_keys(session: Session, info: TableInfo, sort: list[str]) -> list[SortK
         ftype, column = _column(info, name, "sort")
         if ftype not in ORDERED:
             raise _bad("sort", f"{name} cannot be sorted")
-        if ftype in TEXTUAL and _dialect(session) == "postgresql":
+        if ftype in TEXTUAL and dialect == "postgresql":
             column = column.collate("C")
         keys.append(SortKey(name, ftype, column, spec.startswith("-")))
     if not any(k.name == "id" for k in keys):
@@ -200,15 +202,27 @@ def get_record(
     expand: list[str] | None = None,
 ) -> dict[str, Any]:
     info = infos.load(session, app_id=caller.app_id, name=table)
-    readable = read_filter(session, caller, info)
-    stmt = info.select_by_id if isinstance(readable, True_) else info.select_by_id.where(readable)
-    row = session.execute(stmt, {"record_id": record_id}).first()
-    if row is None:
-        raise record_not_found(record_id)
-    record = to_record(info, row, _selected(info, fields))
+    record = record_by_id(
+        DriverUnit.of(session), caller=caller, info=info, record_id=record_id, fields=fields
+    )
     if expand:
         _expand(session, caller, info, [record], expand)
     return record
+
+
+def record_by_id(
+    unit: DriverUnit,
+    *,
+    caller: Caller,
+    info: TableInfo,
+    record_id: int,
+    fields: list[str] | None = None,
+) -> dict[str, Any]:
+    """One record of ``info`` as ``caller`` may read it (references not expanded)."""
+    row = plans.by_id(caller, info, readable(caller, info)).first(unit, {"record_id": record_id})
+    if row is None:
+        raise record_not_found(record_id)
+    return to_record(info, row, _selected(info, fields))
 
 
 def list_records(
@@ -226,57 +240,123 @@ def list_records(
     count: bool = False,
 ) -> Page:
     info = infos.load(session, app_id=caller.app_id, name=table)
+    planned = find_plan(
+        dialect=_dialect(session),
+        caller=caller,
+        info=info,
+        where=where,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+    )
+    if planned is not None:
+        page = planned_page(
+            DriverUnit.of(session),
+            info=info,
+            planned=planned,
+            fields=fields,
+            limit=limit,
+            offset=offset,
+            count=count,
+        )
+        if expand:
+            _expand(session, caller, info, page.items, expand)
+        return page
+    t = info.sql
+    sort = list(sort or [])
+    condition = _where(session, caller, info, where)
+    keys = _sort_keys(_dialect(session), info, sort)
+    selected = _selected(info, fields)
+    stmt = select(t).where(condition)
+    if cursor is not None:
+        stmt = stmt.where(_after_cursor(keys, cursor))
+    stmt = stmt.order_by(*_order(keys)).offset(offset).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    items, next_cursor = _items(info, [row._mapping for row in rows], keys, selected, fields, limit)
+    if expand:
+        _expand(session, caller, info, items, expand)
+    total = None
+    if count:
+        counting = select(func.count()).select_from(t).where(condition)
+        total = int(session.scalar(counting) or 0)
+    return Page(items=items, next_cursor=next_cursor, count=total)
+
+
+Planned = tuple[plans.Plan, list[Any]]
+
+
+def find_plan(
+    *,
+    dialect: str,
+    caller: Caller,
+    info: TableInfo,
+    where: Any,
+    sort: list[str] | None,
+    limit: int,
+    offset: int,
+    cursor: str | None,
+) -> Planned | None:
+    """The page's bounds checked, then the shared statement for this list query and the
+    request's values for it, or None when its statement is built per request (a cursor
+    page, a condition :mod:`plans` does not share). No database work."""
     if not 1 <= limit <= MAX_LIMIT:
         raise _bad("limit", f"between 1 and {MAX_LIMIT}")
     if not 0 <= offset <= MAX_OFFSET:
         raise _bad("offset", f"between 0 and {MAX_OFFSET}")
     if cursor is not None and offset:
         raise _bad("cursor", "use either a cursor or an offset")
-    t = info.sql
+    if cursor is not None:
+        return None
     sort = list(sort or [])
-    plan = None
-    if cursor is None:
-        plan = plans.find(
-            dialect=_dialect(session),
-            caller=caller,
-            info=info,
-            where=where,
-            sort=sort,
-            read_filter=read_filter(session, caller, info),
-            build_keys=lambda: _sort_keys(session, info, sort),
-            order=_order,
-        )
-    params: dict[str, Any] = {}
-    if plan is not None:
-        shared, leaves = plan
-        params = shared.params(leaves, limit=limit + 1, offset=offset)
-        condition, keys = shared.condition, list(shared.keys)
-        selected = _selected(info, fields)
-        rows = session.execute(shared.rows, params).all()
-    else:
-        condition = _where(session, caller, info, where)
-        keys = _sort_keys(session, info, sort)
-        selected = _selected(info, fields)
-        stmt = select(t).where(condition)
-        if cursor is not None:
-            stmt = stmt.where(_after_cursor(keys, cursor))
-        stmt = stmt.order_by(*_order(keys)).offset(offset).limit(limit + 1)
-        rows = session.execute(stmt).all()
+    return plans.find(
+        dialect=dialect,
+        caller=caller,
+        info=info,
+        where=where,
+        sort=sort,
+        read_filter=readable(caller, info),
+        build_keys=lambda: _sort_keys(dialect, info, sort),
+        order=_order,
+    )
+
+
+def planned_page(
+    unit: DriverUnit,
+    *,
+    info: TableInfo,
+    planned: Planned,
+    fields: list[str] | None,
+    limit: int,
+    offset: int,
+    count: bool,
+) -> Page:
+    """The page of a :func:`find_plan` query (references not expanded)."""
+    plan, leaves = planned
+    params = plan.params(leaves, limit=limit + 1, offset=offset)
+    selected = _selected(info, fields)
+    rows = plan.page.rows(unit, params)
+    items, next_cursor = _items(info, rows, list(plan.keys), selected, fields, limit)
+    # The plan's COUNT carries the same named parameters: ``params`` binds them here too.
+    total = int(plan.count.scalar(unit, params) or 0) if count else None
+    return Page(items=items, next_cursor=next_cursor, count=total)
+
+
+def _items(
+    info: TableInfo,
+    rows: Sequence[Mapping[Any, Any]],
+    keys: list[SortKey],
+    selected: list[FieldInfo],
+    fields: list[str] | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
     more = len(rows) > limit
-    rows = rows[:limit]
-    items = [to_record(info, row) for row in rows]
+    items = [to_record(info, row) for row in rows[:limit]]
     next_cursor = _encode_cursor(keys, items[-1]) if more and items else None
     if fields is not None:
         keep = {"id", "created_by", "created_at", "updated_at"} | {f.name for f in selected}
         items = [{k: v for k, v in r.items() if k in keep} for r in items]
-    if expand:
-        _expand(session, caller, info, items, expand)
-    total = None
-    if count:
-        # A plan's condition carries named parameters: ``params`` binds them here too.
-        counting = select(func.count()).select_from(t).where(condition)
-        total = int(session.scalar(counting, params) or 0)
-    return Page(items=items, next_cursor=next_cursor, count=total)
+    return items, next_cursor
 
 
 def aggregate(

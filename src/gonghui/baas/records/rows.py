@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select
@@ -17,9 +18,12 @@ from gonghui.errors import InvalidInput, field_error
 
 
 def to_record(
-    info: TableInfo, row: Row[Any], fields: list[FieldInfo] | None = None
+    info: TableInfo,
+    row: Row[Any] | Mapping[str, Any],
+    fields: list[FieldInfo] | None = None,
 ) -> dict[str, Any]:
-    mapping = row._mapping
+    """A stored row (a Core row, or a :class:`~gonghui.db.Prepared` row) as JSON."""
+    mapping = row._mapping if isinstance(row, Row) else row
     record: dict[str, Any] = {
         "id": mapping["id"],
         "created_by": mapping["created_by"],
@@ -69,6 +73,11 @@ def new_row(info: TableInfo, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_filter(session: Session, caller: Caller, info: TableInfo) -> ColumnElement[bool]:
+    return readable(caller, info)
+
+
+def readable(caller: Caller, info: TableInfo) -> ColumnElement[bool]:
+    """The rows of ``info`` that ``caller`` may read (no database work)."""
     return row_filter(caller, info.permissions, Action.READ, info.sql, info.id)
 
 

@@ -24,7 +24,8 @@ from gonghui.baas.errors import BaasError
 from gonghui.baas.permissions import Caller
 from gonghui.baas.records import query, write
 from gonghui.baas.schemas import AggregateQuery, BulkCreate, Json, RecordPage, RecordQuery
-from gonghui.db import unit_of_work
+from gonghui.baas.tables import info as infos
+from gonghui.db import DriverUnit, driver_unit, get_engine, unit_of_work
 from gonghui.errors import InvalidInput, field_error
 from gonghui.settings import get_settings
 from gonghui.types import Count, Id
@@ -49,14 +50,18 @@ def _page(page: query.Page) -> RecordPage:
 # a writer in WAL mode) costs less than the hand-off; in one benchmark run (20,000 rows)
 # get went from 0.16 to 0.30 of the ping. A list stays on the thread pool: its filter is
 # the developer's, and an expensive one must not stall the event loop for everyone else.
+#
+# A get, and a list whose statement is shared (records/plans.py), read on the driver's
+# connection (gonghui.db.driver_unit and Prepared) when this process holds the table's
+# description and nothing beyond the table is read (no expand): no ORM session, no Core
+# execution per statement. Anything else reads through a session as before.
 @router.post("/data/{table}/records", status_code=status.HTTP_201_CREATED)
 async def create_record(table: str, caller: AppCaller, body: Annotated[Json, Body()]) -> Json:
     return await run_in_threadpool(_create_one, table, caller, body)
 
 
 def _create_one(table: str, caller: Caller, body: Json) -> Json:
-    with unit_of_work() as session:
-        return write.create_records(session, caller=caller, table=table, items=[body])[0]
+    return write.create_record(caller=caller, table=table, item=body)
 
 
 def _read(fn: Callable[[Session], T]) -> T:
@@ -64,12 +69,17 @@ def _read(fn: Callable[[Session], T]) -> T:
         return fn(session)
 
 
-async def _read_by_id(fn: Callable[[Session], T]) -> T:
+def _read_driver(fn: Callable[[DriverUnit], T]) -> T:
+    with driver_unit(read_only=True) as unit:
+        return fn(unit)
+
+
+async def _read_by_id(fn: Callable[[], T]) -> T:
     # As db.read: a bounded read of a local SQLite file runs in the event loop; a
     # PostgreSQL round trip must not block it.
     if get_settings().is_sqlite:
-        return _read(fn)
-    return await run_in_threadpool(_read, fn)
+        return fn()
+    return await run_in_threadpool(fn)
 
 
 @router.post("/data/{table}/records/bulk", status_code=status.HTTP_201_CREATED)
@@ -102,23 +112,51 @@ async def list_records(
                 "where is not JSON",
                 [field_error("where", BaasError.INVALID_QUERY, "not JSON")],
             ) from None
-    page = await run_in_threadpool(
-        _read,
-        functools.partial(
-            query.list_records,
+    sorted_by, chosen, expanded = _split(sort), _split(fields), _split(expand)
+    info = infos.cached(app_id=caller.app_id, name=table)
+    planned = None
+    if info is not None and not expanded:
+        planned = query.find_plan(
+            dialect=get_engine().dialect.name,
             caller=caller,
-            table=table,
+            info=info,
             where=parsed,
-            sort=_split(sort),
-            fields=_split(fields),
-            expand=_split(expand),
+            sort=sorted_by,
             limit=limit,
             offset=offset,
             cursor=cursor,
-            count=count,
-        ),
-    )
-    return _page(page)
+        )
+    if info is not None and planned is not None:
+        read: Callable[[], query.Page] = functools.partial(
+            _read_driver,
+            functools.partial(
+                query.planned_page,
+                info=info,
+                planned=planned,
+                fields=chosen,
+                limit=limit,
+                offset=offset,
+                count=count,
+            ),
+        )
+    else:
+        read = functools.partial(
+            _read,
+            functools.partial(
+                query.list_records,
+                caller=caller,
+                table=table,
+                where=parsed,
+                sort=sorted_by,
+                fields=chosen,
+                expand=expanded,
+                limit=limit,
+                offset=offset,
+                cursor=cursor,
+                count=count,
+            ),
+        )
+    return _page(await run_in_threadpool(read))
 
 
 @router.post("/data/{table}/query")
@@ -142,15 +180,33 @@ async def get_record(
     fields: str | None = None,
     expand: str | None = None,
 ) -> Json:
+    chosen, expanded = _split(fields), _split(expand)
+    info = infos.cached(app_id=caller.app_id, name=table)
+    if info is not None and not expanded:
+        return await _read_by_id(
+            functools.partial(
+                _read_driver,
+                functools.partial(
+                    query.record_by_id,
+                    caller=caller,
+                    info=info,
+                    record_id=record_id,
+                    fields=chosen,
+                ),
+            )
+        )
     return await _read_by_id(
         functools.partial(
-            query.get_record,
-            caller=caller,
-            table=table,
-            record_id=record_id,
-            fields=_split(fields),
-            expand=_split(expand),
-        ),
+            _read,
+            functools.partial(
+                query.get_record,
+                caller=caller,
+                table=table,
+                record_id=record_id,
+                fields=chosen,
+                expand=expanded,
+            ),
+        )
     )
 
 

@@ -24,7 +24,7 @@ from gonghui import invalidation
 from gonghui.baas.errors import BaasError
 from gonghui.baas.models import DataTable, Field
 from gonghui.baas.tables.types import BIG_ID, FieldType, column_type
-from gonghui.db import UTCDateTime, unit_of_work
+from gonghui.db import Prepared, UTCDateTime, unit_of_work
 from gonghui.errors import NotFound
 
 TABLE_PREFIX = "baas_t_"
@@ -67,6 +67,23 @@ class TableInfo:
         """One record by ``:record_id``: built once per description, so that SQLAlchemy
         reuses its cache key and compiled form on every get."""
         return select(self.sql).where(self.sql.c.id == bindparam("record_id"))
+
+    @cached_property
+    def prepared_by_id(self) -> Prepared:
+        """:attr:`select_by_id` compiled once and run on the driver (``gonghui.db``)."""
+        return Prepared(self.select_by_id)
+
+    @cached_property
+    def prepared_insert(self) -> Prepared:
+        """One record from every column's value (the system columns and each field's, as
+        ``records.write.prepare_rows`` makes them), answering its id; compiled once and
+        run on the driver (``gonghui.db``)."""
+        names = ["created_by", "created_at", "updated_at", *(f.column for f in self.fields)]
+        return Prepared(
+            insert(self.sql)
+            .values({name: bindparam(name) for name in names})
+            .returning(self.sql.c.id)
+        )
 
     @cached_property
     def insert_returning_id(self) -> Insert:

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, object_session
 
-from gonghui import hooks, outbound
+from gonghui import hooks, invalidation, outbound
 from gonghui.audit import service as audit
 from gonghui.baas.apps import get_app
 from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
@@ -224,6 +224,39 @@ _ENABLED_RECORD_TRIGGERS = (
     .order_by(_trigger_table.id)
 )
 
+# ... and so its answer is held per process: the enabled record triggers of (app, event,
+# table), kept current by the change feed (topic ``baas.triggers``, key the app id). Any
+# change of a trigger row through the ORM (created, enabled, disabled, edited) is
+# recorded by the mapper hook below, so it shows at its commit in this process and within
+# the feed's lag in every other.
+TOPIC = "baas.triggers"
+RECORD_TRIGGERS_TTL_S = 300.0
+_record_triggers: invalidation.TopicCache[tuple[int, str, str], tuple[int, ...]] = (
+    invalidation.TopicCache(TOPIC, key_of=lambda key, _: str(key[0]), ttl_s=RECORD_TRIGGERS_TTL_S)
+)
+
+
+def fires_nothing(*, app_id: int, event: TriggerEvent, table_name: str) -> bool:
+    """Whether this process knows, without reading anything, that no enabled trigger of
+    the app fires on ``event`` of the table (False: there is one, or it does not know)."""
+    return _record_triggers.get((app_id, str(event), table_name)) == ()
+
+
+def _enabled_record_triggers(session: Session, params: dict[str, Any]) -> list[int]:
+    key = (params["app_id"], params["event"], params["table_name"])
+    # A trigger changed in this very transaction is not in the feed yet: ask the table.
+    if invalidation.pending(session, TOPIC):
+        return list(session.scalars(_ENABLED_RECORD_TRIGGERS, params))
+    hit = _record_triggers.get(key)
+    if hit is None and invalidation.catch_up(session):
+        hit = _record_triggers.get(key)
+    if hit is not None:
+        return list(hit)
+    generation = _record_triggers.generation
+    ids = list(session.scalars(_ENABLED_RECORD_TRIGGERS, params))
+    _record_triggers.put(key, tuple(ids), generation=generation)
+    return ids
+
 
 def record_events(
     session: Session,
@@ -239,7 +272,7 @@ def record_events(
     a trigger's filter is evaluated by the same SQL as a query. Fired inside the caller's
     transaction: a change rolled back fires nothing."""
     params = {"app_id": caller.app_id, "event": str(event), "table_name": info.name}
-    ids = list(session.scalars(_ENABLED_RECORD_TRIGGERS, params))
+    ids = _enabled_record_triggers(session, params)
     if not ids:
         return 0
     triggers = list(
@@ -274,6 +307,7 @@ def _forget_org_triggers(_mapper: Any, _connection: Any, target: Trigger) -> Non
     session = object_session(target)
     if session is not None:
         session.info.pop(_ORG_TRIGGERS, None)
+        invalidation.changed(session, TOPIC, str(target.app_id))
 
 
 for _change in ("after_insert", "after_update", "after_delete"):
