@@ -54,6 +54,10 @@ class PageProblems:
         self.items.append(f"page error: {error}")
 
     def request_failed(self, request: Request) -> None:
+        if request.failure == "net::ERR_ABORTED" and "X-Amz-Signature=" in request.url:
+            # A redirect to a presigned bucket URL served as an attachment: Chromium turns
+            # it into a download and reports the navigation as aborted.
+            return
         self.items.append(f"request failed: {request.method} {request.url} {request.failure}")
 
     def response(self, response: Any) -> None:
