@@ -281,6 +281,21 @@ class S3Store:
         pending: list[bytes] = []
         pending_size = 0
         size = 0
+
+        def send_part() -> None:
+            nonlocal upload_id, pending_size
+            if upload_id is None:
+                started = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+                upload_id = cast(str, started["UploadId"])
+            body = b"".join(pending)
+            pending.clear()
+            pending_size = 0
+            number = len(parts) + 1
+            sent = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+            parts.append({"ETag": sent["ETag"], "PartNumber": number})
+
         try:
             for chunk in chunks:
                 if not chunk:
@@ -288,31 +303,13 @@ class S3Store:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 size += len(chunk)
-                if pending_size < self.part_size:
-                    continue
-                if upload_id is None:
-                    started = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
-                    upload_id = cast(str, started["UploadId"])
-                body = b"".join(pending)
-                pending.clear()
-                pending_size = 0
-                number = len(parts) + 1
-                sent = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-                )
-                parts.append({"ETag": sent["ETag"], "PartNumber": number})
-                del body
-            body = b"".join(pending)
-            pending.clear()
+                if pending_size >= self.part_size:
+                    send_part()
             if upload_id is None:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"".join(pending))
                 return size
-            if body:
-                number = len(parts) + 1
-                sent = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-                )
-                parts.append({"ETag": sent["ETag"], "PartNumber": number})
+            if pending:
+                send_part()
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
