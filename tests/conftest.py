@@ -68,6 +68,7 @@ from gonghui.db import Base, dispose_engine, get_engine  # noqa: E402
 from gonghui.integrations.sms import outbox_path  # noqa: E402
 from gonghui.migrations import upgrade  # noqa: E402
 from gonghui.settings import get_settings  # noqa: E402
+from gonghui.tasks import broker as task_broker  # noqa: E402
 
 pytest_plugins = ["tests.fixtures", "tests.s3server"]
 
@@ -177,6 +178,7 @@ def redis_configured(url: str, *, reachable: bool = True) -> Iterator[None]:
     def switch(to: str, wait: bool) -> None:
         invalidation.stop_transport()
         redis_conn.reset()
+        task_broker.reset()
         settings.redis_url = to
         if to and wait and not invalidation.listen(timeout_s=20):
             raise RuntimeError(f"Redis at {to} does not answer")

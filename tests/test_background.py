@@ -1,33 +1,38 @@
-"""What each server process runs besides requests: the scheduler thread also runs
-housekeeping, at start and then every ``housekeeping_interval_s``."""
+"""What a worker runs besides deferred work: periodic tasks on its clock, once per window
+(housekeeping, the benefits sweep, cron ticks), each a row of the queue."""
 
 from __future__ import annotations
 
-import threading
+import time
 
-import pytest
+from sqlalchemy import select
 
-from gonghui import background, housekeeping
-from gonghui.settings import get_settings
+from gonghui import background
+from gonghui.db import unit_of_work
+from gonghui.tasks import queue
+from gonghui.tasks.models import Task
 
 
-def test_a_starting_server_process_runs_housekeeping_on_its_scheduler_thread(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    ran_on: list[str] = []
-    ran = threading.Event()
+def periodic_rows() -> dict[str, str]:
+    with unit_of_work(read_only=True) as session:
+        found = session.execute(select(Task.name, Task.status).where(Task.key.is_not(None)))
+        return dict(found.all())
 
-    def run() -> dict[str, int]:
-        ran_on.append(threading.current_thread().name)
-        ran.set()
-        return {}
 
-    monkeypatch.setattr(housekeeping, "run", run)
-    monkeypatch.setattr(get_settings(), "background_workers", True)
-    monkeypatch.setattr(get_settings(), "scheduler_interval_s", 0.01)
-    background.start()
+def test_a_starting_worker_runs_every_periodic_task_once() -> None:
+    background.start(worker=True)
     try:
-        assert ran.wait(30)
+        periodic = {name for name, kind in queue.kinds().items() if kind.every_s is not None}
+        assert {"housekeeping.otp_codes", "benefits.sweep", "triggers.cron"} <= periodic
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = {name for name, status in periodic_rows().items() if status == "done"}
+            if periodic <= done:
+                break
+            time.sleep(0.05)
     finally:
         background.stop()
-    assert ran_on[0] == "schedules"
+    rows = periodic_rows()
+    assert set(rows) == periodic
+    assert set(rows.values()) <= {"done", "queued"}  # queued: re-armed for a new window
+    assert "dead" not in rows.values()

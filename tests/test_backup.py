@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from gonghui.members import roster_import
+from gonghui import tasks
 from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
 from gonghui.storage import BlobStore, LocalStore, S3Store
@@ -141,7 +141,7 @@ def seed(api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_phone_use
         headers=operator.headers,
     )
     assert resp.status_code == 202, resp.text
-    roster_import.wait_for(resp.json()["id"], timeout=120)
+    tasks.run_due()
     member = make_phone_user()
     proof = request_review(
         api, member.headers, tree.grassroots_a1x, "林一", id_number("44010619900307123")

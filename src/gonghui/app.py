@@ -109,7 +109,10 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    from gonghui import background
+
     settings = get_settings()
+    background.load()  # every kind of task this process may defer, registered
     app = FastAPI(
         title="gonghui",
         lifespan=_lifespan,

@@ -175,6 +175,33 @@ def _serve(*, bind: str, port: int | None, workers: int, skip_migrate: bool) -> 
 
 
 @app.command()
+def worker(
+    threads: Annotated[int | None, typer.Option(help="threads running tasks")] = None,
+) -> None:
+    """Run background work until stopped (SIGTERM or Ctrl-C): deliveries, roster imports,
+    cron ticks and housekeeping from the task queue. Run any number, on any machine that
+    reaches the database (and Redis, when configured)."""
+    import signal
+    import threading
+
+    from gonghui import background, invalidation
+    from gonghui.observability import configure_logging
+    from gonghui.tasks import runtime
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    invalidation.start_transport()
+    background.load()
+    runtime.start(threads=threads)
+    console.print(f"worker {os.getpid()} running ({threads or settings.worker_threads} threads)")
+    stop.wait()
+    background.stop()
+
+
+@app.command()
 def openapi(
     out: Annotated[Path, typer.Option(help="where to write the spec")] = Path("openapi.json"),
 ) -> None:
@@ -412,11 +439,7 @@ app.add_typer(benefits_app, name="benefits")
 def benefits_sweep() -> None:
     """Expire vouchers past their validity and forfeit prizes with no address by the deadline
     (each a ledger row); safe to run as often as you like, e.g. from cron."""
-    from gonghui.benefits.fulfilment import forfeit_unclaimed
-    from gonghui.benefits.service import expire_vouchers
-    from gonghui.db import unit_of_work
+    from gonghui.housekeeping import sweep_benefits
 
-    with unit_of_work() as session:
-        vouchers = expire_vouchers(session)
-        prizes = forfeit_unclaimed(session)
-    console.print(f"expired {vouchers} vouchers, forfeited {prizes} prizes")
+    done = sweep_benefits()
+    console.print(f"expired {done['vouchers']} vouchers, forfeited {done['prizes']} prizes")

@@ -14,6 +14,7 @@ from gonghui.benefits import models as benefits_models
 from gonghui.members import models as members_models
 from gonghui.orgs import models as orgs_models
 from gonghui.ratelimit import RateCounter
+from gonghui.tasks import models as tasks_models
 
 __all__ = [
     "accounts_models",
@@ -29,5 +30,6 @@ __all__ = [
     "orgs_models",
     "quiz_models",
     "RateCounter",
+    "tasks_models",
     "triggers_models",
 ]

@@ -75,18 +75,29 @@ class Settings(BaseSettings):
     functions_idle_s: float = 60.0
     functions_recycle_after: int = 500
     functions_log_retention_days: int = 14
-    # Each server process delivers stored events and fires cron triggers (background.py).
+    # Background work runs on the task queue (tasks/): ``gonghui worker`` processes, and
+    # each ``gonghui serve`` process too unless this is false (API processes of a
+    # deployment with separate workers; see deploy/).
     background_workers: bool = True
-    delivery_poll_s: float = 1.0
-    # First retry delay of a failed delivery; doubles per attempt up to an hour.
-    delivery_backoff_base_s: float = 10.0
-    # How long a process may hold a delivery it is sending before others may retry it.
-    delivery_lease_s: float = 60.0
-    # Deliveries sent at once by each process, and at most this many of them for one app,
-    # so that an app whose endpoint hangs cannot hold up the others' deliveries.
-    delivery_concurrency: int = Field(default=8, ge=1)
+    # Threads per worker running tasks (deliveries, imports, cron ticks, housekeeping).
+    worker_threads: int = Field(default=8, ge=1)
+    # How often a worker's relay looks for due rows that nobody sent.
+    task_poll_s: float = Field(default=0.5, gt=0)
+    # How long a sent task may wait in the broker before a relay sends it again (a lost
+    # message), and how soon the tasks of a worker that stopped beating (killed, its
+    # machine gone) are sent again.
+    task_send_lease_s: float = Field(default=300.0, gt=0)
+    task_heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+    # First retry delay of a failed task; doubles per attempt up to an hour.
+    task_backoff_base_s: float = Field(default=10.0, ge=0)
+    # Finished tasks kept for operators to read: done ones, dead-lettered ones.
+    tasks_keep_done_days: float = 7.0
+    tasks_keep_dead_days: float = 30.0
+    # At most this many deliveries of one app run at once in a worker, so that an app
+    # whose endpoint hangs cannot hold up the others' deliveries.
     delivery_per_app_concurrency: int = Field(default=2, ge=1)
-    scheduler_interval_s: float = 1.0
+    # Cron triggers fire within this of their tick (a periodic task this often).
+    scheduler_interval_s: float = Field(default=1.0, gt=0)
     # Outgoing calls to URLs chosen by developers (webhooks, functions' hosts; outbound.py):
     # networks they may reach although not public (CIDRs, e.g. ["10.1.0.0/16"]; labs and
     # tests), and the one deadline of each whole call.
@@ -95,8 +106,10 @@ class Settings(BaseSettings):
     # Set by ``gonghui serve`` for its server processes: the socket of the server's one
     # writer process for members' hot writes (see hotwrite/). Empty: a writer thread.
     hot_writer_socket: str = ""
-    # Clean-up passes (housekeeping.py) run at start-up and then this often.
-    housekeeping_interval_s: float = 300.0
+    # Clean-up passes (housekeeping.py) run this often, and the benefits sweep (vouchers
+    # expiring, unclaimed prizes forfeited) this often.
+    housekeeping_interval_s: float = Field(default=300.0, gt=0)
+    benefits_sweep_interval_s: float = Field(default=60.0, gt=0)
     # An unfinished roster import whose process has not written for this long died with it.
     roster_import_stale_s: float = 600.0
 

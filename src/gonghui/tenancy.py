@@ -115,6 +115,24 @@ class Actor:
     def is_staff(self) -> bool:
         return self.is_platform_admin or bool(self.grants)
 
+    def to_json(self) -> dict[str, Any]:
+        """What a task carries to act as this caller later (``extra`` is left behind)."""
+        return {
+            "user_id": self.user_id,
+            "is_platform_admin": self.is_platform_admin,
+            "grants": [[g.org_id, g.org_path, str(g.role)] for g in self.grants],
+            "ip": self.ip,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Actor:
+        return cls(
+            user_id=data["user_id"],
+            is_platform_admin=data["is_platform_admin"],
+            grants=tuple(Grant(org_id, path, Role(role)) for org_id, path, role in data["grants"]),
+            ip=data["ip"],
+        )
+
 
 SYSTEM = Actor(user_id=None, is_platform_admin=True)
 

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from gonghui import tasks
 from gonghui.accounts.models import User
 from gonghui.accounts.service import create_user
 from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
-from gonghui.members import roster_import
 from gonghui.members.idnumber import check_character
 from gonghui.web.session import ACCESS_COOKIE, csrf_token_for
 
@@ -116,7 +116,7 @@ def upload(api: httpx.Client) -> Uploader:
         )
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["id"]
-        roster_import.wait_for(job_id, timeout=120)
+        tasks.run_due()
         job = api.get(f"/api/v1/roster/imports/{job_id}", headers=headers)
         assert job.status_code == 200, job.text
         result: dict[str, Any] = job.json()

@@ -23,7 +23,7 @@ from tests.serverproc import ServerProcess
 
 def checks(**failed: str) -> dict[str, str]:
     """Every check this run has (Redis when the run configures one), ``ok`` unless named."""
-    names = ["database", "storage"] + (["redis"] if redis_conn.configured() else [])
+    names = ["database", "storage", "queue"] + (["redis"] if redis_conn.configured() else [])
     return {name: failed.get(name, "ok") for name in names}
 
 
@@ -84,7 +84,11 @@ def test_a_server_whose_database_is_unreachable_is_alive_but_not_ready() -> None
     finally:
         server.stop()
     assert resp.status_code == 503
-    assert resp.json() == {"status": "unready", "checks": checks(database="failed")}
+    # The queue is a table of that database: it is down with it.
+    assert resp.json() == {
+        "status": "unready",
+        "checks": checks(database="failed", queue="failed"),
+    }
 
 
 def test_a_hanging_probe_is_run_once_however_often_readiness_is_asked(
@@ -156,3 +160,26 @@ def test_unready_when_the_configured_redis_does_not_answer(
         readiness.forget()
     assert resp.status_code == 503
     assert resp.json() == {"status": "unready", "checks": expected}
+
+
+def test_unready_when_a_worker_cannot_reach_its_broker(
+    api: httpx.Client, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process running a worker whose Redis broker is gone is unready (its queue)."""
+    from gonghui.tasks import broker, runtime
+
+    with redis_configured(redis_url):
+        runtime.start(threads=1)
+        try:
+            assert api.get("/readyz").json()["checks"]["queue"] == "ok"
+            readiness.forget()
+
+            def gone() -> None:
+                raise OSError("Redis is gone")
+
+            monkeypatch.setattr(broker, "ping", gone)
+            resp = api.get("/readyz")
+        finally:
+            runtime.stop()
+    assert resp.status_code == 503
+    assert resp.json()["checks"]["queue"] == "failed"

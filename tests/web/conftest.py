@@ -14,10 +14,21 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
 
+from gonghui import tasks
+
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(autouse=True)
+def worker() -> Iterator[None]:
+    """Background work (roster imports the pages watch) runs as in a served process: on a
+    worker in this process."""
+    tasks.runtime.start(threads=2)
+    yield
+    tasks.runtime.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from gonghui.baas.triggers import delivery
+from gonghui import tasks
 from gonghui.integrations.sms import dev_outbox
 from gonghui.orgs.models import Role
 from tests.activities.conftest import create_activity, lottery_config
@@ -40,7 +40,7 @@ def test_gallery_functions_award_points_and_text_winners_once_per_event(
         f"/api/v1/activities/{activity['id']}/draws", json={"entropy": "x"}, headers=member
     )
     assert drawn.json()["won"] is True
-    assert delivery.run_due() == 2
+    assert tasks.run_due() == 2
 
     wallet = api.get("/api/v1/me/wallet", headers=member).json()
     assert wallet["points"] == 15
@@ -54,7 +54,7 @@ def test_gallery_functions_award_points_and_text_winners_once_per_event(
         api.post(
             f"/api/v1/baas/apps/{app.id}/deliveries/{row['id']}/redeliver", headers=dev.headers
         )
-    assert delivery.run_due() == 2
+    assert tasks.run_due() == 2
     assert api.get("/api/v1/me/wallet", headers=member).json()["points"] == 15
     assert len(dev_outbox(PHONE)) == 1
 

@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gonghui import hooks
-from gonghui.baas.triggers import delivery
+from gonghui import hooks, tasks
 from gonghui.orgs.models import Role
 from tests.activities.conftest import create_activity, create_member, lottery_config
 from tests.baas.conftest import AppHandle
@@ -74,7 +73,7 @@ def test_activity_and_verification_events_reach_the_apps_above_them(
             assert api.post(url, json={"entropy": "a"}, headers=member.headers).json()["won"]
             refused = api.post(url, json={"entropy": "b"}, headers=member.headers)
             assert refused.status_code == 409
-            delivery.run_due()
+            tasks.run_due()
             got = sorted(r.json["event"] for r in city_a.accepted())
             assert got == sorted(EVENTS)
             assert city_b.requests == []

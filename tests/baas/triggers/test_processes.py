@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loopback_allowed")]
 
 FAST = {
     "GONGHUI_SCHEDULER_INTERVAL_S": "0.1",
-    "GONGHUI_DELIVERY_POLL_S": "0.1",
-    "GONGHUI_DELIVERY_BACKOFF_BASE_S": "0.2",
-    "GONGHUI_DELIVERY_LEASE_S": "2",
+    "GONGHUI_TASK_POLL_S": "0.1",
+    "GONGHUI_TASK_BACKOFF_BASE_S": "0.2",
+    "GONGHUI_TASK_HEARTBEAT_TIMEOUT_S": "2",
     "GONGHUI_FUNCTIONS_MIN_WORKERS": "0",
     "GONGHUI_OUTBOUND_ALLOW_NETWORKS": '["127.0.0.1/32"]',
 }

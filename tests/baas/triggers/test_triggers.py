@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from gonghui import clock
-from gonghui.baas.triggers import delivery, schedule
+from gonghui import clock, tasks
+from gonghui.baas.triggers import schedule
 from gonghui.baas.triggers.models import Delivery
 from gonghui.baas.triggers.signing import signature
 from gonghui.db import unit_of_work
@@ -91,8 +91,8 @@ def test_each_committed_change_fires_once_and_a_rolled_back_one_never(
         )
         assert bulk.status_code == 409
         assert count_deliveries() == 1
-        assert delivery.run_due() == 1
-        assert delivery.run_due() == 0
+        assert tasks.run_due() == 1
+        assert tasks.run_due() == 0
         assert len(receiver.requests) == 1
         sent = receiver.requests[0].json
         assert sent["event"] == "record.created"
@@ -105,7 +105,7 @@ def test_a_filter_decides_which_records_fire(api: httpx.Client, app_a: AppHandle
         webhook_trigger(api, app_a, receiver, filter={"points": {"gte": 10}})
         for member, points in (("low", 3), ("high", 12), ("edge", 10)):
             create_score(api, app_a, member, points)
-        delivery.run_due()
+        tasks.run_due()
         members = sorted(r.json["data"]["record"]["member"] for r in receiver.requests)
         assert members == ["edge", "high"]
 
@@ -117,14 +117,14 @@ def test_a_failing_receiver_gets_signed_retries_with_backoff_and_one_success(
         created = webhook_trigger(api, app_a, receiver)
         secret = str(created["secret"])
         create_score(api, app_a, "m1", 5)
-        assert delivery.run_due() == 1
-        assert delivery.run_due() == 0  # not due again until its backoff has passed
+        assert tasks.run_due() == 1
+        assert tasks.run_due() == 0  # not due again until its backoff has passed
         clock.advance(timedelta(seconds=12))
-        assert delivery.run_due() == 1
+        assert tasks.run_due() == 1
         clock.advance(timedelta(seconds=12))
-        assert delivery.run_due() == 0  # the second retry waits about 20 s
+        assert tasks.run_due() == 0  # the second retry waits about 20 s
         clock.advance(timedelta(seconds=12))
-        assert delivery.run_due() == 1
+        assert tasks.run_due() == 1
         assert [r.status for r in receiver.requests] == [500, 503, 200]
         assert len({r.headers["x-gonghui-event-id"] for r in receiver.requests}) == 1
         for request in receiver.requests:
@@ -167,11 +167,11 @@ def test_after_max_attempts_a_delivery_is_dead_lettered_and_can_be_redelivered(
     with running_receiver(script=[500, 500]) as receiver:
         webhook_trigger(api, app_a, receiver, max_attempts=2)
         create_score(api, app_a, "m1", 5)
-        delivery.run_due()
+        tasks.run_due()
         clock.advance(timedelta(seconds=12))
-        delivery.run_due()
+        tasks.run_due()
         clock.advance(timedelta(minutes=10))
-        assert delivery.run_due() == 0
+        assert tasks.run_due() == 0
         [dead] = deliveries(api, app_a)
         assert (dead["status"], dead["attempts"]) == ("dead", 2)
         assert dead["last_error"] == "HTTP 500: "
@@ -180,7 +180,7 @@ def test_after_max_attempts_a_delivery_is_dead_lettered_and_can_be_redelivered(
             headers=app_a.dev.headers,
         )
         assert resp.json()["status"] == "pending"
-        assert delivery.run_due() == 1
+        assert tasks.run_due() == 1
         assert [r.status for r in receiver.requests] == [500, 500, 200]
         assert deliveries(api, app_a)[0]["status"] == "delivered"
 
@@ -209,8 +209,8 @@ def test_a_trigger_can_run_a_function(api: httpx.Client, app_a: AppHandle) -> No
         function_name="double",
     )
     create_score(api, app_a, "m1", 4)
-    delivery.run_due()  # runs double, whose insert fires the trigger once more
-    delivery.run_due()
+    tasks.run_due()  # runs double, whose insert fires the trigger once more
+    tasks.run_due()
     rows = api.get(
         "/api/v1/baas/data/scores/records", headers={"X-Gonghui-App-Key": app_a.server_key}
     ).json()["items"]
@@ -262,7 +262,7 @@ def test_an_incoming_webhook_is_stored_before_it_is_acknowledged(
     )
     assert ok.status_code == 202
     assert count_deliveries() == 1
-    delivery.run_due()
+    tasks.run_due()
     log = api.get(
         f"/api/v1/baas/apps/{app_a.id}/functions/inbox/invocations", headers=app_a.dev.headers
     ).json()
@@ -286,7 +286,7 @@ def test_a_cron_trigger_fires_once_per_tick(api: httpx.Client, app_a: AppHandle)
         assert schedule.run_due() == 0  # the same tick never fires twice
         clock.advance(timedelta(days=1))
         assert schedule.run_due() == 1
-        delivery.run_due()
+        tasks.run_due()
         ticks = [r.json["data"]["tick"] for r in receiver.requests]
         assert len(ticks) == 2
         assert all(t.endswith("09:00:00+00:00") for t in ticks)
@@ -350,12 +350,12 @@ def test_the_background_dispatcher_delivers_without_being_asked(
 ) -> None:
     with running_receiver() as receiver:
         webhook_trigger(api, app_a, receiver)
-        delivery.start(poll_s=0.05)
+        tasks.runtime.start()
         try:
             create_score(api, app_a, "m1", 1)
             deadline = time.monotonic() + 20
             while not receiver.accepted() and time.monotonic() < deadline:
                 time.sleep(0.02)
         finally:
-            delivery.stop()
+            tasks.runtime.stop()
         assert len(receiver.accepted()) == 1

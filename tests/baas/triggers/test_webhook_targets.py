@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from gonghui.baas.triggers import delivery
+from gonghui import tasks
 from gonghui.baas.triggers.models import Trigger
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
@@ -81,7 +81,7 @@ def test_a_webhook_to_a_private_address_is_refused_when_it_is_defined(
         assert detail["message"].endswith("is not a public address")
         assert trigger_count() == 0
         create_score(api, app_a, "m1")
-        assert delivery.run_due() == 0
+        assert tasks.run_due() == 0
     assert receiver.requests == []
 
 
@@ -110,7 +110,7 @@ def test_a_webhook_reaches_loopback_only_when_the_operator_allows_it(
     with running_receiver() as receiver:
         assert define_webhook(api, app_a, receiver.url).status_code == 201
         create_score(api, app_a, "m1")
-        assert delivery.run_due() == 1
+        assert tasks.run_due() == 1
     assert [r.json["data"]["record"]["member"] for r in receiver.requests] == ["m1"]
     assert [d["status"] for d in deliveries(api, app_a)] == ["delivered"]
 
@@ -123,7 +123,7 @@ def test_a_webhook_name_that_resolves_to_loopback_is_never_sent(
         url = f"http://crm.partner.example:{receiver.port}/hook"
         assert define_webhook(api, app_a, url).status_code == 201
         create_score(api, app_a, "m1")
-        assert delivery.run_due() == 1
+        assert tasks.run_due() == 1
     assert receiver.requests == []
     [row] = deliveries(api, app_a)
     assert row["status"] == "pending"
@@ -142,7 +142,7 @@ def test_a_webhook_that_trickles_its_answer_fails_at_the_deadline(
     with running_receiver(mode="trickle") as receiver:
         define_webhook(api, app_a, receiver.url)
         create_score(api, app_a, "m1")
-        assert delivery.run_due() == 1
+        assert tasks.run_due() == 1
         receiver.release.set()
     [row] = deliveries(api, app_a)
     assert (row["status"], row["last_error"]) == (
@@ -158,7 +158,7 @@ def test_a_webhook_answer_is_not_read_past_its_cap(
     with running_receiver(mode="flood", flood_bytes=flood) as receiver:
         define_webhook(api, app_a, receiver.url)
         create_score(api, app_a, "m1")
-        assert delivery.run_due() == 1
+        assert tasks.run_due() == 1
         receiver.release.set()
     assert [d["status"] for d in deliveries(api, app_a)] == ["delivered"]
     assert receiver.sent < flood
@@ -175,7 +175,7 @@ def test_an_app_whose_endpoint_hangs_does_not_hold_up_another_apps_deliveries(
     with running_receiver(mode="hang") as hanging, running_receiver() as answering:
         define_webhook(api, app_a, hanging.url)
         define_webhook(api, app_b, answering.url)
-        delivery.start(poll_s=0.05)
+        tasks.runtime.start()
         try:
             create_score(api, app_a, "a1")
             assert hanging.entered.wait(WAIT_S)
@@ -187,7 +187,7 @@ def test_an_app_whose_endpoint_hangs_does_not_hold_up_another_apps_deliveries(
             hanging.release.set()
         finally:
             hanging.release.set()
-            delivery.stop()  # waits for the deliveries in flight
+            tasks.runtime.stop()  # waits for the deliveries in flight
     assert [d["status"] for d in deliveries(api, app_a)] == ["delivered"]
     assert [d["status"] for d in deliveries(api, app_b)] == ["delivered"]
     assert [r.json["data"]["record"]["member"] for r in answering.requests] == ["b1"]

@@ -1,8 +1,8 @@
-"""Triggers, and the outbox of events they turn into deliveries.
+"""Triggers, and the events they turn into deliveries.
 
-A delivery row is written in the same transaction as the change that caused it: a
-rolled-back change leaves no delivery, a committed one always has one, and it survives a
-restart until it is delivered or dead-lettered.
+A delivery row (and its task, :mod:`gonghui.tasks`) is written in the same transaction as
+the change that caused it: a rolled-back change leaves no delivery, a committed one always
+has one, and it survives a restart until it is delivered or dead-lettered.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -73,7 +73,6 @@ class Trigger(Base):
 
 class Delivery(Base):
     __tablename__ = "baas_delivery"
-    __table_args__ = (Index("ix_baas_delivery_due", "status", "next_attempt_at"),)
 
     id: Mapped[IdPk]
     # What receivers de-duplicate by: delivery is at least once.
@@ -84,8 +83,8 @@ class Delivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
+    # When a pending delivery is tried next (its task's retry time).
     next_attempt_at: Mapped[datetime] = mapped_column(default=now)
-    locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=now)
     delivered_at: Mapped[datetime | None]

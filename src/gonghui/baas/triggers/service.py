@@ -1,8 +1,8 @@
 """Triggers: what fires them (record changes, activity events, schedules, incoming
 webhooks) and where their events go (a function, or an outgoing webhook).
 
-Firing writes a delivery row in the caller's transaction (the outbox); the dispatcher
-(:mod:`gonghui.baas.triggers.delivery`) delivers it after commit.
+Firing writes a delivery row and the task that sends it in the caller's transaction; a
+worker runs the task after commit (:mod:`gonghui.baas.triggers.delivery`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ from sqlalchemy import bindparam, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, object_session
 
-from gonghui import hooks, invalidation, outbound
+from gonghui import hooks, invalidation, outbound, tasks
 from gonghui.audit import service as audit
 from gonghui.baas.apps import get_app
-from gonghui.baas.functions.secrets import seal_secrets, unseal_secrets
+from gonghui.baas.functions.secrets import seal_secrets
 from gonghui.baas.permissions import Caller
 from gonghui.baas.records.rows import ref_resolver
 from gonghui.baas.records.where import Compiler
 from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import TableInfo
-from gonghui.baas.triggers import signing, wakeup
+from gonghui.baas.triggers import signing
+from gonghui.baas.triggers.delivery import TASK as DELIVERY_TASK
 from gonghui.baas.triggers.errors import TriggersError
 from gonghui.baas.triggers.models import (
     RECORD_EVENTS,
@@ -41,7 +42,6 @@ from gonghui.baas.triggers.models import (
     TriggerEvent,
 )
 from gonghui.clock import now
-from gonghui.db import on_commit
 from gonghui.errors import InvalidInput, NotFound, Unauthenticated, field_error
 from gonghui.observability import request_id_var
 from gonghui.orgs.models import Org
@@ -146,11 +146,6 @@ def create_trigger(
     return trigger, secret
 
 
-def trigger_secret(trigger: Trigger) -> str | None:
-    # Sealed under the negated id: the associated data differs from any function's.
-    return unseal_secrets(-trigger.id, trigger.secret_enc).get("secret")
-
-
 def list_triggers(session: Session, *, actor: Actor, app_id: int) -> list[Trigger]:
     get_app(session, actor=actor, app_id=app_id)
     return list(
@@ -195,7 +190,8 @@ def enqueue(
     payload: dict[str, Any],
     event_id: str | None = None,
 ) -> Delivery:
-    """Store one event for one trigger in the caller's transaction; deliver after commit."""
+    """Store one event for one trigger in the caller's transaction, and the task that
+    delivers it after commit."""
     delivery = Delivery(
         event_id=event_id or uuid.uuid4().hex,
         trigger_id=trigger.id,
@@ -206,8 +202,13 @@ def enqueue(
         request_id=request_id_var.get(),
     )
     session.add(delivery)
-    on_commit(session, wakeup.wake)
+    session.flush()
+    _defer_delivery(session, delivery, trigger.max_attempts)
     return delivery
+
+
+def _defer_delivery(session: Session, delivery: Delivery, max_attempts: int) -> None:
+    tasks.defer(session, DELIVERY_TASK, max_attempts=max_attempts, delivery_id=delivery.id)
 
 
 # Every record write asks this, and almost always hears "none": one statement built once
@@ -369,7 +370,7 @@ def receive_incoming(
     """Accept a signed call to an incoming-webhook trigger: the event is stored (and the
     caller answered) only once it is durable."""
     trigger = incoming_trigger(session, trigger_id=trigger_id)
-    secret = trigger_secret(trigger)
+    secret = signing.trigger_secret(trigger)
     try:
         ts = int(timestamp or "")
     except ValueError:
@@ -435,8 +436,9 @@ def redeliver(session: Session, *, actor: Actor, app_id: int, delivery_id: int) 
     delivery, _ = get_delivery(session, actor=actor, app_id=app_id, delivery_id=delivery_id)
     delivery.status = DeliveryStatus.PENDING
     delivery.next_attempt_at = now()
-    delivery.locked_until = None
     delivery.attempts = 0
+    trigger = session.get_one(Trigger, delivery.trigger_id)
+    _defer_delivery(session, delivery, trigger.max_attempts)
     audit.record(
         session,
         actor=actor,
@@ -445,7 +447,6 @@ def redeliver(session: Session, *, actor: Actor, app_id: int, delivery_id: int) 
         subject_type="delivery",
         subject_id=delivery.id,
     )
-    on_commit(session, wakeup.wake)
     return delivery
 
 

@@ -7,7 +7,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from gonghui.baas.functions.secrets import unseal_secrets
+from gonghui.baas.triggers.models import Trigger
+
 TOLERANCE_S = 300
+
+
+def trigger_secret(trigger: Trigger) -> str | None:
+    """The key a trigger's outgoing webhooks are signed with, or incoming ones checked by."""
+    # Sealed under the negated id: the associated data differs from any function's.
+    return unseal_secrets(-trigger.id, trigger.secret_enc).get("secret")
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -3,8 +3,8 @@
 One module per use case:
 
 - :mod:`.jobs`: the import job (create, read, list) and where its upload and report live;
-- :mod:`.upload`: accepting an upload from the API or the console and importing it in the
-  background;
+- :mod:`.upload`: accepting an upload from the API or the console and importing it as a task
+  on the queue;
 - :mod:`.run`: running an import in units of work, with progress and the error report;
 - :mod:`.pipeline`: reading, validating and sealing the file ahead of the writer (a
   process pool for large files);
@@ -22,7 +22,7 @@ from gonghui.members.roster_import.jobs import (
 )
 from gonghui.members.roster_import.recovery import INTERRUPTED, tidy_imports
 from gonghui.members.roster_import.run import ImportProgress, run_import
-from gonghui.members.roster_import.upload import accept_upload, wait_for
+from gonghui.members.roster_import.upload import accept_upload
 
 __all__ = [
     "INTERRUPTED",
@@ -35,5 +35,4 @@ __all__ = [
     "run_import",
     "tidy_imports",
     "upload_key",
-    "wait_for",
 ]

@@ -1,17 +1,21 @@
-"""Accepting an upload: the file is stored, its job created, and the import runs in a
-background thread of this process once the request's unit of work commits.
+"""Accepting an upload: the file is stored, its job created, and the import runs as a
+task on the queue (:mod:`gonghui.tasks`) once the request's unit of work commits.
+
+An import is not resumed: a worker that dies during one leaves its job to housekeeping,
+which fails it with a clear reason (:mod:`gonghui.members.roster_import.recovery`), so the
+task is tried once.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gonghui.db import on_commit, on_rollback, unit_of_work
+from gonghui import tasks
+from gonghui.db import on_rollback, unit_of_work
 from gonghui.errors import PayloadTooLarge
 from gonghui.members.errors import MembersError
 from gonghui.members.models import ImportJob
@@ -22,16 +26,18 @@ from gonghui.tenancy import Actor
 
 log = logging.getLogger("gonghui.members.import")
 
+TASK = "members.roster_import"
+# The largest roster a worker may spend on (a million rows take minutes).
+TIME_LIMIT_S = 4 * 3600.0
 
-# Background imports started by the API. The thread owns its units of work.
-_threads: dict[int, threading.Thread] = {}
-_threads_lock = threading.Lock()
 
-
-def _run_stored_upload(job_id: int, actor: Actor) -> None:
+@tasks.task(TASK, max_attempts=1, time_limit_s=TIME_LIMIT_S)
+def import_stored_upload(job_id: int, actor: dict[str, Any]) -> None:
+    """The task: import the job's stored upload as the staff member who uploaded it, then
+    delete the upload (it holds personal data in plain text)."""
     try:
         with get_store().open(upload_key(job_id)) as source:
-            run_import(job_id=job_id, actor=actor, source=source)
+            run_import(job_id=job_id, actor=Actor.from_json(actor), source=source)
     except Exception:
         log.exception("roster import %s failed", job_id)
         mark_failed(job_id, "internal error")
@@ -41,34 +47,6 @@ def _run_stored_upload(job_id: int, actor: Actor) -> None:
                 discard_upload(session, job_id)
         except Exception:  # housekeeping deletes it later (tidy_imports)
             log.exception("could not delete the upload of import job %s", job_id)
-        with _threads_lock:
-            _threads.pop(job_id, None)
-
-
-def start_in_background(session: Session, *, job_id: int, actor: Actor) -> None:
-    """Start importing the job's stored upload once the job row is committed."""
-
-    def start() -> None:
-        # In a copy of the uploading request's context: the import's logs and its audit
-        # row carry that request's id.
-        thread = threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(_run_stored_upload, job_id, actor),
-            name=f"roster-import-{job_id}",
-        )
-        with _threads_lock:
-            _threads[job_id] = thread
-        thread.start()
-
-    on_commit(session, start)
-
-
-def wait_for(job_id: int, timeout: float | None = None) -> None:
-    """Block until a background import of this process has finished (tests, shutdown)."""
-    with _threads_lock:
-        thread = _threads.get(job_id)
-    if thread is not None:
-        thread.join(timeout)
 
 
 def accept_upload(
@@ -104,5 +82,5 @@ def accept_upload(
     job.stored_path = key
     job.bytes_total = size
     session.flush()
-    start_in_background(session, job_id=job.id, actor=actor)
+    tasks.defer(session, TASK, job_id=job.id, actor=actor.to_json())
     return job

@@ -1,0 +1,40 @@
+"""Background work on a task queue: rows written with the caller's transaction, carried
+by Dramatiq's broker to worker threads (:mod:`gonghui.tasks.queue` has the rules,
+:mod:`gonghui.tasks.broker` the broker, :mod:`gonghui.tasks.runtime` the worker).
+
+    @tasks.task("members.roster_import", max_attempts=1, time_limit_s=7200)
+    def import_roster(job_id: int) -> None: ...
+
+    tasks.defer(session, "members.roster_import", job_id=job.id)
+"""
+
+from gonghui.tasks import runtime
+from gonghui.tasks.models import Task, TaskStatus
+from gonghui.tasks.queue import (
+    Later,
+    Retry,
+    Run,
+    backoff_s,
+    current,
+    defer,
+    periodic,
+    requeue,
+    run_due,
+    task,
+)
+
+__all__ = [
+    "Later",
+    "Retry",
+    "Run",
+    "Task",
+    "backoff_s",
+    "TaskStatus",
+    "current",
+    "defer",
+    "periodic",
+    "requeue",
+    "run_due",
+    "runtime",
+    "task",
+]

@@ -1,0 +1,608 @@
+"""Deferring work with its transaction, and running it: the queue's rules.
+
+A task is a row written in the caller's transaction (:func:`defer`): a rolled-back
+change leaves none, a committed one always has one, and the row stays until its work is
+done or dead-lettered. The row, not the broker, is the queue's state, the same on SQLite
+and on PostgreSQL, with or without Redis:
+
+- **Sending.** A due row is claimed with a fresh token and a lease, and a message naming
+  the row and the token is sent to the broker (:mod:`gonghui.tasks.broker`, Dramatiq). A
+  process that runs a worker claims what it defers as it writes it and sends it as the
+  transaction commits; every worker's relay (:func:`relay_due`, every ``task_poll_s``)
+  sends the rest: rows deferred by processes that run no worker (API processes of a
+  deployment with separate workers), rows whose delay or retry time has come, and rows
+  whose send was lost (a broker that lost its data, a worker killed with its messages)
+  once their lease has passed.
+- **Running.** A message runs only if its row still holds its token (a compare-and-set
+  that also counts the attempt and extends the lease over the run's time limit): a
+  message sent twice, or one overtaken by a newer send, does nothing. Work is delivered
+  at least once, so every task function is idempotent.
+- **Outcome.** A function that returns is done. One that raises is retried after an
+  exponential backoff (or the delay of a :class:`Retry`) until its ``max_attempts``,
+  then dead-lettered: kept with its last error for an operator, who may run it again.
+  :class:`Later` puts a task back without counting the attempt (a per-app slot is
+  full). A run cut short by a crash counts as an attempt too.
+- **Periodic work** (:func:`periodic`) is one row per kind, re-armed by every worker's
+  clock when its window comes: it runs once per window however many workers there are.
+
+Dramatiq's own retries are off: the retry schedule and the dead letters live in the
+database with the work they belong to, so they survive a broker restart, are the same in
+the embedded default (which has no broker process), and operators read them in the
+console.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from gonghui.clock import now
+from gonghui.db import on_commit, rowcount, unit_of_work, upsert_insert
+from gonghui.observability import request_id_var, request_scope
+from gonghui.settings import get_settings
+from gonghui.tasks.models import Task, TaskStatus, Worker
+
+log = logging.getLogger("gonghui.tasks")
+
+P = ParamSpec("P")
+F = TypeVar("F", bound=Callable[[], object])
+
+BACKOFF_CAP_S = 3600.0
+# Time a run may take beyond its limit (the limit's own exception, writing the outcome)
+# before its row may be sent again.
+GRACE_S = 30.0
+MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of task: its function, how often it may be tried, how long one run may take,
+    and what happens when it is dead-lettered."""
+
+    name: str
+    run: Callable[..., object]
+    max_attempts: int
+    time_limit_s: float
+    on_dead: Callable[[dict[str, Any], str], None] | None = None
+    # Periodic kinds: seconds between runs.
+    every_s: Callable[[], float] | None = None
+
+
+_kinds: dict[str, Kind] = {}
+
+
+def kinds() -> dict[str, Kind]:
+    return dict(_kinds)
+
+
+def task(
+    name: str,
+    *,
+    max_attempts: int = 5,
+    time_limit_s: float = 300.0,
+    on_dead: Callable[[dict[str, Any], str], None] | None = None,
+) -> Callable[[Callable[P, object]], Callable[P, object]]:
+    """Register a function as the kind of task ``name``; its keyword arguments are JSON.
+    ``on_dead(args, error)`` runs once the task is dead-lettered."""
+
+    def register(fn: Callable[P, object]) -> Callable[P, object]:
+        _register(Kind(name, fn, max_attempts, time_limit_s, on_dead))
+        return fn
+
+    return register
+
+
+def periodic(
+    name: str, *, every_s: Callable[[], float], time_limit_s: float = 300.0
+) -> Callable[[F], F]:
+    """Register a function of no arguments to run once every ``every_s()`` seconds, on one
+    worker of however many run (windows aligned to the epoch)."""
+
+    def register(fn: F) -> F:
+        _register(Kind(name, fn, 1, time_limit_s, every_s=every_s))
+        return fn
+
+    return register
+
+
+def _register(kind: Kind) -> None:
+    known = _kinds.get(kind.name)
+    if known is not None and known.run is not kind.run:
+        raise ValueError(f"task {kind.name!r} is registered twice")
+    _kinds[kind.name] = kind
+
+
+class Retry(Exception):
+    """This attempt failed with ``error``; retry after ``after_s`` (default: the backoff)."""
+
+    def __init__(self, error: str, *, after_s: float | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.after_s = after_s
+
+
+class Later(Exception):
+    """Not now: run again after ``after_s`` without counting this attempt."""
+
+    def __init__(self, after_s: float) -> None:
+        super().__init__(f"later ({after_s} s)")
+        self.after_s = after_s
+
+
+@dataclass(frozen=True)
+class Run:
+    task_id: int
+    name: str
+    attempt: int
+    max_attempts: int
+
+
+_current: ContextVar[Run | None] = ContextVar("gonghui_task", default=None)
+
+
+def current() -> Run | None:
+    """The task this code runs as, if any."""
+    return _current.get()
+
+
+def backoff_s(attempt: int) -> float:
+    """Seconds before retry number ``attempt`` (1-based): the base doubling up to an hour,
+    ±10 % so that a receiver's outage does not end in a thundering herd."""
+    base = min(get_settings().task_backoff_base_s * 2 ** (attempt - 1), BACKOFF_CAP_S)
+    return float(base * random.uniform(0.9, 1.1))
+
+
+# -- deferring --------------------------------------------------------------------------------
+
+# This process's worker row, while it runs one (:mod:`gonghui.tasks.runtime`): the sends
+# and runs it makes are tied to its heartbeat.
+_worker_id: int | None = None
+
+# Set by the runtime: whether this process sends what it defers as it commits (it runs a
+# worker). Otherwise a relay sends it.
+_sends_on_commit: Callable[[], bool] = lambda: False  # noqa: E731
+
+
+def sends_on_commit(predicate: Callable[[], bool]) -> None:
+    global _sends_on_commit
+    _sends_on_commit = predicate
+
+
+def defer(
+    session: Session,
+    name: str,
+    *,
+    delay_s: float = 0.0,
+    max_attempts: int | None = None,
+    **args: Any,
+) -> int:
+    """Queue task ``name`` with keyword ``args`` in ``session``'s transaction: it runs
+    after the commit (``delay_s`` later), never if the transaction rolls back. Returns
+    the task's id."""
+    kind = _kinds.get(name)
+    if kind is None:
+        raise ValueError(f"no task {name!r} is registered")
+    json.dumps(args)  # fails here, in the caller, rather than in a worker
+    at = now()
+    send = delay_s <= 0 and _sends_on_commit()
+    token = uuid.uuid4().hex if send else None
+    task_id = session.scalar(
+        insert(Task)
+        .values(
+            name=name,
+            args=args,
+            status=TaskStatus.QUEUED,
+            attempts=0,
+            max_attempts=max_attempts or kind.max_attempts,
+            run_at=at + timedelta(seconds=delay_s),
+            token=token,
+            lease_until=at + timedelta(seconds=get_settings().task_send_lease_s) if send else None,
+            worker_id=_worker_id if send else None,
+            request_id=request_id_var.get(),
+            created_at=at,
+        )
+        .returning(Task.id)
+    )
+    assert isinstance(task_id, int)
+    if token is not None:
+        on_commit(session, lambda: _send(name, task_id, token))
+    return task_id
+
+
+def _send(name: str, task_id: int, token: str) -> None:
+    from gonghui.tasks import broker
+
+    try:
+        broker.send(name, task_id, token)
+    except Exception:
+        # Left to a relay: at once, with the lease given back, or when it has passed.
+        log.warning("could not send task %s; a relay will", task_id, exc_info=True)
+        try:
+            with unit_of_work() as session:
+                session.execute(
+                    update(Task)
+                    .where(Task.id == task_id, Task.token == token)
+                    .values(lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:
+            log.warning("could not give back the lease of task %s", task_id, exc_info=True)
+
+
+# -- the relay ------------------------------------------------------------------------------
+
+
+def _due(at: datetime) -> Any:
+    """Rows to send now: queued, their time come, and no send of them alive: none made,
+    its lease passed, or the worker that sent it (whose in-process broker may hold the
+    message) or runs it no longer beating."""
+    alive_since = at - timedelta(seconds=get_settings().task_heartbeat_timeout_s)
+    running_alive = exists().where(Worker.id == Task.worker_id, Worker.heartbeat_at >= alive_since)
+    return and_(
+        Task.status == TaskStatus.QUEUED,
+        Task.run_at <= at,
+        or_(
+            Task.lease_until.is_(None),
+            Task.lease_until < at,
+            and_(Task.worker_id.is_not(None), ~running_alive),
+        ),
+    )
+
+
+def claim_due(limit: int = 100) -> list[tuple[int, str, str]]:
+    """Claim up to ``limit`` due rows for sending: ``(id, name, token)`` each."""
+    at = now()
+    token = uuid.uuid4().hex
+    lease = at + timedelta(seconds=get_settings().task_send_lease_s)
+    with unit_of_work() as session:
+        due = (
+            select(Task.id)
+            .where(_due(at))
+            .order_by(Task.run_at, Task.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # rows another relay claims are left to it
+        )
+        rows = session.execute(
+            update(Task)
+            .where(Task.id.in_(due.scalar_subquery()), _due(at))
+            .values(token=token, lease_until=lease, worker_id=_worker_id)
+            .returning(Task.id, Task.name)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return [(task_id, name, token) for task_id, name in rows]
+
+
+def relay_due(limit: int = 100) -> int:
+    """Send the due rows to the broker; returns how many were sent."""
+    sent = 0
+    for task_id, name, token in claim_due(limit):
+        _send(name, task_id, token)
+        sent += 1
+    return sent
+
+
+def run_due(*, limit: int = 1000) -> int:
+    """Claim the due rows and run them here, one after the other, rather than through the
+    broker (tests; the CLI); returns how many ran. Periodic work is left to its clock."""
+    ran = 0
+    while ran < limit:
+        claimed = _claim_one()
+        if claimed is None:
+            return ran
+        execute(*claimed)
+        ran += 1
+    return ran
+
+
+def _claim_one() -> tuple[str, int, str] | None:
+    at = now()
+    token = uuid.uuid4().hex
+    with unit_of_work() as session:
+        row = session.execute(
+            select(Task.id, Task.name)
+            .where(_due(at), Task.key.is_(None))
+            .order_by(Task.run_at, Task.id)
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        won = rowcount(
+            session.execute(
+                update(Task)
+                .where(Task.id == row.id, _due(at))
+                .values(token=token, lease_until=at + timedelta(seconds=GRACE_S))
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return (row.name, row.id, token) if won else None
+
+
+# -- running ---------------------------------------------------------------------------------
+
+def register_worker(*, host: str, pid: int, threads: int) -> int:
+    global _worker_id
+    with unit_of_work() as session:
+        worker = Worker(host=host[:255], pid=pid, threads=threads)
+        session.add(worker)
+        session.flush()
+        _worker_id = worker.id
+    return _worker_id
+
+
+def beat() -> None:
+    """This worker lives: the tasks it runs are its own a while longer."""
+    if _worker_id is None:
+        return
+    with unit_of_work() as session:
+        session.execute(
+            update(Worker)
+            .where(Worker.id == _worker_id)
+            .values(heartbeat_at=now())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def unregister_worker() -> None:
+    global _worker_id
+    worker_id, _worker_id = _worker_id, None
+    if worker_id is None:
+        return
+    with unit_of_work() as session:
+        session.execute(delete(Worker).where(Worker.id == worker_id))
+
+
+def execute(name: str, task_id: int, token: str) -> str:
+    """Run one sent task (a broker's message): ``"stale"`` when the row no longer holds
+    ``token``, else the outcome written (``"done"``, ``"retry"``, ``"later"``, ``"dead"``)."""
+    kind = _kinds.get(name)
+    limit_s = kind.time_limit_s if kind else GRACE_S
+    at = now()
+    with unit_of_work() as session:
+        row = session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.token == token, Task.status == TaskStatus.QUEUED)
+            .values(
+                attempts=Task.attempts + 1,
+                lease_until=at + timedelta(seconds=limit_s + GRACE_S),
+                worker_id=_worker_id,
+            )
+            .returning(Task.args, Task.attempts, Task.max_attempts, Task.request_id)
+            .execution_options(synchronize_session=False)
+        ).first()
+    if row is None:
+        return "stale"
+    args, attempt, max_attempts, request_id = row
+    with request_scope(request_id):
+        if attempt > max_attempts:
+            # Its last run never wrote an outcome: the process running it died.
+            return _settle(
+                task_id,
+                token,
+                name,
+                args,
+                attempt,
+                max_attempts,
+                "the worker stopped during the run",
+            )
+        if kind is None:
+            return _settle(
+                task_id, token, name, args, attempt, max_attempts, f"no task {name!r} here"
+            )
+        run = Run(task_id, name, attempt, max_attempts)
+        reset = _current.set(run)
+        started = time.monotonic()
+        try:
+            kind.run(**args)
+        except Later as later:
+            return _later(task_id, token, later.after_s)
+        except Retry as retry:
+            return _settle(
+                task_id, token, name, args, attempt, max_attempts, retry.error, retry.after_s
+            )
+        except Exception as exc:
+            log.exception("task %s (%s) failed", task_id, name)
+            return _settle(
+                task_id, token, name, args, attempt, max_attempts, f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            _current.reset(reset)
+        ms = (time.monotonic() - started) * 1000
+        with unit_of_work() as session:
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.token == token)
+                .values(
+                    status=TaskStatus.DONE, finished_at=now(), lease_until=None, last_error=None
+                )
+                .execution_options(synchronize_session=False)
+            )
+        log.info(
+            "task done",
+            extra={
+                "fields": {"task": task_id, "name": name, "attempt": attempt, "ms": round(ms, 2)}
+            },
+        )
+        return "done"
+
+
+def _later(task_id: int, token: str, after_s: float) -> str:
+    with unit_of_work() as session:
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.token == token)
+            .values(
+                attempts=Task.attempts - 1,
+                run_at=now() + timedelta(seconds=after_s),
+                lease_until=None,
+                worker_id=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return "later"
+
+
+def _settle(
+    task_id: int,
+    token: str,
+    name: str,
+    args: dict[str, Any],
+    attempt: int,
+    max_attempts: int,
+    error: str,
+    after_s: float | None = None,
+) -> str:
+    error = error[:MAX_ERROR_CHARS]
+    dead = attempt >= max_attempts
+    values: dict[str, Any] = {"lease_until": None, "worker_id": None, "last_error": error}
+    if dead:
+        values |= {"status": TaskStatus.DEAD, "finished_at": now()}
+    else:
+        delay = after_s if after_s is not None else backoff_s(attempt)
+        values["run_at"] = now() + timedelta(seconds=delay)
+    with unit_of_work() as session:
+        won = rowcount(
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.token == token)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    fields = {"task": task_id, "name": name, "attempt": attempt, "error": error}
+    if not dead:
+        log.warning("task failed, retried later", extra={"fields": fields})
+        return "retry"
+    log.error("task dead-lettered", extra={"fields": fields})
+    kind = _kinds.get(name)
+    if won and kind is not None and kind.on_dead is not None:
+        try:
+            kind.on_dead(args, error)
+        except Exception:
+            log.exception("the dead-letter hook of task %s failed", task_id)
+    return "dead"
+
+
+# -- periodic work --------------------------------------------------------------------------
+
+
+def arm_periodic(at: datetime | None = None) -> int:
+    """Queue each periodic kind whose window has come and whose last run is over (one row
+    per kind, re-armed); returns how many were queued."""
+    at = at or now()
+    armed = 0
+    for kind in list(_kinds.values()):
+        if kind.every_s is None:
+            continue
+        every = max(kind.every_s(), 0.001)
+        epoch = at.timestamp()
+        window = datetime.fromtimestamp(math.floor(epoch / every) * every, tz=at.tzinfo)
+        key = f"periodic:{kind.name}"
+        with unit_of_work() as session:
+            inserted = session.execute(
+                upsert_insert(session.get_bind().dialect.name)(Task)
+                .values(
+                    name=kind.name,
+                    args={},
+                    status=TaskStatus.QUEUED,
+                    attempts=0,
+                    max_attempts=1,
+                    run_at=window,
+                    key=key,
+                    created_at=at,
+                )
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            if rowcount(inserted) == 1:
+                armed += 1
+                continue
+            armed += rowcount(
+                session.execute(
+                    update(Task)
+                    .where(Task.key == key, Task.status != TaskStatus.QUEUED, Task.run_at < window)
+                    .values(
+                        status=TaskStatus.QUEUED,
+                        attempts=0,
+                        run_at=window,
+                        token=None,
+                        lease_until=None,
+                        finished_at=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
+    return armed
+
+
+# -- what operators do ------------------------------------------------------------------------
+
+
+def ping() -> None:
+    """Raise unless the queue's table answers."""
+    with unit_of_work(read_only=True) as session:
+        session.execute(select(Task.id).limit(1))
+
+
+def requeue(session: Session, task_id: int) -> bool:
+    """Run a dead-lettered task again, with its attempts counted afresh."""
+    return (
+        rowcount(
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.status == TaskStatus.DEAD)
+                .values(
+                    status=TaskStatus.QUEUED,
+                    attempts=0,
+                    run_at=now(),
+                    token=None,
+                    lease_until=None,
+                    finished_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+        == 1
+    )
+
+
+def purge_finished(session: Session, *, done_days: float, dead_days: float) -> int:
+    """Delete tasks (not periodic ones) done more than ``done_days`` ago, or dead more than
+    ``dead_days`` ago, and workers silent for a day (killed ones leave their row)."""
+    at = now()
+    gone = rowcount(
+        session.execute(
+            delete(Worker)
+            .where(Worker.heartbeat_at < at - timedelta(days=1))
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return gone + rowcount(
+        session.execute(
+            delete(Task)
+            .where(
+                Task.key.is_(None),
+                or_(
+                    and_(
+                        Task.status == TaskStatus.DONE,
+                        Task.finished_at < at - timedelta(days=done_days),
+                    ),
+                    and_(
+                        Task.status == TaskStatus.DEAD,
+                        Task.finished_at < at - timedelta(days=dead_days),
+                    ),
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )

@@ -1,0 +1,215 @@
+"""The task queue: work deferred with its transaction runs once it commits and never if it
+rolls back; failures are retried with backoff and dead-lettered; a message sent twice
+runs once; periodic work runs once per window; a worker runs what is deferred through
+the broker (in-process, or Redis), and the tasks of a worker that stopped beating are
+sent again."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from gonghui import clock, tasks
+from gonghui.db import unit_of_work
+from gonghui.settings import get_settings
+from gonghui.tasks import queue
+from gonghui.tasks.models import Task, Worker
+from tests.conftest import redis_configured
+
+ran: list[tuple[str, int]] = []
+dead: list[tuple[dict[str, Any], str]] = []
+_ran_lock = threading.Lock()
+
+
+def _on_dead(args: dict[str, Any], error: str) -> None:
+    dead.append((args, error))
+
+
+@tasks.task("tests.note", max_attempts=3, on_dead=_on_dead)
+def note(mark: str, fail: bool = False, later: bool = False) -> None:
+    run = tasks.current()
+    assert run is not None
+    with _ran_lock:
+        ran.append((mark, run.attempt))
+    if later and run.attempt == 1 and len([m for m, _ in ran if m == mark]) == 1:
+        raise tasks.Later(0.0)
+    if fail:
+        raise RuntimeError(f"{mark} failed")
+
+
+windows: list[float] = []
+
+
+@tasks.periodic("tests.tick", every_s=lambda: 60.0)
+def tick() -> None:
+    windows.append(clock.now().timestamp())
+
+
+@pytest.fixture(autouse=True)
+def clean() -> None:
+    ran.clear()
+    dead.clear()
+    windows.clear()
+
+
+def rows() -> list[Task]:
+    with unit_of_work(read_only=True) as session:
+        return list(session.scalars(select(Task).order_by(Task.id)))
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_work_deferred_in_a_rolled_back_transaction_never_runs() -> None:
+    def change_that_fails() -> None:
+        with unit_of_work() as session:
+            tasks.defer(session, "tests.note", mark="lost")
+            raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        change_that_fails()
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.note", mark="kept")
+    assert tasks.run_due() == 1
+    assert ran == [("kept", 1)]
+    [row] = rows()
+    assert (row.status, row.attempts, row.last_error) == ("done", 1, None)
+
+
+def test_arguments_that_are_not_json_are_refused_when_deferred() -> None:
+    with unit_of_work() as session:
+        with pytest.raises(TypeError):
+            tasks.defer(session, "tests.note", mark=object())
+        with pytest.raises(ValueError, match="no task"):
+            tasks.defer(session, "tests.no-such-task")
+    assert rows() == []
+
+
+def test_a_failing_task_is_retried_with_backoff_then_dead_lettered_and_can_be_requeued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(get_settings(), "task_backoff_base_s", 10.0)
+    with unit_of_work() as session:
+        task_id = tasks.defer(session, "tests.note", mark="flaky", fail=True)
+    assert tasks.run_due() == 1
+    assert tasks.run_due() == 0  # waiting about 10 s
+    [row] = rows()
+    assert (row.status, row.attempts, row.last_error) == ("queued", 1, "RuntimeError: flaky failed")
+    assert 9 <= (row.run_at - clock.now()).total_seconds() <= 11
+    clock.advance(timedelta(seconds=11))
+    assert tasks.run_due() == 1
+    assert tasks.run_due() == 0  # the second retry waits about 20 s
+    clock.advance(timedelta(seconds=23))
+    assert tasks.run_due() == 1
+    [row] = rows()
+    assert (row.status, row.attempts) == ("dead", 3)
+    assert dead == [({"mark": "flaky", "fail": True}, "RuntimeError: flaky failed")]
+    clock.advance(timedelta(hours=2))
+    assert tasks.run_due() == 0  # dead stays dead
+
+    with unit_of_work() as session:
+        assert tasks.requeue(session, task_id)
+        assert not tasks.requeue(session, task_id)  # only a dead task
+    assert tasks.run_due() == 1
+    assert [a for m, a in ran] == [1, 2, 3, 1]
+
+
+def test_later_puts_a_task_back_without_counting_the_attempt() -> None:
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.note", mark="busy", later=True)
+    assert tasks.run_due() == 2  # put back at once (0 s), then run
+    assert ran == [("busy", 1), ("busy", 1)]
+    [row] = rows()
+    assert (row.status, row.attempts) == ("done", 1)
+
+
+def test_a_message_runs_only_while_its_row_holds_its_token() -> None:
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.note", mark="once")
+    [(task_id, name, old)] = queue.claim_due()
+    # Its lease passes (a lost message) and a relay sends it again with a new token.
+    clock.advance(timedelta(seconds=get_settings().task_send_lease_s + 1))
+    [(_, _, new)] = queue.claim_due()
+    assert new != old
+    assert queue.execute(name, task_id, old) == "stale"
+    assert queue.execute(name, task_id, new) == "done"
+    assert queue.execute(name, task_id, new) == "stale"  # delivered twice by the broker
+    assert ran == [("once", 1)]
+
+
+def test_the_tasks_of_a_worker_that_stopped_beating_are_sent_again() -> None:
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.note", mark="orphan")
+        worker = Worker(host="gone", pid=1, threads=1)
+        session.add(worker)
+        session.flush()
+        worker_id = worker.id
+    [(task_id, _, _)] = queue.claim_due()
+    with unit_of_work() as session:  # the message was taken by that worker, which runs it
+        session.execute(update(Task).where(Task.id == task_id).values(worker_id=worker_id))
+    assert queue.claim_due() == []  # its worker beats: the lease holds
+    clock.advance(timedelta(seconds=get_settings().task_heartbeat_timeout_s + 1))
+    [(again, name, token)] = queue.claim_due()
+    assert again == task_id
+    assert queue.execute(name, task_id, token) == "done"
+
+
+def test_a_run_cut_short_by_a_crash_counts_and_the_last_one_dead_letters() -> None:
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.note", mark="crashy", max_attempts=1)
+    [(task_id, name, token)] = queue.claim_due()
+    with unit_of_work() as session:  # it started (attempt 1), then its process died
+        session.execute(update(Task).where(Task.id == task_id).values(attempts=1, lease_until=None))
+    [(_, _, token)] = queue.claim_due()
+    assert queue.execute(name, task_id, token) == "dead"
+    assert ran == []
+    assert dead == [({"mark": "crashy"}, "the worker stopped during the run")]
+
+
+def test_periodic_work_is_armed_once_per_window_however_many_workers_arm_it() -> None:
+    at = clock.now()
+    armed = [queue.arm_periodic(at) for _ in range(3)]  # three workers' clocks
+    assert armed[0] >= 1
+    assert armed[1:] == [0, 0]
+    [row] = [r for r in rows() if r.name == "tests.tick"]
+    [(task_id, name, token)] = [c for c in queue.claim_due() if c[1] == "tests.tick"]
+    assert queue.execute(name, task_id, token) == "done"
+    assert queue.arm_periodic(at) == 0  # done for this window
+    queue.arm_periodic(at + timedelta(seconds=60))
+    [row] = [r for r in rows() if r.name == "tests.tick"]
+    assert row.status == "queued"
+    assert len(windows) == 1
+
+
+@pytest.mark.parametrize("broker_kind", ["in-process", "redis"])
+def test_a_worker_runs_what_is_deferred_through_its_broker(
+    broker_kind: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("redis_url") if broker_kind == "redis" else ""
+    with redis_configured(url):
+        tasks.runtime.start(threads=2)
+        try:
+            with unit_of_work() as session:
+                for i in range(20):
+                    tasks.defer(session, "tests.note", mark=f"m{i}")
+            with unit_of_work() as session:  # a delayed one, sent by the relay when due
+                tasks.defer(session, "tests.note", delay_s=0.3, mark="delayed")
+            wait_for(lambda: len(ran) == 21)
+        finally:
+            tasks.runtime.stop()
+    assert sorted(m for m, _ in ran) == sorted([f"m{i}" for i in range(20)] + ["delayed"])
+    assert {r.status for r in rows() if r.name == "tests.note"} == {"done"}
+    with unit_of_work(read_only=True) as session:
+        assert session.scalars(select(Worker)).all() == []  # it said goodbye
