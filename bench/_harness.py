@@ -259,6 +259,17 @@ def staff_token(
     return token
 
 
+def reset_postgres(url: str) -> None:
+    """Drop and recreate the ``public`` schema of the PostgreSQL database at ``url``."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
 def print_table(loads: list[Load], trivial: Load) -> None:
     print(f"{'workload':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
     for load in loads:
