@@ -80,8 +80,15 @@ class Server:
     def peak_rss_mb(self) -> float:
         """Peak resident size (VmHWM) summed over the server's processes (master and
         workers; sandboxed function workers run in sessions of their own)."""
+        return self._summed_mb("VmHWM")
+
+    def rss_mb(self) -> float:
+        """Resident size now (VmRSS), summed over the same processes as :meth:`peak_rss_mb`."""
+        return self._summed_mb("VmRSS")
+
+    def _summed_mb(self, field: str) -> float:
         assert self.process is not None
-        peak = 0
+        total = 0
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
                 text = status.read_text()
@@ -92,9 +99,9 @@ class Server:
                 pgid = os.getpgid(int(status.parent.name))
             except OSError:
                 continue
-            if pgid == self.process.pid and "VmHWM" in fields:
-                peak += int(fields["VmHWM"].split()[0])
-        return round(peak / 1024, 1)
+            if pgid == self.process.pid and field in fields:
+                total += int(fields[field].split()[0])
+        return round(total / 1024, 1)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -257,6 +264,17 @@ def staff_token(
     resp.raise_for_status()
     token: str = resp.json()["access_token"]
     return token
+
+
+def reset_postgres(url: str) -> None:
+    """Drop and recreate the ``public`` schema of the PostgreSQL database at ``url``."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def print_table(loads: list[Load], trivial: Load) -> None:

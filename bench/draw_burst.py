@@ -15,105 +15,18 @@ dir). Last line: one JSON object (see bench/README.md).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
-from datetime import timedelta
 from pathlib import Path
 
 from _harness import Server, Workload, emit, measure, median_run, wrk
+from _seed import LotterySeed, seed_lottery
 
-ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "20000"))
 PRIZES = int(os.environ.get("BENCH_PRIZES", "2000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
 WARM_UP_S = 2
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-
-
-def seed(spec_json: str) -> None:
-    """Child process: members with tokens and a published lottery; prints JSON."""
-    from gonghui import clock
-    from gonghui.accounts.models import User
-    from gonghui.accounts.principal import CLOCK_MARGIN_S
-    from gonghui.accounts.service import create_user
-    from gonghui.accounts.tokens import start_session
-    from gonghui.activities import service as activities
-    from gonghui.activities.schemas import ActivityCreate
-    from gonghui.db import unit_of_work
-    from gonghui.members import service as members
-    from gonghui.members.idnumber import check_character
-    from gonghui.migrations import upgrade
-    from gonghui.orgs import service as orgs
-    from gonghui.orgs.models import OrgLevel
-    from gonghui.tenancy import SYSTEM
-
-    spec = json.loads(spec_json)
-    upgrade()
-    tokens: list[str] = []
-    users: list[int] = []
-    with unit_of_work() as session:
-        org = orgs.create_org(
-            session, actor=SYSTEM, code="BENCH", name="压测", level=OrgLevel.CITY, parent_id=None
-        )
-        org_id = org.id
-    for start in range(0, spec["members"], 1000):
-        with unit_of_work() as session:
-            for n in range(start, min(start + 1000, spec["members"])):
-                first17 = f"440101{1900 + n // 1000:04d}0101{n % 1000:03d}"
-                number = first17 + check_character(first17)
-                user = create_user(session, display_name=f"m{n}")
-                members.add_roster_entry(
-                    session, actor=SYSTEM, org_id=org_id, name=f"会员{n}", id_number=number
-                )
-                members.verify(session, user_id=user.id, name=f"会员{n}", id_number=number)
-                users.append(user.id)
-    # Members verified earlier sign in now, so their tokens carry their membership (a token
-    # issued within the clock margin of a change to its user is checked against the database).
-    time.sleep(CLOCK_MARGIN_S + 1)
-    for start in range(0, len(users), 1000):
-        with unit_of_work() as session:
-            for user_id in users[start : start + 1000]:
-                tokens.append(
-                    start_session(session, user=session.get_one(User, user_id)).access_token
-                )
-    with unit_of_work() as session:
-        begin = clock.now() - timedelta(minutes=1)
-        activity = activities.create_activity(
-            session,
-            actor=SYSTEM,
-            data=ActivityCreate.model_validate(
-                {
-                    "org_id": org_id,
-                    "title": "bench",
-                    "starts_at": begin.isoformat(),
-                    "ends_at": (begin + timedelta(days=1)).isoformat(),
-                    "config": {
-                        "kind": "lottery",
-                        "lottery": {
-                            "prizes": [
-                                {
-                                    "name": "券",
-                                    "kind": "voucher",
-                                    "weight": 1,
-                                    "stock": spec["prizes"],
-                                    "value": 100,
-                                },
-                                {"name": "谢谢参与", "kind": "none", "weight": 3},
-                            ],
-                            "free_draws_per_day": 100,
-                            "max_wins_per_member": None,
-                        },
-                    },
-                }
-            ),
-        )
-        activities.publish(session, actor=SYSTEM, activity_id=activity.id)
-        activity_id = activity.id
-    sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
 
 
 def workloads(base: str, activity_id: int, tokens: Path) -> dict[str, Workload]:
@@ -150,28 +63,13 @@ def main() -> None:
     )
     env, data_dir, base = server.env, server.data_dir, server.url
     backend = "postgresql" if env["GONGHUI_DATABASE_URL"] else "sqlite"
-    started = time.monotonic()
-    seeded = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--seed",
-                json.dumps({"members": MEMBERS, "prizes": PRIZES}),
-            ],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        ).stdout
+    activity_id, tokens = seed_lottery(
+        server, LotterySeed(members=MEMBERS, org_code="BENCH", title="bench", stock=PRIZES)
     )
-    print(f"seeded {MEMBERS} members in {time.monotonic() - started:.0f}s ({backend})")
-    tokens = data_dir / "tokens.txt"
-    tokens.write_text("\n".join(seeded["tokens"]) + "\n")
     try:
         server.start()
         pings, ratios = measure(
-            workloads(base, seeded["activity_id"], tokens),
+            workloads(base, activity_id, tokens),
             rounds=ROUNDS,
             round_s=ROUND_S,
             warm_up_s=WARM_UP_S,
@@ -185,7 +83,7 @@ def main() -> None:
     url = env["GONGHUI_DATABASE_URL"] or f"sqlite:///{data_dir / 'gonghui.db'}"
     engine = create_engine(url)
     with engine.connect() as conn:
-        aid = seeded["activity_id"]
+        aid = activity_id
         stock, initial = conn.execute(
             text(
                 "SELECT stock, initial_stock FROM activities_lottery_prize "
@@ -243,7 +141,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--seed":
-        seed(sys.argv[2])
-    else:
-        main()
+    main()

@@ -29,18 +29,15 @@ one JSON object (see bench/README.md); ``ratio_to_trivial`` is PostgreSQL's with
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from _harness import Load, Server, Workload, emit, measure, median_run, wrk
+from _harness import Load, Server, Workload, emit, measure, median_run, reset_postgres, wrk
+from _seed import LotterySeed, seed_lottery
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "5000"))
@@ -52,88 +49,6 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 STOCK = 10_000_000
 VALUE_CENTS = 100
 FREE_DRAWS = 100
-
-
-def seed(spec_json: str) -> None:
-    """Child process: members with tokens and a published lottery with a budget; prints
-    JSON."""
-    from gonghui import clock
-    from gonghui.accounts.models import User
-    from gonghui.accounts.principal import CLOCK_MARGIN_S
-    from gonghui.accounts.service import create_user
-    from gonghui.accounts.tokens import start_session
-    from gonghui.activities import service as activities
-    from gonghui.activities.schemas import ActivityCreate
-    from gonghui.db import unit_of_work
-    from gonghui.members import service as members
-    from gonghui.members.idnumber import check_character
-    from gonghui.migrations import upgrade
-    from gonghui.orgs import service as orgs
-    from gonghui.orgs.models import OrgLevel
-    from gonghui.tenancy import SYSTEM
-
-    spec = json.loads(spec_json)
-    upgrade()
-    users: list[int] = []
-    with unit_of_work() as session:
-        org_id = orgs.create_org(
-            session, actor=SYSTEM, code="SCALE", name="压测", level=OrgLevel.CITY, parent_id=None
-        ).id
-    for start in range(0, spec["members"], 1000):
-        with unit_of_work() as session:
-            for n in range(start, min(start + 1000, spec["members"])):
-                first17 = f"440101{1900 + n // 1000:04d}0101{n % 1000:03d}"
-                number = first17 + check_character(first17)
-                user = create_user(session, display_name=f"m{n}")
-                members.add_roster_entry(
-                    session, actor=SYSTEM, org_id=org_id, name=f"会员{n}", id_number=number
-                )
-                members.verify(session, user_id=user.id, name=f"会员{n}", id_number=number)
-                users.append(user.id)
-    # Tokens issued past the clock margin of the verification carry the membership.
-    time.sleep(CLOCK_MARGIN_S + 1)
-    tokens: list[str] = []
-    for start in range(0, len(users), 1000):
-        with unit_of_work() as session:
-            for user_id in users[start : start + 1000]:
-                tokens.append(
-                    start_session(session, user=session.get_one(User, user_id)).access_token
-                )
-    with unit_of_work() as session:
-        begin = clock.now() - timedelta(minutes=1)
-        activity = activities.create_activity(
-            session,
-            actor=SYSTEM,
-            data=ActivityCreate.model_validate(
-                {
-                    "org_id": org_id,
-                    "title": "scaleout",
-                    "starts_at": begin.isoformat(),
-                    "ends_at": (begin + timedelta(days=1)).isoformat(),
-                    "budget_cents": STOCK * VALUE_CENTS,
-                    "config": {
-                        "kind": "lottery",
-                        "lottery": {
-                            "prizes": [
-                                {
-                                    "name": "券",
-                                    "kind": "voucher",
-                                    "weight": 1,
-                                    "stock": STOCK,
-                                    "value": VALUE_CENTS,
-                                },
-                                {"name": "谢谢参与", "kind": "none", "weight": 3},
-                            ],
-                            "free_draws_per_day": FREE_DRAWS,
-                            "max_wins_per_member": None,
-                        },
-                    },
-                }
-            ),
-        )
-        activities.publish(session, actor=SYSTEM, activity_id=activity.id)
-        activity_id = activity.id
-    sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
 
 
 # wrk's threads spread over the hosts' ports (MEMBER_TOKENS_LUA's ``setup`` replaced by one
@@ -188,21 +103,20 @@ def host(database_url: str) -> Server:
 
 
 def seeded(server: Server) -> tuple[int, Path]:
-    """Seed through ``server``'s settings: the lottery's id and the tokens' file."""
-    started = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, __file__, "--seed", json.dumps({"members": MEMBERS})],
-        env=server.env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        check=True,
-    ).stdout
-    result = json.loads(out)
-    tokens = server.data_dir / "tokens.txt"
-    tokens.write_text("\n".join(result["tokens"]) + "\n")
-    backend = "postgresql" if server.env["GONGHUI_DATABASE_URL"] else "sqlite"
-    print(f"seeded {MEMBERS} members in {time.monotonic() - started:.0f}s ({backend})")
-    return int(result["activity_id"]), tokens
+    """The lottery (voucher stock and budget that outlast the run) and the members' tokens,
+    seeded through ``server``'s settings."""
+    return seed_lottery(
+        server,
+        LotterySeed(
+            members=MEMBERS,
+            org_code="SCALE",
+            title="scaleout",
+            stock=STOCK,
+            value_cents=VALUE_CENTS,
+            free_draws_per_day=FREE_DRAWS,
+            budget_cents=STOCK * VALUE_CENTS,
+        ),
+    )
 
 
 class Phase:
@@ -301,13 +215,7 @@ def postgres_url() -> tuple[str, Path | None]:
             check=True,
         )
         return started.stdout.strip().splitlines()[-1], cluster
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    reset_postgres(url)
     return url, None
 
 
@@ -394,7 +302,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--seed":
-        seed(sys.argv[2])
-    else:
-        main()
+    main()

@@ -32,7 +32,17 @@ from typing import Any
 
 import httpx
 
-from _harness import Load, Server, emit, measure, median_run, percentile, print_table, wrk
+from _harness import (
+    Load,
+    Server,
+    emit,
+    measure,
+    median_run,
+    percentile,
+    print_table,
+    reset_postgres,
+    wrk,
+)
 
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
 ACTIVITIES = int(os.environ.get("BENCH_ACTIVITIES", "1000"))
@@ -315,16 +325,6 @@ def seed(spec_json: str) -> None:
     sys.stdout.write(
         json.dumps({"expected": expected, "counters": len(counters), "draws": len(draws)})
     )
-
-
-def reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def hub_pages(base: str, token: str) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# make bench W=name: run bench/<name>.py (all benchmarks when W is empty).
+# make bench W=name: run bench/<name>.py (all benchmarks when W is empty, except the
+# 30-minute soak, which runs only by name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=${1:-}
 if [ -z "$names" ]; then
-	names=$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_')
+	names=$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_' | grep -vx soak)
 fi
 # Load comes from wrk (Debian's package); install it when missing.
 if ! command -v wrk >/dev/null 2>&1; then

@@ -1,0 +1,143 @@
+"""The draw benchmarks' seed: verified members with pre-issued access tokens and one live
+lottery (a voucher prize with the given stock, weight 1, and no prize, weight 3).
+
+It runs as a child process (``python bench/_seed.py <spec>``) on the server's environment,
+so that it writes where the server will read and the benchmark's own process imports none
+of gonghui. Members are verified first and sign in a few seconds later: a token issued
+within the clock margin of a change to its user is checked against the database
+(``accounts/principal.py``), one issued after it carries the membership.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from _harness import Server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class LotterySeed:
+    members: int
+    org_code: str
+    title: str
+    stock: int
+    value_cents: int = 100
+    free_draws_per_day: int = 100
+    # None: an activity without a budget.
+    budget_cents: int | None = None
+
+
+def seed_lottery(server: Server, spec: LotterySeed) -> tuple[int, Path]:
+    """Seed through ``server``'s settings (before or while it runs): the lottery's id and
+    the tokens' file, one token a line, in ``server``'s data directory."""
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, __file__, json.dumps(asdict(spec))],
+        env=server.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        check=True,
+    ).stdout
+    result = json.loads(out)
+    tokens = server.data_dir / "tokens.txt"
+    tokens.write_text("\n".join(result["tokens"]) + "\n")
+    backend = "postgresql" if server.env.get("GONGHUI_DATABASE_URL") else "sqlite"
+    print(f"seeded {spec.members} members in {time.monotonic() - started:.0f}s ({backend})")
+    return int(result["activity_id"]), tokens
+
+
+def _seed(spec: LotterySeed) -> None:
+    """Child process: the members, their tokens and the published lottery; prints JSON."""
+    from gonghui import clock
+    from gonghui.accounts.models import User
+    from gonghui.accounts.principal import CLOCK_MARGIN_S
+    from gonghui.accounts.service import create_user
+    from gonghui.accounts.tokens import start_session
+    from gonghui.activities import service as activities
+    from gonghui.activities.schemas import ActivityCreate
+    from gonghui.db import unit_of_work
+    from gonghui.members import service as members
+    from gonghui.members.idnumber import check_character
+    from gonghui.migrations import upgrade
+    from gonghui.orgs import service as orgs
+    from gonghui.orgs.models import OrgLevel
+    from gonghui.tenancy import SYSTEM
+
+    upgrade()
+    users: list[int] = []
+    with unit_of_work() as session:
+        org_id = orgs.create_org(
+            session,
+            actor=SYSTEM,
+            code=spec.org_code,
+            name="压测",
+            level=OrgLevel.CITY,
+            parent_id=None,
+        ).id
+    for start in range(0, spec.members, 1000):
+        with unit_of_work() as session:
+            for n in range(start, min(start + 1000, spec.members)):
+                first17 = f"440101{1900 + n // 1000:04d}0101{n % 1000:03d}"
+                number = first17 + check_character(first17)
+                user = create_user(session, display_name=f"m{n}")
+                members.add_roster_entry(
+                    session, actor=SYSTEM, org_id=org_id, name=f"会员{n}", id_number=number
+                )
+                members.verify(session, user_id=user.id, name=f"会员{n}", id_number=number)
+                users.append(user.id)
+    # Tokens issued past the clock margin of the verification carry the membership.
+    time.sleep(CLOCK_MARGIN_S + 1)
+    tokens: list[str] = []
+    for start in range(0, len(users), 1000):
+        with unit_of_work() as session:
+            for user_id in users[start : start + 1000]:
+                tokens.append(
+                    start_session(session, user=session.get_one(User, user_id)).access_token
+                )
+    with unit_of_work() as session:
+        begin = clock.now() - timedelta(minutes=1)
+        activity = activities.create_activity(
+            session,
+            actor=SYSTEM,
+            data=ActivityCreate.model_validate(
+                {
+                    "org_id": org_id,
+                    "title": spec.title,
+                    "starts_at": begin.isoformat(),
+                    "ends_at": (begin + timedelta(days=1)).isoformat(),
+                    "budget_cents": spec.budget_cents,
+                    "config": {
+                        "kind": "lottery",
+                        "lottery": {
+                            "prizes": [
+                                {
+                                    "name": "券",
+                                    "kind": "voucher",
+                                    "weight": 1,
+                                    "stock": spec.stock,
+                                    "value": spec.value_cents,
+                                },
+                                {"name": "谢谢参与", "kind": "none", "weight": 3},
+                            ],
+                            "free_draws_per_day": spec.free_draws_per_day,
+                            "max_wins_per_member": None,
+                        },
+                    },
+                }
+            ),
+        )
+        activities.publish(session, actor=SYSTEM, activity_id=activity.id)
+        activity_id = activity.id
+    sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
+
+
+if __name__ == "__main__":
+    _seed(LotterySeed(**json.loads(sys.argv[1])))
