@@ -35,6 +35,7 @@ run: install
 test: install
 	scripts/browser-deps.sh
 	scripts/sandbox-deps.sh
+	scripts/deploy-deps.sh
 	scripts/test.sh
 
 test-sqlite: install
