@@ -108,3 +108,73 @@ class ServerProcess:
     def log_tail(self) -> str:
         path = self.log_path
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+class WorkerProcess:
+    """``gonghui worker`` as a separate process, on the test's database (and Redis, when the
+    run has one), in a session of its own so that ``kill`` takes it whole."""
+
+    def __init__(self, *, env: dict[str, str] | None = None, threads: int = 4) -> None:
+        settings = get_settings()
+        self.env = {
+            **os.environ,
+            "GONGHUI_ENV": "test",
+            "GONGHUI_DATA_DIR": str(settings.data_dir),
+            "GONGHUI_DATABASE_URL": settings.database_url,
+            "GONGHUI_REDIS_URL": settings.redis_url,
+            "GONGHUI_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.threads = threads
+        self.log_path = settings.data_dir / f"worker-{id(self)}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        """Start, and wait until the worker has registered (it beats from then on)."""
+        from sqlalchemy import select
+
+        from gonghui.db import unit_of_work
+        from gonghui.tasks.models import Worker
+
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(_GONGHUI), "worker", "--threads", str(self.threads)],
+                cwd=_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_tail()}")
+            with unit_of_work(read_only=True) as session:
+                if session.scalar(select(Worker.id).where(Worker.pid == self.process.pid)):
+                    return self
+            time.sleep(0.1)  # polling another process's start, bounded above
+        self.kill()
+        raise RuntimeError(f"worker not running in {READY_TIMEOUT_S}s: {self.log_tail()}")
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        try:
+            self._signal(signal.SIGTERM)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=60)
+        self.process = None
+
+    def log_tail(self) -> str:
+        path = self.log_path
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""

@@ -331,6 +331,7 @@ def _claim_one() -> tuple[str, int, str] | None:
 
 # -- running ---------------------------------------------------------------------------------
 
+
 def register_worker(*, host: str, pid: int, threads: int) -> int:
     global _worker_id
     with unit_of_work() as session:
