@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
 from _harness import GONGHUI, Server, emit, reset_postgres, staff_token, wrk
 
 API = "/api/v1"
