@@ -9,7 +9,7 @@ else in-process), its attempt written, the webhook signed and POSTed.
 
 On the embedded default (SQLite) unless ``GONGHUI_BENCH_DATABASE_URL`` names a PostgreSQL
 database (its public schema is dropped first). The last line's JSON carries
-``deliveries_per_s`` and ``ratio_to_trivial`` (deliveries/s over the same server's ping
+``deliveries_per_s``, ``start_up_s`` and ``ratio_to_trivial`` (deliveries/s over the same server's ping
 requests/s, measured with wrk just before).
 """
 
@@ -35,6 +35,7 @@ THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "8"))
 class Receiver:
     def __init__(self) -> None:
         self.ids: set[str] = set()
+        self.first_at: float | None = None
         self.lock = threading.Lock()
         receiver = self
 
@@ -43,6 +44,7 @@ class Receiver:
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 with receiver.lock:
                     receiver.ids.add(self.headers.get("x-gonghui-event-id", ""))
+                    receiver.first_at = receiver.first_at or time.monotonic()
                 self.send_response(200)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -106,8 +108,11 @@ def main() -> None:
         )
         deadline = started + 600
         while receiver.count() < EVENTS and time.monotonic() < deadline:
-            time.sleep(0.05)
-        elapsed = time.monotonic() - started
+            time.sleep(0.01)
+        ended = time.monotonic()
+        assert receiver.first_at is not None
+        start_up = receiver.first_at - started
+        elapsed = ended - receiver.first_at
     finally:
         if worker is not None:
             os.killpg(worker.pid, signal.SIGTERM)
@@ -116,7 +121,10 @@ def main() -> None:
         server.stop()
     delivered = receiver.count()
     per_s = delivered / elapsed
-    print(f"one worker ({THREADS} threads): {delivered}/{EVENTS} deliveries in {elapsed:.1f} s")
+    print(
+        f"one worker ({THREADS} threads): first delivery {start_up:.1f} s after its start, "
+        f"then {delivered}/{EVENTS} deliveries in {elapsed:.1f} s"
+    )
     emit(
         {
             "workload": "queue",
@@ -124,6 +132,7 @@ def main() -> None:
             "broker": "redis" if redis_url else "in-process",
             "events": EVENTS,
             "delivered": delivered,
+            "start_up_s": round(start_up, 2),
             "seconds": round(elapsed, 2),
             "deliveries_per_s": round(per_s, 1),
             "trivial_rps": round(ping.requests_per_s, 1),

@@ -32,15 +32,31 @@ def _on_dead(args: dict[str, Any], error: str) -> None:
 
 
 @tasks.task("tests.note", max_attempts=3, on_dead=_on_dead)
-def note(mark: str, fail: bool = False, later: bool = False) -> None:
+def note(mark: str, fail: bool = False) -> None:
     run = tasks.current()
     assert run is not None
     with _ran_lock:
         ran.append((mark, run.attempt))
-    if later and run.attempt == 1 and len([m for m, _ in ran if m == mark]) == 1:
-        raise tasks.Later(0.0)
     if fail:
         raise RuntimeError(f"{mark} failed")
+
+
+# Tasks of one slot: how many ran at once, at most, per slot.
+in_slot: dict[str, int] = {}
+most_in_slot: dict[str, int] = {}
+release_slots = threading.Event()
+
+
+@tasks.task("tests.slotted", slot=lambda args: args["slot"], slot_limit=lambda: 1)
+def slotted(slot: str, mark: str, hold: bool = False) -> None:
+    with _ran_lock:
+        in_slot[slot] = in_slot.get(slot, 0) + 1
+        most_in_slot[slot] = max(most_in_slot.get(slot, 0), in_slot[slot])
+        ran.append((mark, 1))
+    if hold:
+        release_slots.wait(30)
+    with _ran_lock:
+        in_slot[slot] -= 1
 
 
 windows: list[float] = []
@@ -56,6 +72,9 @@ def clean() -> None:
     ran.clear()
     dead.clear()
     windows.clear()
+    in_slot.clear()
+    most_in_slot.clear()
+    release_slots.clear()
 
 
 def rows() -> list[Task]:
@@ -126,22 +145,38 @@ def test_a_failing_task_is_retried_with_backoff_then_dead_lettered_and_can_be_re
     assert [a for m, a in ran] == [1, 2, 3, 1]
 
 
-def test_later_puts_a_task_back_without_counting_the_attempt() -> None:
-    with unit_of_work() as session:
-        tasks.defer(session, "tests.note", mark="busy", later=True)
-    assert tasks.run_due() == 2  # put back at once (0 s), then run
-    assert ran == [("busy", 1), ("busy", 1)]
-    [row] = rows()
-    assert (row.status, row.attempts) == ("done", 1)
+def test_a_slot_whose_tasks_hang_holds_only_its_own_share_of_a_worker() -> None:
+    """Slot "slow" (limit 1) has three tasks, the first of which hangs: the other two wait
+    for it, untouched, while every task of slot "fast" runs on the worker's other threads."""
+    tasks.runtime.start(threads=3)
+    try:
+        with unit_of_work() as session:
+            tasks.defer(session, "tests.slotted", slot="slow", mark="s0", hold=True)
+        wait_for(lambda: ("s0", 1) in ran)
+        with unit_of_work() as session:
+            for i in (1, 2):
+                tasks.defer(session, "tests.slotted", slot="slow", mark=f"s{i}")
+            for i in range(6):
+                tasks.defer(session, "tests.slotted", slot="fast", mark=f"f{i}")
+        wait_for(lambda: len([m for m, _ in ran if m.startswith("f")]) == 6)
+        assert sorted(m for m, _ in ran if m.startswith("s")) == ["s0"]  # still waiting
+        release_slots.set()
+        wait_for(lambda: len(ran) == 9)
+    finally:
+        release_slots.set()
+        tasks.runtime.stop()
+    assert most_in_slot == {"slow": 1, "fast": 1}
+    with unit_of_work(read_only=True) as session:
+        assert set(session.scalars(select(Task.attempts).where(Task.key.is_(None)))) == {1}
 
 
 def test_a_message_runs_only_while_its_row_holds_its_token() -> None:
     with unit_of_work() as session:
         tasks.defer(session, "tests.note", mark="once")
-    [(task_id, name, old)] = queue.claim_due()
+    [(task_id, name, old, _)] = queue.claim_due()
     # Its lease passes (a lost message) and a relay sends it again with a new token.
     clock.advance(timedelta(seconds=get_settings().task_send_lease_s + 1))
-    [(_, _, new)] = queue.claim_due()
+    [(_, _, new, _)] = queue.claim_due()
     assert new != old
     assert queue.execute(name, task_id, old) == "stale"
     assert queue.execute(name, task_id, new) == "done"
@@ -156,12 +191,12 @@ def test_the_tasks_of_a_worker_that_stopped_beating_are_sent_again() -> None:
         session.add(worker)
         session.flush()
         worker_id = worker.id
-    [(task_id, _, _)] = queue.claim_due()
+    [(task_id, _, _, _)] = queue.claim_due()
     with unit_of_work() as session:  # the message was taken by that worker, which runs it
         session.execute(update(Task).where(Task.id == task_id).values(worker_id=worker_id))
     assert queue.claim_due() == []  # its worker beats: the lease holds
     clock.advance(timedelta(seconds=get_settings().task_heartbeat_timeout_s + 1))
-    [(again, name, token)] = queue.claim_due()
+    [(again, name, token, _)] = queue.claim_due()
     assert again == task_id
     assert queue.execute(name, task_id, token) == "done"
 
@@ -169,10 +204,10 @@ def test_the_tasks_of_a_worker_that_stopped_beating_are_sent_again() -> None:
 def test_a_run_cut_short_by_a_crash_counts_and_the_last_one_dead_letters() -> None:
     with unit_of_work() as session:
         tasks.defer(session, "tests.note", mark="crashy", max_attempts=1)
-    [(task_id, name, token)] = queue.claim_due()
+    [(task_id, name, token, _)] = queue.claim_due()
     with unit_of_work() as session:  # it started (attempt 1), then its process died
         session.execute(update(Task).where(Task.id == task_id).values(attempts=1, lease_until=None))
-    [(_, _, token)] = queue.claim_due()
+    [(_, _, token, _)] = queue.claim_due()
     assert queue.execute(name, task_id, token) == "dead"
     assert ran == []
     assert dead == [({"mark": "crashy"}, "the worker stopped during the run")]
@@ -184,7 +219,7 @@ def test_periodic_work_is_armed_once_per_window_however_many_workers_arm_it() ->
     assert armed[0] >= 1
     assert armed[1:] == [0, 0]
     [row] = [r for r in rows() if r.name == "tests.tick"]
-    [(task_id, name, token)] = [c for c in queue.claim_due() if c[1] == "tests.tick"]
+    [(task_id, name, token, _)] = [c for c in queue.claim_due() if c[1] == "tests.tick"]
     assert queue.execute(name, task_id, token) == "done"
     assert queue.arm_periodic(at) == 0  # done for this window
     queue.arm_periodic(at + timedelta(seconds=60))

@@ -11,7 +11,6 @@ by Dramatiq's broker to worker threads (:mod:`gonghui.tasks.queue` has the rules
 from gonghui.tasks import runtime
 from gonghui.tasks.models import Task, TaskStatus
 from gonghui.tasks.queue import (
-    Later,
     Retry,
     Run,
     backoff_s,
@@ -24,7 +23,6 @@ from gonghui.tasks.queue import (
 )
 
 __all__ = [
-    "Later",
     "Retry",
     "Run",
     "Task",

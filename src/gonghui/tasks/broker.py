@@ -7,7 +7,8 @@ Redis (the embedded default) it is Dramatiq's in-process broker: each process th
 worker sends to itself, and the rows' relay covers what a process takes with it when it
 stops.
 
-A message is only ``(task id, token)``; what to do is in the row (:mod:`gonghui.tasks.queue`).
+A message is only ``(task id, token, slot)``; what to do is in the row
+(:mod:`gonghui.tasks.queue`).
 Dramatiq's retries are not used (the rows keep the retry schedule), nor its dead letters.
 """
 
@@ -61,8 +62,8 @@ def get() -> dramatiq.Broker:
 def _declare(broker: dramatiq.Broker, name: str) -> dramatiq.Actor[..., object]:
     kind = queue.kinds()[name]
 
-    def run(task_id: int, token: str) -> None:
-        queue.execute(name, task_id, token)
+    def run(task_id: int, token: str, slot: str | None = None) -> None:
+        queue.execute(name, task_id, token, slot)
 
     return dramatiq.Actor(
         run,
@@ -78,9 +79,15 @@ def _declare(broker: dramatiq.Broker, name: str) -> dramatiq.Actor[..., object]:
     )
 
 
-def send(name: str, task_id: int, token: str) -> None:
+def shared() -> bool:
+    """Whether the broker reaches other processes (Redis), rather than this one only."""
+    return isinstance(get(), RedisBroker)
+
+
+def send(name: str, task_id: int, token: str, slot: str | None, *, delay_s: float = 0) -> None:
     get()
-    _actors[name].send(task_id, token)
+    delay = int(delay_s * 1000) or None
+    _actors[name].send_with_options(args=(task_id, token, slot), delay=delay)
 
 
 def ping() -> None:

@@ -20,8 +20,12 @@ and on PostgreSQL, with or without Redis:
 - **Outcome.** A function that returns is done. One that raises is retried after an
   exponential backoff (or the delay of a :class:`Retry`) until its ``max_attempts``,
   then dead-lettered: kept with its last error for an operator, who may run it again.
-  :class:`Later` puts a task back without counting the attempt (a per-app slot is
-  full). A run cut short by a crash counts as an attempt too.
+  A run cut short by a crash counts as an attempt too.
+- **Slots.** A kind may name a slot per task (deliveries: their app) and how many of a
+  slot's tasks one worker runs at once. A message whose slot is full is parked in the
+  worker, untouched (no attempt counted), and sent again as soon as one of that slot's
+  runs ends, so one app whose endpoint hangs holds only its own share of the threads
+  while they run the rest.
 - **Periodic work** (:func:`periodic`) is one row per kind, re-armed by every worker's
   clock when its window comes: it runs once per window however many workers there are.
 
@@ -37,8 +41,10 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 import uuid
+from collections import Counter, deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -78,6 +84,13 @@ class Kind:
     on_dead: Callable[[dict[str, Any], str], None] | None = None
     # Periodic kinds: seconds between runs.
     every_s: Callable[[], float] | None = None
+    # The slot a task takes (from its arguments; None: none), and how many tasks of one
+    # slot a worker runs at once.
+    slot: Callable[[dict[str, Any]], str | None] | None = None
+    slot_limit: Callable[[], int] | None = None
+
+    def slot_of(self, args: dict[str, Any]) -> str | None:
+        return self.slot(args) if self.slot is not None else None
 
 
 _kinds: dict[str, Kind] = {}
@@ -93,12 +106,17 @@ def task(
     max_attempts: int = 5,
     time_limit_s: float = 300.0,
     on_dead: Callable[[dict[str, Any], str], None] | None = None,
+    slot: Callable[[dict[str, Any]], str | None] | None = None,
+    slot_limit: Callable[[], int] | None = None,
 ) -> Callable[[Callable[P, object]], Callable[P, object]]:
     """Register a function as the kind of task ``name``; its keyword arguments are JSON.
-    ``on_dead(args, error)`` runs once the task is dead-lettered."""
+    ``on_dead(args, error)`` runs once the task is dead-lettered; at most ``slot_limit()``
+    tasks of one ``slot(args)`` run at once in a worker."""
 
     def register(fn: Callable[P, object]) -> Callable[P, object]:
-        _register(Kind(name, fn, max_attempts, time_limit_s, on_dead))
+        _register(
+            Kind(name, fn, max_attempts, time_limit_s, on_dead, slot=slot, slot_limit=slot_limit)
+        )
         return fn
 
     return register
@@ -130,14 +148,6 @@ class Retry(Exception):
     def __init__(self, error: str, *, after_s: float | None = None) -> None:
         super().__init__(error)
         self.error = error
-        self.after_s = after_s
-
-
-class Later(Exception):
-    """Not now: run again after ``after_s`` without counting this attempt."""
-
-    def __init__(self, after_s: float) -> None:
-        super().__init__(f"later ({after_s} s)")
         self.after_s = after_s
 
 
@@ -217,15 +227,16 @@ def defer(
     )
     assert isinstance(task_id, int)
     if token is not None:
-        on_commit(session, lambda: _send(name, task_id, token))
+        slot = kind.slot_of(args)
+        on_commit(session, lambda: _send(name, task_id, token, slot))
     return task_id
 
 
-def _send(name: str, task_id: int, token: str) -> None:
+def _send(name: str, task_id: int, token: str, slot: str | None) -> None:
     from gonghui.tasks import broker
 
     try:
-        broker.send(name, task_id, token)
+        broker.send(name, task_id, token, slot)
     except Exception:
         # Left to a relay: at once, with the lease given back, or when it has passed.
         log.warning("could not send task %s; a relay will", task_id, exc_info=True)
@@ -261,34 +272,43 @@ def _due(at: datetime) -> Any:
     )
 
 
-def claim_due(limit: int = 100) -> list[tuple[int, str, str]]:
-    """Claim up to ``limit`` due rows for sending: ``(id, name, token)`` each."""
+def claim_due(limit: int = 100) -> list[tuple[int, str, str, str | None]]:
+    """Claim up to ``limit`` due rows for sending: ``(id, name, token, slot)`` each."""
     at = now()
     token = uuid.uuid4().hex
     lease = at + timedelta(seconds=get_settings().task_send_lease_s)
     with unit_of_work() as session:
-        due = (
+        # Two statements rather than UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL
+        # may run such a subquery more than once and take more rows than the limit.
+        ids = session.scalars(
             select(Task.id)
             .where(_due(at))
             .order_by(Task.run_at, Task.id)
             .limit(limit)
             .with_for_update(skip_locked=True)  # rows another relay claims are left to it
-        )
+        ).all()
+        if not ids:
+            return []
         rows = session.execute(
             update(Task)
-            .where(Task.id.in_(due.scalar_subquery()), _due(at))
+            .where(Task.id.in_(ids), _due(at))
             .values(token=token, lease_until=lease, worker_id=_worker_id)
-            .returning(Task.id, Task.name)
+            .returning(Task.id, Task.name, Task.args)
             .execution_options(synchronize_session=False)
         ).all()
-    return [(task_id, name, token) for task_id, name in rows]
+    return [(task_id, name, token, _slot_of(name, args)) for task_id, name, args in rows]
+
+
+def _slot_of(name: str, args: dict[str, Any]) -> str | None:
+    kind = _kinds.get(name)
+    return kind.slot_of(args) if kind is not None else None
 
 
 def relay_due(limit: int = 100) -> int:
     """Send the due rows to the broker; returns how many were sent."""
     sent = 0
-    for task_id, name, token in claim_due(limit):
-        _send(name, task_id, token)
+    for task_id, name, token, slot in claim_due(limit):
+        _send(name, task_id, token, slot)
         sent += 1
     return sent
 
@@ -301,7 +321,8 @@ def run_due(*, limit: int = 1000) -> int:
         claimed = _claim_one()
         if claimed is None:
             return ran
-        execute(*claimed)
+        name, task_id, token = claimed
+        execute(name, task_id, token)
         ran += 1
     return ran
 
@@ -364,10 +385,83 @@ def unregister_worker() -> None:
         session.execute(delete(Worker).where(Worker.id == worker_id))
 
 
-def execute(name: str, task_id: int, token: str) -> str:
+Message = tuple[str, int, str, str]  # name, task id, token, slot
+
+
+class _Slots:
+    """The tasks of each slot this worker runs now, and the messages parked until one of
+    them ends (in arrival order)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._busy: Counter[str] = Counter()
+        self._parked: dict[str, deque[Message]] = {}
+
+    def take_or_park(self, message: Message, limit: int) -> bool:
+        """Take a place in the message's slot, or park the message (False)."""
+        slot = message[3]
+        with self._lock:
+            if self._busy[slot] >= limit:
+                self._parked.setdefault(slot, deque()).append(message)
+                return False
+            self._busy[slot] += 1
+            return True
+
+    def give(self, slot: str) -> Message | None:
+        """Leave the slot; returns a parked message to send again now, if any."""
+        with self._lock:
+            self._busy[slot] -= 1
+            if self._busy[slot] <= 0:
+                del self._busy[slot]
+            parked = self._parked.get(slot)
+            if not parked:
+                return None
+            message = parked.popleft()
+            if not parked:
+                del self._parked[slot]
+            return message
+
+
+_slots = _Slots()
+
+
+def execute(name: str, task_id: int, token: str, slot: str | None = None) -> str:
     """Run one sent task (a broker's message): ``"stale"`` when the row no longer holds
-    ``token``, else the outcome written (``"done"``, ``"retry"``, ``"later"``, ``"dead"``)."""
+    ``token``, ``"parked"`` when its slot is full (it is sent again as soon as one of the
+    slot's runs here ends), else the outcome written (``"done"``, ``"retry"``,
+    ``"dead"``)."""
     kind = _kinds.get(name)
+    if slot is None or kind is None or kind.slot_limit is None:
+        return _execute(kind, name, task_id, token)
+    if not _slots.take_or_park((name, task_id, token, slot), kind.slot_limit()):
+        _hold(task_id, token)
+        return "parked"
+    try:
+        return _execute(kind, name, task_id, token)
+    finally:
+        parked = _slots.give(slot)
+        if parked is not None:
+            _send(*parked)
+
+
+def _hold(task_id: int, token: str) -> None:
+    """A parked message lives in this worker only: tie its row to this worker's heartbeat,
+    so that it is sent again soon if this worker dies. With the in-process broker the
+    row is tied to it already (this process sent the message)."""
+    from gonghui.tasks import broker
+
+    if _worker_id is None or not broker.shared():
+        return
+    with unit_of_work() as session:
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.token == token)
+            .values(worker_id=_worker_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _execute(kind: Kind | None, name: str, task_id: int, token: str) -> str:
     limit_s = kind.time_limit_s if kind else GRACE_S
     at = now()
     with unit_of_work() as session:
@@ -406,8 +500,6 @@ def execute(name: str, task_id: int, token: str) -> str:
         started = time.monotonic()
         try:
             kind.run(**args)
-        except Later as later:
-            return _later(task_id, token, later.after_s)
         except Retry as retry:
             return _settle(
                 task_id, token, name, args, attempt, max_attempts, retry.error, retry.after_s
@@ -436,22 +528,6 @@ def execute(name: str, task_id: int, token: str) -> str:
             },
         )
         return "done"
-
-
-def _later(task_id: int, token: str, after_s: float) -> str:
-    with unit_of_work() as session:
-        session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.token == token)
-            .values(
-                attempts=Task.attempts - 1,
-                run_at=now() + timedelta(seconds=after_s),
-                lease_until=None,
-                worker_id=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    return "later"
 
 
 def _settle(
@@ -511,7 +587,7 @@ def arm_periodic(at: datetime | None = None) -> int:
         window = datetime.fromtimestamp(math.floor(epoch / every) * every, tz=at.tzinfo)
         key = f"periodic:{kind.name}"
         with unit_of_work() as session:
-            inserted = session.execute(
+            inserted = session.scalar(
                 upsert_insert(session.get_bind().dialect.name)(Task)
                 .values(
                     name=kind.name,
@@ -524,8 +600,9 @@ def arm_periodic(at: datetime | None = None) -> int:
                     created_at=at,
                 )
                 .on_conflict_do_nothing(index_elements=["key"])
+                .returning(Task.id)
             )
-            if rowcount(inserted) == 1:
+            if inserted is not None:
                 armed += 1
                 continue
             armed += rowcount(

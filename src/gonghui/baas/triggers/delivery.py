@@ -9,7 +9,7 @@ the event id.
 
 Webhooks go out through :mod:`gonghui.outbound` (public addresses only, one deadline, the
 answer capped). A worker runs at most ``delivery_per_app_concurrency`` deliveries of one
-app at once; another of that app's deliveries is put back for a moment, so an app whose
+app at once (the app is the task's slot, :mod:`gonghui.tasks.queue`), so an app whose
 endpoint hangs until the deadline holds only its own slots while the other apps'
 deliveries go on.
 
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,8 +57,6 @@ MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "gonghui-webhooks/1"
 # A run holds its worker thread at most this long (a function's own limit is shorter).
 TIME_LIMIT_S = 120.0
-# How soon a delivery whose app has no free slot is tried again.
-SLOT_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -213,28 +209,6 @@ def _settle(
     return retry_in
 
 
-class _Slots:
-    """The deliveries of each app this worker runs now."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._busy: Counter[int] = Counter()
-
-    def take(self, app_id: int) -> bool:
-        with self._lock:
-            if self._busy[app_id] >= get_settings().delivery_per_app_concurrency:
-                return False
-            self._busy[app_id] += 1
-            return True
-
-    def give(self, app_id: int) -> None:
-        with self._lock:
-            self._busy[app_id] -= 1
-
-
-_slots = _Slots()
-
-
 def _dead(args: dict[str, Any], error: str) -> None:
     """A delivery whose task was dead-lettered without settling it (its worker died on the
     last attempt) is dead too."""
@@ -247,25 +221,33 @@ def _dead(args: dict[str, Any], error: str) -> None:
         )
 
 
-@tasks.task(TASK, max_attempts=8, time_limit_s=TIME_LIMIT_S, on_dead=_dead)
-def send(delivery_id: int) -> None:
-    """The task: send one delivery (the request that stored its event is the run's)."""
+def _app_slot(args: dict[str, Any]) -> str | None:
+    app_id = args.get("app_id")
+    return f"app:{app_id}" if app_id is not None else None
+
+
+@tasks.task(
+    TASK,
+    max_attempts=8,
+    time_limit_s=TIME_LIMIT_S,
+    on_dead=_dead,
+    slot=_app_slot,
+    slot_limit=lambda: get_settings().delivery_per_app_concurrency,
+)
+def send(delivery_id: int, app_id: int | None = None) -> None:
+    """The task: send one delivery (the request that stored its event is the run's), at
+    most ``delivery_per_app_concurrency`` of one app at once in a worker."""
     run = tasks.current()
     assert run is not None
     item = _load(delivery_id)
     if item is None:
         return
-    if not _slots.take(item.app_id):
-        raise tasks.Later(SLOT_WAIT_S)
-    try:
-        started = time.monotonic()
-        if item.target_kind == TargetKind.WEBHOOK:
-            ok, status_code, error = _send_webhook(item)
-        else:
-            ok, status_code, error = _run_function(item)
-        ms = (time.monotonic() - started) * 1000
-    finally:
-        _slots.give(item.app_id)
+    started = time.monotonic()
+    if item.target_kind == TargetKind.WEBHOOK:
+        ok, status_code, error = _send_webhook(item)
+    else:
+        ok, status_code, error = _run_function(item)
+    ms = (time.monotonic() - started) * 1000
     retry_in = _settle(item, run, ok, status_code, error, ms)
     fields = {
         "delivery_id": item.delivery_id,

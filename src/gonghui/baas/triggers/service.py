@@ -203,12 +203,18 @@ def enqueue(
     )
     session.add(delivery)
     session.flush()
-    _defer_delivery(session, delivery, trigger.max_attempts)
+    _defer_delivery(session, delivery, trigger)
     return delivery
 
 
-def _defer_delivery(session: Session, delivery: Delivery, max_attempts: int) -> None:
-    tasks.defer(session, DELIVERY_TASK, max_attempts=max_attempts, delivery_id=delivery.id)
+def _defer_delivery(session: Session, delivery: Delivery, trigger: Trigger) -> None:
+    tasks.defer(
+        session,
+        DELIVERY_TASK,
+        max_attempts=trigger.max_attempts,
+        delivery_id=delivery.id,
+        app_id=trigger.app_id,
+    )
 
 
 # Every record write asks this, and almost always hears "none": one statement built once
@@ -437,8 +443,7 @@ def redeliver(session: Session, *, actor: Actor, app_id: int, delivery_id: int) 
     delivery.status = DeliveryStatus.PENDING
     delivery.next_attempt_at = now()
     delivery.attempts = 0
-    trigger = session.get_one(Trigger, delivery.trigger_id)
-    _defer_delivery(session, delivery, trigger.max_attempts)
+    _defer_delivery(session, delivery, session.get_one(Trigger, delivery.trigger_id))
     audit.record(
         session,
         actor=actor,

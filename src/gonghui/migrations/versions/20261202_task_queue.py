@@ -68,9 +68,9 @@ def upgrade() -> None:
     )
 
     args = (
-        "json_object('delivery_id', d.id)"
+        "json_object('delivery_id', d.id, 'app_id', d.app_id)"
         if op.get_bind().dialect.name == "sqlite"
-        else "json_build_object('delivery_id', d.id)"
+        else "json_build_object('delivery_id', d.id, 'app_id', d.app_id)"
     )
     op.execute(
         "INSERT INTO tasks_task (name, args, status, attempts, max_attempts, run_at,"
