@@ -59,6 +59,17 @@ def slotted(slot: str, mark: str, hold: bool = False) -> None:
         in_slot[slot] -= 1
 
 
+@tasks.task("tests.completing", max_attempts=2)
+def completing(fail_after: bool) -> None:
+    """Records itself done in its own transaction, which then fails (or not)."""
+    with _ran_lock:
+        ran.append(("completing", 1))
+    with unit_of_work() as session:
+        tasks.complete(session)
+        if fail_after:
+            raise RuntimeError("the effect failed")
+
+
 windows: list[float] = []
 
 
@@ -168,6 +179,17 @@ def test_a_slot_whose_tasks_hang_holds_only_its_own_share_of_a_worker() -> None:
     assert most_in_slot == {"slow": 1, "fast": 1}
     with unit_of_work(read_only=True) as session:
         assert set(session.scalars(select(Task.attempts).where(Task.key.is_(None)))) == {1}
+
+
+def test_a_task_completed_in_its_own_transaction_is_done_only_if_that_commits() -> None:
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.completing", fail_after=False)
+        tasks.defer(session, "tests.completing", fail_after=True)
+    assert tasks.run_due() == 2
+    done, failed = rows()
+    assert (done.status, done.attempts) == ("done", 1)
+    assert (failed.status, failed.attempts) == ("queued", 1)  # rolled back: retried
+    assert failed.last_error == "RuntimeError: the effect failed"
 
 
 def test_a_message_runs_only_while_its_row_holds_its_token() -> None:

@@ -47,7 +47,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -157,6 +157,9 @@ class Run:
     name: str
     attempt: int
     max_attempts: int
+    token: str = ""
+    # Set once the run's own transaction has recorded it done (:func:`complete`).
+    completed: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 _current: ContextVar[Run | None] = ContextVar("gonghui_task", default=None)
@@ -165,6 +168,31 @@ _current: ContextVar[Run | None] = ContextVar("gonghui_task", default=None)
 def current() -> Run | None:
     """The task this code runs as, if any."""
     return _current.get()
+
+
+def complete(session: Session) -> None:
+    """Record the running task done in ``session``'s transaction: its effect and its
+    completion commit together (and the run spares a transaction of its own)."""
+    run = _current.get()
+    if run is None:
+        raise RuntimeError("not running as a task")
+    session.execute(_done(run.task_id, run.token))
+    on_commit(session, run.completed.set)
+
+
+def _done(task_id: int, token: str) -> Any:
+    return (
+        update(Task)
+        .where(Task.id == task_id, Task.token == token)
+        .values(
+            status=TaskStatus.DONE,
+            finished_at=now(),
+            lease_until=None,
+            worker_id=None,
+            last_error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def backoff_s(attempt: int) -> float:
@@ -495,7 +523,7 @@ def _execute(kind: Kind | None, name: str, task_id: int, token: str) -> str:
             return _settle(
                 task_id, token, name, args, attempt, max_attempts, f"no task {name!r} here"
             )
-        run = Run(task_id, name, attempt, max_attempts)
+        run = Run(task_id, name, attempt, max_attempts, token)
         reset = _current.set(run)
         started = time.monotonic()
         try:
@@ -512,15 +540,9 @@ def _execute(kind: Kind | None, name: str, task_id: int, token: str) -> str:
         finally:
             _current.reset(reset)
         ms = (time.monotonic() - started) * 1000
-        with unit_of_work() as session:
-            session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.token == token)
-                .values(
-                    status=TaskStatus.DONE, finished_at=now(), lease_until=None, last_error=None
-                )
-                .execution_options(synchronize_session=False)
-            )
+        if not run.completed.is_set():
+            with unit_of_work() as session:
+                session.execute(_done(task_id, token))
         log.info(
             "task done",
             extra={

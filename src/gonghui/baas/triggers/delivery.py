@@ -195,6 +195,7 @@ def _settle(
                 "delivered_at": at,
                 "last_error": None,
             }
+            tasks.complete(session)  # delivered and done in one commit
         elif run.attempt >= run.max_attempts:
             values |= {"status": DeliveryStatus.DEAD, "last_error": error}
         else:

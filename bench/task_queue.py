@@ -2,7 +2,7 @@
 
 A server with no worker of its own (``GONGHUI_BACKGROUND_WORKERS=false``, as API
 processes of a deployment run) stores ``BENCH_EVENTS`` record events, each firing a
-webhook trigger to a receiver on loopback; then one ``gonghui worker`` starts and the
+webhook trigger to a receiver on loopback (spread over ``BENCH_APPS`` apps, 8); then one ``gonghui worker`` starts and the
 time from its start until the receiver has every event is measured. Each delivery is a
 task: claimed by the relay, carried by the broker (Redis with ``GONGHUI_BENCH_REDIS_URL``,
 else in-process), its attempt written, the webhook signed and POSTed.
@@ -30,6 +30,9 @@ from _harness import GONGHUI, Server, emit, reset_postgres, staff_token, wrk
 API = "/api/v1"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000"))
 THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "8"))
+# The events are spread over this many apps: a worker runs at most
+# GONGHUI_DELIVERY_PER_APP_CONCURRENCY (2) deliveries of one app at once.
+APPS = int(os.environ.get("BENCH_APPS", "8"))
 
 
 class Receiver:
@@ -83,23 +86,32 @@ def main() -> None:
         )
         org = {"code": "QUEUE", "name": "队列压测总工会", "level": "province"}
         org_id = api.post(f"{API}/orgs", json=org).json()["id"]
-        app = api.post(f"{API}/baas/apps", json={"org_id": org_id, "name": "队列压测"}).json()
-        fields = [{"name": "n", "type": "integer"}]
-        api.post(f"{API}/baas/apps/{app['id']}/tables", json={"name": "events", "fields": fields})
-        api.post(
-            f"{API}/baas/apps/{app['id']}/triggers",
-            json={
-                "name": "hook",
-                "event": "record.created",
-                "table_name": "events",
-                "target_kind": "webhook",
-                "webhook_url": receiver.url,
-            },
-        ).raise_for_status()
-        key = {"X-Gonghui-App-Key": app["server_key"]}
-        with httpx.Client(base_url=server.url, headers=key, timeout=60) as client:
+        keys = []
+        for n in range(APPS):
+            app = api.post(f"{API}/baas/apps", json={"org_id": org_id, "name": f"队列压测{n}"})
+            app = app.json()
+            fields = [{"name": "n", "type": "integer"}]
+            api.post(
+                f"{API}/baas/apps/{app['id']}/tables", json={"name": "events", "fields": fields}
+            ).raise_for_status()
+            api.post(
+                f"{API}/baas/apps/{app['id']}/triggers",
+                json={
+                    "name": "hook",
+                    "event": "record.created",
+                    "table_name": "events",
+                    "target_kind": "webhook",
+                    "webhook_url": receiver.url,
+                },
+            ).raise_for_status()
+            keys.append(app["server_key"])
+        with httpx.Client(base_url=server.url, timeout=60) as client:
             for n in range(EVENTS):
-                client.post(f"{API}/baas/data/events/records", json={"n": n}).raise_for_status()
+                client.post(
+                    f"{API}/baas/data/events/records",
+                    json={"n": n},
+                    headers={"X-Gonghui-App-Key": keys[n % APPS]},
+                ).raise_for_status()
         started = time.monotonic()
         worker = subprocess.Popen(
             [str(GONGHUI), "worker", "--threads", str(THREADS)],
@@ -122,15 +134,17 @@ def main() -> None:
     delivered = receiver.count()
     per_s = delivered / elapsed
     print(
-        f"one worker ({THREADS} threads): first delivery {start_up:.1f} s after its start, "
+        f"one worker ({THREADS} threads, {APPS} apps): first delivery {start_up:.1f} s after its start, "
         f"then {delivered}/{EVENTS} deliveries in {elapsed:.1f} s"
     )
     emit(
         {
-            "workload": "queue",
+            "workload": "task_queue",
             "backend": "postgresql" if "GONGHUI_DATABASE_URL" in env else "sqlite",
             "broker": "redis" if redis_url else "in-process",
             "events": EVENTS,
+            "apps": APPS,
+            "threads": THREADS,
             "delivered": delivered,
             "start_up_s": round(start_up, 2),
             "seconds": round(elapsed, 2),
