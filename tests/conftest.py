@@ -147,6 +147,7 @@ def fresh_state(database: str) -> Iterator[None]:
 
 _ROOT = Path(__file__).resolve().parents[1]
 REDIS_SCRIPT = _ROOT / "scripts" / "redis-throwaway.sh"
+PG_SCRIPT = _ROOT / "scripts" / "pg-throwaway.sh"
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,16 @@
-"""The database helpers the hot paths rely on: ids bound as one parameter, and pooled
-PostgreSQL connections checked only when they sat idle."""
+"""The database helpers the hot paths rely on: ids bound as one parameter, pooled
+PostgreSQL connections checked only when they sat idle or a dropped one was met, and a lost
+database told apart from other database errors."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import psycopg
 import pytest
 from sqlalchemy import Engine, bindparam, func, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from gonghui import db
 from gonghui.audit import service as audit
@@ -75,6 +77,59 @@ def test_a_busy_connection_is_not_pinged_and_fails_once_when_it_died(
         _backend_pid(postgres_engine)  # used just now: no ping, the statement meets it
     assert failed.value.connection_invalidated
     assert _backend_pid(postgres_engine) != pid  # the pool has let it go
+
+
+def test_a_connection_dropped_under_a_driver_statement_fails_it_once_as_unavailable() -> None:
+    if get_settings().is_sqlite:
+        pytest.skip("pooled PostgreSQL connections only")
+    backend_pid = db.Prepared(select(func.pg_backend_pid()))
+    db.dispose_engine()  # a pool of the four connections below only
+    with ExitStack() as held:  # the pool now holds four connections, all just used
+        units = [held.enter_context(db.driver_unit()) for _ in range(4)]
+        pids = {backend_pid.scalar(unit) for unit in units}
+    for pid in pids:
+        _terminate(pid)
+    with pytest.raises(DBAPIError) as failed, db.driver_unit() as unit:
+        backend_pid.scalar(unit)
+    assert failed.value.connection_invalidated
+    refusal = db.unavailable(failed.value)
+    assert refusal is not None
+    assert (refusal.status_code, refusal.code) == (503, db.UNAVAILABLE)
+    # The others that sat in the pool meanwhile are pinged and replaced, not met by a
+    # statement.
+    with ExitStack() as held:
+        units = [held.enter_context(db.driver_unit()) for _ in range(4)]
+        assert not {backend_pid.scalar(unit) for unit in units} & pids
+    assert db.get_engine().pool.checkedout() == 0
+
+
+def _failure(*statements: str) -> DBAPIError:
+    """The error a unit of work running ``statements`` fails with."""
+
+    def run() -> None:
+        with db.unit_of_work() as session:
+            for statement in statements:
+                session.execute(text(statement))
+
+    with pytest.raises(DBAPIError) as failed:
+        run()
+    return failed.value
+
+
+def test_a_database_error_other_than_a_lost_connection_is_not_unavailable(tree: Tree) -> None:
+    missing = _failure("SELECT * FROM no_such_table")
+    # SQLite calls it an OperationalError, PostgreSQL a ProgrammingError: neither is a
+    # database that went away.
+    assert isinstance(missing, OperationalError | ProgrammingError)
+    assert db.unavailable(missing) is None
+    taken = _code_of(tree.province)
+    clash = _failure(f"UPDATE orgs_org SET code = '{taken}' WHERE id = {tree.city_a}")
+    assert isinstance(clash, IntegrityError)
+    assert db.unavailable(clash) is None
+    if not get_settings().is_sqlite:  # a statement timeout: an OperationalError too
+        cancelled = _failure("SET LOCAL statement_timeout = 10", "SELECT pg_sleep(1)")
+        assert isinstance(cancelled, OperationalError)
+        assert db.unavailable(cancelled) is None
 
 
 def _names(tree: Tree) -> list[str]:

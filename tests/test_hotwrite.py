@@ -1,6 +1,7 @@
-"""The hot writer: jobs batched into one transaction stay independent of each other, and
-the writer process answers with the job's own result or error, survives a server process
-that stops reading and a job it cannot be sent, and its callers hear when it is gone."""
+"""The hot writer: jobs batched into one transaction stay independent of each other, a
+batch that meets the database gone fails whole and cleanly, and the writer process answers
+with the job's own result or error, survives a server process that stops reading and a job
+it cannot be sent, and its callers hear when it is gone."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gonghui import hotwrite
-from gonghui.db import on_commit, unit_of_work
-from gonghui.errors import Conflict
+from gonghui.db import UNAVAILABLE, on_commit, unit_of_work
+from gonghui.errors import Conflict, ServiceUnavailable
 from gonghui.hotwrite import client as hotwrite_client
 from gonghui.hotwrite import writer as writer_module
 from gonghui.hotwrite.registry import UnknownOperation
@@ -101,6 +102,7 @@ def _clean() -> Iterator[None]:
     COMMITTED.clear()
     BATCH_SIZES.clear()
     LOSSES.clear()
+    DROPS.clear()
     _busy.clear()
     _release.clear()
     yield
@@ -212,6 +214,54 @@ def test_a_batch_that_keeps_losing_deadlocks_fails_its_jobs(
     assert not LOSSES  # tried MAX_TRIES times
     assert "X" not in _codes()
     assert COMMITTED == []
+
+
+DROPS: list[str] = []  # codes whose next run meets the database connection dropped
+
+
+def _drop_once(code: str) -> None:
+    if code in DROPS:
+        DROPS.remove(code)
+        gone = Exception("server closed the connection unexpectedly")
+        raise OperationalError("INSERT ...", {}, gone, connection_invalidated=True)
+
+
+def create_org_or_drop(session: Session, *, code: str) -> int:
+    org_id = create_org(session, code=code)
+    _drop_once(code)
+    return org_id
+
+
+def create_orgs_or_drop(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Any]:
+    outcomes = create_orgs(session, calls)
+    for call in calls:
+        _drop_once(call["code"])
+    return outcomes
+
+
+@hotwrite.batched(create_orgs_or_drop)
+def create_org_batched_or_drop(session: Session, *, code: str) -> int:
+    result: int = hotwrite.one(create_orgs_or_drop, session, code=code)
+    return result
+
+
+@pytest.mark.parametrize("op", [create_org_or_drop, create_org_batched_or_drop])
+def test_a_batch_that_meets_the_database_gone_fails_whole_and_the_writer_goes_on(
+    op: Any,
+) -> None:
+    DROPS[:] = ["G1"]
+    done = _queued_together(op, *({"code": f"G{n}"} for n in range(3)))
+    # Every job of the batch refused alike, as a clean 503 (the one that ran before the
+    # drop too: its transaction is gone), not run job by job as after a fault.
+    assert all(isinstance(error, ServiceUnavailable) for error in done), done
+    assert {(error.status_code, error.code) for error in done} == {(503, UNAVAILABLE)}
+    assert not {"G0", "G1", "G2"} & _codes()
+    assert COMMITTED == []
+    assert BATCH_SIZES == ([3] if op is create_org_batched_or_drop else [])
+    # The writer thread lives on: the next batch commits.
+    (after,) = _queued_together(op, {"code": "G3"})
+    assert isinstance(after, int)
+    assert COMMITTED == ["G3"]
 
 
 # -- the writer process ---------------------------------------------------------------------

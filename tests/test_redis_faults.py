@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from gonghui import invalidation, ratelimit
+from tests.faults import error_code, eventually
 from tests.fixtures import StaffFactory
 from tests.redisproc import RedisProcess
 from tests.serverproc import ServerProcess
@@ -70,15 +71,6 @@ def hosts(redis_server: RedisProcess) -> Iterator[list[ServerProcess]]:
             host.stop()
 
 
-def _code(resp: httpx.Response) -> str | None:
-    if resp.status_code < 400:
-        return None
-    body = resp.json()  # every error is the one envelope
-    assert set(body) == {"error"}, resp.text
-    assert set(body["error"]) == {"code", "message", "details"}, resp.text
-    return str(body["error"]["code"])
-
-
 class Burst:
     """Clients sending code requests (rate-limited) and sign-in reads (cached) to both
     processes in turn, until stopped; every answer is kept with the phase it began and
@@ -110,7 +102,7 @@ class Burst:
                 else:
                     resp = client.get(ME, headers=self.headers)
                 path, status = resp.request.url.path, resp.status_code
-                answer = Answer(phase, self.phase, path, status, _code(resp))
+                answer = Answer(phase, self.phase, path, status, error_code(resp))
                 with self._lock:
                     self.answers.append(answer)
         finally:
@@ -135,16 +127,9 @@ class Burst:
         return self.answers
 
 
-def _eventually(what: str, condition: Callable[[], bool], within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {within_s}s: {what}"
-        time.sleep(0.05)
-
-
 def _status(host: ServerProcess, method: str, path: str, **kwargs: Any) -> int:
     resp = httpx.request(method, f"{host.url}{path}", timeout=30, **kwargs)
-    _code(resp)
+    error_code(resp)
     return resp.status_code
 
 
@@ -162,7 +147,7 @@ def test_redis_restarted_during_a_burst(
 ) -> None:
     first, second = hosts
     steady, signed_out_while_down, signed_out_after = (make_staff(None, None) for _ in range(3))
-    _eventually("both processes listen", lambda: _subscribers(redis_server) == 2, RESUME_WITHIN_S)
+    eventually("both processes listen", lambda: _subscribers(redis_server) == 2, RESUME_WITHIN_S)
     for staff in (signed_out_while_down, signed_out_after):
         assert {_status(h, "GET", ME, headers=staff.headers) for h in hosts} == {200}
 
@@ -178,12 +163,12 @@ def test_redis_restarted_during_a_burst(
         for host in hosts:
             resp = httpx.post(f"{host.url}{SEND}", json={"phone": "13700000000"}, timeout=30)
             assert resp.status_code == 503
-            assert _code(resp) == ratelimit.UNAVAILABLE
+            assert error_code(resp) == ratelimit.UNAVAILABLE
         status = _status(
             first, "POST", "/api/v1/auth/logout", headers=signed_out_while_down.headers
         )
         assert status == 204
-        _eventually(
+        eventually(
             "a sign-out through one process locks the token out of the other, Redis down",
             lambda: _status(second, "GET", ME, headers=signed_out_while_down.headers) == 401,
             FALLBACK_WITHIN_S,
@@ -191,19 +176,19 @@ def test_redis_restarted_during_a_burst(
         burst.wait_for(4 * CLIENTS)
         burst.phase = "restarting"
         redis_server.start()  # same port
-        _eventually(
+        eventually(
             "both processes count code requests again",
             lambda: all(
                 _status(h, "POST", SEND, json={"phone": "13700000001"}) != 503 for h in hosts
             ),
             RESUME_WITHIN_S,
         )
-        _eventually("both processes listen again", lambda: _subscribers(redis_server) == 2, 60)
+        eventually("both processes listen again", lambda: _subscribers(redis_server) == 2, 60)
         burst.phase = "back"
         burst.wait_for(4 * CLIENTS)
         status = _status(second, "POST", "/api/v1/auth/logout", headers=signed_out_after.headers)
         assert status == 204
-        _eventually(
+        eventually(
             "a sign-out reaches the other process once Redis is back",
             lambda: _status(first, "GET", ME, headers=signed_out_after.headers) == 401,
             RESUME_WITHIN_S,

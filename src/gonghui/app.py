@@ -11,10 +11,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gonghui import (
+    db,
     invalidation,
     metrics,
     models,  # noqa: F401  (complete metadata)
@@ -88,6 +90,15 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    refusal = db.unavailable(exc)
+    if refusal is None:
+        return _unexpected_error(request, exc)
+    # Expected while the database restarts: one line, not a traceback per request.
+    log.warning("database unavailable: %s", str(exc).splitlines()[0])
+    return _domain_error(request, refusal)
+
+
 def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(envelope("internal", "internal server error"), status_code=500)
@@ -130,6 +141,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
     # Routes are matched in order of inclusion: the members' hot paths (draws, quiz

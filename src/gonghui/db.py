@@ -9,6 +9,11 @@ with ``BEGIN IMMEDIATE`` so that two writers queue on the database lock instead 
 reading and then failing to upgrade (a deferred transaction that later writes cannot wait
 for the lock: SQLite answers SQLITE_BUSY at once to avoid a deadlock).
 
+A database that cannot be reached (down, restarting, its connections dropped) is not a
+fault of the request: :func:`unavailable` tells such an error apart, and the request (or
+hot write) is refused with 503 ``database.unavailable``, to be retried. The pool discards
+every connection made before a dropped one, so service resumes once the database is back.
+
 A read-only unit of work is read-only: the session refuses to flush a change
 (:class:`ReadOnlySessionError`), and the database refuses any other write (``PRAGMA
 query_only`` on SQLite, ``BEGIN READ ONLY`` on PostgreSQL). A read that must leave a trace
@@ -25,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -44,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect, Result
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -52,10 +57,18 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.concurrency import run_in_threadpool
 
-from gonghui.errors import DomainError
+from gonghui.errors import DomainError, ServiceUnavailable
 from gonghui.settings import get_settings
 
 T = TypeVar("T")
+
+# The error code of a request refused because the database cannot be reached.
+UNAVAILABLE = "database.unavailable"
+UNAVAILABLE_RETRY_AFTER_S = 1
+# SQLSTATEs of a PostgreSQL server that dropped the connection or does not take one (yet):
+# class 08 (connection exception), admin_shutdown, crash_shutdown, cannot_connect_now.
+_CONNECTION_CLASS = "08"
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
 
 
 class ReadOnlySessionError(RuntimeError):
@@ -70,6 +83,30 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The refusal to answer for ``exc`` if it says the database cannot be reached (the
+    connection dropped, refused, or the server shutting down or starting up), else None:
+    a fault worth retrying shortly, not a bug. Anything else (a constraint, a deadlock, bad
+    SQL) is not this."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    # The dialect judged the connection lost; or, on PostgreSQL, psycopg reports a failed
+    # connection (no SQLSTATE: nothing came from a server) or the server's own reason.
+    # (SQLite reports its own errors without a SQLSTATE: none of those is a lost server.)
+    lost = exc.connection_invalidated
+    if not lost and isinstance(exc, OperationalError | InterfaceError):
+        if not get_settings().is_sqlite:
+            state = getattr(exc.orig, "sqlstate", None)
+            lost = state is None or state.startswith(_CONNECTION_CLASS) or state in _SHUTDOWN_STATES
+    if not lost:
+        return None
+    return ServiceUnavailable(
+        UNAVAILABLE,
+        "the database is unavailable; try again shortly (with the same Idempotency-Key)",
+        retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -224,6 +261,9 @@ def make_engine(url: str) -> Engine:
 
 # A pooled connection idle for longer than this is pinged before it is handed out.
 IDLE_PING_S = 10.0
+# When this process last met a dropped connection on the driver path (time.monotonic()):
+# every connection that sat in the pool since before then is pinged at its next checkout.
+_dropped_at = float("-inf")
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -232,7 +272,8 @@ def _ping_idle_connections(engine: Engine) -> None:
     pool retries on DisconnectionError). A connection in steady use is not pinged: unlike
     ``pool_pre_ping``, a busy server spends no round trip per checkout; if the database
     restarts under load, the statement that meets a dropped connection fails once and the
-    pool discards every connection made before it."""
+    pool discards every connection made before it (SQLAlchemy does so for its own
+    executions; for :func:`driver_unit`'s, every connection idle since is pinged)."""
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -241,13 +282,34 @@ def _ping_idle_connections(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_S:
+        if idle_since is None:
+            return
+        if idle_since > _dropped_at and time.monotonic() - idle_since <= IDLE_PING_S:
             return
         try:
             # The dialect's own ping (as pool_pre_ping's): it leaves no transaction open.
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError("an idle pooled connection is gone") from exc
+
+
+def _raise_driver_error(
+    dialect: Dialect, driver: Any, exc: Exception, statement: str, params: Any
+) -> NoReturn:
+    """Raise a driver's error as an execution through SQLAlchemy does (``IntegrityError``
+    and so on); one that dropped the connection marked so (``connection_invalidated``),
+    after which every connection idle in the pool is pinged before its next use. Anything
+    else is raised as it is."""
+    global _dropped_at
+    dbapi = dialect.loaded_dbapi
+    if not isinstance(exc, dbapi.Error):
+        raise exc
+    lost = dialect.is_disconnect(exc, driver, None)
+    if lost:
+        _dropped_at = time.monotonic()
+    raise DBAPIError.instance(
+        statement, params, exc, dbapi.Error, dialect=dialect, connection_invalidated=lost
+    ) from exc
 
 
 def get_engine() -> Engine:
@@ -494,12 +556,7 @@ class _DriverForm:
             cursor.execute(sql, driver_params)
         except Exception as exc:
             cursor.close()
-            dbapi = self.dialect.loaded_dbapi
-            if isinstance(exc, dbapi.Error):
-                raise DBAPIError.instance(
-                    sql, driver_params, exc, dbapi.Error, dialect=self.dialect
-                ) from exc
-            raise
+            _raise_driver_error(self.dialect, unit.driver, exc, sql, driver_params)
         return cursor
 
 
@@ -530,7 +587,8 @@ def driver_unit(*, read_only: bool = False) -> Iterator[DriverUnit]:
     one transaction and a read runs statement by statement, as :func:`read` does (its
     statements are SELECTs: :class:`Prepared` is given no other for a read)."""
     engine = get_engine()
-    sqlite_db = engine.dialect.name == "sqlite"
+    dialect = engine.dialect
+    sqlite_db = dialect.name == "sqlite"
     fairy = engine.raw_connection()
     driver: Any = fairy.driver_connection
     try:
@@ -539,20 +597,26 @@ def driver_unit(*, read_only: bool = False) -> Iterator[DriverUnit]:
         elif read_only:
             driver.autocommit = True
         try:
-            yield DriverUnit(driver, engine.dialect)
+            yield DriverUnit(driver, dialect)
             if sqlite_db:
                 driver.execute("COMMIT")
             elif not read_only:
-                driver.commit()
-        except BaseException:
-            if sqlite_db:
+                try:
+                    driver.commit()
+                except Exception as exc:
+                    _raise_driver_error(dialect, driver, exc, "COMMIT", ())
+        except BaseException as exc:
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                # Nothing left to roll back: the pool replaces the connection.
+                fairy.invalidate(exc)
+            elif sqlite_db:
                 if driver.in_transaction:
                     driver.execute("ROLLBACK")
             elif not read_only:
                 driver.rollback()
             raise
         finally:
-            if not sqlite_db and read_only:
+            if not sqlite_db and read_only and fairy.is_valid:
                 driver.autocommit = False
     finally:
         fairy.close()

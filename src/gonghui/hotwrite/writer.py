@@ -24,6 +24,11 @@ run their batches at once, and each operation is correct against the others by i
 order, unique constraints where a thing may exist once). A batch that still loses a
 deadlock or a serialization failure to another is rolled back whole and run again, up to
 :data:`MAX_TRIES` times, rather than failing its jobs.
+
+A batch that meets the database unreachable (down, restarting, its connection dropped) is
+given up whole: every job fails with 503 ``database.unavailable`` (:func:`gonghui.db.unavailable`),
+whose outcome is unknown if the commit itself went unanswered, and which its caller retries
+with the same idempotency key. The writer goes on; its next batch takes a new connection.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from gonghui.db import AfterCommit, unit_of_work
+from gonghui.db import AfterCommit, unavailable, unit_of_work
 from gonghui.errors import DomainError
 from gonghui.observability import request_id_var, request_scope
 from gonghui.settings import get_settings
@@ -196,6 +201,13 @@ class Writer:
                     log.info("hot write batch of %d lost a race (%r); again", len(batch), exc)
                     time.sleep(random.uniform(0, RETRY_PAUSE_S * attempt))
                     continue
+                if unavailable(exc) is not None:
+                    # Rolled back, or (a commit that went unanswered) perhaps committed:
+                    # every job is answered alike, and its retry finds out which.
+                    log.warning("hot write batch of %d: %s", len(batch), str(exc).splitlines()[0])
+                    for job in batch:
+                        job.error = unavailable(exc)
+                    return
                 log.exception("hot write batch of %d failed", len(batch))
                 for job in batch:
                     job.error = job.error or exc
@@ -248,8 +260,8 @@ def _run_alone(session: Session, job: Job) -> None:
                     raise
                 job.error = exc  # its changes are kept, like unit_of_work's
     except BaseException as exc:
-        if retryable(exc):
-            raise  # the whole batch goes again
+        if retryable(exc) or unavailable(exc):
+            raise  # the whole batch goes again, or (the database gone) fails
         job.error = exc
         del callbacks[registered:]  # rolled back: its after-commit effects too
 
@@ -265,8 +277,8 @@ def _run_together(session: Session, many: Many, jobs: list[Job]) -> bool:
         with session.begin_nested():
             outcomes = many(session, [job.kwargs for job in jobs])
     except Exception as exc:
-        if retryable(exc):
-            raise  # the whole batch goes again
+        if retryable(exc) or unavailable(exc):
+            raise  # the whole batch goes again, or (the database gone) fails
         del callbacks[registered:]
         log.warning("batch of %d jobs failed; running them alone", len(jobs), exc_info=True)
         return False

@@ -4,7 +4,7 @@
 its whole process group) with its own data directory; on PostgreSQL it uses the test
 database. The lottery is seeded by a separate Python process through the services, in the
 same data directory, so that keys and database are the server's own. Invariants are then
-read straight from the database with a plain engine.
+read straight from the database with a plain engine (:func:`check_invariants`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
+from gonghui.clock import local_day
 from tests.serverproc import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -33,6 +35,7 @@ class Lottery:
     activity_id: int
     tokens: list[str]
     initial_stock: dict[int, int]
+    spec: dict[str, Any]  # what it was seeded with (see :func:`seed_main`)
 
 
 def seed_main() -> None:
@@ -89,13 +92,20 @@ class Server(ServerProcess):
     """A two-process server on its own data directory (and the test database on
     PostgreSQL), with the seeding and database reads of the load tests."""
 
-    def __init__(self, data_dir: Path, database_url: str, *, workers: int = 2) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str,
+        *,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(
             workers=workers,
             data_dir=data_dir,
             database_url=database_url,
             # Tokens must outlive a slow run on a busy machine.
-            env={"GONGHUI_ACCESS_TOKEN_TTL_S": "7200"},
+            env={"GONGHUI_ACCESS_TOKEN_TTL_S": "7200", **(env or {})},
         )
 
     @property
@@ -127,7 +137,7 @@ class Server(ServerProcess):
                     {"a": seeded["activity_id"]},
                 ).all()
             )
-        return Lottery(seeded["activity_id"], seeded["tokens"], stock)
+        return Lottery(seeded["activity_id"], seeded["tokens"], stock, spec)
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
@@ -180,3 +190,79 @@ def share_keys(servers: list[Server]) -> None:
     source = servers[0].data_dir / "secrets"
     for server in servers[1:]:
         shutil.copytree(source, server.data_dir / "secrets", dirs_exist_ok=True)
+
+
+def check_invariants(server: Server, lottery: Lottery, answered: dict[int, dict[str, Any]]) -> None:
+    """What the database holds against what members were answered (``answered``: every
+    successful draw by id, each once, retries folded), by the rules the lottery was seeded
+    with: every success durable as answered and every durable draw answered; no member past
+    the limit or the win cap; chances, limits and wins claimed exactly for the draws made
+    (none taken and lost); nothing oversold; the budget holding what was issued and never
+    more than its total; one ledger row per prize won."""
+    aid = lottery.activity_id
+    activity = lottery.spec["activity"]
+    rules = activity["config"]["lottery"]
+    draws = server.query(
+        "SELECT id, membership_id, outcome, prize_position, benefit_ref "
+        "FROM activities_lottery_draw WHERE activity_id = :a",
+        a=aid,
+    )
+    assert {d[0] for d in draws} == set(answered)
+    for draw_id, _, outcome, _, benefit in draws:
+        assert (answered[draw_id]["outcome"], answered[draw_id]["benefit"]) == (outcome, benefit)
+    per_member = Counter(d[1] for d in draws)
+    wins = Counter(d[1] for d in draws if d[2] == "won")
+    if activity.get("limit_total") is not None:
+        assert max(per_member.values(), default=0) <= activity["limit_total"]
+    if rules.get("max_wins_per_member") is not None:
+        assert max(wins.values(), default=0) <= rules["max_wins_per_member"]
+
+    counters = server.query(
+        "SELECT membership_id, scope, used, granted FROM activities_counter WHERE activity_id = :a",
+        a=aid,
+    )
+    by_scope: dict[str, dict[int, int]] = {}
+    for member, scope, used, granted in counters:
+        assert 0 <= used <= granted or scope == "draws"
+        by_scope.setdefault(scope, {})[member] = used
+    assert by_scope.get("draws", {}) == dict(per_member)
+    assert by_scope.get(f"free:{local_day().isoformat()}", {}) == dict(per_member)
+    if activity.get("limit_total") is not None:
+        assert by_scope.get("limit", {}) == dict(per_member)
+    if rules.get("max_wins_per_member") is not None:
+        assert {m: n for m, n in by_scope.get("wins", {}).items() if n} == dict(wins)
+
+    stock = dict(
+        server.query(
+            "SELECT position, stock FROM activities_lottery_prize WHERE activity_id = :a", a=aid
+        )
+    )
+    won_by_prize = Counter(d[3] for d in draws if d[2] == "won")
+    for position, initial in lottery.initial_stock.items():
+        assert stock[position] >= 0
+        assert stock[position] + won_by_prize.get(position, 0) == initial
+
+    prizes = rules["prizes"]
+    issued_cents, issued = server.query(
+        "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM benefits_ledger_entry "
+        "WHERE activity_id = :a AND kind = 'voucher' AND action = 'issue'",
+        a=aid,
+    )[0]
+    assert issued == sum(
+        n for position, n in won_by_prize.items() if prizes[position]["kind"] == "voucher"
+    )
+    if activity.get("budget_cents") is not None:
+        spent, total = server.query(
+            "SELECT cents_spent, cents_total FROM benefits_budget WHERE activity_id = :a", a=aid
+        )[0]
+        assert spent == issued_cents <= total
+    ledger = server.query(
+        "SELECT COUNT(*) FROM benefits_ledger_entry WHERE activity_id = :a", a=aid
+    )
+    assert ledger[0][0] == sum(won_by_prize.values())
+    points = server.query("SELECT COALESCE(SUM(balance), 0) FROM benefits_points_account")[0][0]
+    assert points == sum(
+        prizes[position]["value"] * n
+        for position, n in won_by_prize.items()
+        if prizes[position]["kind"] == "points"
+    )

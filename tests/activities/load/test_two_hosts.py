@@ -18,9 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from gonghui.clock import local_day
 from gonghui.settings import get_settings
-from tests.activities.load.harness import Lottery, Server, running_hosts, share_keys
+from tests.activities.load.harness import (
+    Lottery,
+    Server,
+    check_invariants,
+    running_hosts,
+    share_keys,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -119,66 +124,6 @@ def _burst_requests() -> list[Sent]:
     return requests
 
 
-def _check_invariants(host: Server, lottery: Lottery, answered: dict[int, dict[str, Any]]) -> None:
-    """What the database holds against what members were answered: ``answered`` is every
-    successful draw by id, each once (retries folded)."""
-    aid = lottery.activity_id
-    draws = host.query(
-        "SELECT id, membership_id, outcome, prize_position, benefit_ref "
-        "FROM activities_lottery_draw WHERE activity_id = :a",
-        a=aid,
-    )
-    # Every success is durable as answered, and every durable draw was answered.
-    assert {d[0] for d in draws} == set(answered)
-    for draw_id, _, outcome, _, benefit in draws:
-        assert (answered[draw_id]["outcome"], answered[draw_id]["benefit"]) == (outcome, benefit)
-    per_member = Counter(d[1] for d in draws)
-    assert max(per_member.values()) <= LIMIT
-    wins = Counter(d[1] for d in draws if d[2] == "won")
-    assert max(wins.values(), default=0) <= 1
-    # Claimed turns, free chances and wins match the draws exactly: none taken and lost.
-    counters = host.query(
-        "SELECT membership_id, scope, used, granted FROM activities_counter WHERE activity_id = :a",
-        a=aid,
-    )
-    by_scope: dict[str, dict[int, int]] = {}
-    for member, scope, used, granted in counters:
-        assert 0 <= used <= granted or scope == "draws"
-        by_scope.setdefault(scope, {})[member] = used
-    assert by_scope["limit"] == dict(per_member)
-    assert by_scope[f"free:{local_day().isoformat()}"] == dict(per_member)
-    assert {m: n for m, n in by_scope.get("wins", {}).items() if n} == dict(wins)
-    assert by_scope["draws"] == dict(per_member)
-    # Nothing oversold.
-    stock = dict(
-        host.query(
-            "SELECT position, stock FROM activities_lottery_prize WHERE activity_id = :a", a=aid
-        )
-    )
-    won_by_prize = Counter(d[3] for d in draws if d[2] == "won")
-    for position, initial in lottery.initial_stock.items():
-        assert stock[position] >= 0
-        assert stock[position] + won_by_prize.get(position, 0) == initial
-    # The budget holds what was issued, and never more than its total.
-    spent, total = host.query(
-        "SELECT cents_spent, cents_total FROM benefits_budget WHERE activity_id = :a", a=aid
-    )[0]
-    issued = host.query(
-        "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM benefits_ledger_entry "
-        "WHERE activity_id = :a AND kind = 'voucher' AND action = 'issue'",
-        a=aid,
-    )[0]
-    assert spent == issued[0] <= total
-    assert issued[1] == won_by_prize.get(0, 0)
-    # One ledger row per win, and the points add up.
-    ledger = host.query("SELECT COUNT(*) FROM benefits_ledger_entry WHERE activity_id = :a", a=aid)[
-        0
-    ][0]
-    assert ledger == sum(won_by_prize.values())
-    points = host.query("SELECT COALESCE(SUM(balance), 0) FROM benefits_points_account")[0][0]
-    assert points == 10 * won_by_prize.get(1, 0)
-
-
 def test_two_hosts_drawing_at_once_keep_every_invariant(tmp_path: Path) -> None:
     with running_hosts(tmp_path) as hosts:
         lottery = hosts[0].seed(SPEC)
@@ -214,7 +159,7 @@ def test_two_hosts_drawing_at_once_keep_every_invariant(tmp_path: Path) -> None:
         assert set(refused) == {"activities.limit_total_reached"}
         assert sum(refused.values()) == MEMBERS  # each member's one draw over the limit
         assert len(answered) == LIMIT * MEMBERS
-        _check_invariants(hosts[0], lottery, answered)
+        check_invariants(hosts[0], lottery, answered)
 
 
 def test_kill_9_of_one_host_mid_burst_loses_nothing(tmp_path: Path) -> None:
@@ -249,4 +194,4 @@ def test_kill_9_of_one_host_mid_burst_loses_nothing(tmp_path: Path) -> None:
                 answered[body["draw_id"]] = body
                 assert by_key.setdefault((member, key), body["draw_id"]) == body["draw_id"]
         assert len(by_key) == len(requests) == len(answered)
-        _check_invariants(hosts[1], lottery, answered)
+        check_invariants(hosts[1], lottery, answered)
