@@ -2,15 +2,17 @@
 
 A server with no worker of its own (``GONGHUI_BACKGROUND_WORKERS=false``, as API
 processes of a deployment run) stores ``BENCH_EVENTS`` record events, each firing a
-webhook trigger to a receiver on loopback (spread over ``BENCH_APPS`` apps, 8); then one ``gonghui worker`` starts and the
-time from its start until the receiver has every event is measured. Each delivery is a
-task: claimed by the relay, carried by the broker (Redis with ``GONGHUI_BENCH_REDIS_URL``,
-else in-process), its attempt written, the webhook signed and POSTed.
+webhook trigger to a receiver on loopback, spread over ``BENCH_APPS`` apps (8). Then one
+``gonghui worker`` (``BENCH_WORKER_THREADS``, 8) starts; the time from the first
+delivery's arrival until the receiver has every event is measured (the worker's start-up,
+until its first delivery, is reported apart). Each delivery is a task: claimed by the
+relay, carried by the broker (Redis with ``GONGHUI_BENCH_REDIS_URL``, else in-process),
+its attempt written, the webhook signed and POSTed.
 
 On the embedded default (SQLite) unless ``GONGHUI_BENCH_DATABASE_URL`` names a PostgreSQL
 database (its public schema is dropped first). The last line's JSON carries
-``deliveries_per_s``, ``start_up_s`` and ``ratio_to_trivial`` (deliveries/s over the same server's ping
-requests/s, measured with wrk just before).
+``deliveries_per_s``, ``start_up_s`` and ``ratio_to_trivial`` (deliveries/s over the same
+server's ping requests/s, measured with wrk just before).
 """
 
 from __future__ import annotations
@@ -134,8 +136,8 @@ def main() -> None:
     delivered = receiver.count()
     per_s = delivered / elapsed
     print(
-        f"one worker ({THREADS} threads, {APPS} apps): first delivery {start_up:.1f} s after its start, "
-        f"then {delivered}/{EVENTS} deliveries in {elapsed:.1f} s"
+        f"one worker ({THREADS} threads, {APPS} apps): first delivery {start_up:.1f} s "
+        f"after its start, then {delivered}/{EVENTS} deliveries in {elapsed:.1f} s"
     )
     emit(
         {
