@@ -21,6 +21,7 @@ from tests.activities.conftest import (
     lottery_config,
 )
 from tests.fixtures import StaffFactory, Tree
+from tests.operations.conftest import queue_in_every_state
 from tests.serverproc import ServerProcess
 
 NOT_FOUND = {"error": {"code": "request.not_found", "message": "Not Found", "details": None}}
@@ -178,3 +179,24 @@ def test_metrics_sum_over_the_server_processes(
     finally:
         server.stop()
     assert list(run_dir.iterdir()) == []  # the run's directory went with it
+
+
+def test_the_task_queue_by_name_and_state_its_lag_and_its_workers(
+    api: httpx.Client, request: pytest.FixtureRequest
+) -> None:
+    queue_in_every_state(request)
+    samples = scrape(api)
+
+    def tasks_in(name: str, state: str) -> float | None:
+        return samples.get(("gonghui_tasks", frozenset({"name": name, "state": state}.items())))
+
+    assert [tasks_in("tests.ops_job", s) for s in ("due", "waiting", "running", "dead")] == [
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    ]
+    assert tasks_in("tests.ops_report", "waiting") == 1.0
+    assert tasks_in("tests.ops_report", "dead") is None  # only the states it has
+    assert 20.0 <= samples[("gonghui_task_lag_seconds", frozenset())] < 30.0
+    assert samples[("gonghui_task_workers", frozenset())] == 1.0

@@ -17,6 +17,7 @@ from gonghui.audit import service as audit
 from gonghui.clock import display_zone
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, RateLimited, Unauthenticated
+from gonghui.operations import service as operations
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
 from gonghui.tenancy import Actor, Permission
@@ -41,6 +42,8 @@ def console_staff(request: Request, response: Response) -> PageUser:
     if user is None or not user.principal.actor().is_staff:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired("/console/login?" + urlencode({"next": target}))
+    # The layout links the operators' pages for those who may open them.
+    request.state.operator = operations.may_operate(user.principal.actor())
     return user
 
 

@@ -8,7 +8,8 @@ by Dramatiq's broker to worker threads (:mod:`gonghui.tasks.queue` has the rules
     tasks.defer(session, "members.roster_import", job_id=job.id)
 """
 
-from gonghui.tasks import runtime
+# ops registers the queue's figures at /metrics wherever the queue is imported.
+from gonghui.tasks import ops, runtime
 from gonghui.tasks.models import Task, TaskStatus
 from gonghui.tasks.queue import (
     Retry,
@@ -32,6 +33,7 @@ __all__ = [
     "TaskStatus",
     "current",
     "defer",
+    "ops",
     "periodic",
     "requeue",
     "run_due",

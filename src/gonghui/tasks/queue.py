@@ -283,12 +283,18 @@ def _send(name: str, task_id: int, token: str, slot: str | None) -> None:
 # -- the relay ------------------------------------------------------------------------------
 
 
-def _due(at: datetime) -> Any:
+def alive_since(at: datetime) -> datetime:
+    """A worker that beat since then is alive."""
+    return at - timedelta(seconds=get_settings().task_heartbeat_timeout_s)
+
+
+def due_now(at: datetime) -> Any:
     """Rows to send now: queued, their time come, and no send of them alive: none made,
     its lease passed, or the worker that sent it (whose in-process broker may hold the
     message) or runs it no longer beating."""
-    alive_since = at - timedelta(seconds=get_settings().task_heartbeat_timeout_s)
-    running_alive = exists().where(Worker.id == Task.worker_id, Worker.heartbeat_at >= alive_since)
+    running_alive = exists().where(
+        Worker.id == Task.worker_id, Worker.heartbeat_at >= alive_since(at)
+    )
     return and_(
         Task.status == TaskStatus.QUEUED,
         Task.run_at <= at,
@@ -310,7 +316,7 @@ def claim_due(limit: int = 100) -> list[tuple[int, str, str, str | None]]:
         # may run such a subquery more than once and take more rows than the limit.
         ids = session.scalars(
             select(Task.id)
-            .where(_due(at))
+            .where(due_now(at))
             .order_by(Task.run_at, Task.id)
             .limit(limit)
             .with_for_update(skip_locked=True)  # rows another relay claims are left to it
@@ -319,7 +325,7 @@ def claim_due(limit: int = 100) -> list[tuple[int, str, str, str | None]]:
             return []
         rows = session.execute(
             update(Task)
-            .where(Task.id.in_(ids), _due(at))
+            .where(Task.id.in_(ids), due_now(at))
             .values(token=token, lease_until=lease, worker_id=_worker_id)
             .returning(Task.id, Task.name, Task.args)
             .execution_options(synchronize_session=False)
@@ -361,7 +367,7 @@ def _claim_one() -> tuple[str, int, str] | None:
     with unit_of_work() as session:
         row = session.execute(
             select(Task.id, Task.name)
-            .where(_due(at), Task.key.is_(None))
+            .where(due_now(at), Task.key.is_(None))
             .order_by(Task.run_at, Task.id)
             .limit(1)
         ).first()
@@ -370,7 +376,7 @@ def _claim_one() -> tuple[str, int, str] | None:
         won = rowcount(
             session.execute(
                 update(Task)
-                .where(Task.id == row.id, _due(at))
+                .where(Task.id == row.id, due_now(at))
                 .values(token=token, lease_until=at + timedelta(seconds=GRACE_S))
                 .execution_options(synchronize_session=False)
             )

@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.activity_edit import router as console_activity_edit_router
     from gonghui.console.members import router as console_members_router
     from gonghui.console.questions import router as console_questions_router
+    from gonghui.console.queue import router as console_queue_router
     from gonghui.console.router import router as console_router
     from gonghui.console.security import router as console_security_router
     from gonghui.h5.router import router as h5_router
@@ -36,4 +37,5 @@ def install(app: FastAPI) -> None:
     app.include_router(console_activities_router)
     app.include_router(console_questions_router)
     app.include_router(console_security_router)
+    app.include_router(console_queue_router)
     app.include_router(h5_router)
