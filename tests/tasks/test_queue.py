@@ -270,3 +270,24 @@ def test_a_worker_runs_what_is_deferred_through_its_broker(
     assert {r.status for r in rows() if r.name == "tests.note"} == {"done"}
     with unit_of_work(read_only=True) as session:
         assert session.scalars(select(Worker)).all() == []  # it said goodbye
+
+
+def test_a_relay_pass_the_broker_refuses_gives_the_rest_back_and_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gonghui.tasks import broker
+
+    with unit_of_work() as session:
+        for i in range(5):
+            tasks.defer(session, "tests.note", mark=f"r{i}")
+    sent: list[int] = []
+
+    def refuses_after_two(name: str, task_id: int, token: str, slot: str | None) -> None:
+        if len(sent) == 2:
+            raise ConnectionError("Redis is unreachable")
+        sent.append(task_id)
+
+    monkeypatch.setattr(broker, "send", refuses_after_two)
+    assert queue.relay_due() == 2
+    # The three not sent are due again at once; the two sent wait for their lease.
+    assert len(queue.claim_due()) == 3

@@ -261,23 +261,28 @@ def defer(
 
 
 def _send(name: str, task_id: int, token: str, slot: str | None) -> None:
+    """Send one claimed row's message; if the broker refuses, give the row back to the
+    relays (at once, or when its lease passes should that fail too)."""
     from gonghui.tasks import broker
 
     try:
         broker.send(name, task_id, token, slot)
     except Exception:
-        # Left to a relay: at once, with the lease given back, or when it has passed.
         log.warning("could not send task %s; a relay will", task_id, exc_info=True)
-        try:
-            with unit_of_work() as session:
-                session.execute(
-                    update(Task)
-                    .where(Task.id == task_id, Task.token == token)
-                    .values(lease_until=None)
-                    .execution_options(synchronize_session=False)
-                )
-        except Exception:
-            log.warning("could not give back the lease of task %s", task_id, exc_info=True)
+        _give_back(token, [task_id])
+
+
+def _give_back(token: str, ids: list[int]) -> None:
+    try:
+        with unit_of_work() as session:
+            session.execute(
+                update(Task)
+                .where(Task.id.in_(ids), Task.token == token)
+                .values(lease_until=None, worker_id=None)
+                .execution_options(synchronize_session=False)
+            )
+    except Exception:
+        log.warning("could not give back tasks %s", ids, exc_info=True)
 
 
 # -- the relay ------------------------------------------------------------------------------
@@ -338,13 +343,28 @@ def _slot_of(name: str, args: dict[str, Any]) -> str | None:
     return kind.slot_of(args) if kind is not None else None
 
 
-def relay_due(limit: int = 100) -> int:
-    """Send the due rows to the broker; returns how many were sent."""
-    sent = 0
-    for task_id, name, token, slot in claim_due(limit):
-        _send(name, task_id, token, slot)
-        sent += 1
-    return sent
+RELAY_BATCH = 100
+
+
+def relay_due(limit: int = RELAY_BATCH) -> int:
+    """Send up to ``limit`` due rows to the broker; returns how many were sent. A send the
+    broker refuses (Redis unreachable) ends the pass: the rest of the batch is given back
+    for a later one."""
+    from gonghui.tasks import broker
+
+    claimed = claim_due(limit)
+    for sent, (task_id, name, token, slot) in enumerate(claimed):
+        try:
+            broker.send(name, task_id, token, slot)
+        except Exception:
+            log.warning(
+                "the broker refused a task; %d given back for a later pass",
+                len(claimed) - sent,
+                exc_info=True,
+            )
+            _give_back(token, [c[0] for c in claimed[sent:]])
+            return sent
+    return len(claimed)
 
 
 def run_due(*, limit: int = 1000) -> int:
@@ -377,7 +397,7 @@ def _claim_one() -> tuple[str, int, str] | None:
             session.execute(
                 update(Task)
                 .where(Task.id == row.id, due_now(at))
-                .values(token=token, lease_until=at + timedelta(seconds=GRACE_S))
+                .values(token=token, lease_until=at + timedelta(seconds=GRACE_S), worker_id=None)
                 .execution_options(synchronize_session=False)
             )
         )

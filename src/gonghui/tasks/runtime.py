@@ -89,7 +89,8 @@ class _Runtime:
         while not self._stop.is_set():
             self.wake.clear()
             try:
-                while queue.relay_due() and not self._stop.is_set():
+                # A full batch: more may be due at once.
+                while queue.relay_due() == queue.RELAY_BATCH and not self._stop.is_set():
                     pass
             except Exception:
                 log.exception("task relay pass failed")
