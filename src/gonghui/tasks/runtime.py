@@ -17,7 +17,7 @@ import threading
 
 import dramatiq
 
-from gonghui import readiness
+from gonghui import db, readiness
 from gonghui.settings import get_settings
 from gonghui.tasks import broker, queue
 
@@ -25,6 +25,15 @@ log = logging.getLogger("gonghui.tasks")
 
 # How often the Dramatiq worker looks at an empty queue, in milliseconds.
 IDLE_POLL_MS = 100
+
+
+def _failed(what: str, exc: Exception) -> None:
+    """A pass that failed: one line while the database is unreachable (every pass would
+    fail the same way until it is back), the traceback otherwise."""
+    if db.unavailable(exc) is not None:
+        log.warning("%s: the database is unavailable", what)
+    else:
+        log.exception("%s failed", what)
 
 
 class _Runtime:
@@ -81,8 +90,8 @@ class _Runtime:
         while not self._stop.wait(every_s):
             try:
                 queue.beat()
-            except Exception:
-                log.exception("worker heartbeat failed")
+            except Exception as exc:
+                _failed("worker heartbeat", exc)
 
     def _relay(self) -> None:
         poll_s = get_settings().task_poll_s
@@ -92,8 +101,8 @@ class _Runtime:
                 # A full batch: more may be due at once.
                 while queue.relay_due() == queue.RELAY_BATCH and not self._stop.is_set():
                     pass
-            except Exception:
-                log.exception("task relay pass failed")
+            except Exception as exc:
+                _failed("task relay pass", exc)
             self.wake.wait(poll_s)
 
     def _clock(self) -> None:
@@ -104,8 +113,8 @@ class _Runtime:
             try:
                 if queue.arm_periodic():
                     self.wake.set()  # what was armed is due now: the relay sends it
-            except Exception:
-                log.exception("task clock pass failed")
+            except Exception as exc:
+                _failed("task clock pass", exc)
             self._stop.wait(interval_s)
 
 
