@@ -63,7 +63,8 @@ def _register(name: str, task: Callable[[Session], int]) -> None:
     def run_task() -> None:
         with unit_of_work() as session:
             touched = task(session)
-        log.info("housekeeping", extra={"fields": {"task": name, "touched": touched}})
+        if touched:
+            log.info("housekeeping", extra={"fields": {"task": name, "touched": touched}})
 
     tasks.periodic(f"housekeeping.{name}", every_s=lambda: get_settings().housekeeping_interval_s)(
         run_task

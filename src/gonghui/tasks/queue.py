@@ -569,7 +569,7 @@ def _execute(kind: Kind | None, name: str, task_id: int, token: str) -> str:
         if not run.completed.is_set():
             with unit_of_work() as session:
                 session.execute(_done(task_id, token))
-        log.info(
+        log.debug(
             "task done",
             extra={
                 "fields": {"task": task_id, "name": name, "attempt": attempt, "ms": round(ms, 2)}
