@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from gonghui.settings import get_settings
+from tests.faults import eventually
 from tests.fixtures import PASSWORD
 from tests.serverproc import ServerProcess, free_port
 
@@ -272,13 +273,23 @@ def test_a_request_id_is_kept_through_nginx_and_logged_by_it(deployment: Deploym
         unnamed = client.get("/api/v1/public/activities")
         malformed = client.get("/api/v1/public/activities", headers={"X-Request-ID": "bad id!"})
     assert given.headers["x-request-id"] == "deploy-check-0001"
+
+    # nginx writes its access line after the answer has gone, so the line may come a
+    # moment after the client has the answer.
+    def logged_statuses(request_id: str) -> list[int]:
+        def statuses() -> list[int]:
+            lines = deployment.access_log.read_text().splitlines()
+            return [e["status"] for e in map(json.loads, lines) if e["request_id"] == request_id]
+
+        eventually(f"nginx logs {request_id}", lambda: bool(statuses()), within_s=10)
+        return statuses()
+
     # nginx names a request that came without a usable id, and gonghui keeps that name.
-    logged = [json.loads(line) for line in deployment.access_log.read_text().splitlines()]
     for resp in (unnamed, malformed):
         assert resp.status_code == 200
         request_id = resp.headers["x-request-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-        assert [e["status"] for e in logged if e["request_id"] == request_id] == [200]
+        assert logged_statuses(request_id) == [200]
     assert unnamed.headers["x-request-id"] != malformed.headers["x-request-id"]
 
 
