@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The whole suite three times: on the embedded default (SQLite, local files), on
-# PostgreSQL, and on PostgreSQL with Redis and an S3 bucket (a production deployment's
-# parts). Each part comes from its GONGHUI_TEST_* variable when given, else from a
-# throwaway server started here (installed from Debian's packages when missing).
+# The whole suite on the embedded default (SQLite, local files) and on PostgreSQL with
+# Redis and an S3 bucket (a production deployment's parts); between them, on PostgreSQL
+# without Redis, the tests marked database_fallback: what lives in Redis when one is
+# configured and in the database otherwise (rate limits, code throttles, the change feed,
+# the task queue's broker), and the PostgreSQL restart fault test. Every other path is the
+# same with or without Redis and runs in both whole runs. Each part comes from its
+# GONGHUI_TEST_* variable when given, else from a throwaway server started here
+# (installed from Debian's packages when missing).
 #   scripts/test.sh [--postgres-only] [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +33,8 @@ if [ -z "$url" ]; then
 	pg_dir=$(mktemp -d /tmp/gonghui-pg.XXXXXX)
 	url=$(scripts/pg-throwaway.sh start "$pg_dir")
 fi
-echo "== tests on PostgreSQL =="
-"${embedded[@]}" GONGHUI_TEST_DATABASE_URL="$url" "$BIN/pytest" "$@"
+echo "== tests on PostgreSQL without Redis: the database fallbacks =="
+"${embedded[@]}" GONGHUI_TEST_DATABASE_URL="$url" "$BIN/pytest" -m database_fallback "$@"
 
 redis_url=${GONGHUI_TEST_REDIS_URL:-}
 if [ -z "$redis_url" ]; then

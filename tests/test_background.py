@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import select
 
 from gonghui import background
 from gonghui.db import unit_of_work
 from gonghui.tasks import queue
 from gonghui.tasks.models import Task
+
+pytestmark = pytest.mark.database_fallback
 
 
 def periodic_rows() -> dict[str, str]:

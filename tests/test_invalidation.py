@@ -14,7 +14,7 @@ from gonghui import clock, invalidation
 from gonghui.db import unit_of_work
 from gonghui.invalidation import CacheChange, TopicCache
 
-pytestmark = pytest.mark.usefixtures("polled_feed")
+pytestmark = [pytest.mark.database_fallback, pytest.mark.usefixtures("polled_feed")]
 
 NOTES = "tests.notes"
 OTHER = "tests.other"

@@ -34,6 +34,7 @@ from tests.faults import error_code, eventually
 from tests.pgproc import PostgresProcess
 
 pytestmark = [
+    pytest.mark.database_fallback,
     pytest.mark.slow,
     pytest.mark.skipif(
         get_settings().is_sqlite or bool(get_settings().redis_url),

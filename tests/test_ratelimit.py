@@ -15,7 +15,7 @@ from gonghui.errors import ServiceUnavailable
 from tests.conftest import redis_configured
 from tests.serverproc import free_port
 
-pytestmark = pytest.mark.usefixtures("database")
+pytestmark = [pytest.mark.database_fallback, pytest.mark.usefixtures("database")]
 
 
 @pytest.fixture(params=["database", "redis"], autouse=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from gonghui import clock, housekeeping
 from gonghui.settings import get_settings
 from tests.accounts.helpers import otp_rows, send_code
+
+pytestmark = pytest.mark.database_fallback
 
 PHONE = "13800138000"
 OTHER = "13900139000"

@@ -24,6 +24,8 @@ from gonghui.integrations.sms import OtpMessage
 from gonghui.settings import get_settings
 from tests.fixtures import PASSWORD
 
+pytestmark = pytest.mark.database_fallback
+
 USERNAME = "operator1"
 
 

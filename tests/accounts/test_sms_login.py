@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from gonghui import clock
@@ -23,6 +24,8 @@ from tests.accounts.helpers import (
     sms_login,
 )
 from tests.fixtures import PhoneUserFactory
+
+pytestmark = pytest.mark.database_fallback
 
 PHONE = "13800138000"
 

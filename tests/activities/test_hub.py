@@ -16,6 +16,8 @@ from tests.activities.conftest import MemberFactory, create_activity, lottery_co
 from tests.fixtures import StaffFactory, Tree
 from tests.serverproc import ServerProcess
 
+pytestmark = pytest.mark.database_fallback
+
 
 def _all_pages(api: httpx.Client, url: str, headers: dict[str, str] | None = None) -> list[dict]:  # type: ignore[type-arg]
     items: list[dict] = []  # type: ignore[type-arg]

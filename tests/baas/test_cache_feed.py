@@ -27,7 +27,7 @@ from tests.serverproc import ServerProcess
 
 # Other processes are simulated by writing the feed's table alone (with Redis: as if their
 # publish was lost), so the table is read as often as without Redis.
-pytestmark = pytest.mark.usefixtures("polled_feed")
+pytestmark = [pytest.mark.database_fallback, pytest.mark.usefixtures("polled_feed")]
 
 NOTES = "/api/v1/baas/data/notes/records"
 GREET = "def handler(event, context):\n    return context.env['greeting']\n"

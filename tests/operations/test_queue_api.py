@@ -15,6 +15,8 @@ from gonghui.tasks.models import Task
 from tests.fixtures import StaffFactory, Tree
 from tests.operations.conftest import queue_in_every_state
 
+pytestmark = pytest.mark.database_fallback
+
 
 def _status(task_id: int) -> str:
     with unit_of_work(read_only=True) as session:

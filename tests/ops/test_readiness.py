@@ -20,6 +20,8 @@ from gonghui.settings import get_settings
 from tests.conftest import redis_configured
 from tests.serverproc import ServerProcess
 
+pytestmark = pytest.mark.database_fallback
+
 
 def checks(**failed: str) -> dict[str, str]:
     """Every check this run has (Redis when the run configures one), ``ok`` unless named."""

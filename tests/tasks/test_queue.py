@@ -22,6 +22,8 @@ from gonghui.tasks import queue
 from gonghui.tasks.models import Task, Worker
 from tests.conftest import redis_configured
 
+pytestmark = pytest.mark.database_fallback
+
 ran: list[tuple[str, int]] = []
 dead: list[tuple[dict[str, Any], str]] = []
 _ran_lock = threading.Lock()

@@ -20,7 +20,11 @@ from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 from tests.serverproc import WorkerProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loopback_allowed")]
+pytestmark = [
+    pytest.mark.database_fallback,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 FAST = {
     "GONGHUI_TASK_POLL_S": "0.1",

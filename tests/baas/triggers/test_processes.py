@@ -19,7 +19,11 @@ from tests.receiver import Receiver, running_receiver
 from tests.serverproc import ServerProcess
 
 # The receivers listen on loopback, which the operator allows here (and in the servers).
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loopback_allowed")]
+pytestmark = [
+    pytest.mark.database_fallback,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 FAST = {
     "GONGHUI_SCHEDULER_INTERVAL_S": "0.1",

@@ -25,7 +25,7 @@ from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 
 # The receivers listen on loopback, which the operator allows here.
-pytestmark = pytest.mark.usefixtures("loopback_allowed")
+pytestmark = [pytest.mark.database_fallback, pytest.mark.usefixtures("loopback_allowed")]
 
 
 @pytest.fixture
