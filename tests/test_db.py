@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, bindparam, func, select, text, update
+from sqlalchemy import Engine, Integer, bindparam, column, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from gonghui import db
@@ -238,3 +238,22 @@ def test_a_driver_read_refuses_to_write_and_a_write_error_rolls_back(tree: Tree)
 def _code_of(org_id: int) -> str:
     with db.unit_of_work(read_only=True) as session:
         return session.get_one(Org, org_id).code
+
+
+# 100,000 rows counted: some 300,000 steps of SQLite's virtual machine.
+_long_count = text(
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)"
+    " SELECT count(*) AS counted FROM n"
+).columns(column("counted", Integer))
+
+
+@pytest.mark.skipif(not get_settings().is_sqlite, reason="SQLite's step budget")
+def test_a_read_past_its_step_budget_is_stopped_and_leaves_its_connection_as_it_was() -> None:
+    count = db.Prepared(_long_count)
+    with pytest.raises(db.ReadTooLong):
+        db.read_within(lambda unit: count.scalar(unit), steps=10_000)
+    # Rolled back and its handler gone: the same pooled connection reads to the end.
+    assert db.read_within(lambda unit: count.scalar(unit), steps=10**9) == 100_000
+    with db.driver_unit(read_only=True) as unit:
+        assert count.scalar(unit) == 100_000
+    assert db.get_engine().pool.checkedout() == 0

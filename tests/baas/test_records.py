@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gonghui import db
+from gonghui.settings import get_settings
 from tests.baas.conftest import AppHandle, audit_rows, make_table, signed_in_user
 
 DATA = "/api/v1/baas/data"
@@ -408,3 +410,48 @@ def test_a_list_after_the_read_rule_changes_follows_the_new_rule(
     )
     assert resp.status_code == 200, resp.text
     assert texts() == [writer.username, reader.username]
+
+
+@pytest.mark.skipif(not get_settings().is_sqlite, reason="reads in the event loop on SQLite only")
+def test_a_list_too_long_for_the_event_loop_is_answered_from_the_thread_pool(
+    api: httpx.Client, app: AppHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_table(
+        api,
+        app,
+        "events",
+        [{"name": "kind", "type": "string", "indexed": True}, {"name": "n", "type": "integer"}],
+    )
+    for start in (0, 1000):  # a bulk create takes up to 1,000
+        rows = [{"kind": f"k{i % 50}", "n": i} for i in range(start, start + 1000)]
+        resp = api.post(f"{DATA}/events/records/bulk", json={"records": rows}, headers=app.server)
+        assert resp.status_code == 201, resp.text
+    stopped: list[int] = []
+    read_within = db.read_within
+
+    def watched(fn: Any, *, steps: int) -> Any:
+        try:
+            return read_within(fn, steps=steps)
+        except db.ReadTooLong:
+            stopped.append(steps)
+            raise
+
+    monkeypatch.setattr(db, "read_within", watched)
+    monkeypatch.setattr(db, "SHORT_READ_STEPS", 5_000)
+
+    def listed(where: dict[str, Any]) -> list[int]:
+        resp = api.get(
+            f"{DATA}/events/records",
+            params={"where": json.dumps(where), "limit": 100, "count": "true"},
+            headers=app.server,
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["count"] == len(resp.json()["items"])
+        return [r["n"] for r in resp.json()["items"]]
+
+    # By the index: a few rows read, in the event loop.
+    assert listed({"kind": "k7"}) == list(range(7, 2000, 50))
+    assert stopped == []
+    # Every row read for one: stopped at the budget, then read whole on the thread pool.
+    assert listed({"n": 1999}) == [1999]
+    assert stopped == [5_000]

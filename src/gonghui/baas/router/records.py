@@ -25,7 +25,7 @@ from gonghui.baas.permissions import Caller
 from gonghui.baas.records import query, write
 from gonghui.baas.schemas import AggregateQuery, BulkCreate, Json, RecordPage, RecordQuery
 from gonghui.baas.tables import info as infos
-from gonghui.db import DriverUnit, driver_unit, get_engine, unit_of_work
+from gonghui.db import driver_read, get_engine, read_short, unit_of_work
 from gonghui.errors import InvalidInput, field_error
 from gonghui.settings import get_settings
 from gonghui.types import Count, Id
@@ -67,11 +67,6 @@ def _create_one(table: str, caller: Caller, body: Json) -> Json:
 def _read(fn: Callable[[Session], T]) -> T:
     with unit_of_work(read_only=True) as session:
         return fn(session)
-
-
-def _read_driver(fn: Callable[[DriverUnit], T]) -> T:
-    with driver_unit(read_only=True) as unit:
-        return fn(unit)
 
 
 async def _read_by_id(fn: Callable[[], T]) -> T:
@@ -127,35 +122,35 @@ async def list_records(
             cursor=cursor,
         )
     if info is not None and planned is not None:
-        read: Callable[[], query.Page] = functools.partial(
-            _read_driver,
-            functools.partial(
-                query.planned_page,
-                info=info,
-                planned=planned,
-                fields=chosen,
-                limit=limit,
-                offset=offset,
-                count=count,
-            ),
+        return _page(
+            await read_short(
+                functools.partial(
+                    query.planned_page,
+                    info=info,
+                    planned=planned,
+                    fields=chosen,
+                    limit=limit,
+                    offset=offset,
+                    count=count,
+                )
+            )
         )
-    else:
-        read = functools.partial(
-            _read,
-            functools.partial(
-                query.list_records,
-                caller=caller,
-                table=table,
-                where=parsed,
-                sort=sorted_by,
-                fields=chosen,
-                expand=expanded,
-                limit=limit,
-                offset=offset,
-                cursor=cursor,
-                count=count,
-            ),
-        )
+    read: Callable[[], query.Page] = functools.partial(
+        _read,
+        functools.partial(
+            query.list_records,
+            caller=caller,
+            table=table,
+            where=parsed,
+            sort=sorted_by,
+            fields=chosen,
+            expand=expanded,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+            count=count,
+        ),
+    )
     return _page(await run_in_threadpool(read))
 
 
@@ -185,7 +180,7 @@ async def get_record(
     if info is not None and not expanded:
         return await _read_by_id(
             functools.partial(
-                _read_driver,
+                driver_read,
                 functools.partial(
                     query.record_by_id,
                     caller=caller,
