@@ -135,7 +135,7 @@ async def list_records(
                 )
             )
         )
-    read: Callable[[], query.Page] = functools.partial(
+    page = await run_in_threadpool(
         _read,
         functools.partial(
             query.list_records,
@@ -151,7 +151,7 @@ async def list_records(
             count=count,
         ),
     )
-    return _page(await run_in_threadpool(read))
+    return _page(page)
 
 
 @router.post("/data/{table}/query")
