@@ -4,7 +4,9 @@ database told apart from other database errors."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import psycopg
@@ -257,3 +259,83 @@ def test_a_read_past_its_step_budget_is_stopped_and_leaves_its_connection_as_it_
     with db.driver_unit(read_only=True) as unit:
         assert count.scalar(unit) == 100_000
     assert db.get_engine().pool.checkedout() == 0
+
+
+sqlite_only = pytest.mark.skipif(
+    not get_settings().is_sqlite, reason="SQLite's one writer: threads take turns"
+)
+
+
+@sqlite_only
+def test_a_writer_waits_for_another_thread_s_write_and_begins_as_it_ends(tree: Tree) -> None:
+    order: list[str] = []
+    began = threading.Event()
+
+    def second_writer() -> None:
+        with db.unit_of_work() as session:
+            session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: waits for the turn
+            order.append("second began")
+
+    with db.unit_of_work() as session:
+        session.execute(text("SELECT 1"))
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(second_writer)
+            began.wait(0.3)  # it cannot begin while this write is open
+            assert not waiting.done()
+            order.append("first commits")
+            session.commit()
+            waiting.result(30)
+    assert order == ["first commits", "second began"]
+
+
+@sqlite_only
+def test_the_turn_is_given_back_however_a_write_ends(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(IntegrityError):  # rolled back
+        _write_twice("DUP")
+    with pytest.raises(ZeroDivisionError):  # rolled back on the driver's connection
+        _fail_in_driver_unit()
+    with db.driver_unit():  # committed
+        pass
+    engine = db.get_engine()
+    fairy = engine.raw_connection()
+    db._sqlite_begin(fairy, "IMMEDIATE", False)
+    fairy.invalidate()  # closed in the middle of its transaction
+    fairy.close()
+    # Nobody holds it: a write from another thread begins at once.
+    monkeypatch.setattr(db._SQLiteConnection, "turn_timeout_s", 1.0)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(_write_once).result(30) == 1
+    assert engine.pool.checkedout() == 0
+
+
+def _write_twice(code: str) -> None:
+    with db.unit_of_work() as session:
+        session.add(Org(code=code, name="a", level="city", path="/x/"))
+        session.add(Org(code=code, name="b", level="city", path="/y/"))
+        session.flush()
+
+
+def _fail_in_driver_unit() -> None:
+    with db.driver_unit() as unit:
+        unit.driver.execute("SELECT 1")
+        raise ZeroDivisionError
+
+
+def _write_once() -> int:
+    with db.unit_of_work() as session:
+        return int(session.execute(text("SELECT 1")).scalar_one())
+
+
+@sqlite_only
+def test_a_writer_that_waits_past_the_busy_timeout_is_told_the_database_is_locked(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db._SQLiteConnection, "turn_timeout_s", 0.2)
+    with db.unit_of_work() as session:
+        session.execute(text("SELECT 1"))
+        with ThreadPoolExecutor(1) as pool:
+            with pytest.raises(OperationalError, match="database is locked"):
+                pool.submit(_write_once).result(30)
+    assert _write_once() == 1  # the failed BEGIN kept no turn
