@@ -26,24 +26,14 @@ from gonghui.errors import Conflict, ServiceUnavailable
 from gonghui.hotwrite import client as hotwrite_client
 from gonghui.hotwrite import writer as writer_module
 from gonghui.hotwrite.registry import UnknownOperation
-from gonghui.hotwrite.writer import local_writer
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
 from gonghui.settings import get_settings
 from gonghui.tenancy import SYSTEM
+from tests import writer_hold
+from tests.writer_hold import PATIENCE_S, queued_together
 
 COMMITTED: list[str] = []
-_busy = threading.Event()
-_release = threading.Event()
-# How long a test waits for what must happen at once before calling it a hang.
-PATIENCE_S = 30
-
-
-def hold_writer(session: Session) -> str:
-    """Keep this process's writer busy until the test releases it."""
-    _busy.set()
-    assert _release.wait(PATIENCE_S)
-    return "held"
 
 
 def create_org(session: Session, *, code: str, refuse: bool = False) -> int:
@@ -103,26 +93,14 @@ def _clean() -> Iterator[None]:
     BATCH_SIZES.clear()
     LOSSES.clear()
     DROPS.clear()
-    _busy.clear()
-    _release.clear()
+    writer_hold.reset()
     yield
-    _release.set()  # never leave the writer thread held
+    writer_hold.released.set()  # never leave the writer thread held
     COMMITTED.clear()
 
 
-def _queued_together(op: Any, *jobs: dict[str, Any]) -> list[Any]:
-    """Run ``jobs`` of ``op`` in one batch: queued while the writer is held, released only
-    once all are in its queue. Each job's result or error."""
-    held = local_writer.submit(hold_writer, {})
-    assert _busy.wait(PATIENCE_S)
-    futures = [local_writer.submit(op, job) for job in jobs]  # each in the queue on return
-    _release.set()
-    assert held.result(PATIENCE_S) == "held"
-    return [f.exception(PATIENCE_S) or f.result(PATIENCE_S) for f in futures]
-
-
 def test_a_failing_job_leaves_nothing_and_the_rest_of_its_batch_commits() -> None:
-    first, refused, last = _queued_together(
+    first, refused, last = queued_together(
         create_org, {"code": "A"}, {"code": "B", "refuse": True}, {"code": "C"}
     )
     assert isinstance(first, int)
@@ -135,7 +113,7 @@ def test_a_failing_job_leaves_nothing_and_the_rest_of_its_batch_commits() -> Non
 
 
 def test_a_batched_operation_runs_its_jobs_in_one_call() -> None:
-    done = _queued_together(
+    done = queued_together(
         create_org_batched,
         {"code": "D1", "refuse": False},
         {"code": "D2", "refuse": True},
@@ -150,7 +128,7 @@ def test_a_batched_operation_runs_its_jobs_in_one_call() -> None:
 
 
 def test_a_fault_in_a_batch_call_falls_back_to_running_each_job_alone() -> None:
-    done = _queued_together(
+    done = queued_together(
         create_org_batched, {"code": "F1"}, {"code": "F2", "fault": True}, {"code": "F3"}
     )
     assert BATCH_SIZES == [3, 1, 1, 1]  # the batch, then each job alone
@@ -195,8 +173,8 @@ def create_org_batched_or_lose(session: Session, *, code: str) -> int:
 
 def test_a_batch_that_loses_a_deadlock_runs_again_whole() -> None:
     LOSSES[:] = ["L2", "R1"]
-    batched = _queued_together(create_org_batched_or_lose, *({"code": f"L{n}"} for n in range(3)))
-    alone = _queued_together(create_org_or_lose, {"code": "R0"}, {"code": "R1"})
+    batched = queued_together(create_org_batched_or_lose, *({"code": f"L{n}"} for n in range(3)))
+    alone = queued_together(create_org_or_lose, {"code": "R0"}, {"code": "R1"})
     # Not run job by job as after a fault: the batch again, as it was; nothing failed.
     assert BATCH_SIZES == [3, 3]
     assert all(isinstance(result, int) for result in [*batched, *alone])
@@ -209,7 +187,7 @@ def test_a_batch_that_keeps_losing_deadlocks_fails_its_jobs(
 ) -> None:
     monkeypatch.setattr(writer_module, "RETRY_PAUSE_S", 0)
     LOSSES[:] = ["X"] * writer_module.MAX_TRIES
-    (lost,) = _queued_together(create_org_or_lose, {"code": "X"})
+    (lost,) = queued_together(create_org_or_lose, {"code": "X"})
     assert isinstance(lost, OperationalError)
     assert not LOSSES  # tried MAX_TRIES times
     assert "X" not in _codes()
@@ -250,7 +228,7 @@ def test_a_batch_that_meets_the_database_gone_fails_whole_and_the_writer_goes_on
     op: Any,
 ) -> None:
     DROPS[:] = ["G1"]
-    done = _queued_together(op, *({"code": f"G{n}"} for n in range(3)))
+    done = queued_together(op, *({"code": f"G{n}"} for n in range(3)))
     # Every job of the batch refused alike, as a clean 503 (the one that ran before the
     # drop too: its transaction is gone), not run job by job as after a fault.
     assert all(isinstance(error, ServiceUnavailable) for error in done), done
@@ -259,7 +237,7 @@ def test_a_batch_that_meets_the_database_gone_fails_whole_and_the_writer_goes_on
     assert COMMITTED == []
     assert BATCH_SIZES == ([3] if op is create_org_batched_or_drop else [])
     # The writer thread lives on: the next batch commits.
-    (after,) = _queued_together(op, {"code": "G3"})
+    (after,) = queued_together(op, {"code": "G3"})
     assert isinstance(after, int)
     assert COMMITTED == ["G3"]
 

@@ -8,10 +8,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from gonghui import db
+from gonghui.baas.permissions import Caller
+from gonghui.baas.records import write
+from gonghui.baas.tables import info as infos
+from gonghui.errors import Conflict
+from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 from tests.baas.conftest import AppHandle, audit_rows, make_table, signed_in_user
+from tests.writer_hold import queued_together
 
 DATA = "/api/v1/baas/data"
 
@@ -455,3 +462,81 @@ def test_a_list_too_long_for_the_event_loop_is_answered_from_the_thread_pool(
     # Every row read for one: stopped at the budget, then read whole on the thread pool.
     assert listed({"n": 1999}) == [1999]
     assert stopped == [5_000]
+
+
+def _server_caller(app: AppHandle) -> Caller:
+    with db.unit_of_work(read_only=True) as session:
+        org_path = session.scalar(select(Org.path).where(Org.id == app.org_id))
+    assert org_path is not None
+    return Caller(app_id=app.id, org_id=app.org_id, org_path=org_path, server=True)
+
+
+def _books(app: AppHandle) -> infos.TableInfo:
+    with db.unit_of_work(read_only=True) as session:
+        return infos.load(session, app_id=app.id, name="books")
+
+
+def test_creates_written_in_one_batch_are_each_answered_and_a_taken_value_refused_alone(
+    api: httpx.Client, shop: AppHandle
+) -> None:
+    caller = _server_caller(shop)
+    info = _books(shop)
+    titles = ["batch 1", "book 3", "batch 2", "batch 2", "batch 3"]  # book 3 exists
+    rows = [
+        write.prepare_rows(info, [{"title": t}], caller=caller, numbered=False)[0] for t in titles
+    ]
+    done = queued_together(
+        write.insert_one,
+        *({"caller": caller, "table": "books", "version": info.version, "row": r} for r in rows),
+    )
+    refused = [i for i, d in enumerate(done) if isinstance(d, Conflict)]
+    assert refused == [1, 3]
+    assert {done[i].code for i in refused} == {"baas.unique_violation"}
+    created = [d for d in done if isinstance(d, dict)]
+    assert [r["title"] for r in created] == ["batch 1", "batch 2", "batch 3"]
+    for record in created:  # each answer is its own record, as stored
+        assert _get(api, shop, record["id"]) == record
+    assert _list(api, shop, count="true", limit=1)["count"] == 13
+
+
+def test_concurrent_creates_each_get_their_own_record(api: httpx.Client, shop: AppHandle) -> None:
+    def create(n: int) -> tuple[int, dict[str, Any]]:
+        with httpx.Client(base_url=str(api.base_url), timeout=30) as client:
+            resp = client.post(
+                f"{DATA}/books/records", json={"title": f"c{n}", "stock": n}, headers=shop.server
+            )
+            return resp.status_code, resp.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(create, range(60)))
+    assert [status for status, _ in answers] == [201] * 60
+    assert [(r["title"], r["stock"]) for _, r in answers] == [(f"c{n}", n) for n in range(60)]
+    assert len({r["id"] for _, r in answers}) == 60
+    for _, record in answers[::7]:
+        assert _get(api, shop, record["id"]) == record
+
+
+def test_a_row_made_from_an_older_description_of_its_table_is_refused(
+    api: httpx.Client, shop: AppHandle
+) -> None:
+    caller = _server_caller(shop)
+    old = _books(shop)
+    row = write.prepare_rows(old, [{"title": "late"}], caller=caller, numbered=False)[0]
+    resp = api.post(
+        f"/api/v1/baas/apps/{shop.id}/tables/books/fields",
+        json={"name": "isbn", "type": "string"},
+        headers=shop.dev.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    (refused,) = queued_together(
+        write.insert_one, {"caller": caller, "table": "books", "version": old.version, "row": row}
+    )
+    assert isinstance(refused, Conflict)
+    assert refused.code == "baas.table_changed"
+    assert _list(api, shop, where={"title": "late"})["items"] == []
+    # Sent again, it is made from the new description.
+    resp = api.post(
+        f"{DATA}/books/records", json={"title": "late", "isbn": "978-7"}, headers=shop.server
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["isbn"] == "978-7"

@@ -8,6 +8,7 @@ class BaasError(StrEnum):
     KEY_REQUIRED = "baas.app_key_required"
     TABLE_NOT_FOUND = "baas.table_not_found"
     TABLE_NAME_TAKEN = "baas.table_name_taken"
+    TABLE_CHANGED = "baas.table_changed"
     FIELD_NOT_FOUND = "baas.field_not_found"
     FIELD_NAME_TAKEN = "baas.field_name_taken"
     BAD_NAME = "baas.bad_name"

@@ -20,6 +20,7 @@ HOT_OPERATION_MODULES = (
     "gonghui.activities.lottery.draw",  # draw
     "gonghui.activities.quiz.attempts",  # start_attempt, submit
     "gonghui.benefits.service",  # redeem_voucher_once, give_address_once
+    "gonghui.baas.records.write",  # insert_one
 )
 
 # The modules this (writer) process runs operations from, once :func:`load` has run.

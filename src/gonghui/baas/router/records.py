@@ -21,7 +21,6 @@ from starlette.concurrency import run_in_threadpool
 
 from gonghui.baas.caller import AppCaller
 from gonghui.baas.errors import BaasError
-from gonghui.baas.permissions import Caller
 from gonghui.baas.records import query, write
 from gonghui.baas.schemas import AggregateQuery, BulkCreate, Json, RecordPage, RecordQuery
 from gonghui.baas.tables import info as infos
@@ -43,13 +42,14 @@ def _page(page: query.Page) -> RecordPage:
     return RecordPage(items=page.items, next_cursor=page.next_cursor, count=page.count)
 
 
-# The hot records handlers are async and hand their unit of work to the thread pool
-# themselves: FastAPI runs a sync handler on the thread pool and then validates its
-# answer there too, two hand-offs per request instead of one. A get by id on SQLite skips
-# the hand-off (see _read_by_id): one primary-key read of a local file (never waiting for
-# a writer in WAL mode) costs less than the hand-off; in one benchmark run (20,000 rows)
-# get went from 0.16 to 0.30 of the ping. A list stays on the thread pool: its filter is
-# the developer's, and an expensive one must not stall the event loop for everyone else.
+# The hot records handlers are async: FastAPI runs a sync handler on the thread pool and
+# then validates its answer there too, two hand-offs per request instead of one. A create
+# is checked in the event loop and written by the hot writer (records.write.create_record).
+# A get by id on SQLite skips the hand-off (see _read_by_id): one primary-key read of a
+# local file (never waiting for a writer in WAL mode) costs less than the hand-off; in one
+# benchmark run (20,000 rows) get went from 0.16 to 0.30 of the ping. A list runs in the
+# event loop within a budget of SQLite steps (db.read_short), else on the thread pool: its
+# filter is the developer's, and an expensive one must not stall everyone else.
 #
 # A get, and a list whose statement is shared (records/plans.py), read on the driver's
 # connection (gonghui.db.driver_unit and Prepared) when this process holds the table's
@@ -57,11 +57,7 @@ def _page(page: query.Page) -> RecordPage:
 # execution per statement. Anything else reads through a session as before.
 @router.post("/data/{table}/records", status_code=status.HTTP_201_CREATED)
 async def create_record(table: str, caller: AppCaller, body: Annotated[Json, Body()]) -> Json:
-    return await run_in_threadpool(_create_one, table, caller, body)
-
-
-def _create_one(table: str, caller: Caller, body: Json) -> Json:
-    return write.create_record(caller=caller, table=table, item=body)
+    return await write.create_record(caller=caller, table=table, item=body)
 
 
 def _read(fn: Callable[[Session], T]) -> T:

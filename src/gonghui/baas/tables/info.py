@@ -74,18 +74,6 @@ class TableInfo:
         return Prepared(self.select_by_id)
 
     @cached_property
-    def prepared_insert(self) -> Prepared:
-        """One record from every column's value (the system columns and each field's, as
-        ``records.write.prepare_rows`` makes them), answering its id; compiled once and
-        run on the driver (``gonghui.db``)."""
-        names = ["created_by", "created_at", "updated_at", *(f.column for f in self.fields)]
-        return Prepared(
-            insert(self.sql)
-            .values({name: bindparam(name) for name in names})
-            .returning(self.sql.c.id)
-        )
-
-    @cached_property
     def insert_returning_id(self) -> Insert:
         """One record from the column values passed with it, answering its id: built once
         per description, like :attr:`select_by_id` (a statement built per create, with its
@@ -176,6 +164,12 @@ def load(session: Session, *, app_id: int, name: str) -> TableInfo:
         hit = _cache.get(key)
     if hit is not None:
         return hit
+    return load_fresh(session, app_id=app_id, name=name)
+
+
+def load_fresh(session: Session, *, app_id: int, name: str) -> TableInfo:
+    """The description as the database holds it now, read through ``session`` (which
+    this process's copy then becomes, unless a change came in meanwhile)."""
     generation = _cache.generation
     table = session.scalar(
         select(DataTable).where(DataTable.app_id == app_id, DataTable.name == name)
@@ -183,7 +177,7 @@ def load(session: Session, *, app_id: int, name: str) -> TableInfo:
     if table is None:
         raise not_found(name)
     info = describe(session, table)
-    _cache.put(key, info, generation=generation)
+    _cache.put((app_id, name), info, generation=generation)
     return info
 
 

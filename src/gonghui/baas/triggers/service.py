@@ -243,12 +243,6 @@ _record_triggers: invalidation.TopicCache[tuple[int, str, str], tuple[int, ...]]
 )
 
 
-def fires_nothing(*, app_id: int, event: TriggerEvent, table_name: str) -> bool:
-    """Whether this process knows, without reading anything, that no enabled trigger of
-    the app fires on ``event`` of the table (False: there is one, or it does not know)."""
-    return _record_triggers.get((app_id, str(event), table_name)) == ()
-
-
 def _enabled_record_triggers(session: Session, params: dict[str, Any]) -> list[int]:
     key = (params["app_id"], params["event"], params["table_name"])
     # A trigger changed in this very transaction is not in the feed yet: ask the table.
