@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,13 +34,15 @@ def _decode(value: str) -> bytes:
     return raw
 
 
-def _load_or_create(path: Path) -> dict[str, str]:
+def load_or_create(path: Path, make: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """The JSON object stored at ``path`` (mode 0600, its directory 0700), made by ``make``
+    and stored first if there is none; processes starting at once all read one."""
     if path.exists():
         data: dict[str, str] = json.loads(path.read_text())
         return data
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    data = {name: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() for name in _NAMES}
+    data = make()
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -56,6 +59,10 @@ def _load_or_create(path: Path) -> dict[str, str]:
     return loaded
 
 
+def _new_keys() -> dict[str, str]:
+    return {name: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() for name in _NAMES}
+
+
 @lru_cache
 def get_keys() -> Keys:
     settings = get_settings()
@@ -63,7 +70,7 @@ def get_keys() -> Keys:
     if all(configured.values()):
         values = configured
     else:
-        stored = _load_or_create(settings.data_dir / "secrets" / "keys.json")
+        stored = load_or_create(settings.data_dir / "secrets" / "keys.json", _new_keys)
         values = {name: configured[name] or stored[name] for name in _NAMES}
     return Keys(**{name: _decode(values[name]) for name in _NAMES})
 

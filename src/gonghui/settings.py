@@ -61,7 +61,21 @@ class Settings(BaseSettings):
     wechat_oa_secret: str = "sim-official-secret"
     wechat_app_appid: str = "wx_sim_mobile"
     wechat_app_secret: str = "sim-mobile-secret"
-    # Mount the protocol simulators (WeChat, SMS) under /_sim; never in production.
+    # WeChat Pay API v3 (integrations/wechatpay.py). With no private key the simulator's
+    # generated merchant is used (development only); in production set the merchant id,
+    # the API certificate's serial and private key (PEM), the API v3 key, and WeChat Pay's
+    # public key (with its id) and/or platform certificates (PEM) to verify its answers.
+    wechatpay_base_url: str = ""
+    wechatpay_mchid: str = "1900000109"
+    wechatpay_serial_no: str = ""
+    wechatpay_private_key: str = ""
+    wechatpay_apiv3_key: str = ""
+    wechatpay_public_key_id: str = ""
+    wechatpay_public_key: str = ""
+    wechatpay_platform_certificates: str = ""
+    # The simulator's answer latency (WeChat Pay's documented processing time: 100 ms).
+    wechatpay_simulator_latency_ms: int = 100
+    # Mount the protocol simulators (WeChat, WeChat Pay, SMS) under /_sim; never in production.
     simulators_enabled: bool = True
 
     # Cloud functions run under bubblewrap around this (system) Python; see baas/functions.
@@ -166,6 +180,10 @@ class Settings(BaseSettings):
     @property
     def resolved_wechat_base_url(self) -> str:
         return self.wechat_base_url or f"{self.public_base_url.rstrip('/')}/_sim/wechat"
+
+    @property
+    def resolved_wechatpay_base_url(self) -> str:
+        return self.wechatpay_base_url or f"{self.public_base_url.rstrip('/')}/_sim/wechatpay"
 
 
 @lru_cache

@@ -11,3 +11,7 @@ class IntegrationsError(StrEnum):
     WECHAT_CREDENTIALS = "wechat.bad_app_credentials"
     WECHAT_FAILED = "wechat.failed"
     WECHAT_UNAVAILABLE = "wechat.unavailable"
+    WECHATPAY_REFUSED = "wechatpay.refused"
+    WECHATPAY_UNAVAILABLE = "wechatpay.unavailable"
+    WECHATPAY_NOT_CONFIGURED = "wechatpay.not_configured"
+    WECHATPAY_BAD_SIGNATURE = "wechatpay.bad_signature"

@@ -7,8 +7,14 @@ from fastapi import FastAPI
 
 def mount_simulators(app: FastAPI) -> None:
     """Each integration adds its simulator router here."""
-    from gonghui.integrations import aliyun_sms_simulator, sms_outbox, wechat_simulator
+    from gonghui.integrations import (
+        aliyun_sms_simulator,
+        sms_outbox,
+        wechat_simulator,
+        wechatpay_simulator,
+    )
 
     app.include_router(sms_outbox.router)
     app.include_router(aliyun_sms_simulator.router)
     app.include_router(wechat_simulator.router)
+    app.include_router(wechatpay_simulator.router)
