@@ -41,6 +41,7 @@ from gonghui.members.router import router as members_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.operations.router import router as operations_router
 from gonghui.orgs.router import router as orgs_router
+from gonghui.payments.router import router as payments_router
 from gonghui.request_text import refuse_unstorable_text
 from gonghui.routing import flatten_included_routers, index_routes
 from gonghui.settings import get_settings
@@ -160,6 +161,7 @@ def create_app() -> FastAPI:
     app.include_router(gallery_router)
     app.include_router(triggers_router)
     app.include_router(operations_router)
+    app.include_router(payments_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -13,6 +13,7 @@ from gonghui.baas.triggers import models as triggers_models
 from gonghui.benefits import models as benefits_models
 from gonghui.members import models as members_models
 from gonghui.orgs import models as orgs_models
+from gonghui.payments import models as payments_models
 from gonghui.ratelimit import RateCounter
 from gonghui.tasks import models as tasks_models
 
@@ -28,6 +29,7 @@ __all__ = [
     "lottery_models",
     "members_models",
     "orgs_models",
+    "payments_models",
     "quiz_models",
     "RateCounter",
     "tasks_models",

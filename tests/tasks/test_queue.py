@@ -135,11 +135,14 @@ def test_a_failing_task_is_retried_with_backoff_then_dead_lettered_and_can_be_re
     monkeypatch.setattr(get_settings(), "task_backoff_base_s", 10.0)
     with unit_of_work() as session:
         task_id = tasks.defer(session, "tests.note", mark="flaky", fail=True)
+    failing_from = clock.now()
     assert tasks.run_due() == 1
     assert tasks.run_due() == 0  # waiting about 10 s
+    failed_by = clock.now()
     [row] = rows()
     assert (row.status, row.attempts, row.last_error) == ("queued", 1, "RuntimeError: flaky failed")
-    assert 9 <= (row.run_at - clock.now()).total_seconds() <= 11
+    # 10 s ± 10 % after the failure, which came between those two readings of the clock.
+    assert failing_from + timedelta(seconds=9) <= row.run_at <= failed_by + timedelta(seconds=11)
     clock.advance(timedelta(seconds=11))
     assert tasks.run_due() == 1
     assert tasks.run_due() == 0  # the second retry waits about 20 s

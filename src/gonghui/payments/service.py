@@ -1,0 +1,73 @@
+"""Receiving WeChat Pay's notifications: verified and decrypted by the integration
+(:func:`gonghui.integrations.wechatpay.parse_notification`), kept once by id, and handed
+to the domain that handles their event type, in the same transaction.
+
+A domain handles an event type with :func:`handles` in one of :data:`HANDLER_MODULES`
+(imported before the first notification is dispatched). A notification of a type nobody
+handles is kept and acknowledged, so WeChat Pay stops sending it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from gonghui.db import upsert_insert
+from gonghui.integrations.wechatpay import Notification, configured_merchant, parse_notification
+from gonghui.payments.models import PaymentNotification
+
+Handler = Callable[[Session, Notification], None]
+
+# Modules that register handlers when imported (they import this module).
+HANDLER_MODULES: tuple[str, ...] = ()
+_handlers: dict[str, Handler] = {}
+_loaded = False
+
+
+def handles(event_type: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of ``event_type``."""
+
+    def register(handler: Handler) -> Handler:
+        if _handlers.setdefault(event_type, handler) is not handler:
+            raise ValueError(f"{event_type} has a handler already")
+        return handler
+
+    return register
+
+
+def unregister(event_type: str) -> None:
+    _handlers.pop(event_type, None)
+
+
+def receive_wechatpay(session: Session, *, headers: dict[str, str], body: bytes) -> bool:
+    """Check the notification (``NotificationRefused``: nothing is written) and act on it
+    once. True if it was new, False if it was seen before (nothing runs again)."""
+    return record(session, parse_notification(configured_merchant(), headers, body))
+
+
+def record(session: Session, notification: Notification) -> bool:
+    """Keep ``notification`` by its id and run its handler; False if kept already."""
+    global _loaded
+    if not _loaded:
+        for module in HANDLER_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+    dialect = session.get_bind().dialect.name
+    inserted = session.execute(
+        upsert_insert(dialect)(PaymentNotification)
+        .values(
+            id=notification.id,
+            event_type=notification.event_type,
+            resource=notification.resource,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(PaymentNotification.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        return False
+    handler = _handlers.get(notification.event_type)
+    if handler is not None:
+        handler(session, notification)
+    return True
