@@ -18,6 +18,8 @@ TASK_MODULES = (
     "gonghui.baas.triggers.schedule",
     "gonghui.members.roster_import.upload",
     "gonghui.housekeeping",
+    "gonghui.activities.voucher_grab.stocks",
+    "gonghui.activities.voucher_grab.claims",
 )
 
 

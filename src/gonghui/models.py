@@ -6,6 +6,7 @@ from gonghui.accounts import models as accounts_models
 from gonghui.activities import models as activities_models
 from gonghui.activities.lottery import models as lottery_models
 from gonghui.activities.quiz import models as quiz_models
+from gonghui.activities.voucher_grab import models as voucher_grab_models
 from gonghui.audit import models as audit_models
 from gonghui.baas import models as baas_models
 from gonghui.baas.functions import models as functions_models
@@ -34,4 +35,5 @@ __all__ = [
     "RateCounter",
     "tasks_models",
     "triggers_models",
+    "voucher_grab_models",
 ]

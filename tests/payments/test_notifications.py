@@ -28,13 +28,13 @@ def _on_use(session: Session, notification: Notification) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _handler(api: httpx.Client) -> Iterator[None]:
+def _handler(api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """COUPON.USE handled by the test's handler instead of the voucher grab's."""
     sim.reset()
     assert api.post("/_sim/wechatpay/_control/faults", json={"latency_ms": 0}).status_code == 200
     HANDLED.clear()
-    service.handles("COUPON.USE")(_on_use)
+    monkeypatch.setitem(service.load_handlers(), "COUPON.USE", _on_use)
     yield
-    service.unregister("COUPON.USE")
     sim.reset()
 
 

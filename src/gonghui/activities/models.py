@@ -20,6 +20,7 @@ class ActivityKind(StrEnum):
     QUIZ = "quiz"
     LOTTERY = "lottery"
     QUIZ_LOTTERY = "quiz_lottery"
+    VOUCHER_GRAB = "voucher_grab"
 
 
 class ActivityStatus(StrEnum):

@@ -107,8 +107,37 @@ class QuizLotteryConfig(BaseModel):
     lottery: LotteryRules
 
 
+class VoucherStockRules(BaseModel):
+    """One WeChat Pay 代金券 stock of a voucher grab: ``max_coupons`` coupons of
+    ``coupon_amount_cents`` each, spendable on orders of at least ``threshold_cents``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=20, description="WeChat Pay's stock_name")
+    coupon_amount_cents: int = Field(ge=1, le=100_000_00)
+    threshold_cents: int = Field(default=0, ge=0, le=10_000_000_00)
+    max_coupons: int = Field(ge=1, le=10_000_000)
+    max_per_member: int = Field(default=1, ge=1, le=60)
+
+
+class VoucherGrabRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stocks: list[VoucherStockRules] = Field(min_length=1, max_length=10)
+    # The WeChat app whose openid receives the coupons; empty: the mini program's.
+    appid: str = Field(default="", max_length=64)
+
+
+class VoucherGrabConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["voucher_grab"]
+    voucher_grab: VoucherGrabRules
+
+
 ActivityConfig = Annotated[
-    QuizConfig | LotteryConfig | QuizLotteryConfig, Field(discriminator="kind")
+    QuizConfig | LotteryConfig | QuizLotteryConfig | VoucherGrabConfig,
+    Field(discriminator="kind"),
 ]
 
 

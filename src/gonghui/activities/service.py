@@ -26,6 +26,7 @@ from gonghui.activities.schemas import (
     LotteryRules,
     QuizRules,
 )
+from gonghui.activities.voucher_grab import stocks as voucher_stocks
 from gonghui.audit import service as audit
 from gonghui.benefits import service as benefits
 from gonghui.clock import now
@@ -236,6 +237,7 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
         seed = secrets.token_hex(32)
         activity.seed = seed
         activity.seed_commitment = fairness.commitment(seed)
+    voucher_stocks.open_stocks(session, activity)
     benefits.open_budget(
         session,
         activity_id=activity.id,

@@ -155,6 +155,34 @@ def _ledger(session: Session, entries: Sequence[dict[str, Any]]) -> None:
         session.connection().execute(_INSERT_LEDGER, list(entries))
 
 
+def record_coupon(
+    session: Session,
+    *,
+    membership_id: int,
+    activity_id: int | None,
+    action: LedgerAction,
+    amount_cents: int,
+    source: str,
+    details: dict[str, Any],
+) -> None:
+    """A WeChat Pay coupon entering the member's benefits (ISSUE, positive) or spent
+    (REDEEM, negative): a ledger row only, as the coupon itself lives in WeChat Pay."""
+    _ledger(
+        session,
+        [
+            _entry(
+                membership_id=membership_id,
+                activity_id=activity_id,
+                kind=LedgerKind.VOUCHER,
+                action=action,
+                amount=amount_cents,
+                source=source,
+                details=details,
+            )
+        ],
+    )
+
+
 def _voucher_out(
     voucher: Voucher,
     action: LedgerAction,

@@ -21,6 +21,7 @@ HOT_OPERATION_MODULES = (
     "gonghui.activities.quiz.attempts",  # start_attempt, submit
     "gonghui.benefits.service",  # redeem_voucher_once, give_address_once
     "gonghui.baas.records.write",  # insert_one
+    "gonghui.activities.voucher_grab.claims",  # claim
 )
 
 # The modules this (writer) process runs operations from, once :func:`load` has run.

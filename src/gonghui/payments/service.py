@@ -21,7 +21,7 @@ from gonghui.payments.models import PaymentNotification
 Handler = Callable[[Session, Notification], None]
 
 # Modules that register handlers when imported (they import this module).
-HANDLER_MODULES: tuple[str, ...] = ()
+HANDLER_MODULES: tuple[str, ...] = ("gonghui.activities.voucher_grab.claims",)
 _handlers: dict[str, Handler] = {}
 _loaded = False
 
@@ -37,8 +37,14 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def unregister(event_type: str) -> None:
-    _handlers.pop(event_type, None)
+def load_handlers() -> dict[str, Handler]:
+    """Import :data:`HANDLER_MODULES` (once); the handlers by event type."""
+    global _loaded
+    if not _loaded:
+        for module in HANDLER_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+    return _handlers
 
 
 def receive_wechatpay(session: Session, *, headers: dict[str, str], body: bytes) -> bool:
@@ -49,11 +55,7 @@ def receive_wechatpay(session: Session, *, headers: dict[str, str], body: bytes)
 
 def record(session: Session, notification: Notification) -> bool:
     """Keep ``notification`` by its id and run its handler; False if kept already."""
-    global _loaded
-    if not _loaded:
-        for module in HANDLER_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    handlers = load_handlers()
     dialect = session.get_bind().dialect.name
     inserted = session.execute(
         upsert_insert(dialect)(PaymentNotification)
@@ -67,7 +69,7 @@ def record(session: Session, notification: Notification) -> bool:
     ).scalar_one_or_none()
     if inserted is None:
         return False
-    handler = _handlers.get(notification.event_type)
+    handler = handlers.get(notification.event_type)
     if handler is not None:
         handler(session, notification)
     return True

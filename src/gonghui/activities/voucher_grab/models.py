@@ -1,0 +1,71 @@
+"""Voucher grabs: the WeChat Pay stocks of a campaign, and members' claims on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gonghui.clock import now
+from gonghui.db import Base, BigId, IdPk
+
+
+class StockStatus(StrEnum):
+    OPENING = "opening"  # created here; being created and started at WeChat Pay
+    RUNNING = "running"  # started at WeChat Pay: coupons can be sent
+    FAILED = "failed"  # WeChat Pay refused to create or start it (last_error says why)
+
+
+class ClaimState(StrEnum):
+    SENDING = "sending"  # committed here; the coupon is being sent
+    SENT = "sent"  # WeChat Pay sent it (coupon_id)
+    USED = "used"  # spent (COUPON.USE)
+    FAILED = "failed"  # WeChat Pay refused to send it; the claim was given back
+
+
+class VoucherStock(Base):
+    """A stock of the campaign, mirroring a WeChat Pay 代金券 stock. ``claimed`` counts the
+    claims that hold a coupon of it (sending, sent or used) and never passes
+    ``max_coupons``: one conditional UPDATE takes one."""
+
+    __tablename__ = "vouchers_stock"
+
+    id: Mapped[IdPk]
+    activity_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("activities_activity.id"), index=True
+    )
+    position: Mapped[int]
+    name: Mapped[str] = mapped_column(String(20))
+    coupon_amount_cents: Mapped[int]
+    threshold_cents: Mapped[int]
+    max_coupons: Mapped[int]
+    max_per_member: Mapped[int]
+    claimed: Mapped[int] = mapped_column(default=0)
+    appid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[StockStatus] = mapped_column(String(16), default=StockStatus.OPENING)
+    wechat_stock_id: Mapped[str | None] = mapped_column(String(20))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class VoucherClaim(Base):
+    """A member's claim of one coupon: committed first, then sent with ``out_request_no``
+    (WeChat Pay sends one coupon per request number, however often it is asked)."""
+
+    __tablename__ = "vouchers_claim"
+    __table_args__ = (Index("ix_vouchers_claim_member", "membership_id", "id"),)
+
+    id: Mapped[IdPk]
+    stock_id: Mapped[int] = mapped_column(BigId, ForeignKey("vouchers_stock.id"), index=True)
+    activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities_activity.id"))
+    membership_id: Mapped[int] = mapped_column(BigId, ForeignKey("members_membership.id"))
+    openid: Mapped[str] = mapped_column(String(128))
+    out_request_no: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[ClaimState] = mapped_column(String(16), default=ClaimState.SENDING)
+    coupon_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    claimed_at: Mapped[datetime] = mapped_column(default=now)
+    sent_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]

@@ -1,0 +1,89 @@
+"""Members claim a voucher grab's coupons and follow them; anyone who may see the campaign
+sees its stocks and what is left of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from gonghui import hotwrite
+from gonghui.activities.participation import visible_activity
+from gonghui.activities.voucher_grab import claims, stocks
+from gonghui.db import unit_of_work
+from gonghui.deps import CurrentMember, IdempotencyKey
+from gonghui.types import Id
+
+router = APIRouter(prefix="/api/v1", tags=["vouchers"])
+
+
+class StockRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    coupon_amount_cents: int
+    threshold_cents: int
+    max_coupons: int
+    max_per_member: int
+    claimed: int
+    status: str
+
+
+class ClaimRead(BaseModel):
+    id: int
+    activity_id: int
+    stock_id: int
+    name: str
+    coupon_amount_cents: int
+    threshold_cents: int
+    # sending (committed; the coupon is on its way), sent, used, failed (given back)
+    state: str
+    coupon_id: str | None
+    claimed_at: datetime
+    sent_at: datetime | None
+    used_at: datetime | None
+
+
+@router.get("/activities/{activity_id}/voucher-stocks", response_model=list[StockRead])
+async def list_stocks(activity_id: Id, member: CurrentMember) -> Any:
+    """The campaign's stocks, with how many are claimed."""
+
+    def read() -> list[StockRead]:
+        with unit_of_work(read_only=True) as session:
+            visible_activity(session, member=member, activity_id=activity_id)
+            rows = stocks.list_stocks(session, activity_id=activity_id)
+            return [StockRead.model_validate(row) for row in rows]
+
+    return await run_in_threadpool(read)
+
+
+@router.post(
+    "/activities/{activity_id}/voucher-stocks/{stock_id}/claims",
+    response_model=ClaimRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def claim(activity_id: Id, stock_id: Id, member: CurrentMember, idem: IdempotencyKey) -> Any:
+    """Claim one coupon. Answered once the claim is committed, in state ``sending``: the
+    coupon follows in WeChat (see ``GET /me/voucher-claims``)."""
+    return await hotwrite.run_async(
+        claims.claim,
+        member=member,
+        activity_id=activity_id,
+        stock_id=stock_id,
+        idempotency_key=idem,
+    )
+
+
+@router.get("/me/voucher-claims", response_model=list[ClaimRead])
+async def my_claims(member: CurrentMember) -> Any:
+    """The member's claims, newest first (200 at most)."""
+
+    def read() -> list[dict[str, Any]]:
+        with unit_of_work(read_only=True) as session:
+            return claims.member_claims(session, membership_id=member.membership_id)
+
+    return await run_in_threadpool(read)

@@ -1,0 +1,147 @@
+"""A voucher grab's stocks: made as the campaign is published, then created and started at
+WeChat Pay by a task (``vouchers.open_stock``), so that publishing never waits on WeChat
+Pay and a stock whose creation meets no answer is asked for again with the same
+``out_request_no`` (WeChat Pay creates one stock per request number)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gonghui import tasks
+from gonghui.activities.models import Activity
+from gonghui.activities.schemas import VoucherGrabRules
+from gonghui.activities.voucher_grab.models import StockStatus, VoucherStock
+from gonghui.db import unit_of_work
+from gonghui.integrations import wechatpay
+from gonghui.settings import get_settings
+
+OPEN_STOCK = "vouchers.open_stock"
+# WeChat Pay's times are China Standard Time, RFC 3339.
+_CST = timezone(timedelta(hours=8))
+
+
+def rules_of(activity: Activity) -> VoucherGrabRules | None:
+    config = activity.config or {}
+    if config.get("kind") != "voucher_grab":
+        return None
+    return VoucherGrabRules.model_validate(config["voucher_grab"])
+
+
+def open_stocks(session: Session, activity: Activity) -> None:
+    """As a voucher grab is published: its stocks, each to be opened at WeChat Pay."""
+    rules = rules_of(activity)
+    if rules is None:
+        return
+    appid = rules.appid or get_settings().wechat_mp_appid
+    for position, stock in enumerate(rules.stocks):
+        row = VoucherStock(
+            activity_id=activity.id,
+            position=position,
+            name=stock.name,
+            coupon_amount_cents=stock.coupon_amount_cents,
+            threshold_cents=stock.threshold_cents,
+            max_coupons=stock.max_coupons,
+            max_per_member=stock.max_per_member,
+            appid=appid,
+        )
+        session.add(row)
+        session.flush()
+        tasks.defer(session, OPEN_STOCK, stock_id=row.id)
+
+
+def list_stocks(session: Session, *, activity_id: int) -> list[VoucherStock]:
+    return list(
+        session.scalars(
+            select(VoucherStock)
+            .where(VoucherStock.activity_id == activity_id)
+            .order_by(VoucherStock.position)
+        )
+    )
+
+
+def notify_url() -> str:
+    return f"{get_settings().public_base_url.rstrip('/')}/api/v1/payments/wechatpay/notifications"
+
+
+def _wechat_time(at: datetime) -> str:
+    return at.astimezone(_CST).isoformat(timespec="seconds")
+
+
+@tasks.task(OPEN_STOCK, max_attempts=20)
+def open_stock(stock_id: int) -> None:
+    """Create the stock at WeChat Pay (once per request number) and start it."""
+    with unit_of_work(read_only=True) as session:
+        stock = session.get(VoucherStock, stock_id)
+        if stock is None or stock.status != StockStatus.OPENING:
+            return
+        activity = session.get(Activity, stock.activity_id)
+        assert activity is not None
+        window = (_wechat_time(activity.starts_at), _wechat_time(activity.ends_at))
+        wechat_stock_id = stock.wechat_stock_id
+    client = wechatpay.WechatPayClient(wechatpay.configured_merchant())
+    mchid = client.merchant.mchid
+    try:
+        # Where WeChat Pay tells us of the coupons spent (set again each time: idempotent).
+        client.call(
+            "POST",
+            "/v3/marketing/favor/callbacks",
+            {"mchid": mchid, "notify_url": notify_url(), "switch": True},
+        )
+        if wechat_stock_id is None:
+            created = client.call(
+                "POST", "/v3/marketing/favor/coupon-stocks", _new_stock(stock, mchid, window)
+            )
+            wechat_stock_id = str(created["stock_id"])
+            with unit_of_work() as session:
+                row = session.get(VoucherStock, stock_id)
+                assert row is not None
+                row.wechat_stock_id = wechat_stock_id
+        client.call(
+            "POST",
+            f"/v3/marketing/favor/stocks/{wechat_stock_id}/start",
+            {"stock_creator_mchid": mchid},
+        )
+    except wechatpay.WechatPayRefused as exc:
+        _set(stock_id, StockStatus.FAILED, exc.message)
+        return
+    except wechatpay.WechatPayUnavailable as exc:
+        raise tasks.Retry(exc.message) from exc
+    _set(stock_id, StockStatus.RUNNING, None)
+
+
+def _new_stock(stock: VoucherStock, mchid: str, window: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "stock_name": stock.name,
+        "belong_merchant": mchid,
+        "available_begin_time": window[0],
+        "available_end_time": window[1],
+        "stock_use_rule": {
+            "max_coupons": stock.max_coupons,
+            "max_amount": stock.max_coupons * stock.coupon_amount_cents,
+            "max_coupons_per_user": stock.max_per_member,
+            "natural_person_limit": False,
+            "prevent_api_abuse": False,
+        },
+        "coupon_use_rule": {
+            "fixed_normal_coupon": {
+                "coupon_amount": stock.coupon_amount_cents,
+                "transaction_minimum": stock.threshold_cents,
+            },
+            "available_merchants": [mchid],
+        },
+        "no_cash": False,
+        "stock_type": "NORMAL",
+        "out_request_no": f"GHSTOCK{stock.id}",
+    }
+
+
+def _set(stock_id: int, status: StockStatus, error: str | None) -> None:
+    with unit_of_work() as session:
+        row = session.get(VoucherStock, stock_id)
+        assert row is not None
+        row.status = status
+        row.last_error = error[:300] if error else None
