@@ -1,0 +1,70 @@
+"""Claiming a voucher grab's coupons from its activity page."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse
+
+from gonghui import hotwrite
+from gonghui.activities.voucher_grab import claims, stocks
+from gonghui.db import unit_of_work
+from gonghui.errors import DomainError
+from gonghui.h5.access import H5Member, member_of
+from gonghui.types import Id
+from gonghui.web.errors import error_key
+from gonghui.web.session import check_csrf
+from gonghui.web.templating import render
+
+router = APIRouter()
+
+
+def page_context(membership_id: int, activity_id: int) -> dict[str, Any]:
+    """The stocks of a voucher grab and the member's claims of it, for its page."""
+    with unit_of_work(read_only=True) as session:
+        rows = stocks.list_stocks(session, activity_id=activity_id)
+        mine = [
+            c
+            for c in claims.member_claims(session, membership_id=membership_id)
+            if c["activity_id"] == activity_id
+        ]
+    return {
+        "stocks": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "amount": s.coupon_amount_cents,
+                "threshold": s.threshold_cents,
+                "left": max(s.max_coupons - s.claimed, 0),
+                "status": str(s.status),
+            }
+            for s in rows
+        ],
+        "claims": mine,
+        "claim_key": secrets.token_urlsafe(16),
+    }
+
+
+@router.post("/activities/{activity_id}/vouchers/{stock_id}/claim", response_class=HTMLResponse)
+def claim(
+    request: Request,
+    user: H5Member,
+    activity_id: Id,
+    stock_id: Id,
+    claim_key: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+    try:
+        result = hotwrite.run(
+            claims.claim,
+            member=member_of(user),
+            activity_id=activity_id,
+            stock_id=stock_id,
+            idempotency_key=claim_key or None,
+        )
+    except DomainError as exc:
+        return render(request, "h5/_voucher_result.html", {"error": error_key(exc)})
+    return render(request, "h5/_voucher_result.html", {"claim": result})
