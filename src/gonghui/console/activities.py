@@ -19,6 +19,7 @@ from gonghui.activities.lottery import proof
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
+from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
 from gonghui.benefits import export
 from gonghui.cells import safe_row
 from gonghui.clock import display_zone, now
@@ -93,6 +94,7 @@ def new_page(request: Request, user: ConsoleStaff) -> Response:
         "pass_score": "60",
         "attempts_per_day": "3",
         "quiz_reward": "1",
+        "stock_max_per_member": "1",
     }
     return _wizard(request, user, form)
 
@@ -154,6 +156,22 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
     elif template == "quiz" and reward:
         quiz["reward"] = {"type": "points", "points": reward}
     config: dict[str, Any] = {"kind": template}
+    if template == "voucher_grab":
+        config["voucher_grab"] = {
+            "stocks": [
+                {
+                    "name": form.get("stock_name", "").strip(),
+                    "coupon_amount_cents": _prize_value(
+                        PrizeKind.VOUCHER, form.get("stock_amount_yuan", "")
+                    ),
+                    "threshold_cents": _prize_value(
+                        PrizeKind.VOUCHER, form.get("stock_threshold_yuan", "")
+                    ),
+                    "max_coupons": form.get("stock_max_coupons") or 0,
+                    "max_per_member": form.get("stock_max_per_member") or 1,
+                }
+            ]
+        }
     if template in ("lottery", "quiz_lottery"):
         config["lottery"] = lottery
     if template in ("quiz", "quiz_lottery"):
@@ -204,14 +222,17 @@ def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, A
         org_name = orgs.get_org(session, actor=actor, org_id=activity.org_id).name
         winners = (
             proof.winners(session, activity_id=activity.id, limit=100)
-            if activity.status != ActivityStatus.DRAFT and activity.kind != "quiz"
+            if activity.status != ActivityStatus.DRAFT
+            and activity.kind in (ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY)
             else []
         )
+        voucher_stocks = voucher_grab_stocks.list_stocks(session, activity_id=activity.id)
         context: dict[str, Any] = {
             "activity": activity,
             "org_name": org_name,
             "stats": numbers,
             "winners": winners,
+            "voucher_stocks": voucher_stocks,
             "live": numbers["status"] in (ActivityStatus.LIVE, ActivityStatus.SCHEDULED),
             "prizes_left": sum(p["stock"] for p in numbers["prizes"]),
             "preview": {
@@ -222,9 +243,9 @@ def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, A
                 "ends_at": activity.ends_at,
                 "me": {
                     "chances_left": (
-                        None
-                        if activity.kind == ActivityKind.QUIZ
-                        else activity.config.get("lottery", {}).get("free_draws_per_day", 0)
+                        activity.config.get("lottery", {}).get("free_draws_per_day", 0)
+                        if activity.kind in (ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY)
+                        else None
                     )
                 },
             },
