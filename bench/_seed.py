@@ -1,5 +1,6 @@
 """The draw benchmarks' seed: verified members with pre-issued access tokens and one live
-lottery (a voucher prize with the given stock, weight 1, and no prize, weight 3).
+lottery (a voucher prize with the given stock, weight 1, and no prize, weight 3), or one
+voucher grab (``kind``).
 
 It runs as a child process (``python bench/_seed.py <spec>``) on the server's environment,
 so that it writes where the server will read and the benchmark's own process imports none
@@ -33,6 +34,9 @@ class LotterySeed:
     free_draws_per_day: int = 100
     # None: an activity without a budget.
     budget_cents: int | None = None
+    # "voucher_grab": a voucher grab of one stock of ``stock`` coupons, ``value_cents``
+    # each, ``free_draws_per_day`` per member, and every member's WeChat linked.
+    kind: str = "lottery"
 
 
 def seed_lottery(server: Server, spec: LotterySeed) -> tuple[int, Path]:
@@ -57,7 +61,7 @@ def seed_lottery(server: Server, spec: LotterySeed) -> tuple[int, Path]:
 def _seed(spec: LotterySeed) -> None:
     """Child process: the members, their tokens and the published lottery; prints JSON."""
     from gonghui import clock
-    from gonghui.accounts.models import User
+    from gonghui.accounts.models import Identity, Provider, User
     from gonghui.accounts.principal import CLOCK_MARGIN_S
     from gonghui.accounts.service import create_user
     from gonghui.accounts.tokens import start_session
@@ -92,6 +96,15 @@ def _seed(spec: LotterySeed) -> None:
                     session, actor=SYSTEM, org_id=org_id, name=f"会员{n}", id_number=number
                 )
                 members.verify(session, user_id=user.id, name=f"会员{n}", id_number=number)
+                if spec.kind == "voucher_grab":
+                    session.add(
+                        Identity(
+                            user_id=user.id,
+                            provider=Provider.WECHAT_MINI,
+                            app_id="wx_sim_mini",
+                            subject=f"o-bench-{n}",
+                        )
+                    )
                 users.append(user.id)
     # Tokens issued past the clock margin of the verification carry the membership.
     time.sleep(CLOCK_MARGIN_S + 1)
@@ -114,7 +127,9 @@ def _seed(spec: LotterySeed) -> None:
                     "starts_at": begin.isoformat(),
                     "ends_at": (begin + timedelta(days=1)).isoformat(),
                     "budget_cents": spec.budget_cents,
-                    "config": {
+                    "config": _voucher_grab(spec)
+                    if spec.kind == "voucher_grab"
+                    else {
                         "kind": "lottery",
                         "lottery": {
                             "prizes": [
@@ -137,6 +152,17 @@ def _seed(spec: LotterySeed) -> None:
         activities.publish(session, actor=SYSTEM, activity_id=activity.id)
         activity_id = activity.id
     sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
+
+
+def _voucher_grab(spec: LotterySeed) -> dict[str, object]:
+    stock = {
+        "name": "压测消费券",
+        "coupon_amount_cents": spec.value_cents,
+        "threshold_cents": 0,
+        "max_coupons": spec.stock,
+        "max_per_member": spec.free_draws_per_day,
+    }
+    return {"kind": "voucher_grab", "voucher_grab": {"stocks": [stock]}}
 
 
 if __name__ == "__main__":

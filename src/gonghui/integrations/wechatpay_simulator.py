@@ -600,3 +600,13 @@ def set_faults(body: _Faults) -> dict[str, Any]:
         _state.latency_s = None if body.latency_ms is None else body.latency_ms / 1000
         _state.sign_with_certificate = body.sign_with_certificate
     return {"faults": body.faults}
+
+
+def standalone_app() -> Any:
+    """The simulator alone, as its own server (``uvicorn --factory``): one process holds
+    its state for every process of a deployment (the benchmarks use it so)."""
+    from fastapi import FastAPI
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(router)
+    return app
