@@ -27,6 +27,7 @@ same request (the coupon and payment APIs are idempotent by the merchant's reque
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
@@ -107,7 +108,9 @@ def _rsa_public(key: object) -> RSAPublicKey:
 
 def configured_merchant() -> Merchant:
     """The merchant from settings; with no private key configured, the simulator's
-    generated merchant (development only, where the simulators are mounted)."""
+    generated merchant (development only, where the simulators are mounted). Keys are
+    parsed once per distinct setting (a send is a task: parsing PEM for each cost more
+    than signing)."""
     s = get_settings()
     if not s.wechatpay_private_key:
         from gonghui.integrations import wechatpay_simulator
@@ -117,20 +120,43 @@ def configured_merchant() -> Merchant:
                 IntegrationsError.WECHATPAY_NOT_CONFIGURED, "WeChat Pay is not configured"
             )
         return wechatpay_simulator.development_merchant()
-    key = load_pem_private_key(s.wechatpay_private_key.encode(), password=None)
+    return _merchant(
+        s.wechatpay_mchid,
+        s.wechatpay_serial_no,
+        s.wechatpay_private_key,
+        s.wechatpay_apiv3_key,
+        s.wechatpay_public_key_id,
+        s.wechatpay_public_key,
+        s.wechatpay_platform_certificates,
+        s.resolved_wechatpay_base_url,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _merchant(
+    mchid: str,
+    serial_no: str,
+    private_key_pem: str,
+    apiv3_key: str,
+    public_key_id: str,
+    public_key_pem: str,
+    certificates_pem: str,
+    base_url: str,
+) -> Merchant:
+    key = load_pem_private_key(private_key_pem.encode(), password=None)
     if not isinstance(key, RSAPrivateKey):
         raise ValueError("GONGHUI_WECHATPAY_PRIVATE_KEY must be an RSA private key")
     return Merchant(
-        mchid=s.wechatpay_mchid,
-        serial_no=s.wechatpay_serial_no,
+        mchid=mchid,
+        serial_no=serial_no,
         private_key=key,
-        apiv3_key=s.wechatpay_apiv3_key,
+        apiv3_key=apiv3_key,
         verifying_keys=load_verifying_keys(
-            public_key_id=s.wechatpay_public_key_id,
-            public_key_pem=s.wechatpay_public_key,
-            certificates_pem=s.wechatpay_platform_certificates,
+            public_key_id=public_key_id,
+            public_key_pem=public_key_pem,
+            certificates_pem=certificates_pem,
         ),
-        base_url=s.resolved_wechatpay_base_url,
+        base_url=base_url,
     )
 
 

@@ -22,6 +22,7 @@ State lives in this process's memory, as the WeChat simulator's does.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import secrets
@@ -106,6 +107,8 @@ _secrets_lock = threading.Lock()
 
 def _load_secrets() -> _Secrets:
     global _secrets
+    if _secrets is not None:
+        return _secrets
     with _secrets_lock:
         if _secrets is None:
             path = get_settings().data_dir / "secrets" / "wechatpay-simulator.json"
@@ -132,15 +135,22 @@ def development_merchant() -> Merchant:
     """The merchant the simulator knows, as the client uses it: its private key, and the
     platform's public key both as WeChat Pay public key (by :data:`PUBLIC_KEY_ID`) and as
     a platform certificate (by its serial)."""
-    s = _load_secrets()
+    settings = get_settings()
+    return _development_merchant(
+        _load_secrets(), settings.wechatpay_mchid, settings.resolved_wechatpay_base_url
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _development_merchant(s: _Secrets, mchid: str, base_url: str) -> Merchant:
     platform: RSAPublicKey = s.platform_key.public_key()
     return Merchant(
-        mchid=get_settings().wechatpay_mchid,
+        mchid=mchid,
         serial_no=s.merchant_serial_no,
         private_key=s.merchant_key,
         apiv3_key=s.apiv3_key,
         verifying_keys={PUBLIC_KEY_ID: platform, s.certificate_serial: platform},
-        base_url=get_settings().resolved_wechatpay_base_url,
+        base_url=base_url,
     )
 
 
