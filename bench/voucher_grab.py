@@ -12,7 +12,7 @@ claimed coupon; the send backlog is polled until empty or BENCH_DRAIN_S. Invaria
 stock's count equals the claims, no claim past the stock, each sent claim has its own
 coupon, and the backlog drained.
 
-Environment: BENCH_MEMBERS (20000), BENCH_PER_MEMBER (100), BENCH_ROUNDS (3),
+Environment: BENCH_MEMBERS (20000), BENCH_PER_MEMBER (60), BENCH_ROUNDS (3),
 BENCH_ROUND_S (5 s a run), BENCH_CONNECTIONS (64), BENCH_DRAIN_S (300),
 BENCH_WORKER_THREADS (32), GONGHUI_BENCH_DATABASE_URL (empty: SQLite in a temp dir).
 Last line: one JSON object (see bench/README.md).
@@ -41,6 +41,7 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 DRAIN_S = float(os.environ.get("BENCH_DRAIN_S", "300"))
 WORKER_THREADS = os.environ.get("BENCH_WORKER_THREADS", "32")
 STOCK = 10_000_000
+RUNNING_STOCKS = "SELECT COUNT(*) FROM vouchers_stock WHERE activity_id = :a AND status = 'running'"
 
 
 class Simulator:
@@ -139,12 +140,7 @@ def main() -> None:
         stock_id = scalar("SELECT id FROM vouchers_stock WHERE activity_id = :a")
         _wait(
             "the stock opened at WeChat Pay",
-            lambda: (
-                scalar(
-                    "SELECT COUNT(*) FROM vouchers_stock WHERE activity_id = :a AND status = 'running'"
-                )
-                == 1
-            ),
+            lambda: scalar(RUNNING_STOCKS) == 1,
             60,
         )
         pings, ratios = measure(
