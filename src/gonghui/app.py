@@ -39,6 +39,7 @@ from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
 from gonghui.errors import DomainError, RateLimited, ServiceUnavailable, envelope
 from gonghui.members.router import router as members_router
+from gonghui.merchants.router import router as merchants_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.operations.router import router as operations_router
 from gonghui.orgs.router import router as orgs_router
@@ -155,7 +156,7 @@ def create_app() -> FastAPI:
     for router in (auth_router, orgs_router, audit_router):
         app.include_router(router)
     app.include_router(members_router)
-    for router in (activities_router, benefits_router):
+    for router in (activities_router, benefits_router, merchants_router):
         app.include_router(router)
     app.include_router(baas_router)
     app.include_router(functions_router)

@@ -37,5 +37,9 @@ def local_day(instant: datetime | None = None) -> date:
 
 
 def start_of_local_day(instant: datetime | None = None) -> datetime:
-    day = local_day(instant)
+    return day_start(local_day(instant))
+
+
+def day_start(day: date) -> datetime:
+    """The instant the calendar ``day`` begins in the display zone."""
     return datetime(day.year, day.month, day.day, tzinfo=display_zone()).astimezone(UTC)

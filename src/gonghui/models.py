@@ -13,6 +13,7 @@ from gonghui.baas.functions import models as functions_models
 from gonghui.baas.triggers import models as triggers_models
 from gonghui.benefits import models as benefits_models
 from gonghui.members import models as members_models
+from gonghui.merchants import models as merchants_models
 from gonghui.orgs import models as orgs_models
 from gonghui.payments import models as payments_models
 from gonghui.ratelimit import RateCounter
@@ -29,6 +30,7 @@ __all__ = [
     "idempotency",
     "lottery_models",
     "members_models",
+    "merchants_models",
     "orgs_models",
     "payments_models",
     "quiz_models",

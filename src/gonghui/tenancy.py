@@ -61,6 +61,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     ACTIVITIES_MANAGE = "activities.manage"
     APPS_MANAGE = "apps.manage"
+    MERCHANTS_MANAGE = "merchants.manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -72,6 +73,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEMBERS_MANAGE,
             Permission.PII_UNMASK,
             Permission.ACTIVITIES_MANAGE,
+            Permission.MERCHANTS_MANAGE,
         }
     ),
     Role.AUDITOR: frozenset({Permission.ORGS_READ, Permission.MEMBERS_READ, Permission.AUDIT_READ}),

@@ -47,7 +47,7 @@ def _actions(membership_id: int) -> list[tuple[str, str, int]]:
         return [(str(r.kind), str(r.action), r.amount) for r in rows]
 
 
-def test_won_voucher_is_in_wallet_and_ledger_and_redeems_once(
+def test_won_voucher_is_in_wallet_and_ledger(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
 ) -> None:
     op = make_staff(tree.city_a, Role.OPERATOR)
@@ -59,25 +59,14 @@ def test_won_voucher_is_in_wallet_and_ledger_and_redeems_once(
     ] == [(voucher_id, 1000, 5000, "issued")]
     assert len(wallet["vouchers"][0]["code"]) == 12
 
-    url = f"/api/v1/me/vouchers/{voucher_id}/redeem"
-    short = api.post(url, json={"order_cents": 4999}, headers=member.headers)
-    assert short.status_code == 409
-    assert short.json()["error"]["code"] == "benefits.voucher_not_redeemable"
-    ok = api.post(url, json={"order_cents": 5000}, headers=member.headers)
-    assert ok.json()["status"] == "redeemed"
-    twice = api.post(url, json={"order_cents": 5000}, headers=member.headers)
-    assert twice.status_code == 409
-    assert _actions(member.membership_id) == [
-        ("voucher", "issue", 1000),
-        ("voucher", "redeem", -1000),
-    ]
-    ledger = api.get("/api/v1/me/ledger", headers=member.headers).json()
-    assert [(e["action"], e["amount"]) for e in ledger["items"]] == [
-        ("redeem", -1000),
-        ("issue", 1000),
-    ]
-    other = make_member(tree.city_a)
-    assert api.post(url, json={"order_cents": 9999}, headers=other.headers).status_code == 404
+    assert _actions(member.membership_id) == [("voucher", "issue", 1000)]
+    # Members do not spend union vouchers themselves: a merchant's till does (merchants).
+    spend = api.post(
+        f"/api/v1/me/vouchers/{voucher_id}/redeem",
+        json={"order_cents": 5000},
+        headers=member.headers,
+    )
+    assert spend.status_code in (404, 405)
 
 
 def test_expiry_and_revocation_are_ledger_rows(

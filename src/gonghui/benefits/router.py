@@ -14,7 +14,6 @@ from gonghui.benefits.schemas import (
     LedgerEntryRead,
     LedgerPage,
     PrizeRead,
-    RedeemRequest,
     VoucherRead,
     WalletRead,
 )
@@ -54,20 +53,6 @@ def get_ledger(
         items=[LedgerEntryRead.model_validate(e) for e in entries],
         next_cursor=entries[-1].id if len(entries) == limit else None,
     )
-
-
-@router.post("/me/vouchers/{voucher_id}/redeem")
-async def redeem_voucher(
-    voucher_id: Id, body: RedeemRequest, member: CurrentMember, idem: IdempotencyKey
-) -> VoucherRead:
-    result = await hotwrite.run_async(
-        service.redeem_voucher_once,
-        membership_id=member.membership_id,
-        voucher_id=voucher_id,
-        order_cents=body.order_cents,
-        idempotency_key=idem,
-    )
-    return VoucherRead.model_validate(result)
 
 
 @router.post("/me/prizes/{prize_id}/address")

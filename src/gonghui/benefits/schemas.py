@@ -6,7 +6,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gonghui.benefits.models import LedgerAction, LedgerKind, PrizeStatus, VoucherStatus
-from gonghui.types import Amount
 
 
 class VoucherRead(BaseModel):
@@ -59,10 +58,6 @@ class LedgerEntryRead(BaseModel):
 class LedgerPage(BaseModel):
     items: list[LedgerEntryRead]
     next_cursor: int | None
-
-
-class RedeemRequest(BaseModel):
-    order_cents: Amount
 
 
 class AddressRequest(BaseModel):

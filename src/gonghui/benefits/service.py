@@ -31,7 +31,7 @@ from gonghui.benefits.models import (
     Voucher,
     VoucherStatus,
 )
-from gonghui.benefits.schemas import PrizeRead, VoucherRead
+from gonghui.benefits.schemas import PrizeRead
 from gonghui.clock import now
 from gonghui.db import rowcount, upsert_insert
 from gonghui.errors import Conflict, NotFound
@@ -349,13 +349,6 @@ def issue_prizes(
     return ids
 
 
-def _member_voucher(session: Session, membership_id: int, voucher_id: int) -> Voucher:
-    voucher = session.get(Voucher, voucher_id)
-    if voucher is None or voucher.membership_id != membership_id:
-        raise NotFound(BenefitsError.VOUCHER_NOT_FOUND, f"voucher {voucher_id} not found")
-    return voucher
-
-
 def _move_voucher(session: Session, voucher: Voucher, to: VoucherStatus) -> bool:
     """ISSUED → ``to`` exactly once, however many requests race for it."""
     result = session.execute(
@@ -369,16 +362,19 @@ def _move_voucher(session: Session, voucher: Voucher, to: VoucherStatus) -> bool
 
 
 def redeem_voucher(
-    session: Session, *, membership_id: int, voucher_id: int, order_cents: int
+    session: Session, *, voucher: Voucher, order_cents: int, source: str, details: dict[str, Any]
 ) -> Voucher:
-    voucher = _member_voucher(session, membership_id, voucher_id)
+    """Spend ``voucher`` on an order of ``order_cents``: within its validity, at or above its
+    threshold, and exactly once however many requests race for it; a ledger row records it
+    with ``details`` (who took it)."""
     instant = now()
     if not (voucher.valid_from <= instant < voucher.valid_until):
-        raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, "the voucher is not valid now")
+        raise Conflict(BenefitsError.VOUCHER_NOT_VALID, "the voucher is not valid now")
     if order_cents < voucher.threshold_cents:
         raise Conflict(
-            BenefitsError.VOUCHER_NOT_REDEEMABLE,
+            BenefitsError.BELOW_THRESHOLD,
             f"the order must reach {voucher.threshold_cents} cents",
+            details={"threshold_cents": voucher.threshold_cents},
         )
     if not _move_voucher(session, voucher, VoucherStatus.REDEEMED):
         raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
@@ -386,7 +382,10 @@ def redeem_voucher(
         session,
         [
             _voucher_out(
-                voucher, LedgerAction.REDEEM, "member", details={"order_cents": order_cents}
+                voucher,
+                LedgerAction.REDEEM,
+                source,
+                details={"order_cents": order_cents, **details},
             )
         ],
     )
@@ -476,31 +475,6 @@ def member_ledger(
 
 
 # -- members' own actions, as the hot writer runs them (JSON answers, idempotent) ----------
-
-
-def redeem_voucher_once(
-    session: Session,
-    *,
-    membership_id: int,
-    voucher_id: int,
-    order_cents: int,
-    idempotency_key: str | None,
-) -> dict[str, Any]:
-    """Redeem; a retry with the same key gets the first answer."""
-
-    def act() -> dict[str, Any]:
-        voucher = redeem_voucher(
-            session, membership_id=membership_id, voucher_id=voucher_id, order_cents=order_cents
-        )
-        return VoucherRead.model_validate(voucher).model_dump(mode="json")
-
-    return idempotency.run_once(
-        session,
-        membership_id=membership_id,
-        key=idempotency_key,
-        operation=f"benefits.redeem:{voucher_id}",
-        action=act,
-    )
 
 
 def give_address_once(

@@ -118,8 +118,8 @@ def test_retry_with_the_same_idempotency_key_returns_the_original_draw(
     fresh = draw(api, activity["id"], member.headers, **{"Idempotency-Key": "k-2"})
     assert fresh.json()["error"]["code"] == "lottery.no_chances"
     reused = api.post(
-        "/api/v1/me/vouchers/1/redeem",
-        json={"order_cents": 0},
+        "/api/v1/me/prizes/1/address",
+        json={"name": "张三", "phone": "13800138000", "address": "天河路1号"},
         headers={**member.headers, "Idempotency-Key": "k-1"},
     )
     assert reused.status_code == 409

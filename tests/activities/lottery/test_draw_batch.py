@@ -170,7 +170,7 @@ def test_a_batch_draws_as_the_same_draws_one_by_one(
             IdempotentResponse(
                 membership_id=info[3].membership_id,
                 key="x",
-                operation="benefits.redeem:1",
+                operation="benefits.claim:1",
                 body={"id": 1},
             )
         )
