@@ -39,3 +39,16 @@ def form_int(text: object, *, least: int = 1) -> int | None:
         return None
     value = int(raw)
     return value if least <= value <= MAX_BIGINT else None
+
+
+def form_cents(text: object) -> int | None:
+    """A sum of money typed in yuan ("58", "58.5", "58.50") as cents, from 0 to
+    :data:`MAX_AMOUNT`, or None when it is not one (a third decimal, a sign, an exponent)."""
+    raw = str(text or "").strip()
+    whole, _, fraction = raw.partition(".")
+    if not (whole.isascii() and whole.isdigit()) or len(whole) > 11:
+        return None
+    if fraction and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= 2):
+        return None
+    cents = int(whole) * 100 + int(fraction.ljust(2, "0") or 0)
+    return cents if cents <= MAX_AMOUNT else None

@@ -21,6 +21,8 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from gonghui.settings import get_settings
 
+MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 
 class SheetError(ValueError):
     """The workbook cannot be read within the caps; ``code`` says why (``file.*``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from gonghui import hotwrite
+from gonghui import hotwrite, xlsx
 from gonghui.activities import fulfilment
 from gonghui.activities import service as activities
 from gonghui.benefits import export, service
@@ -27,8 +27,6 @@ from gonghui.deps import (
 from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["benefits"])
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @router.get("/me/wallet")
@@ -87,7 +85,7 @@ def export_xlsx(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> Re
     activity = activities.get_activity(session, actor=staff, activity_id=activity_id)
     return Response(
         export.to_xlsx(session, activity_id=activity.id),
-        media_type=XLSX,
+        media_type=xlsx.MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="ledger-{activity.id}.xlsx"'},
     )
 

@@ -1,5 +1,5 @@
 """Console pages for activities: the lottery wizard, publishing, the live dashboard and the
-winner list with its XLSX export."""
+winner list with its xlsx.MEDIA_TYPE export."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from openpyxl import Workbook  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
+from gonghui import xlsx
 from gonghui.activities import service as activities
 from gonghui.activities import stats
 from gonghui.activities.lottery import proof
@@ -36,7 +37,6 @@ from gonghui.web.templating import render, request_locale
 
 router = APIRouter(prefix="/console/activities", include_in_schema=False)
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PRIZE_ROWS = 3
 _LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -353,7 +353,7 @@ def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: Id) -> Respo
     workbook.save(buffer)
     return Response(
         buffer.getvalue(),
-        media_type=XLSX,
+        media_type=xlsx.MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="winners-{activity_id}.xlsx"'},
     )
 
@@ -367,6 +367,6 @@ def ledger_xlsx(request: Request, user: ConsoleStaff, activity_id: Id) -> Respon
         body = export.to_xlsx(session, activity_id=activity.id)
     return Response(
         body,
-        media_type=XLSX,
+        media_type=xlsx.MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="ledger-{activity_id}.xlsx"'},
     )

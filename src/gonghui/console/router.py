@@ -56,7 +56,8 @@ def _actor(request: Request, user: PageUser) -> Actor:
 
 def _safe_next(next_url: str | None) -> str:
     # Only same-site paths: never an open redirect.
-    if next_url and next_url.startswith("/console") and "//" not in next_url:
+    # The till signs in here too and goes back to /cashier.
+    if next_url and next_url.startswith(("/console", "/cashier")) and "//" not in next_url:
         return next_url
     return "/console/"
 

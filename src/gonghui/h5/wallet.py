@@ -11,11 +11,12 @@ from pydantic import ValidationError
 
 from gonghui import hotwrite
 from gonghui.benefits import service as benefits
-from gonghui.benefits.models import PrizeStatus
+from gonghui.benefits.models import PrizeStatus, VoucherStatus
 from gonghui.benefits.schemas import AddressRequest, PrizeRead, VoucherRead
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.h5.access import H5Member, member_of
+from gonghui.merchants import codes, redeem
 from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.i18n import translate
@@ -29,10 +30,7 @@ router = APIRouter()
 def _wallet_page(request: Request, user: PageUser, **extra: Any) -> Response:
     with unit_of_work(read_only=True) as session:
         wallet = benefits.wallet(session, membership_id=member_of(user).membership_id)
-        vouchers = [
-            {"voucher": VoucherRead.model_validate(v), "qr": qr_svg(v.code)}
-            for v in wallet.vouchers
-        ]
+        vouchers = [VoucherRead.model_validate(v) for v in wallet.vouchers]
         prizes = [PrizeRead.model_validate(p) for p in wallet.prizes]
     context: dict[str, Any] = {
         "csrf_token": user.csrf_token,
@@ -40,6 +38,7 @@ def _wallet_page(request: Request, user: PageUser, **extra: Any) -> Response:
         "vouchers": vouchers,
         "prizes": prizes,
         "awaiting": PrizeStatus.AWAITING_ADDRESS,
+        "issued": VoucherStatus.ISSUED,
         "tab": "wallet",
     }
     context.update(extra)
@@ -49,6 +48,26 @@ def _wallet_page(request: Request, user: PageUser, **extra: Any) -> Response:
 @router.get("/wallet", response_class=HTMLResponse)
 def wallet_page(request: Request, user: H5Member, claimed: int = 0) -> Response:
     return _wallet_page(request, user, claimed=bool(claimed))
+
+
+@router.get("/wallet/vouchers/{voucher_id}/code", response_class=HTMLResponse)
+def voucher_code_page(request: Request, user: H5Member, voucher_id: Id) -> Response:
+    """The code to show at a merchant's till: a QR code the page renews before it expires
+    (htmx asks for the fragment again), until the voucher is spent."""
+    context: dict[str, Any] = {"csrf_token": user.csrf_token, "tab": "wallet", "id": voucher_id}
+    try:
+        with unit_of_work(read_only=True) as session:
+            code = redeem.member_code(
+                session, membership_id=member_of(user).membership_id, voucher_id=voucher_id
+            )
+    except DomainError as exc:
+        context["error"] = error_key(exc)
+    else:
+        context.update(code=code, qr=qr_svg(code.text, scale=7), refresh_s=codes.CODE_TTL_S // 3)
+    template = (
+        "h5/_voucher_code.html" if request.headers.get("hx-request") else "h5/voucher_code.html"
+    )
+    return render(request, template, context)
 
 
 @router.get("/prizes/{prize_id}/address", response_class=HTMLResponse)

@@ -3,15 +3,16 @@ shows at the till."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
+from gonghui import xlsx
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import SessionKind
 from gonghui.accounts.principal import Principal
-from gonghui.clock import day_start, local_day
+from gonghui.clock import local_day
 from gonghui.deps import CurrentMember, CurrentPrincipal, CurrentStaff, SessionDep
 from gonghui.errors import PermissionDenied
 from gonghui.merchants import redeem, service, statement
@@ -27,8 +28,6 @@ from gonghui.merchants.schemas import (
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["merchants"])
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def get_till_user(principal: CurrentPrincipal) -> Principal:
@@ -106,12 +105,6 @@ def disable_cashier(
 Day = Annotated[date | None, Query()]
 
 
-def _period(first: date | None, last: date | None) -> tuple[date, date]:
-    """Today when neither is given; a one-day period when only one is."""
-    first = first or last or local_day()
-    return first, last or first
-
-
 @router.get("/merchants/{merchant_id}/redemptions")
 def merchant_redemptions(
     merchant_id: Id,
@@ -122,7 +115,7 @@ def merchant_redemptions(
 ) -> list[RedemptionRead]:
     """The merchant's redemptions on the days ``first`` to ``last`` (default today)."""
     merchant = service.get_merchant(session, actor=staff, merchant_id=merchant_id)
-    start, end = _period(first, last)
+    start, end = statement.period(first, last)
     lines = statement.period_lines(session, merchant_id=merchant.id, first=start, last=end)
     return [RedemptionRead.model_validate(line, from_attributes=True) for line in lines]
 
@@ -136,16 +129,16 @@ def merchant_statement(
     last: Day = None,
     lang: Annotated[statement.Language, Query()] = "zh",
 ) -> Response:
-    """The settlement statement of the days ``first`` to ``last``, as XLSX."""
+    """The settlement statement of the days ``first`` to ``last``, as xlsx.MEDIA_TYPE."""
     merchant = service.get_merchant(session, actor=staff, merchant_id=merchant_id)
-    start, end = _period(first, last)
+    start, end = statement.period(first, last)
     body = statement.to_xlsx(
         session, merchant=merchant, first=start, last=end, labels=statement.LABELS[lang]
     )
     filename = f"statement-{merchant.id}-{start.isoformat()}-{end.isoformat()}.xlsx"
     return Response(
         body,
-        media_type=XLSX,
+        media_type=xlsx.MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -167,11 +160,8 @@ def till_redemptions(user: TillUser, session: SessionDep, day: Day = None) -> li
     """The merchant's redemptions of ``day`` (default today), newest first."""
     till = service.seat(session, user_id=user.user_id)
     shown = day or local_day()
-    lines = redeem.redemptions(
-        session,
-        merchant_id=till.merchant_id,
-        start=day_start(shown),
-        end=day_start(shown + timedelta(days=1)),
+    lines = statement.period_lines(
+        session, merchant_id=till.merchant_id, first=shown, last=shown, newest_first=True
     )
     return [RedemptionRead.model_validate(line, from_attributes=True) for line in lines]
 

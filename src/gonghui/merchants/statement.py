@@ -13,7 +13,7 @@ from openpyxl import Workbook  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session
 
 from gonghui.cells import safe_row
-from gonghui.clock import day_start, display_zone
+from gonghui.clock import day_start, display_zone, local_day
 from gonghui.errors import InvalidInput
 from gonghui.merchants.errors import MerchantsError
 from gonghui.merchants.models import Merchant
@@ -51,11 +51,17 @@ LABELS: dict[Language, Labels] = {
 }
 
 
+def period(first: date | None, last: date | None) -> tuple[date, date]:
+    """The days a caller asked for: today when neither end is given, one day when one is."""
+    first = first or last or local_day()
+    return first, last or first
+
+
 def period_lines(
-    session: Session, *, merchant_id: int, first: date, last: date
+    session: Session, *, merchant_id: int, first: date, last: date, newest_first: bool = False
 ) -> list[RedemptionLine]:
     """The merchant's redemptions on the days ``first`` to ``last`` (display zone), oldest
-    first."""
+    first unless ``newest_first``."""
     if last < first or (last - first).days >= MAX_DAYS:
         raise InvalidInput(
             MerchantsError.BAD_PERIOD, f"a period runs forward and spans at most {MAX_DAYS} days"
@@ -66,7 +72,7 @@ def period_lines(
         start=day_start(first),
         end=day_start(last + timedelta(days=1)),
     )
-    return lines[::-1]
+    return lines if newest_first else lines[::-1]
 
 
 def _yuan(cents: int) -> Decimal:

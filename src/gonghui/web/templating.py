@@ -20,7 +20,13 @@ def _local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return "" if value is None else value.astimezone(display_zone()).strftime(fmt)
 
 
+def _yuan(cents: int) -> str:
+    """Cents as yuan with two decimals ("58.00")."""
+    return f"{cents // 100}.{cents % 100:02d}" if cents >= 0 else "-" + _yuan(-cents)
+
+
 templates.env.filters["local_time"] = _local_time
+templates.env.filters["yuan"] = _yuan
 
 
 def request_locale(request: Request) -> str:

@@ -1,0 +1,1 @@
+"""The till page: a merchant's cashier redeems members' union vouchers from a phone."""
