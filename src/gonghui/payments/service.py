@@ -22,7 +22,11 @@ from gonghui.settings import get_settings
 Handler = Callable[[Session, Notification], None]
 
 # Modules that register handlers when imported (they import this module).
-HANDLER_MODULES: tuple[str, ...] = ("gonghui.activities.voucher_grab.claims",)
+HANDLER_MODULES: tuple[str, ...] = (
+    "gonghui.activities.voucher_grab.claims",
+    "gonghui.mall.payment",
+    "gonghui.mall.refunds",
+)
 _handlers: dict[str, Handler] = {}
 _loaded = False
 
