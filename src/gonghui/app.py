@@ -38,6 +38,7 @@ from gonghui.bodylimit import BodyLimitMiddleware
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
 from gonghui.errors import DomainError, RateLimited, ServiceUnavailable, envelope
+from gonghui.mall.router import router as mall_router
 from gonghui.members.router import router as members_router
 from gonghui.merchants.router import router as merchants_router
 from gonghui.observability import RequestContextMiddleware
@@ -164,6 +165,7 @@ def create_app() -> FastAPI:
     app.include_router(triggers_router)
     app.include_router(operations_router)
     app.include_router(payments_router)
+    app.include_router(mall_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -20,6 +20,8 @@ TASK_MODULES = (
     "gonghui.housekeeping",
     "gonghui.activities.voucher_grab.stocks",
     "gonghui.activities.voucher_grab.claims",
+    "gonghui.mall.refunds",
+    "gonghui.mall.sweep",
 )
 
 

@@ -12,6 +12,7 @@ from gonghui.baas import models as baas_models
 from gonghui.baas.functions import models as functions_models
 from gonghui.baas.triggers import models as triggers_models
 from gonghui.benefits import models as benefits_models
+from gonghui.mall import models as mall_models
 from gonghui.members import models as members_models
 from gonghui.merchants import models as merchants_models
 from gonghui.orgs import models as orgs_models
@@ -29,6 +30,7 @@ __all__ = [
     "functions_models",
     "idempotency",
     "lottery_models",
+    "mall_models",
     "members_models",
     "merchants_models",
     "orgs_models",

@@ -124,6 +124,18 @@ class Settings(BaseSettings):
     # expiring, unclaimed prizes forfeited) this often.
     housekeeping_interval_s: float = Field(default=300.0, gt=0)
     benefits_sweep_interval_s: float = Field(default=60.0, gt=0)
+    # The help-the-farmers mall (mall/): an unpaid order is closed (its stock, subsidy and
+    # voucher given back) this long after checkout; a payment not notified this long after
+    # the order went to WeChat Pay is asked for; a shipped order counts as received after
+    # this many days, and a received one completed (no more refunds) after this many; the
+    # sweep doing all that runs this often. The WeChat app members pay in (its openid);
+    # empty: the mini program's.
+    mall_unpaid_timeout_s: float = Field(default=1800.0, gt=0)
+    mall_payment_query_after_s: float = Field(default=60.0, gt=0)
+    mall_auto_receive_days: float = Field(default=10.0, gt=0)
+    mall_after_sale_days: float = Field(default=7.0, ge=0)
+    mall_sweep_interval_s: float = Field(default=60.0, gt=0)
+    mall_appid: str = ""
     # An unfinished roster import whose process has not written for this long died with it.
     roster_import_stale_s: float = 600.0
 

@@ -177,7 +177,7 @@ def _resealed(body: bytes, headers: dict[str, str], change: Any) -> tuple[bytes,
     change(envelope)
     text = json.dumps(envelope, separators=(",", ":"))
     stamp, nonce = headers["Wechatpay-Timestamp"], headers["Wechatpay-Nonce"]
-    platform = sim._load_secrets().platform_key
+    platform = sim.load_secrets().platform_key
     signature = rsa_sign(platform, f"{stamp}\n{nonce}\n{text}\n")
     return text.encode(), {**headers, "Wechatpay-Signature": signature}
 

@@ -22,6 +22,7 @@ from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import Identity, Provider, User
 from gonghui.clock import now
 from gonghui.errors import Conflict
+from gonghui.members.models import Membership
 from gonghui.pii import PiiField, blind_index, mask, seal
 
 T = TypeVar("T")
@@ -38,6 +39,24 @@ def _with_retry(session: Session, attempt: Callable[[], T]) -> T:
             continue
     with session.begin_nested():
         return attempt()
+
+
+_WECHAT = (Provider.WECHAT_MINI, Provider.WECHAT_OFFICIAL, Provider.WECHAT_APP)
+
+
+def wechat_openid(session: Session, *, membership_id: int, appid: str) -> str | None:
+    """The member's openid in the WeChat app ``appid`` (what WeChat Pay pays from and
+    sends coupons to), or None until they have signed in through that app once."""
+    return session.scalar(
+        select(Identity.subject)
+        .join(Membership, Membership.user_id == Identity.user_id)
+        .where(
+            Membership.id == membership_id,
+            Identity.provider.in_(_WECHAT),
+            Identity.app_id == appid,
+        )
+        .limit(1)
+    )
 
 
 def _find_identity(

@@ -21,7 +21,7 @@ from collections.abc import Collection
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, select, update
+from sqlalchemy import BindParameter, Integer, Select, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.activities.models import Counter
@@ -30,7 +30,7 @@ from gonghui.db import upsert_insert
 _KEY = [Counter.activity_id, Counter.membership_id, Counter.scope]
 
 
-def _insert(dialect: str, *, used: int) -> Any:
+def _insert(dialect: str, *, used: int | BindParameter[int]) -> Any:
     return upsert_insert(dialect)(Counter).values(
         activity_id=bindparam("a"),
         membership_id=bindparam("m"),
@@ -107,6 +107,34 @@ def _remaining() -> Select[int, str, int, int]:
     )
 
 
+@cache
+def _take_amount(dialect: str) -> Any:
+    # A counter of amounts (cents): ``n`` more used only while they fit under ``granted``.
+    return (
+        _insert(dialect, used=bindparam("n", type_=Integer))
+        .on_conflict_do_update(
+            index_elements=_KEY,
+            set_={"used": Counter.used + bindparam("n")},
+            where=Counter.used + bindparam("n") <= Counter.granted,
+        )
+        .returning(Counter.membership_id)
+    )
+
+
+@cache
+def _give_back_amount() -> Update:
+    return (
+        update(Counter)
+        .where(
+            Counter.activity_id == bindparam("a"),
+            Counter.membership_id == bindparam("m"),
+            Counter.scope == bindparam("s"),
+            Counter.used >= bindparam("n"),
+        )
+        .values(used=Counter.used - bindparam("n"))
+    )
+
+
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
@@ -154,6 +182,32 @@ def release_many(
     if members:
         params = {"a": activity_id, "s": scope, "ms": list(members)}
         session.connection().execute(_release(), params)
+
+
+def take_amount(
+    session: Session,
+    *,
+    activity_id: int,
+    membership_id: int,
+    scope: str,
+    granted: int,
+    amount: int,
+) -> bool:
+    """Use ``amount`` of a counter of amounts that starts with ``granted`` (a member's
+    subsidy cap in cents); False, and nothing used, if it would pass ``granted``."""
+    if amount > granted:
+        return False
+    params = {"a": activity_id, "m": membership_id, "s": scope, "g": granted, "n": amount}
+    taken = session.connection().execute(_take_amount(_dialect(session)), params)
+    return taken.first() is not None
+
+
+def give_back_amount(
+    session: Session, *, activity_id: int, membership_id: int, scope: str, amount: int
+) -> None:
+    """Give back ``amount`` used earlier by :func:`take_amount` (an order cancelled)."""
+    params = {"a": activity_id, "m": membership_id, "s": scope, "n": amount}
+    session.connection().execute(_give_back_amount(), params)
 
 
 def grant(

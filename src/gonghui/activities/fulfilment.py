@@ -8,7 +8,6 @@ address and forfeiting a prize whose address never came, is the wallet's:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -16,13 +15,14 @@ from sqlalchemy.orm import Session
 
 from gonghui.activities import service as activities
 from gonghui.audit import service as audit
+from gonghui.benefits.addresses import address_view
 from gonghui.benefits.errors import BenefitsError
 from gonghui.benefits.models import Prize, PrizeStatus
 from gonghui.db import rowcount
 from gonghui.errors import Conflict, NotFound, PermissionDenied
 from gonghui.members.models import Membership, RosterEntry
 from gonghui.orgs.models import Org
-from gonghui.pii import PiiField, mask, masked, unseal
+from gonghui.pii import PiiField, masked
 from gonghui.tenancy import Actor, Permission
 
 
@@ -31,19 +31,6 @@ class PrizeLine:
     prize: Prize
     winner: str | None
     address: dict[str, str] | None
-
-
-def _address(prize: Prize, *, reveal: bool) -> dict[str, str] | None:
-    if prize.address_enc is None:
-        return None
-    plain: dict[str, str] = json.loads(unseal(PiiField.NAME, prize.address_enc))
-    if reveal:
-        return plain
-    return {
-        "name": mask(PiiField.NAME, plain["name"]),
-        "phone": mask(PiiField.PHONE, plain["phone"]),
-        "address": plain["address"][:6] + "***",
-    }
 
 
 def list_prizes(
@@ -63,7 +50,9 @@ def list_prizes(
         .order_by(Prize.id)
     ).all()
     lines = [
-        PrizeLine(prize, masked(PiiField.NAME, name_enc), _address(prize, reveal=reveal))
+        PrizeLine(
+            prize, masked(PiiField.NAME, name_enc), address_view(prize.address_enc, reveal=reveal)
+        )
         for prize, name_enc in rows
     ]
     if reveal:

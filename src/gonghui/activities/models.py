@@ -21,6 +21,7 @@ class ActivityKind(StrEnum):
     LOTTERY = "lottery"
     QUIZ_LOTTERY = "quiz_lottery"
     VOUCHER_GRAB = "voucher_grab"
+    MALL = "mall"  # a sale in the help-the-farmers mall: the union subsidises orders
 
 
 class ActivityStatus(StrEnum):

@@ -135,8 +135,26 @@ class VoucherGrabConfig(BaseModel):
     voucher_grab: VoucherGrabRules
 
 
+class MallRules(BaseModel):
+    """A mall sale (see :mod:`gonghui.mall`): the union pays ``subsidy_percent`` of an
+    order's goods from the activity's ``budget_cents``, at most
+    ``member_cap_cents_per_month`` per member in a calendar month (display time zone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subsidy_percent: int = Field(ge=0, le=100)
+    member_cap_cents_per_month: Amount
+
+
+class MallConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["mall"]
+    mall: MallRules
+
+
 ActivityConfig = Annotated[
-    QuizConfig | LotteryConfig | QuizLotteryConfig | VoucherGrabConfig,
+    QuizConfig | LotteryConfig | QuizLotteryConfig | VoucherGrabConfig | MallConfig,
     Field(discriminator="kind"),
 ]
 

@@ -31,6 +31,10 @@ class LedgerKind(StrEnum):
     VOUCHER = "voucher"
     POINTS = "points"
     PRIZE = "prize"
+    # Money: a member's payment for a mall order and its refund (PAY positive, REFUND
+    # negative), and the union's subsidy of an order (ISSUE positive, REVOKE negative).
+    PAYMENT = "payment"
+    SUBSIDY = "subsidy"
 
 
 class LedgerAction(StrEnum):
@@ -38,6 +42,8 @@ class LedgerAction(StrEnum):
     REDEEM = "redeem"
     EXPIRE = "expire"
     REVOKE = "revoke"
+    PAY = "pay"
+    REFUND = "refund"
 
 
 class Voucher(Base):

@@ -7,7 +7,6 @@ writers (on PostgreSQL, any number of them) lock them in one order.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from gonghui import idempotency
 from gonghui.audit import service as audit
+from gonghui.benefits.addresses import seal_address
 from gonghui.benefits.errors import BenefitsError
 from gonghui.benefits.models import (
     Budget,
@@ -35,7 +35,6 @@ from gonghui.benefits.schemas import PrizeRead
 from gonghui.clock import now
 from gonghui.db import rowcount, upsert_insert
 from gonghui.errors import Conflict, NotFound
-from gonghui.pii import PiiField, seal
 from gonghui.tenancy import Actor
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -66,6 +65,17 @@ def charge_budget(session: Session, *, activity_id: int, cents: int = 0, points:
         return True
     # No budget row at all means no budget was set.
     return session.get(Budget, activity_id) is None
+
+
+def release_budget(session: Session, *, activity_id: int, cents: int) -> None:
+    """Give back ``cents`` charged earlier (what it paid for was undone: a mall order
+    cancelled or refunded)."""
+    session.execute(
+        update(Budget)
+        .where(Budget.activity_id == activity_id, Budget.cents_spent >= cents)
+        .values(cents_spent=Budget.cents_spent - cents)
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass
@@ -155,6 +165,35 @@ def _ledger(session: Session, entries: Sequence[dict[str, Any]]) -> None:
         session.connection().execute(_INSERT_LEDGER, list(entries))
 
 
+def record_entry(
+    session: Session,
+    *,
+    membership_id: int,
+    activity_id: int | None,
+    kind: LedgerKind,
+    action: LedgerAction,
+    amount: int,
+    source: str,
+    details: dict[str, Any],
+) -> None:
+    """One ledger row for a change whose thing lives elsewhere (a WeChat Pay coupon, a
+    payment, a subsidy); the caller's state change makes it happen once."""
+    _ledger(
+        session,
+        [
+            _entry(
+                membership_id=membership_id,
+                activity_id=activity_id,
+                kind=kind,
+                action=action,
+                amount=amount,
+                source=source,
+                details=details,
+            )
+        ],
+    )
+
+
 def record_coupon(
     session: Session,
     *,
@@ -167,19 +206,15 @@ def record_coupon(
 ) -> None:
     """A WeChat Pay coupon entering the member's benefits (ISSUE, positive) or spent
     (REDEEM, negative): a ledger row only, as the coupon itself lives in WeChat Pay."""
-    _ledger(
+    record_entry(
         session,
-        [
-            _entry(
-                membership_id=membership_id,
-                activity_id=activity_id,
-                kind=LedgerKind.VOUCHER,
-                action=action,
-                amount=amount_cents,
-                source=source,
-                details=details,
-            )
-        ],
+        membership_id=membership_id,
+        activity_id=activity_id,
+        kind=LedgerKind.VOUCHER,
+        action=action,
+        amount=amount_cents,
+        source=source,
+        details=details,
     )
 
 
@@ -349,6 +384,13 @@ def issue_prizes(
     return ids
 
 
+def member_voucher(session: Session, membership_id: int, voucher_id: int) -> Voucher:
+    voucher = session.get(Voucher, voucher_id)
+    if voucher is None or voucher.membership_id != membership_id:
+        raise NotFound(BenefitsError.VOUCHER_NOT_FOUND, f"voucher {voucher_id} not found")
+    return voucher
+
+
 def _move_voucher(session: Session, voucher: Voucher, to: VoucherStatus) -> bool:
     """ISSUED → ``to`` exactly once, however many requests race for it."""
     result = session.execute(
@@ -390,6 +432,28 @@ def redeem_voucher(
         ],
     )
     return voucher
+
+
+def reinstate_voucher(
+    session: Session, *, voucher_id: int, source: str, details: dict[str, Any]
+) -> bool:
+    """A redeemed voucher back in the wallet (the order it paid for was cancelled or
+    refunded), with its ledger row; False if it was not redeemed. A voucher past its
+    validity comes back too, and the sweep expires it."""
+    result = session.execute(
+        update(Voucher)
+        .where(Voucher.id == voucher_id, Voucher.status == VoucherStatus.REDEEMED)
+        .values(status=VoucherStatus.ISSUED)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        return False
+    voucher = session.get(Voucher, voucher_id)
+    assert voucher is not None
+    session.refresh(voucher)
+    entry = _voucher_out(voucher, LedgerAction.ISSUE, source, details)
+    _ledger(session, [{**entry, "amount": voucher.value_cents}])
+    return True
 
 
 def revoke_voucher(session: Session, *, actor: Actor, voucher: Voucher, reason: str) -> Voucher:
@@ -438,8 +502,7 @@ def give_address(
         raise Conflict(BenefitsError.ADDRESS_CLOSED, f"the prize is {prize.status}")
     if prize.address_deadline is not None and instant > prize.address_deadline:
         raise Conflict(BenefitsError.ADDRESS_CLOSED, "the deadline for the address has passed")
-    blob = json.dumps({"name": name, "phone": phone, "address": address}, ensure_ascii=False)
-    prize.address_enc = seal(PiiField.NAME, blob)
+    prize.address_enc = seal_address(name=name, phone=phone, address=address)
     prize.address_given_at = instant
     prize.status = PrizeStatus.TO_SHIP
     return prize

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -196,6 +197,31 @@ def verify_signed(merchant: Merchant, headers: Mapping[str, str], body: str) -> 
 
 def _refused(reason: str) -> NotificationRefused:
     return NotificationRefused(IntegrationsError.WECHATPAY_BAD_SIGNATURE, reason)
+
+
+# WeChat Pay's times are China Standard Time, RFC 3339.
+_CST = timezone(timedelta(hours=8))
+
+
+def wechat_time(at: datetime) -> str:
+    """``at`` as WeChat Pay writes times: RFC 3339 in China Standard Time."""
+    return at.astimezone(_CST).isoformat(timespec="seconds")
+
+
+def jsapi_pay_params(merchant: Merchant, *, appid: str, prepay_id: str) -> dict[str, str]:
+    """What a page hands to ``wx.requestPayment`` for a JSAPI order: ``paySign`` is
+    RSA-SHA256 with the merchant's key over ``appId\ntimeStamp\nnonceStr\npackage\n``
+    (https://pay.weixin.qq.com/doc/v3/merchant/4012365341; wechatpayv3's ``Core.sign``)."""
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
+    package = f"prepay_id={prepay_id}"
+    return {
+        "appId": appid,
+        "timeStamp": timestamp,
+        "nonceStr": nonce,
+        "package": package,
+        "signType": "RSA",
+        "paySign": rsa_sign(merchant.private_key, f"{appid}\n{timestamp}\n{nonce}\n{package}\n"),
+    }
 
 
 @dataclass(frozen=True)

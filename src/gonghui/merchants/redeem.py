@@ -21,7 +21,7 @@ from gonghui.activities.models import Activity
 from gonghui.benefits import service as benefits
 from gonghui.benefits.errors import BenefitsError
 from gonghui.benefits.models import Voucher, VoucherStatus
-from gonghui.errors import Conflict, InvalidInput, NotFound, RateLimited
+from gonghui.errors import Conflict, InvalidInput, RateLimited
 from gonghui.merchants import codes
 from gonghui.merchants.errors import MerchantsError
 from gonghui.merchants.models import Cashier, Redemption
@@ -100,9 +100,7 @@ def redeem(session: Session, *, user_id: int, code: str, order_cents: int) -> Re
 def member_code(session: Session, *, membership_id: int, voucher_id: int) -> codes.PresentedCode:
     """A fresh code for the member to show at a till, for a voucher of theirs that a
     merchant may take (issued by an activity, not yet spent)."""
-    voucher = session.get(Voucher, voucher_id)
-    if voucher is None or voucher.membership_id != membership_id:
-        raise NotFound(BenefitsError.VOUCHER_NOT_FOUND, f"voucher {voucher_id} not found")
+    voucher = benefits.member_voucher(session, membership_id, voucher_id)
     if voucher.status != VoucherStatus.ISSUED or voucher.activity_id is None:
         raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
     return codes.present(voucher_id=voucher.id)

@@ -17,13 +17,24 @@ from sqlalchemy.orm import Session
 from gonghui.db import upsert_insert
 from gonghui.integrations.wechatpay import Notification, configured_merchant, parse_notification
 from gonghui.payments.models import PaymentNotification
+from gonghui.settings import get_settings
 
 Handler = Callable[[Session, Notification], None]
 
 # Modules that register handlers when imported (they import this module).
-HANDLER_MODULES: tuple[str, ...] = ("gonghui.activities.voucher_grab.claims",)
+HANDLER_MODULES: tuple[str, ...] = (
+    "gonghui.activities.voucher_grab.claims",
+    "gonghui.mall.payment",
+    "gonghui.mall.refunds",
+)
 _handlers: dict[str, Handler] = {}
 _loaded = False
+
+
+def notify_url() -> str:
+    """Where WeChat Pay sends its notifications to us (the coupon callback, each order's
+    ``notify_url``)."""
+    return f"{get_settings().public_base_url.rstrip('/')}/api/v1/payments/wechatpay/notifications"
 
 
 def handles(event_type: str) -> Callable[[Handler], Handler]:

@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gonghui import idempotency, tasks
-from gonghui.accounts.models import Identity, Provider
+from gonghui.accounts.identities import wechat_openid
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters
 from gonghui.activities.errors import ActivitiesError
@@ -45,11 +45,9 @@ from gonghui.clock import now
 from gonghui.db import rowcount, unit_of_work
 from gonghui.errors import Conflict, NotFound, ServiceUnavailable
 from gonghui.integrations import wechatpay
-from gonghui.members.models import Membership
 from gonghui.payments import service as payments
 
 SEND_COUPON = "vouchers.send_coupon"
-_WECHAT = (Provider.WECHAT_MINI, Provider.WECHAT_OFFICIAL, Provider.WECHAT_APP)
 
 
 def claim_view(claim: VoucherClaim, stock: VoucherStock) -> dict[str, Any]:
@@ -66,19 +64,6 @@ def claim_view(claim: VoucherClaim, stock: VoucherStock) -> dict[str, Any]:
         "sent_at": claim.sent_at.isoformat() if claim.sent_at else None,
         "used_at": claim.used_at.isoformat() if claim.used_at else None,
     }
-
-
-def _openid(session: Session, membership_id: int, appid: str) -> str | None:
-    return session.scalar(
-        select(Identity.subject)
-        .join(Membership, Membership.user_id == Identity.user_id)
-        .where(
-            Membership.id == membership_id,
-            Identity.provider.in_(_WECHAT),
-            Identity.app_id == appid,
-        )
-        .limit(1)
-    )
 
 
 def claim(
@@ -106,7 +91,7 @@ def claim(
                 else "these vouchers cannot be claimed",
                 {"status": str(stock.status)},
             )
-        openid = _openid(session, member.membership_id, stock.appid)
+        openid = wechat_openid(session, membership_id=member.membership_id, appid=stock.appid)
         if openid is None:
             raise Conflict(
                 ActivitiesError.WECHAT_NOT_LINKED,

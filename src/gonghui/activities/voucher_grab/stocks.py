@@ -5,7 +5,6 @@ Pay and a stock whose creation meets no answer is asked for again with the same
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -17,11 +16,10 @@ from gonghui.activities.schemas import VoucherGrabRules
 from gonghui.activities.voucher_grab.models import StockStatus, VoucherStock
 from gonghui.db import unit_of_work
 from gonghui.integrations import wechatpay
+from gonghui.payments import service as payments
 from gonghui.settings import get_settings
 
 OPEN_STOCK = "vouchers.open_stock"
-# WeChat Pay's times are China Standard Time, RFC 3339.
-_CST = timezone(timedelta(hours=8))
 
 
 def rules_of(activity: Activity) -> VoucherGrabRules | None:
@@ -63,14 +61,6 @@ def list_stocks(session: Session, *, activity_id: int) -> list[VoucherStock]:
     )
 
 
-def notify_url() -> str:
-    return f"{get_settings().public_base_url.rstrip('/')}/api/v1/payments/wechatpay/notifications"
-
-
-def _wechat_time(at: datetime) -> str:
-    return at.astimezone(_CST).isoformat(timespec="seconds")
-
-
 @tasks.task(OPEN_STOCK, max_attempts=20)
 def open_stock(stock_id: int) -> None:
     """Create the stock at WeChat Pay (once per request number) and start it."""
@@ -80,7 +70,10 @@ def open_stock(stock_id: int) -> None:
             return
         activity = session.get(Activity, stock.activity_id)
         assert activity is not None
-        window = (_wechat_time(activity.starts_at), _wechat_time(activity.ends_at))
+        window = (
+            wechatpay.wechat_time(activity.starts_at),
+            wechatpay.wechat_time(activity.ends_at),
+        )
         wechat_stock_id = stock.wechat_stock_id
     client = wechatpay.WechatPayClient(wechatpay.configured_merchant())
     mchid = client.merchant.mchid
@@ -89,7 +82,7 @@ def open_stock(stock_id: int) -> None:
         client.call(
             "POST",
             "/v3/marketing/favor/callbacks",
-            {"mchid": mchid, "notify_url": notify_url(), "switch": True},
+            {"mchid": mchid, "notify_url": payments.notify_url(), "switch": True},
         )
         if wechat_stock_id is None:
             created = client.call(

@@ -1,0 +1,365 @@
+"""JSAPI payments and refunds: placing an order (``prepay_id``), querying and closing it,
+the payer paying (a ``TRANSACTION.SUCCESS`` notification to the order's notify_url), and
+refunds (``POST /v3/refund/domestic/refunds``, idempotent by ``out_refund_no``; query;
+``REFUND.SUCCESS`` when the control endpoint says the money is back).
+
+As at WeChat Pay: placing the same ``out_trade_no`` again with the same content answers
+the same ``prepay_id``, with other content it is refused; a closed or expired order cannot
+be paid; an order paid cannot be closed; refunds never pass what was paid.
+https://pay.weixin.qq.com/doc/v3/merchant/4012791856 (JSAPI), 4012791862 (refunds).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, ValidationError
+
+from gonghui.integrations.wechatpay_simulator.protocol import (
+    Delivery,
+    Refusal,
+    SignedCall,
+    SimulatorRoute,
+    before_answer,
+    lost_answer,
+    notify,
+    now_text,
+    signed,
+)
+
+router = APIRouter(route_class=SimulatorRoute)
+
+
+@dataclass
+class _Trade:
+    appid: str
+    mchid: str
+    out_trade_no: str
+    description: str
+    total: int
+    openid: str
+    notify_url: str
+    time_expire: datetime | None
+    prepay_id: str
+    state: str = "NOTPAY"  # SUCCESS, CLOSED, REFUND
+    transaction_id: str | None = None
+    success_time: str | None = None
+    refunded: int = 0
+
+
+@dataclass
+class _Refund:
+    refund_id: str
+    out_refund_no: str
+    trade: _Trade
+    amount: int
+    reason: str
+    notify_url: str
+    status: str = "PROCESSING"  # SUCCESS
+    create_time: str = field(default_factory=now_text)
+    success_time: str | None = None
+
+
+@dataclass
+class _State:
+    trades: dict[str, _Trade] = field(default_factory=dict)  # by out_trade_no
+    refunds: dict[str, _Refund] = field(default_factory=dict)  # by out_refund_no
+
+
+_lock = threading.Lock()
+_state = _State()
+
+
+def reset() -> None:
+    global _state
+    with _lock:
+        _state = _State()
+
+
+class _Amount(BaseModel):
+    total: int = Field(ge=1)
+    currency: str = "CNY"
+
+
+class _Payer(BaseModel):
+    openid: str = Field(min_length=1, max_length=128)
+
+
+class _Jsapi(BaseModel):
+    appid: str = Field(min_length=1, max_length=32)
+    mchid: str
+    description: str = Field(min_length=1, max_length=127)
+    out_trade_no: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Za-z_\-|*]+$")
+    time_expire: datetime | None = None
+    notify_url: str = Field(pattern=r"^https?://")
+    amount: _Amount
+    payer: _Payer
+
+
+def _validated(model: type[BaseModel], body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise Refusal(400, "PARAM_ERROR", str(exc)[:200]) from None
+
+
+def _expired(trade: _Trade) -> bool:
+    return (
+        trade.time_expire is not None and datetime.now(trade.time_expire.tzinfo) > trade.time_expire
+    )
+
+
+@router.post("/v3/pay/transactions/jsapi")
+async def jsapi(call: SignedCall) -> Response:
+    new: _Jsapi = _validated(_Jsapi, call.body)
+    lost = await before_answer()
+    with _lock:
+        trade = _state.trades.get(new.out_trade_no)
+        if trade is None:
+            trade = _Trade(
+                appid=new.appid,
+                mchid=call.mchid,
+                out_trade_no=new.out_trade_no,
+                description=new.description,
+                total=new.amount.total,
+                openid=new.payer.openid,
+                notify_url=new.notify_url,
+                time_expire=new.time_expire,
+                prepay_id=f"wx{secrets.token_hex(15)}",
+            )
+            _state.trades[new.out_trade_no] = trade
+        elif (trade.total, trade.openid, trade.appid) != (
+            new.amount.total,
+            new.payer.openid,
+            new.appid,
+        ):
+            raise Refusal(400, "INVALID_REQUEST", "201 商户订单号重复")
+        elif trade.state == "CLOSED":
+            raise Refusal(400, "ORDER_CLOSED", "订单已关闭")
+        elif trade.state != "NOTPAY":
+            raise Refusal(400, "ORDERPAID", "该订单已支付")
+        prepay_id = trade.prepay_id
+    if lost:
+        raise lost_answer()
+    return signed(200, {"prepay_id": prepay_id})
+
+
+def _trade_view(trade: _Trade) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "appid": trade.appid,
+        "mchid": trade.mchid,
+        "out_trade_no": trade.out_trade_no,
+        "trade_state": trade.state,
+        "trade_state_desc": {
+            "NOTPAY": "未支付",
+            "SUCCESS": "支付成功",
+            "CLOSED": "已关闭",
+            "REFUND": "转入退款",
+        }[trade.state],
+        "amount": {"total": trade.total, "currency": "CNY"},
+        "payer": {"openid": trade.openid},
+    }
+    if trade.transaction_id is not None:
+        view.update(
+            transaction_id=trade.transaction_id,
+            trade_type="JSAPI",
+            bank_type="OTHERS",
+            success_time=trade.success_time,
+            amount={
+                "total": trade.total,
+                "payer_total": trade.total,
+                "currency": "CNY",
+                "payer_currency": "CNY",
+            },
+        )
+    return view
+
+
+def _trade(out_trade_no: str, mchid: str) -> _Trade:
+    """The merchant's order (call with the lock held)."""
+    trade = _state.trades.get(out_trade_no)
+    if trade is None or trade.mchid != mchid:
+        raise Refusal(404, "ORDER_NOT_EXIST", "订单不存在")
+    return trade
+
+
+@router.get("/v3/pay/transactions/out-trade-no/{out_trade_no}")
+async def query_trade(out_trade_no: str, call: SignedCall) -> Response:
+    await before_answer()
+    with _lock:
+        view = _trade_view(_trade(out_trade_no, call.mchid))
+    return signed(200, view)
+
+
+@router.post("/v3/pay/transactions/out-trade-no/{out_trade_no}/close")
+async def close_trade(out_trade_no: str, call: SignedCall) -> Response:
+    lost = await before_answer()
+    with _lock:
+        trade = _trade(out_trade_no, call.mchid)
+        if trade.state in ("SUCCESS", "REFUND"):
+            raise Refusal(400, "ORDERPAID", "订单已支付")
+        trade.state = "CLOSED"
+    if lost:
+        raise lost_answer()
+    return signed(204, None)
+
+
+@router.post("/_control/transactions/{out_trade_no}/pay")
+def pay(out_trade_no: str, body: Delivery) -> dict[str, Any]:
+    """The payer confirms the payment in WeChat: the order is paid, and TRANSACTION.SUCCESS
+    goes to its notify_url (twice with ``duplicate``; kept until released with ``hold``).
+    An order closed, expired or paid already is not paid (again)."""
+    with _lock:
+        trade = _state.trades.get(out_trade_no)
+        if trade is None or trade.state != "NOTPAY" or _expired(trade):
+            return {"paid": False}
+        trade.state = "SUCCESS"
+        trade.transaction_id = f"42000{secrets.randbelow(10**23):023d}"
+        trade.success_time = now_text()
+        resource = _trade_view(trade)
+    statuses = notify(
+        trade.notify_url,
+        "TRANSACTION.SUCCESS",
+        resource,
+        summary="支付成功",
+        duplicate=body.duplicate,
+        hold=body.hold,
+    )
+    return {"paid": True, "transaction_id": trade.transaction_id, "statuses": statuses}
+
+
+class _RefundAmount(BaseModel):
+    refund: int = Field(ge=1)
+    total: int = Field(ge=1)
+    currency: str = "CNY"
+
+
+class _NewRefund(BaseModel):
+    transaction_id: str | None = None
+    out_trade_no: str | None = None
+    out_refund_no: str = Field(min_length=1, max_length=64)
+    reason: str = Field(default="", max_length=80)
+    notify_url: str = Field(default="", pattern=r"^(https?://.*)?$")
+    amount: _RefundAmount
+
+
+def _refund_view(refund: _Refund) -> dict[str, Any]:
+    trade = refund.trade
+    return {
+        "refund_id": refund.refund_id,
+        "out_refund_no": refund.out_refund_no,
+        "transaction_id": trade.transaction_id,
+        "out_trade_no": trade.out_trade_no,
+        "channel": "ORIGINAL",
+        "user_received_account": "支付用户零钱",
+        "success_time": refund.success_time,
+        "create_time": refund.create_time,
+        "status": refund.status,
+        "amount": {
+            "total": trade.total,
+            "refund": refund.amount,
+            "payer_total": trade.total,
+            "payer_refund": refund.amount,
+            "currency": "CNY",
+        },
+    }
+
+
+@router.post("/v3/refund/domestic/refunds")
+async def create_refund(call: SignedCall) -> Response:
+    new: _NewRefund = _validated(_NewRefund, call.body)
+    lost = await before_answer()
+    with _lock:
+        refund = _state.refunds.get(new.out_refund_no)
+        if refund is None:
+            trade = next(
+                (
+                    t
+                    for t in _state.trades.values()
+                    if t.mchid == call.mchid
+                    and t.transaction_id is not None
+                    and new.out_trade_no in (None, t.out_trade_no)
+                    and new.transaction_id in (None, t.transaction_id)
+                    and (new.out_trade_no or new.transaction_id)
+                ),
+                None,
+            )
+            if trade is None:
+                raise Refusal(404, "RESOURCE_NOT_EXISTS", "订单不存在或未支付")
+            if new.amount.total != trade.total:
+                raise Refusal(400, "PARAM_ERROR", "订单金额与原订单不一致")
+            if trade.refunded + new.amount.refund > trade.total:
+                raise Refusal(403, "NOT_ENOUGH", "退款金额超过可退金额")
+            trade.refunded += new.amount.refund
+            trade.state = "REFUND"
+            refund = _Refund(
+                refund_id=f"50000{secrets.randbelow(10**24):024d}",
+                out_refund_no=new.out_refund_no,
+                trade=trade,
+                amount=new.amount.refund,
+                reason=new.reason,
+                notify_url=new.notify_url,
+            )
+            _state.refunds[new.out_refund_no] = refund
+        view = _refund_view(refund)
+    if lost:
+        raise lost_answer()
+    return signed(200, view)
+
+
+@router.get("/v3/refund/domestic/refunds/{out_refund_no}")
+async def query_refund(out_refund_no: str, call: SignedCall) -> Response:
+    await before_answer()
+    with _lock:
+        refund = _state.refunds.get(out_refund_no)
+        if refund is None or refund.trade.mchid != call.mchid:
+            raise Refusal(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        view = _refund_view(refund)
+    return signed(200, view)
+
+
+@router.post("/_control/refunds/{out_refund_no}/succeed")
+def refund_succeeds(out_refund_no: str, body: Delivery) -> dict[str, Any]:
+    """The money is back with the payer: the refund is SUCCESS, and REFUND.SUCCESS goes to
+    its notify_url (twice with ``duplicate``; kept until released with ``hold``)."""
+    with _lock:
+        refund = _state.refunds.get(out_refund_no)
+        if refund is None or refund.status != "PROCESSING":
+            return {"succeeded": False}
+        refund.status = "SUCCESS"
+        refund.success_time = now_text()
+        trade = refund.trade
+        resource = {
+            "mchid": trade.mchid,
+            "out_trade_no": trade.out_trade_no,
+            "transaction_id": trade.transaction_id,
+            "out_refund_no": refund.out_refund_no,
+            "refund_id": refund.refund_id,
+            "refund_status": "SUCCESS",
+            "success_time": refund.success_time,
+            "user_received_account": "支付用户零钱",
+            "amount": {
+                "total": trade.total,
+                "refund": refund.amount,
+                "payer_total": trade.total,
+                "payer_refund": refund.amount,
+            },
+        }
+        url = refund.notify_url
+    if not url:
+        return {"succeeded": True, "statuses": None}
+    statuses = notify(
+        url,
+        "REFUND.SUCCESS",
+        resource,
+        summary="退款成功",
+        duplicate=body.duplicate,
+        hold=body.hold,
+    )
+    return {"succeeded": True, "statuses": statuses}

@@ -1,0 +1,157 @@
+"""Reading orders (members their own, operators those of their subtree's sellers) and
+moving an order from one state to the next, once."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gonghui.audit import service as audit
+from gonghui.benefits.addresses import address_view
+from gonghui.db import rowcount
+from gonghui.errors import Conflict, NotFound, PermissionDenied
+from gonghui.mall.errors import MallError
+from gonghui.mall.models import Order, OrderLine, OrderState
+from gonghui.orgs.models import Org
+from gonghui.tenancy import Actor, Permission, get_scoped, scoped
+
+MANAGE = Permission.ACTIVITIES_MANAGE
+
+_FIELDS = (
+    "id",
+    "org_id",
+    "member_org_id",
+    "goods_cents",
+    "subsidy_cents",
+    "voucher_cents",
+    "total_cents",
+    "activity_id",
+    "voucher_id",
+    "out_trade_no",
+    "courier_company",
+    "courier_no",
+    "refund_reason",
+)
+_TIMES = (
+    "due_at",
+    "created_at",
+    "paid_at",
+    "shipped_at",
+    "received_at",
+    "completed_at",
+    "cancelled_at",
+    "refunded_at",
+)
+
+
+def order_view(session: Session, order: Order, *, reveal: bool = False) -> dict[str, Any]:
+    """The order as the API shows it (JSON-ready: the hot writer answers with it)."""
+    lines = session.scalars(
+        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+    )
+    view: dict[str, Any] = {name: getattr(order, name) for name in _FIELDS}
+    for name in _TIMES:
+        at = getattr(order, name)
+        view[name] = at.isoformat() if at is not None else None
+    view["state"] = str(order.state)
+    view["address"] = address_view(order.address_enc, reveal=reveal)
+    view["lines"] = [
+        {
+            "sku_id": line.sku_id,
+            "product_id": line.product_id,
+            "product_name": line.product_name,
+            "sku_name": line.sku_name,
+            "origin_region": line.origin_region,
+            "price_cents": line.price_cents,
+            "quantity": line.quantity,
+            "amount_cents": line.amount_cents,
+        }
+        for line in lines
+    ]
+    return view
+
+
+def move(
+    session: Session, order: Order, *, from_: Collection[OrderState], to: OrderState, **values: Any
+) -> bool:
+    """``order`` from one of ``from_`` to ``to`` (with ``values``), exactly once however
+    many callers race: False if it was not in ``from_`` any more."""
+    moved = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.state.in_([str(s) for s in from_]))
+        .values(state=to, **values)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(order)
+    return rowcount(moved) == 1
+
+
+def refuse_state(order: Order, doing: str) -> Conflict:
+    return Conflict(
+        MallError.BAD_STATE,
+        f"an order that is {order.state} cannot be {doing}",
+        {"state": str(order.state)},
+    )
+
+
+# -- members -------------------------------------------------------------------------------
+
+
+def member_order(session: Session, *, membership_id: int, order_id: int) -> Order:
+    order = session.get(Order, order_id)
+    if order is None or order.membership_id != membership_id:
+        raise NotFound(MallError.ORDER_NOT_FOUND, f"order {order_id} not found")
+    return order
+
+
+def member_orders(
+    session: Session, *, membership_id: int, before_id: int | None = None, limit: int = 20
+) -> list[Order]:
+    stmt = select(Order).where(Order.membership_id == membership_id)
+    if before_id is not None:
+        stmt = stmt.where(Order.id < before_id)
+    return list(session.scalars(stmt.order_by(Order.id.desc()).limit(min(max(limit, 1), 100))))
+
+
+# -- operators -------------------------------------------------------------------------------
+
+
+def get_order(session: Session, *, actor: Actor, order_id: int) -> Order:
+    return get_scoped(session, Order, order_id, actor, MANAGE)
+
+
+def list_orders(
+    session: Session,
+    *,
+    actor: Actor,
+    state: OrderState | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Order]:
+    stmt = scoped(select(Order), actor, MANAGE)
+    if state is not None:
+        stmt = stmt.where(Order.state == state)
+    if before_id is not None:
+        stmt = stmt.where(Order.id < before_id)
+    return list(session.scalars(stmt.order_by(Order.id.desc()).limit(min(max(limit, 1), 200))))
+
+
+def reveal_address(session: Session, *, actor: Actor, order: Order) -> None:
+    """The operator may see the full address (``pii.unmask``); the look is audited."""
+    org = session.get(Org, order.org_id)
+    assert org is not None
+    if not actor.can(Permission.PII_UNMASK, org.path):
+        raise PermissionDenied("auth.forbidden", "revealing addresses needs pii.unmask")
+    audit.record(
+        session,
+        actor=actor,
+        action="pii.unmask",
+        org_id=order.org_id,
+        subject_type="mall_order",
+        subject_id=order.id,
+        field="order_address",
+        reason="order shipping",
+    )

@@ -1,0 +1,212 @@
+"""Paying an order through WeChat Pay JSAPI, and learning that it was paid.
+
+- :func:`prepare_payment`: the order is placed at WeChat Pay once (``out_trade_no`` is
+  ours, so asking again answers the same ``prepay_id``), outside any transaction, and the
+  page gets the signed ``wx.requestPayment`` parameters.
+- ``TRANSACTION.SUCCESS`` (:mod:`gonghui.payments` verifies, decrypts and de-duplicates
+  it) and a query for a notification that is late both end in :func:`mark_paid`: the
+  amount, merchant and app are checked against our order, and ``unpaid → paid`` with the
+  payment's ledger row happens once.
+- :func:`close_unpaid` (the member cancels; the sweep closes it after the timeout): a
+  placed order is asked for first (paid after all: it is paid) and closed at WeChat Pay,
+  so no payment can follow; then ``unpaid → cancelled`` gives back what it held.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gonghui.benefits import service as benefits
+from gonghui.benefits.models import LedgerAction, LedgerKind
+from gonghui.clock import now
+from gonghui.db import unit_of_work
+from gonghui.errors import Conflict
+from gonghui.integrations import wechatpay
+from gonghui.mall import holds
+from gonghui.mall.errors import MallError
+from gonghui.mall.models import Order, OrderState
+from gonghui.mall.orders import member_order, move, refuse_state
+from gonghui.payments import service as payments
+
+log = logging.getLogger("gonghui.mall")
+
+_DESCRIPTION_CHARS = 127
+
+
+def _client() -> wechatpay.WechatPayClient:
+    return wechatpay.WechatPayClient(wechatpay.configured_merchant())
+
+
+def prepare_payment(*, membership_id: int, order_id: int) -> dict[str, str]:
+    """The ``wx.requestPayment`` parameters of the member's unpaid order."""
+    with unit_of_work(read_only=True) as session:
+        order = member_order(session, membership_id=membership_id, order_id=order_id)
+        if order.state != OrderState.UNPAID:
+            raise refuse_state(order, "paid")
+        if order.due_at is not None and order.due_at <= now():
+            raise Conflict(MallError.BAD_STATE, "the time to pay this order is over")
+        assert order.appid is not None
+        assert order.openid is not None
+        assert order.due_at is not None
+        prepay_id, appid = order.prepay_id, order.appid
+        request = {
+            "appid": order.appid,
+            "description": f"助农商城订单 {order.id}"[:_DESCRIPTION_CHARS],
+            "out_trade_no": order.out_trade_no,
+            "time_expire": wechatpay.wechat_time(order.due_at),
+            "notify_url": payments.notify_url(),
+            "amount": {"total": order.total_cents, "currency": "CNY"},
+            "payer": {"openid": order.openid},
+        }
+    client = _client()
+    if prepay_id is None:
+        request["mchid"] = client.merchant.mchid
+        placed = client.call("POST", "/v3/pay/transactions/jsapi", request)
+        prepay_id = str(placed["prepay_id"])
+        with unit_of_work() as session:
+            session.execute(
+                update(Order)
+                .where(Order.id == order_id, Order.prepay_id.is_(None))
+                .values(prepay_id=prepay_id)
+            )
+    return wechatpay.jsapi_pay_params(client.merchant, appid=appid, prepay_id=prepay_id)
+
+
+def mark_paid(
+    session: Session, transaction: dict[str, Any], *, source: str, notification_id: str = ""
+) -> Order | None:
+    """WeChat Pay says (notification or query) the order was paid: ``unpaid → paid`` and
+    the payment's ledger row, once. A transaction that does not match our order (amount,
+    merchant, app) changes nothing but the order's ``last_error``."""
+    out_trade_no = str(transaction.get("out_trade_no", ""))
+    order = session.scalar(select(Order).where(Order.out_trade_no == out_trade_no))
+    if order is None or transaction.get("trade_state") not in ("SUCCESS", "REFUND"):
+        return order
+    amount = transaction.get("amount") or {}
+    mchid = wechatpay.configured_merchant().mchid
+    if (
+        amount.get("total") != order.total_cents
+        or transaction.get("mchid") != mchid
+        or transaction.get("appid") != order.appid
+    ):
+        log.error(
+            "a WeChat Pay transaction does not match its order",
+            extra={"fields": {"order": order.id}},
+        )
+        order.last_error = f"paid transaction does not match the order: {amount.get('total')} cents"
+        return order
+    transaction_id = str(transaction.get("transaction_id", ""))[:32]
+    if move(
+        session,
+        order,
+        from_={OrderState.UNPAID},
+        to=OrderState.PAID,
+        paid_at=now(),
+        transaction_id=transaction_id,
+        due_at=None,
+    ):
+        benefits.record_entry(
+            session,
+            membership_id=order.membership_id,
+            activity_id=order.activity_id,
+            kind=LedgerKind.PAYMENT,
+            action=LedgerAction.PAY,
+            amount=order.total_cents,
+            source=source,
+            details={
+                "order_id": order.id,
+                "out_trade_no": order.out_trade_no,
+                "transaction_id": transaction_id,
+                "notification_id": notification_id,
+            },
+        )
+    elif order.state == OrderState.CANCELLED and order.transaction_id is None:
+        # Closed at WeChat Pay before it was released, so this cannot happen unless
+        # WeChat Pay took a payment after closing: an operator refunds it by hand.
+        log.error("a cancelled order was paid", extra={"fields": {"order": order.id}})
+        order.last_error = f"paid after it was closed (transaction {transaction_id})"
+    return order
+
+
+@payments.handles("TRANSACTION.SUCCESS")
+def transaction_success(session: Session, notification: wechatpay.Notification) -> None:
+    mark_paid(
+        session,
+        notification.resource,
+        source="wechatpay.transaction_success",
+        notification_id=notification.id,
+    )
+
+
+def query(out_trade_no: str) -> dict[str, Any] | None:
+    """The order as WeChat Pay has it; None if it was never placed there."""
+    client = _client()
+    try:
+        return client.call(
+            "GET",
+            f"/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={client.merchant.mchid}",
+        )
+    except wechatpay.WechatPayRefused as exc:
+        if (exc.details or {}).get("code") == "ORDER_NOT_EXIST":
+            return None
+        raise
+
+
+def check_payment(order_id: int) -> OrderState:
+    """Ask WeChat Pay about an unpaid order whose notification is late; its state after."""
+    with unit_of_work(read_only=True) as session:
+        order = session.get(Order, order_id)
+        if order is None or order.state != OrderState.UNPAID or order.prepay_id is None:
+            return order.state if order is not None else OrderState.CANCELLED
+        out_trade_no = order.out_trade_no
+    found = query(out_trade_no)
+    with unit_of_work() as session:
+        paid = mark_paid(session, found or {}, source="wechatpay.query")
+        return paid.state if paid is not None else OrderState.UNPAID
+
+
+def close_unpaid(order_id: int, *, source: str) -> OrderState:
+    """Close an unpaid order and give back what it held (see the module); its state after
+    (``paid`` when it turned out to be paid)."""
+    with unit_of_work(read_only=True) as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        if order.state != OrderState.UNPAID:
+            return order.state
+        placed, out_trade_no = order.prepay_id is not None, order.out_trade_no
+    if placed:
+        found = query(out_trade_no)
+        if found is not None and found.get("trade_state") not in ("SUCCESS", "REFUND"):
+            client = _client()
+            try:
+                client.call(
+                    "POST",
+                    f"/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
+                    {"mchid": client.merchant.mchid},
+                )
+            except wechatpay.WechatPayRefused as exc:
+                if (exc.details or {}).get("code") != "ORDERPAID":
+                    raise
+                found = query(out_trade_no)  # paid just now
+        if found is not None and found.get("trade_state") in ("SUCCESS", "REFUND"):
+            with unit_of_work() as session:
+                paid = mark_paid(session, found, source="wechatpay.query")
+                assert paid is not None
+                return paid.state
+    with unit_of_work() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        if move(
+            session,
+            order,
+            from_={OrderState.UNPAID},
+            to=OrderState.CANCELLED,
+            cancelled_at=now(),
+            due_at=None,
+        ):
+            holds.release(session, order, source=source)
+        return order.state
