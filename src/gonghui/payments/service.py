@@ -9,21 +9,19 @@ handles is kept and acknowledged, so WeChat Pay stops sending it.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
 from gonghui.db import upsert_insert
+from gonghui.hooks import LazyModules
 from gonghui.integrations.wechatpay import Notification, configured_merchant, parse_notification
 from gonghui.payments.models import PaymentNotification
 
 Handler = Callable[[Session, Notification], None]
 
-# Modules that register handlers when imported (they import this module).
-HANDLER_MODULES: tuple[str, ...] = ("gonghui.activities.voucher_grab.claims",)
+HANDLER_MODULES = LazyModules("gonghui.activities.voucher_grab.claims")
 _handlers: dict[str, Handler] = {}
-_loaded = False
 
 
 def handles(event_type: str) -> Callable[[Handler], Handler]:
@@ -38,12 +36,8 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
 
 
 def load_handlers() -> dict[str, Handler]:
-    """Import :data:`HANDLER_MODULES` (once); the handlers by event type."""
-    global _loaded
-    if not _loaded:
-        for module in HANDLER_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    """The handlers by event type, once :data:`HANDLER_MODULES` are imported."""
+    HANDLER_MODULES.load()
     return _handlers
 
 
