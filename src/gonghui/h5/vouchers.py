@@ -22,11 +22,7 @@ def page_context(membership_id: int, activity_id: int) -> dict[str, Any]:
     """The stocks of a voucher grab and the member's claims of it, for its page."""
     with unit_of_work(read_only=True) as session:
         rows = stocks.list_stocks(session, activity_id=activity_id)
-        mine = [
-            c
-            for c in claims.member_claims(session, membership_id=membership_id)
-            if c["activity_id"] == activity_id
-        ]
+        mine = claims.member_claims(session, membership_id=membership_id, activity_id=activity_id)
     return {
         "stocks": [
             {

@@ -11,6 +11,8 @@ from datetime import timedelta
 import httpx
 
 from gonghui import clock, tasks
+from gonghui.activities.voucher_grab.claims import member_claims
+from gonghui.db import unit_of_work
 from gonghui.integrations import wechatpay_simulator as sim
 from tests.activities.conftest import Member, MemberFactory, create_activity
 from tests.activities.voucher_grab.conftest import (
@@ -120,3 +122,19 @@ def test_two_hundred_concurrent_claims_never_pass_the_stock(
     states = [c["state"] for m in members for c in my_claims(api, m)]
     assert states == ["sent"] * 150
     assert stocks(api, activity_id, members[0])[0]["claimed"] == 150
+
+
+def test_a_grab_lists_only_the_members_claims_of_that_grab(
+    api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
+) -> None:
+    first, first_stock = grab(api, tree, operator)
+    second, _ = grab(api, tree, operator)
+    member = make_member(tree.district_a1)
+    link_wechat(member)
+    assert claim(api, first, first_stock, member).status_code == 201
+    with unit_of_work(read_only=True) as session:
+        of_first = member_claims(session, membership_id=member.membership_id, activity_id=first)
+        of_second = member_claims(session, membership_id=member.membership_id, activity_id=second)
+    assert [(c["activity_id"], c["stock_id"]) for c in of_first] == [(first, first_stock)]
+    assert of_second == []
+    assert len(my_claims(api, member)) == 1  # every grab's, without an activity

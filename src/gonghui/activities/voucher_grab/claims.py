@@ -152,14 +152,19 @@ def claim(
     )
 
 
-def member_claims(session: Session, *, membership_id: int) -> list[dict[str, Any]]:
-    rows = session.execute(
+def member_claims(
+    session: Session, *, membership_id: int, activity_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The member's claims (of one activity, with ``activity_id``), newest first, 200 at
+    most."""
+    query = (
         select(VoucherClaim, VoucherStock)
         .join(VoucherStock, VoucherStock.id == VoucherClaim.stock_id)
         .where(VoucherClaim.membership_id == membership_id)
-        .order_by(VoucherClaim.id.desc())
-        .limit(200)
     )
+    if activity_id is not None:
+        query = query.where(VoucherClaim.activity_id == activity_id)
+    rows = session.execute(query.order_by(VoucherClaim.id.desc()).limit(200))
     return [claim_view(c, s) for c, s in rows]
 
 
