@@ -52,6 +52,24 @@ class Server:
         }
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
+        self._engine: Any = None
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.env.get("GONGHUI_DATABASE_URL") else "sqlite"
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get("GONGHUI_DATABASE_URL") or f"sqlite:///{self.data_dir / 'gonghui.db'}"
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        """One value from the server's database, for a benchmark's own checks."""
+        from sqlalchemy import create_engine, text
+
+        if self._engine is None:
+            self._engine = create_engine(self.database_url)
+        with self._engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar_one()
 
     def run(self, *args: str) -> str:
         """A ``gonghui`` CLI command against this server's database."""
@@ -242,6 +260,99 @@ def measure(
 
 def median_run(runs: list[tuple[float, Load]]) -> tuple[float, Load]:
     return sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Members' requests of one kind measured against the ping by :func:`member_burst`."""
+
+    name: str  # what a request does, plural: "draws"
+    round_s: int
+    pings: list[Load]
+    runs: list[tuple[float, Load]]  # per round: (ratio to the pings around it, load)
+
+    @property
+    def ratio(self) -> float:
+        return median_run(self.runs)[0]
+
+    @property
+    def load(self) -> Load:
+        """The median round's run."""
+        return median_run(self.runs)[1]
+
+    @property
+    def ping(self) -> Load:
+        return median_run([(p.requests_per_s, p) for p in self.pings])[1]
+
+    @property
+    def errors(self) -> int:
+        """Non-2xx answers and socket errors over every round."""
+        return sum(load.errors for _, load in self.runs)
+
+    def report(self) -> None:
+        print(
+            f"{len(self.runs)} rounds, {self.round_s}s a run; "
+            f"ratio = {self.name}/s over the mean of the pings around it"
+        )
+        print("pings req/s: " + ", ".join(f"{p.requests_per_s:.0f}" for p in self.pings))
+        print(
+            f"{self.name} req/s: "
+            + ", ".join(f"{load.requests_per_s:.0f} ({r:.3f})" for r, load in self.runs)
+        )
+        print(f"{'workload':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+        for row in (self.ping, self.load):
+            print(
+                f"{row.name:<22}{row.requests_per_s:>10.0f}{row.p50_ms:>10.2f}"
+                f"{row.p99_ms:>10.2f}{row.errors:>8.0f}"
+            )
+
+    def figures(self) -> dict[str, float]:
+        """The result's fields for the median round."""
+        return {
+            "ops_per_s": round(self.load.requests_per_s, 1),
+            "p50_ms": round(self.load.p50_ms, 2),
+            "p99_ms": round(self.load.p99_ms, 2),
+            "ratio_to_trivial": round(self.ratio, 3),
+            "trivial_ops_per_s": round(self.ping.requests_per_s, 1),
+        }
+
+
+def member_burst(
+    server: Server,
+    tokens: Path,
+    *,
+    name: str,
+    label: str,
+    path: str,
+    body: str | None = None,
+    rounds: int,
+    round_s: int,
+    warm_up_s: int = 2,
+) -> Burst:
+    """``POST path`` (a JSON ``body``, if any, with ``{n}`` numbered) against the same
+    members' ``GET /api/v1/ping``, each request by the next member of ``tokens``, in
+    :func:`measure`'s rounds."""
+    headers = None if body is None else {"Content-Type": "application/json"}
+
+    def ping(seconds: int) -> Load:
+        url = server.url + "/api/v1/ping"
+        return wrk("ping (trivial)", url, tokens=tokens, duration_s=seconds)
+
+    def post(seconds: int) -> Load:
+        return wrk(
+            label,
+            server.url + path,
+            method="POST",
+            headers=headers,
+            body=body,
+            tokens=tokens,
+            duration_s=seconds,
+        )
+
+    pings, ratios = measure(
+        {"ping": ping, name: post}, rounds=rounds, round_s=round_s, warm_up_s=warm_up_s
+    )
+    return Burst(name, round_s, pings, ratios[name])
 
 
 def percentile(values: list[float], q: float) -> float:

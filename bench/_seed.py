@@ -12,6 +12,7 @@ within the clock margin of a change to its user is checked against the database
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -39,6 +40,20 @@ class LotterySeed:
     kind: str = "lottery"
 
 
+def member_server(**env: str) -> Server:
+    """A 2-process server for seeded members to act on, on GONGHUI_BENCH_DATABASE_URL (empty:
+    SQLite in its data directory), its access tokens valid for two hours."""
+    return Server(
+        workers=2,
+        env={
+            "GONGHUI_ENV": "test",
+            "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_BENCH_DATABASE_URL", ""),
+            "GONGHUI_ACCESS_TOKEN_TTL_S": "7200",
+            **env,
+        },
+    )
+
+
 def seed_lottery(server: Server, spec: LotterySeed) -> tuple[int, Path]:
     """Seed through ``server``'s settings (before or while it runs): the lottery's id and
     the tokens' file, one token a line, in ``server``'s data directory."""
@@ -53,8 +68,7 @@ def seed_lottery(server: Server, spec: LotterySeed) -> tuple[int, Path]:
     result = json.loads(out)
     tokens = server.data_dir / "tokens.txt"
     tokens.write_text("\n".join(result["tokens"]) + "\n")
-    backend = "postgresql" if server.env.get("GONGHUI_DATABASE_URL") else "sqlite"
-    print(f"seeded {spec.members} members in {time.monotonic() - started:.0f}s ({backend})")
+    print(f"seeded {spec.members} members in {time.monotonic() - started:.0f}s ({server.backend})")
     return int(result["activity_id"]), tokens
 
 

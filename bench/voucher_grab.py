@@ -24,20 +24,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 
-from _harness import Server, Workload, emit, free_port, measure, median_run, wrk
-from _seed import LotterySeed, seed_lottery
+from _harness import emit, free_port, member_burst
+from _seed import LotterySeed, member_server, seed_lottery
 
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "20000"))
 PER_MEMBER = int(os.environ.get("BENCH_PER_MEMBER", "60"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
-WARM_UP_S = 2
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 DRAIN_S = float(os.environ.get("BENCH_DRAIN_S", "300"))
 WORKER_THREADS = os.environ.get("BENCH_WORKER_THREADS", "32")
 STOCK = 10_000_000
@@ -73,26 +69,6 @@ class Simulator:
             self.process.wait(timeout=30)
 
 
-def workloads(base: str, activity_id: int, stock_id: int, tokens: Path) -> dict[str, Workload]:
-    return {
-        "ping": lambda seconds: wrk(
-            "ping (trivial)",
-            base + "/api/v1/ping",
-            tokens=tokens,
-            connections=CONNECTIONS,
-            duration_s=seconds,
-        ),
-        "claim": lambda seconds: wrk(
-            "voucher claim",
-            f"{base}/api/v1/activities/{activity_id}/voucher-stocks/{stock_id}/claims",
-            method="POST",
-            tokens=tokens,
-            connections=CONNECTIONS,
-            duration_s=seconds,
-        ),
-    }
-
-
 def _wait(what: str, condition: object, within_s: float) -> float:
     started = time.monotonic()
     while not condition():  # type: ignore[operator]
@@ -103,18 +79,7 @@ def _wait(what: str, condition: object, within_s: float) -> float:
 
 
 def main() -> None:
-    server = Server(
-        workers=2,
-        env={
-            "GONGHUI_ENV": "test",
-            "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_BENCH_DATABASE_URL", ""),
-            "GONGHUI_ACCESS_TOKEN_TTL_S": "7200",
-            "GONGHUI_WORKER_THREADS": WORKER_THREADS,
-            "GONGHUI_TASK_BACKOFF_BASE_S": "1",
-        },
-    )
-    backend = "postgresql" if server.env["GONGHUI_DATABASE_URL"] else "sqlite"
-    url = server.env["GONGHUI_DATABASE_URL"] or f"sqlite:///{server.data_dir / 'gonghui.db'}"
+    server = member_server(GONGHUI_WORKER_THREADS=WORKER_THREADS, GONGHUI_TASK_BACKOFF_BASE_S="1")
     simulator = Simulator(server.env)
     server.env["GONGHUI_WECHATPAY_BASE_URL"] = f"{simulator.url}/_sim/wechatpay"
     activity_id, tokens = seed_lottery(
@@ -129,11 +94,9 @@ def main() -> None:
             kind="voucher_grab",
         ),
     )
-    engine = create_engine(url)
 
     def scalar(sql: str) -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql), {"a": activity_id}).scalar_one())
+        return int(server.scalar(sql, a=activity_id))
 
     try:
         server.start()
@@ -143,11 +106,14 @@ def main() -> None:
             lambda: scalar(RUNNING_STOCKS) == 1,
             60,
         )
-        pings, ratios = measure(
-            workloads(server.url, activity_id, stock_id, tokens),
+        burst = member_burst(
+            server,
+            tokens,
+            name="claims",
+            label="voucher claim",
+            path=f"/api/v1/activities/{activity_id}/voucher-stocks/{stock_id}/claims",
             rounds=ROUNDS,
             round_s=ROUND_S,
-            warm_up_s=WARM_UP_S,
         )
         claimed = scalar("SELECT COUNT(*) FROM vouchers_claim WHERE activity_id = :a")
         backlog_at_end = scalar(
@@ -191,7 +157,6 @@ def main() -> None:
         "SELECT COUNT(*) FROM (SELECT membership_id FROM vouchers_claim WHERE activity_id = :a "
         f"GROUP BY membership_id HAVING COUNT(*) > {PER_MEMBER}) AS o"
     )
-    engine.dispose()
     sends_per_s = backlog_at_end / drain_s if drained and drain_s > 0 else 0.0
     invariants_ok = (
         stock_claimed == claimed - failed
@@ -200,21 +165,7 @@ def main() -> None:
         and failed == 0
         and drained
     )
-    ratio, claims = median_run(ratios["claim"])
-    ping = median_run([(p.requests_per_s, p) for p in pings])[1]
-    errors = sum(load.errors for _, load in ratios["claim"])
-    print(f"{ROUNDS} rounds, {ROUND_S}s a run; ratio = claims/s over the mean of the pings")
-    print("pings req/s: " + ", ".join(f"{p.requests_per_s:.0f}" for p in pings))
-    print(
-        "claims req/s: "
-        + ", ".join(f"{c.requests_per_s:.0f} ({r:.3f})" for r, c in ratios["claim"])
-    )
-    print(f"{'workload':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-    for row in (ping, claims):
-        print(
-            f"{row.name:<22}{row.requests_per_s:>10.0f}{row.p50_ms:>10.2f}{row.p99_ms:>10.2f}"
-            f"{row.errors:>8.0f}"
-        )
+    burst.report()
     print(
         f"claims {claimed} (stock count {stock_claimed}), sent {sent}, failed {failed}; "
         f"backlog {backlog_at_end} when the burst ended, drained in {drain_s:.1f}s "
@@ -223,21 +174,17 @@ def main() -> None:
     emit(
         {
             "workload": "voucher_grab",
-            "backend": backend,
-            "ops_per_s": round(claims.requests_per_s, 1),
-            "p50_ms": round(claims.p50_ms, 2),
-            "p99_ms": round(claims.p99_ms, 2),
-            "ratio_to_trivial": round(ratio, 3),
-            "trivial_ops_per_s": round(ping.requests_per_s, 1),
+            "backend": server.backend,
+            **burst.figures(),
             "claims": claimed,
             "backlog_at_end": backlog_at_end,
             "drain_s": round(drain_s, 1),
             "sends_per_s": round(sends_per_s, 1),
             "backlog_left": backlog_left,
             "rounds": ROUNDS,
-            "errors": errors,
+            "errors": burst.errors,
             "peak_rss_mb": round(rss, 1),
-            "invariants_ok": bool(invariants_ok and errors == 0),
+            "invariants_ok": bool(invariants_ok and burst.errors == 0),
         }
     )
 

@@ -4,6 +4,9 @@ A domain emits an event inside its transaction (a member took part in an activit
 prize, was verified); subscribers record what they need in the same transaction, so a
 rolled-back change fires nothing. Today the subscriber is the baas trigger outbox
 (:func:`gonghui.baas.triggers.service.org_event`), which delivers after commit.
+
+:class:`LazyModules` is how every registry of this kind (these subscribers, WeChat Pay's
+notification handlers, an app template's sections) finds the modules that register with it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,26 @@ class OrgEvent(StrEnum):
     VERIFICATION_APPROVED = "members.verification_approved"
 
 
+class LazyModules:
+    """The modules that register with a registry when imported, imported (once) before
+    the registry is first used: they import the registry's module, so it cannot import
+    them."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+        self._loaded = False
+
+    def load(self) -> None:
+        if not self._loaded:
+            for name in self.names:
+                importlib.import_module(name)
+            self._loaded = True
+
+
 Subscriber = Callable[[Session, int, OrgEvent, dict[str, Any]], None]
 
-# Modules that subscribe when imported (they import this module, so not the other way).
-SUBSCRIBER_MODULES = ("gonghui.baas.triggers.service",)
+SUBSCRIBER_MODULES = LazyModules("gonghui.baas.triggers.service")
 _subscribers: list[Subscriber] = []
-_loaded = False
 
 
 def subscribe(subscriber: Subscriber) -> None:
@@ -41,10 +58,6 @@ def unsubscribe(subscriber: Subscriber) -> None:
 def emit(session: Session, *, org_id: int, event: OrgEvent, payload: dict[str, Any]) -> None:
     """Tell every subscriber, inside the caller's transaction, that ``event`` happened in
     ``org_id``. Payloads carry ids, never personal data."""
-    global _loaded
-    if not _loaded:
-        for module in SUBSCRIBER_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    SUBSCRIBER_MODULES.load()
     for subscriber in list(_subscribers):
         subscriber(session, org_id, event, payload)

@@ -8,7 +8,6 @@ It never holds rows, files, members' data or secrets; an app made from it gets n
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from gonghui.baas.schemas import FieldSpec
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.types import FieldType
 from gonghui.errors import InvalidInput, NotFound, field_error
+from gonghui.hooks import LazyModules
 from gonghui.tenancy import Actor, Permission, path_within, require_org
 
 TEMPLATE_FORMAT = "gonghui.app-template"
@@ -45,8 +45,7 @@ class ConfigSection:
 
 # Sections a template always carries; empty until their domain registers a ConfigSection.
 PLANNED_SECTIONS = ("functions", "triggers", "activities")
-# The modules that register them (imported on first use: they import this module).
-SECTION_MODULES = ("gonghui.baas.functions.template",)
+SECTION_MODULES = LazyModules("gonghui.baas.functions.template")
 _sections: dict[str, ConfigSection] = {}
 
 
@@ -54,17 +53,12 @@ def register_section(section: ConfigSection) -> None:
     _sections[section.name] = section
 
 
-def _load_sections() -> None:
-    for module in SECTION_MODULES:
-        importlib.import_module(module)
-
-
 def _public_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if not any(w in k.lower() for w in _SECRET_WORDS)}
 
 
 def export_template(session: Session, *, actor: Actor, app_id: int) -> dict[str, Any]:
-    _load_sections()
+    SECTION_MODULES.load()
     app = apps.get_app(session, actor=actor, app_id=app_id)
     tables = schema.list_tables(session, actor=actor, app_id=app.id)
     names = {t.id: t.name for t in tables}
@@ -110,7 +104,7 @@ def import_template(
     session: Session, *, actor: Actor, org_id: int, name: str, template: dict[str, Any]
 ) -> tuple[App, AppKeys]:
     """A new app in ``org_id`` configured by ``template``, with new keys and no data."""
-    _load_sections()
+    SECTION_MODULES.load()
     if template.get("format") != TEMPLATE_FORMAT:
         raise _bad_template(f"not a {TEMPLATE_FORMAT} document", "template.format")
     if template.get("version") != TEMPLATE_VERSION:

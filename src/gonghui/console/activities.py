@@ -17,6 +17,7 @@ from gonghui import xlsx
 from gonghui.activities import service as activities
 from gonghui.activities import stats
 from gonghui.activities.lottery import proof
+from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
@@ -217,16 +218,24 @@ def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, A
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
         activity = activities.get_activity(session, actor=actor, activity_id=activity_id)
+        # Draws and prizes won exist only in lotteries, stocks only in voucher grabs: an
+        # activity's dashboard asks only for what its kind can hold.
+        lottery = activity.kind in LOTTERY_KINDS
         numbers = stats.activity_stats(session, actor=actor, activity_id=activity_id)
-        hourly = stats.draws_by_hour(session, actor=actor, activity_id=activity_id)
+        hourly = (
+            stats.draws_by_hour(session, actor=actor, activity_id=activity_id) if lottery else []
+        )
         org_name = orgs.get_org(session, actor=actor, org_id=activity.org_id).name
         winners = (
             proof.winners(session, activity_id=activity.id, limit=100)
-            if activity.status != ActivityStatus.DRAFT
-            and activity.kind in (ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY)
+            if lottery and activity.status != ActivityStatus.DRAFT
             else []
         )
-        voucher_stocks = voucher_grab_stocks.list_stocks(session, activity_id=activity.id)
+        voucher_stocks = (
+            voucher_grab_stocks.list_stocks(session, activity_id=activity.id)
+            if activity.kind == ActivityKind.VOUCHER_GRAB
+            else []
+        )
         context: dict[str, Any] = {
             "activity": activity,
             "org_name": org_name,
@@ -244,12 +253,14 @@ def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, A
                 "me": {
                     "chances_left": (
                         activity.config.get("lottery", {}).get("free_draws_per_day", 0)
-                        if activity.kind in (ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY)
+                        if lottery
                         else None
                     )
                 },
             },
-            "by_org": stats.draws_by_org(session, actor=actor, activity_id=activity.id),
+            "by_org": (
+                stats.draws_by_org(session, actor=actor, activity_id=activity.id) if lottery else []
+            ),
             "chart": {
                 "labels": [p["name"] for p in numbers["prizes"]],
                 "won": [p["won"] for p in numbers["prizes"]],

@@ -8,14 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from gonghui import hotwrite
 from gonghui.activities.lottery import draw as draws
-from gonghui.errors import DomainError
-from gonghui.h5.access import H5Member, member_of
+from gonghui.h5.access import H5Member
+from gonghui.h5.member_action import run_as_member
 from gonghui.types import Id
-from gonghui.web.errors import error_key
 from gonghui.web.session import check_csrf
-from gonghui.web.templating import render
 
 router = APIRouter()
 
@@ -30,18 +27,13 @@ def draw(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
-    try:
-        result = hotwrite.run(
-            draws.draw,
-            member=member_of(user),
-            activity_id=activity_id,
-            client_entropy=entropy,
-            idempotency_key=draw_key or None,
-        )
-    except DomainError as exc:
-        return render(request, "h5/_draw_result.html", {"error": error_key(exc)})
-    return render(
+    return run_as_member(
         request,
+        user,
         "h5/_draw_result.html",
-        {"result": result, "next_key": secrets.token_urlsafe(16)},
+        draws.draw,
+        activity_id=activity_id,
+        client_entropy=entropy,
+        idempotency_key=draw_key or None,
+        shown=lambda result: {"result": result, "next_key": secrets.token_urlsafe(16)},
     )

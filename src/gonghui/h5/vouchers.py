@@ -8,15 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from gonghui import hotwrite
 from gonghui.activities.voucher_grab import claims, stocks
 from gonghui.db import unit_of_work
-from gonghui.errors import DomainError
-from gonghui.h5.access import H5Member, member_of
+from gonghui.h5.access import H5Member
+from gonghui.h5.member_action import run_as_member
 from gonghui.types import Id
-from gonghui.web.errors import error_key
 from gonghui.web.session import check_csrf
-from gonghui.web.templating import render
 
 router = APIRouter()
 
@@ -25,11 +22,7 @@ def page_context(membership_id: int, activity_id: int) -> dict[str, Any]:
     """The stocks of a voucher grab and the member's claims of it, for its page."""
     with unit_of_work(read_only=True) as session:
         rows = stocks.list_stocks(session, activity_id=activity_id)
-        mine = [
-            c
-            for c in claims.member_claims(session, membership_id=membership_id)
-            if c["activity_id"] == activity_id
-        ]
+        mine = claims.member_claims(session, membership_id=membership_id, activity_id=activity_id)
     return {
         "stocks": [
             {
@@ -57,14 +50,13 @@ def claim(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
-    try:
-        result = hotwrite.run(
-            claims.claim,
-            member=member_of(user),
-            activity_id=activity_id,
-            stock_id=stock_id,
-            idempotency_key=claim_key or None,
-        )
-    except DomainError as exc:
-        return render(request, "h5/_voucher_result.html", {"error": error_key(exc)})
-    return render(request, "h5/_voucher_result.html", {"claim": result})
+    return run_as_member(
+        request,
+        user,
+        "h5/_voucher_result.html",
+        claims.claim,
+        activity_id=activity_id,
+        stock_id=stock_id,
+        idempotency_key=claim_key or None,
+        shown=lambda result: {"claim": result},
+    )

@@ -39,10 +39,11 @@ def load(extra_modules: Iterable[str] = ()) -> None:
     global _loaded
     importlib.import_module("gonghui.models")
     modules = (*HOT_OPERATION_MODULES, *extra_modules)
+    for module in modules:
+        importlib.import_module(module)
     # The hook subscribers too, which the operations' events reach: loaded now rather than
     # inside the first batch that emits one.
-    for module in (*modules, *hooks.SUBSCRIBER_MODULES):
-        importlib.import_module(module)
+    hooks.SUBSCRIBER_MODULES.load()
     _loaded = frozenset(modules)
 
 

@@ -9,12 +9,12 @@ handles is kept and acknowledged, so WeChat Pay stops sending it.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
 from gonghui.db import upsert_insert
+from gonghui.hooks import LazyModules
 from gonghui.integrations.wechatpay import Notification, configured_merchant, parse_notification
 from gonghui.payments.models import PaymentNotification
 from gonghui.settings import get_settings
@@ -22,13 +22,12 @@ from gonghui.settings import get_settings
 Handler = Callable[[Session, Notification], None]
 
 # Modules that register handlers when imported (they import this module).
-HANDLER_MODULES: tuple[str, ...] = (
+HANDLER_MODULES = LazyModules(
     "gonghui.activities.voucher_grab.claims",
     "gonghui.mall.payment",
     "gonghui.mall.refunds",
 )
 _handlers: dict[str, Handler] = {}
-_loaded = False
 
 
 def notify_url() -> str:
@@ -49,12 +48,8 @@ def handles(event_type: str) -> Callable[[Handler], Handler]:
 
 
 def load_handlers() -> dict[str, Handler]:
-    """Import :data:`HANDLER_MODULES` (once); the handlers by event type."""
-    global _loaded
-    if not _loaded:
-        for module in HANDLER_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    """The handlers by event type, once :data:`HANDLER_MODULES` are imported."""
+    HANDLER_MODULES.load()
     return _handlers
 
 

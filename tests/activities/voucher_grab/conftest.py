@@ -124,3 +124,16 @@ def wechat_stock(activity_id: int) -> dict[str, Any]:
     return client.call(
         "GET", f"/v3/marketing/favor/stocks/{wechat_id}?stock_creator_mchid={client.merchant.mchid}"
     )
+
+
+def move_wechat_stock(activity_id: int, move: str) -> None:
+    """Pause or restart the grab's stock at WeChat Pay, as its merchant may."""
+    with unit_of_work(read_only=True) as session:
+        (stock,) = list_stocks(session, activity_id=activity_id)
+        wechat_id = stock.wechat_stock_id
+    client = WechatPayClient(configured_merchant())
+    client.call(
+        "POST",
+        f"/v3/marketing/favor/stocks/{wechat_id}/{move}",
+        {"stock_creator_mchid": client.merchant.mchid},
+    )

@@ -137,14 +137,19 @@ def claim(
     )
 
 
-def member_claims(session: Session, *, membership_id: int) -> list[dict[str, Any]]:
-    rows = session.execute(
+def member_claims(
+    session: Session, *, membership_id: int, activity_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The member's claims (of one activity, with ``activity_id``), newest first, 200 at
+    most."""
+    query = (
         select(VoucherClaim, VoucherStock)
         .join(VoucherStock, VoucherStock.id == VoucherClaim.stock_id)
         .where(VoucherClaim.membership_id == membership_id)
-        .order_by(VoucherClaim.id.desc())
-        .limit(200)
     )
+    if activity_id is not None:
+        query = query.where(VoucherClaim.activity_id == activity_id)
+    rows = session.execute(query.order_by(VoucherClaim.id.desc()).limit(200))
     return [claim_view(c, s) for c, s in rows]
 
 
@@ -180,60 +185,56 @@ def send_coupon(claim_id: int) -> None:
     try:
         sent = client.call("POST", f"/v3/marketing/favor/users/{openid}/coupons", request)
     except wechatpay.WechatPayRefused as exc:
-        _refused(claim_id, exc.message)
+        _refused(claim_row, exc.message)
         return
     except wechatpay.WechatPayUnavailable as exc:
         raise tasks.Retry(exc.message) from exc
-    _sent(claim_id, str(sent["coupon_id"]))
+    _sent(claim_row, stock, str(sent["coupon_id"]))
 
 
-def _sent(claim_id: int, coupon_id: str) -> None:
+def _sent(claim_row: VoucherClaim, stock: VoucherStock, coupon_id: str) -> None:
+    """WeChat Pay sent the coupon: the claim (as :func:`send_coupon` read it) is ``sent``
+    and the ledger says so, once."""
     with unit_of_work() as session:
         moved = session.execute(
             update(VoucherClaim)
-            .where(VoucherClaim.id == claim_id, VoucherClaim.state == ClaimState.SENDING)
+            .where(VoucherClaim.id == claim_row.id, VoucherClaim.state == ClaimState.SENDING)
             .values(state=ClaimState.SENT, coupon_id=coupon_id, sent_at=now(), last_error=None)
         )
         if rowcount(moved) != 1:
             return  # recorded by an earlier run
-        row = session.get(VoucherClaim, claim_id)
-        stock = session.get(VoucherStock, row.stock_id) if row else None
-        assert row is not None
-        assert stock is not None
         benefits.record_coupon(
             session,
-            membership_id=row.membership_id,
-            activity_id=row.activity_id,
+            membership_id=claim_row.membership_id,
+            activity_id=claim_row.activity_id,
             action=LedgerAction.ISSUE,
             amount_cents=stock.coupon_amount_cents,
             source="wechatpay.coupon_sent",
-            details={"coupon_id": coupon_id, "claim_id": claim_id, "stock_id": stock.id},
+            details={"coupon_id": coupon_id, "claim_id": claim_row.id, "stock_id": stock.id},
         )
 
 
-def _refused(claim_id: int, error: str) -> None:
-    """WeChat Pay refused the coupon: the claim fails and gives its coupon and the
-    member's per-stock turn back."""
+def _refused(claim_row: VoucherClaim, error: str) -> None:
+    """WeChat Pay refused the coupon: the claim (as :func:`send_coupon` read it) fails and
+    gives its coupon and the member's per-stock turn back."""
     with unit_of_work() as session:
         moved = session.execute(
             update(VoucherClaim)
-            .where(VoucherClaim.id == claim_id, VoucherClaim.state == ClaimState.SENDING)
+            .where(VoucherClaim.id == claim_row.id, VoucherClaim.state == ClaimState.SENDING)
             .values(state=ClaimState.FAILED, last_error=error[:300])
         )
         if rowcount(moved) != 1:
             return
-        row = session.get(VoucherClaim, claim_id)
-        assert row is not None
         session.execute(
             update(VoucherStock)
-            .where(VoucherStock.id == row.stock_id)
+            .where(VoucherStock.id == claim_row.stock_id)
             .values(claimed=VoucherStock.claimed - 1)
         )
         counters.release_many(
             session,
-            activity_id=row.activity_id,
-            members=[row.membership_id],
-            scope=f"stock:{row.stock_id}",
+            activity_id=claim_row.activity_id,
+            members=[claim_row.membership_id],
+            scope=f"stock:{claim_row.stock_id}",
         )
 
 

@@ -35,7 +35,7 @@ from gonghui.baas.tables.types import (
 from gonghui.baas.triggers import service as triggers
 from gonghui.baas.triggers.models import TriggerEvent
 from gonghui.clock import now
-from gonghui.db import rowcount, unit_of_work
+from gonghui.db import rowcount
 from gonghui.errors import (
     Conflict,
     DomainError,
@@ -65,7 +65,9 @@ def _unique_conflict(info: TableInfo, exc: IntegrityError) -> Conflict:
     return Conflict(BaasError.UNIQUE_VIOLATION, "a unique value is already used")
 
 
-def _table(session: Session, caller: Caller, table: str) -> TableInfo:
+def _table(session: Session | None, caller: Caller, table: str) -> TableInfo:
+    """The table's description, read before the write begins (``session``: see
+    :func:`infos.reading_before_writes`)."""
     # The hot path (a description this process holds) opens no read for it.
     hit = infos.cached(app_id=caller.app_id, name=table)
     if hit is not None:
@@ -82,19 +84,14 @@ async def create_record(*, caller: Caller, table: str, item: dict[str, Any]) -> 
     transaction of its own made the creates queue for SQLite's one writer a commit at a
     time (in `make bench W=records`, 0.27 of the ping on SQLite)."""
     info = infos.cached(app_id=caller.app_id, name=table)
-    if info is None:
-        info = await run_in_threadpool(_described, caller, table)
+    if info is None:  # read on a worker thread, off the event loop
+        info = await run_in_threadpool(_table, None, caller, table)
     if not may_create(caller, info.permissions):
         raise PermissionDenied(BaasError.FORBIDDEN, f"you may not add records to {table}")
     row = prepare_rows(info, [item], caller=caller, numbered=False)[0]
     return await hotwrite.run_async(
         insert_one, caller=caller, table=table, version=info.version, row=row
     )
-
-
-def _described(caller: Caller, table: str) -> TableInfo:
-    with unit_of_work(read_only=True) as reader:
-        return infos.load(reader, app_id=caller.app_id, name=table)
 
 
 def insert_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Any]:

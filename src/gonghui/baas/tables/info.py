@@ -182,15 +182,16 @@ def load_fresh(session: Session, *, app_id: int, name: str) -> TableInfo:
 
 
 @contextmanager
-def reading_before_writes(session: Session) -> Iterator[Session]:
+def reading_before_writes(session: Session | None) -> Iterator[Session]:
     """A session to read what a write needs (the table, the app) before the write begins.
 
     Values are checked (types, rules, patterns) between this read and the first write
     statement: on SQLite a write transaction holds the database lock from its first
     statement (BEGIN IMMEDIATE), and no other writer should wait while a request checks its
     input. A session that has already begun (a caller writing several things in one unit of
-    work, which may have just created the table) is read through itself."""
-    if session.in_transaction():
+    work, which may have just created the table) is read through itself; without one (a
+    caller with no unit of work, such as an async handler), the read is one of its own."""
+    if session is not None and session.in_transaction():
         yield session
         return
     with unit_of_work(read_only=True) as reader:
