@@ -45,6 +45,7 @@ from gonghui.observability import RequestContextMiddleware
 from gonghui.operations.router import router as operations_router
 from gonghui.orgs.router import router as orgs_router
 from gonghui.payments.router import router as payments_router
+from gonghui.reconciliation.router import router as reconciliation_router
 from gonghui.request_text import refuse_unstorable_text
 from gonghui.routing import flatten_included_routers, index_routes
 from gonghui.settings import get_settings
@@ -165,6 +166,7 @@ def create_app() -> FastAPI:
     app.include_router(triggers_router)
     app.include_router(operations_router)
     app.include_router(payments_router)
+    app.include_router(reconciliation_router)
     app.include_router(mall_router)
 
     @app.get("/healthz", tags=["ops"])

@@ -18,6 +18,7 @@ from gonghui.merchants import models as merchants_models
 from gonghui.orgs import models as orgs_models
 from gonghui.payments import models as payments_models
 from gonghui.ratelimit import RateCounter
+from gonghui.reconciliation import models as reconciliation_models
 from gonghui.tasks import models as tasks_models
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "payments_models",
     "quiz_models",
     "RateCounter",
+    "reconciliation_models",
     "tasks_models",
     "triggers_models",
     "voucher_grab_models",

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     # expiring, unclaimed prizes forfeited) this often.
     housekeeping_interval_s: float = Field(default=300.0, gt=0)
     benefits_sweep_interval_s: float = Field(default=60.0, gt=0)
+    # Reconciliation with WeChat Pay (reconciliation/service.py): yesterday's report is made
+    # from this hour (display zone; WeChat Pay's bills are out by 10:00), checked this often.
+    reconciliation_hour: int = Field(default=10, ge=0, le=23)
+    reconciliation_check_s: float = Field(default=3600.0, gt=0)
     # The help-the-farmers mall (mall/): an unpaid order is closed (its stock, subsidy and
     # voucher given back) this long after checkout; a payment not notified this long after
     # the order went to WeChat Pay is asked for; a shipped order counts as received after

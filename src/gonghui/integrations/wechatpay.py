@@ -27,7 +27,10 @@ same request (the coupon and payment APIs are idempotent by the merchant's reque
 
 from __future__ import annotations
 
+import csv
 import functools
+import hashlib
+import io
 import json
 import secrets
 import threading
@@ -55,6 +58,8 @@ MAX_SKEW_S = 300
 TIMEOUT_S = 10.0
 # WeChat Pay answers are small; a larger one is not WeChat Pay's.
 MAX_ANSWER_BYTES = 1 << 20
+# A downloaded bill (a day's trades, a stock's coupons used) is read into memory up to this.
+MAX_FILE_BYTES = 64 << 20
 
 
 class WechatPayRefused(DomainError):
@@ -105,6 +110,13 @@ def _rsa_public(key: object) -> RSAPublicKey:
     if not isinstance(key, RSAPublicKey):
         raise ValueError("WeChat Pay keys are RSA keys")
     return key
+
+
+def configured() -> bool:
+    """Whether this deployment has a WeChat Pay merchant (its own, or the simulator's where
+    the simulators run)."""
+    s = get_settings()
+    return bool(s.wechatpay_private_key) or s.simulators_enabled
 
 
 def configured_merchant() -> Merchant:
@@ -312,6 +324,66 @@ class WechatPayClient:
             return {}
         answer: dict[str, Any] = resp.json()
         return answer
+
+    def download(self, url: str, *, hash_type: str, hash_value: str) -> bytes:
+        """A bill file from the ``download_url`` an API answered with, checked against the
+        hash that answer gave (file downloads are not signed). Only a URL under the
+        merchant's WeChat Pay base URL is followed."""
+        m = self.merchant
+        base = m.base_url.rstrip("/") + "/"
+        if not url.startswith(base):
+            raise _unavailable("a download URL outside WeChat Pay")
+        path = "/" + url[len(base) :]
+        headers = {
+            "Authorization": authorization(
+                m, "GET", path, "", timestamp=int(time.time()), nonce=secrets.token_hex(16)
+            ),
+            "User-Agent": "gonghui",
+        }
+        content = bytearray()
+        try:
+            with _http().stream("GET", url, headers=headers, timeout=self.timeout_s) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    if resp.status_code >= 500 or resp.status_code == 429:
+                        raise _unavailable(f"HTTP {resp.status_code}", _error_of(resp))
+                    details = _error_of(resp)
+                    raise WechatPayRefused(
+                        IntegrationsError.WECHATPAY_REFUSED,
+                        f"WeChat Pay refused the download: {details.get('code')}",
+                        details,
+                    )
+                for chunk in resp.iter_bytes():
+                    content.extend(chunk)
+                    if len(content) > MAX_FILE_BYTES:
+                        raise _unavailable("a bill file larger than we read")
+        except httpx.HTTPError as exc:
+            raise _unavailable(f"no answer: {type(exc).__name__}") from exc
+        if hash_type.upper() != "SHA1":
+            raise _unavailable(f"a bill hash of an unknown kind: {hash_type[:16]}")
+        if not secrets.compare_digest(hashlib.sha1(content).hexdigest(), hash_value.lower()):
+            raise _unavailable("a bill file that does not match its hash")
+        return bytes(content)
+
+
+def parse_bill(content: bytes) -> list[dict[str, str]]:
+    """The rows of a bill file (a trade bill, a stock's use flow) by their header's names.
+
+    The file is CSV (UTF-8, optionally with a BOM): a header row, then one row per record
+    with every value led by a backtick (so that spreadsheets keep long numbers as text),
+    then the summary: a row of totals' names and a row of totals, which are left out."""
+    text = content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return []
+    header = [name.strip() for name in rows[0]]
+    records: list[dict[str, str]] = []
+    for row in rows[1:]:
+        if not row or not row[0].startswith("`"):
+            break  # the summary (its names are not led by a backtick)
+        values = [value.strip().removeprefix("`") for value in row]
+        records.append(dict(zip(header, values, strict=False)))
+    return records
 
 
 _client: httpx.Client | None = None

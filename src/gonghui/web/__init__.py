@@ -26,6 +26,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.merchants import router as console_merchants_router
     from gonghui.console.questions import router as console_questions_router
     from gonghui.console.queue import router as console_queue_router
+    from gonghui.console.reconciliation import router as console_reconciliation_router
     from gonghui.console.router import router as console_router
     from gonghui.console.security import router as console_security_router
     from gonghui.h5.router import router as h5_router
@@ -41,5 +42,6 @@ def install(app: FastAPI) -> None:
     app.include_router(console_security_router)
     app.include_router(console_queue_router)
     app.include_router(console_merchants_router)
+    app.include_router(console_reconciliation_router)
     app.include_router(h5_router)
     app.include_router(cashier_router)

@@ -10,14 +10,15 @@ are generated once into ``data_dir/secrets/wechatpay-simulator.json``
 (:func:`development_merchant`), so every process of one deployment shares them.
 
 Endpoints: 代金券 stocks and coupons (:mod:`.coupons`), JSAPI payments and refunds
-(:mod:`.payments`). Control endpoints under ``/_sim/wechatpay/_control`` play the outside
-world: a member spends a coupon (``COUPON.USE``), a payer pays (``TRANSACTION.SUCCESS``),
-a refund reaches the payer (``REFUND.SUCCESS``), each notification optionally twice or
-held back and released later; faults on the next calls (``timeout``: no answer before the
-client gives up; ``error``: 500 ``SYSTEM_ERROR``; ``lost``: the call takes effect but its
-answer is a 500), and the answer latency (default ``wechatpay_simulator_latency_ms``,
-100 ms, WeChat Pay's documented processing time). State lives in this process's memory,
-as the WeChat simulator's does.
+(:mod:`.payments`), and the bill files both hand out for reconciliation (:mod:`.bills`).
+Control endpoints under ``/_sim/wechatpay/_control`` play the outside world: a member spends
+a coupon (``COUPON.USE``), a payer pays (``TRANSACTION.SUCCESS``), a refund reaches the
+payer (``REFUND.SUCCESS``), each notification optionally twice or held back and released
+later; faults on the next calls (``timeout``: no answer before the client gives up;
+``error``: 500 ``SYSTEM_ERROR``; ``lost``: the call takes effect but its answer is a 500),
+and the answer latency (default ``wechatpay_simulator_latency_ms``, 100 ms, WeChat Pay's
+documented processing time). State lives in this process's memory, as the WeChat simulator's
+does.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gonghui.integrations.wechatpay_simulator import coupons, payments, protocol
+from gonghui.integrations.wechatpay_simulator import bills, coupons, payments, protocol
 from gonghui.integrations.wechatpay_simulator.protocol import (
     PUBLIC_KEY_ID,
     development_merchant,
@@ -54,6 +55,7 @@ def reset() -> None:
     protocol.reset()
     coupons.reset()
     payments.reset()
+    bills.reset()
 
 
 def send_calls() -> int:
@@ -87,6 +89,7 @@ def set_faults(body: _Faults) -> dict[str, Any]:
 
 router.include_router(coupons.router)
 router.include_router(payments.router)
+router.include_router(bills.router)
 router.include_router(control)
 
 

@@ -9,10 +9,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
+from gonghui.integrations.wechatpay_simulator.bills import bill, offer, yuan
 from gonghui.integrations.wechatpay_simulator.protocol import (
     Delivery,
     Refusal,
@@ -53,6 +54,9 @@ class _Coupon:
     openid: str
     appid: str
     status: str = "SENDED"  # USED
+    used_at: str = ""
+    used_amount: int = 0
+    transaction_id: str = ""
 
 
 @dataclass
@@ -243,8 +247,45 @@ async def set_callback(call: SignedCall) -> Response:
     return signed(200, {"update_time": now_text(), "notify_url": url})
 
 
+_USE_FLOW_HEADER = (
+    "批次id,优惠id,优惠类型,优惠金额（元）,订单总金额（元）,交易类型,支付单号,消耗时间,"
+    "消耗商户号,设备号,银行流水号,单品信息"
+)
+
+
+@router.get("/v3/marketing/favor/stocks/{stock_id}/use-flow")
+async def use_flow(stock_id: str, call: SignedCall, request: Request) -> Response:
+    """The stock's coupons used so far, as a file to download (下载批次核销明细)."""
+    await before_answer()
+    with _lock:
+        stock = _own_stock(stock_id, call.mchid)
+        used = [c for c in _state.coupons.values() if c.stock_id == stock_id and c.used_at]
+        rows = [
+            [
+                stock.id,
+                c.id,
+                "全场代金券",
+                yuan(c.used_amount),
+                yuan(stock.transaction_minimum),
+                "支付",
+                c.transaction_id,
+                c.used_at.replace("T", " ")[:19],
+                stock.creator,
+                "",
+                "",
+                "",
+            ]
+            for c in used
+        ]
+    content = bill(_USE_FLOW_HEADER, rows, ("总条数", [str(len(rows))]))
+    return signed(200, offer(request, content, "url"))
+
+
 class _Use(Delivery):
     transaction_id: str = Field(default_factory=lambda: f"42000{secrets.randbelow(10**23):023d}")
+    # What WeChat Pay's own records say was taken off (a planted difference for
+    # reconciliation); default the coupon's amount.
+    recorded_amount: int | None = Field(default=None, ge=0)
 
 
 @router.post("/_control/coupons/{coupon_id}/use")
@@ -257,6 +298,11 @@ def use_coupon(coupon_id: str, body: _Use) -> dict[str, Any]:
             return {"used": False}
         coupon.status = "USED"
         stock = _state.stocks[coupon.stock_id]
+        coupon.used_at = now_text()
+        coupon.transaction_id = body.transaction_id
+        coupon.used_amount = (
+            stock.coupon_amount if body.recorded_amount is None else body.recorded_amount
+        )
         url = _state.callbacks.get(stock.creator)
     resource = {
         "stock_creator_mchid": stock.creator,

@@ -14,13 +14,15 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
+from gonghui.integrations.wechatpay_simulator.bills import bill, offer, yuan
 from gonghui.integrations.wechatpay_simulator.protocol import (
     Delivery,
     Refusal,
@@ -363,3 +365,91 @@ def refund_succeeds(out_refund_no: str, body: Delivery) -> dict[str, Any]:
         hold=body.hold,
     )
     return {"succeeded": True, "statuses": statuses}
+
+
+_TRADE_BILL_HEADER = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
+    "费率备注"
+)
+_TRADE_BILL_SUMMARY = (
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+)
+# WeChat Pay's bills run by Beijing time.
+_BILL_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _bill_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(_BILL_ZONE)
+
+
+def _trade_row(trade: _Trade, at: datetime, refund: _Refund | None) -> list[str]:
+    """A bill row: the payment, or (``refund``) one refund of it."""
+    refund_columns = ["", "", "0.00", "0.00", "", ""]
+    paid, refunded = trade.total, 0
+    if refund is not None:
+        paid, refunded = 0, refund.amount
+        refund_columns = [
+            refund.refund_id,
+            refund.out_refund_no,
+            yuan(refunded),
+            "0.00",
+            "ORIGINAL",
+            refund.status,
+        ]
+    return [
+        at.strftime("%Y-%m-%d %H:%M:%S"),
+        trade.appid,
+        trade.mchid,
+        "0",
+        "",
+        trade.transaction_id or "",
+        trade.out_trade_no,
+        trade.openid,
+        "JSAPI",
+        "SUCCESS" if refund is None else "REFUND",
+        "OTHERS",
+        "CNY",
+        yuan(paid),
+        "0.00",
+        *refund_columns,
+        trade.description,
+        "",
+        "0.00000",
+        "0.60%",
+        yuan(trade.total),
+        yuan(refunded),
+        "",
+    ]
+
+
+@router.get("/v3/bill/tradebill")
+async def trade_bill(call: SignedCall, request: Request, bill_date: str = "") -> Response:
+    """The day's payments and refunds (申请交易账单, ``bill_type=ALL``) as a file to
+    download; a day with neither has no bill (400 ``NO_STATEMENT_EXIST``)."""
+    try:
+        day = date.fromisoformat(bill_date)
+    except ValueError:
+        raise Refusal(400, "PARAM_ERROR", "bill_date 格式为 yyyy-MM-DD") from None
+    await before_answer()
+    rows: list[list[str]] = []
+    paid_total = refunded_total = 0
+    with _lock:
+        for trade in _state.trades.values():
+            at = _bill_time(trade.success_time)
+            if trade.mchid == call.mchid and at is not None and at.date() == day:
+                rows.append(_trade_row(trade, at, None))
+                paid_total += trade.total
+        for refund in _state.refunds.values():
+            at = _bill_time(refund.success_time)
+            if refund.trade.mchid == call.mchid and at is not None and at.date() == day:
+                rows.append(_trade_row(refund.trade, at, refund))
+                refunded_total += refund.amount
+    if not rows:
+        raise Refusal(400, "NO_STATEMENT_EXIST", "要查询的账单不存在")
+    rows.sort(key=lambda row: row[0])
+    summary = [str(len(rows)), yuan(paid_total), yuan(refunded_total), "0.00", "0.00000"]
+    summary += [yuan(paid_total), yuan(refunded_total)]
+    content = bill(_TRADE_BILL_HEADER, rows, (_TRADE_BILL_SUMMARY, summary))
+    return signed(200, offer(request, content, "download_url"))
