@@ -176,6 +176,17 @@ end
 """
 
 
+def _lua(text: str) -> str:
+    """``text`` as a Lua string literal: its UTF-8 bytes, printable ASCII as it is and the
+    rest as decimal escapes (Lua 5.1 has no ``\\u``: a JSON-escaped string would reach wrk
+    garbled)."""
+    out = []
+    for byte in text.encode():
+        char = chr(byte)
+        out.append(char if 32 <= byte < 127 and char not in '"\\' else f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
+
+
 def wrk(
     name: str,
     url: str,
@@ -194,11 +205,11 @@ def wrk(
     member in the file (:data:`MEMBER_TOKENS_LUA`)."""
     if tokens is not None:
         lua = MEMBER_TOKENS_LUA + lua
-    script = [f"wrk.method = {json.dumps(method)}"]
+    script = [f"wrk.method = {_lua(method)}"]
     for key, value in (headers or {}).items():
-        script.append(f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}")
+        script.append(f"wrk.headers[{_lua(key)}] = {_lua(value)}")
     if body is not None:
-        script.append(f"wrk.body = {json.dumps(body)}")
+        script.append(f"wrk.body = {_lua(body)}")
     script.append(lua)
     # Count non-2xx answers: wrk reports them in its summary.
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:

@@ -1,6 +1,6 @@
-"""The draw benchmarks' seed: verified members with pre-issued access tokens and one live
+"""The member benchmarks' seed: verified members with pre-issued access tokens and one live
 lottery (a voucher prize with the given stock, weight 1, and no prize, weight 3), or one
-voucher grab (``kind``).
+voucher grab, or one mall sale with one product on the shelf (``kind``).
 
 It runs as a child process (``python bench/_seed.py <spec>``) on the server's environment,
 so that it writes where the server will read and the benchmark's own process imports none
@@ -37,6 +37,8 @@ class LotterySeed:
     budget_cents: int | None = None
     # "voucher_grab": a voucher grab of one stock of ``stock`` coupons, ``value_cents``
     # each, ``free_draws_per_day`` per member, and every member's WeChat linked.
+    # "mall": a mall sale subsidising 10 % (its budget ``budget_cents``) and one product on
+    # the shelf with one SKU of ``stock`` at ``value_cents``; every member's WeChat linked.
     kind: str = "lottery"
 
 
@@ -57,6 +59,12 @@ def member_server(**env: str) -> Server:
 def seed_lottery(server: Server, spec: LotterySeed) -> tuple[int, Path]:
     """Seed through ``server``'s settings (before or while it runs): the lottery's id and
     the tokens' file, one token a line, in ``server``'s data directory."""
+    activity_id, tokens, _ = seed(server, spec)
+    return activity_id, tokens
+
+
+def seed(server: Server, spec: LotterySeed) -> tuple[int, Path, dict[str, object]]:
+    """:func:`seed_lottery`, and the rest of what the seed made (a mall's ``sku_id``)."""
     started = time.monotonic()
     out = subprocess.run(
         [sys.executable, __file__, json.dumps(asdict(spec))],
@@ -69,7 +77,7 @@ def seed_lottery(server: Server, spec: LotterySeed) -> tuple[int, Path]:
     tokens = server.data_dir / "tokens.txt"
     tokens.write_text("\n".join(result["tokens"]) + "\n")
     print(f"seeded {spec.members} members in {time.monotonic() - started:.0f}s ({server.backend})")
-    return int(result["activity_id"]), tokens
+    return int(result["activity_id"]), tokens, result
 
 
 def _seed(spec: LotterySeed) -> None:
@@ -110,7 +118,7 @@ def _seed(spec: LotterySeed) -> None:
                     session, actor=SYSTEM, org_id=org_id, name=f"会员{n}", id_number=number
                 )
                 members.verify(session, user_id=user.id, name=f"会员{n}", id_number=number)
-                if spec.kind == "voucher_grab":
+                if spec.kind in ("voucher_grab", "mall"):
                     session.add(
                         Identity(
                             user_id=user.id,
@@ -144,6 +152,11 @@ def _seed(spec: LotterySeed) -> None:
                     "config": _voucher_grab(spec)
                     if spec.kind == "voucher_grab"
                     else {
+                        "kind": "mall",
+                        "mall": {"subsidy_percent": 10, "member_cap_cents_per_month": 10**9},
+                    }
+                    if spec.kind == "mall"
+                    else {
                         "kind": "lottery",
                         "lottery": {
                             "prizes": [
@@ -165,7 +178,32 @@ def _seed(spec: LotterySeed) -> None:
         )
         activities.publish(session, actor=SYSTEM, activity_id=activity.id)
         activity_id = activity.id
-    sys.stdout.write(json.dumps({"activity_id": activity_id, "tokens": tokens}))
+    seeded: dict[str, object] = {"activity_id": activity_id, "tokens": tokens}
+    if spec.kind == "mall":
+        seeded["sku_id"] = _mall_product(org_id, spec)
+    sys.stdout.write(json.dumps(seeded))
+
+
+def _mall_product(org_id: int, spec: LotterySeed) -> int:
+    """One product on the shelf with one SKU; the SKU's id."""
+    from gonghui.db import unit_of_work
+    from gonghui.mall import catalog
+    from gonghui.mall.schemas import ProductCreate
+    from gonghui.tenancy import SYSTEM
+
+    data = ProductCreate.model_validate(
+        {
+            "org_id": org_id,
+            "name": "压测助农大米",
+            "origin_region": "压测县",
+            "skus": [{"name": "5kg", "price_cents": spec.value_cents, "stock": spec.stock}],
+            "on_shelf": True,
+        }
+    )
+    with unit_of_work() as session:
+        product = catalog.create_product(session, actor=SYSTEM, data=data)
+        session.flush()
+        return int(catalog.skus_of(session, [product.id])[product.id][0].id)
 
 
 def _voucher_grab(spec: LotterySeed) -> dict[str, object]:
