@@ -173,6 +173,13 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
                 }
             ]
         }
+    if template == "mall":
+        config["mall"] = {
+            "subsidy_percent": form.get("subsidy_percent") or 0,
+            "member_cap_cents_per_month": _prize_value(
+                PrizeKind.VOUCHER, form.get("member_cap_yuan", "")
+            ),
+        }
     if template in ("lottery", "quiz_lottery"):
         config["lottery"] = lottery
     if template in ("quiz", "quiz_lottery"):

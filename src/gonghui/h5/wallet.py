@@ -70,6 +70,23 @@ def voucher_code_page(request: Request, user: H5Member, voucher_id: Id) -> Respo
     return render(request, template, context)
 
 
+def parse_address(
+    request: Request, *, name: str, phone: str, address: str
+) -> tuple[AddressRequest | None, dict[str, str]]:
+    """A delivery address typed in a form, or the message of each field in error."""
+    fields: dict[str, str] = {}
+    try:
+        # The API's own request model holds the rules of a valid address.
+        body = AddressRequest(name=name.strip(), phone=phone.strip(), address=address.strip())
+    except ValidationError as exc:
+        locale = request_locale(request)
+        for problem in exc.errors():
+            field = str(problem["loc"][0])
+            fields[field] = translate(locale, f"address.invalid_{field}")
+        return None, fields
+    return body, fields
+
+
 @router.get("/prizes/{prize_id}/address", response_class=HTMLResponse)
 def address_page(request: Request, user: H5Member, prize_id: Id) -> Response:
     return render(
@@ -90,16 +107,7 @@ def give_address(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
-    fields: dict[str, str] = {}
-    locale = request_locale(request)
-    body: AddressRequest | None = None
-    try:
-        # The API's own request model holds the rules of a valid address.
-        body = AddressRequest(name=name.strip(), phone=phone.strip(), address=address.strip())
-    except ValidationError as exc:
-        for problem in exc.errors():
-            field = str(problem["loc"][0])
-            fields[field] = translate(locale, f"address.invalid_{field}")
+    body, fields = parse_address(request, name=name, phone=phone, address=address)
     error = None
     if body is not None:
         try:

@@ -31,6 +31,7 @@ from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
 
 MANAGE = Permission.ACTIVITIES_MANAGE
 IMAGE_PREFIX = "mall/images/"
+IMAGE_MAX_BYTES = 5 * 1024 * 1024
 _IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 IMAGE_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
@@ -51,9 +52,14 @@ def _audit(
 
 def save_image(*, actor: Actor, data: bytes) -> str:
     """Keep an uploaded product image in the file store; its key. Only JPEG, PNG and WebP
-    within the pixel cap are kept."""
+    within the pixel cap and :data:`IMAGE_MAX_BYTES` are kept (callers read one byte
+    more than that, so a larger file is refused rather than cut short)."""
     if not actor.is_staff:
         raise NotFound(MallError.IMAGE_NOT_FOUND, "no such image")
+    if len(data) > IMAGE_MAX_BYTES:
+        raise InvalidInput(
+            MallError.BAD_IMAGE, f"a product image is at most {IMAGE_MAX_BYTES} bytes"
+        )
     try:
         with open_image(io.BytesIO(data)) as image:
             extension = _IMAGE_FORMATS.get(image.format or "")
@@ -215,6 +221,11 @@ def shelf_product(session: Session, *, member: MemberInfo, product_id: int) -> P
     if product is None:
         raise NotFound(MallError.PRODUCT_NOT_FOUND, f"product {product_id} not found")
     return product
+
+
+def image_url(key: str) -> str:
+    """Where browsers fetch a product image (public, as the products are)."""
+    return f"/api/v1/mall/images/{key.removeprefix(IMAGE_PREFIX)}"
 
 
 def image_exists(key: str) -> bool:

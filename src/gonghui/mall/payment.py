@@ -29,7 +29,7 @@ from gonghui.integrations import wechatpay
 from gonghui.mall import holds
 from gonghui.mall.errors import MallError
 from gonghui.mall.models import Order, OrderState
-from gonghui.mall.orders import member_order, move, refuse_state
+from gonghui.mall.orders import member_order, move, order_view, refuse_state
 from gonghui.payments import service as payments
 
 log = logging.getLogger("gonghui.mall")
@@ -210,3 +210,18 @@ def close_unpaid(order_id: int, *, source: str) -> OrderState:
         ):
             holds.release(session, order, source=source)
         return order.state
+
+
+def cancel(*, membership_id: int, order_id: int) -> dict[str, Any]:
+    """The member cancels their unpaid order (closed at WeChat Pay, its holds given back);
+    the order as the API shows it. One paid meanwhile stays paid (refused)."""
+    with unit_of_work(read_only=True) as session:
+        order = member_order(session, membership_id=membership_id, order_id=order_id)
+        if order.state != OrderState.UNPAID:
+            raise refuse_state(order, "cancelled")
+    close_unpaid(order_id, source="mall.cancel")
+    with unit_of_work(read_only=True) as session:
+        order = member_order(session, membership_id=membership_id, order_id=order_id)
+        if order.state != OrderState.CANCELLED:
+            raise refuse_state(order, "cancelled")
+        return order_view(session, order)

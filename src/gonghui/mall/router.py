@@ -11,9 +11,8 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gonghui import hotwrite
+from gonghui import hotwrite, xlsx
 from gonghui.bodylimit import MULTIPART_FRAMING, max_body
-from gonghui.db import unit_of_work
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
@@ -46,9 +45,6 @@ from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["mall"])
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-IMAGE_MAX_BYTES = 5 * 1024 * 1024
-
 
 def _products(session: Session, products: list[Product]) -> list[ProductRead]:
     skus = catalog.skus_of(session, [p.id for p in products])
@@ -73,12 +69,11 @@ def _products(session: Session, products: list[Product]) -> list[ProductRead]:
 
 
 @router.post("/mall/images", status_code=status.HTTP_201_CREATED)
-@max_body(IMAGE_MAX_BYTES + MULTIPART_FRAMING)
+@max_body(catalog.IMAGE_MAX_BYTES + MULTIPART_FRAMING)
 def upload_image(file: Annotated[UploadFile, File()], staff: CurrentStaff) -> ImageRead:
     """A product image (JPEG, PNG or WebP); name its key in a product's ``images``."""
-    key = catalog.save_image(actor=staff, data=file.file.read(IMAGE_MAX_BYTES + 1))
-    name = key.removeprefix(catalog.IMAGE_PREFIX)
-    return ImageRead(key=key, url=f"/api/v1/mall/images/{name}")
+    key = catalog.save_image(actor=staff, data=file.file.read(catalog.IMAGE_MAX_BYTES + 1))
+    return ImageRead(key=key, url=catalog.image_url(key))
 
 
 @router.get("/mall/images/{name}", response_class=Response)
@@ -195,7 +190,7 @@ def sales_report(
     ``[start, end)``."""
     return Response(
         reports.sales_xlsx(session, actor=staff, start=start, end=end),
-        media_type=XLSX,
+        media_type=xlsx.MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="mall-sales.xlsx"'},
     )
 
@@ -278,24 +273,9 @@ async def pay(order_id: Id, member: CurrentMember) -> PayParams:
 async def cancel(order_id: Id, member: CurrentMember) -> Any:
     """Cancel an unpaid order: closed at WeChat Pay, its stock, subsidy and voucher given
     back. One paid meanwhile stays paid (409)."""
-
-    def run() -> dict[str, Any]:
-        with unit_of_work(read_only=True) as session:
-            order = orders.member_order(
-                session, membership_id=member.membership_id, order_id=order_id
-            )
-            if order.state != OrderState.UNPAID:
-                raise orders.refuse_state(order, "cancelled")
-        payment.close_unpaid(order_id, source="mall.cancel")
-        with unit_of_work(read_only=True) as session:
-            order = orders.member_order(
-                session, membership_id=member.membership_id, order_id=order_id
-            )
-            if order.state != OrderState.CANCELLED:
-                raise orders.refuse_state(order, "cancelled")
-            return orders.order_view(session, order)
-
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(
+        payment.cancel, membership_id=member.membership_id, order_id=order_id
+    )
 
 
 @router.post("/me/mall/orders/{order_id}/receipt", response_model=OrderRead)

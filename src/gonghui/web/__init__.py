@@ -22,6 +22,7 @@ def install(app: FastAPI) -> None:
     from gonghui.cashier.router import router as cashier_router
     from gonghui.console.activities import router as console_activities_router
     from gonghui.console.activity_edit import router as console_activity_edit_router
+    from gonghui.console.mall import router as console_mall_router
     from gonghui.console.members import router as console_members_router
     from gonghui.console.merchants import router as console_merchants_router
     from gonghui.console.questions import router as console_questions_router
@@ -43,5 +44,6 @@ def install(app: FastAPI) -> None:
     app.include_router(console_queue_router)
     app.include_router(console_merchants_router)
     app.include_router(console_reconciliation_router)
+    app.include_router(console_mall_router)
     app.include_router(h5_router)
     app.include_router(cashier_router)
