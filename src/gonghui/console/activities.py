@@ -314,6 +314,32 @@ def publish(
     return RedirectResponse(target, status_code=303)
 
 
+@router.post("/{activity_id}/stocks/{stock_id}/{move}")
+def move_stock(
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: Id,
+    stock_id: Id,
+    move: str,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Pause or restart a voucher stock at WeChat Pay: the same service as the API's."""
+    check_csrf(request, user, csrf)
+    target = f"/console/activities/{activity_id}"
+    if move not in ("pause", "restart"):
+        return RedirectResponse(target, status_code=303)
+    try:
+        voucher_grab_stocks.move_stock(
+            actor=_actor(request, user),
+            activity_id=activity_id,
+            stock_id=stock_id,
+            move="pause" if move == "pause" else "restart",
+        )
+    except DomainError as exc:
+        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
 _LIFECYCLE = {
     "pause": activities.pause,
     "resume": activities.resume,

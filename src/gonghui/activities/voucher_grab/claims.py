@@ -83,6 +83,12 @@ def claim(
         stock = session.get(VoucherStock, stock_id)
         if stock is None or stock.activity_id != activity.id:
             raise NotFound(ActivitiesError.STOCK_NOT_FOUND, f"voucher stock {stock_id} not found")
+        if stock.status == StockStatus.PAUSED:
+            raise Conflict(
+                ActivitiesError.STOCK_PAUSED,
+                "the union has paused these vouchers for now; try again later",
+                {"status": str(stock.status)},
+            )
         if stock.status != StockStatus.RUNNING:
             raise Conflict(
                 ActivitiesError.STOCK_NOT_OPEN,

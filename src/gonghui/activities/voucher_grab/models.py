@@ -15,6 +15,7 @@ from gonghui.db import Base, BigId, IdPk
 class StockStatus(StrEnum):
     OPENING = "opening"  # created here; being created and started at WeChat Pay
     RUNNING = "running"  # started at WeChat Pay: coupons can be sent
+    PAUSED = "paused"  # paused at WeChat Pay by an operator: no claims until restarted
     FAILED = "failed"  # WeChat Pay refused to create or start it (last_error says why)
 
 

@@ -1,5 +1,5 @@
 """Members claim a voucher grab's coupons and follow them; anyone who may see the campaign
-sees its stocks and what is left of them."""
+sees its stocks and what is left of them; operators pause and restart its stocks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gonghui import hotwrite
 from gonghui.activities.participation import visible_activity
 from gonghui.activities.voucher_grab import claims, stocks
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentMember, IdempotencyKey
+from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["vouchers"])
@@ -30,6 +30,7 @@ class StockRead(BaseModel):
     max_coupons: int
     max_per_member: int
     claimed: int
+    # opening (being created at WeChat Pay), running, paused, failed
     status: str
 
 
@@ -87,3 +88,21 @@ async def my_claims(member: CurrentMember) -> Any:
             return claims.member_claims(session, membership_id=member.membership_id)
 
     return await run_in_threadpool(read)
+
+
+@router.post("/activities/{activity_id}/voucher-stocks/{stock_id}/pause", response_model=StockRead)
+async def pause_stock(activity_id: Id, stock_id: Id, staff: CurrentStaff) -> Any:
+    """Pause a running stock at WeChat Pay: claims of it are refused until it restarts."""
+    return await run_in_threadpool(
+        stocks.move_stock, actor=staff, activity_id=activity_id, stock_id=stock_id, move="pause"
+    )
+
+
+@router.post(
+    "/activities/{activity_id}/voucher-stocks/{stock_id}/restart", response_model=StockRead
+)
+async def restart_stock(activity_id: Id, stock_id: Id, staff: CurrentStaff) -> Any:
+    """Restart a paused stock at WeChat Pay."""
+    return await run_in_threadpool(
+        stocks.move_stock, actor=staff, activity_id=activity_id, stock_id=stock_id, move="restart"
+    )
