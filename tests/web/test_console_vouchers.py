@@ -32,6 +32,7 @@ def test_operator_creates_and_publishes_a_voucher_grab(
     desktop.get_by_role("button", name="保存为草稿").click()
     expect(desktop.get_by_role("alert")).to_contain_text("max_coupons")
     desktop.get_by_label("发放总张数").fill("500")
+    desktop.get_by_label("每个工会最多领取张数（留空不限）").fill("50")
     shot(desktop, "console-voucher-grab-wizard")
     assert axe(desktop) == []
     desktop.get_by_role("button", name="保存为草稿").click()
@@ -63,4 +64,5 @@ def test_operator_creates_and_publishes_a_voucher_grab(
             }
         ],
         "appid": "",
+        "max_per_org": 50,
     }

@@ -171,7 +171,8 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
                     "max_coupons": form.get("stock_max_coupons") or 0,
                     "max_per_member": form.get("stock_max_per_member") or 1,
                 }
-            ]
+            ],
+            "max_per_org": form.get("max_per_org") or None,
         }
     if template in ("lottery", "quiz_lottery"):
         config["lottery"] = lottery
