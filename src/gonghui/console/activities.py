@@ -21,6 +21,7 @@ from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
+from gonghui.activities.voucher_grab import dashboard as voucher_grab_dashboard
 from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
 from gonghui.benefits import export
 from gonghui.cells import safe_row
@@ -232,17 +233,18 @@ def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, A
             if lottery and activity.status != ActivityStatus.DRAFT
             else []
         )
-        voucher_stocks = (
-            voucher_grab_stocks.list_stocks(session, activity_id=activity.id)
+        opening = (
+            voucher_grab_dashboard.opening_minute(session, actor=actor, activity_id=activity.id)
             if activity.kind == ActivityKind.VOUCHER_GRAB
-            else []
+            else None
         )
         context: dict[str, Any] = {
             "activity": activity,
             "org_name": org_name,
             "stats": numbers,
             "winners": winners,
-            "voucher_stocks": voucher_stocks,
+            "opening": opening,
+            "csrf_token": user.csrf_token,
             "live": numbers["status"] in (ActivityStatus.LIVE, ActivityStatus.SCHEDULED),
             "prizes_left": sum(p["stock"] for p in numbers["prizes"]),
             "preview": {
@@ -287,7 +289,6 @@ def activity_page(
     context = _dashboard(request, user, activity_id)
     context.update(
         active="nav.activities",
-        csrf_token=user.csrf_token,
         created=bool(created),
         saved=bool(saved),
         error=error if error.startswith("error.") else None,
