@@ -5,11 +5,22 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Page, expect
 
+from gonghui.activities.voucher_grab.stocks import list_stocks
+from gonghui.db import unit_of_work
 from gonghui.integrations import wechatpay_simulator as sim
 from gonghui.orgs.models import Role
+from tests.activities.conftest import create_activity, create_member
+from tests.activities.voucher_grab.conftest import link_wechat
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
 from tests.web.pages import sign_in_to_console
+from tests.web.test_h5_vouchers import GRAB
+
+
+def stock_id(activity_id: int) -> int:
+    with unit_of_work(read_only=True) as session:
+        (stock,) = list_stocks(session, activity_id=activity_id)
+        return stock.id
 
 
 def test_operator_creates_and_publishes_a_voucher_grab(
@@ -32,6 +43,7 @@ def test_operator_creates_and_publishes_a_voucher_grab(
     desktop.get_by_role("button", name="保存为草稿").click()
     expect(desktop.get_by_role("alert")).to_contain_text("max_coupons")
     desktop.get_by_label("发放总张数").fill("500")
+    desktop.get_by_label("每个工会最多领取张数（留空不限）").fill("50")
     shot(desktop, "console-voucher-grab-wizard")
     assert axe(desktop) == []
     desktop.get_by_role("button", name="保存为草稿").click()
@@ -63,4 +75,49 @@ def test_operator_creates_and_publishes_a_voucher_grab(
             }
         ],
         "appid": "",
+        "max_per_org": 50,
     }
+
+
+def test_operator_watches_the_opening_minute_and_pauses_a_stock(
+    desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    sim.reset()
+    api.post("/_sim/wechatpay/_control/faults", json={"latency_ms": 0})
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    grab = create_activity(api, op.headers, tree.city_a, title="开抢消费券", config=GRAB)
+    sign_in_to_console(desktop, op.username)
+    desktop.goto(f"/console/activities/{grab['id']}")
+    stock = desktop.get_by_role("row", name="十元消费券")
+    expect(stock).to_contain_text("发放中", timeout=15_000)  # htmx refreshes the figures
+    expect(desktop.locator("#kpi-vouchers-left")).to_have_text("100")
+
+    members = [create_member(tree.grassroots_a1x) for _ in range(12)]
+    for n, member in enumerate(members):
+        link_wechat(member, f"o-dash-{n}")
+        resp = api.post(
+            f"/api/v1/activities/{grab['id']}/voucher-stocks/{stock_id(grab['id'])}/claims",
+            headers=member.headers,
+        )
+        assert resp.status_code == 201, resp.text
+    # No reload: the polled figures catch up as the worker sends the coupons.
+    expect(desktop.locator("#kpi-vouchers-left")).to_have_text("88", timeout=15_000)
+    expect(desktop.locator("#kpi-sent")).to_have_text("12", timeout=15_000)
+    expect(desktop.locator("#kpi-sending")).to_have_text("0")
+    expect(desktop.locator("#kpi-failures")).to_have_text("0 / 0")
+    expect(stock).to_contain_text("12 / 100")
+    shot(desktop, "console-voucher-opening-minute")
+    assert axe(desktop) == []
+
+    desktop.get_by_role("button", name="暂停发放 十元消费券").click()
+    expect(stock).to_contain_text("已暂停")
+    late = create_member(tree.grassroots_a1x)
+    link_wechat(late, "o-dash-late")
+    refused = api.post(
+        f"/api/v1/activities/{grab['id']}/voucher-stocks/{stock_id(grab['id'])}/claims",
+        headers=late.headers,
+    )
+    assert refused.json()["error"]["code"] == "vouchers.stock_paused"
+    shot(desktop, "console-voucher-stock-paused")
+    desktop.get_by_role("button", name="恢复发放 十元消费券").click()
+    expect(stock).to_contain_text("发放中")

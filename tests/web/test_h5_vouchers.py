@@ -3,6 +3,8 @@ sees it arrive: after linking WeChat, as the page tells her to."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
@@ -35,6 +37,31 @@ GRAB = {
 }
 
 
+def verified_member(phone: Page, org_id: int, name: str, n: int) -> None:
+    """A member on the roster of ``org_id`` signs in on the phone and verifies."""
+    with unit_of_work() as session:
+        members.add_roster_entry(
+            session, actor=SYSTEM, org_id=org_id, name=name, id_number=id_number(n)
+        )
+    sign_in_by_phone(phone, f"139000090{n:02d}")
+    phone.get_by_label("姓名").fill(name)
+    phone.get_by_label("身份证号").fill(id_number(n))
+    phone.get_by_role("button", name="提交认证").click()
+    expect(phone.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+
+
+def link_latest_members_wechat(openid: str) -> None:
+    """The member who verified last signs in once through the mini program."""
+    with unit_of_work() as session:
+        user_id = session.scalar(select(Membership.user_id).order_by(Membership.id.desc()))
+        assert user_id is not None
+        session.add(
+            Identity(
+                user_id=user_id, provider=Provider.WECHAT_MINI, app_id="wx_sim_mini", subject=openid
+            )
+        )
+
+
 def test_member_claims_a_voucher_and_sees_it_arrive(
     phone: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
 ) -> None:
@@ -42,15 +69,7 @@ def test_member_claims_a_voucher_and_sees_it_arrive(
     api.post("/_sim/wechatpay/_control/faults", json={"latency_ms": 0})
     op = make_staff(tree.city_a, Role.OPERATOR)
     grab = create_activity(api, op.headers, tree.city_a, title="年终消费券", config=GRAB)
-    with unit_of_work() as session:
-        members.add_roster_entry(
-            session, actor=SYSTEM, org_id=tree.grassroots_a1x, name="李娜", id_number=id_number(31)
-        )
-    sign_in_by_phone(phone, "13900009031")
-    phone.get_by_label("姓名").fill("李娜")
-    phone.get_by_label("身份证号").fill(id_number(31))
-    phone.get_by_role("button", name="提交认证").click()
-    expect(phone.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+    verified_member(phone, tree.grassroots_a1x, "李娜", 31)
 
     phone.goto(f"/h5/activities/{grab['id']}")
     expect(phone.get_by_role("heading", level=2, name="消费券")).to_be_visible()
@@ -66,17 +85,7 @@ def test_member_claims_a_voucher_and_sees_it_arrive(
     claim.click()
     expect(phone.get_by_role("alert")).to_contain_text("请先通过工会微信小程序登录一次")
 
-    with unit_of_work() as session:
-        user_id = session.scalar(select(Membership.user_id).order_by(Membership.id.desc()))
-        assert user_id is not None
-        session.add(
-            Identity(
-                user_id=user_id,
-                provider=Provider.WECHAT_MINI,
-                app_id="wx_sim_mini",
-                subject="o-sim-lina",
-            )
-        )
+    link_latest_members_wechat("o-sim-lina")
     claim.click()
     expect(phone.get_by_role("status")).to_have_text("领取成功，券正在发放到您的微信卡包")
     arrived = phone.get_by_text("十元消费券 · 已到账（微信卡包）")
@@ -90,3 +99,57 @@ def test_member_claims_a_voucher_and_sees_it_arrive(
     expect(phone.get_by_role("button", name="立即抽奖")).to_have_count(0)
     shot(phone, "h5-voucher-grab")
     assert axe(phone) == []
+
+
+def test_member_finds_grabs_in_the_voucher_centre_claims_and_follows_her_coupons(
+    phone: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    sim.reset()
+    api.post("/_sim/wechatpay/_control/faults", json={"latency_ms": 0})
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    live = create_activity(api, op.headers, tree.city_a, title="周末消费券", config=GRAB)
+    upcoming = create_activity(
+        api, op.headers, tree.city_a, title="元旦消费券", config=GRAB, starts_in_hours=2
+    )
+    lottery = create_activity(api, op.headers, tree.city_a, title="幸运抽奖")
+    verified_member(phone, tree.grassroots_a1x, "王芳", 32)
+    link_latest_members_wechat("o-sim-wangfang")
+
+    phone.get_by_role("link", name="消费券", exact=True).click()
+    expect(phone.get_by_role("heading", level=1, name="消费券中心")).to_be_visible()
+    expect(phone.get_by_role("heading", level=2, name="周末消费券")).to_be_visible()
+    expect(phone.get_by_role("heading", level=2, name="元旦消费券")).to_be_visible()
+    expect(phone.get_by_role("heading", name=lottery["title"])).to_have_count(0)
+    countdown = phone.get_by_role("timer")
+    expect(countdown).to_have_text(re.compile(r"^距开抢 01:5\d:\d\d$"))
+    expect(phone.get_by_text("还没有领取消费券")).to_be_visible()
+
+    grab = phone.get_by_role("region", name="周末消费券")
+    claim = grab.get_by_role("button", name="立即领取")
+    for _ in range(50):  # the worker opens the stock at WeChat Pay
+        if claim.count():
+            break
+        phone.wait_for_timeout(200)
+        phone.reload()
+    expect(grab.get_by_text("剩余 100 张")).to_be_visible()
+    claim.click()
+    expect(grab.get_by_role("status")).to_have_text("领取成功，券正在发放到您的微信卡包")
+    coupon = phone.get_by_role("article", name="十元消费券")
+    for _ in range(50):
+        phone.reload()
+        if "已到账" in coupon.inner_text():
+            break
+        phone.wait_for_timeout(200)
+    expect(coupon).to_contain_text("已到账（微信卡包）")
+    expect(coupon).to_contain_text("券号")
+    expect(grab.get_by_text("剩余 99 张")).to_be_visible()
+    shot(phone, "h5-voucher-centre")
+    assert axe(phone) == []
+
+    coupon_id = coupon.locator("code").inner_text()
+    spent = api.post(f"/_sim/wechatpay/_control/coupons/{coupon_id}/use", json={})
+    assert spent.status_code == 200, spent.text
+    phone.reload()
+    expect(coupon).to_contain_text("已使用")
+    assert upcoming["id"] != live["id"]
+    shot(phone, "h5-voucher-centre-used", full_page=False)

@@ -16,3 +16,8 @@ class ActivitiesError(StrEnum):
     STOCK_NOT_OPEN = "vouchers.stock_not_open"
     STOCK_LIMIT = "vouchers.member_limit_reached"
     WECHAT_NOT_LINKED = "vouchers.wechat_not_linked"
+    STOCK_PAUSED = "vouchers.stock_paused"
+    STOCK_BAD_STATE = "vouchers.stock_bad_state"
+    ORG_LIMIT = "vouchers.org_limit_reached"
+    WECHATPAY_REFUSED = "vouchers.wechatpay_refused"
+    WECHATPAY_UNAVAILABLE = "vouchers.wechatpay_unavailable"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -162,3 +163,14 @@ def claim_participation(session: Session, *, member: MemberInfo, activity: Activ
     refused = claim_participations(session, activity=activity, members=[member])
     if refused:
         raise refused[member.membership_id]
+
+
+def release_participation(
+    session: Session, *, activity_id: int, membership_id: int, at: datetime
+) -> None:
+    """Give back one participation counted at ``at`` that came to nothing (a coupon WeChat
+    Pay refused to send): the member's turn in all and on that day."""
+    for scope in ("limit", f"limit:{local_day(at).isoformat()}"):
+        counters.release_many(
+            session, activity_id=activity_id, members=[membership_id], scope=scope
+        )

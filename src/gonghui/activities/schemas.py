@@ -126,6 +126,9 @@ class VoucherGrabRules(BaseModel):
     stocks: list[VoucherStockRules] = Field(min_length=1, max_length=10)
     # The WeChat app whose openid receives the coupons; empty: the mini program's.
     appid: str = Field(default="", max_length=64)
+    # At most this many coupons of the campaign (all its stocks) for the members of one
+    # org (their own union, where their membership is); None: no cap per org.
+    max_per_org: int | None = Field(default=None, ge=1, le=10_000_000)
 
 
 class VoucherGrabConfig(BaseModel):

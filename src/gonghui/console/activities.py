@@ -21,6 +21,7 @@ from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
+from gonghui.activities.voucher_grab import dashboard as voucher_grab_dashboard
 from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
 from gonghui.benefits import export
 from gonghui.cells import safe_row
@@ -171,7 +172,8 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
                     "max_coupons": form.get("stock_max_coupons") or 0,
                     "max_per_member": form.get("stock_max_per_member") or 1,
                 }
-            ]
+            ],
+            "max_per_org": form.get("max_per_org") or None,
         }
     if template == "mall":
         config["mall"] = {
@@ -238,17 +240,18 @@ def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, A
             if lottery and activity.status != ActivityStatus.DRAFT
             else []
         )
-        voucher_stocks = (
-            voucher_grab_stocks.list_stocks(session, activity_id=activity.id)
+        opening = (
+            voucher_grab_dashboard.opening_minute(session, actor=actor, activity_id=activity.id)
             if activity.kind == ActivityKind.VOUCHER_GRAB
-            else []
+            else None
         )
         context: dict[str, Any] = {
             "activity": activity,
             "org_name": org_name,
             "stats": numbers,
             "winners": winners,
-            "voucher_stocks": voucher_stocks,
+            "opening": opening,
+            "csrf_token": user.csrf_token,
             "live": numbers["status"] in (ActivityStatus.LIVE, ActivityStatus.SCHEDULED),
             "prizes_left": sum(p["stock"] for p in numbers["prizes"]),
             "preview": {
@@ -293,7 +296,6 @@ def activity_page(
     context = _dashboard(request, user, activity_id)
     context.update(
         active="nav.activities",
-        csrf_token=user.csrf_token,
         created=bool(created),
         saved=bool(saved),
         error=error if error.startswith("error.") else None,
@@ -316,6 +318,32 @@ def publish(
     try:
         with unit_of_work() as session:
             activities.publish(session, actor=_actor(request, user), activity_id=activity_id)
+    except DomainError as exc:
+        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/{activity_id}/stocks/{stock_id}/{move}")
+def move_stock(
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: Id,
+    stock_id: Id,
+    move: str,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Pause or restart a voucher stock at WeChat Pay: the same service as the API's."""
+    check_csrf(request, user, csrf)
+    target = f"/console/activities/{activity_id}"
+    if move not in ("pause", "restart"):
+        return RedirectResponse(target, status_code=303)
+    try:
+        voucher_grab_stocks.move_stock(
+            actor=_actor(request, user),
+            activity_id=activity_id,
+            stock_id=stock_id,
+            move="pause" if move == "pause" else "restart",
+        )
     except DomainError as exc:
         return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
     return RedirectResponse(target, status_code=303)

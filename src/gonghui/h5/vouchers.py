@@ -1,43 +1,75 @@
-"""Claiming a voucher grab's coupons from its activity page."""
+"""Claiming a voucher grab's coupons, from its activity page or the voucher centre (every
+grab the member may see, upcoming ones counting down to their opening, and their coupons)."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
+from gonghui import db
+from gonghui.activities import hub
+from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.voucher_grab import claims, stocks
 from gonghui.db import unit_of_work
-from gonghui.h5.access import H5Member
+from gonghui.h5.access import H5Member, member_of
 from gonghui.h5.member_action import run_as_member
 from gonghui.types import Id
 from gonghui.web.session import check_csrf
+from gonghui.web.templating import render
 
 router = APIRouter()
+
+
+def _stock_cards(session: Session, activity_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s.id,
+            "name": s.name,
+            "amount": s.coupon_amount_cents,
+            "threshold": s.threshold_cents,
+            "left": max(s.max_coupons - s.claimed, 0),
+            "status": str(s.status),
+        }
+        for s in stocks.list_stocks(session, activity_id=activity_id)
+    ]
 
 
 def page_context(membership_id: int, activity_id: int) -> dict[str, Any]:
     """The stocks of a voucher grab and the member's claims of it, for its page."""
     with unit_of_work(read_only=True) as session:
-        rows = stocks.list_stocks(session, activity_id=activity_id)
+        cards = _stock_cards(session, activity_id)
         mine = claims.member_claims(session, membership_id=membership_id, activity_id=activity_id)
-    return {
-        "stocks": [
-            {
-                "id": s.id,
-                "name": s.name,
-                "amount": s.coupon_amount_cents,
-                "threshold": s.threshold_cents,
-                "left": max(s.max_coupons - s.claimed, 0),
-                "status": str(s.status),
-            }
-            for s in rows
-        ],
+    return {"stocks": cards, "claims": mine, "claim_key": secrets.token_urlsafe(16)}
+
+
+@router.get("/vouchers", response_class=HTMLResponse)
+def voucher_centre(request: Request, user: H5Member) -> Response:
+    """The grabs the member's hub shows (upcoming: a countdown to the opening; open: each
+    stock's claim button and what is left) and the member's coupons."""
+    member = member_of(user)
+    page = db.read_sync(functools.partial(hub.member_hub, member=member, limit=hub.MAX_PAGE))
+    grabs = [item for item in page.items if item.kind == ActivityKind.VOUCHER_GRAB]
+    with unit_of_work(read_only=True) as session:
+        open_stocks = {
+            item.id: _stock_cards(session, item.id)
+            for item in grabs
+            if item.status == ActivityStatus.LIVE
+        }
+        mine = claims.member_claims(session, membership_id=member.membership_id)
+    context = {
+        "csrf_token": user.csrf_token,
+        "tab": "vouchers",
+        "grabs": grabs,
+        "open_stocks": open_stocks,
         "claims": mine,
         "claim_key": secrets.token_urlsafe(16),
     }
+    return render(request, "h5/vouchers.html", context)
 
 
 @router.post("/activities/{activity_id}/vouchers/{stock_id}/claim", response_class=HTMLResponse)

@@ -38,21 +38,23 @@ def faults(api: httpx.Client, *faults: str) -> None:
     assert resp.status_code == 200, resp.text
 
 
-def grab_config(max_coupons: int = 3, max_per_member: int = 1) -> dict[str, Any]:
-    return {
-        "kind": "voucher_grab",
-        "voucher_grab": {
-            "stocks": [
-                {
-                    "name": "十元消费券",
-                    "coupon_amount_cents": 1000,
-                    "threshold_cents": 5000,
-                    "max_coupons": max_coupons,
-                    "max_per_member": max_per_member,
-                }
-            ]
-        },
+def grab_config(
+    max_coupons: int = 3, max_per_member: int = 1, max_per_org: int | None = None
+) -> dict[str, Any]:
+    rules: dict[str, Any] = {
+        "stocks": [
+            {
+                "name": "十元消费券",
+                "coupon_amount_cents": 1000,
+                "threshold_cents": 5000,
+                "max_coupons": max_coupons,
+                "max_per_member": max_per_member,
+            }
+        ]
     }
+    if max_per_org is not None:
+        rules["max_per_org"] = max_per_org
+    return {"kind": "voucher_grab", "voucher_grab": rules}
 
 
 @pytest.fixture
@@ -60,10 +62,18 @@ def operator(tree: Tree, make_staff: StaffFactory) -> dict[str, str]:
     return make_staff(tree.province, Role.OPERATOR).headers
 
 
-def grab(api: httpx.Client, tree: Tree, operator: dict[str, str], **stock: int) -> tuple[int, int]:
-    """A published voucher grab of the province, its stock opened at WeChat Pay."""
+def grab(
+    api: httpx.Client,
+    tree: Tree,
+    operator: dict[str, str],
+    *,
+    limits: dict[str, int] | None = None,
+    **rules: int,
+) -> tuple[int, int]:
+    """A published voucher grab of the province (``limits``: the activity's per-member
+    limits), its stock opened at WeChat Pay."""
     activity = create_activity(
-        api, operator, tree.province, config=grab_config(**stock), title="消费券"
+        api, operator, tree.province, config=grab_config(**rules), title="消费券", **(limits or {})
     )
     assert tasks.run_due() >= 1  # vouchers.open_stock
     with unit_of_work(read_only=True) as session:

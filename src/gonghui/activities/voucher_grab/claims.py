@@ -3,7 +3,8 @@
 A claim (:func:`claim`, a hot operation of the writer) checks the campaign is live for the
 member, the stock is open, the member's WeChat is linked for the stock's app and the
 member's limits (per stock, and the activity's total and daily); takes one coupon of the
-stock by a conditional UPDATE (``claimed < max_coupons``); writes the claim in state
+stock by a conditional UPDATE (``claimed < max_coupons``), then one of the member's org's
+share when the campaign caps it (:mod:`.org_shares`); writes the claim in state
 ``sending`` with a fresh ``out_request_no``; and queues ``vouchers.send_coupon`` in the
 same transaction. So a claim the member was told of is never lost, and none passes a
 stock or a limit under any concurrency.
@@ -12,7 +13,8 @@ The task sends the coupon with the claim's ``out_request_no`` until WeChat Pay a
 no answer (a timeout, a 5xx, an answer that fails verification) is retried with backoff
 and the same number, which WeChat Pay answers with the coupon it sent the first time, so
 a coupon is never sent twice, even when a worker dies between the send and its record.
-A refusal (WeChat Pay answered 4xx) fails the claim and gives its coupon back to the stock.
+A refusal (WeChat Pay answered 4xx) fails the claim and gives back its coupon to the stock,
+the member's turns (per stock, and the activity's total and daily) and the org's share.
 
 A coupon spent arrives as WeChat Pay's ``COUPON.USE`` notification
 (:mod:`gonghui.payments`): the claim becomes ``used`` and the ledger says so, once.
@@ -32,7 +34,12 @@ from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import ActivityKind
-from gonghui.activities.participation import claim_participation, live_activity
+from gonghui.activities.participation import (
+    claim_participation,
+    live_activity,
+    release_participation,
+)
+from gonghui.activities.voucher_grab import org_shares
 from gonghui.activities.voucher_grab.models import (
     ClaimState,
     StockStatus,
@@ -83,6 +90,12 @@ def claim(
         stock = session.get(VoucherStock, stock_id)
         if stock is None or stock.activity_id != activity.id:
             raise NotFound(ActivitiesError.STOCK_NOT_FOUND, f"voucher stock {stock_id} not found")
+        if stock.status == StockStatus.PAUSED:
+            raise Conflict(
+                ActivitiesError.STOCK_PAUSED,
+                "the union has paused these vouchers for now; try again later",
+                {"status": str(stock.status)},
+            )
         if stock.status != StockStatus.RUNNING:
             raise Conflict(
                 ActivitiesError.STOCK_NOT_OPEN,
@@ -115,10 +128,20 @@ def claim(
         )
         if rowcount(taken) != 1:
             raise Conflict(ActivitiesError.STOCK_EMPTY, "all the vouchers have been claimed")
+        cap = org_shares.max_per_org(activity.config)
+        if cap is not None and not org_shares.take(
+            session, activity_id=activity.id, org_id=member.org_id, cap=cap
+        ):
+            raise Conflict(
+                ActivitiesError.ORG_LIMIT,
+                "the members of your union have claimed all of its share of these vouchers",
+                {"max_per_org": cap},
+            )
         row = VoucherClaim(
             stock_id=stock.id,
             activity_id=activity.id,
             membership_id=member.membership_id,
+            org_id=member.org_id,
             openid=openid,
             out_request_no=f"GH{stock.id}X{secrets.token_hex(12)}",
             state=ClaimState.SENDING,
@@ -216,7 +239,8 @@ def _sent(claim_row: VoucherClaim, stock: VoucherStock, coupon_id: str) -> None:
 
 def _refused(claim_row: VoucherClaim, error: str) -> None:
     """WeChat Pay refused the coupon: the claim (as :func:`send_coupon` read it) fails and
-    gives its coupon and the member's per-stock turn back."""
+    gives back its coupon, the member's turns (per stock, in all and that day) and the
+    org's share."""
     with unit_of_work() as session:
         moved = session.execute(
             update(VoucherClaim)
@@ -236,6 +260,16 @@ def _refused(claim_row: VoucherClaim, error: str) -> None:
             members=[claim_row.membership_id],
             scope=f"stock:{claim_row.stock_id}",
         )
+        release_participation(
+            session,
+            activity_id=claim_row.activity_id,
+            membership_id=claim_row.membership_id,
+            at=claim_row.claimed_at,
+        )
+        if claim_row.org_id is not None:
+            org_shares.give_back(
+                session, activity_id=claim_row.activity_id, org_id=claim_row.org_id
+            )
 
 
 @payments.handles("COUPON.USE")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -15,6 +15,7 @@ from gonghui.db import Base, BigId, IdPk
 class StockStatus(StrEnum):
     OPENING = "opening"  # created here; being created and started at WeChat Pay
     RUNNING = "running"  # started at WeChat Pay: coupons can be sent
+    PAUSED = "paused"  # paused at WeChat Pay by an operator: no claims until restarted
     FAILED = "failed"  # WeChat Pay refused to create or start it (last_error says why)
 
 
@@ -55,12 +56,18 @@ class VoucherClaim(Base):
     (WeChat Pay sends one coupon per request number, however often it is asked)."""
 
     __tablename__ = "vouchers_claim"
-    __table_args__ = (Index("ix_vouchers_claim_member", "membership_id", "id"),)
+    __table_args__ = (
+        Index("ix_vouchers_claim_member", "membership_id", "id"),
+        # The opening-minute dashboard: claims by state, and the last minute's, of one grab.
+        Index("ix_vouchers_claim_activity_state", "activity_id", "state", "claimed_at"),
+    )
 
     id: Mapped[IdPk]
     stock_id: Mapped[int] = mapped_column(BigId, ForeignKey("vouchers_stock.id"), index=True)
     activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities_activity.id"))
     membership_id: Mapped[int] = mapped_column(BigId, ForeignKey("members_membership.id"))
+    # The member's org when they claimed: the org whose share (``max_per_org``) it took.
+    org_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orgs_org.id"))
     openid: Mapped[str] = mapped_column(String(128))
     out_request_no: Mapped[str] = mapped_column(String(64), unique=True)
     state: Mapped[ClaimState] = mapped_column(String(16), default=ClaimState.SENDING)
@@ -69,3 +76,17 @@ class VoucherClaim(Base):
     claimed_at: Mapped[datetime] = mapped_column(default=now)
     sent_at: Mapped[datetime | None]
     used_at: Mapped[datetime | None]
+
+
+class OrgShare(Base):
+    """How many coupons of a campaign the members of one org hold (sending, sent or used),
+    when the campaign caps it (``max_per_org``): one conditional upsert takes one, so the
+    cap is never passed, and only the members of one org wait on its row."""
+
+    __tablename__ = "vouchers_org_share"
+    __table_args__ = (UniqueConstraint("activity_id", "org_id"),)
+
+    id: Mapped[IdPk]
+    activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities_activity.id"))
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"))
+    claimed: Mapped[int] = mapped_column(default=0)

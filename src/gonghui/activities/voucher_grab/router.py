@@ -1,5 +1,6 @@
 """Members claim a voucher grab's coupons and follow them; anyone who may see the campaign
-sees its stocks and what is left of them."""
+sees its stocks and what is left of them; operators pause and restart its stocks and watch
+its opening minute."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from gonghui import hotwrite
 from gonghui.activities.participation import visible_activity
-from gonghui.activities.voucher_grab import claims, stocks
+from gonghui.activities.voucher_grab import claims, dashboard, stocks
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentMember, IdempotencyKey
+from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["vouchers"])
@@ -30,6 +31,7 @@ class StockRead(BaseModel):
     max_coupons: int
     max_per_member: int
     claimed: int
+    # opening (being created at WeChat Pay), running, paused, failed
     status: str
 
 
@@ -85,5 +87,63 @@ async def my_claims(member: CurrentMember) -> Any:
     def read() -> list[dict[str, Any]]:
         with unit_of_work(read_only=True) as session:
             return claims.member_claims(session, membership_id=member.membership_id)
+
+    return await run_in_threadpool(read)
+
+
+@router.post("/activities/{activity_id}/voucher-stocks/{stock_id}/pause", response_model=StockRead)
+async def pause_stock(activity_id: Id, stock_id: Id, staff: CurrentStaff) -> Any:
+    """Pause a running stock at WeChat Pay: claims of it are refused until it restarts."""
+    return await run_in_threadpool(
+        stocks.move_stock, actor=staff, activity_id=activity_id, stock_id=stock_id, move="pause"
+    )
+
+
+@router.post(
+    "/activities/{activity_id}/voucher-stocks/{stock_id}/restart", response_model=StockRead
+)
+async def restart_stock(activity_id: Id, stock_id: Id, staff: CurrentStaff) -> Any:
+    """Restart a paused stock at WeChat Pay."""
+    return await run_in_threadpool(
+        stocks.move_stock, actor=staff, activity_id=activity_id, stock_id=stock_id, move="restart"
+    )
+
+
+class StockFiguresRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: str
+    max_coupons: int
+    claimed: int
+    left: int
+    last_error: str | None
+
+
+class OpeningMinuteRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    # Claims in each of the last 60 seconds, oldest first; the rate over the last ten.
+    claims_per_second: list[int]
+    claims_rate: float
+    stocks: list[StockFiguresRead]
+    left: int
+    # The send backlog, of which ``stuck`` ran out of attempts; sent; refused.
+    sending: int
+    stuck: int
+    sent: int
+    failed: int
+
+
+@router.get("/activities/{activity_id}/voucher-dashboard", response_model=OpeningMinuteRead)
+async def voucher_dashboard(activity_id: Id, staff: CurrentStaff) -> Any:
+    """The grab's live figures, as its console dashboard shows them (operators)."""
+
+    def read() -> OpeningMinuteRead:
+        with unit_of_work(read_only=True) as session:
+            figures = dashboard.opening_minute(session, actor=staff, activity_id=activity_id)
+            return OpeningMinuteRead.model_validate(figures)
 
     return await run_in_threadpool(read)

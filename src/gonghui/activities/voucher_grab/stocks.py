@@ -1,23 +1,28 @@
 """A voucher grab's stocks: made as the campaign is published, then created and started at
 WeChat Pay by a task (``vouchers.open_stock``), so that publishing never waits on WeChat
 Pay and a stock whose creation meets no answer is asked for again with the same
-``out_request_no`` (WeChat Pay creates one stock per request number)."""
+``out_request_no`` (WeChat Pay creates one stock per request number). Operators pause and
+restart a running stock (:func:`move_stock`) at WeChat Pay, and claims follow its state."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gonghui import tasks
+from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity
 from gonghui.activities.schemas import VoucherGrabRules
 from gonghui.activities.voucher_grab.models import StockStatus, VoucherStock
+from gonghui.audit import service as audit
 from gonghui.db import unit_of_work
+from gonghui.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from gonghui.integrations import wechatpay
 from gonghui.payments import service as payments
 from gonghui.settings import get_settings
+from gonghui.tenancy import Actor, Permission, get_scoped
 
 OPEN_STOCK = "vouchers.open_stock"
 
@@ -59,6 +64,83 @@ def list_stocks(session: Session, *, activity_id: int) -> list[VoucherStock]:
             .order_by(VoucherStock.position)
         )
     )
+
+
+def managed_stock(
+    session: Session, *, actor: Actor, activity_id: int, stock_id: int
+) -> VoucherStock:
+    """A stock of a campaign the actor manages; 404 otherwise."""
+    activity = get_scoped(session, Activity, activity_id, actor, Permission.ACTIVITIES_MANAGE)
+    stock = session.get(VoucherStock, stock_id)
+    if stock is None or stock.activity_id != activity.id:
+        raise NotFound(ActivitiesError.STOCK_NOT_FOUND, f"voucher stock {stock_id} not found")
+    return stock
+
+
+# A move: the state it starts from and the state it leads to (WeChat Pay's own rule).
+MOVES: dict[str, tuple[StockStatus, StockStatus]] = {
+    "pause": (StockStatus.RUNNING, StockStatus.PAUSED),
+    "restart": (StockStatus.PAUSED, StockStatus.RUNNING),
+}
+
+
+def move_stock(
+    *, actor: Actor, activity_id: int, stock_id: int, move: Literal["pause", "restart"]
+) -> VoucherStock:
+    """Pause or restart a stock at WeChat Pay, then record it here (audited).
+
+    It owns its transactions, as a task does: WeChat Pay is called between a read and the
+    write, never inside a write transaction. WeChat Pay refusing (502) or not answering
+    (503) leaves the stock as it was here; the same move asked again is safe (WeChat Pay
+    answers a stock already in the state asked for as done)."""
+    source, target = MOVES[move]
+    with unit_of_work(read_only=True) as session:
+        stock = managed_stock(session, actor=actor, activity_id=activity_id, stock_id=stock_id)
+        if stock.status != source or stock.wechat_stock_id is None:
+            raise Conflict(
+                ActivitiesError.STOCK_BAD_STATE,
+                f"a {stock.status} stock cannot be {move}ed",
+                {"status": str(stock.status)},
+            )
+        wechat_stock_id = stock.wechat_stock_id
+    client = wechatpay.WechatPayClient(wechatpay.configured_merchant())
+    try:
+        client.call(
+            "POST",
+            f"/v3/marketing/favor/stocks/{wechat_stock_id}/{move}",
+            {"stock_creator_mchid": client.merchant.mchid},
+        )
+    except wechatpay.WechatPayRefused as exc:
+        raise UpstreamError(
+            ActivitiesError.WECHATPAY_REFUSED,
+            f"WeChat Pay refused to {move} the stock; it is unchanged: {exc.message}",
+        ) from exc
+    except wechatpay.WechatPayUnavailable as exc:
+        raise ServiceUnavailable(
+            ActivitiesError.WECHATPAY_UNAVAILABLE,
+            f"WeChat Pay did not answer; the stock is unchanged here, {move} it again",
+        ) from exc
+    with unit_of_work() as session:
+        session.execute(
+            update(VoucherStock)
+            .where(VoucherStock.id == stock_id, VoucherStock.status == source)
+            .values(status=target)
+        )
+        stock = managed_stock(session, actor=actor, activity_id=activity_id, stock_id=stock_id)
+        activity = session.get(Activity, activity_id)
+        assert activity is not None
+        audit.record(
+            session,
+            actor=actor,
+            action=f"vouchers.stock_{move}",
+            org_id=activity.org_id,
+            subject_type="voucher_stock",
+            subject_id=stock.id,
+            details={"activity_id": activity_id, "wechat_stock_id": wechat_stock_id},
+        )
+        session.flush()
+        session.expunge(stock)
+    return stock
 
 
 @tasks.task(OPEN_STOCK, max_attempts=20)

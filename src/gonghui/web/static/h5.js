@@ -47,3 +47,28 @@
     first.focus();
   });
 })();
+// Voucher centre: a countdown to each upcoming grab's opening; at zero the page reloads with
+// the claim buttons.
+(function () {
+  function start() {
+    var timers = document.querySelectorAll(".countdown[data-opens-at]");
+    if (!timers.length) return;
+    var reloading = false;
+    function pad(n) { return (n < 10 ? "0" : "") + n; }
+    function tick() {
+      Array.prototype.forEach.call(timers, function (timer) {
+        var left = Math.max(0, Math.round((Date.parse(timer.dataset.opensAt) - Date.now()) / 1000));
+        var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+        timer.textContent = timer.dataset.template.replace("{time}", pad(h) + ":" + pad(m) + ":" + pad(s));
+        if (left === 0 && !reloading) {
+          reloading = true;
+          window.setTimeout(function () { window.location.reload(); }, 1000);
+        }
+      });
+    }
+    tick();
+    window.setInterval(tick, 1000);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
