@@ -17,11 +17,21 @@ from collections.abc import Generator
 from typing import IO, Any, BinaryIO
 from xml.etree import ElementTree
 
+from fastapi.responses import Response
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from gonghui.settings import get_settings
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def attachment(content: bytes, filename: str) -> Response:
+    """A workbook made for download, as the browser saves it: ``filename`` (ASCII)."""
+    return Response(
+        content,
+        media_type=MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 class SheetError(ValueError):

@@ -83,10 +83,8 @@ def export_csv(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> Res
 @router.get("/activities/{activity_id}/ledger.xlsx")
 def export_xlsx(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> Response:
     activity = activities.get_activity(session, actor=staff, activity_id=activity_id)
-    return Response(
-        export.to_xlsx(session, activity_id=activity.id),
-        media_type=xlsx.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="ledger-{activity.id}.xlsx"'},
+    return xlsx.attachment(
+        export.to_xlsx(session, activity_id=activity.id), f"ledger-{activity.id}.xlsx"
     )
 
 

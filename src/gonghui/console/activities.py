@@ -1,5 +1,5 @@
 """Console pages for activities: the lottery wizard, publishing, the live dashboard and the
-winner list with its xlsx.MEDIA_TYPE export."""
+winner list with its XLSX export."""
 
 from __future__ import annotations
 
@@ -397,11 +397,7 @@ def winners_xlsx(request: Request, user: ConsoleStaff, activity_id: Id) -> Respo
         sheet.append(safe_row([row["name"], row["prize"], at]))
     buffer = io.BytesIO()
     workbook.save(buffer)
-    return Response(
-        buffer.getvalue(),
-        media_type=xlsx.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="winners-{activity_id}.xlsx"'},
-    )
+    return xlsx.attachment(buffer.getvalue(), f"winners-{activity_id}.xlsx")
 
 
 @router.get("/{activity_id}/ledger.xlsx")
@@ -411,8 +407,4 @@ def ledger_xlsx(request: Request, user: ConsoleStaff, activity_id: Id) -> Respon
             session, actor=_actor(request, user), activity_id=activity_id
         )
         body = export.to_xlsx(session, activity_id=activity.id)
-    return Response(
-        body,
-        media_type=xlsx.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="ledger-{activity_id}.xlsx"'},
-    )
+    return xlsx.attachment(body, f"ledger-{activity_id}.xlsx")

@@ -322,8 +322,4 @@ def decide_refund(
 def sales_report(request: Request, user: ConsoleStaff) -> Response:
     with unit_of_work(read_only=True) as session:
         body = reports.sales_xlsx(session, actor=_actor(request, user))
-    return Response(
-        body,
-        media_type=xlsx.MEDIA_TYPE,
-        headers={"Content-Disposition": 'attachment; filename="mall-sales.xlsx"'},
-    )
+    return xlsx.attachment(body, "mall-sales.xlsx")

@@ -181,8 +181,4 @@ def statement_file(
         )
         body = statement.to_xlsx(session, merchant=merchant, first=start, last=end, labels=labels)
     filename = f"statement-{merchant_id}-{start.isoformat()}-{end.isoformat()}.xlsx"
-    return Response(
-        body,
-        media_type=xlsx.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return xlsx.attachment(body, filename)

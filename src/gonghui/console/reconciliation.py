@@ -67,10 +67,4 @@ def download(request: Request, user: ConsoleStaff, day: date) -> Response:
     operations.require_operator(_actor(request, user))
     with unit_of_work(read_only=True) as session:
         _, items = reconciliation.report_of(session, day=day)
-    return Response(
-        reconciliation.to_xlsx(items),
-        media_type=xlsx.MEDIA_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="reconciliation-{day.isoformat()}.xlsx"'
-        },
-    )
+    return xlsx.attachment(reconciliation.to_xlsx(items), f"reconciliation-{day.isoformat()}.xlsx")

@@ -188,10 +188,8 @@ def sales_report(
 ) -> Response:
     """Sales by assistance region and by union (paid, not refunded), for paid times in
     ``[start, end)``."""
-    return Response(
-        reports.sales_xlsx(session, actor=staff, start=start, end=end),
-        media_type=xlsx.MEDIA_TYPE,
-        headers={"Content-Disposition": 'attachment; filename="mall-sales.xlsx"'},
+    return xlsx.attachment(
+        reports.sales_xlsx(session, actor=staff, start=start, end=end), "mall-sales.xlsx"
     )
 
 

@@ -129,18 +129,14 @@ def merchant_statement(
     last: Day = None,
     lang: Annotated[statement.Language, Query()] = "zh",
 ) -> Response:
-    """The settlement statement of the days ``first`` to ``last``, as xlsx.MEDIA_TYPE."""
+    """The settlement statement of the days ``first`` to ``last``, as XLSX."""
     merchant = service.get_merchant(session, actor=staff, merchant_id=merchant_id)
     start, end = statement.period(first, last)
     body = statement.to_xlsx(
         session, merchant=merchant, first=start, last=end, labels=statement.LABELS[lang]
     )
     filename = f"statement-{merchant.id}-{start.isoformat()}-{end.isoformat()}.xlsx"
-    return Response(
-        body,
-        media_type=xlsx.MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return xlsx.attachment(body, filename)
 
 
 # -- the till ------------------------------------------------------------------------------

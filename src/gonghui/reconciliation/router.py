@@ -78,13 +78,7 @@ def get_report(day: date, staff: CurrentStaff, session: SessionDep) -> ReportDet
 def download_report(day: date, staff: CurrentStaff, session: SessionDep) -> Response:
     require_operator(staff)
     _, items = _report(session, day)
-    return Response(
-        service.to_xlsx(items),
-        media_type=xlsx.MEDIA_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="reconciliation-{day.isoformat()}.xlsx"'
-        },
-    )
+    return xlsx.attachment(service.to_xlsx(items), f"reconciliation-{day.isoformat()}.xlsx")
 
 
 @router.post("/reports", status_code=status.HTTP_202_ACCEPTED)
