@@ -10,11 +10,12 @@ finding what the winner wrote.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import cache
 from typing import TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,19 +45,36 @@ def _with_retry(session: Session, attempt: Callable[[], T]) -> T:
 _WECHAT = (Provider.WECHAT_MINI, Provider.WECHAT_OFFICIAL, Provider.WECHAT_APP)
 
 
-def wechat_openid(session: Session, *, membership_id: int, appid: str) -> str | None:
-    """The member's openid in the WeChat app ``appid`` (what WeChat Pay pays from and
-    sends coupons to), or None until they have signed in through that app once."""
-    return session.scalar(
-        select(Identity.subject)
-        .join(Membership, Membership.user_id == Identity.user_id)
+@cache
+def _wechat_openids() -> Select[int, str]:
+    return (
+        select(Membership.id, Identity.subject)
+        .join(Identity, Identity.user_id == Membership.user_id)
         .where(
-            Membership.id == membership_id,
+            Membership.id.in_(bindparam("ms", expanding=True)),
             Identity.provider.in_(_WECHAT),
-            Identity.app_id == appid,
+            Identity.app_id == bindparam("appid"),
         )
-        .limit(1)
     )
+
+
+def wechat_openids(
+    session: Session, *, membership_ids: Collection[int], appid: str
+) -> dict[int, str]:
+    """Each member's openid in the WeChat app ``appid`` (what WeChat Pay pays from and
+    sends coupons to); members who have not signed in through that app once are missing."""
+    if not membership_ids:
+        return {}
+    params = {"ms": list(membership_ids), "appid": appid}
+    found: dict[int, str] = {}
+    for membership_id, subject in session.connection().execute(_wechat_openids(), params):
+        found.setdefault(membership_id, subject)
+    return found
+
+
+def wechat_openid(session: Session, *, membership_id: int, appid: str) -> str | None:
+    """One member's openid in ``appid`` (see :func:`wechat_openids`), or None."""
+    return wechat_openids(session, membership_ids=[membership_id], appid=appid).get(membership_id)
 
 
 def _find_identity(
