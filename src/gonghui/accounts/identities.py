@@ -46,15 +46,14 @@ _WECHAT = (Provider.WECHAT_MINI, Provider.WECHAT_OFFICIAL, Provider.WECHAT_APP)
 
 
 @cache
-def _wechat_openids() -> Select[int, str]:
+def _identities_of() -> Select[int, str, str, str]:
+    # Only the members' own rows, found from their ids: filtering by app in SQL as well
+    # leads SQLite (without statistics) to walk every identity of the app instead, through
+    # the unique (provider, app_id, subject) index: 16 ms for 40 members of 2,000.
     return (
-        select(Membership.id, Identity.subject)
+        select(Membership.id, Identity.provider, Identity.app_id, Identity.subject)
         .join(Identity, Identity.user_id == Membership.user_id)
-        .where(
-            Membership.id.in_(bindparam("ms", expanding=True)),
-            Identity.provider.in_(_WECHAT),
-            Identity.app_id == bindparam("appid"),
-        )
+        .where(Membership.id.in_(bindparam("ms", expanding=True)))
     )
 
 
@@ -65,10 +64,11 @@ def wechat_openids(
     sends coupons to); members who have not signed in through that app once are missing."""
     if not membership_ids:
         return {}
-    params = {"ms": list(membership_ids), "appid": appid}
     found: dict[int, str] = {}
-    for membership_id, subject in session.connection().execute(_wechat_openids(), params):
-        found.setdefault(membership_id, subject)
+    rows = session.connection().execute(_identities_of(), {"ms": list(membership_ids)})
+    for membership_id, provider, app_id, subject in rows:
+        if provider in _WECHAT and app_id == appid:
+            found.setdefault(membership_id, subject)
     return found
 
 

@@ -49,19 +49,29 @@ def open_budget(
     return budget
 
 
+_CHARGE_BUDGET = (
+    update(Budget)
+    .where(
+        Budget.activity_id == bindparam("a"),
+        or_(
+            Budget.cents_total.is_(None), Budget.cents_spent + bindparam("c") <= Budget.cents_total
+        ),
+        or_(
+            Budget.points_total.is_(None),
+            Budget.points_spent + bindparam("p") <= Budget.points_total,
+        ),
+    )
+    .values(
+        cents_spent=Budget.cents_spent + bindparam("c"),
+        points_spent=Budget.points_spent + bindparam("p"),
+    )
+)
+
+
 def charge_budget(session: Session, *, activity_id: int, cents: int = 0, points: int = 0) -> bool:
     """Spend from the activity's budget; False (and nothing spent) if it would overrun."""
-    result = session.execute(
-        update(Budget)
-        .where(
-            Budget.activity_id == activity_id,
-            or_(Budget.cents_total.is_(None), Budget.cents_spent + cents <= Budget.cents_total),
-            or_(Budget.points_total.is_(None), Budget.points_spent + points <= Budget.points_total),
-        )
-        .values(cents_spent=Budget.cents_spent + cents, points_spent=Budget.points_spent + points)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(result) == 1:
+    params = {"a": activity_id, "c": cents, "p": points}
+    if rowcount(session.connection().execute(_CHARGE_BUDGET, params)) == 1:
         return True
     # No budget row at all means no budget was set.
     return session.get(Budget, activity_id) is None
