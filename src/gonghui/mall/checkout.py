@@ -272,8 +272,14 @@ def _work_out(
     sales = _sales(session, calls, lock=lock)
     month = local_day().strftime("%Y-%m")
     voucher_ids = [call.voucher_id for call in calls if call.voucher_id is not None]
-    if voucher_ids:  # loaded once: member_voucher then finds them in the session
-        session.scalars(select(Voucher).where(Voucher.id.in_(voucher_ids))).all()
+    if voucher_ids:
+        # Loaded once (member_voucher then finds them in the session), afresh: a copy the
+        # session holds from a batch rolled back may say a voucher is spent that is not.
+        session.scalars(
+            select(Voucher)
+            .where(Voucher.id.in_(voucher_ids))
+            .execution_options(populate_existing=True)
+        ).all()
     orders = []
     for call in calls:
         try:
