@@ -406,7 +406,10 @@ def _voucher(session: Session, order: _Order, voucher_id: int) -> None:
     order.voucher = voucher
 
 
-_INSERT_ORDERS = insert(Order).returning(Order.id, sort_by_parameter_order=True)
+# The new ids are matched to their orders by order number, not by the order of the rows:
+# RETURNING in parameter order (``sort_by_parameter_order``) makes SQLAlchemy insert one row
+# at a time on SQLite (no sentinel column with the id's SQLite variant type).
+_INSERT_ORDERS = insert(Order).returning(Order.out_trade_no, Order.id)
 _INSERT_LINES = insert(OrderLine)
 
 
@@ -500,9 +503,9 @@ def _insert(session: Session, orders: list[_Order]) -> None:
         for order in orders
     ]
     connection = session.connection()
-    ids = connection.execute(_INSERT_ORDERS, rows).scalars()
-    for order, row, order_id in zip(orders, rows, ids, strict=True):
-        order.order_id = order_id
+    ids: dict[str, int] = dict(connection.execute(_INSERT_ORDERS, rows).all())
+    for order, row in zip(orders, rows, strict=True):
+        order.order_id = ids[order.out_trade_no]
         order.row = row
     connection.execute(
         _INSERT_LINES,
