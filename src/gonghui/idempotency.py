@@ -152,6 +152,15 @@ def drop_keys(session: Session, refused: Sequence[tuple[int, str]]) -> None:
         session.connection().execute(_drop(), [{"m_": m, "k_": k} for m, k in refused])
 
 
+def settle_keys(
+    session: Session, owned: Sequence[tuple[int, str, Body | DomainError | None]]
+) -> None:
+    """After a batch form's requests with owned keys: keep each answer given, give up each
+    key whose request was refused (:func:`store_bodies`, :func:`drop_keys`)."""
+    store_bodies(session, [(m, k, a) for m, k, a in owned if isinstance(a, dict)])
+    drop_keys(session, [(m, k) for m, k, a in owned if isinstance(a, DomainError)])
+
+
 def run_once(
     session: Session,
     *,

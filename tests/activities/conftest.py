@@ -10,14 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from gonghui import clock
+from gonghui import clock, hotwrite
 from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.models import SessionKind
+from gonghui.accounts.principal import MemberInfo, load
 from gonghui.accounts.service import create_user, get_user
 from gonghui.accounts.tokens import start_session
 from gonghui.activities.quiz.models import Question
 from gonghui.db import unit_of_work
+from gonghui.errors import DomainError
+from gonghui.idempotency import IdempotentResponse
 from gonghui.members import service as members
 from gonghui.members.idnumber import check_character
 from gonghui.tenancy import SYSTEM
@@ -213,3 +218,38 @@ def answers_for(attempt: dict[str, Any], *, wrong: int = 0) -> dict[str, list[in
         answer = right[q["id"]]
         answers[str(q["id"])] = [(answer[0] + 1) % 3] if n < wrong else answer
     return answers
+
+
+def member_info(session: Session, member: Member) -> MemberInfo:
+    """The member as a hot operation gets them (the signed-in principal's member)."""
+    info = load(session, user_id=member.user_id, session_id=member.session_id).member
+    assert info is not None
+    return info
+
+
+def stored_keys(session: Session) -> list[tuple[int, str, str, bool]]:
+    """Every idempotency key kept: (member, key, operation, whether its answer is stored)."""
+    rows = session.execute(
+        select(
+            IdempotentResponse.membership_id,
+            IdempotentResponse.key,
+            IdempotentResponse.operation,
+            IdempotentResponse.body,
+        )
+    )
+    return sorted((m, k, op, body is not None) for m, k, op, body in rows)
+
+
+def one_by_one(session: Session, op: Callable[..., Any], calls: list[dict[str, Any]]) -> list[Any]:
+    """Each call of a batched hot operation alone, in its own savepoint (as the writer runs
+    a job alone), in the order a batch promises: a member's n-th call in the n-th round.
+    Each call's answer, or the DomainError that refused it."""
+    rounds = hotwrite.rounds(list(enumerate(calls)), lambda c: c[1]["member"].membership_id)
+    outcomes: list[Any] = [None] * len(calls)
+    for index, call in (c for round_ in rounds for c in round_):
+        try:
+            with session.begin_nested():
+                outcomes[index] = op(session, **call)
+        except DomainError as exc:
+            outcomes[index] = exc
+    return outcomes

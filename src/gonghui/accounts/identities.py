@@ -10,11 +10,12 @@ finding what the winner wrote.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import cache
 from typing import TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,19 +45,36 @@ def _with_retry(session: Session, attempt: Callable[[], T]) -> T:
 _WECHAT = (Provider.WECHAT_MINI, Provider.WECHAT_OFFICIAL, Provider.WECHAT_APP)
 
 
-def wechat_openid(session: Session, *, membership_id: int, appid: str) -> str | None:
-    """The member's openid in the WeChat app ``appid`` (what WeChat Pay pays from and
-    sends coupons to), or None until they have signed in through that app once."""
-    return session.scalar(
-        select(Identity.subject)
-        .join(Membership, Membership.user_id == Identity.user_id)
-        .where(
-            Membership.id == membership_id,
-            Identity.provider.in_(_WECHAT),
-            Identity.app_id == appid,
-        )
-        .limit(1)
+@cache
+def _identities_of() -> Select[int, str, str, str]:
+    # Only the members' own rows, found from their ids: filtering by app in SQL as well
+    # leads SQLite (without statistics) to walk every identity of the app instead, through
+    # the unique (provider, app_id, subject) index: 16 ms for 40 members of 2,000.
+    return (
+        select(Membership.id, Identity.provider, Identity.app_id, Identity.subject)
+        .join(Identity, Identity.user_id == Membership.user_id)
+        .where(Membership.id.in_(bindparam("ms", expanding=True)))
     )
+
+
+def wechat_openids(
+    session: Session, *, membership_ids: Collection[int], appid: str
+) -> dict[int, str]:
+    """Each member's openid in the WeChat app ``appid`` (what WeChat Pay pays from and
+    sends coupons to); members who have not signed in through that app once are missing."""
+    if not membership_ids:
+        return {}
+    found: dict[int, str] = {}
+    rows = session.connection().execute(_identities_of(), {"ms": list(membership_ids)})
+    for membership_id, provider, app_id, subject in rows:
+        if provider in _WECHAT and app_id == appid:
+            found.setdefault(membership_id, subject)
+    return found
+
+
+def wechat_openid(session: Session, *, membership_id: int, appid: str) -> str | None:
+    """One member's openid in ``appid`` (see :func:`wechat_openids`), or None."""
+    return wechat_openids(session, membership_ids=[membership_id], appid=appid).get(membership_id)
 
 
 def _find_identity(

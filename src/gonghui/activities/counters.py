@@ -184,28 +184,27 @@ def release_many(
         session.connection().execute(_release(), params)
 
 
-def take_amount(
-    session: Session,
-    *,
-    activity_id: int,
-    membership_id: int,
-    scope: str,
-    granted: int,
-    amount: int,
-) -> bool:
-    """Use ``amount`` of a counter of amounts that starts with ``granted`` (a member's
-    subsidy cap in cents); False, and nothing used, if it would pass ``granted``."""
-    if amount > granted:
-        return False
-    params = {"a": activity_id, "m": membership_id, "s": scope, "g": granted, "n": amount}
-    taken = session.connection().execute(_take_amount(_dialect(session)), params)
-    return taken.first() is not None
+def take_amounts(
+    session: Session, *, activity_id: int, scope: str, granted: int, amounts: dict[int, int]
+) -> set[int]:
+    """Use each member's amount (membership id → amount) of a counter of amounts that
+    starts with ``granted`` (a member's subsidy cap in cents), in member order; returns the
+    members whose amount fitted under ``granted`` (nothing is used for the others)."""
+    rows = [
+        {"a": activity_id, "m": m, "s": scope, "g": granted, "n": amounts[m]}
+        for m in sorted(amounts)
+        if amounts[m] <= granted
+    ]
+    if not rows:
+        return set()
+    taken = session.connection().execute(_take_amount(_dialect(session)), rows)
+    return set(taken.scalars())
 
 
 def give_back_amount(
     session: Session, *, activity_id: int, membership_id: int, scope: str, amount: int
 ) -> None:
-    """Give back ``amount`` used earlier by :func:`take_amount` (an order cancelled)."""
+    """Give back ``amount`` used earlier by :func:`take_amounts` (an order cancelled)."""
     params = {"a": activity_id, "m": membership_id, "s": scope, "n": amount}
     session.connection().execute(_give_back_amount(), params)
 

@@ -18,8 +18,11 @@ def address_view(sealed: bytes | None, *, reveal: bool) -> dict[str, str] | None
     if sealed is None:
         return None
     plain: dict[str, str] = json.loads(unseal(PiiField.NAME, sealed))
-    if reveal:
-        return plain
+    return plain if reveal else masked_address(plain)
+
+
+def masked_address(plain: dict[str, str]) -> dict[str, str]:
+    """The address as shown unless revealed."""
     return {
         "name": mask(PiiField.NAME, plain["name"]),
         "phone": mask(PiiField.PHONE, plain["phone"]),

@@ -49,19 +49,29 @@ def open_budget(
     return budget
 
 
+_CHARGE_BUDGET = (
+    update(Budget)
+    .where(
+        Budget.activity_id == bindparam("a"),
+        or_(
+            Budget.cents_total.is_(None), Budget.cents_spent + bindparam("c") <= Budget.cents_total
+        ),
+        or_(
+            Budget.points_total.is_(None),
+            Budget.points_spent + bindparam("p") <= Budget.points_total,
+        ),
+    )
+    .values(
+        cents_spent=Budget.cents_spent + bindparam("c"),
+        points_spent=Budget.points_spent + bindparam("p"),
+    )
+)
+
+
 def charge_budget(session: Session, *, activity_id: int, cents: int = 0, points: int = 0) -> bool:
     """Spend from the activity's budget; False (and nothing spent) if it would overrun."""
-    result = session.execute(
-        update(Budget)
-        .where(
-            Budget.activity_id == activity_id,
-            or_(Budget.cents_total.is_(None), Budget.cents_spent + cents <= Budget.cents_total),
-            or_(Budget.points_total.is_(None), Budget.points_spent + points <= Budget.points_total),
-        )
-        .values(cents_spent=Budget.cents_spent + cents, points_spent=Budget.points_spent + points)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(result) == 1:
+    params = {"a": activity_id, "c": cents, "p": points}
+    if rowcount(session.connection().execute(_CHARGE_BUDGET, params)) == 1:
         return True
     # No budget row at all means no budget was set.
     return session.get(Budget, activity_id) is None
@@ -165,6 +175,44 @@ def _ledger(session: Session, entries: Sequence[dict[str, Any]]) -> None:
         session.connection().execute(_INSERT_LEDGER, list(entries))
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A ledger row for a change whose thing lives elsewhere (see :func:`record_entries`)."""
+
+    membership_id: int
+    activity_id: int | None
+    amount: int
+    details: dict[str, Any]
+
+
+def record_entries(
+    session: Session,
+    *,
+    kind: LedgerKind,
+    action: LedgerAction,
+    source: str,
+    entries: Sequence[Entry],
+) -> None:
+    """Ledger rows for changes whose things live elsewhere (a WeChat Pay coupon, a
+    payment, a subsidy), one statement for them all; the callers' state changes make each
+    happen once."""
+    _ledger(
+        session,
+        [
+            _entry(
+                membership_id=e.membership_id,
+                activity_id=e.activity_id,
+                kind=kind,
+                action=action,
+                amount=e.amount,
+                source=source,
+                details=e.details,
+            )
+            for e in entries
+        ],
+    )
+
+
 def record_entry(
     session: Session,
     *,
@@ -176,21 +224,13 @@ def record_entry(
     source: str,
     details: dict[str, Any],
 ) -> None:
-    """One ledger row for a change whose thing lives elsewhere (a WeChat Pay coupon, a
-    payment, a subsidy); the caller's state change makes it happen once."""
-    _ledger(
+    """One ledger row (see :func:`record_entries`)."""
+    record_entries(
         session,
-        [
-            _entry(
-                membership_id=membership_id,
-                activity_id=activity_id,
-                kind=kind,
-                action=action,
-                amount=amount,
-                source=source,
-                details=details,
-            )
-        ],
+        kind=kind,
+        action=action,
+        source=source,
+        entries=[Entry(membership_id, activity_id, amount, details)],
     )
 
 
@@ -403,12 +443,9 @@ def _move_voucher(session: Session, voucher: Voucher, to: VoucherStatus) -> bool
     return rowcount(result) == 1
 
 
-def redeem_voucher(
-    session: Session, *, voucher: Voucher, order_cents: int, source: str, details: dict[str, Any]
-) -> Voucher:
-    """Spend ``voucher`` on an order of ``order_cents``: within its validity, at or above its
-    threshold, and exactly once however many requests race for it; a ledger row records it
-    with ``details`` (who took it)."""
+def check_redeemable(voucher: Voucher, *, order_cents: int) -> None:
+    """Raise unless ``voucher`` may be spent now on an order of ``order_cents``: issued,
+    within its validity, at or above its threshold."""
     instant = now()
     if not (voucher.valid_from <= instant < voucher.valid_until):
         raise Conflict(BenefitsError.VOUCHER_NOT_VALID, "the voucher is not valid now")
@@ -418,6 +455,17 @@ def redeem_voucher(
             f"the order must reach {voucher.threshold_cents} cents",
             details={"threshold_cents": voucher.threshold_cents},
         )
+    if voucher.status != VoucherStatus.ISSUED:
+        raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
+
+
+def redeem_voucher(
+    session: Session, *, voucher: Voucher, order_cents: int, source: str, details: dict[str, Any]
+) -> Voucher:
+    """Spend ``voucher`` on an order of ``order_cents`` (:func:`check_redeemable`), exactly
+    once however many requests race for it; a ledger row records it with ``details`` (who
+    took it)."""
+    check_redeemable(voucher, order_cents=order_cents)
     if not _move_voucher(session, voucher, VoucherStatus.REDEEMED):
         raise Conflict(BenefitsError.VOUCHER_NOT_REDEEMABLE, f"the voucher is {voucher.status}")
     _ledger(

@@ -9,7 +9,7 @@
 
 from gonghui.hotwrite.client import WriterUnavailable, run, run_async
 from gonghui.hotwrite.transport import WriterProcess, start_writer_process
-from gonghui.hotwrite.writer import RunAgain, batched, first_try, one, request_id_of
+from gonghui.hotwrite.writer import RunAgain, batched, first_try, one, request_id_of, rounds
 
 __all__ = [
     "RunAgain",
@@ -19,6 +19,7 @@ __all__ = [
     "first_try",
     "one",
     "request_id_of",
+    "rounds",
     "run",
     "run_async",
     "start_writer_process",

@@ -57,6 +57,7 @@ from gonghui.settings import get_settings
 
 Op = Callable[..., Any]
 OpT = TypeVar("OpT", bound=Op)
+CallT = TypeVar("CallT")
 # A batch form: every job's keyword arguments in, each job's result or DomainError out.
 Many = Callable[[Session, Sequence[Mapping[str, Any]]], Sequence[Any]]
 
@@ -337,6 +338,21 @@ def one(many: Many, session: Session, /, **kwargs: Any) -> Any:
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
+
+
+def rounds(calls: Sequence[CallT], member: Callable[[CallT], int]) -> list[list[CallT]]:
+    """A batch form's calls in batch order with each member at most once a round: a
+    member's second call in the batch goes in the second round, after everyone's first
+    (so that a round claims each member's rows once, in one statement)."""
+    found: list[list[CallT]] = []
+    seen: dict[int, int] = {}
+    for call in calls:
+        n = seen.get(member(call), 0)
+        seen[member(call)] = n + 1
+        if n == len(found):
+            found.append([])
+        found[n].append(call)
+    return found
 
 
 def _keep_loaded(session: Session) -> None:

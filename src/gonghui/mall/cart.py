@@ -3,9 +3,11 @@ order is priced again at checkout, from our records)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Delete, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.principal import MemberInfo
@@ -46,12 +48,17 @@ def remove_item(session: Session, *, member: MemberInfo, sku_id: int) -> None:
     )
 
 
-def remove_bought(session: Session, *, membership_id: int, sku_ids: list[int]) -> None:
-    session.execute(
-        delete(CartItem).where(
-            CartItem.membership_id == membership_id, CartItem.sku_id.in_(sku_ids)
-        )
+@cache
+def _remove_bought() -> Delete:
+    return delete(CartItem).where(
+        CartItem.membership_id == bindparam("m"), CartItem.sku_id == bindparam("s")
     )
+
+
+def remove_bought(session: Session, bought: Sequence[tuple[int, int]]) -> None:
+    """Take each (membership id, SKU id) bought out of its member's cart."""
+    if bought:
+        session.connection().execute(_remove_bought(), [{"m": m, "s": s} for m, s in bought])
 
 
 def items(session: Session, *, membership_id: int) -> list[tuple[int, int]]:

@@ -1,10 +1,10 @@
 """What an order holds, taken at checkout and given back exactly once.
 
-- **Stock**: one conditional UPDATE per SKU (``stock >= quantity``), in SKU order so that
+- **Stock**: a conditional UPDATE per SKU (``stock >= quantity``), in SKU order so that
   concurrent writers (PostgreSQL) lock the rows one way round: no oversell.
-- **Subsidy**: a share of the goods paid from a mall sale's budget (``charge_budget``'s
-  conditional UPDATE: never overrun), within the member's cap for the month (a counter of
-  cents, ``subsidy:<YYYY-MM>``), with a ledger row.
+- **Subsidy**: a share of the goods (:func:`subsidy_share`) paid from a mall sale's budget
+  (``charge_budget``'s conditional UPDATE: never overrun), within the member's cap for the
+  month (a counter of cents, ``subsidy:<YYYY-MM>``), with a ledger row.
 - **Voucher**: one of the member's wallet vouchers, redeemed once (its ledger row).
 
 :func:`release` gives all three back. Its callers call it only after moving the order
@@ -13,14 +13,12 @@ out of a holding state by a conditional UPDATE, so it runs once per order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters
-from gonghui.activities.models import Activity
 from gonghui.activities.schemas import MallRules
 from gonghui.benefits import service as benefits
 from gonghui.benefits.models import LedgerAction, LedgerKind, Voucher
@@ -30,71 +28,42 @@ from gonghui.mall.errors import MallError
 from gonghui.mall.models import Order, OrderLine, Sku
 
 
-def take_stock(session: Session, lines: Sequence[tuple[int, int]]) -> None:
-    """Take ``quantity`` of each ``(sku id, quantity)``; raise if any is short (the
-    caller's transaction or savepoint then gives back what was taken)."""
-    for sku_id, quantity in sorted(lines):
-        taken = session.execute(
-            update(Sku)
-            .where(Sku.id == sku_id, Sku.stock >= quantity)
-            .values(stock=Sku.stock - quantity, sold=Sku.sold + quantity)
-            .execution_options(synchronize_session=False)
-        )
-        if rowcount(taken) != 1:
-            raise Conflict(
-                MallError.OUT_OF_STOCK, "not enough left of one of the items", {"sku_id": sku_id}
-            )
+@cache
+def _take_stock() -> Update:
+    return (
+        update(Sku)
+        .where(Sku.id == bindparam("s"), Sku.stock >= bindparam("q"))
+        .values(stock=Sku.stock - bindparam("q"), sold=Sku.sold + bindparam("q"))
+    )
 
 
-def _scope(month: str) -> str:
+def take_stock(session: Session, units: dict[int, int]) -> list[int]:
+    """Take the units of each SKU (SKU id → units), in SKU order; the SKUs that had not
+    enough left (nothing is taken of those: the caller refuses, and its transaction or
+    savepoint gives back the rest)."""
+    connection = session.connection()
+    return [
+        sku_id
+        for sku_id, quantity in sorted(units.items())
+        if rowcount(connection.execute(_take_stock(), {"s": sku_id, "q": quantity})) != 1
+    ]
+
+
+def subsidy_scope(month: str) -> str:
+    """The member's cap counter for ``month`` (``YYYY-MM``)."""
     return f"subsidy:{month}"
 
 
-def take_subsidy(
-    session: Session,
-    *,
-    member: MemberInfo,
-    activity: Activity,
-    goods_cents: int,
-    month: str,
-    out_trade_no: str,
+def subsidy_share(
+    rules: MallRules, *, goods_cents: int, cap_left_cents: int, budget_left_cents: int | None
 ) -> int:
-    """The union's share of ``goods_cents`` under the sale's rules, what is left of the
-    member's cap this month and of the budget, and less than the goods (the member pays
-    at least a cent); charged, with its ledger row. 0 when nothing is left."""
-    rules = MallRules.model_validate(activity.config["mall"])
-    scope = _scope(month)
-    cap = rules.member_cap_cents_per_month
-    left = counters.remaining_many(
-        session, activity_id=activity.id, members=[member.membership_id], scopes={scope: cap}
-    )[member.membership_id][scope]
-    budget = benefits.budget_left(session, activity_id=activity.id)
-    amount = min(goods_cents * rules.subsidy_percent // 100, left, goods_cents - 1)
-    if budget.cents is not None:
-        amount = min(amount, budget.cents)
-    if amount <= 0:
-        return 0
-    if not counters.take_amount(
-        session,
-        activity_id=activity.id,
-        membership_id=member.membership_id,
-        scope=scope,
-        granted=cap,
-        amount=amount,
-    ) or not benefits.charge_budget(session, activity_id=activity.id, cents=amount):
-        # Another writer took some meanwhile (PostgreSQL); the savepoint undoes ours.
-        raise Conflict(MallError.TRY_AGAIN, "the subsidy changed while you checked out; retry")
-    benefits.record_entry(
-        session,
-        membership_id=member.membership_id,
-        activity_id=activity.id,
-        kind=LedgerKind.SUBSIDY,
-        action=LedgerAction.ISSUE,
-        amount=amount,
-        source="mall.checkout",
-        details={"out_trade_no": out_trade_no, "month": month},
-    )
-    return amount
+    """The union's share of ``goods_cents`` under the sale's rules, within what is left of
+    the member's cap this month and of the budget (None: no limit), and less than the
+    goods (the member pays at least a cent); 0 when nothing is left."""
+    amount = min(goods_cents * rules.subsidy_percent // 100, cap_left_cents, goods_cents - 1)
+    if budget_left_cents is not None:
+        amount = min(amount, budget_left_cents)
+    return max(amount, 0)
 
 
 def voucher_share(voucher: Voucher, *, goods_cents: int, subsidy_cents: int) -> int:
@@ -130,7 +99,7 @@ def release(session: Session, order: Order, *, source: str) -> None:
             session,
             activity_id=order.activity_id,
             membership_id=order.membership_id,
-            scope=_scope(order.subsidy_month),
+            scope=subsidy_scope(order.subsidy_month),
             amount=order.subsidy_cents,
         )
         benefits.release_budget(session, activity_id=order.activity_id, cents=order.subsidy_cents)

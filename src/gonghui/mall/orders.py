@@ -3,7 +3,7 @@ moving an order from one state to the next, once."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import select, update
@@ -35,6 +35,16 @@ _FIELDS = (
     "courier_no",
     "refund_reason",
 )
+LINE_FIELDS = (
+    "sku_id",
+    "product_id",
+    "product_name",
+    "sku_name",
+    "origin_region",
+    "price_cents",
+    "quantity",
+    "amount_cents",
+)
 _TIMES = (
     "due_at",
     "created_at",
@@ -52,25 +62,24 @@ def order_view(session: Session, order: Order, *, reveal: bool = False) -> dict[
     lines = session.scalars(
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
     )
-    view: dict[str, Any] = {name: getattr(order, name) for name in _FIELDS}
+    return shaped_view(
+        lambda name: getattr(order, name),
+        address=address_view(order.address_enc, reveal=reveal),
+        lines=[{name: getattr(line, name) for name in LINE_FIELDS} for line in lines],
+    )
+
+
+def shaped_view(
+    field: Callable[[str], Any], *, address: dict[str, str] | None, lines: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An order's view from its fields by name, its address as shown and its lines."""
+    view: dict[str, Any] = {name: field(name) for name in _FIELDS}
     for name in _TIMES:
-        at = getattr(order, name)
+        at = field(name)
         view[name] = at.isoformat() if at is not None else None
-    view["state"] = str(order.state)
-    view["address"] = address_view(order.address_enc, reveal=reveal)
-    view["lines"] = [
-        {
-            "sku_id": line.sku_id,
-            "product_id": line.product_id,
-            "product_name": line.product_name,
-            "sku_name": line.sku_name,
-            "origin_region": line.origin_region,
-            "price_cents": line.price_cents,
-            "quantity": line.quantity,
-            "amount_cents": line.amount_cents,
-        }
-        for line in lines
-    ]
+    view["state"] = str(field("state"))
+    view["address"] = address
+    view["lines"] = lines
     return view
 
 

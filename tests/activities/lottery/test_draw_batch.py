@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui import hotwrite
-from gonghui.accounts.principal import MemberInfo, load
+from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters
 from gonghui.activities.lottery.draw import draw, draw_many
 from gonghui.activities.lottery.models import Draw, PoolPrize
@@ -24,14 +24,15 @@ from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.idempotency import IdempotentResponse
 from gonghui.orgs.models import Role
-from tests.activities.conftest import Member, MemberFactory, create_activity, lottery_config
+from tests.activities.conftest import (
+    MemberFactory,
+    create_activity,
+    lottery_config,
+    member_info,
+    one_by_one,
+    stored_keys,
+)
 from tests.fixtures import StaffFactory, Tree
-
-
-def _info(session: Session, member: Member) -> MemberInfo:
-    info = load(session, user_id=member.user_id, session_id=member.session_id).member
-    assert info is not None
-    return info
 
 
 def _call(info: MemberInfo, activity_id: int, key: str | None = None) -> dict[str, Any]:
@@ -76,37 +77,8 @@ def _state(session: Session, activity_ids: Sequence[int]) -> dict[str, Any]:
                 )
             ).all()
         ),
-        "keys": sorted(
-            (m, k, op, body is not None)
-            for m, k, op, body in rows(
-                select(
-                    IdempotentResponse.membership_id,
-                    IdempotentResponse.key,
-                    IdempotentResponse.operation,
-                    IdempotentResponse.body,
-                )
-            )
-        ),
+        "keys": stored_keys(session),
     }
-
-
-def _one_by_one(session: Session, calls: list[dict[str, Any]]) -> list[Any]:
-    """Each call alone, in its own savepoint (as the writer runs a job alone), in the order
-    a batch promises: the n-th draw of every member in the n-th round."""
-    rounds: dict[int, int] = {}
-    order = []
-    for index, call in enumerate(calls):
-        member = call["member"].membership_id
-        order.append((rounds.get(member, 0), index))
-        rounds[member] = rounds.get(member, 0) + 1
-    outcomes: list[Any] = [None] * len(calls)
-    for _, index in sorted(order):
-        try:
-            with session.begin_nested():
-                outcomes[index] = draw(session, **calls[index])
-        except DomainError as exc:
-            outcomes[index] = exc
-    return outcomes
 
 
 @pytest.mark.parametrize("first_try", [False, True])
@@ -157,8 +129,8 @@ def test_a_batch_draws_as_the_same_draws_one_by_one(
     m = [make_member(tree.city_a) for _ in range(8)]
     outsider = make_member(tree.city_b)
     with unit_of_work() as session:
-        info = [_info(session, member) for member in m]
-        stranger = _info(session, outsider)
+        info = [member_info(session, member) for member in m]
+        stranger = member_info(session, outsider)
         counters.grant(
             session,
             activity_id=physical,
@@ -197,7 +169,7 @@ def test_a_batch_draws_as_the_same_draws_one_by_one(
         batched = draw_many(session, calls)
         after_batch = _state(session, [vouchers, physical, limited])
         batch.rollback()
-        alone = _one_by_one(session, calls)
+        alone = one_by_one(session, draw, calls)
         after_alone = _state(session, [vouchers, physical, limited])
         session.rollback()
 

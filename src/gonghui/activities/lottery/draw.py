@@ -153,20 +153,6 @@ class _Drawn:
     at: datetime | None = None
 
 
-def _rounds(calls: list[_Call]) -> list[list[_Call]]:
-    """Batch order with each member at most once a round: a member's second draw in the
-    batch goes in the second round, after everyone's first."""
-    rounds: list[list[_Call]] = []
-    seen: dict[int, int] = {}
-    for call in calls:
-        n = seen.get(call.member_id, 0)
-        seen[call.member_id] = n + 1
-        if n == len(rounds):
-            rounds.append([])
-        rounds[n].append(call)
-    return rounds
-
-
 @dataclass
 class _Takes:
     """Stock and budget won in a call of :func:`draw_many`: taken as each activity's
@@ -217,7 +203,7 @@ def draw_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outc
         )
         for i, call in enumerate(calls)
     ]
-    for round_ in _rounds(pending):
+    for round_ in hotwrite.rounds(pending, lambda call: call.member_id):
         by_activity: dict[int, list[_Call]] = {}
         for call in round_:
             by_activity.setdefault(call.activity_id, []).append(call)
@@ -287,21 +273,9 @@ def _draw_round(
     going = [call for call in going if outcomes[call.index] is None]
     if activity is not None and going:
         _draw_live(session, activity, going, outcomes, takes)
-    idempotency.store_bodies(
+    idempotency.settle_keys(
         session,
-        [
-            (call.member_id, call.key or "", answer)
-            for call in owned
-            if isinstance(answer := outcomes[call.index], dict)
-        ],
-    )
-    idempotency.drop_keys(
-        session,
-        [
-            (call.member_id, call.key or "")
-            for call in owned
-            if isinstance(outcomes[call.index], DomainError)
-        ],
+        [(call.member_id, call.key or "", outcomes[call.index]) for call in owned],
     )
 
 
