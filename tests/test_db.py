@@ -339,3 +339,34 @@ def test_a_writer_that_waits_past_the_busy_timeout_is_told_the_database_is_locke
             with pytest.raises(OperationalError, match="database is locked"):
                 pool.submit(_write_once).result(30)
     assert _write_once() == 1  # the failed BEGIN kept no turn
+
+
+def test_a_database_host_that_never_answers_fails_the_connection_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that accepts the TCP connection and then says nothing (a hung server, a
+    black-holing proxy) fails the connect after ``CONNECT_TIMEOUT_S``, not never."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    monkeypatch.setattr(db, "CONNECT_TIMEOUT_S", 1)
+    engine = db.make_engine(f"postgresql+psycopg://nobody@127.0.0.1:{port}/nothing")
+    outcome: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            engine.connect().close()
+        except BaseException as exc:  # noqa: BLE001 - what the connect ended with
+            outcome.append(exc)
+
+    attempt = threading.Thread(target=connect, daemon=True)
+    try:
+        attempt.start()
+        attempt.join(timeout=30)
+        assert not attempt.is_alive(), "the connection attempt still hangs"
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], OperationalError)
+    finally:
+        engine.dispose()
+        silent.close()

@@ -49,7 +49,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult, Dialect, Result
+from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -316,9 +316,20 @@ def make_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=20, max_overflow=20)
+    # A database host that does not answer fails a connection in CONNECT_TIMEOUT_S (as
+    # 503 ``database.unavailable``) rather than after the kernel's minutes of SYN retries,
+    # which would hold a request thread, a readiness probe or the writer that long. The URL
+    # may set its own ``connect_timeout``.
+    connect_args = (
+        {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    )
+    engine = create_engine(url, pool_size=20, max_overflow=20, connect_args=connect_args)
     _ping_idle_connections(engine)
     return engine
+
+
+# Seconds a new PostgreSQL connection may take (libpq's ``connect_timeout``).
+CONNECT_TIMEOUT_S = 5
 
 
 # A pooled connection idle for longer than this is pinged before it is handed out.
