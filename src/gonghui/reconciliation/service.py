@@ -58,22 +58,37 @@ class _StockHere:
 
 
 def _stocks_here() -> list[_StockHere]:
+    """Each stock placed at WeChat Pay: its coupons sent here and those used, read in two
+    grouped queries (not one per stock, nor every sent coupon's row)."""
     with unit_of_work(read_only=True) as session:
         stocks = session.execute(
             select(VoucherStock.id, VoucherStock.wechat_stock_id, VoucherStock.coupon_amount_cents)
             .where(VoucherStock.wechat_stock_id.is_not(None))
             .order_by(VoucherStock.id)
         ).all()
-        found = []
-        for stock_id, wechat_stock_id, amount in stocks:
-            rows = session.execute(
-                select(VoucherClaim.coupon_id, VoucherClaim.state).where(
-                    VoucherClaim.stock_id == stock_id, VoucherClaim.coupon_id.is_not(None)
-                )
+        sent: dict[int, int] = dict(
+            session.execute(
+                select(VoucherClaim.stock_id, func.count())
+                .where(VoucherClaim.coupon_id.is_not(None))
+                .group_by(VoucherClaim.stock_id)
             ).all()
-            used = {str(c): amount for c, state in rows if state == ClaimState.USED}
-            found.append(_StockHere(stock_id, str(wechat_stock_id), used, sent=len(rows)))
-        return found
+        )
+        used: dict[int, list[str]] = {}
+        for stock_id, coupon_id in session.execute(
+            select(VoucherClaim.stock_id, VoucherClaim.coupon_id).where(
+                VoucherClaim.state == ClaimState.USED, VoucherClaim.coupon_id.is_not(None)
+            )
+        ):
+            used.setdefault(stock_id, []).append(str(coupon_id))
+    return [
+        _StockHere(
+            stock_id,
+            str(wechat_stock_id),
+            dict.fromkeys(used.get(stock_id, []), amount),
+            sent=sent.get(stock_id, 0),
+        )
+        for stock_id, wechat_stock_id, amount in stocks
+    ]
 
 
 def _coupons(client: wechatpay.WechatPayClient) -> tuple[int, list[Difference]]:
