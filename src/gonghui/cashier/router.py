@@ -18,8 +18,6 @@ from gonghui.clock import local_day
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.merchants import redeem, service, statement
-from gonghui.merchants.redeem import RedemptionLine
-from gonghui.merchants.service import Seat
 from gonghui.types import form_cents
 from gonghui.web.errors import error_key
 from gonghui.web.session import LoginRequired, PageUser, check_csrf, current_page_user, sign_out
@@ -40,22 +38,17 @@ def till_user(request: Request, response: Response) -> PageUser:
 TillUser = Annotated[PageUser, Depends(till_user)]
 
 
-def _today(till: Seat) -> list[RedemptionLine]:
-    today = local_day()
-    with unit_of_work(read_only=True) as session:
-        return statement.period_lines(
-            session, merchant_id=till.merchant_id, first=today, last=today, newest_first=True
-        )
-
-
 def _page(request: Request, user: PageUser, **extra: Any) -> Response:
+    today = local_day()
     try:
         with unit_of_work(read_only=True) as session:
             till = service.seat(session, user_id=user.principal.user_id)
+            lines = statement.period_lines(
+                session, merchant_id=till.merchant_id, first=today, last=today, newest_first=True
+            )
     except DomainError as exc:
         refused = {"csrf_token": user.csrf_token, "refused": error_key(exc)}
         return render(request, "cashier/till.html", refused, status=403)
-    lines = _today(till)
     context: dict[str, Any] = {
         "csrf_token": user.csrf_token,
         "till": till,
