@@ -178,6 +178,26 @@ def get_scoped(
     return row
 
 
+def list_scoped(
+    session: Session,
+    model: type[T],
+    actor: Actor,
+    permission: Permission,
+    *,
+    org_id: int | None = None,
+    limit: int = 100,
+    most: int = 500,
+) -> list[T]:
+    """Rows of ``model`` (org-owned, as :func:`scoped` reads it) the caller may see, newest
+    first, at most ``limit`` (kept within 1..``most``); with ``org_id``, only that org's own
+    (not found unless the caller holds ``permission`` there)."""
+    stmt = scoped(select(model), actor, permission)
+    if org_id is not None:
+        stmt = stmt.where(model.org_id == require_org(session, actor, permission, org_id).id)  # type: ignore[attr-defined]
+    pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
+    return list(session.scalars(stmt.order_by(pk.desc()).limit(min(max(limit, 1), most))))
+
+
 def require_org(session: Session, actor: Actor, permission: Permission, org_id: int) -> Org:
     """The org with ``org_id`` if the caller holds ``permission`` there; else not found."""
     return get_scoped(session, Org, org_id, actor, permission)

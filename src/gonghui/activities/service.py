@@ -31,7 +31,7 @@ from gonghui.audit import service as audit
 from gonghui.benefits import service as benefits
 from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, field_error
-from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
+from gonghui.tenancy import Actor, Permission, get_scoped, list_scoped, require_org, scoped
 
 MANAGE = Permission.ACTIVITIES_MANAGE
 # What an operator may still change once members can see the activity.
@@ -139,10 +139,7 @@ def get_activity(session: Session, *, actor: Actor, activity_id: int) -> Activit
 def list_activities(
     session: Session, *, actor: Actor, org_id: int | None = None, limit: int = 100
 ) -> list[Activity]:
-    stmt = scoped(select(Activity), actor, MANAGE)
-    if org_id is not None:
-        stmt = stmt.where(Activity.org_id == require_org(session, actor, MANAGE, org_id).id)
-    return list(session.scalars(stmt.order_by(Activity.id.desc()).limit(min(max(limit, 1), 500))))
+    return list_scoped(session, Activity, actor, MANAGE, org_id=org_id, limit=limit)
 
 
 def update_activity(

@@ -27,7 +27,7 @@ from gonghui.mall.models import Product, Sku
 from gonghui.mall.schemas import ProductCreate, ProductUpdate, SkuCreate, SkuUpdate
 from gonghui.orgs.models import Org
 from gonghui.storage import get_store
-from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
+from gonghui.tenancy import Actor, Permission, get_scoped, list_scoped, require_org
 
 MANAGE = Permission.ACTIVITIES_MANAGE
 IMAGE_PREFIX = "mall/images/"
@@ -130,10 +130,7 @@ def get_product(session: Session, *, actor: Actor, product_id: int) -> Product:
 def list_products(
     session: Session, *, actor: Actor, org_id: int | None = None, limit: int = 100
 ) -> list[Product]:
-    stmt = scoped(select(Product), actor, MANAGE)
-    if org_id is not None:
-        stmt = stmt.where(Product.org_id == require_org(session, actor, MANAGE, org_id).id)
-    return list(session.scalars(stmt.order_by(Product.id.desc()).limit(min(max(limit, 1), 500))))
+    return list_scoped(session, Product, actor, MANAGE, org_id=org_id, limit=limit)
 
 
 def update_product(
