@@ -106,6 +106,15 @@ def test_operator_watches_the_opening_minute_and_pauses_a_stock(
     expect(desktop.locator("#kpi-sending")).to_have_text("0")
     expect(desktop.locator("#kpi-failures")).to_have_text("0 / 0")
     expect(stock).to_contain_text("12 / 100")
+    # A grab's own figures, not a lottery's: claims and their face value.
+    expect(desktop.locator("#kpi-claims")).to_have_text("12")
+    expect(desktop.locator("#kpi-claimed-value")).to_have_text("¥120.00")  # 12 × ¥10
+    expect(desktop.locator("#kpi-draws")).to_have_count(0)
+    # Claims by union are counted when the page loads.
+    desktop.reload()
+    by_org = desktop.locator("#claims-by-org tbody tr")
+    expect(by_org).to_have_count(1)
+    expect(by_org.first.locator("td")).to_have_text(["天河软件园工会", "12", "12", "12"])
     shot(desktop, "console-voucher-opening-minute")
     assert axe(desktop) == []
 

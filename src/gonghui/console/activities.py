@@ -294,7 +294,14 @@ def activity_page(
     error: str = "",
 ) -> Response:
     context = _dashboard(request, user, activity_id)
+    claims_by_org = None
+    if context["activity"].kind == ActivityKind.VOUCHER_GRAB:
+        with unit_of_work(read_only=True) as session:
+            claims_by_org = voucher_grab_dashboard.claims_by_org(
+                session, actor=_actor(request, user), activity_id=activity_id
+            )
     context.update(
+        claims_by_org=claims_by_org,
         active="nav.activities",
         created=bool(created),
         saved=bool(saved),

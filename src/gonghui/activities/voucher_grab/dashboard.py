@@ -5,20 +5,24 @@ Every figure is read without visiting the grab's whole history, however many cla
 holds: the stocks' ``claimed`` counts what they hold; the claims still ``sending`` and
 those ``failed`` are ranges of the ``(activity_id, state, claimed_at)`` index, and so is
 the last minute's claims (one range per state), grouped by second in SQL.
+:func:`claims_by_org` does count the grab's claims (one range of the activity's), so the
+console reads it when its page loads, not in the figures it refreshes every two seconds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.orm import Session
 
 from gonghui.activities.models import Activity
 from gonghui.activities.voucher_grab.models import ClaimState, VoucherClaim
 from gonghui.activities.voucher_grab.stocks import list_stocks
 from gonghui.clock import now
+from gonghui.orgs.models import Org
 from gonghui.tenancy import Actor, Permission, get_scoped
 
 WINDOW_S = 60
@@ -44,6 +48,9 @@ class OpeningMinute:
     claims_rate: float
     stocks: list[StockFigures]
     left: int
+    # Coupons claimed in all, and their face value (cents).
+    claimed: int
+    claimed_cents: int
     # Claims whose coupon is being sent (the send backlog), of which ``stuck`` ran out of
     # attempts (the send task is dead; operators requeue it).
     sending: int
@@ -65,6 +72,7 @@ def opening_minute(session: Session, *, actor: Actor, activity_id: int) -> Openi
     activity = get_scoped(session, Activity, activity_id, actor, Permission.ACTIVITIES_MANAGE)
     at = now().replace(microsecond=0)
     since = at - timedelta(seconds=WINDOW_S - 1)
+    held = list_stocks(session, activity_id=activity.id)
     stocks = [
         StockFigures(
             id=s.id,
@@ -75,7 +83,7 @@ def opening_minute(session: Session, *, actor: Actor, activity_id: int) -> Openi
             left=max(s.max_coupons - s.claimed, 0),
             last_error=s.last_error,
         )
-        for s in list_stocks(session, activity_id=activity.id)
+        for s in held
     ]
     pending: dict[str, tuple[int, int]] = {
         str(state): (int(n), int(stuck))
@@ -106,15 +114,41 @@ def opening_minute(session: Session, *, actor: Actor, activity_id: int) -> Openi
             per_second[offset] += int(n)
     series = [per_second[k] for k in range(WINDOW_S)]
     sending, stuck = pending.get(ClaimState.SENDING, (0, 0))
-    held = sum(s.claimed for s in stocks)
     return OpeningMinute(
         at=at,
         claims_per_second=series,
         claims_rate=round(sum(series[-10:]) / 10, 1),
         stocks=stocks,
         left=sum(s.left for s in stocks),
+        claimed=sum(s.claimed for s in held),
+        claimed_cents=sum(s.claimed * s.coupon_amount_cents for s in held),
         sending=sending,
         stuck=stuck,
-        sent=held - sending,
+        sent=sum(s.claimed for s in held) - sending,
         failed=pending.get(ClaimState.FAILED, (0, 0))[0],
     )
+
+
+def claims_by_org(session: Session, *, actor: Actor, activity_id: int) -> list[dict[str, Any]]:
+    """Per member's union (as claimed): claims, members claiming and coupons sent (spent
+    ones included), most claims first; as the lottery's draws by org."""
+    activity = get_scoped(session, Activity, activity_id, actor, Permission.ACTIVITIES_MANAGE)
+    rows = session.execute(
+        select(
+            Org.id,
+            Org.name,
+            func.count(VoucherClaim.id),
+            func.count(distinct(VoucherClaim.membership_id)),
+            func.count(VoucherClaim.id).filter(
+                VoucherClaim.state.in_([ClaimState.SENT, ClaimState.USED])
+            ),
+        )
+        .join(Org, Org.id == VoucherClaim.org_id)
+        .where(VoucherClaim.activity_id == activity.id)
+        .group_by(Org.id, Org.name)
+        .order_by(func.count(VoucherClaim.id).desc(), Org.id)
+    )
+    return [
+        {"org_id": oid, "org_name": name, "claims": int(c), "members": int(m), "sent": int(n)}
+        for oid, name, c, m, n in rows
+    ]
