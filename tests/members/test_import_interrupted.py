@@ -4,8 +4,6 @@ its upload (plain personal data) does not stay on disk; nor do finished imports'
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,6 +20,7 @@ from gonghui.members.roster_import import run as import_run
 from gonghui.orgs.models import Role
 from gonghui.storage import get_store
 from gonghui.tenancy import SYSTEM
+from tests.faults import eventually
 from tests.fixtures import StaffFactory, Tree
 from tests.members.conftest import csv_bytes, id_number
 from tests.serverproc import ServerProcess
@@ -50,15 +49,6 @@ def big_roster(rows: int) -> bytes:
     )
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)  # polling another process's progress, bounded above
-    raise AssertionError("condition not met in time")
-
-
 @pytest.mark.slow
 def test_import_killed_mid_way_is_marked_interrupted_and_its_upload_deleted(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory
@@ -83,7 +73,7 @@ def test_import_killed_mid_way_is_marked_interrupted_and_its_upload_deleted(
             body: dict[str, Any] = seen.json()
             return body
 
-        wait_for(lambda: job()["rows_done"] > 0)
+        eventually("the import under way", lambda: job()["rows_done"] > 0, within_s=120)
     finally:
         first.kill()
     killed = job()
@@ -94,7 +84,7 @@ def test_import_killed_mid_way_is_marked_interrupted_and_its_upload_deleted(
 
     second = ServerProcess(env=REAPING).start()
     try:
-        wait_for(lambda: job()["status"] != "running")
+        eventually("the import ended", lambda: job()["status"] != "running", within_s=120)
     finally:
         second.stop()
     reaped = job()

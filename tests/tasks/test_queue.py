@@ -7,8 +7,6 @@ sent again."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +19,7 @@ from gonghui.settings import get_settings
 from gonghui.tasks import queue
 from gonghui.tasks.models import Task, Worker
 from tests.conftest import redis_configured
+from tests.faults import eventually
 
 pytestmark = pytest.mark.database_fallback
 
@@ -95,15 +94,6 @@ def rows() -> list[Task]:
         return list(session.scalars(select(Task).order_by(Task.id)))
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def test_work_deferred_in_a_rolled_back_transaction_never_runs() -> None:
     def change_that_fails() -> None:
         with unit_of_work() as session:
@@ -168,16 +158,20 @@ def test_a_slot_whose_tasks_hang_holds_only_its_own_share_of_a_worker() -> None:
     try:
         with unit_of_work() as session:
             tasks.defer(session, "tests.slotted", slot="slow", mark="s0", hold=True)
-        wait_for(lambda: ("s0", 1) in ran)
+        eventually("the slow task started", lambda: ("s0", 1) in ran, within_s=30)
         with unit_of_work() as session:
             for i in (1, 2):
                 tasks.defer(session, "tests.slotted", slot="slow", mark=f"s{i}")
             for i in range(6):
                 tasks.defer(session, "tests.slotted", slot="fast", mark=f"f{i}")
-        wait_for(lambda: len([m for m, _ in ran if m.startswith("f")]) == 6)
+        eventually(
+            "the six fast tasks ran",
+            lambda: len([m for m, _ in ran if m.startswith("f")]) == 6,
+            within_s=30,
+        )
         assert sorted(m for m, _ in ran if m.startswith("s")) == ["s0"]  # still waiting
         release_slots.set()
-        wait_for(lambda: len(ran) == 9)
+        eventually("all nine tasks ran", lambda: len(ran) == 9, within_s=30)
     finally:
         release_slots.set()
         tasks.runtime.stop()
@@ -268,7 +262,7 @@ def test_a_worker_runs_what_is_deferred_through_its_broker(
                     tasks.defer(session, "tests.note", mark=f"m{i}")
             with unit_of_work() as session:  # a delayed one, sent by the relay when due
                 tasks.defer(session, "tests.note", delay_s=0.3, mark="delayed")
-            wait_for(lambda: len(ran) == 21)
+            eventually("all 21 tasks ran", lambda: len(ran) == 21, within_s=30)
         finally:
             tasks.runtime.stop()
     assert sorted(m for m, _ in ran) == sorted([f"m{i}" for i in range(20)] + ["delayed"])

@@ -5,9 +5,6 @@ heartbeats stop. Every committed event is delivered; none is dead-lettered."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import httpx
 import pytest
 from sqlalchemy import select
@@ -16,6 +13,7 @@ from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from gonghui.tasks.models import Task
 from tests.baas.devapp import make_app
+from tests.faults import eventually
 from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 from tests.serverproc import WorkerProcess
@@ -46,15 +44,6 @@ def delivered_ids(receiver: Receiver) -> set[int]:
         except ValueError:
             continue
     return ids
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_deliveries_held_by_a_killed_worker_are_all_sent_by_another(
@@ -93,7 +82,11 @@ def test_deliveries_held_by_a_killed_worker_are_all_sent_by_another(
         receiver.release.set()
         second = WorkerProcess(env=FAST).start()
         try:
-            wait_for(lambda: delivered_ids(receiver) >= created)
+            eventually(
+                "every created record delivered",
+                lambda: delivered_ids(receiver) >= created,
+                within_s=90,
+            )
 
             def settled() -> bool:
                 with unit_of_work(read_only=True) as session:
@@ -101,7 +94,7 @@ def test_deliveries_held_by_a_killed_worker_are_all_sent_by_another(
                         "done"
                     }
 
-            wait_for(settled)
+            eventually("the queue settled", settled, within_s=90)
         finally:
             second.stop()
     rows = api.get(

@@ -3,8 +3,7 @@ process killed with SIGKILL while deliveries are pending loses none of them."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime
 
@@ -14,6 +13,7 @@ import pytest
 from gonghui.orgs.models import Role
 from tests.baas.conftest import AppHandle
 from tests.baas.devapp import make_app
+from tests.faults import eventually
 from tests.fixtures import StaffFactory, Tree
 from tests.receiver import Receiver, running_receiver
 from tests.serverproc import ServerProcess
@@ -46,15 +46,6 @@ def app_a(api: httpx.Client, tree: Tree, make_staff: StaffFactory) -> AppHandle:
     return make_app(api, make_staff(tree.city_a, Role.DEVELOPER), tree.city_a, "多进程")
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_two_processes_fire_each_cron_tick_exactly_once(
     api: httpx.Client, app_a: AppHandle, receiver: Receiver
 ) -> None:
@@ -74,7 +65,7 @@ def test_two_processes_fire_each_cron_tick_exactly_once(
         for _ in range(2):
             server = ServerProcess(env=FAST).start()
             stack.callback(server.stop)
-        wait_for(lambda: len(receiver.accepted()) >= 4)
+        eventually("four deliveries accepted", lambda: len(receiver.accepted()) >= 4, within_s=60)
         api.post(
             f"/api/v1/baas/apps/{app_a.id}/triggers/{resp.json()['id']}/disable",
             headers=app_a.dev.headers,
@@ -87,7 +78,7 @@ def test_two_processes_fire_each_cron_tick_exactly_once(
             ).json()
             return all(r["status"] == "delivered" for r in rows)
 
-        wait_for(drained)
+        eventually("the deliveries drained", drained, within_s=60)
     ticks = [r.json["data"]["tick"] for r in receiver.accepted()]
     assert len(ticks) == len(set(ticks)), "a tick fired twice"
     seconds = sorted(int(datetime.fromisoformat(t).timestamp()) for t in ticks)
@@ -123,14 +114,16 @@ def test_deliveries_pending_at_a_sigkill_are_all_delivered_after_restart(
                 )
                 assert r.status_code == 201, r.text
                 created.append(r.json()["id"])
-        wait_for(lambda: len(receiver.requests) >= 5)  # the outage is being retried
+        eventually("the outage being retried", lambda: len(receiver.requests) >= 5, within_s=60)
     finally:
         first.kill()
     receiver.down = False
     second = ServerProcess(env=FAST).start()
     try:
-        wait_for(
-            lambda: {r.json["data"]["record"]["id"] for r in receiver.accepted()} == set(created)
+        eventually(
+            "every created record delivered once the second process runs",
+            lambda: {r.json["data"]["record"]["id"] for r in receiver.accepted()} == set(created),
+            within_s=60,
         )
     finally:
         second.stop()
