@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,41 +32,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ServerProcess:
-    def __init__(
-        self,
-        *,
-        workers: int = 1,
-        env: dict[str, str] | None = None,
-        data_dir: Path | None = None,
-        database_url: str | None = None,
-    ) -> None:
-        settings = get_settings()
-        self.data_dir = data_dir or settings.data_dir
-        self.database_url = settings.database_url if database_url is None else database_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+class _Process:
+    """A ``gonghui`` command in a session of its own (so ``kill`` takes its whole process
+    group), its output in ``log_path``; subclasses say how to tell it is up."""
+
+    what = "process"
+    # How long a SIGTERM may take before the process group is killed.
+    stop_timeout_s = 30.0
+
+    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
         self.env = {
             **os.environ,
             "GONGHUI_ENV": "test",
-            "GONGHUI_DATA_DIR": str(self.data_dir),
-            "GONGHUI_DATABASE_URL": self.database_url,
-            "GONGHUI_PUBLIC_BASE_URL": self.url,
             "GONGHUI_LOG_LEVEL": "WARNING",
-            **(env or {}),
+            **env,
         }
-        self.workers = workers
-        self.log_path = self.data_dir / f"server-{self.port}.log"
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, until: str = "/readyz") -> ServerProcess:
-        """Start, and wait until ``until`` answers 200 (``/healthz`` for a server that is
-        expected to be alive but not ready)."""
-        argv = [str(_GONGHUI), "serve", "--skip-migrate", "--port", str(self.port)]
-        argv += ["--workers", str(self.workers)]
+    def _launch(self, argv: list[str], up: Callable[[subprocess.Popen[bytes]], bool]) -> None:
+        """Start ``gonghui <argv>`` and wait until ``up(process)`` says it runs."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                argv,
+                [str(_GONGHUI), *argv],
                 cwd=_ROOT,
                 env=self.env,
                 stdout=log,
@@ -75,15 +64,12 @@ class ServerProcess:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}{until}", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)  # polling another process's readiness, bounded above
+                raise RuntimeError(f"{self.what} exited: {self.log_tail()}")
+            if up(self.process):
+                return
+            time.sleep(0.1)  # polling another process's start, bounded above
         self.kill()
-        raise RuntimeError(f"server not ready in {READY_TIMEOUT_S}s: {self.log_tail()}")
+        raise RuntimeError(f"{self.what} not up in {READY_TIMEOUT_S}s: {self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown code runs."""
@@ -102,7 +88,7 @@ class ServerProcess:
             os.killpg(self.process.pid, sig)
         except ProcessLookupError:
             pass
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=self.stop_timeout_s)
         self.process = None
 
     def log_tail(self) -> str:
@@ -110,24 +96,66 @@ class ServerProcess:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
 
-class WorkerProcess:
-    """``gonghui worker`` as a separate process, on the test's database (and Redis, when the
-    run has one), in a session of its own so that ``kill`` takes it whole."""
+class ServerProcess(_Process):
+    what = "server"
+
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        database_url: str | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.data_dir = data_dir or settings.data_dir
+        self.database_url = settings.database_url if database_url is None else database_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        super().__init__(
+            env={
+                "GONGHUI_DATA_DIR": str(self.data_dir),
+                "GONGHUI_DATABASE_URL": self.database_url,
+                "GONGHUI_PUBLIC_BASE_URL": self.url,
+                **(env or {}),
+            },
+            log_path=self.data_dir / f"server-{self.port}.log",
+        )
+
+    def start(self, *, until: str = "/readyz") -> ServerProcess:
+        """Start, and wait until ``until`` answers 200 (``/healthz`` for a server that is
+        expected to be alive but not ready)."""
+
+        def answers(_process: subprocess.Popen[bytes]) -> bool:
+            try:
+                return httpx.get(f"{self.url}{until}", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        argv = ["serve", "--skip-migrate", "--port", str(self.port)]
+        self._launch([*argv, "--workers", str(self.workers)], answers)
+        return self
+
+
+class WorkerProcess(_Process):
+    """``gonghui worker`` on the test's database (and Redis, when the run has one)."""
+
+    what = "worker"
+    stop_timeout_s = 60.0
 
     def __init__(self, *, env: dict[str, str] | None = None, threads: int = 4) -> None:
         settings = get_settings()
-        self.env = {
-            **os.environ,
-            "GONGHUI_ENV": "test",
-            "GONGHUI_DATA_DIR": str(settings.data_dir),
-            "GONGHUI_DATABASE_URL": settings.database_url,
-            "GONGHUI_REDIS_URL": settings.redis_url,
-            "GONGHUI_LOG_LEVEL": "WARNING",
-            **(env or {}),
-        }
         self.threads = threads
-        self.log_path = settings.data_dir / f"worker-{id(self)}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            env={
+                "GONGHUI_DATA_DIR": str(settings.data_dir),
+                "GONGHUI_DATABASE_URL": settings.database_url,
+                "GONGHUI_REDIS_URL": settings.redis_url,
+                **(env or {}),
+            },
+            log_path=settings.data_dir / f"worker-{id(self)}.log",
+        )
 
     def start(self) -> WorkerProcess:
         """Start, and wait until the worker has registered (it beats from then on)."""
@@ -136,45 +164,11 @@ class WorkerProcess:
         from gonghui.db import unit_of_work
         from gonghui.tasks.models import Worker
 
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(_GONGHUI), "worker", "--threads", str(self.threads)],
-                cwd=_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_tail()}")
+        def registered(process: subprocess.Popen[bytes]) -> bool:
             with unit_of_work(read_only=True) as session:
-                if session.scalar(select(Worker.id).where(Worker.pid == self.process.pid)):
-                    return self
-            time.sleep(0.1)  # polling another process's start, bounded above
-        self.kill()
-        raise RuntimeError(f"worker not running in {READY_TIMEOUT_S}s: {self.log_tail()}")
+                return (
+                    session.scalar(select(Worker.id).where(Worker.pid == process.pid)) is not None
+                )
 
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def stop(self) -> None:
-        try:
-            self._signal(signal.SIGTERM)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def _signal(self, sig: signal.Signals) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=60)
-        self.process = None
-
-    def log_tail(self) -> str:
-        path = self.log_path
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        self._launch(["worker", "--threads", str(self.threads)], registered)
+        return self
