@@ -23,6 +23,7 @@ query_only`` on SQLite, ``BEGIN READ ONLY`` on PostgreSQL). A read that must lea
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -500,9 +501,15 @@ async def read(fn: Callable[[Connection], T]) -> T:
     to a thread, and the hand-off makes the thread and the event loop take turns at the
     interpreter lock. Otherwise it runs on the thread pool, so that a network round trip
     never blocks the event loop."""
+    return await bounded_read(functools.partial(read_sync, fn))
+
+
+async def bounded_read(fn: Callable[[], T]) -> T:
+    """``fn()``, a read whose cost is bounded (by id, one page): in the event loop itself
+    on SQLite, on the thread pool on PostgreSQL (see :func:`read`)."""
     if get_settings().is_sqlite:
-        return read_sync(fn)
-    return await run_in_threadpool(read_sync, fn)
+        return fn()
+    return await run_in_threadpool(fn)
 
 
 def read_sync(fn: Callable[[Connection], T]) -> T:

@@ -24,9 +24,8 @@ from gonghui.baas.errors import BaasError
 from gonghui.baas.records import query, write
 from gonghui.baas.schemas import AggregateQuery, BulkCreate, Json, RecordPage, RecordQuery
 from gonghui.baas.tables import info as infos
-from gonghui.db import driver_read, get_engine, read_short, unit_of_work
+from gonghui.db import bounded_read, driver_read, get_engine, read_short, unit_of_work
 from gonghui.errors import InvalidInput, field_error
-from gonghui.settings import get_settings
 from gonghui.types import Count, Id
 
 router = APIRouter()
@@ -63,14 +62,6 @@ async def create_record(table: str, caller: AppCaller, body: Annotated[Json, Bod
 def _read(fn: Callable[[Session], T]) -> T:
     with unit_of_work(read_only=True) as session:
         return fn(session)
-
-
-async def _read_by_id(fn: Callable[[], T]) -> T:
-    # As db.read: a bounded read of a local SQLite file runs in the event loop; a
-    # PostgreSQL round trip must not block it.
-    if get_settings().is_sqlite:
-        return fn()
-    return await run_in_threadpool(fn)
 
 
 @router.post("/data/{table}/records/bulk", status_code=status.HTTP_201_CREATED)
@@ -174,7 +165,7 @@ async def get_record(
     chosen, expanded = _split(fields), _split(expand)
     info = infos.cached(app_id=caller.app_id, name=table)
     if info is not None and not expanded:
-        return await _read_by_id(
+        return await bounded_read(
             functools.partial(
                 driver_read,
                 functools.partial(
@@ -186,7 +177,7 @@ async def get_record(
                 ),
             )
         )
-    return await _read_by_id(
+    return await bounded_read(
         functools.partial(
             _read,
             functools.partial(
