@@ -20,6 +20,7 @@ from gonghui import clock, tasks
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.integrations import wechatpay
+from gonghui.mall import refunds
 from gonghui.mall.sweep import sweep
 from gonghui.orgs.models import Role
 from tests.activities.conftest import Member, MemberFactory, staff_headers
@@ -27,6 +28,7 @@ from tests.fixtures import StaffFactory, Tree
 from tests.mall.conftest import (
     budget_spent,
     checkout,
+    faults,
     ledger,
     link_wechat,
     order,
@@ -429,6 +431,33 @@ def test_a_payment_that_arrives_after_the_order_was_cancelled_is_refunded_automa
         ("voucher", "redeem", -1000, "mall.checkout"),
         ("subsidy", "revoke", -1000, source),
         ("voucher", "issue", 1000, source),
+        ("payment", "pay", 3000, "wechatpay.transaction_success"),
+        ("payment", "refund", -3000, "wechatpay.refund_success"),
+    ]
+
+
+def test_a_refund_wechatpay_never_answered_is_sent_again_under_the_same_number(
+    api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
+) -> None:
+    member, placed, _, _ = _paid_order(api, tree, operator, make_member)
+    # WeChat Pay takes the refund but its answer is lost; the task then runs out of
+    # attempts (played here by its dead-letter hook).
+    faults(api, "lost")
+    sent = _approved(api, member, operator, placed["id"])
+    number = sent["out_refund_no"]
+    assert (sent["state"], _refund_at_wechatpay(number)) == ("refunding", "PROCESSING")
+    refunds._dead({"order_id": placed["id"], "out_refund_no": number}, "WeChat Pay: HTTP 500")
+    failed = _seen(api, operator, placed["id"])
+    assert (failed["state"], failed["refund_failure"]) == ("refund_failed", "unanswered")
+
+    retried = api.post(f"/api/v1/mall/orders/{placed['id']}/refund/retry", headers=operator)
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["refund_attempt"], retried.json()["out_refund_no"]) == (1, number)
+    assert tasks.run_due() >= 1  # WeChat Pay answers the refund it holds
+    _end(api, number, "succeed")
+    assert _seen(api, operator, placed["id"])["state"] == "refunded"
+    assert _refund_at_wechatpay(f"{placed['out_trade_no']}R2") is None
+    assert _payments(member.membership_id) == [
         ("payment", "pay", 3000, "wechatpay.transaction_success"),
         ("payment", "refund", -3000, "wechatpay.refund_success"),
     ]
