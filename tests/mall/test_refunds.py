@@ -298,6 +298,12 @@ def test_a_refund_refused_for_the_merchants_balance_waits_for_a_retry_and_refund
         "NOT_ENOUGH: 基本账户余额不足，请充值后重新发起",
     )
     assert _refund_at_wechatpay(refused["out_refund_no"]) is None
+    mine = order(api, member, placed["id"])  # the member sees it is not through, not why
+    assert (mine["state"], mine["refund_failure"], mine["refund_error"]) == (
+        "refund_failed",
+        "refused",
+        None,
+    )
 
     # Retried while the balance is still short: refused again, under its own number.
     assert (

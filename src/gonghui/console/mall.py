@@ -220,7 +220,7 @@ def orders_page(request: Request, user: ConsoleStaff, state: str = "") -> Respon
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
         found = orders.list_orders(session, actor=actor, state=chosen, limit=200)
-        views = [orders.order_view(session, order) for order in found]
+        views = [orders.order_view(session, order, staff=True) for order in found]
     context = {
         "active": "nav.mall",
         "csrf_token": user.csrf_token,
@@ -241,7 +241,7 @@ def _order_page(
         order = orders.get_order(session, actor=actor, order_id=order_id)
         if reveal:
             orders.reveal_address(session, actor=actor, order=order)
-        view = orders.order_view(session, order, reveal=reveal)
+        view = orders.order_view(session, order, reveal=reveal, staff=True)
         path = orgs.get_org(session, actor=actor, org_id=order.org_id).path
         last_error = order.last_error
     context = {
@@ -334,18 +334,18 @@ def apply_abnormal_refund(
     request: Request,
     user: ConsoleStaff,
     order_id: Id,
-    type: Annotated[str, Form(max_length=20)],  # noqa: A002 (WeChat Pay's field name)
+    kind: Annotated[str, Form(alias="type", max_length=20)],
     bank_type: Annotated[str, Form(max_length=16)] = "",
     bank_account: Annotated[str, Form(max_length=30)] = "",
     real_name: Annotated[str, Form(max_length=50)] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
-    to_card = type == "USER_BANK_CARD"
+    to_card = kind == "USER_BANK_CARD"
     try:
         body = AbnormalRefundRequest.model_validate(
             {
-                "type": type,
+                "type": kind,
                 "bank_type": bank_type.strip().upper() if to_card else None,
                 "bank_account": bank_account.replace(" ", "") if to_card else None,
                 "real_name": real_name.strip() if to_card else None,

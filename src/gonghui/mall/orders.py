@@ -62,16 +62,23 @@ _TIMES = (
 )
 
 
-def order_view(session: Session, order: Order, *, reveal: bool = False) -> dict[str, Any]:
-    """The order as the API shows it (JSON-ready: the hot writer answers with it)."""
+def order_view(
+    session: Session, order: Order, *, reveal: bool = False, staff: bool = False
+) -> dict[str, Any]:
+    """The order as the API shows it (JSON-ready: the hot writer answers with it). What
+    WeChat Pay said of a failed refund (e.g. the merchant's balance is short) is for
+    operators (``staff``) only."""
     lines = session.scalars(
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
     )
-    return shaped_view(
+    view = shaped_view(
         lambda name: getattr(order, name),
         address=address_view(order.address_enc, reveal=reveal),
         lines=[{name: getattr(line, name) for name in LINE_FIELDS} for line in lines],
     )
+    if not staff:
+        view["refund_error"] = None
+    return view
 
 
 def shaped_view(

@@ -134,4 +134,4 @@ def apply_abnormal(
             session, actor=actor, action="apply_abnormal_refund", order=order, details=details
         )
         refunds.record_outcome(session, answer, source="wechatpay.abnormal_refund", queried=True)
-        return order_view(session, order)
+        return order_view(session, order, staff=True)

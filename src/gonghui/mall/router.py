@@ -151,7 +151,7 @@ def list_orders(
     limit: Count = 50,
 ) -> Any:
     found = orders.list_orders(session, actor=staff, state=state, before_id=cursor, limit=limit)
-    return [orders.order_view(session, order) for order in found]
+    return [orders.order_view(session, order, staff=True) for order in found]
 
 
 @router.get("/mall/orders/{order_id}", response_model=OrderRead)
@@ -163,7 +163,7 @@ def get_order(
     order = orders.get_order(session, actor=staff, order_id=order_id)
     if reveal:
         orders.reveal_address(session, actor=staff, order=order)
-    return orders.order_view(session, order, reveal=reveal)
+    return orders.order_view(session, order, reveal=reveal, staff=True)
 
 
 @router.post("/mall/orders/{order_id}/ship", response_model=OrderRead)
@@ -175,19 +175,23 @@ def ship(order_id: Id, body: ShipRequest, staff: CurrentStaff, session: SessionD
         courier_company=body.courier_company,
         courier_no=body.courier_no,
     )
-    return orders.order_view(session, order)
+    return orders.order_view(session, order, staff=True)
 
 
 @router.post("/mall/orders/{order_id}/refund/approve", response_model=OrderRead)
 def approve_refund(order_id: Id, staff: CurrentStaff, session: SessionDep) -> Any:
     """Refund the member's payment through WeChat Pay; the order is ``refunded`` once
     WeChat Pay says the money is back."""
-    return orders.order_view(session, refunds.approve(session, actor=staff, order_id=order_id))
+    return orders.order_view(
+        session, refunds.approve(session, actor=staff, order_id=order_id), staff=True
+    )
 
 
 @router.post("/mall/orders/{order_id}/refund/refuse", response_model=OrderRead)
 def refuse_refund(order_id: Id, staff: CurrentStaff, session: SessionDep) -> Any:
-    return orders.order_view(session, refunds.refuse(session, actor=staff, order_id=order_id))
+    return orders.order_view(
+        session, refunds.refuse(session, actor=staff, order_id=order_id), staff=True
+    )
 
 
 @router.post("/mall/orders/{order_id}/refund/retry", response_model=OrderRead)
@@ -196,7 +200,7 @@ def retry_refund(order_id: Id, staff: CurrentStaff, session: SessionDep) -> Any:
     ``out_refund_no``), unanswered under the same number. An abnormal refund is not
     retried (409 ``mall.refund_abnormal``): apply it to a bank card."""
     return orders.order_view(
-        session, refund_failures.retry(session, actor=staff, order_id=order_id)
+        session, refund_failures.retry(session, actor=staff, order_id=order_id), staff=True
     )
 
 

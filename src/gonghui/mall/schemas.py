@@ -150,8 +150,8 @@ class OrderRead(BaseModel):
     # ``cancelled``: a payment that came after the order was cancelled, refunded at once.
     refund_from: OrderState | None
     # The refund's attempt and number at WeChat Pay; why the last attempt failed
-    # (``refund_failed``) and what WeChat Pay said; the abnormal refund applied; where the
-    # money went once refunded.
+    # (``refund_failed``) and what WeChat Pay said (operators only); the abnormal refund
+    # applied; where the money went once refunded.
     refund_attempt: int
     out_refund_no: str | None
     refund_failure: RefundFailure | None
