@@ -52,12 +52,13 @@ def test_locale_choice_prefers_query_then_cookie_then_browser() -> None:
 
 
 def test_keys_built_from_activity_and_wallet_enums_exist() -> None:
-    """The H5 and activity pages build keys from activity, prize, voucher, question and
-    import states."""
+    """The H5, activity and mall pages build keys from activity, prize, voucher, question,
+    import and order states, and from why a refund failed."""
     from gonghui.activities.lottery.models import PrizeKind
     from gonghui.activities.models import ActivityKind, ActivityStatus
     from gonghui.activities.quiz.models import QuestionKind
     from gonghui.benefits.models import PrizeStatus, VoucherStatus
+    from gonghui.mall.models import AbnormalRefund, OrderState, RefundFailure
     from gonghui.members.models import ImportStatus
 
     families = {
@@ -80,6 +81,10 @@ def test_keys_built_from_activity_and_wallet_enums_exist() -> None:
             "quiz_reward",
         ],
         "reviews.done_": ["approve", "reject"],
+        "mall.state.": [s.value for s in OrderState],
+        "mallc.refund_failure.": [f.value for f in RefundFailure],
+        "mallc.abnormal.": [a.value for a in AbnormalRefund],
+        "mallc.abnormal_applied.": [a.value for a in AbnormalRefund],
     }
     for locale in LOCALES:
         missing = [

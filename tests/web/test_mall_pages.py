@@ -1,7 +1,8 @@
 """The help-the-farmers mall in real browsers: an operator lists a product and opens a
 mall sale in the console; a member on her phone buys with the union's subsidy and a
 voucher, pays through the WeChat Pay simulator's pay step, and confirms receipt once the
-operator has shipped; another order is refunded."""
+operator has shipped; another order is refunded; refunds WeChat Pay closed or could not pay
+out are sent again or applied to a bank card from the order's page."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from gonghui.members import service as members
 from gonghui.members.models import Membership
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
-from tests.activities.conftest import id_number
+from tests.activities.conftest import create_member, id_number
 from tests.fixtures import StaffFactory, Tree
-from tests.mall.conftest import sale
+from tests.mall.conftest import checkout, link_wechat, pay, sale
 from tests.web.conftest import axe, shot
 from tests.web.pages import sign_in_by_phone, sign_in_to_console
 
@@ -290,7 +291,7 @@ def test_a_member_asks_for_a_refund_and_the_operator_approves_it(
     # WeChat Pay says so (REFUND.SUCCESS).
     for _ in range(50):
         done = api.post(f"/_sim/wechatpay/_control/refunds/{out_trade_no}R/succeed", json={})
-        if done.json().get("succeeded", True):
+        if done.json()["ended"]:
             break
         desktop.wait_for_timeout(200)
     else:
@@ -301,3 +302,78 @@ def test_a_member_asks_for_a_refund_and_the_operator_approves_it(
     expect(phone.locator("#order-state")).to_have_text("已退款")
     phone.goto("/h5/wallet")
     expect(phone.get_by_role("article", name="助农十元券")).to_contain_text("可使用")
+
+
+def _ended(api: httpx.Client, page: Page, out_refund_no: str, ending: str) -> None:
+    """WeChat Pay ends the refund once the worker has sent it."""
+    for _ in range(50):
+        if api.post(f"/_sim/wechatpay/_control/refunds/{out_refund_no}/{ending}", json={}).json()[
+            "ended"
+        ]:
+            return
+        page.wait_for_timeout(200)
+    pytest.fail(f"the refund {out_refund_no} never reached WeChat Pay")
+
+
+def _refunding(api: httpx.Client, tree: Tree, operator: dict[str, str], product_id: int) -> str:
+    """A member's paid order whose refund an operator approved; its out_trade_no."""
+    member = create_member(tree.district_a1)
+    link_wechat(member)
+    sku = api.get(f"/api/v1/mall/products/{product_id}", headers=operator).json()["skus"][0]["id"]
+    placed = checkout(api, member, items=[{"sku_id": sku, "quantity": 1}]).json()
+    pay(api, member, placed["id"])
+    asked = api.post(
+        f"/api/v1/me/mall/orders/{placed['id']}/refund",
+        json={"reason": "发错货了"},
+        headers=member.headers,
+    )
+    assert asked.status_code == 200, asked.text
+    approved = api.post(f"/api/v1/mall/orders/{placed['id']}/refund/approve", headers=operator)
+    assert approved.status_code == 200, approved.text
+    return str(placed["out_trade_no"])
+
+
+def test_an_operator_sends_a_closed_refund_again_and_applies_an_abnormal_one_to_a_card(
+    desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    product_id = _product(api, op.headers, tree.city_a)
+    closed = _refunding(api, tree, op.headers, product_id)
+    abnormal = _refunding(api, tree, op.headers, product_id)
+    _ended(api, desktop, f"{closed}R", "close")
+    _ended(api, desktop, f"{abnormal}R", "abnormal")
+
+    sign_in_to_console(desktop, op.username)
+    desktop.goto("/console/mall/orders?state=refund_failed")
+    expect(desktop.get_by_role("heading", name="共 2 个订单")).to_be_visible()
+    desktop.locator("tbody a").last.click()  # the older order: the one closed
+    expect(desktop.locator("#order-state")).to_have_text("退款未成功")
+    expect(desktop.locator("#refund-failure")).to_contain_text("退款已被微信支付关闭")
+    expect(desktop.locator("#out-refund-no")).to_have_text(f"{closed}R")
+    shot(desktop, "console-mall-refund-closed")
+    assert axe(desktop) == []
+    desktop.get_by_role("button", name="重新发起退款").click()
+    expect(desktop.get_by_role("status")).to_have_text("已重新发起退款")
+    expect(desktop.locator("#order-state")).to_have_text("退款中")
+    expect(desktop.locator("#out-refund-no")).to_have_text(f"{closed}R2")
+    _ended(api, desktop, f"{closed}R2", "succeed")
+    desktop.reload()
+    expect(desktop.locator("#order-state")).to_have_text("已退款")
+    expect(desktop.get_by_text("退款入账账户：支付用户零钱")).to_be_visible()
+
+    desktop.goto("/console/mall/orders?state=refund_failed")
+    desktop.locator("tbody a").first.click()
+    expect(desktop.locator("#refund-failure")).to_contain_text("退款异常")
+    expect(desktop.get_by_role("button", name="重新发起退款")).to_have_count(0)
+    shot(desktop, "console-mall-refund-abnormal")
+    assert axe(desktop) == []
+    desktop.get_by_label("开户银行").fill("ICBC_DEBIT")
+    desktop.get_by_label("银行卡号").fill("6222 0202 0000 1234")
+    desktop.get_by_label("收款人姓名").fill("李四")
+    desktop.get_by_role("button", name="申请异常退款").click()
+    expect(desktop.get_by_role("status")).to_have_text("已申请异常退款，等待微信支付处理")
+    expect(desktop.locator("#order-state")).to_have_text("退款中")
+    expect(desktop.get_by_text("已申请退至会员银行卡，等待微信支付处理。")).to_be_visible()
+    _ended(api, desktop, f"{abnormal}R", "succeed")
+    desktop.reload()
+    expect(desktop.get_by_text("退款入账账户：ICBC_DEBIT借记卡1234")).to_be_visible()

@@ -16,9 +16,15 @@ from gonghui.bodylimit import max_body, upload_limit
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
-from gonghui.mall import catalog, fulfilment, orders, refunds, reports
+from gonghui.mall import catalog, fulfilment, orders, refund_failures, refunds, reports
 from gonghui.mall.models import OrderState
-from gonghui.mall.schemas import ProductCreate, ProductUpdate, SkuCreate, SkuUpdate
+from gonghui.mall.schemas import (
+    AbnormalRefundRequest,
+    ProductCreate,
+    ProductUpdate,
+    SkuCreate,
+    SkuUpdate,
+)
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Permission
 from gonghui.types import Id, form_cents
@@ -214,7 +220,7 @@ def orders_page(request: Request, user: ConsoleStaff, state: str = "") -> Respon
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
         found = orders.list_orders(session, actor=actor, state=chosen, limit=200)
-        views = [orders.order_view(session, order) for order in found]
+        views = [orders.order_view(session, order, staff=True) for order in found]
     context = {
         "active": "nav.mall",
         "csrf_token": user.csrf_token,
@@ -235,7 +241,7 @@ def _order_page(
         order = orders.get_order(session, actor=actor, order_id=order_id)
         if reveal:
             orders.reveal_address(session, actor=actor, order=order)
-        view = orders.order_view(session, order, reveal=reveal)
+        view = orders.order_view(session, order, reveal=reveal, staff=True)
         path = orgs.get_org(session, actor=actor, org_id=order.org_id).path
         last_error = order.last_error
     context = {
@@ -255,7 +261,7 @@ def order_page(request: Request, user: ConsoleStaff, order_id: Id, done: str = "
     return _order_page(request, user, order_id, done=done if done in DONE else "")
 
 
-DONE = frozenset({"shipped", "approved", "refused"})
+DONE = frozenset({"shipped", "approved", "refused", "retried", "abnormal_applied"})
 
 
 @router.post("/orders/{order_id}/reveal", response_class=HTMLResponse)
@@ -307,15 +313,56 @@ def decide_refund(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
-    decide = {"approve": refunds.approve, "refuse": refunds.refuse}.get(decision)
-    if decide is None:
+    decisions = {
+        "approve": (refunds.approve, "approved"),
+        "refuse": (refunds.refuse, "refused"),
+        "retry": (refund_failures.retry, "retried"),
+    }
+    if decision not in decisions:
         return _order_page(request, user, order_id)
+    decide, done = decisions[decision]
     try:
         with unit_of_work() as session:
             decide(session, actor=_actor(request, user), order_id=order_id)
     except DomainError as exc:
         return _order_page(request, user, order_id, error=error_key(exc))
-    return _done(order_id, "approved" if decision == "approve" else "refused")
+    return _done(order_id, done)
+
+
+@router.post("/orders/{order_id}/abnormal-refund", response_class=HTMLResponse)
+def apply_abnormal_refund(
+    request: Request,
+    user: ConsoleStaff,
+    order_id: Id,
+    kind: Annotated[str, Form(alias="type", max_length=20)],
+    bank_type: Annotated[str, Form(max_length=16)] = "",
+    bank_account: Annotated[str, Form(max_length=30)] = "",
+    real_name: Annotated[str, Form(max_length=50)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+    to_card = kind == "USER_BANK_CARD"
+    try:
+        body = AbnormalRefundRequest.model_validate(
+            {
+                "type": kind,
+                "bank_type": bank_type.strip().upper() if to_card else None,
+                "bank_account": bank_account.replace(" ", "") if to_card else None,
+                "real_name": real_name.strip() if to_card else None,
+            }
+        )
+    except ValidationError:
+        return _order_page(request, user, order_id, error="error.mall.bank_card_needed")
+    card = None
+    if body.bank_type and body.bank_account and body.real_name:
+        card = refund_failures.BankCard(body.bank_type, body.bank_account, body.real_name)
+    try:
+        refund_failures.apply_abnormal(
+            actor=_actor(request, user), order_id=order_id, kind=body.type, card=card
+        )
+    except DomainError as exc:
+        return _order_page(request, user, order_id, error=error_key(exc))
+    return _done(order_id, "abnormal_applied")
 
 
 @router.get("/sales.xlsx")

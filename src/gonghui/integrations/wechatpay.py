@@ -44,7 +44,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
-from wechatpayv3.utils import aes_decrypt, rsa_sign, rsa_verify
+from wechatpayv3.utils import aes_decrypt, rsa_encrypt, rsa_sign, rsa_verify
 
 from gonghui.errors import DomainError, UpstreamError
 from gonghui.integrations.errors import IntegrationsError
@@ -236,6 +236,22 @@ def jsapi_pay_params(merchant: Merchant, *, appid: str, prepay_id: str) -> dict[
     }
 
 
+def sealing_key(merchant: Merchant) -> str:
+    """The key id sensitive request fields are sealed for: the WeChat Pay public key's
+    (recommended) if we hold it, else a platform certificate's serial."""
+    ids = sorted(merchant.verifying_keys, key=lambda k: (not k.startswith("PUB_KEY_ID_"), k))
+    if not ids:
+        raise _unavailable("no WeChat Pay key to seal sensitive fields for")
+    return ids[0]
+
+
+def seal(merchant: Merchant, serial: str, text: str) -> str:
+    """``text`` (a bank account, a name) sealed for WeChat Pay as its API v3 wants
+    sensitive fields: RSA-OAEP (SHA-1) under the key ``serial`` names, in base64; the
+    request carries ``Wechatpay-Serial: <serial>``."""
+    return str(rsa_encrypt(text, merchant.verifying_keys[serial]))
+
+
 @dataclass(frozen=True)
 class Notification:
     id: str
@@ -282,8 +298,16 @@ class WechatPayClient:
         self.merchant = merchant
         self.timeout_s = timeout_s
 
-    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """``path`` (``/v3/...``, with its query) with ``body``; the verified answer."""
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        serial: str | None = None,
+    ) -> dict[str, Any]:
+        """``path`` (``/v3/...``, with its query) with ``body``; the verified answer.
+        ``serial``: the key the body's sensitive fields are sealed for (:func:`seal`)."""
         m = self.merchant
         text = "" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         headers = {
@@ -294,6 +318,8 @@ class WechatPayClient:
             "Content-Type": "application/json",
             "User-Agent": "gonghui",
         }
+        if serial is not None:
+            headers["Wechatpay-Serial"] = serial
         url = m.base_url.rstrip("/") + path
         try:
             resp = _http().request(

@@ -18,3 +18,6 @@ class MallError(StrEnum):
     PAID_ALREADY = "mall.paid_already"
     TRY_AGAIN = "mall.try_again"
     VOUCHER_UNUSABLE = "mall.voucher_unusable"
+    # An abnormal refund is applied to a bank card, never sent again (that refunds twice).
+    REFUND_ABNORMAL = "mall.refund_abnormal"
+    BANK_CARD = "mall.bank_card_needed"

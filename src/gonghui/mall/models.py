@@ -68,7 +68,30 @@ class OrderState(StrEnum):
     CANCELLED = "cancelled"  # unpaid, cancelled by the member or closed after the timeout
     REFUND_REQUESTED = "refund_requested"  # the member asked; an operator decides
     REFUNDING = "refunding"  # approved; the refund is at WeChat Pay
+    # WeChat Pay refused, closed or could not pay out the refund (``refund_failure``):
+    # an operator retries it or, when abnormal, has it paid to a bank card.
+    REFUND_FAILED = "refund_failed"
     REFUNDED = "refunded"  # REFUND.SUCCESS: the money is back with the member
+
+
+class RefundFailure(StrEnum):
+    """Why the order's refund attempt did not reach the member."""
+
+    REFUSED = "refused"  # WeChat Pay refused the request (4xx, e.g. NOT_ENOUGH balance)
+    CLOSED = "closed"  # REFUND.CLOSED: the refund was closed, the money stays with us
+    # REFUND.ABNORMAL: the payer's account could not take it (a card cancelled or frozen);
+    # WeChat Pay holds the money until the abnormal refund is applied to a bank card.
+    ABNORMAL = "abnormal"
+    # WeChat Pay never answered (the task gave up): it may hold the refund already, so a
+    # retry sends the same out_refund_no again.
+    UNANSWERED = "unanswered"
+
+
+class AbnormalRefund(StrEnum):
+    """Where an abnormal refund is paid (``apply-abnormal-refund``'s ``type``)."""
+
+    USER_BANK_CARD = "USER_BANK_CARD"  # the member's debit card
+    MERCHANT_BANK_CARD = "MERCHANT_BANK_CARD"  # the seller's bank account (paid on by hand)
 
 
 # An order in one of these states holds its stock, subsidy and voucher.
@@ -81,6 +104,7 @@ HOLDING = frozenset(
         OrderState.COMPLETED,
         OrderState.REFUND_REQUESTED,
         OrderState.REFUNDING,
+        OrderState.REFUND_FAILED,
     }
 )
 
@@ -112,7 +136,9 @@ class Order(Base):
     voucher_cents: Mapped[int] = mapped_column(default=0)
     total_cents: Mapped[int]
     state: Mapped[OrderState] = mapped_column(String(20), default=OrderState.UNPAID)
-    # The state a refund request came from (an operator's refusal goes back to it).
+    # The state a refund request came from (an operator's refusal goes back to it);
+    # ``cancelled`` for a payment that arrived after the order was cancelled (refunded
+    # automatically; its holds were given back at the cancel).
     refund_from: Mapped[OrderState | None] = mapped_column(String(20))
     # When the sweep next looks at it: the unpaid timeout, auto-receipt, completion.
     due_at: Mapped[datetime | None]
@@ -123,8 +149,19 @@ class Order(Base):
     openid: Mapped[str | None] = mapped_column(String(128))
     prepay_id: Mapped[str | None] = mapped_column(String(64))
     transaction_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # The refund's attempt (1 at approval, one more per retry after a refusal or a close)
+    # and its number at WeChat Pay (:func:`gonghui.mall.refunds.refund_number`): one
+    # attempt is live at a time, and a number is never sent for two amounts.
+    refund_attempt: Mapped[int] = mapped_column(default=0, server_default="0")
     out_refund_no: Mapped[str | None] = mapped_column(String(64), unique=True)
     refund_id: Mapped[str | None] = mapped_column(String(32))
+    refund_failure: Mapped[RefundFailure | None] = mapped_column(String(20))
+    # What WeChat Pay said of the failure (its code and message).
+    refund_error: Mapped[str | None] = mapped_column(String(300))
+    # The abnormal refund applied to the current attempt, if any.
+    abnormal_refund: Mapped[AbnormalRefund | None] = mapped_column(String(20))
+    # Where the money went (WeChat Pay's ``user_received_account``, e.g. 支付用户零钱).
+    refund_account: Mapped[str | None] = mapped_column(String(64))
     refund_reason: Mapped[str | None] = mapped_column(String(200))
     courier_company: Mapped[str | None] = mapped_column(String(50))
     courier_no: Mapped[str | None] = mapped_column(String(50))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.audit import service as audit
@@ -34,6 +34,11 @@ _FIELDS = (
     "courier_company",
     "courier_no",
     "refund_reason",
+    "out_refund_no",
+    "refund_failure",
+    "refund_error",
+    "abnormal_refund",
+    "refund_account",
 )
 LINE_FIELDS = (
     "sku_id",
@@ -57,16 +62,23 @@ _TIMES = (
 )
 
 
-def order_view(session: Session, order: Order, *, reveal: bool = False) -> dict[str, Any]:
-    """The order as the API shows it (JSON-ready: the hot writer answers with it)."""
+def order_view(
+    session: Session, order: Order, *, reveal: bool = False, staff: bool = False
+) -> dict[str, Any]:
+    """The order as the API shows it (JSON-ready: the hot writer answers with it). What
+    WeChat Pay said of a failed refund (e.g. the merchant's balance is short) is for
+    operators (``staff``) only."""
     lines = session.scalars(
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
     )
-    return shaped_view(
+    view = shaped_view(
         lambda name: getattr(order, name),
         address=address_view(order.address_enc, reveal=reveal),
         lines=[{name: getattr(line, name) for name in LINE_FIELDS} for line in lines],
     )
+    if not staff:
+        view["refund_error"] = None
+    return view
 
 
 def shaped_view(
@@ -78,24 +90,54 @@ def shaped_view(
         at = field(name)
         view[name] = at.isoformat() if at is not None else None
     view["state"] = str(field("state"))
+    refund_from = field("refund_from")
+    view["refund_from"] = None if refund_from is None else str(refund_from)
+    view["refund_attempt"] = field("refund_attempt") or 0
     view["address"] = address
     view["lines"] = lines
     return view
 
 
 def move(
-    session: Session, order: Order, *, from_: Collection[OrderState], to: OrderState, **values: Any
+    session: Session,
+    order: Order,
+    *,
+    from_: Collection[OrderState],
+    to: OrderState,
+    when: Collection[ColumnElement[bool]] = (),
+    **values: Any,
 ) -> bool:
     """``order`` from one of ``from_`` to ``to`` (with ``values``), exactly once however
-    many callers race: False if it was not in ``from_`` any more."""
+    many callers race: False if it was not in ``from_`` any more (or ``when`` no longer
+    holds, e.g. the refund attempt it was about is over)."""
     moved = session.execute(
         update(Order)
-        .where(Order.id == order.id, Order.state.in_([str(s) for s in from_]))
+        .where(Order.id == order.id, Order.state.in_([str(s) for s in from_]), *when)
         .values(state=to, **values)
         .execution_options(synchronize_session=False)
     )
     session.refresh(order)
     return rowcount(moved) == 1
+
+
+def audit_order(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    order: Order,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An operator's action on ``order`` in the audit log (``mall.<action>``)."""
+    audit.record(
+        session,
+        actor=actor,
+        action=f"mall.{action}",
+        org_id=order.org_id,
+        subject_type="mall_order",
+        subject_id=order.id,
+        details=details,
+    )
 
 
 def refuse_state(order: Order, doing: str) -> Conflict:

@@ -6,7 +6,8 @@
 - ``TRANSACTION.SUCCESS`` (:mod:`gonghui.payments` verifies, decrypts and de-duplicates
   it) and a query for a notification that is late both end in :func:`mark_paid`: the
   amount, merchant and app are checked against our order, and ``unpaid → paid`` with the
-  payment's ledger row happens once.
+  payment's ledger row happens once. A payment for an order cancelled meanwhile is kept in
+  the ledger too and refunded at once (:func:`.refunds.refund_late_payment`).
 - :func:`close_unpaid` (the member cancels; the sweep closes it after the timeout): a
   placed order is asked for first (paid after all: it is paid) and closed at WeChat Pay,
   so no payment can follow; then ``unpaid → cancelled`` gives back what it held.
@@ -26,7 +27,7 @@ from gonghui.clock import now
 from gonghui.db import unit_of_work
 from gonghui.errors import Conflict
 from gonghui.integrations import wechatpay
-from gonghui.mall import holds
+from gonghui.mall import holds, refunds
 from gonghui.mall.errors import MallError
 from gonghui.mall.models import Order, OrderState
 from gonghui.mall.orders import member_order, move, order_view, refuse_state
@@ -108,7 +109,10 @@ def mark_paid(
         paid_at=now(),
         transaction_id=transaction_id,
         due_at=None,
-    ):
+    ) or refunds.refund_late_payment(session, order, transaction_id=transaction_id):
+        # Paid, or paid after it was cancelled (a payment that raced the close at WeChat
+        # Pay, or the member paying as the order was cancelled): the payment is in the
+        # ledger either way, and the second is refunded at once.
         benefits.record_entry(
             session,
             membership_id=order.membership_id,
@@ -124,11 +128,10 @@ def mark_paid(
                 "notification_id": notification_id,
             },
         )
-    elif order.state == OrderState.CANCELLED and order.transaction_id is None:
-        # Closed at WeChat Pay before it was released, so this cannot happen unless
-        # WeChat Pay took a payment after closing: an operator refunds it by hand.
-        log.error("a cancelled order was paid", extra={"fields": {"order": order.id}})
-        order.last_error = f"paid after it was closed (transaction {transaction_id})"
+        if order.state == OrderState.REFUNDING:
+            log.warning(
+                "a cancelled order was paid: refunding it", extra={"fields": {"order": order.id}}
+            )
     return order
 
 

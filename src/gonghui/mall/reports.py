@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook  # type: ignore[import-untyped]
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from gonghui.cells import safe_row
@@ -25,6 +25,7 @@ SOLD = [
     OrderState.COMPLETED,
     OrderState.REFUND_REQUESTED,
     OrderState.REFUNDING,
+    OrderState.REFUND_FAILED,
 ]
 BY_REGION = ["帮扶地区 region", "订单数 orders", "件数 units", "商品金额(分) goods_cents"]
 BY_ORG = [
@@ -39,7 +40,11 @@ BY_ORG = [
 
 
 def _sold(actor: Actor, start: datetime | None, end: datetime | None) -> Select[Any]:
-    orders = scoped(select(Order.id), actor, MANAGE).where(Order.state.in_(SOLD))
+    orders = scoped(select(Order.id), actor, MANAGE).where(
+        Order.state.in_(SOLD),
+        # A payment that came after the order was cancelled is refunded, not a sale.
+        or_(Order.refund_from.is_(None), Order.refund_from != OrderState.CANCELLED),
+    )
     if start is not None:
         orders = orders.where(Order.paid_at >= start)
     if end is not None:

@@ -21,10 +21,21 @@ from gonghui.deps import (
     WriteSessionDep,
 )
 from gonghui.errors import NotFound
-from gonghui.mall import cart, catalog, checkout, fulfilment, orders, payment, refunds, reports
+from gonghui.mall import (
+    cart,
+    catalog,
+    checkout,
+    fulfilment,
+    orders,
+    payment,
+    refund_failures,
+    refunds,
+    reports,
+)
 from gonghui.mall.errors import MallError
 from gonghui.mall.models import OrderState, Product
 from gonghui.mall.schemas import (
+    AbnormalRefundRequest,
     CartItemIn,
     CartRead,
     CheckoutRequest,
@@ -140,7 +151,7 @@ def list_orders(
     limit: Count = 50,
 ) -> Any:
     found = orders.list_orders(session, actor=staff, state=state, before_id=cursor, limit=limit)
-    return [orders.order_view(session, order) for order in found]
+    return [orders.order_view(session, order, staff=True) for order in found]
 
 
 @router.get("/mall/orders/{order_id}", response_model=OrderRead)
@@ -152,7 +163,7 @@ def get_order(
     order = orders.get_order(session, actor=staff, order_id=order_id)
     if reveal:
         orders.reveal_address(session, actor=staff, order=order)
-    return orders.order_view(session, order, reveal=reveal)
+    return orders.order_view(session, order, reveal=reveal, staff=True)
 
 
 @router.post("/mall/orders/{order_id}/ship", response_model=OrderRead)
@@ -164,19 +175,47 @@ def ship(order_id: Id, body: ShipRequest, staff: CurrentStaff, session: SessionD
         courier_company=body.courier_company,
         courier_no=body.courier_no,
     )
-    return orders.order_view(session, order)
+    return orders.order_view(session, order, staff=True)
 
 
 @router.post("/mall/orders/{order_id}/refund/approve", response_model=OrderRead)
 def approve_refund(order_id: Id, staff: CurrentStaff, session: SessionDep) -> Any:
     """Refund the member's payment through WeChat Pay; the order is ``refunded`` once
     WeChat Pay says the money is back."""
-    return orders.order_view(session, refunds.approve(session, actor=staff, order_id=order_id))
+    return orders.order_view(
+        session, refunds.approve(session, actor=staff, order_id=order_id), staff=True
+    )
 
 
 @router.post("/mall/orders/{order_id}/refund/refuse", response_model=OrderRead)
 def refuse_refund(order_id: Id, staff: CurrentStaff, session: SessionDep) -> Any:
-    return orders.order_view(session, refunds.refuse(session, actor=staff, order_id=order_id))
+    return orders.order_view(
+        session, refunds.refuse(session, actor=staff, order_id=order_id), staff=True
+    )
+
+
+@router.post("/mall/orders/{order_id}/refund/retry", response_model=OrderRead)
+def retry_refund(order_id: Id, staff: CurrentStaff, session: SessionDep) -> Any:
+    """Send a ``refund_failed`` refund again: refused or closed as a new attempt (a new
+    ``out_refund_no``), unanswered under the same number. An abnormal refund is not
+    retried (409 ``mall.refund_abnormal``): apply it to a bank card."""
+    return orders.order_view(
+        session, refund_failures.retry(session, actor=staff, order_id=order_id), staff=True
+    )
+
+
+@router.post("/mall/orders/{order_id}/refund/abnormal", response_model=OrderRead)
+async def apply_abnormal_refund(
+    order_id: Id, body: AbnormalRefundRequest, staff: CurrentStaff
+) -> Any:
+    """Have WeChat Pay pay an abnormal refund to the member's debit card or to the
+    seller's bank account; the order is ``refunding`` again until WeChat Pay says."""
+    card = None
+    if body.bank_type and body.bank_account and body.real_name:
+        card = refund_failures.BankCard(body.bank_type, body.bank_account, body.real_name)
+    return await run_in_threadpool(
+        refund_failures.apply_abnormal, actor=staff, order_id=order_id, kind=body.type, card=card
+    )
 
 
 @router.get("/mall/reports/sales.xlsx", response_class=Response)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gonghui.benefits.schemas import AddressRequest
-from gonghui.mall.models import OrderState
+from gonghui.mall.models import AbnormalRefund, OrderState, RefundFailure
 from gonghui.types import Amount, Count, Id
 
 Price = Amount
@@ -147,6 +147,17 @@ class OrderRead(BaseModel):
     courier_company: str | None
     courier_no: str | None
     refund_reason: str | None
+    # ``cancelled``: a payment that came after the order was cancelled, refunded at once.
+    refund_from: OrderState | None
+    # The refund's attempt and number at WeChat Pay; why the last attempt failed
+    # (``refund_failed``) and what WeChat Pay said (operators only); the abnormal refund
+    # applied; where the money went once refunded.
+    refund_attempt: int
+    out_refund_no: str | None
+    refund_failure: RefundFailure | None
+    refund_error: str | None
+    abnormal_refund: AbnormalRefund | None
+    refund_account: str | None
     due_at: datetime | None
     created_at: datetime
     paid_at: datetime | None
@@ -179,3 +190,27 @@ class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=200)
+
+
+class AbnormalRefundRequest(BaseModel):
+    """Where an abnormal refund goes: the member's debit card (its bank type as WeChat Pay
+    names it, e.g. ``ICBC_DEBIT``, number and holder; sent sealed, never stored) or the
+    seller's bank account (the seller then pays the member)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: AbnormalRefund
+    bank_type: str | None = Field(default=None, pattern=r"^[A-Z0-9_]{2,16}$")
+    bank_account: str | None = Field(default=None, pattern=r"^[0-9]{12,19}$")
+    real_name: str | None = Field(default=None, min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _card_for_the_member(self) -> AbnormalRefundRequest:
+        card = (self.bank_type, self.bank_account, self.real_name)
+        if self.type == AbnormalRefund.USER_BANK_CARD and None in card:
+            raise ValueError(
+                "a refund to the member's card needs bank_type, bank_account, real_name"
+            )
+        if self.type == AbnormalRefund.MERCHANT_BANK_CARD and card != (None, None, None):
+            raise ValueError("a refund to the seller's account takes no card")
+        return self

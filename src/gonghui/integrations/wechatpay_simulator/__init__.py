@@ -12,11 +12,13 @@ are generated once into ``data_dir/secrets/wechatpay-simulator.json``
 Endpoints: 代金券 stocks and coupons (:mod:`.coupons`), JSAPI payments and refunds
 (:mod:`.payments`), and the bill files both hand out for reconciliation (:mod:`.bills`).
 Control endpoints under ``/_sim/wechatpay/_control`` play the outside world: a member spends
-a coupon (``COUPON.USE``), a payer pays (``TRANSACTION.SUCCESS``), a refund reaches the
-payer (``REFUND.SUCCESS``), each notification optionally twice or held back and released
-later; faults on the next calls (``timeout``: no answer before the client gives up;
-``error``: 500 ``SYSTEM_ERROR``; ``lost``: the call takes effect but its answer is a 500),
-and the answer latency (default ``wechatpay_simulator_latency_ms``, 100 ms, WeChat Pay's
+a coupon (``COUPON.USE``), a payer pays (``TRANSACTION.SUCCESS``; also a payment that raced
+the order's close), a refund reaches the payer, is closed or turns abnormal
+(``REFUND.SUCCESS``, ``.CLOSED``, ``.ABNORMAL``), each notification optionally twice or held
+back and released later; the merchant's balance runs short for refunds (``NOT_ENOUGH``);
+faults on the next calls (``timeout``: no answer before the client gives up; ``error``:
+500 ``SYSTEM_ERROR``; ``lost``: the call takes effect but its answer is a 500), and the
+answer latency (default ``wechatpay_simulator_latency_ms``, 100 ms, WeChat Pay's
 documented processing time). State lives in this process's memory, as the WeChat simulator's
 does.
 """

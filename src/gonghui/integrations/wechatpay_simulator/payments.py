@@ -1,12 +1,18 @@
 """JSAPI payments and refunds: placing an order (``prepay_id``), querying and closing it,
 the payer paying (a ``TRANSACTION.SUCCESS`` notification to the order's notify_url), and
 refunds (``POST /v3/refund/domestic/refunds``, idempotent by ``out_refund_no``; query;
-``REFUND.SUCCESS`` when the control endpoint says the money is back).
+``apply-abnormal-refund``), each ending as the control endpoints say: the money is back
+(``REFUND.SUCCESS``), the refund closed (``REFUND.CLOSED``, the money back with the
+merchant) or abnormal (``REFUND.ABNORMAL``, the payer's account could not take it).
 
 As at WeChat Pay: placing the same ``out_trade_no`` again with the same content answers
 the same ``prepay_id``, with other content it is refused; a closed or expired order cannot
-be paid; an order paid cannot be closed; refunds never pass what was paid.
-https://pay.weixin.qq.com/doc/v3/merchant/4012791856 (JSAPI), 4012791862 (refunds).
+be paid (unless the control endpoint plays a payment that raced the close); an order paid
+cannot be closed; refunds never pass what was paid, nor the merchant's balance when the
+control endpoint sets one (403 ``NOT_ENOUGH``); an abnormal refund is applied once, to a
+debit card whose number and holder come sealed for the platform key, or to the merchant's
+bank account. https://pay.weixin.qq.com/doc/v3/merchant/4012791856 (JSAPI), 4012791862
+(refunds), https://pay.weixin.qq.com/docs/merchant/apis/refund/refunds/create-abnormal-refund.html.
 """
 
 from __future__ import annotations
@@ -15,20 +21,23 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
+from wechatpayv3.utils import rsa_decrypt
 
 from gonghui.integrations.wechatpay_simulator.bills import bill, offer, yuan
 from gonghui.integrations.wechatpay_simulator.protocol import (
+    PUBLIC_KEY_ID,
     Delivery,
     Refusal,
     SignedCall,
     SimulatorRoute,
     before_answer,
+    load_secrets,
     lost_answer,
     notify,
     now_text,
@@ -63,15 +72,19 @@ class _Refund:
     amount: int
     reason: str
     notify_url: str
-    status: str = "PROCESSING"  # SUCCESS
+    status: str = "PROCESSING"  # SUCCESS, CLOSED, ABNORMAL
     create_time: str = field(default_factory=now_text)
     success_time: str | None = None
+    account: str = "支付用户零钱"  # where the money goes (user_received_account)
+    abnormal_type: str | None = None  # applied: USER_BANK_CARD or MERCHANT_BANK_CARD
 
 
 @dataclass
 class _State:
     trades: dict[str, _Trade] = field(default_factory=dict)  # by out_trade_no
     refunds: dict[str, _Refund] = field(default_factory=dict)  # by out_refund_no
+    # The merchant's balance refunds are paid from, in cents (None: never short).
+    balance: int | None = None
 
 
 _lock = threading.Lock()
@@ -212,14 +225,23 @@ async def close_trade(out_trade_no: str, call: SignedCall) -> Response:
     return signed(204, None)
 
 
+class _Payment(Delivery):
+    # The payment raced the order's close (or its time running out) and won: WeChat Pay
+    # takes it although the merchant has closed the order.
+    after_close: bool = False
+
+
 @router.post("/_control/transactions/{out_trade_no}/pay")
-def pay(out_trade_no: str, body: Delivery) -> dict[str, Any]:
+def pay(out_trade_no: str, body: _Payment) -> dict[str, Any]:
     """The payer confirms the payment in WeChat: the order is paid, and TRANSACTION.SUCCESS
     goes to its notify_url (twice with ``duplicate``; kept until released with ``hold``).
-    An order closed, expired or paid already is not paid (again)."""
+    An order closed, expired or paid already is not paid (again), unless ``after_close``
+    plays a payment that raced the close."""
     with _lock:
         trade = _state.trades.get(out_trade_no)
-        if trade is None or trade.state != "NOTPAY" or _expired(trade):
+        open_ = trade is not None and trade.state == "NOTPAY" and not _expired(trade)
+        raced = body.after_close and trade is not None and trade.state in ("NOTPAY", "CLOSED")
+        if trade is None or not (open_ or raced):
             return {"paid": False}
         trade.state = "SUCCESS"
         trade.transaction_id = f"42000{secrets.randbelow(10**23):023d}"
@@ -258,8 +280,8 @@ def _refund_view(refund: _Refund) -> dict[str, Any]:
         "out_refund_no": refund.out_refund_no,
         "transaction_id": trade.transaction_id,
         "out_trade_no": trade.out_trade_no,
-        "channel": "ORIGINAL",
-        "user_received_account": "支付用户零钱",
+        "channel": "ORIGINAL" if refund.abnormal_type is None else "OTHER_BANKCARD",
+        "user_received_account": refund.account,
         "success_time": refund.success_time,
         "create_time": refund.create_time,
         "status": refund.status,
@@ -298,6 +320,10 @@ async def create_refund(call: SignedCall) -> Response:
                 raise Refusal(400, "PARAM_ERROR", "订单金额与原订单不一致")
             if trade.refunded + new.amount.refund > trade.total:
                 raise Refusal(403, "NOT_ENOUGH", "退款金额超过可退金额")
+            if _state.balance is not None:
+                if new.amount.refund > _state.balance:
+                    raise Refusal(403, "NOT_ENOUGH", "基本账户余额不足，请充值后重新发起")
+                _state.balance -= new.amount.refund
             trade.refunded += new.amount.refund
             trade.state = "REFUND"
             refund = _Refund(
@@ -326,26 +352,46 @@ async def query_refund(out_refund_no: str, call: SignedCall) -> Response:
     return signed(200, view)
 
 
-@router.post("/_control/refunds/{out_refund_no}/succeed")
-def refund_succeeds(out_refund_no: str, body: Delivery) -> dict[str, Any]:
-    """The money is back with the payer: the refund is SUCCESS, and REFUND.SUCCESS goes to
-    its notify_url (twice with ``duplicate``; kept until released with ``hold``)."""
+# How a control endpoint ends a refund: its status, notification and summary.
+_ENDINGS = {
+    "succeed": ("SUCCESS", "REFUND.SUCCESS", "退款成功"),
+    "close": ("CLOSED", "REFUND.CLOSED", "退款关闭"),
+    "abnormal": ("ABNORMAL", "REFUND.ABNORMAL", "退款异常"),
+}
+
+
+@router.post("/_control/refunds/{out_refund_no}/{ending}")
+def end_refund(out_refund_no: str, ending: str, body: Delivery) -> dict[str, Any]:
+    """A processing refund ends: ``succeed`` (the money is back with the payer),
+    ``close`` (closed: the money is back with the merchant, refundable again) or
+    ``abnormal`` (the payer's account could not take it; WeChat Pay holds the money until
+    the abnormal refund is applied); its notification goes to its notify_url (twice with
+    ``duplicate``; kept until released with ``hold``)."""
+    if ending not in _ENDINGS:
+        return {"ended": False, "refused": ending}
+    status, event_type, summary = _ENDINGS[ending]
     with _lock:
         refund = _state.refunds.get(out_refund_no)
         if refund is None or refund.status != "PROCESSING":
-            return {"succeeded": False}
-        refund.status = "SUCCESS"
-        refund.success_time = now_text()
+            return {"ended": False}
+        refund.status = status
         trade = refund.trade
+        if status == "SUCCESS":
+            refund.success_time = now_text()
+        elif status == "CLOSED":
+            trade.refunded -= refund.amount
+            if _state.balance is not None:
+                _state.balance += refund.amount
+            if trade.refunded == 0:
+                trade.state = "SUCCESS"
         resource = {
             "mchid": trade.mchid,
             "out_trade_no": trade.out_trade_no,
             "transaction_id": trade.transaction_id,
             "out_refund_no": refund.out_refund_no,
             "refund_id": refund.refund_id,
-            "refund_status": "SUCCESS",
-            "success_time": refund.success_time,
-            "user_received_account": "支付用户零钱",
+            "refund_status": status,
+            "user_received_account": refund.account,
             "amount": {
                 "total": trade.total,
                 "refund": refund.amount,
@@ -353,18 +399,74 @@ def refund_succeeds(out_refund_no: str, body: Delivery) -> dict[str, Any]:
                 "payer_refund": refund.amount,
             },
         }
+        if refund.success_time is not None:
+            resource["success_time"] = refund.success_time
         url = refund.notify_url
     if not url:
-        return {"succeeded": True, "statuses": None}
+        return {"ended": True, "statuses": None}
     statuses = notify(
-        url,
-        "REFUND.SUCCESS",
-        resource,
-        summary="退款成功",
-        duplicate=body.duplicate,
-        hold=body.hold,
+        url, event_type, resource, summary=summary, duplicate=body.duplicate, hold=body.hold
     )
-    return {"succeeded": True, "statuses": statuses}
+    return {"ended": True, "statuses": statuses}
+
+
+class _Balance(BaseModel):
+    cents: int | None = Field(default=None, ge=0)
+
+
+@router.post("/_control/balance")
+def set_balance(body: _Balance) -> dict[str, Any]:
+    """The merchant's balance refunds are paid from (None: never short); a refund it cannot
+    cover is refused 403 ``NOT_ENOUGH``."""
+    with _lock:
+        _state.balance = body.cents
+    return {"cents": body.cents}
+
+
+class _AbnormalRefund(BaseModel):
+    out_refund_no: str = Field(min_length=1, max_length=64)
+    type: Literal["USER_BANK_CARD", "MERCHANT_BANK_CARD"]
+    bank_type: str | None = Field(default=None, max_length=16)
+    bank_account: str | None = Field(default=None, max_length=1024)
+    real_name: str | None = Field(default=None, max_length=1024)
+
+
+def _unsealed(text: str | None, serial: str) -> str:
+    """A sensitive field as the merchant sealed it for the platform key ``serial`` names."""
+    s = load_secrets()
+    if text is None or serial not in (PUBLIC_KEY_ID, s.certificate_serial):
+        raise Refusal(400, "PARAM_ERROR", "退款至用户银行卡须提供开户银行、卡号和姓名")
+    try:
+        return str(rsa_decrypt(text, s.platform_key))
+    except ValueError:
+        raise Refusal(400, "PARAM_ERROR", "敏感信息解密失败") from None
+
+
+@router.post("/v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund")
+async def apply_abnormal_refund(refund_id: str, call: SignedCall, request: Request) -> Response:
+    new: _AbnormalRefund = _validated(_AbnormalRefund, call.body)
+    account = "商户基本账户"
+    if new.type == "USER_BANK_CARD":
+        serial = request.headers.get("wechatpay-serial", "")
+        number = _unsealed(new.bank_account, serial)
+        _unsealed(new.real_name, serial)
+        if not new.bank_type or not number.isdigit():
+            raise Refusal(400, "PARAM_ERROR", "开户银行或银行卡号不正确")
+        account = f"{new.bank_type}借记卡{number[-4:]}"
+    lost = await before_answer()
+    with _lock:
+        refund = _state.refunds.get(new.out_refund_no)
+        if refund is None or refund.refund_id != refund_id or refund.trade.mchid != call.mchid:
+            raise Refusal(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        if refund.status != "ABNORMAL":
+            raise Refusal(400, "INVALID_REQUEST", "退款单状态不是退款异常")
+        refund.status = "PROCESSING"
+        refund.abnormal_type = new.type
+        refund.account = account
+        view = _refund_view(refund)
+    if lost:
+        raise lost_answer()
+    return signed(200, view)
 
 
 _TRADE_BILL_HEADER = (
