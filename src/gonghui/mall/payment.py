@@ -10,7 +10,10 @@
   the ledger too and refunded at once (:func:`.refunds.refund_late_payment`).
 - :func:`close_unpaid` (the member cancels; the sweep closes it after the timeout): a
   placed order is asked for first (paid after all: it is paid) and closed at WeChat Pay,
-  so no payment can follow; then ``unpaid → cancelled`` gives back what it held.
+  so no payment can follow; then ``unpaid → cancelled`` gives back what it held. A close
+  and a placing that race end the same way: the placing records its ``prepay_id`` only on
+  an order still unpaid (else it closes what it placed and refuses), and a close that read
+  the order unplaced cancels it only if it still is (else it closes it as a placed one).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy.orm import Session
 from gonghui.benefits import service as benefits
 from gonghui.benefits.models import LedgerAction, LedgerKind
 from gonghui.clock import now
-from gonghui.db import unit_of_work
+from gonghui.db import rowcount, unit_of_work
 from gonghui.errors import Conflict
 from gonghui.integrations import wechatpay
 from gonghui.mall import holds, refunds
@@ -69,12 +72,40 @@ def prepare_payment(*, membership_id: int, order_id: int) -> dict[str, str]:
         placed = client.call("POST", "/v3/pay/transactions/jsapi", request)
         prepay_id = str(placed["prepay_id"])
         with unit_of_work() as session:
-            session.execute(
+            recorded = session.execute(
                 update(Order)
-                .where(Order.id == order_id, Order.prepay_id.is_(None))
+                .where(
+                    Order.id == order_id,
+                    Order.state == OrderState.UNPAID,
+                    Order.prepay_id.is_(None),
+                )
                 .values(prepay_id=prepay_id)
             )
+            now_as = session.get(Order, order_id)
+            assert now_as is not None
+            unpaid = rowcount(recorded) == 1 or now_as.state == OrderState.UNPAID
+            refusal = None if unpaid else refuse_state(now_as, "paid")
+        if refusal is not None:
+            # Cancelled while it was being placed, by a close that saw it unplaced: close
+            # it at WeChat Pay now, so that no payment can follow.
+            _close_at_wechatpay(client, str(request["out_trade_no"]))
+            raise refusal
     return wechatpay.jsapi_pay_params(client.merchant, appid=appid, prepay_id=prepay_id)
+
+
+def _close_at_wechatpay(client: wechatpay.WechatPayClient, out_trade_no: str) -> bool:
+    """Close the order at WeChat Pay; False if it was paid first (``ORDERPAID``)."""
+    try:
+        client.call(
+            "POST",
+            f"/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
+            {"mchid": client.merchant.mchid},
+        )
+    except wechatpay.WechatPayRefused as exc:
+        if (exc.details or {}).get("code") != "ORDERPAID":
+            raise
+        return False
+    return True
 
 
 def mark_paid(
@@ -184,16 +215,7 @@ def close_unpaid(order_id: int, *, source: str) -> OrderState:
     if placed:
         found = query(out_trade_no)
         if found is not None and found.get("trade_state") not in ("SUCCESS", "REFUND"):
-            client = _client()
-            try:
-                client.call(
-                    "POST",
-                    f"/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
-                    {"mchid": client.merchant.mchid},
-                )
-            except wechatpay.WechatPayRefused as exc:
-                if (exc.details or {}).get("code") != "ORDERPAID":
-                    raise
+            if not _close_at_wechatpay(_client(), out_trade_no):
                 found = query(out_trade_no)  # paid just now
         if found is not None and found.get("trade_state") in ("SUCCESS", "REFUND"):
             with unit_of_work() as session:
@@ -203,16 +225,23 @@ def close_unpaid(order_id: int, *, source: str) -> OrderState:
     with unit_of_work() as session:
         order = session.get(Order, order_id)
         assert order is not None
-        if move(
+        moved = move(
             session,
             order,
             from_={OrderState.UNPAID},
             to=OrderState.CANCELLED,
+            # Unplaced as read: still unplaced (or placed meanwhile, see below).
+            when=() if placed else (Order.prepay_id.is_(None),),
             cancelled_at=now(),
             due_at=None,
-        ):
+        )
+        if moved:
             holds.release(session, order, source=source)
-        return order.state
+        state, placed_meanwhile = order.state, not moved and order.state == OrderState.UNPAID
+    if placed_meanwhile:
+        # Placed at WeChat Pay since it was read: closed there first, as any placed one.
+        return close_unpaid(order_id, source=source)
+    return state
 
 
 def cancel(*, membership_id: int, order_id: int) -> dict[str, Any]:
