@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -218,6 +218,18 @@ _CST = timezone(timedelta(hours=8))
 def wechat_time(at: datetime) -> str:
     """``at`` as WeChat Pay writes times: RFC 3339 in China Standard Time."""
     return at.astimezone(_CST).isoformat(timespec="seconds")
+
+
+def parse_wechat_time(text: object) -> datetime | None:
+    """A time WeChat Pay wrote (RFC 3339 with its offset), in UTC; None if absent or not
+    one."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
 def jsapi_pay_params(merchant: Merchant, *, appid: str, prepay_id: str) -> dict[str, str]:

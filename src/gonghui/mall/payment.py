@@ -132,15 +132,19 @@ def mark_paid(
         order.last_error = f"paid transaction does not match the order: {amount.get('total')} cents"
         return order
     transaction_id = str(transaction.get("transaction_id", ""))[:32]
+    # When WeChat Pay took it (as its bill counts the day), not when we heard.
+    paid_at = wechatpay.parse_wechat_time(transaction.get("success_time")) or now()
     if move(
         session,
         order,
         from_={OrderState.UNPAID},
         to=OrderState.PAID,
-        paid_at=now(),
+        paid_at=paid_at,
         transaction_id=transaction_id,
         due_at=None,
-    ) or refunds.refund_late_payment(session, order, transaction_id=transaction_id):
+    ) or refunds.refund_late_payment(
+        session, order, transaction_id=transaction_id, paid_at=paid_at
+    ):
         # Paid, or paid after it was cancelled (a payment that raced the close at WeChat
         # Pay, or the member paying as the order was cancelled): the payment is in the
         # ledger either way, and the second is refunded at once.

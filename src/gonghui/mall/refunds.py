@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
@@ -117,7 +118,9 @@ def refuse(session: Session, *, actor: Actor, order_id: int) -> Order:
     return order
 
 
-def refund_late_payment(session: Session, order: Order, *, transaction_id: str) -> bool:
+def refund_late_payment(
+    session: Session, order: Order, *, transaction_id: str, paid_at: datetime
+) -> bool:
     """WeChat Pay took a payment for ``order`` after it was cancelled (its stock, subsidy
     and voucher given back then): the order keeps the payment's record and refunds it at
     once, ``cancelled → refunding`` (``refund_from`` = cancelled, so its holds are not
@@ -128,7 +131,7 @@ def refund_late_payment(session: Session, order: Order, *, transaction_id: str) 
         from_={OrderState.CANCELLED},
         attempt=1,
         when=[Order.transaction_id.is_(None)],
-        paid_at=now(),
+        paid_at=paid_at,
         transaction_id=transaction_id,
         refund_from=OrderState.CANCELLED,
     )
@@ -291,7 +294,8 @@ def _refunded(
         from_={OrderState.REFUNDING, OrderState.REFUND_FAILED},
         to=OrderState.REFUNDED,
         when=[Order.out_refund_no == number],
-        refunded_at=now(),
+        # When WeChat Pay refunded it (as its bill counts the day), not when we heard.
+        refunded_at=wechatpay.parse_wechat_time(refund.get("success_time")) or now(),
         refund_failure=None,
         refund_account=str(refund.get("user_received_account") or "")[:64] or None,
     ):

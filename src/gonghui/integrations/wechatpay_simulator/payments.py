@@ -29,6 +29,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from wechatpayv3.utils import rsa_decrypt
 
+from gonghui import clock
 from gonghui.integrations.wechatpay_simulator.bills import bill, offer, yuan
 from gonghui.integrations.wechatpay_simulator.protocol import (
     PUBLIC_KEY_ID,
@@ -125,9 +126,7 @@ def _validated(model: type[BaseModel], body: dict[str, Any]) -> Any:
 
 
 def _expired(trade: _Trade) -> bool:
-    return (
-        trade.time_expire is not None and datetime.now(trade.time_expire.tzinfo) > trade.time_expire
-    )
+    return trade.time_expire is not None and clock.now() > trade.time_expire
 
 
 @router.post("/v3/pay/transactions/jsapi")

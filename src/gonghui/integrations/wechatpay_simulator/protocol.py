@@ -32,6 +32,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from wechatpayv3.utils import rsa_sign
 
+from gonghui import clock
 from gonghui.integrations.wechatpay import MAX_SKEW_S, SCHEMA, TIMEOUT_S, Merchant
 from gonghui.keys import load_or_create
 from gonghui.settings import get_settings
@@ -308,7 +309,8 @@ def lost_answer() -> Refusal:
 
 
 def now_text() -> str:
-    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+    """Now, as WeChat Pay writes it, on the server's clock (which tests move forward)."""
+    return clock.now().astimezone().isoformat(timespec="seconds")
 
 
 def notification(
