@@ -185,16 +185,20 @@ def list_scoped(
     permission: Permission,
     *,
     org_id: int | None = None,
+    before: int | None = None,
     limit: int = 100,
     most: int = 500,
 ) -> list[T]:
     """Rows of ``model`` (org-owned, as :func:`scoped` reads it) the caller may see, newest
     first, at most ``limit`` (kept within 1..``most``); with ``org_id``, only that org's own
-    (not found unless the caller holds ``permission`` there)."""
+    (not found unless the caller holds ``permission`` there); with ``before``, only those
+    older than that id (the next page)."""
+    pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
     stmt = scoped(select(model), actor, permission)
+    if before is not None:
+        stmt = stmt.where(pk < before)
     if org_id is not None:
         stmt = stmt.where(model.org_id == require_org(session, actor, permission, org_id).id)  # type: ignore[attr-defined]
-    pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
     return list(session.scalars(stmt.order_by(pk.desc()).limit(min(max(limit, 1), most))))
 
 

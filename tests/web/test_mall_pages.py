@@ -205,6 +205,62 @@ def test_an_operator_lists_a_product_with_two_skus_and_opens_a_mall_sale(
     assert activity["budget_cents"] == 500000
 
 
+def test_an_operator_edits_a_products_details_and_pages_through_the_products(
+    desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory, tmp_path: Path
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    first = _product(api, op.headers, tree.district_a1)
+    for n in range(50):
+        body = {
+            "org_id": tree.district_a1,
+            "name": f"土鸡蛋 {n + 1}",
+            "origin_region": "广西百色市",
+            "skus": [{"name": "30枚", "price_cents": 4500, "stock": 20}],
+        }
+        assert api.post("/api/v1/mall/products", json=body, headers=op.headers).status_code == 201
+    sign_in_to_console(desktop, op.username)
+    desktop.get_by_role("link", name="助农商城").click()
+    rows = desktop.locator("#products-h ~ table tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("土鸡蛋 50")
+    expect(desktop.get_by_role("link", name="高山云雾茶")).to_have_count(0)
+    desktop.get_by_role("link", name="更早的商品 ›").click()
+    expect(rows).to_have_count(1)
+    expect(desktop.get_by_role("link", name="更早的商品 ›")).to_have_count(0)
+    desktop.get_by_role("link", name="高山云雾茶").click()
+
+    desktop.get_by_text("编辑商品信息").click()
+    desktop.get_by_label("商品名称").fill("高山云雾绿茶")
+    desktop.get_by_label("帮扶地区（产地）").fill("贵州省黔南州")
+    desktop.get_by_label("商品介绍").fill("明前采摘，一芽一叶。")
+    desktop.get_by_role("checkbox").uncheck()  # the old picture goes
+    pictures = [tmp_path / "a.png", tmp_path / "b.png"]
+    for picture, colour in zip(pictures, ("#2e7d32", "#f9a825"), strict=True):
+        picture.write_bytes(_png(colour))
+    desktop.get_by_label("添加图片（JPEG、PNG 或 WebP，合计最多 9 张）").set_input_files(pictures)
+    assert axe(desktop) == []
+    desktop.get_by_role("button", name="保存商品信息").click()
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("高山云雾绿茶")
+    expect(desktop.get_by_role("status")).to_have_text("已保存")
+    shot(desktop, "console-mall-product-edited")
+    stored = api.get(f"/api/v1/mall/products/{first}", headers=op.headers).json()
+    assert (stored["name"], stored["origin_region"], stored["description"]) == (
+        "高山云雾绿茶",
+        "贵州省黔南州",
+        "明前采摘，一芽一叶。",
+    )
+    assert len(stored["images"]) == 2
+    before = stored["images"]
+
+    # A name left empty is refused with the field named, and nothing changes.
+    desktop.get_by_text("编辑商品信息").click()
+    desktop.get_by_label("商品名称").fill(" ")
+    desktop.get_by_role("button", name="保存商品信息").click()
+    expect(desktop.get_by_role("alert")).to_contain_text("name")
+    again = api.get(f"/api/v1/mall/products/{first}", headers=op.headers).json()
+    assert (again["name"], again["images"]) == ("高山云雾绿茶", before)
+
+
 def test_a_member_buys_with_subsidy_and_voucher_and_confirms_receipt(
     desktop: Page, phone: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
 ) -> None:

@@ -19,6 +19,7 @@ from gonghui.errors import DomainError
 from gonghui.mall import catalog, fulfilment, orders, refund_failures, refunds, reports
 from gonghui.mall.models import OrderState
 from gonghui.mall.schemas import (
+    MAX_IMAGES,
     AbnormalRefundRequest,
     ProductCreate,
     ProductUpdate,
@@ -44,10 +45,18 @@ def _problems(exc: ValidationError) -> list[str]:
 # -- products ------------------------------------------------------------------------------
 
 
-def _products_page(request: Request, user: PageUser, **extra: Any) -> Response:
+PRODUCTS_PAGE = 50
+
+
+def _products_page(
+    request: Request, user: PageUser, *, before: int | None = None, **extra: Any
+) -> Response:
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
-        products = catalog.list_products(session, actor=actor)
+        products = catalog.list_products(
+            session, actor=actor, before=before, limit=PRODUCTS_PAGE + 1
+        )
+        more, products = len(products) > PRODUCTS_PAGE, products[:PRODUCTS_PAGE]
         skus = catalog.skus_of(session, [p.id for p in products])
         visible = orgs.list_orgs(session, actor=actor)
     context = {
@@ -58,6 +67,8 @@ def _products_page(request: Request, user: PageUser, **extra: Any) -> Response:
         "org_names": {o.id: o.name for o in visible},
         "orgs": [o for o in visible if actor.can(Permission.ACTIVITIES_MANAGE, o.path)],
         "rows": range(SKU_ROWS),
+        "before": before,
+        "older": products[-1].id if more else None,
         "form": {},
         **extra,
     }
@@ -65,8 +76,9 @@ def _products_page(request: Request, user: PageUser, **extra: Any) -> Response:
 
 
 @router.get("", response_class=HTMLResponse)
-def products_page(request: Request, user: ConsoleStaff) -> Response:
-    return _products_page(request, user)
+def products_page(request: Request, user: ConsoleStaff, before: Id | None = None) -> Response:
+    """Products newest first, a page at a time (``before``: the last id of the page seen)."""
+    return _products_page(request, user, before=before)
 
 
 @router.post("/products", response_class=HTMLResponse)
@@ -110,7 +122,7 @@ async def _create_product(request: Request, user: PageUser, form: FormData) -> R
     try:
         data.images = [
             catalog.save_image(actor=actor, data=await f.read(catalog.IMAGE_MAX_BYTES + 1))
-            for f in uploads[:9]
+            for f in uploads[:MAX_IMAGES]
         ]
         with unit_of_work() as session:
             product_id = catalog.create_product(session, actor=actor, data=data).id
@@ -160,6 +172,44 @@ def set_shelf(
             product_id=product_id,
             data=ProductUpdate(on_shelf=on_shelf),
         )
+    return _saved(product_id)
+
+
+@router.post("/products/{product_id}/details", response_class=HTMLResponse)
+@max_body(upload_limit)
+async def update_details(request: Request, user: ConsoleStaff, product_id: Id) -> Response:
+    """Name, region, description and images: the images kept (ticked) in their order, then
+    those uploaded, nine at most."""
+    async with request.form() as form:
+        check_csrf(request, user, str(form.get("csrf", "")))
+        typed = {k: v for k, v in form.items() if isinstance(v, str)}
+        kept = [k for k in form.getlist("keep") if isinstance(k, str)]
+        uploads = [f for f in form.getlist("images") if isinstance(f, UploadFile) and f.filename]
+        actor = _actor(request, user)
+        try:
+            with unit_of_work(read_only=True) as session:
+                current = catalog.get_product(session, actor=actor, product_id=product_id).images
+            kept = [key for key in current if key in kept]  # only its own, in its order
+            if len(kept) + len(uploads) > MAX_IMAGES:
+                too_many = f"images: at most {MAX_IMAGES} (kept and new)"
+                return _product_page(request, user, product_id, problems=[too_many])
+            data = ProductUpdate(
+                name=typed.get("name", "").strip(),
+                origin_region=typed.get("origin_region", "").strip(),
+                description=typed.get("description", "").strip(),
+                images=kept,
+            )
+            assert data.images is not None
+            data.images += [
+                catalog.save_image(actor=actor, data=await f.read(catalog.IMAGE_MAX_BYTES + 1))
+                for f in uploads
+            ]
+            with unit_of_work() as session:
+                catalog.update_product(session, actor=actor, product_id=product_id, data=data)
+        except ValidationError as exc:
+            return _product_page(request, user, product_id, problems=_problems(exc))
+        except DomainError as exc:
+            return _product_page(request, user, product_id, error=error_key(exc))
     return _saved(product_id)
 
 

@@ -128,9 +128,14 @@ def get_product(session: Session, *, actor: Actor, product_id: int) -> Product:
 
 
 def list_products(
-    session: Session, *, actor: Actor, org_id: int | None = None, limit: int = 100
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int | None = None,
+    before: int | None = None,
+    limit: int = 100,
 ) -> list[Product]:
-    return list_scoped(session, Product, actor, MANAGE, org_id=org_id, limit=limit)
+    return list_scoped(session, Product, actor, MANAGE, org_id=org_id, before=before, limit=limit)
 
 
 def update_product(

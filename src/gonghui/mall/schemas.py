@@ -13,6 +13,10 @@ from gonghui.types import Amount, Count, Id
 Price = Amount
 
 
+# A product's images at most.
+MAX_IMAGES = 9
+
+
 class SkuCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,7 +53,7 @@ class ProductCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20_000)
     origin_region: str = Field(min_length=1, max_length=100)
-    images: list[str] = Field(default_factory=list, max_length=9)
+    images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)
     skus: list[SkuCreate] = Field(min_length=1, max_length=20)
     on_shelf: bool = False
 
@@ -60,7 +64,7 @@ class ProductUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=20_000)
     origin_region: str | None = Field(default=None, min_length=1, max_length=100)
-    images: list[str] | None = Field(default=None, max_length=9)
+    images: list[str] | None = Field(default=None, max_length=MAX_IMAGES)
     on_shelf: bool | None = None
 
 
