@@ -7,6 +7,7 @@ class ActivitiesError(StrEnum):
     BAD_WINDOW = "activities.bad_window"
     FIELD_LOCKED = "activities.field_locked"
     BAD_CONFIG = "activities.bad_config"
+    MERCHANT_NOT_OPEN = "activities.merchant_not_open"
     NOT_LIVE = "activities.not_live"
     NOT_ELIGIBLE = "activities.not_eligible"
     LIMIT_TOTAL = "activities.limit_total_reached"

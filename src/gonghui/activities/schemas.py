@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
@@ -23,12 +23,24 @@ class PrizeConfig(BaseModel):
     value: int = Field(default=0, ge=0, le=100_000_000)
     threshold_cents: Amount = 0
     valid_days: int = Field(default=30, ge=1, le=3650)
+    # A voucher spent only at these merchants (open, of the activity's org subtree);
+    # empty: at any merchant of that subtree.
+    merchant_ids: list[Id] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _value_for_kind(self) -> PrizeConfig:
         if self.kind in (PrizeKind.VOUCHER, PrizeKind.POINTS) and self.value <= 0:
             raise ValueError(f"a {self.kind} prize needs a positive value")
+        if self.merchant_ids and self.kind is not PrizeKind.VOUCHER:
+            raise ValueError("only a voucher prize names merchant_ids")
         return self
+
+    @field_validator("merchant_ids")
+    @classmethod
+    def _each_merchant_once(cls, merchant_ids: list[int]) -> list[int]:
+        if len(set(merchant_ids)) != len(merchant_ids):
+            raise ValueError("a merchant is named twice")
+        return merchant_ids
 
 
 class LotteryRules(BaseModel):

@@ -31,6 +31,8 @@ from gonghui.audit import service as audit
 from gonghui.benefits import service as benefits
 from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, field_error
+from gonghui.merchants import directory as merchants
+from gonghui.orgs.models import Org
 from gonghui.tenancy import Actor, Permission, get_scoped, list_scoped, require_org, scoped
 
 MANAGE = Permission.ACTIVITIES_MANAGE
@@ -106,10 +108,40 @@ def _check_linked_lottery(session: Session, actor: Actor, config: dict[str, Any]
         )
 
 
+def _check_prize_merchants(session: Session, org_id: int, config: dict[str, Any]) -> None:
+    """A voucher prize names only open merchants of the activity's org or below it; say
+    which prize's ``merchant_ids`` names which merchant that is not (one answer whether
+    it is unknown, closed or elsewhere)."""
+    prizes = (config.get("lottery") or {}).get("prizes") or []
+    named = {i: list(p.get("merchant_ids") or []) for i, p in enumerate(prizes)}
+    wanted = [m for ids in named.values() for m in ids]
+    if not wanted:
+        return
+    org = session.get(Org, org_id)
+    assert org is not None
+    refused = set(merchants.not_open_within(session, org_path=org.path, merchant_ids=wanted))
+    problems = [
+        field_error(
+            f"config.lottery.prizes.{i}.merchant_ids",
+            ActivitiesError.MERCHANT_NOT_OPEN,
+            f"merchant {bad[0]} is not an open merchant of the activity's org or below it",
+        )
+        for i, ids in named.items()
+        if (bad := [m for m in ids if m in refused])
+    ]
+    if problems:
+        raise InvalidInput(
+            ActivitiesError.MERCHANT_NOT_OPEN,
+            "a voucher prize names a merchant that is not open within the activity's org",
+            problems,
+        )
+
+
 def create_activity(session: Session, *, actor: Actor, data: ActivityCreate) -> Activity:
     org = require_org(session, actor, MANAGE, data.org_id)
     _check_window(data.starts_at, data.ends_at)
     _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
+    _check_prize_merchants(session, org.id, data.config.model_dump(mode="json"))
     activity = Activity(
         org_id=org.id,
         kind=ActivityKind(data.config.kind),
@@ -172,6 +204,7 @@ def update_activity(
             setattr(activity, name, changes[name])
     if data.config is not None:
         _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
+        _check_prize_merchants(session, activity.org_id, data.config.model_dump(mode="json"))
         activity.config = data.config.model_dump(mode="json")
         activity.kind = ActivityKind(data.config.kind)
     if data.eligibility is not None:
@@ -215,6 +248,7 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
             ],
         ) from exc
     _check_linked_lottery(session, actor, activity.config)
+    _check_prize_merchants(session, activity.org_id, activity.config)
     rules = lottery_rules(activity)
     if rules is not None:
         for position, prize in enumerate(rules.prizes):

@@ -62,6 +62,10 @@ class Voucher(Base):
     valid_until: Mapped[datetime]
     status: Mapped[VoucherStatus] = mapped_column(String(16), default=VoucherStatus.ISSUED)
     issued_at: Mapped[datetime] = mapped_column(default=now)
+    # The merchants the voucher may be spent at, copied from its prize when issued (so a
+    # later edit of the activity changes no voucher already in a wallet), read with the
+    # voucher's own row at the till; None: any merchant of the issuing org's subtree.
+    merchant_ids: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class PointsAccount(Base):

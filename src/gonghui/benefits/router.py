@@ -24,6 +24,7 @@ from gonghui.deps import (
     SessionDep,
     WriteSessionDep,
 )
+from gonghui.merchants import directory as merchants
 from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["benefits"])
@@ -32,9 +33,10 @@ router = APIRouter(prefix="/api/v1", tags=["benefits"])
 @router.get("/me/wallet")
 def get_wallet(member: CurrentMember, session: SessionDep) -> WalletRead:
     wallet = service.wallet(session, membership_id=member.membership_id)
+    names = merchants.names(session, wallet.merchant_ids())
     return WalletRead(
         points=wallet.points,
-        vouchers=[VoucherRead.model_validate(v) for v in wallet.vouchers],
+        vouchers=[VoucherRead.of(v, names) for v in wallet.vouchers],
         prizes=[PrizeRead.model_validate(p) for p in wallet.prizes],
     )
 

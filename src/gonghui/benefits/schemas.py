@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gonghui.benefits.models import LedgerAction, LedgerKind, PrizeStatus, VoucherStatus
+from gonghui.benefits.models import LedgerAction, LedgerKind, PrizeStatus, Voucher, VoucherStatus
+
+
+class VoucherMerchantRead(BaseModel):
+    id: int
+    name: str
 
 
 class VoucherRead(BaseModel):
@@ -20,6 +26,19 @@ class VoucherRead(BaseModel):
     valid_from: datetime
     valid_until: datetime
     status: VoucherStatus
+    # The only merchants that take it; empty: any merchant of the issuing org's subtree.
+    merchants: list[VoucherMerchantRead] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, voucher: Voucher, merchant_names: Mapping[int, str]) -> VoucherRead:
+        """The voucher with the names of the merchants it names (``merchant_names`` by id)."""
+        read = cls.model_validate(voucher)
+        read.merchants = [
+            VoucherMerchantRead(id=m, name=merchant_names[m])
+            for m in voucher.merchant_ids or ()
+            if m in merchant_names
+        ]
+        return read
 
 
 class PrizeRead(BaseModel):

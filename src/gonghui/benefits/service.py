@@ -291,9 +291,10 @@ def issue_vouchers(
     threshold_cents: int,
     valid_days: int,
     source: str,
+    merchant_ids: Sequence[int] = (),
 ) -> list[int]:
     """One voucher for each of ``members``, each with its ledger row; the vouchers' ids in
-    the same order."""
+    the same order. With ``merchant_ids`` the vouchers are spent only at those merchants."""
     if not members:
         return []
     instant = now()
@@ -309,6 +310,7 @@ def issue_vouchers(
             "valid_until": instant + timedelta(days=valid_days),
             "status": VoucherStatus.ISSUED,
             "issued_at": instant,
+            "merchant_ids": list(merchant_ids) or None,
         }
         for member in members
     ]
@@ -561,6 +563,10 @@ class Wallet:
     points: int
     vouchers: list[Voucher]
     prizes: list[Prize]
+
+    def merchant_ids(self) -> set[int]:
+        """Every merchant a voucher of the wallet names (to look their names up at once)."""
+        return {m for v in self.vouchers for m in v.merchant_ids or ()}
 
 
 def wallet(session: Session, *, membership_id: int) -> Wallet:

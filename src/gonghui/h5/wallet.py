@@ -17,6 +17,7 @@ from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.h5.access import H5Member, member_of
 from gonghui.merchants import codes, redeem
+from gonghui.merchants import directory as merchants
 from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.i18n import translate
@@ -30,7 +31,8 @@ router = APIRouter()
 def _wallet_page(request: Request, user: PageUser, **extra: Any) -> Response:
     with unit_of_work(read_only=True) as session:
         wallet = benefits.wallet(session, membership_id=member_of(user).membership_id)
-        vouchers = [VoucherRead.model_validate(v) for v in wallet.vouchers]
+        names = merchants.names(session, wallet.merchant_ids())
+        vouchers = [VoucherRead.of(v, names) for v in wallet.vouchers]
         prizes = [PrizeRead.model_validate(p) for p in wallet.prizes]
     context: dict[str, Any] = {
         "csrf_token": user.csrf_token,
@@ -55,18 +57,20 @@ def voucher_code_page(request: Request, user: H5Member, voucher_id: Id) -> Respo
     """The code to show at a merchant's till: a QR code the page renews before it expires
     (htmx asks for the fragment again), until the voucher is spent."""
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "tab": "wallet", "id": voucher_id}
+    fragment = bool(request.headers.get("hx-request"))
     try:
         with unit_of_work(read_only=True) as session:
-            code = redeem.member_code(
-                session, membership_id=member_of(user).membership_id, voucher_id=voucher_id
-            )
+            membership_id = member_of(user).membership_id
+            code = redeem.member_code(session, membership_id=membership_id, voucher_id=voucher_id)
+            if not fragment:  # the page says where it may be spent; the renewed code need not
+                voucher = benefits.member_voucher(session, membership_id, voucher_id)
+                names = merchants.names(session, voucher.merchant_ids or ())
+                context["voucher"] = VoucherRead.of(voucher, names)
     except DomainError as exc:
         context["error"] = error_key(exc)
     else:
         context.update(code=code, qr=qr_svg(code.text, scale=7), refresh_s=codes.CODE_TTL_S // 3)
-    template = (
-        "h5/_voucher_code.html" if request.headers.get("hx-request") else "h5/voucher_code.html"
-    )
+    template = "h5/_voucher_code.html" if fragment else "h5/voucher_code.html"
     return render(request, template, context)
 
 

@@ -68,6 +68,8 @@ def subsidy_share(
 
 def voucher_share(voucher: Voucher, *, goods_cents: int, subsidy_cents: int) -> int:
     """What the voucher takes off the order: its value, but never the last cent."""
+    if voucher.merchant_ids:
+        raise Conflict(MallError.VOUCHER_UNUSABLE, "the voucher is limited to named merchants")
     if goods_cents < voucher.threshold_cents:
         raise Conflict(
             MallError.VOUCHER_UNUSABLE,

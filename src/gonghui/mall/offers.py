@@ -62,7 +62,8 @@ def open_sales(session: Session, *, member: MemberInfo) -> list[SaleOffer]:
 
 
 def usable_vouchers(session: Session, *, membership_id: int, goods_cents: int) -> list[Voucher]:
-    """The member's issued vouchers valid now whose threshold ``goods_cents`` reaches."""
+    """The member's issued vouchers valid now whose threshold ``goods_cents`` reaches (not
+    those limited to named merchants: the mall is none of them)."""
     instant = now()
     return list(
         session.scalars(
@@ -73,6 +74,7 @@ def usable_vouchers(session: Session, *, membership_id: int, goods_cents: int) -
                 Voucher.valid_from <= instant,
                 Voucher.valid_until > instant,
                 Voucher.threshold_cents <= goods_cents,
+                Voucher.merchant_ids.is_(None),
             )
             .order_by(Voucher.value_cents.desc(), Voucher.id)
         )

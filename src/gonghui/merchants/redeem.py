@@ -1,8 +1,10 @@
 """A cashier redeems a member's voucher from the code the member shows, once.
 
 The rules, in order: the code is ours and fresh (:mod:`.codes`); the voucher is the union's
-own (issued by an activity) and this merchant's org lies within that activity's org
-subtree; then the voucher's own rules (validity, threshold, not yet spent: see
+own (issued by an activity) and this merchant may take it: one of the merchants the voucher
+names (copied from its prize when issued, read with the voucher's own row), or, when it
+names none, any merchant whose org lies within the activity's org subtree; then the
+voucher's own rules (validity, threshold, not yet spent: see
 :func:`gonghui.benefits.service.redeem_voucher`). The voucher moves to ``redeemed`` with one
 conditional UPDATE and its redemption row has a unique voucher id, so however many tills
 race for one voucher, one wins and the rest are told it is spent.
@@ -25,7 +27,7 @@ from gonghui.errors import Conflict, InvalidInput, RateLimited
 from gonghui.merchants import codes
 from gonghui.merchants.errors import MerchantsError
 from gonghui.merchants.models import Cashier, Redemption
-from gonghui.merchants.service import seat
+from gonghui.merchants.service import Seat, seat
 from gonghui.orgs.models import Org
 from gonghui.tenancy import path_within
 
@@ -61,13 +63,7 @@ def redeem(session: Session, *, user_id: int, code: str, order_cents: int) -> Re
     voucher = session.get(Voucher, voucher_id)
     if voucher is None:
         raise InvalidInput(MerchantsError.CODE_INVALID, "this is not a voucher code of ours")
-    issuer_path = session.scalar(
-        select(Org.path)
-        .join(Activity, Activity.org_id == Org.id)
-        .where(Activity.id == voucher.activity_id)
-    )
-    if issuer_path is None or not path_within(till.org_path, issuer_path):
-        raise Conflict(MerchantsError.NOT_ACCEPTED, "this merchant does not take this voucher")
+    _check_accepted(session, voucher, till)
     benefits.redeem_voucher(
         session,
         voucher=voucher,
@@ -95,6 +91,27 @@ def redeem(session: Session, *, user_id: int, code: str, order_cents: int) -> Re
         cashier_name=till.cashier_name,
         at=redemption.at,
     )
+
+
+def _check_accepted(session: Session, voucher: Voucher, till: Seat) -> None:
+    """The voucher is the union's own and this merchant may take it: one it names, or,
+    when it names none, any merchant of the issuing activity's org subtree."""
+    if voucher.activity_id is None:
+        raise Conflict(MerchantsError.NOT_ACCEPTED, "this merchant does not take this voucher")
+    if voucher.merchant_ids:
+        if till.merchant_id not in voucher.merchant_ids:
+            raise Conflict(
+                MerchantsError.NOT_ACCEPTED,
+                "this voucher is limited to named merchants, and this is not one of them",
+            )
+        return
+    issuer_path = session.scalar(
+        select(Org.path)
+        .join(Activity, Activity.org_id == Org.id)
+        .where(Activity.id == voucher.activity_id)
+    )
+    if issuer_path is None or not path_within(till.org_path, issuer_path):
+        raise Conflict(MerchantsError.NOT_ACCEPTED, "this merchant does not take this voucher")
 
 
 def member_code(session: Session, *, membership_id: int, voucher_id: int) -> codes.PresentedCode:

@@ -473,6 +473,7 @@ def _issue(
                 threshold_cents=spec.threshold_cents,
                 valid_days=spec.valid_days,
                 source=source,
+                merchant_ids=spec.merchant_ids,
             )
             refs = [f"voucher:{i}" for i in ids]
         elif prize.kind == PrizeKind.POINTS:
