@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from openpyxl import Workbook  # type: ignore[import-untyped]
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from gonghui import xlsx
 from gonghui.activities import service as activities
@@ -19,7 +20,7 @@ from gonghui.activities import stats
 from gonghui.activities.lottery import proof
 from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
-from gonghui.activities.models import ActivityKind, ActivityStatus
+from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
 from gonghui.activities.voucher_grab import dashboard as voucher_grab_dashboard
 from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
@@ -29,8 +30,9 @@ from gonghui.clock import display_zone, now
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
+from gonghui.merchants import directory as merchant_directory
 from gonghui.orgs import service as orgs
-from gonghui.tenancy import Permission
+from gonghui.tenancy import Permission, path_within
 from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.i18n import translate
@@ -69,11 +71,20 @@ def _wizard(request: Request, user: PageUser, form: dict[str, Any], **extra: Any
             for o in orgs.list_orgs(session, actor=actor)
             if actor.can(Permission.ACTIVITIES_MANAGE, o.path)
         ]
+        # What a voucher prize may name: the open merchants of any org the operator may run
+        # an activity for (the service checks each against the chosen org on saving).
+        roots: list[str] = []
+        for path in sorted(o.path for o in managed):
+            if not any(path_within(path, root) for root in roots):
+                roots.append(path)
+        shops = merchant_directory.open_within(session, org_paths=roots)
     context = {
         "active": "nav.activities",
         "csrf_token": user.csrf_token,
         "orgs": managed,
         "form": form,
+        "merchants": shops,
+        "picked": {},
         "rows": range(PRIZE_ROWS),
         "kinds": [k.value for k in PrizeKind],
         "templates": [k.value for k in ActivityKind],
@@ -121,23 +132,27 @@ def _prize_value(kind: str, raw: str) -> int | str:
 
 @router.post("/new", response_class=HTMLResponse)
 async def create(request: Request, user: ConsoleStaff) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    raw = await request.form()
+    form = {k: str(v) for k, v in raw.items()}
     check_csrf(request, user, form.get("csrf"))
+    # The merchants picked for each prize (a multi-select sends one field per choice).
+    picked = {i: [str(v) for v in raw.getlist(f"prize_{i}_merchants")] for i in range(PRIZE_ROWS)}
     prizes = []
     for i in range(PRIZE_ROWS):
         name = form.get(f"prize_{i}_name", "").strip()
         if not name:
             continue
         kind = form.get(f"prize_{i}_kind", "")
-        prizes.append(
-            {
-                "name": name,
-                "kind": kind,
-                "stock": form.get(f"prize_{i}_stock") or 0,
-                "weight": form.get(f"prize_{i}_weight") or 0,
-                "value": _prize_value(kind, form.get(f"prize_{i}_value", "")),
-            }
-        )
+        prize: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "stock": form.get(f"prize_{i}_stock") or 0,
+            "weight": form.get(f"prize_{i}_weight") or 0,
+            "value": _prize_value(kind, form.get(f"prize_{i}_value", "")),
+        }
+        if picked[i]:
+            prize["merchant_ids"] = picked[i]
+        prizes.append(prize)
     budget = form.get("budget_yuan", "").strip()
     template = form.get("template", "lottery")
     lottery = {
@@ -212,14 +227,16 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
             + f": {e['msg']}"
             for e in exc.errors()
         ]
-        return _wizard(request, user, form, problems=problems)
+        return _wizard(request, user, form, problems=problems, picked=picked)
     try:
         with unit_of_work() as session:
             activity_id = activities.create_activity(
                 session, actor=_actor(request, user), data=data
             ).id
     except DomainError as exc:
-        return _wizard(request, user, form, error=error_key(exc), message=exc.message)
+        return _wizard(
+            request, user, form, error=error_key(exc), message=exc.message, picked=picked
+        )
     return RedirectResponse(f"/console/activities/{activity_id}?created=1", status_code=303)
 
 
@@ -284,6 +301,23 @@ def _dashboard(request: Request, user: PageUser, activity_id: Id) -> dict[str, A
     return context
 
 
+def _prize_lines(session: Session, activity: Activity) -> list[dict[str, Any]]:
+    """The lottery's prizes as configured, a voucher's with the merchants it names."""
+    rules = activities.lottery_rules(activity)
+    if rules is None:
+        return []
+    names = merchant_directory.names(session, {m for p in rules.prizes for m in p.merchant_ids})
+    return [
+        {
+            "name": p.name,
+            "kind": p.kind,
+            "value": p.value,
+            "merchants": [names[m] for m in p.merchant_ids if m in names],
+        }
+        for p in rules.prizes
+    ]
+
+
 @router.get("/{activity_id}", response_class=HTMLResponse)
 def activity_page(
     request: Request,
@@ -300,7 +334,12 @@ def activity_page(
             claims_by_org = voucher_grab_dashboard.claims_by_org(
                 session, actor=_actor(request, user), activity_id=activity_id
             )
+    prizes = None
+    if context["activity"].kind in LOTTERY_KINDS:
+        with unit_of_work(read_only=True) as session:
+            prizes = _prize_lines(session, context["activity"])
     context.update(
+        prizes=prizes,
         claims_by_org=claims_by_org,
         active="nav.activities",
         created=bool(created),

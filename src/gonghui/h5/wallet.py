@@ -56,7 +56,12 @@ def wallet_page(request: Request, user: H5Member, claimed: int = 0) -> Response:
 def voucher_code_page(request: Request, user: H5Member, voucher_id: Id) -> Response:
     """The code to show at a merchant's till: a QR code the page renews before it expires
     (htmx asks for the fragment again), until the voucher is spent."""
-    context: dict[str, Any] = {"csrf_token": user.csrf_token, "tab": "wallet", "id": voucher_id}
+    context: dict[str, Any] = {
+        "csrf_token": user.csrf_token,
+        "tab": "wallet",
+        "id": voucher_id,
+        "voucher": None,
+    }
     fragment = bool(request.headers.get("hx-request"))
     try:
         with unit_of_work(read_only=True) as session:
