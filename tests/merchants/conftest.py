@@ -46,10 +46,12 @@ class Till:
         return {"Authorization": f"Bearer {tokens.access_token}"}
 
 
-def open_merchant(api: httpx.Client, headers: dict[str, str], org_id: int) -> int:
+def open_merchant(
+    api: httpx.Client, headers: dict[str, str], org_id: int, name: str = "天河助农超市"
+) -> int:
     made = api.post(
         "/api/v1/merchants",
-        json={"org_id": org_id, "name": "天河助农超市", "address": "天河路1号"},
+        json={"org_id": org_id, "name": name, "address": "天河路1号"},
         headers=headers,
     )
     assert made.status_code == 201, made.text

@@ -46,7 +46,7 @@ def names(session: Session, merchant_ids: Collection[int]) -> dict[int, str]:
     rows = session.execute(
         select(Merchant.id, Merchant.name).where(Merchant.id.in_(set(merchant_ids)))
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def open_within(session: Session, *, org_paths: Sequence[str]) -> list[NamedMerchant]:
