@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -75,8 +76,11 @@ def voucher_activity(api: httpx.Client, headers: dict[str, str], org_id: int) ->
     return int(create_activity(api, headers, org_id, config=lottery_config([VOUCHER]))["id"])
 
 
-def issue(activity_id: int, membership_id: int, n: int = 1) -> list[int]:
-    """``n`` vouchers of the activity for the member, as the lottery issues them."""
+def issue(
+    activity_id: int, membership_id: int, n: int = 1, merchant_ids: Sequence[int] = ()
+) -> list[int]:
+    """``n`` vouchers of the activity for the member, as the lottery issues them (spent
+    only at ``merchant_ids`` when it names some)."""
     with unit_of_work() as session:
         return benefits.issue_vouchers(
             session,
@@ -87,6 +91,7 @@ def issue(activity_id: int, membership_id: int, n: int = 1) -> list[int]:
             threshold_cents=5000,
             valid_days=7,
             source="test",
+            merchant_ids=merchant_ids,
         )
 
 

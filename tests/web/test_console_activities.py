@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from gonghui.orgs.models import Role
 from tests.fixtures import StaffFactory, Tree
+from tests.merchants.conftest import open_merchant
 from tests.web.conftest import axe, shot
 from tests.web.pages import sign_in_to_console
 
@@ -58,6 +59,8 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
     shot(desktop, "console-questions")
     assert axe(desktop) == []
 
+    # The prize voucher is for the union's partner supermarket only.
+    partner = open_merchant(api, op.headers, tree.district_a1, "工会合作超市")
     desktop.get_by_role("link", name="活动管理").click()
     desktop.get_by_role("link", name="新建活动").click()
     desktop.get_by_label("活动模板").select_option(label="答题")
@@ -76,6 +79,7 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
     desktop.get_by_label("奖品 1 库存").fill("10")
     desktop.get_by_label("奖品 1 权重").fill("1")
     desktop.get_by_label("奖品 1 面值").fill("10")
+    desktop.get_by_label("奖品 1 限用商户").select_option(str(partner))
     desktop.get_by_label("结束时间").fill("2020-01-01T00:00")
     desktop.get_by_role("button", name="保存为草稿").click()
     expect(desktop.get_by_role("alert")).to_contain_text("结束时间必须晚于开始时间")
@@ -83,6 +87,7 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
     # The form keeps what was typed.
     expect(desktop.get_by_label("活动名称")).to_have_value("学法答题抽好礼")
     expect(desktop.get_by_label("奖品 1 名称")).to_have_value("十元券")
+    expect(desktop.get_by_label("奖品 1 限用商户")).to_have_values([str(partner)])
     desktop.get_by_label("结束时间").fill("2099-01-01T00:00")
     desktop.get_by_role("button", name="保存为草稿").click()
     expect(desktop.locator("#kpi-status")).to_have_text("草稿")
@@ -95,6 +100,7 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
     preview = desktop.locator(".preview .activity-card")
     expect(preview).to_contain_text("学法答题抽好礼")
     expect(preview).to_contain_text("答题抽奖")
+    expect(desktop.locator("#prize-config tbody tr")).to_have_text(["十元券优惠券工会合作超市"])
     shot(desktop, "console-activity-quiz-lottery")
     assert axe(desktop) == []
 
@@ -108,6 +114,7 @@ def test_operator_imports_questions_and_publishes_a_quiz_lottery(
         "lottery_activity_id": None,
     }
     assert stored["config"]["lottery"]["prizes"][0]["value"] == 1000
+    assert stored["config"]["lottery"]["prizes"][0]["merchant_ids"] == [partner]
     assert stored["eligibility"] == {"min_membership_days": 30, "tags_any": ["一线职工", "劳模"]}
     desktop.get_by_role("link", name="活动管理").click()
     expect(desktop.locator("tbody tr")).to_have_count(1)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
 from gonghui.members.models import Membership
+from gonghui.merchants.models import Merchant
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import id_number
@@ -74,10 +75,17 @@ def test_a_cashier_redeems_the_code_a_member_shows(
     with unit_of_work() as session:
         membership_id = session.scalar(select(Membership.id).order_by(Membership.id.desc()))
         assert membership_id is not None
-    issue(voucher_activity(api, op.headers, tree.city_a), membership_id)
+        merchant_id = session.scalar(select(Merchant.id).where(Merchant.name == "天河助农超市"))
+        assert merchant_id is not None
+    # A voucher for this supermarket only: the wallet and the code page say so.
+    issue(voucher_activity(api, op.headers, tree.city_a), membership_id, merchant_ids=[merchant_id])
     phone.goto("/h5/wallet")
+    where = phone.get_by_role("list", name="仅限以下商户使用：")
+    expect(where.get_by_role("listitem")).to_have_text(["天河助农超市"])
+    shot(phone, "h5-wallet-named-merchant")
     phone.get_by_role("link", name="出示核销码").click()
     expect(phone.get_by_role("heading", level=1)).to_have_text("出示核销码")
+    expect(phone.get_by_role("list", name="仅限以下商户使用：")).to_have_text("天河助农超市")
     expect(phone.get_by_role("img", name="消费券核销二维码")).to_be_visible()
     code = phone.locator(".voucher-code code").inner_text()
     assert code.startswith("GHV1.")
