@@ -21,6 +21,7 @@ from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
+from gonghui.activities.templates import service as templates
 from gonghui.activities.voucher_grab import dashboard as voucher_grab_dashboard
 from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
 from gonghui.benefits import export
@@ -69,9 +70,11 @@ def _wizard(request: Request, user: PageUser, form: dict[str, Any], **extra: Any
             for o in orgs.list_orgs(session, actor=actor)
             if actor.can(Permission.ACTIVITIES_MANAGE, o.path)
         ]
+        saved = templates.list_templates(session, actor=actor)
     context = {
         "active": "nav.activities",
         "csrf_token": user.csrf_token,
+        "saved_templates": saved,
         "orgs": managed,
         "form": form,
         "rows": range(PRIZE_ROWS),
@@ -291,6 +294,8 @@ def activity_page(
     activity_id: Id,
     created: int = 0,
     saved: int = 0,
+    repeated: int = 0,
+    template_saved: int = 0,
     error: str = "",
 ) -> Response:
     context = _dashboard(request, user, activity_id)
@@ -305,6 +310,8 @@ def activity_page(
         active="nav.activities",
         created=bool(created),
         saved=bool(saved),
+        repeated=bool(repeated),
+        template_saved=bool(template_saved),
         error=error if error.startswith("error.") else None,
     )
     return render(request, "console/activity.html", context)
