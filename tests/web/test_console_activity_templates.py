@@ -60,6 +60,8 @@ def test_operator_saves_a_template_repeats_next_month_and_starts_from_the_templa
     desktop.get_by_role("link", name="新建活动").click()
     templates = desktop.locator("#saved-templates")
     expect(templates).to_contain_text("抽奖 · 广州市总工会")
+    shot(desktop, "console-wizard-from-template", full_page=False)
+    assert axe(desktop) == []
     templates.get_by_role("link", name="月度抽奖").click()
     expect(desktop.get_by_role("heading", level=1)).to_have_text("用模板「月度抽奖」新建活动")
     desktop.get_by_label("主办组织").select_option(label="天河区总工会")
