@@ -27,6 +27,7 @@ from gonghui.activities.lottery.router import router as lottery_router
 from gonghui.activities.quiz.router import router as quiz_router
 from gonghui.activities.router import hub_router
 from gonghui.activities.router import router as activities_router
+from gonghui.activities.templates.router import router as activity_templates_router
 from gonghui.activities.voucher_grab.router import router as vouchers_router
 from gonghui.audit.router import router as audit_router
 from gonghui.baas.functions.router import gallery_router
@@ -158,7 +159,7 @@ def create_app() -> FastAPI:
     for router in (auth_router, orgs_router, audit_router):
         app.include_router(router)
     app.include_router(members_router)
-    for router in (activities_router, benefits_router, merchants_router):
+    for router in (activities_router, activity_templates_router, benefits_router, merchants_router):
         app.include_router(router)
     app.include_router(baas_router)
     app.include_router(functions_router)

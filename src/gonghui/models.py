@@ -6,6 +6,7 @@ from gonghui.accounts import models as accounts_models
 from gonghui.activities import models as activities_models
 from gonghui.activities.lottery import models as lottery_models
 from gonghui.activities.quiz import models as quiz_models
+from gonghui.activities.templates import models as activity_templates_models
 from gonghui.activities.voucher_grab import models as voucher_grab_models
 from gonghui.audit import models as audit_models
 from gonghui.baas import models as baas_models
@@ -24,6 +25,7 @@ from gonghui.tasks import models as tasks_models
 __all__ = [
     "accounts_models",
     "activities_models",
+    "activity_templates_models",
     "audit_models",
     "baas_models",
     "benefits_models",

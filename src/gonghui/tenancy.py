@@ -167,6 +167,31 @@ def scoped(stmt: Select[Any], actor: Actor, permission: Permission) -> Select[An
     return stmt.where(column.in_(org_ids_in_scope(actor, permission)))
 
 
+def path_ids(org_path: str) -> list[int]:
+    """The ids along an org's path, root first: "/1/7/42/" → [1, 7, 42]."""
+    return [int(p) for p in _subtree_prefix(org_path).strip("/").split("/") if p]
+
+
+def shared_down(
+    stmt: Select[Any], actor: Actor, permission: Permission, *, with_subtree: bool = False
+) -> Select[Any]:
+    """Restrict ``stmt`` (a select of one org-owned entity, as :func:`scoped` reads it) to
+    what is shared with the caller: rows owned by an org where they hold ``permission`` or
+    by any org above one. What an org shares (a saved template) it shares with its whole
+    subtree, never up or sideways. ``with_subtree`` adds the rows :func:`scoped` gives (the
+    caller's subtrees: what they manage, though it is not shared with them)."""
+    if actor.is_platform_admin:
+        return stmt
+    entity = stmt.column_descriptions[0]["entity"]
+    column = getattr(entity, getattr(entity, "__scope_column__", "org_id"))
+    granted = {g.org_path for g in actor.grants if permission in ROLE_PERMISSIONS[g.role]}
+    above = sorted({i for path in granted for i in path_ids(path)})
+    condition = column.in_(above)
+    if with_subtree:
+        condition = or_(condition, column.in_(org_ids_in_scope(actor, permission)))
+    return stmt.where(condition)
+
+
 def get_scoped(
     session: Session, model: type[T], ident: Any, actor: Actor, permission: Permission
 ) -> T:

@@ -32,7 +32,7 @@ def test_operator_creates_and_publishes_a_voucher_grab(
     sign_in_to_console(desktop, op.username)
     desktop.get_by_role("link", name="活动管理").click()
     desktop.get_by_role("link", name="新建活动").click()
-    desktop.get_by_label("活动模板").select_option(label="消费券")
+    desktop.get_by_label("活动类型").select_option(label="消费券")
     expect(desktop.get_by_label("奖品 1 名称")).to_be_hidden()
     expect(desktop.get_by_label("每次题目数")).to_be_hidden()
     desktop.get_by_label("活动名称").fill("岁末消费券")

@@ -185,7 +185,7 @@ def test_an_operator_lists_a_product_with_two_skus_and_opens_a_mall_sale(
 
     desktop.get_by_role("link", name="活动管理").click()
     desktop.get_by_role("link", name="新建活动").click()
-    desktop.get_by_label("活动模板").select_option(label="助农商城")
+    desktop.get_by_label("活动类型").select_option(label="助农商城")
     expect(desktop.get_by_label("奖品 1 名称")).to_be_hidden()
     desktop.get_by_label("活动名称").fill("助农消费月")
     desktop.get_by_label("补贴比例（%）").fill("20")

@@ -57,7 +57,7 @@ def test_operator_and_member_story(
     # The lottery wizard: one voucher prize that always wins.
     desktop.get_by_role("link", name="活动管理").click()
     desktop.get_by_role("link", name="新建活动").click()
-    desktop.get_by_label("活动模板").select_option(label="抽奖")
+    desktop.get_by_label("活动类型").select_option(label="抽奖")
     desktop.get_by_label("活动名称").fill("迎新春幸运抽奖")
     desktop.get_by_label("主办组织").select_option(label="广州市总工会")
     desktop.get_by_label("奖品 1 名称").fill("五十元购物券")

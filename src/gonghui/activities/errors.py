@@ -3,6 +3,10 @@ from enum import StrEnum
 
 class ActivitiesError(StrEnum):
     NOT_FOUND = "activity.not_found"
+    TEMPLATE_NOT_FOUND = "activity_template.not_found"
+    TEMPLATE_NOT_YOURS = "activity_template.not_yours"
+    TEMPLATE_NAME_TAKEN = "activity_template.name_taken"
+    TEMPLATE_TOO_MANY = "activity_template.too_many"
     BAD_STATE = "activities.bad_state"
     BAD_WINDOW = "activities.bad_window"
     FIELD_LOCKED = "activities.field_locked"

@@ -1,4 +1,5 @@
-"""Operators' activity API: create, edit, publish, pause, resume, end, archive, clone."""
+"""Operators' activity API: create, edit, publish, pause, resume, end, archive, clone,
+repeat."""
 
 from __future__ import annotations
 
@@ -104,6 +105,12 @@ def clone(
         ends_at=body.ends_at,
     )
     return read(copy)
+
+
+@router.post("/{activity_id}/repeat", status_code=status.HTTP_201_CREATED)
+def repeat(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> ActivityRead:
+    """ "Repeat last month's": a draft copy one month later, as long (see ``service.repeat``)."""
+    return read(service.repeat(session, actor=staff, activity_id=activity_id))
 
 
 hub_router = APIRouter(prefix="/api/v1", tags=["hub"])

@@ -1,4 +1,5 @@
-"""Activities as operators run them: create, edit, publish, pause, resume, end, clone.
+"""Activities as operators run them: create, edit, publish, pause, resume, end, clone,
+repeat.
 
 The lifecycle is draft → scheduled → live → paused → ended → archived. "Live" and "ended"
 follow from the schedule window and the server clock (:func:`effective_status`), so an
@@ -15,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui.activities import design
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.models import PoolPrize, PrizeKind
@@ -137,7 +139,35 @@ def _check_prize_merchants(session: Session, org_id: int, config: dict[str, Any]
         )
 
 
-def create_activity(session: Session, *, actor: Actor, data: ActivityCreate) -> Activity:
+def validated_create(payload: dict[str, Any]) -> ActivityCreate:
+    """``payload`` read as :class:`ActivityCreate`; a stored design that no longer passes
+    (a rule changed since it was saved) is refused field by field, as the API would."""
+    try:
+        return ActivityCreate.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidInput(
+            ActivitiesError.BAD_CONFIG,
+            "the design is no longer valid; edit it first",
+            [
+                field_error(
+                    ".".join(str(p) for p in e["loc"]), ActivitiesError.BAD_CONFIG, e["msg"]
+                )
+                for e in exc.errors()
+            ],
+        ) from exc
+
+
+def create_activity(
+    session: Session,
+    *,
+    actor: Actor,
+    data: ActivityCreate,
+    cloned_from_id: int | None = None,
+    origin: dict[str, Any] | None = None,
+) -> Activity:
+    """The one way an activity comes to be (the wizard, the API, a copy, a repeat, a
+    template): a draft in an org the actor manages. ``origin`` tells the audit log where
+    the design came from."""
     org = require_org(session, actor, MANAGE, data.org_id)
     _check_window(data.starts_at, data.ends_at)
     _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
@@ -156,11 +186,20 @@ def create_activity(session: Session, *, actor: Actor, data: ActivityCreate) -> 
         limit_per_day=data.limit_per_day,
         budget_cents=data.budget_cents,
         budget_points=data.budget_points,
+        cloned_from_id=cloned_from_id,
         created_by=actor.user_id,
     )
     session.add(activity)
     session.flush()
-    _audit(session, actor, "create", activity, kind=activity.kind, title=activity.title)
+    _audit(
+        session,
+        actor,
+        "create",
+        activity,
+        kind=activity.kind,
+        title=activity.title,
+        **(origin or {}),
+    )
     return activity
 
 
@@ -338,27 +377,43 @@ def clone(
     ends_at: datetime | None = None,
     title: str | None = None,
 ) -> Activity:
-    """Last month's activity as a new draft: same rules and prizes, no members, no draws."""
+    """An activity's design as a new draft of the same org (see :mod:`.design` for what is
+    left out): same rules and prizes, no members, no draws, no stock taken."""
     source = get_activity(session, actor=actor, activity_id=activity_id)
-    copy = Activity(
-        org_id=source.org_id,
-        kind=source.kind,
-        title=title or source.title,
-        description=source.description,
-        status=ActivityStatus.DRAFT,
-        starts_at=starts_at or source.starts_at,
-        ends_at=ends_at or source.ends_at,
-        config=dict(source.config),
-        eligibility=dict(source.eligibility),
-        limit_total=source.limit_total,
-        limit_per_day=source.limit_per_day,
-        budget_cents=source.budget_cents,
-        budget_points=source.budget_points,
-        cloned_from_id=source.id,
-        created_by=actor.user_id,
+    config, left_out = design.portable_config(source.config, for_template=False)
+    data = validated_create(
+        {
+            "org_id": source.org_id,
+            "title": title or source.title,
+            "description": source.description,
+            "starts_at": starts_at or source.starts_at,
+            "ends_at": ends_at or source.ends_at,
+            "config": config,
+            "eligibility": source.eligibility,
+            "limit_total": source.limit_total,
+            "limit_per_day": source.limit_per_day,
+            "budget_cents": source.budget_cents,
+            "budget_points": source.budget_points,
+        }
     )
-    _check_window(copy.starts_at, copy.ends_at)
-    session.add(copy)
-    session.flush()
-    _audit(session, actor, "clone", copy, source_id=source.id)
-    return copy
+    origin: dict[str, Any] = {"cloned_from_id": source.id}
+    if left_out:
+        origin["left_out"] = left_out
+    return create_activity(session, actor=actor, data=data, cloned_from_id=source.id, origin=origin)
+
+
+def repeat(session: Session, *, actor: Actor, activity_id: int) -> Activity:
+    """ "Repeat last month's": a draft copy whose window starts on the same day and time one
+    month later (clamped to the month's last day, :func:`design.one_month_later`) and lasts
+    as long. Same duration rather than "same end day" so a week-long activity stays a week
+    long; a whole-month activity (1st to 31st) therefore repeats as Feb 1 to Mar 3, and the
+    operator shortens it in the draft."""
+    source = get_activity(session, actor=actor, activity_id=activity_id)
+    starts_at = design.one_month_later(source.starts_at)
+    return clone(
+        session,
+        actor=actor,
+        activity_id=source.id,
+        starts_at=starts_at,
+        ends_at=starts_at + (source.ends_at - source.starts_at),
+    )

@@ -22,6 +22,7 @@ from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
+from gonghui.activities.templates import service as templates
 from gonghui.activities.voucher_grab import dashboard as voucher_grab_dashboard
 from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
 from gonghui.benefits import export
@@ -78,9 +79,11 @@ def _wizard(request: Request, user: PageUser, form: dict[str, Any], **extra: Any
             if not any(path_within(path, root) for root in roots):
                 roots.append(path)
         shops = merchant_directory.open_within(session, org_paths=roots)
+        saved = templates.list_templates(session, actor=actor)
     context = {
         "active": "nav.activities",
         "csrf_token": user.csrf_token,
+        "saved_templates": saved,
         "orgs": managed,
         "form": form,
         "merchants": shops,
@@ -325,6 +328,8 @@ def activity_page(
     activity_id: Id,
     created: int = 0,
     saved: int = 0,
+    repeated: int = 0,
+    template_saved: int = 0,
     error: str = "",
 ) -> Response:
     context = _dashboard(request, user, activity_id)
@@ -344,6 +349,8 @@ def activity_page(
         active="nav.activities",
         created=bool(created),
         saved=bool(saved),
+        repeated=bool(repeated),
+        template_saved=bool(template_saved),
         error=error if error.startswith("error.") else None,
     )
     return render(request, "console/activity.html", context)

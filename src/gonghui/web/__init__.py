@@ -22,6 +22,7 @@ def install(app: FastAPI) -> None:
     from gonghui.cashier.router import router as cashier_router
     from gonghui.console.activities import router as console_activities_router
     from gonghui.console.activity_edit import router as console_activity_edit_router
+    from gonghui.console.activity_templates import router as console_activity_templates_router
     from gonghui.console.mall import router as console_mall_router
     from gonghui.console.members import router as console_members_router
     from gonghui.console.merchants import router as console_merchants_router
@@ -36,8 +37,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.include_router(console_router)
     app.include_router(console_members_router)
-    # Before the activities router: its POST /{id}/{action} would take /{id}/edit.
+    # Before the activities router: its POST /{id}/{action} would take /{id}/edit and
+    # /{id}/repeat.
     app.include_router(console_activity_edit_router)
+    app.include_router(console_activity_templates_router)
     app.include_router(console_activities_router)
     app.include_router(console_questions_router)
     app.include_router(console_security_router)
