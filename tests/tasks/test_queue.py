@@ -285,9 +285,14 @@ def test_tasks_deferred_in_bulk_run_once_each_under_their_own_requests() -> None
             [{"mark": f"b{i}"} for i in range(5)],
             request_ids=[f"request-{i}" for i in range(5)],
         )
-    with pytest.raises(RuntimeError), unit_of_work() as session:
-        tasks.defer_many(session, "tests.note", [{"mark": "lost"}, {"mark": "lost too"}])
-        raise RuntimeError("the change fails")
+
+    def change_that_fails() -> None:
+        with unit_of_work() as session:
+            tasks.defer_many(session, "tests.note", [{"mark": "lost"}, {"mark": "lost too"}])
+            raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        change_that_fails()
     written = rows()
     assert ids == [row.id for row in written]
     assert [(row.args["mark"], row.request_id) for row in written] == [
