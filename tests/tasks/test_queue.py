@@ -271,6 +271,36 @@ def test_a_worker_runs_what_is_deferred_through_its_broker(
         assert session.scalars(select(Worker)).all() == []  # it said goodbye
 
 
+def test_tasks_deferred_in_bulk_run_once_each_under_their_own_requests() -> None:
+    with unit_of_work() as session:
+        ids = tasks.defer_many(
+            session,
+            "tests.note",
+            [{"mark": f"b{i}"} for i in range(5)],
+            request_ids=[f"request-{i}" for i in range(5)],
+        )
+
+    def change_that_fails() -> None:
+        with unit_of_work() as session:
+            tasks.defer_many(session, "tests.note", [{"mark": "lost"}, {"mark": "lost too"}])
+            raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        change_that_fails()
+    written = rows()
+    assert ids == [row.id for row in written]
+    assert [(row.args["mark"], row.request_id) for row in written] == [
+        (f"b{i}", f"request-{i}") for i in range(5)
+    ]
+    tasks.runtime.start(threads=2)
+    try:
+        wait_for(lambda: len(ran) == 5)
+    finally:
+        tasks.runtime.stop()
+    assert sorted(ran) == [(f"b{i}", 1) for i in range(5)]
+    assert {row.status for row in rows() if row.name == "tests.note"} == {"done"}
+
+
 def test_a_relay_pass_the_broker_refuses_gives_the_rest_back_and_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -112,28 +112,45 @@ def claim_participations(
     """Count one participation (a draw, a quiz attempt) for each member against the
     per-member limits, and tell the hook bus that they took part. Returns the members
     refused, by membership id, with why: nothing is counted for them."""
-    ids = [member.membership_id for member in members]
+    refused = count_participations(
+        session, activity=activity, members=[member.membership_id for member in members]
+    )
+    participated(
+        session,
+        activity=activity,
+        members=[m.membership_id for m in members if m.membership_id not in refused],
+    )
+    return refused
+
+
+def count_participations(
+    session: Session, *, activity: Activity, members: Sequence[int]
+) -> dict[int, DomainError]:
+    """Count one participation for each member (membership ids, each once) against the
+    per-member limits, without telling the hook bus yet (:func:`participated`, once the
+    rest of the work is known to go ahead; :func:`release_participations` gives back what
+    did not). Returns the members refused, with why: nothing is counted for them."""
     refused: dict[int, DomainError] = {}
     if activity.limit_total is not None or activity.limit_per_day is not None:
         counted = counters.claim_many(
             session,
             activity_id=activity.id,
-            members=ids,
+            members=members,
             scope="limit",
             granted=activity.limit_total or UNLIMITED,
         )
-        for member_id in ids:
+        for member_id in members:
             if member_id not in counted:
                 refused[member_id] = Conflict(
                     ActivitiesError.LIMIT_TOTAL, "you have used all your turns"
                 )
     if activity.limit_per_day is not None:
-        left = [member_id for member_id in ids if member_id not in refused]
+        left = [member_id for member_id in members if member_id not in refused]
         today = counters.claim_many(
             session,
             activity_id=activity.id,
             members=left,
-            scope=f"limit:{local_day().isoformat()}",
+            scope=_today_scope(),
             granted=activity.limit_per_day,
         )
         over = [member_id for member_id in left if member_id not in today]
@@ -142,19 +159,37 @@ def claim_participations(
             refused[member_id] = Conflict(
                 ActivitiesError.LIMIT_DAY, "no more turns today; come back tomorrow"
             )
-    for member_id in ids:
-        if member_id not in refused:
-            hooks.emit(
-                session,
-                org_id=activity.org_id,
-                event=hooks.OrgEvent.PARTICIPATED,
-                payload={
-                    "activity_id": activity.id,
-                    "kind": str(activity.kind),
-                    "membership_id": member_id,
-                },
-            )
     return refused
+
+
+def release_participations(session: Session, *, activity: Activity, members: Sequence[int]) -> None:
+    """Give back the participations :func:`count_participations` counted in this
+    transaction for ``members`` (whose work was then refused)."""
+    if activity.limit_total is not None or activity.limit_per_day is not None:
+        counters.release_many(session, activity_id=activity.id, members=members, scope="limit")
+    if activity.limit_per_day is not None:
+        counters.release_many(
+            session, activity_id=activity.id, members=members, scope=_today_scope()
+        )
+
+
+def participated(session: Session, *, activity: Activity, members: Sequence[int]) -> None:
+    """Tell the hook bus that each member (membership ids) took part."""
+    for member_id in members:
+        hooks.emit(
+            session,
+            org_id=activity.org_id,
+            event=hooks.OrgEvent.PARTICIPATED,
+            payload={
+                "activity_id": activity.id,
+                "kind": str(activity.kind),
+                "membership_id": member_id,
+            },
+        )
+
+
+def _today_scope() -> str:
+    return f"limit:{local_day().isoformat()}"
 
 
 def claim_participation(session: Session, *, member: MemberInfo, activity: Activity) -> None:

@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -229,35 +229,65 @@ def defer(
     """Queue task ``name`` with keyword ``args`` in ``session``'s transaction: it runs
     after the commit (``delay_s`` later), never if the transaction rolls back. Returns
     the task's id."""
+    (task_id,) = defer_many(session, name, [args], delay_s=delay_s, max_attempts=max_attempts)
+    return task_id
+
+
+def defer_many(
+    session: Session,
+    name: str,
+    args: Sequence[dict[str, Any]],
+    *,
+    request_ids: Sequence[str | None] | None = None,
+    delay_s: float = 0.0,
+    max_attempts: int | None = None,
+) -> list[int]:
+    """Queue one task ``name`` per keyword arguments in ``args`` (as :func:`defer`), with
+    one INSERT; ``request_ids``, in the same order, are the requests each task is deferred
+    for (a batch form's calls; by default the current request). Returns the tasks' ids,
+    ascending."""
     kind = _kinds.get(name)
     if kind is None:
         raise ValueError(f"no task {name!r} is registered")
-    json.dumps(args)  # fails here, in the caller, rather than in a worker
+    if not args:
+        return []
+    for one in args:
+        json.dumps(one)  # fails here, in the caller, rather than in a worker
+    if request_ids is None:
+        request_ids = [request_id_var.get()] * len(args)
     at = now()
     send = delay_s <= 0 and _sends_on_commit()
+    # One send claims all the rows (as a relay's pass does): each message names its row.
     token = uuid.uuid4().hex if send else None
-    task_id = session.scalar(
-        insert(Task)
-        .values(
-            name=name,
-            args=args,
-            status=TaskStatus.QUEUED,
-            attempts=0,
-            max_attempts=max_attempts or kind.max_attempts,
-            run_at=at + timedelta(seconds=delay_s),
-            token=token,
-            lease_until=at + timedelta(seconds=get_settings().task_send_lease_s) if send else None,
-            worker_id=_worker_id if send else None,
-            request_id=request_id_var.get(),
-            created_at=at,
-        )
-        .returning(Task.id)
-    )
-    assert isinstance(task_id, int)
+    lease = at + timedelta(seconds=get_settings().task_send_lease_s) if send else None
+    common = {
+        "name": name,
+        "status": TaskStatus.QUEUED,
+        "attempts": 0,
+        "max_attempts": max_attempts or kind.max_attempts,
+        "run_at": at + timedelta(seconds=delay_s),
+        "token": token,
+        "lease_until": lease,
+        "worker_id": _worker_id if send else None,
+        "created_at": at,
+    }
+    rows = [
+        {**common, "args": one, "request_id": request_id}
+        for one, request_id in zip(args, request_ids, strict=True)
+    ]
+    written = session.connection().execute(_INSERT_TASKS, rows).all()
     if token is not None:
-        slot = kind.slot_of(args)
-        on_commit(session, lambda: _send(name, task_id, token, slot))
-    return task_id
+        sends = [(task_id, kind.slot_of(written_args)) for task_id, written_args in written]
+        on_commit(session, lambda: _send_all(name, token, sends))
+    return sorted(task_id for task_id, _ in written)
+
+
+_INSERT_TASKS = insert(Task).returning(Task.id, Task.args)
+
+
+def _send_all(name: str, token: str, sends: list[tuple[int, str | None]]) -> None:
+    for task_id, slot in sends:
+        _send(name, task_id, token, slot)
 
 
 def _send(name: str, task_id: int, token: str, slot: str | None) -> None:
