@@ -170,21 +170,22 @@ def test_a_payment_made_before_midnight_and_heard_of_after_counts_on_its_day(
     """WeChat Pay's bill counts a payment on the day it succeeded; so do we, however late
     its notification arrives."""
     operator = make_staff(tree.province, Role.OPERATOR).headers
-    admin = make_staff(None, None, platform_admin=True).headers
     item = product(api, operator, tree.province, price_cents=5000, stock=5)
     buyer = make_member(tree.district_a1)
     link_wechat(buyer)
-    placed = checkout(api, buyer, items=[{"sku_id": item["skus"][0]["id"], "quantity": 1}]).json()
-
     day = clock.local_day()
-    clock.advance(clock.day_start(day) + timedelta(days=1, seconds=-2) - clock.now())
+    clock.advance(clock.day_start(day) + timedelta(days=1, seconds=-60) - clock.now())
+    placed = checkout(api, buyer, items=[{"sku_id": item["skus"][0]["id"], "quantity": 1}]).json()
+    clock.advance(timedelta(seconds=58))
     pay(api, buyer, placed["id"], hold=True)  # at 23:59:58; its notification held
     clock.advance(timedelta(seconds=5))
     assert clock.local_day() != day
     assert api.post("/_sim/wechatpay/_control/notifications/release").status_code == 200
     assert order(api, buyer, placed["id"])["state"] == "paid"
 
-    api.post(REPORTS, json={"day": day.isoformat()}, headers=admin)
+    admin = make_staff(None, None, platform_admin=True).headers  # signed in on the new day
+    queued = api.post(REPORTS, json={"day": day.isoformat()}, headers=admin)
+    assert queued.status_code == 202, queued.text
     assert tasks.run_due() >= 1
     report = api.get(f"{REPORTS}/{day.isoformat()}", headers=admin).json()
     assert report["ok"] is True

@@ -294,7 +294,7 @@ def test_tasks_deferred_in_bulk_run_once_each_under_their_own_requests() -> None
     ]
     tasks.runtime.start(threads=2)
     try:
-        wait_for(lambda: len(ran) == 5)
+        eventually("all five tasks ran", lambda: len(ran) == 5, within_s=30)
     finally:
         tasks.runtime.stop()
     assert sorted(ran) == [(f"b{i}", 1) for i in range(5)]
