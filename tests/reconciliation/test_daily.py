@@ -173,7 +173,7 @@ def test_a_payment_made_before_midnight_and_heard_of_after_counts_on_its_day(
     item = product(api, operator, tree.province, price_cents=5000, stock=5)
     buyer = make_member(tree.district_a1)
     link_wechat(buyer)
-    day = clock.local_day()
+    day = clock.local_day() + timedelta(days=1)  # tomorrow: its 23:59 is always ahead
     clock.advance(clock.day_start(day) + timedelta(days=1, seconds=-60) - clock.now())
     placed = checkout(api, buyer, items=[{"sku_id": item["skus"][0]["id"], "quantity": 1}]).json()
     clock.advance(timedelta(seconds=58))
