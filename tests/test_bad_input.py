@@ -17,6 +17,7 @@ from gonghui.activities.models import Activity
 from gonghui.activities.quiz.models import Question
 from gonghui.baas.models import App
 from gonghui.db import unit_of_work
+from gonghui.types import MAX_AMOUNT
 from tests.activities.conftest import create_activity
 from tests.fixtures import Staff, StaffFactory, Tree
 
@@ -107,6 +108,21 @@ def test_a_budget_beyond_any_real_sum_is_refused_and_the_activity_keeps_its_budg
     _assert_invalid(resp, "budget_cents")
     resp = api.get(f"/api/v1/activities/{activity['id']}", headers=admin.headers)
     assert resp.json()["budget_cents"] == 500
+
+
+def test_the_largest_amount_accepted_is_stored_and_read_back(
+    api: httpx.Client, tree: Tree, admin: Staff
+) -> None:
+    """``types.Amount``'s maximum is past a 32-bit column: it must still be stored whole."""
+    activity = create_activity(api, admin.headers, tree.province, publish=False, budget_cents=500)
+    resp = api.patch(
+        f"/api/v1/activities/{activity['id']}",
+        json={"budget_cents": MAX_AMOUNT, "budget_points": MAX_AMOUNT},
+        headers=admin.headers,
+    )
+    assert resp.status_code == 200, resp.text
+    resp = api.get(f"/api/v1/activities/{activity['id']}", headers=admin.headers)
+    assert (resp.json()["budget_cents"], resp.json()["budget_points"]) == (MAX_AMOUNT, MAX_AMOUNT)
 
 
 def test_an_incoming_webhook_for_an_id_beyond_64_bits_is_refused_without_credentials(

@@ -183,7 +183,15 @@ IdPk = Annotated[int, mapped_column(BigId, primary_key=True, autoincrement=True)
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    # Every ``Mapped[int]`` is 64-bit: amounts reach ``types.Amount``'s 10**12 and counts
+    # grow with a province's members, past PostgreSQL's 32-bit ``integer``. (SQLite's
+    # INTEGER is 64-bit already; the variant keeps its rowid primary keys.)
+    type_annotation_map = {
+        int: BigId,
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
 
 
 _lock = threading.Lock()
