@@ -110,15 +110,15 @@ def _remaining() -> Select[int, str, int, int]:
 @cache
 def _take_amount(dialect: str) -> Any:
     # A counter of amounts (cents): ``n`` more used only while they fit under ``granted``.
-    return (
-        _insert(dialect, used=bindparam("n", type_=Integer))
-        .on_conflict_do_update(
-            index_elements=_KEY,
-            set_={"used": Counter.used + bindparam("n")},
-            where=Counter.used + bindparam("n") <= Counter.granted,
-        )
-        .returning(Counter.membership_id)
-    )
+    # The amount is the new row's ``used`` (``excluded``), not a parameter of the conflict
+    # clause, so that the members' rows stay one multi-row INSERT (as ``org_shares._take``).
+    insert = _insert(dialect, used=bindparam("n", type_=Integer))
+    wanted = insert.excluded.used
+    return insert.on_conflict_do_update(
+        index_elements=_KEY,
+        set_={"used": Counter.used + wanted},
+        where=Counter.used + wanted <= Counter.granted,
+    ).returning(Counter.membership_id)
 
 
 @cache
