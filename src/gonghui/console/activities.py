@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from openpyxl import Workbook  # type: ignore[import-untyped]
 from pydantic import ValidationError
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gonghui import xlsx
 from gonghui.activities import service as activities
 from gonghui.activities import stats
-from gonghui.activities.lottery import proof
+from gonghui.activities.lottery import dry_run, proof
 from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
@@ -354,6 +354,54 @@ def activity_page(
         error=error if error.startswith("error.") else None,
     )
     return render(request, "console/activity.html", context)
+
+
+@router.get("/{activity_id}/dry-run", response_class=HTMLResponse)
+def dry_run_page(
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: Id,
+    members: Annotated[int, Query(ge=1, le=10_000_000)] = 1000,
+    participation: Annotated[int, Query(ge=1, le=100)] = 30,
+    draws_per_day: Annotated[str, Query(pattern=r"^([1-9][0-9]?|100)?$")] = "",
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    run: int = 0,
+) -> Response:
+    """The form and, once submitted (``run``), the dry run's answer: the same service as
+    the API's. A GET: nothing is written."""
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        activity = activities.get_activity(session, actor=actor, activity_id=activity_id)
+    result, error = None, None
+    if run:
+        scenario = dry_run.Scenario(
+            members=members,
+            participation=participation / 100,
+            draws_per_day=int(draws_per_day) if draws_per_day else None,
+            seed=seed,
+        )
+        try:
+            with unit_of_work(read_only=True) as session:
+                result = dry_run.dry_run(
+                    session, actor=actor, activity_id=activity_id, scenario=scenario
+                )
+        except DomainError as exc:
+            error = error_key(exc)
+    form = {
+        "members": members,
+        "participation": participation,
+        "draws_per_day": draws_per_day,
+        "seed": seed,
+    }
+    context = {
+        "activity": activity,
+        "form": form,
+        "result": result,
+        "error": error,
+        "draws_max": dry_run.DRAWS_MAX,
+        "active": "nav.activities",
+    }
+    return render(request, "console/activity_dry_run.html", context)
 
 
 @router.get("/{activity_id}/stats", response_class=HTMLResponse)
