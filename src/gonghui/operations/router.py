@@ -4,16 +4,17 @@ from fastapi import APIRouter, Query, status
 
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.operations import service
-from gonghui.operations.schemas import DeadTaskPage, DeadTaskRead, QueueRead
+from gonghui.operations.schemas import DeadTaskPage
+from gonghui.tasks.ops import QueueSummary
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1/ops/queue", tags=["ops"])
 
 
 @router.get("")
-def queue_summary(staff: CurrentStaff, session: SessionDep) -> QueueRead:
+def queue_summary(staff: CurrentStaff, session: SessionDep) -> QueueSummary:
     """The queue's depth by task and state, the oldest due task's age, the live workers."""
-    return QueueRead.model_validate(service.queue_summary(session, actor=staff))
+    return service.queue_summary(session, actor=staff)
 
 
 @router.get("/dead")
@@ -26,7 +27,7 @@ def dead_tasks(
     """Dead-lettered tasks, newest first; ``before`` is the last page's ``next_before_id``."""
     items = service.dead_tasks(session, actor=staff, limit=limit, before_id=before)
     return DeadTaskPage(
-        items=[DeadTaskRead.model_validate(t) for t in items],
+        items=items,
         next_before_id=items[-1].id if len(items) == limit else None,
     )
 
