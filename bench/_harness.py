@@ -37,9 +37,19 @@ def free_port() -> int:
 
 
 class Server:
-    """A server process on its own data directory (SQLite) or ``database_url``."""
+    """A server process on its own data directory (SQLite) or ``database_url``.
 
-    def __init__(self, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    ``background_workers`` > 0 runs the task queue as production does (README, "Background
+    work"): the API processes with ``GONGHUI_BACKGROUND_WORKERS=false`` and that many
+    ``gonghui worker`` processes beside them, started and stopped with the server."""
+
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        background_workers: int = 0,
+    ) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="gonghui-bench-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,8 +60,12 @@ class Server:
             "GONGHUI_LOG_LEVEL": "WARNING",
             **(env or {}),
         }
+        if background_workers:
+            self.env["GONGHUI_BACKGROUND_WORKERS"] = "false"
         self.workers = workers
+        self.background_workers = background_workers
         self.process: subprocess.Popen[bytes] | None = None
+        self.worker_processes: list[subprocess.Popen[bytes]] = []
         self._engine: Any = None
 
     @property
@@ -86,6 +100,10 @@ class Server:
             env=self.env,
             start_new_session=True,
         )  # fmt: skip
+        self.worker_processes = [
+            subprocess.Popen([str(GONGHUI), "worker"], env=self.env, start_new_session=True)
+            for _ in range(self.background_workers)
+        ]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -96,8 +114,9 @@ class Server:
         raise RuntimeError("server did not start")
 
     def peak_rss_mb(self) -> float:
-        """Peak resident size (VmHWM) summed over the server's processes (master and
-        workers; sandboxed function workers run in sessions of their own)."""
+        """Peak resident size (VmHWM) summed over the server's processes (master, server
+        processes, writer and any ``gonghui worker``; sandboxed function workers run in
+        sessions of their own)."""
         return self._summed_mb("VmHWM")
 
     def rss_mb(self) -> float:
@@ -106,6 +125,7 @@ class Server:
 
     def _summed_mb(self, field: str) -> float:
         assert self.process is not None
+        groups = {self.process.pid, *(w.pid for w in self.worker_processes)}
         total = 0
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
@@ -117,17 +137,21 @@ class Server:
                 pgid = os.getpgid(int(status.parent.name))
             except OSError:
                 continue
-            if pgid == self.process.pid and field in fields:
+            if pgid in groups and field in fields:
                 total += int(fields[field].split()[0])
         return round(total / 1024, 1)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+        for process in [*self.worker_processes, self.process]:
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [*self.worker_processes, self.process]:
+            if process is None:
+                continue
             try:
-                self.process.wait(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,12 @@ class LotterySeed:
 
 def member_server(**env: str) -> Server:
     """A 2-process server for seeded members to act on, on GONGHUI_BENCH_DATABASE_URL (empty:
-    SQLite in its data directory), its access tokens valid for two hours."""
+    SQLite in its data directory), its access tokens valid for two hours. Background work
+    (the voucher sends, a stock's opening) runs as in production: in two ``gonghui worker``
+    processes beside the API processes, not in them."""
     return Server(
         workers=2,
+        background_workers=2,
         env={
             "GONGHUI_ENV": "test",
             "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_BENCH_DATABASE_URL", ""),

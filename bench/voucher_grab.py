@@ -5,10 +5,11 @@ Seeds verified members with WeChat linked (pre-issued tokens) and a live voucher
 one stock large enough for the whole run (each member may claim BENCH_PER_MEMBER times,
 so the run's repeats are claims, not refusals). The WeChat Pay simulator runs as a server
 of its own (one process holds its state), answering in 100 ms as WeChat Pay documents; the
-stock is opened by the server's workers before the burst. Claims and pings are measured as
+stock is opened by the workers before the burst. Claims and pings are measured as
 in draw_burst (rounds of ping / claims / ping, the median round reported). Then the sends:
-the server's workers (GONGHUI_WORKER_THREADS each, BENCH_WORKER_THREADS, 32) send every
-claimed coupon; the send backlog is polled until empty or BENCH_DRAIN_S. Invariants: the
+the server's two ``gonghui worker`` processes (GONGHUI_WORKER_THREADS each,
+BENCH_WORKER_THREADS, 32; the API processes run none, as in production) send every claimed
+coupon; the send backlog is polled until empty or BENCH_DRAIN_S. Invariants: the
 stock's count equals the claims, no claim past the stock, each sent claim has its own
 coupon, and the backlog drained.
 

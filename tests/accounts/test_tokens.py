@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import jwt
 import pytest
 
 from gonghui import clock
 from gonghui.accounts import principal as principals
-from gonghui.accounts.access import issue_access_token
+from gonghui.accounts.access import _JWT, decode_access_token, issue_access_token
 from gonghui.accounts.service import create_user
 from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
+from gonghui.errors import Unauthenticated
 from tests.fixtures import PASSWORD, StaffFactory, Tree
 
 
@@ -155,3 +157,27 @@ def test_a_full_principal_cache_drops_expired_sign_ins_before_fresh_ones(
     # The cache is full: the fifth pushes out the two expired entries, not the oldest ones.
     resolve(fifth)
     assert list(principals._cache) == [first, fourth, fifth]
+
+
+def test_a_token_signed_with_another_key_is_refused_after_a_good_one() -> None:
+    """The signing key is checked once (accounts/access.py): a verified token does not make
+    the next one, signed with another key, pass."""
+    good = issue_access_token(user_id=7, session_id="s-good")
+    assert decode_access_token(good).user_id == 7
+    forged = jwt.encode(
+        {"sub": "7", "sid": "s-forged", "typ": "access", "iat": int(clock.now().timestamp()),
+         "exp": int(clock.now().timestamp()) + 600},
+        b"x" * 32,
+        algorithm="HS256",
+    )  # fmt: skip
+    with pytest.raises(Unauthenticated):
+        decode_access_token(forged)
+
+
+def test_an_asymmetric_key_is_still_refused_as_an_hmac_secret() -> None:
+    """PyJWT's check that an HMAC secret is not a public key still runs, once per key."""
+    public_key = b"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQ\n-----END PUBLIC KEY-----"
+    token = jwt.encode({"sub": "1"}, b"y" * 32, algorithm="HS256")
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidKeyError):
+            _JWT.decode(token, public_key, algorithms=["HS256"])

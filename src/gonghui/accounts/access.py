@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from gonghui.accounts.errors import AccountsError
 from gonghui.clock import now
@@ -24,7 +25,35 @@ from gonghui.settings import get_settings
 
 _ALGORITHM = "HS256"
 _LEEWAY_S = 5
+
+
+class _CheckedOnceHMAC(HMACAlgorithm):
+    """HS256 whose key is checked once per key, not once per token.
+
+    PyJWT prepares the key on every decode, and preparing an HMAC key means refusing one
+    that parses as a public key or certificate (two ``cryptography`` parse attempts): a
+    fifth of verifying a token, paid again for every new token with the same key. The
+    same check runs here, once for each key object; only a key that passed it is kept.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._checked: tuple[object, bytes] | None = None
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        checked = self._checked
+        if checked is not None and checked[0] is key:
+            return checked[1]
+        prepared = super().prepare_key(key)
+        self._checked = (key, prepared)
+        return prepared
+
+
 _JWT = jwt.PyJWT()
+# PyJWT's own verification with the key check above (its signer, PyJWS, is reached through
+# PyJWT's attribute: the one instance this module signs and verifies with).
+_JWT._jws.unregister_algorithm(_ALGORITHM)
+_JWT._jws.register_algorithm(_ALGORITHM, _CheckedOnceHMAC())
 # iat and exp are checked against the server clock (_check_expiry), not the wall clock.
 _OPTIONS: Any = {
     "require": ["exp", "iat", "sub", "sid"],
@@ -63,7 +92,7 @@ def issue_access_token(
     }
     if principal is not None:
         payload["prn"] = principal
-    return jwt.encode(payload, get_keys().token_signing_key, algorithm=_ALGORITHM)
+    return _JWT.encode(payload, get_keys().token_signing_key, algorithm=_ALGORITHM)
 
 
 # Access tokens verified lately, by the token's exact text: a client sends the same token
