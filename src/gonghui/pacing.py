@@ -11,6 +11,8 @@ so no second ever holds more than ``per_s`` calls, whichever second the service 
 (a quarter of it) and hands them out to its threads, so the shared counter is written a
 few times a window, not once a call; a block's calls unused when its window ends are lost,
 which only makes the pace slower. When the window is spent, callers sleep until it ends.
+Calls leave paced but may arrive bunched (scheduling, the network), so a service's second
+may still see a few more now and then: their 429 is retried by the caller as no answer.
 A counter that cannot be reached raises :class:`gonghui.errors.ServiceUnavailable`, as the
 rate limits do (fail closed): the caller's call is not made.
 """
