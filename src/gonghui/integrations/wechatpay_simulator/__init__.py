@@ -18,10 +18,10 @@ the order's close), a refund reaches the payer, is closed or turns abnormal
 back and released later; the merchant's balance runs short for refunds (``NOT_ENOUGH``);
 coupon sends past the merchant's frequency (``sends_per_s``, default 500 a second as
 WeChat Pay documents) answered 429 ``FREQUENCY_LIMITED``; faults on the next calls
-(``timeout``: no answer before the client gives up; ``error``: 500 ``SYSTEM_ERROR``; ``lost``: the call takes effect but its answer is a 500), and the
-answer latency (default ``wechatpay_simulator_latency_ms``, 100 ms, WeChat Pay's
-documented processing time). State lives in this process's memory, as the WeChat simulator's
-does.
+(``timeout``: no answer before the client gives up; ``error``: 500 ``SYSTEM_ERROR``;
+``lost``: the call takes effect but its answer is a 500), and the answer latency (default
+``wechatpay_simulator_latency_ms``, 100 ms, WeChat Pay's documented processing time). State
+lives in this process's memory, as the WeChat simulator's does.
 """
 
 from __future__ import annotations
