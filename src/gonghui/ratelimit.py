@@ -81,17 +81,39 @@ def hit(key: str, *, limit: int, window_s: int) -> Decision:
     return Decision(count <= limit, count, limit, _seconds_until(ends, at))
 
 
-def _db_hit(key: str, at: datetime, window_s: int) -> tuple[int, datetime]:
+@dataclass(frozen=True)
+class Grant:
+    """Of ``n`` hits asked for, ``granted`` fit within the limit of the window that ends
+    at ``window_ends_at``."""
+
+    granted: int
+    window_ends_at: datetime
+
+
+def take(key: str, *, n: int, limit: int, window_s: float) -> Grant:
+    """Count ``n`` hits of ``key`` at once (a pace's block, :mod:`gonghui.pacing`): as many
+    of them as the window still held are granted, the rest count but are not granted."""
+    if len(key) > KEY_MAX:
+        raise ValueError(f"rate-limit key longer than {KEY_MAX} characters")
+    at = clock.now()
+    if redis_conn.configured():
+        count, ends = _redis_hit(key, at, window_s, n)
+    else:
+        count, ends = _db_hit(key, at, window_s, n)
+    return Grant(max(0, min(n, limit - (count - n))), ends)
+
+
+def _db_hit(key: str, at: datetime, window_s: float, n: int = 1) -> tuple[int, datetime]:
     table = RateCounter.__table__
     engine = get_engine()
     insert = upsert_insert(engine.dialect.name)(table)
     ended = table.c.window_ends_at <= literal(at, UTCDateTime())
     stmt = (
-        insert.values(key=key, count=1, window_ends_at=at + timedelta(seconds=window_s))
+        insert.values(key=key, count=n, window_ends_at=at + timedelta(seconds=window_s))
         .on_conflict_do_update(
             index_elements=[table.c.key],
             set_={
-                "count": case((ended, 1), else_=table.c.count + 1),
+                "count": case((ended, n), else_=table.c.count + n),
                 "window_ends_at": case(
                     (ended, insert.excluded.window_ends_at), else_=table.c.window_ends_at
                 ),
@@ -138,16 +160,17 @@ def clear(key: str) -> None:
 
 
 # KEYS[1]: the key's hash {c: count, e: window end}; ARGV: now and the window (ms, by the
-# caller's clock). Opens a window when there is none or it has ended, else counts a hit.
+# caller's clock), and the hits to count. Opens a window when there is none or it has
+# ended, else counts the hits.
 _HIT = """
-local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, window, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('HMGET', KEYS[1], 'c', 'e')
 local count, ends = tonumber(state[1]), tonumber(state[2])
 if count == nil or ends == nil or ends <= now then
-  count, ends = 1, now + window
+  count, ends = n, now + window
   redis.call('HSET', KEYS[1], 'c', count, 'e', ends)
 else
-  count = redis.call('HINCRBY', KEYS[1], 'c', 1)
+  count = redis.call('HINCRBY', KEYS[1], 'c', n)
 end
 redis.call('PEXPIRE', KEYS[1], math.max(ends - now, 0) + 60000)
 return {count, ends}
@@ -179,11 +202,13 @@ def _unavailable() -> ServiceUnavailable:
     )
 
 
-def _redis_hit(key: str, at: datetime, window_s: int) -> tuple[int, datetime]:
+def _redis_hit(key: str, at: datetime, window_s: float, n: int = 1) -> tuple[int, datetime]:
     client = redis_conn.client()
     try:
         # EVALSHA, loading the script again when the server has lost it (a restart).
-        count, ends = _hit_script(client)(keys=[_redis_key(key)], args=[_ms(at), window_s * 1000])
+        count, ends = _hit_script(client)(
+            keys=[_redis_key(key)], args=[_ms(at), round(window_s * 1000), n]
+        )
     except redis_conn.Unavailable as exc:
         log.warning("rate limit %s refused: Redis unreachable (%s)", key, exc)
         raise _unavailable() from exc

@@ -73,8 +73,19 @@ class Settings(BaseSettings):
     wechatpay_public_key_id: str = ""
     wechatpay_public_key: str = ""
     wechatpay_platform_certificates: str = ""
-    # The simulator's answer latency (WeChat Pay's documented processing time: 100 ms).
+    # Calls to WeChat Pay per second and merchant, shared by every process (gonghui.pacing;
+    # WeChat Pay documents 500/s for sending coupons); 0: unpaced.
+    wechatpay_calls_per_s: int = Field(default=500, ge=0)
+    # The simulator's answer latency (WeChat Pay's documented processing time: 100 ms), and
+    # how many coupon sends a second it takes of one merchant before answering 429
+    # FREQUENCY_LIMITED (0: no limit).
     wechatpay_simulator_latency_ms: int = 100
+    wechatpay_simulator_sends_per_s: int = Field(default=500, ge=0)
+    # A coupon whose stock is paused waits for it to restart (voucher_grab.waiting): each
+    # stock with waiting sends is looked at this often, and a send that waited this long in
+    # all is given up (its claim fails, its coupon given back).
+    voucher_waiting_check_s: float = Field(default=60.0, gt=0)
+    voucher_send_max_wait_s: float = Field(default=6 * 3600.0, gt=0)
     # Mount the protocol simulators (WeChat, WeChat Pay, SMS) under /_sim; never in production.
     simulators_enabled: bool = True
 

@@ -19,6 +19,8 @@ and accepts any timestamp. The exchange is :meth:`WechatPayClient.call` here, on
 kept-alive HTTP client per process, each step within :data:`TIMEOUT_S` (WeChat Pay's base
 URL is the operator's setting, never a caller's, so it is not an outbound target to guard).
 
+Calls are paced per merchant (:meth:`WechatPayClient.pace`), across every process.
+
 Errors: an answer WeChat Pay gave (4xx with ``{"code", "message"}``) is final,
 :class:`WechatPayRefused`; no answer, a 5xx, 429 or an answer that fails verification
 leaves the outcome unknown, :class:`WechatPayUnavailable`, and the caller retries the
@@ -46,7 +48,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 from wechatpayv3.utils import aes_decrypt, rsa_encrypt, rsa_sign, rsa_verify
 
-from gonghui.errors import DomainError, UpstreamError
+from gonghui import pacing
+from gonghui.errors import DomainError, ServiceUnavailable, UpstreamError
 from gonghui.integrations.errors import IntegrationsError
 from gonghui.settings import get_settings
 
@@ -333,6 +336,7 @@ class WechatPayClient:
         if serial is not None:
             headers["Wechatpay-Serial"] = serial
         url = m.base_url.rstrip("/") + path
+        self.pace()
         try:
             resp = _http().request(
                 method,
@@ -363,6 +367,16 @@ class WechatPayClient:
         answer: dict[str, Any] = resp.json()
         return answer
 
+    def pace(self) -> None:
+        """Wait for this merchant's turn to call WeChat Pay (``wechatpay_calls_per_s``,
+        shared by every process: :mod:`gonghui.pacing`), rather than be answered 429."""
+        try:
+            pacing.wait(
+                f"wechatpay:{self.merchant.mchid}", per_s=get_settings().wechatpay_calls_per_s
+            )
+        except ServiceUnavailable as exc:
+            raise _unavailable("the pace of calls cannot be checked now") from exc
+
     def download(self, url: str, *, hash_type: str, hash_value: str) -> bytes:
         """A bill file from the ``download_url`` an API answered with, checked against the
         hash that answer gave (file downloads are not signed). Only a URL under the
@@ -372,6 +386,7 @@ class WechatPayClient:
         if not url.startswith(base):
             raise _unavailable("a download URL outside WeChat Pay")
         path = "/" + url[len(base) :]
+        self.pace()
         headers = {
             "Authorization": authorization(
                 m, "GET", path, "", timestamp=int(time.time()), nonce=secrets.token_hex(16)

@@ -22,7 +22,6 @@ from tests.activities.voucher_grab.conftest import (
     grab_config,
     ledger,
     link_wechat,
-    move_wechat_stock,
     my_claims,
     stocks,
     wechat_stock,
@@ -139,25 +138,3 @@ def test_a_grab_lists_only_the_members_claims_of_that_grab(
     assert [(c["activity_id"], c["stock_id"]) for c in of_first] == [(first, first_stock)]
     assert of_second == []
     assert len(my_claims(api, member)) == 1  # every grab's, without an activity
-
-
-def test_a_coupon_wechat_pay_refuses_fails_its_claim_and_gives_the_coupon_back(
-    api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
-) -> None:
-    activity_id, stock_id = grab(api, tree, operator)
-    member = make_member(tree.district_a1)
-    link_wechat(member)
-    move_wechat_stock(activity_id, "pause")  # WeChat Pay now refuses its coupons (403)
-    assert claim(api, activity_id, stock_id, member).status_code == 201
-    assert tasks.run_due() == 1  # vouchers.send_coupon, refused
-    assert [c["state"] for c in my_claims(api, member)] == ["failed"]
-    assert stocks(api, activity_id, member)[0]["claimed"] == 0
-    assert ledger(member.membership_id) == []
-
-    move_wechat_stock(activity_id, "restart")
-    again = claim(api, activity_id, stock_id, member)  # the member's turn was given back
-    assert again.status_code == 201, again.text
-    assert tasks.run_due() == 1
-    assert [c["state"] for c in my_claims(api, member)] == ["sent", "failed"]
-    assert stocks(api, activity_id, member)[0]["claimed"] == 1
-    assert ledger(member.membership_id) == [("issue", 1000, "wechatpay.coupon_sent")]

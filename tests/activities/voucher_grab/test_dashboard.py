@@ -3,11 +3,16 @@ second, what is left of each stock, the send backlog, what was sent and what fai
 
 from __future__ import annotations
 
-import httpx
+from datetime import timedelta
 
-from gonghui import tasks
+import httpx
+import pytest
+
+from gonghui import clock, tasks
 from gonghui.activities.voucher_grab import claims as voucher_claims
+from gonghui.activities.voucher_grab import waiting
 from gonghui.orgs.models import Role
+from gonghui.settings import get_settings
 from tests.activities.conftest import MemberFactory
 from tests.activities.voucher_grab.conftest import (
     claim,
@@ -24,7 +29,11 @@ def figures(api: httpx.Client, headers: dict[str, str], activity_id: int) -> htt
 
 
 def test_operators_watch_claims_sends_and_failures_of_the_opening_minute(
-    api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
+    api: httpx.Client,
+    tree: Tree,
+    operator: dict[str, str],
+    make_member: MemberFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator, max_coupons=10)
     start = figures(api, operator, activity_id)
@@ -57,12 +66,30 @@ def test_operators_watch_claims_sends_and_failures_of_the_opening_minute(
     assert sum(middle["claims_per_second"]) == 5
     assert middle["claims_rate"] == sum(middle["claims_per_second"][-10:]) / 10
 
-    assert tasks.run_due() == 2  # both refused: failed, their coupons given back
+    assert tasks.run_due() == 2  # both held: the stock is paused at WeChat Pay
+    held = figures(api, operator, activity_id).json()
+    assert (held["left"], held["sending"], held["waiting"], held["sent"], held["failed"]) == (
+        5,
+        0,
+        2,
+        3,
+        0,
+    )
+
+    # They wait no longer than the bound: tried once more, refused, their coupons given back.
+    monkeypatch.setattr(get_settings(), "voucher_send_max_wait_s", 60.0)
+    clock.advance(timedelta(seconds=61))
+    waiting.check_waiting()
+    assert tasks.run_due() == 2
     refused = figures(api, operator, activity_id).json()
     assert (refused["left"], refused["sending"], refused["sent"], refused["failed"]) == (7, 0, 3, 2)
+    assert refused["waiting"] == 0
 
     # Claimed again once the stock restarts; this send runs out of attempts (a dead task).
-    move_wechat_stock(activity_id, "restart")
+    restarted = api.post(
+        f"/api/v1/activities/{activity_id}/voucher-stocks/{stock_id}/restart", headers=operator
+    )
+    assert restarted.status_code == 200, restarted.text
     assert claim(api, activity_id, stock_id, members[3]).status_code == 201
     stuck = my_claims(api, members[3])[0]
     voucher_claims._dead({"claim_id": stuck["id"]}, "no answer from WeChat Pay")
@@ -74,7 +101,7 @@ def test_operators_watch_claims_sends_and_failures_of_the_opening_minute(
         3,
         2,
     )
-    assert sum(end["claims_per_second"]) == 6  # failed claims were claims too
+    assert sum(end["claims_per_second"]) == 1  # the others are more than a minute old
 
 
 def test_only_the_grabs_operators_read_its_figures(

@@ -5,13 +5,17 @@ all), never passed under concurrency, and given back when WeChat Pay refuses a c
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
-from gonghui import tasks
+from gonghui import clock, tasks
+from gonghui.activities.voucher_grab import waiting
 from gonghui.activities.voucher_grab.models import OrgShare, VoucherClaim
 from gonghui.db import unit_of_work
+from gonghui.settings import get_settings
 from tests.activities.conftest import Member, MemberFactory
 from tests.activities.voucher_grab.conftest import (
     claim,
@@ -71,7 +75,11 @@ def test_the_members_of_one_union_claim_at_most_its_share(
 
 
 def test_a_coupon_wechat_pay_refuses_gives_back_the_unions_share_and_the_members_turns(
-    api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
+    api: httpx.Client,
+    tree: Tree,
+    operator: dict[str, str],
+    make_member: MemberFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     activity_id, stock_id = grab(
         api, tree, operator, max_coupons=10, max_per_org=1, limits={"limit_per_day": 1}
@@ -80,11 +88,18 @@ def test_a_coupon_wechat_pay_refuses_gives_back_the_unions_share_and_the_members
     move_wechat_stock(activity_id, "pause")  # WeChat Pay refuses its coupons (403)
     assert outcome(claim(api, activity_id, stock_id, first)) == (201, "sending")
     assert outcome(claim(api, activity_id, stock_id, second)) == (409, "vouchers.org_limit_reached")
-    assert tasks.run_due() == 1  # refused
+    assert tasks.run_due() == 1  # the send waits for the stock
+    monkeypatch.setattr(get_settings(), "voucher_send_max_wait_s", 60.0)
+    clock.advance(timedelta(seconds=61))
+    waiting.check_waiting()  # waited its longest: tried once more, refused
+    assert tasks.run_due() == 1
     assert [c["state"] for c in my_claims(api, first)] == ["failed"]
     assert org_share(activity_id, tree.grassroots_a1x) == 0
 
-    move_wechat_stock(activity_id, "restart")
+    restarted = api.post(
+        f"/api/v1/activities/{activity_id}/voucher-stocks/{stock_id}/restart", headers=operator
+    )
+    assert restarted.status_code == 200, restarted.text
     # The member's daily turn came back with the coupon: claiming again is allowed.
     assert outcome(claim(api, activity_id, stock_id, first)) == (201, "sending")
     assert outcome(claim(api, activity_id, stock_id, second)) == (409, "vouchers.org_limit_reached")

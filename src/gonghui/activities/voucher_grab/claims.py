@@ -29,7 +29,10 @@ no answer (a timeout, a 5xx, an answer that fails verification) is retried with 
 and the same number, which WeChat Pay answers with the coupon it sent the first time, so
 a coupon is never sent twice, even when a worker dies between the send and its record.
 A refusal (WeChat Pay answered 4xx) fails the claim and gives back its coupon to the stock,
-the member's turns (per stock, and the activity's total and daily) and the org's share.
+the member's turns (per stock, and the activity's total and daily) and the org's share;
+except while the stock is paused (here, or at WeChat Pay): then the send waits for it to
+restart, within a bound (:mod:`.waiting`). Calls keep to WeChat Pay's pace per merchant
+(:mod:`gonghui.pacing`); one answered 429 is retried like no answer.
 
 A coupon spent arrives as WeChat Pay's ``COUPON.USE`` notification
 (:mod:`gonghui.payments`): the claim becomes ``used`` and the ledger says so, once.
@@ -59,7 +62,8 @@ from gonghui.activities.participation import (
     release_participation,
     release_participations,
 )
-from gonghui.activities.voucher_grab import org_shares
+from gonghui.activities.voucher_grab import org_shares, waiting
+from gonghui.activities.voucher_grab.models import SEND_COUPON as SEND_COUPON
 from gonghui.activities.voucher_grab.models import (
     ClaimState,
     StockStatus,
@@ -75,7 +79,6 @@ from gonghui.integrations import wechatpay
 from gonghui.observability import request_scope
 from gonghui.payments import service as payments
 
-SEND_COUPON = "vouchers.send_coupon"
 OPERATION = "vouchers.claim"
 
 
@@ -603,8 +606,9 @@ def _dead(args: dict[str, Any], error: str) -> None:
 
 
 @tasks.task(SEND_COUPON, max_attempts=30, on_dead=_dead)
-def send_coupon(claim_id: int) -> None:
-    """Send the claim's coupon with its ``out_request_no`` (see the module)."""
+def send_coupon(claim_id: int, last: bool = False) -> None:
+    """Send the claim's coupon with its ``out_request_no`` (see the module); ``last``: the
+    send that waited longest, tried once more however its stock stands (:mod:`.waiting`)."""
     with unit_of_work(read_only=True) as session:
         found = session.execute(
             select(VoucherClaim, VoucherStock)
@@ -620,22 +624,43 @@ def send_coupon(claim_id: int) -> None:
             "appid": stock.appid,
         }
         openid = claim_row.openid
+    if stock.status == StockStatus.PAUSED and not last:
+        waiting.wait(claim_id=claim_row.id, stock_id=stock.id, paused_at_wechatpay=False)
+        return
     client = wechatpay.WechatPayClient(wechatpay.configured_merchant())
     request["stock_creator_mchid"] = client.merchant.mchid
     try:
         sent = client.call("POST", f"/v3/marketing/favor/users/{openid}/coupons", request)
     except wechatpay.WechatPayRefused as exc:
-        _refused(claim_row, exc.message)
+        try:
+            paused = not last and waiting.paused_at_wechatpay(client, str(stock.wechat_stock_id))
+        except wechatpay.WechatPayUnavailable as unknown:
+            raise tasks.Retry(f"refused ({exc.message}); {unknown.message}") from unknown
+        if paused:
+            waiting.wait(claim_id=claim_row.id, stock_id=stock.id, paused_at_wechatpay=True)
+        else:
+            _refused(claim_row, exc.message)
         return
     except wechatpay.WechatPayUnavailable as exc:
         raise tasks.Retry(exc.message) from exc
     _sent(claim_row, stock, str(sent["coupon_id"]))
 
 
+def _done(session: Session) -> None:
+    """The send's task is done in the transaction that records its outcome: a send is two
+    write transactions (the run's start, its outcome) rather than three. A crash before
+    this commit leaves both undone: the task runs again and WeChat Pay answers the same
+    ``out_request_no`` with the coupon it sent (``tests/activities/voucher_grab/
+    test_send_transactions.py``)."""
+    if tasks.current() is not None:
+        tasks.complete(session)
+
+
 def _sent(claim_row: VoucherClaim, stock: VoucherStock, coupon_id: str) -> None:
     """WeChat Pay sent the coupon: the claim (as :func:`send_coupon` read it) is ``sent``
     and the ledger says so, once."""
     with unit_of_work() as session:
+        _done(session)
         moved = session.execute(
             update(VoucherClaim)
             .where(VoucherClaim.id == claim_row.id, VoucherClaim.state == ClaimState.SENDING)
@@ -659,6 +684,7 @@ def _refused(claim_row: VoucherClaim, error: str) -> None:
     gives back its coupon, the member's turns (per stock, in all and that day) and the
     org's share."""
     with unit_of_work() as session:
+        _done(session)
         moved = session.execute(
             update(VoucherClaim)
             .where(VoucherClaim.id == claim_row.id, VoucherClaim.state == ClaimState.SENDING)

@@ -1,9 +1,10 @@
 """The opening minute of a voucher grab as operators watch it: claims per second, what is
-left of each stock, the coupons still being sent, sent, and what failed.
+left of each stock, the coupons still being sent, waiting for a paused stock, sent, and
+what failed.
 
 Every figure is read without visiting the grab's whole history, however many claims it
-holds: the stocks' ``claimed`` counts what they hold; the claims still ``sending`` and
-those ``failed`` are ranges of the ``(activity_id, state, claimed_at)`` index, and so is
+holds: the stocks' ``claimed`` counts what they hold; the claims still ``sending``,
+``waiting`` and ``failed`` are ranges of the ``(activity_id, state, claimed_at)`` index, and so is
 the last minute's claims (one range per state), grouped by second in SQL.
 :func:`claims_by_org` does count the grab's claims (one range of the activity's), so the
 console reads it when its page loads, not in the figures it refreshes every two seconds.
@@ -55,6 +56,8 @@ class OpeningMinute:
     # attempts (the send task is dead; operators requeue it).
     sending: int
     stuck: int
+    # Claims whose send waits for its paused stock to restart (voucher_grab.waiting).
+    waiting: int
     # Coupons WeChat Pay sent (spent ones included); claims it refused (given back).
     sent: int
     failed: int
@@ -91,7 +94,7 @@ def opening_minute(session: Session, *, actor: Actor, activity_id: int) -> Openi
             select(VoucherClaim.state, func.count(), func.count(VoucherClaim.last_error))
             .where(
                 VoucherClaim.activity_id == activity.id,
-                VoucherClaim.state.in_([ClaimState.SENDING, ClaimState.FAILED]),
+                VoucherClaim.state.in_([ClaimState.SENDING, ClaimState.WAITING, ClaimState.FAILED]),
             )
             .group_by(VoucherClaim.state)
         )
@@ -114,6 +117,7 @@ def opening_minute(session: Session, *, actor: Actor, activity_id: int) -> Openi
             per_second[offset] += int(n)
     series = [per_second[k] for k in range(WINDOW_S)]
     sending, stuck = pending.get(ClaimState.SENDING, (0, 0))
+    waiting = pending.get(ClaimState.WAITING, (0, 0))[0]
     return OpeningMinute(
         at=at,
         claims_per_second=series,
@@ -124,7 +128,8 @@ def opening_minute(session: Session, *, actor: Actor, activity_id: int) -> Openi
         claimed_cents=sum(s.claimed * s.coupon_amount_cents for s in held),
         sending=sending,
         stuck=stuck,
-        sent=sum(s.claimed for s in held) - sending,
+        waiting=waiting,
+        sent=sum(s.claimed for s in held) - sending - waiting,
         failed=pending.get(ClaimState.FAILED, (0, 0))[0],
     )
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
 from gonghui.db import Base, BigId, IdPk
+
+# The task that sends a claim's coupon (voucher_grab.claims), deferred by the claim and by
+# the resumption of a send that waited (voucher_grab.waiting).
+SEND_COUPON = "vouchers.send_coupon"
 
 
 class StockStatus(StrEnum):
@@ -21,6 +25,8 @@ class StockStatus(StrEnum):
 
 class ClaimState(StrEnum):
     SENDING = "sending"  # committed here; the coupon is being sent
+    # its stock is paused: the send waits for it to restart (voucher_grab.waiting)
+    WAITING = "waiting"
     SENT = "sent"  # WeChat Pay sent it (coupon_id)
     USED = "used"  # spent (COUPON.USE)
     FAILED = "failed"  # WeChat Pay refused to send it; the claim was given back
@@ -60,6 +66,14 @@ class VoucherClaim(Base):
         Index("ix_vouchers_claim_member", "membership_id", "id"),
         # The opening-minute dashboard: claims by state, and the last minute's, of one grab.
         Index("ix_vouchers_claim_activity_state", "activity_id", "state", "claimed_at"),
+        # The sends waiting for a paused stock (few, and none in a grab running well).
+        Index(
+            "ix_vouchers_claim_waiting",
+            "stock_id",
+            "waiting_since",
+            sqlite_where=text("state = 'waiting'"),
+            postgresql_where=text("state = 'waiting'"),
+        ),
     )
 
     id: Mapped[IdPk]
@@ -74,6 +88,8 @@ class VoucherClaim(Base):
     coupon_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     last_error: Mapped[str | None] = mapped_column(String(300))
     claimed_at: Mapped[datetime] = mapped_column(default=now)
+    # When its send first waited for the stock to restart (kept: the wait is bounded in all).
+    waiting_since: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     used_at: Mapped[datetime | None]
 

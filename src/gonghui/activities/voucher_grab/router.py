@@ -42,7 +42,8 @@ class ClaimRead(BaseModel):
     name: str
     coupon_amount_cents: int
     threshold_cents: int
-    # sending (committed; the coupon is on its way), sent, used, failed (given back)
+    # sending (committed; the coupon is on its way), waiting (its stock is paused; sent when
+    # it restarts), sent, used, failed (given back)
     state: str
     coupon_id: str | None
     claimed_at: datetime
@@ -130,9 +131,11 @@ class OpeningMinuteRead(BaseModel):
     claims_rate: float
     stocks: list[StockFiguresRead]
     left: int
-    # The send backlog, of which ``stuck`` ran out of attempts; sent; refused.
+    # The send backlog, of which ``stuck`` ran out of attempts; the sends waiting for a
+    # paused stock to restart; sent; refused.
     sending: int
     stuck: int
+    waiting: int
     sent: int
     failed: int
 

@@ -2,7 +2,8 @@
 WeChat Pay by a task (``vouchers.open_stock``), so that publishing never waits on WeChat
 Pay and a stock whose creation meets no answer is asked for again with the same
 ``out_request_no`` (WeChat Pay creates one stock per request number). Operators pause and
-restart a running stock (:func:`move_stock`) at WeChat Pay, and claims follow its state."""
+restart a running stock (:func:`move_stock`) at WeChat Pay, and claims follow its state;
+the coupon sends that waited while it was paused resume as it restarts (:mod:`.waiting`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from gonghui import tasks
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity
 from gonghui.activities.schemas import VoucherGrabRules
+from gonghui.activities.voucher_grab import waiting
 from gonghui.activities.voucher_grab.models import StockStatus, VoucherStock
 from gonghui.audit import service as audit
-from gonghui.db import unit_of_work
+from gonghui.db import rowcount, unit_of_work
 from gonghui.errors import Conflict, NotFound, ServiceUnavailable, UpstreamError
 from gonghui.integrations import wechatpay
 from gonghui.payments import service as payments
@@ -121,11 +123,14 @@ def move_stock(
             f"WeChat Pay did not answer; the stock is unchanged here, {move} it again",
         ) from exc
     with unit_of_work() as session:
-        session.execute(
+        moved = session.execute(
             update(VoucherStock)
             .where(VoucherStock.id == stock_id, VoucherStock.status == source)
             .values(status=target)
         )
+        resumed = 0
+        if target == StockStatus.RUNNING and rowcount(moved):
+            resumed = waiting.resume(session, stock_id=stock_id)  # the sends that waited
         stock = managed_stock(session, actor=actor, activity_id=activity_id, stock_id=stock_id)
         activity = session.get(Activity, activity_id)
         assert activity is not None
@@ -136,7 +141,11 @@ def move_stock(
             org_id=activity.org_id,
             subject_type="voucher_stock",
             subject_id=stock.id,
-            details={"activity_id": activity_id, "wechat_stock_id": wechat_stock_id},
+            details={
+                "activity_id": activity_id,
+                "wechat_stock_id": wechat_stock_id,
+                **({"sends_resumed": resumed} if move == "restart" else {}),
+            },
         )
         session.flush()
         session.expunge(stock)

@@ -16,11 +16,12 @@ a coupon (``COUPON.USE``), a payer pays (``TRANSACTION.SUCCESS``; also a payment
 the order's close), a refund reaches the payer, is closed or turns abnormal
 (``REFUND.SUCCESS``, ``.CLOSED``, ``.ABNORMAL``), each notification optionally twice or held
 back and released later; the merchant's balance runs short for refunds (``NOT_ENOUGH``);
-faults on the next calls (``timeout``: no answer before the client gives up; ``error``:
-500 ``SYSTEM_ERROR``; ``lost``: the call takes effect but its answer is a 500), and the
-answer latency (default ``wechatpay_simulator_latency_ms``, 100 ms, WeChat Pay's
-documented processing time). State lives in this process's memory, as the WeChat simulator's
-does.
+coupon sends past the merchant's frequency (``sends_per_s``, default 500 a second as
+WeChat Pay documents) answered 429 ``FREQUENCY_LIMITED``; faults on the next calls
+(``timeout``: no answer before the client gives up; ``error``: 500 ``SYSTEM_ERROR``;
+``lost``: the call takes effect but its answer is a 500), and the answer latency (default
+``wechatpay_simulator_latency_ms``, 100 ms, WeChat Pay's documented processing time). State
+lives in this process's memory, as the WeChat simulator's does.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "notification",
     "reset",
     "router",
+    "frequency_limited",
     "send_calls",
     "standalone_app",
 ]
@@ -65,6 +67,11 @@ def send_calls() -> int:
     return coupons.send_calls()
 
 
+def frequency_limited() -> int:
+    """How many coupon sends were answered 429 FREQUENCY_LIMITED."""
+    return coupons.frequency_limited()
+
+
 @control.post("/notifications/release")
 def release_held() -> dict[str, Any]:
     """Send the notifications held back (late notifications)."""
@@ -75,6 +82,9 @@ class _Faults(BaseModel):
     faults: list[str] = Field(default=[], max_length=100)
     latency_ms: int | None = Field(default=None, ge=0, le=60_000)
     sign_with_certificate: bool = False
+    # Coupon sends a second per merchant before 429 FREQUENCY_LIMITED (0: none; default the
+    # setting, WeChat Pay's documented 500).
+    sends_per_s: int | None = Field(default=None, ge=0, le=100_000)
 
 
 @control.post("/faults")
@@ -86,6 +96,7 @@ def set_faults(body: _Faults) -> dict[str, Any]:
         return {"refused": bad}
     latency_s = None if body.latency_ms is None else body.latency_ms / 1000
     protocol.set_faults(body.faults, latency_s, body.sign_with_certificate)
+    coupons.set_send_limit(body.sends_per_s)
     return {"faults": body.faults}
 
 

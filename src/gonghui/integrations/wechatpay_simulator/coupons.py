@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from gonghui.integrations.wechatpay_simulator.protocol import (
     now_text,
     signed,
 )
+from gonghui.settings import get_settings
 
 router = APIRouter(route_class=SimulatorRoute)
 
@@ -67,6 +70,11 @@ class _State:
     sent: dict[tuple[str, str], str] = field(default_factory=dict)  # (mchid, out_request_no)
     callbacks: dict[str, str] = field(default_factory=dict)
     send_calls: int = 0
+    # Coupon sends a second each merchant may make (None: the setting), the times of the
+    # last second's, and how many were answered 429.
+    sends_per_s: int | None = None
+    recent_sends: dict[str, deque[float]] = field(default_factory=dict)
+    frequency_limited: int = 0
 
 
 _lock = threading.Lock()
@@ -82,6 +90,35 @@ def reset() -> None:
 def send_calls() -> int:
     with _lock:
         return _state.send_calls
+
+
+def frequency_limited() -> int:
+    """How many coupon sends were answered 429 FREQUENCY_LIMITED."""
+    with _lock:
+        return _state.frequency_limited
+
+
+def set_send_limit(sends_per_s: int | None) -> None:
+    with _lock:
+        _state.sends_per_s = sends_per_s
+
+
+def _within_frequency(mchid: str) -> None:
+    """WeChat Pay's limit of coupon sends per merchant (500 a second, documented), over the
+    last second (call with the lock held): beyond it, 429 FREQUENCY_LIMITED."""
+    limit = _state.sends_per_s
+    if limit is None:
+        limit = get_settings().wechatpay_simulator_sends_per_s
+    if limit <= 0:
+        return
+    at = time.monotonic()
+    recent = _state.recent_sends.setdefault(mchid, deque())
+    while recent and recent[0] <= at - 1.0:
+        recent.popleft()
+    if len(recent) >= limit:
+        _state.frequency_limited += 1
+        raise Refusal(429, "FREQUENCY_LIMITED", "频率超限，请降低请求频率")
+    recent.append(at)
 
 
 class _UseRule(BaseModel):
@@ -216,6 +253,7 @@ async def send_coupon(openid: str, call: SignedCall) -> Response:
         raise Refusal(400, "PARAM_ERROR", "stock_id、out_request_no、appid 必填")
     with _lock:
         _state.send_calls += 1
+        _within_frequency(call.mchid)
     lost = await before_answer()
     with _lock:
         coupon_id = _state.sent.get((call.mchid, out_request_no))
