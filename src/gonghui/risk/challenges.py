@@ -139,12 +139,12 @@ def solve(*, membership_id: int, challenge_id: str, answer: str) -> None:
             if rowcount(took) == 1:
                 return
             raise Conflict(RiskError.CHALLENGE_EXPIRED, "this challenge is spent; act again")
+        left = MAX_ATTEMPTS - row.attempts - 1
         session.execute(
             update(Challenge)
             .where(Challenge.id == token.nonce)
             .values(attempts=Challenge.attempts + 1)
         )
-    left = MAX_ATTEMPTS - row.attempts - 1
     raise Conflict(
         RiskError.CHALLENGE_WRONG,
         "wrong answer" if left else "wrong answer; this challenge is spent, act again",
