@@ -9,10 +9,18 @@ looks automated, and anomaly flags that operators review.
 - :mod:`.targets`: the per-target rate jump (a candidate's votes).
 """
 
-from gonghui.risk.check import Action, ChallengeRequired, RequestContext, check, check_async
+from gonghui.risk.check import (
+    DEVICE_ID_MAX,
+    Action,
+    ChallengeRequired,
+    RequestContext,
+    check,
+    check_async,
+)
 from gonghui.risk.targets import note_target
 
 __all__ = [
+    "DEVICE_ID_MAX",
     "Action",
     "ChallengeRequired",
     "RequestContext",
