@@ -3,14 +3,23 @@ honest members on networks of their own, at a person's pace, are not."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from sqlalchemy import func, select
 
+from gonghui import clock
 from gonghui.activities.lottery.models import Draw
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from tests.activities.conftest import MemberFactory, create_activity, draw, lottery_config
+from tests.activities.conftest import (
+    MemberFactory,
+    create_activity,
+    draw,
+    lottery_config,
+    staff_headers,
+)
 from tests.fixtures import StaffFactory, Tree
 from tests.risk.conftest import (
     ClientFrom,
@@ -222,3 +231,30 @@ def test_limits_are_set_by_the_activitys_operators_only_and_audited(
         ).one()
     assert entry.details is not None
     assert entry.details["account"] == {"challenge": 3, "refuse": 5}
+
+
+def test_a_wave_of_freshly_verified_accounts_is_flagged_and_older_ones_do_not_count(
+    api: httpx.Client,
+    client_from: ClientFrom,
+    tree: Tree,
+    make_staff: StaffFactory,
+    make_member: MemberFactory,
+) -> None:
+    staff = make_staff(tree.city_a, Role.OPERATOR)
+    activity_id = _lottery(api, staff.headers, tree.city_a)
+    set_limits(api, staff.headers, activity_id, fresh_account_actions=3)
+    veterans = [make_member(tree.city_a) for _ in range(4)]
+    clock.advance(timedelta(hours=2))
+    for i, member in enumerate(veterans):
+        resp = draw(client_from(f"127.0.{140 + i}.1"), activity_id, {**member.headers, **device()})
+        assert resp.status_code == 200, resp.text
+    assert api.get("/api/v1/risk/flags", headers=staff_headers(staff)).json() == []
+
+    newcomers = [make_member(tree.city_a) for _ in range(5)]
+    for i, member in enumerate(newcomers):
+        resp = draw(client_from(f"127.0.{150 + i}.1"), activity_id, {**member.headers, **device()})
+        assert resp.status_code == 200, resp.text  # a flag for review, not a challenge
+    (flag,) = api.get("/api/v1/risk/flags", headers=staff_headers(staff)).json()
+    assert (flag["kind"], flag["subject"]) == ("fresh_accounts", f"fresh:{activity_id}")
+    assert flag["evidence"]["actions"] == 4
+    assert flag["evidence"]["threshold"] == 3

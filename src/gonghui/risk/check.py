@@ -38,6 +38,8 @@ from gonghui.risk.models import FlagKind, FlagStatus
 from gonghui.settings import get_settings
 
 RATE_WINDOW_S = 60
+# An account verified this recently is "fresh" (see ``Limits.fresh_account_actions``).
+FRESH_S = 3600
 DEVICE_ID_MAX = 64
 
 
@@ -77,6 +79,7 @@ class _Verdict:
     challenge: list[str] = field(default_factory=list)
     passed: bool = False
     crowded: tuple[str, int] | None = None  # (network, accounts) just past the threshold
+    fresh: int | None = None  # fresh accounts' actions, just past the threshold
 
 
 @lru_cache(maxsize=8)
@@ -131,8 +134,18 @@ def _decide(
                     f"risk:{scope}:na:{network}", limits.network_window_s, distinct=str(m)
                 )
             )
+    fresh = (
+        limits.fresh_account_actions is not None
+        and member.verified_at is not None
+        and (now() - member.verified_at).total_seconds() < FRESH_S
+    )
+    if fresh:
+        windows.append(ratelimit.Window(f"risk:{scope}:fresh", limits.network_window_s))
     counts = ratelimit.tally(windows)
+    fresh_actions = counts.pop() if fresh else 0
     verdict = _Verdict(passed=limits.pass_s > 0 and counts[0] > 0)
+    if fresh_actions and fresh_actions == (limits.fresh_account_actions or 0) + 1:
+        verdict.fresh = fresh_actions  # the action that crosses the threshold
     for (name, rate), count in zip(rates, counts[1:], strict=False):
         if rate.refuse is not None and count > rate.refuse:
             verdict.refuse.append(name)
@@ -177,6 +190,24 @@ def _settle(
                 "threshold": risk.limits.network_accounts,
                 "action": str(action),
                 "last_ip": context.ip,
+                "at": at.isoformat(),
+            },
+        )
+    if verdict.fresh is not None:
+        at = now()
+        flags.raise_flag(
+            kind=FlagKind.FRESH_ACCOUNTS,
+            subject=f"fresh:{risk.activity_id or action}",
+            org_id=risk.org_id if risk.org_id is not None else member.org_id,
+            activity_id=risk.activity_id,
+            window=flags.window_of(at, risk.limits.network_window_s),
+            evidence={
+                "actions": verdict.fresh,
+                "verified_within_s": FRESH_S,
+                "window_s": risk.limits.network_window_s,
+                "threshold": risk.limits.fresh_account_actions,
+                "action": str(action),
+                "last_member": member.membership_id,
                 "at": at.isoformat(),
             },
         )
@@ -238,6 +269,7 @@ async def check_async(
         await run_in_threadpool(check, action, member, context, activity_id=activity_id)
         return
     verdict = _decide(action, member, context, risk)
-    if verdict.crowded is None and not verdict.refuse and (verdict.passed or not verdict.challenge):
+    quiet = verdict.crowded is None and verdict.fresh is None and not verdict.refuse
+    if quiet and (verdict.passed or not verdict.challenge):
         return
     await run_in_threadpool(_settle, action, member, context, risk, verdict)

@@ -47,6 +47,9 @@ class Limits(BaseModel):
     # past this, the network is flagged for review and its requests are challenged.
     network_accounts: int | None = Field(default=30, ge=2)
     network_window_s: int = Field(default=600, ge=60, le=86_400)
+    # Actions by accounts verified within the last hour, per ``network_window_s``, across
+    # the activity: past this, a flag (a wave of fresh accounts is how farms start).
+    fresh_account_actions: int | None = Field(default=200, ge=1)
     # A request without a device id (the H5 always sends one) is challenged.
     require_device_id: bool = True
     # A solved challenge lets its account act without further challenges this long
