@@ -10,11 +10,19 @@ from sqlalchemy import func, select
 
 from gonghui.accounts.access import issue_access_token
 from gonghui.activities.lottery.models import Draw
+from gonghui.activities.quiz.models import Attempt
 from gonghui.db import unit_of_work
 from gonghui.h5.member_action import DEVICE_COOKIE
 from gonghui.orgs.models import Role
 from gonghui.web.session import ACCESS_COOKIE, csrf_token_for
-from tests.activities.conftest import Member, MemberFactory, create_activity, lottery_config
+from tests.activities.conftest import (
+    Member,
+    MemberFactory,
+    add_questions,
+    create_activity,
+    lottery_config,
+    quiz_config,
+)
 from tests.fixtures import StaffFactory, Tree
 from tests.risk.conftest import ANSWER, ClientFrom, set_limits
 
@@ -78,3 +86,45 @@ def test_an_h5_draw_from_a_flagged_network_shows_a_picture_and_draws_once_answer
     assert 'class="challenge"' not in page.text
     assert "很遗憾" in page.text
     assert _draws(activity_id) == 3
+
+
+def test_an_h5_quiz_start_from_a_flagged_network_asks_for_the_picture_first(
+    api: httpx.Client,
+    client_from: ClientFrom,
+    tree: Tree,
+    make_staff: StaffFactory,
+    make_member: MemberFactory,
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR).headers
+    add_questions(api, operator, tree.city_a)
+    activity = create_activity(api, operator, tree.city_a, config=quiz_config(), title="知识竞答")
+    activity_id = int(activity["id"])
+    set_limits(api, operator, activity_id, network_accounts=2)
+    phone = client_from("127.0.98.3")
+    path = f"/h5/activities/{activity_id}/quiz"
+    members = [make_member(tree.city_a) for _ in range(3)]
+    for member in members[:2]:
+        page = phone.post(
+            path, data={"csrf": csrf_token_for(member.session_id)}, headers=_cookies(member)
+        )
+        assert page.status_code == 200, page.text
+        assert 'class="challenge"' not in page.text
+
+    third = members[2]
+    form = {"csrf": csrf_token_for(third.session_id)}
+    page = phone.post(path, data=form, headers=_cookies(third, "h5-third-phone"))
+    assert page.status_code == 200
+    assert f'action="{path}"' in page.text
+    found = re.search(r'name="risk_challenge" value="([^"]+)"', page.text)
+    assert found is not None
+    with unit_of_work(read_only=True) as session:
+        started = session.scalar(select(func.count()).select_from(Attempt))
+    assert started == 2
+    phone.get(f"/h5/risk/challenges/{found.group(1)}/image", headers=_cookies(third))
+    answered = {**form, "risk_challenge": found.group(1), "risk_answer": ANSWER}
+    page = phone.post(path, data=answered, headers=_cookies(third, "h5-third-phone"))
+    assert page.status_code == 200
+    assert 'class="challenge"' not in page.text
+    with unit_of_work(read_only=True) as session:
+        started = session.scalar(select(func.count()).select_from(Attempt))
+    assert started == 3

@@ -34,6 +34,34 @@ def _device(request: Request) -> tuple[str, bool]:
     return "h5-" + secrets.token_urlsafe(16), True
 
 
+def risk_context(request: Request, challenge: tuple[str, str] | None) -> risk.RequestContext:
+    """What risk control reads of an H5 tap; a browser without a device cookie counts under
+    a new id (:func:`run_as_member` also gives it the cookie)."""
+    return risk.RequestContext(
+        ip=request.client.host if request.client else None,
+        device_id=_device(request)[0],
+        challenge_id=challenge[0] if challenge else None,
+        challenge_answer=challenge[1] if challenge else None,
+    )
+
+
+def challenge_page(
+    request: Request, exc: risk.ChallengeRequired, resend: dict[str, str]
+) -> Response:
+    """A whole page asking for the challenge, whose form posts the tap again (for taps
+    that answer with a page, not a partial: starting a quiz, placing an order)."""
+    return render(
+        request,
+        "h5/challenge.html",
+        {
+            "challenge_id": exc.details["challenge_id"],
+            "action_path": request.url.path,
+            "resend": resend,
+            "tab": "hub",
+        },
+    )
+
+
 def run_as_member(
     request: Request,
     user: PageUser,
