@@ -107,3 +107,32 @@ def test_a_rate_limited_request_with_redis_unreachable_is_a_clean_503(api: httpx
         }
     }
     assert resp.headers["Retry-After"] == str(ratelimit.UNAVAILABLE_RETRY_AFTER_S)
+
+
+def test_a_tally_counts_several_windows_at_once_reads_without_counting_and_counts_distinct() -> (
+    None
+):
+    def tally() -> list[int]:
+        return ratelimit.tally(
+            [
+                ratelimit.Window("t:plain", 60),
+                ratelimit.Window("t:peek", 60, add=0),
+                ratelimit.Window("t:accounts", 600, distinct=f"m{len(seen)}"),
+            ]
+        )
+
+    seen: list[list[int]] = []
+    for _ in range(3):
+        seen.append(tally())
+    assert seen == [[1, 0, 1], [2, 0, 2], [3, 0, 3]]
+    assert ratelimit.tally([ratelimit.Window("t:accounts", 600, distinct="m0")]) == [3]
+    assert ratelimit.tally([ratelimit.Window("t:peek", 60)]) == [1]
+    clock.advance(timedelta(seconds=61))
+    assert ratelimit.tally([ratelimit.Window("t:plain", 60, add=0)]) == [0]
+    assert ratelimit.tally([ratelimit.Window("t:plain", 60)]) == [1]
+
+
+@pytest.mark.usefixtures("unreachable_redis")
+def test_a_tally_fails_closed_when_redis_is_unreachable() -> None:
+    with pytest.raises(ServiceUnavailable):
+        ratelimit.tally([ratelimit.Window("t:any", 60)])

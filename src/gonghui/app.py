@@ -48,6 +48,7 @@ from gonghui.orgs.router import router as orgs_router
 from gonghui.payments.router import router as payments_router
 from gonghui.reconciliation.router import router as reconciliation_router
 from gonghui.request_text import refuse_unstorable_text
+from gonghui.risk.router import router as risk_router
 from gonghui.routing import flatten_included_routers, index_routes
 from gonghui.settings import get_settings
 
@@ -169,6 +170,7 @@ def create_app() -> FastAPI:
     app.include_router(payments_router)
     app.include_router(reconciliation_router)
     app.include_router(mall_router)
+    app.include_router(risk_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

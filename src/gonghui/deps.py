@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
-from gonghui import db
+from gonghui import db, risk
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.principal import MemberInfo, Principal
@@ -50,6 +50,22 @@ async def client_ip(request: Request) -> str | None:
 
 
 ClientIp = Annotated[str | None, Depends(client_ip)]
+
+
+async def risk_context(request: Request) -> risk.RequestContext:
+    """What risk control reads of a hot member action's request: the client's address,
+    the H5's ``X-Device-Id``, and a challenge answered (``X-Risk-Challenge``,
+    ``X-Risk-Answer``)."""
+    headers = request.headers
+    return risk.RequestContext(
+        ip=request.client.host if request.client else None,
+        device_id=headers.get("x-device-id"),
+        challenge_id=headers.get("x-risk-challenge"),
+        challenge_answer=headers.get("x-risk-answer"),
+    )
+
+
+RiskContext = Annotated[risk.RequestContext, Depends(risk_context)]
 
 
 def _bearer(request: Request) -> str:

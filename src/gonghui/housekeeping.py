@@ -49,11 +49,18 @@ def purge_tasks(session: Session) -> int:
     )
 
 
+def purge_challenges(session: Session) -> int:
+    from gonghui.risk.challenges import purge_expired
+
+    return purge_expired(session)
+
+
 TASKS: dict[str, Callable[[Session], int]] = {
     "function_logs": purge_function_logs,
     "otp_codes": purge_otp_codes,
     "cache_changes": invalidation.purge,
     "rate_limits": ratelimit.purge_expired,
+    "risk_challenges": purge_challenges,
     "roster_imports": tidy_roster_imports,
     "tasks": purge_tasks,
 }

@@ -20,6 +20,7 @@ from gonghui.orgs import models as orgs_models
 from gonghui.payments import models as payments_models
 from gonghui.ratelimit import RateCounter
 from gonghui.reconciliation import models as reconciliation_models
+from gonghui.risk import models as risk_models
 from gonghui.tasks import models as tasks_models
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "quiz_models",
     "RateCounter",
     "reconciliation_models",
+    "risk_models",
     "tasks_models",
     "triggers_models",
     "voucher_grab_models",

@@ -23,6 +23,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -32,7 +34,7 @@ from redis.commands.core import Script
 from sqlalchemy import String, case, delete, literal, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gonghui import clock, redis_conn
+from gonghui import clock, invalidation, redis_conn
 from gonghui.db import Base, UTCDateTime, get_engine, read_sync, rowcount, upsert_insert
 from gonghui.errors import ServiceUnavailable
 
@@ -246,3 +248,129 @@ def address_bucket(ip: str | None) -> str | None:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One key of a :func:`tally`: ``add`` hits (0: only read) in a fixed window of
+    ``window_s`` seconds; with ``distinct``, the window counts distinct values instead
+    (how many accounts one network used), ``distinct`` being this hit's value."""
+
+    key: str
+    window_s: int
+    add: int = 1
+    distinct: str | None = None
+
+
+# KEYS: one per window; ARGV: now (ms), then per key its window (ms), its add, and its
+# distinct value ("" for a plain count). One round trip for every key of a tally.
+_TALLY = """
+local now = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window, add, value = tonumber(ARGV[i*3-1]), tonumber(ARGV[i*3]), ARGV[i*3+1]
+  if value ~= "" then
+    if redis.call('SADD', key, value) == 1 and redis.call('SCARD', key) == 1 then
+      redis.call('PEXPIRE', key, window)
+    end
+    out[i] = redis.call('SCARD', key)
+  else
+    local state = redis.call('HMGET', key, 'c', 'e')
+    local count, ends = tonumber(state[1]), tonumber(state[2])
+    if count == nil or ends == nil or ends <= now then
+      if add > 0 then
+        redis.call('HSET', key, 'c', add, 'e', now + window)
+        redis.call('PEXPIRE', key, window + 60000)
+      end
+      out[i] = add
+    else
+      if add > 0 then count = redis.call('HINCRBY', key, 'c', add) end
+      out[i] = count
+    end
+  end
+end
+return out
+"""
+
+
+@lru_cache(maxsize=1)
+def _tally_script(client: redis.Redis) -> Script:
+    return client.register_script(_TALLY)
+
+
+class _ProcessTally:
+    """Windows counted in this process's memory: what :func:`tally` uses without Redis."""
+
+    MAX_KEYS = 200_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # key -> (window end, count, distinct values or None)
+        self._windows: dict[str, tuple[float, int, set[str] | None]] = {}
+
+    def count(self, windows: Sequence[Window], at: float) -> list[int]:
+        out = []
+        with self._lock:
+            if len(self._windows) >= self.MAX_KEYS:
+                self._windows = {k: w for k, w in self._windows.items() if w[0] > at}
+                if len(self._windows) >= self.MAX_KEYS:
+                    self._windows.clear()
+            for w in windows:
+                state = self._windows.get(w.key)
+                if state is None or state[0] <= at:
+                    if w.add <= 0 and w.distinct is None:
+                        out.append(0)
+                        continue
+                    state = (at + w.window_s, 0, set() if w.distinct is not None else None)
+                ends, count, values = state
+                if values is not None and w.distinct is not None:
+                    values.add(w.distinct)
+                    count = len(values)
+                else:
+                    count += w.add
+                self._windows[w.key] = (ends, count, values)
+                out.append(count)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+
+_process_tally = _ProcessTally()
+# Tests start each from nothing: ``invalidation.forget_all`` drops these windows too.
+invalidation.subscribe(
+    "ratelimit.tally", on_change=lambda _change: None, forget=_process_tally.clear
+)
+
+
+def tally(windows: Sequence[Window]) -> list[int]:
+    """Count hits of several windows at once and return each window's count: one Lua call
+    when Redis is configured; otherwise this process's memory, not the database.
+
+    For signals on hot paths (risk control), where a database write per request would cost
+    more than the action it guards: without Redis each server process counts what it
+    serves, so a client whose requests are spread over N processes is seen at about 1/N of
+    its rate. Limits that must hold exactly across processes use :func:`hit`. With Redis
+    unreachable this fails closed like :func:`hit` (``ratelimit.unavailable``)."""
+    for w in windows:
+        if len(w.key) > KEY_MAX:
+            raise ValueError(f"rate-limit key longer than {KEY_MAX} characters")
+    at = clock.now()
+    if not redis_conn.configured():
+        return _process_tally.count(windows, at.timestamp())
+    args: list[int | str] = [_ms(at)]
+    for w in windows:
+        args += [w.window_s * 1000, w.add, w.distinct or ""]
+    client = redis_conn.client()
+    try:
+        counts = _tally_script(client)(keys=[_redis_key(w.key) for w in windows], args=args)
+    except redis_conn.Unavailable as exc:
+        log.warning("risk tally refused: Redis unreachable (%s)", exc)
+        raise _unavailable() from exc
+    return [int(c) for c in counts]
+
+
+def forget_process_tally() -> None:
+    """Drop the in-process windows (tests)."""
+    _process_tally.clear()

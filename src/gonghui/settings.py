@@ -184,8 +184,18 @@ class Settings(BaseSettings):
     # another machine); without it, only callers on this machine that came through no proxy.
     metrics_token: str = ""
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Risk control (risk/): requests from these networks are not counted per address or
+    # network, never challenged for lacking a device id and never flag their network: the
+    # machine itself (health checks, the benchmark, a developer's browser). Behind a proxy
+    # set GONGHUI_TRUSTED_PROXIES, so that the client's own address is what counts.
+    risk_trusted_networks: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # The network an IPv4 address counts in (IPv6: its /64).
+    risk_ipv4_prefix: int = Field(default=24, ge=8, le=32)
+    # Who poses challenges: "image" (the built-in captcha; see risk/captcha.py).
+    risk_challenge_provider: str = "image"
+    risk_challenge_ttl_s: int = Field(default=300, ge=30, le=3600)
 
-    @field_validator("outbound_allow_networks")
+    @field_validator("outbound_allow_networks", "risk_trusted_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for cidr in value:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -59,6 +59,9 @@ class MemberInfo:
     tags: tuple[str, ...]
     # Since when they belong to the union: the roster's join date, else their verification.
     member_since: date
+    # When they verified (risk control watches accounts verified within the hour); None
+    # in a token issued before it was carried.
+    verified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def claims_of(principal: Principal) -> dict[str, Any]:
             m.org_path,
             list(m.tags),
             m.member_since.isoformat(),
+            None if m.verified_at is None else m.verified_at.isoformat(),
         ]
     return out
 
@@ -114,6 +118,7 @@ def _from_claims(claims: AccessClaims) -> Principal | None:
                 org_path=str(m[3]),
                 tags=tuple(str(t) for t in m[4]),
                 member_since=date.fromisoformat(m[5]),
+                verified_at=datetime.fromisoformat(m[6]) if len(m) > 6 and m[6] else None,
             )
         return Principal(
             user_id=claims.user_id,
@@ -339,6 +344,7 @@ def load(connection: Connection, *, user_id: int, session_id: str) -> Principal:
             org_path=row.path,
             tags=tuple(str(t) for t in row.tags or ()),
             member_since=row.join_date or local_day(row.verified_at),
+            verified_at=row.verified_at,
         )
     return Principal(
         user_id=user_id,

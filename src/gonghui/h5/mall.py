@@ -11,11 +11,12 @@ import httpx
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gonghui import hotwrite
+from gonghui import hotwrite, risk
 from gonghui.db import unit_of_work
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.errors import DomainError
 from gonghui.h5.access import H5Member, member_of
+from gonghui.h5.member_action import challenge_page, risk_context
 from gonghui.h5.wallet import parse_address
 from gonghui.mall import cart, catalog, checkout, fulfilment, offers, orders, payment, refunds
 from gonghui.mall.models import OrderState, Product
@@ -165,6 +166,8 @@ def place_order(
     voucher_id: Annotated[str, Form(max_length=20)] = "",
     order_key: Annotated[str, Form(max_length=64)] = "",
     csrf: Annotated[str, Form()] = "",
+    risk_challenge: Annotated[str, Form(max_length=128)] = "",
+    risk_answer: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
     body, fields = parse_address(request, name=name, phone=phone, address=address)
@@ -172,16 +175,25 @@ def place_order(
     chosen = {"activity_id": activity_id, "voucher_id": voucher_id}
     if body is None:
         return _cart_page(request, user, fields=fields, **typed, chosen=chosen)
+    member = member_of(user)
+    sale_id = int(activity_id) if activity_id.isdigit() else None
+    answered = (risk_challenge, risk_answer) if risk_challenge else None
     try:
+        risk.check(
+            risk.Action.CHECKOUT, member, risk_context(request, answered), activity_id=sale_id
+        )
         placed = hotwrite.run(
             checkout.checkout,
-            member=member_of(user),
+            member=member,
             items=None,
-            activity_id=int(activity_id) if activity_id.isdigit() else None,
+            activity_id=sale_id,
             voucher_id=int(voucher_id) if voucher_id.isdigit() else None,
             address=body.model_dump(),
             idempotency_key=order_key or None,
         )
+    except risk.ChallengeRequired as exc:
+        resend = {**typed, **chosen, "order_key": order_key, "csrf": csrf}
+        return challenge_page(request, exc, resend)
     except DomainError as exc:
         return _cart_page(request, user, error=error_key(exc), **typed, chosen=chosen)
     return RedirectResponse(f"/h5/mall/orders/{placed['id']}", status_code=303)

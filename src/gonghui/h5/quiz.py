@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from gonghui import hotwrite
+from gonghui import hotwrite, risk
 from gonghui.activities.quiz import attempts
 from gonghui.errors import DomainError
 from gonghui.h5.access import H5Member, member_of
 from gonghui.h5.hub import hub_item
+from gonghui.h5.member_action import challenge_page, risk_context
 from gonghui.types import Id, form_int
 from gonghui.web.errors import error_key
 from gonghui.web.session import check_csrf
@@ -23,15 +24,28 @@ router = APIRouter()
 
 @router.post("/activities/{activity_id}/quiz", response_class=HTMLResponse)
 def start_quiz(
-    request: Request, user: H5Member, activity_id: Id, csrf: Annotated[str, Form()] = ""
+    request: Request,
+    user: H5Member,
+    activity_id: Id,
+    csrf: Annotated[str, Form()] = "",
+    risk_challenge: Annotated[str, Form(max_length=128)] = "",
+    risk_answer: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
     item = hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
+    member = member_of(user)
+    answered = (risk_challenge, risk_answer) if risk_challenge else None
     try:
-        attempt = hotwrite.run(
-            attempts.start_attempt, member=member_of(user), activity_id=activity_id
+        risk.check(
+            risk.Action.QUIZ_ATTEMPT,
+            member,
+            risk_context(request, answered),
+            activity_id=activity_id,
         )
+        attempt = hotwrite.run(attempts.start_attempt, member=member, activity_id=activity_id)
+    except risk.ChallengeRequired as exc:
+        return challenge_page(request, exc, {"csrf": csrf})
     except DomainError as exc:
         context["error"] = error_key(exc)
         if item is not None:

@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gonghui.h5 import hub, lottery, mall, quiz, sign_in, verify, vouchers, wallet, wechat
+from gonghui.h5 import (
+    challenge,
+    hub,
+    lottery,
+    mall,
+    quiz,
+    sign_in,
+    verify,
+    vouchers,
+    wallet,
+    wechat,
+)
 
 router = APIRouter(prefix="/h5", include_in_schema=False)
-for part in (sign_in, verify, hub, lottery, vouchers, wallet, quiz, wechat, mall):
+for part in (sign_in, verify, hub, lottery, vouchers, wallet, quiz, wechat, mall, challenge):
     router.include_router(part.router)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from gonghui import db
+from gonghui import db, risk
 from gonghui.activities import hub
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.voucher_grab import claims, stocks
@@ -80,6 +80,8 @@ def claim(
     stock_id: Id,
     claim_key: Annotated[str, Form(max_length=64)] = "",
     csrf: Annotated[str, Form()] = "",
+    risk_challenge: Annotated[str, Form(max_length=128)] = "",
+    risk_answer: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
     return run_as_member(
@@ -87,7 +89,10 @@ def claim(
         user,
         "h5/_voucher_result.html",
         claims.claim,
+        action=risk.Action.CLAIM,
         activity_id=activity_id,
+        resend={"claim_key": claim_key, "csrf": csrf},
+        challenge=(risk_challenge, risk_answer) if risk_challenge else None,
         stock_id=stock_id,
         idempotency_key=claim_key or None,
         shown=lambda result: {"claim": result},

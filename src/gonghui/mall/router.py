@@ -11,12 +11,13 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gonghui import hotwrite, xlsx
+from gonghui import hotwrite, risk, xlsx
 from gonghui.bodylimit import MULTIPART_FRAMING, max_body
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
     IdempotencyKey,
+    RiskContext,
     SessionDep,
     WriteSessionDep,
 )
@@ -268,8 +269,12 @@ def delete_cart_item(sku_id: Id, member: CurrentMember, session: SessionDep) -> 
 
 
 @router.post("/me/mall/orders", response_model=OrderRead, status_code=status.HTTP_201_CREATED)
-async def place_order(body: CheckoutRequest, member: CurrentMember, idem: IdempotencyKey) -> Any:
-    """Check out: the order, unpaid, priced from our records (then ``/payment``)."""
+async def place_order(
+    body: CheckoutRequest, member: CurrentMember, idem: IdempotencyKey, context: RiskContext
+) -> Any:
+    """Check out: the order, unpaid, priced from our records (then ``/payment``). Risk
+    control may ask for a challenge first."""
+    await risk.check_async(risk.Action.CHECKOUT, member, context, activity_id=body.activity_id)
     return await hotwrite.run_async(
         checkout.checkout,
         member=member,

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from gonghui import hotwrite
+from gonghui import hotwrite, risk
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import dry_run, proof
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, SessionDep
+from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, RiskContext, SessionDep
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["lottery"])
@@ -55,10 +55,13 @@ async def create_draw(
     activity_id: Id,
     member: CurrentMember,
     idem: IdempotencyKey,
+    context: RiskContext,
     body: DrawCreate | None = None,
 ) -> Response:
     """Draw once. The draw, its ledger entry and the stored idempotent response are
-    committed before this returns."""
+    committed before this returns. Risk control may ask for a challenge first (403
+    ``risk.challenge_required``)."""
+    await risk.check_async(risk.Action.DRAW, member, context, activity_id=activity_id)
     entropy = (body or DrawCreate()).entropy
     result = await hotwrite.run_async(
         draws.draw,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, UploadFile, status
 
-from gonghui import hotwrite
+from gonghui import hotwrite, risk
 from gonghui.activities.quiz import attempts, bank
 from gonghui.activities.quiz.schemas import (
     AttemptRead,
@@ -21,6 +21,7 @@ from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
     IdempotencyKey,
+    RiskContext,
     SessionDep,
 )
 from gonghui.types import Count, Id
@@ -55,7 +56,11 @@ def import_questions(org_id: Id, file: UploadFile, staff: CurrentStaff) -> Impor
 
 
 @router.post("/activities/{activity_id}/quiz/attempts", status_code=status.HTTP_201_CREATED)
-async def start_attempt(activity_id: Id, member: CurrentMember) -> AttemptRead:
+async def start_attempt(
+    activity_id: Id, member: CurrentMember, context: RiskContext
+) -> AttemptRead:
+    """Start an attempt (risk control may ask for a challenge first)."""
+    await risk.check_async(risk.Action.QUIZ_ATTEMPT, member, context, activity_id=activity_id)
     return await hotwrite.run_async(attempts.start_attempt, member=member, activity_id=activity_id)
 
 

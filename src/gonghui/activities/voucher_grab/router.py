@@ -11,11 +11,11 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from gonghui import hotwrite
+from gonghui import hotwrite, risk
 from gonghui.activities.participation import visible_activity
 from gonghui.activities.voucher_grab import claims, dashboard, stocks
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey
+from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, RiskContext
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["vouchers"])
@@ -69,9 +69,17 @@ async def list_stocks(activity_id: Id, member: CurrentMember) -> Any:
     response_model=ClaimRead,
     status_code=status.HTTP_201_CREATED,
 )
-async def claim(activity_id: Id, stock_id: Id, member: CurrentMember, idem: IdempotencyKey) -> Any:
+async def claim(
+    activity_id: Id,
+    stock_id: Id,
+    member: CurrentMember,
+    idem: IdempotencyKey,
+    context: RiskContext,
+) -> Any:
     """Claim one coupon. Answered once the claim is committed, in state ``sending``: the
-    coupon follows in WeChat (see ``GET /me/voucher-claims``)."""
+    coupon follows in WeChat (see ``GET /me/voucher-claims``). Risk control may ask for a
+    challenge first."""
+    await risk.check_async(risk.Action.CLAIM, member, context, activity_id=activity_id)
     return await hotwrite.run_async(
         claims.claim,
         member=member,
