@@ -3,7 +3,8 @@
 A vote counts against three per-member counters (:mod:`gonghui.activities.counters`, one
 ``INSERT ... ON CONFLICT DO UPDATE ... WHERE used < granted`` for the whole batch each):
 the member's votes today (``vote:day:<day>``), for that candidate today
-(``vote:c:<candidate>:<day>``) and, when the vote caps it, in all (``vote:total``). A vote
+(``vote:c:<candidate>:<day>``, one statement for every candidate of the batch:
+:func:`counters.claim_each`) and, when the vote caps it, in all (``vote:total``). A vote
 refused by one gives back what the others took, so no member passes a limit under any
 concurrency and a refusal leaves nothing written. Each vote is a row of the log
 (:class:`~gonghui.activities.vote.models.Vote`); the candidates' counts (``votes``) are
@@ -135,9 +136,10 @@ def cast_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outc
             by_activity.setdefault(call.activity_id, []).append(call)
         for activity_id, group in sorted(by_activity.items()):
             _cast_round(session, activity_id, group, outcomes, batch)
-    connection = session.connection()
-    for candidate_id, k in sorted(batch.raised.items()):
-        connection.execute(_RAISE, {"c": candidate_id, "k": k})
+    if batch.raised:
+        # In candidate order: every batch locks the candidates' rows in one order.
+        raised = [{"c": c, "k": k} for c, k in sorted(batch.raised.items())]
+        session.connection().execute(_RAISE, raised)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -238,26 +240,20 @@ def _count_and_log(
         for c in calls
         if c.member_id not in today
     }
-    by_candidate: dict[int, list[_Call]] = {}
-    for c in calls:
-        if c.member_id not in refused:
-            by_candidate.setdefault(c.candidate_id, []).append(c)
     per_candidate = int(rules.get("votes_per_candidate_per_day") or 1)
-    for candidate_id, group in sorted(by_candidate.items()):
-        got = counters.claim_many(
-            session,
-            activity_id=aid,
-            members=[c.member_id for c in group],
-            scope=candidate_scope(candidate_id, day),
-            granted=per_candidate,
+    wanted = {
+        c.member_id: candidate_scope(c.candidate_id, day)
+        for c in calls
+        if c.member_id not in refused
+    }
+    got = counters.claim_each(session, activity_id=aid, scopes=wanted, granted=per_candidate)
+    over = [m for m in wanted if m not in got]
+    counters.release_many(session, activity_id=aid, members=over, scope=day_scope(day))
+    for member_id in over:
+        refused[member_id] = Conflict(
+            VoteError.LIMIT_CANDIDATE,
+            "you have voted for this candidate as often as you may today",
         )
-        over = [c.member_id for c in group if c.member_id not in got]
-        counters.release_many(session, activity_id=aid, members=over, scope=day_scope(day))
-        for member_id in over:
-            refused[member_id] = Conflict(
-                VoteError.LIMIT_CANDIDATE,
-                "you have voted for this candidate as often as you may today",
-            )
     total = rules.get("votes_total")
     if total is not None:
         left = [c for c in calls if c.member_id not in refused]
