@@ -39,6 +39,8 @@ class LotterySeed:
     # each, ``free_draws_per_day`` per member, and every member's WeChat linked.
     # "mall": a mall sale subsidising 10 % (its budget ``budget_cents``) and one product on
     # the shelf with one SKU of ``stock`` at ``value_cents``; every member's WeChat linked.
+    # "vote": a praise vote of ``stock`` approved candidates, each member allowed
+    # ``free_draws_per_day`` votes a day and as many for one candidate.
     kind: str = "lottery"
 
 
@@ -152,7 +154,9 @@ def _seed(spec: LotterySeed) -> None:
                     "starts_at": begin.isoformat(),
                     "ends_at": (begin + timedelta(days=1)).isoformat(),
                     "budget_cents": spec.budget_cents,
-                    "config": _voucher_grab(spec)
+                    "config": _vote(spec)
+                    if spec.kind == "vote"
+                    else _voucher_grab(spec)
                     if spec.kind == "voucher_grab"
                     else {
                         "kind": "mall",
@@ -184,6 +188,8 @@ def _seed(spec: LotterySeed) -> None:
     seeded: dict[str, object] = {"activity_id": activity_id, "tokens": tokens}
     if spec.kind == "mall":
         seeded["sku_id"] = _mall_product(org_id, spec)
+    if spec.kind == "vote":
+        seeded["candidates"] = _vote_candidates(activity_id, org_id, spec.stock)
     sys.stdout.write(json.dumps(seeded))
 
 
@@ -218,6 +224,39 @@ def _voucher_grab(spec: LotterySeed) -> dict[str, object]:
         "max_per_member": spec.free_draws_per_day,
     }
     return {"kind": "voucher_grab", "voucher_grab": {"stocks": [stock]}}
+
+
+def _vote(spec: LotterySeed) -> dict[str, object]:
+    per_day = spec.free_draws_per_day
+    return {
+        "kind": "vote",
+        "vote": {"votes_per_day": per_day, "votes_per_candidate_per_day": per_day},
+    }
+
+
+def _vote_candidates(activity_id: int, org_id: int, n: int) -> list[int]:
+    """``n`` candidates nominated by the org and approved; their ids."""
+    from gonghui.activities.vote import candidates
+    from gonghui.db import unit_of_work
+    from gonghui.tenancy import SYSTEM
+
+    ids = []
+    with unit_of_work() as session:
+        for k in range(n):
+            fields = candidates.CandidateFields(name=f"候选人{k}", profile="压测")
+            c = candidates.nominate(
+                session, actor=SYSTEM, activity_id=activity_id, org_id=org_id, fields=fields
+            )
+            candidates.review(
+                session,
+                actor=SYSTEM,
+                activity_id=activity_id,
+                candidate_id=c.id,
+                approve=True,
+                reason=None,
+            )
+            ids.append(c.id)
+    return ids
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from gonghui.activities.quiz.router import router as quiz_router
 from gonghui.activities.router import hub_router
 from gonghui.activities.router import router as activities_router
 from gonghui.activities.templates.router import router as activity_templates_router
+from gonghui.activities.vote.router import router as vote_router
 from gonghui.activities.voucher_grab.router import router as vouchers_router
 from gonghui.audit.router import router as audit_router
 from gonghui.baas.functions.router import gallery_router
@@ -155,7 +156,7 @@ def create_app() -> FastAPI:
     # Routes are matched in order of inclusion: the members' hot paths (draws, quiz
     # answers, the hub) first, so that the burst at an activity's opening is matched
     # without scanning the rest. No two API routes match the same path and method.
-    for router in (lottery_router, quiz_router, vouchers_router, hub_router):
+    for router in (lottery_router, quiz_router, vouchers_router, vote_router, hub_router):
         app.include_router(router)
     for router in (auth_router, orgs_router, audit_router):
         app.include_router(router)

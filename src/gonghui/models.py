@@ -7,6 +7,7 @@ from gonghui.activities import models as activities_models
 from gonghui.activities.lottery import models as lottery_models
 from gonghui.activities.quiz import models as quiz_models
 from gonghui.activities.templates import models as activity_templates_models
+from gonghui.activities.vote import models as vote_models
 from gonghui.activities.voucher_grab import models as voucher_grab_models
 from gonghui.audit import models as audit_models
 from gonghui.baas import models as baas_models
@@ -39,6 +40,7 @@ __all__ = [
     "merchants_models",
     "orgs_models",
     "payments_models",
+    "vote_models",
     "quiz_models",
     "RateCounter",
     "reconciliation_models",

@@ -105,7 +105,7 @@ def test_bad_configuration_is_refused_with_the_wrong_field(
 
     unknown = api.post(
         "/api/v1/activities",
-        json={"org_id": tree.city_a, "title": "x", "config": {"kind": "vote"}, **window()},
+        json={"org_id": tree.city_a, "title": "x", "config": {"kind": "raffle"}, **window()},
         headers=op.headers,
     )
     assert unknown.status_code == 422

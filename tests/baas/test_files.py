@@ -34,6 +34,8 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 ZIP = b"PK\x05\x06" + b"\x00" * 18
 TEXT = "工会 welfare list\n".encode()
 BINARY = bytes(range(256)) * 4
+# An ISO base media file's first box: what MP4 video starts with.
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
 
 
 def _upload(
@@ -69,6 +71,7 @@ def _stored() -> tuple[int, int]:
     [
         ("photo.png", _png(), "image/png", "image/png"),
         ("scan.pdf", PDF, "application/pdf", "application/pdf"),
+        ("clip.mp4", MP4, "video/mp4", "video/mp4"),
         ("bundle.zip", ZIP, "application/octet-stream", "application/zip"),
         ("名单.txt", TEXT, "text/csv", "text/plain"),
     ],

@@ -159,6 +159,19 @@ def claim_many(
     return set(connection.execute(statement, _rows(activity_id, members, scope, granted)).scalars())
 
 
+def claim_each(
+    session: Session, *, activity_id: int, scopes: dict[int, str], granted: int
+) -> set[int]:
+    """Take one unit of each member's own counter (membership id → its scope, e.g. the
+    candidate a member votes for), each starting with ``granted`` (at least 1): one
+    statement for all, in member order; returns the members who got one."""
+    if not scopes:
+        return set()
+    rows = [{"a": activity_id, "m": m, "s": scopes[m], "g": granted} for m in sorted(scopes)]
+    statement = _claim_new_or_existing(_dialect(session))
+    return set(session.connection().execute(statement, rows).scalars())
+
+
 def claim(
     session: Session, *, activity_id: int, membership_id: int, scope: str, granted: int
 ) -> bool:

@@ -22,6 +22,7 @@ class ActivityKind(StrEnum):
     QUIZ_LOTTERY = "quiz_lottery"
     VOUCHER_GRAB = "voucher_grab"
     MALL = "mall"  # a sale in the help-the-farmers mall: the union subsidises orders
+    VOTE = "vote"  # a praise vote for model workers and craftsmen (劳模/工匠评选)
 
 
 class ActivityStatus(StrEnum):

@@ -168,8 +168,46 @@ class MallConfig(BaseModel):
     mall: MallRules
 
 
+class VoteRules(BaseModel):
+    """A praise vote's rules (see :mod:`gonghui.activities.vote`). A member's votes are
+    limited per day (Asia/Shanghai), per candidate per day (the usual rule of 评选: one
+    can support the same candidate again tomorrow) and, optionally, in all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    votes_per_day: int = Field(default=1, ge=1, le=1000)
+    votes_per_candidate_per_day: int = Field(default=1, ge=1, le=1000)
+    votes_total: int | None = Field(default=None, ge=1, le=100_000)
+    # Members see no counts (nor the order they make) until the vote ends; operators do.
+    hide_counts_until_end: bool = False
+    # Empty: candidates name any category; otherwise one of these.
+    categories: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, categories: list[str]) -> list[str]:
+        if any(not 1 <= len(c) <= 32 for c in categories):
+            raise ValueError("a category is 1 to 32 characters")
+        if len(set(categories)) != len(categories):
+            raise ValueError("a category is named twice")
+        return categories
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> VoteRules:
+        if self.votes_per_candidate_per_day > self.votes_per_day:
+            raise ValueError("votes_per_candidate_per_day cannot exceed votes_per_day")
+        return self
+
+
+class VoteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["vote"]
+    vote: VoteRules
+
+
 ActivityConfig = Annotated[
-    QuizConfig | LotteryConfig | QuizLotteryConfig | VoucherGrabConfig | MallConfig,
+    QuizConfig | LotteryConfig | QuizLotteryConfig | VoucherGrabConfig | MallConfig | VoteConfig,
     Field(discriminator="kind"),
 ]
 
@@ -196,6 +234,14 @@ class ActivityCreate(BaseModel):
     limit_per_day: Count | None = Field(default=None, ge=1)
     budget_cents: Amount | None = None
     budget_points: Amount | None = None
+
+    @model_validator(mode="after")
+    def _vote_limits_in_its_rules(self) -> ActivityCreate:
+        if isinstance(self.config, VoteConfig) and (
+            self.limit_total is not None or self.limit_per_day is not None
+        ):
+            raise ValueError("a vote's limits are config.vote's votes_per_day and votes_total")
+        return self
 
 
 class ActivityUpdate(BaseModel):

@@ -1,10 +1,10 @@
 """App files: upload with a size limit and content sniffing, folders, signed expiring
 download URLs, image thumbnails, delete.
 
-The content type is detected from the bytes (Pillow for images, magic numbers for PDF and
-ZIP, UTF-8 for text) and a client claim that disagrees is refused, as is content of no
-recognised type. Blobs live in :mod:`gonghui.storage` under server-chosen keys; the
-client's file name is only ever displayed. Who may get a download URL: the server key,
+The content type is detected from the bytes (Pillow for images, magic numbers for MP4
+video, PDF and ZIP, UTF-8 for text) and a client claim that disagrees is refused, as is
+content of no recognised type. Blobs live in :mod:`gonghui.storage` under server-chosen
+keys; the client's file name is only ever displayed. Who may get a download URL: the server key,
 the uploader, and — per the app setting ``files_read`` — signed-in users (``"users"``) or
 everyone holding the client key (``"public"``).
 """
@@ -92,6 +92,8 @@ def detect_type(data: BinaryIO) -> str | None:
         return "application/pdf"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "application/zip"
+    if head[4:8] == b"ftyp":  # an ISO base media file: MP4 (a candidate's video, say)
+        return "video/mp4"
     try:
         with open_image(data) as image:  # ImageTooLarge goes to the caller
             fmt = image.format
@@ -178,7 +180,8 @@ def upload(
             ) from exc
         if detected is None:
             raise UnsupportedContent(
-                BaasError.UNSUPPORTED_CONTENT, "only images, PDF, ZIP and UTF-8 text are accepted"
+                BaasError.UNSUPPORTED_CONTENT,
+                "only images, MP4 video, PDF, ZIP and UTF-8 text are accepted",
             )
         if not _accepts(claimed_type, detected):
             raise UnsupportedContent(

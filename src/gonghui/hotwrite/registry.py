@@ -22,6 +22,7 @@ HOT_OPERATION_MODULES = (
     "gonghui.benefits.service",  # redeem_voucher_once, give_address_once
     "gonghui.baas.records.write",  # insert_one
     "gonghui.activities.voucher_grab.claims",  # claim
+    "gonghui.activities.vote.cast",  # cast
     "gonghui.mall.checkout",  # checkout
 )
 

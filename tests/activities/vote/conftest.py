@@ -1,0 +1,98 @@
+"""Praise votes built over HTTP as an organiser and the unions below it build them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from gonghui.activities.vote import results
+from gonghui.orgs.models import Role
+from tests.activities.conftest import create_activity
+from tests.fixtures import Staff, StaffFactory, Tree
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rankings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Read the ranking afresh on every request: these tests check counts, not the cache.
+    monkeypatch.setattr(results, "RANKING_TTL_S", 0.0)
+    yield
+    results.forget_rankings()
+
+
+@dataclass(frozen=True)
+class People:
+    organiser: Staff  # operator of city A, which runs the vote
+    district: Staff  # operator of district A1, below it: nominates
+    other_city: Staff  # operator of city B: outside the vote's subtree
+
+
+@pytest.fixture
+def people(tree: Tree, make_staff: StaffFactory) -> People:
+    return People(
+        organiser=make_staff(tree.city_a, Role.OPERATOR),
+        district=make_staff(tree.district_a1, Role.OPERATOR),
+        other_city=make_staff(tree.city_b, Role.OPERATOR),
+    )
+
+
+def vote_config(**rules: Any) -> dict[str, Any]:
+    return {"kind": "vote", "vote": {"votes_per_day": 3, "votes_per_candidate_per_day": 1, **rules}}
+
+
+def vote_activity(api: httpx.Client, tree: Tree, organiser: Staff, **rules: Any) -> dict[str, Any]:
+    return create_activity(
+        api, organiser.headers, tree.city_a, config=vote_config(**rules), title="2026年度劳模评选"
+    )
+
+
+def nominate(
+    api: httpx.Client,
+    activity_id: int,
+    staff: Staff,
+    org_id: int,
+    name: str,
+    **fields: Any,
+) -> httpx.Response:
+    return api.post(
+        f"/api/v1/activities/{activity_id}/nominations",
+        json={"org_id": org_id, "name": name, "profile": f"{name}的先进事迹", **fields},
+        headers=staff.headers,
+    )
+
+
+def approved_candidates(
+    api: httpx.Client, activity_id: int, tree: Tree, people: People, names: list[str]
+) -> list[int]:
+    """Candidates nominated by district A1 and approved by the organiser; their ids."""
+    ids = []
+    for name in names:
+        resp = nominate(api, activity_id, people.district, tree.district_a1, name)
+        assert resp.status_code == 201, resp.text
+        cid = resp.json()["id"]
+        resp = api.post(
+            f"/api/v1/activities/{activity_id}/nominations/{cid}/review",
+            json={"decision": "approve"},
+            headers=people.organiser.headers,
+        )
+        assert resp.status_code == 200, resp.text
+        ids.append(cid)
+    return ids
+
+
+def vote(
+    api: httpx.Client,
+    activity_id: int,
+    headers: dict[str, str],
+    candidate_id: int,
+    key: str | None = None,
+) -> httpx.Response:
+    extra = {"Idempotency-Key": key} if key else {}
+    return api.post(
+        f"/api/v1/activities/{activity_id}/votes",
+        json={"candidate_id": candidate_id},
+        headers={**headers, **extra},
+    )
