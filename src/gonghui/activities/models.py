@@ -22,6 +22,7 @@ class ActivityKind(StrEnum):
     QUIZ_LOTTERY = "quiz_lottery"
     VOUCHER_GRAB = "voucher_grab"
     MALL = "mall"  # a sale in the help-the-farmers mall: the union subsidises orders
+    COMPETITION = "competition"  # a skills or creative competition: entries, judges, results
 
 
 class ActivityStatus(StrEnum):
