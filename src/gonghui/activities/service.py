@@ -395,6 +395,8 @@ def clone(
     left out): same rules and prizes, no members, no draws, no stock taken."""
     source = get_activity(session, actor=actor, activity_id=activity_id)
     config, left_out = design.portable_config(source.config, for_template=False)
+    if starts_at is not None:
+        config = design.shift_dates(config, starts_at - source.starts_at)
     data = validated_create(
         {
             "org_id": source.org_id,

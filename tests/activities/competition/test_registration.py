@@ -3,7 +3,7 @@ and they submit files until the deadline."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -199,3 +199,19 @@ def test_files_are_submitted_and_replaced_until_the_deadline_then_refused(
     with unit_of_work(read_only=True) as session:
         (entry,) = session.scalars(select(Entry))
         assert entry.file_ids == [second]
+
+
+def test_repeating_a_competition_moves_its_registration_and_deadline_with_it(
+    api: httpx.Client, make_competition: Any
+) -> None:
+    competition: Competition = make_competition()
+    source = api.get(f"/api/v1/activities/{competition.id}", headers=competition.operator).json()
+    resp = api.post(f"/api/v1/activities/{competition.id}/repeat", headers=competition.operator)
+    assert resp.status_code == 201, resp.text
+    copy = resp.json()
+    shift = datetime.fromisoformat(copy["starts_at"]) - datetime.fromisoformat(source["starts_at"])
+    assert shift >= timedelta(days=28)
+    for name in ("registration_opens_at", "registration_closes_at", "submission_deadline"):
+        moved = datetime.fromisoformat(copy["config"]["competition"][name])
+        assert moved - datetime.fromisoformat(source["config"]["competition"][name]) == shift
+    assert copy["config"]["competition"]["form"] == source["config"]["competition"]["form"]

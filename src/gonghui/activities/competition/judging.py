@@ -314,14 +314,21 @@ def score_entry(
         raise InvalidInput(
             CompetitionError.BAD_SCORES, "score every criterion within its range", problems
         )
-    row = session.scalar(
-        select(Score).where(Score.entry_id == entry.id, Score.judge_user_id == judge.user_id)
-    )
+    values = {k: int(scores[k]) for k in rubric}
+    mine = select(Score).where(Score.entry_id == entry.id, Score.judge_user_id == judge.user_id)
+    row = session.scalar(mine)
     if row is None:
-        row = Score(panel_id=panel.id, entry_id=entry.id, judge_user_id=judge.user_id, scores={})
-        session.add(row)
+        try:  # the same judge on two tablets at once: the second write updates the first
+            with session.begin_nested():
+                row = Score(
+                    panel_id=panel.id, entry_id=entry.id, judge_user_id=judge.user_id, scores={}
+                )
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            row = session.scalars(mine).one()
     row.panel_id = panel.id
-    row.scores = {k: int(scores[k]) for k in rubric}
+    row.scores = values
     row.updated_at = now()
     session.flush()
     return row
