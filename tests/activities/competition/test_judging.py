@@ -224,3 +224,48 @@ def test_only_the_panels_judges_see_it(
     )
     assert resp.status_code == 404
     assert _scores() == 0
+
+
+def test_another_unions_operator_cannot_run_the_panels(
+    api: httpx.Client,
+    tree: Tree,
+    make_competition: Any,
+    make_member: MemberFactory,
+    make_staff: StaffFactory,
+) -> None:
+    judge = make_staff(tree.province, Role.AUDITOR)
+    judged = judged_competition(api, tree, make_competition, make_member, [judge])
+    other = make_staff(tree.city_b, Role.OPERATOR)
+    base = f"/api/v1/activities/{judged.competition.id}/competition"
+    panel = f"/api/v1/competition/panels/{judged.panel}"
+    refused = [
+        api.get(f"{base}/entries", headers=other.headers),
+        api.post(f"{base}/panels", json={"name": "x"}, headers=other.headers),
+        api.post(f"{panel}/judges", json={"user_id": other.user_id}, headers=other.headers),
+        api.post(f"{panel}/close", headers=other.headers),
+        api.get(f"{base}/ranking", headers=other.headers),
+        api.post(f"{base}/results/publish", headers=other.headers),
+    ]
+    assert [r.status_code for r in refused] == [404] * 6
+    assert len(audit_rows("competition.panel.create")) == 1
+    assert len(audit_rows("competition.judge.add")) == 1
+
+
+def test_a_judge_must_be_a_staff_account(
+    api: httpx.Client,
+    tree: Tree,
+    make_competition: Any,
+    make_member: MemberFactory,
+    make_staff: StaffFactory,
+) -> None:
+    judge = make_staff(tree.province, Role.AUDITOR)
+    judged = judged_competition(api, tree, make_competition, make_member, [judge])
+    member = judged.members["王师傅"]
+    resp = api.post(
+        f"/api/v1/competition/panels/{judged.panel}/judges",
+        json={"user_id": member.user_id},
+        headers=judged.competition.operator,
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "competition.bad_judge"
+    assert len(audit_rows("competition.judge.add")) == 1
