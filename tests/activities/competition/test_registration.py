@@ -215,3 +215,26 @@ def test_repeating_a_competition_moves_its_registration_and_deadline_with_it(
         moved = datetime.fromisoformat(copy["config"]["competition"][name])
         assert moved - datetime.fromisoformat(source["config"]["competition"][name]) == shift
     assert copy["config"]["competition"]["form"] == source["config"]["competition"]["form"]
+
+
+def test_a_teammate_submits_the_teams_uploads(
+    api: httpx.Client, tree: Tree, make_competition: Any, make_member: MemberFactory
+) -> None:
+    competition: Competition = make_competition(teams=True)
+    captain, mate, outsider = (make_member(tree.grassroots_a1x) for _ in range(3))
+    resp = register(
+        api, competition, captain.headers, team_name="钳工组", member_ids=[mate.membership_id]
+    )
+    assert resp.status_code == 201, resp.text
+    drawing = upload(api, competition.app, captain.headers, "图纸.pdf")
+    url = f"/api/v1/activities/{competition.id}/competition/registration/files"
+
+    resp = api.put(url, json={"file_ids": [drawing]}, headers=mate.headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["file_ids"] == [drawing]
+    # Not registered: no entry to submit to, and the team's entry is unchanged.
+    resp = api.put(url, json={"file_ids": []}, headers=outsider.headers)
+    assert resp.status_code == 404
+    with unit_of_work(read_only=True) as session:
+        (entry,) = session.scalars(select(Entry))
+        assert entry.file_ids == [drawing]
