@@ -238,3 +238,19 @@ def test_a_teammate_submits_the_teams_uploads(
     with unit_of_work(read_only=True) as session:
         (entry,) = session.scalars(select(Entry))
         assert entry.file_ids == [drawing]
+
+
+def test_the_hub_shows_the_team_as_joined(
+    api: httpx.Client, tree: Tree, make_competition: Any, make_member: MemberFactory
+) -> None:
+    competition: Competition = make_competition(teams=True)
+    captain, mate, bystander = (make_member(tree.grassroots_a1x) for _ in range(3))
+    url = f"/api/v1/hub/activities/{competition.id}"
+    assert api.get(url, headers=mate.headers).json()["me"]["joined"] is False
+    resp = register(
+        api, competition, captain.headers, team_name="焊工组", member_ids=[mate.membership_id]
+    )
+    assert resp.status_code == 201
+    joined = [api.get(url, headers=m.headers).json()["me"]["joined"] for m in (captain, mate)]
+    assert joined == [True, True]
+    assert api.get(url, headers=bystander.headers).json()["me"]["joined"] is False

@@ -20,6 +20,7 @@ from gonghui.activities.participation import (
     chain_ids,
     eligibility_problem,
     live_activity,
+    participated,
     visible_activity,
 )
 from gonghui.activities.schemas import CompetitionRules
@@ -177,6 +178,7 @@ def register(
         raise Conflict(
             CompetitionError.ALREADY_REGISTERED, "someone in this team is already registered"
         ) from exc
+    participated(session, activity=activity, members=[m.membership_id for m in team])
     return entry
 
 
