@@ -23,6 +23,7 @@ from gonghui import (
     readiness,
 )
 from gonghui.accounts.router import router as auth_router
+from gonghui.activities.competition.router import router as competition_router
 from gonghui.activities.lottery.router import router as lottery_router
 from gonghui.activities.quiz.router import router as quiz_router
 from gonghui.activities.router import hub_router
@@ -156,7 +157,14 @@ def create_app() -> FastAPI:
     # Routes are matched in order of inclusion: the members' hot paths (draws, quiz
     # answers, the hub) first, so that the burst at an activity's opening is matched
     # without scanning the rest. No two API routes match the same path and method.
-    for router in (lottery_router, quiz_router, vouchers_router, vote_router, hub_router):
+    for router in (
+        lottery_router,
+        quiz_router,
+        vouchers_router,
+        vote_router,
+        competition_router,
+        hub_router,
+    ):
         app.include_router(router)
     for router in (auth_router, orgs_router, audit_router):
         app.include_router(router)

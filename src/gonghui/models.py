@@ -4,6 +4,7 @@ from gonghui import idempotency
 from gonghui import invalidation as core_models
 from gonghui.accounts import models as accounts_models
 from gonghui.activities import models as activities_models
+from gonghui.activities.competition import models as competition_models
 from gonghui.activities.lottery import models as lottery_models
 from gonghui.activities.quiz import models as quiz_models
 from gonghui.activities.templates import models as activity_templates_models
@@ -31,6 +32,7 @@ __all__ = [
     "audit_models",
     "baas_models",
     "benefits_models",
+    "competition_models",
     "core_models",
     "functions_models",
     "idempotency",

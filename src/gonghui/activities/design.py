@@ -15,6 +15,10 @@ point outside the design and are left out (:func:`portable_config`):
   coupons): the template travels down to orgs that may use another app, so there it
   falls back to the deployment's mini program. A repeat stays in its org and keeps it.
 
+A competition's registration window and submission deadline are instants in its
+configuration: a copy moves them with its start (:func:`shift_dates`), so "repeat last
+month's" opens registration a month later too.
+
 The configuration references no images or files today; anything added that does should be
 copied as the reference, never as the bytes.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import calendar
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from gonghui.clock import display_zone
@@ -50,6 +54,20 @@ def portable_config(
         grab["appid"] = ""
         left_out.append(VOUCHER_APPID)
     return out, left_out
+
+
+COMPETITION_DATES = ("registration_opens_at", "registration_closes_at", "submission_deadline")
+
+
+def shift_dates(config: dict[str, Any], delta: timedelta) -> dict[str, Any]:
+    """``config`` (JSON, as stored) with a competition's dates moved by ``delta``."""
+    rules = config.get("competition")
+    if not rules or not delta:
+        return config
+    out = copy.deepcopy(config)
+    for name in COMPETITION_DATES:
+        out["competition"][name] = (datetime.fromisoformat(rules[name]) + delta).isoformat()
+    return out
 
 
 def one_month_later(instant: datetime) -> datetime:

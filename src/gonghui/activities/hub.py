@@ -18,6 +18,7 @@ from sqlalchemy import Connection, bindparam, case, func, literal, select, union
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import catalog
 from gonghui.activities.catalog import Listing
+from gonghui.activities.competition.models import EntryMember
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.lottery.draw import chance_scopes
 from gonghui.activities.lottery.models import Draw, DrawOutcome
@@ -103,6 +104,13 @@ _member_state = union_all(
         Draw.outcome == DrawOutcome.WON,
     )
     .group_by(Draw.activity_id),
+    # A competition is joined by registering (alone or in a team): no counter is kept.
+    select(
+        EntryMember.activity_id, literal(1), literal(0), literal(0), literal(0), literal(0)
+    ).where(
+        in_ids(EntryMember.activity_id, "activity_ids"),
+        EntryMember.membership_id == bindparam("membership_id"),
+    ),
 )
 
 

@@ -23,6 +23,7 @@ class ActivityKind(StrEnum):
     VOUCHER_GRAB = "voucher_grab"
     MALL = "mall"  # a sale in the help-the-farmers mall: the union subsidises orders
     VOTE = "vote"  # a praise vote for model workers and craftsmen (劳模/工匠评选)
+    COMPETITION = "competition"  # a skills or creative competition: entries, judges, results
 
 
 class ActivityStatus(StrEnum):

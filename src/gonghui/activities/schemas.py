@@ -206,8 +206,74 @@ class VoteConfig(BaseModel):
     vote: VoteRules
 
 
+class Criterion(BaseModel):
+    """One line of a judging rubric: a judge scores it from 0 to ``max_score``; its
+    ``weight`` is its share of the entry's score (see :mod:`.competition.results`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    name: str = Field(min_length=1, max_length=100)
+    weight: int = Field(ge=1, le=100)
+    max_score: int = Field(ge=1, le=1000)
+
+
+class FormTable(BaseModel):
+    """The registration form: a BaaS table of an app of the organiser's org (or below it);
+    each registration's answers are one record of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: Id
+    table: str = Field(min_length=1, max_length=63)
+
+
+class CompetitionRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Teams: a captain registers with ``min_team_size - 1`` to ``max_team_size - 1``
+    # teammates; individuals: both sizes are 1.
+    teams: bool = False
+    min_team_size: int = Field(default=1, ge=1, le=50)
+    max_team_size: int = Field(default=1, ge=1, le=50)
+    form: FormTable
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    submission_deadline: datetime
+    max_files: int = Field(default=5, ge=0, le=20)
+    rubric: list[Criterion] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CompetitionRules:
+        if not self.teams and (self.min_team_size, self.max_team_size) != (1, 1):
+            raise ValueError("an individual competition has team sizes of 1")
+        if self.min_team_size > self.max_team_size:
+            raise ValueError("min_team_size is above max_team_size")
+        if self.registration_closes_at <= self.registration_opens_at:
+            raise ValueError("registration must close after it opens")
+        if self.submission_deadline < self.registration_closes_at:
+            raise ValueError("the submission deadline is before registration closes")
+        keys = [c.key for c in self.rubric]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a rubric criterion key is used twice")
+        return self
+
+
+class CompetitionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["competition"]
+    competition: CompetitionRules
+
+
 ActivityConfig = Annotated[
-    QuizConfig | LotteryConfig | QuizLotteryConfig | VoucherGrabConfig | MallConfig | VoteConfig,
+    QuizConfig
+    | LotteryConfig
+    | QuizLotteryConfig
+    | VoucherGrabConfig
+    | MallConfig
+    | VoteConfig
+    | CompetitionConfig,
     Field(discriminator="kind"),
 ]
 

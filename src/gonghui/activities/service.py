@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui.activities import design
+from gonghui.activities.competition import form as competition_form
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.models import PoolPrize, PrizeKind
@@ -139,6 +140,16 @@ def _check_prize_merchants(session: Session, org_id: int, config: dict[str, Any]
         )
 
 
+def _check_competition_form(session: Session, org_id: int, config: dict[str, Any]) -> None:
+    """A competition's registration form is a table of an app its org manages."""
+    rules = config.get("competition")
+    if rules is None:
+        return
+    org = session.get(Org, org_id)
+    assert org is not None
+    competition_form.check_form(session, organiser=org, form=rules["form"])
+
+
 def validated_create(payload: dict[str, Any]) -> ActivityCreate:
     """``payload`` read as :class:`ActivityCreate`; a stored design that no longer passes
     (a rule changed since it was saved) is refused field by field, as the API would."""
@@ -172,6 +183,7 @@ def create_activity(
     _check_window(data.starts_at, data.ends_at)
     _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
     _check_prize_merchants(session, org.id, data.config.model_dump(mode="json"))
+    _check_competition_form(session, org.id, data.config.model_dump(mode="json"))
     activity = Activity(
         org_id=org.id,
         kind=ActivityKind(data.config.kind),
@@ -244,6 +256,7 @@ def update_activity(
     if data.config is not None:
         _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
         _check_prize_merchants(session, activity.org_id, data.config.model_dump(mode="json"))
+        _check_competition_form(session, activity.org_id, data.config.model_dump(mode="json"))
         activity.config = data.config.model_dump(mode="json")
         activity.kind = ActivityKind(data.config.kind)
     if data.eligibility is not None:
@@ -288,6 +301,7 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
         ) from exc
     _check_linked_lottery(session, actor, activity.config)
     _check_prize_merchants(session, activity.org_id, activity.config)
+    _check_competition_form(session, activity.org_id, activity.config)
     rules = lottery_rules(activity)
     if rules is not None:
         for position, prize in enumerate(rules.prizes):
@@ -381,6 +395,8 @@ def clone(
     left out): same rules and prizes, no members, no draws, no stock taken."""
     source = get_activity(session, actor=actor, activity_id=activity_id)
     config, left_out = design.portable_config(source.config, for_template=False)
+    if starts_at is not None:
+        config = design.shift_dates(config, starts_at - source.starts_at)
     data = validated_create(
         {
             "org_id": source.org_id,

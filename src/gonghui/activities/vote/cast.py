@@ -16,8 +16,8 @@ frozen, and the freeze takes that row ``FOR UPDATE``, so a vote is either in the
 log or refused (``vote.frozen``), never counted after it. The window is checked inside the
 batch as well: no vote is accepted after the end.
 
-Risk control (issue 17, item 3) hooks in at :func:`screen`, which the HTTP edge calls
-before it hands the vote to the writer.
+Risk control screens a vote at the HTTP edge (``risk.check_async``, action ``vote``)
+before it is handed to the writer.
 """
 
 from __future__ import annotations
@@ -52,12 +52,6 @@ def day_scope(day: str) -> str:
 
 def candidate_scope(candidate_id: int, day: str) -> str:
     return f"vote:c:{candidate_id}:{day}"
-
-
-def screen(*, member: MemberInfo, activity_id: int, candidate_id: int, ip: str | None) -> None:
-    """Where risk control (rates per account, device, address and network, challenges;
-    issue 17 item 3) will look at a vote before it is cast: raise to refuse it. Nothing
-    is screened yet."""
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gonghui import hotwrite
+from gonghui import hotwrite, risk
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity, ActivityKind
@@ -21,7 +21,7 @@ from gonghui.activities.participation import visible_activity
 from gonghui.activities.vote import candidates, cast, results
 from gonghui.activities.vote.models import Candidate, CandidateStatus, Vote
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, SessionDep
+from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, RiskContext, SessionDep
 from gonghui.errors import NotFound
 from gonghui.types import Id
 
@@ -247,16 +247,13 @@ async def cast_vote(
     body: VoteCreate,
     member: CurrentMember,
     idem: IdempotencyKey,
-    request: Request,
+    context: RiskContext,
 ) -> Response:
-    """Vote once for an approved candidate. The vote is in the log and counted before this
-    returns; a retry with the same ``Idempotency-Key`` gets the same answer."""
-    cast.screen(
-        member=member,
-        activity_id=activity_id,
-        candidate_id=body.candidate_id,
-        ip=request.client.host if request.client else None,
-    )
+    """Vote once for an approved candidate, screened by risk control first (which may
+    answer ``risk.too_fast`` or ``risk.challenge_required``). The vote is in the log and
+    counted before this returns; a retry with the same ``Idempotency-Key`` gets the same
+    answer."""
+    await risk.check_async(risk.Action.VOTE, member, context, activity_id=activity_id)
     result = await hotwrite.run_async(
         cast.cast,
         member=member,

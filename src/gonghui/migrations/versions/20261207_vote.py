@@ -1,7 +1,7 @@
 """activities: praise votes (candidates, the vote log, the frozen result)
 
 Revision ID: 20261207_vote
-Revises: 20261206_activity_templates
+Revises: 20261207_risk_control
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import gonghui.db
 
 revision: str = "20261207_vote"
-down_revision: str | None = "20261206_activity_templates"
+down_revision: str | None = "20261207_risk_control"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

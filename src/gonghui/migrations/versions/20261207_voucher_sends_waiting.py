@@ -1,7 +1,7 @@
 """vouchers: a claim's send waits while its stock is paused (state 'waiting', since when)
 
 Revision ID: 20261207_voucher_sends_waiting
-Revises: 20261206_activity_templates
+Revises: 20261208_competition
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import gonghui.db
 
 revision: str = "20261207_voucher_sends_waiting"
-down_revision: str | None = "20261206_activity_templates"
+down_revision: str | None = "20261208_competition"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

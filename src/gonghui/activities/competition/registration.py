@@ -1,0 +1,250 @@
+"""Members registering for a competition (alone, or a team under its captain) and
+submitting files before the deadline."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gonghui.accounts.principal import MemberInfo
+from gonghui.activities.competition import form
+from gonghui.activities.competition.errors import CompetitionError
+from gonghui.activities.competition.models import Entry, EntryMember
+from gonghui.activities.models import Activity, ActivityKind
+from gonghui.activities.participation import (
+    chain_ids,
+    eligibility_problem,
+    live_activity,
+    participated,
+    visible_activity,
+)
+from gonghui.activities.schemas import CompetitionRules
+from gonghui.clock import local_day, now
+from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
+from gonghui.members.models import Membership, MembershipStatus, RosterEntry
+from gonghui.orgs.models import Org
+
+KINDS = {ActivityKind.COMPETITION}
+# Codes judges see: no 0/O or 1/I to misread on a tablet.
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def rules_of(activity: Activity) -> CompetitionRules:
+    return CompetitionRules.model_validate(activity.config["competition"])
+
+
+def new_code() -> str:
+    return "E-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
+
+
+def _teammates(
+    session: Session, *, activity: Activity, captain: MemberInfo, membership_ids: Sequence[int]
+) -> list[MemberInfo]:
+    """The teammates named by membership id, each a verified member who may see and is
+    eligible for the competition; one answer for every one that is not (no probing)."""
+    if len(set(membership_ids)) != len(membership_ids) or captain.membership_id in membership_ids:
+        raise InvalidInput(
+            CompetitionError.BAD_TEAM,
+            "name each teammate once, and not the captain",
+            [field_error("member_ids", CompetitionError.BAD_TEAM, "duplicate")],
+        )
+    rows = session.execute(
+        select(Membership, Org.path, Org.archived_at, RosterEntry.join_date)
+        .join(Org, Org.id == Membership.org_id)
+        .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
+        .where(Membership.id.in_(membership_ids), Membership.status == MembershipStatus.VERIFIED)
+    ).all()
+    found = {
+        m.id: MemberInfo(
+            membership_id=m.id,
+            roster_entry_id=m.roster_entry_id,
+            org_id=m.org_id,
+            org_path=path,
+            tags=tuple(str(t) for t in m.tags or ()),
+            member_since=join_date or local_day(m.verified_at),
+        )
+        for m, path, archived_at, join_date in rows
+        if archived_at is None
+    }
+    refused = [
+        i
+        for i in membership_ids
+        if i not in found
+        or activity.org_id not in chain_ids(found[i].org_path)
+        or eligibility_problem(member=found[i], eligibility=activity.eligibility or {})
+    ]
+    if refused:
+        raise InvalidInput(
+            CompetitionError.BAD_TEAM,
+            f"member {refused[0]} cannot take part in this competition",
+            [field_error("member_ids", CompetitionError.BAD_TEAM, f"member {refused[0]}")],
+        )
+    return [found[i] for i in membership_ids]
+
+
+def register(
+    session: Session,
+    *,
+    member: MemberInfo,
+    activity_id: int,
+    answers: dict[str, Any],
+    team_name: str | None = None,
+    member_ids: Sequence[int] = (),
+) -> Entry:
+    """Register ``member`` (as captain of a team of ``member_ids`` when the competition
+    takes teams) while registration is open; the form answers become a record of the form
+    table. A member is in at most one entry per competition (a unique constraint)."""
+    activity = live_activity(session, member=member, activity_id=activity_id, kinds=KINDS)
+    rules = rules_of(activity)
+    instant = now()
+    if not rules.registration_opens_at <= instant < rules.registration_closes_at:
+        raise Conflict(CompetitionError.REGISTRATION_CLOSED, "registration is not open")
+    if rules.teams:
+        size = 1 + len(member_ids)
+        if not rules.min_team_size <= size <= rules.max_team_size:
+            raise InvalidInput(
+                CompetitionError.BAD_TEAM,
+                f"a team has {rules.min_team_size} to {rules.max_team_size} members",
+                [field_error("member_ids", CompetitionError.BAD_TEAM, "team size")],
+            )
+        if not team_name:
+            raise InvalidInput(
+                CompetitionError.BAD_TEAM,
+                "a team needs a name",
+                [field_error("team_name", CompetitionError.BAD_TEAM, "required")],
+            )
+    elif member_ids or team_name:
+        raise InvalidInput(
+            CompetitionError.BAD_TEAM,
+            "this competition is for individuals",
+            [field_error("member_ids", CompetitionError.BAD_TEAM, "individuals only")],
+        )
+    team = [
+        member,
+        *_teammates(session, activity=activity, captain=member, membership_ids=member_ids),
+    ]
+    # Checked before the form record is written, so a refused registration leaves no
+    # record behind; the unique constraint below settles a race.
+    taken = session.scalar(
+        select(EntryMember.membership_id).where(
+            EntryMember.activity_id == activity.id,
+            EntryMember.membership_id.in_([m.membership_id for m in team]),
+        )
+    )
+    if taken is not None:
+        raise _already(taken, member)
+    organiser = session.get(Org, activity.org_id)
+    assert organiser is not None
+    user_id = session.scalar(
+        select(Membership.user_id).where(Membership.id == member.membership_id)
+    )
+    assert user_id is not None
+    record_id = form.store_answers(
+        session,
+        organiser=organiser,
+        form=activity.config["competition"]["form"],
+        user_id=user_id,
+        answers=answers,
+    )
+    entry = Entry(
+        activity_id=activity.id,
+        org_id=member.org_id,
+        captain_membership_id=member.membership_id,
+        team_name=team_name if rules.teams else None,
+        code=new_code(),
+        record_id=record_id,
+        file_ids=[],
+    )
+    try:
+        with session.begin_nested():
+            session.add(entry)
+            session.flush()
+            session.add_all(
+                EntryMember(
+                    activity_id=activity.id,
+                    entry_id=entry.id,
+                    membership_id=m.membership_id,
+                    org_id=m.org_id,
+                )
+                for m in team
+            )
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            CompetitionError.ALREADY_REGISTERED, "someone in this team is already registered"
+        ) from exc
+    participated(session, activity=activity, members=[m.membership_id for m in team])
+    return entry
+
+
+def _already(membership_id: int, member: MemberInfo) -> Conflict:
+    if membership_id == member.membership_id:
+        return Conflict(CompetitionError.ALREADY_REGISTERED, "you are already registered")
+    return Conflict(
+        CompetitionError.ALREADY_REGISTERED,
+        f"member {membership_id} is already registered",
+        [field_error("member_ids", CompetitionError.ALREADY_REGISTERED, str(membership_id))],
+    )
+
+
+def my_entry(session: Session, *, member: MemberInfo, activity_id: int) -> Entry:
+    """The entry ``member`` is in (as captain or teammate), or not found."""
+    activity = visible_activity(session, member=member, activity_id=activity_id)
+    entry = session.scalar(
+        select(Entry)
+        .join(EntryMember, EntryMember.entry_id == Entry.id)
+        .where(
+            EntryMember.activity_id == activity.id,
+            EntryMember.membership_id == member.membership_id,
+        )
+    )
+    if entry is None:
+        raise NotFound(CompetitionError.ENTRY_NOT_FOUND, "you have not registered")
+    return entry
+
+
+def submit(
+    session: Session, *, member: MemberInfo, activity_id: int, file_ids: Sequence[int]
+) -> Entry:
+    """Set the entry's files (replacing any sent before) until the submission deadline.
+    Any member of the entry may submit; the files must be uploads of the entry's members
+    to the form's app."""
+    entry = my_entry(session, member=member, activity_id=activity_id)
+    activity = session.get(Activity, entry.activity_id)
+    assert activity is not None
+    rules = rules_of(activity)
+    if now() >= rules.submission_deadline:
+        raise Conflict(CompetitionError.DEADLINE_PASSED, "the submission deadline has passed")
+    if len(set(file_ids)) != len(file_ids) or len(file_ids) > rules.max_files:
+        raise InvalidInput(
+            CompetitionError.BAD_FILES,
+            f"at most {rules.max_files} distinct files",
+            [field_error("file_ids", CompetitionError.BAD_FILES, "too many or repeated")],
+        )
+    uploaders = list(
+        session.scalars(
+            select(Membership.user_id)
+            .join(EntryMember, EntryMember.membership_id == Membership.id)
+            .where(EntryMember.entry_id == entry.id)
+        )
+    )
+    mine = set(
+        form.files_of(
+            session, app_id=rules.form.app_id, file_ids=list(file_ids), uploaders=uploaders
+        )
+    )
+    missing = [f for f in file_ids if f not in mine]
+    if missing:
+        raise InvalidInput(
+            CompetitionError.BAD_FILES,
+            f"file {missing[0]} is not one of your uploads",
+            [field_error("file_ids", CompetitionError.BAD_FILES, f"file {missing[0]}")],
+        )
+    entry.file_ids = list(file_ids)
+    entry.submitted_at = now()
+    return entry

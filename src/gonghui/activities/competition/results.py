@@ -1,0 +1,201 @@
+"""Results: the judges' scores normalised per judge, ranked, frozen on publication, and
+the public view of them.
+
+The formula. For judge j and criterion c, over the entries E_j that j scored (in their
+current panel; a judge on two panels is one judge):
+
+    mu_jc    = mean of s_jec over e in E_j
+    sigma_jc = population standard deviation of s_jec over e in E_j
+    z_jec    = (s_jec - mu_jc) / sigma_jc        (0 when sigma_jc is 0: the judge did
+                                                  not tell these entries apart on c)
+    n_je     = sum_c w_c * z_jec / sum_c w_c      (the rubric's weights)
+    score_e  = mean of n_je over the judges j who scored e
+
+so a harsh judge and a lenient one count alike, and a criterion weighs by the rubric, not
+by its max score. Entries are ranked by score, highest first (rounded to millionths, which
+is what is frozen); equal scores share a rank (1, 1, 3). Unscored entries are not ranked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gonghui.activities.competition.errors import CompetitionError
+from gonghui.activities.competition.judging import managed_competition
+from gonghui.activities.competition.models import Entry, EntryMember, Panel, Result, Score
+from gonghui.activities.competition.registration import KINDS, rules_of
+from gonghui.activities.models import Activity, ActivityStatus
+from gonghui.audit import service as audit
+from gonghui.clock import now
+from gonghui.errors import Conflict, NotFound
+from gonghui.members.models import Membership, RosterEntry
+from gonghui.orgs.models import Org
+from gonghui.pii import PiiField, unseal
+from gonghui.tenancy import Actor
+
+Scores = dict[str, int]
+
+
+def normalise(
+    judged: dict[tuple[int, int], Scores], weights: dict[str, int]
+) -> dict[int, tuple[float, int]]:
+    """``judged``: (judge, entry) → criterion → points. Each entry's score by the module's
+    formula, and how many judges scored it."""
+    by_judge: dict[int, dict[int, Scores]] = defaultdict(dict)
+    for (judge, entry), scores in judged.items():
+        by_judge[judge][entry] = scores
+    total_weight = sum(weights.values())
+    per_entry: dict[int, list[float]] = defaultdict(list)
+    for entries in by_judge.values():
+        z: dict[int, float] = dict.fromkeys(entries, 0.0)
+        for c, w in weights.items():
+            values = [s[c] for s in entries.values()]
+            mu = sum(values) / len(values)
+            sigma = math.sqrt(sum((v - mu) ** 2 for v in values) / len(values))
+            if sigma == 0:
+                continue
+            for e, s in entries.items():
+                z[e] += w * (s[c] - mu) / sigma
+        for e, total in z.items():
+            per_entry[e].append(total / total_weight)
+    return {e: (sum(ns) / len(ns), len(ns)) for e, ns in per_entry.items()}
+
+
+@dataclass(frozen=True)
+class Ranked:
+    entry_id: int
+    rank: int
+    score_micros: int
+    judges: int
+
+
+def rank(scored: dict[int, tuple[float, int]], codes: dict[int, str]) -> list[Ranked]:
+    micros = {e: round(s * 1_000_000) for e, (s, _) in scored.items()}
+    order = sorted(micros, key=lambda e: (-micros[e], codes[e]))
+    out: list[Ranked] = []
+    for position, e in enumerate(order, start=1):
+        shared = out and out[-1].score_micros == micros[e]
+        out.append(Ranked(e, out[-1].rank if shared else position, micros[e], scored[e][1]))
+    return out
+
+
+def compute(session: Session, activity: Activity) -> list[Ranked]:
+    rows = session.execute(
+        select(Score.judge_user_id, Score.entry_id, Score.scores)
+        .join(Entry, Entry.id == Score.entry_id)
+        .where(Entry.activity_id == activity.id, Score.panel_id == Entry.panel_id)
+    )
+    judged = {(j, e): {k: int(v) for k, v in s.items()} for j, e, s in rows}
+    weights = {c.key: c.weight for c in rules_of(activity).rubric}
+    codes = {
+        row.id: row.code
+        for row in session.execute(
+            select(Entry.id, Entry.code).where(Entry.activity_id == activity.id)
+        )
+    }
+    return rank(normalise(judged, weights), codes)
+
+
+def preview(session: Session, *, actor: Actor, activity_id: int) -> list[Ranked]:
+    """The ranking as the scores stand (operators only; nothing frozen)."""
+    return compute(session, managed_competition(session, actor=actor, activity_id=activity_id))
+
+
+def publish(session: Session, *, actor: Actor, activity_id: int) -> list[Result]:
+    """Freeze the ranking: every panel must be closed; publishing twice is refused."""
+    activity = managed_competition(session, actor=actor, activity_id=activity_id)
+    if session.scalar(select(Result.id).where(Result.activity_id == activity.id).limit(1)):
+        raise Conflict(CompetitionError.RESULTS_PUBLISHED, "the results are already published")
+    open_panels = session.scalar(
+        select(Panel.id).where(Panel.activity_id == activity.id, Panel.closed_at.is_(None))
+    )
+    if open_panels is not None:
+        raise Conflict(CompetitionError.PANELS_OPEN, f"panel {open_panels} is still open")
+    ranked = compute(session, activity)
+    if not ranked:
+        raise Conflict(CompetitionError.RESULTS_NOT_PUBLISHED, "no entry has been scored")
+    instant = now()
+    rows = [
+        Result(
+            activity_id=activity.id,
+            entry_id=r.entry_id,
+            rank=r.rank,
+            score_micros=r.score_micros,
+            judges=r.judges,
+            published_at=instant,
+        )
+        for r in ranked
+    ]
+    session.add_all(rows)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="competition.results.publish",
+        org_id=activity.org_id,
+        subject_type="activity",
+        subject_id=activity.id,
+        details={"entries": len(rows), "first": ranked[0].entry_id},
+    )
+    return rows
+
+
+@dataclass(frozen=True)
+class PublicLine:
+    rank: int
+    score: float
+    code: str
+    team_name: str | None
+    names: list[str]
+    org_name: str
+
+
+@dataclass(frozen=True)
+class PublicResults:
+    published: bool
+    lines: list[PublicLine]
+
+
+def public_results(session: Session, *, activity_id: int) -> PublicResults:
+    """Anyone's view: nothing but "not yet" before publication; afterwards the frozen
+    ranking with the entrants' names and union."""
+    activity = session.get(Activity, activity_id)
+    if activity is None or activity.kind not in KINDS or activity.status == ActivityStatus.DRAFT:
+        raise NotFound("activity.not_found", f"activity {activity_id} not found")
+    rows = session.execute(
+        select(Result, Entry, Org.name)
+        .join(Entry, Entry.id == Result.entry_id)
+        .join(Org, Org.id == Entry.org_id)
+        .where(Result.activity_id == activity.id)
+        .order_by(Result.rank, Entry.code)
+    ).all()
+    if not rows:
+        return PublicResults(published=False, lines=[])
+    names: dict[int, list[str]] = defaultdict(list)
+    for entry_id, blob in session.execute(
+        select(EntryMember.entry_id, RosterEntry.name_enc)
+        .join(Membership, Membership.id == EntryMember.membership_id)
+        .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
+        .where(EntryMember.activity_id == activity.id)
+        .order_by(EntryMember.id)
+    ):
+        names[entry_id].append(unseal(PiiField.NAME, blob))
+    return PublicResults(
+        published=True,
+        lines=[
+            PublicLine(
+                rank=result.rank,
+                score=result.score_micros / 1_000_000,
+                code=entry.code,
+                team_name=entry.team_name,
+                names=names[entry.id],
+                org_name=org_name,
+            )
+            for result, entry, org_name in rows
+        ],
+    )

@@ -1,0 +1,154 @@
+"""Competitions over HTTP: members register and submit, operators run panels and publish,
+judges score blind, and anyone reads the published results."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from gonghui.activities.competition import judging, registration, results
+from gonghui.activities.competition.schemas import (
+    BlindEntryRead,
+    EntriesAssign,
+    EntryRead,
+    JudgeAdd,
+    MyEntry,
+    PanelCreate,
+    PanelRead,
+    PublicResultsRead,
+    RankedRead,
+    RegistrationCreate,
+    ScoreRead,
+    ScoresSet,
+    SubmissionUpdate,
+)
+from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
+from gonghui.types import Id
+
+router = APIRouter(prefix="/api/v1", tags=["competition"])
+
+
+# --- members ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/activities/{activity_id}/competition/registration", status_code=status.HTTP_201_CREATED
+)
+def register(
+    activity_id: Id, body: RegistrationCreate, member: CurrentMember, session: SessionDep
+) -> MyEntry:
+    entry = registration.register(
+        session,
+        member=member,
+        activity_id=activity_id,
+        answers=body.answers,
+        team_name=body.team_name,
+        member_ids=body.member_ids,
+    )
+    return MyEntry.model_validate(entry)
+
+
+@router.get("/activities/{activity_id}/competition/registration")
+def my_registration(activity_id: Id, member: CurrentMember, session: SessionDep) -> MyEntry:
+    entry = registration.my_entry(session, member=member, activity_id=activity_id)
+    return MyEntry.model_validate(entry)
+
+
+@router.put("/activities/{activity_id}/competition/registration/files")
+def submit_files(
+    activity_id: Id, body: SubmissionUpdate, member: CurrentMember, session: SessionDep
+) -> MyEntry:
+    entry = registration.submit(
+        session, member=member, activity_id=activity_id, file_ids=body.file_ids
+    )
+    return MyEntry.model_validate(entry)
+
+
+# --- operators ----------------------------------------------------------------------------
+
+
+@router.get("/activities/{activity_id}/competition/entries")
+def list_entries(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> list[EntryRead]:
+    entries = judging.list_entries(session, actor=staff, activity_id=activity_id)
+    return [EntryRead.model_validate(e) for e in entries]
+
+
+@router.post("/activities/{activity_id}/competition/panels", status_code=status.HTTP_201_CREATED)
+def create_panel(
+    activity_id: Id, body: PanelCreate, staff: CurrentStaff, session: SessionDep
+) -> PanelRead:
+    panel = judging.create_panel(session, actor=staff, activity_id=activity_id, name=body.name)
+    return PanelRead.model_validate(panel)
+
+
+@router.post("/competition/panels/{panel_id}/judges", status_code=status.HTTP_204_NO_CONTENT)
+def add_judge(panel_id: Id, body: JudgeAdd, staff: CurrentStaff, session: SessionDep) -> Response:
+    judging.add_judge(session, actor=staff, panel_id=panel_id, user_id=body.user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/competition/panels/{panel_id}/entries")
+def assign_entries(
+    panel_id: Id, body: EntriesAssign, staff: CurrentStaff, session: SessionDep
+) -> list[EntryRead]:
+    entries = judging.assign_entries(
+        session, actor=staff, panel_id=panel_id, entry_ids=body.entry_ids
+    )
+    return [EntryRead.model_validate(e) for e in entries]
+
+
+@router.post("/competition/panels/{panel_id}/close")
+def close_panel(panel_id: Id, staff: CurrentStaff, session: SessionDep) -> PanelRead:
+    return PanelRead.model_validate(judging.close_panel(session, actor=staff, panel_id=panel_id))
+
+
+@router.get("/activities/{activity_id}/competition/ranking")
+def ranking(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> list[RankedRead]:
+    """The ranking as the scores stand now, for the operator (nothing frozen)."""
+    ranked = results.preview(session, actor=staff, activity_id=activity_id)
+    return [RankedRead.model_validate(r) for r in ranked]
+
+
+@router.post("/activities/{activity_id}/competition/results/publish")
+def publish_results(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> list[RankedRead]:
+    rows = results.publish(session, actor=staff, activity_id=activity_id)
+    return [RankedRead.model_validate(r) for r in rows]
+
+
+# --- judges -------------------------------------------------------------------------------
+
+
+@router.get("/competition/panels/{panel_id}/judging")
+def judge_view(panel_id: Id, staff: CurrentStaff, session: SessionDep) -> list[BlindEntryRead]:
+    """The judge's entries, by code only (no names, team names, unions or form answers)."""
+    entries = judging.judge_view(session, judge=staff, panel_id=panel_id)
+    return [BlindEntryRead.model_validate(e) for e in entries]
+
+
+@router.put("/competition/panels/{panel_id}/judging/{code}/scores")
+def score_entry(
+    panel_id: Id, code: str, body: ScoresSet, staff: CurrentStaff, session: SessionDep
+) -> ScoreRead:
+    row = judging.score_entry(
+        session, judge=staff, panel_id=panel_id, code=code, scores=body.scores
+    )
+    return ScoreRead(code=code, scores=row.scores, updated_at=row.updated_at)
+
+
+@router.post(
+    "/competition/panels/{panel_id}/judging/{code}/conflict",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def declare_conflict(panel_id: Id, code: str, staff: CurrentStaff, session: SessionDep) -> Response:
+    judging.declare_conflict(session, judge=staff, panel_id=panel_id, code=code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- everyone -----------------------------------------------------------------------------
+
+
+@router.get("/public/competitions/{activity_id}/results")
+def public_results(activity_id: Id, session: SessionDep) -> PublicResultsRead:
+    """Before publication only ``published: false``; then the ranking with names."""
+    return PublicResultsRead.model_validate(
+        results.public_results(session, activity_id=activity_id)
+    )

@@ -1,0 +1,139 @@
+"""A competition of the city-A union, its registration form a table of the union's app,
+built over HTTP as a developer and an operator would build it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from gonghui import clock
+from gonghui.orgs.models import Role
+from gonghui.storage import get_store
+from tests.activities.conftest import create_activity
+from tests.baas.conftest import signed_in_user
+from tests.fixtures import StaffFactory, Tree
+
+
+@pytest.fixture(autouse=True)
+def _fresh_baas_files() -> None:
+    # Ids restart with every fresh database: blobs of an earlier test's app would sit where
+    # this test's app writes.
+    store = get_store()
+    for key in list(store.keys("baas/")):
+        store.delete(key)
+
+
+@dataclass(frozen=True)
+class FormApp:
+    id: int
+    client_key: str
+    server_key: str
+
+    def as_user(self, headers: dict[str, str]) -> dict[str, str]:
+        return {"X-Gonghui-App-Key": self.client_key, **headers}
+
+    @property
+    def server(self) -> dict[str, str]:
+        return {"X-Gonghui-App-Key": self.server_key}
+
+
+def make_form_app(api: httpx.Client, org_id: int, table: str = "signup") -> FormApp:
+    dev = signed_in_user(org_id, Role.DEVELOPER)
+    resp = api.post(
+        "/api/v1/baas/apps",
+        json={"org_id": org_id, "name": "contest", "settings": {}},
+        headers=dev.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    resp = api.post(
+        f"/api/v1/baas/apps/{body['id']}/tables",
+        json={
+            "name": table,
+            "fields": [
+                {"name": "title", "type": "string", "required": True},
+                {"name": "pitch", "type": "text"},
+            ],
+            "permissions": {},
+        },
+        headers=dev.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    return FormApp(body["id"], body["client_key"], body["server_key"])
+
+
+@pytest.fixture
+def form_app(api: httpx.Client, tree: Tree) -> FormApp:
+    return make_form_app(api, tree.city_a)
+
+
+def competition_config(app_id: int, *, teams: bool = False, **rules: Any) -> dict[str, Any]:
+    start = clock.now()
+    return {
+        "kind": "competition",
+        "competition": {
+            "teams": teams,
+            "min_team_size": 2 if teams else 1,
+            "max_team_size": 3 if teams else 1,
+            "form": {"app_id": app_id, "table": "signup"},
+            "registration_opens_at": start.isoformat(),
+            "registration_closes_at": (start + timedelta(days=2)).isoformat(),
+            "submission_deadline": (start + timedelta(days=5)).isoformat(),
+            "rubric": [
+                {"key": "craft", "name": "工艺", "weight": 3, "max_score": 10},
+                {"key": "novelty", "name": "创新", "weight": 1, "max_score": 10},
+            ],
+            **rules,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Competition:
+    id: int
+    app: FormApp
+    operator: dict[str, str]
+
+
+@pytest.fixture
+def make_competition(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, form_app: FormApp
+) -> Any:
+    def make(*, teams: bool = False) -> Competition:
+        op = make_staff(tree.city_a, Role.OPERATOR)
+        activity = create_activity(
+            api,
+            op.headers,
+            tree.city_a,
+            title="职工技能大赛",
+            config=competition_config(form_app.id, teams=teams),
+            ends_at=(clock.now() + timedelta(days=30)).isoformat(),
+        )
+        return Competition(activity["id"], form_app, op.headers)
+
+    return make
+
+
+def register(
+    api: httpx.Client, competition: Competition, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    return api.post(
+        f"/api/v1/activities/{competition.id}/competition/registration",
+        json={"answers": {"title": "数控车削"}, **body},
+        headers=headers,
+    )
+
+
+def upload(api: httpx.Client, app: FormApp, headers: dict[str, str], name: str) -> int:
+    resp = api.post(
+        "/api/v1/baas/files",
+        files={"file": (name, b"%PDF-1.4 entry " + name.encode(), "application/pdf")},
+        headers=app.as_user(headers),
+    )
+    assert resp.status_code == 201, resp.text
+    file_id: int = resp.json()["id"]
+    return file_id
