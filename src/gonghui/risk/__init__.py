@@ -17,7 +17,7 @@ from gonghui.risk.check import (
     check,
     check_async,
 )
-from gonghui.risk.targets import note_target
+from gonghui.risk.targets import note_target, note_target_async
 
 __all__ = [
     "DEVICE_ID_MAX",
@@ -27,4 +27,5 @@ __all__ = [
     "check",
     "check_async",
     "note_target",
+    "note_target_async",
 ]

@@ -238,3 +238,29 @@ def test_void_then_freeze_publishes_totals_and_a_hash_anyone_can_recompute(
             )
         )
     assert actions == ["vote.void", "vote.freeze"]
+
+
+def test_a_candidate_whose_votes_jump_is_flagged_to_the_organiser(
+    api: httpx.Client, tree: Tree, people: People, make_member: MemberFactory
+) -> None:
+    activity = vote_activity(api, tree, people.organiser)
+    aid = activity["id"]
+    (a,) = approved_candidates(api, aid, tree, people, ["张三"])
+    members = [make_member(tree.district_a1) for _ in range(54)]
+    for m in members[:3]:  # three quiet minutes: a vote in each
+        assert vote(api, aid, m.headers, a).status_code == 201
+        clock.advance(timedelta(seconds=60))
+    for m in members[3:53]:  # fifty this minute: not yet past max(50, 5 x 0.3)
+        assert vote(api, aid, m.headers, a).status_code == 201
+    flags = api.get("/api/v1/risk/flags", headers=people.organiser.headers)
+    assert flags.status_code == 200, flags.text
+    assert [f for f in flags.json() if f["kind"] == "target_jump"] == []
+    assert vote(api, aid, members[53].headers, a).status_code == 201
+    jumps = [
+        f
+        for f in api.get("/api/v1/risk/flags", headers=people.organiser.headers).json()
+        if f["kind"] == "target_jump"
+    ]
+    assert [(f["subject"], f["activity_id"], f["evidence"]["this_minute"]) for f in jumps] == [
+        (f"target:vote:{aid}:candidate:{a}", aid, 51)
+    ]

@@ -261,6 +261,10 @@ async def cast_vote(
         candidate_id=body.candidate_id,
         idempotency_key=idem,
     )
+    # A candidate's votes jumping far above its recent rate are flagged for review.
+    await risk.note_target_async(
+        f"vote:{activity_id}:candidate:{body.candidate_id}", activity_id=activity_id
+    )
     return Response(
         VoteRead.model_validate(result).model_dump_json(),
         status_code=status.HTTP_201_CREATED,
