@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
-from gonghui import db, risk
+from gonghui import db, ratelimit, risk
 from gonghui.accounts import principal as principals
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.principal import MemberInfo, Principal
 from gonghui.db import unit_of_work
-from gonghui.errors import InvalidInput, PermissionDenied, Unauthenticated
+from gonghui.errors import InvalidInput, PermissionDenied, RateLimited, Unauthenticated
 from gonghui.tenancy import Actor
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -50,6 +50,26 @@ async def client_ip(request: Request) -> str | None:
 
 
 ClientIp = Annotated[str | None, Depends(client_ip)]
+
+# Downloads of a published log a minute, per client network.
+PUBLIC_LOGS_PER_MINUTE = 10
+
+
+def public_log_download(request: Request) -> None:
+    """Anyone may download a published log (a vote's, a lottery's draws) to check a result,
+    and a log grows with its activity: each network (IPv6 by /64) downloads at most
+    ``PUBLIC_LOGS_PER_MINUTE`` a minute. A plain ``def``: it counts in Redis or the
+    database."""
+    bucket = ratelimit.address_bucket(request.client.host if request.client else None)
+    decision = ratelimit.hit(
+        f"public-log:{bucket or 'unknown'}", limit=PUBLIC_LOGS_PER_MINUTE, window_s=60
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            "public.too_many_downloads",
+            "too many downloads of published logs; try again shortly",
+            retry_after_s=decision.retry_after_s,
+        )
 
 
 async def risk_context(request: Request) -> risk.RequestContext:

@@ -16,6 +16,7 @@ from gonghui.activities.models import Counter as UseCounter
 from gonghui.activities.vote.models import Vote
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
+from gonghui.deps import PUBLIC_LOGS_PER_MINUTE
 from tests.activities.conftest import MemberFactory, staff_headers
 from tests.activities.vote.conftest import People, approved_candidates, vote, vote_activity
 from tests.fixtures import Tree
@@ -217,6 +218,14 @@ def test_void_then_freeze_publishes_totals_and_a_hash_anyone_can_recompute(
     assert voters[0] == voters[3]
     assert len(set(voters)) == 3
     assert str(members[0].membership_id) not in set(voters)
+    # Anyone downloads it, a few times a minute per network: it grows with the vote.
+    codes = [api.get(f"/api/v1/public/votes/{aid}/log").status_code for _ in range(10)]
+    assert codes == [200] * (PUBLIC_LOGS_PER_MINUTE - 1) + [429]
+    throttled = api.get(f"/api/v1/public/votes/{aid}/log")
+    assert throttled.json()["error"]["code"] == "public.too_many_downloads"
+    assert 1 <= int(throttled.headers["retry-after"]) <= 60
+    clock.advance(timedelta(seconds=61))
+    assert api.get(f"/api/v1/public/votes/{aid}/log").status_code == 200
 
     # Frozen: no void, the same answer on a second freeze and for everyone.
     refused = api.post(

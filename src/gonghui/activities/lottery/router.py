@@ -6,13 +6,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from gonghui import hotwrite, risk
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import dry_run, proof
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, RiskContext, SessionDep
+from gonghui.deps import (
+    CurrentMember,
+    CurrentStaff,
+    IdempotencyKey,
+    RiskContext,
+    SessionDep,
+    public_log_download,
+)
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["lottery"])
@@ -76,7 +83,7 @@ async def create_draw(
     )
 
 
-@router.get("/public/lotteries/{activity_id}/proof")
+@router.get("/public/lotteries/{activity_id}/proof", dependencies=[Depends(public_log_download)])
 def get_proof(activity_id: Id, session: SessionDep) -> dict[str, Any]:
     """SHA-256 commitment of the seed; after the end also the seed and the ordered draw log
     (feed it to ``gonghui lottery verify``)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -21,7 +21,14 @@ from gonghui.activities.participation import visible_activity
 from gonghui.activities.vote import candidates, cast, results
 from gonghui.activities.vote.models import Candidate, CandidateStatus, Vote
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, RiskContext, SessionDep
+from gonghui.deps import (
+    CurrentMember,
+    CurrentStaff,
+    IdempotencyKey,
+    RiskContext,
+    SessionDep,
+    public_log_download,
+)
 from gonghui.errors import NotFound
 from gonghui.types import Id
 
@@ -424,7 +431,7 @@ def published_result(activity_id: Id, session: SessionDep) -> ResultRead:
     )
 
 
-@router.get("/public/votes/{activity_id}/log")
+@router.get("/public/votes/{activity_id}/log", dependencies=[Depends(public_log_download)])
 def published_log(activity_id: Id) -> StreamingResponse:
     """The published result, then the ordered log, as JSON lines: recompute the hash and
     the totals from it (see ``activities/vote/results.py``)."""
