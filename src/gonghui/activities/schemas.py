@@ -301,14 +301,6 @@ class ActivityCreate(BaseModel):
     budget_cents: Amount | None = None
     budget_points: Amount | None = None
 
-    @model_validator(mode="after")
-    def _vote_limits_in_its_rules(self) -> ActivityCreate:
-        if isinstance(self.config, VoteConfig) and (
-            self.limit_total is not None or self.limit_per_day is not None
-        ):
-            raise ValueError("a vote's limits are config.vote's votes_per_day and votes_total")
-        return self
-
 
 class ActivityUpdate(BaseModel):
     """Only the fields sent change; once published only ``SAFE_WHEN_PUBLISHED`` may."""

@@ -168,6 +168,24 @@ def validated_create(payload: dict[str, Any]) -> ActivityCreate:
         ) from exc
 
 
+def _check_participation_limits(
+    kind: ActivityKind, limit_total: int | None, limit_per_day: int | None
+) -> None:
+    """A vote counts each member's votes by its own rules (``config.vote``); the activity's
+    participation limits would be a second, silently ignored set."""
+    if kind == ActivityKind.VOTE and (limit_total is not None or limit_per_day is not None):
+        message = "a vote's limits are config.vote's votes_per_day and votes_total"
+        raise InvalidInput(
+            ActivitiesError.BAD_CONFIG,
+            message,
+            [
+                field_error(name, ActivitiesError.BAD_CONFIG, message)
+                for name, value in (("limit_total", limit_total), ("limit_per_day", limit_per_day))
+                if value is not None
+            ],
+        )
+
+
 def create_activity(
     session: Session,
     *,
@@ -184,6 +202,9 @@ def create_activity(
     _check_linked_lottery(session, actor, data.config.model_dump(mode="json"))
     _check_prize_merchants(session, org.id, data.config.model_dump(mode="json"))
     _check_competition_form(session, org.id, data.config.model_dump(mode="json"))
+    _check_participation_limits(
+        ActivityKind(data.config.kind), data.limit_total, data.limit_per_day
+    )
     activity = Activity(
         org_id=org.id,
         kind=ActivityKind(data.config.kind),
@@ -265,6 +286,7 @@ def update_activity(
         if name in changes:
             setattr(activity, name, changes[name])
     _check_window(activity.starts_at, activity.ends_at)
+    _check_participation_limits(activity.kind, activity.limit_total, activity.limit_per_day)
     activity.updated_at = now()
     _audit(session, actor, "update", activity, fields=sorted(changes))
     return activity

@@ -17,8 +17,14 @@ from gonghui.activities.vote.models import Vote
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.deps import PUBLIC_LOGS_PER_MINUTE
-from tests.activities.conftest import MemberFactory, staff_headers
-from tests.activities.vote.conftest import People, approved_candidates, vote, vote_activity
+from tests.activities.conftest import MemberFactory, create_activity, staff_headers, window
+from tests.activities.vote.conftest import (
+    People,
+    approved_candidates,
+    vote,
+    vote_activity,
+    vote_config,
+)
 from tests.fixtures import Tree
 
 
@@ -273,3 +279,41 @@ def test_a_candidate_whose_votes_jump_is_flagged_to_the_organiser(
     assert [(f["subject"], f["activity_id"], f["evidence"]["this_minute"]) for f in jumps] == [
         (f"target:vote:{aid}:candidate:{a}", aid, 51)
     ]
+
+
+def test_a_vote_takes_no_participation_limits_of_the_activity_created_or_edited(
+    api: httpx.Client, tree: Tree, people: People
+) -> None:
+    headers = staff_headers(people.organiser)
+    body = {
+        "org_id": tree.city_a,
+        "title": "评选",
+        "config": vote_config(),
+        **window(0),
+    }
+    created = api.post("/api/v1/activities", json={**body, "limit_total": 5}, headers=headers)
+    assert created.status_code == 422
+    assert created.json()["error"]["code"] == "activities.bad_config"
+    assert [d["field"] for d in created.json()["error"]["details"]] == ["limit_total"]
+
+    draft = create_activity(api, headers, tree.city_a, publish=False, config=vote_config())
+    edited = api.patch(
+        f"/api/v1/activities/{draft['id']}", json={"limit_per_day": 2}, headers=headers
+    )
+    assert edited.status_code == 422
+    assert edited.json()["error"]["code"] == "activities.bad_config"
+    # A lottery with a limit turned into a vote keeps neither: nothing changes.
+    lottery = create_activity(api, headers, tree.city_a, publish=False, limit_total=3)
+    turned = api.patch(
+        f"/api/v1/activities/{lottery['id']}", json={"config": vote_config()}, headers=headers
+    )
+    assert turned.status_code == 422
+    again = api.get(f"/api/v1/activities/{lottery['id']}", headers=headers).json()
+    assert (again["kind"], again["limit_total"]) == ("lottery", 3)
+    cleared = api.patch(
+        f"/api/v1/activities/{lottery['id']}",
+        json={"config": vote_config(), "limit_total": None},
+        headers=headers,
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["kind"], cleared.json()["limit_total"]) == ("vote", None)
