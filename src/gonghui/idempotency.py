@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -159,6 +159,47 @@ def settle_keys(
     key whose request was refused (:func:`store_bodies`, :func:`drop_keys`)."""
     store_bodies(session, [(m, k, a) for m, k, a in owned if isinstance(a, dict)])
     drop_keys(session, [(m, k) for m, k, a in owned if isinstance(a, DomainError)])
+
+
+class RoundCall(Protocol):
+    """A call of a batch form (:mod:`gonghui.hotwrite`): where its answer goes, its
+    member and its idempotency key."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def member_id(self) -> int: ...
+
+    @property
+    def key(self) -> str | None: ...
+
+
+C = TypeVar("C", bound=RoundCall)
+
+
+def keyed_round(
+    session: Session,
+    calls: Sequence[C],
+    outcomes: list[Body | DomainError | None],
+    *,
+    operation: Callable[[C], str],
+    work: Callable[[list[C]], None],
+) -> None:
+    """One round of a batch form's calls (each member at most once, ``hotwrite.rounds``):
+    claim their keys in member order (every batch locks key rows in that order), answer
+    each call whose key was answered before, let ``work`` fill in the others' ``outcomes``,
+    then keep or give up the keys this round owned by what it answered."""
+    keyed = sorted((call for call in calls if call.key is not None), key=lambda c: c.member_id)
+    earlier = claim_keys(session, [(c.member_id, c.key or "", operation(c)) for c in keyed])
+    owned = []
+    for call, answer in zip(keyed, earlier, strict=True):
+        if answer is None:
+            owned.append(call)
+        else:
+            outcomes[call.index] = answer
+    work([call for call in calls if outcomes[call.index] is None])
+    settle_keys(session, [(c.member_id, c.key or "", outcomes[c.index]) for c in owned])
 
 
 def run_once(

@@ -82,6 +82,10 @@ class _Call:
     def member_id(self) -> int:
         return self.member.membership_id
 
+    @property
+    def key(self) -> str | None:
+        return self.idempotency_key
+
 
 @dataclass(frozen=True, slots=True)
 class _Item:
@@ -183,33 +187,21 @@ def _checkout_round(
     session: Session, calls: list[_Call], outcomes: list[Outcome | None], *, lock: bool
 ) -> None:
     """One round of checkouts (each member once); fills in ``outcomes``."""
-    # Keys claimed in member order: their rows are locked in the order every batch locks them.
-    keyed = sorted(
-        (call for call in calls if call.idempotency_key is not None), key=lambda c: c.member_id
-    )
-    earlier = idempotency.claim_keys(
-        session, [(call.member_id, call.idempotency_key or "", OPERATION) for call in keyed]
-    )
-    for call, answer in zip(keyed, earlier, strict=True):
-        if answer is not None:
-            outcomes[call.index] = answer
-    owned = [call for call, answer in zip(keyed, earlier, strict=True) if answer is None]
-    going = [call for call in calls if outcomes[call.index] is None]
-    wanted: dict[int, dict[int, int]] = {}
-    for call in going:
-        try:
-            wanted[call.index] = _wanted(session, call)
-        except DomainError as exc:
-            outcomes[call.index] = exc
-    going = [call for call in going if call.index in wanted]
-    orders = _work_out(session, going, wanted, outcomes, lock=lock)
-    _write(session, orders, lock=lock)
-    for order in orders:
-        outcomes[order.call.index] = _view(order)
-    idempotency.settle_keys(
-        session,
-        [(call.member_id, call.idempotency_key or "", outcomes[call.index]) for call in owned],
-    )
+
+    def work(going: list[_Call]) -> None:
+        wanted: dict[int, dict[int, int]] = {}
+        for call in going:
+            try:
+                wanted[call.index] = _wanted(session, call)
+            except DomainError as exc:
+                outcomes[call.index] = exc
+        going = [call for call in going if call.index in wanted]
+        orders = _work_out(session, going, wanted, outcomes, lock=lock)
+        _write(session, orders, lock=lock)
+        for order in orders:
+            outcomes[order.call.index] = _view(order)
+
+    idempotency.keyed_round(session, calls, outcomes, operation=lambda _: OPERATION, work=work)
 
 
 def _wanted(session: Session, call: _Call) -> dict[int, int]:

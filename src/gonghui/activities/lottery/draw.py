@@ -244,38 +244,30 @@ def _draw_round(
     takes: _Takes,
 ) -> None:
     """One round of one activity's draws (each member once); fills in ``outcomes``."""
-    operation = f"lottery.draw:{activity_id}"
-    # Keys claimed in member order (each member is once in a round): their rows are locked
-    # in the order every batch locks them.
-    keyed = sorted((call for call in calls if call.key is not None), key=lambda c: c.member_id)
-    earlier = idempotency.claim_keys(
-        session, [(call.member_id, call.key or "", operation) for call in keyed]
-    )
-    owned = []
-    for call, answer in zip(keyed, earlier, strict=True):
-        if answer is None:
-            owned.append(call)
-        else:
-            outcomes[call.index] = answer
-    going = [call for call in calls if outcomes[call.index] is None]
-    activity: Activity | None = None
-    found = live_activities(
+
+    def work(going: list[_Call]) -> None:
+        activity: Activity | None = None
+        found = live_activities(
+            session,
+            members=[call.member for call in going],
+            activity_id=activity_id,
+            kinds=LOTTERY_KINDS,
+        )
+        for call, live in zip(going, found, strict=True):
+            if isinstance(live, DomainError):
+                outcomes[call.index] = live
+            else:
+                activity = live
+        going = [call for call in going if outcomes[call.index] is None]
+        if activity is not None and going:
+            _draw_live(session, activity, going, outcomes, takes)
+
+    idempotency.keyed_round(
         session,
-        members=[call.member for call in going],
-        activity_id=activity_id,
-        kinds=LOTTERY_KINDS,
-    )
-    for call, live in zip(going, found, strict=True):
-        if isinstance(live, DomainError):
-            outcomes[call.index] = live
-        else:
-            activity = live
-    going = [call for call in going if outcomes[call.index] is None]
-    if activity is not None and going:
-        _draw_live(session, activity, going, outcomes, takes)
-    idempotency.settle_keys(
-        session,
-        [(call.member_id, call.key or "", outcomes[call.index]) for call in owned],
+        calls,
+        outcomes,
+        operation=lambda call: f"lottery.draw:{activity_id}",
+        work=work,
     )
 
 

@@ -167,44 +167,39 @@ def _cast_round(
     batch: _Batch,
 ) -> None:
     """One round of one activity's votes (each member once); fills in ``outcomes``."""
-    keyed = sorted((c for c in calls if c.key is not None), key=lambda c: c.member_id)
-    earlier = idempotency.claim_keys(
-        session, [(c.member_id, c.key or "", f"{OPERATION}:{activity_id}") for c in keyed]
-    )
-    owned = []
-    for call, answer in zip(keyed, earlier, strict=True):
-        if answer is None:
-            owned.append(call)
-        else:
-            outcomes[call.index] = answer
-    going = [c for c in calls if outcomes[c.index] is None]
-    found = live_activities(
-        session,
-        members=[c.member for c in going],
-        activity_id=activity_id,
-        kinds={ActivityKind.VOTE},
-    )
-    activity: Activity | None = None
-    for call, live in zip(going, found, strict=True):
-        if isinstance(live, DomainError):
-            outcomes[call.index] = live
-        else:
-            activity = live
-    going = [c for c in going if outcomes[c.index] is None]
-    if activity is not None and going:
+
+    def work(going: list[_Call]) -> None:
+        found = live_activities(
+            session,
+            members=[c.member for c in going],
+            activity_id=activity_id,
+            kinds={ActivityKind.VOTE},
+        )
+        activity: Activity | None = None
+        for call, live in zip(going, found, strict=True):
+            if isinstance(live, DomainError):
+                outcomes[call.index] = live
+            else:
+                activity = live
+        going = [c for c in going if outcomes[c.index] is None]
+        if activity is None or not going:
+            return
         if not batch.check_open(session, activity_id):
             for call in going:
                 outcomes[call.index] = Conflict(VoteError.FROZEN, "the result is frozen")
-        else:
-            votable = batch.candidates(session, activity_id)
-            for call in going:
-                if call.candidate_id not in votable:
-                    outcomes[call.index] = NotFound(
-                        VoteError.CANDIDATE_NOT_FOUND, f"candidate {call.candidate_id} not found"
-                    )
-            going = [c for c in going if outcomes[c.index] is None]
-            _count_and_log(session, activity, going, outcomes, batch)
-    idempotency.settle_keys(session, [(c.member_id, c.key or "", outcomes[c.index]) for c in owned])
+            return
+        votable = batch.candidates(session, activity_id)
+        for call in going:
+            if call.candidate_id not in votable:
+                outcomes[call.index] = NotFound(
+                    VoteError.CANDIDATE_NOT_FOUND, f"candidate {call.candidate_id} not found"
+                )
+        going = [c for c in going if outcomes[c.index] is None]
+        _count_and_log(session, activity, going, outcomes, batch)
+
+    idempotency.keyed_round(
+        session, calls, outcomes, operation=lambda c: f"{OPERATION}:{activity_id}", work=work
+    )
 
 
 def _count_and_log(

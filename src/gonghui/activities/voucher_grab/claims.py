@@ -376,22 +376,12 @@ def _claim_round(
     left: _Left,
 ) -> None:
     """One round of claims (each member once); fills in ``outcomes``."""
-    # Keys claimed in member order: their rows are locked in the order every batch locks them.
-    keyed = sorted((call for call in calls if call.key is not None), key=lambda c: c.member_id)
-    earlier = idempotency.claim_keys(
-        session,
-        [(call.member_id, call.key or "", f"{OPERATION}:{call.stock_id}") for call in keyed],
-    )
-    owned = []
-    for call, answer in zip(keyed, earlier, strict=True):
-        if answer is None:
-            owned.append(call)
-        else:
-            outcomes[call.index] = answer
-    going = [call for call in calls if outcomes[call.index] is None]
-    claims = _open(session, going, outcomes, left.stocks, openids)
-    claims = _count(session, claims, outcomes)
-    if claims:
+
+    def work(going: list[_Call]) -> None:
+        claims = _open(session, going, outcomes, left.stocks, openids)
+        claims = _count(session, claims, outcomes)
+        if not claims:
+            return
         left.read(session, claims)
         refused = []
         for c in claims:
@@ -404,9 +394,9 @@ def _claim_round(
         _write(session, claims)
         for c in claims:
             outcomes[c.call.index] = claim_view(c, c.stock)
-    idempotency.settle_keys(
-        session,
-        [(call.member_id, call.key or "", outcomes[call.index]) for call in owned],
+
+    idempotency.keyed_round(
+        session, calls, outcomes, operation=lambda call: f"{OPERATION}:{call.stock_id}", work=work
     )
 
 
