@@ -23,6 +23,7 @@ from gonghui.activities.lottery.models import PrizeKind
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.schemas import ActivityCreate
 from gonghui.activities.templates import service as templates
+from gonghui.activities.vote import preview as vote_preview
 from gonghui.activities.voucher_grab import dashboard as voucher_grab_dashboard
 from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
 from gonghui.benefits import export
@@ -402,6 +403,18 @@ def dry_run_page(
         "active": "nav.activities",
     }
     return render(request, "console/activity_dry_run.html", context)
+
+
+@router.get("/{activity_id}/vote-preview", response_class=HTMLResponse)
+def vote_preview_page(request: Request, user: ConsoleStaff, activity_id: Id) -> Response:
+    """The vote's dry run: its limits as members will meet them, and what does not add up
+    (the API's ``GET /activities/{id}/vote-preview``)."""
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        activity = activities.get_activity(session, actor=actor, activity_id=activity_id)
+        found = vote_preview.preview(session, actor=actor, activity_id=activity_id)
+    context = {"activity": activity, "preview": found, "active": "nav.activities"}
+    return render(request, "console/activity_vote_preview.html", context)
 
 
 @router.get("/{activity_id}/stats", response_class=HTMLResponse)

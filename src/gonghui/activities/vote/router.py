@@ -18,7 +18,7 @@ from gonghui.accounts.principal import MemberInfo
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity, ActivityKind
 from gonghui.activities.participation import visible_activity
-from gonghui.activities.vote import candidates, cast, results
+from gonghui.activities.vote import candidates, cast, preview, results
 from gonghui.activities.vote.models import Candidate, CandidateStatus, Vote
 from gonghui.db import unit_of_work
 from gonghui.deps import (
@@ -145,6 +145,25 @@ class LoggedVote(BaseModel):
     at: datetime
     voided_at: datetime | None
     void_reason: str | None
+
+
+class PreviewRead(BaseModel):
+    """A vote's limits as a member will meet them (see ``activities/vote/preview.py``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    days: int
+    votes_per_day: int
+    votes_per_candidate_per_day: int
+    votes_total: int | None
+    counts_hidden_until_end: bool
+    categories: list[str]
+    candidates: int
+    pending_nominations: int
+    first_day_votes: int
+    most_votes_per_member: int
+    most_votes_for_one_candidate: int
+    warnings: list[str]
 
 
 class ResultRead(BaseModel):
@@ -379,6 +398,15 @@ def review_nomination(
         reason=body.reason,
     )
     return _nomination(candidate)
+
+
+@router.get("/activities/{activity_id}/vote-preview")
+def vote_preview(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> PreviewRead:
+    """The vote's dry run: its limits as a member will meet them over its window, and what
+    does not add up (no candidates yet, daily votes members cannot spend, a total out of
+    reach, nominations waiting for review). Nothing is written."""
+    found = preview.preview(session, actor=staff, activity_id=activity_id)
+    return PreviewRead.model_validate(found)
 
 
 @router.get("/activities/{activity_id}/vote-ranking")
