@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import itertools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -88,7 +88,6 @@ class DryRun:
     budget_out_on: date | None = None
     winners: int = 0
     drawing_members: int = 0
-    wins_by_member: dict[int, int] = field(default_factory=dict)
 
     @property
     def draws(self) -> int:
@@ -156,7 +155,7 @@ def simulate(activity: Activity, rules: LotteryRules, scenario: Scenario) -> Dry
     cents_left = activity.budget_cents
     points_left = activity.budget_points
     drawn: dict[int, int] = {}  # member -> draws over the whole run
-    wins = run.wins_by_member
+    wins: dict[int, int] = {}  # member -> prizes won
     drawing_today = round(scenario.members * scenario.participation)
     cap = rules.max_wins_per_member
     limit_total = activity.limit_total
@@ -216,6 +215,6 @@ def simulate(activity: Activity, rules: LotteryRules, scenario: Scenario) -> Dry
             wins[member] = wins.get(member, 0) + 1
     run.cents_used = sum(d.cents for d in run.days)
     run.points_used = sum(d.points for d in run.days)
-    run.winners = len(run.wins_by_member)
+    run.winners = len(wins)
     run.drawing_members = len(drawn)
     return run

@@ -59,7 +59,7 @@ def preview(session: Session, *, actor: Actor, activity_id: int) -> Preview:
         .where(Candidate.activity_id == activity.id)
         .group_by(Candidate.status)
     )
-    counted: dict[str, int] = {status: n for status, n in rows}
+    counted: dict[str, int] = dict(rows.all())
     approved = counted.get(CandidateStatus.APPROVED, 0)
     pending = counted.get(CandidateStatus.NOMINATED, 0)
     first = local_day(activity.starts_at)
