@@ -256,10 +256,12 @@ def delete_file(session: Session, *, caller: Caller, file_id: int) -> None:
     on_commit(session, remove_blobs)
 
 
-def _signature(file_id: int, variant: str, expires: int) -> str:
+def _signature(file_id: int, variant: str, expires: int, name: str | None = None) -> str:
     key = get_keys().token_signing_key
-    message = f"baas-file|{file_id}|{variant}|{expires}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    message = f"baas-file|{file_id}|{variant}|{expires}"
+    if name is not None:  # a download name of the signer's choosing is signed with the rest
+        message += f"|{name}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -275,16 +277,22 @@ def signed_url(
     file_id: int,
     thumbnail: bool = False,
     ttl_s: int = DEFAULT_URL_TTL_S,
+    download_name: str | None = None,
 ) -> SignedUrl:
+    """A URL that downloads the file without a key until it expires; the browser saves it
+    under ``download_name`` when given (a blind judge must not learn the uploader's file
+    name), else under the name it was uploaded with."""
     row = get_file(session, caller=caller, file_id=file_id)
     if thumbnail and row.thumbnail_key is None:
         raise NotFound(BaasError.FILE_NOT_FOUND, "this file has no thumbnail")
     ttl = max(1, min(ttl_s, MAX_URL_TTL_S))
     expires = int((clock.now() + timedelta(seconds=ttl)).timestamp())
     variant = "thumbnail" if thumbnail else "original"
-    query = urlencode(
-        {"variant": variant, "exp": expires, "sig": _signature(row.id, variant, expires)}
-    )
+    params: dict[str, str | int] = {"variant": variant, "exp": expires}
+    if download_name is not None:
+        params["name"] = download_name
+    params["sig"] = _signature(row.id, variant, expires, download_name)
+    query = urlencode(params)
     base = get_settings().public_base_url.rstrip("/")
     return SignedUrl(f"{base}/api/v1/baas/files/{row.id}/content?{query}", expires)
 
@@ -297,10 +305,16 @@ class Download:
 
 
 def open_signed(
-    session: Session, *, file_id: int, variant: str, expires: int, sig: str
+    session: Session,
+    *,
+    file_id: int,
+    variant: str,
+    expires: int,
+    sig: str,
+    name: str | None = None,
 ) -> Download:
     if variant not in ("original", "thumbnail") or not hmac.compare_digest(
-        _signature(file_id, variant, expires), sig
+        _signature(file_id, variant, expires, name), sig
     ):
         raise PermissionDenied(BaasError.BAD_SIGNATURE, "this download link is not valid")
     if expires < clock.now().timestamp():
@@ -310,8 +324,8 @@ def open_signed(
         raise NotFound(BaasError.FILE_NOT_FOUND, f"file {file_id} not found")
     if variant == "thumbnail":
         assert row.thumbnail_key is not None
-        return Download(row.thumbnail_key, f"thumb-{row.name}.png", "image/png")
-    return Download(row.storage_key, row.name, row.content_type)
+        return Download(row.thumbnail_key, f"thumb-{name or row.name}.png", "image/png")
+    return Download(row.storage_key, name or row.name, row.content_type)
 
 
 def files_exist(session: Session, *, app_id: int, file_ids: set[int]) -> set[int]:

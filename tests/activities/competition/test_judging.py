@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from sqlalchemy import func, select
@@ -40,9 +41,9 @@ def judged_competition(
         "王师傅": make_member(tree.grassroots_a1x, name="王师傅"),
         "李工匠": make_member(tree.city_a, name="李工匠"),
     }
-    for member in members.values():
+    for name, member in members.items():
         assert register(api, competition, member.headers).status_code == 201
-        file_id = upload(api, competition.app, member.headers, "作品.pdf")
+        file_id = upload(api, competition.app, member.headers, f"{name}的作品.pdf")
         resp = api.put(
             f"/api/v1/activities/{competition.id}/competition/registration/files",
             json={"file_ids": [file_id]},
@@ -101,6 +102,18 @@ def test_a_judge_sees_entries_by_code_only(
     text = resp.text
     for forbidden in ["王师傅", "李工匠", "天河", "广州", "数控车削", "作品"]:
         assert forbidden not in text
+    # Nor does a download: the file is saved under its id, not the name it was uploaded as.
+    for entry in view:
+        (file,) = entry["files"]
+        got = httpx.get(file["url"], follow_redirects=True, timeout=10)
+        assert got.status_code == 200
+        assert got.content.startswith(b"%PDF-1.4 entry ")
+        disposition = unquote(got.headers["content-disposition"])
+        assert f"submission-{file['id']}.pdf" in disposition
+        assert "作品" not in disposition
+    # The name is signed with the rest: a link renamed is refused.
+    renamed = view[0]["files"][0]["url"].replace("name=submission-", "name=mine-")
+    assert httpx.get(renamed, timeout=10).status_code == 403
 
 
 def test_a_judge_never_scores_an_entry_of_their_own_union(

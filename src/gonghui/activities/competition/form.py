@@ -9,7 +9,9 @@ it so the operator's own tools (exports, triggers, functions) see them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
@@ -105,13 +107,21 @@ def download_urls(
     session: Session, *, organiser: Org, form: dict[str, Any], file_ids: Sequence[int]
 ) -> list[tuple[int, str, str]]:
     """(id, content type, a signed download URL valid ten minutes) of each file, for a
-    judge: the URL carries no name, only the file id and a signature."""
+    judge: neither the URL nor the download names the entrant (saved as
+    ``submission-<id>.<extension>``, not under the name it was uploaded with)."""
     caller = _server_caller(session, organiser=organiser, app_id=form["app_id"], user_id=0)
     out = []
     for file_id in file_ids:
         row = session.get(StoredFile, file_id)
         if row is None:  # deleted by its uploader since: nothing to judge
             continue
-        url = files.signed_url(session, caller=caller, file_id=file_id)
+        suffix = PurePosixPath(row.name).suffix.lower()
+        extension = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
+        url = files.signed_url(
+            session,
+            caller=caller,
+            file_id=file_id,
+            download_name=f"submission-{file_id}{extension}",
+        )
         out.append((file_id, row.content_type, url.url))
     return out

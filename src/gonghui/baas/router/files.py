@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -91,13 +91,19 @@ def file_url(
 
 
 @router.get("/files/{file_id}/content")
-def file_content(file_id: Id, variant: str, exp: int, sig: str) -> Response:
+def file_content(
+    file_id: Id,
+    variant: str,
+    exp: int,
+    sig: str,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
     """The bytes behind a signed URL; no key needed, the signature is the permission. Once
     it is checked, a store that offers presigned URLs gets the browser for a minute;
     otherwise the bytes stream from here."""
     with unit_of_work(read_only=True) as session:
         download = files.open_signed(
-            session, file_id=file_id, variant=variant, expires=exp, sig=sig
+            session, file_id=file_id, variant=variant, expires=exp, sig=sig, name=name
         )
     return download_response(
         download.key,
