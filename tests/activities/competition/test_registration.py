@@ -186,6 +186,15 @@ def test_files_are_submitted_and_replaced_until_the_deadline_then_refused(
     resp = api.put(url, json={"file_ids": [second]}, headers=member.headers)
     assert resp.json()["file_ids"] == [second]
 
+    # A paused competition takes no files until it resumes.
+    paused = api.post(f"/api/v1/activities/{competition.id}/pause", headers=competition.operator)
+    assert paused.status_code == 200, paused.text
+    resp = api.put(url, json={"file_ids": [first]}, headers=member.headers)
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "activities.not_live"
+    api.post(f"/api/v1/activities/{competition.id}/resume", headers=competition.operator)
+    assert api.put(url, json={"file_ids": [second]}, headers=member.headers).status_code == 200
+
     theirs = upload(api, competition.app, other.headers, "theirs.pdf")
     resp = api.put(url, json={"file_ids": [second, theirs]}, headers=member.headers)
     assert resp.status_code == 422

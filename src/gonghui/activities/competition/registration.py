@@ -213,10 +213,9 @@ def submit(
 ) -> Entry:
     """Set the entry's files (replacing any sent before) until the submission deadline.
     Any member of the entry may submit; the files must be uploads of the entry's members
-    to the form's app."""
+    to the form's app, and only while the competition runs (not paused, not over)."""
     entry = my_entry(session, member=member, activity_id=activity_id)
-    activity = session.get(Activity, entry.activity_id)
-    assert activity is not None
+    activity = live_activity(session, member=member, activity_id=activity_id, kinds=KINDS)
     rules = rules_of(activity)
     if now() >= rules.submission_deadline:
         raise Conflict(CompetitionError.DEADLINE_PASSED, "the submission deadline has passed")
