@@ -147,25 +147,6 @@ class LoggedVote(BaseModel):
     void_reason: str | None
 
 
-class PreviewRead(BaseModel):
-    """A vote's limits as a member will meet them (see ``activities/vote/preview.py``)."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    days: int
-    votes_per_day: int
-    votes_per_candidate_per_day: int
-    votes_total: int | None
-    counts_hidden_until_end: bool
-    categories: list[str]
-    candidates: int
-    pending_nominations: int
-    first_day_votes: int
-    most_votes_per_member: int
-    most_votes_for_one_candidate: int
-    warnings: list[str]
-
-
 class ResultRead(BaseModel):
     activity_id: int
     frozen_at: datetime
@@ -401,12 +382,11 @@ def review_nomination(
 
 
 @router.get("/activities/{activity_id}/vote-preview")
-def vote_preview(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> PreviewRead:
+def vote_preview(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> preview.Preview:
     """The vote's dry run: its limits as a member will meet them over its window, and what
     does not add up (no candidates yet, daily votes members cannot spend, a total out of
     reach, nominations waiting for review). Nothing is written."""
-    found = preview.preview(session, actor=staff, activity_id=activity_id)
-    return PreviewRead.model_validate(found)
+    return preview.preview(session, actor=staff, activity_id=activity_id)
 
 
 @router.get("/activities/{activity_id}/vote-ranking")
