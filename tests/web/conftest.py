@@ -56,6 +56,16 @@ class PageProblems:
     def __init__(self, expected: tuple[str, ...] = ()) -> None:
         self.items: list[str] = []
         self.expected = expected
+        # Main-frame navigations started so far, and the count each request began under:
+        # a page's own loads cancelled because the test moved on to the next page (a click
+        # that submits a form while a deferred script still loads) are not failures.
+        self.navigations = 0
+        self.started_under: dict[Request, int] = {}
+
+    def request(self, request: Request) -> None:
+        if request.is_navigation_request() and request.frame.parent_frame is None:
+            self.navigations += 1
+        self.started_under[request] = self.navigations
 
     def console(self, message: ConsoleMessage) -> None:
         if message.type == "error" and not any(e in message.text for e in self.expected):
@@ -68,6 +78,9 @@ class PageProblems:
         if request.failure == "net::ERR_ABORTED" and "X-Amz-Signature=" in request.url:
             # A redirect to a presigned bucket URL served as an attachment: Chromium turns
             # it into a download and reports the navigation as aborted.
+            return
+        left_behind = self.started_under.get(request, self.navigations) < self.navigations
+        if request.failure == "net::ERR_ABORTED" and left_behind:
             return
         self.items.append(f"request failed: {request.method} {request.url} {request.failure}")
 
@@ -92,6 +105,7 @@ def _open(
     problems = PageProblems(expected)
     page.on("console", problems.console)
     page.on("pageerror", problems.page_error)
+    page.on("request", problems.request)
     page.on("requestfailed", problems.request_failed)
     page.on("response", problems.response)
     return context, page, problems
