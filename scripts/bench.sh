@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# make bench W=name: run bench/<name>.py (all benchmarks when W is empty, except the
+# make bench W=name (or W="a b"): run bench/<name>.py (all benchmarks when W is empty, except the
 # 30-minute soak, which runs only by name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-names=${1:-}
+names=${*:-}
 if [ -z "$names" ]; then
 	names=$(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_' | grep -vx soak)
 fi
