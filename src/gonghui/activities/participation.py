@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -94,6 +94,44 @@ def live_activities(
         except DomainError as exc:
             answers.append(exc)
     return answers
+
+
+class RoundMember(Protocol):
+    """A call of a batch form's round: where its answer goes and whose it is."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def member(self) -> MemberInfo: ...
+
+
+C = TypeVar("C", bound=RoundMember)
+
+
+def live_round(
+    session: Session,
+    calls: Sequence[C],
+    outcomes: list[dict[str, Any] | DomainError | None],
+    *,
+    activity_id: int,
+    kinds: set[ActivityKind],
+) -> tuple[Activity | None, list[C]]:
+    """A round of one activity's calls (:func:`gonghui.idempotency.keyed_round`'s work):
+    the activity and the calls whose member may act in it now; the others get why not in
+    ``outcomes``. The activity is None when nobody may."""
+    found = live_activities(
+        session, members=[call.member for call in calls], activity_id=activity_id, kinds=kinds
+    )
+    activity: Activity | None = None
+    going = []
+    for call, live in zip(calls, found, strict=True):
+        if isinstance(live, DomainError):
+            outcomes[call.index] = live
+        else:
+            activity = live
+            going.append(call)
+    return activity, going
 
 
 def live_activity(

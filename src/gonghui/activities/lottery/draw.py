@@ -51,7 +51,7 @@ from gonghui.activities.lottery import fairness
 from gonghui.activities.lottery.errors import LotteryError
 from gonghui.activities.lottery.models import Draw, DrawOutcome, PoolPrize, PrizeKind
 from gonghui.activities.models import Activity, ActivityKind
-from gonghui.activities.participation import claim_participations, live_activities
+from gonghui.activities.participation import claim_participations, live_round
 from gonghui.activities.schemas import LotteryRules
 from gonghui.activities.service import lottery_rules
 from gonghui.benefits import service as benefits
@@ -245,21 +245,11 @@ def _draw_round(
 ) -> None:
     """One round of one activity's draws (each member once); fills in ``outcomes``."""
 
-    def work(going: list[_Call]) -> None:
-        activity: Activity | None = None
-        found = live_activities(
-            session,
-            members=[call.member for call in going],
-            activity_id=activity_id,
-            kinds=LOTTERY_KINDS,
+    def work(fresh: list[_Call]) -> None:
+        activity, going = live_round(
+            session, fresh, outcomes, activity_id=activity_id, kinds=LOTTERY_KINDS
         )
-        for call, live in zip(going, found, strict=True):
-            if isinstance(live, DomainError):
-                outcomes[call.index] = live
-            else:
-                activity = live
-        going = [call for call in going if outcomes[call.index] is None]
-        if activity is not None and going:
+        if activity is not None:
             _draw_live(session, activity, going, outcomes, takes)
 
     idempotency.keyed_round(

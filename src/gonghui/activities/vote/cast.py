@@ -34,7 +34,7 @@ from gonghui import hotwrite, idempotency
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters
 from gonghui.activities.models import Activity, ActivityKind, Counter
-from gonghui.activities.participation import live_activities
+from gonghui.activities.participation import live_round
 from gonghui.activities.vote.errors import VoteError
 from gonghui.activities.vote.models import Candidate, CandidateStatus, Vote, VoteResult
 from gonghui.clock import local_day, now
@@ -168,21 +168,11 @@ def _cast_round(
 ) -> None:
     """One round of one activity's votes (each member once); fills in ``outcomes``."""
 
-    def work(going: list[_Call]) -> None:
-        found = live_activities(
-            session,
-            members=[c.member for c in going],
-            activity_id=activity_id,
-            kinds={ActivityKind.VOTE},
+    def work(fresh: list[_Call]) -> None:
+        activity, going = live_round(
+            session, fresh, outcomes, activity_id=activity_id, kinds={ActivityKind.VOTE}
         )
-        activity: Activity | None = None
-        for call, live in zip(going, found, strict=True):
-            if isinstance(live, DomainError):
-                outcomes[call.index] = live
-            else:
-                activity = live
-        going = [c for c in going if outcomes[c.index] is None]
-        if activity is None or not going:
+        if activity is None:
             return
         if not batch.check_open(session, activity_id):
             for call in going:
