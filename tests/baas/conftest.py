@@ -14,17 +14,12 @@ from gonghui.audit.models import AuditEntry
 from gonghui.baas.functions.invoke import flush_logs
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from gonghui.storage import get_store
 from tests.fixtures import Staff, Tree
 
 
 @pytest.fixture(autouse=True)
-def _fresh_baas_files() -> Iterator[None]:
-    # Ids restart with every fresh database (the caches are forgotten by fresh_state), and
-    # blobs of an earlier test's app 1 would sit where this test's app 1 writes.
-    store = get_store()
-    for key in list(store.keys("baas/")):
-        store.delete(key)
+def _flushed_logs() -> Iterator[None]:
+    # (fresh_state empties the file store before each test, as it does the database.)
     yield
     flush_logs()  # into this test's database, not the next one's
 

@@ -20,6 +20,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import PurePosixPath
 from typing import BinaryIO
 from urllib.parse import urlencode
 
@@ -287,6 +288,14 @@ def signed_url(
         raise NotFound(BaasError.FILE_NOT_FOUND, "this file has no thumbnail")
     ttl = max(1, min(ttl_s, MAX_URL_TTL_S))
     expires = int((clock.now() + timedelta(seconds=ttl)).timestamp())
+    return sign(row, expires=expires, thumbnail=thumbnail, download_name=download_name)
+
+
+def sign(
+    row: StoredFile, *, expires: int, thumbnail: bool = False, download_name: str | None = None
+) -> SignedUrl:
+    """The signed URL of a file its caller has already been allowed to hand out
+    (:func:`signed_url` checks that for an app's caller); valid until ``expires``."""
     variant = "thumbnail" if thumbnail else "original"
     params: dict[str, str | int] = {"variant": variant, "exp": expires}
     if download_name is not None:
@@ -295,6 +304,13 @@ def signed_url(
     query = urlencode(params)
     base = get_settings().public_base_url.rstrip("/")
     return SignedUrl(f"{base}/api/v1/baas/files/{row.id}/content?{query}", expires)
+
+
+def neutral_name(row: StoredFile, stem: str) -> str:
+    """``stem`` with the file's extension (when it is a plain one): a download name that
+    tells nothing of the name the file was uploaded under."""
+    suffix = PurePosixPath(row.name).suffix.lower()
+    return stem + (suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else "")
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,9 @@ import pytest
 
 from gonghui import clock
 from gonghui.orgs.models import Role
-from gonghui.storage import get_store
 from tests.activities.conftest import create_activity
 from tests.baas.conftest import signed_in_user
 from tests.fixtures import StaffFactory, Tree
-
-
-@pytest.fixture(autouse=True)
-def _fresh_baas_files() -> None:
-    # Ids restart with every fresh database: blobs of an earlier test's app would sit where
-    # this test's app writes.
-    store = get_store()
-    for key in list(store.keys("baas/")):
-        store.delete(key)
 
 
 @dataclass(frozen=True)

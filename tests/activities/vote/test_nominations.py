@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import io
+from urllib.parse import unquote
+
 import httpx
+from PIL import Image
 from sqlalchemy import select
 
+from gonghui import clock
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
+from gonghui.orgs.models import Role
 from tests.activities.conftest import MemberFactory
 from tests.activities.vote.conftest import People, nominate, vote, vote_activity
+from tests.baas.conftest import signed_in_user
 from tests.fixtures import Tree
+
+# An ISO base media file's first box: what MP4 video starts with.
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
 
 
 def _audited(activity_id: int) -> list[str]:
@@ -155,3 +165,94 @@ def test_vote_limits_are_checked_when_the_vote_is_defined(
     body["limit_total"] = 5
     resp = api.post("/api/v1/activities", json=body, headers=people.organiser.headers)
     assert resp.status_code == 422
+
+
+def _app_key(api: httpx.Client, org_id: int) -> str:
+    """The client key of a new app of the org (made by one of its developers)."""
+    dev = signed_in_user(org_id, Role.DEVELOPER)
+    resp = api.post(
+        "/api/v1/baas/apps", json={"org_id": org_id, "name": "评选素材"}, headers=dev.headers
+    )
+    assert resp.status_code == 201, resp.text
+    key: str = resp.json()["client_key"]
+    return key
+
+
+def _upload(api: httpx.Client, key: str, headers: dict[str, str], name: str, data: bytes) -> int:
+    resp = api.post(
+        "/api/v1/baas/files",
+        files={"file": (name, data, "application/octet-stream")},
+        headers={"X-Gonghui-App-Key": key, **headers},
+    )
+    assert resp.status_code == 201, resp.text
+    file_id: int = resp.json()["id"]
+    return file_id
+
+
+def test_members_see_a_candidates_photo_and_video_by_signed_links(
+    api: httpx.Client, tree: Tree, people: People, make_member: MemberFactory
+) -> None:
+    aid = vote_activity(api, tree, people.organiser)["id"]
+    key = _app_key(api, tree.district_a1)
+    photo = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(photo, "PNG")
+    photo_id = _upload(api, key, people.district.headers, "王师傅身份证.png", photo.getvalue())
+    video_id = _upload(api, key, people.district.headers, "clip.mp4", MP4)
+    # A member's upload to the same app is not the district's to publish.
+    member = make_member(tree.grassroots_a1x)
+    theirs = _upload(api, key, member.headers, "mine.png", photo.getvalue())
+    refused = nominate(api, aid, people.district, tree.district_a1, "赵某", photo_file_id=theirs)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "photo_file_id"
+    # Nor is a video a photo.
+    wrong_kind = nominate(
+        api, aid, people.district, tree.district_a1, "赵某", photo_file_id=video_id
+    )
+    assert wrong_kind.status_code == 422
+
+    with_media = nominate(
+        api,
+        aid,
+        people.district,
+        tree.district_a1,
+        "王师傅",
+        photo_file_id=photo_id,
+        video_file_id=video_id,
+    )
+    assert with_media.status_code == 201, with_media.text
+    cid = with_media.json()["id"]
+    # The district sees its nomination's photo before review.
+    assert with_media.json()["photo_url"] is not None
+    plain = nominate(api, aid, people.district, tree.district_a1, "李师傅").json()["id"]
+    for candidate in (cid, plain):
+        api.post(
+            f"/api/v1/activities/{aid}/nominations/{candidate}/review",
+            json={"decision": "approve"},
+            headers=people.organiser.headers,
+        ).raise_for_status()
+
+    listed = api.get(f"/api/v1/activities/{aid}/candidates", headers=member.headers).json()
+    by_id = {c["id"]: c for c in listed}
+    assert by_id[plain]["photo_url"] is None
+    assert by_id[plain]["video_url"] is None
+    shown = by_id[cid]
+    now = clock.now().timestamp()
+    assert now + 600 <= shown["media_expires_at"] <= now + 1200
+    got = httpx.get(shown["photo_url"], follow_redirects=True, timeout=10)
+    assert got.status_code == 200
+    assert got.content == photo.getvalue()
+    # Saved under the candidate's id, not the name it was uploaded with.
+    disposition = unquote(got.headers["content-disposition"])
+    assert f"candidate-{cid}-photo.png" in disposition
+    assert "身份证" not in disposition
+    thumbnail = httpx.get(shown["photo_thumbnail_url"], follow_redirects=True, timeout=10)
+    assert thumbnail.status_code == 200
+    assert Image.open(io.BytesIO(thumbnail.content)).width < 640
+    video = httpx.get(shown["video_url"], follow_redirects=True, timeout=10)
+    assert video.status_code == 200
+    assert video.content == MP4
+    # One candidate reads the same; a link for another file is refused.
+    one = api.get(f"/api/v1/activities/{aid}/candidates/{cid}", headers=member.headers).json()
+    assert one["photo_url"] == shown["photo_url"]
+    forged = shown["photo_url"].replace(f"/files/{photo_id}/", f"/files/{theirs}/")
+    assert httpx.get(forged, timeout=10).status_code == 403

@@ -9,9 +9,7 @@ it so the operator's own tools (exports, triggers, functions) see them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
@@ -115,13 +113,11 @@ def download_urls(
         row = session.get(StoredFile, file_id)
         if row is None:  # deleted by its uploader since: nothing to judge
             continue
-        suffix = PurePosixPath(row.name).suffix.lower()
-        extension = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
         url = files.signed_url(
             session,
             caller=caller,
             file_id=file_id,
-            download_name=f"submission-{file_id}{extension}",
+            download_name=files.neutral_name(row, f"submission-{file_id}"),
         )
         out.append((file_id, row.content_type, url.url))
     return out

@@ -10,8 +10,8 @@ Who may do what (``activities.manage`` in every case):
   never deleted: reject it instead, which keeps the log whole);
 - review (approve, or reject with a reason): the organiser's staff only.
 
-Everything is audited. Photos and videos are files of the file store (``baas_file``
-ids), of an app whose org the nominating staff manage.
+Everything is audited. Photos and videos are files of the file store that the nominating
+staff uploaded (:mod:`gonghui.activities.vote.media`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import column, exists, select, table
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.service import effective_status
+from gonghui.activities.vote import media
 from gonghui.activities.vote.errors import VoteError
 from gonghui.activities.vote.models import Candidate, CandidateStatus, Vote, VoteResult
 from gonghui.audit import service as audit
@@ -34,11 +35,6 @@ from gonghui.orgs.models import Org
 from gonghui.tenancy import Actor, Permission, path_within, scoped
 
 MANAGE = Permission.ACTIVITIES_MANAGE
-
-# The file store's table, read by name: the BaaS sits above activities (import-linter's
-# layers), so its models are not imported here; only id, app and content type are read.
-_files = table("baas_file", column("id"), column("app_id"), column("content_type"))
-_apps = table("baas_app", column("id"), column("org_id"))
 
 
 @dataclass(frozen=True)
@@ -108,28 +104,11 @@ def _check_category(activity: Activity, category: str) -> None:
         )
 
 
-def _check_file(session: Session, actor: Actor, field: str, file_id: int, kind: str) -> None:
-    """``file_id`` is a file of an app of an org the actor manages, of ``kind``
-    (``image/`` or ``video/``); one answer for every mismatch."""
-    row = session.execute(
-        select(_files.c.content_type, _apps.c.org_id)
-        .join(_apps, _apps.c.id == _files.c.app_id)
-        .where(_files.c.id == file_id)
-    ).first()
-    org = session.get(Org, row[1]) if row is not None else None
-    if row is None or org is None or not actor.can(MANAGE, org.path) or not row[0].startswith(kind):
-        raise InvalidInput(
-            VoteError.BAD_FILE,
-            f"file {file_id} is not {'an image' if kind == 'image/' else 'a video'} you may use",
-            [field_error(field, VoteError.BAD_FILE, "not a file of yours of that kind")],
-        )
-
-
 def _check_files(session: Session, actor: Actor, fields: CandidateFields) -> None:
     if fields.photo_file_id is not None:
-        _check_file(session, actor, "photo_file_id", fields.photo_file_id, "image/")
+        media.check_file(session, actor, "photo_file_id", fields.photo_file_id, "image/")
     if fields.video_file_id is not None:
-        _check_file(session, actor, "video_file_id", fields.video_file_id, "video/")
+        media.check_file(session, actor, "video_file_id", fields.video_file_id, "video/")
 
 
 def _open_for_changes(session: Session, activity: Activity) -> None:

@@ -18,7 +18,7 @@ from gonghui.accounts.principal import MemberInfo
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity, ActivityKind
 from gonghui.activities.participation import visible_activity
-from gonghui.activities.vote import candidates, cast, preview, results
+from gonghui.activities.vote import candidates, cast, media, preview, results
 from gonghui.activities.vote.models import Candidate, CandidateStatus, Vote
 from gonghui.db import unit_of_work
 from gonghui.deps import (
@@ -67,7 +67,9 @@ class Review(BaseModel):
 
 
 class CandidateRead(BaseModel):
-    """A candidate as members see it; ``votes`` is None while counts are hidden."""
+    """A candidate as members see it; ``votes`` is None while counts are hidden. The
+    photo and video download by signed URLs, without a key, until ``media_expires_at``
+    (epoch seconds): read the candidate again for fresh ones."""
 
     id: int
     activity_id: int
@@ -77,6 +79,10 @@ class CandidateRead(BaseModel):
     category: str
     photo_file_id: int | None
     video_file_id: int | None
+    photo_url: str | None
+    photo_thumbnail_url: str | None
+    video_url: str | None
+    media_expires_at: int | None
     votes: int | None
 
 
@@ -157,7 +163,21 @@ class ResultRead(BaseModel):
     hash: str
 
 
-def _nomination(c: Candidate) -> NominationRead:
+def _media(m: media.Media) -> dict[str, Any]:
+    return {
+        "photo_url": m.photo_url,
+        "photo_thumbnail_url": m.photo_thumbnail_url,
+        "video_url": m.video_url,
+        "media_expires_at": m.expires_at,
+    }
+
+
+def _nominations(session: Session, found: list[Candidate]) -> list[NominationRead]:
+    signed = media.media(session, found)
+    return [_nomination(c, signed[c.id]) for c in found]
+
+
+def _nomination(c: Candidate, m: media.Media) -> NominationRead:
     return NominationRead(
         id=c.id,
         activity_id=c.activity_id,
@@ -167,6 +187,7 @@ def _nomination(c: Candidate) -> NominationRead:
         category=c.category,
         photo_file_id=c.photo_file_id,
         video_file_id=c.video_file_id,
+        **_media(m),
         votes=c.votes,
         status=str(c.status),
         review_reason=c.review_reason,
@@ -175,19 +196,26 @@ def _nomination(c: Candidate) -> NominationRead:
     )
 
 
-def _member_candidate(c: Candidate, ranking: results.Ranking) -> CandidateRead:
+def _member_candidates(
+    session: Session, found: list[Candidate], ranking: results.Ranking
+) -> list[CandidateRead]:
     counts = {s.candidate_id: s.votes for s in ranking.items}
-    return CandidateRead(
-        id=c.id,
-        activity_id=c.activity_id,
-        org_id=c.org_id,
-        name=c.name,
-        profile=c.profile,
-        category=c.category,
-        photo_file_id=c.photo_file_id,
-        video_file_id=c.video_file_id,
-        votes=None if ranking.counts_hidden else counts.get(c.id, 0),
-    )
+    signed = media.media(session, found)
+    return [
+        CandidateRead(
+            id=c.id,
+            activity_id=c.activity_id,
+            org_id=c.org_id,
+            name=c.name,
+            profile=c.profile,
+            category=c.category,
+            photo_file_id=c.photo_file_id,
+            video_file_id=c.video_file_id,
+            **_media(signed[c.id]),
+            votes=None if ranking.counts_hidden else counts.get(c.id, 0),
+        )
+        for c in found
+    ]
 
 
 def _ranking(r: results.Ranking) -> RankingRead:
@@ -228,7 +256,7 @@ def list_candidates(
     activity = _member_vote(session, member, activity_id)
     ranking = results.member_ranking(session, activity=activity)
     found = candidates.approved(session, activity_id=activity.id, category=category)
-    return [_member_candidate(c, ranking) for c in found]
+    return _member_candidates(session, list(found), ranking)
 
 
 @router.get("/activities/{activity_id}/candidates/{candidate_id}")
@@ -243,7 +271,10 @@ def get_candidate(
         or found.status != CandidateStatus.APPROVED
     ):
         raise NotFound("vote.candidate_not_found", f"candidate {candidate_id} not found")
-    return _member_candidate(found, results.member_ranking(session, activity=activity))
+    (read,) = _member_candidates(
+        session, [found], results.member_ranking(session, activity=activity)
+    )
+    return read
 
 
 @router.post(
@@ -317,11 +348,10 @@ def nominate(
     activity_id: Id, body: Nomination, staff: CurrentStaff, session: SessionDep
 ) -> NominationRead:
     """Put a candidate forward for the organiser's review (staff of a union below it)."""
-    return _nomination(
-        candidates.nominate(
-            session, actor=staff, activity_id=activity_id, org_id=body.org_id, fields=_fields(body)
-        )
+    candidate = candidates.nominate(
+        session, actor=staff, activity_id=activity_id, org_id=body.org_id, fields=_fields(body)
     )
+    return _nominations(session, [candidate])[0]
 
 
 @router.get("/activities/{activity_id}/nominations")
@@ -333,7 +363,7 @@ def nominations(
 ) -> list[NominationRead]:
     """The review queue (``?status=nominated``) and every candidate, with counts."""
     found = candidates.queue(session, actor=staff, activity_id=activity_id, status=status)
-    return [_nomination(c) for c in found]
+    return _nominations(session, list(found))
 
 
 @router.patch("/activities/{activity_id}/nominations/{candidate_id}")
@@ -352,7 +382,7 @@ def update_nomination(
         fields=_fields(body),
         sent=set(body.model_fields_set),
     )
-    return _nomination(candidate)
+    return _nominations(session, [candidate])[0]
 
 
 @router.delete(
@@ -378,7 +408,7 @@ def review_nomination(
         approve=body.decision == "approve",
         reason=body.reason,
     )
-    return _nomination(candidate)
+    return _nominations(session, [candidate])[0]
 
 
 @router.get("/activities/{activity_id}/vote-preview")
