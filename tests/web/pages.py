@@ -29,3 +29,11 @@ def sign_in_by_phone(page: Page, phone: str) -> None:
     assert code.isdigit()
     page.get_by_label("验证码").fill(code)
     page.get_by_role("button", name="登录").click()
+
+
+def verify_membership(page: Page, name: str, id_number: str) -> None:
+    """On the verification page a new sign-in lands on: claim the roster entry."""
+    page.get_by_label("姓名").fill(name)
+    page.get_by_label("身份证号").fill(id_number)
+    page.get_by_role("button", name="提交认证").click()
+    expect(page.get_by_role("status")).to_have_text("认证成功，欢迎加入！")

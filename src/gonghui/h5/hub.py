@@ -13,7 +13,7 @@ from gonghui import db
 from gonghui.activities import hub
 from gonghui.activities.schemas import HubItem, HubPage
 from gonghui.errors import DomainError, NotFound
-from gonghui.h5 import vouchers
+from gonghui.h5 import vote, vouchers
 from gonghui.h5.access import H5Member, member_of
 from gonghui.types import Id
 from gonghui.web.errors import error_key
@@ -81,4 +81,6 @@ def activity_page(request: Request, user: H5Member, activity_id: Id) -> Response
     context["draw_key"] = secrets.token_urlsafe(16)
     if item.kind == "voucher_grab":
         context.update(vouchers.page_context(member_of(user).membership_id, activity_id))
+    if item.kind == "vote":
+        context.update(vote.page_context(member_of(user), activity_id))
     return render(request, "h5/activity.html", context)

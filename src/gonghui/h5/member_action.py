@@ -74,13 +74,16 @@ def run_as_member(
     resend: dict[str, str],
     challenge: tuple[str, str] | None,
     shown: Callable[[T], dict[str, Any]],
+    target: str | None = None,
     **kwargs: Any,
 ) -> Response:
     """``op(member=..., activity_id=..., **kwargs)`` checked by risk control, then in the
     hot writer, rendered into ``template``: with ``shown(result)``, or with ``error``, the
     message key of the domain error it raised. Asked for a challenge, the page gets
     ``h5/_challenge.html``: the picture and a form that sends the tap again (``resend``,
-    the tap's own form fields) with the challenge answered (``challenge``: id, answer)."""
+    the tap's own form fields) with the challenge answered (``challenge``: id, answer).
+    ``target`` names what the tap counted for (a candidate), whose rate risk control
+    watches once the write succeeded."""
     member = member_of(user)
     device, minted = _device(request)
     context = risk.RequestContext(
@@ -105,6 +108,8 @@ def run_as_member(
     except DomainError as exc:
         response = render(request, template, {"error": error_key(exc)})
     else:
+        if target is not None:
+            risk.note_activity_target(target, activity_id)
         response = render(request, template, shown(result))
     if minted:
         response.set_cookie(

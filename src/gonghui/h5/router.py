@@ -16,11 +16,12 @@ from gonghui.h5 import (
     quiz,
     sign_in,
     verify,
+    vote,
     vouchers,
     wallet,
     wechat,
 )
 
 router = APIRouter(prefix="/h5", include_in_schema=False)
-for part in (sign_in, verify, hub, lottery, vouchers, wallet, quiz, wechat, mall, challenge):
+for part in (sign_in, verify, hub, lottery, vouchers, vote, wallet, quiz, wechat, mall, challenge):
     router.include_router(part.router)

@@ -17,7 +17,7 @@ from gonghui.risk.check import (
     check,
     check_async,
 )
-from gonghui.risk.targets import note_target, note_target_async
+from gonghui.risk.targets import note_activity_target, note_target, note_target_async
 
 __all__ = [
     "DEVICE_ID_MAX",
@@ -26,6 +26,7 @@ __all__ = [
     "RequestContext",
     "check",
     "check_async",
+    "note_activity_target",
     "note_target",
     "note_target_async",
 ]

@@ -42,14 +42,16 @@ async def note_target_async(target_key: str, *, activity_id: int) -> bool:
     in this process's memory and nothing is flagged, else on the thread pool."""
     risk = policy.cached(activity_id)
     if risk is None or risk.org_id is None or redis_conn.configured():
-        return await run_in_threadpool(_note_activity_target, target_key, activity_id)
+        return await run_in_threadpool(note_activity_target, target_key, activity_id)
     jump = _count(target_key, factor=5.0, min_count=50)
     if jump is None:
         return False
     return await run_in_threadpool(_flag, target_key, risk.org_id, activity_id, jump)
 
 
-def _note_activity_target(target_key: str, activity_id: int) -> bool:
+def note_activity_target(target_key: str, activity_id: int) -> bool:
+    """:func:`note_target` after the action on an activity's target succeeded (the
+    activity's org is the flag's); for a handler running on the thread pool."""
     risk = policy.load(activity_id)
     if risk is None or risk.org_id is None:  # the activity is gone: nothing to flag it to
         return False

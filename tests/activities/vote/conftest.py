@@ -12,6 +12,7 @@ import pytest
 from gonghui.activities.vote import results
 from gonghui.orgs.models import Role
 from tests.activities.conftest import create_activity
+from tests.baas.conftest import signed_in_user
 from tests.fixtures import Staff, StaffFactory, Tree
 
 
@@ -96,3 +97,31 @@ def vote(
         json={"candidate_id": candidate_id},
         headers={**headers, **extra},
     )
+
+
+# An ISO base media file's first box: what MP4 video starts with.
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
+
+
+def media_app_key(api: httpx.Client, org_id: int) -> str:
+    """The client key of a new app of the org (made by one of its developers)."""
+    dev = signed_in_user(org_id, Role.DEVELOPER)
+    resp = api.post(
+        "/api/v1/baas/apps", json={"org_id": org_id, "name": "评选素材"}, headers=dev.headers
+    )
+    assert resp.status_code == 201, resp.text
+    key: str = resp.json()["client_key"]
+    return key
+
+
+def upload_file(
+    api: httpx.Client, key: str, headers: dict[str, str], name: str, data: bytes
+) -> int:
+    resp = api.post(
+        "/api/v1/baas/files",
+        files={"file": (name, data, "application/octet-stream")},
+        headers={"X-Gonghui-App-Key": key, **headers},
+    )
+    assert resp.status_code == 201, resp.text
+    file_id: int = resp.json()["id"]
+    return file_id

@@ -12,14 +12,17 @@ from sqlalchemy import select
 from gonghui import clock
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
-from gonghui.orgs.models import Role
 from tests.activities.conftest import MemberFactory
-from tests.activities.vote.conftest import People, nominate, vote, vote_activity
-from tests.baas.conftest import signed_in_user
+from tests.activities.vote.conftest import (
+    MP4,
+    People,
+    media_app_key,
+    nominate,
+    upload_file,
+    vote,
+    vote_activity,
+)
 from tests.fixtures import Tree
-
-# An ISO base media file's first box: what MP4 video starts with.
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
 
 
 def _audited(activity_id: int) -> list[str]:
@@ -167,40 +170,18 @@ def test_vote_limits_are_checked_when_the_vote_is_defined(
     assert resp.status_code == 422
 
 
-def _app_key(api: httpx.Client, org_id: int) -> str:
-    """The client key of a new app of the org (made by one of its developers)."""
-    dev = signed_in_user(org_id, Role.DEVELOPER)
-    resp = api.post(
-        "/api/v1/baas/apps", json={"org_id": org_id, "name": "评选素材"}, headers=dev.headers
-    )
-    assert resp.status_code == 201, resp.text
-    key: str = resp.json()["client_key"]
-    return key
-
-
-def _upload(api: httpx.Client, key: str, headers: dict[str, str], name: str, data: bytes) -> int:
-    resp = api.post(
-        "/api/v1/baas/files",
-        files={"file": (name, data, "application/octet-stream")},
-        headers={"X-Gonghui-App-Key": key, **headers},
-    )
-    assert resp.status_code == 201, resp.text
-    file_id: int = resp.json()["id"]
-    return file_id
-
-
 def test_members_see_a_candidates_photo_and_video_by_signed_links(
     api: httpx.Client, tree: Tree, people: People, make_member: MemberFactory
 ) -> None:
     aid = vote_activity(api, tree, people.organiser)["id"]
-    key = _app_key(api, tree.district_a1)
+    key = media_app_key(api, tree.district_a1)
     photo = io.BytesIO()
     Image.new("RGB", (640, 480), (200, 30, 30)).save(photo, "PNG")
-    photo_id = _upload(api, key, people.district.headers, "王师傅身份证.png", photo.getvalue())
-    video_id = _upload(api, key, people.district.headers, "clip.mp4", MP4)
+    photo_id = upload_file(api, key, people.district.headers, "王师傅身份证.png", photo.getvalue())
+    video_id = upload_file(api, key, people.district.headers, "clip.mp4", MP4)
     # A member's upload to the same app is not the district's to publish.
     member = make_member(tree.grassroots_a1x)
-    theirs = _upload(api, key, member.headers, "mine.png", photo.getvalue())
+    theirs = upload_file(api, key, member.headers, "mine.png", photo.getvalue())
     refused = nominate(api, aid, people.district, tree.district_a1, "赵某", photo_file_id=theirs)
     assert refused.status_code == 422
     assert refused.json()["error"]["details"][0]["field"] == "photo_file_id"

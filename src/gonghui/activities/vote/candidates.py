@@ -22,8 +22,10 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from gonghui.accounts.principal import MemberInfo
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
+from gonghui.activities.participation import visible_activity
 from gonghui.activities.service import effective_status
 from gonghui.activities.vote import media
 from gonghui.activities.vote.errors import VoteError
@@ -267,6 +269,26 @@ def queue(
     if status is not None:
         stmt = stmt.where(Candidate.status == status)
     return list(session.scalars(stmt.order_by(Candidate.id).limit(2000)))
+
+
+def member_vote(session: Session, *, member: MemberInfo, activity_id: int) -> Activity:
+    """The vote as a member may see it (published, of their org chain); else 404."""
+    activity = visible_activity(session, member=member, activity_id=activity_id)
+    if activity.kind != ActivityKind.VOTE:
+        raise NotFound(ActivitiesError.NOT_FOUND, f"activity {activity_id} not found")
+    return activity
+
+
+def approved_one(session: Session, *, activity_id: int, candidate_id: int) -> Candidate:
+    """An approved candidate of the vote; anything else is "not found"."""
+    found = session.get(Candidate, candidate_id)
+    if (
+        found is None
+        or found.activity_id != activity_id
+        or found.status != CandidateStatus.APPROVED
+    ):
+        raise NotFound(VoteError.CANDIDATE_NOT_FOUND, f"candidate {candidate_id} not found")
+    return found
 
 
 def approved(session: Session, *, activity_id: int, category: str | None = None) -> list[Candidate]:

@@ -138,6 +138,11 @@ def cast_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outc
 
 
 @hotwrite.batched(cast_many)
+def rate_target(activity_id: int, candidate_id: int) -> str:
+    """What risk control counts a vote under: its candidate (whose jumps it flags)."""
+    return f"vote:{activity_id}:candidate:{candidate_id}"
+
+
 def cast(
     session: Session,
     *,

@@ -14,10 +14,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import hotwrite, risk
-from gonghui.accounts.principal import MemberInfo
-from gonghui.activities.errors import ActivitiesError
-from gonghui.activities.models import Activity, ActivityKind
-from gonghui.activities.participation import visible_activity
 from gonghui.activities.vote import candidates, cast, media, preview, results
 from gonghui.activities.vote.models import Candidate, CandidateStatus, Vote
 from gonghui.db import unit_of_work
@@ -29,7 +25,6 @@ from gonghui.deps import (
     SessionDep,
     public_log_download,
 )
-from gonghui.errors import NotFound
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["vote"])
@@ -241,19 +236,12 @@ def _ranking(r: results.Ranking) -> RankingRead:
 # -- members (H5) ------------------------------------------------------------------------------
 
 
-def _member_vote(session: Session, member: MemberInfo, activity_id: int) -> Activity:
-    activity = visible_activity(session, member=member, activity_id=activity_id)
-    if activity.kind != ActivityKind.VOTE:
-        raise NotFound(ActivitiesError.NOT_FOUND, f"activity {activity_id} not found")
-    return activity
-
-
 @router.get("/activities/{activity_id}/candidates")
 def list_candidates(
     activity_id: Id, member: CurrentMember, session: SessionDep, category: str | None = None
 ) -> list[CandidateRead]:
     """The vote's approved candidates (by id), with counts unless the vote hides them."""
-    activity = _member_vote(session, member, activity_id)
+    activity = candidates.member_vote(session, member=member, activity_id=activity_id)
     ranking = results.member_ranking(session, activity=activity)
     found = candidates.approved(session, activity_id=activity.id, category=category)
     return _member_candidates(session, list(found), ranking)
@@ -263,14 +251,8 @@ def list_candidates(
 def get_candidate(
     activity_id: Id, candidate_id: Id, member: CurrentMember, session: SessionDep
 ) -> CandidateRead:
-    activity = _member_vote(session, member, activity_id)
-    found = session.get(Candidate, candidate_id)
-    if (
-        found is None
-        or found.activity_id != activity.id
-        or found.status != CandidateStatus.APPROVED
-    ):
-        raise NotFound("vote.candidate_not_found", f"candidate {candidate_id} not found")
+    activity = candidates.member_vote(session, member=member, activity_id=activity_id)
+    found = candidates.approved_one(session, activity_id=activity.id, candidate_id=candidate_id)
     (read,) = _member_candidates(
         session, [found], results.member_ranking(session, activity=activity)
     )
@@ -301,7 +283,7 @@ async def cast_vote(
     )
     # A candidate's votes jumping far above its recent rate are flagged for review.
     await risk.note_target_async(
-        f"vote:{activity_id}:candidate:{body.candidate_id}", activity_id=activity_id
+        cast.rate_target(activity_id, body.candidate_id), activity_id=activity_id
     )
     return Response(
         VoteRead.model_validate(result).model_dump_json(),
@@ -312,7 +294,7 @@ async def cast_vote(
 
 @router.get("/activities/{activity_id}/votes/remaining")
 def remaining(activity_id: Id, member: CurrentMember, session: SessionDep) -> Remaining:
-    activity = _member_vote(session, member, activity_id)
+    activity = candidates.member_vote(session, member=member, activity_id=activity_id)
     left = cast.remaining(session, activity=activity, membership_id=member.membership_id)
     return Remaining.model_validate(left)
 
@@ -323,7 +305,7 @@ async def member_ranking(activity_id: Id, member: CurrentMember) -> Response:
 
     def read() -> RankingRead:
         with unit_of_work(read_only=True) as session:
-            activity = _member_vote(session, member, activity_id)
+            activity = candidates.member_vote(session, member=member, activity_id=activity_id)
             return _ranking(results.member_ranking(session, activity=activity))
 
     ranking = await run_in_threadpool(read)

@@ -17,6 +17,26 @@
     if (next && form) form.querySelector("input[name=draw_key]").value = next.dataset.key;
   });
 })();
+// Vote: the vote buttons share one idempotency key (a retried tap is one vote); after each
+// vote every button gets the fresh key the answer carries, and the candidate's count (when
+// shown) counts the vote, which was recorded before the answer came.
+(function () {
+  // (A challenge's form swaps itself for the answer, inside the result box: look there.)
+  document.addEventListener("htmx:afterSwap", function () {
+    var next = document.querySelector(".vote-result template.next-key");
+    if (!next) return;
+    var box = next.closest(".candidate-card, .candidate-vote");
+    var count = box && box.querySelector(".votes[data-votes]");
+    if (count) {
+      count.dataset.votes = String(Number(count.dataset.votes) + 1);
+      count.textContent = count.dataset.template.replace("{n}", count.dataset.votes);
+    }
+    next.remove();
+    document.querySelectorAll(".vote-form input[name=vote_key]").forEach(function (input) {
+      input.value = next.dataset.key;
+    });
+  });
+})();
 // Quiz: a countdown to the server's deadline; at zero the answers so far are submitted.
 (function () {
   function start() {
