@@ -19,7 +19,7 @@ from tests.activities.conftest import (
 )
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.pages import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone, verify_membership
 
 
 def test_member_signs_in_verifies_draws_and_claims_a_physical_prize(
@@ -58,10 +58,7 @@ def test_member_signs_in_verifies_draws_and_claims_a_physical_prize(
     phone.get_by_role("button", name="提交认证").click()
     expect(phone.locator("#id-error")).to_have_text("身份证号应为 17 位数字加 1 位数字或 X")
 
-    phone.get_by_label("姓名").fill("李娜")
-    phone.get_by_label("身份证号").fill(id_number(7))
-    phone.get_by_role("button", name="提交认证").click()
-    expect(phone.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+    verify_membership(phone, "李娜", id_number(7))
     phone.get_by_role("link", name="工会暖心抽奖").click()
     expect(phone.locator("#chances")).to_have_text("剩余抽奖次数：1")
     phone.get_by_role("button", name="立即抽奖").click()

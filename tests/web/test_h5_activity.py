@@ -13,7 +13,7 @@ from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import create_activity, id_number, lottery_config
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.pages import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone, verify_membership
 
 
 @pytest.mark.expected_console_errors("status of 404")
@@ -41,10 +41,7 @@ def test_member_opens_an_activity_past_the_first_hub_page(
             session, actor=SYSTEM, org_id=tree.grassroots_a1x, name="王芳", id_number=id_number(9)
         )
     sign_in_by_phone(phone, "13900009009")
-    phone.get_by_label("姓名").fill("王芳")
-    phone.get_by_label("身份证号").fill(id_number(9))
-    phone.get_by_role("button", name="提交认证").click()
-    expect(phone.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+    verify_membership(phone, "王芳", id_number(9))
     # The hub's first page stops before both.
     expect(phone.get_by_role("link", name="第0期活动")).to_have_count(1)
     expect(phone.get_by_role("link", name="年终感恩抽奖")).to_have_count(0)

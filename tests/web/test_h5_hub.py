@@ -16,7 +16,7 @@ from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import create_activity, id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import _open, axe, shot
-from tests.web.pages import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone, verify_membership
 
 # Two full pages and a short third one.
 COUNT = 2 * HUB_PAGE_SIZE + 5
@@ -28,10 +28,7 @@ def _verified_member(phone: Page, n: int, tree: Tree) -> None:
             session, actor=SYSTEM, org_id=tree.grassroots_a1x, name="李娜", id_number=id_number(n)
         )
     sign_in_by_phone(phone, f"1390000{n:04d}")
-    phone.get_by_label("姓名").fill("李娜")
-    phone.get_by_label("身份证号").fill(id_number(n))
-    phone.get_by_role("button", name="提交认证").click()
-    expect(phone.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+    verify_membership(phone, "李娜", id_number(n))
 
 
 def _titles(phone: Page) -> list[str]:

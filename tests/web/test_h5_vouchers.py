@@ -19,7 +19,7 @@ from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import create_activity, id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.pages import sign_in_by_phone
+from tests.web.pages import sign_in_by_phone, verify_membership
 
 GRAB = {
     "kind": "voucher_grab",
@@ -44,10 +44,7 @@ def verified_member(phone: Page, org_id: int, name: str, n: int) -> None:
             session, actor=SYSTEM, org_id=org_id, name=name, id_number=id_number(n)
         )
     sign_in_by_phone(phone, f"139000090{n:02d}")
-    phone.get_by_label("姓名").fill(name)
-    phone.get_by_label("身份证号").fill(id_number(n))
-    phone.get_by_role("button", name="提交认证").click()
-    expect(phone.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+    verify_membership(phone, name, id_number(n))
 
 
 def link_latest_members_wechat(openid: str) -> None:

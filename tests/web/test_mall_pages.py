@@ -27,7 +27,7 @@ from tests.activities.conftest import create_member, id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.mall.conftest import checkout, link_wechat, pay, sale
 from tests.web.conftest import axe, shot
-from tests.web.pages import sign_in_by_phone, sign_in_to_console
+from tests.web.pages import sign_in_by_phone, sign_in_to_console, verify_membership
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +50,7 @@ def _verified_member(page: Page, tree: Tree, n: int, name: str) -> int:
             session, actor=SYSTEM, org_id=tree.grassroots_a1x, name=name, id_number=id_number(n)
         )
     sign_in_by_phone(page, f"139000090{n:02d}")
-    page.get_by_label("姓名").fill(name)
-    page.get_by_label("身份证号").fill(id_number(n))
-    page.get_by_role("button", name="提交认证").click()
-    expect(page.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+    verify_membership(page, name, id_number(n))
     with unit_of_work() as session:
         membership = session.scalars(select(Membership).order_by(Membership.id.desc())).first()
         assert membership is not None

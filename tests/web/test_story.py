@@ -14,7 +14,7 @@ from gonghui.orgs.models import Role
 from tests.activities.conftest import id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.pages import sign_in_by_phone, sign_in_to_console
+from tests.web.pages import sign_in_by_phone, sign_in_to_console, verify_membership
 
 
 def _roster_csv() -> bytes:
@@ -79,10 +79,7 @@ def test_operator_and_member_story(
     # The member, on a phone.
     sign_in_by_phone(phone, "13800000011")
     expect(phone).to_have_url("/h5/verify")
-    phone.get_by_label("姓名").fill("王芳")
-    phone.get_by_label("身份证号").fill(id_number(11))
-    phone.get_by_role("button", name="提交认证").click()
-    expect(phone.get_by_role("status")).to_have_text("认证成功，欢迎加入！")
+    verify_membership(phone, "王芳", id_number(11))
     expect(phone.locator(".activity-card")).to_have_count(1)
     shot(phone, "h5-hub")
     assert axe(phone) == []
