@@ -6,9 +6,8 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Page, expect
 
-from gonghui.orgs.models import Role
 from tests.activities.conftest import create_activity
-from tests.activities.vote.conftest import People, approved_candidates, vote_config
+from tests.activities.vote.conftest import approved_candidates, people_of, vote_config
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
 from tests.web.pages import sign_in_to_console
@@ -17,11 +16,7 @@ from tests.web.pages import sign_in_to_console
 def test_organiser_previews_a_draft_vote(
     desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
 ) -> None:
-    people = People(
-        organiser=make_staff(tree.city_a, Role.OPERATOR),
-        district=make_staff(tree.district_a1, Role.OPERATOR),
-        other_city=make_staff(tree.city_b, Role.OPERATOR),
-    )
+    people = people_of(tree, make_staff)
     draft = create_activity(
         api,
         people.organiser.headers,

@@ -15,7 +15,6 @@ from gonghui.activities.vote import results
 from gonghui.activities.vote.models import Vote
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
-from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import id_number
 from tests.activities.vote.conftest import (
@@ -23,6 +22,7 @@ from tests.activities.vote.conftest import (
     People,
     media_app_key,
     nominate,
+    people_of,
     upload_file,
     vote_activity,
 )
@@ -46,11 +46,7 @@ def test_member_votes_for_candidates_within_the_limits(
     make_staff: StaffFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    people = People(
-        organiser=make_staff(tree.city_a, Role.OPERATOR),
-        district=make_staff(tree.district_a1, Role.OPERATOR),
-        other_city=make_staff(tree.city_b, Role.OPERATOR),
-    )
+    people = people_of(tree, make_staff)
     monkeypatch.setattr(results, "RANKING_TTL_S", 0.0)  # counts as of each page load
     aid = vote_activity(api, tree, people.organiser, votes_per_day=2)["id"]
     key = media_app_key(api, tree.district_a1)

@@ -29,7 +29,7 @@ from gonghui.activities.voucher_grab import stocks as voucher_grab_stocks
 from gonghui.benefits import export
 from gonghui.cells import safe_row
 from gonghui.clock import display_zone, now
-from gonghui.console.router import ConsoleStaff, _actor
+from gonghui.console.router import ConsoleStaff, _actor, back_to
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.merchants import directory as merchant_directory
@@ -428,13 +428,12 @@ def publish(
     request: Request, user: ConsoleStaff, activity_id: Id, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, user, csrf)
-    target = f"/console/activities/{activity_id}"
-    try:
+
+    def publish_it() -> None:
         with unit_of_work() as session:
             activities.publish(session, actor=_actor(request, user), activity_id=activity_id)
-    except DomainError as exc:
-        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
-    return RedirectResponse(target, status_code=303)
+
+    return back_to(f"/console/activities/{activity_id}", publish_it)
 
 
 @router.post("/{activity_id}/stocks/{stock_id}/{move}")
@@ -451,16 +450,15 @@ def move_stock(
     target = f"/console/activities/{activity_id}"
     if move not in ("pause", "restart"):
         return RedirectResponse(target, status_code=303)
-    try:
-        voucher_grab_stocks.move_stock(
+    return back_to(
+        target,
+        lambda: voucher_grab_stocks.move_stock(
             actor=_actor(request, user),
             activity_id=activity_id,
             stock_id=stock_id,
             move="pause" if move == "pause" else "restart",
-        )
-    except DomainError as exc:
-        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
-    return RedirectResponse(target, status_code=303)
+        ),
+    )
 
 
 _LIFECYCLE = {
@@ -484,12 +482,12 @@ def change_state(
     step = _LIFECYCLE.get(action)
     if step is None:
         return RedirectResponse(target, status_code=303)
-    try:
+
+    def take_step() -> None:
         with unit_of_work() as session:
             step(session, actor=_actor(request, user), activity_id=activity_id)
-    except DomainError as exc:
-        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
-    return RedirectResponse(target, status_code=303)
+
+    return back_to(target, take_step)
 
 
 @router.get("/{activity_id}/winners.xlsx")

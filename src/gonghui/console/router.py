@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -52,6 +53,16 @@ ConsoleStaff = Annotated[PageUser, Depends(console_staff)]
 
 def _actor(request: Request, user: PageUser) -> Actor:
     return user.principal.actor(request.client.host if request.client else None)
+
+
+def back_to(target: str, action: Callable[[], object], *, done: str = "") -> RedirectResponse:
+    """Run a console form's action, then back to ``target`` (303: post, redirect, get):
+    with ``?done=<done>`` when given, or the refusal's message key as ``?error=``."""
+    try:
+        action()
+    except DomainError as exc:
+        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
+    return RedirectResponse(f"{target}?done={done}" if done else target, status_code=303)
 
 
 def _safe_next(next_url: str | None) -> str:

@@ -31,13 +31,18 @@ class People:
     other_city: Staff  # operator of city B: outside the vote's subtree
 
 
-@pytest.fixture
-def people(tree: Tree, make_staff: StaffFactory) -> People:
+def people_of(tree: Tree, make_staff: StaffFactory) -> People:
+    """The staff of a vote's story (for tests outside this folder, where the fixture is not)."""
     return People(
         organiser=make_staff(tree.city_a, Role.OPERATOR),
         district=make_staff(tree.district_a1, Role.OPERATOR),
         other_city=make_staff(tree.city_b, Role.OPERATOR),
     )
+
+
+@pytest.fixture
+def people(tree: Tree, make_staff: StaffFactory) -> People:
+    return people_of(tree, make_staff)
 
 
 def vote_config(**rules: Any) -> dict[str, Any]:

@@ -237,9 +237,9 @@ def review(
     _open_for_changes(session, activity)
     if not approve and not (reason or "").strip():
         raise InvalidInput(
-            VoteError.BAD_STATE,
+            VoteError.REASON_REQUIRED,
             "say why the candidate is rejected",
-            [field_error("reason", VoteError.BAD_STATE, "required to reject")],
+            [field_error("reason", VoteError.REASON_REQUIRED, "required to reject")],
         )
     candidate.status = CandidateStatus.APPROVED if approve else CandidateStatus.REJECTED
     candidate.review_reason = None if approve else (reason or "").strip()

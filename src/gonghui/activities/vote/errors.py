@@ -7,6 +7,7 @@ class VoteError(StrEnum):
     BAD_FILE = "vote.bad_file"
     NOT_NOMINATING = "vote.not_nominating"
     BAD_STATE = "vote.bad_state"
+    REASON_REQUIRED = "vote.reason_required"
     HAS_VOTES = "vote.candidate_has_votes"
     LIMIT_DAY = "vote.limit_per_day_reached"
     LIMIT_CANDIDATE = "vote.limit_per_candidate_reached"
