@@ -87,6 +87,25 @@ def test_organiser_reviews_nominations_watches_the_ranking_and_freezes_the_resul
     expect(rows.nth(1).locator("td").nth(4)).to_have_text("1")
     expect(desktop.locator("#vote-ranking")).to_contain_text("共 4 票")
 
+    # A brushed vote is voided from the log: it stays there, marked, and counts no more.
+    desktop.get_by_role("link", name="投票记录").click()
+    expect(desktop.locator("#vote-log tbody tr")).to_have_count(4)
+    desktop.get_by_label("候选人").select_option(label="孙师傅")
+    desktop.get_by_role("button", name="筛选").click()
+    log = desktop.locator("#vote-log tbody tr")
+    expect(log).to_have_count(3)
+    newest = log.nth(0).locator("td").nth(0).inner_text()
+    desktop.get_by_label(f"作废第 {newest} 号票的理由").fill("同一网络刷票")
+    desktop.get_by_role("button", name=f"作废第 {newest} 号票").click()
+    expect(desktop.get_by_role("status")).to_have_text("已作废，候选人票数已减少")
+    expect(desktop).to_have_url(re.compile(r"candidate=\d+"))
+    expect(log.nth(0)).to_contain_text("已作废：同一网络刷票")
+    shot(desktop, "console-vote-log")
+    assert axe(desktop) == []
+    desktop.get_by_role("link", name="返回候选人与排名").click()
+    expect(rows.nth(0).locator("td").nth(4)).to_have_text("2")
+    expect(desktop.locator("#vote-ranking")).to_contain_text("共 3 票")
+
     # Not before the end; then once.
     expect(desktop.get_by_text("投票结束后可锁定并公布结果")).to_be_visible()
     api.post(f"/api/v1/activities/{aid}/end", headers=people.organiser.headers).raise_for_status()
@@ -94,7 +113,7 @@ def test_organiser_reviews_nominations_watches_the_ranking_and_freezes_the_resul
     desktop.get_by_role("button", name="锁定并公布结果").click()
     expect(desktop.get_by_role("status")).to_have_text("结果已锁定并公布")
     result = desktop.locator("#vote-result")
-    expect(result).to_contain_text("4")
+    expect(result).to_contain_text("4")  # log entries, the voided one too
     expect(result.locator("code.hash")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
     published = api.get(f"/api/v1/public/votes/{aid}/results").json()
     expect(result.locator("code.hash")).to_have_text(published["log_hash"])

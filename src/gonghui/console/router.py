@@ -58,11 +58,12 @@ def _actor(request: Request, user: PageUser) -> Actor:
 def back_to(target: str, action: Callable[[], object], *, done: str = "") -> RedirectResponse:
     """Run a console form's action, then back to ``target`` (303: post, redirect, get):
     with ``?done=<done>`` when given, or the refusal's message key as ``?error=``."""
+    joint = "&" if "?" in target else "?"
     try:
         action()
     except DomainError as exc:
-        return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
-    return RedirectResponse(f"{target}?done={done}" if done else target, status_code=303)
+        return RedirectResponse(f"{target}{joint}error={error_key(exc)}", status_code=303)
+    return RedirectResponse(f"{target}{joint}done={done}" if done else target, status_code=303)
 
 
 def _safe_next(next_url: str | None) -> str:

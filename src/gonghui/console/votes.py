@@ -122,3 +122,78 @@ def freeze(
             results.freeze(session, actor=_actor(request, user), activity_id=activity_id)
 
     return back_to(f"/console/activities/{activity_id}/vote", freeze_it, done="frozen")
+
+
+LOG_PAGE = 100
+
+
+@router.get("/{activity_id}/vote/log", response_class=HTMLResponse)
+def log_page(
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: Id,
+    candidate: Id | None = None,
+    before: Id | None = None,
+    done: str = "",
+    error: str = "",
+) -> Response:
+    """The vote log, newest first, one candidate's or all, with a void button for each
+    vote still counted (until the result is frozen)."""
+    actor = _actor(request, user)
+    with unit_of_work(read_only=True) as session:
+        activity, _ = candidates.managed_vote(session, actor=actor, activity_id=activity_id)
+        names = {
+            c.id: c.name for c in candidates.queue(session, actor=actor, activity_id=activity_id)
+        }
+        votes = results.operator_log(
+            session,
+            actor=actor,
+            activity_id=activity_id,
+            newest_first=True,
+            before=before,
+            candidate_id=candidate,
+            limit=LOG_PAGE,
+        )
+        is_frozen = candidates.frozen(session, activity_id)
+    context = {
+        "activity": activity,
+        "names": names,
+        "votes": votes,
+        "candidate": candidate,
+        "older": votes[-1].id if len(votes) == LOG_PAGE else None,
+        "frozen": is_frozen,
+        "done": done if done == "voided" else None,
+        "error": error if error.startswith("error.") else None,
+        "csrf_token": user.csrf_token,
+        "active": "nav.activities",
+    }
+    return render(request, "console/activity_vote_log.html", context)
+
+
+@router.post("/{activity_id}/vote/votes/{vote_id}/void")
+def void(
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: Id,
+    vote_id: Id,
+    reason: Annotated[str, Form(min_length=1, max_length=200)],
+    candidate: Annotated[Id | None, Form()] = None,
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Void one vote (audited; its candidate's count goes down by one)."""
+    check_csrf(request, user, csrf)
+
+    def void_it() -> None:
+        with unit_of_work() as session:
+            results.void(
+                session,
+                actor=_actor(request, user),
+                activity_id=activity_id,
+                vote_id=vote_id,
+                reason=reason,
+            )
+
+    target = f"/console/activities/{activity_id}/vote/log"
+    if candidate is not None:
+        target += f"?candidate={candidate}"
+    return back_to(target, void_it, done="voided")

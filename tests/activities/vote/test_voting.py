@@ -182,6 +182,13 @@ def test_void_then_freeze_publishes_totals_and_a_hash_anyone_can_recompute(
         (a, members[2].membership_id),
         (b, members[0].membership_id),
     ]
+    # One candidate's votes, newest first, a page before a given vote.
+    newest = api.get(
+        f"/api/v1/activities/{aid}/vote-log",
+        params={"candidate_id": a, "before": log[-1]["id"] + 1, "limit": 2},
+        headers=organiser,
+    ).json()
+    assert [v["id"] for v in newest] == [log[2]["id"], log[1]["id"]]
     brushed = log[1]["id"]
     voided = api.post(
         f"/api/v1/activities/{aid}/votes/{brushed}/void", json={"reason": "刷票"}, headers=organiser

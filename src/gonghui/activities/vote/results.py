@@ -218,18 +218,30 @@ def void(session: Session, *, actor: Actor, activity_id: int, vote_id: int, reas
 
 
 def operator_log(
-    session: Session, *, actor: Actor, activity_id: int, after: int = 0, limit: int = 500
+    session: Session,
+    *,
+    actor: Actor,
+    activity_id: int,
+    after: int = 0,
+    newest_first: bool = False,
+    before: int | None = None,
+    candidate_id: int | None = None,
+    limit: int = 500,
 ) -> list[Vote]:
-    """The log as the organiser reviews it (membership ids, to void brushed votes)."""
+    """The log as the organiser reviews it (membership ids, to void brushed votes): in
+    order after ``after``, or newest first (before ``before``: a candidate's latest votes
+    when its rate jumped); one candidate's votes only when given."""
     activity, _ = managed_vote(session, actor=actor, activity_id=activity_id)
-    return list(
-        session.scalars(
-            select(Vote)
-            .where(Vote.activity_id == activity.id, Vote.id > after)
-            .order_by(Vote.id)
-            .limit(min(max(limit, 1), 2000))
-        )
-    )
+    stmt = select(Vote).where(Vote.activity_id == activity.id)
+    if candidate_id is not None:
+        stmt = stmt.where(Vote.candidate_id == candidate_id)
+    if newest_first:
+        if before is not None:
+            stmt = stmt.where(Vote.id < before)
+        stmt = stmt.order_by(Vote.id.desc())
+    else:
+        stmt = stmt.where(Vote.id > after).order_by(Vote.id)
+    return list(session.scalars(stmt.limit(min(max(limit, 1), 2000))))
 
 
 def _line(n: int, voter: str, candidate_id: int, day: str, voided: bool) -> str:

@@ -413,11 +413,22 @@ def operator_log(
     staff: CurrentStaff,
     session: SessionDep,
     after: Annotated[int, Query(ge=0)] = 0,
+    before: Id | None = None,
+    candidate_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
 ) -> list[LoggedVote]:
-    """The votes in order, with membership ids (the organiser, to void brushed votes)."""
+    """The votes in order after ``after``, or newest first before ``before``; one
+    candidate's only with ``candidate_id``. With membership ids: the organiser reads it
+    to void brushed votes."""
     votes = results.operator_log(
-        session, actor=staff, activity_id=activity_id, after=after, limit=limit
+        session,
+        actor=staff,
+        activity_id=activity_id,
+        after=after,
+        newest_first=before is not None,
+        before=before,
+        candidate_id=candidate_id,
+        limit=limit,
     )
     return [LoggedVote.model_validate(v) for v in votes]
 
