@@ -30,6 +30,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.queue import router as console_queue_router
     from gonghui.console.reconciliation import router as console_reconciliation_router
     from gonghui.console.router import router as console_router
+    from gonghui.console.risk import router as console_risk_router
     from gonghui.console.security import router as console_security_router
     from gonghui.console.votes import router as console_votes_router
     from gonghui.h5.router import router as h5_router
@@ -44,6 +45,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console_activity_templates_router)
     app.include_router(console_activities_router)
     app.include_router(console_votes_router)
+    app.include_router(console_risk_router)
     app.include_router(console_questions_router)
     app.include_router(console_security_router)
     app.include_router(console_queue_router)
