@@ -12,9 +12,9 @@ import pytest
 
 from gonghui import clock
 from gonghui.orgs.models import Role
-from tests.activities.conftest import create_activity
+from tests.activities.conftest import Member, MemberFactory, create_activity
 from tests.baas.conftest import signed_in_user
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import Staff, StaffFactory, Tree
 
 
 @dataclass(frozen=True)
@@ -89,21 +89,28 @@ class Competition:
     operator: dict[str, str]
 
 
+def new_competition(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, app: FormApp, *, teams: bool = False
+) -> Competition:
+    """City A's competition, its form a table of ``app``, run by a new operator."""
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    activity = create_activity(
+        api,
+        op.headers,
+        tree.city_a,
+        title="职工技能大赛",
+        config=competition_config(app.id, teams=teams),
+        ends_at=(clock.now() + timedelta(days=30)).isoformat(),
+    )
+    return Competition(activity["id"], app, op.headers)
+
+
 @pytest.fixture
 def make_competition(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, form_app: FormApp
 ) -> Any:
     def make(*, teams: bool = False) -> Competition:
-        op = make_staff(tree.city_a, Role.OPERATOR)
-        activity = create_activity(
-            api,
-            op.headers,
-            tree.city_a,
-            title="职工技能大赛",
-            config=competition_config(form_app.id, teams=teams),
-            ends_at=(clock.now() + timedelta(days=30)).isoformat(),
-        )
-        return Competition(activity["id"], form_app, op.headers)
+        return new_competition(api, tree, make_staff, form_app, teams=teams)
 
     return make
 
@@ -127,3 +134,57 @@ def upload(api: httpx.Client, app: FormApp, headers: dict[str, str], name: str) 
     assert resp.status_code == 201, resp.text
     file_id: int = resp.json()["id"]
     return file_id
+
+
+@dataclass(frozen=True)
+class Judged:
+    competition: Competition
+    panel: int
+    entries: dict[str, dict[str, Any]]  # member name → the operator's view of their entry
+    members: dict[str, Member]
+
+
+def judged_competition(
+    api: httpx.Client,
+    tree: Tree,
+    make_competition: Any,
+    make_member: MemberFactory,
+    judges: list[Staff],
+) -> Judged:
+    """Two entries, one from grassroots A1x (under district A1) and one from city A
+    itself, both handed to one panel with ``judges``."""
+    competition: Competition = make_competition()
+    members = {
+        "王师傅": make_member(tree.grassroots_a1x, name="王师傅"),
+        "李工匠": make_member(tree.city_a, name="李工匠"),
+    }
+    for name, member in members.items():
+        assert register(api, competition, member.headers).status_code == 201
+        file_id = upload(api, competition.app, member.headers, f"{name}的作品.pdf")
+        resp = api.put(
+            f"/api/v1/activities/{competition.id}/competition/registration/files",
+            json={"file_ids": [file_id]},
+            headers=member.headers,
+        )
+        assert resp.status_code == 200, resp.text
+    base = f"/api/v1/activities/{competition.id}/competition"
+    listed = api.get(f"{base}/entries", headers=competition.operator).json()
+    by_captain = {e["captain_membership_id"]: e for e in listed}
+    entries = {name: by_captain[m.membership_id] for name, m in members.items()}
+    resp = api.post(f"{base}/panels", json={"name": "第一评审组"}, headers=competition.operator)
+    assert resp.status_code == 201, resp.text
+    panel = resp.json()["id"]
+    for judge in judges:
+        resp = api.post(
+            f"/api/v1/competition/panels/{panel}/judges",
+            json={"user_id": judge.user_id},
+            headers=competition.operator,
+        )
+        assert resp.status_code == 204, resp.text
+    resp = api.post(
+        f"/api/v1/competition/panels/{panel}/entries",
+        json={"entry_ids": [e["id"] for e in entries.values()]},
+        headers=competition.operator,
+    )
+    assert resp.status_code == 200, resp.text
+    return Judged(competition, panel, entries, members)

@@ -3,7 +3,6 @@ the rubric's bounds, until the panel closes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -13,64 +12,10 @@ from sqlalchemy import func, select
 from gonghui.activities.competition.models import Score
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from tests.activities.competition.conftest import Competition, register, upload
-from tests.activities.conftest import Member, MemberFactory
+from tests.activities.competition.conftest import judged_competition
+from tests.activities.conftest import MemberFactory
 from tests.baas.conftest import audit_rows
-from tests.fixtures import Staff, StaffFactory, Tree
-
-
-@dataclass(frozen=True)
-class Judged:
-    competition: Competition
-    panel: int
-    entries: dict[str, dict[str, Any]]  # member name → the operator's view of their entry
-    members: dict[str, Member]
-
-
-def judged_competition(
-    api: httpx.Client,
-    tree: Tree,
-    make_competition: Any,
-    make_member: MemberFactory,
-    judges: list[Staff],
-) -> Judged:
-    """Two entries, one from grassroots A1x (under district A1) and one from city A
-    itself, both handed to one panel with ``judges``."""
-    competition: Competition = make_competition()
-    members = {
-        "王师傅": make_member(tree.grassroots_a1x, name="王师傅"),
-        "李工匠": make_member(tree.city_a, name="李工匠"),
-    }
-    for name, member in members.items():
-        assert register(api, competition, member.headers).status_code == 201
-        file_id = upload(api, competition.app, member.headers, f"{name}的作品.pdf")
-        resp = api.put(
-            f"/api/v1/activities/{competition.id}/competition/registration/files",
-            json={"file_ids": [file_id]},
-            headers=member.headers,
-        )
-        assert resp.status_code == 200, resp.text
-    base = f"/api/v1/activities/{competition.id}/competition"
-    listed = api.get(f"{base}/entries", headers=competition.operator).json()
-    by_captain = {e["captain_membership_id"]: e for e in listed}
-    entries = {name: by_captain[m.membership_id] for name, m in members.items()}
-    resp = api.post(f"{base}/panels", json={"name": "第一评审组"}, headers=competition.operator)
-    assert resp.status_code == 201, resp.text
-    panel = resp.json()["id"]
-    for judge in judges:
-        resp = api.post(
-            f"/api/v1/competition/panels/{panel}/judges",
-            json={"user_id": judge.user_id},
-            headers=competition.operator,
-        )
-        assert resp.status_code == 204, resp.text
-    resp = api.post(
-        f"/api/v1/competition/panels/{panel}/entries",
-        json={"entry_ids": [e["id"] for e in entries.values()]},
-        headers=competition.operator,
-    )
-    assert resp.status_code == 200, resp.text
-    return Judged(competition, panel, entries, members)
+from tests.fixtures import StaffFactory, Tree
 
 
 def _scores() -> int:

@@ -32,6 +32,7 @@ from gonghui.activities.competition.models import (
 )
 from gonghui.activities.competition.registration import KINDS, rules_of
 from gonghui.activities.models import Activity
+from gonghui.activities.schemas import Criterion
 from gonghui.activities.service import MANAGE, get_activity
 from gonghui.audit import service as audit
 from gonghui.clock import now
@@ -157,6 +158,63 @@ def _judged_panel(session: Session, *, judge: Actor, panel_id: int) -> Panel:
     if panel is None:
         raise NotFound(CompetitionError.PANEL_NOT_FOUND, f"panel {panel_id} not found")
     return panel
+
+
+@dataclass(frozen=True)
+class JudgeTask:
+    """A panel the judge sits on, as their list of tasks shows it."""
+
+    panel_id: int
+    panel_name: str
+    competition: str
+    closed: bool
+    entries: int
+    scored: int
+
+
+def my_panels(session: Session, *, judge: Actor) -> list[JudgeTask]:
+    """The panels the judge sits on, newest first, with how many of their entries the
+    judge has scored (entries they are conflicted on are not theirs to count)."""
+    rows = session.execute(
+        select(Panel, Activity.title)
+        .join(PanelJudge, PanelJudge.panel_id == Panel.id)
+        .join(Activity, Activity.id == Panel.activity_id)
+        .where(PanelJudge.user_id == judge.user_id)
+        .order_by(Panel.id.desc())
+        .limit(200)
+    ).all()
+    assert judge.user_id is not None
+    tasks = []
+    for panel, title in rows:
+        entries = [e.id for e in _panel_entries(session, panel)]
+        barred = conflicted_entries(session, user_id=judge.user_id, panel=panel, entry_ids=entries)
+        scored = set(
+            session.scalars(
+                select(Score.entry_id).where(
+                    Score.panel_id == panel.id, Score.judge_user_id == judge.user_id
+                )
+            )
+        )
+        mine = [e for e in entries if e not in barred]
+        tasks.append(
+            JudgeTask(
+                panel_id=panel.id,
+                panel_name=panel.name,
+                competition=title,
+                closed=panel.closed_at is not None,
+                entries=len(mine),
+                scored=sum(1 for e in mine if e in scored),
+            )
+        )
+    return tasks
+
+
+def rubric(session: Session, *, judge: Actor, panel_id: int) -> tuple[Panel, str, list[Criterion]]:
+    """The panel the judge sits on, its competition's title and its rubric."""
+    panel = _judged_panel(session, judge=judge, panel_id=panel_id)
+    activity = session.get(Activity, panel.activity_id)
+    assert activity is not None
+    return panel, activity.title, rules_of(activity).rubric
 
 
 def judge_unions(session: Session, *, user_id: int, organiser_path: str) -> list[str]:
