@@ -226,6 +226,11 @@ class FormTable(BaseModel):
 
     app_id: Id
     table: str = Field(min_length=1, max_length=63)
+    # What the member is asked for each field (the table's names are a developer's, e.g.
+    # "title"): field name → the question, "作品名称". A field without one shows its name.
+    labels: dict[str, Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=dict, max_length=100
+    )
 
 
 class CompetitionRules(BaseModel):

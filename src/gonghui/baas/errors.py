@@ -18,6 +18,7 @@ class BaasError(StrEnum):
     UNIQUE_VIOLATION = "baas.unique_violation"
     RECORD_NOT_FOUND = "baas.record_not_found"
     INVALID_RECORD = "baas.invalid_record"
+    FIELD_REQUIRED = "baas.field_required"  # a field error of an invalid record
     INVALID_QUERY = "baas.invalid_query"
     INVALID_UPDATE = "baas.invalid_update"
     FORBIDDEN = "baas.forbidden"

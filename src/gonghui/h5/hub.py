@@ -13,7 +13,7 @@ from gonghui import db
 from gonghui.activities import hub
 from gonghui.activities.schemas import HubItem, HubPage
 from gonghui.errors import DomainError, NotFound
-from gonghui.h5 import vote, vouchers
+from gonghui.h5 import competition, vote, vouchers
 from gonghui.h5.access import H5Member, member_of
 from gonghui.types import Id
 from gonghui.web.errors import error_key
@@ -24,6 +24,8 @@ router = APIRouter()
 
 
 HUB_PAGE_SIZE = 20
+# What a form on an activity's page may say it did (h5.done.<key>).
+DONE = frozenset({"registered", "uploaded"})
 
 
 def _hub_page(user: PageUser, cursor: str | None) -> HubPage:
@@ -73,7 +75,25 @@ def hub_item(user: PageUser, activity_id: Id) -> HubItem | None:
 
 
 @router.get("/activities/{activity_id}", response_class=HTMLResponse)
-def activity_page(request: Request, user: H5Member, activity_id: Id) -> Response:
+def activity_page(
+    request: Request, user: H5Member, activity_id: Id, done: str = "", error: str = ""
+) -> Response:
+    """The activity's page; ``done`` and ``error`` are what a form posted on it answered
+    (a message key each)."""
+    return render_activity(
+        request,
+        user,
+        activity_id,
+        done=done if done in DONE else None,
+        error=error if error.startswith("error.") else None,
+    )
+
+
+def render_activity(
+    request: Request, user: PageUser, activity_id: int, *, status: int = 200, **extra: Any
+) -> Response:
+    """The activity's page with the member's state in it, and ``extra`` (what a form on it
+    answered: an error, the values sent back)."""
     item = hub_item(user, activity_id)
     context: dict[str, Any] = {"csrf_token": user.csrf_token, "item": item, "tab": "hub"}
     if item is None:
@@ -83,4 +103,7 @@ def activity_page(request: Request, user: H5Member, activity_id: Id) -> Response
         context.update(vouchers.page_context(member_of(user).membership_id, activity_id))
     if item.kind == "vote":
         context.update(vote.page_context(member_of(user), activity_id))
-    return render(request, "h5/activity.html", context)
+    if item.kind == "competition":
+        context.update(competition.page_context(member_of(user), activity_id))
+    context.update(extra)
+    return render(request, "h5/activity.html", context, status=status)

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from gonghui.h5 import (
     challenge,
+    competition_forms,
     hub,
     lottery,
     mall,
@@ -23,5 +24,18 @@ from gonghui.h5 import (
 )
 
 router = APIRouter(prefix="/h5", include_in_schema=False)
-for part in (sign_in, verify, hub, lottery, vouchers, vote, wallet, quiz, wechat, mall, challenge):
+for part in (
+    sign_in,
+    verify,
+    hub,
+    lottery,
+    vouchers,
+    vote,
+    competition_forms,
+    wallet,
+    quiz,
+    wechat,
+    mall,
+    challenge,
+):
     router.include_router(part.router)

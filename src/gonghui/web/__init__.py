@@ -30,8 +30,8 @@ def install(app: FastAPI) -> None:
     from gonghui.console.questions import router as console_questions_router
     from gonghui.console.queue import router as console_queue_router
     from gonghui.console.reconciliation import router as console_reconciliation_router
-    from gonghui.console.router import router as console_router
     from gonghui.console.risk import router as console_risk_router
+    from gonghui.console.router import router as console_router
     from gonghui.console.security import router as console_security_router
     from gonghui.console.votes import router as console_votes_router
     from gonghui.h5.router import router as h5_router

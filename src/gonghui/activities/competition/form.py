@@ -10,14 +10,15 @@ it so the operator's own tools (exports, triggers, functions) see them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui.activities.competition.errors import CompetitionError
 from gonghui.baas import files
-from gonghui.baas.models import App, DataTable, StoredFile
+from gonghui.baas.models import App, DataTable, Field, StoredFile
 from gonghui.baas.permissions import Caller
 from gonghui.baas.records import write as records
 from gonghui.errors import InvalidInput, field_error
@@ -63,6 +64,63 @@ def _server_caller(session: Session, *, organiser: Org, app_id: int, user_id: in
     # The competition writes on the member's behalf with the app's own authority (the form
     # table's rules are for the app's clients); the record names the member as creator.
     return Caller(app_id=app.id, org_id=org.id, org_path=org.path, server=True, user_id=user_id)
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A field of the registration form as a member fills it in."""
+
+    name: str
+    type: str
+    required: bool
+    rules: dict[str, Any]
+
+
+def form_fields(session: Session, *, organiser: Org, form: dict[str, Any]) -> list[FormField]:
+    """The form table's fields in their order (none when the form is gone)."""
+    found = _form_app(session, organiser=organiser, app_id=int(form["app_id"]))
+    if found is None:
+        return []
+    rows = session.scalars(
+        select(Field)
+        .join(DataTable, DataTable.id == Field.table_id)
+        .where(DataTable.app_id == found[0].id, DataTable.name == form["table"])
+        .order_by(Field.position, Field.id)
+    )
+    return [FormField(f.name, f.type, f.required, dict(f.rules or {})) for f in rows]
+
+
+def store_file(
+    session: Session,
+    *,
+    organiser: Org,
+    form: dict[str, Any],
+    user_id: int,
+    stream: BinaryIO,
+    name: str,
+    claimed_type: str | None,
+) -> int:
+    """A member's upload as a file of the form's app (they are its uploader, within the
+    app's size limit); its id."""
+    caller = _server_caller(session, organiser=organiser, app_id=form["app_id"], user_id=user_id)
+    row = files.upload(session, caller=caller, stream=stream, name=name, claimed_type=claimed_type)
+    return row.id
+
+
+def upload_limit(session: Session, *, organiser: Org, form: dict[str, Any]) -> int:
+    caller = _server_caller(session, organiser=organiser, app_id=form["app_id"], user_id=0)
+    return files.upload_limit(session, caller=caller)
+
+
+def file_names(session: Session, file_ids: Sequence[int]) -> dict[int, str]:
+    """The names the files were uploaded under (an entrant's own view of their files)."""
+    if not file_ids:
+        return {}
+    return dict(
+        session.execute(
+            select(StoredFile.id, StoredFile.name).where(StoredFile.id.in_(file_ids))
+        ).all()
+    )
 
 
 def store_answers(

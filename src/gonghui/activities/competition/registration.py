@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -140,15 +140,11 @@ def register(
         raise _already(taken, member)
     organiser = session.get(Org, activity.org_id)
     assert organiser is not None
-    user_id = session.scalar(
-        select(Membership.user_id).where(Membership.id == member.membership_id)
-    )
-    assert user_id is not None
     record_id = form.store_answers(
         session,
         organiser=organiser,
         form=activity.config["competition"]["form"],
-        user_id=user_id,
+        user_id=_user_id(session, member),
         answers=answers,
     )
     entry = Entry(
@@ -247,3 +243,60 @@ def submit(
     entry.file_ids = list(file_ids)
     entry.submitted_at = now()
     return entry
+
+
+def _user_id(session: Session, member: MemberInfo) -> int:
+    user_id = session.scalar(
+        select(Membership.user_id).where(Membership.id == member.membership_id)
+    )
+    assert user_id is not None
+    return user_id
+
+
+def upload_limit(session: Session, *, member: MemberInfo, activity_id: int) -> int:
+    """The largest file the member may add to their entry (the form app's limit)."""
+    activity = visible_activity(session, member=member, activity_id=activity_id)
+    organiser = session.get(Org, activity.org_id)
+    assert organiser is not None
+    return form.upload_limit(
+        session, organiser=organiser, form=activity.config["competition"]["form"]
+    )
+
+
+def add_file(
+    session: Session,
+    *,
+    member: MemberInfo,
+    activity_id: int,
+    stream: BinaryIO,
+    name: str,
+    claimed_type: str | None,
+) -> Entry:
+    """One more file for the member's entry, uploaded to the form's app and submitted in
+    the same transaction (the H5's upload; API clients upload to the app themselves and
+    name the files with :func:`submit`). The same rules as :func:`submit`."""
+    entry = my_entry(session, member=member, activity_id=activity_id)
+    activity = live_activity(session, member=member, activity_id=activity_id, kinds=KINDS)
+    rules = rules_of(activity)
+    if now() >= rules.submission_deadline:
+        raise Conflict(CompetitionError.DEADLINE_PASSED, "the submission deadline has passed")
+    if len(entry.file_ids) >= rules.max_files:
+        raise InvalidInput(
+            CompetitionError.BAD_FILES,
+            f"at most {rules.max_files} files",
+            [field_error("file", CompetitionError.BAD_FILES, "too many")],
+        )
+    organiser = session.get(Org, activity.org_id)
+    assert organiser is not None
+    file_id = form.store_file(
+        session,
+        organiser=organiser,
+        form=activity.config["competition"]["form"],
+        user_id=_user_id(session, member),
+        stream=stream,
+        name=name,
+        claimed_type=claimed_type,
+    )
+    return submit(
+        session, member=member, activity_id=activity_id, file_ids=[*entry.file_ids, file_id]
+    )

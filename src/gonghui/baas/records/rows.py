@@ -39,7 +39,11 @@ def stored_value(field: FieldInfo, value: Any) -> Any:
     """The column value for JSON ``value`` of ``field``: type, then rules."""
     if value is None:
         if field.required:
-            raise bad(field.name, "is required")
+            raise InvalidInput(
+                BaasError.INVALID_RECORD,
+                f"{field.name}: is required",
+                [field_error(field.name, BaasError.FIELD_REQUIRED, "is required")],
+            )
         return None
     stored = coerce_scalar(field.type, value, field.name)
     check_rules(field.rules, stored, field.name)
