@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from gonghui import clock
 from gonghui.baas import files
 from gonghui.baas.models import StoredFile
+from gonghui.baas.permissions import Caller
 from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput
 from gonghui.settings import get_settings
@@ -239,3 +240,19 @@ def test_control_characters_and_paths_are_not_file_names(name: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         files.clean_name(name)
     assert caught.value.code == "baas.bad_file_name"
+
+
+def test_an_upload_whose_transaction_is_refused_leaves_no_blob(app: AppHandle) -> None:
+    """A caller that uploads and then refuses in the same transaction (a competition's
+    file past the entry's rules) leaves neither a row nor a blob, thumbnail included."""
+    caller = Caller(app_id=app.id, org_id=app.org_id, org_path="", server=True, user_id=1)
+
+    def upload_then_refuse() -> None:
+        with unit_of_work() as session:
+            files.upload(session, caller=caller, stream=io.BytesIO(_png()), name="a.png")
+            assert _stored() == (0, 2)  # the picture and its thumbnail, not yet committed
+            raise InvalidInput("test.refused", "a later step refused")
+
+    with pytest.raises(InvalidInput):
+        upload_then_refuse()
+    assert _stored() == (0, 0)

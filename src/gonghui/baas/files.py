@@ -31,7 +31,7 @@ from gonghui import clock
 from gonghui.baas.errors import BaasError
 from gonghui.baas.models import App, StoredFile
 from gonghui.baas.permissions import Caller
-from gonghui.db import on_commit
+from gonghui.db import on_commit, on_rollback
 from gonghui.errors import (
     DomainError,
     Gone,
@@ -194,9 +194,13 @@ def upload(
         spool.seek(0)
         store.put(key, iter(lambda: spool.read(_CHUNK), b""))
         thumb_key = None
+        # A transaction that ends without its row (a later step of the caller refused)
+        # leaves no blob behind.
+        on_rollback(session, lambda: store.delete(key))
         if detected.startswith("image/"):
             thumb_key = f"{key}.thumb.png"
             store.put(thumb_key, [_thumbnail(spool)])  # type: ignore[arg-type]
+            on_rollback(session, lambda: store.delete(f"{key}.thumb.png"))
     row = StoredFile(
         app_id=app.id,
         folder=folder,
