@@ -134,6 +134,44 @@ def _prize_value(kind: str, raw: str) -> int | str:
     return int(amount * 100) if kind == PrizeKind.VOUCHER else int(amount)
 
 
+def _vote_rules(form: dict[str, str]) -> dict[str, Any]:
+    """A vote's rules from the wizard's vote step (the schema checks them)."""
+    rules: dict[str, Any] = {
+        "votes_per_day": form.get("votes_per_day") or 1,
+        "votes_per_candidate_per_day": form.get("votes_per_candidate_per_day") or 1,
+        "hide_counts_until_end": form.get("hide_counts_until_end") == "on",
+        "categories": [
+            c.strip() for c in form.get("categories", "").replace("，", ",").split(",") if c.strip()
+        ],
+    }
+    if form.get("votes_total"):
+        rules["votes_total"] = form["votes_total"]
+    return rules
+
+
+def _competition_rules(form: dict[str, str]) -> dict[str, Any]:
+    """A competition's rules from the wizard's step: individuals, the form table, the
+    windows and up to PRIZE_ROWS rubric criteria (keys c1, c2, ...)."""
+    rubric = [
+        {
+            "key": f"c{i + 1}",
+            "name": form.get(f"criterion_{i}_name", "").strip(),
+            "weight": form.get(f"criterion_{i}_weight") or 1,
+            "max_score": form.get(f"criterion_{i}_max") or 10,
+        }
+        for i in range(PRIZE_ROWS)
+        if form.get(f"criterion_{i}_name", "").strip()
+    ]
+    return {
+        "form": {"app_id": form.get("form_app_id") or 0, "table": form.get("form_table", "")},
+        "registration_opens_at": _local(form.get("registration_opens_at", "")),
+        "registration_closes_at": _local(form.get("registration_closes_at", "")),
+        "submission_deadline": _local(form.get("submission_deadline", "")),
+        "max_files": form.get("max_files") or 5,
+        "rubric": rubric,
+    }
+
+
 @router.post("/new", response_class=HTMLResponse)
 async def create(request: Request, user: ConsoleStaff) -> Response:
     raw = await request.form()
@@ -201,6 +239,10 @@ async def create(request: Request, user: ConsoleStaff) -> Response:
                 PrizeKind.VOUCHER, form.get("member_cap_yuan", "")
             ),
         }
+    if template == "vote":
+        config["vote"] = _vote_rules(form)
+    if template == "competition":
+        config["competition"] = _competition_rules(form)
     if template in ("lottery", "quiz_lottery"):
         config["lottery"] = lottery
     if template in ("quiz", "quiz_lottery"):
