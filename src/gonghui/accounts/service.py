@@ -127,6 +127,19 @@ def sign_in_with_password(
     )
 
 
+def find_user_by_username(session: Session, *, username: str) -> User | None:
+    """The user who signs in with ``username`` and a password (a staff account)."""
+    return session.scalar(
+        select(User)
+        .join(Identity, Identity.user_id == User.id)
+        .where(
+            Identity.provider == Provider.PASSWORD,
+            Identity.app_id == "",
+            Identity.subject == username.strip().lower(),
+        )
+    )
+
+
 def find_user_by_phone(session: Session, *, phone: str) -> User | None:
     return session.scalar(select(User).where(User.phone_hash == blind_index(PiiField.PHONE, phone)))
 

@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.activities import router as console_activities_router
     from gonghui.console.activity_edit import router as console_activity_edit_router
     from gonghui.console.activity_templates import router as console_activity_templates_router
+    from gonghui.console.competitions import router as console_competitions_router
     from gonghui.console.judging import router as console_judging_router
     from gonghui.console.mall import router as console_mall_router
     from gonghui.console.members import router as console_members_router
@@ -48,6 +49,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console_votes_router)
     app.include_router(console_risk_router)
     app.include_router(console_judging_router)
+    app.include_router(console_competitions_router)
     app.include_router(console_questions_router)
     app.include_router(console_security_router)
     app.include_router(console_queue_router)

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gonghui.accounts.models import User
 from gonghui.activities.competition import form
 from gonghui.activities.competition.errors import CompetitionError
 from gonghui.activities.competition.models import (
@@ -87,6 +88,44 @@ def create_panel(session: Session, *, actor: Actor, activity_id: int, name: str)
 def get_panel(session: Session, *, actor: Actor, panel_id: int) -> Panel:
     """A panel of a competition the operator manages (else not found)."""
     return get_scoped(session, Panel, panel_id, actor, MANAGE)
+
+
+@dataclass(frozen=True)
+class PanelView:
+    """A panel as its competition's operators run it."""
+
+    id: int
+    name: str
+    closed: bool
+    judges: list[str]  # display names
+    entries: int
+
+
+def panels(session: Session, *, actor: Actor, activity_id: int) -> list[PanelView]:
+    activity = managed_competition(session, actor=actor, activity_id=activity_id)
+    found = list(
+        session.scalars(select(Panel).where(Panel.activity_id == activity.id).order_by(Panel.id))
+    )
+    ids = [p.id for p in found]
+    judges: dict[int, list[str]] = {i: [] for i in ids}
+    for panel_id, name in session.execute(
+        select(PanelJudge.panel_id, User.display_name)
+        .join(User, User.id == PanelJudge.user_id)
+        .where(PanelJudge.panel_id.in_(ids))
+        .order_by(PanelJudge.id)
+    ):
+        judges[panel_id].append(name)
+    counts = dict(
+        session.execute(
+            select(Entry.panel_id, func.count())
+            .where(Entry.panel_id.in_(ids))
+            .group_by(Entry.panel_id)
+        ).all()
+    )
+    return [
+        PanelView(p.id, p.name, p.closed_at is not None, judges[p.id], counts.get(p.id, 0))
+        for p in found
+    ]
 
 
 def _open_panel(session: Session, *, actor: Actor, panel_id: int) -> Panel:
