@@ -232,7 +232,7 @@ def demo(
             console.print("[red]the database already has data[/red]")
             raise typer.Exit(1)
         result = demo_data.seed_orgs_and_staff(session)
-    table = Table(title="demo staff accounts (shown once)")
+    table = Table(title="demo staff accounts")
     for column in ("username", "password", "role"):
         table.add_column(column)
     for row in result.accounts:
@@ -241,6 +241,19 @@ def demo(
     console.print(table)
     job = demo_data.seed_roster()
     console.print(f"seeded {job.rows_ok} roster entries (import job {job.id})")
+    with unit_of_work() as session:
+        living = demo_data.seed_living_platform(session)
+    console.print(
+        "seeded activities in 广州市总工会: "
+        + ", ".join(f"{title} ({kind})" for title, kind in living.activities)
+    )
+    name, phone, id_number = living.member
+    console.print(
+        f"demo member: {name}, phone {phone} (sign in on /h5/ with the code the page shows), "
+        f"ID number {id_number}"
+    )
+    saved = demo_data.write_accounts(result, living)
+    console.print(f"accounts written to {saved} (readable by this user only)")
 
 
 @user_app.command("create-admin")

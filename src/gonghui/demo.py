@@ -1,18 +1,33 @@
 """Demo data for ``make run``: a province federation, its cities, districts and grassroots
-unions, staff accounts with printed passwords, and a generated roster."""
+unions, staff accounts with printed passwords, a generated roster, and a living platform:
+activities of every everyday kind running in Guangzhou and a demo member who signs in on
+the H5 with a printed phone number and draws within a minute."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gonghui.accounts.identities import user_for_phone
 from gonghui.accounts.service import create_staff_user
+from gonghui.activities import service as activities
+from gonghui.activities.quiz import bank
+from gonghui.activities.quiz.schemas import QuestionCreate
+from gonghui.activities.schemas import ActivityCreate
+from gonghui.activities.vote import candidates
+from gonghui.clock import now
+from gonghui.members import service as members
 from gonghui.members.models import ImportJob
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel, Role
+from gonghui.settings import get_settings
 from gonghui.tenancy import SYSTEM
 
 # (code, name, region code, districts)
@@ -29,6 +44,21 @@ GRASSROOTS = ["机关工会", "科技园联合工会", "医院工会", "制造�
 class DemoResult:
     org_codes: list[str] = field(default_factory=list)
     accounts: list[tuple[str, str, str]] = field(default_factory=list)  # username, password, role
+
+
+# The demo member: on the roster of a Guangzhou grassroots union, verified, signing in on
+# the H5 by this phone (the development SMS sink shows the code on the page).
+DEMO_MEMBER_NAME = "王芳"
+DEMO_MEMBER_PHONE = "13800138000"
+DEMO_MEMBER_ID_NUMBER = "440106199003071020"
+DEMO_MEMBER_ORG = "GZ-TH-01"
+DEMO_ORG = "GZ"
+
+
+@dataclass(frozen=True)
+class LivingPlatform:
+    activities: list[tuple[str, str]]  # title, kind
+    member: tuple[str, str, str]  # name, phone, ID number
 
 
 def is_seeded(session: Session) -> bool:
@@ -154,3 +184,143 @@ def seed_roster(count: int = 10_000) -> ImportJob:
             bytes_total=len(data),
         ).id
     return roster_import.run_import(job_id=job_id, actor=SYSTEM, source=io.BytesIO(data))
+
+
+_QUESTIONS = [
+    ("single", "《中华人民共和国工会法》最早于哪一年颁布？", ["1950年", "1992年", "2001年"], [0]),
+    ("true_false", "会员有权参加工会组织的各项活动。", ["对", "错"], [0]),
+    ("multiple", "工会的基本职责包括哪些？", ["维护职工权益", "服务职工群众", "经营企业"], [0, 1]),
+    ("single", "每年的哪一天是国际劳动节？", ["5月1日", "3月8日", "10月1日"], [0]),
+    ("true_false", "工会会员可以享受工会提供的普惠服务。", ["对", "错"], [0]),
+]  # fmt: skip
+
+
+def _activity(
+    session: Session, org: Org, title: str, config: dict[str, Any], *, starts_in: timedelta
+) -> None:
+    start = now() + starts_in
+    data = ActivityCreate.model_validate(
+        {
+            "org_id": org.id,
+            "title": title,
+            "description": f"{org.name}为会员举办的{title}。",
+            "starts_at": start,
+            "ends_at": start + timedelta(days=30),
+            "config": config,
+        }
+    )
+    activity = activities.create_activity(session, actor=SYSTEM, data=data)
+    activities.publish(session, actor=SYSTEM, activity_id=activity.id)
+    if config["kind"] == "vote":
+        for name in ("陈师傅", "李工匠", "张护士"):
+            candidate = candidates.nominate(
+                session,
+                actor=SYSTEM,
+                activity_id=activity.id,
+                org_id=org.id,
+                fields=candidates.CandidateFields(
+                    name=name, profile=f"{name}扎根一线二十年，带出了一支技术过硬的队伍。"
+                ),
+            )
+            candidates.review(
+                session,
+                actor=SYSTEM,
+                activity_id=activity.id,
+                candidate_id=candidate.id,
+                approve=True,
+                reason=None,
+            )
+
+
+def seed_living_platform(session: Session) -> LivingPlatform:
+    """Guangzhou's everyday activities (a lottery, a quiz, a quiz + lottery, a praise vote,
+    one starting in three days), its question bank, and the verified demo member."""
+    by_code = {o.code: o for o in session.scalars(select(Org))}
+    gz = by_code[DEMO_ORG]
+    for kind, text, options, answer in _QUESTIONS:
+        bank.create_question(
+            session,
+            actor=SYSTEM,
+            org_id=gz.id,
+            data=QuestionCreate.model_validate(
+                {"kind": kind, "text": text, "options": options, "answer": answer}
+            ),
+        )
+    points = {"name": "100积分", "kind": "points", "weight": 3, "stock": 5000, "value": 100}
+    voucher = {"name": "10元消费券", "kind": "voucher", "weight": 1, "stock": 500, "value": 1000}
+    designs: list[tuple[str, dict[str, Any], timedelta]] = [
+        (
+            "工会暖心抽奖",
+            {"kind": "lottery", "lottery": {"prizes": [points, voucher], "free_draws_per_day": 3}},
+            timedelta(hours=-1),
+        ),
+        (
+            "工会法知识竞答",
+            {
+                "kind": "quiz",
+                "quiz": {
+                    "question_count": 3,
+                    "time_limit_s": 120,
+                    "pass_score": 60,
+                    "reward": {"type": "points", "points": 20},
+                },
+            },
+            timedelta(hours=-1),
+        ),
+        (
+            "学法答题抽好礼",
+            {
+                "kind": "quiz_lottery",
+                "quiz": {
+                    "question_count": 3,
+                    "time_limit_s": 120,
+                    "pass_score": 100,
+                    "reward": {"type": "chances", "chances": 1},
+                },
+                "lottery": {"prizes": [voucher], "free_draws_per_day": 0},
+            },
+            timedelta(hours=-1),
+        ),
+        (
+            "2026年度最美职工评选",
+            {"kind": "vote", "vote": {"votes_per_day": 3, "votes_per_candidate_per_day": 1}},
+            timedelta(hours=-1),
+        ),
+        (
+            "元旦迎新抽奖",
+            {"kind": "lottery", "lottery": {"prizes": [points], "free_draws_per_day": 1}},
+            timedelta(days=3),
+        ),
+    ]
+    for title, config, starts_in in designs:
+        _activity(session, gz, title, config, starts_in=starts_in)
+
+    members.add_roster_entry(
+        session,
+        actor=SYSTEM,
+        org_id=by_code[DEMO_MEMBER_ORG].id,
+        name=DEMO_MEMBER_NAME,
+        id_number=DEMO_MEMBER_ID_NUMBER,
+        phone=DEMO_MEMBER_PHONE,
+    )
+    user = user_for_phone(session, phone=DEMO_MEMBER_PHONE)
+    members.verify(session, user_id=user.id, name=DEMO_MEMBER_NAME, id_number=DEMO_MEMBER_ID_NUMBER)
+    return LivingPlatform(
+        activities=[(title, str(config["kind"])) for title, config, _ in designs],
+        member=(DEMO_MEMBER_NAME, DEMO_MEMBER_PHONE, DEMO_MEMBER_ID_NUMBER),
+    )
+
+
+def write_accounts(result: DemoResult, living: LivingPlatform) -> Path:
+    """The staff passwords and the demo member, in a file of the data directory only its
+    owner may read (0600): the table printed once is not the only copy."""
+    path = get_settings().data_dir / "demo-accounts.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{username}\t{password}\t{role}" for username, password, role in result.accounts]
+    name, phone, id_number = living.member
+    lines.append(f"demo member\t{name}\tphone {phone}\tID {id_number}")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode otherwise
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return path

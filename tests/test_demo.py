@@ -1,0 +1,60 @@
+"""``make run``'s demo: on an empty database ``gonghui demo --if-empty`` seeds a living
+platform, and its printed demo member signs in by SMS code and draws in the live lottery."""
+
+from __future__ import annotations
+
+import stat
+
+import httpx
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from gonghui import demo
+from gonghui.activities.models import Activity, ActivityStatus
+from gonghui.activities.service import effective_status
+from gonghui.cli import app
+from gonghui.db import unit_of_work
+from gonghui.settings import get_settings
+from tests.accounts.helpers import bearer, last_dev_code, send_code, sms_login
+
+
+def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -> None:
+    result = CliRunner().invoke(app, ["demo", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert f"demo member: {demo.DEMO_MEMBER_NAME}, phone {demo.DEMO_MEMBER_PHONE}" in result.output
+    with unit_of_work(read_only=True) as session:
+        states = {a.title: effective_status(a) for a in session.scalars(select(Activity))}
+    assert states == {
+        "工会暖心抽奖": ActivityStatus.LIVE,
+        "工会法知识竞答": ActivityStatus.LIVE,
+        "学法答题抽好礼": ActivityStatus.LIVE,
+        "2026年度最美职工评选": ActivityStatus.LIVE,
+        "元旦迎新抽奖": ActivityStatus.SCHEDULED,
+    }
+    # The accounts are kept in a file only its owner reads.
+    saved = get_settings().data_dir / "demo-accounts.txt"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    text = saved.read_text(encoding="utf-8")
+    assert "admin\t" in text
+    assert demo.DEMO_MEMBER_PHONE in text
+
+    assert send_code(api, demo.DEMO_MEMBER_PHONE).status_code == 200
+    signed_in = sms_login(api, demo.DEMO_MEMBER_PHONE, last_dev_code(api, demo.DEMO_MEMBER_PHONE))
+    assert signed_in.status_code == 200, signed_in.text
+    member = bearer(signed_in.json())
+    hub = api.get("/api/v1/hub", headers=member)
+    assert hub.status_code == 200, hub.text
+    titles = {item["title"]: item for item in hub.json()["items"]}
+    assert set(titles) == set(states)
+    lottery = titles["工会暖心抽奖"]["id"]
+    drawn = api.post(
+        f"/api/v1/activities/{lottery}/draws",
+        json={"entropy": "demo"},
+        headers={**member, "X-Device-Id": "demo-device-1"},
+    )
+    assert drawn.status_code == 200, drawn.text
+    assert drawn.json()["chances_left"] == 2
+    # Running it again leaves the data as it is.
+    again = CliRunner().invoke(app, ["demo", "--if-empty"])
+    assert again.exit_code == 0
+    assert "skipping" in again.output
