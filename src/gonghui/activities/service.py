@@ -265,7 +265,8 @@ def update_activity(
                     for f in locked
                 ],
             )
-        if "ends_at" in changes and changes["ends_at"] <= now():
+        # (A null end, like any null for a field that cannot be empty, changes nothing.)
+        if changes.get("ends_at") is not None and changes["ends_at"] <= now():
             raise InvalidInput(
                 ActivitiesError.BAD_WINDOW,
                 "a published activity's end can only move into the future",
