@@ -9,12 +9,21 @@
 
 from gonghui.hotwrite.client import WriterUnavailable, run, run_async
 from gonghui.hotwrite.transport import WriterProcess, start_writer_process
-from gonghui.hotwrite.writer import RunAgain, batched, first_try, one, request_id_of, rounds
+from gonghui.hotwrite.writer import (
+    RunAgain,
+    batch_form,
+    batched,
+    first_try,
+    one,
+    request_id_of,
+    rounds,
+)
 
 __all__ = [
     "RunAgain",
     "WriterProcess",
     "WriterUnavailable",
+    "batch_form",
     "batched",
     "first_try",
     "one",

@@ -34,6 +34,7 @@ with the same idempotency key. The writer goes on; its next batch takes a new co
 from __future__ import annotations
 
 import fcntl
+import inspect
 import logging
 import os
 import queue
@@ -326,10 +327,21 @@ def batched(many: Many) -> Callable[[OpT], OpT]:
     jobs one by one through the operation itself, usually ``one(many, session, ...)``."""
 
     def declare(op: OpT) -> OpT:
+        # A hot operation is ``op(session, **kwargs)``: anything else under this decorator
+        # is a slip (a helper landed between the decorator and its operation), which would
+        # leave the operation running one job at a time.
+        first = next(iter(inspect.signature(op).parameters), None)
+        if first != "session":
+            raise TypeError(f"{op.__qualname__} is not a hot operation op(session, **kwargs)")
         _batch_forms[op] = many
         return op
 
     return declare
+
+
+def batch_form(op: Op) -> Many | None:
+    """The batch form declared for ``op`` with :func:`batched`, if any."""
+    return _batch_forms.get(op)
 
 
 def one(many: Many, session: Session, /, **kwargs: Any) -> Any:

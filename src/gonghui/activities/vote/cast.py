@@ -137,12 +137,12 @@ def cast_many(session: Session, calls: Sequence[Mapping[str, Any]]) -> list[Outc
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-@hotwrite.batched(cast_many)
 def rate_target(activity_id: int, candidate_id: int) -> str:
     """What risk control counts a vote under: its candidate (whose jumps it flags)."""
     return f"vote:{activity_id}:candidate:{candidate_id}"
 
 
+@hotwrite.batched(cast_many)
 def cast(
     session: Session,
     *,
