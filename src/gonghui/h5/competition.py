@@ -12,7 +12,6 @@ from gonghui.activities.participation import visible_activity
 from gonghui.clock import now
 from gonghui.db import unit_of_work
 from gonghui.errors import NotFound
-from gonghui.orgs.models import Org
 
 # The form table's field types a member fills in on a phone; a required field of another
 # type (JSON, arrays, references) cannot be answered here.
@@ -24,11 +23,7 @@ def page_context(member: MemberInfo, activity_id: int) -> dict[str, Any]:
     with unit_of_work(read_only=True) as session:
         activity = visible_activity(session, member=member, activity_id=activity_id)
         rules = registration.rules_of(activity)
-        organiser = session.get(Org, activity.org_id)
-        assert organiser is not None
-        fields = form.form_fields(
-            session, organiser=organiser, form=activity.config["competition"]["form"]
-        )
+        fields = registration.form_fields(session, activity=activity)
         try:
             entry = registration.my_entry(session, member=member, activity_id=activity_id)
         except NotFound:
@@ -62,9 +57,5 @@ def answer_types(member: MemberInfo, activity_id: int) -> dict[str, str]:
     """The form's fields a member answers on the page: name → type."""
     with unit_of_work(read_only=True) as session:
         activity = visible_activity(session, member=member, activity_id=activity_id)
-        organiser = session.get(Org, activity.org_id)
-        assert organiser is not None
-        fields = form.form_fields(
-            session, organiser=organiser, form=activity.config["competition"]["form"]
-        )
+        fields = registration.form_fields(session, activity=activity)
     return {f.name: f.type for f in fields if f.type in FORM_TYPES}

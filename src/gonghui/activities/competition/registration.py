@@ -138,12 +138,11 @@ def register(
     )
     if taken is not None:
         raise _already(taken, member)
-    organiser = session.get(Org, activity.org_id)
-    assert organiser is not None
+    organiser, table = _form(session, activity)
     record_id = form.store_answers(
         session,
         organiser=organiser,
-        form=activity.config["competition"]["form"],
+        form=table,
         user_id=_user_id(session, member),
         answers=answers,
     )
@@ -213,8 +212,7 @@ def submit(
     entry = my_entry(session, member=member, activity_id=activity_id)
     activity = live_activity(session, member=member, activity_id=activity_id, kinds=KINDS)
     rules = rules_of(activity)
-    if now() >= rules.submission_deadline:
-        raise Conflict(CompetitionError.DEADLINE_PASSED, "the submission deadline has passed")
+    _check_deadline(rules)
     if len(set(file_ids)) != len(file_ids) or len(file_ids) > rules.max_files:
         raise InvalidInput(
             CompetitionError.BAD_FILES,
@@ -245,6 +243,24 @@ def submit(
     return entry
 
 
+def _form(session: Session, activity: Activity) -> tuple[Org, dict[str, Any]]:
+    """The competition's organiser and its registration form (app and table)."""
+    organiser = session.get(Org, activity.org_id)
+    assert organiser is not None
+    return organiser, activity.config["competition"]["form"]
+
+
+def form_fields(session: Session, *, activity: Activity) -> list[form.FormField]:
+    """The fields of the competition's registration form, in their order."""
+    organiser, table = _form(session, activity)
+    return form.form_fields(session, organiser=organiser, form=table)
+
+
+def _check_deadline(rules: CompetitionRules) -> None:
+    if now() >= rules.submission_deadline:
+        raise Conflict(CompetitionError.DEADLINE_PASSED, "the submission deadline has passed")
+
+
 def _user_id(session: Session, member: MemberInfo) -> int:
     user_id = session.scalar(
         select(Membership.user_id).where(Membership.id == member.membership_id)
@@ -255,12 +271,10 @@ def _user_id(session: Session, member: MemberInfo) -> int:
 
 def upload_limit(session: Session, *, member: MemberInfo, activity_id: int) -> int:
     """The largest file the member may add to their entry (the form app's limit)."""
-    activity = visible_activity(session, member=member, activity_id=activity_id)
-    organiser = session.get(Org, activity.org_id)
-    assert organiser is not None
-    return form.upload_limit(
-        session, organiser=organiser, form=activity.config["competition"]["form"]
+    organiser, table = _form(
+        session, visible_activity(session, member=member, activity_id=activity_id)
     )
+    return form.upload_limit(session, organiser=organiser, form=table)
 
 
 def add_file(
@@ -278,20 +292,18 @@ def add_file(
     entry = my_entry(session, member=member, activity_id=activity_id)
     activity = live_activity(session, member=member, activity_id=activity_id, kinds=KINDS)
     rules = rules_of(activity)
-    if now() >= rules.submission_deadline:
-        raise Conflict(CompetitionError.DEADLINE_PASSED, "the submission deadline has passed")
+    _check_deadline(rules)
     if len(entry.file_ids) >= rules.max_files:
         raise InvalidInput(
             CompetitionError.BAD_FILES,
             f"at most {rules.max_files} files",
             [field_error("file", CompetitionError.BAD_FILES, "too many")],
         )
-    organiser = session.get(Org, activity.org_id)
-    assert organiser is not None
+    organiser, table = _form(session, activity)
     file_id = form.store_file(
         session,
         organiser=organiser,
-        form=activity.config["competition"]["form"],
+        form=table,
         user_id=_user_id(session, member),
         stream=stream,
         name=name,

@@ -158,37 +158,37 @@ class ResultRead(BaseModel):
     hash: str
 
 
-def _media(m: media.Media) -> dict[str, Any]:
+def _candidate(c: Candidate, m: media.Media, votes: int | None) -> dict[str, Any]:
+    """The fields of :class:`CandidateRead` (a nomination adds its review's)."""
     return {
+        "id": c.id,
+        "activity_id": c.activity_id,
+        "org_id": c.org_id,
+        "name": c.name,
+        "profile": c.profile,
+        "category": c.category,
+        "photo_file_id": c.photo_file_id,
+        "video_file_id": c.video_file_id,
         "photo_url": m.photo_url,
         "photo_thumbnail_url": m.photo_thumbnail_url,
         "video_url": m.video_url,
         "media_expires_at": m.expires_at,
+        "votes": votes,
     }
 
 
 def _nominations(session: Session, found: list[Candidate]) -> list[NominationRead]:
     signed = media.media(session, found)
-    return [_nomination(c, signed[c.id]) for c in found]
-
-
-def _nomination(c: Candidate, m: media.Media) -> NominationRead:
-    return NominationRead(
-        id=c.id,
-        activity_id=c.activity_id,
-        org_id=c.org_id,
-        name=c.name,
-        profile=c.profile,
-        category=c.category,
-        photo_file_id=c.photo_file_id,
-        video_file_id=c.video_file_id,
-        **_media(m),
-        votes=c.votes,
-        status=str(c.status),
-        review_reason=c.review_reason,
-        created_at=c.created_at,
-        reviewed_at=c.reviewed_at,
-    )
+    return [
+        NominationRead(
+            **_candidate(c, signed[c.id], c.votes),
+            status=str(c.status),
+            review_reason=c.review_reason,
+            created_at=c.created_at,
+            reviewed_at=c.reviewed_at,
+        )
+        for c in found
+    ]
 
 
 def _member_candidates(
@@ -198,16 +198,7 @@ def _member_candidates(
     signed = media.media(session, found)
     return [
         CandidateRead(
-            id=c.id,
-            activity_id=c.activity_id,
-            org_id=c.org_id,
-            name=c.name,
-            profile=c.profile,
-            category=c.category,
-            photo_file_id=c.photo_file_id,
-            video_file_id=c.video_file_id,
-            **_media(signed[c.id]),
-            votes=None if ranking.counts_hidden else counts.get(c.id, 0),
+            **_candidate(c, signed[c.id], None if ranking.counts_hidden else counts.get(c.id, 0))
         )
         for c in found
     ]
