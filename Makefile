@@ -51,6 +51,7 @@ lint: install
 	$(BIN)/lint-imports
 
 bench: install
+	scripts/sandbox-deps.sh
 	scripts/bench.sh $(W)
 
 openapi: install

@@ -40,11 +40,12 @@ from gonghui.benefits.router import router as benefits_router
 from gonghui.bodylimit import BodyLimitMiddleware
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.deps import CurrentUser
-from gonghui.errors import DomainError, RateLimited, ServiceUnavailable, envelope
+from gonghui.errors import DomainError, envelope
 from gonghui.mall.router import router as mall_router
 from gonghui.members.router import router as members_router
 from gonghui.merchants.router import router as merchants_router
 from gonghui.observability import RequestContextMiddleware
+from gonghui.openplatform.router import router as openplatform_router
 from gonghui.operations.router import router as operations_router
 from gonghui.orgs.router import router as orgs_router
 from gonghui.payments.router import router as payments_router
@@ -69,10 +70,7 @@ _HTTP_CODES = {
 
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = {}
-    if isinstance(exc, RateLimited | ServiceUnavailable) and exc.retry_after_s is not None:
-        headers["Retry-After"] = str(exc.retry_after_s)
-    return JSONResponse(exc.envelope(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.envelope(), status_code=exc.status_code, headers=exc.headers())
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -180,6 +178,7 @@ def create_app() -> FastAPI:
     app.include_router(reconciliation_router)
     app.include_router(mall_router)
     app.include_router(risk_router)
+    app.include_router(openplatform_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -28,6 +28,10 @@ class DomainError(Exception):
     def envelope(self) -> dict[str, Any]:
         return envelope(self.code, self.message, self.details)
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the envelope."""
+        return {}
+
 
 class InvalidInput(DomainError):
     status_code = 422
@@ -39,6 +43,25 @@ class Unauthenticated(DomainError):
 
 class PermissionDenied(DomainError):
     status_code = 403
+
+
+class BearerRefused(Unauthenticated):
+    """A bearer token the resource refuses: missing, unknown, expired or revoked (RFC 6750
+    §3, ``invalid_token``)."""
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class ScopeMissing(PermissionDenied):
+    """A valid bearer token without the scope the resource needs (RFC 6750 §3.1)."""
+
+    def __init__(self, code: str, message: str, *, scope: str) -> None:
+        super().__init__(code, message, {"scope": scope})
+        self.scope = scope
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{self.scope}"'}
 
 
 class NotFound(DomainError):
@@ -74,6 +97,9 @@ class RateLimited(DomainError):
         super().__init__(code, message, details, keep_changes=keep_changes)
         self.retry_after_s = retry_after_s
 
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
 
 class ServiceUnavailable(DomainError):
     """A service this one depends on (Redis) is unreachable: the request is refused rather
@@ -86,6 +112,9 @@ class ServiceUnavailable(DomainError):
     ) -> None:
         super().__init__(code, message, details)
         self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class UpstreamError(DomainError):

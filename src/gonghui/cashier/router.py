@@ -28,8 +28,8 @@ router = APIRouter(prefix="/cashier", include_in_schema=False)
 LOGIN_URL = "/console/login?" + urlencode({"next": "/cashier"})
 
 
-def till_user(request: Request, response: Response) -> PageUser:
-    user = current_page_user(request, response)
+def till_user(request: Request) -> PageUser:
+    user = current_page_user(request)
     if user is None or user.principal.kind != SessionKind.STAFF:
         raise LoginRequired(LOGIN_URL)
     return user

@@ -38,8 +38,8 @@ from gonghui.web.templating import render
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def console_staff(request: Request, response: Response) -> PageUser:
-    user = current_page_user(request, response)
+def console_staff(request: Request) -> PageUser:
+    user = current_page_user(request)
     if user is None or not user.principal.actor().is_staff:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired("/console/login?" + urlencode({"next": target}))

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 
 from gonghui.accounts.principal import MemberInfo
 from gonghui.web.session import LoginRequired, PageUser, current_page_user
 
 
-def h5_user(request: Request, response: Response) -> PageUser:
-    user = current_page_user(request, response)
+def h5_user(request: Request) -> PageUser:
+    user = current_page_user(request)
     if user is None:
         raise LoginRequired("/h5/login")
     return user
 
 
-def h5_member(request: Request, response: Response) -> PageUser:
-    user = h5_user(request, response)
+def h5_member(request: Request) -> PageUser:
+    user = h5_user(request)
     if user.principal.member is None:
         raise LoginRequired("/h5/verify")
     return user

@@ -14,6 +14,7 @@ from gonghui.h5 import (
     hub,
     lottery,
     mall,
+    oauth,
     quiz,
     sign_in,
     verify,
@@ -37,5 +38,6 @@ for part in (
     wechat,
     mall,
     challenge,
+    oauth,
 ):
     router.include_router(part.router)

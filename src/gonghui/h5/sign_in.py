@@ -25,7 +25,16 @@ def _dev_sms_shown() -> bool:
     return dev_conveniences_allowed()
 
 
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a page of the H5 itself, else the hub (never another
+    site: ``//host`` and backslashes are refused)."""
+    if value and value.startswith("/h5/") and "\\" not in value and len(value) <= 4000:
+        return value
+    return "/h5/"
+
+
 def render_login(request: Request, **context: Any) -> Response:
+    context["next"] = safe_next(context.get("next"))
     phone = context.get("phone")
     if phone and context.get("sent") and _dev_sms_shown():
         messages = dev_outbox(phone)
@@ -34,12 +43,16 @@ def render_login(request: Request, **context: Any) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> Response:
-    return render_login(request)
+def login_page(request: Request, next: str | None = None) -> Response:
+    return render_login(request, next=next)
 
 
 @router.post("/login/code", response_class=HTMLResponse)
-def send_login_code(request: Request, phone: Annotated[str, Form(max_length=20)]) -> Response:
+def send_login_code(
+    request: Request,
+    phone: Annotated[str, Form(max_length=20)],
+    next: Annotated[str | None, Form(max_length=4000)] = None,
+) -> Response:
     check_same_origin(request)
     try:
         with unit_of_work() as session:
@@ -50,8 +63,8 @@ def send_login_code(request: Request, phone: Annotated[str, Form(max_length=20)]
                 ip=request.client.host if request.client else None,
             )
     except DomainError as exc:
-        return render_login(request, phone=phone, error=error_key(exc))
-    return render_login(request, phone=phone, sent=sent.phone_masked)
+        return render_login(request, phone=phone, error=error_key(exc), next=next)
+    return render_login(request, phone=phone, sent=sent.phone_masked, next=next)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -59,6 +72,7 @@ def login(
     request: Request,
     phone: Annotated[str, Form(max_length=20)],
     code: Annotated[str, Form(max_length=10)],
+    next: Annotated[str | None, Form(max_length=4000)] = None,
 ) -> Response:
     check_same_origin(request)
     try:
@@ -72,8 +86,8 @@ def login(
                 user_agent=request.headers.get("user-agent"),
             )
     except DomainError as exc:
-        return render_login(request, phone=phone, sent=True, error=error_key(exc))
-    response = RedirectResponse("/h5/", status_code=303)
+        return render_login(request, phone=phone, sent=True, error=error_key(exc), next=next)
+    response = RedirectResponse(safe_next(next), status_code=303)
     set_sign_in_cookies(response, pair)
     return response
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from gonghui.web.session import LoginRequired
+from gonghui.web.session import LoginRequired, RenewedSignInCookies
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -39,6 +39,7 @@ def install(app: FastAPI) -> None:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(LoginRequired, _login_redirect)
+    app.add_middleware(RenewedSignInCookies)
     app.include_router(console_router)
     app.include_router(console_members_router)
     # Before the activities router: its POST /{id}/{action} would take /{id}/edit and

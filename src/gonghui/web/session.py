@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gonghui.accounts import principal as principals
 from gonghui.accounts import tokens
@@ -64,8 +66,15 @@ def clear_sign_in_cookies(response: Response) -> None:
     response.delete_cookie(REFRESH_COOKIE, path="/")
 
 
-def current_page_user(request: Request, response: Response) -> PageUser | None:
-    """The signed-in user of this page request, renewing an expired access token."""
+# The request state's key for a renewal's outcome: the new pair, or None (cookies cleared).
+_RENEWED = "gonghui_sign_in_renewed"
+
+
+def current_page_user(request: Request) -> PageUser | None:
+    """The signed-in user of this page request, renewing an expired access token. The
+    renewed cookies go out with whatever the page answers (:class:`RenewedSignInCookies`):
+    a page that returns its own response would otherwise drop them, and the browser's
+    next request would present the spent refresh token and end the sign-in."""
     access = request.cookies.get(ACCESS_COOKIE)
     if access:
         try:
@@ -83,10 +92,41 @@ def current_page_user(request: Request, response: Response) -> PageUser | None:
         with unit_of_work(read_only=True) as session:
             found = principals.resolve(session, pair.access_token)
     except DomainError:
-        clear_sign_in_cookies(response)
+        setattr(request.state, _RENEWED, None)
         return None
-    set_sign_in_cookies(response, pair)
+    setattr(request.state, _RENEWED, pair)
     return PageUser(found, csrf_token_for(found.session_id))
+
+
+class RenewedSignInCookies:
+    """ASGI middleware: a page request whose sign-in was renewed (or ended) answers with
+    the new cookies (or their removal), whatever response its handler built."""
+
+    _PAGES = ("/h5", "/console", "/cashier")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self._PAGES):
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            state = scope.get("state") or {}
+            if message["type"] == "http.response.start" and _RENEWED in state:
+                cookies = Response()
+                pair = state[_RENEWED]
+                if pair is None:
+                    clear_sign_in_cookies(cookies)
+                else:
+                    set_sign_in_cookies(cookies, pair)
+                headers = MutableHeaders(scope=message)
+                for value in cookies.headers.getlist("set-cookie"):
+                    headers.append("set-cookie", value)
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def check_same_origin(request: Request) -> None:

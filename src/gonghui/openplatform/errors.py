@@ -1,0 +1,11 @@
+from enum import StrEnum
+
+
+class OpenPlatformError(StrEnum):
+    CLIENT_NOT_FOUND = "client.not_found"
+    BAD_REDIRECT_URI = "openplatform.bad_redirect_uri"
+    BAD_SCOPE = "openplatform.bad_scope"
+    PUBLIC_CLIENT = "openplatform.public_client_has_no_secret"
+    TOKEN_INVALID = "openplatform.token_invalid"
+    SCOPE_MISSING = "openplatform.insufficient_scope"
+    NOT_A_MEMBER_TOKEN = "openplatform.member_token_required"

@@ -1,0 +1,105 @@
+"""OAuth clients of the open platform, what members granted them, and the provider's keys.
+
+Secrets, codes and tokens are 256-bit random strings stored only as their SHA-256 (a
+plain hash suffices for values nobody chose); the signing keys' private halves are sealed
+with the deployment's encryption key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gonghui.clock import now
+from gonghui.db import Base, BigId, IdPk
+
+
+class Client(Base):
+    """An application registered by an org: it signs in members of that org's subtree."""
+
+    __tablename__ = "openplatform_client"
+
+    id: Mapped[IdPk]
+    client_id: Mapped[str] = mapped_column(String(48), unique=True)
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # "confidential" (a back end holding its secret) or "public" (H5, mini program, app).
+    kind: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    redirect_uris: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # The scopes it may ask for, space-separated.
+    scope: Mapped[str] = mapped_column(String(1000), default="")
+    created_by: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    disabled_at: Mapped[datetime | None]
+
+
+class AuthorizationCode(Base):
+    __tablename__ = "openplatform_authorization_code"
+
+    id: Mapped[IdPk]
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(String(1000))
+    scope: Mapped[str] = mapped_column(String(1000))
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(8))
+    auth_time: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # Set when exchanged; a second exchange revokes what the first one issued.
+    used_at: Mapped[datetime | None]
+    family: Mapped[str | None] = mapped_column(String(32))
+
+
+class Token(Base):
+    """One access token and its refresh token. Rotation issues a new row of the same
+    ``family``; presenting a rotated refresh token revokes the whole family."""
+
+    __tablename__ = "openplatform_token"
+
+    id: Mapped[IdPk]
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"), index=True)
+    # None for a client's own token (client credentials).
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"), index=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    scope: Mapped[str] = mapped_column(String(1000))
+    access_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    refresh_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(default=now)
+    expires_at: Mapped[datetime]
+    refresh_expires_at: Mapped[datetime | None]
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Consent(Base):
+    """What a member granted a client; asked again only for more."""
+
+    __tablename__ = "openplatform_consent"
+    __table_args__ = (UniqueConstraint("user_id", "client_pk"),)
+
+    id: Mapped[IdPk]
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"))
+    scope: Mapped[str] = mapped_column(String(1000))
+    granted_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class SigningKey(Base):
+    """An RSA key signing ``id_token``s. The newest signs; a retired key stays in the JWKS
+    until every token it signed has expired."""
+
+    __tablename__ = "openplatform_signing_key"
+
+    id: Mapped[IdPk]
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    private_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    retired_at: Mapped[datetime | None]

@@ -1,0 +1,269 @@
+"""HTTP edge of the open platform.
+
+- ``/api/v1/oauth-clients``: an org's developers register and manage clients (staff).
+- ``/.well-known/openid-configuration``, ``/oauth/jwks``: discovery and keys.
+- ``/oauth/token``, ``/oauth/revoke``, ``/oauth/introspect``: the protocol's back channel,
+  answering in OAuth's own format (RFC 6749 §5), which its client libraries read.
+- ``/oauth/userinfo`` and ``/open/v1/me``: what a member's token may read.
+
+The authorization endpoint (sign-in and consent) is the member H5's page
+``/h5/oauth/authorize``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from gonghui import ratelimit
+from gonghui.db import unit_of_work
+from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.errors import RateLimited
+from gonghui.openplatform import clients, identity, keys, resource, scopes
+from gonghui.openplatform.clients import ClientKind
+from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
+from gonghui.types import Id
+
+router = APIRouter(tags=["open platform"])
+
+# The back channel's requests per network a minute (a client's own servers, or a phone).
+TOKEN_REQUESTS_PER_MINUTE = 120
+FORM_BYTES_MAX = 16 * 1024
+
+
+class ClientCreate(BaseModel):
+    org_id: Id
+    name: str = Field(min_length=1, max_length=100)
+    kind: ClientKind
+    redirect_uris: list[Annotated[str, Field(max_length=1000)]] = Field(max_length=10)
+    scope: str = Field(default="openid", max_length=1000)
+
+
+class ClientUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    redirect_uris: list[Annotated[str, Field(max_length=1000)]] | None = Field(
+        default=None, max_length=10
+    )
+    scope: str | None = Field(default=None, max_length=1000)
+    disabled: bool | None = None
+
+
+class ClientRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    client_id: str
+    org_id: int
+    name: str
+    kind: str
+    redirect_uris: list[str]
+    grant_types: list[str]
+    scope: str
+    disabled_at: Any = None
+
+
+class ClientCreated(ClientRead):
+    client_secret: str | None = Field(description="shown once; none for a public client")
+
+
+class SecretRotated(BaseModel):
+    client_secret: str
+
+
+@router.post("/api/v1/oauth-clients", status_code=status.HTTP_201_CREATED)
+def register_client(body: ClientCreate, staff: CurrentStaff, session: SessionDep) -> ClientCreated:
+    client, secret = clients.register(
+        session,
+        actor=staff,
+        org_id=body.org_id,
+        name=body.name,
+        kind=body.kind,
+        redirect_uris=body.redirect_uris,
+        scope=body.scope,
+    )
+    return ClientCreated(**ClientRead.model_validate(client).model_dump(), client_secret=secret)
+
+
+@router.get("/api/v1/oauth-clients")
+def list_clients(staff: CurrentStaff, session: SessionDep) -> list[ClientRead]:
+    return [ClientRead.model_validate(c) for c in clients.list_clients(session, actor=staff)]
+
+
+@router.get("/api/v1/oauth-clients/{client_pk}")
+def get_client(client_pk: Id, staff: CurrentStaff, session: SessionDep) -> ClientRead:
+    return ClientRead.model_validate(clients.get(session, actor=staff, client_pk=client_pk))
+
+
+@router.patch("/api/v1/oauth-clients/{client_pk}")
+def update_client(
+    client_pk: Id, body: ClientUpdate, staff: CurrentStaff, session: SessionDep
+) -> ClientRead:
+    client = clients.update(
+        session,
+        actor=staff,
+        client_pk=client_pk,
+        name=body.name,
+        redirect_uris=body.redirect_uris,
+        scope=body.scope,
+        disabled=body.disabled,
+    )
+    return ClientRead.model_validate(client)
+
+
+@router.post("/api/v1/oauth-clients/{client_pk}/secret/rotate")
+def rotate_secret(client_pk: Id, staff: CurrentStaff, session: SessionDep) -> SecretRotated:
+    return SecretRotated(
+        client_secret=clients.rotate_secret(session, actor=staff, client_pk=client_pk)
+    )
+
+
+# -- discovery --------------------------------------------------------------------------
+
+
+@router.get("/.well-known/openid-configuration")
+def discovery() -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 §3 (and RFC 8414's fields)."""
+    base = issuer()
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/h5/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "jwks_uri": f"{base}/oauth/jwks",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "scopes_supported": list(scopes.SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": [keys.ALGORITHM],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "nickname",
+            "phone_number_masked",
+            "membership",
+        ],
+    }
+
+
+@router.get("/oauth/jwks")
+def jwks(session: SessionDep, response: Response) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return keys.jwks(session)
+
+
+# -- the back channel -------------------------------------------------------------------
+
+
+def _limit_back_channel(request: Request) -> None:
+    bucket = ratelimit.address_bucket(request.client.host if request.client else None)
+    decision = ratelimit.hit(
+        f"oauth-back:{bucket or 'unknown'}", limit=TOKEN_REQUESTS_PER_MINUTE, window_s=60
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            "oauth.too_many_requests",
+            "too many token requests from this network; try again shortly",
+            retry_after_s=decision.retry_after_s,
+        )
+
+
+async def _web_request(request: Request) -> WebRequest:
+    """The request as Authlib reads it: the form of a POST, bounded."""
+    body = await request.body()
+    if len(body) > FORM_BYTES_MAX:
+        body = b""  # Authlib answers invalid_request for the missing parameters
+    form = await request.form() if body else None
+    items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)] if form else []
+    return WebRequest(request.method, request.url.path, items, request.headers)
+
+
+def _answer(answer: HttpAnswer) -> Response:
+    body = answer.body if isinstance(answer.body, str | bytes) else json.dumps(answer.body)
+    headers = dict(answer.headers)
+    headers.setdefault("Cache-Control", "no-store")
+    return Response(body, status_code=answer.status, headers=headers)
+
+
+def _serve(web: WebRequest, endpoint: str | None) -> HttpAnswer:
+    """One back-channel call in its own unit of work. Its refusals are answers, not
+    exceptions, and are committed: a replayed code or refresh token revokes what it
+    issued, and that revocation must stand."""
+    with unit_of_work() as session:
+        provider = Provider(session)
+        if endpoint is None:
+            return provider.create_token_response(web)
+        answer: HttpAnswer = provider.create_endpoint_response(endpoint, web)
+        return answer
+
+
+@router.post("/oauth/token", dependencies=[Depends(_limit_back_channel)])
+async def token(request: Request) -> Response:
+    web = await _web_request(request)
+    return _answer(await run_in_threadpool(_serve, web, None))
+
+
+@router.post("/oauth/revoke", dependencies=[Depends(_limit_back_channel)])
+async def revoke(request: Request) -> Response:
+    web = await _web_request(request)
+    return _answer(await run_in_threadpool(_serve, web, "revocation"))
+
+
+@router.post("/oauth/introspect", dependencies=[Depends(_limit_back_channel)])
+async def introspect(request: Request) -> Response:
+    web = await _web_request(request)
+    return _answer(await run_in_threadpool(_serve, web, "introspection"))
+
+
+# -- what a member's token reads --------------------------------------------------------
+
+
+def _bearer(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Any:
+    return resource.authenticate(session, authorization)
+
+
+BearerDep = Annotated[resource.Bearer, Depends(_bearer)]
+
+
+def _claims(session: Session, bearer: resource.Bearer) -> dict[str, Any]:
+    member = bearer.require_member("openid")
+    return identity.claims(session, bearer.client, member, bearer.token.scope)
+
+
+@router.get("/oauth/userinfo")
+def userinfo(bearer: BearerDep, session: SessionDep) -> dict[str, Any]:
+    """OpenID Connect Core §5.3: the member's claims of the scope they granted."""
+    return _claims(session, bearer)
+
+
+@router.get("/open/v1/me")
+def me(bearer: BearerDep, session: SessionDep) -> dict[str, Any]:
+    """The member who granted the token, as its scope lets the client see them."""
+    return _claims(session, bearer)

@@ -1,0 +1,290 @@
+"""The provider's own rules: who registers clients, whom a client may sign in, PKCE for
+every client, a code used once, public clients without secrets, client credentials."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from gonghui.audit.models import AuditEntry
+from gonghui.db import unit_of_work
+from gonghui.openplatform import keys
+from gonghui.openplatform.models import Client, Token
+from gonghui.orgs.models import Role
+from tests.fixtures import StaffFactory, Tree
+from tests.openplatform.conftest import (
+    REDIRECT_URI,
+    BrowserFactory,
+    ClientFactory,
+    RegisteredClient,
+    redirect_params,
+)
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _authorize_url(client: RegisteredClient, challenge: str | None, **extra: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid membership",
+        "state": "s-1",
+        **extra,
+    }
+    if challenge is not None:
+        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
+    return "/h5/oauth/authorize?" + urlencode(params)
+
+
+def _exchange(server: str, client: RegisteredClient, code: str, verifier: str) -> httpx.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier,
+    }
+    if client.client_secret is None:
+        return httpx.post(f"{server}/oauth/token", data={**data, "client_id": client.client_id})
+    return httpx.post(
+        f"{server}/oauth/token", data=data, auth=(client.client_id, client.client_secret)
+    )
+
+
+def _tokens(client_pk: int) -> list[Token]:
+    with unit_of_work(read_only=True) as session:
+        return list(session.scalars(select(Token).where(Token.client_pk == client_pk)))
+
+
+def test_a_client_is_registered_by_its_orgs_developer_and_its_secret_shown_once(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, register_client: ClientFactory
+) -> None:
+    client = register_client()
+    assert client.client_secret is not None
+    assert len(client.client_secret) >= 43
+    assert client.body["grant_types"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    ]
+    with unit_of_work(read_only=True) as session:
+        row = session.scalar(select(Client).where(Client.client_id == client.client_id))
+        assert row is not None
+        assert row.secret_hash is not None
+        assert client.client_secret.encode() not in row.secret_hash  # only its hash
+        audited = session.scalar(
+            select(func.count()).where(AuditEntry.action == "openplatform.client.register")
+        )
+    assert audited == 1
+
+    city_b = make_staff(tree.city_b, Role.DEVELOPER)
+    assert api.get(f"/api/v1/oauth-clients/{client.id}", headers=city_b.headers).status_code == 404
+    assert api.get("/api/v1/oauth-clients", headers=city_b.headers).json() == []
+    operator = make_staff(tree.city_a, Role.OPERATOR)  # no apps.manage
+    refused = api.post(
+        "/api/v1/oauth-clients",
+        json={
+            "org_id": tree.city_a,
+            "name": "x",
+            "kind": "public",
+            "redirect_uris": [REDIRECT_URI],
+        },
+        headers=operator.headers,
+    )
+    assert refused.status_code == 404
+    shown = api.get(f"/api/v1/oauth-clients/{client.id}", headers=make_staff(tree.city_a).headers)
+    assert "client_secret" not in shown.json()
+
+
+@pytest.mark.parametrize(
+    ("uris", "field"),
+    [
+        (["http://example.com/cb"], "redirect_uris.0"),
+        ([REDIRECT_URI, "https://app.example/cb#frag"], "redirect_uris.1"),
+        (["javascript:alert(1)"], "redirect_uris.0"),
+        ([], "redirect_uris"),
+    ],
+)
+def test_redirect_uris_are_https_or_loopback_without_fragments(
+    api: httpx.Client, tree: Tree, city_developer: Any, uris: list[str], field: str
+) -> None:
+    resp = api.post(
+        "/api/v1/oauth-clients",
+        json={"org_id": tree.city_a, "name": "x", "kind": "public", "redirect_uris": uris},
+        headers=city_developer.headers,
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "openplatform.bad_redirect_uri"
+    assert resp.json()["error"]["details"][0]["field"] == field
+    with unit_of_work(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(Client)) == 0
+
+
+def test_a_client_signs_in_only_members_of_its_orgs_subtree(
+    tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    client = register_client()  # of city A
+    _, challenge = _pkce()
+    shenzhen = member_browser(tree.grassroots_b1)
+    page = shenzhen.http.get(_authorize_url(client, challenge))
+    assert page.status_code == 403
+    assert "不服务你所在的工会" in page.text
+    assert "location" not in page.headers
+    assert _tokens(client.id) == []
+
+
+def test_pkce_is_required_of_every_client_and_checked(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    client = register_client()  # confidential: it has a secret, and still needs PKCE
+    browser = member_browser(tree.grassroots_a1x)
+    without = browser.authorize(_authorize_url(client, None))
+    params = redirect_params(without)
+    assert params["error"] == "invalid_request"
+    assert "PKCE" in params["error_description"]
+    plain = browser.http.get(
+        _authorize_url(client, None, code_challenge="x" * 43, code_challenge_method="plain")
+    )
+    assert redirect_params(plain)["error"] == "invalid_request"
+
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    wrong = _exchange(server, client, code, _pkce()[0])
+    assert wrong.status_code == 400
+    assert wrong.json()["error"] == "invalid_grant"
+    assert _tokens(client.id) == []
+
+
+def test_a_code_used_twice_revokes_what_its_first_use_issued(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    client = register_client()
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    first = _exchange(server, client, code, verifier)
+    assert first.status_code == 200
+    access = first.json()["access_token"]
+    me = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})
+    assert me.status_code == 200
+    assert me.json()["membership"]["verified"] is True
+
+    replay = _exchange(server, client, code, verifier)
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    gone = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})
+    assert gone.status_code == 401
+    assert [t.revoked_at is not None for t in _tokens(client.id)] == [True]
+
+
+def test_a_public_client_signs_in_without_a_secret(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    client = register_client(kind="public")
+    assert client.client_secret is None
+    assert "client_credentials" not in client.body["grant_types"]
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    token = _exchange(server, client, code, verifier)
+    assert token.status_code == 200, token.text
+    assert "id_token" in token.json()
+    # It cannot introspect (that is for a back end holding a secret) ...
+    seen = httpx.post(
+        f"{server}/oauth/introspect",
+        data={"token": token.json()["access_token"], "client_id": client.client_id},
+    )
+    assert seen.status_code == 401
+    # ... but it can revoke its own tokens (a phone signing out).
+    revoked = httpx.post(
+        f"{server}/oauth/revoke",
+        data={"token": token.json()["refresh_token"], "client_id": client.client_id},
+    )
+    assert revoked.status_code == 200
+    assert all(t.revoked_at is not None for t in _tokens(client.id))
+
+
+def test_client_credentials_give_a_back_end_a_token_that_reads_no_member(
+    server: str, register_client: ClientFactory
+) -> None:
+    client = register_client()
+    assert client.client_secret is not None
+    resp = httpx.post(
+        f"{server}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client.client_id, client.client_secret),
+    )
+    assert resp.status_code == 200, resp.text
+    assert "refresh_token" not in resp.json()
+    access = resp.json()["access_token"]
+    me = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})
+    assert me.status_code in (401, 403)
+    wrong = httpx.post(
+        f"{server}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client.client_id, "not-the-secret"),
+    )
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"
+
+
+def test_a_disabled_client_and_its_tokens_stop_working(
+    server: str,
+    api: httpx.Client,
+    city_developer: Any,
+    tree: Tree,
+    register_client: ClientFactory,
+    member_browser: BrowserFactory,
+) -> None:
+    client = register_client()
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    access = _exchange(server, client, code, verifier).json()["access_token"]
+    off = api.patch(
+        f"/api/v1/oauth-clients/{client.id}",
+        json={"disabled": True},
+        headers=city_developer.headers,
+    )
+    assert off.status_code == 200
+    assert off.json()["disabled_at"] is not None
+    me = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})
+    assert me.status_code == 401
+    page = browser.http.get(_authorize_url(client, challenge))
+    assert page.status_code == 400  # unknown client: nothing is sent anywhere
+
+
+def test_a_rotated_signing_key_stays_published_until_its_tokens_expire(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    client = register_client()
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge, scope="openid")))[
+        "code"
+    ]
+    id_token = _exchange(server, client, code, verifier).json()["id_token"]
+    first_kid = httpx.get(f"{server}/oauth/jwks").json()["keys"][0]["kid"]
+
+    with unit_of_work() as session:
+        new_kid = keys.rotate(session)
+    published = [k["kid"] for k in httpx.get(f"{server}/oauth/jwks").json()["keys"]]
+    assert published == [new_kid, first_kid]
+    assert id_token.count(".") == 2
+
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    second = _exchange(server, client, code, verifier).json()["id_token"]
+    header = base64.urlsafe_b64decode(second.split(".")[0] + "==")
+    assert new_kid.encode() in header
