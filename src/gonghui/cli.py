@@ -444,6 +444,21 @@ def lottery_verify(
     console.print(f"[green]ok[/green]: {len(log['draws'])} draws verified")
 
 
+oauth_app = typer.Typer(no_args_is_help=True, help="The OAuth 2.0 / OpenID Connect provider.")
+app.add_typer(oauth_app, name="oauth")
+
+
+@oauth_app.command("rotate-key")
+def oauth_rotate_key() -> None:
+    """Sign id_tokens with a new key; the old ones stay published until their tokens expire."""
+    from gonghui.db import unit_of_work
+    from gonghui.openplatform import keys
+
+    with unit_of_work() as session:
+        kid = keys.rotate(session)
+    console.print(f"[green]signing with key[/green] {kid}")
+
+
 benefits_app = typer.Typer(no_args_is_help=True, help="Benefits housekeeping.")
 app.add_typer(benefits_app, name="benefits")
 

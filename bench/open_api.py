@@ -1,0 +1,146 @@
+"""Open API: an authorised client reading ``GET /open/v1/me`` with members' bearer tokens.
+
+Seeds (through ``_seed.py``) 10,000 verified members and their sign-in tokens, registers a
+confidential OAuth client of their org and grants it ``openid profile membership`` for
+every member (the token rows the provider's code exchange writes), then measures with wrk
+(64 connections, each request by the next member) the trivial authenticated endpoint with
+the members' own tokens and ``/open/v1/me`` with the client's, in rounds between pings.
+Checks a sample of answers: each token reads its own member, verified, with a pairwise
+subject.
+
+Environment: BENCH_MEMBERS (10000), BENCH_ROUNDS (3), BENCH_ROUND_S (5 s a run),
+BENCH_CONNECTIONS (64), GONGHUI_BENCH_DATABASE_URL (empty: SQLite in a temp dir). Last
+line: one JSON object (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from _harness import Burst, emit, measure, wrk
+from _seed import ROOT, LotterySeed, member_server, seed_lottery
+
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "10000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
+SCOPE = "openid profile membership"
+
+
+def _grant_all() -> None:
+    """Child process: a client of the seeded org and one granted token per member; prints
+    the tokens as JSON."""
+    import secrets
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from gonghui.clock import now
+    from gonghui.db import unit_of_work
+    from gonghui.members.models import Membership
+    from gonghui.openplatform import clients
+    from gonghui.openplatform.clients import ClientKind
+    from gonghui.openplatform.models import Token
+    from gonghui.openplatform.provider import ACCESS_TOKEN_TTL_S, digest
+    from gonghui.orgs.models import Org
+    from gonghui.tenancy import SYSTEM
+
+    tokens: list[str] = []
+    with unit_of_work() as session:
+        org_id = session.scalar(select(Org.id).where(Org.code == "OPENAPI"))
+        assert org_id is not None
+        client, _ = clients.register(
+            session,
+            actor=SYSTEM,
+            org_id=org_id,
+            name="bench client",
+            kind=ClientKind.CONFIDENTIAL,
+            redirect_uris=["https://bench.example/cb"],
+            scope=SCOPE,
+        )
+        users = list(session.scalars(select(Membership.user_id).order_by(Membership.id)))
+        # Two hours, as the members' own tokens of this server.
+        ttl = timedelta(seconds=max(ACCESS_TOKEN_TTL_S, 7200))
+        for user_id in users:
+            token = secrets.token_urlsafe(32)
+            session.add(
+                Token(
+                    client_pk=client.id,
+                    user_id=user_id,
+                    family=secrets.token_hex(16),
+                    scope=SCOPE,
+                    access_hash=digest(token),
+                    expires_at=now() + ttl,
+                )
+            )
+            tokens.append(token)
+    sys.stdout.write(json.dumps(tokens))
+
+
+def main() -> None:
+    server = member_server()
+    _, member_tokens = seed_lottery(
+        server, LotterySeed(members=MEMBERS, org_code="OPENAPI", title="open api", stock=1)
+    )
+    out = subprocess.run(
+        [sys.executable, __file__, "--grant"],
+        env=server.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        check=True,
+    ).stdout
+    bearer: Path = server.data_dir / "oauth-tokens.txt"
+    granted: list[str] = json.loads(out)
+    bearer.write_text("\n".join(granted) + "\n")
+    try:
+        server.start()
+        subjects = set()
+        for token in granted[:20]:
+            me = httpx.get(server.url + "/open/v1/me", headers={"Authorization": f"Bearer {token}"})
+            me.raise_for_status()
+            body = me.json()
+            assert body["membership"]["verified"] is True
+            subjects.add(body["sub"])
+        pings, ratios = measure(
+            {
+                "ping": lambda s: wrk(
+                    "ping (trivial)", server.url + "/api/v1/ping", tokens=member_tokens,
+                    duration_s=s,
+                ),
+                "me": lambda s: wrk(
+                    "GET /open/v1/me", server.url + "/open/v1/me", tokens=bearer, duration_s=s
+                ),
+            },
+            rounds=ROUNDS,
+            round_s=ROUND_S,
+            warm_up_s=2,
+        )  # fmt: skip
+        burst = Burst("reads", ROUND_S, pings, ratios["me"])
+        rss = server.peak_rss_mb()
+    finally:
+        server.stop()
+    burst.report()
+    emit(
+        {
+            "workload": "open_api",
+            "backend": server.backend,
+            **burst.figures(),
+            "members": MEMBERS,
+            "rounds": ROUNDS,
+            "errors": burst.errors,
+            "peak_rss_mb": round(rss, 1),
+            "invariants_ok": bool(len(subjects) == 20 and burst.errors == 0),
+        }
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--grant"]:
+        _grant_all()
+    else:
+        main()

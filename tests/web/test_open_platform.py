@@ -1,0 +1,166 @@
+"""A union's developer registers an app in the console; a member on a phone signs in to it
+with their union account: sign-in, verification, consent, and the app gets its tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from gonghui.db import unit_of_work
+from gonghui.members import service as members
+from gonghui.orgs.models import Role
+from gonghui.tenancy import SYSTEM
+from tests.fixtures import StaffFactory, Tree
+from tests.web.conftest import axe, shot
+from tests.web.pages import sign_in_to_console, verify_membership
+
+ID_NUMBER = "440106199003071020"
+
+
+class _App(BaseHTTPRequestHandler):
+    """The app's callback page: records where the member arrived."""
+
+    arrived: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _App.arrived.append(self.path)
+        body = b"signed in"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _callback(paths: list[str]) -> str:
+    (path,) = [p for p in paths if p.startswith("/callback?")]  # not the favicon
+    return path
+
+
+@pytest.fixture
+def app_callback() -> Iterator[str]:
+    """A union app's redirect URI, served on loopback for the test."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    _App.arrived.clear()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/callback"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.expected_console_errors("status of 422")  # the refused form, answered 422
+def test_developer_registers_an_app_and_a_member_signs_in_to_it(
+    desktop: Page,
+    phone: Page,
+    server: str,
+    tree: Tree,
+    make_staff: StaffFactory,
+    app_callback: str,
+) -> None:
+    CALLBACK = app_callback  # noqa: N806
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    sign_in_to_console(desktop, developer.username)
+    desktop.get_by_role("link", name="开放平台").click()
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("开放平台应用")
+    desktop.get_by_label("应用名称").fill("职工书屋")
+    desktop.get_by_label("H5、小程序或手机应用（无密钥）").check()
+    desktop.get_by_label("回调地址（每行一个）").fill("http://example.com/cb")
+    desktop.get_by_label(re.compile("membership ·")).check()
+    desktop.get_by_role("button", name="登记", exact=True).click()
+    expect(desktop.get_by_role("alert")).to_contain_text("回调地址必须是 https")
+    expect(desktop.get_by_label("应用名称")).to_have_value("职工书屋")  # the form is kept
+    desktop.get_by_label("回调地址（每行一个）").fill(CALLBACK)
+    desktop.get_by_role("button", name="登记", exact=True).click()
+    created = desktop.locator("section.secret")
+    expect(created).to_contain_text("“职工书屋”的凭据")
+    expect(created).to_contain_text("这类应用没有密钥")
+    client_id = created.locator("code").first.inner_text()
+    assert client_id.startswith("ghoc_")
+    expect(desktop.get_by_role("row", name=re.compile("职工书屋"))).to_contain_text("启用中")
+    assert axe(desktop) == []
+    shot(desktop, "console-open-platform")
+
+    with unit_of_work() as session:
+        members.add_roster_entry(
+            session, actor=SYSTEM, org_id=tree.grassroots_a1x, name="王芳", id_number=ID_NUMBER
+        )
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    authorize = "/h5/oauth/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": CALLBACK,
+            "scope": "openid membership",
+            "state": "xyz",
+            "code_challenge": challenge.decode().rstrip("="),
+            "code_challenge_method": "S256",
+        }
+    )
+    # Not signed in: the H5's sign-in, then back; not yet verified: verify first.
+    phone.goto(authorize)
+    expect(phone).to_have_url(re.compile(r"/h5/login\?next="))
+    phone.get_by_label("手机号").fill("13800138000")
+    phone.get_by_role("button", name="获取验证码").click()
+    code = phone.get_by_role("note").inner_text().split()[-1]
+    phone.get_by_label("验证码").fill(code)
+    phone.get_by_role("button", name="登录").click()
+    expect(phone.get_by_role("heading", level=1)).to_have_text("请先完成会员认证")
+    phone.get_by_role("link", name="去认证").click()
+    verify_membership(phone, "王芳", ID_NUMBER)
+
+    phone.goto(authorize)
+    expect(phone.get_by_role("heading", level=2)).to_have_text(
+        "“职工书屋”请求使用你的工会会员账号登录"
+    )
+    expect(phone.get_by_role("listitem")).to_have_text(
+        ["确认你的身份（一个只对该应用有效的编号，不含姓名、手机号、身份证号）",
+         "读取你的会员认证状态和所属工会"]
+    )  # fmt: skip
+    assert axe(phone) == []
+    shot(phone, "h5-oauth-consent")
+    phone.get_by_role("button", name="同意并继续").click()
+    expect(phone.locator("body")).to_have_text("signed in")
+
+    params = {k: v[0] for k, v in parse_qs(urlsplit(_callback(_App.arrived)).query).items()}
+    assert params["state"] == "xyz"
+    token = httpx.post(
+        f"{server}/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": CALLBACK,
+            "client_id": client_id,
+            "code_verifier": verifier,
+        },
+    )
+    assert token.status_code == 200, token.text
+    me = httpx.get(
+        f"{server}/open/v1/me",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert me.json()["membership"]["union"] == {"code": "GZ-TH-01", "name": "天河软件园工会"}
+    assert "nickname" not in me.json()  # profile was not asked for
+
+    # Disabled in the console: the app's token stops working.
+    desktop.get_by_role("button", name="停用").click()
+    expect(desktop.get_by_role("status")).to_have_text("已停用，该应用的令牌全部失效")
+    again = httpx.get(
+        f"{server}/open/v1/me",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert again.status_code == 401
