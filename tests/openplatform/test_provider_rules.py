@@ -288,3 +288,47 @@ def test_a_rotated_signing_key_stays_published_until_its_tokens_expire(
     second = _exchange(server, client, code, verifier).json()["id_token"]
     header = base64.urlsafe_b64decode(second.split(".")[0] + "==")
     assert new_kid.encode() in header
+
+
+def test_what_a_token_reads_follows_the_member_and_its_revocation_at_once(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    """Grants are held per process; a transfer, a move out of the client's unions and a
+    revocation each show on the very next read."""
+    from gonghui.members import roster
+    from gonghui.members.models import Membership
+    from gonghui.tenancy import SYSTEM
+
+    client = register_client()
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    token = _exchange(server, client, code, verifier).json()
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+
+    def me() -> httpx.Response:
+        return httpx.get(f"{server}/open/v1/me", headers=bearer)
+
+    def move_to(org_id: int) -> None:
+        with unit_of_work() as session:
+            entry_id = session.scalar(
+                select(Membership.roster_entry_id).where(Membership.user_id == browser.user_id)
+            )
+            assert entry_id is not None
+            roster.transfer(session, actor=SYSTEM, entry_id=entry_id, to_org_id=org_id, reason=None)
+
+    assert me().json()["membership"]["union"]["code"] == "GZ-TH-01"
+    assert me().json()["membership"]["union"]["code"] == "GZ-TH-01"  # held now
+    move_to(tree.district_a1)
+    assert me().json()["membership"]["union"]["code"] == "GZ-TH"
+    move_to(tree.grassroots_b1)  # another city: this client no longer serves them
+    assert me().status_code == 401
+    move_to(tree.grassroots_a1x)
+    assert me().status_code == 200
+    revoked = httpx.post(
+        f"{server}/oauth/revoke",
+        data={"token": token["access_token"]},
+        auth=(client.client_id, client.client_secret or ""),
+    )
+    assert revoked.status_code == 200
+    assert me().status_code == 401

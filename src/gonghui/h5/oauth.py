@@ -68,16 +68,16 @@ def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str 
             return _refused(request, error)
         client = grant.client.row
         org = session.get(Org, client.org_id)
-        if member is None or member.membership is None:
+        if member is None or not member.verified:
             return render(request, "h5/oauth_verify_first.html", {"client": client, "org": org})
-        if not identity.serves(session, client, member):
+        if org is None or not identity.serves(org.path, member):
             return render(
                 request, "h5/oauth_not_served.html", {"client": client, "org": org}, status=403
             )
         scope = grant.client.get_allowed_scope(web.payload.scope or "")
         prompt = web.payload.data.get("prompt", "")
         if decision is None:
-            known = remembered_consent(session, user_id=member.user.id, client=client, scope=scope)
+            known = remembered_consent(session, user_id=member.user_id, client=client, scope=scope)
             if not known or "consent" in prompt.split():
                 return render(
                     request,
@@ -92,7 +92,7 @@ def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str 
                 )
             decision = "allow"
         if decision == "allow":
-            remember_consent(session, user_id=member.user.id, client=client, scope=scope)
+            remember_consent(session, user_id=member.user_id, client=client, scope=scope)
             signed_in = session.get(AuthSession, user.principal.session_id)
             provider.auth_time = signed_in.created_at if signed_in else None
             answer = provider.create_authorization_response(web, grant_user=member, grant=grant)

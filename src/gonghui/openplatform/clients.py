@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import invalidation
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.errors import InvalidInput, field_error
@@ -27,6 +28,9 @@ from gonghui.openplatform.models import Client
 from gonghui.tenancy import Actor, Permission, get_scoped, require_org, scoped
 
 MAX_REDIRECT_URIS = 10
+# Any change to a client (disabled, scopes narrowed) drops every grant processes hold
+# (openplatform.resource).
+CLIENT_TOPIC = "openplatform.client"
 
 
 class ClientKind(StrEnum):
@@ -40,13 +44,14 @@ GRANT_TYPES = {
 }
 
 
-def hash_secret(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
+def digest(value: str) -> bytes:
+    """How secrets, codes and tokens are stored: 256-bit random strings, so SHA-256."""
+    return hashlib.sha256(value.encode()).digest()
 
 
 def secret_matches(client: Client, secret: str) -> bool:
     return client.secret_hash is not None and hmac.compare_digest(
-        client.secret_hash, hash_secret(secret)
+        client.secret_hash, digest(secret)
     )
 
 
@@ -123,7 +128,7 @@ def register(
         org_id=org.id,
         name=name,
         kind=kind.value,
-        secret_hash=hash_secret(secret) if secret else None,
+        secret_hash=digest(secret) if secret else None,
         redirect_uris=check_redirect_uris(redirect_uris),
         grant_types=GRANT_TYPES[kind],
         scope=check_scope(scope),
@@ -179,6 +184,7 @@ def update(
     if disabled is not None and disabled != (client.disabled_at is not None):
         client.disabled_at = now() if disabled else None
         details["disabled"] = disabled
+    invalidation.changed(session, CLIENT_TOPIC)
     audit.record(
         session,
         actor=actor,
@@ -197,7 +203,7 @@ def rotate_secret(session: Session, *, actor: Actor, client_pk: int) -> str:
     if client.kind != ClientKind.CONFIDENTIAL:
         raise InvalidInput(OpenPlatformError.PUBLIC_CLIENT, "a public client has no secret")
     secret = secrets.token_urlsafe(32)
-    client.secret_hash = hash_secret(secret)
+    client.secret_hash = digest(secret)
     audit.record(
         session,
         actor=actor,

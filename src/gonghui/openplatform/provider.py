@@ -13,7 +13,6 @@ by a conditional update, so of two concurrent uses exactly one wins.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections import defaultdict
@@ -37,8 +36,8 @@ from sqlalchemy.orm import Session
 
 from gonghui.clock import now
 from gonghui.db import rowcount
-from gonghui.openplatform import clients, identity, keys, scopes
-from gonghui.openplatform.clients import ClientKind
+from gonghui.openplatform import clients, identity, keys, resource, scopes
+from gonghui.openplatform.clients import ClientKind, digest
 from gonghui.openplatform.identity import MemberView
 from gonghui.openplatform.models import AuthorizationCode, Client, Consent, Token
 from gonghui.settings import get_settings
@@ -46,10 +45,6 @@ from gonghui.settings import get_settings
 CODE_TTL_S = 300
 ACCESS_TOKEN_TTL_S = 900
 REFRESH_TOKEN_TTL_S = 30 * 86400
-
-
-def digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
 
 
 def issuer() -> str:
@@ -185,7 +180,7 @@ class AuthorizationCodeGrant(_Grants, grants.AuthorizationCodeGrant):  # type: i
             AuthorizationCode(
                 code_hash=digest(code),
                 client_pk=request.client.row.id,
-                user_id=view.user.id,
+                user_id=view.user_id,
                 redirect_uri=request.payload.redirect_uri,
                 scope=request.client.get_allowed_scope(request.payload.scope or ""),
                 nonce=(data.get("nonce") or None),
@@ -305,7 +300,7 @@ class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
 
     def generate_user_info(self, user: MemberView, scope: str) -> dict[str, Any]:
         client: OAuthClient = self.provider.current_client
-        return identity.claims(self.provider.session, client.row, user, scope)
+        return identity.claims(self.provider.session, client.get_client_id(), user, scope)
 
 
 # -- endpoints ---------------------------------------------------------------------------
@@ -345,8 +340,9 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
         token only itself."""
         if _presented(request, token.row):
             revoke_family(self.server.session, token.row.family)
-        else:
-            token.row.revoked_at = token.row.revoked_at or now()
+        elif token.row.revoked_at is None:
+            token.row.revoked_at = now()
+            resource.tokens_changed(self.server.session, user_id=token.row.user_id)
 
 
 class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
@@ -374,16 +370,20 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
             "iss": issuer(),
         }
         if row.user_id is not None:
-            out["sub"] = identity.pairwise_subject(client, row.user_id)
+            out["sub"] = identity.pairwise_subject(client.client_id, row.user_id)
         return out
 
 
 def revoke_family(session: Session, family: str) -> None:
-    session.execute(
+    """Revoke every token of a family; processes holding them drop them at the commit."""
+    revoked = session.execute(
         update(Token)
         .where(Token.family == family, Token.revoked_at.is_(None))
         .values(revoked_at=now())
-    )
+        .returning(Token.user_id)
+    ).all()
+    for user_id in {row.user_id for row in revoked}:
+        resource.tokens_changed(session, user_id=user_id)
 
 
 # -- the server --------------------------------------------------------------------------
@@ -438,7 +438,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.session.add(
             Token(
                 client_pk=client.row.id,
-                user_id=view.user.id if view is not None else None,
+                user_id=view.user_id if view is not None else None,
                 family=family,
                 scope=token.get("scope", ""),
                 access_hash=digest(token["access_token"]),
