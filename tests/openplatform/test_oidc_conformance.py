@@ -180,6 +180,9 @@ def test_consent_is_asked_once_and_declining_sends_access_denied(
     asked = browser.http.get(url + "&prompt=consent")
     assert asked.status_code == 200
     assert "同意并继续" in asked.text
+    # No other site may frame the screen and trick the tap (RFC 6749 §10.13).
+    assert asked.headers["x-frame-options"] == "DENY"
+    assert asked.headers["content-security-policy"] == "frame-ancestors 'none'"
 
 
 def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(

@@ -46,6 +46,10 @@ def render(
     page = {"request": request, "t": t, "locale": locale, "locales": LOCALES}
     page.update(context or {})
     response = templates.TemplateResponse(request, template, page, status_code=status)
+    # No page of ours is meant to be framed: another site framing the consent screen or a
+    # console form could trick a click (RFC 6749 §10.13).
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     if request.query_params.get("lang") in LOCALES:
         response.set_cookie("gh_lang", locale, max_age=365 * 24 * 3600, samesite="lax")
     return response
