@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -332,3 +333,43 @@ def test_what_a_token_reads_follows_the_member_and_its_revocation_at_once(
     )
     assert revoked.status_code == 200
     assert me().status_code == 401
+
+
+def test_a_member_withdraws_an_apps_access_and_its_tokens_die(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    client = register_client()
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    token = _exchange(server, client, code, verifier).json()
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert httpx.get(f"{server}/open/v1/me", headers=bearer).status_code == 200
+
+    page = browser.http.get("/h5/apps")
+    assert "广州职工就业服务" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    done = browser.http.post(f"/h5/apps/{client.id}/withdraw", data={"csrf": csrf[1]})
+    assert done.headers["location"] == "/h5/apps?done=withdrawn"
+
+    assert httpx.get(f"{server}/open/v1/me", headers=bearer).status_code == 401
+    refreshed = httpx.post(
+        f"{server}/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        auth=(client.client_id, client.client_secret or ""),
+    )
+    assert refreshed.json()["error"] == "invalid_grant"
+    # The next sign-in asks again.
+    _, challenge = _pkce()
+    again = browser.http.get(_authorize_url(client, challenge))
+    assert again.status_code == 200
+    assert "同意并继续" in again.text
+    # Another member has nothing to withdraw from this app.
+    other = member_browser(tree.grassroots_a1x, name="李雷")
+    page = other.http.get("/h5/apps")
+    assert "你还没有授权任何应用" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    nothing = other.http.post(f"/h5/apps/{client.id}/withdraw", data={"csrf": csrf[1]})
+    assert nothing.headers["location"] == "/h5/apps"

@@ -164,3 +164,14 @@ def test_developer_registers_an_app_and_a_member_signs_in_to_it(
         headers={"Authorization": f"Bearer {token.json()['access_token']}"},
     )
     assert again.status_code == 401
+
+    # The member sees the app among those they signed in to, and withdraws its access.
+    phone.goto("/h5/wallet")
+    phone.get_by_role("link", name="已授权的应用").click()
+    card = phone.locator("section.card", has_text="职工书屋")
+    expect(card).to_contain_text("读取你的会员认证状态和所属工会")
+    assert axe(phone) == []
+    shot(phone, "h5-oauth-apps")
+    card.get_by_role("button", name="取消授权").click()
+    expect(phone.get_by_role("status")).to_have_text("已取消授权，该应用的登录已失效")
+    expect(phone.get_by_text("你还没有授权任何应用")).to_be_visible()

@@ -10,26 +10,22 @@ what each scope reveals; consent once given is remembered and asked again only f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from authlib.oauth2 import OAuth2Error
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from gonghui.accounts.models import AuthSession
 from gonghui.db import unit_of_work
+from gonghui.errors import DomainError
 from gonghui.h5.access import H5User
-from gonghui.openplatform import identity, scopes
-from gonghui.openplatform.provider import (
-    HttpAnswer,
-    Provider,
-    WebRequest,
-    remember_consent,
-    remembered_consent,
-)
+from gonghui.openplatform import consents, identity, scopes
+from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest
 from gonghui.orgs.models import Org
+from gonghui.types import Id
 from gonghui.web.session import PageUser, check_csrf, current_page_user
 from gonghui.web.templating import render
 
@@ -77,7 +73,7 @@ def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str 
         scope = grant.client.get_allowed_scope(web.payload.scope or "")
         prompt = web.payload.data.get("prompt", "")
         if decision is None:
-            known = remembered_consent(session, user_id=member.user_id, client=client, scope=scope)
+            known = consents.remembered(session, user_id=member.user_id, client=client, scope=scope)
             if not known or "consent" in prompt.split():
                 return render(
                     request,
@@ -92,7 +88,7 @@ def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str 
                 )
             decision = "allow"
         if decision == "allow":
-            remember_consent(session, user_id=member.user_id, client=client, scope=scope)
+            consents.remember(session, user_id=member.user_id, client=client, scope=scope)
             signed_in = session.get(AuthSession, user.principal.session_id)
             provider.auth_time = signed_in.created_at if signed_in else None
             answer = provider.create_authorization_response(web, grant_user=member, grant=grant)
@@ -120,3 +116,29 @@ async def decide(request: Request, user: H5User) -> Response:
     web = WebRequest("POST", PATH, items, request.headers)
     decision = "allow" if fields.get("decision") == "allow" else "deny"
     return await run_in_threadpool(_authorize, request, user, web, decision)
+
+
+@router.get("/apps", response_class=HTMLResponse)
+def granted_apps(request: Request, user: H5User, done: str = "") -> Response:
+    """The apps the member signed in to with their union account, and what each may read."""
+    with unit_of_work(read_only=True) as session:
+        apps = consents.granted_apps(session, user_id=user.principal.user_id)
+    return render(
+        request,
+        "h5/oauth_apps.html",
+        {"apps": apps, "csrf_token": user.csrf_token, "done": done == "withdrawn", "tab": "wallet"},
+    )
+
+
+@router.post("/apps/{client_pk}/withdraw")
+def withdraw(
+    request: Request, user: H5User, client_pk: Id, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, user, csrf)
+    actor = user.principal.actor(request.client.host if request.client else None)
+    try:
+        with unit_of_work() as session:
+            consents.withdraw(session, actor=actor, client_pk=client_pk)
+    except DomainError:
+        return RedirectResponse("/h5/apps", status_code=303)
+    return RedirectResponse("/h5/apps?done=withdrawn", status_code=303)

@@ -39,7 +39,7 @@ from gonghui.db import rowcount
 from gonghui.openplatform import clients, identity, keys, resource, scopes
 from gonghui.openplatform.clients import ClientKind, digest
 from gonghui.openplatform.identity import MemberView
-from gonghui.openplatform.models import AuthorizationCode, Client, Consent, Token
+from gonghui.openplatform.models import AuthorizationCode, Client, Token
 from gonghui.settings import get_settings
 
 CODE_TTL_S = 300
@@ -525,23 +525,3 @@ class WebRequest(OAuth2Request):  # type: ignore[misc]
     @property
     def form(self) -> dict[str, str]:
         return self._params if self.method == "POST" else {}
-
-
-def remembered_consent(session: Session, *, user_id: int, client: Client, scope: str) -> bool:
-    """Has the member already granted ``client`` every scope asked?"""
-    granted = session.scalar(
-        select(Consent.scope).where(Consent.user_id == user_id, Consent.client_pk == client.id)
-    )
-    return granted is not None and set(scopes.parse(scope)) <= set(scopes.parse(granted))
-
-
-def remember_consent(session: Session, *, user_id: int, client: Client, scope: str) -> None:
-    row = session.scalar(
-        select(Consent).where(Consent.user_id == user_id, Consent.client_pk == client.id)
-    )
-    if row is None:
-        session.add(Consent(user_id=user_id, client_pk=client.id, scope=scope))
-    else:
-        row.scope = " ".join(scopes.parse(f"{row.scope} {scope}"))
-        row.granted_at = now()
-    session.flush()
