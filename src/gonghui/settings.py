@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
 
+    # Calls each OAuth client may make to the open APIs a minute (all its tokens together).
+    open_api_calls_per_minute: int = 6000
+
     # One-time codes (SMS).
     otp_ttl_s: int = 300
     otp_max_attempts: int = 5

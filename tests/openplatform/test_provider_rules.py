@@ -373,3 +373,38 @@ def test_a_member_withdraws_an_apps_access_and_its_tokens_die(
     assert csrf is not None
     nothing = other.http.post(f"/h5/apps/{client.id}/withdraw", data={"csrf": csrf[1]})
     assert nothing.headers["location"] == "/h5/apps"
+
+
+def test_each_client_has_its_calls_a_minute_and_is_told_what_is_left(
+    server: str,
+    tree: Tree,
+    register_client: ClientFactory,
+    member_browser: BrowserFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gonghui.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "open_api_calls_per_minute", 3)
+    browser = member_browser(tree.grassroots_a1x)
+
+    def bearer(client: RegisteredClient) -> dict[str, str]:
+        verifier, challenge = _pkce()
+        code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+        access = _exchange(server, client, code, verifier).json()["access_token"]
+        return {"Authorization": f"Bearer {access}"}
+
+    busy, quiet = register_client(), register_client()
+    busy_bearer, quiet_bearer = bearer(busy), bearer(quiet)
+    left = []
+    for _ in range(3):
+        answer = httpx.get(f"{server}/open/v1/me", headers=busy_bearer)
+        assert answer.status_code == 200
+        assert answer.headers["ratelimit-limit"] == "3"
+        left.append(answer.headers["ratelimit-remaining"])
+    assert left == ["2", "1", "0"]
+    refused = httpx.get(f"{server}/oauth/userinfo", headers=busy_bearer)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "openplatform.too_many_calls"
+    assert refused.headers["retry-after"] == "60"
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert httpx.get(f"{server}/open/v1/me", headers=quiet_bearer).status_code == 200

@@ -9,3 +9,4 @@ class OpenPlatformError(StrEnum):
     TOKEN_INVALID = "openplatform.token_invalid"
     SCOPE_MISSING = "openplatform.insufficient_scope"
     NOT_A_MEMBER_TOKEN = "openplatform.member_token_required"
+    RATE_LIMITED = "openplatform.too_many_calls"

@@ -24,15 +24,16 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from gonghui import invalidation
+from gonghui import invalidation, ratelimit
 from gonghui.accounts import principal
 from gonghui.clock import now
-from gonghui.errors import BearerRefused, ScopeMissing
+from gonghui.errors import BearerRefused, RateLimited, ScopeMissing
 from gonghui.openplatform import identity, scopes
 from gonghui.openplatform.clients import CLIENT_TOPIC, digest
 from gonghui.openplatform.errors import OpenPlatformError
 from gonghui.openplatform.models import Client, Token
 from gonghui.orgs.models import ORG_TREE_TOPIC, Org
+from gonghui.settings import get_settings
 
 GRANT_TTL_S = 60.0
 
@@ -140,6 +141,46 @@ def authenticate(db: Connection | Session, authorization: str | None) -> Grant:
     grant = Grant(row.id, row.user_id, row.scope, row.expires_at, claims)
     _grants.put(digest, grant, generation=generation)
     return grant
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A client's calls this minute, as the answer's ``RateLimit-*`` headers tell it."""
+
+    limit: int
+    used: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(0, self.limit - self.used)),
+            "RateLimit-Policy": f"{self.limit};w=60",
+        }
+
+
+def charge(grant: Grant) -> Quota:
+    """Count a call of the grant's client (all its tokens together), refusing it past the
+    client's calls a minute. Counted by ``ratelimit.tally`` (Redis when configured, else
+    each process's memory: a hot read, no database write per call)."""
+    limit = get_settings().open_api_calls_per_minute
+    (used,) = ratelimit.tally([ratelimit.Window(f"open-api:{grant.client_pk}", 60)])
+    quota = Quota(limit, used)
+    if used > limit:
+        raise OverQuota(quota)
+    return quota
+
+
+class OverQuota(RateLimited):
+    def __init__(self, quota: Quota) -> None:
+        super().__init__(
+            OpenPlatformError.RATE_LIMITED,
+            f"this app may call the open APIs {quota.limit} times a minute",
+            retry_after_s=60,
+        )
+        self.quota = quota
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), **self.quota.headers()}
 
 
 def tokens_changed(session: Session, *, user_id: int | None) -> None:

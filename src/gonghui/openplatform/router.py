@@ -253,8 +253,13 @@ async def _member_claims(request: Request) -> Response:
     grant = resource.held(authorization)
     if grant is None:
         grant = await db.read(lambda connection: resource.authenticate(connection, authorization))
+    quota = resource.charge(grant)
     claims = grant.member_claims("openid")
-    return Response(json.dumps(claims, ensure_ascii=False), media_type="application/json")
+    return Response(
+        json.dumps(claims, ensure_ascii=False),
+        media_type="application/json",
+        headers=quota.headers(),
+    )
 
 
 @router.get("/oauth/userinfo", response_model=dict[str, Any])
