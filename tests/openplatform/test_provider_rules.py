@@ -408,3 +408,59 @@ def test_each_client_has_its_calls_a_minute_and_is_told_what_is_left(
     assert refused.headers["retry-after"] == "60"
     assert refused.headers["ratelimit-remaining"] == "0"
     assert httpx.get(f"{server}/open/v1/me", headers=quiet_bearer).status_code == 200
+
+
+def test_a_back_end_reads_its_subtrees_published_activities_with_its_own_token(
+    server: str, api: httpx.Client, tree: Tree, make_staff: StaffFactory,
+    register_client: ClientFactory, member_browser: BrowserFactory,
+) -> None:  # fmt: skip
+    from tests.activities.conftest import create_activity
+
+    admin = make_staff(tree.province).headers
+    live = create_activity(api, admin, tree.grassroots_a1x, title="天河抽奖")
+    upcoming = create_activity(api, admin, tree.city_a, title="广州答题", starts_in_hours=48)
+    create_activity(api, admin, tree.city_a, title="草稿", publish=False)
+    create_activity(api, admin, tree.city_b, title="深圳抽奖")
+    create_activity(api, admin, tree.province, title="全省活动")  # above the client's org
+
+    client = register_client(scope="openid activities:read")
+    assert client.client_secret is not None
+    token = httpx.post(
+        f"{server}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client.client_id, client.client_secret),
+    ).json()
+    assert token["scope"] == "activities:read"  # a client's token carries no member scope
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+
+    page = httpx.get(f"{server}/open/v1/activities", headers=bearer)
+    assert page.status_code == 200, page.text
+    assert page.headers["ratelimit-limit"] == "6000"
+    assert [(a["id"], a["title"], a["status"], a["org_code"]) for a in page.json()["items"]] == [
+        (upcoming["id"], "广州答题", "scheduled", "GZ"),
+        (live["id"], "天河抽奖", "live", "GZ-TH-01"),
+    ]
+    first = httpx.get(f"{server}/open/v1/activities?limit=1", headers=bearer).json()
+    assert [a["id"] for a in first["items"]] == [upcoming["id"]]
+    rest = httpx.get(
+        f"{server}/open/v1/activities?limit=1&before={first['next_before']}", headers=bearer
+    ).json()
+    assert [a["id"] for a in rest["items"]] == [live["id"]]
+
+    # A member's token of the same client does not carry activities:read (no member grants it).
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(
+        browser.authorize(_authorize_url(client, challenge, scope="openid activities:read"))
+    )["code"]
+    member_token = _exchange(server, client, code, verifier).json()
+    assert member_token["scope"] == "openid"
+    refused = httpx.get(
+        f"{server}/open/v1/activities",
+        headers={"Authorization": f"Bearer {member_token['access_token']}"},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "openplatform.insufficient_scope"
+    assert refused.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="activities:read"'
+    )

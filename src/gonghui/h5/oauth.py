@@ -70,7 +70,9 @@ def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str 
             return render(
                 request, "h5/oauth_not_served.html", {"client": client, "org": org}, status=403
             )
-        scope = grant.client.get_allowed_scope(web.payload.scope or "")
+        scope = " ".join(
+            scopes.member_scopes(scopes.parse(grant.client.get_allowed_scope(web.payload.scope)))
+        )
         prompt = web.payload.data.get("prompt", "")
         if decision is None:
             known = consents.remembered(session, user_id=member.user_id, client=client, scope=scope)

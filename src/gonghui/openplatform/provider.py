@@ -182,7 +182,11 @@ class AuthorizationCodeGrant(_Grants, grants.AuthorizationCodeGrant):  # type: i
                 client_pk=request.client.row.id,
                 user_id=view.user_id,
                 redirect_uri=request.payload.redirect_uri,
-                scope=request.client.get_allowed_scope(request.payload.scope or ""),
+                scope=" ".join(
+                    scopes.member_scopes(
+                        scopes.parse(request.client.get_allowed_scope(request.payload.scope))
+                    )
+                ),
                 nonce=(data.get("nonce") or None),
                 code_challenge=data["code_challenge"],
                 code_challenge_method=data["code_challenge_method"],
@@ -258,7 +262,18 @@ class RefreshTokenGrant(_Grants, grants.RefreshTokenGrant):  # type: ignore[misc
 
 
 class ClientCredentialsGrant(_Grants, grants.ClientCredentialsGrant):  # type: ignore[misc]
+    """A client's own token: the client scopes it asks for (all it holds if none), never a
+    member's."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: OAuthClient = self.request.client
+        asked = self.request.payload.scope or client.row.scope
+        scope = " ".join(scopes.client_scopes(scopes.parse(client.get_allowed_scope(asked))))
+        token = self.generate_token(scope=scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 class OpenIDConnect(OpenIDCode):  # type: ignore[misc]

@@ -13,9 +13,10 @@ The authorization endpoint (sign-in and consent) is the member H5's page
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +24,7 @@ from gonghui import db, ratelimit
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import RateLimited
+from gonghui.openplatform import activities as openactivities
 from gonghui.openplatform import clients, keys, resource, scopes
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
@@ -259,6 +261,50 @@ async def _member_claims(request: Request) -> Response:
         json.dumps(claims, ensure_ascii=False),
         media_type="application/json",
         headers=quota.headers(),
+    )
+
+
+class OpenActivityRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    title: str
+    org_code: str
+    org_name: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+class OpenActivityPage(BaseModel):
+    items: list[OpenActivityRead]
+    next_before: int | None = Field(description="pass as ``before`` for the next page")
+
+
+def _grant(session: SessionDep, request: Request, response: Response) -> resource.Grant:
+    grant = resource.authenticate(session, request.headers.get("authorization"))
+    response.headers.update(resource.charge(grant).headers())
+    return grant
+
+
+GrantDep = Annotated[resource.Grant, Depends(_grant)]
+
+
+@router.get("/open/v1/activities")
+def open_activities(
+    grant: GrantDep,
+    session: SessionDep,
+    before: Id | None = None,
+    limit: Annotated[int, Query(ge=1, le=openactivities.PAGE_MAX)] = 20,
+) -> OpenActivityPage:
+    """``activities:read``: the published activities of the client's org and the unions
+    below it, newest first."""
+    grant.require("activities:read")
+    found = openactivities.published(session, client_pk=grant.client_pk, before=before, limit=limit)
+    return OpenActivityPage(
+        items=[OpenActivityRead.model_validate(a) for a in found],
+        next_before=found[-1].id if len(found) == limit else None,
     )
 
 

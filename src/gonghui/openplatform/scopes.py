@@ -23,6 +23,7 @@ SCOPES: dict[str, Scope] = {
         Scope("openid", member=True),
         Scope("profile", member=True),
         Scope("membership", member=True),
+        Scope("activities:read", member=False),
     )
 }
 
@@ -37,4 +38,10 @@ def unknown(names: list[str]) -> list[str]:
 
 
 def member_scopes(names: list[str]) -> list[str]:
+    """The scopes a member grants (asked for with a code)."""
     return [n for n in names if n in SCOPES and SCOPES[n].member]
+
+
+def client_scopes(names: list[str]) -> list[str]:
+    """The scopes of a client's own token (client credentials): its org's data."""
+    return [n for n in names if n in SCOPES and not SCOPES[n].member]
