@@ -303,3 +303,16 @@ def test_a_wrong_redirect_uri_is_refused_at_both_ends(
     )
     assert resp.status_code == 400
     assert resp.json()["error"] == "invalid_grant"
+
+
+def test_the_open_apis_have_their_own_openapi_document(server: str) -> None:
+    doc = httpx.get(f"{server}/open/v1/openapi.json").json()
+    assert doc["info"]["title"] == "gonghui open APIs"
+    paths = set(doc["paths"])
+    assert {"/open/v1/me", "/open/v1/activities", "/oauth/token", "/oauth/userinfo"} <= paths
+    assert all(p.startswith(("/open/v1/", "/oauth/", "/.well-known/")) for p in paths)
+    assert doc["components"]["securitySchemes"]["oidc"]["openIdConnectUrl"] == (
+        f"{server}/.well-known/openid-configuration"
+    )
+    staff = httpx.get(f"{server}/openapi.json").json()
+    assert "/api/v1/oauth-clients" in staff["paths"]

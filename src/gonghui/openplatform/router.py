@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -174,6 +175,39 @@ def discovery() -> dict[str, Any]:
             "membership",
         ],
     }
+
+
+_OPEN_PATHS = ("/open/v1/", "/oauth/", "/.well-known/")
+_document: dict[str, Any] | None = None
+
+
+@router.get("/open/v1/openapi.json", include_in_schema=False)
+def open_api_document(request: Request) -> dict[str, Any]:
+    """The open APIs' own OpenAPI document (what integrators and the SDKs are built on),
+    apart from the staff and member APIs."""
+    global _document
+    if _document is None:
+        routes = [
+            r
+            for r in request.app.routes
+            if getattr(r, "path", "").startswith(_OPEN_PATHS) and r.path != request.url.path
+        ]
+        document = get_openapi(
+            title="gonghui open APIs",
+            version="v1",
+            description="The union open platform: OAuth 2.0 / OpenID Connect and /open/v1.",
+            routes=routes,
+        )
+        base = issuer()
+        document.setdefault("components", {})["securitySchemes"] = {
+            "oidc": {
+                "type": "openIdConnect",
+                "openIdConnectUrl": f"{base}/.well-known/openid-configuration",
+            }
+        }
+        document["security"] = [{"oidc": []}]
+        _document = document
+    return _document
 
 
 @router.get("/oauth/jwks")
