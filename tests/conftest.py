@@ -41,6 +41,9 @@ os.environ.update(
         "GONGHUI_LOG_LEVEL": "WARNING",
         "GONGHUI_DATABASE_URL": os.environ.get("GONGHUI_TEST_DATABASE_URL", ""),
         "GONGHUI_REDIS_URL": os.environ.get("GONGHUI_TEST_REDIS_URL", ""),
+        # Open API calls are written when a test flushes them, never by a thread racing
+        # the database reset between tests.
+        "GONGHUI_OPEN_API_USAGE_FLUSH_S": "0",
     }
 )
 _S3_ENDPOINT = os.environ.get("GONGHUI_TEST_S3_ENDPOINT", "")

@@ -55,8 +55,15 @@ def purge_challenges(session: Session) -> int:
     return purge_expired(session)
 
 
+def purge_open_api_access(session: Session) -> int:
+    from gonghui.openplatform.usage import purge
+
+    return purge(session)
+
+
 TASKS: dict[str, Callable[[Session], int]] = {
     "function_logs": purge_function_logs,
+    "open_api_access": purge_open_api_access,
     "otp_codes": purge_otp_codes,
     "cache_changes": invalidation.purge,
     "rate_limits": ratelimit.purge_expired,

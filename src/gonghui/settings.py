@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     # Calls each OAuth client may make to the open APIs a minute (all its tokens together).
     open_api_calls_per_minute: int = 6000
+    # How often each process writes the open APIs' access log and daily counts (0: only
+    # when asked, tests).
+    open_api_usage_flush_s: float = 1.0
 
     # One-time codes (SMS).
     otp_ttl_s: int = 300

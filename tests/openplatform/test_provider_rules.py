@@ -464,3 +464,82 @@ def test_a_back_end_reads_its_subtrees_published_activities_with_its_own_token(
     assert refused.headers["www-authenticate"] == (
         'Bearer error="insufficient_scope", scope="activities:read"'
     )
+
+
+def test_operators_read_a_clients_calls_per_day_and_its_access_log(
+    server: str,
+    api: httpx.Client,
+    tree: Tree,
+    make_staff: StaffFactory,
+    city_developer: Any,
+    register_client: ClientFactory,
+    member_browser: BrowserFactory,
+) -> None:
+    from gonghui.clock import local_day
+    from gonghui.openplatform import usage
+
+    client = register_client()
+    browser = member_browser(tree.grassroots_a1x)
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    access = _exchange(server, client, code, verifier).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    for _ in range(3):
+        assert httpx.get(f"{server}/open/v1/me", headers=bearer).status_code == 200
+    refused = httpx.get(f"{server}/open/v1/activities", headers=bearer)
+    assert refused.status_code == 403  # no activities:read: logged with its status
+    assert usage.flush() == 4  # (the background thread writes within a second anyway)
+
+    days = api.get(f"/api/v1/oauth-clients/{client.id}/usage", headers=city_developer.headers)
+    assert days.json() == [{"day": local_day().isoformat(), "calls": 4}]
+    logged = api.get(
+        f"/api/v1/oauth-clients/{client.id}/access-log?limit=2", headers=city_developer.headers
+    ).json()
+    assert [(e["path"], e["status"]) for e in logged] == [
+        ("/open/v1/activities", 403),
+        ("/open/v1/me", 200),
+    ]
+    older = api.get(
+        f"/api/v1/oauth-clients/{client.id}/access-log?before={logged[-1]['id']}",
+        headers=city_developer.headers,
+    ).json()
+    assert [e["path"] for e in older] == ["/open/v1/me", "/open/v1/me"]
+
+    # Another city's developer sees neither.
+    other = make_staff(tree.city_b, Role.DEVELOPER)
+    assert (
+        api.get(f"/api/v1/oauth-clients/{client.id}/usage", headers=other.headers).status_code
+        == 404
+    )
+    assert (
+        api.get(f"/api/v1/oauth-clients/{client.id}/access-log", headers=other.headers).status_code
+        == 404
+    )
+
+
+def test_calls_are_written_by_the_background_flush_within_a_second(
+    register_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from gonghui.openplatform import usage
+    from gonghui.openplatform.models import UsageDay
+    from gonghui.settings import get_settings
+
+    client = register_client()
+    monkeypatch.setattr(get_settings(), "open_api_usage_flush_s", 0.2)
+    usage.record(
+        client_pk=client.id,
+        method="GET",
+        path="/open/v1/me",
+        status=200,
+        started=time.perf_counter(),
+    )
+    deadline = time.monotonic() + 5
+    written = None
+    while written is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with unit_of_work(read_only=True) as session:
+            written = session.scalar(select(UsageDay.calls).where(UsageDay.client_pk == client.id))
+    assert written == 1
+    assert usage.flush() == 0  # nothing left behind

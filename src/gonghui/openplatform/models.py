@@ -7,10 +7,10 @@ with the deployment's encryption key.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -103,3 +103,32 @@ class SigningKey(Base):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=now)
     retired_at: Mapped[datetime | None]
+
+
+class AccessLogEntry(Base):
+    """One call of a client to the open APIs (kept 30 days)."""
+
+    __tablename__ = "openplatform_access"
+
+    id: Mapped[IdPk]
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"))
+    at: Mapped[datetime] = mapped_column(index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(200))
+    status: Mapped[int]
+    ms: Mapped[int]
+
+
+Index("ix_openplatform_access_client_id", AccessLogEntry.client_pk, AccessLogEntry.id)
+
+
+class UsageDay(Base):
+    """A client's calls on one day (Asia/Shanghai by default, as every "per day")."""
+
+    __tablename__ = "openplatform_usage_day"
+    __table_args__ = (UniqueConstraint("client_pk", "day"),)
+
+    id: Mapped[IdPk]
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"))
+    day: Mapped[date]
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)

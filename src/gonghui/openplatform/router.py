@@ -13,7 +13,10 @@ The authorization endpoint (sign-in and consent) is the member H5's page
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -24,9 +27,9 @@ from starlette.concurrency import run_in_threadpool
 from gonghui import db, ratelimit
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
-from gonghui.errors import RateLimited
+from gonghui.errors import DomainError, RateLimited
 from gonghui.openplatform import activities as openactivities
-from gonghui.openplatform import clients, keys, resource, scopes
+from gonghui.openplatform import clients, keys, resource, scopes, usage
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
 from gonghui.types import Id
@@ -124,6 +127,49 @@ def rotate_secret(client_pk: Id, staff: CurrentStaff, session: SessionDep) -> Se
     return SecretRotated(
         client_secret=clients.rotate_secret(session, actor=staff, client_pk=client_pk)
     )
+
+
+class DayUsageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    day: date
+    calls: int
+
+
+class AccessRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    method: str
+    path: str
+    status: int
+    ms: int
+
+
+@router.get("/api/v1/oauth-clients/{client_pk}/usage")
+def client_usage(
+    client_pk: Id,
+    staff: CurrentStaff,
+    session: SessionDep,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> list[DayUsageRead]:
+    """The client's calls to the open APIs per day (written within a second of each)."""
+    found = usage.daily(session, actor=staff, client_pk=client_pk, days=days)
+    return [DayUsageRead.model_validate(d) for d in found]
+
+
+@router.get("/api/v1/oauth-clients/{client_pk}/access-log")
+def client_access_log(
+    client_pk: Id,
+    staff: CurrentStaff,
+    session: SessionDep,
+    before: Id | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[AccessRead]:
+    """The client's calls, newest first (kept 30 days)."""
+    found = usage.access_log(session, actor=staff, client_pk=client_pk, before=before, limit=limit)
+    return [AccessRead.model_validate(a) for a in found]
 
 
 # -- discovery --------------------------------------------------------------------------
@@ -289,8 +335,8 @@ async def _member_claims(request: Request) -> Response:
     grant = resource.held(authorization)
     if grant is None:
         grant = await db.read(lambda connection: resource.authenticate(connection, authorization))
-    quota = resource.charge(grant)
-    claims = grant.member_claims("openid")
+    with _metered(request, grant) as quota:
+        claims = grant.member_claims("openid")
     return Response(
         json.dumps(claims, ensure_ascii=False),
         media_type="application/json",
@@ -316,26 +362,44 @@ class OpenActivityPage(BaseModel):
     next_before: int | None = Field(description="pass as ``before`` for the next page")
 
 
-def _grant(session: SessionDep, request: Request, response: Response) -> resource.Grant:
-    grant = resource.authenticate(session, request.headers.get("authorization"))
-    response.headers.update(resource.charge(grant).headers())
-    return grant
-
-
-GrantDep = Annotated[resource.Grant, Depends(_grant)]
+@contextmanager
+def _metered(request: Request, grant: resource.Grant) -> Iterator[resource.Quota]:
+    """Charge a call to the grant's client and note it in its access log and daily usage
+    (refused calls too, with their status)."""
+    started = time.perf_counter()
+    status_code = 200
+    try:
+        yield resource.charge(grant)
+    except DomainError as exc:
+        status_code = exc.status_code
+        raise
+    finally:
+        usage.record(
+            client_pk=grant.client_pk,
+            method=request.method,
+            path=request.url.path,
+            status=status_code,
+            started=started,
+        )
 
 
 @router.get("/open/v1/activities")
 def open_activities(
-    grant: GrantDep,
+    request: Request,
+    response: Response,
     session: SessionDep,
     before: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=openactivities.PAGE_MAX)] = 20,
 ) -> OpenActivityPage:
     """``activities:read``: the published activities of the client's org and the unions
     below it, newest first."""
-    grant.require("activities:read")
-    found = openactivities.published(session, client_pk=grant.client_pk, before=before, limit=limit)
+    grant = resource.authenticate(session, request.headers.get("authorization"))
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("activities:read")
+        found = openactivities.published(
+            session, client_pk=grant.client_pk, before=before, limit=limit
+        )
     return OpenActivityPage(
         items=[OpenActivityRead.model_validate(a) for a in found],
         next_before=found[-1].id if len(found) == limit else None,
