@@ -19,6 +19,7 @@ from playwright.sync_api import Page, expect
 
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
+from gonghui.openplatform import usage
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.fixtures import StaffFactory, Tree
@@ -155,6 +156,10 @@ def test_developer_registers_an_app_and_a_member_signs_in_to_it(
     )
     assert me.json()["membership"]["union"] == {"code": "GZ-TH-01", "name": "天河软件园工会"}
     assert "nickname" not in me.json()  # profile was not asked for
+    assert usage.flush() == 1
+    desktop.goto("/console/oauth-clients")
+    calls = desktop.get_by_role("row", name=re.compile("职工书屋")).get_by_role("cell").nth(4)
+    expect(calls).to_have_text("1")  # 近7日调用
 
     # Disabled in the console: the app's token stops working.
     desktop.get_by_role("button", name="停用").click()

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from gonghui.console.router import ConsoleStaff, _actor, back_to
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
-from gonghui.openplatform import clients, scopes
+from gonghui.openplatform import clients, scopes, usage
 from gonghui.openplatform.clients import ClientKind
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Permission
@@ -38,10 +38,12 @@ def _page(
     with unit_of_work(read_only=True) as session:
         found = clients.list_clients(session, actor=actor)
         visible = orgs.list_orgs(session, actor=actor)
+        calls = usage.recent_totals(session, client_pks=[c.id for c in found])
     context = {
         "active": "nav.oauth",
         "csrf_token": user.csrf_token,
         "clients": found,
+        "calls": calls,
         "org_names": {o.id: o.name for o in visible},
         "orgs": [o for o in visible if actor.can(Permission.APPS_MANAGE, o.path)],
         "scopes": list(scopes.SCOPES),

@@ -20,7 +20,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from gonghui import invalidation
@@ -153,6 +153,17 @@ def daily(session: Session, *, actor: Actor, client_pk: int, days: int = 30) -> 
         .order_by(UsageDay.day)
     )
     return [DayUsage(day, calls) for day, calls in rows]
+
+
+def recent_totals(session: Session, *, client_pks: list[int], days: int = 7) -> dict[int, int]:
+    """Calls of each client over the last ``days`` (for clients the caller already sees)."""
+    since = local_day() - timedelta(days=days - 1)
+    rows = session.execute(
+        select(UsageDay.client_pk, func.sum(UsageDay.calls))
+        .where(UsageDay.client_pk.in_(client_pks), UsageDay.day >= since)
+        .group_by(UsageDay.client_pk)
+    )
+    return {client_pk: int(total) for client_pk, total in rows}
 
 
 def access_log(
