@@ -543,3 +543,53 @@ def test_calls_are_written_by_the_background_flush_within_a_second(
             written = session.scalar(select(UsageDay.calls).where(UsageDay.client_pk == client.id))
     assert written == 1
     assert usage.flush() == 0  # nothing left behind
+
+
+def test_a_member_grants_an_app_their_wallet_without_voucher_codes(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    from gonghui.benefits import service as benefits
+    from gonghui.members.models import Membership
+
+    browser = member_browser(tree.grassroots_a1x)
+    with unit_of_work() as session:
+        membership_id = session.scalar(
+            select(Membership.id).where(Membership.user_id == browser.user_id)
+        )
+        assert membership_id is not None
+        benefits.add_points(
+            session, membership_id=membership_id, activity_id=None, points=30, source="test"
+        )
+        benefits.issue_vouchers(
+            session, members=[membership_id], activity_id=None, name="十元券",
+            value_cents=1000, threshold_cents=5000, valid_days=30, source="test",
+        )  # fmt: skip
+
+    client = register_client(scope="openid benefits:read")
+    verifier, challenge = _pkce()
+    url = _authorize_url(client, challenge, scope="openid benefits:read")
+    page = browser.http.get(url)
+    assert "读取你的积分、消费券和奖品（不含券码和收货地址）" in page.text
+    code = redirect_params(browser.authorize(url))["code"]
+    access = _exchange(server, client, code, verifier).json()["access_token"]
+    wallet = httpx.get(
+        f"{server}/open/v1/me/benefits", headers={"Authorization": f"Bearer {access}"}
+    )
+    assert wallet.status_code == 200, wallet.text
+    body = wallet.json()
+    assert body["points"] == 30
+    assert [(v["name"], v["value_cents"], v["status"]) for v in body["vouchers"]] == [
+        ("十元券", 1000, "issued")
+    ]
+    assert "code" not in body["vouchers"][0]
+    assert body["prizes"] == []
+
+    # Without the scope, no wallet.
+    other = register_client(scope="openid")
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(other, challenge)))["code"]
+    access = _exchange(server, other, code, verifier).json()["access_token"]
+    refused = httpx.get(
+        f"{server}/open/v1/me/benefits", headers={"Authorization": f"Bearer {access}"}
+    )
+    assert refused.status_code == 403

@@ -29,6 +29,7 @@ from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import DomainError, RateLimited
 from gonghui.openplatform import activities as openactivities
+from gonghui.openplatform import benefits as openbenefits
 from gonghui.openplatform import clients, keys, resource, scopes, usage
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
@@ -403,6 +404,50 @@ def open_activities(
     return OpenActivityPage(
         items=[OpenActivityRead.model_validate(a) for a in found],
         next_before=found[-1].id if len(found) == limit else None,
+    )
+
+
+class OpenVoucher(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    value_cents: int
+    threshold_cents: int
+    valid_from: datetime
+    valid_until: datetime
+    status: str
+
+
+class OpenPrize(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: str
+    won_at: datetime
+
+
+class OpenWallet(BaseModel):
+    points: int
+    vouchers: list[OpenVoucher] = Field(description="without their codes")
+    prizes: list[OpenPrize] = Field(description="without the delivery address")
+
+
+@router.get("/open/v1/me/benefits")
+def my_benefits(request: Request, response: Response, session: SessionDep) -> OpenWallet:
+    """``benefits:read``: the points, vouchers and prizes of the member who granted the
+    token."""
+    grant = resource.authenticate(session, request.headers.get("authorization"))
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.member_claims("benefits:read")
+        assert grant.user_id is not None
+        wallet = openbenefits.member_wallet(session, user_id=grant.user_id)
+    return OpenWallet(
+        points=wallet.points,
+        vouchers=[OpenVoucher.model_validate(v) for v in wallet.vouchers],
+        prizes=[OpenPrize.model_validate(p) for p in wallet.prizes],
     )
 
 

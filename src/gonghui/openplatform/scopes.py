@@ -23,6 +23,7 @@ SCOPES: dict[str, Scope] = {
         Scope("openid", member=True),
         Scope("profile", member=True),
         Scope("membership", member=True),
+        Scope("benefits:read", member=True),
         Scope("activities:read", member=False),
     )
 }
