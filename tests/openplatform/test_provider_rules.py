@@ -324,6 +324,12 @@ def test_what_a_token_reads_follows_the_member_and_its_revocation_at_once(
     assert me().json()["membership"]["union"]["code"] == "GZ-TH"
     move_to(tree.grassroots_b1)  # another city: this client no longer serves them
     assert me().status_code == 401
+    refreshed = httpx.post(
+        f"{server}/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        auth=(client.client_id, client.client_secret or ""),
+    )
+    assert refreshed.json()["error"] == "invalid_request"  # no member this client serves
     move_to(tree.grassroots_a1x)
     assert me().status_code == 200
     revoked = httpx.post(

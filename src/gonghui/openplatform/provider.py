@@ -40,6 +40,7 @@ from gonghui.openplatform import clients, identity, keys, resource, scopes
 from gonghui.openplatform.clients import ClientKind, digest
 from gonghui.openplatform.identity import MemberView
 from gonghui.openplatform.models import AuthorizationCode, Client, Token
+from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 
 CODE_TTL_S = 300
@@ -254,8 +255,14 @@ class RefreshTokenGrant(_Grants, grants.RefreshTokenGrant):  # type: ignore[misc
         return None if token.is_expired() else token
 
     def authenticate_user(self, refresh_token: OAuthToken) -> MemberView | None:
+        """The member, unless disabled or moved out of the client's unions since (then the
+        refresh fails as the open APIs would refuse the token)."""
         user_id = refresh_token.row.user_id
-        return None if user_id is None else self.server.member(user_id)
+        view = None if user_id is None else self.server.member(user_id)
+        if view is None or not view.verified:
+            return view
+        client_org = self.db.get(Org, self.request.client.row.org_id)
+        return view if client_org and identity.serves(client_org.path, view) else None
 
     def revoke_old_credential(self, refresh_token: OAuthToken) -> None:
         pass  # rotated when claimed above
