@@ -599,3 +599,22 @@ def test_a_member_grants_an_app_their_wallet_without_voucher_codes(
         f"{server}/open/v1/me/benefits", headers={"Authorization": f"Bearer {access}"}
     )
     assert refused.status_code == 403
+
+
+def test_a_network_sending_invalid_tokens_is_refused_before_the_database(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gonghui.openplatform import router
+
+    monkeypatch.setattr(router, "REFUSED_TOKENS_PER_MINUTE", 3)
+    answers = [
+        httpx.get(
+            f"{server}/open/v1/me", headers={"Authorization": f"Bearer guess-{n}"}
+        ).status_code
+        for n in range(3)
+    ]
+    assert answers == [401, 401, 401]
+    for path in ("/open/v1/me", "/open/v1/activities"):
+        refused = httpx.get(f"{server}{path}", headers={"Authorization": "Bearer guess-4"})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "openplatform.too_many_bad_tokens"

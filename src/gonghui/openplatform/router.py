@@ -22,12 +22,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
-from gonghui.errors import DomainError, RateLimited
+from gonghui.errors import BearerRefused, DomainError, RateLimited
 from gonghui.openplatform import activities as openactivities
 from gonghui.openplatform import benefits as openbenefits
 from gonghui.openplatform import clients, keys, resource, scopes, usage
@@ -328,6 +329,38 @@ async def introspect(request: Request) -> Response:
 
 # -- what a member's token reads --------------------------------------------------------
 
+# Tokens refused a minute per network before it is refused outright: each unknown token
+# costs a database read, and a guess is hopeless anyway (256 random bits).
+REFUSED_TOKENS_PER_MINUTE = 300
+
+
+def _refusals_checked(request: Request) -> str:
+    """The caller's network, refused (429) while it is over its refused tokens a minute."""
+    network = ratelimit.address_bucket(request.client.host if request.client else None)
+    key = f"open-refused:{network or 'unknown'}"
+    (refused,) = ratelimit.tally([ratelimit.Window(key, 60, add=0)])
+    if refused >= REFUSED_TOKENS_PER_MINUTE:
+        raise RateLimited(
+            "openplatform.too_many_bad_tokens",
+            "too many invalid tokens from this network; try again shortly",
+            retry_after_s=60,
+        )
+    return key
+
+
+def _refused_once(key: str) -> None:
+    ratelimit.tally([ratelimit.Window(key, 60)])
+
+
+def _bearer(request: Request, session: Session) -> resource.Grant:
+    """The grant of the request's bearer token (a sync handler's)."""
+    key = _refusals_checked(request)
+    try:
+        return resource.authenticate(session, request.headers.get("authorization"))
+    except BearerRefused:
+        _refused_once(key)
+        raise
+
 
 async def _member_claims(request: Request) -> Response:
     """The claims of the member who granted the bearer token, under its scope: from what
@@ -335,7 +368,14 @@ async def _member_claims(request: Request) -> Response:
     authorization = request.headers.get("authorization")
     grant = resource.held(authorization)
     if grant is None:
-        grant = await db.read(lambda connection: resource.authenticate(connection, authorization))
+        network = _refusals_checked(request)
+        try:
+            grant = await db.read(
+                lambda connection: resource.authenticate(connection, authorization)
+            )
+        except BearerRefused:
+            _refused_once(network)
+            raise
     with _metered(request, grant) as quota:
         claims = grant.member_claims("openid")
     return Response(
@@ -394,7 +434,7 @@ def open_activities(
 ) -> OpenActivityPage:
     """``activities:read``: the published activities of the client's org and the unions
     below it, newest first."""
-    grant = resource.authenticate(session, request.headers.get("authorization"))
+    grant = _bearer(request, session)
     with _metered(request, grant) as quota:
         response.headers.update(quota.headers())
         grant.require("activities:read")
@@ -438,7 +478,7 @@ class OpenWallet(BaseModel):
 def my_benefits(request: Request, response: Response, session: SessionDep) -> OpenWallet:
     """``benefits:read``: the points, vouchers and prizes of the member who granted the
     token."""
-    grant = resource.authenticate(session, request.headers.get("authorization"))
+    grant = _bearer(request, session)
     with _metered(request, grant) as quota:
         response.headers.update(quota.headers())
         grant.member_claims("benefits:read")
