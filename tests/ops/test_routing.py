@@ -75,8 +75,11 @@ def _requests(app: FastAPI) -> list[tuple[str, str]]:
 
 
 def _routing_refusal(answer: Answer) -> bool:
-    """The router's own 404 or 405 (no operation answers with these two messages)."""
+    """The router's own 404 or 405 (no operation answers with these two messages). The
+    OAuth endpoints answer in OAuth's format, whose ``error`` is a string."""
     error = answer[1].get("error", {}) if isinstance(answer[1], dict) else {}
+    if not isinstance(error, dict):
+        return False
     return (error.get("code"), error.get("message")) in (
         ("request.not_found", "Not Found"),
         ("request.method_not_allowed", "Method Not Allowed"),
