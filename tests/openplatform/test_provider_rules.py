@@ -63,6 +63,13 @@ def _exchange(server: str, client: RegisteredClient, code: str, verifier: str) -
     )
 
 
+def _signed_in(server: str, client: RegisteredClient, browser: Any, **extra: str) -> httpx.Response:
+    """The member signs in to ``client`` (consenting, with PKCE): the code exchange's answer."""
+    verifier, challenge = _pkce()
+    code = redirect_params(browser.authorize(_authorize_url(client, challenge, **extra)))["code"]
+    return _exchange(server, client, code, verifier)
+
+
 def _tokens(client_pk: int) -> list[Token]:
     with unit_of_work(read_only=True) as session:
         return list(session.scalars(select(Token).where(Token.client_pk == client_pk)))
@@ -250,9 +257,7 @@ def test_a_disabled_client_and_its_tokens_stop_working(
 ) -> None:
     client = register_client()
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
-    access = _exchange(server, client, code, verifier).json()["access_token"]
+    access = _signed_in(server, client, browser).json()["access_token"]
     off = api.patch(
         f"/api/v1/oauth-clients/{client.id}",
         json={"disabled": True},
@@ -262,7 +267,7 @@ def test_a_disabled_client_and_its_tokens_stop_working(
     assert off.json()["disabled_at"] is not None
     me = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})
     assert me.status_code == 401
-    page = browser.http.get(_authorize_url(client, challenge))
+    page = browser.http.get(_authorize_url(client, _pkce()[1]))
     assert page.status_code == 400  # unknown client: nothing is sent anywhere
 
 
@@ -271,11 +276,7 @@ def test_a_rotated_signing_key_stays_published_until_its_tokens_expire(
 ) -> None:
     client = register_client()
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge, scope="openid")))[
-        "code"
-    ]
-    id_token = _exchange(server, client, code, verifier).json()["id_token"]
+    id_token = _signed_in(server, client, browser, scope="openid").json()["id_token"]
     first_kid = httpx.get(f"{server}/oauth/jwks").json()["keys"][0]["kid"]
 
     with unit_of_work() as session:
@@ -284,9 +285,7 @@ def test_a_rotated_signing_key_stays_published_until_its_tokens_expire(
     assert published == [new_kid, first_kid]
     assert id_token.count(".") == 2
 
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
-    second = _exchange(server, client, code, verifier).json()["id_token"]
+    second = _signed_in(server, client, browser).json()["id_token"]
     header = base64.urlsafe_b64decode(second.split(".")[0] + "==")
     assert new_kid.encode() in header
 
@@ -302,9 +301,7 @@ def test_what_a_token_reads_follows_the_member_and_its_revocation_at_once(
 
     client = register_client()
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
-    token = _exchange(server, client, code, verifier).json()
+    token = _signed_in(server, client, browser).json()
     bearer = {"Authorization": f"Bearer {token['access_token']}"}
 
     def me() -> httpx.Response:
@@ -346,9 +343,7 @@ def test_a_member_withdraws_an_apps_access_and_its_tokens_die(
 ) -> None:
     client = register_client()
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
-    token = _exchange(server, client, code, verifier).json()
+    token = _signed_in(server, client, browser).json()
     bearer = {"Authorization": f"Bearer {token['access_token']}"}
     assert httpx.get(f"{server}/open/v1/me", headers=bearer).status_code == 200
 
@@ -394,9 +389,7 @@ def test_each_client_has_its_calls_a_minute_and_is_told_what_is_left(
     browser = member_browser(tree.grassroots_a1x)
 
     def bearer(client: RegisteredClient) -> dict[str, str]:
-        verifier, challenge = _pkce()
-        code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
-        access = _exchange(server, client, code, verifier).json()["access_token"]
+        access = _signed_in(server, client, browser).json()["access_token"]
         return {"Authorization": f"Bearer {access}"}
 
     busy, quiet = register_client(), register_client()
@@ -455,11 +448,7 @@ def test_a_back_end_reads_its_subtrees_published_activities_with_its_own_token(
 
     # A member's token of the same client does not carry activities:read (no member grants it).
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(
-        browser.authorize(_authorize_url(client, challenge, scope="openid activities:read"))
-    )["code"]
-    member_token = _exchange(server, client, code, verifier).json()
+    member_token = _signed_in(server, client, browser, scope="openid activities:read").json()
     assert member_token["scope"] == "openid"
     refused = httpx.get(
         f"{server}/open/v1/activities",
@@ -486,9 +475,7 @@ def test_operators_read_a_clients_calls_per_day_and_its_access_log(
 
     client = register_client()
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
-    access = _exchange(server, client, code, verifier).json()["access_token"]
+    access = _signed_in(server, client, browser).json()["access_token"]
     bearer = {"Authorization": f"Bearer {access}"}
     for _ in range(3):
         assert httpx.get(f"{server}/open/v1/me", headers=bearer).status_code == 200
@@ -592,9 +579,7 @@ def test_a_member_grants_an_app_their_wallet_without_voucher_codes(
 
     # Without the scope, no wallet.
     other = register_client(scope="openid")
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(other, challenge)))["code"]
-    access = _exchange(server, other, code, verifier).json()["access_token"]
+    access = _signed_in(server, other, browser).json()["access_token"]
     refused = httpx.get(
         f"{server}/open/v1/me/benefits", headers={"Authorization": f"Bearer {access}"}
     )

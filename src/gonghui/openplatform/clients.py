@@ -179,8 +179,9 @@ def update(
         client.redirect_uris = check_redirect_uris(redirect_uris)
         details["redirect_uris"] = client.redirect_uris
     if scope is not None:
-        details["scope"] = {"from": client.scope, "to": check_scope(scope)}
-        client.scope = check_scope(scope)
+        checked = check_scope(scope)
+        details["scope"] = {"from": client.scope, "to": checked}
+        client.scope = checked
     if disabled is not None and disabled != (client.disabled_at is not None):
         client.disabled_at = now() if disabled else None
         details["disabled"] = disabled

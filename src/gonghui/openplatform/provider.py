@@ -129,17 +129,17 @@ class OAuthToken(TokenMixin):  # type: ignore[misc]
     def get_scope(self) -> str:
         return self.row.scope
 
-    def _expires_at(self) -> datetime:
+    def expires_at(self) -> datetime:
         if self.refresh:
             assert self.row.refresh_expires_at is not None
             return self.row.refresh_expires_at
         return self.row.expires_at
 
     def get_expires_in(self) -> int:
-        return max(0, int((self._expires_at() - now()).total_seconds()))
+        return max(0, int((self.expires_at() - now()).total_seconds()))
 
     def is_expired(self) -> bool:
-        return self._expires_at() <= now()
+        return self.expires_at() <= now()
 
     def is_revoked(self) -> bool:
         return self.row.revoked_at is not None or (self.refresh and self.row.rotated_at is not None)
@@ -388,7 +388,7 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
             "scope": row.scope,
             "token_type": "refresh_token" if token.refresh else "Bearer",
             "iat": int(row.issued_at.timestamp()),
-            "exp": int(token._expires_at().timestamp()),
+            "exp": int(token.expires_at().timestamp()),
             "iss": issuer(),
         }
         if row.user_id is not None:
