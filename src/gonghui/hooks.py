@@ -2,8 +2,9 @@
 
 A domain emits an event inside its transaction (a member took part in an activity, won a
 prize, was verified); subscribers record what they need in the same transaction, so a
-rolled-back change fires nothing. Today the subscriber is the baas trigger outbox
-(:func:`gonghui.baas.triggers.service.org_event`), which delivers after commit.
+rolled-back change fires nothing. The subscribers are the baas trigger outbox
+(:func:`gonghui.baas.triggers.service.org_event`) and OAuth clients' webhook endpoints
+(:mod:`gonghui.openplatform.webhooks`), both delivering after commit.
 
 :class:`LazyModules` is how every registry of this kind (these subscribers, WeChat Pay's
 notification handlers, an app template's sections) finds the modules that register with it.
@@ -23,6 +24,9 @@ class OrgEvent(StrEnum):
     PARTICIPATED = "activity.participated"
     PRIZE_WON = "activity.prize_won"
     VERIFICATION_APPROVED = "members.verification_approved"
+    ACTIVITY_PUBLISHED = "activity.published"
+    VOUCHER_USED = "benefits.voucher_used"
+    ORDER_PAID = "mall.order_paid"
 
 
 class LazyModules:
@@ -43,7 +47,7 @@ class LazyModules:
 
 Subscriber = Callable[[Session, int, OrgEvent, dict[str, Any]], None]
 
-SUBSCRIBER_MODULES = LazyModules("gonghui.baas.triggers.service")
+SUBSCRIBER_MODULES = LazyModules("gonghui.baas.triggers.service", "gonghui.openplatform.webhooks")
 _subscribers: list[Subscriber] = []
 
 

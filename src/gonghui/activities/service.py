@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.activities import design
 from gonghui.activities.competition import form as competition_form
 from gonghui.activities.errors import ActivitiesError
@@ -355,6 +356,18 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> Activity:
     activity.published_at = activity.updated_at = now()
     session.flush()
     _audit(session, actor, "publish", activity, seed_commitment=activity.seed_commitment)
+    hooks.emit(
+        session,
+        org_id=activity.org_id,
+        event=hooks.OrgEvent.ACTIVITY_PUBLISHED,
+        payload={
+            "activity_id": activity.id,
+            "kind": str(activity.kind),
+            "title": activity.title,
+            "starts_at": activity.starts_at,
+            "ends_at": activity.ends_at,
+        },
+    )
     return activity
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from gonghui import idempotency
+from gonghui import hooks, idempotency
 from gonghui.audit import service as audit
 from gonghui.benefits.addresses import seal_address
 from gonghui.benefits.errors import BenefitsError
@@ -35,6 +35,7 @@ from gonghui.benefits.schemas import PrizeRead
 from gonghui.clock import now
 from gonghui.db import rowcount, upsert_insert
 from gonghui.errors import Conflict, NotFound
+from gonghui.members.models import Membership
 from gonghui.tenancy import Actor
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -480,6 +481,20 @@ def redeem_voucher(
                 details={"order_cents": order_cents, **details},
             )
         ],
+    )
+    hooks.emit(
+        session,
+        org_id=session.scalars(
+            select(Membership.org_id).where(Membership.id == voucher.membership_id)
+        ).one(),
+        event=hooks.OrgEvent.VOUCHER_USED,
+        payload={
+            "membership_id": voucher.membership_id,
+            "activity_id": voucher.activity_id,
+            "voucher_id": voucher.id,
+            "name": voucher.name,
+            "value_cents": voucher.value_cents,
+        },
     )
     return voucher
 

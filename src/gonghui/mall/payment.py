@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.benefits import service as benefits
 from gonghui.benefits.models import LedgerAction, LedgerKind
 from gonghui.clock import now
@@ -163,6 +164,19 @@ def mark_paid(
                 "notification_id": notification_id,
             },
         )
+        if order.state == OrderState.PAID:
+            hooks.emit(
+                session,
+                org_id=order.org_id,
+                event=hooks.OrgEvent.ORDER_PAID,
+                payload={
+                    "membership_id": order.membership_id,
+                    "activity_id": order.activity_id,
+                    "order_id": order.id,
+                    "total_cents": order.total_cents,
+                    "paid_at": paid_at,
+                },
+            )
         if order.state == OrderState.REFUNDING:
             log.warning(
                 "a cancelled order was paid: refunding it", extra={"fields": {"order": order.id}}

@@ -10,3 +10,6 @@ class OpenPlatformError(StrEnum):
     SCOPE_MISSING = "openplatform.insufficient_scope"
     NOT_A_MEMBER_TOKEN = "openplatform.member_token_required"
     RATE_LIMITED = "openplatform.too_many_calls"
+    BAD_WEBHOOK = "openplatform.bad_webhook"
+    WEBHOOK_NOT_FOUND = "openplatform.webhook_not_found"
+    DELIVERY_NOT_FOUND = "openplatform.delivery_not_found"

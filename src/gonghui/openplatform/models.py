@@ -132,3 +132,24 @@ class UsageDay(Base):
     client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"))
     day: Mapped[date]
     calls: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookEndpoint(Base):
+    """Where a client receives the union's events it subscribed to (Standard Webhooks);
+    its deliveries are the triggers' (``baas_delivery``, one engine)."""
+
+    __tablename__ = "openplatform_webhook_endpoint"
+
+    id: Mapped[IdPk]
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    # The event names subscribed to (gonghui.openplatform.webhooks.WebhookEvent).
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    # AES-GCM sealed ``whsec_`` secret: the signer needs it in the clear.
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    max_attempts: Mapped[int] = mapped_column(default=8)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    # Deleted endpoints stay (their deliveries name them) but are never shown or sent to.
+    deleted_at: Mapped[datetime | None]

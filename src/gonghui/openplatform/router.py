@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -31,7 +31,7 @@ from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import BearerRefused, DomainError, RateLimited
 from gonghui.openplatform import activities as openactivities
 from gonghui.openplatform import benefits as openbenefits
-from gonghui.openplatform import clients, keys, resource, scopes, usage
+from gonghui.openplatform import clients, keys, resource, scopes, usage, webhooks
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
 from gonghui.types import Id
@@ -172,6 +172,173 @@ def client_access_log(
     """The client's calls, newest first (kept 30 days)."""
     found = usage.access_log(session, actor=staff, client_pk=client_pk, before=before, limit=limit)
     return [AccessRead.model_validate(a) for a in found]
+
+
+# -- webhooks ---------------------------------------------------------------------------
+
+
+class WebhookCreate(BaseModel):
+    url: str = Field(max_length=500)
+    events: list[Annotated[str, Field(max_length=40)]] = Field(max_length=10)
+    description: str = Field(default="", max_length=200)
+    enabled: bool = True
+
+
+class WebhookUpdate(BaseModel):
+    url: str | None = Field(default=None, max_length=500)
+    events: list[Annotated[str, Field(max_length=40)]] | None = Field(default=None, max_length=10)
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool | None = None
+
+
+class WebhookRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookRead):
+    secret: str = Field(description="whsec_ and base64: shown once; rotate to replace it")
+
+
+class WebhookSecret(BaseModel):
+    secret: str
+
+
+class WebhookDeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    webhook_id: str = Field(
+        validation_alias=AliasChoices("event_id", "webhook_id"), description="the webhook-id header"
+    )
+    event: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class WebhookAttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    ok: bool
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class WebhookDeliveryDetail(WebhookDeliveryRead):
+    attempt_log: list[WebhookAttemptRead]
+
+
+_HOOKS = "/api/v1/oauth-clients/{client_pk}/webhooks"
+
+
+@router.post(_HOOKS, status_code=status.HTTP_201_CREATED)
+def create_webhook(
+    client_pk: Id, body: WebhookCreate, staff: CurrentStaff, session: SessionDep
+) -> WebhookCreated:
+    endpoint, secret = webhooks.create_endpoint(
+        session, actor=staff, client_pk=client_pk, **body.model_dump()
+    )
+    return WebhookCreated(**WebhookRead.model_validate(endpoint).model_dump(), secret=secret)
+
+
+@router.get(_HOOKS)
+def list_webhooks(client_pk: Id, staff: CurrentStaff, session: SessionDep) -> list[WebhookRead]:
+    found = webhooks.list_endpoints(session, actor=staff, client_pk=client_pk)
+    return [WebhookRead.model_validate(e) for e in found]
+
+
+@router.get(_HOOKS + "/{webhook_id}")
+def get_webhook(
+    client_pk: Id, webhook_id: Id, staff: CurrentStaff, session: SessionDep
+) -> WebhookRead:
+    _, endpoint = webhooks.get_endpoint(
+        session, actor=staff, client_pk=client_pk, endpoint_id=webhook_id
+    )
+    return WebhookRead.model_validate(endpoint)
+
+
+@router.patch(_HOOKS + "/{webhook_id}")
+def update_webhook(
+    client_pk: Id, webhook_id: Id, body: WebhookUpdate, staff: CurrentStaff, session: SessionDep
+) -> WebhookRead:
+    endpoint = webhooks.update_endpoint(
+        session, actor=staff, client_pk=client_pk, endpoint_id=webhook_id, **body.model_dump()
+    )
+    return WebhookRead.model_validate(endpoint)
+
+
+@router.delete(_HOOKS + "/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_webhook(client_pk: Id, webhook_id: Id, staff: CurrentStaff, session: SessionDep) -> None:
+    webhooks.delete_endpoint(session, actor=staff, client_pk=client_pk, endpoint_id=webhook_id)
+
+
+@router.post(_HOOKS + "/{webhook_id}/secret/rotate")
+def rotate_webhook_secret(
+    client_pk: Id, webhook_id: Id, staff: CurrentStaff, session: SessionDep
+) -> WebhookSecret:
+    secret = webhooks.rotate_secret(
+        session, actor=staff, client_pk=client_pk, endpoint_id=webhook_id
+    )
+    return WebhookSecret(secret=secret)
+
+
+@router.get(_HOOKS + "/{webhook_id}/deliveries")
+def list_webhook_deliveries(
+    client_pk: Id,
+    webhook_id: Id,
+    staff: CurrentStaff,
+    session: SessionDep,
+    status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
+    before: Id | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[WebhookDeliveryRead]:
+    """The endpoint's deliveries, newest first."""
+    found = webhooks.list_deliveries(
+        session,
+        actor=staff,
+        client_pk=client_pk,
+        endpoint_id=webhook_id,
+        status=status,
+        before_id=before,
+        limit=limit,
+    )
+    return [WebhookDeliveryRead.model_validate(d) for d in found]
+
+
+@router.get(_HOOKS + "/{webhook_id}/deliveries/{delivery_id}")
+def get_webhook_delivery(
+    client_pk: Id, webhook_id: Id, delivery_id: Id, staff: CurrentStaff, session: SessionDep
+) -> WebhookDeliveryDetail:
+    delivery, attempts = webhooks.get_delivery(
+        session, actor=staff, client_pk=client_pk, endpoint_id=webhook_id, delivery_id=delivery_id
+    )
+    return WebhookDeliveryDetail(
+        **WebhookDeliveryRead.model_validate(delivery).model_dump(),
+        attempt_log=[WebhookAttemptRead.model_validate(a) for a in attempts],
+    )
+
+
+@router.post(_HOOKS + "/{webhook_id}/deliveries/{delivery_id}/redeliver")
+def redeliver_webhook(
+    client_pk: Id, webhook_id: Id, delivery_id: Id, staff: CurrentStaff, session: SessionDep
+) -> WebhookDeliveryRead:
+    delivery = webhooks.redeliver(
+        session, actor=staff, client_pk=client_pk, endpoint_id=webhook_id, delivery_id=delivery_id
+    )
+    return WebhookDeliveryRead.model_validate(delivery)
 
 
 # -- discovery --------------------------------------------------------------------------

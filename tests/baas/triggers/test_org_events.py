@@ -85,6 +85,7 @@ def test_activity_and_verification_events_reach_the_apps_above_them(
         hooks.unsubscribe(record)
     assert [(org, event) for org, event, _ in fired] == [
         (tree.grassroots_a1x, "members.verification_approved"),
+        (tree.district_a1, "activity.published"),
         (tree.district_a1, "activity.participated"),
         (tree.district_a1, "activity.prize_won"),
     ]

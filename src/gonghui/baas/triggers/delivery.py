@@ -23,14 +23,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from gonghui import metrics, outbound, tasks
 from gonghui.baas.permissions import Caller
@@ -41,9 +43,10 @@ from gonghui.baas.triggers.models import (
     TargetKind,
     Trigger,
 )
-from gonghui.baas.triggers.signing import signature, trigger_secret
+from gonghui.baas.triggers.signing import signature, standard_signature, trigger_secret
 from gonghui.clock import now
 from gonghui.db import unit_of_work
+from gonghui.hooks import LazyModules
 from gonghui.orgs.models import Org
 from gonghui.outbound import OutboundError
 from gonghui.settings import get_settings
@@ -59,6 +62,14 @@ USER_AGENT = "gonghui-webhooks/1"
 TIME_LIMIT_S = 120.0
 
 
+class Scheme(StrEnum):
+    """How a webhook is signed: apps' triggers with our own headers, OAuth clients'
+    endpoints as Standard Webhooks (:mod:`gonghui.baas.triggers.signing`)."""
+
+    GONGHUI = "gonghui"
+    STANDARD = "standard"
+
+
 @dataclass(frozen=True)
 class Claimed:
     delivery_id: int
@@ -67,33 +78,79 @@ class Claimed:
     payload: dict[str, Any]
     created_at: str
     target_kind: str
-    app_id: int
+    app_id: int | None
     org_id: int
     function_name: str | None
     webhook_url: str | None
     secret: str | None
+    scheme: Scheme = Scheme.GONGHUI
 
 
-def _load(delivery_id: int) -> Claimed | None:
-    """The delivery to send, or None when there is nothing to do (delivered already, or
-    gone with its app)."""
+@dataclass(frozen=True)
+class EndpointTarget:
+    """Where an endpoint's delivery goes; ``refused`` says why it goes nowhere (the
+    endpoint deleted, its client disabled)."""
+
+    org_id: int
+    url: str
+    secret: str
+    refused: str | None = None
+
+
+# Deliveries to an OAuth client's webhook endpoint are resolved by the module that owns the
+# endpoints; it registers here when imported (it imports this module, so this one names it
+# only for the loader).
+EndpointResolver = Callable[[Session, int], EndpointTarget | None]
+_endpoint_resolvers: list[EndpointResolver] = []
+ENDPOINT_MODULES = LazyModules("gonghui.openplatform.webhooks")
+
+
+def resolves_endpoints(resolver: EndpointResolver) -> EndpointResolver:
+    _endpoint_resolvers.append(resolver)
+    return resolver
+
+
+def _endpoint(session: Session, endpoint_id: int) -> EndpointTarget | None:
+    ENDPOINT_MODULES.load()
+    for resolver in _endpoint_resolvers:
+        if (target := resolver(session, endpoint_id)) is not None:
+            return target
+    return None
+
+
+def _load(delivery_id: int) -> Claimed | str | None:
+    """The delivery to send, None when there is nothing to do (delivered already, or gone
+    with its app), or why it can never be sent."""
     with unit_of_work(read_only=True) as session:
-        row = session.execute(
-            select(Delivery, Trigger)
-            .join(Trigger, Trigger.id == Delivery.trigger_id)
-            .where(Delivery.id == delivery_id)
-        ).first()
-        if row is None:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.status == DeliveryStatus.DELIVERED:
             return None
-        delivery, trigger = row
-        if delivery.status == DeliveryStatus.DELIVERED:
+        common = {
+            "delivery_id": delivery.id,
+            "event_id": delivery.event_id,
+            "event": delivery.event,
+            "payload": delivery.payload,
+            "created_at": delivery.created_at.isoformat(),
+        }
+        if delivery.endpoint_id is not None:
+            target = _endpoint(session, delivery.endpoint_id)
+            if target is None or target.refused:
+                return target.refused if target else "the endpoint no longer exists"
+            return Claimed(
+                **common,
+                target_kind=TargetKind.WEBHOOK,
+                app_id=None,
+                org_id=target.org_id,
+                function_name=None,
+                webhook_url=target.url,
+                secret=target.secret,
+                scheme=Scheme.STANDARD,
+            )
+        trigger = session.get(Trigger, delivery.trigger_id) if delivery.trigger_id else None
+        if trigger is None:
             return None
         return Claimed(
-            delivery_id=delivery.id,
-            event_id=delivery.event_id,
-            event=delivery.event,
-            payload=delivery.payload,
-            created_at=delivery.created_at.isoformat(),
+            **common,
             target_kind=trigger.target_kind,
             app_id=trigger.app_id,
             org_id=trigger.org_id,
@@ -104,6 +161,9 @@ def _load(delivery_id: int) -> Claimed | None:
 
 
 def _body(item: Claimed) -> dict[str, Any]:
+    if item.scheme is Scheme.STANDARD:
+        # The payload shape Standard Webhooks recommends: type, timestamp, data.
+        return {"type": item.event, "timestamp": item.created_at, "data": item.payload}
     return {
         "id": item.event_id,
         "event": item.event,
@@ -112,18 +172,30 @@ def _body(item: Claimed) -> dict[str, Any]:
     }
 
 
-def _send_webhook(item: Claimed) -> tuple[bool, int | None, str | None]:
-    assert item.webhook_url is not None
+def _signed_headers(item: Claimed, body: bytes) -> dict[str, str]:
     assert item.secret is not None
-    body = json.dumps(_body(item), ensure_ascii=False, separators=(",", ":")).encode()
     timestamp = int(now().timestamp())
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
+    if item.scheme is Scheme.STANDARD:
+        return {
+            "webhook-id": item.event_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": standard_signature(item.secret, item.event_id, timestamp, body),
+        }
+    return {
         "X-Gonghui-Event-Id": item.event_id,
         "X-Gonghui-Event": item.event,
         "X-Gonghui-Timestamp": str(timestamp),
         "X-Gonghui-Signature": signature(item.secret, timestamp, body),
+    }
+
+
+def _send_webhook(item: Claimed) -> tuple[bool, int | None, str | None]:
+    assert item.webhook_url is not None
+    body = json.dumps(_body(item), ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        **_signed_headers(item, body),
     }
     try:
         response = outbound.fetch(
@@ -154,6 +226,7 @@ def _run_function(item: Claimed) -> tuple[bool, int | None, str | None]:
     if org_path is None:
         # Never a wider scope than the app's own subtree: without its org, nothing runs.
         return False, None, f"the app's org {item.org_id} no longer exists"
+    assert item.app_id is not None
     caller = Caller(app_id=item.app_id, org_id=item.org_id, org_path=org_path, server=True)
     try:
         done = invoke(
@@ -224,7 +297,10 @@ def _dead(args: dict[str, Any], error: str) -> None:
 
 def _app_slot(args: dict[str, Any]) -> str | None:
     app_id = args.get("app_id")
-    return f"app:{app_id}" if app_id is not None else None
+    if app_id is not None:
+        return f"app:{app_id}"
+    endpoint_id = args.get("endpoint_id")
+    return f"endpoint:{endpoint_id}" if endpoint_id is not None else None
 
 
 @tasks.task(
@@ -235,13 +311,16 @@ def _app_slot(args: dict[str, Any]) -> str | None:
     slot=_app_slot,
     slot_limit=lambda: get_settings().delivery_per_app_concurrency,
 )
-def send(delivery_id: int, app_id: int | None = None) -> None:
+def send(delivery_id: int, app_id: int | None = None, endpoint_id: int | None = None) -> None:
     """The task: send one delivery (the request that stored its event is the run's), at
-    most ``delivery_per_app_concurrency`` of one app at once in a worker."""
+    most ``delivery_per_app_concurrency`` of one app (or one endpoint) at once in a worker."""
     run = tasks.current()
     assert run is not None
     item = _load(delivery_id)
     if item is None:
+        return
+    if isinstance(item, str):
+        _dead({"delivery_id": delivery_id}, item)
         return
     started = time.monotonic()
     if item.target_kind == TargetKind.WEBHOOK:
@@ -262,6 +341,41 @@ def send(delivery_id: int, app_id: int | None = None) -> None:
         return
     log.warning("delivery failed", extra={"fields": {**fields, "error": error}})
     raise tasks.Retry(error or "failed", after_s=retry_in)
+
+
+def store(session: Session, delivery: Delivery, *, max_attempts: int) -> Delivery:
+    """Write ``delivery`` (of a trigger or an endpoint) and the task that sends it after
+    commit, in the caller's transaction."""
+    session.add(delivery)
+    session.flush()
+    _defer(session, delivery, max_attempts=max_attempts)
+    return delivery
+
+
+def resend(session: Session, delivery: Delivery, *, max_attempts: int) -> Delivery:
+    """Send a delivered or dead-lettered delivery again; its attempt log keeps the history."""
+    delivery.status = DeliveryStatus.PENDING
+    delivery.next_attempt_at = now()
+    delivery.attempts = 0
+    _defer(session, delivery, max_attempts=max_attempts)
+    return delivery
+
+
+def _defer(session: Session, delivery: Delivery, *, max_attempts: int) -> None:
+    slot = {"app_id": delivery.app_id} if delivery.app_id is not None else {}
+    if delivery.endpoint_id is not None:
+        slot = {"endpoint_id": delivery.endpoint_id}
+    tasks.defer(session, TASK, max_attempts=max_attempts, delivery_id=delivery.id, **slot)
+
+
+def attempts_of(session: Session, delivery_id: int) -> list[DeliveryAttempt]:
+    return list(
+        session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(DeliveryAttempt.id)
+        )
+    )
 
 
 # -- what operators read at /metrics ----------------------------------------------------------

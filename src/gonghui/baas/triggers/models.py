@@ -77,8 +77,13 @@ class Delivery(Base):
     id: Mapped[IdPk]
     # What receivers de-duplicate by: delivery is at least once.
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
-    trigger_id: Mapped[int] = mapped_column(BigId, ForeignKey("baas_trigger.id"), index=True)
-    app_id: Mapped[int] = mapped_column(BigId, ForeignKey("baas_app.id"), index=True)
+    # Its subscriber: an app's trigger, or an OAuth client's webhook endpoint
+    # (gonghui.openplatform.webhooks); exactly one is set.
+    trigger_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("baas_trigger.id"), index=True)
+    app_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("baas_app.id"), index=True)
+    endpoint_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("openplatform_webhook_endpoint.id"), index=True
+    )
     event: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, object_session
 
-from gonghui import hooks, invalidation, outbound, tasks
+from gonghui import hooks, invalidation, outbound
 from gonghui.audit import service as audit
 from gonghui.baas.apps import get_app
 from gonghui.baas.functions.secrets import seal_secrets
@@ -29,14 +29,13 @@ from gonghui.baas.records.rows import ref_resolver
 from gonghui.baas.records.where import Compiler
 from gonghui.baas.tables import info as infos
 from gonghui.baas.tables.info import TableInfo
+from gonghui.baas.triggers import delivery as delivery_engine
 from gonghui.baas.triggers import signing
-from gonghui.baas.triggers.delivery import TASK as DELIVERY_TASK
 from gonghui.baas.triggers.errors import TriggersError
 from gonghui.baas.triggers.models import (
     RECORD_EVENTS,
     Delivery,
     DeliveryAttempt,
-    DeliveryStatus,
     TargetKind,
     Trigger,
     TriggerEvent,
@@ -201,20 +200,7 @@ def enqueue(
         next_attempt_at=now(),
         request_id=request_id_var.get(),
     )
-    session.add(delivery)
-    session.flush()
-    _defer_delivery(session, delivery, trigger)
-    return delivery
-
-
-def _defer_delivery(session: Session, delivery: Delivery, trigger: Trigger) -> None:
-    tasks.defer(
-        session,
-        DELIVERY_TASK,
-        max_attempts=trigger.max_attempts,
-        delivery_id=delivery.id,
-        app_id=trigger.app_id,
-    )
+    return delivery_engine.store(session, delivery, max_attempts=trigger.max_attempts)
 
 
 # Every record write asks this, and almost always hears "none": one statement built once
@@ -421,23 +407,14 @@ def get_delivery(
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.app_id != app_id:
         raise NotFound(TriggersError.DELIVERY_NOT_FOUND, f"delivery {delivery_id} not found")
-    attempts = list(
-        session.scalars(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id == delivery.id)
-            .order_by(DeliveryAttempt.id)
-        )
-    )
-    return delivery, attempts
+    return delivery, delivery_engine.attempts_of(session, delivery.id)
 
 
 def redeliver(session: Session, *, actor: Actor, app_id: int, delivery_id: int) -> Delivery:
     """Send a delivered or dead-lettered event again; its attempt log keeps the history."""
     delivery, _ = get_delivery(session, actor=actor, app_id=app_id, delivery_id=delivery_id)
-    delivery.status = DeliveryStatus.PENDING
-    delivery.next_attempt_at = now()
-    delivery.attempts = 0
-    _defer_delivery(session, delivery, session.get_one(Trigger, delivery.trigger_id))
+    trigger = session.get_one(Trigger, delivery.trigger_id)
+    delivery_engine.resend(session, delivery, max_attempts=trigger.max_attempts)
     audit.record(
         session,
         actor=actor,
@@ -450,5 +427,5 @@ def redeliver(session: Session, *, actor: Actor, app_id: int, delivery_id: int) 
 
 
 def delivery_org(session: Session, delivery: Delivery) -> int | None:
-    trigger = session.get(Trigger, delivery.trigger_id)
+    trigger = session.get(Trigger, delivery.trigger_id) if delivery.trigger_id else None
     return trigger.org_id if trigger else None

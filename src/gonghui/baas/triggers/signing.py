@@ -1,11 +1,17 @@
 """Webhook signatures: ``X-Gonghui-Signature: v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>``
 with ``X-Gonghui-Timestamp: <unix seconds>``. Signing the timestamp with the body lets a
-receiver refuse replays of an old delivery (the same scheme as Stripe's and Svix's)."""
+receiver refuse replays of an old delivery (the same scheme as Stripe's and Svix's).
+
+OAuth clients' endpoints are signed as Standard Webhooks
+(https://www.standardwebhooks.com/, :func:`standard_signature`), which integrators'
+libraries verify as they are."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import secrets
 
 from gonghui.baas.functions.secrets import unseal_secrets
 from gonghui.baas.triggers.models import Trigger
@@ -28,3 +34,19 @@ def verify(secret: str, timestamp: int, body: bytes, presented: str, *, now_s: f
     if abs(now_s - timestamp) > TOLERANCE_S:
         return False
     return hmac.compare_digest(signature(secret, timestamp, body), presented.strip())
+
+
+STANDARD_PREFIX = "whsec_"
+
+
+def new_standard_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return STANDARD_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` keyed
+    by the base64-decoded secret."""
+    key = base64.b64decode(secret.removeprefix(STANDARD_PREFIX))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
