@@ -182,6 +182,7 @@ class WebhookCreate(BaseModel):
     events: list[Annotated[str, Field(max_length=40)]] = Field(max_length=10)
     description: str = Field(default="", max_length=200)
     enabled: bool = True
+    max_attempts: int = Field(default=8, ge=1, le=20, description="tries before a dead letter")
 
 
 class WebhookUpdate(BaseModel):
@@ -199,6 +200,7 @@ class WebhookRead(BaseModel):
     events: list[str]
     description: str
     enabled: bool
+    max_attempts: int
     created_at: datetime
 
 

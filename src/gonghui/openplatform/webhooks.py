@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -138,15 +139,19 @@ def create_endpoint(
     events: list[str],
     description: str = "",
     enabled: bool = True,
+    max_attempts: int = 8,
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint of the client, and its secret (shown once)."""
     client = clients.get(session, actor=actor, client_pk=client_pk)
+    if not 1 <= max_attempts <= 20:
+        raise _bad("max_attempts", "between 1 and 20")
     endpoint = WebhookEndpoint(
         client_pk=client.id,
         url=check_endpoint_url(url),
         events=check_events(events),
         description=description,
         enabled=enabled,
+        max_attempts=max_attempts,
         secret_enc=b"",
     )
     if len(list_endpoints(session, actor=actor, client_pk=client.id)) >= MAX_ENDPOINTS:
@@ -323,6 +328,10 @@ def _endpoints_over(session: Session, org_id: int) -> list[tuple[WebhookEndpoint
     return known[org_id]
 
 
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _user_of(session: Session, payload: dict[str, Any]) -> int | None:
     if payload.get("user_id") is not None:
         return int(payload["user_id"])
@@ -345,7 +354,7 @@ def _on_org_event(
     org = session.get_one(Org, org_id)
     # A round trip through JSON: datetimes as ISO strings, as the body will carry them.
     shared = json.loads(
-        json.dumps({k: payload[k] for k in _PUBLIC_FIELDS[name] if k in payload}, default=str)
+        json.dumps({k: payload[k] for k in _PUBLIC_FIELDS[name] if k in payload}, default=_iso)
     )
     shared["org"] = {"code": org.code, "name": org.name}
     user_id = _user_of(session, payload)

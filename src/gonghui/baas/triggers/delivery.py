@@ -125,7 +125,7 @@ def _load(delivery_id: int) -> Claimed | str | None:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None or delivery.status == DeliveryStatus.DELIVERED:
             return None
-        common = {
+        common: dict[str, Any] = {
             "delivery_id": delivery.id,
             "event_id": delivery.event_id,
             "event": delivery.event,

@@ -1,0 +1,352 @@
+"""An integrator's webhooks: a client's endpoints receive the union's events of its org's
+subtree as Standard Webhooks (the signature checked here by a few lines that are not the
+server's), retried with the same ``webhook-id``, dead-lettered and redelivered; disabled
+endpoints get nothing; a payload names the member only by the client's pairwise ``sub``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from gonghui import clock, tasks
+from gonghui.audit.models import AuditEntry
+from gonghui.benefits import service as benefits
+from gonghui.benefits.models import Voucher
+from gonghui.db import unit_of_work
+from gonghui.openplatform.identity import pairwise_subject
+from gonghui.orgs.models import Role
+from tests.activities.conftest import Member, create_activity, create_member, lottery_config
+from tests.fixtures import Staff, StaffFactory, Tree
+from tests.openplatform.conftest import ClientFactory, RegisteredClient
+from tests.receiver import Received, running_receiver
+
+# The receivers listen on loopback, which the operator allows here.
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+
+ALL_EVENTS = ["activity.published", "member.verified", "prize.won", "voucher.used", "order.paid"]
+
+
+def verify(secret: str, request: Received) -> bool:
+    """Standard Webhooks' check, written from the specification: HMAC-SHA256 keyed by the
+    base64 key after ``whsec_``, over ``{id}.{timestamp}.{body}``, any ``v1,`` signature."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = (
+        f"{request.headers['webhook-id']}.{request.headers['webhook-timestamp']}.".encode()
+        + request.body
+    )
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    presented = request.headers["webhook-signature"].split(" ")
+    return any(
+        version == "v1" and hmac.compare_digest(sig, expected)
+        for version, _, sig in (p.partition(",") for p in presented)
+    )
+
+
+def add_webhook(
+    api: httpx.Client,
+    staff: Staff,
+    client: RegisteredClient,
+    url: str,
+    events: list[str] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    resp = api.post(
+        f"/api/v1/oauth-clients/{client.id}/webhooks",
+        json={"url": url, "events": events or ALL_EVENTS, **fields},
+        headers=staff.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def delivery_log(
+    api: httpx.Client, staff: Staff, client: RegisteredClient, webhook: dict[str, Any]
+) -> list[dict[str, Any]]:
+    resp = api.get(
+        f"/api/v1/oauth-clients/{client.id}/webhooks/{webhook['id']}/deliveries",
+        headers=staff.headers,
+    )
+    assert resp.status_code == 200, resp.text
+    rows: list[dict[str, Any]] = resp.json()
+    return rows
+
+
+def win_a_voucher(api: httpx.Client, operator: Staff, org_id: int, member: Member) -> int:
+    only_prize = [{"name": "十元券", "kind": "voucher", "weight": 1, "stock": 1, "value": 1000}]
+    activity = create_activity(
+        api, operator.headers, org_id, config=lottery_config(only_prize, free_draws_per_day=1)
+    )
+    drawn = api.post(
+        f"/api/v1/activities/{activity['id']}/draws",
+        json={"entropy": "a"},
+        headers=member.headers,
+    )
+    assert drawn.json()["won"], drawn.text
+    return int(activity["id"])
+
+
+def test_a_client_receives_its_subtrees_events_signed_as_standard_webhooks(
+    api: httpx.Client,
+    tree: Tree,
+    make_staff: StaffFactory,
+    city_developer: Staff,
+    register_client: ClientFactory,
+) -> None:
+    client = register_client()
+    with running_receiver() as receiver:
+        webhook = add_webhook(api, city_developer, client, receiver.url)
+        secret = webhook["secret"]
+        assert secret.startswith("whsec_")
+        assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+        member = create_member(tree.grassroots_a1x, name="李秀英")
+        operator = make_staff(tree.city_a, Role.OPERATOR)
+        activity_id = win_a_voucher(api, operator, tree.district_a1, member)
+        with unit_of_work() as session:
+            voucher = session.scalars(
+                select(Voucher).where(Voucher.membership_id == member.membership_id)
+            ).one()
+            benefits.redeem_voucher(
+                session, voucher=voucher, order_cents=5000, source="till", details={}
+            )
+            voucher_id, voucher_code = voucher.id, voucher.code
+        assert tasks.run_due() == 4
+    got = {r.json["type"]: r for r in receiver.requests}
+    assert sorted(got) == ["activity.published", "member.verified", "prize.won", "voucher.used"]
+    sub = pairwise_subject(client.client_id, member.user_id)
+    for request in receiver.requests:
+        assert verify(secret, request)
+        assert request.headers["webhook-id"].startswith("msg_")
+        assert abs(int(request.headers["webhook-timestamp"]) - clock.now().timestamp()) < 60
+        # Nothing that names the person, nor an internal id of theirs.
+        for leaked in ("李秀英", "user_id", "membership_id", "phone", voucher_code):
+            assert leaked not in request.body.decode()
+    verified = got["member.verified"].json["data"]
+    assert sorted(verified) == ["org", "sub", "via"]
+    assert (verified["sub"], verified["via"]) == (sub, "roster")
+    assert sorted(verified["org"]) == ["code", "name"]
+    assert got["prize.won"].json["data"]["sub"] == sub
+    assert got["prize.won"].json["data"]["activity_id"] == activity_id
+    assert got["prize.won"].json["data"]["prize"]["name"] == "十元券"
+    published = got["activity.published"].json["data"]
+    assert published["activity_id"] == activity_id
+    assert published["starts_at"].endswith("+00:00")
+    assert "T" in published["starts_at"]
+    assert "sub" not in got["activity.published"].json["data"]
+    used = got["voucher.used"].json["data"]
+    assert (used["sub"], used["voucher_id"], used["value_cents"]) == (sub, voucher_id, 1000)
+    assert "code" not in used
+    log = delivery_log(api, city_developer, client, webhook)
+    assert [(d["event"], d["status"], d["attempts"]) for d in reversed(log)] == [
+        ("member.verified", "delivered", 1),
+        ("activity.published", "delivered", 1),
+        ("prize.won", "delivered", 1),
+        ("voucher.used", "delivered", 1),
+    ]
+    assert {d["webhook_id"] for d in log} == {r.headers["webhook-id"] for r in receiver.requests}
+
+
+def test_the_secret_is_shown_once_and_a_rotated_one_signs_what_follows(
+    api: httpx.Client, tree: Tree, city_developer: Staff, register_client: ClientFactory
+) -> None:
+    client = register_client()
+    with running_receiver() as receiver:
+        webhook = add_webhook(api, city_developer, client, receiver.url, ["member.verified"])
+        base = f"/api/v1/oauth-clients/{client.id}/webhooks"
+        listed = api.get(base, headers=city_developer.headers).json()
+        assert [w["id"] for w in listed] == [webhook["id"]]
+        assert "secret" not in listed[0]
+        rotated = api.post(f"{base}/{webhook['id']}/secret/rotate", headers=city_developer.headers)
+        assert rotated.status_code == 200, rotated.text
+        new_secret = rotated.json()["secret"]
+        assert new_secret != webhook["secret"]
+        create_member(tree.grassroots_a1x)
+        assert tasks.run_due() == 1
+    [request] = receiver.requests
+    assert verify(new_secret, request)
+    assert not verify(webhook["secret"], request)
+    with unit_of_work(read_only=True) as session:
+        actions = session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.subject_type == "oauth_webhook")
+            .order_by(AuditEntry.id)
+        ).all()
+    assert actions == ["openplatform.webhook.create", "openplatform.webhook.rotate_secret"]
+
+
+def test_retries_keep_the_webhook_id_then_dead_letter_and_redeliver(
+    api: httpx.Client, tree: Tree, city_developer: Staff, register_client: ClientFactory
+) -> None:
+    client = register_client()
+    with running_receiver(script=[500, 503, 502]) as receiver:
+        webhook = add_webhook(
+            api, city_developer, client, receiver.url, ["member.verified"], max_attempts=3
+        )
+        create_member(tree.grassroots_a1x)
+        assert tasks.run_due() == 1
+        assert tasks.run_due() == 0  # not due again until its backoff has passed
+        for _ in range(2):
+            clock.advance(timedelta(minutes=1))
+            assert tasks.run_due() == 1
+        clock.advance(timedelta(minutes=10))
+        assert tasks.run_due() == 0
+        [dead] = delivery_log(api, city_developer, client, webhook)
+        assert (dead["status"], dead["attempts"]) == ("dead", 3)
+        assert dead["last_error"] == "HTTP 502: "
+        base = f"/api/v1/oauth-clients/{client.id}/webhooks/{webhook['id']}/deliveries"
+        detail = api.get(f"{base}/{dead['id']}", headers=city_developer.headers).json()
+        assert [(a["ok"], a["status_code"]) for a in detail["attempt_log"]] == [
+            (False, 500),
+            (False, 503),
+            (False, 502),
+        ]
+        resp = api.post(f"{base}/{dead['id']}/redeliver", headers=city_developer.headers)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["status"] == "pending"
+        assert tasks.run_due() == 1
+    assert [r.status for r in receiver.requests] == [500, 503, 502, 200]
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {dead["webhook_id"]}
+    assert all(verify(webhook["secret"], r) for r in receiver.requests)
+    [row] = delivery_log(api, city_developer, client, webhook)
+    assert (row["status"], row["attempts"]) == ("delivered", 1)
+
+
+def test_a_district_client_never_receives_another_districts_events(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, register_client: ClientFactory
+) -> None:
+    a1_dev = make_staff(tree.district_a1, Role.DEVELOPER)
+    b_dev = make_staff(tree.city_b, Role.DEVELOPER)
+    a1_client = register_client(org_id=tree.district_a1, staff=a1_dev)
+    b_client = register_client(org_id=tree.city_b, staff=b_dev)
+    with running_receiver() as a1_receiver, running_receiver() as b_receiver:
+        add_webhook(api, a1_dev, a1_client, a1_receiver.url)
+        add_webhook(api, b_dev, b_client, b_receiver.url)
+        in_b = create_member(tree.grassroots_b1)
+        in_a1 = create_member(tree.grassroots_a1x)
+        create_member(tree.city_a)  # above the district: its client hears nothing of it
+        assert tasks.run_due() == 2
+    [to_a1] = a1_receiver.requests
+    [to_b] = b_receiver.requests
+    assert to_a1.json["data"]["sub"] == pairwise_subject(a1_client.client_id, in_a1.user_id)
+    assert to_b.json["data"]["sub"] == pairwise_subject(b_client.client_id, in_b.user_id)
+    # The same member is a different subject to each client.
+    assert pairwise_subject(a1_client.client_id, in_b.user_id) != to_b.json["data"]["sub"]
+    # Nor can a district's developer see or add to the other city's client's endpoints.
+    other = f"/api/v1/oauth-clients/{b_client.id}/webhooks"
+    assert api.get(other, headers=a1_dev.headers).status_code == 404
+    refused = api.post(
+        other,
+        json={"url": "https://a1.example.com/hook", "events": ALL_EVENTS},
+        headers=a1_dev.headers,
+    )
+    assert refused.status_code == 404
+    assert len(api.get(other, headers=b_dev.headers).json()) == 1
+
+
+def test_a_disabled_endpoint_or_client_gets_nothing(
+    api: httpx.Client, tree: Tree, city_developer: Staff, register_client: ClientFactory
+) -> None:
+    client = register_client()
+    with running_receiver() as receiver:
+        off = add_webhook(
+            api, city_developer, client, receiver.url, ["member.verified"], enabled=False
+        )
+        on = add_webhook(api, city_developer, client, receiver.url, ["member.verified"])
+        create_member(tree.grassroots_a1x)
+        # Disabled once its event is stored: the stored delivery is not sent either.
+        resp = api.patch(
+            f"/api/v1/oauth-clients/{client.id}/webhooks/{on['id']}",
+            json={"enabled": False},
+            headers=city_developer.headers,
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["enabled"] is False
+        tasks.run_due()
+        create_member(tree.grassroots_a1x)
+        assert tasks.run_due() == 0
+        api.patch(
+            f"/api/v1/oauth-clients/{client.id}/webhooks/{on['id']}",
+            json={"enabled": True},
+            headers=city_developer.headers,
+        )
+        api.patch(
+            f"/api/v1/oauth-clients/{client.id}",
+            json={"disabled": True},
+            headers=city_developer.headers,
+        )
+        create_member(tree.grassroots_a1x)
+        assert tasks.run_due() == 0
+    assert receiver.requests == []
+    assert delivery_log(api, city_developer, client, off) == []
+    [stopped] = delivery_log(api, city_developer, client, on)
+    assert (stopped["status"], stopped["last_error"]) == ("dead", "the endpoint is disabled")
+
+
+def test_a_deleted_endpoint_is_gone_from_the_list_and_gets_nothing(
+    api: httpx.Client, tree: Tree, city_developer: Staff, register_client: ClientFactory
+) -> None:
+    client = register_client()
+    with running_receiver() as receiver:
+        webhook = add_webhook(api, city_developer, client, receiver.url, ["member.verified"])
+        url = f"/api/v1/oauth-clients/{client.id}/webhooks/{webhook['id']}"
+        assert api.delete(url, headers=city_developer.headers).status_code == 204
+        assert api.get(url, headers=city_developer.headers).status_code == 404
+        create_member(tree.grassroots_a1x)
+        assert tasks.run_due() == 0
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"url": "http://crm.example.com/hook"}, "url", "an https:// URL"),
+        ({"url": "ftp://crm.example.com/hook"}, "url", "an http:// or https:// URL"),
+        ({"url": "https://10.0.0.1/hook"}, "url", "10.0.0.1 is not a public address"),
+        ({"url": "https://a:b@crm.example.com/"}, "url", "a URL without user name or password"),
+        ({"events": ["member.deleted"]}, "events.0", None),
+        ({"events": []}, "events", "choose at least one event"),
+    ],
+)
+def test_bad_input_is_refused_in_the_one_envelope_and_nothing_is_written(
+    api: httpx.Client,
+    city_developer: Staff,
+    register_client: ClientFactory,
+    body: dict[str, Any],
+    field: str,
+    message: str | None,
+) -> None:
+    client = register_client()
+    base = f"/api/v1/oauth-clients/{client.id}/webhooks"
+    resp = api.post(
+        base,
+        json={"url": "https://crm.example.com/hook", "events": ["prize.won"], **body},
+        headers=city_developer.headers,
+    )
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "openplatform.bad_webhook"
+    [detail] = error["details"]
+    assert (detail["field"], detail["code"]) == (field, "openplatform.bad_webhook")
+    if message:
+        assert detail["message"] == message
+    assert api.get(base, headers=city_developer.headers).json() == []
+
+
+def test_a_receiver_url_on_a_public_name_is_accepted_and_checked_again_when_sent(
+    api: httpx.Client, city_developer: Staff, register_client: ClientFactory
+) -> None:
+    client = register_client()
+    created = add_webhook(api, city_developer, client, "https://crm.example.com/hook")
+    assert (created["url"], created["enabled"], created["max_attempts"]) == (
+        "https://crm.example.com/hook",
+        True,
+        8,
+    )
+    assert created["events"] == sorted(ALL_EVENTS)
