@@ -378,6 +378,23 @@ def attempts_of(session: Session, delivery_id: int) -> list[DeliveryAttempt]:
     )
 
 
+def last_status_codes(session: Session, delivery_ids: list[int]) -> dict[int, int | None]:
+    """The HTTP status of each delivery's latest attempt (None: no answer, or not tried)."""
+    if not delivery_ids:
+        return {}
+    latest = (
+        select(func.max(DeliveryAttempt.id))
+        .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+        .group_by(DeliveryAttempt.delivery_id)
+    )
+    rows = session.execute(
+        select(DeliveryAttempt.delivery_id, DeliveryAttempt.status_code).where(
+            DeliveryAttempt.id.in_(latest)
+        )
+    )
+    return dict(rows.all())
+
+
 # -- what operators read at /metrics ----------------------------------------------------------
 
 
