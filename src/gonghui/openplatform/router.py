@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
+from gonghui.baas.triggers.schemas import AttemptRead
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep
 from gonghui.errors import BearerRefused, DomainError, RateLimited
@@ -229,18 +230,8 @@ class WebhookDeliveryRead(BaseModel):
     delivered_at: datetime | None
 
 
-class WebhookAttemptRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    at: datetime
-    ok: bool
-    status_code: int | None
-    error: str | None
-    duration_ms: float
-
-
 class WebhookDeliveryDetail(WebhookDeliveryRead):
-    attempt_log: list[WebhookAttemptRead]
+    attempt_log: list[AttemptRead]
 
 
 _HOOKS = "/api/v1/oauth-clients/{client_pk}/webhooks"
@@ -329,7 +320,7 @@ def get_webhook_delivery(
     )
     return WebhookDeliveryDetail(
         **WebhookDeliveryRead.model_validate(delivery).model_dump(),
-        attempt_log=[WebhookAttemptRead.model_validate(a) for a in attempts],
+        attempt_log=[AttemptRead.model_validate(a) for a in attempts],
     )
 
 

@@ -250,12 +250,13 @@ def list_deliveries(
     limit: int = 50,
 ) -> list[Delivery]:
     _, endpoint = get_endpoint(session, actor=actor, client_pk=client_pk, endpoint_id=endpoint_id)
-    stmt = select(Delivery).where(Delivery.endpoint_id == endpoint.id)
-    if status:
-        stmt = stmt.where(Delivery.status == status)
-    if before_id:
-        stmt = stmt.where(Delivery.id < before_id)
-    return list(session.scalars(stmt.order_by(Delivery.id.desc()).limit(min(max(limit, 1), 200))))
+    return engine.log_page(
+        session,
+        Delivery.endpoint_id == endpoint.id,
+        status=status,
+        before_id=before_id,
+        limit=limit,
+    )
 
 
 def get_delivery(

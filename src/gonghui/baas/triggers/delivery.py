@@ -31,7 +31,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from gonghui import metrics, outbound, tasks
@@ -366,6 +366,22 @@ def _defer(session: Session, delivery: Delivery, *, max_attempts: int) -> None:
     if delivery.endpoint_id is not None:
         slot = {"endpoint_id": delivery.endpoint_id}
     tasks.defer(session, TASK, max_attempts=max_attempts, delivery_id=delivery.id, **slot)
+
+
+def log_page(
+    session: Session,
+    *where: ColumnElement[bool],
+    status: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
+    """A subscriber's deliveries (``where`` names it), newest first, at most 200 a page."""
+    stmt = select(Delivery).where(*where)
+    if status:
+        stmt = stmt.where(Delivery.status == status)
+    if before_id:
+        stmt = stmt.where(Delivery.id < before_id)
+    return list(session.scalars(stmt.order_by(Delivery.id.desc()).limit(min(max(limit, 1), 200))))
 
 
 def attempts_of(session: Session, delivery_id: int) -> list[DeliveryAttempt]:

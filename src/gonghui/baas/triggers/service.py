@@ -390,14 +390,12 @@ def list_deliveries(
     limit: int = 50,
 ) -> list[Delivery]:
     get_app(session, actor=actor, app_id=app_id)
-    stmt = select(Delivery).where(Delivery.app_id == app_id)
-    if status:
-        stmt = stmt.where(Delivery.status == status)
+    where = [Delivery.app_id == app_id]
     if trigger_id:
-        stmt = stmt.where(Delivery.trigger_id == trigger_id)
-    if before_id:
-        stmt = stmt.where(Delivery.id < before_id)
-    return list(session.scalars(stmt.order_by(Delivery.id.desc()).limit(min(max(limit, 1), 200))))
+        where.append(Delivery.trigger_id == trigger_id)
+    return delivery_engine.log_page(
+        session, *where, status=status, before_id=before_id, limit=limit
+    )
 
 
 def get_delivery(
