@@ -21,7 +21,9 @@ from gonghui.benefits import service as benefits
 from gonghui.benefits.models import Voucher
 from gonghui.db import unit_of_work
 from gonghui.openplatform.identity import pairwise_subject
-from gonghui.orgs.models import Role
+from gonghui.orgs import service as orgs
+from gonghui.orgs.models import OrgLevel, Role
+from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import Member, create_activity, create_member, lottery_config
 from tests.fixtures import Staff, StaffFactory, Tree
 from tests.openplatform.conftest import ClientFactory, RegisteredClient
@@ -212,28 +214,46 @@ def test_retries_keep_the_webhook_id_then_dead_letter_and_redeliver(
     assert (row["status"], row["attempts"]) == ("delivered", 1)
 
 
+def second_district(tree: Tree) -> int:
+    """越秀区, beside 天河区 (the tree's district A1) under the same city."""
+    with unit_of_work() as session:
+        org = orgs.create_org(
+            session,
+            actor=SYSTEM,
+            code="GZ-YX",
+            name="越秀区总工会",
+            level=OrgLevel.DISTRICT,
+            parent_id=tree.city_a,
+        )
+        return org.id
+
+
 def test_a_district_client_never_receives_another_districts_events(
     api: httpx.Client, tree: Tree, make_staff: StaffFactory, register_client: ClientFactory
 ) -> None:
+    a2 = second_district(tree)
     a1_dev = make_staff(tree.district_a1, Role.DEVELOPER)
-    b_dev = make_staff(tree.city_b, Role.DEVELOPER)
+    a2_dev = make_staff(a2, Role.DEVELOPER)
     a1_client = register_client(org_id=tree.district_a1, staff=a1_dev)
-    b_client = register_client(org_id=tree.city_b, staff=b_dev)
-    with running_receiver() as a1_receiver, running_receiver() as b_receiver:
+    a2_client = register_client(org_id=a2, staff=a2_dev)
+    with running_receiver() as a1_receiver, running_receiver() as a2_receiver:
         add_webhook(api, a1_dev, a1_client, a1_receiver.url)
-        add_webhook(api, b_dev, b_client, b_receiver.url)
-        in_b = create_member(tree.grassroots_b1)
+        add_webhook(api, a2_dev, a2_client, a2_receiver.url)
+        in_a2 = create_member(a2)
         in_a1 = create_member(tree.grassroots_a1x)
-        create_member(tree.city_a)  # above the district: its client hears nothing of it
+        create_member(tree.city_a)  # above both districts: neither client hears of it
+        create_member(tree.grassroots_b1)  # another city
         assert tasks.run_due() == 2
     [to_a1] = a1_receiver.requests
-    [to_b] = b_receiver.requests
+    [to_a2] = a2_receiver.requests
     assert to_a1.json["data"]["sub"] == pairwise_subject(a1_client.client_id, in_a1.user_id)
-    assert to_b.json["data"]["sub"] == pairwise_subject(b_client.client_id, in_b.user_id)
+    assert to_a1.json["data"]["org"]["code"] == "GZ-TH-01"
+    assert to_a2.json["data"]["sub"] == pairwise_subject(a2_client.client_id, in_a2.user_id)
+    assert to_a2.json["data"]["org"]["code"] == "GZ-YX"
     # The same member is a different subject to each client.
-    assert pairwise_subject(a1_client.client_id, in_b.user_id) != to_b.json["data"]["sub"]
-    # Nor can a district's developer see or add to the other city's client's endpoints.
-    other = f"/api/v1/oauth-clients/{b_client.id}/webhooks"
+    assert pairwise_subject(a1_client.client_id, in_a2.user_id) != to_a2.json["data"]["sub"]
+    # Nor can one district's developer see or add to the other district's client's endpoints.
+    other = f"/api/v1/oauth-clients/{a2_client.id}/webhooks"
     assert api.get(other, headers=a1_dev.headers).status_code == 404
     refused = api.post(
         other,
@@ -241,7 +261,7 @@ def test_a_district_client_never_receives_another_districts_events(
         headers=a1_dev.headers,
     )
     assert refused.status_code == 404
-    assert len(api.get(other, headers=b_dev.headers).json()) == 1
+    assert len(api.get(other, headers=a2_dev.headers).json()) == 1
 
 
 def test_a_disabled_endpoint_or_client_gets_nothing(
