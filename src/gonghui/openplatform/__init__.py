@@ -5,5 +5,7 @@
 - :mod:`.provider`: authorization code with PKCE, refresh rotation, client credentials,
   revocation, introspection and ``id_token``s, on Authlib's authorization server;
 - :mod:`.identity`: what a client learns of a member (pairwise subject, claims by scope);
-- :mod:`.resource`: bearer tokens presented to the open APIs.
+- :mod:`.resource`: bearer tokens presented to the open APIs;
+- :mod:`.webhooks`: a client's endpoints for the union's events, as Standard Webhooks on the
+  triggers' delivery engine.
 """
