@@ -321,6 +321,8 @@ def test_a_deleted_endpoint_is_gone_from_the_list_and_gets_nothing(
     ("body", "field", "message"),
     [
         ({"url": "http://crm.example.com/hook"}, "url", "an https:// URL"),
+        # Plain http only to a network the operator allows (loopback here), not to the world.
+        ({"url": "http://8.8.8.8/hook"}, "url", "an https:// URL"),
         ({"url": "ftp://crm.example.com/hook"}, "url", "an http:// or https:// URL"),
         ({"url": "https://10.0.0.1/hook"}, "url", "10.0.0.1 is not a public address"),
         ({"url": "https://a:b@crm.example.com/"}, "url", "a URL without user name or password"),

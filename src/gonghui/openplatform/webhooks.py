@@ -35,7 +35,7 @@ from gonghui.openplatform.errors import OpenPlatformError
 from gonghui.openplatform.identity import pairwise_subject
 from gonghui.openplatform.models import Client, WebhookEndpoint
 from gonghui.orgs.models import Org
-from gonghui.outbound import OutboundError, address_allowed, check_url
+from gonghui.outbound import OutboundError, check_url
 from gonghui.settings import get_settings
 from gonghui.tenancy import Actor, path_ids
 
@@ -90,15 +90,21 @@ def check_endpoint_url(url: str) -> str:
         target = check_url(url)
     except OutboundError as exc:
         raise _bad("url", exc.message) from exc
-    if target.scheme != "https":
-        try:
-            literal = ipaddress.ip_address(target.host)
-        except ValueError:
-            literal = None
-        allowed = bool(get_settings().outbound_allow_networks) and literal is not None
-        if not (allowed and literal is not None and address_allowed(literal)):
-            raise _bad("url", "an https:// URL")
+    if target.scheme != "https" and not _operator_allowed(target.host):
+        raise _bad("url", "an https:// URL")
     return url
+
+
+def _operator_allowed(host: str) -> bool:
+    """``host`` is an address literal in one of the networks the operator allows."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    networks = [
+        ipaddress.ip_network(n, strict=False) for n in get_settings().outbound_allow_networks
+    ]
+    return any(address in net for net in networks if net.version == address.version)
 
 
 def check_events(events: list[str]) -> list[str]:
