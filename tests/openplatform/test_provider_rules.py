@@ -603,3 +603,33 @@ def test_a_network_sending_invalid_tokens_is_refused_before_the_database(
         refused = httpx.get(f"{server}{path}", headers={"Authorization": "Bearer guess-4"})
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "openplatform.too_many_bad_tokens"
+
+
+def test_prompt_none_never_shows_a_page_and_tells_the_app_why(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    """OpenID Connect Core §3.1.2.6: a silent request gets its answer at the redirect URI."""
+    client = register_client()  # of city A
+    _, challenge = _pkce()
+    silent = _authorize_url(client, challenge, prompt="none")
+    with httpx.Client(base_url=server, follow_redirects=False) as stranger:
+        assert redirect_params(stranger.get(silent)) == {
+            "error": "login_required",
+            "state": "s-1",
+        }
+    member = member_browser(tree.grassroots_a1x)
+    asked = redirect_params(member.http.get(silent))
+    assert (asked["error"], asked["state"]) == ("consent_required", "s-1")
+    assert _tokens(client.id) == []
+    redirect_params(member.authorize(_authorize_url(client, challenge)))  # consents once
+    again = redirect_params(member.http.get(_authorize_url(client, _pkce()[1], prompt="none")))
+    assert set(again) == {"code", "state"}
+    elsewhere = member_browser(tree.grassroots_b1)
+    refused = redirect_params(elsewhere.http.get(silent))
+    assert refused["error"] == "interaction_required"
+    # An unregistered redirect URI is still answered on our page, never sent anywhere.
+    wrong = silent.replace("9%2Fcallback", "9%2Fother")
+    with httpx.Client(base_url=server, follow_redirects=False) as stranger:
+        page = stranger.get(wrong)
+    assert page.status_code == 400
+    assert "location" not in page.headers
