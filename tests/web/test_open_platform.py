@@ -180,3 +180,34 @@ def test_developer_registers_an_app_and_a_member_signs_in_to_it(
     card.get_by_role("button", name="取消授权").click()
     expect(phone.get_by_role("status")).to_have_text("已取消授权，该应用的登录已失效")
     expect(phone.get_by_text("你还没有授权任何应用")).to_be_visible()
+
+
+def test_developer_reads_the_open_api_reference_rendered_from_its_document(
+    desktop: Page, server: str, tree: Tree, make_staff: StaffFactory
+) -> None:
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    sign_in_to_console(desktop, developer.username)
+    desktop.goto(f"{server}/console/oauth-clients")
+    desktop.get_by_role("link", name="接口参考").click()
+    expect(desktop.get_by_role("heading", level=1)).to_contain_text("开放接口参考")
+    document = httpx.get(f"{server}/open/v1/openapi.json").json()
+    paths = [p for p in document["paths"] if p.startswith("/open/v1/")]
+    assert "/open/v1/me" in paths
+    for path in paths:  # every open API of the document has its section
+        expect(desktop.locator("section.api-op h3", has_text=path).first).to_be_visible()
+    me = desktop.locator("section.api-op", has=desktop.locator("h3", has_text="/open/v1/me")).first
+    expect(me).to_contain_text("GET")
+    scopes = desktop.get_by_role("table").first
+    expect(scopes.get_by_role("row", name=re.compile("benefits:read"))).to_contain_text(
+        "会员同意（授权码）"
+    )
+    expect(scopes.get_by_role("row", name=re.compile("activities:read"))).to_contain_text(
+        "应用自身令牌（客户端凭证）"
+    )
+    # The request's parameters come from the document: the activities page's cursor.
+    activities = desktop.locator(
+        "section.api-op", has=desktop.locator("h3", has_text="/open/v1/activities")
+    ).first
+    expect(activities.get_by_role("row", name=re.compile("before"))).to_be_visible()
+    assert axe(desktop) == []
+    shot(desktop, "console-open-api-reference")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -229,16 +229,19 @@ _OPEN_PATHS = ("/open/v1/", "/oauth/", "/.well-known/")
 _document: dict[str, Any] | None = None
 
 
-@router.get("/open/v1/openapi.json", include_in_schema=False)
-def open_api_document(request: Request) -> dict[str, Any]:
-    """The open APIs' own OpenAPI document (what integrators and the SDKs are built on),
-    apart from the staff and member APIs."""
+OPEN_API_DOCUMENT_PATH = "/open/v1/openapi.json"
+
+
+def open_api(app: FastAPI) -> dict[str, Any]:
+    """The open APIs' own OpenAPI document (what integrators, the SDKs and the console's
+    API reference are built on), apart from the staff and member APIs; built once."""
     global _document
     if _document is None:
         routes = [
             r
-            for r in request.app.routes
-            if getattr(r, "path", "").startswith(_OPEN_PATHS) and r.path != request.url.path
+            for r in app.routes
+            if (path := getattr(r, "path", "")).startswith(_OPEN_PATHS)
+            and path != OPEN_API_DOCUMENT_PATH
         ]
         document = get_openapi(
             title="gonghui open APIs",
@@ -256,6 +259,11 @@ def open_api_document(request: Request) -> dict[str, Any]:
         document["security"] = [{"oidc": []}]
         _document = document
     return _document
+
+
+@router.get(OPEN_API_DOCUMENT_PATH, include_in_schema=False)
+def open_api_document(request: Request) -> dict[str, Any]:
+    return open_api(request.app)
 
 
 @router.get("/oauth/jwks")

@@ -29,6 +29,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.members import router as console_members_router
     from gonghui.console.merchants import router as console_merchants_router
     from gonghui.console.oauth_clients import router as console_oauth_clients_router
+    from gonghui.console.open_reference import router as console_open_reference_router
     from gonghui.console.questions import router as console_questions_router
     from gonghui.console.queue import router as console_queue_router
     from gonghui.console.reconciliation import router as console_reconciliation_router
@@ -59,5 +60,6 @@ def install(app: FastAPI) -> None:
     app.include_router(console_reconciliation_router)
     app.include_router(console_mall_router)
     app.include_router(console_oauth_clients_router)
+    app.include_router(console_open_reference_router)
     app.include_router(h5_router)
     app.include_router(cashier_router)
