@@ -211,3 +211,35 @@ def test_developer_reads_the_open_api_reference_rendered_from_its_document(
     expect(activities.get_by_role("row", name=re.compile("before"))).to_be_visible()
     assert axe(desktop) == []
     shot(desktop, "console-open-api-reference")
+
+
+@pytest.mark.expected_console_errors("status of 422")  # the refused form, answered 422
+def test_developer_registers_the_unions_own_wechat_official_account(
+    desktop: Page, server: str, tree: Tree, make_staff: StaffFactory
+) -> None:
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    sign_in_to_console(desktop, developer.username)
+    desktop.goto(f"{server}/console/oauth-clients")
+    desktop.get_by_role("link", name="本会微信公众号、小程序和 App").click()
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("本会微信应用")
+    desktop.get_by_label("公众号（网页授权）").check()
+    desktop.get_by_label("应用名称").fill("广州职工之家")
+    desktop.get_by_label("AppID").fill("wx123")
+    desktop.get_by_label("AppSecret").fill("d" * 32)
+    desktop.get_by_role("button", name="登记", exact=True).click()
+    expect(desktop.get_by_role("alert")).to_have_text("AppID 或 AppSecret 格式不正确")
+    expect(desktop.get_by_label("应用名称")).to_have_value("广州职工之家")  # the form is kept
+    expect(desktop.get_by_label("AppSecret")).to_have_value("")  # but never the secret
+    desktop.get_by_label("AppID").fill("wx00000000000d0004")
+    desktop.get_by_label("AppSecret").fill("d" * 32)
+    desktop.get_by_role("button", name="登记", exact=True).click()
+    expect(desktop.get_by_role("status")).to_have_text("已登记")
+    row = desktop.get_by_role("row", name=re.compile("广州职工之家"))
+    expect(row).to_contain_text("wx00000000000d0004")
+    expect(row).to_contain_text("启用中")
+    assert "d" * 32 not in desktop.content()
+    assert axe(desktop) == []
+    shot(desktop, "console-wechat-apps")
+    row.get_by_role("button", name="停用").click()
+    expect(desktop.get_by_role("status")).to_contain_text("已停用")
+    expect(desktop.get_by_role("row", name=re.compile("广州职工之家"))).to_contain_text("已停用")
