@@ -10,3 +10,6 @@ class OpenPlatformError(StrEnum):
     SCOPE_MISSING = "openplatform.insufficient_scope"
     NOT_A_MEMBER_TOKEN = "openplatform.member_token_required"
     RATE_LIMITED = "openplatform.too_many_calls"
+    SERVICE_NOT_FOUND = "openplatform.service_not_found"
+    BAD_SERVICE = "openplatform.bad_service"
+    BAD_ICON = "openplatform.bad_icon"
