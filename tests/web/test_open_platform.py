@@ -24,7 +24,7 @@ from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.pages import sign_in_to_console, verify_membership
+from tests.web.pages import sign_in_by_phone, sign_in_to_console, verify_membership
 
 ID_NUMBER = "440106199003071020"
 
@@ -243,3 +243,65 @@ def test_developer_registers_the_unions_own_wechat_official_account(
     row.get_by_role("button", name="停用").click()
     expect(desktop.get_by_role("status")).to_contain_text("已停用")
     expect(desktop.get_by_role("row", name=re.compile("广州职工之家"))).to_contain_text("已停用")
+
+
+@pytest.mark.expected_console_errors("status of 422")  # the refused form, answered 422
+def test_a_union_lists_a_service_and_a_member_opens_it_from_the_h5(
+    desktop: Page,
+    phone: Page,
+    server: str,
+    tree: Tree,
+    make_staff: StaffFactory,
+    app_callback: str,
+) -> None:
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    registered = httpx.post(
+        f"{server}/api/v1/oauth-clients",
+        json={"org_id": tree.city_a, "name": "羊城就业通", "kind": "confidential",
+              "redirect_uris": [app_callback], "scope": "openid membership"},
+        headers=developer.headers,
+    )  # fmt: skip
+    registered.raise_for_status()
+    launch = app_callback.replace("/callback", "/launch")
+    sign_in_to_console(desktop, developer.username)
+    desktop.goto(f"{server}/console/oauth-clients")
+    desktop.get_by_role("link", name="职工服务目录").click()
+    card = desktop.locator(
+        "section.card", has=desktop.get_by_role("heading", name=re.compile("羊城就业通"))
+    )
+    expect(card).to_contain_text("尚无卡片")
+    card.get_by_label("类别").select_option(label="就业")
+    card.get_by_label("简介").fill("岗位推荐与技能培训")
+    card.get_by_label("登录发起地址（launch URI）").fill("https://jobs.example.com/launch")
+    card.get_by_label("上架，会员可见").check()
+    card.get_by_role("button", name="保存卡片").click()
+    expect(desktop.get_by_role("alert")).to_contain_text("登录发起地址须与应用的回调地址同源")
+    card.get_by_label("登录发起地址（launch URI）").fill(launch)
+    card.get_by_role("button", name="保存卡片").click()
+    expect(desktop.get_by_role("status")).to_have_text("卡片已保存")
+    expect(card).to_contain_text("已上架")
+    assert axe(desktop) == []
+    shot(desktop, "console-services")
+
+    with unit_of_work() as session:
+        members.add_roster_entry(
+            session, actor=SYSTEM, org_id=tree.grassroots_a1x, name="王芳", id_number=ID_NUMBER
+        )
+    sign_in_by_phone(phone, "13800138001")
+    verify_membership(phone, "王芳", ID_NUMBER)
+    phone.goto("/h5/")
+    phone.get_by_role("link", name="职工服务：就业、出行、教育、生活").click()
+    expect(phone.get_by_role("heading", level=2)).to_have_text("就业")
+    expect(phone.get_by_role("listitem")).to_contain_text("岗位推荐与技能培训")
+    assert axe(phone) == []
+    shot(phone, "h5-services")
+    phone.get_by_role("button", name="打开羊城就业通").click()
+    expect(phone.locator("body")).to_have_text("signed in")  # the provider's launch page
+    (arrived,) = [p for p in _App.arrived if p.startswith("/launch?")]
+    assert parse_qs(urlsplit(arrived).query)["target_link_uri"] == [launch]
+
+    desktop.reload()
+    expect(desktop.locator("#service-usage")).to_contain_text("天河软件园工会")
+    expect(desktop.get_by_role("heading", name=re.compile("近 30 天打开次数"))).to_contain_text(
+        "共 1 次"
+    )

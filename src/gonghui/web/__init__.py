@@ -36,6 +36,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.risk import router as console_risk_router
     from gonghui.console.router import router as console_router
     from gonghui.console.security import router as console_security_router
+    from gonghui.console.services import router as console_services_router
     from gonghui.console.votes import router as console_votes_router
     from gonghui.console.wechat_apps import router as console_wechat_apps_router
     from gonghui.h5.router import router as h5_router
@@ -63,5 +64,6 @@ def install(app: FastAPI) -> None:
     app.include_router(console_oauth_clients_router)
     app.include_router(console_open_reference_router)
     app.include_router(console_wechat_apps_router)
+    app.include_router(console_services_router)
     app.include_router(h5_router)
     app.include_router(cashier_router)
