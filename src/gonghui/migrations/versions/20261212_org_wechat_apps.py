@@ -12,7 +12,6 @@ from alembic import op
 
 import gonghui.db
 
-
 revision: str = "20261212_org_wechat_apps"
 down_revision: str | None = "20261209_openplatform"
 branch_labels: str | Sequence[str] | None = None

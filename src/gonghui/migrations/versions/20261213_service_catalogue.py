@@ -12,7 +12,6 @@ from alembic import op
 
 import gonghui.db
 
-
 revision: str = "20261213_service_catalogue"
 down_revision: str | None = "20261212_org_wechat_apps"
 branch_labels: str | Sequence[str] | None = None
