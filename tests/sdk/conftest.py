@@ -3,14 +3,18 @@ the H5, an org's registered client), a member with a wallet, and the union's act
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from gonghui.db import unit_of_work
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import Staff, StaffFactory, Tree
 from tests.openplatform.conftest import (  # noqa: F401 (fixtures used here)
     Browser,
     BrowserFactory,
@@ -21,6 +25,7 @@ from tests.openplatform.conftest import (  # noqa: F401 (fixtures used here)
 
 MEMBER_SCOPE = "openid profile membership benefits:read"
 CLIENT_SCOPE = f"{MEMBER_SCOPE} activities:read"
+TYPESCRIPT = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
 
 
 def give_points_and_a_voucher(user_id: int) -> None:
@@ -65,3 +70,35 @@ def member(tree: Tree, member_browser: BrowserFactory) -> Browser:  # noqa: F811
     browser = member_browser(tree.grassroots_a1x)
     give_points_and_a_voucher(browser.user_id)
     return browser
+
+
+def register_app(api: httpx.Client, developer: Staff, org_id: int, *, redirect_uri: str) -> Any:
+    """A confidential client of ``org_id`` sending members back to ``redirect_uri``."""
+    resp = api.post(
+        "/api/v1/oauth-clients",
+        json={
+            "org_id": org_id,
+            "name": "你好工会",
+            "kind": "confidential",
+            "redirect_uris": [redirect_uri],
+            "scope": "openid membership activities:read",
+        },
+        headers=developer.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+@pytest.fixture(scope="session")
+def typescript_build() -> Path:
+    """The SDK, its tests and its example compiled into sdk/typescript/dist (node and the
+    pinned TypeScript come from scripts/sdk-deps.sh, which `make test` runs first)."""
+    tsc = TYPESCRIPT / "node_modules" / ".bin" / "tsc"
+    if shutil.which("node") is None or not tsc.exists():
+        pytest.fail("node or TypeScript is missing: run scripts/sdk-deps.sh (make test does)")
+    for config in ("tsconfig.json", "tsconfig.test.json"):
+        built = subprocess.run(
+            [str(tsc), "-p", config], cwd=TYPESCRIPT, capture_output=True, text=True, timeout=300
+        )
+        assert built.returncode == 0, built.stdout + built.stderr
+    return TYPESCRIPT / "dist"

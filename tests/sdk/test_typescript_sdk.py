@@ -8,31 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.openplatform.conftest import REDIRECT_URI, Browser, ClientFactory
 from tests.sdk.conftest import CLIENT_SCOPE, MEMBER_SCOPE, UnionActivities
-
-TYPESCRIPT = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
-
-
-@pytest.fixture(scope="session")
-def typescript_build() -> Path:
-    """The SDK, its tests and its example compiled into sdk/typescript/dist (node and the
-    pinned TypeScript come from scripts/sdk-deps.sh, which `make test` runs first)."""
-    tsc = TYPESCRIPT / "node_modules" / ".bin" / "tsc"
-    if shutil.which("node") is None or not tsc.exists():
-        pytest.fail("node or TypeScript is missing: run scripts/sdk-deps.sh (make test does)")
-    for config in ("tsconfig.json", "tsconfig.test.json"):
-        built = subprocess.run(
-            [str(tsc), "-p", config], cwd=TYPESCRIPT, capture_output=True, text=True, timeout=300
-        )
-        assert built.returncode == 0, built.stdout + built.stderr
-    return TYPESCRIPT / "dist"
 
 
 def cookie_header(browser: Browser) -> str:
