@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from gonghui import clock
 from gonghui_sdk import (
     ApiError,
     AsyncOAuth,
@@ -24,8 +26,6 @@ from gonghui_sdk import (
     RateLimitedError,
     TokenSet,
 )
-
-from gonghui import clock
 from tests.openplatform.conftest import REDIRECT_URI, Browser, ClientFactory, RegisteredClient
 from tests.sdk.conftest import CLIENT_SCOPE, MEMBER_SCOPE, UnionActivities
 
