@@ -7,6 +7,7 @@ client credentials."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from typing import Any, Self, cast
 
 import httpx
@@ -39,7 +40,7 @@ class _Renewal:
 
     def renewed(self, tokens: TokenSet) -> None:
         if tokens.refresh_token is None and self.tokens.refresh_token is not None:
-            tokens = TokenSet(**{**tokens.__dict__, "refresh_token": self.tokens.refresh_token})
+            tokens = replace(tokens, refresh_token=self.tokens.refresh_token)
         self.tokens = tokens
         if self.on_refresh is not None:
             self.on_refresh(tokens)

@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -198,7 +198,7 @@ class _Endpoints:
             raise OAuthError("invalid_id_token", "the id_token is not for this client")
         if nonce is not None and not secrets.compare_digest(str(claims.get("nonce")), nonce):
             raise OAuthError("invalid_nonce", "the id_token's nonce is not this sign-in's")
-        return TokenSet(**{**tokens.__dict__, "id_claims": claims})
+        return replace(tokens, id_claims=claims)
 
 
 class OAuth(_Endpoints):
