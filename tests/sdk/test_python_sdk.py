@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -38,14 +39,14 @@ def app_client(register_client: ClientFactory) -> RegisteredClient:
 
 
 @pytest.fixture
-def oauth(server: str, app_client: RegisteredClient) -> OAuth:
+def oauth(server: str, app_client: RegisteredClient) -> Iterator[OAuth]:
     with OAuth.discover(
         server,
         client_id=app_client.client_id,
         client_secret=app_client.client_secret,
         redirect_uri=REDIRECT_URI,
     ) as oauth:
-        yield oauth  # type: ignore[misc]
+        yield oauth
 
 
 def sign_in(oauth: OAuth, member: Browser, scope: str = MEMBER_SCOPE) -> TokenSet:
