@@ -94,7 +94,7 @@ def pkce_pair() -> tuple[str, str]:
 def _unverified_claims(id_token: str) -> dict[str, Any]:
     """The ``id_token``'s payload. Its signature is not checked here: it came straight from
     the token endpoint over the connection this client opened, which OpenID Connect Core
-    §3.1.3.7 (6) accepts in place of the signature; iss, aud, nonce and exp are checked."""
+    §3.1.3.7 (6) accepts in place of the signature; iss, aud and nonce are checked."""
     payload = id_token.split(".")[1]
     claims: dict[str, Any] = json.loads(
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
