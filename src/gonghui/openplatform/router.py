@@ -499,13 +499,43 @@ def my_benefits(request: Request, response: Response, session: SessionDep) -> Op
     )
 
 
-@router.get("/oauth/userinfo", response_model=dict[str, Any])
+class OpenUnion(BaseModel):
+    code: str
+    name: str
+
+
+class OpenMembership(BaseModel):
+    verified: bool
+    verified_at: datetime | None = Field(default=None, description="when verified")
+    union: OpenUnion | None = Field(default=None, description="when verified")
+    org_chain: list[str] | None = Field(
+        default=None, description="when verified: the orgs' names from the province down"
+    )
+
+
+class OpenMember(BaseModel):
+    """The member's claims: ``sub`` always, the others only under their scope. Documents
+    the answer of ``/oauth/userinfo`` and ``/open/v1/me`` (which render the claims as
+    they are)."""
+
+    sub: str = Field(description="pairwise: this client's own subject for the member")
+    nickname: str | None = Field(default=None, description="scope profile")
+    phone_number_masked: str | None = Field(default=None, description="scope profile")
+    membership: OpenMembership | None = Field(default=None, description="scope membership")
+
+
+_MEMBER_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"model": OpenMember, "description": "the member's claims under the token's scope"}
+}
+
+
+@router.get("/oauth/userinfo", response_model=None, responses=_MEMBER_ANSWER)
 async def userinfo(request: Request) -> Response:
     """OpenID Connect Core §5.3: the member's claims of the scope they granted."""
     return await _member_claims(request)
 
 
-@router.get("/open/v1/me", response_model=dict[str, Any])
+@router.get("/open/v1/me", response_model=None, responses=_MEMBER_ANSWER)
 async def me(request: Request) -> Response:
     """The member who granted the token, as its scope lets the client see them."""
     return await _member_claims(request)
