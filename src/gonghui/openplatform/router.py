@@ -27,11 +27,11 @@ from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
 from gonghui.errors import BearerRefused, DomainError, RateLimited
 from gonghui.openplatform import activities as openactivities
+from gonghui.openplatform import approvals, clients, keys, org_members, resource, scopes, usage
 from gonghui.openplatform import benefits as openbenefits
-from gonghui.openplatform import clients, keys, resource, scopes, usage
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
 from gonghui.types import Id
@@ -172,6 +172,58 @@ def client_access_log(
     """The client's calls, newest first (kept 30 days)."""
     found = usage.access_log(session, actor=staff, client_pk=client_pk, before=before, limit=limit)
     return [AccessRead.model_validate(a) for a in found]
+
+
+class ApprovalRequest(BaseModel):
+    scope: str = Field(min_length=1, max_length=64, examples=["org:members:read"])
+
+
+class ScopeApprovalRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    scope: str
+    state: str = Field(description="approved, lapsed (its approver lost the right) or awaiting")
+    approved_by: str | None
+    approved_at: datetime | None
+    may_approve: bool
+    may_withdraw: bool
+
+
+class ClientApprovalsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    client_pk: int
+    name: str
+    client_id: str
+    org_name: str
+    kind: str
+    disabled: bool
+    scopes: list[ScopeApprovalRead]
+
+
+@router.get("/api/v1/oauth-approvals")
+def list_approvals(staff: CurrentStaff, session: SessionDep) -> list[ClientApprovalsRead]:
+    """The apps of the caller's subtrees asking for scopes that act for their org, and
+    where each stands (staff consent)."""
+    return [ClientApprovalsRead.model_validate(c) for c in approvals.overview(session, actor=staff)]
+
+
+@router.post("/api/v1/oauth-clients/{client_pk}/approvals", status_code=status.HTTP_204_NO_CONTENT)
+def approve_scope(
+    client_pk: Id, body: ApprovalRequest, staff: CurrentStaff, session: SessionDep
+) -> None:
+    """Approve a scope the app asks for (``org:members:read``, ``org:members:unmask``,
+    ``activities:write``): the caller must hold its right over the app's org. Audited."""
+    approvals.approve(session, actor=staff, client_pk=client_pk, scope=body.scope)
+
+
+@router.delete(
+    "/api/v1/oauth-clients/{client_pk}/approvals/{scope}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def withdraw_scope(client_pk: Id, scope: str, staff: CurrentStaff, session: SessionDep) -> None:
+    """Withdraw an approved scope: the app's tokens lose it at once. Audited."""
+    approvals.withdraw(session, actor=staff, client_pk=client_pk, scope=scope)
 
 
 # -- discovery --------------------------------------------------------------------------
@@ -452,6 +504,59 @@ def open_activities(
     return OpenActivityPage(
         items=[OpenActivityRead.model_validate(a) for a in found],
         next_before=found[-1].id if len(found) == limit else None,
+    )
+
+
+class OpenMemberRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="the roster entry")
+    org_code: str
+    org_name: str
+    name: str = Field(description="masked unless unmasked=true")
+    id_number: str = Field(description="masked unless unmasked=true")
+    phone: str | None = Field(description="masked unless unmasked=true")
+    member_no: str | None
+    join_date: date | None
+    tags: list[str]
+    sub: str | None = Field(description="their pairwise subject for this app, once verified")
+
+
+class OpenMemberPage(BaseModel):
+    items: list[OpenMemberRead]
+    next_cursor: str | None = Field(description="pass as ``cursor`` for the next page")
+
+
+@router.get("/open/v1/orgs/{org_id}/members")
+def open_org_members(
+    org_id: Id,
+    request: Request,
+    response: Response,
+    session: WriteSessionDep,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=org_members.PAGE_MAX)] = 50,
+    unmasked: bool = False,
+) -> OpenMemberPage:
+    """``org:members:read`` (staff-approved): the roster of an org of the client's subtree,
+    masked; ``unmasked=true`` needs ``org:members:unmask`` too, and each value read is
+    written to the audit log."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("org:members:read")
+        if unmasked:
+            grant.require("org:members:unmask")
+        page = org_members.members_page(
+            session,
+            client_pk=grant.client_pk,
+            org_id=org_id,
+            cursor=cursor,
+            limit=limit,
+            unmasked=unmasked,
+        )
+    return OpenMemberPage(
+        items=[OpenMemberRead.model_validate(m) for m in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

@@ -1,12 +1,16 @@
 """The scopes a client may ask for, and what each lets it read.
 
 Member scopes need a member's consent (authorization code); a client's own token (client
-credentials) carries only client scopes, read within the client's org subtree.
+credentials) carries only client scopes, read within the client's org subtree. A client
+scope that acts for the org (``approved_by``) is carried only once a staff member holding
+that permission over the client's org approved it in the console (see :mod:`.approvals`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gonghui.tenancy import Permission
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,9 @@ class Scope:
 
     name: str
     member: bool
+    # The permission a staff member must hold over the client's org to approve it (and
+    # still hold when it is used); None: no staff approval needed.
+    approved_by: Permission | None = None
 
 
 SCOPES: dict[str, Scope] = {
@@ -25,6 +32,10 @@ SCOPES: dict[str, Scope] = {
         Scope("membership", member=True),
         Scope("benefits:read", member=True),
         Scope("activities:read", member=False),
+        Scope("activities:write", member=False, approved_by=Permission.ACTIVITIES_MANAGE),
+        Scope("org:members:read", member=False, approved_by=Permission.MEMBERS_READ),
+        # Lets ``org:members:read`` return clear values (each read audited).
+        Scope("org:members:unmask", member=False, approved_by=Permission.PII_UNMASK),
     )
 }
 
@@ -46,3 +57,8 @@ def member_scopes(names: list[str]) -> list[str]:
 def client_scopes(names: list[str]) -> list[str]:
     """The scopes of a client's own token (client credentials): its org's data."""
     return [n for n in names if n in SCOPES and not SCOPES[n].member]
+
+
+def staff_approved(names: list[str]) -> list[str]:
+    """The scopes among ``names`` that a staff member must approve."""
+    return [n for n in names if n in SCOPES and SCOPES[n].approved_by is not None]
