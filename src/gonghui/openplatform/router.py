@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
+from gonghui.activities.schemas import ActivityCreate
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
 from gonghui.errors import BearerRefused, DomainError, RateLimited
@@ -558,6 +559,107 @@ def open_org_members(
         items=[OpenMemberRead.model_validate(m) for m in page.items],
         next_cursor=page.next_cursor,
     )
+
+
+@router.post("/open/v1/activities", status_code=status.HTTP_201_CREATED)
+def open_create_activity(
+    body: ActivityCreate, request: Request, response: Response, session: SessionDep
+) -> OpenActivityRead:
+    """``activities:write`` (staff-approved): a draft activity in an org of the client's
+    subtree, under the same rules as the console's."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openactivities.WRITE)
+        created = openactivities.create(session, client_pk=grant.client_pk, data=body)
+    return OpenActivityRead.model_validate(created)
+
+
+@router.post("/open/v1/activities/{activity_id}/{transition}")
+def open_activity_transition(
+    activity_id: Id,
+    transition: openactivities.Transition,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> OpenActivityRead:
+    """``activities:write``: publish a draft, pause a live activity, resume a paused one."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openactivities.WRITE)
+        changed = openactivities.transition(
+            session, client_pk=grant.client_pk, activity_id=activity_id, to=transition
+        )
+    return OpenActivityRead.model_validate(changed)
+
+
+class OpenParticipationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    activity_id: int
+    kind: str
+    status: str
+    draws: int | None = Field(description="lotteries")
+    members_drawing: int | None = Field(description="lotteries")
+    quiz_attempts: int | None = Field(description="quizzes")
+    quiz_passed: int | None = Field(description="quizzes")
+    votes: int | None = Field(description="votes; none while the vote hides its counts")
+
+
+class OpenPrizeResult(BaseModel):
+    position: int
+    name: str
+    kind: str
+    initial_stock: int | None
+    won: int
+
+
+class OpenStanding(BaseModel):
+    candidate_id: int
+    name: str
+    org_name: str
+    category: str
+    votes: int | None
+
+
+class OpenResultsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    activity_id: int
+    kind: str
+    status: str
+    prizes: list[OpenPrizeResult] = Field(description="lotteries: prizes won per prize")
+    ranking: list[OpenStanding] = Field(description="votes: the ranking, as members see it")
+    counts_hidden: bool
+
+
+@router.get("/open/v1/activities/{activity_id}/participation")
+def open_activity_participation(
+    activity_id: Id, request: Request, response: Response, session: SessionDep
+) -> OpenParticipationRead:
+    """``activities:read``: how many took part in a published activity of the subtree."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("activities:read")
+        found = openactivities.participation(
+            session, client_pk=grant.client_pk, activity_id=activity_id
+        )
+    return OpenParticipationRead.model_validate(found)
+
+
+@router.get("/open/v1/activities/{activity_id}/results")
+def open_activity_results(
+    activity_id: Id, request: Request, response: Response, session: SessionDep
+) -> OpenResultsRead:
+    """``activities:read``: prizes won, a vote's ranking."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("activities:read")
+        found = openactivities.results(session, client_pk=grant.client_pk, activity_id=activity_id)
+    return OpenResultsRead.model_validate(found)
 
 
 class OpenVoucher(BaseModel):
