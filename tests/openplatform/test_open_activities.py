@@ -207,3 +207,61 @@ def test_the_open_api_document_lists_the_activity_routes(server: str) -> None:
         "/open/v1/activities/{activity_id}/results",
     } <= set(paths)
     assert "post" in paths["/open/v1/activities"]
+
+
+def test_a_district_app_reaches_nothing_above_or_beside_its_district_through_any_new_route(
+    server: str, api: httpx.Client, tree: Tree, make_staff: StaffFactory,
+    register_client: ClientFactory,
+) -> None:  # fmt: skip
+    from tests.openplatform.test_org_members import on_roster
+
+    developer = make_staff(tree.district_a1, Role.DEVELOPER)
+    app = register_client(
+        org_id=tree.district_a1,
+        staff=developer,
+        scope=f"activities:read {WRITE} org:members:read org:members:unmask",
+    )
+    city_admin = make_staff(tree.city_a)  # approves all three, from above the district
+    for scope in (WRITE, "org:members:read", "org:members:unmask"):
+        assert approve(api, city_admin, app, scope).status_code == 204
+    headers = bearer(client_token(server, app, " ".join(app.body["scope"].split())))
+    inside, _ = on_roster(tree.grassroots_a1x, "王芳")
+    on_roster(tree.city_a, "李建国")
+    on_roster(tree.grassroots_b1, "陈深")
+    city_activity = create_activity(api, city_admin.headers, tree.city_a, title="广州抽奖")
+    other_city = create_activity(
+        api, make_staff(tree.city_b).headers, tree.grassroots_b1, title="深圳抽奖"
+    )
+    own = create_activity(api, city_admin.headers, tree.grassroots_a1x, title="园区抽奖")
+    before = _activities()
+
+    roster = httpx.get(
+        f"{server}/open/v1/orgs/{tree.district_a1}/members?unmasked=true", headers=headers
+    )
+    assert [m["id"] for m in roster.json()["items"]] == [inside]
+    for org_id in (tree.city_a, tree.city_b, tree.grassroots_b1, tree.province):
+        for query in ("", "?unmasked=true"):
+            members = httpx.get(f"{server}/open/v1/orgs/{org_id}/members{query}", headers=headers)
+            assert members.status_code == 404, (org_id, query)
+        create = httpx.post(f"{server}/open/v1/activities", json=_body(org_id), headers=headers)
+        assert create.status_code == 404, org_id
+    for found in (city_activity, other_city):
+        url = f"{server}/open/v1/activities/{found['id']}"
+        for method, path in (
+            ("POST", "publish"),
+            ("POST", "pause"),
+            ("POST", "resume"),
+            ("GET", "participation"),
+            ("GET", "results"),
+        ):
+            answer = httpx.request(method, f"{url}/{path}", headers=headers)
+            assert answer.status_code == 404, (found["title"], path)
+    listed = httpx.get(f"{server}/open/v1/activities", headers=headers).json()["items"]
+    assert [a["id"] for a in listed] == [own["id"]]
+    assert httpx.get(f"{server}/open/v1/activities/{own['id']}/results", headers=headers).is_success
+    assert _activities() == before
+    with unit_of_work(read_only=True) as session:
+        unmasked = session.scalars(
+            select(AuditEntry.subject_id).where(AuditEntry.action == "pii.unmask")
+        ).all()
+    assert set(unmasked) == {str(inside)}  # only what it could read
