@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from gonghui.accounts.models import User
 from gonghui.accounts.principal import standing_actor
 from gonghui.audit import service as audit
+from gonghui.baas.errors import BaasError
+from gonghui.baas.models import App
 from gonghui.clock import now
 from gonghui.errors import InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.openplatform import resource, scopes
@@ -61,6 +63,17 @@ class Acting:
     actor: Actor
 
 
+def subtree_app(session: Session, *, org_path: str, app_id: int) -> tuple[App, str]:
+    """The BaaS app ``app_id`` and its org's path, if it belongs to the subtree at
+    ``org_path``; else the one answer for an app that does not exist."""
+    row = session.execute(
+        select(App, Org.path).join(Org, Org.id == App.org_id).where(App.id == app_id)
+    ).first()
+    if row is None or not path_within(row[1], org_path):
+        raise NotFound(BaasError.APP_NOT_FOUND, f"app {app_id} not found")
+    return row[0], row[1]
+
+
 def client_org(session: Session, client_pk: int) -> ClientOrg:
     row = session.execute(
         select(Client.id, Client.client_id, Client.org_id, Org.path)
@@ -84,7 +97,7 @@ def _visible_client(session: Session, actor: Actor, client_pk: int) -> tuple[Cli
 
 
 def _approvable(name: str) -> scopes.Scope:
-    scope = scopes.SCOPES.get(name)
+    scope = scopes.scope_of(name)
     if scope is None or scope.approved_by is None:
         raise InvalidInput(
             OpenPlatformError.BAD_SCOPE,
@@ -110,7 +123,7 @@ def _active(session: Session, client_pk: int, scope: str) -> list[StaffApproval]
 
 def _stands(session: Session, approval: StaffApproval, org_path: str) -> Actor | None:
     """The approver's rights now, if they still hold the scope's permission over the org."""
-    permission = scopes.SCOPES[approval.scope].approved_by
+    permission = scopes.approver_right(approval.scope)
     assert permission is not None
     actor = standing_actor(session, user_id=approval.approved_by)
     return actor if actor is not None and actor.can(permission, org_path) else None
@@ -147,6 +160,8 @@ def approve(session: Session, *, actor: Actor, client_pk: int, scope: str) -> St
             f"the app does not ask for {scope}",
             [field_error("scope", OpenPlatformError.SCOPE_NOT_ASKED, "not among the app's scopes")],
         )
+    if (app_id := scopes.baas_app(scope)) is not None:
+        subtree_app(session, org_path=org.path, app_id=app_id)
     for existing in _active(session, client.id, scope):
         if _stands(session, existing, org.path) is not None:
             return existing
@@ -258,7 +273,7 @@ def overview(session: Session, *, actor: Actor) -> list[ClientApprovals]:
             continue
         items = []
         for name in asked:
-            permission = scopes.SCOPES[name].approved_by
+            permission = scopes.approver_right(name)
             assert permission is not None
             may_approve = actor.can(permission, org.path)
             active = _active(session, client.id, name)

@@ -453,6 +453,11 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
 
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """Known scopes only, ``baas:<app id>`` among them (not a fixed list)."""
+        if scopes.unknown(scopes.parse(scope)):
+            raise InvalidScopeError()
+
     # Authlib's storage hooks.
     def query_client(self, client_id: str) -> OAuthClient | None:
         row = clients.by_client_id(self.session, client_id or "")

@@ -19,19 +19,21 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
 from gonghui.activities.schemas import ActivityCreate
+from gonghui.baas.schemas import RecordPage
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
 from gonghui.errors import BearerRefused, DomainError, RateLimited
 from gonghui.openplatform import activities as openactivities
 from gonghui.openplatform import approvals, clients, keys, org_members, resource, scopes, usage
+from gonghui.openplatform import baas as openbaas
 from gonghui.openplatform import benefits as openbenefits
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
@@ -660,6 +662,63 @@ def open_activity_results(
         grant.require("activities:read")
         found = openactivities.results(session, client_pk=grant.client_pk, activity_id=activity_id)
     return OpenResultsRead.model_validate(found)
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@router.get("/open/v1/baas/{app_id}/data/{table}/records")
+def open_baas_records(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    where: Annotated[Json[Any] | None, Query(max_length=8000)] = None,
+    sort: Annotated[str | None, Query(max_length=500)] = None,
+    fields: Annotated[str | None, Query(max_length=2000)] = None,
+    limit: Annotated[int, Query(ge=1, le=openbaas.PAGE_MAX)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> RecordPage:
+    """``baas:<app id>`` (approved by a developer of the client's org): the records of a
+    table of that app, as the app's server reads them; ``where`` is the BaaS's JSON filter,
+    ``sort`` and ``fields`` comma-separated."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        page = openbaas.records(
+            session,
+            client_pk=grant.client_pk,
+            app_id=app_id,
+            table=table,
+            where=where,
+            sort=_comma_list(sort),
+            fields=_comma_list(fields),
+            limit=limit,
+            cursor=cursor,
+        )
+    return RecordPage(items=page.items, next_cursor=page.next_cursor, count=page.count)
+
+
+@router.get("/open/v1/baas/{app_id}/data/{table}/records/{record_id}")
+def open_baas_record(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    record_id: Id,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """``baas:<app id>``: one record of a table of that app."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        return openbaas.record(
+            session, client_pk=grant.client_pk, app_id=app_id, table=table, record_id=record_id
+        )
 
 
 class OpenVoucher(BaseModel):

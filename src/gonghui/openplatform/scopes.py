@@ -40,25 +40,51 @@ SCOPES: dict[str, Scope] = {
 }
 
 
+BAAS_PREFIX = "baas:"
+
+
+def scope_of(name: str) -> Scope | None:
+    """The scope named ``name``: one of :data:`SCOPES`, or ``baas:<app id>`` (a BaaS app of
+    the client's subtree, read as its server would; approved by a developer of the client's
+    org). None for an unknown name."""
+    if name in SCOPES:
+        return SCOPES[name]
+    app = name.removeprefix(BAAS_PREFIX)
+    if app != name and app.isascii() and app.isdigit() and app[0] != "0" and len(app) <= 18:
+        return Scope(name, member=False, approved_by=Permission.APPS_MANAGE)
+    return None
+
+
+def approver_right(name: str) -> Permission | None:
+    """The permission that approves ``name`` (None: not a staff-approved scope)."""
+    scope = scope_of(name)
+    return None if scope is None else scope.approved_by
+
+
+def baas_app(name: str) -> int | None:
+    """The app id of a ``baas:<app id>`` scope, else None."""
+    return int(name.removeprefix(BAAS_PREFIX)) if name.startswith(BAAS_PREFIX) else None
+
+
 def parse(scope: str | None) -> list[str]:
     """The scope names of a space-separated string, each once, in order."""
     return list(dict.fromkeys((scope or "").split()))
 
 
 def unknown(names: list[str]) -> list[str]:
-    return [n for n in names if n not in SCOPES]
+    return [n for n in names if scope_of(n) is None]
 
 
 def member_scopes(names: list[str]) -> list[str]:
     """The scopes a member grants (asked for with a code)."""
-    return [n for n in names if n in SCOPES and SCOPES[n].member]
+    return [n for n in names if (s := scope_of(n)) is not None and s.member]
 
 
 def client_scopes(names: list[str]) -> list[str]:
     """The scopes of a client's own token (client credentials): its org's data."""
-    return [n for n in names if n in SCOPES and not SCOPES[n].member]
+    return [n for n in names if (s := scope_of(n)) is not None and not s.member]
 
 
 def staff_approved(names: list[str]) -> list[str]:
     """The scopes among ``names`` that a staff member must approve."""
-    return [n for n in names if n in SCOPES and SCOPES[n].approved_by is not None]
+    return [n for n in names if (s := scope_of(n)) is not None and s.approved_by is not None]
