@@ -41,6 +41,8 @@ SCOPES: dict[str, Scope] = {
 
 
 BAAS_PREFIX = "baas:"
+# How the reference names the family of ``baas:<app id>`` scopes.
+BAAS_SCOPE = Scope(f"{BAAS_PREFIX}<app id>", member=False, approved_by=Permission.APPS_MANAGE)
 
 
 def scope_of(name: str) -> Scope | None:
@@ -51,7 +53,7 @@ def scope_of(name: str) -> Scope | None:
         return SCOPES[name]
     app = name.removeprefix(BAAS_PREFIX)
     if app != name and app.isascii() and app.isdigit() and app[0] != "0" and len(app) <= 18:
-        return Scope(name, member=False, approved_by=Permission.APPS_MANAGE)
+        return Scope(name, member=False, approved_by=BAAS_SCOPE.approved_by)
     return None
 
 
