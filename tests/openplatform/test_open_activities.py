@@ -45,6 +45,23 @@ def _body(org_id: int, **fields: Any) -> dict[str, Any]:
     }
 
 
+def assert_not_found_through_every_route(
+    server: str, headers: dict[str, str], activity: dict[str, Any]
+) -> None:
+    """Every route about one activity answers as if it did not exist, and changes nothing."""
+    url = f"{server}/open/v1/activities/{activity['id']}"
+    for method, path in (
+        ("POST", "publish"),
+        ("POST", "pause"),
+        ("POST", "resume"),
+        ("GET", "participation"),
+        ("GET", "results"),
+    ):
+        answer = httpx.request(method, f"{url}/{path}", headers=headers)
+        assert answer.status_code == 404, (activity["title"], path)
+        assert answer.json()["error"]["code"] == "activity.not_found"
+
+
 def _activities() -> int:
     with unit_of_work(read_only=True) as session:
         return int(session.scalar(select(func.count()).select_from(Activity)) or 0)
@@ -118,17 +135,7 @@ def test_an_app_touches_no_activity_outside_its_subtree(
         assert outside.status_code == 404, org_id
         assert outside.json()["error"]["code"] == "org.not_found"
     for found in (shenzhen, shenzhen_draft, province):
-        url = f"{server}/open/v1/activities/{found['id']}"
-        for method, path in (
-            ("POST", "publish"),
-            ("POST", "pause"),
-            ("POST", "resume"),
-            ("GET", "participation"),
-            ("GET", "results"),
-        ):
-            answer = httpx.request(method, f"{url}/{path}", headers=headers)
-            assert answer.status_code == 404, (found["title"], path)
-            assert answer.json()["error"]["code"] == "activity.not_found"
+        assert_not_found_through_every_route(server, headers, found)
     assert _activities() == before
     # Though its approver, at the province, could: the grant is the app's subtree only.
 
@@ -246,16 +253,7 @@ def test_a_district_app_reaches_nothing_above_or_beside_its_district_through_any
         create = httpx.post(f"{server}/open/v1/activities", json=_body(org_id), headers=headers)
         assert create.status_code == 404, org_id
     for found in (city_activity, other_city):
-        url = f"{server}/open/v1/activities/{found['id']}"
-        for method, path in (
-            ("POST", "publish"),
-            ("POST", "pause"),
-            ("POST", "resume"),
-            ("GET", "participation"),
-            ("GET", "results"),
-        ):
-            answer = httpx.request(method, f"{url}/{path}", headers=headers)
-            assert answer.status_code == 404, (found["title"], path)
+        assert_not_found_through_every_route(server, headers, found)
     listed = httpx.get(f"{server}/open/v1/activities", headers=headers).json()["items"]
     assert [a["id"] for a in listed] == [own["id"]]
     assert httpx.get(f"{server}/open/v1/activities/{own['id']}/results", headers=headers).is_success
