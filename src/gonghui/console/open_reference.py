@@ -142,7 +142,7 @@ def reference(request: Request, user: ConsoleStaff) -> Response:
             "active": "nav.oauth",
             "document_path": OPEN_API_DOCUMENT_PATH,
             "version": document.get("info", {}).get("version", ""),
-            "scopes": list(scopes.SCOPES.values()),
+            "scopes": [*scopes.SCOPES.values(), scopes.BAAS_SCOPE],
             "oauth": [o for o in ops if not o.path.startswith("/open/")],
             "open": [o for o in ops if o.path.startswith("/open/")],
             "schemas": schemas(document),

@@ -13,3 +13,7 @@ class OpenPlatformError(StrEnum):
     SERVICE_NOT_FOUND = "openplatform.service_not_found"
     BAD_SERVICE = "openplatform.bad_service"
     BAD_ICON = "openplatform.bad_icon"
+    APPROVER_LACKS_RIGHT = "openplatform.approver_lacks_right"
+    SCOPE_NOT_ASKED = "openplatform.scope_not_asked"
+    APPROVAL_NOT_FOUND = "openplatform.approval_not_found"
+    APPROVAL_LAPSED = "openplatform.approval_lapsed"

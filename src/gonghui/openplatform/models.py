@@ -168,3 +168,20 @@ class ServiceOpenDay(Base):
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
     day: Mapped[date]
     opens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StaffApproval(Base):
+    """A staff member's approval of a scope that acts for the client's org (its members'
+    roster, its activities). Approved by someone holding the scope's permission over the
+    client's org; that is checked again at each use, so an approval never outlives its
+    approver's rights. Withdrawn rows stay, for the record."""
+
+    __tablename__ = "openplatform_staff_approval"
+
+    id: Mapped[IdPk]
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    approved_at: Mapped[datetime] = mapped_column(default=now)
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))

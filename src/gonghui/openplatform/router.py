@@ -19,19 +19,22 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
+from gonghui.activities.schemas import ActivityCreate
+from gonghui.baas.schemas import RecordPage
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentStaff, SessionDep
+from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
 from gonghui.errors import BearerRefused, DomainError, RateLimited
 from gonghui.openplatform import activities as openactivities
+from gonghui.openplatform import approvals, clients, keys, org_members, resource, scopes, usage
+from gonghui.openplatform import baas as openbaas
 from gonghui.openplatform import benefits as openbenefits
-from gonghui.openplatform import clients, keys, resource, scopes, usage
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
 from gonghui.types import Id
@@ -172,6 +175,58 @@ def client_access_log(
     """The client's calls, newest first (kept 30 days)."""
     found = usage.access_log(session, actor=staff, client_pk=client_pk, before=before, limit=limit)
     return [AccessRead.model_validate(a) for a in found]
+
+
+class ApprovalRequest(BaseModel):
+    scope: str = Field(min_length=1, max_length=64, examples=["org:members:read"])
+
+
+class ScopeApprovalRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    scope: str
+    state: str = Field(description="approved, lapsed (its approver lost the right) or awaiting")
+    approved_by: str | None
+    approved_at: datetime | None
+    may_approve: bool
+    may_withdraw: bool
+
+
+class ClientApprovalsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    client_pk: int
+    name: str
+    client_id: str
+    org_name: str
+    kind: str
+    disabled: bool
+    scopes: list[ScopeApprovalRead]
+
+
+@router.get("/api/v1/oauth-approvals")
+def list_approvals(staff: CurrentStaff, session: SessionDep) -> list[ClientApprovalsRead]:
+    """The apps of the caller's subtrees asking for scopes that act for their org, and
+    where each stands (staff consent)."""
+    return [ClientApprovalsRead.model_validate(c) for c in approvals.overview(session, actor=staff)]
+
+
+@router.post("/api/v1/oauth-clients/{client_pk}/approvals", status_code=status.HTTP_204_NO_CONTENT)
+def approve_scope(
+    client_pk: Id, body: ApprovalRequest, staff: CurrentStaff, session: SessionDep
+) -> None:
+    """Approve a scope the app asks for (``org:members:read``, ``org:members:unmask``,
+    ``activities:write``): the caller must hold its right over the app's org. Audited."""
+    approvals.approve(session, actor=staff, client_pk=client_pk, scope=body.scope)
+
+
+@router.delete(
+    "/api/v1/oauth-clients/{client_pk}/approvals/{scope}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def withdraw_scope(client_pk: Id, scope: str, staff: CurrentStaff, session: SessionDep) -> None:
+    """Withdraw an approved scope: the app's tokens lose it at once. Audited."""
+    approvals.withdraw(session, actor=staff, client_pk=client_pk, scope=scope)
 
 
 # -- discovery --------------------------------------------------------------------------
@@ -453,6 +508,217 @@ def open_activities(
         items=[OpenActivityRead.model_validate(a) for a in found],
         next_before=found[-1].id if len(found) == limit else None,
     )
+
+
+class OpenMemberRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="the roster entry")
+    org_code: str
+    org_name: str
+    name: str = Field(description="masked unless unmasked=true")
+    id_number: str = Field(description="masked unless unmasked=true")
+    phone: str | None = Field(description="masked unless unmasked=true")
+    member_no: str | None
+    join_date: date | None
+    tags: list[str]
+    sub: str | None = Field(description="their pairwise subject for this app, once verified")
+
+
+class OpenMemberPage(BaseModel):
+    items: list[OpenMemberRead]
+    next_cursor: str | None = Field(description="pass as ``cursor`` for the next page")
+
+
+@router.get("/open/v1/orgs/{org_id}/members")
+def open_org_members(
+    org_id: Id,
+    request: Request,
+    response: Response,
+    session: WriteSessionDep,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=org_members.PAGE_MAX)] = 50,
+    unmasked: bool = False,
+) -> OpenMemberPage:
+    """``org:members:read`` (staff-approved): the roster of an org of the client's subtree,
+    masked; ``unmasked=true`` needs ``org:members:unmask`` too, and each value read is
+    written to the audit log."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("org:members:read")
+        if unmasked:
+            grant.require("org:members:unmask")
+        page = org_members.members_page(
+            session,
+            client_pk=grant.client_pk,
+            org_id=org_id,
+            cursor=cursor,
+            limit=limit,
+            unmasked=unmasked,
+        )
+    return OpenMemberPage(
+        items=[OpenMemberRead.model_validate(m) for m in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.post("/open/v1/activities", status_code=status.HTTP_201_CREATED)
+def open_create_activity(
+    body: ActivityCreate, request: Request, response: Response, session: SessionDep
+) -> OpenActivityRead:
+    """``activities:write`` (staff-approved): a draft activity in an org of the client's
+    subtree, under the same rules as the console's."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openactivities.WRITE)
+        created = openactivities.create(session, client_pk=grant.client_pk, data=body)
+    return OpenActivityRead.model_validate(created)
+
+
+@router.post("/open/v1/activities/{activity_id}/{transition}")
+def open_activity_transition(
+    activity_id: Id,
+    transition: openactivities.Transition,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> OpenActivityRead:
+    """``activities:write``: publish a draft, pause a live activity, resume a paused one."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openactivities.WRITE)
+        changed = openactivities.transition(
+            session, client_pk=grant.client_pk, activity_id=activity_id, to=transition
+        )
+    return OpenActivityRead.model_validate(changed)
+
+
+class OpenParticipationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    activity_id: int
+    kind: str
+    status: str
+    draws: int | None = Field(description="lotteries")
+    members_drawing: int | None = Field(description="lotteries")
+    quiz_attempts: int | None = Field(description="quizzes")
+    quiz_passed: int | None = Field(description="quizzes")
+    votes: int | None = Field(description="votes; none while the vote hides its counts")
+
+
+class OpenPrizeResult(BaseModel):
+    position: int
+    name: str
+    kind: str
+    initial_stock: int | None
+    won: int
+
+
+class OpenStanding(BaseModel):
+    candidate_id: int
+    name: str
+    org_name: str
+    category: str
+    votes: int | None
+
+
+class OpenResultsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    activity_id: int
+    kind: str
+    status: str
+    prizes: list[OpenPrizeResult] = Field(description="lotteries: prizes won per prize")
+    ranking: list[OpenStanding] = Field(description="votes: the ranking, as members see it")
+    counts_hidden: bool
+
+
+@router.get("/open/v1/activities/{activity_id}/participation")
+def open_activity_participation(
+    activity_id: Id, request: Request, response: Response, session: SessionDep
+) -> OpenParticipationRead:
+    """``activities:read``: how many took part in a published activity of the subtree."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("activities:read")
+        found = openactivities.participation(
+            session, client_pk=grant.client_pk, activity_id=activity_id
+        )
+    return OpenParticipationRead.model_validate(found)
+
+
+@router.get("/open/v1/activities/{activity_id}/results")
+def open_activity_results(
+    activity_id: Id, request: Request, response: Response, session: SessionDep
+) -> OpenResultsRead:
+    """``activities:read``: prizes won, a vote's ranking."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("activities:read")
+        found = openactivities.results(session, client_pk=grant.client_pk, activity_id=activity_id)
+    return OpenResultsRead.model_validate(found)
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@router.get("/open/v1/baas/{app_id}/data/{table}/records")
+def open_baas_records(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    where: Annotated[Json[Any] | None, Query(max_length=8000)] = None,
+    sort: Annotated[str | None, Query(max_length=500)] = None,
+    fields: Annotated[str | None, Query(max_length=2000)] = None,
+    limit: Annotated[int, Query(ge=1, le=openbaas.PAGE_MAX)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> RecordPage:
+    """``baas:<app id>`` (approved by a developer of the client's org): the records of a
+    table of that app, as the app's server reads them; ``where`` is the BaaS's JSON filter,
+    ``sort`` and ``fields`` comma-separated."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        page = openbaas.records(
+            session,
+            client_pk=grant.client_pk,
+            app_id=app_id,
+            table=table,
+            where=where,
+            sort=_comma_list(sort),
+            fields=_comma_list(fields),
+            limit=limit,
+            cursor=cursor,
+        )
+    return RecordPage(items=page.items, next_cursor=page.next_cursor, count=page.count)
+
+
+@router.get("/open/v1/baas/{app_id}/data/{table}/records/{record_id}")
+def open_baas_record(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    record_id: Id,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """``baas:<app id>``: one record of a table of that app."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        return openbaas.record(
+            session, client_pk=grant.client_pk, app_id=app_id, table=table, record_id=record_id
+        )
 
 
 class OpenVoucher(BaseModel):
