@@ -46,7 +46,6 @@ from gonghui.mall.router import router as mall_router
 from gonghui.members.router import router as members_router
 from gonghui.merchants.router import router as merchants_router
 from gonghui.observability import RequestContextMiddleware
-from gonghui.openplatform.catalogue_router import router as service_catalogue_router
 from gonghui.openplatform.router import router as openplatform_router
 from gonghui.operations.router import router as operations_router
 from gonghui.orgs.router import router as orgs_router
@@ -181,7 +180,6 @@ def create_app() -> FastAPI:
     app.include_router(mall_router)
     app.include_router(risk_router)
     app.include_router(openplatform_router)
-    app.include_router(service_catalogue_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

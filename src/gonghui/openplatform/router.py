@@ -5,6 +5,8 @@
 - ``/oauth/token``, ``/oauth/revoke``, ``/oauth/introspect``: the protocol's back channel,
   answering in OAuth's own format (RFC 6749 §5), which its client libraries read.
 - ``/oauth/userinfo`` and ``/open/v1/me``: what a member's token may read.
+- ``/api/v1/oauth-clients/{id}/service`` and ``/api/v1/open-platform/services/usage``: a
+  client's card in the members' service catalogue, and its opens (``catalogue.py``).
 
 The authorization endpoint (sign-in and consent) is the member H5's page
 ``/h5/oauth/authorize``.
@@ -19,7 +21,18 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    File,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, Json
 from sqlalchemy.orm import Session
@@ -28,14 +41,27 @@ from starlette.concurrency import run_in_threadpool
 from gonghui import db, ratelimit
 from gonghui.activities.schemas import ActivityCreate
 from gonghui.baas.schemas import RecordPage
+from gonghui.bodylimit import MULTIPART_FRAMING, max_body
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
-from gonghui.errors import BearerRefused, DomainError, RateLimited
+from gonghui.errors import BearerRefused, DomainError, NotFound, RateLimited
 from gonghui.openplatform import activities as openactivities
-from gonghui.openplatform import approvals, clients, keys, org_members, resource, scopes, usage
+from gonghui.openplatform import (
+    approvals,
+    catalogue,
+    clients,
+    keys,
+    org_members,
+    resource,
+    scopes,
+    usage,
+)
 from gonghui.openplatform import baas as openbaas
 from gonghui.openplatform import benefits as openbenefits
+from gonghui.openplatform.catalogue import Category
 from gonghui.openplatform.clients import ClientKind
+from gonghui.openplatform.errors import OpenPlatformError
+from gonghui.openplatform.models import ServiceCard
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
 from gonghui.types import Id
 
@@ -805,3 +831,91 @@ async def userinfo(request: Request) -> Response:
 async def me(request: Request) -> Response:
     """The member who granted the token, as its scope lets the client see them."""
     return await _member_claims(request)
+
+
+# -- the service catalogue (staff; the member's side is the H5's /h5/services) --------------
+
+
+class ServiceWrite(BaseModel):
+    category: Category
+    title: str = Field(min_length=1, max_length=40)
+    description: str = Field(default="", max_length=300)
+    launch_uri: str = Field(
+        max_length=1000,
+        description="the provider's third-party-initiated login URI (OpenID Connect Core §4), "
+        "on the origin of one of the client's redirect URIs",
+    )
+    shown_to: list[Id] = Field(
+        default_factory=list,
+        max_length=100,
+        description="orgs within the client's subtree whose members see it; empty: all of it",
+    )
+    listed: bool = False
+
+
+class ServiceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    client_pk: int
+    org_id: int
+    category: str
+    title: str
+    description: str
+    launch_uri: str
+    shown_to: list[int]
+    listed: bool
+    has_icon: bool
+    updated_at: datetime
+
+
+class ServiceUsageRead(BaseModel):
+    category: str
+    org_id: int
+    org_name: str
+    opens: int
+
+
+def _read(card: ServiceCard) -> ServiceRead:
+    return ServiceRead.model_validate(
+        {**{k: getattr(card, k) for k in ServiceRead.model_fields if k != "has_icon"},
+         "has_icon": card.icon_key is not None}
+    )  # fmt: skip
+
+
+@router.put("/api/v1/oauth-clients/{client_pk}/service")
+def set_service(
+    client_pk: Id, body: ServiceWrite, staff: CurrentStaff, session: SessionDep
+) -> ServiceRead:
+    """The client's card in the members' service catalogue (listed: members see it)."""
+    card = catalogue.set_card(session, actor=staff, client_pk=client_pk, **body.model_dump())
+    return _read(card)
+
+
+@router.get("/api/v1/oauth-clients/{client_pk}/service")
+def get_service(client_pk: Id, staff: CurrentStaff, session: SessionDep) -> ServiceRead:
+    card = catalogue.card_of(session, actor=staff, client_pk=client_pk)
+    if card is None:
+        raise NotFound(OpenPlatformError.SERVICE_NOT_FOUND, "the client has no card")
+    return _read(card)
+
+
+@router.put("/api/v1/oauth-clients/{client_pk}/service/icon")
+@max_body(catalogue.ICON_MAX_BYTES + MULTIPART_FRAMING)
+def set_service_icon(
+    client_pk: Id, file: Annotated[UploadFile, File()], staff: CurrentStaff, session: SessionDep
+) -> ServiceRead:
+    """The card's icon: JPEG, PNG or WebP, at most 256 KiB."""
+    data = file.file.read(catalogue.ICON_MAX_BYTES + 1)
+    return _read(catalogue.set_icon(session, actor=staff, client_pk=client_pk, data=data))
+
+
+@router.get("/api/v1/open-platform/services/usage")
+def service_usage(
+    staff: CurrentStaff, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> list[ServiceUsageRead]:
+    """Opens of the caller's services over the last ``days``, by category and the union of
+    the members who opened them."""
+    return [
+        ServiceUsageRead(**vars(row)) for row in catalogue.usage(session, actor=staff, days=days)
+    ]
