@@ -8,8 +8,14 @@ __all__ = [
     "OpenActivityPage",
     "OpenActivityRead",
     "OpenMember",
+    "OpenMemberPage",
+    "OpenMemberRead",
     "OpenMembership",
+    "OpenParticipationRead",
     "OpenPrize",
+    "OpenPrizeResult",
+    "OpenResultsRead",
+    "OpenStanding",
     "OpenUnion",
     "OpenVoucher",
     "OpenWallet",
@@ -49,6 +55,30 @@ class OpenMember(TypedDict):
     membership: NotRequired[OpenMembership | None]
 
 
+class OpenMemberPage(TypedDict):
+    items: list[OpenMemberRead]
+    #: pass as ``cursor`` for the next page
+    next_cursor: str | None
+
+
+class OpenMemberRead(TypedDict):
+    #: the roster entry
+    id: int
+    org_code: str
+    org_name: str
+    #: masked unless unmasked=true
+    name: str
+    #: masked unless unmasked=true
+    id_number: str
+    #: masked unless unmasked=true
+    phone: str | None
+    member_no: str | None
+    join_date: str | None
+    tags: list[str]
+    #: their pairwise subject for this app, once verified
+    sub: str | None
+
+
 class OpenMembership(TypedDict):
     verified: bool
     #: when verified
@@ -59,12 +89,55 @@ class OpenMembership(TypedDict):
     org_chain: NotRequired[list[str] | None]
 
 
+class OpenParticipationRead(TypedDict):
+    activity_id: int
+    kind: str
+    status: str
+    #: lotteries
+    draws: int | None
+    #: lotteries
+    members_drawing: int | None
+    #: quizzes
+    quiz_attempts: int | None
+    #: quizzes
+    quiz_passed: int | None
+    #: votes; none while the vote hides its counts
+    votes: int | None
+
+
 class OpenPrize(TypedDict):
     id: int
     name: str
     status: str
     #: date-time
     won_at: str
+
+
+class OpenPrizeResult(TypedDict):
+    position: int
+    name: str
+    kind: str
+    initial_stock: int | None
+    won: int
+
+
+class OpenResultsRead(TypedDict):
+    activity_id: int
+    kind: str
+    status: str
+    #: lotteries: prizes won per prize
+    prizes: list[OpenPrizeResult]
+    #: votes: the ranking, as members see it
+    ranking: list[OpenStanding]
+    counts_hidden: bool
+
+
+class OpenStanding(TypedDict):
+    candidate_id: int
+    name: str
+    org_name: str
+    category: str
+    votes: int | None
 
 
 class OpenUnion(TypedDict):

@@ -31,6 +31,30 @@ export interface OpenMember {
   membership?: OpenMembership | null;
 }
 
+export interface OpenMemberPage {
+  items: OpenMemberRead[];
+  /** pass as ``cursor`` for the next page */
+  next_cursor: string | null;
+}
+
+export interface OpenMemberRead {
+  /** the roster entry */
+  id: number;
+  org_code: string;
+  org_name: string;
+  /** masked unless unmasked=true */
+  name: string;
+  /** masked unless unmasked=true */
+  id_number: string;
+  /** masked unless unmasked=true */
+  phone: string | null;
+  member_no: string | null;
+  join_date: string | null;
+  tags: string[];
+  /** their pairwise subject for this app, once verified */
+  sub: string | null;
+}
+
 export interface OpenMembership {
   verified: boolean;
   /** when verified */
@@ -41,12 +65,55 @@ export interface OpenMembership {
   org_chain?: string[] | null;
 }
 
+export interface OpenParticipationRead {
+  activity_id: number;
+  kind: string;
+  status: string;
+  /** lotteries */
+  draws: number | null;
+  /** lotteries */
+  members_drawing: number | null;
+  /** quizzes */
+  quiz_attempts: number | null;
+  /** quizzes */
+  quiz_passed: number | null;
+  /** votes; none while the vote hides its counts */
+  votes: number | null;
+}
+
 export interface OpenPrize {
   id: number;
   name: string;
   status: string;
   /** date-time */
   won_at: string;
+}
+
+export interface OpenPrizeResult {
+  position: number;
+  name: string;
+  kind: string;
+  initial_stock: number | null;
+  won: number;
+}
+
+export interface OpenResultsRead {
+  activity_id: number;
+  kind: string;
+  status: string;
+  /** lotteries: prizes won per prize */
+  prizes: OpenPrizeResult[];
+  /** votes: the ranking, as members see it */
+  ranking: OpenStanding[];
+  counts_hidden: boolean;
+}
+
+export interface OpenStanding {
+  candidate_id: number;
+  name: string;
+  org_name: string;
+  category: string;
+  votes: number | null;
 }
 
 export interface OpenUnion {
