@@ -205,7 +205,16 @@ def test_a_public_client_signs_in_without_a_secret(
 def test_client_credentials_give_a_back_end_a_token_that_reads_no_member(
     server: str, register_client: ClientFactory
 ) -> None:
-    client = register_client()
+    members_only = register_client()  # openid profile membership: no scope of its own
+    assert members_only.client_secret is not None
+    empty = httpx.post(
+        f"{server}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(members_only.client_id, members_only.client_secret),
+    )
+    assert empty.status_code == 400
+    assert empty.json()["error"] == "invalid_scope"
+    client = register_client(scope="openid membership activities:read")
     assert client.client_secret is not None
     resp = httpx.post(
         f"{server}/oauth/token",
@@ -213,6 +222,7 @@ def test_client_credentials_give_a_back_end_a_token_that_reads_no_member(
         auth=(client.client_id, client.client_secret),
     )
     assert resp.status_code == 200, resp.text
+    assert resp.json()["scope"] == "activities:read"
     assert "refresh_token" not in resp.json()
     access = resp.json()["access_token"]
     me = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})

@@ -288,6 +288,8 @@ class ClientCredentialsGrant(_Grants, grants.ClientCredentialsGrant):  # type: i
             if named and (missing := [n for n in needing if n not in approved]):
                 raise InvalidScopeError(f"{missing[0]} awaits a staff member's approval")
             names = [n for n in names if n not in needing or n in approved]
+        if not names:  # a token that could read nothing is refused, not issued empty
+            raise InvalidScopeError("the client holds no scope a client's own token carries")
         scope = " ".join(names)
         token = self.generate_token(scope=scope, include_refresh_token=False)
         self.save_token(token)
