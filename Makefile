@@ -36,6 +36,7 @@ test: install
 	scripts/browser-deps.sh
 	scripts/sandbox-deps.sh
 	scripts/deploy-deps.sh
+	scripts/sdk-deps.sh
 	scripts/test.sh
 
 test-sqlite: install
@@ -45,8 +46,8 @@ test-postgres: install
 	scripts/test.sh --postgres-only
 
 lint: install
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench sdk
+	$(BIN)/ruff check src tests bench sdk
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -58,5 +59,5 @@ openapi: install
 	$(BIN)/gonghui openapi --out openapi.json
 
 clean:
-	rm -rf $(VENV) data node_modules src/gonghui/web/static/vendor .pytest_cache .mypy_cache .ruff_cache \
+	rm -rf $(VENV) data node_modules sdk/typescript/node_modules sdk/typescript/dist src/gonghui/web/static/vendor .pytest_cache .mypy_cache .ruff_cache \
 		.import_linter_cache .grimp_cache

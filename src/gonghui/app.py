@@ -22,6 +22,7 @@ from gonghui import (
     models,  # noqa: F401  (complete metadata)
     readiness,
 )
+from gonghui.accounts.router import apps_router as wechat_apps_router
 from gonghui.accounts.router import router as auth_router
 from gonghui.activities.competition.router import router as competition_router
 from gonghui.activities.lottery.router import router as lottery_router
@@ -164,7 +165,7 @@ def create_app() -> FastAPI:
         hub_router,
     ):
         app.include_router(router)
-    for router in (auth_router, orgs_router, audit_router):
+    for router in (auth_router, wechat_apps_router, orgs_router, audit_router):
         app.include_router(router)
     app.include_router(members_router)
     for router in (activities_router, activity_templates_router, benefits_router, merchants_router):

@@ -8,6 +8,7 @@ Every Pillow decode of an upload goes through :func:`open_image`. The cap is
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,3 +63,18 @@ def open_image(data: BinaryIO) -> Iterator[Image.Image]:
             yield image
         except _UNREADABLE as exc:  # the decode itself failed (truncated, corrupt)
             raise NotAnImage(str(exc)) from exc
+
+
+# The formats a browser shows that uploads for web pages (product images, service icons)
+# may take: Pillow's format name -> file extension, and extension -> media type.
+WEB_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+WEB_MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+def web_image_extension(data: bytes) -> str | None:
+    """The file extension of an upload meant for a web page (``jpg``, ``png``, ``webp``),
+    None for another image format; raises :class:`NotAnImage` or :class:`ImageTooLarge`."""
+    with open_image(io.BytesIO(data)) as image:
+        extension = WEB_FORMATS.get(image.format or "")
+        image.verify()
+    return extension

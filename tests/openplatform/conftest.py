@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +58,28 @@ def consent_form(html: str, decision: str) -> list[tuple[str, str]]:
     fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)
     unescaped = [(k, v.replace("&amp;", "&").replace("&#34;", '"')) for k, v in fields]
     return [*unescaped, ("decision", decision)]
+
+
+def pkce() -> tuple[str, str]:
+    """A PKCE verifier and its S256 challenge."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def authorize_url(client: RegisteredClient, challenge: str | None, **extra: str) -> str:
+    """The app's authorization request for ``client`` (``openid membership``, state s-1)."""
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid membership",
+        "state": "s-1",
+        **extra,
+    }
+    if challenge is not None:
+        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
+    return "/h5/oauth/authorize?" + urlencode(params)
 
 
 def redirect_params(response: httpx.Response) -> dict[str, str]:

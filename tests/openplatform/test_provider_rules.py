@@ -4,11 +4,8 @@ every client, a code used once, public clients without secrets, client credentia
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
-import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -25,28 +22,10 @@ from tests.openplatform.conftest import (
     BrowserFactory,
     ClientFactory,
     RegisteredClient,
+    authorize_url,
+    pkce,
     redirect_params,
 )
-
-
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def _authorize_url(client: RegisteredClient, challenge: str | None, **extra: str) -> str:
-    params = {
-        "response_type": "code",
-        "client_id": client.client_id,
-        "redirect_uri": REDIRECT_URI,
-        "scope": "openid membership",
-        "state": "s-1",
-        **extra,
-    }
-    if challenge is not None:
-        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
-    return "/h5/oauth/authorize?" + urlencode(params)
 
 
 def _exchange(server: str, client: RegisteredClient, code: str, verifier: str) -> httpx.Response:
@@ -65,8 +44,8 @@ def _exchange(server: str, client: RegisteredClient, code: str, verifier: str) -
 
 def _signed_in(server: str, client: RegisteredClient, browser: Any, **extra: str) -> httpx.Response:
     """The member signs in to ``client`` (consenting, with PKCE): the code exchange's answer."""
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge, **extra)))["code"]
+    verifier, challenge = pkce()
+    code = redirect_params(browser.authorize(authorize_url(client, challenge, **extra)))["code"]
     return _exchange(server, client, code, verifier)
 
 
@@ -143,9 +122,9 @@ def test_a_client_signs_in_only_members_of_its_orgs_subtree(
     tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
 ) -> None:
     client = register_client()  # of city A
-    _, challenge = _pkce()
+    _, challenge = pkce()
     shenzhen = member_browser(tree.grassroots_b1)
-    page = shenzhen.http.get(_authorize_url(client, challenge))
+    page = shenzhen.http.get(authorize_url(client, challenge))
     assert page.status_code == 403
     assert "不服务你所在的工会" in page.text
     assert "location" not in page.headers
@@ -157,18 +136,18 @@ def test_pkce_is_required_of_every_client_and_checked(
 ) -> None:
     client = register_client()  # confidential: it has a secret, and still needs PKCE
     browser = member_browser(tree.grassroots_a1x)
-    without = browser.authorize(_authorize_url(client, None))
+    without = browser.authorize(authorize_url(client, None))
     params = redirect_params(without)
     assert params["error"] == "invalid_request"
     assert "PKCE" in params["error_description"]
     plain = browser.http.get(
-        _authorize_url(client, None, code_challenge="x" * 43, code_challenge_method="plain")
+        authorize_url(client, None, code_challenge="x" * 43, code_challenge_method="plain")
     )
     assert redirect_params(plain)["error"] == "invalid_request"
 
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
-    wrong = _exchange(server, client, code, _pkce()[0])
+    verifier, challenge = pkce()
+    code = redirect_params(browser.authorize(authorize_url(client, challenge)))["code"]
+    wrong = _exchange(server, client, code, pkce()[0])
     assert wrong.status_code == 400
     assert wrong.json()["error"] == "invalid_grant"
     assert _tokens(client.id) == []
@@ -179,8 +158,8 @@ def test_a_code_used_twice_revokes_what_its_first_use_issued(
 ) -> None:
     client = register_client()
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    verifier, challenge = pkce()
+    code = redirect_params(browser.authorize(authorize_url(client, challenge)))["code"]
     first = _exchange(server, client, code, verifier)
     assert first.status_code == 200
     access = first.json()["access_token"]
@@ -203,8 +182,8 @@ def test_a_public_client_signs_in_without_a_secret(
     assert client.client_secret is None
     assert "client_credentials" not in client.body["grant_types"]
     browser = member_browser(tree.grassroots_a1x)
-    verifier, challenge = _pkce()
-    code = redirect_params(browser.authorize(_authorize_url(client, challenge)))["code"]
+    verifier, challenge = pkce()
+    code = redirect_params(browser.authorize(authorize_url(client, challenge)))["code"]
     token = _exchange(server, client, code, verifier)
     assert token.status_code == 200, token.text
     assert "id_token" in token.json()
@@ -226,7 +205,16 @@ def test_a_public_client_signs_in_without_a_secret(
 def test_client_credentials_give_a_back_end_a_token_that_reads_no_member(
     server: str, register_client: ClientFactory
 ) -> None:
-    client = register_client()
+    members_only = register_client()  # openid profile membership: no scope of its own
+    assert members_only.client_secret is not None
+    empty = httpx.post(
+        f"{server}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(members_only.client_id, members_only.client_secret),
+    )
+    assert empty.status_code == 400
+    assert empty.json()["error"] == "invalid_scope"
+    client = register_client(scope="openid membership activities:read")
     assert client.client_secret is not None
     resp = httpx.post(
         f"{server}/oauth/token",
@@ -234,6 +222,7 @@ def test_client_credentials_give_a_back_end_a_token_that_reads_no_member(
         auth=(client.client_id, client.client_secret),
     )
     assert resp.status_code == 200, resp.text
+    assert resp.json()["scope"] == "activities:read"
     assert "refresh_token" not in resp.json()
     access = resp.json()["access_token"]
     me = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})
@@ -267,7 +256,7 @@ def test_a_disabled_client_and_its_tokens_stop_working(
     assert off.json()["disabled_at"] is not None
     me = httpx.get(f"{server}/open/v1/me", headers={"Authorization": f"Bearer {access}"})
     assert me.status_code == 401
-    page = browser.http.get(_authorize_url(client, _pkce()[1]))
+    page = browser.http.get(authorize_url(client, pkce()[1]))
     assert page.status_code == 400  # unknown client: nothing is sent anywhere
 
 
@@ -362,8 +351,8 @@ def test_a_member_withdraws_an_apps_access_and_its_tokens_die(
     )
     assert refreshed.json()["error"] == "invalid_grant"
     # The next sign-in asks again.
-    _, challenge = _pkce()
-    again = browser.http.get(_authorize_url(client, challenge))
+    _, challenge = pkce()
+    again = browser.http.get(authorize_url(client, challenge))
     assert again.status_code == 200
     assert "同意并继续" in again.text
     # Another member has nothing to withdraw from this app.
@@ -559,8 +548,8 @@ def test_a_member_grants_an_app_their_wallet_without_voucher_codes(
         )  # fmt: skip
 
     client = register_client(scope="openid benefits:read")
-    verifier, challenge = _pkce()
-    url = _authorize_url(client, challenge, scope="openid benefits:read")
+    verifier, challenge = pkce()
+    url = authorize_url(client, challenge, scope="openid benefits:read")
     page = browser.http.get(url)
     assert "读取你的积分、消费券和奖品（不含券码和收货地址）" in page.text
     code = redirect_params(browser.authorize(url))["code"]
@@ -603,3 +592,33 @@ def test_a_network_sending_invalid_tokens_is_refused_before_the_database(
         refused = httpx.get(f"{server}{path}", headers={"Authorization": "Bearer guess-4"})
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "openplatform.too_many_bad_tokens"
+
+
+def test_prompt_none_never_shows_a_page_and_tells_the_app_why(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    """OpenID Connect Core §3.1.2.6: a silent request gets its answer at the redirect URI."""
+    client = register_client()  # of city A
+    _, challenge = pkce()
+    silent = authorize_url(client, challenge, prompt="none")
+    with httpx.Client(base_url=server, follow_redirects=False) as stranger:
+        assert redirect_params(stranger.get(silent)) == {
+            "error": "login_required",
+            "state": "s-1",
+        }
+    member = member_browser(tree.grassroots_a1x)
+    asked = redirect_params(member.http.get(silent))
+    assert (asked["error"], asked["state"]) == ("consent_required", "s-1")
+    assert _tokens(client.id) == []
+    redirect_params(member.authorize(authorize_url(client, challenge)))  # consents once
+    again = redirect_params(member.http.get(authorize_url(client, pkce()[1], prompt="none")))
+    assert set(again) == {"code", "state"}
+    elsewhere = member_browser(tree.grassroots_b1)
+    refused = redirect_params(elsewhere.http.get(silent))
+    assert refused["error"] == "interaction_required"
+    # An unregistered redirect URI is still answered on our page, never sent anywhere.
+    wrong = silent.replace("9%2Fcallback", "9%2Fother")
+    with httpx.Client(base_url=server, follow_redirects=False) as stranger:
+        page = stranger.get(wrong)
+    assert page.status_code == 400
+    assert "location" not in page.headers

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from gonghui.accounts.models import Identity
 from gonghui.activities.quiz.models import Question
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
@@ -156,3 +157,36 @@ def test_member_signs_in_with_wechat_through_the_simulator(phone: Page) -> None:
     # A callback whose state is not this browser's is refused.
     phone.goto("/h5/login/wechat/callback?code=abc&state=forged")
     expect(phone.get_by_role("alert")).to_have_text("微信登录已过期，请重试")
+
+
+def test_member_signs_in_through_their_unions_own_official_account(
+    phone: Page, server: str, tree: Tree, make_staff: StaffFactory
+) -> None:
+    appid, secret = "wx00000000000c0003", "c" * 32
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    httpx.post(
+        f"{server}/api/v1/wechat-apps",
+        json={"org_id": tree.city_a, "kind": "official", "appid": appid, "secret": secret,
+              "name": "广州职工之家"},
+        headers=developer.headers,
+    ).raise_for_status()  # fmt: skip
+    httpx.post(
+        f"{server}/_sim/wechat/_control/apps", json={"appid": appid, "secret": secret}
+    ).raise_for_status()
+    # The union's menu opens the H5 with its appid: the code is its app's.
+    phone.goto(f"/h5/login/wechat?appid={appid}")
+    phone.get_by_label("模拟微信用户昵称").fill("小赵")
+    phone.get_by_role("button", name="允许").click()
+    expect(phone).to_have_url("/h5/verify")
+    with unit_of_work(read_only=True) as session:
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Identity).where(Identity.app_id == appid)
+            )
+            == 1
+        )
+    # An entry no union registered is refused on the sign-in page.
+    phone.goto("/h5/login/wechat?appid=wx0000000000000bad")
+    expect(phone.get_by_role("alert")).to_have_text(
+        "这个微信入口未在工会登记或已停用，请从工会公众号重新进入"
+    )

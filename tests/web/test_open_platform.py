@@ -24,7 +24,7 @@ from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
-from tests.web.pages import sign_in_to_console, verify_membership
+from tests.web.pages import sign_in_by_phone, sign_in_to_console, verify_membership
 
 ID_NUMBER = "440106199003071020"
 
@@ -180,3 +180,128 @@ def test_developer_registers_an_app_and_a_member_signs_in_to_it(
     card.get_by_role("button", name="取消授权").click()
     expect(phone.get_by_role("status")).to_have_text("已取消授权，该应用的登录已失效")
     expect(phone.get_by_text("你还没有授权任何应用")).to_be_visible()
+
+
+def test_developer_reads_the_open_api_reference_rendered_from_its_document(
+    desktop: Page, server: str, tree: Tree, make_staff: StaffFactory
+) -> None:
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    sign_in_to_console(desktop, developer.username)
+    desktop.goto(f"{server}/console/oauth-clients")
+    desktop.get_by_role("link", name="接口参考").click()
+    expect(desktop.get_by_role("heading", level=1)).to_contain_text("开放接口参考")
+    document = httpx.get(f"{server}/open/v1/openapi.json").json()
+    paths = [p for p in document["paths"] if p.startswith("/open/v1/")]
+    assert "/open/v1/me" in paths
+    for path in paths:  # every open API of the document has its section
+        expect(desktop.locator("section.api-op h3", has_text=path).first).to_be_visible()
+    me = desktop.locator("section.api-op", has=desktop.locator("h3", has_text="/open/v1/me")).first
+    expect(me).to_contain_text("GET")
+    scopes = desktop.get_by_role("table").first
+    expect(scopes.get_by_role("row", name=re.compile("benefits:read"))).to_contain_text(
+        "会员同意（授权码）"
+    )
+    expect(scopes.get_by_role("row", name=re.compile("activities:read"))).to_contain_text(
+        "应用自身令牌（客户端凭证）"
+    )
+    # The request's parameters come from the document: the activities page's cursor.
+    activities = desktop.locator(
+        "section.api-op", has=desktop.locator("h3", has_text="/open/v1/activities")
+    ).first
+    expect(activities.get_by_role("row", name=re.compile("before"))).to_be_visible()
+    assert axe(desktop) == []
+    shot(desktop, "console-open-api-reference")
+
+
+@pytest.mark.expected_console_errors("status of 422")  # the refused form, answered 422
+def test_developer_registers_the_unions_own_wechat_official_account(
+    desktop: Page, server: str, tree: Tree, make_staff: StaffFactory
+) -> None:
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    sign_in_to_console(desktop, developer.username)
+    desktop.goto(f"{server}/console/oauth-clients")
+    desktop.get_by_role("link", name="本会微信公众号、小程序和 App").click()
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("本会微信应用")
+    desktop.get_by_label("公众号（网页授权）").check()
+    desktop.get_by_label("应用名称").fill("广州职工之家")
+    desktop.get_by_label("AppID").fill("wx123")
+    desktop.get_by_label("AppSecret").fill("d" * 32)
+    desktop.get_by_role("button", name="登记", exact=True).click()
+    expect(desktop.get_by_role("alert")).to_have_text("AppID 或 AppSecret 格式不正确")
+    expect(desktop.get_by_label("应用名称")).to_have_value("广州职工之家")  # the form is kept
+    expect(desktop.get_by_label("AppSecret")).to_have_value("")  # but never the secret
+    desktop.get_by_label("AppID").fill("wx00000000000d0004")
+    desktop.get_by_label("AppSecret").fill("d" * 32)
+    desktop.get_by_role("button", name="登记", exact=True).click()
+    expect(desktop.get_by_role("status")).to_have_text("已登记")
+    row = desktop.get_by_role("row", name=re.compile("广州职工之家"))
+    expect(row).to_contain_text("wx00000000000d0004")
+    expect(row).to_contain_text("启用中")
+    assert "d" * 32 not in desktop.content()
+    assert axe(desktop) == []
+    shot(desktop, "console-wechat-apps")
+    row.get_by_role("button", name="停用").click()
+    expect(desktop.get_by_role("status")).to_contain_text("已停用")
+    expect(desktop.get_by_role("row", name=re.compile("广州职工之家"))).to_contain_text("已停用")
+
+
+@pytest.mark.expected_console_errors("status of 422")  # the refused form, answered 422
+def test_a_union_lists_a_service_and_a_member_opens_it_from_the_h5(
+    desktop: Page,
+    phone: Page,
+    server: str,
+    tree: Tree,
+    make_staff: StaffFactory,
+    app_callback: str,
+) -> None:
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    registered = httpx.post(
+        f"{server}/api/v1/oauth-clients",
+        json={"org_id": tree.city_a, "name": "羊城就业通", "kind": "confidential",
+              "redirect_uris": [app_callback], "scope": "openid membership"},
+        headers=developer.headers,
+    )  # fmt: skip
+    registered.raise_for_status()
+    launch = app_callback.replace("/callback", "/launch")
+    sign_in_to_console(desktop, developer.username)
+    desktop.goto(f"{server}/console/oauth-clients")
+    desktop.get_by_role("link", name="职工服务目录").click()
+    card = desktop.locator(
+        "section.card", has=desktop.get_by_role("heading", name=re.compile("羊城就业通"))
+    )
+    expect(card).to_contain_text("尚无卡片")
+    card.get_by_label("类别").select_option(label="就业")
+    card.get_by_label("简介").fill("岗位推荐与技能培训")
+    card.get_by_label("登录发起地址（launch URI）").fill("https://jobs.example.com/launch")
+    card.get_by_label("上架，会员可见").check()
+    card.get_by_role("button", name="保存卡片").click()
+    expect(desktop.get_by_role("alert")).to_contain_text("登录发起地址须与应用的回调地址同源")
+    card.get_by_label("登录发起地址（launch URI）").fill(launch)
+    card.get_by_role("button", name="保存卡片").click()
+    expect(desktop.get_by_role("status")).to_have_text("卡片已保存")
+    expect(card).to_contain_text("已上架")
+    assert axe(desktop) == []
+    shot(desktop, "console-services")
+
+    with unit_of_work() as session:
+        members.add_roster_entry(
+            session, actor=SYSTEM, org_id=tree.grassroots_a1x, name="王芳", id_number=ID_NUMBER
+        )
+    sign_in_by_phone(phone, "13800138001")
+    verify_membership(phone, "王芳", ID_NUMBER)
+    phone.goto("/h5/")
+    phone.get_by_role("link", name="职工服务：就业、出行、教育、生活").click()
+    expect(phone.get_by_role("heading", level=2)).to_have_text("就业")
+    expect(phone.get_by_role("listitem")).to_contain_text("岗位推荐与技能培训")
+    assert axe(phone) == []
+    shot(phone, "h5-services")
+    phone.get_by_role("button", name="打开羊城就业通").click()
+    expect(phone.locator("body")).to_have_text("signed in")  # the provider's launch page
+    (arrived,) = [p for p in _App.arrived if p.startswith("/launch?")]
+    assert parse_qs(urlsplit(arrived).query)["target_link_uri"] == [launch]
+
+    desktop.reload()
+    expect(desktop.locator("#service-usage")).to_contain_text("天河软件园工会")
+    expect(desktop.get_by_role("heading", name=re.compile("近 30 天打开次数"))).to_contain_text(
+        "共 1 次"
+    )

@@ -132,3 +132,28 @@ class TotpCredential(Base):
     failed_attempts: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class WeChatAppKind(StrEnum):
+    MINI = "mini"  # mini program
+    OFFICIAL = "official"  # official account (web-page OAuth)
+    MOBILE = "mobile"  # mobile app (open-platform OAuth)
+
+
+class OrgWeChatApp(Base):
+    """A union's own WeChat app (its official account, mini program or mobile app), besides
+    the deployment's. Sign-ins through it are WeChat identities of its ``appid``; all of a
+    person's apps under one open-platform account share their unionid, so they stay one
+    user. The app secret is sealed with the PII key."""
+
+    __tablename__ = "accounts_org_wechat_app"
+
+    id: Mapped[IdPk]
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    kind: Mapped[WeChatAppKind] = mapped_column(String(16))
+    appid: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_by: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    disabled_at: Mapped[datetime | None]

@@ -354,3 +354,19 @@ def load(connection: Connection, *, user_id: int, session_id: str) -> Principal:
         grants=grants,
         member=member,
     )
+
+
+def standing_actor(db: Connection | Session, *, user_id: int) -> Actor | None:
+    """A staff member's rights as the database holds them now, whatever sign-in they use:
+    what something they approved earlier (an open-platform app's access to their org)
+    still rests on. None for an unknown or disabled account."""
+    user = db.execute(
+        select(User.is_active, User.is_platform_admin).where(User.id == user_id)
+    ).first()
+    if user is None or not user.is_active:
+        return None
+    grants = tuple(
+        Grant(org_id=org_id, org_path=path, role=Role(role))
+        for org_id, path, role in db.execute(_GRANTS, {"uid": user_id})
+    )
+    return Actor(user_id=user_id, is_platform_admin=user.is_platform_admin, grants=grants)

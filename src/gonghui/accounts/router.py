@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from gonghui.accounts import identities, otp, phone, service, tokens, totp, wechat
+from gonghui.accounts import identities, otp, phone, service, tokens, totp, wechat, wechat_apps
+from gonghui.accounts.models import OrgWeChatApp
 from gonghui.accounts.otp import OtpPurpose
 from gonghui.accounts.schemas import (
     GrantRead,
@@ -23,14 +24,20 @@ from gonghui.accounts.schemas import (
     TotpLogin,
     TotpStatusRead,
     WeChatAppLogin,
+    WeChatAppRead,
+    WeChatAppRegistration,
+    WeChatAppState,
     WeChatMiniLogin,
     WeChatOAuthLogin,
 )
 from gonghui.accounts.tokens import TokenPair
 from gonghui.accounts.totp import TotpChallenge
 from gonghui.deps import ClientIp, CurrentPrincipal, CurrentStaff, SessionDep
+from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+# A union's own WeChat apps (staff): what its members sign in through.
+apps_router = APIRouter(prefix="/api/v1/wechat-apps", tags=["auth"])
 
 
 def token_read(pair: TokenPair) -> TokenRead:
@@ -183,6 +190,7 @@ def login_with_mini_program(
         code=body.code,
         phone_code=body.phone_code,
         channel=body.channel,
+        appid=body.appid,
         ip=ip,
         user_agent=_user_agent(request),
     )
@@ -194,7 +202,12 @@ def login_with_official_account(
     body: WeChatOAuthLogin, request: Request, ip: ClientIp, session: SessionDep
 ) -> TokenRead:
     pair = wechat.sign_in_with_official_account(
-        session, code=body.code, channel=body.channel, ip=ip, user_agent=_user_agent(request)
+        session,
+        code=body.code,
+        channel=body.channel,
+        appid=body.appid,
+        ip=ip,
+        user_agent=_user_agent(request),
     )
     return token_read(pair)
 
@@ -204,6 +217,47 @@ def login_with_mobile_app(
     body: WeChatAppLogin, request: Request, ip: ClientIp, session: SessionDep
 ) -> TokenRead:
     pair = wechat.sign_in_with_mobile_app(
-        session, code=body.code, ip=ip, user_agent=_user_agent(request)
+        session, code=body.code, appid=body.appid, ip=ip, user_agent=_user_agent(request)
     )
     return token_read(pair)
+
+
+def _app_read(row: OrgWeChatApp) -> WeChatAppRead:
+    return WeChatAppRead(
+        id=row.id,
+        org_id=row.org_id,
+        kind=row.kind,
+        appid=row.appid,
+        name=row.name,
+        enabled=row.disabled_at is None,
+        created_at=row.created_at,
+    )
+
+
+@apps_router.post("", status_code=status.HTTP_201_CREATED)
+def register_wechat_app(
+    body: WeChatAppRegistration, staff: CurrentStaff, session: SessionDep
+) -> WeChatAppRead:
+    row = wechat_apps.register(
+        session,
+        actor=staff,
+        org_id=body.org_id,
+        kind=body.kind,
+        appid=body.appid,
+        secret=body.secret,
+        name=body.name,
+    )
+    return _app_read(row)
+
+
+@apps_router.get("")
+def list_wechat_apps(staff: CurrentStaff, session: SessionDep) -> list[WeChatAppRead]:
+    return [_app_read(r) for r in wechat_apps.list_apps(session, actor=staff)]
+
+
+@apps_router.put("/{app_pk}/state")
+def set_wechat_app_state(
+    app_pk: Id, body: WeChatAppState, staff: CurrentStaff, session: SessionDep
+) -> WeChatAppRead:
+    row = wechat_apps.set_enabled(session, actor=staff, app_pk=app_pk, enabled=body.enabled)
+    return _app_read(row)

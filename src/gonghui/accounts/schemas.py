@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from gonghui.accounts.models import SessionKind
+from gonghui.accounts.models import SessionKind, WeChatAppKind
+from gonghui.types import Id
 
 
 class PasswordLogin(BaseModel):
@@ -79,15 +80,54 @@ class WeChatMiniLogin(BaseModel):
         default=None, min_length=1, max_length=256, description="getPhoneNumber code"
     )
     channel: ChannelTag = None
+    appid: str | None = Field(
+        default=None,
+        max_length=32,
+        description="the app the sign-in came through (a union's own); empty: the deployment's",
+    )
 
 
 class WeChatOAuthLogin(BaseModel):
     code: str = Field(min_length=1, max_length=256)
     channel: ChannelTag = None
+    appid: str | None = Field(
+        default=None,
+        max_length=32,
+        description="the app the sign-in came through (a union's own); empty: the deployment's",
+    )
 
 
 class WeChatAppLogin(BaseModel):
     code: str = Field(min_length=1, max_length=256)
+    appid: str | None = Field(
+        default=None,
+        max_length=32,
+        description="the app the sign-in came through (a union's own); empty: the deployment's",
+    )
+
+
+class WeChatAppRegistration(BaseModel):
+    org_id: Id
+    kind: WeChatAppKind
+    appid: str = Field(min_length=1, max_length=32, description="wx and 16 hex digits")
+    secret: str = Field(min_length=1, max_length=64, description="the app's AppSecret")
+    name: str = Field(min_length=1, max_length=64)
+
+
+class WeChatAppState(BaseModel):
+    enabled: bool
+
+
+class WeChatAppRead(BaseModel):
+    """A union's WeChat app; its secret is never read back."""
+
+    id: int
+    org_id: int
+    kind: WeChatAppKind
+    appid: str
+    name: str
+    enabled: bool
+    created_at: datetime
 
 
 class IdentityRead(BaseModel):

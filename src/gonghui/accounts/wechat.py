@@ -1,17 +1,19 @@
 """Signing in through WeChat: mini program, official account (web-page OAuth), mobile app.
 
-The WeChat calls come first, before the database is touched, so no database lock is held
-while WeChat answers. Video-channel entries arrive through the mini program or the
-official account carrying a channel tag (``channels``), kept on the identity and the
-session.
+The app a sign-in came through is looked up first (``wechat_apps.resolve``: the deployment's,
+or a union's own, by ``appid``); then WeChat is called, before anything is written, so no
+database write lock is held while WeChat answers. Video-channel entries arrive through the
+mini program or the official account carrying a channel tag (``channels``), kept on the
+identity and the session.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from gonghui.accounts import wechat_apps
 from gonghui.accounts.identities import WeChatIdentity, user_for_wechat
-from gonghui.accounts.models import Provider
+from gonghui.accounts.models import Provider, WeChatAppKind
 from gonghui.accounts.otp import normalize_phone
 from gonghui.accounts.tokens import TokenPair, start_session
 from gonghui.integrations import wechat
@@ -24,12 +26,13 @@ def sign_in_with_mini_program(
     code: str,
     phone_code: str | None = None,
     channel: str | None = None,
+    appid: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     client: WeChatClient | None = None,
 ) -> TokenPair:
     client = client or WeChatClient()
-    app = wechat.mini_program()
+    app = wechat_apps.resolve(session, WeChatAppKind.MINI, appid)
     login = client.code_to_session(app, code)
     phone = None
     if phone_code:
@@ -83,6 +86,7 @@ def sign_in_with_official_account(
     *,
     code: str,
     channel: str | None = None,
+    appid: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     client: WeChatClient | None = None,
@@ -90,7 +94,7 @@ def sign_in_with_official_account(
     return _oauth_sign_in(
         session,
         provider=Provider.WECHAT_OFFICIAL,
-        app=wechat.official_account(),
+        app=wechat_apps.resolve(session, WeChatAppKind.OFFICIAL, appid),
         code=code,
         channel=channel,
         default_channel="official",
@@ -104,6 +108,7 @@ def sign_in_with_mobile_app(
     session: Session,
     *,
     code: str,
+    appid: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     client: WeChatClient | None = None,
@@ -111,7 +116,7 @@ def sign_in_with_mobile_app(
     return _oauth_sign_in(
         session,
         provider=Provider.WECHAT_APP,
-        app=wechat.mobile_app(),
+        app=wechat_apps.resolve(session, WeChatAppKind.MOBILE, appid),
         code=code,
         channel=None,
         default_channel="app",

@@ -1,6 +1,8 @@
 """The console's open-platform page for developers: the OAuth clients of their subtree,
 registering one (its secret shown once, on the answer to the form), rotating a secret,
-disabling and enabling (the same services as ``/api/v1/oauth-clients``)."""
+disabling and enabling (the same services as ``/api/v1/oauth-clients``); and the staff
+consent screen: the scopes that act for an org, approved or withdrawn by the staff who
+hold their rights (``/api/v1/oauth-approvals``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from gonghui.console.router import ConsoleStaff, _actor, back_to
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
-from gonghui.openplatform import clients, scopes, usage
+from gonghui.openplatform import approvals, clients, scopes, usage
 from gonghui.openplatform.clients import ClientKind
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Permission
@@ -39,11 +41,13 @@ def _page(
         found = clients.list_clients(session, actor=actor)
         visible = orgs.list_orgs(session, actor=actor)
         calls = usage.recent_totals(session, client_pks=[c.id for c in found])
+        consent = approvals.overview(session, actor=actor)
     context = {
         "active": "nav.oauth",
         "csrf_token": user.csrf_token,
         "clients": found,
         "calls": calls,
+        "consent": consent,
         "org_names": {o.id: o.name for o in visible},
         "orgs": [o for o in visible if actor.can(Permission.APPS_MANAGE, o.path)],
         "scopes": list(scopes.SCOPES),
@@ -60,7 +64,7 @@ def clients_page(request: Request, user: ConsoleStaff, done: str = "", error: st
     return _page(
         request,
         user,
-        done=done if done in ("disabled", "enabled") else None,
+        done=done if done in ("disabled", "enabled", "approved", "withdrawn") else None,
         error=error if error.startswith("error.") else None,
     )
 
@@ -134,3 +138,23 @@ def set_state(
             )
 
     return back_to("/console/oauth-clients", change, done=state)
+
+
+@router.post("/{client_pk}/approvals")
+def decide_scope(
+    request: Request,
+    user: ConsoleStaff,
+    client_pk: Id,
+    scope: Annotated[str, Form(max_length=64)],
+    decision: Annotated[Literal["approved", "withdrawn"], Form()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Staff consent: approve a scope acting for the org, or withdraw it (audited)."""
+    check_csrf(request, user, csrf)
+
+    def change() -> None:
+        with unit_of_work() as session:
+            decide = approvals.approve if decision == "approved" else approvals.withdraw
+            decide(session, actor=_actor(request, user), client_pk=client_pk, scope=scope)
+
+    return back_to("/console/oauth-clients", change, done=decision)

@@ -5,7 +5,10 @@ anything is shown: a request that fails there is answered here and never sent to
 unchecked address. A member not signed in goes to the sign-in page and comes back; one
 whose union the app does not serve is told so. The screen names the app, its union and
 what each scope reveals; consent once given is remembered and asked again only for more
-(or when the app asks with ``prompt=consent``).
+(or when the app asks with ``prompt=consent``). An app that asks with ``prompt=none`` (OpenID
+Connect Core §3.1.2.6) is never shown a page: it hears ``login_required``,
+``consent_required`` or ``interaction_required`` (verify first, or a union it does not serve)
+at its redirect URI instead.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
@@ -52,21 +56,43 @@ def _refused(request: Request, error: OAuth2Error) -> Response:
     )
 
 
-def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str | None) -> Response:
+def _sign_in_first(request: Request) -> Response:
+    back = f"{PATH}?{request.url.query}"
+    return RedirectResponse(f"/h5/login?next={quote(back, safe='')}", status_code=303)
+
+
+def _authorize(
+    request: Request, user: PageUser | None, web: WebRequest, decision: str | None
+) -> Response:
+    """Answer an authorization request; ``user`` is None only for a member not signed in."""
+    silent = "none" in str(web.payload.data.get("prompt") or "").split()
     with unit_of_work() as session:
         provider = Provider(session)
-        member = identity.member_view(session, user.principal.user_id)
+        member = identity.member_view(session, user.principal.user_id) if user else None
         try:
+            # With prompt=none and no member, Authlib's OpenID extension raises login_required.
             grant = provider.get_consent_grant(web, end_user=member)
         except OAuth2Error as error:
             if error.redirect_uri:  # checked against the client's: the app hears of it
                 return _redirect(provider.handle_response(*error()))
             return _refused(request, error)
+
+        def tell_app(error: OAuth2Error) -> Response:
+            error.redirect_uri = grant.redirect_uri
+            error.state = web.payload.state
+            return _redirect(provider.handle_response(*error()))
+
+        if user is None:
+            return _sign_in_first(request)
         client = grant.client.row
         org = session.get(Org, client.org_id)
         if member is None or not member.verified:
+            if silent:
+                return tell_app(InteractionRequiredError("the member must verify first"))
             return render(request, "h5/oauth_verify_first.html", {"client": client, "org": org})
         if org is None or not identity.serves(org.path, member):
+            if silent:
+                return tell_app(InteractionRequiredError("the app does not serve this member"))
             return render(
                 request, "h5/oauth_not_served.html", {"client": client, "org": org}, status=403
             )
@@ -76,6 +102,8 @@ def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str 
         prompt = web.payload.data.get("prompt", "")
         if decision is None:
             known = consents.remembered(session, user_id=member.user_id, client=client, scope=scope)
+            if silent and not known:
+                return tell_app(ConsentRequiredError())
             if not known or "consent" in prompt.split():
                 return render(
                     request,
@@ -102,9 +130,8 @@ def _authorize(request: Request, user: PageUser, web: WebRequest, decision: str 
 @router.get("/oauth/authorize", response_class=HTMLResponse)
 def authorize(request: Request) -> Response:
     user = current_page_user(request)
-    if user is None:
-        back = f"{PATH}?{request.url.query}"
-        return RedirectResponse(f"/h5/login?next={quote(back, safe='')}", status_code=303)
+    if user is None and "none" not in request.query_params.get("prompt", "").split():
+        return _sign_in_first(request)
     web = WebRequest("GET", PATH, list(request.query_params.multi_items()), request.headers)
     return _authorize(request, user, web, None)
 

@@ -16,6 +16,7 @@ from gonghui.h5 import (
     mall,
     oauth,
     quiz,
+    services,
     sign_in,
     verify,
     vote,
@@ -39,5 +40,6 @@ for part in (
     mall,
     challenge,
     oauth,
+    services,
 ):
     router.include_router(part.router)

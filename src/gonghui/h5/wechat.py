@@ -1,4 +1,8 @@
-"""Sign-in with a WeChat official account (OAuth), or its simulator outside production."""
+"""Sign-in with a WeChat official account (OAuth), or its simulator outside production.
+
+A union's own official account links its menu to ``/h5/login/wechat?appid=<its appid>``;
+without ``appid`` the deployment's official account is used. The appid travels with the
+state cookie to the callback, so the code is exchanged with the app that issued it."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import httpx
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gonghui.accounts import wechat
+from gonghui.accounts import wechat, wechat_apps
+from gonghui.accounts.models import WeChatAppKind
 from gonghui.db import unit_of_work
 from gonghui.deployment import dev_conveniences_allowed
 from gonghui.errors import DomainError
 from gonghui.h5.sign_in import render_login
+from gonghui.integrations.wechat import WeChatApp
 from gonghui.settings import get_settings
 from gonghui.web.errors import error_key
 from gonghui.web.session import check_same_origin, set_sign_in_cookies
@@ -33,11 +39,20 @@ def _wechat_simulated() -> bool:
     return dev_conveniences_allowed() and not get_settings().wechat_base_url
 
 
+def _official_app(appid: str) -> WeChatApp:
+    with unit_of_work(read_only=True) as session:
+        return wechat_apps.resolve(session, WeChatAppKind.OFFICIAL, appid or None)
+
+
 @router.get("/login/wechat")
-def wechat_start() -> Response:
+def wechat_start(request: Request, appid: str = "") -> Response:
     """Official-account OAuth: to WeChat's consent page (the simulator's outside
     production), which comes back to the callback with a code."""
     settings = get_settings()
+    try:
+        app = _official_app(appid[:32])
+    except DomainError as exc:
+        return render_login(request, error=error_key(exc))
     state = secrets.token_urlsafe(16)
     if _wechat_simulated():
         target = "/h5/login/wechat/sim?" + urlencode({"state": state})
@@ -45,7 +60,7 @@ def wechat_start() -> Response:
         callback = settings.public_base_url.rstrip("/") + "/h5/login/wechat/callback"
         query = urlencode(
             {
-                "appid": settings.wechat_oa_appid,
+                "appid": app.appid,
                 "redirect_uri": callback,
                 "response_type": "code",
                 "scope": "snsapi_userinfo",
@@ -56,7 +71,7 @@ def wechat_start() -> Response:
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         WECHAT_STATE_COOKIE,
-        state,
+        f"{state}.{app.appid}",
         max_age=600,
         httponly=True,
         samesite="lax",
@@ -85,9 +100,10 @@ def wechat_simulated_allow(
     if not _wechat_simulated():
         return RedirectResponse("/h5/login", status_code=303)
     settings = get_settings()
+    _, _, appid = (request.cookies.get(WECHAT_STATE_COOKIE) or "").partition(".")
     minted = httpx.post(
         settings.resolved_wechat_base_url + "/_control/login-code",
-        json={"appid": settings.wechat_oa_appid, "person": nickname, "nickname": nickname},
+        json={"appid": appid or settings.wechat_oa_appid, "person": nickname, "nickname": nickname},
         timeout=10,
     )
     minted.raise_for_status()
@@ -97,7 +113,7 @@ def wechat_simulated_allow(
 
 @router.get("/login/wechat/callback", response_class=HTMLResponse)
 def wechat_callback(request: Request, code: str = "", state: str = "") -> Response:
-    expected = request.cookies.get(WECHAT_STATE_COOKIE) or ""
+    expected, _, appid = (request.cookies.get(WECHAT_STATE_COOKIE) or "").partition(".")
     if not code or not expected or not secrets.compare_digest(state, expected):
         return render_login(request, error="h5.wechat_state")
     try:
@@ -106,6 +122,7 @@ def wechat_callback(request: Request, code: str = "", state: str = "") -> Respon
                 session,
                 code=code,
                 channel="h5",
+                appid=appid or None,
                 ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
             )

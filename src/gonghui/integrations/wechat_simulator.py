@@ -1,11 +1,12 @@
 """A local stand-in for the WeChat API endpoints gonghui uses (development and tests).
 
 The apps it knows are the ones configured in settings (mini program, official account,
-mobile app), all bound to one open-platform account, so a test person has one openid per
-app and one unionid across them. Codes are minted through ``/_sim/wechat/_control/*``
-(what the WeChat client would hand the front end), are single-use and expire after five
-minutes of the server clock; access tokens expire after ``expires_in``. The simulator
-counts calls per endpoint so that tests can see token caching.
+mobile app) and those a union registered with "WeChat" through ``/_control/apps`` (as a
+union registers its own apps on WeChat's platform), all bound to one open-platform account,
+so a test person has one openid per app and one unionid across them. Codes are minted
+through ``/_sim/wechat/_control/*`` (what the WeChat client would hand the front end), are
+single-use and expire after five minutes of the server clock; access tokens expire after
+``expires_in``. The simulator counts calls per endpoint so that tests can see token caching.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class _State:
     user_tokens: dict[str, _Token] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     fail_next: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Unions' own apps, registered through /_control/apps: appid -> secret.
+    apps: dict[str, str] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -111,7 +114,7 @@ def _begin(endpoint: str) -> dict[str, Any] | None:
 
 
 def _check_app(appid: str, secret: str) -> dict[str, Any] | None:
-    known = _APPS.get(appid)
+    known = _APPS.get(appid) or _state.apps.get(appid)
     if known is None:
         return _err(40013, "invalid appid")
     if not secrets.compare_digest(known, secret):
@@ -312,6 +315,11 @@ class PhoneCodeRequest(BaseModel):
     phone: str = Field(pattern=r"^1[3-9]\d{9}$")
 
 
+class AppRequest(BaseModel):
+    appid: str = Field(pattern=r"^wx[0-9a-f]{16}$")
+    secret: str = Field(pattern=r"^[0-9a-zA-Z]{32}$")
+
+
 class FailureRequest(BaseModel):
     endpoint: str = Field(description="e.g. sns/jscode2session")
     errcode: int
@@ -352,6 +360,14 @@ async def mint_phone_code(body: PhoneCodeRequest) -> dict[str, str]:
             expires_at=clock.now() + CODE_TTL,
         )
     return {"code": code}
+
+
+@router.post("/_control/apps")
+async def register_app(body: AppRequest) -> dict[str, str]:
+    """A union's own app registered with WeChat, under the same open-platform account."""
+    with _lock:
+        _state.apps[body.appid] = body.secret
+    return {"appid": body.appid}
 
 
 @router.get("/_control/calls")

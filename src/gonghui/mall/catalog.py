@@ -8,7 +8,6 @@ activities: a product is sold to the members of its org's subtree.
 
 from __future__ import annotations
 
-import io
 import secrets
 from collections.abc import Sequence
 
@@ -21,7 +20,7 @@ from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
-from gonghui.images import ImageTooLarge, NotAnImage, open_image
+from gonghui.images import WEB_MEDIA_TYPES, ImageTooLarge, NotAnImage, web_image_extension
 from gonghui.mall.errors import MallError
 from gonghui.mall.models import Product, Sku
 from gonghui.mall.schemas import ProductCreate, ProductUpdate, SkuCreate, SkuUpdate
@@ -32,8 +31,7 @@ from gonghui.tenancy import Actor, Permission, get_scoped, list_scoped, require_
 MANAGE = Permission.ACTIVITIES_MANAGE
 IMAGE_PREFIX = "mall/images/"
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
-_IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-IMAGE_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+IMAGE_TYPES = WEB_MEDIA_TYPES
 
 
 def _audit(
@@ -61,9 +59,7 @@ def save_image(*, actor: Actor, data: bytes) -> str:
             MallError.BAD_IMAGE, f"a product image is at most {IMAGE_MAX_BYTES} bytes"
         )
     try:
-        with open_image(io.BytesIO(data)) as image:
-            extension = _IMAGE_FORMATS.get(image.format or "")
-            image.verify()
+        extension = web_image_extension(data)
     except (NotAnImage, ImageTooLarge) as exc:
         raise InvalidInput(MallError.BAD_IMAGE, str(exc)[:200]) from None
     if extension is None:

@@ -188,6 +188,18 @@ def unmask(
     """The plain value of one personal field, for staff holding ``pii.unmask`` over the
     entry's org; the read is written to the audit log in the same transaction."""
     entry = get_entry(session, actor=actor, entry_id=entry_id, permission=Permission.PII_UNMASK)
+    return _revealed(session, actor, entry, field, reason, None)
+
+
+def _revealed(
+    session: Session,
+    actor: Actor,
+    entry: RosterEntry,
+    field: PiiField,
+    reason: str,
+    details: dict[str, Any] | None,
+) -> str | None:
+    """The plain value of ``field``, its reading written to the audit log."""
     blob = {
         PiiField.NAME: entry.name_enc,
         PiiField.ID_NUMBER: entry.id_number_enc,
@@ -202,8 +214,31 @@ def unmask(
         subject_id=entry.id,
         field=str(field),
         reason=reason,
+        details=details,
     )
     return None if blob is None else unseal(field, blob)
+
+
+def unmask_entries(
+    session: Session,
+    *,
+    actor: Actor,
+    entry_ids: list[int],
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> dict[int, dict[PiiField, str | None]]:
+    """The plain name, ID number and phone of several entries (a page of the roster), for
+    staff holding ``pii.unmask`` over each (the others are left out); every value read is
+    written to the audit log as :func:`unmask` writes it."""
+    found = session.scalars(
+        scoped(select(RosterEntry), actor, Permission.PII_UNMASK).where(
+            RosterEntry.id.in_(entry_ids)
+        )
+    )
+    return {
+        entry.id: {f: _revealed(session, actor, entry, f, reason, details) for f in PiiField}
+        for entry in found
+    }
 
 
 def transfer(

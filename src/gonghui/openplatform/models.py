@@ -153,3 +153,56 @@ class WebhookEndpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     # Deleted endpoints stay (their deliveries name them) but are never shown or sent to.
     deleted_at: Mapped[datetime | None]
+
+
+class ServiceCard(Base):
+    """A client's card in the members' service catalogue (employment, transport, education,
+    life): members of the orgs it is shown to open it from the H5 and arrive at the
+    provider, which signs them in through the provider's own OAuth request (OpenID Connect
+    third-party-initiated login, ``launch_uri``)."""
+
+    __tablename__ = "openplatform_service_card"
+
+    id: Mapped[IdPk]
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"), unique=True)
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    category: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(String(300), default="")
+    launch_uri: Mapped[str] = mapped_column(String(1000))
+    # Orgs (each within the client's subtree) whose members see it; empty: the whole subtree.
+    shown_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    icon_key: Mapped[str | None] = mapped_column(String(200))
+    listed: Mapped[bool] = mapped_column(default=False)
+    updated_by: Mapped[int | None] = mapped_column(BigId)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class ServiceOpenDay(Base):
+    """How many times members of one org opened one card on one day."""
+
+    __tablename__ = "openplatform_service_open_day"
+    __table_args__ = (UniqueConstraint("card_id", "org_id", "day"),)
+
+    id: Mapped[IdPk]
+    card_id: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_service_card.id"))
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    day: Mapped[date]
+    opens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StaffApproval(Base):
+    """A staff member's approval of a scope that acts for the client's org (its members'
+    roster, its activities). Approved by someone holding the scope's permission over the
+    client's org; that is checked again at each use, so an approval never outlives its
+    approver's rights. Withdrawn rows stay, for the record."""
+
+    __tablename__ = "openplatform_staff_approval"
+
+    id: Mapped[IdPk]
+    client_pk: Mapped[int] = mapped_column(BigId, ForeignKey("openplatform_client.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    approved_at: Mapped[datetime] = mapped_column(default=now)
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))

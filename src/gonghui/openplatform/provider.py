@@ -23,7 +23,7 @@ from typing import Any
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin, grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.clock import now
 from gonghui.db import rowcount
-from gonghui.openplatform import clients, identity, keys, resource, scopes
+from gonghui.openplatform import approvals, clients, identity, keys, resource, scopes
 from gonghui.openplatform.clients import ClientKind, digest
 from gonghui.openplatform.identity import MemberView
 from gonghui.openplatform.models import AuthorizationCode, Client, Token
@@ -276,8 +276,21 @@ class ClientCredentialsGrant(_Grants, grants.ClientCredentialsGrant):  # type: i
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: OAuthClient = self.request.client
-        asked = self.request.payload.scope or client.row.scope
-        scope = " ".join(scopes.client_scopes(scopes.parse(client.get_allowed_scope(asked))))
+        named = self.request.payload.scope
+        names = scopes.client_scopes(
+            scopes.parse(client.get_allowed_scope(named or client.row.scope))
+        )
+        # A scope acting for the org only once staff approved it (and its approver still
+        # holds the right): asked for by name without it, the request is refused; asked
+        # for by default (no scope named), it is left out.
+        if needing := scopes.staff_approved(names):
+            approved = approvals.approved_scopes(self.db, client_pk=client.row.id)
+            if named and (missing := [n for n in needing if n not in approved]):
+                raise InvalidScopeError(f"{missing[0]} awaits a staff member's approval")
+            names = [n for n in names if n not in needing or n in approved]
+        if not names:  # a token that could read nothing is refused, not issued empty
+            raise InvalidScopeError("the client holds no scope a client's own token carries")
+        scope = " ".join(names)
         token = self.generate_token(scope=scope, include_refresh_token=False)
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
@@ -441,6 +454,11 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(ClientCredentialsGrant)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """Known scopes only, ``baas:<app id>`` among them (not a fixed list)."""
+        if scopes.unknown(scopes.parse(scope)):
+            raise InvalidScopeError()
 
     # Authlib's storage hooks.
     def query_client(self, client_id: str) -> OAuthClient | None:

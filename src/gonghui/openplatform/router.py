@@ -5,6 +5,8 @@
 - ``/oauth/token``, ``/oauth/revoke``, ``/oauth/introspect``: the protocol's back channel,
   answering in OAuth's own format (RFC 6749 §5), which its client libraries read.
 - ``/oauth/userinfo`` and ``/open/v1/me``: what a member's token may read.
+- ``/api/v1/oauth-clients/{id}/service`` and ``/api/v1/open-platform/services/usage``: a
+  client's card in the members' service catalogue, and its opens (``catalogue.py``).
 
 The authorization endpoint (sign-in and consent) is the member H5's page
 ``/h5/oauth/authorize``.
@@ -19,21 +21,49 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    File,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.openapi.utils import get_openapi
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, Json
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
+from gonghui.activities.schemas import ActivityCreate
+from gonghui.baas.schemas import RecordPage
 from gonghui.baas.triggers.schemas import AttemptRead
+from gonghui.bodylimit import MULTIPART_FRAMING, max_body
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentStaff, SessionDep
-from gonghui.errors import BearerRefused, DomainError, RateLimited
+from gonghui.deps import CurrentStaff, SessionDep, WriteSessionDep
+from gonghui.errors import BearerRefused, DomainError, NotFound, RateLimited
 from gonghui.openplatform import activities as openactivities
+from gonghui.openplatform import (
+    approvals,
+    catalogue,
+    clients,
+    keys,
+    org_members,
+    resource,
+    scopes,
+    usage,
+    webhooks,
+)
+from gonghui.openplatform import baas as openbaas
 from gonghui.openplatform import benefits as openbenefits
-from gonghui.openplatform import clients, keys, resource, scopes, usage, webhooks
+from gonghui.openplatform.catalogue import Category
 from gonghui.openplatform.clients import ClientKind
+from gonghui.openplatform.errors import OpenPlatformError
+from gonghui.openplatform.models import ServiceCard
 from gonghui.openplatform.provider import HttpAnswer, Provider, WebRequest, issuer
 from gonghui.types import Id
 
@@ -334,6 +364,58 @@ def redeliver_webhook(
     return WebhookDeliveryRead.model_validate(delivery)
 
 
+class ApprovalRequest(BaseModel):
+    scope: str = Field(min_length=1, max_length=64, examples=["org:members:read"])
+
+
+class ScopeApprovalRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    scope: str
+    state: str = Field(description="approved, lapsed (its approver lost the right) or awaiting")
+    approved_by: str | None
+    approved_at: datetime | None
+    may_approve: bool
+    may_withdraw: bool
+
+
+class ClientApprovalsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    client_pk: int
+    name: str
+    client_id: str
+    org_name: str
+    kind: str
+    disabled: bool
+    scopes: list[ScopeApprovalRead]
+
+
+@router.get("/api/v1/oauth-approvals")
+def list_approvals(staff: CurrentStaff, session: SessionDep) -> list[ClientApprovalsRead]:
+    """The apps of the caller's subtrees asking for scopes that act for their org, and
+    where each stands (staff consent)."""
+    return [ClientApprovalsRead.model_validate(c) for c in approvals.overview(session, actor=staff)]
+
+
+@router.post("/api/v1/oauth-clients/{client_pk}/approvals", status_code=status.HTTP_204_NO_CONTENT)
+def approve_scope(
+    client_pk: Id, body: ApprovalRequest, staff: CurrentStaff, session: SessionDep
+) -> None:
+    """Approve a scope the app asks for (``org:members:read``, ``org:members:unmask``,
+    ``activities:write``): the caller must hold its right over the app's org. Audited."""
+    approvals.approve(session, actor=staff, client_pk=client_pk, scope=body.scope)
+
+
+@router.delete(
+    "/api/v1/oauth-clients/{client_pk}/approvals/{scope}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def withdraw_scope(client_pk: Id, scope: str, staff: CurrentStaff, session: SessionDep) -> None:
+    """Withdraw an approved scope: the app's tokens lose it at once. Audited."""
+    approvals.withdraw(session, actor=staff, client_pk=client_pk, scope=scope)
+
+
 # -- discovery --------------------------------------------------------------------------
 
 
@@ -389,16 +471,19 @@ _OPEN_PATHS = ("/open/v1/", "/oauth/", "/.well-known/")
 _document: dict[str, Any] | None = None
 
 
-@router.get("/open/v1/openapi.json", include_in_schema=False)
-def open_api_document(request: Request) -> dict[str, Any]:
-    """The open APIs' own OpenAPI document (what integrators and the SDKs are built on),
-    apart from the staff and member APIs."""
+OPEN_API_DOCUMENT_PATH = "/open/v1/openapi.json"
+
+
+def open_api(app: FastAPI) -> dict[str, Any]:
+    """The open APIs' own OpenAPI document (what integrators, the SDKs and the console's
+    API reference are built on), apart from the staff and member APIs; built once."""
     global _document
     if _document is None:
         routes = [
             r
-            for r in request.app.routes
-            if getattr(r, "path", "").startswith(_OPEN_PATHS) and r.path != request.url.path
+            for r in app.routes
+            if (path := getattr(r, "path", "")).startswith(_OPEN_PATHS)
+            and path != OPEN_API_DOCUMENT_PATH
         ]
         document = get_openapi(
             title="gonghui open APIs",
@@ -416,6 +501,11 @@ def open_api_document(request: Request) -> dict[str, Any]:
         document["security"] = [{"oidc": []}]
         _document = document
     return _document
+
+
+@router.get(OPEN_API_DOCUMENT_PATH, include_in_schema=False)
+def open_api_document(request: Request) -> dict[str, Any]:
+    return open_api(request.app)
 
 
 @router.get("/oauth/jwks")
@@ -607,6 +697,217 @@ def open_activities(
     )
 
 
+class OpenMemberRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="the roster entry")
+    org_code: str
+    org_name: str
+    name: str = Field(description="masked unless unmasked=true")
+    id_number: str = Field(description="masked unless unmasked=true")
+    phone: str | None = Field(description="masked unless unmasked=true")
+    member_no: str | None
+    join_date: date | None
+    tags: list[str]
+    sub: str | None = Field(description="their pairwise subject for this app, once verified")
+
+
+class OpenMemberPage(BaseModel):
+    items: list[OpenMemberRead]
+    next_cursor: str | None = Field(description="pass as ``cursor`` for the next page")
+
+
+@router.get("/open/v1/orgs/{org_id}/members")
+def open_org_members(
+    org_id: Id,
+    request: Request,
+    response: Response,
+    session: WriteSessionDep,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=org_members.PAGE_MAX)] = 50,
+    unmasked: bool = False,
+) -> OpenMemberPage:
+    """``org:members:read`` (staff-approved): the roster of an org of the client's subtree,
+    masked; ``unmasked=true`` needs ``org:members:unmask`` too, and each value read is
+    written to the audit log."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("org:members:read")
+        if unmasked:
+            grant.require("org:members:unmask")
+        page = org_members.members_page(
+            session,
+            client_pk=grant.client_pk,
+            org_id=org_id,
+            cursor=cursor,
+            limit=limit,
+            unmasked=unmasked,
+        )
+    return OpenMemberPage(
+        items=[OpenMemberRead.model_validate(m) for m in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.post("/open/v1/activities", status_code=status.HTTP_201_CREATED)
+def open_create_activity(
+    body: ActivityCreate, request: Request, response: Response, session: SessionDep
+) -> OpenActivityRead:
+    """``activities:write`` (staff-approved): a draft activity in an org of the client's
+    subtree, under the same rules as the console's."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openactivities.WRITE)
+        created = openactivities.create(session, client_pk=grant.client_pk, data=body)
+    return OpenActivityRead.model_validate(created)
+
+
+@router.post("/open/v1/activities/{activity_id}/{transition}")
+def open_activity_transition(
+    activity_id: Id,
+    transition: openactivities.Transition,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> OpenActivityRead:
+    """``activities:write``: publish a draft, pause a live activity, resume a paused one."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openactivities.WRITE)
+        changed = openactivities.transition(
+            session, client_pk=grant.client_pk, activity_id=activity_id, to=transition
+        )
+    return OpenActivityRead.model_validate(changed)
+
+
+class OpenParticipationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    activity_id: int
+    kind: str
+    status: str
+    draws: int | None = Field(description="lotteries")
+    members_drawing: int | None = Field(description="lotteries")
+    quiz_attempts: int | None = Field(description="quizzes")
+    quiz_passed: int | None = Field(description="quizzes")
+    votes: int | None = Field(description="votes; none while the vote hides its counts")
+
+
+class OpenPrizeResult(BaseModel):
+    position: int
+    name: str
+    kind: str
+    initial_stock: int | None
+    won: int
+
+
+class OpenStanding(BaseModel):
+    candidate_id: int
+    name: str
+    org_name: str
+    category: str
+    votes: int | None
+
+
+class OpenResultsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    activity_id: int
+    kind: str
+    status: str
+    prizes: list[OpenPrizeResult] = Field(description="lotteries: prizes won per prize")
+    ranking: list[OpenStanding] = Field(description="votes: the ranking, as members see it")
+    counts_hidden: bool
+
+
+@router.get("/open/v1/activities/{activity_id}/participation")
+def open_activity_participation(
+    activity_id: Id, request: Request, response: Response, session: SessionDep
+) -> OpenParticipationRead:
+    """``activities:read``: how many took part in a published activity of the subtree."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("activities:read")
+        found = openactivities.participation(
+            session, client_pk=grant.client_pk, activity_id=activity_id
+        )
+    return OpenParticipationRead.model_validate(found)
+
+
+@router.get("/open/v1/activities/{activity_id}/results")
+def open_activity_results(
+    activity_id: Id, request: Request, response: Response, session: SessionDep
+) -> OpenResultsRead:
+    """``activities:read``: prizes won, a vote's ranking."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require("activities:read")
+        found = openactivities.results(session, client_pk=grant.client_pk, activity_id=activity_id)
+    return OpenResultsRead.model_validate(found)
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@router.get("/open/v1/baas/{app_id}/data/{table}/records")
+def open_baas_records(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    where: Annotated[Json[Any] | None, Query(max_length=8000)] = None,
+    sort: Annotated[str | None, Query(max_length=500)] = None,
+    fields: Annotated[str | None, Query(max_length=2000)] = None,
+    limit: Annotated[int, Query(ge=1, le=openbaas.PAGE_MAX)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> RecordPage:
+    """``baas:<app id>`` (approved by a developer of the client's org): the records of a
+    table of that app, as the app's server reads them; ``where`` is the BaaS's JSON filter,
+    ``sort`` and ``fields`` comma-separated."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        page = openbaas.records(
+            session,
+            client_pk=grant.client_pk,
+            app_id=app_id,
+            table=table,
+            where=where,
+            sort=_comma_list(sort),
+            fields=_comma_list(fields),
+            limit=limit,
+            cursor=cursor,
+        )
+    return RecordPage(items=page.items, next_cursor=page.next_cursor, count=page.count)
+
+
+@router.get("/open/v1/baas/{app_id}/data/{table}/records/{record_id}")
+def open_baas_record(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    record_id: Id,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """``baas:<app id>``: one record of a table of that app."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        return openbaas.record(
+            session, client_pk=grant.client_pk, app_id=app_id, table=table, record_id=record_id
+        )
+
+
 class OpenVoucher(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -651,13 +952,131 @@ def my_benefits(request: Request, response: Response, session: SessionDep) -> Op
     )
 
 
-@router.get("/oauth/userinfo", response_model=dict[str, Any])
+class OpenUnion(BaseModel):
+    code: str
+    name: str
+
+
+class OpenMembership(BaseModel):
+    verified: bool
+    verified_at: datetime | None = Field(default=None, description="when verified")
+    union: OpenUnion | None = Field(default=None, description="when verified")
+    org_chain: list[str] | None = Field(
+        default=None, description="when verified: the orgs' names from the province down"
+    )
+
+
+class OpenMember(BaseModel):
+    """The member's claims: ``sub`` always, the others only under their scope. Documents
+    the answer of ``/oauth/userinfo`` and ``/open/v1/me`` (which render the claims as
+    they are)."""
+
+    sub: str = Field(description="pairwise: this client's own subject for the member")
+    nickname: str | None = Field(default=None, description="scope profile")
+    phone_number_masked: str | None = Field(default=None, description="scope profile")
+    membership: OpenMembership | None = Field(default=None, description="scope membership")
+
+
+_MEMBER_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"model": OpenMember, "description": "the member's claims under the token's scope"}
+}
+
+
+@router.get("/oauth/userinfo", response_model=None, responses=_MEMBER_ANSWER)
 async def userinfo(request: Request) -> Response:
     """OpenID Connect Core §5.3: the member's claims of the scope they granted."""
     return await _member_claims(request)
 
 
-@router.get("/open/v1/me", response_model=dict[str, Any])
+@router.get("/open/v1/me", response_model=None, responses=_MEMBER_ANSWER)
 async def me(request: Request) -> Response:
     """The member who granted the token, as its scope lets the client see them."""
     return await _member_claims(request)
+
+
+# -- the service catalogue (staff; the member's side is the H5's /h5/services) --------------
+
+
+class ServiceWrite(BaseModel):
+    category: Category
+    title: str = Field(min_length=1, max_length=40)
+    description: str = Field(default="", max_length=300)
+    launch_uri: str = Field(
+        max_length=1000,
+        description="the provider's third-party-initiated login URI (OpenID Connect Core §4), "
+        "on the origin of one of the client's redirect URIs",
+    )
+    shown_to: list[Id] = Field(
+        default_factory=list,
+        max_length=100,
+        description="orgs within the client's subtree whose members see it; empty: all of it",
+    )
+    listed: bool = False
+
+
+class ServiceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    client_pk: int
+    org_id: int
+    category: str
+    title: str
+    description: str
+    launch_uri: str
+    shown_to: list[int]
+    listed: bool
+    has_icon: bool
+    updated_at: datetime
+
+
+class ServiceUsageRead(BaseModel):
+    category: str
+    org_id: int
+    org_name: str
+    opens: int
+
+
+def _read(card: ServiceCard) -> ServiceRead:
+    return ServiceRead.model_validate(
+        {**{k: getattr(card, k) for k in ServiceRead.model_fields if k != "has_icon"},
+         "has_icon": card.icon_key is not None}
+    )  # fmt: skip
+
+
+@router.put("/api/v1/oauth-clients/{client_pk}/service")
+def set_service(
+    client_pk: Id, body: ServiceWrite, staff: CurrentStaff, session: SessionDep
+) -> ServiceRead:
+    """The client's card in the members' service catalogue (listed: members see it)."""
+    card = catalogue.set_card(session, actor=staff, client_pk=client_pk, **body.model_dump())
+    return _read(card)
+
+
+@router.get("/api/v1/oauth-clients/{client_pk}/service")
+def get_service(client_pk: Id, staff: CurrentStaff, session: SessionDep) -> ServiceRead:
+    card = catalogue.card_of(session, actor=staff, client_pk=client_pk)
+    if card is None:
+        raise NotFound(OpenPlatformError.SERVICE_NOT_FOUND, "the client has no card")
+    return _read(card)
+
+
+@router.put("/api/v1/oauth-clients/{client_pk}/service/icon")
+@max_body(catalogue.ICON_MAX_BYTES + MULTIPART_FRAMING)
+def set_service_icon(
+    client_pk: Id, file: Annotated[UploadFile, File()], staff: CurrentStaff, session: SessionDep
+) -> ServiceRead:
+    """The card's icon: JPEG, PNG or WebP, at most 256 KiB."""
+    data = file.file.read(catalogue.ICON_MAX_BYTES + 1)
+    return _read(catalogue.set_icon(session, actor=staff, client_pk=client_pk, data=data))
+
+
+@router.get("/api/v1/open-platform/services/usage")
+def service_usage(
+    staff: CurrentStaff, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> list[ServiceUsageRead]:
+    """Opens of the caller's services over the last ``days``, by category and the union of
+    the members who opened them."""
+    return [
+        ServiceUsageRead(**vars(row)) for row in catalogue.usage(session, actor=staff, days=days)
+    ]

@@ -30,13 +30,16 @@ def install(app: FastAPI) -> None:
     from gonghui.console.merchants import router as console_merchants_router
     from gonghui.console.oauth_clients import router as console_oauth_clients_router
     from gonghui.console.oauth_webhooks import router as console_oauth_webhooks_router
+    from gonghui.console.open_reference import router as console_open_reference_router
     from gonghui.console.questions import router as console_questions_router
     from gonghui.console.queue import router as console_queue_router
     from gonghui.console.reconciliation import router as console_reconciliation_router
     from gonghui.console.risk import router as console_risk_router
     from gonghui.console.router import router as console_router
     from gonghui.console.security import router as console_security_router
+    from gonghui.console.services import router as console_services_router
     from gonghui.console.votes import router as console_votes_router
+    from gonghui.console.wechat_apps import router as console_wechat_apps_router
     from gonghui.h5.router import router as h5_router
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -61,5 +64,8 @@ def install(app: FastAPI) -> None:
     app.include_router(console_mall_router)
     app.include_router(console_oauth_webhooks_router)
     app.include_router(console_oauth_clients_router)
+    app.include_router(console_open_reference_router)
+    app.include_router(console_wechat_apps_router)
+    app.include_router(console_services_router)
     app.include_router(h5_router)
     app.include_router(cashier_router)

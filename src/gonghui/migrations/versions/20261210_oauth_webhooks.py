@@ -2,7 +2,7 @@
 a trigger or an endpoint
 
 Revision ID: 20261210_oauth_webhooks
-Revises: 20261209_openplatform
+Revises: 20261211_open_scopes
 Create Date: 2026-12-10 09:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import gonghui.db
 
 revision: str = "20261210_oauth_webhooks"
-down_revision: str | None = "20261209_openplatform"
+down_revision: str | None = "20261211_open_scopes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
