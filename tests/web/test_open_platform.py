@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import threading
@@ -160,6 +161,14 @@ def test_developer_registers_an_app_and_a_member_signs_in_to_it(
     desktop.goto("/console/oauth-clients")
     calls = desktop.get_by_role("row", name=re.compile("职工书屋")).get_by_role("cell").nth(4)
     expect(calls).to_have_text("1")  # 近7日调用
+    # The 30-day chart: a line per app, today's point the call just made.
+    chart = json.loads(desktop.locator("#usage-data").text_content() or "{}")
+    (line,) = [c for c in chart["clients"] if c["name"] == "职工书屋"]
+    assert len(line["calls"]) == 30
+    assert line["calls"][-1] == 1
+    assert sum(line["calls"]) == 1
+    drawn = desktop.evaluate("() => Chart.getChart('usage-chart').data.datasets.map(d => d.label)")
+    assert drawn == [c["name"] for c in chart["clients"]]
 
     # Disabled in the console: the app's token stops working.
     desktop.get_by_role("button", name="停用").click()

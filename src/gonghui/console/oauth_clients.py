@@ -40,13 +40,18 @@ def _page(
     with unit_of_work(read_only=True) as session:
         found = clients.list_clients(session, actor=actor)
         visible = orgs.list_orgs(session, actor=actor)
-        calls = usage.recent_totals(session, client_pks=[c.id for c in found])
+        recent = usage.recent(session, client_pks=[c.id for c in found])
         consent = approvals.overview(session, actor=actor)
     context = {
         "active": "nav.oauth",
         "csrf_token": user.csrf_token,
         "clients": found,
-        "calls": calls,
+        "calls": {c.id: recent.total(c.id, 7) for c in found},
+        # 30 days of calls a client, for the chart (its table: the 7-day column).
+        "chart": {
+            "days": [d.strftime("%m-%d") for d in recent.days],
+            "clients": [{"name": c.name, "calls": recent.calls[c.id]} for c in found],
+        },
         "consent": consent,
         "org_names": {o.id: o.name for o in visible},
         "orgs": [o for o in visible if actor.can(Permission.APPS_MANAGE, o.path)],

@@ -20,7 +20,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from gonghui import invalidation
@@ -155,15 +155,34 @@ def daily(session: Session, *, actor: Actor, client_pk: int, days: int = 30) -> 
     return [DayUsage(day, calls) for day, calls in rows]
 
 
-def recent_totals(session: Session, *, client_pks: list[int], days: int = 7) -> dict[int, int]:
-    """Calls of each client over the last ``days`` (for clients the caller already sees)."""
-    since = local_day() - timedelta(days=days - 1)
+@dataclass(frozen=True)
+class Recent:
+    """Calls of several clients per day over the last ``days`` days, oldest first."""
+
+    days: list[date]
+    calls: dict[int, list[int]]  # client pk -> calls on each of ``days``
+
+    def total(self, client_pk: int, last: int) -> int:
+        """A client's calls over the last ``last`` days."""
+        return sum(self.calls.get(client_pk, [])[-last:])
+
+
+def recent(session: Session, *, client_pks: list[int], days: int = 30) -> Recent:
+    """Calls of each client per day over the last ``days`` (for clients the caller already
+    sees), every day present, in one read."""
+    today = local_day()
+    span = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    index = {day: n for n, day in enumerate(span)}
+    calls = {pk: [0] * days for pk in client_pks}
     rows = session.execute(
-        select(UsageDay.client_pk, func.sum(UsageDay.calls))
-        .where(UsageDay.client_pk.in_(client_pks), UsageDay.day >= since)
-        .group_by(UsageDay.client_pk)
+        select(UsageDay.client_pk, UsageDay.day, UsageDay.calls).where(
+            UsageDay.client_pk.in_(client_pks), UsageDay.day >= span[0]
+        )
     )
-    return {client_pk: int(total) for client_pk, total in rows}
+    for client_pk, day, n in rows:
+        if day in index:
+            calls[client_pk][index[day]] = int(n)
+    return Recent(span, calls)
 
 
 def access_log(
