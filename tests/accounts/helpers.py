@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from gonghui.accounts.models import OtpCode, User
 from gonghui.db import unit_of_work
+from gonghui.settings import get_settings
 
 
 def send_code(api: httpx.Client, phone: str, purpose: str = "login") -> httpx.Response:
@@ -40,3 +41,17 @@ def count_users() -> int:
 def otp_rows() -> list[OtpCode]:
     with unit_of_work(read_only=True) as session:
         return list(session.scalars(select(OtpCode).order_by(OtpCode.id)))
+
+
+SIM = "/_sim/wechat/_control"
+
+
+def login_code(api: httpx.Client, appid: str, person: str, **extra: Any) -> str:
+    resp = api.post(f"{SIM}/login-code", json={"appid": appid, "person": person, **extra})
+    assert resp.status_code == 200
+    return str(resp.json()["code"])
+
+
+def mini_login(api: httpx.Client, person: str, **extra: Any) -> httpx.Response:
+    code = login_code(api, get_settings().wechat_mp_appid, person)
+    return api.post("/api/v1/auth/wechat/mini", json={"code": code, **extra})

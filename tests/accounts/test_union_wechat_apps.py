@@ -14,7 +14,7 @@ from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from gonghui.settings import get_settings
-from tests.accounts.test_wechat_login import SIM, login_code, mini_login
+from tests.accounts.helpers import SIM, login_code, mini_login
 from tests.fixtures import StaffFactory, Tree
 
 CITY_A_MINI = "wx00000000000a0001"

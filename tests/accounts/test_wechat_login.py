@@ -15,15 +15,16 @@ from gonghui.accounts.models import AuthSession, Identity, Provider
 from gonghui.db import unit_of_work
 from gonghui.integrations import wechat_simulator
 from gonghui.settings import get_settings
-from tests.accounts.helpers import bearer, count_users, last_dev_code, send_code, sms_login
-
-SIM = "/_sim/wechat/_control"
-
-
-def login_code(api: httpx.Client, appid: str, person: str, **extra: Any) -> str:
-    resp = api.post(f"{SIM}/login-code", json={"appid": appid, "person": person, **extra})
-    assert resp.status_code == 200
-    return str(resp.json()["code"])
+from tests.accounts.helpers import (
+    SIM,
+    bearer,
+    count_users,
+    last_dev_code,
+    login_code,
+    mini_login,
+    send_code,
+    sms_login,
+)
 
 
 def phone_code(api: httpx.Client, phone: str) -> str:
@@ -32,11 +33,6 @@ def phone_code(api: httpx.Client, phone: str) -> str:
     )
     assert resp.status_code == 200
     return str(resp.json()["code"])
-
-
-def mini_login(api: httpx.Client, person: str, **extra: Any) -> httpx.Response:
-    code = login_code(api, get_settings().wechat_mp_appid, person)
-    return api.post("/api/v1/auth/wechat/mini", json={"code": code, **extra})
 
 
 def official_login(api: httpx.Client, person: str, **extra: Any) -> httpx.Response:

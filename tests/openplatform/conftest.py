@@ -161,3 +161,38 @@ def register_client(api: httpx.Client, city_developer: Staff, tree: Tree) -> Cli
         return RegisteredClient(body["id"], body["client_id"], body["client_secret"], body)
 
     return register
+
+
+_people = itertools.count(700_001)  # roster people of the tests, apart from members'
+
+
+def client_token(server: str, client: RegisteredClient, scope: str | None = None) -> httpx.Response:
+    """The client's own token (client credentials), asking for ``scope`` (None: its default)."""
+    assert client.client_secret is not None
+    data = {"grant_type": "client_credentials"} | ({"scope": scope} if scope else {})
+    return httpx.post(
+        f"{server}/oauth/token", data=data, auth=(client.client_id, client.client_secret)
+    )
+
+
+def bearer(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def approve(
+    api: httpx.Client, staff: Staff, client: RegisteredClient, scope: str
+) -> httpx.Response:
+    return api.post(
+        f"/api/v1/oauth-clients/{client.id}/approvals", json={"scope": scope}, headers=staff.headers
+    )
+
+
+def on_roster(org_id: int, name: str, phone: str | None = None) -> tuple[int, str]:
+    """A person on ``org_id``'s roster: their entry id and ID number."""
+    number = _id_number(next(_people))
+    with unit_of_work() as session:
+        entry = members.add_roster_entry(
+            session, actor=SYSTEM, org_id=org_id, name=name, id_number=number, phone=phone
+        )
+        return entry.id, number

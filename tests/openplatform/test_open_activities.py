@@ -22,8 +22,14 @@ from tests.activities.conftest import (
     window,
 )
 from tests.fixtures import Staff, StaffFactory, Tree
-from tests.openplatform.conftest import ClientFactory, RegisteredClient
-from tests.openplatform.test_org_members import approve, bearer, client_token
+from tests.openplatform.conftest import (
+    ClientFactory,
+    RegisteredClient,
+    approve,
+    bearer,
+    client_token,
+    on_roster,
+)
 
 WRITE = "activities:write"
 
@@ -220,7 +226,6 @@ def test_a_district_app_reaches_nothing_above_or_beside_its_district_through_any
     server: str, api: httpx.Client, tree: Tree, make_staff: StaffFactory,
     register_client: ClientFactory,
 ) -> None:  # fmt: skip
-    from tests.openplatform.test_org_members import on_roster
 
     developer = make_staff(tree.district_a1, Role.DEVELOPER)
     app = register_client(

@@ -10,8 +10,12 @@ import httpx
 
 from gonghui.orgs.models import Role
 from tests.fixtures import Staff, StaffFactory, Tree
-from tests.openplatform.conftest import ClientFactory
-from tests.openplatform.test_org_members import approve, bearer, client_token
+from tests.openplatform.conftest import (
+    ClientFactory,
+    approve,
+    bearer,
+    client_token,
+)
 
 
 def _baas_app(api: httpx.Client, developer: Staff, org_id: int, name: str) -> tuple[int, str]:

@@ -4,8 +4,6 @@ audited); never beyond its subtree nor its approver's rights; withdrawn at once.
 
 from __future__ import annotations
 
-import itertools
-
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -18,41 +16,14 @@ from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.fixtures import Staff, StaffFactory, Tree
-from tests.openplatform.conftest import ClientFactory, RegisteredClient, _id_number
-
-_people = itertools.count(700_001)
-
-
-def client_token(server: str, client: RegisteredClient, scope: str | None = None) -> httpx.Response:
-    """The client's own token (client credentials), asking for ``scope`` (None: its default)."""
-    assert client.client_secret is not None
-    data = {"grant_type": "client_credentials"} | ({"scope": scope} if scope else {})
-    return httpx.post(
-        f"{server}/oauth/token", data=data, auth=(client.client_id, client.client_secret)
-    )
-
-
-def bearer(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def approve(
-    api: httpx.Client, staff: Staff, client: RegisteredClient, scope: str
-) -> httpx.Response:
-    return api.post(
-        f"/api/v1/oauth-clients/{client.id}/approvals", json={"scope": scope}, headers=staff.headers
-    )
-
-
-def on_roster(org_id: int, name: str, phone: str | None = None) -> tuple[int, str]:
-    """A person on ``org_id``'s roster: their entry id and ID number."""
-    number = _id_number(next(_people))
-    with unit_of_work() as session:
-        entry = members.add_roster_entry(
-            session, actor=SYSTEM, org_id=org_id, name=name, id_number=number, phone=phone
-        )
-        return entry.id, number
+from tests.openplatform.conftest import (
+    ClientFactory,
+    RegisteredClient,
+    approve,
+    bearer,
+    client_token,
+    on_roster,
+)
 
 
 def audited(action: str) -> int:
