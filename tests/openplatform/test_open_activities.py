@@ -15,10 +15,13 @@ from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from tests.activities.conftest import (
+    add_questions,
+    answers_for,
     create_activity,
     create_member,
     draw,
     lottery_config,
+    quiz_config,
     window,
 )
 from tests.fixtures import Staff, StaffFactory, Tree
@@ -209,6 +212,33 @@ def test_an_app_reads_a_lotterys_participation_and_prizes_won(
     # A draft has neither (as the listing does not show it).
     drafted = httpx.get(f"{server}/open/v1/activities/{draft['id']}/results", headers=headers)
     assert drafted.status_code == 404
+
+
+def test_an_app_reads_how_a_quizs_attempts_scored(
+    server: str, api: httpx.Client, tree: Tree, make_staff: StaffFactory,
+    activities_app: RegisteredClient,
+) -> None:  # fmt: skip
+    admin = make_staff(tree.city_a).headers
+    add_questions(api, admin, tree.grassroots_a1x)
+    quiz = create_activity(api, admin, tree.grassroots_a1x, config=quiz_config(), title="天河答题")
+    for wrong in (0, 1, 1):  # 100, 66, 66 (2 of 3 questions)
+        member = create_member(tree.grassroots_a1x)
+        attempt = api.post(f"/api/v1/activities/{quiz['id']}/quiz/attempts", headers=member.headers)
+        assert attempt.status_code in (200, 201), attempt.text
+        done = api.post(
+            f"/api/v1/quiz/attempts/{attempt.json()['attempt_id']}/submit",
+            json={"answers": answers_for(attempt.json(), wrong=wrong)},
+            headers=member.headers,
+        )
+        assert done.status_code == 200, done.text
+    started = create_member(tree.grassroots_a1x)  # an attempt not submitted is not scored
+    api.post(f"/api/v1/activities/{quiz['id']}/quiz/attempts", headers=started.headers)
+    headers = bearer(client_token(server, activities_app, "activities:read"))
+    url = f"{server}/open/v1/activities/{quiz['id']}"
+    results = httpx.get(f"{url}/results", headers=headers).json()
+    assert results["scores"] == [{"score": 66, "attempts": 2}, {"score": 100, "attempts": 1}]
+    took_part = httpx.get(f"{url}/participation", headers=headers).json()
+    assert (took_part["quiz_attempts"], took_part["quiz_passed"]) == (4, 3)
 
 
 def test_the_open_api_document_lists_the_activity_routes(server: str) -> None:

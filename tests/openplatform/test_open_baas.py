@@ -1,13 +1,16 @@
 """``baas:<app id>``: a union's app, granted one BaaS app of its subtree by a developer of
-its org, reads that app's tables as the app's own server would; no other app, no other
-subtree's."""
+its org, reads and writes that app's tables as the app's own server would; no other app, no
+other subtree's."""
 
 from __future__ import annotations
 
 import json
 
 import httpx
+from sqlalchemy import func, select
 
+from gonghui.audit.models import AuditEntry
+from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from tests.fixtures import Staff, StaffFactory, Tree
 from tests.openplatform.conftest import (
@@ -101,12 +104,33 @@ def test_an_app_reads_one_baas_app_of_its_subtree_once_a_developer_granted_it(
         assert bad.status_code == 422, params
         assert bad.json()["error"]["details"]
 
+    # Writes, as the app's server: under the table's field rules; a delete is audited.
+    made = httpx.post(url, json={"title": "welfare-三", "stock": 2}, headers=headers)
+    assert made.status_code == 201, made.text
+    third = made.json()["id"]
+    assert httpx.post(url, json={"stock": 1}, headers=headers).status_code == 422  # no title
+    changed = httpx.patch(f"{url}/{third}", json={"increment": {"stock": 3}}, headers=headers)
+    assert changed.json()["stock"] == 5
+    assert httpx.patch(f"{url}/{third}", json={"bogus": {}}, headers=headers).status_code == 422
+    assert httpx.delete(f"{url}/{third}", headers=headers).status_code == 204
+    assert httpx.get(f"{url}/{third}", headers=headers).status_code == 404
+    with unit_of_work(read_only=True) as session:
+        deletes = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action.like("baas.record%delete%"))
+        )
+    assert deletes == 1
+    other_url = f"{server}/open/v1/baas/{shenzhen}/data/books/records"
+    assert httpx.post(other_url, json={"title": "x"}, headers=headers).status_code == 403
+
     # Withdrawn by the developer: the same token reads no more.
     gone = api.delete(
         f"/api/v1/oauth-clients/{client.id}/approvals/{scope}", headers=city_developer.headers
     )
     assert gone.status_code == 204
     assert httpx.get(url, headers=headers).status_code == 403
+    assert httpx.post(url, json={"title": "x"}, headers=headers).status_code == 403
 
 
 def test_a_baas_scope_names_an_app_by_its_id(

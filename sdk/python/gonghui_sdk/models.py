@@ -15,6 +15,7 @@ __all__ = [
     "OpenPrize",
     "OpenPrizeResult",
     "OpenResultsRead",
+    "OpenScoreCount",
     "OpenStanding",
     "OpenUnion",
     "OpenVoucher",
@@ -130,6 +131,13 @@ class OpenResultsRead(TypedDict):
     #: votes: the ranking, as members see it
     ranking: list[OpenStanding]
     counts_hidden: bool
+    #: quizzes: how many submitted attempts scored each score, lowest first
+    scores: list[OpenScoreCount]
+
+
+class OpenScoreCount(TypedDict):
+    score: int
+    attempts: int
 
 
 class OpenStanding(TypedDict):

@@ -106,6 +106,13 @@ export interface OpenResultsRead {
   /** votes: the ranking, as members see it */
   ranking: OpenStanding[];
   counts_hidden: boolean;
+  /** quizzes: how many submitted attempts scored each score, lowest first */
+  scores: OpenScoreCount[];
+}
+
+export interface OpenScoreCount {
+  score: number;
+  attempts: number;
 }
 
 export interface OpenStanding {

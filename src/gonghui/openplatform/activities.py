@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.activities import service, stats
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
+from gonghui.activities.quiz import attempts as quiz_attempts
 from gonghui.activities.schemas import ActivityCreate
 from gonghui.activities.service import status_at
 from gonghui.activities.vote import results as vote_results
@@ -163,7 +164,8 @@ class Participation:
 
 @dataclass(frozen=True)
 class Results:
-    """Prizes won per prize (a lottery), the ranking (a vote: counts None while hidden)."""
+    """Prizes won per prize (a lottery), the ranking (a vote: counts None while hidden),
+    how many submitted attempts scored each score (a quiz)."""
 
     activity_id: int
     kind: str
@@ -171,6 +173,7 @@ class Results:
     prizes: list[dict[str, Any]]
     ranking: list[dict[str, Any]]
     counts_hidden: bool
+    scores: list[dict[str, int]]
 
 
 def _read(session: Session, client_pk: int, activity_id: int) -> tuple[Activity, dict[str, Any]]:
@@ -230,4 +233,10 @@ def results(session: Session, *, client_pk: int, activity_id: int) -> Results:
             for s in ranking.items
         ],
         hidden,
+        [
+            {"score": score, "attempts": n}
+            for score, n in quiz_attempts.score_distribution(session, activity_id=activity.id)
+        ]
+        if activity.kind in _QUIZ
+        else [],
     )

@@ -1,6 +1,8 @@
 """The open API's ``baas:<app id>``: a client granted one BaaS app of its subtree (by a
-developer of the client's org, :mod:`.approvals`) reads that app's tables as the app's own
-server would (its server key passes every table rule), through the BaaS's own queries."""
+developer of the client's org, :mod:`.approvals`, who holds that app's server key anyway)
+reads and writes that app's tables as the app's own server would (its server key passes
+every table rule), through the BaaS's own queries and writes: field rules, triggers and the
+audit of deletes hold as for any server call."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gonghui.baas.permissions import Caller
-from gonghui.baas.records import query
+from gonghui.baas.records import query, write
 from gonghui.baas.records.query import Page
 from gonghui.openplatform import approvals, scopes
 
@@ -57,3 +59,29 @@ def record(
 ) -> dict[str, Any]:
     caller = _server_of(session, client_pk=client_pk, app_id=app_id)
     return query.get_record(session, caller=caller, table=table, record_id=record_id)
+
+
+def create(
+    session: Session, *, client_pk: int, app_id: int, table: str, item: dict[str, Any]
+) -> dict[str, Any]:
+    caller = _server_of(session, client_pk=client_pk, app_id=app_id)
+    (created,) = write.create_records(session, caller=caller, table=table, items=[item])
+    return created
+
+
+def update(
+    session: Session,
+    *,
+    client_pk: int,
+    app_id: int,
+    table: str,
+    record_id: int,
+    ops: dict[str, Any],
+) -> dict[str, Any]:
+    caller = _server_of(session, client_pk=client_pk, app_id=app_id)
+    return write.update_record(session, caller=caller, table=table, record_id=record_id, ops=ops)
+
+
+def delete(session: Session, *, client_pk: int, app_id: int, table: str, record_id: int) -> None:
+    caller = _server_of(session, client_pk=client_pk, app_id=app_id)
+    write.delete_record(session, caller=caller, table=table, record_id=record_id)

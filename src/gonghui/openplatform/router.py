@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from fastapi import (
     APIRouter,
+    Body,
     Depends,
     FastAPI,
     File,
@@ -812,6 +813,11 @@ class OpenStanding(BaseModel):
     votes: int | None
 
 
+class OpenScoreCount(BaseModel):
+    score: int
+    attempts: int
+
+
 class OpenResultsRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -821,6 +827,9 @@ class OpenResultsRead(BaseModel):
     prizes: list[OpenPrizeResult] = Field(description="lotteries: prizes won per prize")
     ranking: list[OpenStanding] = Field(description="votes: the ranking, as members see it")
     counts_hidden: bool
+    scores: list[OpenScoreCount] = Field(
+        description="quizzes: how many submitted attempts scored each score, lowest first"
+    )
 
 
 @router.get("/open/v1/activities/{activity_id}/participation")
@@ -906,6 +915,73 @@ def open_baas_record(
         return openbaas.record(
             session, client_pk=grant.client_pk, app_id=app_id, table=table, record_id=record_id
         )
+
+
+@router.post("/open/v1/baas/{app_id}/data/{table}/records", status_code=status.HTTP_201_CREATED)
+def open_baas_create(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    body: Annotated[dict[str, Any], Body()],
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """``baas:<app id>``: a new record of a table of that app, under the table's field
+    rules (its triggers fire as for the app's server)."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        return openbaas.create(
+            session, client_pk=grant.client_pk, app_id=app_id, table=table, item=body
+        )
+
+
+@router.patch("/open/v1/baas/{app_id}/data/{table}/records/{record_id}")
+def open_baas_update(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    record_id: Id,
+    body: Annotated[dict[str, Any], Body()],
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """``baas:<app id>``: change one record with the BaaS's update operators (``set``,
+    ``unset``, ``increment``, ``append``, ``add_unique``, ``remove``), atomically."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(openbaas.scope(app_id))
+        return openbaas.update(
+            session,
+            client_pk=grant.client_pk,
+            app_id=app_id,
+            table=table,
+            record_id=record_id,
+            ops=body,
+        )
+
+
+@router.delete(
+    "/open/v1/baas/{app_id}/data/{table}/records/{record_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def open_baas_delete(
+    app_id: Id,
+    table: Annotated[str, Path(max_length=64)],
+    record_id: Id,
+    request: Request,
+    session: SessionDep,
+) -> Response:
+    """``baas:<app id>``: delete one record (audited, as every record delete is)."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        grant.require(openbaas.scope(app_id))
+        openbaas.delete(
+            session, client_pk=grant.client_pk, app_id=app_id, table=table, record_id=record_id
+        )
+        return Response(status_code=status.HTTP_204_NO_CONTENT, headers=quota.headers())
 
 
 class OpenVoucher(BaseModel):

@@ -206,6 +206,18 @@ def submit(
     return SubmitResult.model_validate(body)
 
 
+def score_distribution(session: Session, *, activity_id: int) -> list[tuple[int, int]]:
+    """How many submitted attempts scored each score, lowest score first (the organiser's
+    view: the caller has checked the activity is theirs to see)."""
+    rows = session.execute(
+        select(Attempt.score, func.count())
+        .where(Attempt.activity_id == activity_id, Attempt.score.is_not(None))
+        .group_by(Attempt.score)
+        .order_by(Attempt.score)
+    )
+    return [(int(score or 0), int(n)) for score, n in rows]
+
+
 def leaderboard(
     session: Session, *, member: MemberInfo, activity_id: int, limit: int = 20
 ) -> Leaderboard:
