@@ -35,12 +35,13 @@ from fastapi import (
     status,
 )
 from fastapi.openapi.utils import get_openapi
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, Json
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui import db, ratelimit
 from gonghui.activities.schemas import ActivityCreate
+from gonghui.baas.records.query import parse_where
 from gonghui.baas.schemas import RecordPage
 from gonghui.baas.triggers.schemas import AttemptRead
 from gonghui.bodylimit import MULTIPART_FRAMING, max_body
@@ -871,7 +872,7 @@ def open_baas_records(
     request: Request,
     response: Response,
     session: SessionDep,
-    where: Annotated[Json[Any] | None, Query(max_length=8000)] = None,
+    where: Annotated[str | None, Query(max_length=8000)] = None,
     sort: Annotated[str | None, Query(max_length=500)] = None,
     fields: Annotated[str | None, Query(max_length=2000)] = None,
     limit: Annotated[int, Query(ge=1, le=openbaas.PAGE_MAX)] = 50,
@@ -889,7 +890,7 @@ def open_baas_records(
             client_pk=grant.client_pk,
             app_id=app_id,
             table=table,
-            where=where,
+            where=parse_where(where),
             sort=_comma_list(sort),
             fields=_comma_list(fields),
             limit=limit,

@@ -32,6 +32,20 @@ MAX_OFFSET = 100_000
 AGGREGATES = ("count", "sum", "avg", "min", "max")
 
 
+def parse_where(where: str | None) -> Any:
+    """A list query's ``where``, the JSON filter as sent in the URL (None: no filter)."""
+    if not where:
+        return None
+    try:
+        return json.loads(where)
+    except ValueError:
+        raise InvalidInput(
+            BaasError.INVALID_QUERY,
+            "where is not JSON",
+            [field_error("where", BaasError.INVALID_QUERY, "not JSON")],
+        ) from None
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]

@@ -11,7 +11,6 @@ that took the lock keeps writers moving; the commit still precedes the response.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -20,12 +19,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gonghui.baas.caller import AppCaller
-from gonghui.baas.errors import BaasError
 from gonghui.baas.records import query, write
 from gonghui.baas.schemas import AggregateQuery, BulkCreate, Json, RecordPage, RecordQuery
 from gonghui.baas.tables import info as infos
 from gonghui.db import bounded_read, driver_read, get_engine, read_short, unit_of_work
-from gonghui.errors import InvalidInput, field_error
 from gonghui.types import Count, Id
 
 router = APIRouter()
@@ -84,16 +81,7 @@ async def list_records(
     count: bool = False,
 ) -> RecordPage:
     """``where`` is the JSON filter, URL-encoded; the others are comma-separated."""
-    parsed = None
-    if where:
-        try:
-            parsed = json.loads(where)
-        except ValueError:
-            raise InvalidInput(
-                BaasError.INVALID_QUERY,
-                "where is not JSON",
-                [field_error("where", BaasError.INVALID_QUERY, "not JSON")],
-            ) from None
+    parsed = query.parse_where(where)
     sorted_by, chosen, expanded = _split(sort), _split(fields), _split(expand)
     info = infos.cached(app_id=caller.app_id, name=table)
     planned = None
