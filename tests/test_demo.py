@@ -12,6 +12,9 @@ from typer.testing import CliRunner
 from gonghui import demo
 from gonghui.activities.models import Activity, ActivityStatus
 from gonghui.activities.service import effective_status
+from gonghui.baas.functions.models import Function
+from gonghui.baas.models import App, DataTable
+from gonghui.baas.triggers.models import Trigger
 from gonghui.cli import app
 from gonghui.db import unit_of_work
 from gonghui.settings import get_settings
@@ -31,6 +34,22 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
         "2026年度最美职工评选": ActivityStatus.LIVE,
         "元旦迎新抽奖": ActivityStatus.SCHEDULED,
     }
+    # A developer finds an app with a table, a function and the trigger that runs it.
+    with unit_of_work(read_only=True) as session:
+        app_row = session.scalars(select(App).where(App.name == demo.DEMO_APP)).one()
+        tables = [
+            t.name for t in session.scalars(select(DataTable).where(DataTable.app_id == app_row.id))
+        ]
+        functions = [
+            f.name for f in session.scalars(select(Function).where(Function.app_id == app_row.id))
+        ]
+        triggers = [
+            (t.function_name, t.enabled)
+            for t in session.scalars(select(Trigger).where(Trigger.app_id == app_row.id))
+        ]
+    assert tables == ["suggestions"]
+    assert functions == ["award-points"]
+    assert triggers == [("award-points", True)]
     # The accounts are kept in a file only its owner reads.
     saved = get_settings().data_dir / "demo-accounts.txt"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600

@@ -247,6 +247,9 @@ def demo(
         "seeded activities in 广州市总工会: "
         + ", ".join(f"{title} ({kind})" for title, kind in living.activities)
     )
+    console.print(
+        f"seeded BaaS app {living.app}: table suggestions, function award-points and its trigger"
+    )
     name, phone, id_number = living.member
     console.print(
         f"demo member: {name}, phone {phone} (sign in on /h5/ with the code the page shows), "

@@ -22,6 +22,11 @@ from gonghui.activities.quiz import bank
 from gonghui.activities.quiz.schemas import QuestionCreate
 from gonghui.activities.schemas import ActivityCreate
 from gonghui.activities.vote import candidates
+from gonghui.baas import apps as baas_apps
+from gonghui.baas.functions import gallery
+from gonghui.baas.schemas import FieldSpec
+from gonghui.baas.tables import schema as baas_tables
+from gonghui.baas.tables.types import FieldType
 from gonghui.clock import now
 from gonghui.members import service as members
 from gonghui.members.models import ImportJob
@@ -55,10 +60,14 @@ DEMO_MEMBER_ORG = "GZ-TH-01"
 DEMO_ORG = "GZ"
 
 
+DEMO_APP = "职工之家"
+
+
 @dataclass(frozen=True)
 class LivingPlatform:
     activities: list[tuple[str, str]]  # title, kind
     member: tuple[str, str, str]  # name, phone, ID number
+    app: str  # the BaaS app a developer opens in the console
 
 
 def is_seeded(session: Session) -> bool:
@@ -305,10 +314,39 @@ def seed_living_platform(session: Session) -> LivingPlatform:
     )
     user = user_for_phone(session, phone=DEMO_MEMBER_PHONE)
     members.verify(session, user_id=user.id, name=DEMO_MEMBER_NAME, id_number=DEMO_MEMBER_ID_NUMBER)
+    seed_baas_app(session, gz)
     return LivingPlatform(
         activities=[(title, str(config["kind"])) for title, config, _ in designs],
         member=(DEMO_MEMBER_NAME, DEMO_MEMBER_PHONE, DEMO_MEMBER_ID_NUMBER),
+        app=DEMO_APP,
     )
+
+
+def seed_baas_app(session: Session, org: Org) -> None:
+    """A BaaS app of the city union: a table of members' suggestions that members write
+    and staff read, and the gallery's points function with its trigger, so every member
+    who takes part in one of the union's activities earns 10 points."""
+    app, _keys = baas_apps.create_app(
+        session, actor=SYSTEM, org_id=org.id, name=DEMO_APP, settings={}
+    )
+    baas_tables.create_table(
+        session,
+        actor=SYSTEM,
+        app_id=app.id,
+        name="suggestions",
+        fields=[
+            FieldSpec(name="title", type=FieldType.STRING, required=True, rules={"max_length": 60}),
+            FieldSpec(name="content", type=FieldType.TEXT, required=True),
+            FieldSpec(name="likes", type=FieldType.INTEGER, default=0, rules={"min": 0}),
+        ],
+        permissions={
+            "read": ["creator", "staff:admin"],
+            "create": ["members"],
+            "update": ["creator"],
+            "delete": ["staff:admin"],
+        },
+    )
+    gallery.install(session, actor=SYSTEM, app_id=app.id, template="award-points")
 
 
 def write_accounts(result: DemoResult, living: LivingPlatform) -> Path:
