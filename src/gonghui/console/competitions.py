@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from gonghui.accounts import service as accounts
-from gonghui.activities.competition import judging, results
+from gonghui.activities.competition import certificates, judging, results
 from gonghui.activities.competition.errors import CompetitionError
 from gonghui.console.router import ConsoleStaff, _actor, back_to
 from gonghui.db import unit_of_work
@@ -164,3 +164,13 @@ def publish(
             results.publish(session, actor=_actor(request, user), activity_id=activity_id)
 
     return back_to(_page(activity_id), publish_it, done="published")
+
+
+@router.get("/{activity_id}/competition/entries/{entry_id}/certificate.pdf")
+def certificate(request: Request, user: ConsoleStaff, activity_id: Id, entry_id: Id) -> Response:
+    """A ranked entry's certificate, naming all its members."""
+    with unit_of_work(read_only=True) as session:
+        found = certificates.entry_certificate(
+            session, actor=_actor(request, user), activity_id=activity_id, entry_id=entry_id
+        )
+    return certificates.download(found)

@@ -30,6 +30,7 @@ def page_context(member: MemberInfo, activity_id: int) -> dict[str, Any]:
             entry = None
         names = form.file_names(session, entry.file_ids) if entry is not None else {}
         published = results.public_results(session, activity_id=activity_id)
+        ranked = entry is not None and results.is_ranked(session, entry_id=entry.id)
     instant = now()
     return {
         "contest": {
@@ -49,6 +50,7 @@ def page_context(member: MemberInfo, activity_id: int) -> dict[str, Any]:
             "entry": entry,
             "files": [(i, names.get(i, "")) for i in entry.file_ids] if entry else [],
             "results": published.lines if published.published else None,
+            "certificate": ranked,
         }
     }
 

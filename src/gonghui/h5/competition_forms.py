@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from gonghui import bodylimit
-from gonghui.activities.competition import registration
+from gonghui.activities.competition import certificates, registration
 from gonghui.activities.competition.errors import CompetitionError
 from gonghui.bodylimit import max_body, upload_limit
 from gonghui.db import unit_of_work
@@ -123,3 +123,13 @@ async def add_file(request: Request, user: H5Member, activity_id: Id) -> Respons
             return RedirectResponse(f"{target}?done=uploaded", status_code=303)
 
         return await run_in_threadpool(store)
+
+
+@router.get("/activities/{activity_id}/certificate.pdf")
+def certificate(user: H5Member, activity_id: Id) -> Response:
+    """The member's certificate once the results are published (their entry ranked)."""
+    with unit_of_work(read_only=True) as session:
+        found = certificates.member_certificate(
+            session, member=member_of(user), activity_id=activity_id
+        )
+    return certificates.download(found)

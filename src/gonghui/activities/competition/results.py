@@ -145,6 +145,11 @@ def publish(session: Session, *, actor: Actor, activity_id: int) -> list[Result]
     return rows
 
 
+def is_ranked(session: Session, *, entry_id: int) -> bool:
+    """Whether the entry has a line in the published results (and so a certificate)."""
+    return session.scalar(select(Result.id).where(Result.entry_id == entry_id)) is not None
+
+
 @dataclass(frozen=True)
 class PublicLine:
     rank: int

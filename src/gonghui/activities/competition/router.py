@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from gonghui.activities.competition import judging, registration, results
+from gonghui.activities.competition import certificates, judging, registration, results
 from gonghui.activities.competition.schemas import (
     BlindEntryRead,
     EntriesAssign,
@@ -51,6 +51,18 @@ def register(
 def my_registration(activity_id: Id, member: CurrentMember, session: SessionDep) -> MyEntry:
     entry = registration.my_entry(session, member=member, activity_id=activity_id)
     return MyEntry.model_validate(entry)
+
+
+@router.get(
+    "/activities/{activity_id}/competition/certificate",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def my_certificate(activity_id: Id, member: CurrentMember, session: SessionDep) -> Response:
+    """The member's own certificate (PDF) once the results are published and ranked."""
+    return certificates.download(
+        certificates.member_certificate(session, member=member, activity_id=activity_id)
+    )
 
 
 @router.put("/activities/{activity_id}/competition/registration/files")
@@ -106,6 +118,22 @@ def ranking(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> list[R
     """The ranking as the scores stand now, for the operator (nothing frozen)."""
     ranked = results.preview(session, actor=staff, activity_id=activity_id)
     return [RankedRead.model_validate(r) for r in ranked]
+
+
+@router.get(
+    "/activities/{activity_id}/competition/entries/{entry_id}/certificate",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def entry_certificate(
+    activity_id: Id, entry_id: Id, staff: CurrentStaff, session: SessionDep
+) -> Response:
+    """A ranked entry's certificate (PDF) naming all its members, for the organiser."""
+    return certificates.download(
+        certificates.entry_certificate(
+            session, actor=staff, activity_id=activity_id, entry_id=entry_id
+        )
+    )
 
 
 @router.post("/activities/{activity_id}/competition/results/publish")
