@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from gonghui.db import unit_of_work
+from gonghui.orgs.models import Role
 from gonghui.risk import flags
 from gonghui.risk.models import Flag, FlagKind, FlagStatus
 from tests.activities.vote.conftest import approved_candidates, people_of, vote_activity
@@ -81,3 +82,47 @@ def test_operator_reviews_flags_and_follows_a_jump_to_the_votes(
         jumped = session.scalars(select(Flag).where(Flag.kind == FlagKind.TARGET_JUMP)).one()
         assert jumped.status == FlagStatus.CONFIRMED
         assert jumped.reviewed_by == people.organiser.user_id
+
+
+def test_operator_sets_an_activitys_risk_limits_by_hand(
+    desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    people = people_of(tree, make_staff)
+    aid = vote_activity(api, tree, people.organiser)["id"]
+    sign_in_to_console(desktop, people.organiser.username)
+    desktop.goto(f"/console/activities/{aid}")
+    desktop.get_by_role("link", name="风控阈值").click()
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("风控阈值")
+    account = desktop.get_by_role("group", name="每个账号")
+    expect(account.get_by_label("达到此数需验证")).to_have_value("20")
+    assert axe(desktop) == []
+    shot(desktop, "console-risk-limits")
+
+    # A bad value comes back on its field; nothing is saved.
+    account.get_by_label("达到此数需验证").fill("0")
+    desktop.get_by_role("button", name="保存").click()
+    expect(account.get_by_role("alert")).to_have_text("请填写正整数，或留空")
+    assert api.get(
+        f"/api/v1/activities/{aid}/risk-limits", headers=people.organiser.headers
+    ).json()["account"] == {"challenge": 20, "refuse": 60}
+
+    account.get_by_label("达到此数需验证").fill("5")
+    account.get_by_label("超过此数拒绝").fill("")
+    desktop.get_by_label("待处理风险提示达到此数时自动暂停活动").fill("3")
+    desktop.get_by_label("缺少设备标识的请求需验证").uncheck()
+    desktop.get_by_role("button", name="保存").click()
+    expect(desktop.get_by_role("status")).to_have_text("风控阈值已保存，所有服务器立即生效。")
+    saved = api.get(f"/api/v1/activities/{aid}/risk-limits", headers=people.organiser.headers)
+    body = saved.json()
+    assert body["account"] == {"challenge": 5, "refuse": None}
+    assert body["pause_after_flags"] == 3
+    assert body["require_device_id"] is False
+    assert body["device"] == {"challenge": 30, "refuse": 120}  # untouched boxes keep theirs
+    expect(desktop.get_by_label("待处理风险提示达到此数时自动暂停活动")).to_have_value("3")
+
+    # Staff of another city neither see nor set this activity's limits.
+    other = make_staff(tree.city_b, Role.ADMIN)
+    assert api.get(f"/api/v1/activities/{aid}/risk-limits", headers=other.headers).status_code in (
+        403,
+        404,
+    )

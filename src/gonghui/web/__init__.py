@@ -35,6 +35,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.queue import router as console_queue_router
     from gonghui.console.reconciliation import router as console_reconciliation_router
     from gonghui.console.risk import router as console_risk_router
+    from gonghui.console.risk_limits import router as console_risk_limits_router
     from gonghui.console.router import router as console_router
     from gonghui.console.security import router as console_security_router
     from gonghui.console.services import router as console_services_router
@@ -47,9 +48,10 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RenewedSignInCookies)
     app.include_router(console_router)
     app.include_router(console_members_router)
-    # Before the activities router: its POST /{id}/{action} would take /{id}/edit and
-    # /{id}/repeat.
+    # Before the activities router: its POST /{id}/{action} would take /{id}/edit,
+    # /{id}/repeat and /{id}/risk-limits.
     app.include_router(console_activity_edit_router)
+    app.include_router(console_risk_limits_router)
     app.include_router(console_activity_templates_router)
     app.include_router(console_activities_router)
     app.include_router(console_votes_router)
