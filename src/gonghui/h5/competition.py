@@ -35,6 +35,8 @@ def page_context(member: MemberInfo, activity_id: int) -> dict[str, Any]:
     return {
         "contest": {
             "teams": rules.teams,
+            "min_team_size": rules.min_team_size,
+            "max_team_size": rules.max_team_size,
             "opens_at": rules.registration_opens_at,
             "closes_at": rules.registration_closes_at,
             "deadline": rules.submission_deadline,

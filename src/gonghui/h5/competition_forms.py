@@ -62,15 +62,23 @@ async def register(request: Request, user: H5Member, activity_id: Id) -> Respons
     def attempt() -> Response:
         context = answer_types(member, activity_id)
         answers = _answers(posted, context)
+        # A team registers short of its members, who join with its invite code.
+        team_name = str(posted.get("team_name", "")).strip()[:100] or None
         try:
             with unit_of_work() as session:
                 registration.register(
-                    session, member=member, activity_id=activity_id, answers=answers
+                    session,
+                    member=member,
+                    activity_id=activity_id,
+                    answers=answers,
+                    team_name=team_name,
+                    invite=team_name is not None,
                 )
         except DomainError as exc:
             t = translator(request_locale(request))
             errors = {k.removeprefix("answers."): v for k, v in field_errors(exc, t).items()}
             values = {k: str(posted.get(_PREFIX + k, "")) for k in context}
+            values["team_name"] = team_name or ""
             return render_activity(
                 request,
                 user,
@@ -81,6 +89,27 @@ async def register(request: Request, user: H5Member, activity_id: Id) -> Respons
                 answer_values=values,
             )
         return RedirectResponse(f"/h5/activities/{activity_id}?done=registered", status_code=303)
+
+    return await run_in_threadpool(attempt)
+
+
+@router.post("/activities/{activity_id}/competition/join")
+async def join_team(request: Request, user: H5Member, activity_id: Id) -> Response:
+    """Join a team with the invite code a teammate passed on."""
+    posted = await request.form(max_files=0, max_fields=4)
+    check_csrf(request, user, str(posted.get("csrf", "")))
+    code = str(posted.get("invite_code", ""))[:16]
+    target = f"/h5/activities/{activity_id}"
+
+    def attempt() -> Response:
+        try:
+            with unit_of_work() as session:
+                registration.join_team(
+                    session, member=member_of(user), activity_id=activity_id, invite_code=code
+                )
+        except DomainError as exc:
+            return RedirectResponse(f"{target}?error={error_key(exc)}", status_code=303)
+        return RedirectResponse(f"{target}?done=joined", status_code=303)
 
     return await run_in_threadpool(attempt)
 

@@ -25,7 +25,7 @@ router = APIRouter()
 
 HUB_PAGE_SIZE = 20
 # What a form on an activity's page may say it did (h5.done.<key>).
-DONE = frozenset({"registered", "uploaded"})
+DONE = frozenset({"registered", "uploaded", "joined"})
 
 
 def _hub_page(user: PageUser, cursor: str | None) -> HubPage:

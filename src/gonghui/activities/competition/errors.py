@@ -18,3 +18,6 @@ class CompetitionError(StrEnum):
     RESULTS_PUBLISHED = "competition.results_published"
     RESULTS_NOT_PUBLISHED = "competition.results_not_published"
     PANELS_OPEN = "competition.panels_open"
+    TEAM_FULL = "competition.team_full"
+    TEAM_FORMING = "competition.team_forming"
+    BAD_INVITE = "competition.bad_invite"

@@ -31,7 +31,7 @@ from gonghui.activities.competition.models import (
     Result,
     Score,
 )
-from gonghui.activities.competition.registration import KINDS, rules_of
+from gonghui.activities.competition.registration import KINDS, is_forming, rules_of
 from gonghui.activities.models import Activity
 from gonghui.activities.schemas import Criterion
 from gonghui.activities.service import MANAGE, get_activity
@@ -170,6 +170,15 @@ def assign_entries(
     missing = sorted(set(entry_ids) - {e.id for e in entries})
     if missing:
         raise NotFound(CompetitionError.ENTRY_NOT_FOUND, f"entry {missing[0]} not found")
+    activity = session.get(Activity, panel.activity_id)
+    assert activity is not None
+    rules = rules_of(activity)
+    forming = sorted(e.code for e in entries if is_forming(e, rules))
+    if forming:
+        raise Conflict(
+            CompetitionError.TEAM_FORMING,
+            f"team {forming[0]} has fewer than {rules.min_team_size} members",
+        )
     for entry in entries:
         entry.panel_id = panel.id
     _audit(session, actor, "entries.assign", panel, entry_ids=sorted(entry_ids))

@@ -18,7 +18,10 @@ class Entry(Base):
     ``code``; ``org_id`` is the captain's union (what the results name)."""
 
     __tablename__ = "activities_competition_entry"
-    __table_args__ = (UniqueConstraint("activity_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("activity_id", "code"),
+        UniqueConstraint("activity_id", "invite_code"),
+    )
 
     id: Mapped[IdPk]
     activity_id: Mapped[int] = mapped_column(
@@ -27,6 +30,12 @@ class Entry(Base):
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"))
     captain_membership_id: Mapped[int] = mapped_column(BigId, ForeignKey("members_membership.id"))
     team_name: Mapped[str | None] = mapped_column(String(100))
+    # A team's members so far (captain included): raised by a conditional update when a
+    # teammate joins with the invite code, so no team ever passes the maximum. A team
+    # below the minimum is still forming and is not handed to a panel.
+    team_size: Mapped[int] = mapped_column(default=1, server_default="1")
+    # What teammates type to join a team registered with room left (None: individuals).
+    invite_code: Mapped[str | None] = mapped_column(String(16))
     # The pseudonymous code judges see ("E-7K3QX9"): random, so it tells nothing of order.
     code: Mapped[str] = mapped_column(String(16))
     # The registration form's answers: this record of the form table.

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,12 +42,23 @@ def new_code() -> str:
     return "E-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
 
 
+def new_invite_code() -> str:
+    """Eight characters of 32: guessing one of a competition's codes is hopeless within
+    the risk limits that every join passes."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+
+
+def is_forming(entry: Entry, rules: CompetitionRules) -> bool:
+    """A team still short of its minimum: it may not be judged."""
+    return rules.teams and entry.team_size < rules.min_team_size
+
+
 def _teammates(
-    session: Session, *, activity: Activity, captain: MemberInfo, membership_ids: Sequence[int]
+    session: Session, *, activity: Activity, captain_id: int, membership_ids: Sequence[int]
 ) -> list[MemberInfo]:
     """The teammates named by membership id, each a verified member who may see and is
     eligible for the competition; one answer for every one that is not (no probing)."""
-    if len(set(membership_ids)) != len(membership_ids) or captain.membership_id in membership_ids:
+    if len(set(membership_ids)) != len(membership_ids) or captain_id in membership_ids:
         raise InvalidInput(
             CompetitionError.BAD_TEAM,
             "name each teammate once, and not the captain",
@@ -95,10 +106,15 @@ def register(
     answers: dict[str, Any],
     team_name: str | None = None,
     member_ids: Sequence[int] = (),
+    invite: bool = False,
 ) -> Entry:
     """Register ``member`` (as captain of a team of ``member_ids`` when the competition
     takes teams) while registration is open; the form answers become a record of the form
-    table. A member is in at most one entry per competition (a unique constraint)."""
+    table. A member is in at most one entry per competition (a unique constraint).
+
+    A team with room left gets an invite code its members pass on; with ``invite`` the
+    captain may register it short of the minimum (even alone), and it stays forming
+    (never handed to a panel) until enough teammates join (:func:`join_team`)."""
     activity = live_activity(session, member=member, activity_id=activity_id, kinds=KINDS)
     rules = rules_of(activity)
     instant = now()
@@ -106,7 +122,8 @@ def register(
         raise Conflict(CompetitionError.REGISTRATION_CLOSED, "registration is not open")
     if rules.teams:
         size = 1 + len(member_ids)
-        if not rules.min_team_size <= size <= rules.max_team_size:
+        smallest = 1 if invite else rules.min_team_size
+        if not smallest <= size <= rules.max_team_size:
             raise InvalidInput(
                 CompetitionError.BAD_TEAM,
                 f"a team has {rules.min_team_size} to {rules.max_team_size} members",
@@ -118,7 +135,7 @@ def register(
                 "a team needs a name",
                 [field_error("team_name", CompetitionError.BAD_TEAM, "required")],
             )
-    elif member_ids or team_name:
+    elif member_ids or team_name or invite:
         raise InvalidInput(
             CompetitionError.BAD_TEAM,
             "this competition is for individuals",
@@ -126,7 +143,9 @@ def register(
         )
     team = [
         member,
-        *_teammates(session, activity=activity, captain=member, membership_ids=member_ids),
+        *_teammates(
+            session, activity=activity, captain_id=member.membership_id, membership_ids=member_ids
+        ),
     ]
     # Checked before the form record is written, so a refused registration leaves no
     # record behind; the unique constraint below settles a race.
@@ -151,6 +170,8 @@ def register(
         org_id=member.org_id,
         captain_membership_id=member.membership_id,
         team_name=team_name if rules.teams else None,
+        team_size=len(team),
+        invite_code=new_invite_code() if rules.teams and len(team) < rules.max_team_size else None,
         code=new_code(),
         record_id=record_id,
         file_ids=[],
@@ -174,6 +195,68 @@ def register(
             CompetitionError.ALREADY_REGISTERED, "someone in this team is already registered"
         ) from exc
     participated(session, activity=activity, members=[m.membership_id for m in team])
+    return entry
+
+
+def join_team(session: Session, *, member: MemberInfo, activity_id: int, invite_code: str) -> Entry:
+    """``member`` joins the team whose invite code they were given, while registration is
+    open. One answer for a code that is wrong or of another competition; the team's size
+    is raised by a conditional update, so concurrent joins never pass the maximum."""
+    activity = live_activity(session, member=member, activity_id=activity_id, kinds=KINDS)
+    rules = rules_of(activity)
+    if not rules.teams:
+        raise InvalidInput(CompetitionError.BAD_TEAM, "this competition is for individuals")
+    if not rules.registration_opens_at <= now() < rules.registration_closes_at:
+        raise Conflict(CompetitionError.REGISTRATION_CLOSED, "registration is not open")
+    entry = session.scalar(
+        select(Entry).where(
+            Entry.activity_id == activity.id,
+            Entry.invite_code == invite_code.strip().upper(),
+        )
+    )
+    if entry is None:
+        raise InvalidInput(
+            CompetitionError.BAD_INVITE,
+            "no team of this competition has this invite code",
+            [field_error("invite_code", CompetitionError.BAD_INVITE, "unknown")],
+        )
+    if session.scalar(
+        select(EntryMember.id).where(
+            EntryMember.activity_id == activity.id,
+            EntryMember.membership_id == member.membership_id,
+        )
+    ):
+        raise Conflict(CompetitionError.ALREADY_REGISTERED, "you are already registered")
+    (joining,) = _teammates(
+        session,
+        activity=activity,
+        captain_id=entry.captain_membership_id,
+        membership_ids=[member.membership_id],
+    )
+    grown = session.execute(
+        update(Entry)
+        .where(Entry.id == entry.id, Entry.team_size < rules.max_team_size)
+        .values(team_size=Entry.team_size + 1)
+    )
+    if grown.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(CompetitionError.TEAM_FULL, "this team is full")
+    try:
+        with session.begin_nested():
+            session.add(
+                EntryMember(
+                    activity_id=activity.id,
+                    entry_id=entry.id,
+                    membership_id=joining.membership_id,
+                    org_id=joining.org_id,
+                )
+            )
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(CompetitionError.ALREADY_REGISTERED, "you are already registered") from exc
+    session.refresh(entry)
+    if entry.team_size >= rules.max_team_size:
+        entry.invite_code = None  # full: the code has done its work
+    participated(session, activity=activity, members=[joining.membership_id])
     return entry
 
 

@@ -20,6 +20,7 @@ from gonghui.activities.competition.schemas import (
     ScoreRead,
     ScoresSet,
     SubmissionUpdate,
+    TeamJoin,
 )
 from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
 from gonghui.types import Id
@@ -43,6 +44,18 @@ def register(
         answers=body.answers,
         team_name=body.team_name,
         member_ids=body.member_ids,
+        invite=body.invite,
+    )
+    return MyEntry.model_validate(entry)
+
+
+@router.post("/activities/{activity_id}/competition/registration/join")
+def join_team(
+    activity_id: Id, body: TeamJoin, member: CurrentMember, session: SessionDep
+) -> MyEntry:
+    """Join a team with the invite code one of its members passed on."""
+    entry = registration.join_team(
+        session, member=member, activity_id=activity_id, invite_code=body.invite_code
     )
     return MyEntry.model_validate(entry)
 

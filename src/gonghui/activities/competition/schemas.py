@@ -18,6 +18,14 @@ class RegistrationCreate(BaseModel):
     team_name: str | None = Field(default=None, min_length=1, max_length=100)
     # Teammates (not the captain), by membership id.
     member_ids: list[Id] = Field(default_factory=list, max_length=49)
+    # A team short of its minimum that teammates complete with the entry's invite code.
+    invite: bool = False
+
+
+class TeamJoin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    invite_code: str = Field(min_length=1, max_length=16)
 
 
 class SubmissionUpdate(BaseModel):
@@ -34,6 +42,9 @@ class MyEntry(BaseModel):
     id: int
     activity_id: int
     team_name: str | None
+    team_size: int
+    # For the entry's own members to pass on: teammates join with it.
+    invite_code: str | None
     record_id: int
     file_ids: list[int]
     submitted_at: datetime | None
@@ -50,6 +61,7 @@ class EntryRead(BaseModel):
     org_id: int
     captain_membership_id: int
     team_name: str | None
+    team_size: int
     record_id: int
     file_ids: list[int]
     submitted_at: datetime | None
