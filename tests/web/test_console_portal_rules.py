@@ -278,3 +278,70 @@ def test_keys_the_portal_builds_from_its_enums_exist() -> None:
             if prefix + value not in catalogue(locale)
         ]
         assert missing == []
+
+
+def test_a_records_form_and_imports_show_the_services_refusals_by_field(
+    api: httpx.Client, developer: Console, tree: Tree
+) -> None:
+    import io
+
+    from openpyxl import Workbook
+
+    app_id = _app_id(developer.post("/console/apps", {"org_id": str(tree.city_a), "name": "a"}))
+    fields = [
+        FieldSpec(name="name", type=FieldType.STRING, required=True),
+        FieldSpec(name="age", type=FieldType.INTEGER, rules={"min": 16}),
+    ]
+    _table(app_id, "people", fields)
+    base = f"/console/apps/{app_id}/tables/people"
+
+    refused = developer.post(f"{base}/data/new", {"name": "甲", "age": "12"})
+    assert refused.status_code == 422
+    assert re.search(r'id="e-age" class="field-error">must be at least 16<', refused.text)
+    assert 'value="12"' in refused.text  # what was typed is kept
+    not_a_number = developer.post(f"{base}/data/new", {"name": "甲", "age": "十二"})
+    assert re.search(r'id="e-age" class="field-error">not a integer<', not_a_number.text)
+    assert developer.post(f"{base}/data/new", {"name": "甲", "age": "30"}).status_code == 303
+    edited = developer.post(f"{base}/data/1", {"name": "", "age": "31"})
+    assert re.search(r'id="e-name" class="field-error">[^<]+<', edited.text)
+
+    bad_csv = "name,age\n乙,20\n丙,3\n"
+    imported = api.post(
+        f"{base}/import",
+        data={"csrf": developer.csrf},
+        files={"file": ("people.csv", bad_csv.encode(), "text/csv")},
+        headers=developer.cookie,
+    )
+    assert imported.status_code == 422
+    assert "<code>1.age</code> must be at least 16" in imported.text
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (["name", "age"], ["乙", 20], ["丙", 33]):
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    imported = api.post(
+        f"{base}/import",
+        data={"csrf": developer.csrf},
+        files={"file": ("people.xlsx", buffer.getvalue(), "application/octet-stream")},
+        headers=developer.cookie,
+    )
+    assert imported.status_code == 200
+    assert "已导入 2 条记录" in imported.text
+    listed = developer.get(f"{base}/data?where=%7B%22age%22%3A%7B%22gt%22%3A25%7D%7D&sort=-age")
+    assert "共 2 条" in listed.text
+    exported = developer.get(f"{base}/export.csv")
+    assert exported.text.splitlines()[0] == "id,created_by,created_at,updated_at,name,age"
+    assert len(exported.text.splitlines()) == 4
+
+    saved = developer.post(f"{base}/permissions", {"read": "members", "create": "users"})
+    assert saved.status_code == 303
+    with unit_of_work(read_only=True) as session:
+        info = schema.describe_table(session, actor=SYSTEM, app_id=app_id, name="people")
+    assert info.permissions == {
+        "read": ["members"],
+        "create": ["users"],
+        "update": [],
+        "delete": [],
+    }

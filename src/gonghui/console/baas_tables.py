@@ -142,14 +142,14 @@ def create_table(
         with unit_of_work(read_only=True) as session:
             context = app_context(session, actor, app_id, "overview")
         return RedirectResponse(f"{context['base']}?error={error_key(exc)}", status_code=303)
-    return RedirectResponse(_url(app_id, name.strip(), "?done=created"), status_code=303)
+    return RedirectResponse(_url(app_id, name.strip(), "?done=table_created"), status_code=303)
 
 
 @router.get("/{name}", response_class=HTMLResponse)
 def table_page(
     request: Request, user: ConsoleStaff, app_id: Id, name: str, done: str = ""
 ) -> Response:
-    known = ("created", "field_added", "field_changed", "field_dropped", "permissions")
+    known = ("table_created", "field_added", "field_changed", "field_dropped", "permissions")
     return _table_page(request, user, app_id, name, done=done if done in known else None)
 
 
