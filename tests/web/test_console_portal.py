@@ -136,3 +136,117 @@ def test_developer_builds_an_app_by_hand(
     _accessible(page)
     page.get_by_role("button", name="回滚到 v1").click()
     expect(page.get_by_role("status")).to_have_text("已回滚到 v1")
+
+
+NOTE = """def handler(event, context):
+    context.log.info("new score " + str(event["data"]["record"]["points"]))
+    return event["data"]["record"]["id"]
+"""
+
+
+def test_developer_wires_a_trigger_uploads_a_file_and_copies_the_app(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    """Triggers (a record event running a function, its delivery), files (an image and its
+    thumbnail), a destructive change's preview, a record's form, and the copy's preview."""
+    from gonghui.baas import apps
+    from gonghui.baas.functions import service as functions
+    from gonghui.baas.schemas import FieldSpec
+    from gonghui.baas.tables import schema
+    from gonghui.baas.tables.types import FieldType
+    from gonghui.db import unit_of_work
+    from gonghui.tenancy import SYSTEM
+    from tests.fixtures import proof_png
+
+    page = desktop
+    developer = make_staff(tree.city_a, Role.DEVELOPER)
+    with unit_of_work() as session:
+        app, _ = apps.create_app(
+            session, actor=SYSTEM, org_id=tree.city_a, name="积分", settings={}
+        )
+        app_id = app.id
+        schema.create_table(
+            session,
+            actor=SYSTEM,
+            app_id=app_id,
+            name="scores",
+            fields=[FieldSpec(name="points", type=FieldType.INTEGER)],
+            permissions={},
+        )
+        functions.deploy(
+            session,
+            actor=SYSTEM,
+            app_id=app_id,
+            name="note",
+            spec=functions.FunctionSpec(source=NOTE),
+        )
+    sign_in_to_console(page, developer.username)
+    base = f"/console/apps/{app_id}"
+
+    page.goto(base + "/triggers")
+    expect(page.get_by_role("heading", level=1)).to_have_text("积分 的触发器")
+    page.get_by_label("名称").fill("on-score")
+    page.get_by_label("事件", exact=True).select_option("record.created")
+    page.get_by_label("数据表（记录事件）").select_option("scores")
+    page.get_by_role("radio", name="云函数").check()
+    page.get_by_label("要运行的云函数").select_option("note")
+    page.get_by_role("button", name="创建触发器").click()
+    expect(page.get_by_role("heading", level=2, name="触发器“on-score”已创建")).to_be_visible()
+    expect(page.get_by_role("region", name="触发器", exact=True)).to_contain_text("启用中")
+    assert axe(page) == []
+
+    # A record typed into its form fires the trigger.
+    page.goto(base + "/tables/scores/data/new")
+    page.get_by_label(re.compile("^points")).fill("42")
+    assert axe(page) == []
+    page.get_by_role("button", name="保存").click()
+    expect(page.get_by_role("status")).to_have_text("记录已保存")
+    page.goto(base + "/triggers")
+    deliveries = page.get_by_role("region", name="投递记录")
+    for _ in range(50):
+        if "已送达" in deliveries.inner_text():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(deliveries.locator("tbody tr")).to_contain_text("已送达")
+    shot(page, "console-portal-triggers")
+    deliveries.get_by_role("button", name=re.compile("重新投递")).click()
+    expect(page.get_by_role("status")).to_have_text("已重新投递")
+    page.get_by_role("button", name="停用 on-score").click()
+    expect(page.get_by_role("status")).to_have_text("触发器已停用")
+
+    # Files: an image, previewed by its thumbnail, downloaded by a signed link.
+    page.get_by_role("link", name="文件", exact=True).click()
+    page.get_by_label("选择文件").set_input_files(
+        {"name": "徽章.png", "mimeType": "image/png", "buffer": proof_png()}
+    )
+    page.get_by_role("button", name="上传", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("已上传 徽章.png")
+    thumb = page.get_by_role("img", name="徽章.png")
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("img => img.naturalWidth") > 0
+    link = page.get_by_role("link", name="徽章.png").get_attribute("href")
+    assert link is not None
+    assert "sig=" in link
+    assert page.request.get(link).body() == proof_png()
+    assert axe(page) == []
+    shot(page, "console-portal-files")
+
+    # A destructive change shows what it takes before it runs.
+    page.goto(base + "/tables/scores/fields/points/drop")
+    expect(page.get_by_role("alert")).to_have_text(
+        "删除字段 scores.points 将永久删除 1 条记录中该字段的值（共 1 条记录）。"
+    )
+    assert axe(page) == []
+    page.get_by_role("link", name="取消").click()
+
+    # The copy's preview, then the copy with new keys.
+    page.get_by_role("link", name="复制应用").click()
+    expect(page.locator("#no-data")).to_contain_text("不复制任何数据")
+    expect(page.get_by_role("region", name="将复制的内容")).to_contain_text("on-score")
+    assert axe(page) == []
+    shot(page, "console-portal-copy")
+    page.get_by_label("新应用名称").fill("积分二")
+    page.get_by_role("button", name="复制应用").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("积分二")
+    expect(page.locator('code.shown-key[data-kind="client"]')).to_have_text(re.compile("^ghc_"))
