@@ -345,3 +345,40 @@ def test_a_records_form_and_imports_show_the_services_refusals_by_field(
         "update": [],
         "delete": [],
     }
+
+
+def test_a_webhook_triggers_secret_is_shown_once(
+    api: httpx.Client, developer: Console, tree: Tree
+) -> None:
+    app_id = _app_id(developer.post("/console/apps", {"org_id": str(tree.city_a), "name": "a"}))
+    _table(app_id, "people", [FieldSpec(name="name", type=FieldType.STRING)])
+    form = {
+        "name": "to-crm",
+        "event": "record.created",
+        "target_kind": "webhook",
+        "table_name": "people",
+        "filter": '{"name": {"startswith": "王"}}',
+        "webhook_url": "https://crm.example.com/hook",
+        "max_attempts": "3",
+    }
+    created = developer.post(f"/console/apps/{app_id}/triggers", form)
+    assert created.status_code == 201
+    assert re.search(r"whsec_[A-Za-z0-9_-]{32}", created.text)
+    listed = developer.get(f"/console/apps/{app_id}/triggers")
+    assert "to-crm" in listed.text
+    assert "whsec_" not in listed.text
+
+    bad = developer.post(
+        f"/console/apps/{app_id}/triggers", {**form, "name": "x", "filter": '{"nope": 1}'}
+    )
+    assert bad.status_code == 422
+    assert "unknown field" in bad.text
+    outsider = Console(api, signed_in_user(tree.city_b, Role.DEVELOPER))
+    refused = outsider.post(f"/console/apps/{app_id}/triggers", {**form, "name": "steal"})
+    assert refused.status_code == 404
+    assert "whsec_" not in refused.text
+    with unit_of_work(read_only=True) as session:
+        from gonghui.baas.triggers import service as triggers
+
+        names = [t.name for t in triggers.list_triggers(session, actor=SYSTEM, app_id=app_id)]
+    assert names == ["to-crm"]

@@ -4,6 +4,7 @@ uploading one, and signed download links, as the app's server would (the same se
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -11,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from gonghui import bodylimit
+from gonghui import bodylimit, clock
 from gonghui.baas import apps, files
 from gonghui.baas.errors import BaasError
 from gonghui.bodylimit import max_body, upload_limit
@@ -39,20 +40,20 @@ def _page(
     with unit_of_work(read_only=True) as session:
         context = app_context(session, actor, app_id, "files")
         caller = apps.staff_caller(session, actor=actor, app_id=app_id)
-        rows = files.list_files(session, caller=caller)
-        items: list[dict[str, Any]] = []
-        for row in reversed(rows[-100:]):  # the newest hundred, each with its links
-            items.append(
-                {
-                    "row": row,
-                    "url": files.signed_url(session, caller=caller, file_id=row.id).url,
-                    "thumb": (
-                        files.signed_url(session, caller=caller, file_id=row.id, thumbnail=True).url
-                        if row.thumbnail_key
-                        else None
-                    ),
-                }
-            )
+        rows = files.list_files(session, caller=caller)  # those the app's server may read
+    # Signed here for every row listed: the list already holds only what the caller may
+    # hand out (files.sign), so no row is read again.
+    expires = int((clock.now() + timedelta(seconds=files.DEFAULT_URL_TTL_S)).timestamp())
+    items: list[dict[str, Any]] = [
+        {
+            "row": row,
+            "url": files.sign(row, expires=expires).url,
+            "thumb": files.sign(row, expires=expires, thumbnail=True).url
+            if row.thumbnail_key
+            else None,
+        }
+        for row in reversed(rows[-100:])  # the newest hundred
+    ]
     context.update(
         csrf_token=user.csrf_token,
         files=items,
