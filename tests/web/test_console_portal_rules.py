@@ -382,3 +382,27 @@ def test_a_webhook_triggers_secret_is_shown_once(
 
         names = [t.name for t in triggers.list_triggers(session, actor=SYSTEM, app_id=app_id)]
     assert names == ["to-crm"]
+
+
+def test_the_data_browser_pages_by_cursor_in_the_chosen_order(
+    developer: Console, tree: Tree
+) -> None:
+    import html
+
+    app_id = _app_id(developer.post("/console/apps", {"org_id": str(tree.city_a), "name": "a"}))
+    _table(app_id, "n", [FieldSpec(name="v", type=FieldType.INTEGER)])
+    _fill(app_id, "n", [{"v": i} for i in range(25)])
+    base = f"/console/apps/{app_id}/tables/n/data"
+    first = developer.get(f"{base}?where=&sort=-v")
+    assert "共 25 条" in first.text
+    values = [int(v) for v in re.findall(r"</a></th>\s*<td>(\d+)</td>", first.text)]
+    assert values == list(range(24, 4, -1))
+    found = re.search(r'<a href="([^"]+cursor=[^"]+)">下一页</a>', first.text)
+    assert found is not None
+    second = developer.get(html.unescape(found.group(1)))
+    values = [int(v) for v in re.findall(r"</a></th>\s*<td>(\d+)</td>", second.text)]
+    assert values == [4, 3, 2, 1, 0]
+    assert "下一页" not in second.text
+    assert "第一页" in second.text
+    english = developer.get(f"{base}?lang=en")
+    assert "25 in all" in english.text
