@@ -31,7 +31,8 @@ class KeyKind(StrEnum):
     SERVER = "server"
 
 
-_PREFIX = {KeyKind.CLIENT: "ghc_", KeyKind.SERVER: "ghs_"}
+# What a key starts with: the one part of it a page may show again.
+KEY_PREFIX = {KeyKind.CLIENT: "ghc_", KeyKind.SERVER: "ghs_"}
 
 
 def hash_key(key: str) -> bytes:
@@ -39,7 +40,7 @@ def hash_key(key: str) -> bytes:
 
 
 def new_key(kind: KeyKind) -> str:
-    return _PREFIX[kind] + secrets.token_urlsafe(32)
+    return KEY_PREFIX[kind] + secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from gonghui.web.templating import render
 router = APIRouter(prefix="/console/apps", include_in_schema=False)
 
 NAV = "nav.developer"
-KEY_PREFIX = {KeyKind.CLIENT: "ghc_", KeyKind.SERVER: "ghs_"}
 
 
 def app_context(session: Session, actor: Actor, app_id: int, tab: str) -> dict[str, Any]:
@@ -96,7 +95,7 @@ def _app_page(
         org_name=org.name,
         tables=tables,
         keys=keys or {},
-        masks={k.value: KEY_PREFIX[k] + "•" * 12 for k in KeyKind},
+        masks={k.value: apps.KEY_PREFIX[k] + "•" * 12 for k in KeyKind},
         error=error,
         done=done,
     )

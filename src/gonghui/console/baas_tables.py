@@ -139,9 +139,8 @@ def create_table(
                 session, actor=actor, app_id=app_id, name=name.strip(), fields=[], permissions={}
             )
     except DomainError as exc:
-        with unit_of_work(read_only=True) as session:
-            context = app_context(session, actor, app_id, "overview")
-        return RedirectResponse(f"{context['base']}?error={error_key(exc)}", status_code=303)
+        target = f"/console/apps/{app_id}?error={error_key(exc)}"
+        return RedirectResponse(target, status_code=303)
     return RedirectResponse(_url(app_id, name.strip(), "?done=table_created"), status_code=303)
 
 
