@@ -19,6 +19,7 @@ from gonghui import invalidation
 from gonghui.audit import service as audit
 from gonghui.baas.errors import BaasError
 from gonghui.baas.models import App
+from gonghui.baas.permissions import Caller
 from gonghui.clock import now
 from gonghui.errors import Conflict, Unauthenticated
 from gonghui.orgs.models import ORG_TREE_TOPIC
@@ -30,7 +31,8 @@ class KeyKind(StrEnum):
     SERVER = "server"
 
 
-_PREFIX = {KeyKind.CLIENT: "ghc_", KeyKind.SERVER: "ghs_"}
+# What a key starts with: the one part of it a page may show again.
+KEY_PREFIX = {KeyKind.CLIENT: "ghc_", KeyKind.SERVER: "ghs_"}
 
 
 def hash_key(key: str) -> bytes:
@@ -38,7 +40,7 @@ def hash_key(key: str) -> bytes:
 
 
 def new_key(kind: KeyKind) -> str:
-    return _PREFIX[kind] + secrets.token_urlsafe(32)
+    return KEY_PREFIX[kind] + secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,13 @@ def create_app(
 
 def get_app(session: Session, *, actor: Actor, app_id: int) -> App:
     return get_scoped(session, App, app_id, actor, Permission.APPS_MANAGE)
+
+
+def staff_caller(session: Session, *, actor: Actor, app_id: int) -> Caller:
+    """The app's developers, managing its data by hand (the console, imports and exports),
+    act with the server key's rights over it, as themselves."""
+    app = get_app(session, actor=actor, app_id=app_id)
+    return Caller(app_id=app.id, org_id=app.org_id, org_path="", server=True, user_id=actor.user_id)
 
 
 def list_apps(session: Session, *, actor: Actor, org_id: int | None = None) -> list[App]:

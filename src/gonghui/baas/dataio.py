@@ -11,20 +11,21 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import xlsx
 from gonghui.audit import service as audit
-from gonghui.baas.apps import get_app
+from gonghui.baas.apps import staff_caller
 from gonghui.baas.errors import BaasError
-from gonghui.baas.permissions import Caller
 from gonghui.baas.records import write
 from gonghui.baas.records.rows import to_record
 from gonghui.baas.tables import info as infos
-from gonghui.baas.tables.info import SYSTEM_FIELDS, FieldInfo, TableInfo
+from gonghui.baas.tables.info import SYSTEM_FIELDS, TableInfo
 from gonghui.baas.tables.types import FieldType
 from gonghui.cells import safe_text, unescape_text
 from gonghui.errors import InvalidInput, field_error
@@ -40,12 +41,6 @@ class DataFormat(StrEnum):
     JSON = "json"
 
 
-def _staff_caller(session: Session, actor: Actor, app_id: int) -> Caller:
-    # Developers managing the app act with the server key's rights over its data.
-    app = get_app(session, actor=actor, app_id=app_id)
-    return Caller(app_id=app.id, org_id=app.org_id, org_path="", server=True, user_id=actor.user_id)
-
-
 def _csv_cell(field_type: FieldType, value: Any) -> str:
     if value is None:
         return ""
@@ -58,11 +53,12 @@ def _csv_cell(field_type: FieldType, value: Any) -> str:
     return str(value)
 
 
-def _from_csv(field: FieldInfo, text: str, where: str) -> Any:
+def value_from_text(ftype: FieldType, text: str, where: str) -> Any:
+    """A field's value as written in a CSV cell or a form's text box ("" is none)."""
     if text == "":
         return None
     try:
-        match field.type:
+        match ftype:
             case FieldType.INTEGER | FieldType.FILE | FieldType.REFERENCE:
                 return int(text)
             case FieldType.NUMBER:
@@ -83,8 +79,8 @@ def _from_csv(field: FieldInfo, text: str, where: str) -> Any:
     except ValueError:
         raise InvalidInput(
             BaasError.INVALID_RECORD,
-            f"{where}: not a {field.type}",
-            [field_error(where, BaasError.INVALID_RECORD, f"not a {field.type}")],
+            f"{where}: not a {ftype}",
+            [field_error(where, BaasError.INVALID_RECORD, f"not a {ftype}")],
         ) from None
 
 
@@ -98,7 +94,7 @@ def export_rows(
     progress: Progress | None = None,
 ) -> Iterator[str]:
     """The table's rows as CSV or a JSON array, produced batch by batch."""
-    caller = _staff_caller(session, actor, app_id)
+    caller = staff_caller(session, actor=actor, app_id=app_id)
     info = infos.load(session, app_id=caller.app_id, name=table)
     audit.record(
         session,
@@ -163,7 +159,7 @@ def import_rows(
 ) -> int:
     """Insert every row of ``data`` (system columns such as ``id`` are ignored); all or none."""
     with infos.reading_before_writes(session) as reader:
-        caller = _staff_caller(reader, actor, app_id)
+        caller = staff_caller(reader, actor=actor, app_id=app_id)
         info = infos.load(reader, app_id=caller.app_id, name=table)
     items = _parse(info, fmt, data)
     if len(items) > MAX_IMPORT_ROWS:
@@ -228,6 +224,37 @@ def _parse(info: TableInfo, fmt: DataFormat, data: str) -> list[dict[str, Any]]:
                     f"unknown column {key}",
                     [field_error(key, BaasError.INVALID_RECORD, "unknown column")],
                 )
-            item[key] = _from_csv(field, text or "", f"{i}.{key}")
+            item[key] = value_from_text(field.type, text or "", f"{i}.{key}")
         items.append(item)
     return items
+
+
+def _sheet_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a spreadsheet keeps every number as a float
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def xlsx_as_csv(source: BinaryIO) -> str:
+    """The first sheet of a workbook (a header row of field names, then rows) as the CSV
+    :func:`import_rows` reads, so that a workbook is imported by the same rules."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    width: int | None = None
+    try:
+        for _number, row in xlsx.sheet_rows(source, max_rows=MAX_IMPORT_ROWS + 1):
+            cells = [_sheet_cell(cell) for cell in row]
+            if not any(cells):
+                continue
+            if width is None:  # the header row: its last named column ends every row
+                width = max(i for i, c in enumerate(cells) if c) + 1
+            writer.writerow((cells + [""] * width)[:width])
+    except xlsx.SheetError as exc:
+        raise InvalidInput(exc.code, str(exc)) from None
+    return buffer.getvalue()

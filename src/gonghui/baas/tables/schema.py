@@ -11,6 +11,7 @@ old one. Dropping a field or a table destroys data and needs ``confirm=True``.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from alembic.migration import MigrationContext
@@ -277,6 +278,31 @@ def set_permissions(
     table.permissions = perms.validate(permissions)
     _changed(session, table, actor, "permissions", table.permissions)
     return infos.describe(session, table)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What a destructive change would take: the table's records, and how many of them
+    hold a value in the field concerned (dropped, or converted to another type)."""
+
+    records: int
+    values: int | None = None
+
+
+def preview_loss(
+    session: Session, *, actor: Actor, app_id: int, name: str, field_name: str | None = None
+) -> Loss:
+    """What dropping the table (no ``field_name``), or dropping or retyping one of its
+    fields, would touch; nothing is changed."""
+    table = _table_row(session, actor=actor, app_id=app_id, name=name)
+    info = infos.describe(session, table)
+    records = _row_count(session, info)
+    if field_name is None:
+        return Loss(records)
+    field = _field_row(session, table, field_name)
+    column = info.sql.c[field.column]
+    values = session.scalar(select(func.count()).select_from(info.sql).where(column.is_not(None)))
+    return Loss(records, int(values or 0))
 
 
 def _require_confirm(confirm: bool, what: str) -> None:
