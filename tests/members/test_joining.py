@@ -336,3 +336,38 @@ def test_only_a_verified_member_asks_to_move_or_leave(
     assert resp.status_code == 403
     assert resp.json()["error"]["code"] == "members.not_a_member"
     assert _count(MembershipRequest) == 0
+
+
+def test_a_member_withdraws_a_pending_request_and_may_apply_again(
+    api: httpx.Client, tree: Tree, make_member: MemberFactory
+) -> None:
+    member, other = make_member(), make_member()
+    req_id = apply(api, member.headers, tree.grassroots_a1x).json()["id"]
+    # Another account cannot withdraw it.
+    refused = api.post(f"/api/v1/members/me/requests/{req_id}/withdraw", headers=other.headers)
+    assert refused.status_code == 404
+    done = api.post(f"/api/v1/members/me/requests/{req_id}/withdraw", headers=member.headers)
+    assert (done.status_code, done.json()["status"]) == (200, "withdrawn")
+    assert apply(api, member.headers, tree.grassroots_b1).status_code == 201
+    assert "members.join_withdraw" in _actions()
+
+
+def test_a_union_closed_to_applications_is_not_found_and_takes_none(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    outsider = make_staff(tree.city_b, Role.OPERATOR)
+    body = {"accepts_applications": False}
+    url = f"/api/v1/orgs/{tree.grassroots_a1x}/join-settings"
+    assert api.put(url, json=body, headers=outsider.headers).status_code == 404
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    closed = api.put(url, json=body, headers=operator.headers)
+    assert (closed.status_code, closed.json()["accepts_applications"]) == (200, False)
+    member = make_member()
+    found = api.get(
+        "/api/v1/members/unions", params={"area_id": tree.city_a}, headers=member.headers
+    )
+    assert found.json() == []
+    refused = apply(api, member.headers, tree.grassroots_a1x)
+    assert refused.json()["error"]["code"] == "members.union_not_accepting"
+    assert _count(MembershipRequest) == 0
+    assert "members.join_settings" in _actions()

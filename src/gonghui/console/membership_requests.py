@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
-from gonghui.members import decisions, requests
+from gonghui.members import decisions, joining, requests
 from gonghui.members.models import RequestKind
 from gonghui.members.schemas import RejectRequest
 from gonghui.types import Id
@@ -38,7 +38,12 @@ def _queue_page(
             requests.view(session, r)
             for r in requests.list_requests(session, actor=actor, kind=kind, limit=50)
         ]
+        unions = [
+            (o.id, o.name, o.accepts_applications)
+            for o in (joining.managed_unions(session, actor=actor) if kind == "join" else [])
+        ]
     context = {
+        "unions": unions,
         "active": "nav.reviews",
         "queue": str(kind),
         "csrf_token": user.csrf_token,
@@ -68,6 +73,27 @@ def request_proof(request: Request, user: ConsoleStaff, request_id: Id) -> Respo
         media_type=content_type,
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
     )
+
+
+# Before the decision's route, whose {request_id} would take "settings".
+@router.post("/membership-requests/settings", response_class=HTMLResponse)
+def join_settings(
+    request: Request,
+    user: ConsoleStaff,
+    org_id: Annotated[Id, Form()],
+    accepts: Annotated[str, Form(pattern="^(open|close)$")],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Open or close one of the staff member's grassroots unions to applications."""
+    check_csrf(request, user, csrf)
+    try:
+        with unit_of_work() as session:
+            joining.set_open_to_applications(
+                session, actor=_actor(request, user), org_id=org_id, accepts=accepts == "open"
+            )
+    except DomainError as exc:
+        return _queue_page(request, user, RequestKind.JOIN, error=error_key(exc))
+    return _queue_page(request, user, RequestKind.JOIN, done="requests.settings_saved")
 
 
 @router.post("/membership-requests/{request_id}", response_class=HTMLResponse)

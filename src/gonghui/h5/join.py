@@ -125,7 +125,7 @@ def apply_to_join(
     return RedirectResponse("/h5/membership?done=applied", status_code=303)
 
 
-_DONE = frozenset({"applied", "transfer", "leave"})
+_DONE = frozenset({"applied", "transfer", "leave", "withdrawn"})
 
 
 @router.get("/membership", response_class=HTMLResponse)
@@ -202,6 +202,19 @@ def ask_leave(
             session, user_id=user.principal.user_id, note=note.strip() or None, ip=_ip(request)
         ),
         done="leave",
+    )
+
+
+@router.post("/membership/requests/{request_id}/withdraw", response_class=HTMLResponse)
+def withdraw(
+    request: Request, user: H5User, request_id: Id, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, user, csrf)
+    return _ask(
+        lambda session: requests.withdraw(
+            session, user_id=user.principal.user_id, request_id=request_id
+        ),
+        done="withdrawn",
     )
 
 

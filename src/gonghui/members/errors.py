@@ -31,3 +31,4 @@ class MembersError(StrEnum):
     REQUEST_STALE = "members.request_stale"
     UNION_NOT_OPEN = "members.union_not_accepting"
     SEARCH_THROTTLED = "members.union_search_throttled"
+    REQUEST_NOT_FOUND = "members.request_not_found"

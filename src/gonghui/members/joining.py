@@ -36,7 +36,7 @@ from gonghui.members.models import (
 from gonghui.orgs.models import Org, OrgLevel
 from gonghui.pii import PiiField, blind_index, narrow_key, seal, seal_bytes, unseal
 from gonghui.storage import get_store
-from gonghui.tenancy import Actor, within
+from gonghui.tenancy import Actor, Permission, require_org, scoped, within
 
 # Unions a worker may apply to (or move to): the grassroots level of the tree.
 JOINABLE_LEVELS = (OrgLevel.GRASSROOTS, OrgLevel.ENTERPRISE)
@@ -264,3 +264,29 @@ def account_phone(session: Session, *, user_id: int) -> str | None:
     """The phone the account signed in with, to prefill the application."""
     sealed = session.scalar(select(User.phone_enc).where(User.id == user_id))
     return unseal(PiiField.PHONE, sealed) if sealed else None
+
+
+def set_open_to_applications(session: Session, *, actor: Actor, org_id: int, accepts: bool) -> Org:
+    """Open or close a union to applications (staff managing its members)."""
+    org = require_org(session, actor, Permission.MEMBERS_MANAGE, org_id)
+    if org.accepts_applications != accepts:
+        org.accepts_applications = accepts
+        audit.record(
+            session,
+            actor=actor,
+            action="members.join_settings",
+            org_id=org.id,
+            subject_type="org",
+            subject_id=org.id,
+            details={"accepts_applications": accepts},
+        )
+        session.flush()
+    return org
+
+
+def managed_unions(session: Session, *, actor: Actor, limit: int = 200) -> list[Org]:
+    """The grassroots unions whose applications the staff member decides."""
+    stmt = scoped(select(Org), actor, Permission.MEMBERS_MANAGE).where(
+        Org.level.in_(JOINABLE_LEVELS), Org.archived_at.is_(None)
+    )
+    return list(session.scalars(stmt.order_by(Org.path).limit(limit)))

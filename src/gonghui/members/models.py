@@ -187,6 +187,7 @@ class RequestStatus(StrEnum):
     REJECTED = "rejected"
     # Refused when it was made (the ID number is already on a roster); never pending.
     REFUSED = "refused"
+    WITHDRAWN = "withdrawn"  # by the member, while pending
 
 
 class MembershipRequest(Base):

@@ -201,6 +201,34 @@ def reject(session: Session, *, actor: Actor, request_id: int, note: str) -> Mem
     return req
 
 
+def withdraw(session: Session, *, user_id: int, request_id: int) -> MembershipRequest:
+    """The member takes back their own pending request (then they may make another)."""
+    changed = session.execute(
+        update(MembershipRequest)
+        .where(
+            MembershipRequest.id == request_id,
+            MembershipRequest.user_id == user_id,
+            MembershipRequest.status == RequestStatus.PENDING,
+        )
+        .values(status=RequestStatus.WITHDRAWN, decided_by=user_id, decided_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) != 1:
+        raise NotFound(MembersError.REQUEST_NOT_FOUND, "you have no pending request with this id")
+    req = session.get(MembershipRequest, request_id)
+    assert req is not None
+    session.refresh(req)
+    audit.record(
+        session,
+        actor=Actor(user_id=user_id),
+        action=f"members.{req.kind}_withdraw",
+        org_id=req.org_id,
+        subject_type="membership_request",
+        subject_id=req.id,
+    )
+    return req
+
+
 def open_proof(session: Session, *, actor: Actor, request_id: int) -> tuple[bytes, str]:
     """A join application's proof image; looking at it is audited, as a review's is."""
     req = get_request(session, actor=actor, request_id=request_id)

@@ -35,6 +35,8 @@ from gonghui.members.models import (
 from gonghui.members.schemas import (
     ApproveRequest,
     ImportJobRead,
+    JoinSettings,
+    JoinSettingsRead,
     LeaveAsk,
     MemberProfileRead,
     MembershipRead,
@@ -440,3 +442,24 @@ def reject_membership_request(
     """Reject with a note the member sees."""
     req = decisions.reject(session, actor=staff, request_id=request_id, note=body.note)
     return _request_read(session, req)
+
+
+@router.post("/members/me/requests/{request_id}/withdraw")
+def withdraw_my_request(
+    request_id: Id, user: CurrentUser, session: SessionDep
+) -> MembershipRequestRead:
+    """Take back one's own pending request."""
+    assert user.user_id is not None
+    req = requests.withdraw(session, user_id=user.user_id, request_id=request_id)
+    return _request_read(session, req)
+
+
+@router.put("/orgs/{org_id}/join-settings")
+def set_join_settings(
+    org_id: Id, body: JoinSettings, staff: CurrentStaff, session: SessionDep
+) -> JoinSettingsRead:
+    """Open or close a grassroots union to applications to join (members.manage)."""
+    org = joining.set_open_to_applications(
+        session, actor=staff, org_id=org_id, accepts=body.accepts_applications
+    )
+    return JoinSettingsRead.model_validate(org)

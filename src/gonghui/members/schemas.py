@@ -221,3 +221,17 @@ class TransferAsk(BaseModel):
 
 class LeaveAsk(BaseModel):
     note: str | None = Field(default=None, max_length=500)
+
+
+class JoinSettings(BaseModel):
+    """Whether a union takes applications to join from the H5."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    accepts_applications: bool
+
+
+class JoinSettingsRead(JoinSettings):
+    id: int
+    code: str
+    name: str
