@@ -14,7 +14,7 @@ from gonghui.accounts.principal import standing_actor
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
-from gonghui.members import decisions, service
+from gonghui.members import decisions, joining, service
 from gonghui.members.models import (
     Membership,
     MembershipRequest,
@@ -371,3 +371,19 @@ def test_a_union_closed_to_applications_is_not_found_and_takes_none(
     assert refused.json()["error"]["code"] == "members.union_not_accepting"
     assert _count(MembershipRequest) == 0
     assert "members.join_settings" in _actions()
+
+
+def test_searching_for_a_union_is_limited_per_account(
+    api: httpx.Client, tree: Tree, make_member: MemberFactory
+) -> None:
+    member = make_member()
+    params = {"area_id": tree.province, "q": "工会"}
+    refused = api.get("/api/v1/members/unions", params=params, headers=member.headers)
+    assert refused.status_code == 404  # a province is not an area to search within
+    for _ in range(joining.SEARCHES_PER_MINUTE - 1):
+        params = {"area_id": tree.city_a, "q": "工会"}
+        found = api.get("/api/v1/members/unions", params=params, headers=member.headers)
+        assert found.status_code == 200
+    throttled = api.get("/api/v1/members/unions", params=params, headers=member.headers)
+    assert throttled.status_code == 429
+    assert throttled.json()["error"]["code"] == "members.union_search_throttled"

@@ -28,7 +28,7 @@ def _ip(request: Request) -> str | None:
 
 
 def _chooser(
-    user: PageUser, area_id: int | None, q: str, org_code: str
+    request: Request, user: PageUser, area_id: int | None, q: str, org_code: str
 ) -> tuple[dict[str, Any], Org | None]:
     """The union chooser's state: the areas, a search's results, the union chosen by code.
     Its refusals (a throttled search, an unknown code) are shown, not raised."""
@@ -38,7 +38,11 @@ def _chooser(
         if area_id is not None:
             with unit_of_work(read_only=True) as session:
                 found = joining.search_unions(
-                    session, user_id=user.principal.user_id, area_id=area_id, query=q
+                    session,
+                    user_id=user.principal.user_id,
+                    area_id=area_id,
+                    query=q,
+                    ip=_ip(request),
                 )
                 context["results"] = [(o.code, o.name) for o in found]
         with unit_of_work(read_only=True) as session:
@@ -61,7 +65,7 @@ def join_page(
     """Choose a union (by its code, or by name within a city or district), then apply."""
     if user.principal.member is not None:
         return RedirectResponse("/h5/membership", status_code=303)
-    context, chosen = _chooser(user, area_id, q, org_code)
+    context, chosen = _chooser(request, user, area_id, q, org_code)
     with unit_of_work(read_only=True) as session:
         pending = requests.pending_for_user(session, user_id=user.principal.user_id)
         phone = joining.account_phone(session, user_id=user.principal.user_id)
@@ -96,7 +100,7 @@ def apply_to_join(
         "job": job,
         "note": note,
     }
-    context, org = _chooser(user, None, "", org_code)
+    context, org = _chooser(request, user, None, "", org_code)
     context |= {"csrf_token": user.csrf_token, "pending": False, "org": org, **form}
     if org is None:
         return render(request, "h5/join.html", context)
@@ -163,7 +167,7 @@ def transfer_page(
     """Choose the union to move to, as when joining."""
     if user.principal.member is None:
         return RedirectResponse("/h5/membership", status_code=303)
-    context, chosen = _chooser(user, area_id, q, org_code)
+    context, chosen = _chooser(request, user, area_id, q, org_code)
     context |= {"csrf_token": user.csrf_token, "org": chosen, "tab": "wallet"}
     return render(request, "h5/membership_transfer.html", context)
 

@@ -44,6 +44,7 @@ JOINABLE_LEVELS = (OrgLevel.GRASSROOTS, OrgLevel.ENTERPRISE)
 AREA_LEVELS = (OrgLevel.CITY, OrgLevel.DISTRICT)
 SEARCH_RESULTS = 20
 SEARCHES_PER_MINUTE = 30
+SEARCHES_PER_ADDRESS_MINUTE = 300
 MAX_AREAS = 500
 
 
@@ -60,16 +61,23 @@ def areas(session: Session) -> list[Org]:
     )
 
 
-def search_unions(session: Session, *, user_id: int, area_id: int, query: str) -> list[Org]:
+def search_unions(
+    session: Session, *, user_id: int, area_id: int, query: str, ip: str | None = None
+) -> list[Org]:
     """Grassroots unions accepting applications within the area, whose name contains
-    ``query``; at most ``SEARCH_RESULTS``, and ``SEARCHES_PER_MINUTE`` searches per account."""
-    decision = ratelimit.hit(f"join-search:{user_id}", limit=SEARCHES_PER_MINUTE, window_s=60)
-    if not decision.allowed:
-        raise RateLimited(
-            MembersError.SEARCH_THROTTLED,
-            "too many searches; try again in a minute",
-            retry_after_s=decision.retry_after_s,
-        )
+    ``query``; at most ``SEARCH_RESULTS``, and ``SEARCHES_PER_MINUTE`` searches per account
+    (``SEARCHES_PER_ADDRESS_MINUTE`` per address)."""
+    keys = [(f"join-search:{user_id}", SEARCHES_PER_MINUTE)]
+    if (bucket := ratelimit.address_bucket(ip)) is not None:
+        keys.append((f"join-search-ip:{bucket}", SEARCHES_PER_ADDRESS_MINUTE))
+    for key, limit in keys:
+        decision = ratelimit.hit(key, limit=limit, window_s=60)
+        if not decision.allowed:
+            raise RateLimited(
+                MembersError.SEARCH_THROTTLED,
+                "too many searches; try again in a minute",
+                retry_after_s=decision.retry_after_s,
+            )
     area = session.scalar(
         select(Org).where(Org.id == area_id, Org.level.in_(AREA_LEVELS), Org.archived_at.is_(None))
     )

@@ -318,7 +318,9 @@ def search_unions(
     """Grassroots unions within the area accepting applications, by name (at most 20;
     searches are limited per account)."""
     assert user.user_id is not None
-    found = joining.search_unions(session, user_id=user.user_id, area_id=area_id, query=q)
+    found = joining.search_unions(
+        session, user_id=user.user_id, area_id=area_id, query=q, ip=user.ip
+    )
     return [UnionRead.model_validate(o) for o in found]
 
 
