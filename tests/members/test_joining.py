@@ -25,7 +25,7 @@ from gonghui.members.models import (
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.fixtures import StaffFactory, Tree, proof_png
-from tests.members.conftest import MemberFactory, id_number
+from tests.members.conftest import MemberFactory, id_number, sign_in_to_pages
 
 NEWCOMER = id_number("44010619950505066")
 LISTED = id_number("44010619900307123")
@@ -387,3 +387,59 @@ def test_searching_for_a_union_is_limited_per_account(
     throttled = api.get("/api/v1/members/unions", params=params, headers=member.headers)
     assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "members.union_search_throttled"
+
+
+def test_a_member_asks_to_move_and_to_leave_from_the_h5_pages(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    member, operator = _member_of(api, tree, make_staff, make_member)
+    page = sign_in_to_pages(member.user_id)
+    chooser = api.get(
+        "/h5/membership/transfer",
+        params={"area_id": tree.city_b, "q": "南山"},
+        headers=page.headers,
+    )
+    assert chooser.status_code == 200
+    assert "南山科技园工会" in chooser.text
+    chosen = api.get(
+        "/h5/membership/transfer", params={"org_code": "SZ-NS-01"}, headers=page.headers
+    )
+    assert "转入：南山科技园工会" in chosen.text
+    asked = api.post(
+        "/h5/membership/transfer",
+        data={"org_id": str(tree.grassroots_b1), "note": "调动", "csrf": page.csrf},
+        headers=page.headers,
+    )
+    assert (asked.status_code, asked.headers["location"]) == (
+        303,
+        "/h5/membership?done=transfer",
+    )
+    # One open request at a time.
+    leave = api.post(
+        "/h5/membership/leave", data={"note": "", "csrf": page.csrf}, headers=page.headers
+    )
+    assert leave.headers["location"] == (
+        "/h5/membership?error=error.members.request_already_pending"
+    )
+    history = api.get("/h5/membership", headers=page.headers)
+    assert "转会申请 · 南山科技园工会" in history.text
+    assert "审核中" in history.text
+    req_id = api.get("/api/v1/members/me/requests", headers=member.headers).json()[0]["id"]
+    withdrawn = api.post(
+        f"/h5/membership/requests/{req_id}/withdraw",
+        data={"csrf": page.csrf},
+        headers=page.headers,
+    )
+    assert withdrawn.headers["location"] == "/h5/membership?done=withdrawn"
+    leave = api.post(
+        "/h5/membership/leave", data={"note": "退休", "csrf": page.csrf}, headers=page.headers
+    )
+    assert leave.headers["location"] == "/h5/membership?done=leave"
+    # Without the form's token nothing is asked.
+    forged = api.post("/h5/membership/leave", data={"note": "x"}, headers=page.headers)
+    assert forged.status_code == 403
+    kinds = [
+        (r["kind"], r["status"])
+        for r in api.get("/api/v1/members/me/requests", headers=member.headers).json()
+    ]
+    assert kinds == [("leave", "pending"), ("transfer", "withdrawn"), ("join", "approved")]
