@@ -3,7 +3,9 @@ union's staff decide, and every step is audited and kept in the member's history
 
 from __future__ import annotations
 
+import re
 import threading
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -24,7 +26,7 @@ from gonghui.members.models import (
 )
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
-from tests.fixtures import StaffFactory, Tree, proof_png
+from tests.fixtures import PASSWORD, StaffFactory, Tree, proof_png
 from tests.members.conftest import MemberFactory, id_number, sign_in_to_pages
 
 NEWCOMER = id_number("44010619950505066")
@@ -443,3 +445,60 @@ def test_a_member_asks_to_move_and_to_leave_from_the_h5_pages(
         for r in api.get("/api/v1/members/me/requests", headers=member.headers).json()
     ]
     assert kinds == [("leave", "pending"), ("transfer", "withdrawn"), ("join", "approved")]
+
+
+def _console(api: httpx.Client, username: str) -> tuple[httpx.Client, str]:
+    """A console sign-in over HTTP: its cookies and the forms' CSRF token."""
+    client = httpx.Client(base_url=str(api.base_url))
+    resp = client.post(
+        "/console/login",
+        data={"username": username, "password": PASSWORD, "next": "/console/"},
+    )
+    assert resp.status_code == 303, resp.text
+    page = client.get("/console/membership-requests")
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None
+    return client, match.group(1)
+
+
+def test_the_console_queues_show_transfers_in_and_leaving_and_decide_them(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    member, operator = _member_of(api, tree, make_staff, make_member)
+    asked = api.post(
+        "/api/v1/members/me/transfer-requests",
+        json={"to_org_id": tree.grassroots_b1},
+        headers=member.headers,
+    )
+    assert asked.status_code == 201
+    receiving = make_staff(tree.city_b, Role.OPERATOR)
+    client, csrf = _console(api, receiving.username)
+    with closing(client):
+        queue = client.get("/console/membership-requests", params={"kind": "transfer"})
+        assert "转出单位：天河软件园工会" in queue.text
+        assert "林*" in queue.text
+        decided = client.post(
+            f"/console/membership-requests/{asked.json()['id']}",
+            data={"kind": "transfer", "decision": "approve", "note": "", "csrf": csrf},
+        )
+        assert "已通过" in decided.text
+    me = api.get("/api/v1/members/me", headers=member.headers).json()
+    assert me["org"]["id"] == tree.grassroots_b1
+    leave = api.post("/api/v1/members/me/leave-requests", json={}, headers=member.headers)
+    # The union the member left no longer decides for them.
+    client, csrf = _console(api, operator.username)
+    with closing(client):
+        queue = client.get("/console/membership-requests", params={"kind": "leave"})
+        assert "没有待审核的申请" in queue.text
+    client, csrf = _console(api, receiving.username)
+    with closing(client):
+        no_note = client.post(
+            f"/console/membership-requests/{leave.json()['id']}",
+            data={"kind": "leave", "decision": "reject", "note": " ", "csrf": csrf},
+        )
+        assert "驳回时请填写审核意见" in no_note.text
+        client.post(
+            f"/console/membership-requests/{leave.json()['id']}",
+            data={"kind": "leave", "decision": "approve", "note": "已办结", "csrf": csrf},
+        )
+    assert api.get("/api/v1/members/me", headers=member.headers).json()["status"] == "left"
