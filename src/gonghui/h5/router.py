@@ -12,6 +12,7 @@ from gonghui.h5 import (
     challenge,
     competition_forms,
     hub,
+    join,
     lottery,
     mall,
     oauth,
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/h5", include_in_schema=False)
 for part in (
     sign_in,
     verify,
+    join,
     hub,
     lottery,
     vouchers,

@@ -40,11 +40,17 @@ class RosterEntry(Base):
     import_job_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
+    # Set when the person left the union (退会): the entry stays for the history (its
+    # transfers, the membership that held it) but no longer counts as on a roster.
+    left_at: Mapped[datetime | None]
 
 
 class MembershipStatus(StrEnum):
     VERIFIED = "verified"
     SUSPENDED = "suspended"
+    # The member left the union; the row stays (the wallet, draws and orders refer to it)
+    # and is reused should the same account join again.
+    LEFT = "left"
 
 
 class Membership(Base):
@@ -167,3 +173,67 @@ class VerificationFlag(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+
+
+class RequestKind(StrEnum):
+    JOIN = "join"  # 入会申请: a worker on no roster asks a grassroots union to take them in
+    TRANSFER = "transfer"  # 转会: a member asks to move to another union
+    LEAVE = "leave"  # 退会: a member asks to leave their union
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    # Refused when it was made (the ID number is already on a roster); never pending.
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"  # by the member, while pending
+
+
+class MembershipRequest(Base):
+    """A member's request to join, move or leave, for the staff of ``org_id`` to decide (the
+    union applied to, the receiving union, the union being left). It stays as the member's
+    history once decided."""
+
+    __tablename__ = "members_membership_request"
+    __table_args__ = (
+        # One open request per account, whatever its kind.
+        Index(
+            "uq_members_membership_request_pending_user",
+            "user_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_members_membership_request_status_kind_org", "status", "kind", "org_id"),
+    )
+
+    id: Mapped[IdPk]
+    kind: Mapped[RequestKind] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts_user.id"), index=True)
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"), index=True)
+    # The member's union when they asked (a transfer's or a leaving's).
+    from_org_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orgs_org.id"))
+    # The entry moved or ended; a join's once approved.
+    roster_entry_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("members_roster_entry.id")
+    )
+    # A join's applicant, as on a roster entry (blind index + ciphertext).
+    name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    name_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    employer: Mapped[str | None] = mapped_column(String(200))
+    job: Mapped[str | None] = mapped_column(String(100))
+    proof_path: Mapped[str | None] = mapped_column(String(255))
+    proof_content_type: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[RequestStatus] = mapped_column(String(16), default=RequestStatus.PENDING)
+    # Why a refused request was refused (never shown to the member, who sees one message).
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    decided_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=now)

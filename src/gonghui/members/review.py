@@ -21,7 +21,7 @@ from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.images import ImageTooLarge, NotAnImage, open_image
-from gonghui.members import verification
+from gonghui.members import service, verification
 from gonghui.members.errors import MembersError
 from gonghui.members.models import (
     Membership,
@@ -244,7 +244,12 @@ def approve(
     entry = session.scalar(
         select(RosterEntry).where(RosterEntry.id_number_hash == req.id_number_hash)
     )
-    if entry is None:
+    if entry is not None and entry.left_at is not None:
+        # The person had left their union: they are taken up again, on this one's roster.
+        entry.org_id, entry.left_at = req.org_id, None
+        entry.name_hash, entry.name_enc = req.name_hash, req.name_enc
+        entry.updated_at = now()
+    elif entry is None:
         entry = RosterEntry(
             org_id=req.org_id,
             id_number_hash=req.id_number_hash,
@@ -272,27 +277,12 @@ def approve(
     if existing is not None and existing.status == MembershipStatus.VERIFIED:
         raise Conflict(MembersError.ALREADY_VERIFIED, "the user is already a verified member")
     holder = session.scalar(select(Membership).where(Membership.roster_entry_id == entry.id))
-    if holder is not None:
+    if holder is not None and holder is not existing:
         # Another account holds this person's membership: the operator decided that the
         # requester is the person, so the membership moves, on the record.
         _move_membership(session, actor=actor, req=req, membership=holder)
         return req
-    try:
-        with session.begin_nested():
-            session.add(
-                Membership(
-                    user_id=req.user_id,
-                    roster_entry_id=entry.id,
-                    org_id=entry.org_id,
-                    tags=list(entry.tags or ()),
-                    verified_via="review",
-                )
-            )
-    except IntegrityError as exc:
-        raise Conflict(
-            MembersError.CLAIMED_BY_OTHER,
-            "this roster entry is already verified by another account",
-        ) from exc
+    service.claim_membership(session, user_id=req.user_id, entry=entry, via="review")
     _audit_decision(session, actor=actor, req=req, action="members.review_approve")
     user_id = req.user_id
     hooks.emit(

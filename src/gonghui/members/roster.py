@@ -98,7 +98,7 @@ def list_roster(
         select(RosterEntry, Org, Membership.user_id)
         .join(Org, Org.id == RosterEntry.org_id)
         .outerjoin(Membership, Membership.roster_entry_id == RosterEntry.id)
-        .where(within(Org.path, org.path))
+        .where(within(Org.path, org.path), RosterEntry.left_at.is_(None))
     )
     stmt = scoped(cast("Select[Any]", base), actor, Permission.MEMBERS_READ)
     after = _parse_cursor(cursor)
@@ -248,6 +248,8 @@ def transfer(
     must manage both the source and the destination org."""
     entry = get_entry(session, actor=actor, entry_id=entry_id, permission=Permission.MEMBERS_MANAGE)
     target = require_org(session, actor, Permission.MEMBERS_MANAGE, to_org_id)
+    if entry.left_at is not None:
+        raise Conflict(MembersError.ENTRY_LEFT, "this person has left the union")
     if target.archived_at is not None:
         raise Conflict(MembersError.ORG_ARCHIVED, "cannot transfer into an archived org")
     if target.id == entry.org_id:
@@ -256,6 +258,16 @@ def transfer(
             "the person is already on this org's roster",
             [field_error("to_org_id", MembersError.TRANSFER_SAME_ORG, "same org")],
         )
+    move_entry(session, actor=actor, entry=entry, target=target, reason=reason)
+    return _view_of(session, entry)
+
+
+def move_entry(
+    session: Session, *, actor: Actor, entry: RosterEntry, target: Org, reason: str | None
+) -> Transfer:
+    """Move ``entry`` and its membership to ``target``'s roster, with a transfer row and an
+    audit row on each side. The caller has checked who may (staff managing both orgs, or
+    the receiving union accepting the member's own request)."""
     from_org = entry.org_id
     entry.org_id = target.id
     session.execute(
@@ -264,15 +276,14 @@ def transfer(
         .values(org_id=target.id)
         .execution_options(synchronize_session="fetch")
     )
-    session.add(
-        Transfer(
-            roster_entry_id=entry.id,
-            from_org_id=from_org,
-            to_org_id=target.id,
-            by_user_id=actor.user_id,
-            reason=reason,
-        )
+    moved = Transfer(
+        roster_entry_id=entry.id,
+        from_org_id=from_org,
+        to_org_id=target.id,
+        by_user_id=actor.user_id,
+        reason=reason,
     )
+    session.add(moved)
     # One row on each side, so that the auditors of either org see the move.
     for side in (from_org, target.id):
         audit.record(
@@ -291,4 +302,4 @@ def transfer(
     if user_id is not None:
         principals.changed(session, user_id=user_id)
     session.flush()
-    return _view_of(session, entry)
+    return moved

@@ -17,7 +17,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Dialect, Table, func, select, update
+from sqlalchemy import Dialect, Table, func, null, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
@@ -70,6 +70,8 @@ class _Upsert:
             refreshed: dict[str, Any] = {name: stmt.excluded[name] for name in _REFRESHED}
             # A row without tags (no tags column, or an empty cell) keeps the person's tags.
             refreshed["tags"] = func.coalesce(stmt.excluded.tags, table.c.tags)
+            # Someone who had left (退会) and is imported again is on the roster again.
+            refreshed["left_at"] = null()
             stmt = stmt.on_conflict_do_update(
                 index_elements=[table.c.id_number_hash], set_=refreshed
             )

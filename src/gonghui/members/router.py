@@ -5,29 +5,52 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from gonghui.bodylimit import MULTIPART_FRAMING, max_body, upload_limit
 from gonghui.db import unit_of_work
 from gonghui.deps import CurrentPrincipal, CurrentStaff, CurrentUser, SessionDep
 from gonghui.errors import NotFound
+from gonghui.members import (
+    decisions,
+    joining,
+    moving,
+    requests,
+    review,
+    roster,
+    roster_import,
+    verification,
+)
 from gonghui.members import profile as profiles
-from gonghui.members import review, roster, roster_import, verification
 from gonghui.members.errors import MembersError
-from gonghui.members.models import ImportJob, ReviewStatus
+from gonghui.members.models import (
+    ImportJob,
+    MembershipRequest,
+    RequestKind,
+    RequestStatus,
+    ReviewStatus,
+)
 from gonghui.members.schemas import (
     ApproveRequest,
     ImportJobRead,
+    JoinSettings,
+    JoinSettingsRead,
+    LeaveAsk,
     MemberProfileRead,
     MembershipRead,
+    MembershipRequestPageRead,
+    MembershipRequestRead,
     RejectRequest,
     ReviewPageRead,
     ReviewRead,
     RosterEntryRead,
     RosterPageRead,
     TagsUpdate,
+    TransferAsk,
     TransferRequest,
+    UnionRead,
     UnmaskRead,
     UnmaskRequest,
     VerificationFlagRead,
@@ -274,3 +297,171 @@ def reject_review(
 ) -> ReviewRead:
     req = review.reject(session, actor=staff, request_id=request_id, note=body.note)
     return ReviewRead.model_validate(review.view(req))
+
+
+# -- joining, moving and leaving (a member's own requests; the staff's queue) ---------------
+
+
+@router.get("/members/areas")
+def list_areas(user: CurrentUser, session: SessionDep) -> list[UnionRead]:
+    """Cities and districts to search for a union within."""
+    return [UnionRead.model_validate(o) for o in joining.areas(session)]
+
+
+@router.get("/members/unions")
+def search_unions(
+    area_id: Id,
+    user: CurrentUser,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=50)] = "",
+) -> list[UnionRead]:
+    """Grassroots unions within the area accepting applications, by name (at most 20;
+    searches are limited per account)."""
+    assert user.user_id is not None
+    found = joining.search_unions(
+        session, user_id=user.user_id, area_id=area_id, query=q, ip=user.ip
+    )
+    return [UnionRead.model_validate(o) for o in found]
+
+
+def _request_read(session: Session, req: MembershipRequest) -> MembershipRequestRead:
+    return MembershipRequestRead.model_validate(requests.view(session, req))
+
+
+@router.post("/members/applications", status_code=status.HTTP_201_CREATED)
+@max_body(review.PROOF_MAX_BYTES + MULTIPART_FRAMING)
+def apply_to_join(
+    user: CurrentUser,
+    session: SessionDep,
+    org_id: Annotated[Id, Form()],
+    name: Annotated[str, Form(min_length=1, max_length=64)],
+    id_number: Annotated[str, Form(min_length=1, max_length=32)],
+    employer: Annotated[str, Form(min_length=1, max_length=200)],
+    job: Annotated[str, Form(min_length=1, max_length=100)],
+    proof: Annotated[UploadFile, File()],
+    phone: Annotated[str | None, Form(max_length=20)] = None,
+    note: Annotated[str | None, Form(max_length=500)] = None,
+) -> MembershipRequestRead:
+    """Apply to join a grassroots union (one open request per account), with a proof image.
+    An ID number already on a roster answers ``members.verification_failed``, as
+    verification does; applying counts against verification's limits."""
+    assert user.user_id is not None
+    req = joining.apply(
+        session,
+        user_id=user.user_id,
+        org_id=org_id,
+        name=name,
+        id_number=id_number,
+        phone=phone,
+        employer=employer,
+        job=job,
+        note=note,
+        proof=proof.file,
+        ip=user.ip,
+    )
+    return _request_read(session, req)
+
+
+@router.post("/members/me/transfer-requests", status_code=status.HTTP_201_CREATED)
+def ask_transfer(
+    body: TransferAsk, user: CurrentUser, session: SessionDep
+) -> MembershipRequestRead:
+    """Ask to move to another union; its staff accept or reject."""
+    assert user.user_id is not None
+    req = moving.request_transfer(
+        session, user_id=user.user_id, to_org_id=body.to_org_id, note=body.note, ip=user.ip
+    )
+    return _request_read(session, req)
+
+
+@router.post("/members/me/leave-requests", status_code=status.HTTP_201_CREATED)
+def ask_leave(body: LeaveAsk, user: CurrentUser, session: SessionDep) -> MembershipRequestRead:
+    """Ask to leave the union; its staff confirm."""
+    assert user.user_id is not None
+    req = moving.request_leave(session, user_id=user.user_id, note=body.note, ip=user.ip)
+    return _request_read(session, req)
+
+
+@router.get("/members/me/requests")
+def my_requests(user: CurrentUser, session: SessionDep) -> list[MembershipRequestRead]:
+    """The caller's applications, transfers and leaving, newest first, with staff's notes."""
+    assert user.user_id is not None
+    return [_request_read(session, r) for r in requests.history(session, user_id=user.user_id)]
+
+
+@router.get("/members/requests")
+def list_membership_requests(
+    staff: CurrentStaff,
+    session: SessionDep,
+    kind: RequestKind | None = None,
+    status: RequestStatus | None = RequestStatus.PENDING,
+    after_id: Id | None = None,
+    limit: Count = 50,
+) -> MembershipRequestPageRead:
+    """Requests for the orgs of the caller's subtree (members.manage), oldest first."""
+    items = requests.list_requests(
+        session, actor=staff, kind=kind, status=status, after_id=after_id, limit=limit
+    )
+    next_after = items[-1].id if len(items) == min(max(limit, 1), requests.MAX_PAGE) else None
+    return MembershipRequestPageRead(
+        items=[_request_read(session, r) for r in items], next_after_id=next_after
+    )
+
+
+@router.get("/members/requests/{request_id}")
+def get_membership_request(
+    request_id: Id, staff: CurrentStaff, session: SessionDep
+) -> MembershipRequestRead:
+    return _request_read(session, requests.get_request(session, actor=staff, request_id=request_id))
+
+
+@router.get("/members/requests/{request_id}/proof", response_class=Response)
+def get_membership_request_proof(request_id: Id, staff: CurrentStaff) -> Response:
+    """A join application's proof image; viewing it is audited."""
+    with unit_of_work() as session:
+        image, content_type = requests.open_proof(session, actor=staff, request_id=request_id)
+    return Response(
+        image,
+        media_type=content_type,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+    )
+
+
+@router.post("/members/requests/{request_id}/approve")
+def approve_membership_request(
+    request_id: Id, body: ApproveRequest, staff: CurrentStaff, session: SessionDep
+) -> MembershipRequestRead:
+    """Approve: a join makes the applicant a member on the roster, a transfer moves them
+    here, a leaving ends their membership."""
+    req = decisions.approve(session, actor=staff, request_id=request_id, note=body.note)
+    return _request_read(session, req)
+
+
+@router.post("/members/requests/{request_id}/reject")
+def reject_membership_request(
+    request_id: Id, body: RejectRequest, staff: CurrentStaff, session: SessionDep
+) -> MembershipRequestRead:
+    """Reject with a note the member sees."""
+    req = decisions.reject(session, actor=staff, request_id=request_id, note=body.note)
+    return _request_read(session, req)
+
+
+@router.post("/members/me/requests/{request_id}/withdraw")
+def withdraw_my_request(
+    request_id: Id, user: CurrentUser, session: SessionDep
+) -> MembershipRequestRead:
+    """Take back one's own pending request."""
+    assert user.user_id is not None
+    req = requests.withdraw(session, user_id=user.user_id, request_id=request_id)
+    return _request_read(session, req)
+
+
+@router.put("/orgs/{org_id}/join-settings")
+def set_join_settings(
+    org_id: Id, body: JoinSettings, staff: CurrentStaff, session: SessionDep
+) -> JoinSettingsRead:
+    """Open or close a grassroots union to applications to join (members.manage)."""
+    org = joining.set_open_to_applications(
+        session, actor=staff, org_id=org_id, accepts=body.accepts_applications
+    )
+    return JoinSettingsRead.model_validate(org)

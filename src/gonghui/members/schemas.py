@@ -170,3 +170,68 @@ class MemberProfileRead(BaseModel):
     verified_at: datetime | None
     verified_via: str | None
     review: ReviewBrief | None
+
+
+class UnionRead(BaseModel):
+    """A union a worker may choose (or an area to search within): public facts only."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    level: str
+
+
+class MembershipRequestRead(BaseModel):
+    """A request to join, move or leave, personal data masked."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    status: str
+    user_id: int
+    org_id: int
+    org_name: str
+    from_org_id: int | None
+    from_org_name: str | None
+    roster_entry_id: int | None
+    name: str | None
+    id_number: str | None
+    phone: str | None
+    employer: str | None
+    job: str | None
+    note: str | None
+    has_proof: bool
+    decided_at: datetime | None
+    decision_note: str | None
+    created_at: datetime
+
+
+class MembershipRequestPageRead(BaseModel):
+    items: list[MembershipRequestRead]
+    next_after_id: int | None
+
+
+class TransferAsk(BaseModel):
+    to_org_id: Id
+    note: str | None = Field(default=None, max_length=500)
+
+
+class LeaveAsk(BaseModel):
+    note: str | None = Field(default=None, max_length=500)
+
+
+class JoinSettings(BaseModel):
+    """Whether a union takes applications to join from the H5."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    accepts_applications: bool
+
+
+class JoinSettingsRead(JoinSettings):
+    id: int
+    code: str
+    name: str

@@ -26,11 +26,55 @@ from gonghui.tenancy import Actor, Permission, require_org
 
 
 def find_roster_entry(session: Session, *, id_number: str) -> RosterEntry | None:
+    """The person's roster entry, also when they have left (``left_at`` set): an ID number
+    has one entry, kept for its history and taken up again if they rejoin."""
     return session.scalar(
         select(RosterEntry).where(
             RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, id_number)
         )
     )
+
+
+def on_roster(entry: RosterEntry | None) -> bool:
+    """Whether the entry puts its person on a roster now (they have not left)."""
+    return entry is not None and entry.left_at is None
+
+
+def claim_membership(session: Session, *, user_id: int, entry: RosterEntry, via: str) -> Membership:
+    """Make ``user_id`` the verified member holding ``entry``. An account that left keeps
+    its membership row (its wallet, draws and orders refer to it), which takes the new
+    entry; an entry held by another account's row is not taken over."""
+    mine = session.scalar(select(Membership).where(Membership.user_id == user_id))
+    holder = session.scalar(select(Membership).where(Membership.roster_entry_id == entry.id))
+    if mine is not None and mine.status != MembershipStatus.LEFT:
+        raise Conflict(MembersError.ALREADY_VERIFIED, "you are already a verified member")
+    if holder is not None and holder is not mine:
+        raise Conflict(
+            MembersError.CLAIMED_BY_OTHER,
+            "this roster entry is already verified by another account",
+        )
+    if mine is not None:
+        mine.roster_entry_id, mine.org_id = entry.id, entry.org_id
+        mine.status, mine.verified_via, mine.verified_at = MembershipStatus.VERIFIED, via, now()
+        mine.tags = list(entry.tags or ())
+        session.flush()
+        return mine
+    membership = Membership(
+        user_id=user_id,
+        roster_entry_id=entry.id,
+        org_id=entry.org_id,
+        tags=list(entry.tags or ()),
+        verified_via=via,
+    )
+    try:
+        with session.begin_nested():
+            session.add(membership)
+    except IntegrityError as exc:
+        raise Conflict(
+            MembersError.CLAIMED_BY_OTHER,
+            "this roster entry is already verified by another account",
+        ) from exc
+    return membership
 
 
 def add_roster_entry(
@@ -74,6 +118,7 @@ def add_roster_entry(
             )
             principals.changed(session, everyone=True)
         entry.org_id = org.id
+    entry.left_at = None  # someone who had left is on the roster again
     entry.name_hash = blind_index(PiiField.NAME, name)
     entry.name_enc = seal(PiiField.NAME, name)
     entry.phone_hash = blind_index(PiiField.PHONE, phone) if phone else None
@@ -106,7 +151,7 @@ def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Memb
     if existing is not None and existing.status == MembershipStatus.VERIFIED:
         raise Conflict(MembersError.ALREADY_VERIFIED, "you are already a verified member")
     entry = find_roster_entry(session, id_number=number)
-    if entry is None:
+    if entry is None or not on_roster(entry):
         raise NotFound(
             MembersError.NOT_IN_ROSTER,
             "this ID number is not on any union roster; ask your union or request a review",
@@ -117,17 +162,7 @@ def verify(session: Session, *, user_id: int, name: str, id_number: str) -> Memb
             "the name does not match the roster for this ID number",
             [field_error("name", MembersError.NAME_MISMATCH, "does not match the roster")],
         )
-    membership = Membership(
-        user_id=user_id, roster_entry_id=entry.id, org_id=entry.org_id, tags=list(entry.tags or ())
-    )
-    try:
-        with session.begin_nested():
-            session.add(membership)
-    except IntegrityError as exc:
-        raise Conflict(
-            MembersError.CLAIMED_BY_OTHER,
-            "this roster entry is already verified by another account",
-        ) from exc
+    membership = claim_membership(session, user_id=user_id, entry=entry, via="roster")
     audit.record(
         session,
         actor=Actor(user_id=user_id),

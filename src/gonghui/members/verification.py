@@ -66,12 +66,15 @@ class Outcome(StrEnum):
     LOCKED = "locked"
     REVIEW_REQUESTED = "review_requested"
     REVIEW_NOT_NEEDED = "review_not_needed"
+    JOIN_APPLIED = "join_applied"
+    JOIN_REFUSED_ON_ROSTER = "join_refused_on_roster"
 
 
 class Channel(StrEnum):
     API = "api"
     H5 = "h5"
     REVIEW = "review"
+    JOIN = "join"  # an application to join (members.joining): refused when on a roster
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,41 @@ def _screen(
     return Screened(number, id_hash, locked=False)
 
 
+def screen(
+    session: Session, *, user_id: int, id_number: str, channel: Channel, ip: str | None
+) -> Screened:
+    """The limits of a verification attempt, for another way of matching an ID number
+    against the rosters (an application to join tells whether the number is on one)."""
+    return _screen(session, user_id=user_id, id_number=id_number, channel=channel, ip=ip)
+
+
+def record_attempt(
+    session: Session,
+    *,
+    user_id: int,
+    ip: str | None,
+    channel: Channel,
+    outcome: Outcome,
+    number: str | None,
+    entry: RosterEntry | None,
+) -> None:
+    """Write an attempt's audit row, as :func:`verify_member` writes its own."""
+    _record(
+        session,
+        user_id=user_id,
+        ip=ip,
+        channel=channel,
+        outcome=outcome,
+        number=number,
+        entry=entry,
+    )
+
+
+def flag_id_number(session: Session, *, id_hash: bytes, accounts: int) -> None:
+    """Flag the number to the staff of the roster that lists it (see :func:`_flag`)."""
+    _flag(session, id_hash=id_hash, accounts=accounts)
+
+
 def _throttled(retry_after_s: int) -> RateLimited:
     return RateLimited(
         MembersError.VERIFY_THROTTLED,
@@ -220,6 +258,8 @@ def verify_member(
         )
 
     entry = service.find_roster_entry(session, id_number=screened.number)
+    if not service.on_roster(entry):
+        entry = None
     try:
         membership = service.verify(session, user_id=user_id, name=name, id_number=screened.number)
     except DomainError as exc:
@@ -280,6 +320,8 @@ def screen_for_review(
     entry = (
         None if screened.locked else service.find_roster_entry(session, id_number=screened.number)
     )
+    if not service.on_roster(entry):
+        entry = None
 
     def record(outcome: Outcome) -> None:
         _record(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -54,6 +54,9 @@ class Org(Base):
     path: Mapped[str] = mapped_column(String(512), index=True)
     depth: Mapped[int] = mapped_column(default=0)
     region_code: Mapped[str | None] = mapped_column(String(12))
+    # Whether workers may apply to join it from the H5 (grassroots and enterprise unions
+    # only; see members.joining).
+    accepts_applications: Mapped[bool] = mapped_column(default=True, server_default=true())
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=now)
 

@@ -33,6 +33,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.judging import router as console_judging_router
     from gonghui.console.mall import router as console_mall_router
     from gonghui.console.members import router as console_members_router
+    from gonghui.console.membership_requests import router as console_membership_requests_router
     from gonghui.console.merchants import router as console_merchants_router
     from gonghui.console.oauth_clients import router as console_oauth_clients_router
     from gonghui.console.oauth_webhooks import router as console_oauth_webhooks_router
@@ -54,6 +55,7 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RenewedSignInCookies)
     app.include_router(console_router)
     app.include_router(console_members_router)
+    app.include_router(console_membership_requests_router)
     # Before the activities router: its POST /{id}/{action} would take /{id}/edit,
     # /{id}/repeat and /{id}/risk-limits.
     app.include_router(console_activity_edit_router)
