@@ -2,7 +2,7 @@
 an org accepts applications
 
 Revision ID: 20261217_membership_applications
-Revises: 20261210_oauth_webhooks
+Revises: 20261220_team_invites
 Create Date: 2026-12-17 09:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import gonghui.db
 
 revision: str = "20261217_membership_applications"
-down_revision: str | None = "20261210_oauth_webhooks"
+down_revision: str | None = "20261220_team_invites"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
