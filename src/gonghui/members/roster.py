@@ -89,9 +89,11 @@ def list_roster(
     limit: int = 50,
     id_number: str | None = None,
     phone: str | None = None,
+    name: str | None = None,
 ) -> RosterPage:
-    """Entries of ``org_id``'s subtree, by id; exact search by ID number or phone goes
-    through the blind index (the only way to find a person without decrypting)."""
+    """Entries of ``org_id``'s subtree, by id; exact search by ID number, phone or name
+    goes through the blind index (the only way to find a person without decrypting). The
+    ID number and phone are indexed; a name (not unique) is matched within the subtree."""
     org = require_org(session, actor, Permission.MEMBERS_READ, org_id)
     limit = min(max(limit, 1), MAX_PAGE)
     base = (
@@ -106,6 +108,8 @@ def list_roster(
         stmt = stmt.where(RosterEntry.id > after)
     if id_number:
         stmt = stmt.where(RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, id_number))
+    if name:
+        stmt = stmt.where(RosterEntry.name_hash == blind_index(PiiField.NAME, name))
     if phone:
         phone_hash = blind_index(PiiField.PHONE, phone)
         stmt = stmt.where(
