@@ -168,7 +168,10 @@ def main() -> None:
         pages = {
             "home (platform admin)": (admin, "/console/"),
             "home (province admin)": (province, "/console/"),
-            "roster search by name": (province, "/console/roster/entries?name=会员4242"),
+            "roster search by ID number": (
+                province,
+                "/console/roster/entries?id_number=440101190401010423",
+            ),
             "roster first page": (province, "/console/roster/entries"),
             "staff": (province, "/console/staff"),
             "live activities": (province, "/console/activities?live=1"),

@@ -68,11 +68,18 @@ def test_operator_finds_a_member_and_unmasks_one_field(
     desktop.get_by_role("link", name="名册查询").click()
     rows = desktop.locator("#entries-table tbody tr")
     expect(rows).to_have_count(2)
-    desktop.get_by_label("姓名").fill("王芳")
+    with unit_of_work(read_only=True) as session:
+        membership = session.get(Membership, member.membership_id)
+        assert membership is not None
+        entry = session.get(RosterEntry, membership.roster_entry_id)
+        assert entry is not None
+        number = unseal(PiiField.ID_NUMBER, entry.id_number_enc)
+    desktop.get_by_label("身份证号").fill(number)
     desktop.get_by_role("button", name="查找").click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("王*")
     expect(rows.first).not_to_contain_text("王芳")
+    expect(rows.first).not_to_contain_text(number)
     shot(desktop, "console-roster-entries")
     assert axe(desktop) == []
 
@@ -81,12 +88,6 @@ def test_operator_finds_a_member_and_unmasks_one_field(
     desktop.get_by_label("字段").select_option(label="身份证号")
     desktop.get_by_label("查看原因").fill("核对会员身份")
     desktop.get_by_role("button", name="查看明文").click()
-    with unit_of_work(read_only=True) as session:
-        membership = session.get(Membership, member.membership_id)
-        assert membership is not None
-        entry = session.get(RosterEntry, membership.roster_entry_id)
-        assert entry is not None
-        number = unseal(PiiField.ID_NUMBER, entry.id_number_enc)
     revealed = desktop.locator("#revealed")
     expect(revealed).to_contain_text("身份证号明文：")
     shot(desktop, "console-roster-entry-unmasked")

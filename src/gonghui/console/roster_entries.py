@@ -1,5 +1,5 @@
-"""Console: browsing the roster (masked), exact search by name, ID number or phone through
-the blind index, one entry's page with the audited unmask of one field and the transfer
+"""Console: browsing the roster (masked), exact search by ID number or phone through the
+blind index, one entry's page with the audited unmask of one field and the transfer
 to another org (the same services as the API's ``/orgs/{id}/roster`` and
 ``/roster/{id}/unmask|transfer``)."""
 
@@ -41,14 +41,13 @@ def entries_page(
     request: Request,
     user: ConsoleStaff,
     org_id: Id | None = None,
-    name: Annotated[str, Query(max_length=64)] = "",
     id_number: Annotated[str, Query(max_length=32)] = "",
     phone: Annotated[str, Query(max_length=32)] = "",
     cursor: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     actor = _actor(request, user)
     context: dict[str, Any] = {"active": "nav.roster_entries", "csrf_token": user.csrf_token}
-    search = {"name": name.strip(), "id_number": id_number.strip(), "phone": phone.strip()}
+    search = {"id_number": id_number.strip(), "phone": phone.strip()}
     with unit_of_work(read_only=True) as session:
         readable = _orgs(session, actor, Permission.MEMBERS_READ)
         chosen = next((o for o in readable if o.id == org_id), readable[0] if readable else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 
 from gonghui.bodylimit import MULTIPART_FRAMING, max_body, upload_limit
@@ -106,10 +106,8 @@ def list_roster(
     limit: Count = 50,
     id_number: str | None = None,
     phone: str | None = None,
-    name: Annotated[str | None, Query(max_length=64)] = None,
 ) -> RosterPageRead:
-    """The roster of the org's subtree, masked; ``id_number`` / ``phone`` / ``name`` search
-    exactly."""
+    """The roster of the org's subtree, masked; ``id_number`` / ``phone`` search exactly."""
     page = roster.list_roster(
         session,
         actor=staff,
@@ -118,7 +116,6 @@ def list_roster(
         limit=limit,
         id_number=id_number,
         phone=phone,
-        name=name,
     )
     return RosterPageRead(
         items=[RosterEntryRead.model_validate(v) for v in page.items],
