@@ -138,7 +138,9 @@ def test_staff_grants_in_the_console_stay_within_the_granters_rights(
     with unit_of_work(read_only=True) as session:
         actions = session.scalars(
             select(AuditEntry.action)
-            .where(AuditEntry.subject_type == "user", AuditEntry.subject_id == newcomer.user_id)
+            .where(
+                AuditEntry.subject_type == "user", AuditEntry.subject_id == str(newcomer.user_id)
+            )
             .order_by(AuditEntry.id)
         ).all()
     assert actions == ["staff.grant", "staff.revoke"]
