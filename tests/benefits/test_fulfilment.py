@@ -68,3 +68,33 @@ def test_operator_ships_a_claimed_prize_and_unclaimed_ones_are_forfeited(
         assert [(str(r.action), r.amount) for r in rows] == [("issue", 1), ("expire", -1)]
     prizes = api.get("/api/v1/me/wallet", headers=sleeper.headers).json()["prizes"]
     assert [p["status"] for p in prizes] == ["forfeited"]
+
+
+def test_a_prize_shipped_with_its_courier_shows_the_tracking_number_in_the_wallet(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    config = lottery_config(
+        [{"name": "电饭煲", "kind": "physical", "weight": 1, "stock": 5}], address_deadline_hours=24
+    )
+    activity = create_activity(api, op.headers, tree.city_a, config=config)
+    winner = make_member(tree.city_a)
+    drawn = api.post(f"/api/v1/activities/{activity['id']}/draws", headers=winner.headers)
+    prize_id = int(drawn.json()["benefit"].split(":")[1])
+    api.post(f"/api/v1/me/prizes/{prize_id}/address", json=ADDRESS, headers=winner.headers)
+    ship = f"/api/v1/activities/{activity['id']}/prizes/{prize_id}/ship"
+    bad = api.post(ship, json={"courier_company": "顺丰", "courier_no": "x"}, headers=op.headers)
+    assert bad.status_code == 422
+    body = {"courier_company": "顺丰速运", "courier_no": "SF1234567890"}
+    shipped = api.post(ship, json=body, headers=op.headers).json()
+    assert (shipped["status"], shipped["courier_company"], shipped["courier_no"]) == (
+        "shipped",
+        "顺丰速运",
+        "SF1234567890",
+    )
+    assert shipped["shipped_at"] is not None
+    prizes = api.get("/api/v1/me/wallet", headers=winner.headers).json()["prizes"]
+    assert [(p["status"], p["courier_no"]) for p in prizes] == [("shipped", "SF1234567890")]
+    with unit_of_work() as session:
+        row = session.query(AuditEntry).filter_by(action="benefits.ship_prize").one()
+        assert row.details == body

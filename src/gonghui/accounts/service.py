@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -150,3 +152,17 @@ def user_phone_masked(user: User) -> str | None:
 
 def get_user(session: Session, *, user_id: int) -> User | None:
     return session.get(User, user_id)
+
+
+def usernames(session: Session, *, user_ids: Collection[int]) -> dict[int, str]:
+    """The password sign-in names of these users (staff), by user id."""
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(Identity.user_id, Identity.subject).where(
+            Identity.provider == Provider.PASSWORD,
+            Identity.app_id == "",
+            Identity.user_id.in_(list(user_ids)),
+        )
+    )
+    return {int(user_id): str(subject) for user_id, subject in rows}

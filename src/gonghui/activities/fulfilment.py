@@ -18,6 +18,7 @@ from gonghui.audit import service as audit
 from gonghui.benefits.addresses import address_view
 from gonghui.benefits.errors import BenefitsError
 from gonghui.benefits.models import Prize, PrizeStatus
+from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Conflict, NotFound, PermissionDenied
 from gonghui.members.models import Membership, RosterEntry
@@ -70,7 +71,17 @@ def list_prizes(
     return lines
 
 
-def ship(session: Session, *, actor: Actor, activity_id: int, prize_id: int) -> Prize:
+def ship(
+    session: Session,
+    *,
+    actor: Actor,
+    activity_id: int,
+    prize_id: int,
+    courier_company: str | None = None,
+    courier_no: str | None = None,
+) -> Prize:
+    """Mark a claimed prize shipped, with the courier and tracking number when given (the
+    console asks for both; the member's wallet shows them)."""
     activity = activities.get_activity(session, actor=actor, activity_id=activity_id)
     prize = session.get(Prize, prize_id)
     if prize is None or prize.activity_id != activity.id:
@@ -78,7 +89,12 @@ def ship(session: Session, *, actor: Actor, activity_id: int, prize_id: int) -> 
     moved = session.execute(
         update(Prize)
         .where(Prize.id == prize.id, Prize.status == PrizeStatus.TO_SHIP)
-        .values(status=PrizeStatus.SHIPPED)
+        .values(
+            status=PrizeStatus.SHIPPED,
+            courier_company=courier_company,
+            courier_no=courier_no,
+            shipped_at=now(),
+        )
         .execution_options(synchronize_session=False)
     )
     session.refresh(prize)
@@ -91,5 +107,6 @@ def ship(session: Session, *, actor: Actor, activity_id: int, prize_id: int) -> 
         org_id=activity.org_id,
         subject_type="prize",
         subject_id=prize.id,
+        details={"courier_company": courier_company, "courier_no": courier_no},
     )
     return prize

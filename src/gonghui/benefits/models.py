@@ -81,6 +81,9 @@ class Prize(Base):
     """A physical prize won by a member, and where it is in fulfilment."""
 
     __tablename__ = "benefits_prize"
+    # An activity's prizes by where they are in fulfilment: the shipping page's list and
+    # the console home's count of prizes to ship.
+    __table_args__ = (Index("ix_benefits_prize_activity_status", "activity_id", "status"),)
 
     id: Mapped[IdPk]
     membership_id: Mapped[int] = mapped_column(
@@ -93,6 +96,10 @@ class Prize(Base):
     # Delivery address (name, phone, address) sealed like any personal data.
     address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     address_given_at: Mapped[datetime | None]
+    # What the operator entered on shipping it (the member's wallet shows them).
+    courier_company: Mapped[str | None] = mapped_column(String(50))
+    courier_no: Mapped[str | None] = mapped_column(String(50))
+    shipped_at: Mapped[datetime | None]
     won_at: Mapped[datetime] = mapped_column(default=now)
 
 

@@ -14,6 +14,7 @@ from gonghui.benefits.schemas import (
     LedgerEntryRead,
     LedgerPage,
     PrizeRead,
+    PrizeShipRequest,
     VoucherRead,
     WalletRead,
 )
@@ -106,7 +107,20 @@ def list_prizes(
 
 @router.post("/activities/{activity_id}/prizes/{prize_id}/ship")
 def ship_prize(
-    activity_id: Id, prize_id: Id, staff: CurrentStaff, session: SessionDep
+    activity_id: Id,
+    prize_id: Id,
+    staff: CurrentStaff,
+    session: SessionDep,
+    body: PrizeShipRequest | None = None,
 ) -> PrizeRead:
-    prize = fulfilment.ship(session, actor=staff, activity_id=activity_id, prize_id=prize_id)
+    """Mark a claimed prize shipped; the courier and tracking number are shown to the
+    member."""
+    prize = fulfilment.ship(
+        session,
+        actor=staff,
+        activity_id=activity_id,
+        prize_id=prize_id,
+        courier_company=body.courier_company if body else None,
+        courier_no=body.courier_no if body else None,
+    )
     return PrizeRead.model_validate(prize)

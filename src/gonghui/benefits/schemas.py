@@ -50,6 +50,9 @@ class PrizeRead(BaseModel):
     status: PrizeStatus
     address_deadline: datetime | None
     address_given_at: datetime | None
+    courier_company: str | None = None
+    courier_no: str | None = None
+    shipped_at: datetime | None = None
     won_at: datetime
 
 
@@ -89,3 +92,12 @@ class FulfilmentLine(BaseModel):
     prize: PrizeRead
     winner: str | None
     address: dict[str, str] | None
+
+
+class PrizeShipRequest(BaseModel):
+    """The courier and tracking number of a shipped prize (as a mall order's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    courier_company: str = Field(min_length=1, max_length=50)
+    courier_no: str = Field(min_length=4, max_length=50, pattern=r"^[0-9A-Za-z-]+$")

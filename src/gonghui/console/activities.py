@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from gonghui import xlsx
+from gonghui.activities import overview, stats
 from gonghui.activities import service as activities
-from gonghui.activities import stats
 from gonghui.activities.lottery import dry_run, proof
 from gonghui.activities.lottery.draw import LOTTERY_KINDS
 from gonghui.activities.lottery.models import PrizeKind
@@ -48,19 +48,24 @@ _LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
 
 @router.get("", response_class=HTMLResponse)
-def list_page(request: Request, user: ConsoleStaff) -> Response:
+def list_page(request: Request, user: ConsoleStaff, live: int = 0) -> Response:
+    """The newest activities; ``live=1`` (the home page's link): the live ones, ending
+    soonest first."""
     actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
-        items = [
-            {"activity": a, "status": activities.effective_status(a)}
-            for a in activities.list_activities(session, actor=actor)
-        ]
+        found = (
+            overview.live_activities(session, actor=actor, limit=100)
+            if live
+            else activities.list_activities(session, actor=actor)
+        )
+        items = [{"activity": a, "status": activities.effective_status(a)} for a in found]
         names = {o.id: o.name for o in orgs.list_orgs(session, actor=actor)}
     context = {
         "active": "nav.activities",
         "csrf_token": user.csrf_token,
         "items": items,
         "org_names": names,
+        "live_only": bool(live),
     }
     return render(request, "console/activities.html", context)
 
@@ -372,6 +377,7 @@ def activity_page(
     created: int = 0,
     saved: int = 0,
     repeated: int = 0,
+    cloned: int = 0,
     template_saved: int = 0,
     error: str = "",
 ) -> Response:
@@ -393,6 +399,7 @@ def activity_page(
         created=bool(created),
         saved=bool(saved),
         repeated=bool(repeated),
+        cloned=bool(cloned),
         template_saved=bool(template_saved),
         error=error if error.startswith("error.") else None,
     )

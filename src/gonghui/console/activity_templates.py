@@ -1,4 +1,5 @@
-"""Console: saving an activity as a template, repeating it next month, the templates page,
+"""Console: saving an activity as a template, cloning it, repeating it next month, the
+templates page,
 and a draft from a template, through the same services as the API.
 
 "From a template" creates the draft directly (org, window, title) instead of pre-filling
@@ -80,6 +81,22 @@ def repeat(
     except DomainError as exc:
         return _back(f"/console/activities/{activity_id}", error=error_key(exc))
     return _back(f"/console/activities/{copy_id}", repeated="1")
+
+
+@router.post("/activities/{activity_id}/clone")
+def clone(
+    request: Request, user: ConsoleStaff, activity_id: Id, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """One click: a draft copy of the activity's design (same window and title, as the
+    API's clone without a body), and the operator lands on it."""
+    check_csrf(request, user, csrf)
+    try:
+        with unit_of_work() as session:
+            copy = activities.clone(session, actor=_actor(request, user), activity_id=activity_id)
+            copy_id = copy.id
+    except DomainError as exc:
+        return _back(f"/console/activities/{activity_id}", error=error_key(exc))
+    return _back(f"/console/activities/{copy_id}", cloned="1")
 
 
 def _owned(actor: Actor, template: ActivityTemplate) -> bool:

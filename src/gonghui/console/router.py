@@ -14,13 +14,16 @@ from gonghui.accounts import service as accounts
 from gonghui.accounts import totp
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.totp import TotpChallenge
+from gonghui.activities import overview
 from gonghui.audit import service as audit
 from gonghui.clock import display_zone
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, RateLimited, Unauthenticated
+from gonghui.members import review
 from gonghui.operations import service as operations
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
+from gonghui.risk import flags
 from gonghui.tenancy import Actor, Permission
 from gonghui.types import Id
 from gonghui.web.errors import error_key
@@ -148,11 +151,30 @@ def logout(request: Request, user: ConsoleStaff, csrf: Annotated[str, Form()] = 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, user: ConsoleStaff) -> Response:
+    """The dashboard: what runs and what waits in the caller's subtree, every figure one
+    indexed COUNT or a short list, each linked to its page."""
+    actor = _actor(request, user)
     with unit_of_work(read_only=True) as session:
         me = accounts.get_user(session, user_id=user.principal.user_id)
         names = {
-            g.org_id: orgs.get_org(session, actor=_actor(request, user), org_id=g.org_id).name
+            g.org_id: orgs.get_org(session, actor=actor, org_id=g.org_id).name
             for g in user.principal.grants
+        }
+        to_ship, shipping = overview.prizes_to_ship(session, actor=actor)
+        figures = {
+            "live": overview.count_live(session, actor=actor),
+            "live_list": overview.live_activities(session, actor=actor),
+            "reviews": review.count_pending(session, actor=actor),
+            "participation": overview.participation_today(session, actor=actor),
+            "risk_flags": flags.count_open(session, actor=actor),
+            "to_ship": to_ship,
+            "shipping": shipping,
+            "low_budgets": overview.budgets_running_low(session, actor=actor),
+            "dead_tasks": (
+                operations.count_dead(session, actor=actor)
+                if operations.may_operate(actor)
+                else None
+            ),
         }
     roles = [{"role": g.role, "org_name": names[g.org_id]} for g in user.principal.grants]
     return render(
@@ -163,6 +185,7 @@ def home(request: Request, user: ConsoleStaff) -> Response:
             "csrf_token": user.csrf_token,
             "display_name": me.display_name if me else "",
             "roles": roles,
+            **figures,
         },
     )
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -186,6 +186,12 @@ def list_requests(
         stmt = stmt.where(VerificationRequest.id > after_id)
     stmt = stmt.order_by(VerificationRequest.id).limit(min(max(limit, 1), 200))
     return list(session.scalars(stmt))
+
+
+def count_pending(session: Session, *, actor: Actor) -> int:
+    """Reviews waiting for a decision in the caller's subtree (the console home's figure)."""
+    stmt = scoped(select(func.count(VerificationRequest.id)), actor, Permission.MEMBERS_MANAGE)
+    return int(session.scalar(stmt.where(VerificationRequest.status == ReviewStatus.PENDING)) or 0)
 
 
 def get_request(session: Session, *, actor: Actor, request_id: int) -> VerificationRequest:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gonghui.accounts import principal as principals
@@ -91,29 +91,39 @@ def list_roster(
     phone: str | None = None,
 ) -> RosterPage:
     """Entries of ``org_id``'s subtree, by id; exact search by ID number or phone goes
-    through the blind index (the only way to find a person without decrypting)."""
+    through the blind index (the only way to find a person without decrypting).
+
+    The page's ids come first, from the org index alone (no row read, a sort of ids), and
+    then its rows: sorting whole rows for the first page of a province's 100,000 entries
+    took over 100 ms on SQLite (bench/console). People who left the union are dropped from
+    the rows, not the ids (which would read every row of the subtree), so a page may hold
+    fewer than ``limit``; the cursor follows the ids."""
     org = require_org(session, actor, Permission.MEMBERS_READ, org_id)
     limit = min(max(limit, 1), MAX_PAGE)
-    base = (
+    subtree = select(Org.id).where(within(Org.path, org.path))
+    ids = scoped(select(RosterEntry.id), actor, Permission.MEMBERS_READ).where(
+        RosterEntry.org_id.in_(subtree)
+    )
+    after = _parse_cursor(cursor)
+    if after is not None:
+        ids = ids.where(RosterEntry.id > after)
+    if id_number:
+        ids = ids.where(RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, id_number))
+    if phone:
+        phone_hash = blind_index(PiiField.PHONE, phone)
+        ids = ids.where(
+            RosterEntry.phone_key == narrow_key(phone_hash), RosterEntry.phone_hash == phone_hash
+        )
+    found = list(session.scalars(ids.order_by(RosterEntry.id).limit(limit + 1)))
+    rows = session.execute(
         select(RosterEntry, Org, Membership.user_id)
         .join(Org, Org.id == RosterEntry.org_id)
         .outerjoin(Membership, Membership.roster_entry_id == RosterEntry.id)
-        .where(within(Org.path, org.path), RosterEntry.left_at.is_(None))
-    )
-    stmt = scoped(cast("Select[Any]", base), actor, Permission.MEMBERS_READ)
-    after = _parse_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(RosterEntry.id > after)
-    if id_number:
-        stmt = stmt.where(RosterEntry.id_number_hash == blind_index(PiiField.ID_NUMBER, id_number))
-    if phone:
-        phone_hash = blind_index(PiiField.PHONE, phone)
-        stmt = stmt.where(
-            RosterEntry.phone_key == narrow_key(phone_hash), RosterEntry.phone_hash == phone_hash
-        )
-    rows = session.execute(stmt.order_by(RosterEntry.id).limit(limit + 1)).all()
-    items = [view(entry, entry_org, user_id) for entry, entry_org, user_id in rows[:limit]]
-    next_cursor = str(items[-1].id) if len(rows) > limit else None
+        .where(RosterEntry.id.in_(found[:limit]), RosterEntry.left_at.is_(None))
+        .order_by(RosterEntry.id)
+    ).all()
+    items = [view(entry, entry_org, user_id) for entry, entry_org, user_id in rows]
+    next_cursor = str(found[limit - 1]) if len(found) > limit else None
     return RosterPage(items=items, next_cursor=next_cursor)
 
 

@@ -11,6 +11,7 @@ from gonghui.errors import Conflict, NotFound, PermissionDenied
 from gonghui.operations.errors import OperationsError
 from gonghui.tasks.models import TaskStatus
 from gonghui.tasks.ops import DeadTask, QueueSummary, status_of
+from gonghui.tasks.ops import dead_count as read_dead_count
 from gonghui.tasks.ops import dead_tasks as read_dead_tasks
 from gonghui.tasks.ops import summary as read_summary
 from gonghui.tenancy import Actor
@@ -29,6 +30,12 @@ def require_operator(actor: Actor) -> None:
 def queue_summary(session: Session, *, actor: Actor) -> QueueSummary:
     require_operator(actor)
     return read_summary(session)
+
+
+def count_dead(session: Session, *, actor: Actor) -> int:
+    """Dead-lettered tasks (the console home's alert for platform admins)."""
+    require_operator(actor)
+    return read_dead_count(session)
 
 
 def dead_tasks(

@@ -13,3 +13,4 @@ class OrgsError(StrEnum):
     ROLE_EXISTS = "orgs.role_already_granted"
     ROLE_NOT_FOUND = "orgs.role_not_found"
     USER_NOT_FOUND = "orgs.user_not_found"
+    ROLE_BEYOND_OWN = "orgs.role_beyond_own_rights"

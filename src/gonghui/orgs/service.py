@@ -14,7 +14,15 @@ from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.orgs.errors import OrgsError
 from gonghui.orgs.models import LEVEL_RANK, ORG_TREE_TOPIC, Org, OrgLevel, Role, StaffRole
-from gonghui.tenancy import Actor, Permission, path_within, require_org, scoped, within
+from gonghui.tenancy import (
+    ROLE_PERMISSIONS,
+    Actor,
+    Permission,
+    path_within,
+    require_org,
+    scoped,
+    within,
+)
 
 
 def _check_level(parent: Org | None, level: OrgLevel) -> None:
@@ -199,6 +207,15 @@ def grant_role(
     session: Session, *, actor: Actor, org_id: int, user_id: int, role: Role
 ) -> StaffRole:
     org = require_org(session, actor, Permission.STAFF_MANAGE, org_id)
+    # No one hands out more than they hold there: a role whose every right the granter
+    # holds over the org (today only admins manage staff, and they hold every right; this
+    # keeps it so if a role ever manages staff without holding all the others).
+    beyond = sorted(p for p in ROLE_PERMISSIONS[role] if not actor.can(p, org.path))
+    if beyond:
+        raise PermissionDenied(
+            OrgsError.ROLE_BEYOND_OWN,
+            f"granting {role} needs rights you do not hold there: {', '.join(beyond)}",
+        )
     if session.get(User, user_id) is None:
         raise NotFound(OrgsError.USER_NOT_FOUND, f"user {user_id} not found")
     existing = session.scalar(

@@ -121,6 +121,12 @@ def list_flags(
     return list(session.scalars(stmt.order_by(Flag.id.desc()).limit(min(max(limit, 1), 200))))
 
 
+def count_open(session: Session, *, actor: Actor) -> int:
+    """Open flags of the caller's subtree (the console home's alert)."""
+    stmt = scoped(select(func.count(Flag.id)), actor, REVIEW).where(Flag.status == FlagStatus.OPEN)
+    return int(session.scalar(stmt) or 0)
+
+
 def review(
     session: Session, *, actor: Actor, flag_id: int, decision: FlagStatus, note: str | None
 ) -> Flag:

@@ -102,6 +102,13 @@ def summary(session: Session) -> QueueSummary:
     return QueueSummary(counts=counts, oldest_due_s=max(lag, 0.0), workers=workers)
 
 
+def dead_count(session: Session) -> int:
+    """How many tasks are dead-lettered (one range of the (status, run_at) index)."""
+    return int(
+        session.scalar(select(func.count(Task.id)).where(Task.status == TaskStatus.DEAD)) or 0
+    )
+
+
 def dead_tasks(session: Session, *, limit: int, before_id: int | None = None) -> list[DeadTask]:
     """Dead-lettered tasks, newest first (by id); ``before_id`` pages on."""
     query = select(

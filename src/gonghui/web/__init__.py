@@ -38,14 +38,17 @@ def install(app: FastAPI) -> None:
     from gonghui.console.oauth_clients import router as console_oauth_clients_router
     from gonghui.console.oauth_webhooks import router as console_oauth_webhooks_router
     from gonghui.console.open_reference import router as console_open_reference_router
+    from gonghui.console.prizes import router as console_prizes_router
     from gonghui.console.questions import router as console_questions_router
     from gonghui.console.queue import router as console_queue_router
     from gonghui.console.reconciliation import router as console_reconciliation_router
     from gonghui.console.risk import router as console_risk_router
     from gonghui.console.risk_limits import router as console_risk_limits_router
+    from gonghui.console.roster_entries import router as console_roster_entries_router
     from gonghui.console.router import router as console_router
     from gonghui.console.security import router as console_security_router
     from gonghui.console.services import router as console_services_router
+    from gonghui.console.staff import router as console_staff_router
     from gonghui.console.votes import router as console_votes_router
     from gonghui.console.wechat_apps import router as console_wechat_apps_router
     from gonghui.h5.router import router as h5_router
@@ -56,10 +59,13 @@ def install(app: FastAPI) -> None:
     app.include_router(console_router)
     app.include_router(console_members_router)
     app.include_router(console_membership_requests_router)
+    app.include_router(console_roster_entries_router)
+    app.include_router(console_staff_router)
     # Before the activities router: its POST /{id}/{action} would take /{id}/edit,
-    # /{id}/repeat and /{id}/risk-limits.
+    # /{id}/repeat, /{id}/clone, /{id}/risk-limits and /{id}/prizes.
     app.include_router(console_activity_edit_router)
     app.include_router(console_risk_limits_router)
+    app.include_router(console_prizes_router)
     app.include_router(console_activity_templates_router)
     app.include_router(console_activities_router)
     app.include_router(console_votes_router)

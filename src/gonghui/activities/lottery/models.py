@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -45,12 +45,14 @@ class PoolPrize(Base):
 
 class Draw(Base):
     __tablename__ = "activities_lottery_draw"
-    __table_args__ = (UniqueConstraint("activity_id", "membership_id", "draw_no"),)
+    __table_args__ = (
+        UniqueConstraint("activity_id", "membership_id", "draw_no"),
+        # An activity's draws, by time: the console home counts today's with one range.
+        Index("ix_activities_lottery_draw_activity_at", "activity_id", "at"),
+    )
 
     id: Mapped[IdPk]
-    activity_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("activities_activity.id"), index=True
-    )
+    activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities_activity.id"))
     membership_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("members_membership.id"), index=True
     )

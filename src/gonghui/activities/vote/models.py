@@ -52,7 +52,11 @@ class Vote(Base):
     stays in the log, marked, and counts for no one."""
 
     __tablename__ = "activities_vote"
-    __table_args__ = (Index("ix_activities_vote_activity_id_id", "activity_id", "id"),)
+    __table_args__ = (
+        Index("ix_activities_vote_activity_id_id", "activity_id", "id"),
+        # The console home counts today's votes with one range.
+        Index("ix_activities_vote_activity_at", "activity_id", "at"),
+    )
 
     id: Mapped[IdPk]
     activity_id: Mapped[int] = mapped_column(BigId, ForeignKey("activities_activity.id"))
