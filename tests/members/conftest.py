@@ -18,6 +18,7 @@ from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
 from gonghui.members.idnumber import check_character
 from gonghui.web.session import ACCESS_COOKIE, csrf_token_for
+from tests.fixtures import proof_png
 
 HEADER = ["姓名", "身份证号", "手机号", "会员号", "工会编码", "入会日期"]
 
@@ -139,3 +140,25 @@ def report_rows(
     assert lines[0] == ["row", "field", "code", "reason"]
     assert all(line[3] for line in lines[1:])  # every bad row says why
     return [(int(r), f, c) for r, f, c, _ in lines[1:]]
+
+
+NEWCOMER = id_number("44010619950505066")
+LISTED = id_number("44010619900307123")
+
+
+def apply(
+    api: httpx.Client, headers: dict[str, str], org_id: int, number: str = NEWCOMER
+) -> httpx.Response:
+    return api.post(
+        "/api/v1/members/applications",
+        data={
+            "org_id": str(org_id),
+            "name": "林新",
+            "id_number": number,
+            "phone": "13912345678",
+            "employer": "天河软件园某科技公司",
+            "job": "测试工程师",
+        },
+        files={"proof": ("工作证.png", proof_png(), "image/png")},
+        headers=headers,
+    )

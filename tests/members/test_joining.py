@@ -27,28 +27,13 @@ from gonghui.members.models import (
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.fixtures import PASSWORD, StaffFactory, Tree, proof_png
-from tests.members.conftest import MemberFactory, id_number, sign_in_to_pages
-
-NEWCOMER = id_number("44010619950505066")
-LISTED = id_number("44010619900307123")
-
-
-def apply(
-    api: httpx.Client, headers: dict[str, str], org_id: int, number: str = NEWCOMER
-) -> httpx.Response:
-    return api.post(
-        "/api/v1/members/applications",
-        data={
-            "org_id": str(org_id),
-            "name": "林新",
-            "id_number": number,
-            "phone": "13912345678",
-            "employer": "天河软件园某科技公司",
-            "job": "测试工程师",
-        },
-        files={"proof": ("工作证.png", proof_png(), "image/png")},
-        headers=headers,
-    )
+from tests.members.conftest import (
+    LISTED,
+    NEWCOMER,
+    MemberFactory,
+    apply,
+    sign_in_to_pages,
+)
 
 
 def _count(model: Any, *where: Any) -> int:

@@ -23,6 +23,7 @@ from tests.activities.conftest import (
     lottery_config,
 )
 from tests.fixtures import PhoneUserFactory, StaffFactory, Tree, request_review
+from tests.members.conftest import apply as apply_to_join
 from tests.web.conftest import axe, shot
 from tests.web.pages import sign_in_to_console
 
@@ -169,10 +170,14 @@ def test_home_dashboard_shows_a_live_activity_and_a_pending_review(
     applicant = make_phone_user()
     asked = request_review(api, applicant.headers, tree.grassroots_a1x, "赵六", id_number(777))
     assert asked.status_code == 201, asked.text
+    worker = make_phone_user()
+    applied = apply_to_join(api, worker.headers, tree.grassroots_a1x)
+    assert applied.status_code == 201, applied.text
 
     sign_in_to_console(desktop, operator.username)
     expect(desktop.locator("#kpi-live .kpi-value")).to_have_text("1")
     expect(desktop.locator("#kpi-reviews .kpi-value")).to_have_text("1")
+    expect(desktop.locator("#kpi-applications .kpi-value")).to_have_text("1")
     expect(desktop.locator("#live-list")).to_contain_text("五一劳动节抽奖")
     expect(desktop.locator(".roles")).to_contain_text("经办人 广州市总工会")
     shot(desktop, "console-home-dashboard")

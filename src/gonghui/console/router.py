@@ -19,7 +19,7 @@ from gonghui.audit import service as audit
 from gonghui.clock import display_zone
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, RateLimited, Unauthenticated
-from gonghui.members import review
+from gonghui.members import requests, review
 from gonghui.operations import service as operations
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel
@@ -165,6 +165,7 @@ def home(request: Request, user: ConsoleStaff) -> Response:
             "live": overview.count_live(session, actor=actor),
             "live_list": overview.live_activities(session, actor=actor),
             "reviews": review.count_pending(session, actor=actor),
+            "applications": requests.count_pending(session, actor=actor),
             "participation": overview.participation_today(session, actor=actor),
             "risk_flags": flags.count_open(session, actor=actor),
             "to_ship": to_ship,

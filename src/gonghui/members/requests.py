@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -125,6 +125,13 @@ def list_requests(
         stmt = stmt.where(MembershipRequest.id > after_id)
     stmt = stmt.order_by(MembershipRequest.id).limit(min(max(limit, 1), MAX_PAGE))
     return list(session.scalars(stmt))
+
+
+def count_pending(session: Session, *, actor: Actor) -> int:
+    """Join, transfer and leave requests waiting in the caller's subtree (the console
+    home's figure)."""
+    stmt = scoped(select(func.count(MembershipRequest.id)), actor, Permission.MEMBERS_MANAGE)
+    return int(session.scalar(stmt.where(MembershipRequest.status == RequestStatus.PENDING)) or 0)
 
 
 def get_request(session: Session, *, actor: Actor, request_id: int) -> MembershipRequest:
