@@ -3,9 +3,13 @@ the ledger and the participation tables say; an incremental run picks up new act
 
 from __future__ import annotations
 
+import io
+
 import httpx
+from openpyxl import load_workbook  # type: ignore[import-untyped]
 from sqlalchemy import select
 
+from gonghui import xlsx
 from gonghui.analytics import aggregate
 from gonghui.analytics.models import AggregateRun
 from gonghui.db import unit_of_work
@@ -174,3 +178,42 @@ def test_refresh_is_queued_and_rate_limited(
     with unit_of_work(read_only=True) as session:
         queued = session.scalars(select(Task).where(Task.name == "analytics.refresh")).all()
     assert [(t.id, t.args) for t in queued] == [(task_id, {"full": False})]
+
+
+def test_each_figure_set_exports_as_xlsx_with_the_figures_shown(
+    api: httpx.Client, tree: Tree, story: Story
+) -> None:
+    aggregate.recompute()
+    shown = _overview(api, story.staff.headers, tree.province)
+    sheets = {}
+    for figure_set in ("monthly", "benefits", "orgs", "activities"):
+        resp = api.get(
+            f"/api/v1/analytics/orgs/{tree.province}/{figure_set}.xlsx",
+            params={"months": 3},
+            headers=story.staff.headers,
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-type"] == xlsx.MEDIA_TYPE
+        sheet = load_workbook(io.BytesIO(resp.content)).active
+        assert sheet.title == figure_set
+        rows = list(sheet.iter_rows(values_only=True))
+        assert rows[0][:2] == ("org", "广东省总工会")
+        sheets[figure_set] = [dict(zip(rows[1], row, strict=True)) for row in rows[2:]]
+    assert [r["month"] for r in sheets["monthly"]] == shown["months"]
+    this_month = sheets["monthly"][-1]
+    assert (this_month["verified_members"], this_month["active_members"]) == (5, 3)
+    assert this_month["coverage_pct"] == 60
+    assert [(r["org_id"], r["verified_members"], r["benefits_issued"]) for r in sheets["orgs"]] == [
+        (p["org_id"], p["verified_members"], p["issued_count"]) for p in shown["orgs"]
+    ]
+    assert [(r["kind"], r["issued_count"]) for r in sheets["benefits"]] == [
+        (b["kind"], b["issued_count"]) for b in shown["benefits"]
+    ]
+    (activity,) = sheets["activities"]
+    assert (activity["activity_id"], activity["title"]) == (story.activity["id"], "十一月抽奖")
+    assert (activity["participants"], activity["eligible_members"]) == (3, 5)
+    assert activity["participation_pct"] == 60
+    resp = api.get(
+        f"/api/v1/analytics/orgs/{tree.province}/secrets.xlsx", headers=story.staff.headers
+    )
+    assert resp.status_code == 422

@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.activities import router as console_activities_router
     from gonghui.console.activity_edit import router as console_activity_edit_router
     from gonghui.console.activity_templates import router as console_activity_templates_router
+    from gonghui.console.analytics import router as console_analytics_router
     from gonghui.console.competitions import router as console_competitions_router
     from gonghui.console.judging import router as console_judging_router
     from gonghui.console.mall import router as console_mall_router
@@ -62,6 +63,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console_merchants_router)
     app.include_router(console_reconciliation_router)
     app.include_router(console_mall_router)
+    app.include_router(console_analytics_router)
     app.include_router(console_oauth_webhooks_router)
     app.include_router(console_oauth_clients_router)
     app.include_router(console_open_reference_router)
