@@ -118,4 +118,4 @@ def count_directly(org_id: int) -> Counted:
             .join(Membership, Membership.id == LedgerEntry.membership_id)
             .where(in_subtree, LedgerEntry.action == LedgerAction.ISSUE)
         ).one()
-    return Counted(roster or 0, verified or 0, active, draws, issued, issued_amount)
+    return Counted(roster or 0, verified or 0, active, draws, issued, int(issued_amount))

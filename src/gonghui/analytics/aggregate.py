@@ -298,14 +298,15 @@ def compute(session: Session, *, full: bool = False, at: datetime | None = None)
     run = session.get(AggregateRun, NAME)
     full = full or run is None
     months = month_range(_first_month(session, full=full, run=run, at=at), month_of(at))
-    # Outside a full run, only the activities open in these months (or the day before)
-    # can have acts in them: the activity's own index finds their rows.
+    # Outside a full run, only the activities not ended before these months (a day's
+    # margin: a payment notified after a sale closed) can have acts in them, and the
+    # activity's own index finds their rows. Activities not started yet stay in: a
+    # competition takes entries before it opens.
     open_then = (
         None
         if full
         else select(Activity.id).where(
             Activity.status != ActivityStatus.DRAFT,
-            Activity.starts_at < month_start(next_month(months[-1])),
             Activity.ends_at >= month_start(months[0]) - timedelta(days=1),
         )
     )
