@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ import httpx
 from gonghui.analytics.aggregate import month_of, month_start
 from gonghui.clock import now
 
-from _harness import Server, emit, percentile, reset_postgres, staff_token
+from _harness import Server, emit, peak_rss_mb, percentile, reset_postgres, staff_token
 
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
 ACTIVITIES = int(os.environ.get("BENCH_ACTIVITIES", "1000"))
@@ -256,6 +257,7 @@ def main() -> None:
             "aggregate_full_s": runs["full_s"],
             "aggregate_incremental_s": runs["incremental_s"],
             "target_page_ms": 300,
+            "peak_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),
             "invariants_ok": invariants_ok,
         }
     )
