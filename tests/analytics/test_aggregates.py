@@ -217,3 +217,20 @@ def test_each_figure_set_exports_as_xlsx_with_the_figures_shown(
         f"/api/v1/analytics/orgs/{tree.province}/secrets.xlsx", headers=story.staff.headers
     )
     assert resp.status_code == 422
+
+
+def test_a_run_that_finishes_after_a_later_one_keeps_the_later_figures(
+    api: httpx.Client, tree: Tree, story: Story
+) -> None:
+    aggregate.recompute()
+    started = aggregate.now()
+    with unit_of_work(read_only=True) as session:
+        stale = aggregate.compute(session, at=started)
+    newcomer = create_member(tree.grassroots_b1)
+    assert draw(api, story.activity["id"], newcomer.headers).status_code == 200
+    later = aggregate.recompute()
+    with unit_of_work() as session:
+        aggregate.store(session, stale, at=started)
+    month = _overview(api, story.staff.headers, tree.city_b)["monthly"][-1]
+    assert (month["verified_members"], month["active_members"]) == (3, 2)
+    assert not later.full

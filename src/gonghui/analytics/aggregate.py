@@ -25,7 +25,7 @@ from gonghui.analytics.models import ActivityFigures, AggregateRun, BenefitMonth
 from gonghui.analytics.participation import acts
 from gonghui.benefits.models import Budget, LedgerAction, LedgerEntry, LedgerKind
 from gonghui.clock import day_start, display_zone, now
-from gonghui.db import unit_of_work
+from gonghui.db import unit_of_work, upsert_insert
 from gonghui.members.models import Membership, MembershipStatus, RosterEntry
 from gonghui.orgs.models import Org
 from gonghui.tenancy import path_ids
@@ -322,9 +322,31 @@ def _insert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> N
         session.execute(insert(model), rows[start : start + CHUNK])
 
 
+def _lock_run(session: Session, at: datetime) -> AggregateRun:
+    """The job's state row, locked to this transaction (made on the first run): two runs
+    that finish together replace the rows one after the other, never interleaved."""
+    session.execute(
+        upsert_insert(session.get_bind().dialect.name)(AggregateRun)
+        .values(name=NAME, computed_at=at, months="")
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    run = session.scalar(
+        select(AggregateRun)
+        .where(AggregateRun.name == NAME)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert run is not None
+    return run
+
+
 def store(session: Session, figures: Figures, *, at: datetime | None = None) -> AggregateRun:
-    """Replace the rows ``figures`` recomputed (in ``session``'s write transaction)."""
+    """Replace the rows ``figures`` recomputed (in ``session``'s write transaction),
+    unless a run computed later has stored its own already."""
     at = at or now()
+    run = _lock_run(session, at)
+    if run.months and run.computed_at > at:
+        return run
     if figures.full:
         for model in (OrgMonth, BenefitMonth, ActivityFigures):
             session.execute(delete(model))
@@ -337,10 +359,6 @@ def store(session: Session, figures: Figures, *, at: datetime | None = None) -> 
     _insert(session, OrgMonth, figures.org_months)
     _insert(session, BenefitMonth, figures.benefits)
     _insert(session, ActivityFigures, figures.activities)
-    run = session.get(AggregateRun, NAME)
-    if run is None:
-        run = AggregateRun(name=NAME, computed_at=at)
-        session.add(run)
     run.computed_at = at
     if figures.full:
         run.full_at = at
