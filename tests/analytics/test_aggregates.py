@@ -8,10 +8,12 @@ import io
 import httpx
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from gonghui import xlsx
 from gonghui.analytics import aggregate
 from gonghui.analytics.models import AggregateRun
+from gonghui.cli import app
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from tests.activities.conftest import create_member, draw
@@ -234,3 +236,17 @@ def test_a_run_that_finishes_after_a_later_one_keeps_the_later_figures(
     month = _overview(api, story.staff.headers, tree.city_b)["monthly"][-1]
     assert (month["verified_members"], month["active_members"]) == (3, 2)
     assert not later.full
+
+
+def test_an_operator_recomputes_everything_from_the_command_line(
+    api: httpx.Client, tree: Tree, story: Story
+) -> None:
+    result = CliRunner().invoke(app, ["analytics", "aggregate", "--full"])
+    assert result.exit_code == 0, result.output
+    assert "1 activities" in result.output
+    month = _overview(api, story.staff.headers, tree.province)["monthly"][-1]
+    assert (month["verified_members"], month["active_members"]) == (5, 3)
+    with unit_of_work(read_only=True) as session:
+        run = session.scalar(select(AggregateRun))
+        assert run is not None
+        assert run.full_at == run.computed_at
