@@ -32,6 +32,7 @@ from gonghui.activities.router import router as activities_router
 from gonghui.activities.templates.router import router as activity_templates_router
 from gonghui.activities.vote.router import router as vote_router
 from gonghui.activities.voucher_grab.router import router as vouchers_router
+from gonghui.analytics.router import router as analytics_router
 from gonghui.audit.router import router as audit_router
 from gonghui.baas.functions.router import gallery_router
 from gonghui.baas.functions.router import router as functions_router
@@ -180,6 +181,7 @@ def create_app() -> FastAPI:
     app.include_router(mall_router)
     app.include_router(risk_router)
     app.include_router(openplatform_router)
+    app.include_router(analytics_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

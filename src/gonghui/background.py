@@ -22,6 +22,7 @@ TASK_MODULES = (
     "gonghui.activities.voucher_grab.claims",
     "gonghui.mall.refunds",
     "gonghui.mall.sweep",
+    "gonghui.analytics.jobs",
 )
 
 

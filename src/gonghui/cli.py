@@ -462,6 +462,26 @@ def oauth_rotate_key() -> None:
     console.print(f"[green]signing with key[/green] {kid}")
 
 
+analytics_app = typer.Typer(no_args_is_help=True, help="Org-wide analytics.")
+app.add_typer(analytics_app, name="analytics")
+
+
+@analytics_app.command("aggregate")
+def analytics_aggregate(
+    full: Annotated[bool, typer.Option("--full", help="Recompute every month")] = False,
+) -> None:
+    """Run the analytics aggregation job now, in this process: the current month (and the
+    last, while its last day settles), or everything with --full."""
+    from gonghui.analytics import aggregate
+
+    figures = aggregate.recompute(full=full)
+    console.print(
+        f"recomputed {figures.months[0]}..{figures.months[-1]}: {len(figures.org_months)} "
+        f"org-month rows, {len(figures.benefits)} benefit rows, "
+        f"{len(figures.activities)} activities"
+    )
+
+
 benefits_app = typer.Typer(no_args_is_help=True, help="Benefits housekeeping.")
 app.add_typer(benefits_app, name="benefits")
 

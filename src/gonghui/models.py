@@ -10,6 +10,7 @@ from gonghui.activities.quiz import models as quiz_models
 from gonghui.activities.templates import models as activity_templates_models
 from gonghui.activities.vote import models as vote_models
 from gonghui.activities.voucher_grab import models as voucher_grab_models
+from gonghui.analytics import models as analytics_models
 from gonghui.audit import models as audit_models
 from gonghui.baas import models as baas_models
 from gonghui.baas.functions import models as functions_models
@@ -30,6 +31,7 @@ __all__ = [
     "accounts_models",
     "activities_models",
     "activity_templates_models",
+    "analytics_models",
     "audit_models",
     "baas_models",
     "benefits_models",

@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     mall_after_sale_days: float = Field(default=7.0, ge=0)
     mall_sweep_interval_s: float = Field(default=60.0, gt=0)
     mall_appid: str = ""
+    # Org-wide analytics (analytics/): the aggregates of the current month (and the
+    # previous one, for a day) are recomputed this often; everything once a day.
+    analytics_interval_s: float = Field(default=900.0, gt=0)
+    analytics_full_every_s: float = Field(default=86400.0, gt=0)
     # An unfinished roster import whose process has not written for this long died with it.
     roster_import_stale_s: float = 600.0
 

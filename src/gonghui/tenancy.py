@@ -62,6 +62,7 @@ class Permission(StrEnum):
     ACTIVITIES_MANAGE = "activities.manage"
     APPS_MANAGE = "apps.manage"
     MERCHANTS_MANAGE = "merchants.manage"
+    ANALYTICS_READ = "analytics.read"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -74,9 +75,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PII_UNMASK,
             Permission.ACTIVITIES_MANAGE,
             Permission.MERCHANTS_MANAGE,
+            Permission.ANALYTICS_READ,
         }
     ),
-    Role.AUDITOR: frozenset({Permission.ORGS_READ, Permission.MEMBERS_READ, Permission.AUDIT_READ}),
+    Role.AUDITOR: frozenset(
+        {
+            Permission.ORGS_READ,
+            Permission.MEMBERS_READ,
+            Permission.AUDIT_READ,
+            Permission.ANALYTICS_READ,
+        }
+    ),
     Role.DEVELOPER: frozenset({Permission.ORGS_READ, Permission.APPS_MANAGE}),
 }
 

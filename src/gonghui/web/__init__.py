@@ -29,6 +29,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.baas_functions import router as console_baas_functions_router
     from gonghui.console.baas_tables import router as console_baas_tables_router
     from gonghui.console.baas_triggers import router as console_baas_triggers_router
+    from gonghui.console.analytics import router as console_analytics_router
     from gonghui.console.competitions import router as console_competitions_router
     from gonghui.console.judging import router as console_judging_router
     from gonghui.console.mall import router as console_mall_router
@@ -78,6 +79,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console_merchants_router)
     app.include_router(console_reconciliation_router)
     app.include_router(console_mall_router)
+    app.include_router(console_analytics_router)
     app.include_router(console_oauth_webhooks_router)
     app.include_router(console_oauth_clients_router)
     app.include_router(console_open_reference_router)

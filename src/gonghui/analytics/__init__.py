@@ -1,0 +1,1 @@
+"""Org-wide analytics: scheduled aggregates per (org, month) read over a subtree."""
