@@ -23,13 +23,13 @@ def install(app: FastAPI) -> None:
     from gonghui.console.activities import router as console_activities_router
     from gonghui.console.activity_edit import router as console_activity_edit_router
     from gonghui.console.activity_templates import router as console_activity_templates_router
+    from gonghui.console.analytics import router as console_analytics_router
     from gonghui.console.baas_apps import router as console_baas_apps_router
     from gonghui.console.baas_data import router as console_baas_data_router
     from gonghui.console.baas_files import router as console_baas_files_router
     from gonghui.console.baas_functions import router as console_baas_functions_router
     from gonghui.console.baas_tables import router as console_baas_tables_router
     from gonghui.console.baas_triggers import router as console_baas_triggers_router
-    from gonghui.console.analytics import router as console_analytics_router
     from gonghui.console.competitions import router as console_competitions_router
     from gonghui.console.judging import router as console_judging_router
     from gonghui.console.mall import router as console_mall_router
