@@ -22,6 +22,10 @@ TASK_MODULES = (
     "gonghui.activities.voucher_grab.claims",
     "gonghui.mall.refunds",
     "gonghui.mall.sweep",
+    "gonghui.notifications.channels",
+    "gonghui.notifications.events",
+    "gonghui.notifications.reminders",
+    "gonghui.notifications.broadcasts",
 )
 
 
