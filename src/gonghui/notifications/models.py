@@ -39,6 +39,10 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+# Why a delivery was skipped or deferred (a failure's reason is the provider's error code).
+REASONS = ("quiet_hours", "daily_cap", "no_phone", "no_wechat", "no_subscription", "no_template")
+
+
 class BroadcastStatus(StrEnum):
     PENDING = "pending"  # written, waiting for a second staff member's review
     SENDING = "sending"  # approved: batches go out at the bounded rate
