@@ -87,6 +87,7 @@ def test_a_second_staff_member_approves_a_broadcast(
     desktop.get_by_role("link", name="年终慰问品领取通知").click()
     expect(desktop).to_have_url(f"/console/notifications/broadcasts/{broadcast_id}")
     expect(desktop.locator("main")).to_contain_text("待审核")
+    expect(desktop.locator("main")).to_contain_text("通过后将发送给 3 名会员。")
     assert axe(desktop) == []
     shot(desktop, "console-broadcast-review")
 

@@ -221,6 +221,7 @@ def broadcast_page(
         visible = orgs.list_orgs(session, actor=actor)
         org = next((o for o in visible if o.id == found.org_id), None)
         log = service.delivery_log(session, actor=actor, broadcast_id=found.id, limit=LOG_PAGE)
+        reach = broadcasts.audience(session, broadcast=found) if found.status == "pending" else 0
     counts: dict[tuple[str, str], int] = {}
     for row in log:
         counts[(row.channel, row.status)] = counts.get((row.channel, row.status), 0) + 1
@@ -229,6 +230,7 @@ def broadcast_page(
         "csrf_token": user.csrf_token,
         "b": found,
         "org_name": org.name if org else "",
+        "reach": reach,
         "may_review": found.status == BroadcastStatus.PENDING
         and found.created_by != actor.user_id
         and bool(org and actor.can(Permission.MEMBERS_MANAGE, org.path)),

@@ -35,6 +35,13 @@ def _members(org_path: str) -> Select[int, int, int]:
     )
 
 
+def audience(session: Session, *, broadcast: Broadcast) -> int:
+    """How many members the broadcast reaches (its org's subtree's verified members now)."""
+    org = session.get_one(Org, broadcast.org_id)
+    members = _members(org.path).subquery()
+    return int(session.scalar(select(func.count()).select_from(members)) or 0)
+
+
 def create(
     session: Session, *, actor: Actor, org_id: int, title: str, body: str, channels: list[str]
 ) -> Broadcast:
@@ -84,11 +91,7 @@ def _decide(
         raise PermissionDenied(
             NotificationsError.SAME_REVIEWER, "another staff member must review this broadcast"
         )
-    org = session.get_one(Org, broadcast.org_id)
-    total = 0
-    if to == BroadcastStatus.SENDING:
-        members = _members(org.path).subquery()
-        total = int(session.scalar(select(func.count()).select_from(members)) or 0)
+    total = audience(session, broadcast=broadcast) if to == BroadcastStatus.SENDING else 0
     moved = session.execute(
         update(Broadcast)
         .where(Broadcast.id == broadcast.id, Broadcast.status == BroadcastStatus.PENDING)

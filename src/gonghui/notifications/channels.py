@@ -30,11 +30,12 @@ from gonghui.notifications.models import (
     Notification,
     Subscription,
 )
-from gonghui.notifications.service import DELIVER, Rules, rules
+from gonghui.notifications.rules import Rules, rules
 from gonghui.pii import PiiField, unseal
 
 log = logging.getLogger("gonghui.notifications")
 
+DELIVER = "notifications.deliver"
 # WeChat's subscribe-message values ("thing" kind) hold at most 20 characters.
 WECHAT_VALUE_CHARS = 20
 # Failures worth another try: the provider did not answer.

@@ -31,7 +31,7 @@ _EVENTS: dict[hooks.OrgEvent, Event] = {
 }
 
 
-def _on_org_event(
+def on_org_event(
     session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]
 ) -> None:
     mapped = _EVENTS.get(event)
@@ -39,7 +39,7 @@ def _on_org_event(
         tasks.defer(session, ON_EVENT, event=str(mapped), org_id=org_id, payload=payload)
 
 
-hooks.subscribe(_on_org_event)
+hooks.subscribe(on_org_event)
 
 
 def _user_of(session: Session, payload: dict[str, Any]) -> int | None:

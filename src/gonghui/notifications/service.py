@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 from gonghui import tasks
 from gonghui.audit import service as audit
 from gonghui.clock import now
+from gonghui.db import rowcount
 from gonghui.errors import InvalidInput, NotFound
 from gonghui.notifications import templates
+from gonghui.notifications.channels import DELIVER
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import (
     Channel,
@@ -27,35 +29,14 @@ from gonghui.notifications.models import (
     OrgSettings,
     Template,
 )
+from gonghui.notifications.rules import Rules, rules
 from gonghui.orgs.models import Org
 from gonghui.tenancy import Actor, Permission, get_scoped, subtree_condition
 
-DELIVER = "notifications.deliver"
 OUTBOUND = (Channel.SMS, Channel.WECHAT)
+
+__all__ = ["DELIVER", "OUTBOUND", "Rules", "notify", "rules"]
 MAX_VARIABLE_CHARS = 500
-DEFAULT_DAILY_CAP = 5
-
-
-@dataclass(frozen=True)
-class Rules:
-    """An org's delivery rules as they apply (its own or the nearest ancestor's)."""
-
-    quiet_start_minute: int | None
-    quiet_end_minute: int | None
-    daily_cap: int
-    org_id: int | None = None
-
-
-def rules(session: Session, org_id: int) -> Rules:
-    ids = templates.chain(session, org_id)
-    rows = {
-        r.org_id: r for r in session.scalars(select(OrgSettings).where(OrgSettings.org_id.in_(ids)))
-    }
-    for org in ids:
-        row = rows.get(org)
-        if row is not None:
-            return Rules(row.quiet_start_minute, row.quiet_end_minute, row.daily_cap, org)
-    return Rules(None, None, DEFAULT_DAILY_CAP)
 
 
 def _texts(session: Session, org_id: int) -> dict[tuple[Event, Channel], templates.Text]:
@@ -179,7 +160,7 @@ def mark_read(session: Session, *, user_id: int, notification_id: int | None = N
     result = session.execute(
         stmt.values(read_at=now()).execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def deliveries_of(session: Session, notification_ids: Sequence[int]) -> dict[int, list[Delivery]]:
