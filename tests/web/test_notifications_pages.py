@@ -4,14 +4,18 @@ member reviews and approves a broadcast in the console."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
+import httpx
 from playwright.sync_api import Page, expect
 
+from gonghui import clock
 from gonghui.db import unit_of_work
 from gonghui.members import service as members
-from gonghui.notifications import broadcasts
+from gonghui.notifications import broadcasts, reminders
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM, Actor, Grant
+from tests.activities.conftest import create_activity
 from tests.fixtures import StaffFactory, Tree
 from tests.notifications.conftest import create_member, id_number
 from tests.web.conftest import axe, shot
@@ -30,7 +34,7 @@ def _until_listed(page: Page, url: str, text: str) -> None:
 
 
 def test_a_member_reads_the_news_of_their_verification_in_the_inbox(
-    phone: Page, tree: Tree
+    phone: Page, tree: Tree, api: httpx.Client, make_staff: StaffFactory
 ) -> None:
     with unit_of_work() as session:
         members.add_roster_entry(
@@ -57,6 +61,20 @@ def test_a_member_reads_the_news_of_their_verification_in_the_inbox(
     expect(phone.get_by_role("status")).to_have_text("0 条未读")
     phone.goto("/h5/")
     expect(phone.get_by_role("link", name="消息").first).to_be_visible()
+
+    # A scheduled activity: "remind me" on its page, and the reminder comes when it starts.
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    activity = create_activity(
+        api, operator.headers, tree.city_a, starts_in_hours=3, title="新春猜灯谜"
+    )
+    phone.goto(f"/h5/activities/{activity['id']}")
+    phone.get_by_role("button", name="开始时提醒我").click()
+    expect(phone.get_by_role("status")).to_have_text("活动开始时会通知您。")
+    expect(phone.get_by_role("button", name="取消提醒")).to_be_visible()
+    clock.advance(timedelta(hours=3, minutes=1))
+    with unit_of_work() as session:
+        reminders.send_due(session)  # the worker's periodic job, unless its clock came first
+    _until_listed(phone, "/h5/inbox", "您关注的「新春猜灯谜」已经开始，快来参加吧。")
 
 
 def test_a_second_staff_member_approves_a_broadcast(
@@ -98,3 +116,10 @@ def test_a_second_staff_member_approves_a_broadcast(
     expect(desktop.locator("main")).to_contain_text("短信 · 已送达：3")
     assert axe(desktop) == []
     shot(desktop, "console-broadcast-sent")
+
+    desktop.get_by_role("link", name="返回群发消息").click()
+    desktop.get_by_role("link", name="返回消息通知").click()
+    desktop.get_by_role("link", name="发送记录").click()
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("发送记录")
+    expect(desktop.get_by_role("row").filter(has_text="群发消息")).to_have_count(6)
+    assert axe(desktop) == []
