@@ -7,7 +7,7 @@ import socket
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -17,9 +17,10 @@ import pyotp
 import pytest
 from PIL import Image
 
-from gonghui import clock
+from gonghui import clock, hooks
 from gonghui.accounts.service import create_staff_user
 from gonghui.db import unit_of_work
+from gonghui.notifications import events
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import OrgLevel, Role
 from gonghui.settings import get_settings
@@ -300,3 +301,17 @@ def wrong_totp_code(secret: str) -> str:
     step = totp.timecode(clock.now())
     near = {totp.generate_otp(s) for s in range(step - 2, step + 3)}
     return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
+
+
+# -- notifications --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quiet_notifications() -> Iterator[None]:
+    """The hook bus without members' notifications, for stories that count the tasks or
+    the SMS messages another subscriber (a trigger, a webhook, a coupon send) makes."""
+    hooks.unsubscribe(events.on_org_event)
+    try:
+        yield
+    finally:
+        hooks.subscribe(events.on_org_event)

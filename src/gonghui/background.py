@@ -23,6 +23,10 @@ TASK_MODULES = (
     "gonghui.mall.refunds",
     "gonghui.mall.sweep",
     "gonghui.analytics.jobs",
+    "gonghui.notifications.channels",
+    "gonghui.notifications.events",
+    "gonghui.notifications.reminders",
+    "gonghui.notifications.broadcasts",
 )
 
 

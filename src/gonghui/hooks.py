@@ -3,8 +3,9 @@
 A domain emits an event inside its transaction (a member took part in an activity, won a
 prize, was verified); subscribers record what they need in the same transaction, so a
 rolled-back change fires nothing. The subscribers are the baas trigger outbox
-(:func:`gonghui.baas.triggers.service.org_event`) and OAuth clients' webhook endpoints
-(:mod:`gonghui.openplatform.webhooks`), both delivering after commit.
+(:func:`gonghui.baas.triggers.service.org_event`), OAuth clients' webhook endpoints
+(:mod:`gonghui.openplatform.webhooks`) and members' notifications
+(:mod:`gonghui.notifications.events`), all delivering after commit.
 
 :class:`LazyModules` is how every registry of this kind (these subscribers, WeChat Pay's
 notification handlers, an app template's sections) finds the modules that register with it.
@@ -27,6 +28,9 @@ class OrgEvent(StrEnum):
     ACTIVITY_PUBLISHED = "activity.published"
     VOUCHER_USED = "benefits.voucher_used"
     ORDER_PAID = "mall.order_paid"
+    VERIFICATION_REJECTED = "members.verification_rejected"
+    VOUCHER_ISSUED = "benefits.voucher_issued"
+    ORDER_SHIPPED = "mall.order_shipped"
 
 
 class LazyModules:
@@ -47,7 +51,11 @@ class LazyModules:
 
 Subscriber = Callable[[Session, int, OrgEvent, dict[str, Any]], None]
 
-SUBSCRIBER_MODULES = LazyModules("gonghui.baas.triggers.service", "gonghui.openplatform.webhooks")
+SUBSCRIBER_MODULES = LazyModules(
+    "gonghui.baas.triggers.service",
+    "gonghui.openplatform.webhooks",
+    "gonghui.notifications.events",
+)
 _subscribers: list[Subscriber] = []
 
 

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # all is given up (its claim fails, its coupon given back).
     voucher_waiting_check_s: float = Field(default=60.0, gt=0)
     voucher_send_max_wait_s: float = Field(default=6 * 3600.0, gt=0)
+    # Notifications: how often started activities' reminders are looked for, and how many
+    # members a broadcast reaches a second (one batch a second).
+    notifications_reminder_check_s: float = Field(default=60.0, gt=0)
+    notifications_broadcast_per_s: int = Field(default=50, ge=1, le=1000)
     # Mount the protocol simulators (WeChat, WeChat Pay, SMS) under /_sim; never in production.
     simulators_enabled: bool = True
 

@@ -12,9 +12,11 @@ from fastapi.responses import HTMLResponse
 from gonghui import db
 from gonghui.activities import hub
 from gonghui.activities.schemas import HubItem, HubPage
+from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, NotFound
 from gonghui.h5 import competition, vote, vouchers
 from gonghui.h5.access import H5Member, member_of
+from gonghui.notifications import reminders
 from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.session import PageUser
@@ -25,7 +27,7 @@ router = APIRouter()
 
 HUB_PAGE_SIZE = 20
 # What a form on an activity's page may say it did (h5.done.<key>).
-DONE = frozenset({"registered", "uploaded", "joined"})
+DONE = frozenset({"registered", "uploaded", "joined", "reminded", "unreminded"})
 
 
 def _hub_page(user: PageUser, cursor: str | None) -> HubPage:
@@ -99,6 +101,11 @@ def render_activity(
     if item is None:
         return render(request, "h5/activity.html", context, status=404)
     context["draw_key"] = secrets.token_urlsafe(16)
+    if item.status == "scheduled":
+        with unit_of_work(read_only=True) as session:
+            context["reminded"] = reminders.is_reminded(
+                session, user_id=user.principal.user_id, activity_id=activity_id
+            )
     if item.kind == "voucher_grab":
         context.update(vouchers.page_context(member_of(user).membership_id, activity_id))
     if item.kind == "vote":

@@ -12,6 +12,7 @@ from gonghui.h5 import (
     challenge,
     competition_forms,
     hub,
+    inbox,
     join,
     lottery,
     mall,
@@ -43,5 +44,6 @@ for part in (
     challenge,
     oauth,
     services,
+    inbox,
 ):
     router.include_router(part.router)

@@ -10,6 +10,7 @@ class IntegrationsError(StrEnum):
     WECHAT_RATE_LIMITED = "wechat.rate_limited"
     WECHAT_CREDENTIALS = "wechat.bad_app_credentials"
     WECHAT_FAILED = "wechat.failed"
+    WECHAT_NOT_SUBSCRIBED = "wechat.not_subscribed"
     WECHAT_UNAVAILABLE = "wechat.unavailable"
     WECHATPAY_REFUSED = "wechatpay.refused"
     WECHATPAY_UNAVAILABLE = "wechatpay.unavailable"

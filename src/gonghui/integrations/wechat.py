@@ -10,7 +10,10 @@ https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_auth
 - ``POST wxa/business/getuserphonenumber?access_token=``: the phone-number quick
   verification code -> ``phone_info``;
 - ``GET sns/oauth2/access_token`` + ``GET sns/userinfo``: official-account web-page OAuth,
-  and the mobile-app OAuth, which is the same call with the mobile app's appid/secret.
+  and the mobile-app OAuth, which is the same call with the mobile app's appid/secret;
+- ``POST cgi-bin/message/subscribe/send?access_token=``: a subscribe message to a user who
+  accepted its template once (``wx.requestSubscribeMessage``); 43101 when they did not
+  (https://developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/mp-message-management/subscribe-message/sendMessage.html).
 
 WeChat answers HTTP 200 with ``{"errcode": n, "errmsg": "..."}`` on failure; :func:`raise_for`
 maps the codes a caller can act on to stable error codes.
@@ -39,6 +42,7 @@ _CODE_ERRORS: dict[int, tuple[type[DomainError], IntegrationsError, str]] = {
     40029: (Unauthenticated, IntegrationsError.WECHAT_CODE_INVALID, "the WeChat code is invalid"),
     40163: (Unauthenticated, IntegrationsError.WECHAT_CODE_USED, "the WeChat code was used"),
     40226: (Unauthenticated, IntegrationsError.WECHAT_USER_REFUSED, "WeChat refused this user"),
+    43101: (UpstreamError, IntegrationsError.WECHAT_NOT_SUBSCRIBED, "the user did not subscribe"),
     45011: (UpstreamError, IntegrationsError.WECHAT_RATE_LIMITED, "WeChat rate limit reached"),
     40013: (UpstreamError, IntegrationsError.WECHAT_CREDENTIALS, "WeChat: invalid appid"),
     40125: (UpstreamError, IntegrationsError.WECHAT_CREDENTIALS, "WeChat: invalid app secret"),
@@ -244,3 +248,35 @@ class WeChatClient:
             unionid = info.get("unionid") or unionid
             nickname = info.get("nickname")
         return OAuthUser(openid=openid, unionid=unionid, nickname=nickname)
+
+    def send_subscribe_message(
+        self,
+        app: WeChatApp,
+        *,
+        touser: str,
+        template_id: str,
+        data: dict[str, str],
+        page: str = "",
+    ) -> None:
+        """Send a subscribe message: ``data`` maps the template's keys (``thing1``...) to
+        their values, sent as ``{key: {"value": ...}}``."""
+        body: dict[str, Any] = {
+            "touser": touser,
+            "template_id": template_id,
+            "data": {key: {"value": value} for key, value in data.items()},
+            "miniprogram_state": "formal",
+            "lang": "zh_CN",
+        }
+        if page:
+            body["page"] = page
+        token = self.access_token(app)
+        answer = self._subscribe_call(token, body)
+        if int(answer.get("errcode") or 0) in _TOKEN_INVALID:
+            token_cache.drop((self.base_url, app.appid), token)
+            answer = self._subscribe_call(self.access_token(app, force_refresh=True), body)
+        raise_for(answer)
+
+    def _subscribe_call(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(
+            "POST", "cgi-bin/message/subscribe/send", params={"access_token": token}, json=body
+        )

@@ -64,6 +64,10 @@ class _State:
     fail_next: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Unions' own apps, registered through /_control/apps: appid -> secret.
     apps: dict[str, str] = field(default_factory=dict)
+    # One-time subscriptions a user accepted (appid, openid, template_id) -> sends left,
+    # and the subscribe messages sent.
+    subscriptions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    subscribe_messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 _lock = threading.Lock()
@@ -299,6 +303,64 @@ async def userinfo(access_token: str = "", openid: str = "", lang: str = "zh_CN"
         return body
 
 
+# Template data: at most this many keys, each value at most this long (WeChat's "thing"
+# values hold 20 characters; longer kinds are not simulated).
+_MAX_DATA_KEYS = 10
+_MAX_VALUE_CHARS = 20
+
+
+@router.post("/cgi-bin/message/subscribe/send")
+async def subscribe_send(access_token: str = "", body: dict[str, Any] = Body(...)) -> Any:
+    """A subscribe message: allowed once per acceptance of its template by the user."""
+    with _lock:
+        if (failure := _begin("cgi-bin/message/subscribe/send")) is not None:
+            return failure
+        app_token = _app_token(access_token)
+        if isinstance(app_token, dict):
+            return app_token
+        touser, template_id = str(body.get("touser", "")), str(body.get("template_id", ""))
+        data = body.get("data")
+        if not touser or not template_id:
+            return _err(47003, "argument invalid! touser or template_id missing")
+        if (
+            not isinstance(data, dict)
+            or not data
+            or len(data) > _MAX_DATA_KEYS
+            or not all(
+                isinstance(v, dict)
+                and isinstance(v.get("value"), str)
+                and len(v["value"]) <= _MAX_VALUE_CHARS
+                for v in data.values()
+            )
+        ):
+            return _err(47003, "argument invalid! data.value invalid")
+        key = (app_token.appid, touser, template_id)
+        if _state.subscriptions[key] <= 0:
+            return _err(43101, "user refuse to accept the msg")
+        _state.subscriptions[key] -= 1
+        _state.subscribe_messages.append(
+            {
+                "appid": app_token.appid,
+                "touser": touser,
+                "template_id": template_id,
+                "page": str(body.get("page", "")),
+                "data": {k: v["value"] for k, v in data.items()},
+            }
+        )
+        return {"errcode": 0, "errmsg": "ok", "msgid": len(_state.subscribe_messages)}
+
+
+def accept_subscription(appid: str, openid: str, template_id: str) -> None:
+    """The user tapped "allow" for ``template_id`` once (``wx.requestSubscribeMessage``)."""
+    with _lock:
+        _state.subscriptions[(appid, openid, template_id)] += 1
+
+
+def subscribe_messages(touser: str | None = None) -> list[dict[str, Any]]:
+    with _lock:
+        return [dict(m) for m in _state.subscribe_messages if touser in (None, m["touser"])]
+
+
 # --- control: what the WeChat client app and the test harness do --------------------
 
 
@@ -368,6 +430,25 @@ async def register_app(body: AppRequest) -> dict[str, str]:
     with _lock:
         _state.apps[body.appid] = body.secret
     return {"appid": body.appid}
+
+
+class SubscribeRequest(BaseModel):
+    appid: str
+    openid: str = Field(min_length=1, max_length=64)
+    template_ids: list[str] = Field(min_length=1, max_length=3)
+
+
+@router.post("/_control/subscribe")
+async def subscribe(body: SubscribeRequest) -> dict[str, Any]:
+    """What ``wx.requestSubscribeMessage`` records at WeChat when the user accepts."""
+    for template_id in body.template_ids:
+        accept_subscription(body.appid, body.openid, template_id)
+    return {"accepted": body.template_ids}
+
+
+@router.get("/_control/subscribe-messages")
+async def list_subscribe_messages(touser: str = "") -> list[dict[str, Any]]:
+    return subscribe_messages(touser or None)
 
 
 @router.get("/_control/calls")

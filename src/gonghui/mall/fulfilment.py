@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui import hooks
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.mall.models import Order, OrderState
@@ -42,6 +43,17 @@ def ship(
         subject_type="mall_order",
         subject_id=order.id,
         details={"courier_company": courier_company, "courier_no": courier_no},
+    )
+    hooks.emit(
+        session,
+        org_id=order.org_id,
+        event=hooks.OrgEvent.ORDER_SHIPPED,
+        payload={
+            "order_id": order.id,
+            "membership_id": order.membership_id,
+            "courier_company": courier_company,
+            "courier_no": courier_no,
+        },
     )
     return order
 

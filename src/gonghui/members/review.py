@@ -339,6 +339,12 @@ def reject(session: Session, *, actor: Actor, request_id: int, note: str) -> Ver
         session, actor=actor, request_id=request_id, status=ReviewStatus.REJECTED, note=note
     )
     _audit_decision(session, actor=actor, req=req, action="members.review_reject")
+    hooks.emit(
+        session,
+        org_id=req.org_id,
+        event=hooks.OrgEvent.VERIFICATION_REJECTED,
+        payload={"user_id": req.user_id, "request_id": req.id, "note": req.decision_note},
+    )
     return req
 
 

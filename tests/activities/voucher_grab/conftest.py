@@ -23,6 +23,12 @@ from tests.fixtures import StaffFactory, Tree
 
 
 @pytest.fixture(autouse=True)
+def _without_notifications(quiet_notifications: None) -> None:
+    """The stories count the coupon sends' tasks and transactions alone; a coupon's arrival
+    notifying its member is told in tests/notifications."""
+
+
+@pytest.fixture(autouse=True)
 def _simulator(api: httpx.Client) -> Iterator[None]:
     """A fresh simulator answering at once."""
     sim.reset()

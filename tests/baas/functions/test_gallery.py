@@ -4,6 +4,7 @@ participants and text winners, once per event however often it is delivered."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from gonghui import tasks
 from gonghui.integrations.sms import dev_outbox
@@ -12,6 +13,9 @@ from tests.activities.conftest import create_activity, lottery_config
 from tests.baas.devapp import functions_url, make_app
 from tests.baas.functions.conftest import signed_in_member
 from tests.fixtures import StaffFactory, Tree
+
+# The story counts the triggers' tasks and SMS messages alone, not members' notifications.
+pytestmark = pytest.mark.usefixtures("quiet_notifications")
 
 PHONE = "13912345678"
 

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from gonghui import hotwrite, idempotency, tasks
+from gonghui import hooks, hotwrite, idempotency, tasks
 from gonghui.accounts.identities import wechat_openids
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities import counters
@@ -666,6 +666,17 @@ def _sent(claim_row: VoucherClaim, stock: VoucherStock, coupon_id: str) -> None:
             amount_cents=stock.coupon_amount_cents,
             source="wechatpay.coupon_sent",
             details={"coupon_id": coupon_id, "claim_id": claim_row.id, "stock_id": stock.id},
+        )
+        hooks.emit(
+            session,
+            org_id=session.get_one(Activity, stock.activity_id).org_id,
+            event=hooks.OrgEvent.VOUCHER_ISSUED,
+            payload={
+                "activity_id": claim_row.activity_id,
+                "membership_id": claim_row.membership_id,
+                "claim_id": claim_row.id,
+                "amount_cents": stock.coupon_amount_cents,
+            },
         )
 
 

@@ -1,0 +1,98 @@
+"""What of the union's business notifies a member: the hook bus's events
+(:mod:`gonghui.hooks`) turned into notifications.
+
+The subscriber runs inside the emitting transaction (a lottery draw's hot write path
+among them), so it only defers one task carrying the event: a rolled-back change notifies
+no one, and the lookups, the inbox row and the channels' deliveries are the worker's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gonghui import hooks, tasks
+from gonghui.activities.models import Activity
+from gonghui.db import unit_of_work
+from gonghui.members.models import Membership
+from gonghui.notifications.models import Event
+from gonghui.notifications.service import notify
+from gonghui.orgs.models import Org
+
+ON_EVENT = "notifications.on_event"
+
+_EVENTS: dict[hooks.OrgEvent, Event] = {
+    hooks.OrgEvent.PRIZE_WON: Event.PRIZE_WON,
+    hooks.OrgEvent.VERIFICATION_APPROVED: Event.VERIFICATION_APPROVED,
+    hooks.OrgEvent.VERIFICATION_REJECTED: Event.VERIFICATION_REJECTED,
+    hooks.OrgEvent.VOUCHER_ISSUED: Event.VOUCHER_ARRIVED,
+    hooks.OrgEvent.ORDER_SHIPPED: Event.ORDER_SHIPPED,
+}
+
+
+def on_org_event(
+    session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]
+) -> None:
+    mapped = _EVENTS.get(event)
+    if mapped is not None:
+        tasks.defer(session, ON_EVENT, event=str(mapped), org_id=org_id, payload=payload)
+
+
+hooks.subscribe(on_org_event)
+
+
+def _user_of(session: Session, payload: dict[str, Any]) -> int | None:
+    if payload.get("user_id") is not None:
+        return int(payload["user_id"])
+    if payload.get("membership_id") is not None:
+        found = session.scalar(
+            select(Membership.user_id).where(Membership.id == int(payload["membership_id"]))
+        )
+        return int(found) if found is not None else None
+    return None
+
+
+def _activity(session: Session, payload: dict[str, Any]) -> str:
+    if payload.get("activity_id") is None:
+        return ""
+    return session.scalar(select(Activity.title).where(Activity.id == payload["activity_id"])) or ""
+
+
+def variables(
+    session: Session, event: Event, org_id: int, payload: dict[str, Any]
+) -> dict[str, str]:
+    """The event's template variables from its payload (ids in, names out)."""
+    if event == Event.PRIZE_WON:
+        prize = payload.get("prize") or {}
+        return {"activity": _activity(session, payload), "prize": str(prize.get("name", ""))}
+    if event in (Event.VERIFICATION_APPROVED, Event.VERIFICATION_REJECTED):
+        org = session.scalar(select(Org.name).where(Org.id == org_id)) or ""
+        return {"org": org, "note": str(payload.get("note") or "")}
+    if event == Event.VOUCHER_ARRIVED:
+        cents = int(payload.get("amount_cents") or 0)
+        return {"activity": _activity(session, payload), "amount": f"{cents / 100:g}"}
+    if event == Event.ORDER_SHIPPED:
+        return {
+            "order_id": str(payload.get("order_id", "")),
+            "courier": str(payload.get("courier_company", "")),
+            "courier_no": str(payload.get("courier_no", "")),
+        }
+    return {}
+
+
+@tasks.task(ON_EVENT, max_attempts=5)
+def on_event(event: str, org_id: int, payload: dict[str, Any]) -> None:
+    with unit_of_work() as session:
+        user_id = _user_of(session, payload)
+        if user_id is None:
+            return
+        kind = Event(event)
+        notify(
+            session,
+            org_id=org_id,
+            user_id=user_id,
+            event=kind,
+            variables=variables(session, kind, org_id, payload),
+        )
+        tasks.complete(session)

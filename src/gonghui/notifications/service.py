@@ -1,0 +1,332 @@
+"""Notifying a user: the inbox row written at once, each outbound channel's delivery
+queued on the task queue (:mod:`gonghui.notifications.channels` sends it); the member's
+inbox; templates and delivery settings per org; the delivery log staff read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from gonghui import tasks
+from gonghui.audit import service as audit
+from gonghui.clock import now
+from gonghui.db import rowcount
+from gonghui.errors import InvalidInput, NotFound
+from gonghui.notifications import templates
+from gonghui.notifications.channels import DELIVER
+from gonghui.notifications.errors import NotificationsError
+from gonghui.notifications.models import (
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    Notification,
+    OrgSettings,
+    Template,
+)
+from gonghui.notifications.rules import Rules, rules
+from gonghui.orgs.models import Org
+from gonghui.tenancy import Actor, Permission, get_scoped, subtree_condition
+
+OUTBOUND = (Channel.SMS, Channel.WECHAT)
+
+__all__ = ["DELIVER", "OUTBOUND", "Rules", "notify", "rules"]
+MAX_VARIABLE_CHARS = 500
+
+
+def _texts(session: Session, org_id: int) -> dict[tuple[Event, Channel], templates.Text]:
+    """The templates of ``org_id``, read once per transaction (a broadcast's batch)."""
+    cache: dict[int, dict[tuple[Event, Channel], templates.Text]] = session.info.setdefault(
+        "notifications.texts", {}
+    )
+    if org_id not in cache:
+        cache[org_id] = templates.effective(session, org_id)
+    return cache[org_id]
+
+
+def notify(
+    session: Session,
+    *,
+    org_id: int,
+    user_id: int,
+    event: Event,
+    variables: dict[str, Any],
+    urgent: bool = False,
+    broadcast_id: int | None = None,
+    channels: Iterable[Channel] | None = None,
+) -> Notification:
+    """Tell ``user_id`` of ``event`` in ``org_id``'s words: the inbox row now, each outbound
+    channel (those of ``channels``, default every channel whose template is enabled) queued
+    for the worker, in the caller's transaction."""
+    values = {
+        key: str(variables.get(key, ""))[:MAX_VARIABLE_CHARS] for key in templates.VARIABLES[event]
+    }
+    texts = _texts(session, org_id)
+    inbox = texts[(event, Channel.INBOX)]
+    notification = Notification(
+        org_id=org_id,
+        user_id=user_id,
+        event=event,
+        title=templates.render(inbox.title, values)[:100],
+        body=templates.render(inbox.body, values)[:500],
+        variables=values,
+        urgent=urgent or event in templates.URGENT,
+        broadcast_id=broadcast_id,
+    )
+    session.add(notification)
+    session.flush()
+    wanted = set(channels) if channels is not None else None
+    at = now()
+    deliveries = [
+        Delivery(
+            notification_id=notification.id,
+            channel=Channel.INBOX,
+            status=DeliveryStatus.SENT,
+            created_at=at,
+            updated_at=at,
+        )
+    ]
+    for channel in OUTBOUND:
+        text = texts.get((event, channel))
+        chosen = channel in wanted if wanted is not None else bool(text and text.enabled)
+        if text is None or not chosen:
+            continue
+        deliveries.append(
+            Delivery(
+                notification_id=notification.id,
+                channel=channel,
+                status=DeliveryStatus.QUEUED,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    session.add_all(deliveries)
+    session.flush()
+    queued = [{"delivery_id": d.id} for d in deliveries if d.status == DeliveryStatus.QUEUED]
+    if queued:
+        tasks.defer_many(session, DELIVER, queued)
+    return notification
+
+
+# -- the member's inbox ---------------------------------------------------------------------
+
+
+def inbox(
+    session: Session, *, user_id: int, limit: int = 20, before_id: int | None = None
+) -> list[Notification]:
+    """The user's notifications, newest first."""
+    query = select(Notification).where(Notification.user_id == user_id)
+    if before_id is not None:
+        query = query.where(Notification.id < before_id)
+    return list(session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
+
+
+def unread_count(session: Session, *, user_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+def own_notification(session: Session, *, user_id: int, notification_id: int) -> Notification:
+    """The user's own notification; another's is not found, as one that does not exist."""
+    found = session.scalar(
+        select(Notification).where(
+            Notification.id == notification_id, Notification.user_id == user_id
+        )
+    )
+    if found is None:
+        raise NotFound(NotificationsError.NOT_FOUND, "no such notification")
+    return found
+
+
+def mark_read(session: Session, *, user_id: int, notification_id: int | None = None) -> int:
+    """Mark one of the user's notifications read (``None``: all); how many changed."""
+    stmt = update(Notification).where(
+        Notification.user_id == user_id, Notification.read_at.is_(None)
+    )
+    if notification_id is not None:
+        own_notification(session, user_id=user_id, notification_id=notification_id)
+        stmt = stmt.where(Notification.id == notification_id)
+    result = session.execute(
+        stmt.values(read_at=now()).execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
+
+
+def deliveries_of(session: Session, notification_ids: Sequence[int]) -> dict[int, list[Delivery]]:
+    found: dict[int, list[Delivery]] = {i: [] for i in notification_ids}
+    if notification_ids:
+        for d in session.scalars(
+            select(Delivery)
+            .where(Delivery.notification_id.in_(notification_ids))
+            .order_by(Delivery.id)
+        ):
+            found[d.notification_id].append(d)
+    return found
+
+
+# -- staff: templates, rules, the delivery log ------------------------------------------------
+
+
+def _org(session: Session, actor: Actor, org_id: int, permission: Permission) -> Org:
+    return get_scoped(session, Org, org_id, actor, permission)
+
+
+def org_templates(session: Session, *, actor: Actor, org_id: int) -> list[templates.Text]:
+    _org(session, actor, org_id, Permission.MEMBERS_READ)
+    texts = templates.effective(session, org_id)
+    return [texts[(e, c)] for e in Event for c in Channel]
+
+
+def save_template(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    event: Event,
+    channel: Channel,
+    enabled: bool,
+    title: str,
+    body: str,
+    wechat_template_id: str = "",
+    wechat_page: str = "",
+) -> Template:
+    """The org's own template for ``event`` on ``channel`` (its subtree inherits it)."""
+    org = _org(session, actor, org_id, Permission.MEMBERS_MANAGE)
+    title, body = title.strip(), body.strip()
+    if not title or not body:
+        raise InvalidInput(NotificationsError.BAD_TEMPLATE, "a template needs a title and a body")
+    templates.check(event, title, body)
+    row = session.scalar(
+        select(Template).where(
+            Template.org_id == org.id, Template.event == event, Template.channel == channel
+        )
+    )
+    if row is None:
+        row = Template(org_id=org.id, event=event, channel=channel)
+        session.add(row)
+    row.enabled = enabled or channel == Channel.INBOX
+    row.title, row.body = title, body
+    row.wechat_template_id = wechat_template_id.strip()
+    row.wechat_page = wechat_page.strip()
+    row.updated_by = actor.user_id
+    row.updated_at = now()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="notifications.template_save",
+        org_id=org.id,
+        subject_type="notification_template",
+        subject_id=row.id,
+        details={"event": str(event), "channel": str(channel), "enabled": row.enabled},
+    )
+    return row
+
+
+def save_rules(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    quiet_start_minute: int | None,
+    quiet_end_minute: int | None,
+    daily_cap: int,
+) -> OrgSettings:
+    org = _org(session, actor, org_id, Permission.MEMBERS_MANAGE)
+    if (quiet_start_minute is None) != (quiet_end_minute is None):
+        raise InvalidInput(NotificationsError.BAD_SETTINGS, "quiet hours need a start and an end")
+    for minute in (quiet_start_minute, quiet_end_minute):
+        if minute is not None and not 0 <= minute < 24 * 60:
+            raise InvalidInput(NotificationsError.BAD_SETTINGS, "a minute of the day: 0 to 1439")
+    if not 0 <= daily_cap <= 100:
+        raise InvalidInput(NotificationsError.BAD_SETTINGS, "the daily cap: 0 to 100")
+    row = session.scalar(select(OrgSettings).where(OrgSettings.org_id == org.id))
+    if row is None:
+        row = OrgSettings(org_id=org.id)
+        session.add(row)
+    row.quiet_start_minute, row.quiet_end_minute = quiet_start_minute, quiet_end_minute
+    row.daily_cap, row.updated_at = daily_cap, now()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="notifications.rules_save",
+        org_id=org.id,
+        subject_type="notification_rules",
+        subject_id=row.id,
+        details={"quiet": [quiet_start_minute, quiet_end_minute], "daily_cap": daily_cap},
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class LogRow:
+    delivery_id: int
+    notification_id: int
+    org_id: int
+    user_id: int
+    event: str
+    channel: str
+    status: str
+    reason: str
+    broadcast_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def delivery_log(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int | None = None,
+    user_id: int | None = None,
+    status: DeliveryStatus | None = None,
+    broadcast_id: int | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[LogRow]:
+    """Deliveries of notifications in the caller's subtrees (``org_id``'s, if given),
+    newest first."""
+    query = (
+        select(
+            Delivery.id,
+            Notification.id,
+            Notification.org_id,
+            Notification.user_id,
+            Notification.event,
+            Delivery.channel,
+            Delivery.status,
+            Delivery.reason,
+            Notification.broadcast_id,
+            Delivery.created_at,
+            Delivery.updated_at,
+        )
+        .join(Notification, Notification.id == Delivery.notification_id)
+        .join(Org, Org.id == Notification.org_id)
+    )
+    if org_id is not None:
+        org = _org(session, actor, org_id, Permission.MEMBERS_READ)
+        query = query.where(subtree_condition(Org.path, [org.path]))
+    elif not actor.is_platform_admin:
+        query = query.where(subtree_condition(Org.path, actor.roots(Permission.MEMBERS_READ)))
+    if user_id is not None:
+        query = query.where(Notification.user_id == user_id)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    if broadcast_id is not None:
+        query = query.where(Notification.broadcast_id == broadcast_id)
+    if before_id is not None:
+        query = query.where(Delivery.id < before_id)
+    rows = session.execute(query.order_by(Delivery.id.desc()).limit(limit))
+    return [LogRow(*row) for row in rows]
