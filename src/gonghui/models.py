@@ -18,6 +18,7 @@ from gonghui.benefits import models as benefits_models
 from gonghui.mall import models as mall_models
 from gonghui.members import models as members_models
 from gonghui.merchants import models as merchants_models
+from gonghui.news import models as news_models
 from gonghui.openplatform import models as openplatform_models
 from gonghui.orgs import models as orgs_models
 from gonghui.payments import models as payments_models
@@ -41,6 +42,7 @@ __all__ = [
     "mall_models",
     "members_models",
     "merchants_models",
+    "news_models",
     "openplatform_models",
     "orgs_models",
     "payments_models",

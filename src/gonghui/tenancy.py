@@ -62,6 +62,9 @@ class Permission(StrEnum):
     ACTIVITIES_MANAGE = "activities.manage"
     APPS_MANAGE = "apps.manage"
     MERCHANTS_MANAGE = "merchants.manage"
+    # Information release (news and notices): writing, and approving another's item.
+    NEWS_MANAGE = "news.manage"
+    NEWS_REVIEW = "news.review"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -74,6 +77,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PII_UNMASK,
             Permission.ACTIVITIES_MANAGE,
             Permission.MERCHANTS_MANAGE,
+            Permission.NEWS_MANAGE,
+            Permission.NEWS_REVIEW,
         }
     ),
     Role.AUDITOR: frozenset({Permission.ORGS_READ, Permission.MEMBERS_READ, Permission.AUDIT_READ}),
