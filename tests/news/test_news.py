@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from gonghui import clock
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
-from gonghui.news.html import sanitise
+from gonghui.news.markup import sanitise
 from gonghui.news.models import NewsItem, NewsRead, NewsStatus
 from gonghui.orgs.models import Role
 from tests.activities.conftest import create_member, staff_headers

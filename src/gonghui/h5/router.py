@@ -14,6 +14,7 @@ from gonghui.h5 import (
     hub,
     lottery,
     mall,
+    news,
     oauth,
     quiz,
     services,
@@ -41,5 +42,6 @@ for part in (
     challenge,
     oauth,
     services,
+    news,
 ):
     router.include_router(part.router)

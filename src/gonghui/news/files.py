@@ -64,7 +64,7 @@ def save_image(*, data: bytes) -> str:
 
 
 def image_url(key: str) -> str:
-    """Where an article's ``<img src>`` points (news.html allows only these)."""
+    """Where an article's ``<img src>`` points (news.markup allows only these)."""
     return f"/api/v1/news/images/{key.removeprefix(IMAGE_PREFIX)}"
 
 

@@ -41,7 +41,7 @@ class NewsItem(Base):
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs_org.id"))
     kind: Mapped[NewsKind] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(200))
-    # Sanitised on every save (news.html): only the allow-listed tags and attributes.
+    # Sanitised on every save (news.markup): only the allow-listed tags and attributes.
     body_html: Mapped[str] = mapped_column(Text)
     status: Mapped[NewsStatus] = mapped_column(String(16), default=NewsStatus.DRAFT)
     pinned: Mapped[bool] = mapped_column(default=False)

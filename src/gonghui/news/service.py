@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.news import files
 from gonghui.news.errors import NewsError
-from gonghui.news.html import sanitise, text_of
+from gonghui.news.markup import sanitise, text_of
 from gonghui.news.models import (
     NewsAttachment,
     NewsAudience,
@@ -96,12 +97,8 @@ def _audience(session: Session, org: Org, draft: Draft) -> list[int]:
         )
     if len(wanted) > AUDIENCE_MAX:
         raise InvalidInput(NewsError.AUDIENCE_OUTSIDE, f"at most {AUDIENCE_MAX} orgs")
-    paths = {
-        org_id: path
-        for org_id, path in session.execute(
-            select(Org.id, Org.path).where(Org.id.in_(wanted), Org.archived_at.is_(None))
-        )
-    }
+    query = select(Org.id, Org.path).where(Org.id.in_(wanted), Org.archived_at.is_(None))
+    paths: dict[int, str] = dict(session.execute(query).all())
     for n, org_id in enumerate(wanted):
         # Only the item's own org and the unions below it: never up, never sideways.
         if org_id not in paths or not path_within(paths[org_id], org.path):
@@ -332,6 +329,16 @@ def save_image(*, actor: Actor, data: bytes) -> str:
     if not actor.is_platform_admin and not actor.roots(MANAGE):
         raise PermissionDenied(NewsError.BAD_IMAGE, "only news editors upload article images")
     return files.save_image(data=data)
+
+
+def append_image(session: Session, *, actor: Actor, item: NewsItem, url: str, alt: str) -> None:
+    """Add an uploaded image at the end of an editable item's body (the console's editor
+    without script: the editor moves it within the HTML as they like)."""
+    _require(item, EDITABLE, "take images")
+    figure = f'<p><img src="{escape(url)}" alt="{escape(alt.strip())}"></p>'
+    item.body_html = sanitise(item.body_html + figure)
+    item.status = NewsStatus.DRAFT
+    _audit(session, actor, "image", item)
 
 
 # -- attachments ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.mall import router as console_mall_router
     from gonghui.console.members import router as console_members_router
     from gonghui.console.merchants import router as console_merchants_router
+    from gonghui.console.news import router as console_news_router
     from gonghui.console.oauth_clients import router as console_oauth_clients_router
     from gonghui.console.oauth_webhooks import router as console_oauth_webhooks_router
     from gonghui.console.open_reference import router as console_open_reference_router
@@ -67,5 +68,6 @@ def install(app: FastAPI) -> None:
     app.include_router(console_open_reference_router)
     app.include_router(console_wechat_apps_router)
     app.include_router(console_services_router)
+    app.include_router(console_news_router)
     app.include_router(h5_router)
     app.include_router(cashier_router)
