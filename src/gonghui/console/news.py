@@ -64,7 +64,7 @@ def _org_choices(request: Request, user: PageUser) -> tuple[dict[int, str], list
 
 
 @router.get("", response_class=HTMLResponse)
-def news_page(request: Request, user: ConsoleStaff, status: str = "") -> Response:
+def news_page(request: Request, user: ConsoleStaff, status: str = "", done: str = "") -> Response:
     actor = _actor(request, user)
     chosen = NewsStatus(status) if status in set(NewsStatus) else None
     with unit_of_work(read_only=True) as session:
@@ -80,6 +80,7 @@ def news_page(request: Request, user: ConsoleStaff, status: str = "") -> Respons
         status=chosen.value if chosen else "",
         statuses=[s.value for s in NewsStatus],
         pending=pending,
+        deleted=done == "deleted",
     )
     return render(request, "console/news.html", context)
 
