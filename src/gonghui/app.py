@@ -46,6 +46,7 @@ from gonghui.errors import DomainError, envelope
 from gonghui.mall.router import router as mall_router
 from gonghui.members.router import router as members_router
 from gonghui.merchants.router import router as merchants_router
+from gonghui.news.router import router as news_router
 from gonghui.notifications.router import router as notifications_router
 from gonghui.observability import RequestContextMiddleware
 from gonghui.openplatform.router import router as openplatform_router
@@ -181,6 +182,7 @@ def create_app() -> FastAPI:
     app.include_router(reconciliation_router)
     app.include_router(mall_router)
     app.include_router(notifications_router)
+    app.include_router(news_router)
     app.include_router(risk_router)
     app.include_router(openplatform_router)
     app.include_router(analytics_router)

@@ -19,6 +19,7 @@ from gonghui.benefits import models as benefits_models
 from gonghui.mall import models as mall_models
 from gonghui.members import models as members_models
 from gonghui.merchants import models as merchants_models
+from gonghui.news import models as news_models
 from gonghui.notifications import models as notifications_models
 from gonghui.openplatform import models as openplatform_models
 from gonghui.orgs import models as orgs_models
@@ -45,6 +46,7 @@ __all__ = [
     "members_models",
     "merchants_models",
     "notifications_models",
+    "news_models",
     "openplatform_models",
     "orgs_models",
     "payments_models",

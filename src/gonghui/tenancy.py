@@ -63,6 +63,9 @@ class Permission(StrEnum):
     APPS_MANAGE = "apps.manage"
     MERCHANTS_MANAGE = "merchants.manage"
     ANALYTICS_READ = "analytics.read"
+    # Information release (news and notices): writing, and approving another's item.
+    NEWS_MANAGE = "news.manage"
+    NEWS_REVIEW = "news.review"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -76,6 +79,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ACTIVITIES_MANAGE,
             Permission.MERCHANTS_MANAGE,
             Permission.ANALYTICS_READ,
+            Permission.NEWS_MANAGE,
+            Permission.NEWS_REVIEW,
         }
     ),
     Role.AUDITOR: frozenset(

@@ -11,6 +11,8 @@ __all__ = [
     "OpenMemberPage",
     "OpenMemberRead",
     "OpenMembership",
+    "OpenNewsPage",
+    "OpenNewsRead",
     "OpenParticipationRead",
     "OpenPrize",
     "OpenPrizeResult",
@@ -88,6 +90,26 @@ class OpenMembership(TypedDict):
     union: NotRequired[OpenUnion | None]
     #: when verified: the orgs' names from the province down
     org_chain: NotRequired[list[str] | None]
+
+
+class OpenNewsPage(TypedDict):
+    items: list[OpenNewsRead]
+    #: pass as ``cursor`` for the next page
+    next_cursor: str | None
+
+
+class OpenNewsRead(TypedDict):
+    id: int
+    #: news (新闻) or notice (通知公告)
+    kind: str
+    title: str
+    org_id: int
+    org_name: str
+    pinned: bool
+    #: date-time
+    publish_at: str
+    #: sanitised HTML; images are this platform's URLs
+    body_html: str
 
 
 class OpenParticipationRead(TypedDict):

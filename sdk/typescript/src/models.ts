@@ -65,6 +65,26 @@ export interface OpenMembership {
   org_chain?: string[] | null;
 }
 
+export interface OpenNewsPage {
+  items: OpenNewsRead[];
+  /** pass as ``cursor`` for the next page */
+  next_cursor: string | null;
+}
+
+export interface OpenNewsRead {
+  id: number;
+  /** news (新闻) or notice (通知公告) */
+  kind: string;
+  title: string;
+  org_id: number;
+  org_name: string;
+  pinned: boolean;
+  /** date-time */
+  publish_at: string;
+  /** sanitised HTML; images are this platform's URLs */
+  body_html: string;
+}
+
 export interface OpenParticipationRead {
   activity_id: number;
   kind: string;

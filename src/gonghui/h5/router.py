@@ -16,6 +16,7 @@ from gonghui.h5 import (
     join,
     lottery,
     mall,
+    news,
     oauth,
     quiz,
     services,
@@ -45,5 +46,6 @@ for part in (
     oauth,
     services,
     inbox,
+    news,
 ):
     router.include_router(part.router)

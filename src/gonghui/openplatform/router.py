@@ -62,6 +62,7 @@ from gonghui.openplatform import (
 )
 from gonghui.openplatform import baas as openbaas
 from gonghui.openplatform import benefits as openbenefits
+from gonghui.openplatform import news as opennews
 from gonghui.openplatform.catalogue import Category
 from gonghui.openplatform.clients import ClientKind
 from gonghui.openplatform.errors import OpenPlatformError
@@ -697,6 +698,58 @@ def open_activities(
         items=[OpenActivityRead.model_validate(a) for a in found],
         next_before=found[-1].id if len(found) == limit else None,
     )
+
+
+class OpenNewsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str = Field(description="news (新闻) or notice (通知公告)")
+    title: str
+    org_id: int
+    org_name: str
+    pinned: bool
+    publish_at: datetime
+    body_html: str = Field(description="sanitised HTML; images are this platform's URLs")
+
+
+class OpenNewsPage(BaseModel):
+    items: list[OpenNewsRead]
+    next_cursor: str | None = Field(description="pass as ``cursor`` for the next page")
+
+
+@router.get("/open/v1/news")
+def open_news(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=opennews.PAGE_MAX)] = 20,
+) -> OpenNewsPage:
+    """``news:read``: the published news and notices of the client's org and the unions
+    below it, newest first."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(opennews.SCOPE)
+        page = opennews.published(session, client_pk=grant.client_pk, cursor=cursor, limit=limit)
+    return OpenNewsPage(
+        items=[OpenNewsRead.model_validate(n) for n in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/open/v1/news/{news_id}")
+def open_news_item(
+    news_id: Id, request: Request, response: Response, session: SessionDep
+) -> OpenNewsRead:
+    """``news:read``: one published item of the client's subtree."""
+    grant = _bearer(request, session)
+    with _metered(request, grant) as quota:
+        response.headers.update(quota.headers())
+        grant.require(opennews.SCOPE)
+        found = opennews.one(session, client_pk=grant.client_pk, item_id=news_id)
+    return OpenNewsRead.model_validate(found)
 
 
 class OpenMemberRead(BaseModel):

@@ -33,6 +33,7 @@ SCOPES: dict[str, Scope] = {
         Scope("benefits:read", member=True),
         Scope("activities:read", member=False),
         Scope("activities:write", member=False, approved_by=Permission.ACTIVITIES_MANAGE),
+        Scope("news:read", member=False),
         Scope("org:members:read", member=False, approved_by=Permission.MEMBERS_READ),
         # Lets ``org:members:read`` return clear values (each read audited).
         Scope("org:members:unmask", member=False, approved_by=Permission.PII_UNMASK),

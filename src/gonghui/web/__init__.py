@@ -36,6 +36,7 @@ def install(app: FastAPI) -> None:
     from gonghui.console.members import router as console_members_router
     from gonghui.console.membership_requests import router as console_membership_requests_router
     from gonghui.console.merchants import router as console_merchants_router
+    from gonghui.console.news import router as console_news_router
     from gonghui.console.notifications import router as console_notifications_router
     from gonghui.console.oauth_clients import router as console_oauth_clients_router
     from gonghui.console.oauth_webhooks import router as console_oauth_webhooks_router
@@ -96,5 +97,6 @@ def install(app: FastAPI) -> None:
     ):
         app.include_router(portal)
     app.include_router(console_notifications_router)
+    app.include_router(console_news_router)
     app.include_router(h5_router)
     app.include_router(cashier_router)
