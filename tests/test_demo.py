@@ -65,6 +65,10 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
     assert hub.status_code == 200, hub.text
     titles = {item["title"]: item for item in hub.json()["items"]}
     assert set(titles) == set(states)
+    # The union's pinned notice is there to read.
+    notices = api.get("/api/v1/me/news", headers=member)
+    assert notices.status_code == 200, notices.text
+    assert [n["title"] for n in notices.json()] == [demo.DEMO_NEWS]
     lottery = titles["工会暖心抽奖"]["id"]
     drawn = api.post(
         f"/api/v1/activities/{lottery}/draws",

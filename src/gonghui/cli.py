@@ -250,6 +250,7 @@ def demo(
     console.print(
         f"seeded BaaS app {living.app}: table suggestions, function award-points and its trigger"
     )
+    console.print(f"published notice: {living.news}")
     name, phone, id_number = living.member
     console.print(
         f"demo member: {name}, phone {phone} (sign in on /h5/ with the code the page shows), "

@@ -1,7 +1,8 @@
 """Demo data for ``make run``: a province federation, its cities, districts and grassroots
 unions, staff accounts with printed passwords, a generated roster, and a living platform:
-activities of every everyday kind running in Guangzhou and a demo member who signs in on
-the H5 with a printed phone number and draws within a minute."""
+activities of every everyday kind running in Guangzhou, a published notice, a BaaS app
+with a table, a function and its trigger, and a demo member who signs in on the H5 with a
+printed phone number and draws within a minute."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from gonghui.baas.tables.types import FieldType
 from gonghui.clock import now
 from gonghui.members import service as members
 from gonghui.members.models import ImportJob
+from gonghui.news import service as news
+from gonghui.news.models import NewsKind
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Org, OrgLevel, Role
 from gonghui.settings import get_settings
@@ -61,6 +64,7 @@ DEMO_ORG = "GZ"
 
 
 DEMO_APP = "职工之家"
+DEMO_NEWS = "广州市总工会开展“一月一活动”普惠服务"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class LivingPlatform:
     activities: list[tuple[str, str]]  # title, kind
     member: tuple[str, str, str]  # name, phone, ID number
     app: str  # the BaaS app a developer opens in the console
+    news: str  # the published notice members read on the H5
 
 
 def is_seeded(session: Session) -> bool:
@@ -315,10 +320,21 @@ def seed_living_platform(session: Session) -> LivingPlatform:
     user = user_for_phone(session, phone=DEMO_MEMBER_PHONE)
     members.verify(session, user_id=user.id, name=DEMO_MEMBER_NAME, id_number=DEMO_MEMBER_ID_NUMBER)
     seed_baas_app(session, gz)
+    news.publish_demo_item(
+        session,
+        gz,
+        DEMO_NEWS,
+        "<p>为让会员在家门口享受工会服务，市总工会本月推出暖心抽奖、工会法知识竞答、"
+        "学法答题抽好礼和最美职工评选四项活动，全市已认证会员均可参加。</p>"
+        "<p>参加方式：打开工会会员服务，在<strong>活动</strong>页选择感兴趣的活动即可。</p>",
+        kind=NewsKind.NOTICE,
+        pinned=True,
+    )
     return LivingPlatform(
         activities=[(title, str(config["kind"])) for title, config, _ in designs],
         member=(DEMO_MEMBER_NAME, DEMO_MEMBER_PHONE, DEMO_MEMBER_ID_NUMBER),
         app=DEMO_APP,
+        news=DEMO_NEWS,
     )
 
 
