@@ -26,10 +26,9 @@ from gonghui.members.models import (
     RequestStatus,
     RosterEntry,
 )
-from gonghui.members.review import PROOF_PURPOSE
+from gonghui.members.review import show_proof
 from gonghui.orgs.models import Org
-from gonghui.pii import PiiField, masked, unseal_bytes
-from gonghui.storage import get_store
+from gonghui.pii import PiiField, masked
 from gonghui.tenancy import Actor, Permission, get_scoped, scoped
 
 MAX_PAGE = 200
@@ -239,17 +238,11 @@ def withdraw(session: Session, *, user_id: int, request_id: int) -> MembershipRe
 def open_proof(session: Session, *, actor: Actor, request_id: int) -> tuple[bytes, str]:
     """A join application's proof image; looking at it is audited, as a review's is."""
     req = get_request(session, actor=actor, request_id=request_id)
-    if req.proof_path is None or req.proof_content_type is None:
-        raise NotFound("members.proof_not_found", "this request has no proof image")
-    audit.record(
+    return show_proof(
         session,
         actor=actor,
-        action="pii.view_proof",
         org_id=req.org_id,
-        subject_type="membership_request",
-        subject_id=req.id,
-        field="proof",
+        subject=("membership_request", req.id),
+        path=req.proof_path,
+        content_type=req.proof_content_type,
     )
-    with get_store().open(req.proof_path) as f:
-        image = unseal_bytes(PROOF_PURPOSE, f.read())
-    return image, req.proof_content_type

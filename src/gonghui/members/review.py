@@ -202,20 +202,41 @@ def open_proof(session: Session, *, actor: Actor, request_id: int) -> tuple[byte
     """The proof image and its content type; looking at it is audited (it shows an
     identity document)."""
     req = get_request(session, actor=actor, request_id=request_id)
-    if req.proof_path is None or req.proof_content_type is None:
+    return show_proof(
+        session,
+        actor=actor,
+        org_id=req.org_id,
+        subject=("verification_request", req.id),
+        path=req.proof_path,
+        content_type=req.proof_content_type,
+    )
+
+
+def show_proof(
+    session: Session,
+    *,
+    actor: Actor,
+    org_id: int,
+    subject: tuple[str, int],
+    path: str | None,
+    content_type: str | None,
+) -> tuple[bytes, str]:
+    """A stored proof image (of a review or a membership request) for staff already
+    allowed to see its request; every look is audited as ``pii.view_proof``."""
+    if path is None or content_type is None:
         raise NotFound("members.proof_not_found", "this request has no proof image")
     audit.record(
         session,
         actor=actor,
         action="pii.view_proof",
-        org_id=req.org_id,
-        subject_type="verification_request",
-        subject_id=req.id,
+        org_id=org_id,
+        subject_type=subject[0],
+        subject_id=subject[1],
         field="proof",
     )
-    with get_store().open(req.proof_path) as f:
+    with get_store().open(path) as f:
         image = unseal_bytes(PROOF_PURPOSE, f.read())
-    return image, req.proof_content_type
+    return image, content_type
 
 
 def _decide(
