@@ -6,7 +6,6 @@ acceptance is consumed by the send). Each outcome is written on the delivery row
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select, update
@@ -189,72 +188,24 @@ def _dead(args: dict[str, object], error: str) -> None:
         if delivery is not None and delivery.status in (
             DeliveryStatus.QUEUED,
             DeliveryStatus.DEFERRED,
-            DeliveryStatus.SENDING,
         ):
             _finish(delivery, DeliveryStatus.FAILED, error)
 
 
-@dataclass(frozen=True)
-class Outbound:
-    """A message claimed for sending: where to, what, and what to give back if the
-    provider refuses it (the daily count always; a WeChat acceptance unless WeChat says it
-    has none)."""
-
-    channel: Channel
-    user_id: int
-    to: str  # a phone number, or an openid
-    title: str
-    body: str
-    variables: dict[str, str]
-    template_id: str = ""
-    page: str = ""
-    subscription_id: int | None = None
-
-
 @tasks.task(DELIVER, max_attempts=5, on_dead=_dead)
 def deliver(delivery_id: int) -> None:
-    """Three steps, so that no transaction is open while the provider is called (on SQLite
-    that would hold the single writer across a network call): claim the message (the daily
-    count, the WeChat acceptance) and mark it ``sending``; send; record the outcome. A run
-    that died between the first and the last leaves ``sending`` behind: its retry fails
-    the delivery as ``interrupted`` rather than risk sending it twice."""
     with unit_of_work() as session:
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None:
-            return
-        if delivery.status == DeliveryStatus.SENDING:
-            _finish(delivery, DeliveryStatus.FAILED, "interrupted")
-            return
-        if delivery.status not in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED):
+        if delivery is None or delivery.status not in (
+            DeliveryStatus.QUEUED,
+            DeliveryStatus.DEFERRED,
+        ):
             return  # done by an earlier run
         notification = session.get_one(Notification, delivery.notification_id)
-        outbound = claim(session, delivery=delivery, notification=notification)
-        if outbound is None:
-            _task_done(session)
-    if outbound is None:
-        return
-    try:
-        send(outbound)
-    except UpstreamError as exc:
-        if _refused(delivery_id, outbound, exc):
-            raise tasks.Retry(str(exc.code)) from exc
-        return
-    with unit_of_work() as session:
-        _finish(session.get_one(Delivery, delivery_id), DeliveryStatus.SENT)
-        _task_done(session)
+        deliver_one(session, delivery=delivery, notification=notification)
 
 
-def _task_done(session: Session) -> None:
-    """The run's completion in the outcome's own transaction (one write fewer on the
-    worker's side, which shares SQLite's single writer with the members' draws)."""
-    if tasks.current() is not None:
-        tasks.complete(session)
-
-
-def claim(session: Session, *, delivery: Delivery, notification: Notification) -> Outbound | None:
-    """Decide the delivery in ``session``: deferred to the end of quiet hours, skipped (and
-    why), or claimed for sending (counted against the daily cap, a WeChat acceptance
-    consumed, the row marked ``sending``): then what to send."""
+def deliver_one(session: Session, *, delivery: Delivery, notification: Notification) -> None:
     at = clock.now()
     rule = rules(session, notification.org_id)
     delivery.attempts += 1
@@ -266,85 +217,74 @@ def claim(session: Session, *, delivery: Delivery, notification: Notification) -
             tasks.defer(
                 session, DELIVER, delay_s=(until - at).total_seconds(), delivery_id=delivery.id
             )
-            return None
+            return
     event, channel = Event(notification.event), Channel(delivery.channel)
     text = templates.effective(session, notification.org_id).get((event, channel))
     if text is None:
         _finish(delivery, DeliveryStatus.SKIPPED, "no_template")
-        return None
+        return
+    title = templates.render(text.title, notification.variables)
+    body = templates.render(text.body, notification.variables)
     user_id = notification.user_id
-    to = phone_of(session, user_id) if channel == Channel.SMS else openid_of(session, user_id)
-    if to is None:
-        _finish(
-            delivery, DeliveryStatus.SKIPPED, "no_phone" if channel == Channel.SMS else "no_wechat"
-        )
-        return None
-    if channel == Channel.WECHAT and not subscriptions_left(
-        session, user_id=user_id, template_id=text.wechat_template_id
-    ):
+    if channel == Channel.SMS:
+        phone = phone_of(session, user_id)
+        if phone is None:
+            _finish(delivery, DeliveryStatus.SKIPPED, "no_phone")
+            return
+        if not _count_one(session, user_id=user_id, cap=rule.daily_cap):
+            _finish(delivery, DeliveryStatus.SKIPPED, "daily_cap")
+            return
+        try:
+            get_sms_sender().send_notice(
+                NoticeMessage(phone=phone, params=dict(notification.variables), text=body)
+            )
+        except UpstreamError as exc:
+            _uncount(session, user_id=user_id)
+            _failed(delivery, exc)
+            return
+        _finish(delivery, DeliveryStatus.SENT)
+        return
+    openid = openid_of(session, user_id)
+    if openid is None:
+        _finish(delivery, DeliveryStatus.SKIPPED, "no_wechat")
+        return
+    if not subscriptions_left(session, user_id=user_id, template_id=text.wechat_template_id):
         _finish(delivery, DeliveryStatus.SKIPPED, "no_subscription")
-        return None
+        return
     if not _count_one(session, user_id=user_id, cap=rule.daily_cap):
         _finish(delivery, DeliveryStatus.SKIPPED, "daily_cap")
-        return None
-    subscription_id = None
-    if channel == Channel.WECHAT:
-        subscription_id = _consume(
-            session, user_id=user_id, template_id=text.wechat_template_id, delivery_id=delivery.id
-        )
-        if subscription_id is None:
-            _uncount(session, user_id=user_id)
-            _finish(delivery, DeliveryStatus.SKIPPED, "no_subscription")
-            return None
-    _finish(delivery, DeliveryStatus.SENDING)
-    return Outbound(
-        channel=channel,
-        user_id=user_id,
-        to=to,
-        title=templates.render(text.title, notification.variables),
-        body=templates.render(text.body, notification.variables),
-        variables=dict(notification.variables),
-        template_id=text.wechat_template_id,
-        page=text.wechat_page,
-        subscription_id=subscription_id,
-    )
-
-
-def send(outbound: Outbound) -> None:
-    """The provider's call, outside any transaction; an ``UpstreamError`` when it refuses
-    or does not answer."""
-    if outbound.channel == Channel.SMS:
-        get_sms_sender().send_notice(
-            NoticeMessage(phone=outbound.to, params=outbound.variables, text=outbound.body)
-        )
         return
-    WeChatClient().send_subscribe_message(
-        mini_program(),
-        touser=outbound.to,
-        template_id=outbound.template_id,
-        page=outbound.page,
-        data={
-            "thing1": outbound.title[:WECHAT_VALUE_CHARS],
-            "thing2": outbound.body[:WECHAT_VALUE_CHARS],
-        },
+    sub_id = _consume(
+        session, user_id=user_id, template_id=text.wechat_template_id, delivery_id=delivery.id
     )
+    if sub_id is None:
+        _uncount(session, user_id=user_id)
+        _finish(delivery, DeliveryStatus.SKIPPED, "no_subscription")
+        return
+    try:
+        WeChatClient().send_subscribe_message(
+            mini_program(),
+            touser=openid,
+            template_id=text.wechat_template_id,
+            page=text.wechat_page,
+            data={
+                "thing1": title[:WECHAT_VALUE_CHARS],
+                "thing2": body[:WECHAT_VALUE_CHARS],
+            },
+        )
+    except UpstreamError as exc:
+        _uncount(session, user_id=user_id)
+        if exc.code != IntegrationsError.WECHAT_NOT_SUBSCRIBED:
+            _give_back(session, sub_id)
+        _failed(delivery, exc)
+        return
+    _finish(delivery, DeliveryStatus.SENT)
 
 
-def _refused(delivery_id: int, outbound: Outbound, exc: UpstreamError) -> bool:
-    """Give back what the claim took and record the refusal; True when the call went
-    unanswered and attempts remain (the delivery is queued again for the retry)."""
+def _failed(delivery: Delivery, exc: UpstreamError) -> None:
+    """A refusal fails the delivery; an unanswered call is tried again (the transaction,
+    with what it counted, rolls back) while attempts remain."""
     run = tasks.current()
-    retry = exc.code in _RETRYABLE and run is not None and run.attempt < run.max_attempts
-    with unit_of_work() as session:
-        _uncount(session, user_id=outbound.user_id)
-        if outbound.subscription_id is not None and (
-            exc.code != IntegrationsError.WECHAT_NOT_SUBSCRIBED
-        ):
-            _give_back(session, outbound.subscription_id)
-        delivery = session.get_one(Delivery, delivery_id)
-        if retry:
-            _finish(delivery, DeliveryStatus.QUEUED, str(exc.code))
-        else:
-            _finish(delivery, DeliveryStatus.FAILED, str(exc.code))
-            _task_done(session)
-    return retry
+    if exc.code in _RETRYABLE and run is not None and run.attempt < run.max_attempts:
+        raise tasks.Retry(str(exc.code))
+    _finish(delivery, DeliveryStatus.FAILED, str(exc.code))

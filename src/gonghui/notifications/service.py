@@ -18,7 +18,7 @@ from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import InvalidInput, NotFound
 from gonghui.notifications import templates
-from gonghui.notifications.channels import DELIVER, openid_of, phone_of
+from gonghui.notifications.channels import DELIVER
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import (
     Channel,
@@ -96,15 +96,11 @@ def notify(
         chosen = channel in wanted if wanted is not None else bool(text and text.enabled)
         if text is None or not chosen:
             continue
-        # A member the channel cannot reach (no phone, no WeChat) is skipped here, with the
-        # reason, rather than by a queued delivery of its own.
-        unreachable = _unreachable(session, channel, user_id)
         deliveries.append(
             Delivery(
                 notification_id=notification.id,
                 channel=channel,
-                status=DeliveryStatus.SKIPPED if unreachable else DeliveryStatus.QUEUED,
-                reason=unreachable,
+                status=DeliveryStatus.QUEUED,
                 created_at=at,
                 updated_at=at,
             )
@@ -115,13 +111,6 @@ def notify(
     if queued:
         tasks.defer_many(session, DELIVER, queued)
     return notification
-
-
-def _unreachable(session: Session, channel: Channel, user_id: int) -> str:
-    """Why ``channel`` cannot reach the user ("" when it can)."""
-    if channel == Channel.SMS:
-        return "" if phone_of(session, user_id) is not None else "no_phone"
-    return "" if openid_of(session, user_id) is not None else "no_wechat"
 
 
 # -- the member's inbox ---------------------------------------------------------------------
