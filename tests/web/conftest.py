@@ -84,6 +84,11 @@ class PageProblems:
             # A redirect to a presigned bucket URL served as an attachment: Chromium turns
             # it into a download and reports the navigation as aborted.
             return
+        if request.failure == "net::ERR_ABORTED" and request.resource_type in ("xhr", "fetch"):
+            # A page's own HTMX request the browser cancelled (the page moved on or was
+            # closed while the H5 hub's inbox badge still loaded): the client's doing, never
+            # a failed answer, which shows as a status or another network error.
+            return
         left_behind = self.started_under.get(request, self.navigations) < self.navigations
         if request.failure == "net::ERR_ABORTED" and left_behind:
             return
