@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.accounts.principal import MemberInfo
 from gonghui.clock import now
-from gonghui.db import rowcount, upsert_insert
+from gonghui.db import upsert_insert
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.news.errors import NewsError
 from gonghui.news.models import (
@@ -101,12 +101,15 @@ def record_read(session: Session, *, item_id: int, user_id: int) -> bool:
     this was it. A write session; callers that look first (:func:`has_read`) on a read
     session write only on a first read."""
     insert = upsert_insert(session.get_bind().dialect.name)
+    # RETURNING tells a row written from a conflict on every dialect (a driver's rowcount
+    # for INSERT ... ON CONFLICT DO NOTHING is not to be relied on).
     added = session.execute(
         insert(NewsRead)
         .values(item_id=item_id, user_id=user_id, read_at=now())
         .on_conflict_do_nothing(index_elements=[NewsRead.item_id, NewsRead.user_id])
-    )
-    if rowcount(added) != 1:
+        .returning(NewsRead.id)
+    ).scalar()
+    if added is None:
         return False
     session.execute(
         update(NewsItem)
