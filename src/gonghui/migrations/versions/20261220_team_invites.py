@@ -19,7 +19,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("activities_competition_entry", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("team_size", sa.Integer(), server_default="1", nullable=False)
+            sa.Column(
+                "team_size",
+                sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                server_default="1",
+                nullable=False,
+            )
         )
         batch_op.add_column(sa.Column("invite_code", sa.String(length=16), nullable=True))
         batch_op.create_unique_constraint(
