@@ -3,6 +3,7 @@ that was checked, within one deadline and a bounded answer."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import ssl
@@ -179,6 +180,18 @@ def test_redirects_are_answered_not_followed(loopback_allowed: None) -> None:
     with running_receiver(script=[302]) as receiver:
         answered = call(receiver.url)
     assert answered.status == 302
+    assert len(receiver.requests) == 1
+
+
+def test_a_call_from_a_thread_whose_event_loop_runs_is_made(loopback_allowed: None) -> None:
+    """Synchronous code inside asynchronous code (a task run by a test driving a browser)
+    still reaches the receiver: anyio.run would refuse to nest in that thread."""
+
+    async def inside_a_loop() -> int:
+        return call(receiver.url).status
+
+    with running_receiver(script=[204]) as receiver:
+        assert asyncio.run(inside_a_loop()) == 204
     assert len(receiver.requests) == 1
 
 

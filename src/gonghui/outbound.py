@@ -17,11 +17,13 @@ streaming. Redirects are never followed.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -160,7 +162,7 @@ def fetch(
     if content is not None:
         request_headers.append(("Content-Length", str(len(content))))
     try:
-        return anyio.run(
+        return _run_blocking(
             _exchange,
             method.upper(),
             target,
@@ -178,6 +180,18 @@ def fetch(
         raise _bad_url("an http:// or https:// URL") from exc
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
         raise OutboundError(OutboundRefusal.FAILED, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _run_blocking(fn: Callable[..., Awaitable[Response]], *args: Any) -> Response:
+    """Run ``fn(*args)`` to its end from synchronous code: in this thread, or in one of
+    its own when an event loop already runs in this one (a synchronous caller inside
+    asynchronous code, such as a test driving a browser), where ``anyio.run`` refuses."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(fn, *args)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, fn, *args).result()
 
 
 async def _exchange(

@@ -57,10 +57,12 @@ def test_staff_of_another_org_are_refused(
     with unit_of_work() as session:
         service.notify(
             session,
-            org_id=tree.grassroots_a1x,
-            user_id=member.user_id,
-            event=Event.PRIZE_WON,
-            variables={"activity": "抽奖", "prize": "雨伞"},
+            service.Notice(
+                tree.grassroots_a1x,
+                member.user_id,
+                Event.PRIZE_WON,
+                {"activity": "抽奖", "prize": "雨伞"},
+            ),
         )
     tasks.run_due()
     city_a = make_staff(tree.city_a, Role.OPERATOR)

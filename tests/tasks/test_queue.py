@@ -71,6 +71,18 @@ def completing(fail_after: bool) -> None:
             raise RuntimeError("the effect failed")
 
 
+# Each run of the grouped kind: the marks it was given.
+groups: list[list[str]] = []
+
+
+@tasks.grouped("tests.grouped", max_attempts=2, on_dead=_on_dead)
+def grouped_notes(batch: list[dict[str, Any]]) -> None:
+    with _ran_lock:
+        groups.append([one["mark"] for one in batch])
+    if any(one.get("fail") for one in batch):
+        raise RuntimeError("the group failed")
+
+
 windows: list[float] = []
 
 
@@ -84,6 +96,7 @@ def clean() -> None:
     ran.clear()
     dead.clear()
     windows.clear()
+    groups.clear()
     in_slot.clear()
     most_in_slot.clear()
     release_slots.clear()
@@ -194,10 +207,10 @@ def test_a_task_completed_in_its_own_transaction_is_done_only_if_that_commits() 
 def test_a_message_runs_only_while_its_row_holds_its_token() -> None:
     with unit_of_work() as session:
         tasks.defer(session, "tests.note", mark="once")
-    [(task_id, name, old, _)] = queue.claim_due()
+    [(task_id, name, old, *_)] = queue.claim_due()
     # Its lease passes (a lost message) and a relay sends it again with a new token.
     clock.advance(timedelta(seconds=get_settings().task_send_lease_s + 1))
-    [(_, _, new, _)] = queue.claim_due()
+    [(_, _, new, *_)] = queue.claim_due()
     assert new != old
     assert queue.execute(name, task_id, old) == "stale"
     assert queue.execute(name, task_id, new) == "done"
@@ -212,12 +225,12 @@ def test_the_tasks_of_a_worker_that_stopped_beating_are_sent_again() -> None:
         session.add(worker)
         session.flush()
         worker_id = worker.id
-    [(task_id, _, _, _)] = queue.claim_due()
+    [(task_id, *_)] = queue.claim_due()
     with unit_of_work() as session:  # the message was taken by that worker, which runs it
         session.execute(update(Task).where(Task.id == task_id).values(worker_id=worker_id))
     assert queue.claim_due() == []  # its worker beats: the lease holds
     clock.advance(timedelta(seconds=get_settings().task_heartbeat_timeout_s + 1))
-    [(again, name, token, _)] = queue.claim_due()
+    [(again, name, token, *_)] = queue.claim_due()
     assert again == task_id
     assert queue.execute(name, task_id, token) == "done"
 
@@ -225,10 +238,10 @@ def test_the_tasks_of_a_worker_that_stopped_beating_are_sent_again() -> None:
 def test_a_run_cut_short_by_a_crash_counts_and_the_last_one_dead_letters() -> None:
     with unit_of_work() as session:
         tasks.defer(session, "tests.note", mark="crashy", max_attempts=1)
-    [(task_id, name, token, _)] = queue.claim_due()
+    [(task_id, name, token, *_)] = queue.claim_due()
     with unit_of_work() as session:  # it started (attempt 1), then its process died
         session.execute(update(Task).where(Task.id == task_id).values(attempts=1, lease_until=None))
-    [(_, _, token, _)] = queue.claim_due()
+    [(_, _, token, *_)] = queue.claim_due()
     assert queue.execute(name, task_id, token) == "dead"
     assert ran == []
     assert dead == [({"mark": "crashy"}, "the worker stopped during the run")]
@@ -240,7 +253,7 @@ def test_periodic_work_is_armed_once_per_window_however_many_workers_arm_it() ->
     assert armed[0] >= 1
     assert armed[1:] == [0, 0]
     [row] = [r for r in rows() if r.name == "tests.tick"]
-    [(task_id, name, token, _)] = [c for c in queue.claim_due() if c[1] == "tests.tick"]
+    [(task_id, name, token, *_)] = [c for c in queue.claim_due() if c[1] == "tests.tick"]
     assert queue.execute(name, task_id, token) == "done"
     assert queue.arm_periodic(at) == 0  # done for this window
     queue.arm_periodic(at + timedelta(seconds=60))
@@ -320,3 +333,60 @@ def test_a_relay_pass_the_broker_refuses_gives_the_rest_back_and_ends(
     assert queue.relay_due() == 2
     # The three not sent are due again at once; the two sent wait for their lease.
     assert len(queue.claim_due()) == 3
+
+
+def test_a_grouped_kind_runs_the_rows_of_one_send_in_one_call() -> None:
+    for i in range(5):  # five transactions, as five members' wins
+        with unit_of_work() as session:
+            tasks.defer(session, "tests.grouped", mark=f"g{i}")
+    assert tasks.run_due() == 5
+    assert groups == [[f"g{i}" for i in range(5)]]
+    assert {(r.status, r.attempts) for r in rows()} == {("done", 1)}
+
+
+def test_a_relay_sends_one_message_for_a_group_and_a_stale_one_runs_nothing() -> None:
+    with unit_of_work() as session:
+        tasks.defer_many(session, "tests.grouped", [{"mark": f"r{i}"} for i in range(3)])
+        tasks.defer(session, "tests.note", mark="single")
+    messages = queue.claim_due()
+    assert sorted((m.name, len(m.task_ids)) for m in messages) == [
+        ("tests.grouped", 3),
+        ("tests.note", 1),
+    ]
+    [group] = [m for m in messages if m.name == "tests.grouped"]
+    assert queue.execute(group.name, group.task_id, group.token) == "done"
+    assert queue.execute(group.name, group.task_id, group.token) == "stale"  # sent twice
+    assert groups == [["r0", "r1", "r2"]]
+
+
+def test_a_failed_group_retries_each_row_then_dead_letters_each() -> None:
+    with unit_of_work() as session:
+        tasks.defer_many(session, "tests.grouped", [{"mark": "a"}, {"mark": "b", "fail": True}])
+    assert tasks.run_due() == 2
+    assert [(r.status, r.attempts) for r in rows()] == [("queued", 1), ("queued", 1)]
+    clock.advance(timedelta(minutes=5))
+    assert tasks.run_due() == 2
+    assert groups == [["a", "b"], ["a", "b"]]
+    assert [r.status for r in rows()] == ["dead", "dead"]
+    assert sorted(args["mark"] for args, _ in dead) == ["a", "b"]
+
+
+def test_defer_many_of_a_grouped_kind_sends_groups_of_at_most_group_max(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gonghui.tasks import broker
+
+    sent: list[tuple[str, int, str]] = []
+    monkeypatch.setattr(
+        broker, "send", lambda name, task_id, token, slot: sent.append((name, task_id, token))
+    )
+    monkeypatch.setattr(queue, "_sends_on_commit", lambda: True)
+    with unit_of_work() as session:
+        tasks.defer_many(
+            session, "tests.grouped", [{"mark": f"m{i}"} for i in range(queue.GROUP_MAX + 1)]
+        )
+    assert len(sent) == 2
+    for name, task_id, token in sent:
+        assert queue.execute(name, task_id, token) == "done"
+    assert sorted(len(g) for g in groups) == [1, queue.GROUP_MAX]
+    assert {r.status for r in rows()} == {"done"}

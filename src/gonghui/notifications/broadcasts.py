@@ -16,7 +16,7 @@ from gonghui.errors import Conflict, InvalidInput, PermissionDenied
 from gonghui.members.models import Membership, MembershipStatus
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import Broadcast, BroadcastStatus, Channel, Event
-from gonghui.notifications.service import OUTBOUND, notify
+from gonghui.notifications.service import OUTBOUND, Notice, notify_many
 from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 from gonghui.tenancy import Actor, Permission, get_scoped, scoped, subtree_condition
@@ -144,18 +144,19 @@ def send_batch(session: Session, *, broadcast_id: int) -> bool:
     org = session.get_one(Org, broadcast.org_id)
     query = _members(org.path).where(Membership.id > broadcast.cursor)
     batch = session.execute(query.order_by(Membership.id).limit(per_s)).all()
-    channels = [Channel(c) for c in broadcast.channels]
-    for membership_id, user_id, member_org_id in batch:
-        notify(
-            session,
-            org_id=member_org_id,
-            user_id=user_id,
-            event=Event.BROADCAST,
-            variables={"title": broadcast.title, "body": broadcast.body},
-            broadcast_id=broadcast.id,
-            channels=channels,
-        )
-        broadcast.cursor = membership_id
+    channels = tuple(Channel(c) for c in broadcast.channels)
+    variables = {"title": broadcast.title, "body": broadcast.body}
+    notify_many(
+        session,
+        [
+            Notice(
+                member_org_id, user_id, Event.BROADCAST, variables, False, broadcast.id, channels
+            )
+            for _, user_id, member_org_id in batch
+        ],
+    )
+    if batch:
+        broadcast.cursor = batch[-1][0]
     broadcast.sent_count += len(batch)
     more = len(batch) == per_s
     if more:

@@ -1,12 +1,15 @@
-"""Delivering one notification on one channel, on the task queue: quiet hours defer it
-(unless urgent), the member's daily cap skips it, then SMS through the configured SMS
-adapter, or a WeChat subscribe message when the member accepted its template once (the
-acceptance is consumed by the send). Each outcome is written on the delivery row."""
+"""Delivering notifications on their channels, on the task queue (in groups): quiet hours
+defer one (unless urgent), the member's daily cap skips it, then SMS through the
+configured SMS adapter, or a WeChat subscribe message when the member accepted its
+template once (the acceptance is consumed by the send). Each outcome is written on the
+delivery row; no transaction is open while a provider is called."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -182,30 +185,95 @@ def _finish(delivery: Delivery, status: DeliveryStatus, reason: str = "") -> Non
     delivery.updated_at = clock.now()
 
 
+_OPEN = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
+
+
 def _dead(args: dict[str, object], error: str) -> None:
     with unit_of_work() as session:
         delivery = session.get(Delivery, args.get("delivery_id"))
-        if delivery is not None and delivery.status in (
-            DeliveryStatus.QUEUED,
-            DeliveryStatus.DEFERRED,
-        ):
+        if delivery is not None and delivery.status in _OPEN:
             _finish(delivery, DeliveryStatus.FAILED, error)
 
 
-@tasks.task(DELIVER, max_attempts=5, on_dead=_dead)
-def deliver(delivery_id: int) -> None:
+@dataclass(frozen=True)
+class Outbound:
+    """A message claimed for sending: where to, what, and what to give back if the
+    provider refuses it (the daily count always; a WeChat acceptance unless WeChat says
+    the member has none)."""
+
+    delivery_id: int
+    channel: Channel
+    user_id: int
+    to: str  # a phone number, or an openid
+    title: str
+    body: str
+    variables: dict[str, str]
+    template_id: str = ""
+    page: str = ""
+    subscription_id: int | None = None
+
+
+@tasks.grouped(DELIVER, max_attempts=5, on_dead=_dead)
+def deliver(batch: list[dict[str, Any]]) -> None:
+    """Deliver a group of deliveries in three steps, so that no transaction is open while
+    a provider is called (on SQLite that would hold the single writer across network
+    calls): claim each message (the daily count, the WeChat acceptance) and mark it
+    ``sending``; send them; record the outcomes with the run's completion. A run that
+    died between the first step and the last leaves ``sending`` behind: its retry fails
+    those deliveries as ``interrupted`` rather than risk sending one twice."""
+    ids = sorted({int(one["delivery_id"]) for one in batch})
     with unit_of_work() as session:
-        delivery = session.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None or delivery.status not in (
-            DeliveryStatus.QUEUED,
-            DeliveryStatus.DEFERRED,
-        ):
-            return  # done by an earlier run
-        notification = session.get_one(Notification, delivery.notification_id)
-        deliver_one(session, delivery=delivery, notification=notification)
+        claimed = [
+            outbound
+            for delivery in session.scalars(
+                select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.id).with_for_update()
+            )
+            if (outbound := _claim_open(session, delivery)) is not None
+        ]
+        if not claimed:
+            tasks.complete(session)
+    if not claimed:
+        return
+    failures: dict[int, UpstreamError] = {}
+    for outbound in claimed:
+        try:
+            send(outbound)
+        except UpstreamError as exc:
+            failures[outbound.delivery_id] = exc
+    with unit_of_work() as session:
+        again: list[Delivery] = []
+        for outbound in claimed:
+            delivery = session.get_one(Delivery, outbound.delivery_id)
+            failure = failures.get(outbound.delivery_id)
+            if failure is None:
+                _finish(delivery, DeliveryStatus.SENT)
+            elif _refused(session, delivery, outbound, failure):
+                again.append(delivery)
+        if again:
+            # The unanswered go again, each on its own count (Delivery.attempts).
+            delay = tasks.backoff_s(min(d.attempts for d in again))
+            for delivery in again:
+                delivery.send_after = clock.now() + timedelta(seconds=delay)
+            tasks.defer_many(
+                session, DELIVER, [{"delivery_id": d.id} for d in again], delay_s=delay
+            )
+        tasks.complete(session)
 
 
-def deliver_one(session: Session, *, delivery: Delivery, notification: Notification) -> None:
+def _claim_open(session: Session, delivery: Delivery) -> Outbound | None:
+    if delivery.status == DeliveryStatus.SENDING:
+        _finish(delivery, DeliveryStatus.FAILED, "interrupted")
+        return None
+    if delivery.status not in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED):
+        return None  # done by an earlier run
+    notification = session.get_one(Notification, delivery.notification_id)
+    return claim(session, delivery=delivery, notification=notification)
+
+
+def claim(session: Session, *, delivery: Delivery, notification: Notification) -> Outbound | None:
+    """Decide the delivery in ``session``: deferred to the end of quiet hours, skipped (and
+    why), or claimed for sending (counted against the daily cap, a WeChat acceptance
+    consumed, the row marked ``sending``): then what to send."""
     at = clock.now()
     rule = rules(session, notification.org_id)
     delivery.attempts += 1
@@ -217,74 +285,80 @@ def deliver_one(session: Session, *, delivery: Delivery, notification: Notificat
             tasks.defer(
                 session, DELIVER, delay_s=(until - at).total_seconds(), delivery_id=delivery.id
             )
-            return
+            return None
     event, channel = Event(notification.event), Channel(delivery.channel)
     text = templates.effective(session, notification.org_id).get((event, channel))
     if text is None:
         _finish(delivery, DeliveryStatus.SKIPPED, "no_template")
-        return
-    title = templates.render(text.title, notification.variables)
-    body = templates.render(text.body, notification.variables)
+        return None
     user_id = notification.user_id
-    if channel == Channel.SMS:
-        phone = phone_of(session, user_id)
-        if phone is None:
-            _finish(delivery, DeliveryStatus.SKIPPED, "no_phone")
-            return
-        if not _count_one(session, user_id=user_id, cap=rule.daily_cap):
-            _finish(delivery, DeliveryStatus.SKIPPED, "daily_cap")
-            return
-        try:
-            get_sms_sender().send_notice(
-                NoticeMessage(phone=phone, params=dict(notification.variables), text=body)
-            )
-        except UpstreamError as exc:
-            _uncount(session, user_id=user_id)
-            _failed(delivery, exc)
-            return
-        _finish(delivery, DeliveryStatus.SENT)
-        return
-    openid = openid_of(session, user_id)
-    if openid is None:
-        _finish(delivery, DeliveryStatus.SKIPPED, "no_wechat")
-        return
-    if not subscriptions_left(session, user_id=user_id, template_id=text.wechat_template_id):
+    to = phone_of(session, user_id) if channel == Channel.SMS else openid_of(session, user_id)
+    if to is None:
+        reason = "no_phone" if channel == Channel.SMS else "no_wechat"
+        _finish(delivery, DeliveryStatus.SKIPPED, reason)
+        return None
+    if channel == Channel.WECHAT and not subscriptions_left(
+        session, user_id=user_id, template_id=text.wechat_template_id
+    ):
         _finish(delivery, DeliveryStatus.SKIPPED, "no_subscription")
-        return
+        return None
     if not _count_one(session, user_id=user_id, cap=rule.daily_cap):
         _finish(delivery, DeliveryStatus.SKIPPED, "daily_cap")
-        return
-    sub_id = _consume(
-        session, user_id=user_id, template_id=text.wechat_template_id, delivery_id=delivery.id
-    )
-    if sub_id is None:
-        _uncount(session, user_id=user_id)
-        _finish(delivery, DeliveryStatus.SKIPPED, "no_subscription")
-        return
-    try:
-        WeChatClient().send_subscribe_message(
-            mini_program(),
-            touser=openid,
-            template_id=text.wechat_template_id,
-            page=text.wechat_page,
-            data={
-                "thing1": title[:WECHAT_VALUE_CHARS],
-                "thing2": body[:WECHAT_VALUE_CHARS],
-            },
+        return None
+    subscription_id = None
+    if channel == Channel.WECHAT:
+        subscription_id = _consume(
+            session, user_id=user_id, template_id=text.wechat_template_id, delivery_id=delivery.id
         )
-    except UpstreamError as exc:
-        _uncount(session, user_id=user_id)
-        if exc.code != IntegrationsError.WECHAT_NOT_SUBSCRIBED:
-            _give_back(session, sub_id)
-        _failed(delivery, exc)
+        if subscription_id is None:
+            _uncount(session, user_id=user_id)
+            _finish(delivery, DeliveryStatus.SKIPPED, "no_subscription")
+            return None
+    _finish(delivery, DeliveryStatus.SENDING)
+    return Outbound(
+        delivery_id=delivery.id,
+        channel=channel,
+        user_id=user_id,
+        to=to,
+        title=templates.render(text.title, notification.variables),
+        body=templates.render(text.body, notification.variables),
+        variables=dict(notification.variables),
+        template_id=text.wechat_template_id,
+        page=text.wechat_page,
+        subscription_id=subscription_id,
+    )
+
+
+def send(outbound: Outbound) -> None:
+    """The provider's call, outside any transaction; an ``UpstreamError`` when it refuses
+    or does not answer."""
+    if outbound.channel == Channel.SMS:
+        get_sms_sender().send_notice(
+            NoticeMessage(phone=outbound.to, params=outbound.variables, text=outbound.body)
+        )
         return
-    _finish(delivery, DeliveryStatus.SENT)
+    WeChatClient().send_subscribe_message(
+        mini_program(),
+        touser=outbound.to,
+        template_id=outbound.template_id,
+        page=outbound.page,
+        data={
+            "thing1": outbound.title[:WECHAT_VALUE_CHARS],
+            "thing2": outbound.body[:WECHAT_VALUE_CHARS],
+        },
+    )
 
 
-def _failed(delivery: Delivery, exc: UpstreamError) -> None:
-    """A refusal fails the delivery; an unanswered call is tried again (the transaction,
-    with what it counted, rolls back) while attempts remain."""
-    run = tasks.current()
-    if exc.code in _RETRYABLE and run is not None and run.attempt < run.max_attempts:
-        raise tasks.Retry(str(exc.code))
-    _finish(delivery, DeliveryStatus.FAILED, str(exc.code))
+# Tries of one delivery whose provider did not answer, before it fails.
+MAX_DELIVERY_ATTEMPTS = 5
+
+
+def _refused(session: Session, delivery: Delivery, outbound: Outbound, exc: UpstreamError) -> bool:
+    """Give back what the claim took and record the refusal; True when the call went
+    unanswered and the delivery has tries left (it is queued again)."""
+    _uncount(session, user_id=outbound.user_id)
+    if outbound.subscription_id is not None and exc.code != IntegrationsError.WECHAT_NOT_SUBSCRIBED:
+        _give_back(session, outbound.subscription_id)
+    retry = exc.code in _RETRYABLE and delivery.attempts < MAX_DELIVERY_ATTEMPTS
+    _finish(delivery, DeliveryStatus.QUEUED if retry else DeliveryStatus.FAILED, str(exc.code))
+    return retry

@@ -3,7 +3,9 @@
 
 The subscriber runs inside the emitting transaction (a lottery draw's hot write path
 among them), so it only defers one task carrying the event: a rolled-back change notifies
-no one, and the lookups, the inbox row and the channels' deliveries are the worker's."""
+no one, and the lookups, the inbox row and the channels' deliveries are the worker's. The
+tasks run in groups (:func:`gonghui.tasks.grouped`): the wins of a draw burst are told a
+hundred to a transaction, not one."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from gonghui.activities.models import Activity
 from gonghui.db import unit_of_work
 from gonghui.members.models import Membership
 from gonghui.notifications.models import Event
-from gonghui.notifications.service import notify
+from gonghui.notifications.service import Notice, notify_many
 from gonghui.orgs.models import Org
 
 ON_EVENT = "notifications.on_event"
@@ -81,18 +83,16 @@ def variables(
     return {}
 
 
-@tasks.task(ON_EVENT, max_attempts=5)
-def on_event(event: str, org_id: int, payload: dict[str, Any]) -> None:
+@tasks.grouped(ON_EVENT, max_attempts=5)
+def on_events(batch: list[dict[str, Any]]) -> None:
     with unit_of_work() as session:
-        user_id = _user_of(session, payload)
-        if user_id is None:
-            return
-        kind = Event(event)
-        notify(
-            session,
-            org_id=org_id,
-            user_id=user_id,
-            event=kind,
-            variables=variables(session, kind, org_id, payload),
-        )
+        notices = []
+        for one in batch:
+            event, org_id, payload = Event(one["event"]), int(one["org_id"]), one["payload"]
+            user_id = _user_of(session, payload)
+            if user_id is not None:
+                notices.append(
+                    Notice(org_id, user_id, event, variables(session, event, org_id, payload))
+                )
+        notify_many(session, notices)
         tasks.complete(session)

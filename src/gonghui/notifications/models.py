@@ -33,6 +33,9 @@ class Channel(StrEnum):
 
 class DeliveryStatus(StrEnum):
     QUEUED = "queued"
+    # Claimed (counted, a WeChat acceptance taken) and handed to the provider: the outcome
+    # is written once the call returns (channels.deliver).
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     DEFERRED = "deferred"
@@ -40,7 +43,15 @@ class DeliveryStatus(StrEnum):
 
 
 # Why a delivery was skipped or deferred (a failure's reason is the provider's error code).
-REASONS = ("quiet_hours", "daily_cap", "no_phone", "no_wechat", "no_subscription", "no_template")
+REASONS = (
+    "quiet_hours",
+    "daily_cap",
+    "no_phone",
+    "no_wechat",
+    "no_subscription",
+    "no_template",
+    "interrupted",
+)
 
 
 class BroadcastStatus(StrEnum):

@@ -14,7 +14,7 @@ from gonghui.db import unit_of_work, upsert_insert
 from gonghui.errors import Conflict, NotFound
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import Event, Reminder
-from gonghui.notifications.service import notify
+from gonghui.notifications.service import Notice, notify_many
 from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 from gonghui.tenancy import path_within
@@ -93,7 +93,7 @@ def send_due(session: Session, *, limit: int = BATCH) -> int:
         .order_by(Reminder.starts_at, Reminder.id)
         .limit(limit)
     ).all()
-    told = 0
+    notices: list[Notice] = []
     for reminder, activity in due:
         if activity.starts_at > at:  # moved later: wait for the new start
             reminder.starts_at = activity.starts_at
@@ -101,18 +101,17 @@ def send_due(session: Session, *, limit: int = BATCH) -> int:
         reminder.sent_at = at
         if activity.status not in (ActivityStatus.SCHEDULED, ActivityStatus.LIVE):
             continue
-        notify(
-            session,
-            org_id=reminder.org_id,
-            user_id=reminder.user_id,
-            event=Event.ACTIVITY_STARTING,
-            variables={
-                "activity": activity.title,
-                "starts_at": activity.starts_at.astimezone(display_zone()).strftime("%m-%d %H:%M"),
-            },
+        starts_at = activity.starts_at.astimezone(display_zone()).strftime("%m-%d %H:%M")
+        notices.append(
+            Notice(
+                reminder.org_id,
+                reminder.user_id,
+                Event.ACTIVITY_STARTING,
+                {"activity": activity.title, "starts_at": starts_at},
+            )
         )
-        told += 1
-    return told
+    notify_many(session, notices)
+    return len(notices)
 
 
 @tasks.periodic(SEND_REMINDERS, every_s=lambda: get_settings().notifications_reminder_check_s)

@@ -4,7 +4,7 @@ inbox; templates and delivery settings per org; the delivery log staff read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import InvalidInput, NotFound
 from gonghui.notifications import templates
-from gonghui.notifications.channels import DELIVER
+from gonghui.notifications.channels import DELIVER, openid_of, phone_of
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import (
     Channel,
@@ -35,7 +35,7 @@ from gonghui.tenancy import Actor, Permission, get_scoped, subtree_condition
 
 OUTBOUND = (Channel.SMS, Channel.WECHAT)
 
-__all__ = ["DELIVER", "OUTBOUND", "Rules", "notify", "rules"]
+__all__ = ["DELIVER", "OUTBOUND", "Notice", "Rules", "notify", "notify_many", "rules"]
 MAX_VARIABLE_CHARS = 500
 
 
@@ -49,68 +49,90 @@ def _texts(session: Session, org_id: int) -> dict[tuple[Event, Channel], templat
     return cache[org_id]
 
 
-def notify(
-    session: Session,
-    *,
-    org_id: int,
-    user_id: int,
-    event: Event,
-    variables: dict[str, Any],
-    urgent: bool = False,
-    broadcast_id: int | None = None,
-    channels: Iterable[Channel] | None = None,
-) -> Notification:
-    """Tell ``user_id`` of ``event`` in ``org_id``'s words: the inbox row now, each outbound
-    channel (those of ``channels``, default every channel whose template is enabled) queued
-    for the worker, in the caller's transaction."""
-    values = {
-        key: str(variables.get(key, ""))[:MAX_VARIABLE_CHARS] for key in templates.VARIABLES[event]
-    }
-    texts = _texts(session, org_id)
-    inbox = texts[(event, Channel.INBOX)]
-    notification = Notification(
-        org_id=org_id,
-        user_id=user_id,
-        event=event,
-        title=templates.render(inbox.title, values)[:100],
-        body=templates.render(inbox.body, values)[:500],
-        variables=values,
-        urgent=urgent or event in templates.URGENT,
-        broadcast_id=broadcast_id,
-    )
-    session.add(notification)
+@dataclass(frozen=True)
+class Notice:
+    """What to tell one user: ``event`` in ``org_id``'s words with ``variables``, on the
+    inbox and each of ``channels`` (default: every channel whose template is enabled)."""
+
+    org_id: int
+    user_id: int
+    event: Event
+    variables: dict[str, Any]
+    urgent: bool = False
+    broadcast_id: int | None = None
+    channels: tuple[Channel, ...] | None = None
+
+
+def notify(session: Session, notice: Notice) -> Notification:
+    """Tell one user (:func:`notify_many`)."""
+    return notify_many(session, [notice])[0]
+
+
+def notify_many(session: Session, notices: Sequence[Notice]) -> list[Notification]:
+    """Tell each notice's user, in the caller's transaction: the inbox rows now, each
+    outbound channel's delivery queued for the worker (one task each, run in groups), or
+    skipped at once with the reason when the channel cannot reach the user."""
+    notifications = [_notification(session, notice) for notice in notices]
+    session.add_all(notifications)
     session.flush()
-    wanted = set(channels) if channels is not None else None
     at = now()
-    deliveries = [
-        Delivery(
-            notification_id=notification.id,
-            channel=Channel.INBOX,
-            status=DeliveryStatus.SENT,
-            created_at=at,
-            updated_at=at,
-        )
-    ]
-    for channel in OUTBOUND:
-        text = texts.get((event, channel))
-        chosen = channel in wanted if wanted is not None else bool(text and text.enabled)
-        if text is None or not chosen:
-            continue
-        deliveries.append(
-            Delivery(
-                notification_id=notification.id,
-                channel=channel,
-                status=DeliveryStatus.QUEUED,
-                created_at=at,
-                updated_at=at,
-            )
-        )
+    deliveries: list[Delivery] = []
+    for notice, notification in zip(notices, notifications, strict=True):
+        texts = _texts(session, notice.org_id)
+        wanted = set(notice.channels) if notice.channels is not None else None
+        deliveries.append(_delivery(notification, Channel.INBOX, DeliveryStatus.SENT, "", at))
+        for channel in OUTBOUND:
+            text = texts.get((notice.event, channel))
+            chosen = channel in wanted if wanted is not None else bool(text and text.enabled)
+            if text is None or not chosen:
+                continue
+            reason = _unreachable(session, channel, notice.user_id)
+            status = DeliveryStatus.SKIPPED if reason else DeliveryStatus.QUEUED
+            deliveries.append(_delivery(notification, channel, status, reason, at))
     session.add_all(deliveries)
     session.flush()
     queued = [{"delivery_id": d.id} for d in deliveries if d.status == DeliveryStatus.QUEUED]
     if queued:
         tasks.defer_many(session, DELIVER, queued)
-    return notification
+    return notifications
+
+
+def _notification(session: Session, notice: Notice) -> Notification:
+    values = {
+        key: str(notice.variables.get(key, ""))[:MAX_VARIABLE_CHARS]
+        for key in templates.VARIABLES[notice.event]
+    }
+    inbox = _texts(session, notice.org_id)[(notice.event, Channel.INBOX)]
+    return Notification(
+        org_id=notice.org_id,
+        user_id=notice.user_id,
+        event=notice.event,
+        title=templates.render(inbox.title, values)[:100],
+        body=templates.render(inbox.body, values)[:500],
+        variables=values,
+        urgent=notice.urgent or notice.event in templates.URGENT,
+        broadcast_id=notice.broadcast_id,
+    )
+
+
+def _delivery(
+    notification: Notification, channel: Channel, status: DeliveryStatus, reason: str, at: datetime
+) -> Delivery:
+    return Delivery(
+        notification_id=notification.id,
+        channel=channel,
+        status=status,
+        reason=reason,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def _unreachable(session: Session, channel: Channel, user_id: int) -> str:
+    """Why ``channel`` cannot reach the user ("" when it can)."""
+    if channel == Channel.SMS:
+        return "" if phone_of(session, user_id) is not None else "no_phone"
+    return "" if openid_of(session, user_id) is not None else "no_wechat"
 
 
 # -- the member's inbox ---------------------------------------------------------------------

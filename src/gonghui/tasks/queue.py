@@ -26,6 +26,11 @@ and on PostgreSQL, with or without Redis:
   worker, untouched (no attempt counted), and sent again as soon as one of that slot's
   runs ends, so one app whose endpoint hangs holds only its own share of the threads
   while they run the rest.
+- **Groups.** A kind registered with :func:`grouped` is deferred row by row like any other
+  but run in groups: the rows one send claimed together (one :func:`defer_many` call, up to
+  :data:`GROUP_MAX`; a relay's pass) go as one message, and one call of its function takes
+  all their arguments, in one run whose outcome is each row's. So a burst of small tasks
+  (a notification per prize won) costs a few transactions per group, not per task.
 - **Periodic work** (:func:`periodic`) is one row per kind, re-armed by every worker's
   clock when its window comes: it runs once per window however many workers there are.
 
@@ -49,7 +54,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import and_, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -88,6 +93,8 @@ class Kind:
     # slot a worker runs at once.
     slot: Callable[[dict[str, Any]], str | None] | None = None
     slot_limit: Callable[[], int] | None = None
+    # Run in groups: ``run(batch)`` takes the arguments of every row of a group.
+    grouped: bool = False
 
     def slot_of(self, args: dict[str, Any]) -> str | None:
         return self.slot(args) if self.slot is not None else None
@@ -117,6 +124,29 @@ def task(
         _register(
             Kind(name, fn, max_attempts, time_limit_s, on_dead, slot=slot, slot_limit=slot_limit)
         )
+        return fn
+
+    return register
+
+
+# The most rows one group runs (a relay's pass claims no more).
+GROUP_MAX = 100
+
+
+def grouped(
+    name: str,
+    *,
+    max_attempts: int = 5,
+    time_limit_s: float = 300.0,
+    on_dead: Callable[[dict[str, Any], str], None] | None = None,
+) -> Callable[[Callable[[list[dict[str, Any]]], object]], Callable[[list[dict[str, Any]]], object]]:
+    """Register ``fn(batch)`` as the kind of task ``name``, run in groups: ``batch`` holds
+    the keyword arguments of up to :data:`GROUP_MAX` of its tasks, in the order deferred.
+    One run is every task's: done together, or (the function raised) each retried or
+    dead-lettered by its own count. Each task is deferred as usual (:func:`defer`)."""
+
+    def register(fn: Callable[[list[dict[str, Any]]], object]) -> Callable[..., object]:
+        _register(Kind(name, fn, max_attempts, time_limit_s, on_dead, grouped=True))
         return fn
 
     return register
@@ -158,6 +188,8 @@ class Run:
     attempt: int
     max_attempts: int
     token: str = ""
+    # Every row the run is for (a grouped kind's group; else the one).
+    task_ids: tuple[int, ...] = ()
     # Set once the run's own transaction has recorded it done (:func:`complete`).
     completed: threading.Event = field(default_factory=threading.Event, compare=False)
 
@@ -176,14 +208,14 @@ def complete(session: Session) -> None:
     run = _current.get()
     if run is None:
         raise RuntimeError("not running as a task")
-    session.execute(_done(run.task_id, run.token))
+    session.execute(_done(run.task_ids or (run.task_id,), run.token))
     on_commit(session, run.completed.set)
 
 
-def _done(task_id: int, token: str) -> Any:
+def _done(task_ids: Sequence[int], token: str) -> Any:
     return (
         update(Task)
-        .where(Task.id == task_id, Task.token == token)
+        .where(Task.id.in_(task_ids), Task.token == token)
         .values(
             status=TaskStatus.DONE,
             finished_at=now(),
@@ -257,49 +289,77 @@ def defer_many(
         request_ids = [request_id_var.get()] * len(args)
     at = now()
     send = delay_s <= 0 and _sends_on_commit()
-    # One send claims all the rows (as a relay's pass does): each message names its row.
-    token = uuid.uuid4().hex if send else None
-    lease = at + timedelta(seconds=get_settings().task_send_lease_s) if send else None
     common = {
         "name": name,
         "status": TaskStatus.QUEUED,
         "attempts": 0,
         "max_attempts": max_attempts or kind.max_attempts,
         "run_at": at + timedelta(seconds=delay_s),
-        "token": token,
-        "lease_until": lease,
+        "lease_until": at + timedelta(seconds=get_settings().task_send_lease_s) if send else None,
         "worker_id": _worker_id if send else None,
         "created_at": at,
     }
+    # One send claims all the rows (as a relay's pass does), a grouped kind's by groups
+    # of at most GROUP_MAX, each with a token of its own.
+    step = GROUP_MAX if kind.grouped else len(args)
+    tokens = [uuid.uuid4().hex if send else None for _ in range(0, len(args), step)]
     rows = [
-        {**common, "args": one, "request_id": request_id}
-        for one, request_id in zip(args, request_ids, strict=True)
+        {**common, "args": one, "request_id": request_id, "token": tokens[n // step]}
+        for n, (one, request_id) in enumerate(zip(args, request_ids, strict=True))
     ]
     written = session.connection().execute(_INSERT_TASKS, rows).all()
-    if token is not None:
-        sends = [(task_id, kind.slot_of(written_args)) for task_id, written_args in written]
-        on_commit(session, lambda: _send_all(name, token, sends))
-    return sorted(task_id for task_id, _ in written)
+    if send:
+        by_token: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for task_id, written_args, token in written:
+            by_token.setdefault(token, []).append((task_id, written_args))
+        messages = [
+            m for token, claimed in by_token.items() for m in _messages(token, claimed, name)
+        ]
+        on_commit(session, lambda: _send_all(messages))
+    return sorted(task_id for task_id, _, _ in written)
 
 
-_INSERT_TASKS = insert(Task).returning(Task.id, Task.args)
+_INSERT_TASKS = insert(Task).returning(Task.id, Task.args, Task.token)
 
 
-def _send_all(name: str, token: str, sends: list[tuple[int, str | None]]) -> None:
-    for task_id, slot in sends:
-        _send(name, task_id, token, slot)
+class Sending(NamedTuple):
+    """A message to send: the row it names (a group's first), its token and slot, and
+    every row it stands for (given back if the broker refuses it)."""
+
+    task_id: int
+    name: str
+    token: str
+    slot: str | None
+    task_ids: tuple[int, ...]
 
 
-def _send(name: str, task_id: int, token: str, slot: str | None) -> None:
-    """Send one claimed row's message; if the broker refuses, give the row back to the
-    relays (at once, or when its lease passes should that fail too)."""
+def _messages(token: str, claimed: list[tuple[int, dict[str, Any]]], name: str) -> list[Sending]:
+    """The messages for rows of kind ``name`` claimed with ``token``: one per row, or one
+    for them all when the kind is grouped."""
+    kind = _kinds.get(name)
+    if kind is not None and kind.grouped:
+        ids = tuple(sorted(task_id for task_id, _ in claimed))
+        return [Sending(ids[0], name, token, None, ids)]
+    return [
+        Sending(task_id, name, token, _slot_of(name, args), (task_id,)) for task_id, args in claimed
+    ]
+
+
+def _send_all(messages: list[Sending]) -> None:
+    for message in messages:
+        _send(message)
+
+
+def _send(message: Sending) -> None:
+    """Send one message; if the broker refuses, give its rows back to the relays (at
+    once, or when their lease passes should that fail too)."""
     from gonghui.tasks import broker
 
     try:
-        broker.send(name, task_id, token, slot)
+        broker.send(message.name, message.task_id, message.token, message.slot)
     except Exception:
-        log.warning("could not send task %s; a relay will", task_id, exc_info=True)
-        _give_back(token, [task_id])
+        log.warning("could not send task %s; a relay will", message.task_id, exc_info=True)
+        _give_back(message.token, list(message.task_ids))
 
 
 def _give_back(token: str, ids: list[int]) -> None:
@@ -341,8 +401,8 @@ def due_now(at: datetime) -> Any:
     )
 
 
-def claim_due(limit: int = 100) -> list[tuple[int, str, str, str | None]]:
-    """Claim up to ``limit`` due rows for sending: ``(id, name, token, slot)`` each."""
+def claim_due(limit: int = GROUP_MAX) -> list[Sending]:
+    """Claim up to ``limit`` due rows for sending: the messages to send for them."""
     at = now()
     token = uuid.uuid4().hex
     lease = at + timedelta(seconds=get_settings().task_send_lease_s)
@@ -365,7 +425,11 @@ def claim_due(limit: int = 100) -> list[tuple[int, str, str, str | None]]:
             .returning(Task.id, Task.name, Task.args)
             .execution_options(synchronize_session=False)
         ).all()
-    return [(task_id, name, token, _slot_of(name, args)) for task_id, name, args in rows]
+    by_name: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for task_id, name, args in sorted(rows):
+        by_name.setdefault(name, []).append((task_id, args))
+    messages = [m for name, claimed in by_name.items() for m in _messages(token, claimed, name)]
+    return sorted(messages, key=lambda m: m.task_id)
 
 
 def _slot_of(name: str, args: dict[str, Any]) -> str | None:
@@ -373,28 +437,29 @@ def _slot_of(name: str, args: dict[str, Any]) -> str | None:
     return kind.slot_of(args) if kind is not None else None
 
 
-RELAY_BATCH = 100
+RELAY_BATCH = GROUP_MAX
 
 
 def relay_due(limit: int = RELAY_BATCH) -> int:
-    """Send up to ``limit`` due rows to the broker; returns how many were sent. A send the
-    broker refuses (Redis unreachable) ends the pass: the rest of the batch is given back
-    for a later one."""
+    """Send up to ``limit`` due rows to the broker; returns how many rows were sent. A
+    send the broker refuses (Redis unreachable) ends the pass: the rest of the batch is
+    given back for a later one."""
     from gonghui.tasks import broker
 
-    claimed = claim_due(limit)
-    for sent, (task_id, name, token, slot) in enumerate(claimed):
+    messages = claim_due(limit)
+    for n, message in enumerate(messages):
         try:
-            broker.send(name, task_id, token, slot)
+            broker.send(message.name, message.task_id, message.token, message.slot)
         except Exception:
+            rest = [i for m in messages[n:] for i in m.task_ids]
             log.warning(
                 "the broker refused a task; %d given back for a later pass",
-                len(claimed) - sent,
+                len(rest),
                 exc_info=True,
             )
-            _give_back(token, [c[0] for c in claimed[sent:]])
-            return sent
-    return len(claimed)
+            _give_back(message.token, rest)
+            return sum(len(m.task_ids) for m in messages[:n])
+    return sum(len(m.task_ids) for m in messages)
 
 
 def run_due(*, limit: int = 1000) -> int:
@@ -405,13 +470,15 @@ def run_due(*, limit: int = 1000) -> int:
         claimed = _claim_one()
         if claimed is None:
             return ran
-        name, task_id, token = claimed
+        name, task_id, token, count = claimed
         execute(name, task_id, token)
-        ran += 1
+        ran += count
     return ran
 
 
-def _claim_one() -> tuple[str, int, str] | None:
+def _claim_one() -> tuple[str, int, str, int] | None:
+    """Claim the next due row (with the due rows of its kind, up to a group, if grouped):
+    its name, id, token and how many rows were claimed."""
     at = now()
     token = uuid.uuid4().hex
     with unit_of_work() as session:
@@ -423,15 +490,26 @@ def _claim_one() -> tuple[str, int, str] | None:
         ).first()
         if row is None:
             return None
+        ids = [row.id]
+        kind = _kinds.get(row.name)
+        if kind is not None and kind.grouped:
+            ids = list(
+                session.scalars(
+                    select(Task.id)
+                    .where(due_now(at), Task.name == row.name)
+                    .order_by(Task.id)
+                    .limit(GROUP_MAX)
+                )
+            )
         won = rowcount(
             session.execute(
                 update(Task)
-                .where(Task.id == row.id, due_now(at))
+                .where(Task.id.in_(ids), due_now(at))
                 .values(token=token, lease_until=at + timedelta(seconds=GRACE_S), worker_id=None)
                 .execution_options(synchronize_session=False)
             )
         )
-    return (row.name, row.id, token) if won else None
+    return (row.name, min(ids), token, won) if won else None
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -469,9 +547,6 @@ def unregister_worker() -> None:
         session.execute(delete(Worker).where(Worker.id == worker_id))
 
 
-Message = tuple[str, int, str, str]  # name, task id, token, slot
-
-
 class _Slots:
     """The tasks of each slot this worker runs now, and the messages parked until one of
     them ends (in arrival order)."""
@@ -479,11 +554,11 @@ class _Slots:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._busy: Counter[str] = Counter()
-        self._parked: dict[str, deque[Message]] = {}
+        self._parked: dict[str, deque[Sending]] = {}
 
-    def take_or_park(self, message: Message, limit: int) -> bool:
+    def take_or_park(self, message: Sending, limit: int) -> bool:
         """Take a place in the message's slot, or park the message (False)."""
-        slot = message[3]
+        slot = message.slot or ""
         with self._lock:
             if self._busy[slot] >= limit:
                 self._parked.setdefault(slot, deque()).append(message)
@@ -491,7 +566,7 @@ class _Slots:
             self._busy[slot] += 1
             return True
 
-    def give(self, slot: str) -> Message | None:
+    def give(self, slot: str) -> Sending | None:
         """Leave the slot; returns a parked message to send again now, if any."""
         with self._lock:
             self._busy[slot] -= 1
@@ -515,9 +590,11 @@ def execute(name: str, task_id: int, token: str, slot: str | None = None) -> str
     slot's runs here ends), else the outcome written (``"done"``, ``"retry"``,
     ``"dead"``)."""
     kind = _kinds.get(name)
+    if kind is not None and kind.grouped:
+        return _execute_group(kind, token)
     if slot is None or kind is None or kind.slot_limit is None:
         return _execute(kind, name, task_id, token)
-    if not _slots.take_or_park((name, task_id, token, slot), kind.slot_limit()):
+    if not _slots.take_or_park(Sending(task_id, name, token, slot, (task_id,)), kind.slot_limit()):
         _hold(task_id, token)
         return "parked"
     try:
@@ -525,7 +602,7 @@ def execute(name: str, task_id: int, token: str, slot: str | None = None) -> str
     finally:
         parked = _slots.give(slot)
         if parked is not None:
-            _send(*parked)
+            _send(parked)
 
 
 def _hold(task_id: int, token: str) -> None:
@@ -598,13 +675,73 @@ def _execute(kind: Kind | None, name: str, task_id: int, token: str) -> str:
         ms = (time.monotonic() - started) * 1000
         if not run.completed.is_set():
             with unit_of_work() as session:
-                session.execute(_done(task_id, token))
+                session.execute(_done((task_id,), token))
         log.debug(
             "task done",
             extra={
                 "fields": {"task": task_id, "name": name, "attempt": attempt, "ms": round(ms, 2)}
             },
         )
+        return "done"
+
+
+def _execute_group(kind: Kind, token: str) -> str:
+    """Run the rows of a grouped kind that a message's token claimed, with one call."""
+    name = kind.name
+    at = now()
+    with unit_of_work() as session:
+        rows = session.execute(
+            update(Task)
+            .where(Task.name == name, Task.token == token, Task.status == TaskStatus.QUEUED)
+            .values(
+                attempts=Task.attempts + 1,
+                lease_until=at + timedelta(seconds=kind.time_limit_s + GRACE_S),
+                worker_id=_worker_id,
+            )
+            .returning(Task.id, Task.args, Task.attempts, Task.max_attempts, Task.request_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    if not rows:
+        return "stale"
+    rows = sorted(rows, key=lambda r: r.id)
+    live = []
+    for row in rows:
+        if row.attempts > row.max_attempts:
+            # Its last run never wrote an outcome: the process running it died.
+            _settle(row.id, token, name, row.args, row.attempts, row.max_attempts,
+                    "the worker stopped during the run")  # fmt: skip
+        else:
+            live.append(row)
+    if not live:
+        return "dead"
+    run = Run(
+        live[0].id,
+        name,
+        max(r.attempts for r in live),
+        min(r.max_attempts for r in live),
+        token,
+        tuple(r.id for r in live),
+    )
+    with request_scope(live[0].request_id):
+        reset = _current.set(run)
+        try:
+            kind.run([r.args for r in live])
+        except Exception as exc:
+            if isinstance(exc, Retry):
+                error, after = exc.error, exc.after_s
+            else:
+                log.exception("tasks %s.. (%s, %d) failed", live[0].id, name, len(live))
+                error, after = f"{type(exc).__name__}: {exc}", None
+            outcomes = {
+                _settle(r.id, token, name, r.args, r.attempts, r.max_attempts, error, after)
+                for r in live
+            }
+            return "dead" if outcomes == {"dead"} else "retry"
+        finally:
+            _current.reset(reset)
+        if not run.completed.is_set():
+            with unit_of_work() as session:
+                session.execute(_done(run.task_ids, token))
         return "done"
 
 

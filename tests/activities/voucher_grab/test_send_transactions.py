@@ -51,7 +51,7 @@ def write_commits() -> Iterator[list[int]]:
 
 def _sent_task() -> tuple[str, int, str]:
     """Claim the one due send for running, as a relay does."""
-    ((task_id, name, token, _),) = queue.claim_due()
+    ((task_id, name, token, *_),) = queue.claim_due()
     assert name == claims.SEND_COUPON
     return name, task_id, token
 
