@@ -43,6 +43,7 @@ PAGES = [
     "/console/roster",
     "/console/roster/entries",
     "/console/roster/entries?id_number=440101190401010423",
+    "/console/roster/entries?name=会员77777",
     "/console/reviews",
     "/console/membership-requests",
     "/console/activities",

@@ -81,6 +81,15 @@ def test_operator_finds_a_member_and_unmasks_one_field(
     expect(rows.first).to_contain_text("王*")
     expect(rows.first).not_to_contain_text("王芳")
     expect(rows.first).not_to_contain_text(number)
+    desktop.get_by_label("身份证号").fill("")
+    desktop.get_by_label("姓名").fill("李雷")
+    desktop.get_by_role("button", name="查找").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("李*")
+    desktop.get_by_label("姓名").fill("")
+    desktop.get_by_label("身份证号").fill(number)
+    desktop.get_by_role("button", name="查找").click()
+    expect(rows).to_have_count(1)
     shot(desktop, "console-roster-entries")
     assert axe(desktop) == []
 

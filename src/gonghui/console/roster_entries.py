@@ -1,4 +1,4 @@
-"""Console: browsing the roster (masked), exact search by ID number or phone through the
+"""Console: browsing the roster (masked), exact search by ID number, phone or name through the
 blind index, one entry's page with the audited unmask of one field and the transfer
 to another org (the same services as the API's ``/orgs/{id}/roster`` and
 ``/roster/{id}/unmask|transfer``)."""
@@ -43,11 +43,12 @@ def entries_page(
     org_id: Id | None = None,
     id_number: Annotated[str, Query(max_length=32)] = "",
     phone: Annotated[str, Query(max_length=32)] = "",
+    name: Annotated[str, Query(max_length=64)] = "",
     cursor: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     actor = _actor(request, user)
     context: dict[str, Any] = {"active": "nav.roster_entries", "csrf_token": user.csrf_token}
-    search = {"id_number": id_number.strip(), "phone": phone.strip()}
+    search = {"id_number": id_number.strip(), "phone": phone.strip(), "name": name.strip()}
     with unit_of_work(read_only=True) as session:
         readable = _orgs(session, actor, Permission.MEMBERS_READ)
         chosen = next((o for o in readable if o.id == org_id), readable[0] if readable else None)

@@ -15,7 +15,7 @@ from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.errors import Conflict, InvalidInput, NotFound, field_error
 from gonghui.members.errors import MembersError
-from gonghui.members.models import Membership, RosterEntry, Transfer
+from gonghui.members.models import Membership, RosterEntry, Transfer, name_prefix
 from gonghui.members.service import valid_id_number
 from gonghui.members.tags import normalise_tags
 from gonghui.orgs.models import Org
@@ -89,9 +89,10 @@ def list_roster(
     limit: int = 50,
     id_number: str | None = None,
     phone: str | None = None,
+    name: str | None = None,
 ) -> RosterPage:
-    """Entries of ``org_id``'s subtree, by id; exact search by ID number or phone goes
-    through the blind index (the only way to find a person without decrypting).
+    """Entries of ``org_id``'s subtree, by id; exact search by ID number, phone or name
+    goes through the blind index (the only way to find a person without decrypting).
 
     The page's ids come first, from the org index alone (no row read, a sort of ids), and
     then its rows: sorting whole rows for the first page of a province's 100,000 entries
@@ -113,6 +114,12 @@ def list_roster(
         phone_hash = blind_index(PiiField.PHONE, phone)
         ids = ids.where(
             RosterEntry.phone_key == narrow_key(phone_hash), RosterEntry.phone_hash == phone_hash
+        )
+    if name:
+        name_hash = blind_index(PiiField.NAME, name)
+        ids = ids.where(
+            name_prefix(RosterEntry.name_hash) == name_hash[:4],
+            RosterEntry.name_hash == name_hash,
         )
     found = list(session.scalars(ids.order_by(RosterEntry.id).limit(limit + 1)))
     rows = session.execute(

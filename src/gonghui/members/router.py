@@ -127,10 +127,12 @@ def list_roster(
     session: SessionDep,
     cursor: str | None = None,
     limit: Count = 50,
-    id_number: str | None = None,
-    phone: str | None = None,
+    id_number: Annotated[str | None, Query(max_length=32)] = None,
+    phone: Annotated[str | None, Query(max_length=32)] = None,
+    name: Annotated[str | None, Query(max_length=64)] = None,
 ) -> RosterPageRead:
-    """The roster of the org's subtree, masked; ``id_number`` / ``phone`` search exactly."""
+    """The roster of the org's subtree, masked; ``id_number`` / ``phone`` / ``name``
+    search exactly."""
     page = roster.list_roster(
         session,
         actor=staff,
@@ -139,6 +141,7 @@ def list_roster(
         limit=limit,
         id_number=id_number,
         phone=phone,
+        name=name,
     )
     return RosterPageRead(
         items=[RosterEntryRead.model_validate(v) for v in page.items],
