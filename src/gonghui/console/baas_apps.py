@@ -23,13 +23,20 @@ from gonghui.errors import DomainError
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Actor, Permission, path_within
 from gonghui.types import Id
-from gonghui.web.errors import error_key
+from gonghui.web.errors import error_key, field_errors
+from gonghui.web.i18n import translator
 from gonghui.web.session import PageUser, check_csrf
-from gonghui.web.templating import render
+from gonghui.web.templating import render, request_locale
 
 router = APIRouter(prefix="/console/apps", include_in_schema=False)
 
 NAV = "nav.developer"
+
+
+def problems_of(request: Request, exc: DomainError) -> dict[str, str]:
+    """A portal form's field errors: translated, with the service's own words for the
+    developer ("must be at least 16")."""
+    return field_errors(exc, translator(request_locale(request)), with_detail=True)
 
 
 def app_context(session: Session, actor: Actor, app_id: int, tab: str) -> dict[str, Any]:

@@ -26,8 +26,7 @@ from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
 from gonghui.baas.tables.types import FieldType
 from gonghui.bodylimit import max_body, upload_limit
-from gonghui.console.baas_apps import app_context
-from gonghui.console.baas_tables import field_messages
+from gonghui.console.baas_apps import app_context, problems_of
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, InvalidInput
@@ -90,7 +89,7 @@ def _data_page(
                 count=True,
             )
         except DomainError as exc:
-            details = field_messages(exc)
+            details = problems_of(request, exc)
             problem = "; ".join(f"{k}: {v}" for k, v in details.items()) or exc.message
             status = 422
     params = {"where": where, "sort": sort}
@@ -188,7 +187,9 @@ def record_page(
     return _record_page(request, user, app_id, name, record_id)
 
 
-def _values(table: TableInfo, form: FormData) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def _values(
+    request: Request, table: TableInfo, form: FormData
+) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """The form's values by field (set), the fields left empty (unset), and the texts that
     are no value of their field's type (by field)."""
     values: dict[str, Any] = {}
@@ -201,7 +202,7 @@ def _values(table: TableInfo, form: FormData) -> tuple[dict[str, Any], list[str]
         try:
             value = dataio.value_from_text(f.type, text, f.name)
         except InvalidInput as exc:
-            problems.update(field_messages(exc))
+            problems.update(problems_of(request, exc))
             continue
         if value is None:
             empty.append(f.name)
@@ -219,7 +220,7 @@ async def _save(
         typed = {k: str(v) for k, v in form.items() if k != "csrf"}
         with unit_of_work(read_only=True) as session:
             table = schema.describe_table(session, actor=actor, app_id=app_id, name=name)
-        values, empty, problems = _values(table, form)
+        values, empty, problems = _values(request, table, form)
     if problems:
         return _record_page(
             request, user, app_id, name, record_id, form=typed, problems=problems, status=422
@@ -241,7 +242,7 @@ async def _save(
     try:
         await run_in_threadpool(write_it)
     except DomainError as exc:
-        found = field_messages(exc)
+        found = problems_of(request, exc)
         return _record_page(
             request,
             user,
@@ -324,7 +325,7 @@ async def import_rows(request: Request, user: ConsoleStaff, app_id: Id, name: st
     try:
         count = await run_in_threadpool(run)
     except DomainError as exc:
-        found = field_messages(exc)
+        found = problems_of(request, exc)
         return _data_page(
             request,
             user,

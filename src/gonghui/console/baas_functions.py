@@ -21,8 +21,7 @@ from gonghui.baas import apps
 from gonghui.baas.functions import invoke as invocations
 from gonghui.baas.functions import service
 from gonghui.baas.functions.models import Function
-from gonghui.console.baas_apps import app_context
-from gonghui.console.baas_tables import field_messages
+from gonghui.console.baas_apps import app_context, problems_of
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -205,7 +204,7 @@ def deploy(
                 session, actor=_actor(request, user), app_id=app_id, name=name, spec=spec
             )
     except DomainError as exc:
-        found = field_messages(exc)
+        found = problems_of(request, exc)
         if from_page == "function":
             return _function_page(
                 request, user, app_id, name, form=form, problems=found, message=exc.message,

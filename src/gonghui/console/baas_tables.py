@@ -18,7 +18,7 @@ from gonghui.baas.permissions import Action
 from gonghui.baas.schemas import FieldChange, FieldSpec
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.types import SAFE_CHANGES, FieldType
-from gonghui.console.baas_apps import app_context
+from gonghui.console.baas_apps import app_context, problems_of
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -75,15 +75,6 @@ def _default(ftype: FieldType, form: FormData, rules: dict[str, Any]) -> Any:
 
 def _problems(exc: ValidationError) -> dict[str, str]:
     return {".".join(str(p) for p in e["loc"]) or "form": e["msg"] for e in exc.errors()}
-
-
-def field_messages(exc: DomainError) -> dict[str, str]:
-    """Field -> message, from the one error envelope's details."""
-    found: dict[str, str] = {}
-    for detail in exc.details if isinstance(exc.details, list) else []:
-        if isinstance(detail, dict) and "field" in detail:
-            found[str(detail["field"])] = str(detail.get("message") or detail.get("code"))
-    return found
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -180,7 +171,13 @@ async def add_field(request: Request, user: ConsoleStaff, app_id: Id, name: str)
             )
         except DomainError as exc:
             return _table_page(
-                request, user, app_id, name, form=typed, problems=field_messages(exc), status=422
+                request,
+                user,
+                app_id,
+                name,
+                form=typed,
+                problems=problems_of(request, exc),
+                status=422,
             )
     try:
         with unit_of_work() as session:
@@ -194,7 +191,7 @@ async def add_field(request: Request, user: ConsoleStaff, app_id: Id, name: str)
             app_id,
             name,
             form=typed,
-            problems=field_messages(exc),
+            problems=problems_of(request, exc),
             message=exc.message,
             status=422,
         )
@@ -380,7 +377,7 @@ async def change_field(
                 name,
                 field_name,
                 form=typed,
-                problems=field_messages(exc),
+                problems=problems_of(request, exc),
                 status=422,
             )
         except ValueError:
@@ -410,7 +407,7 @@ async def change_field(
             name,
             field_name,
             form=typed,
-            problems=field_messages(exc),
+            problems=problems_of(request, exc),
             message=exc.message,
             status=422,
         )

@@ -16,8 +16,7 @@ from gonghui.baas.tables import schema
 from gonghui.baas.triggers import service
 from gonghui.baas.triggers.delivery import last_status_codes
 from gonghui.baas.triggers.models import TargetKind, TriggerEvent
-from gonghui.console.baas_apps import app_context
-from gonghui.console.baas_tables import field_messages
+from gonghui.console.baas_apps import app_context, problems_of
 from gonghui.console.router import ConsoleStaff, _actor, back_to
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -127,7 +126,7 @@ def create_trigger(
             user,
             app_id,
             form=form,
-            problems=field_messages(exc),
+            problems=problems_of(request, exc),
             message=exc.message,
             status=422,
         )

@@ -14,12 +14,19 @@ def error_key(exc: DomainError) -> str:
     return key if key in catalogue("zh") else "error.generic"
 
 
-def field_errors(exc: DomainError, t: Callable[..., str]) -> dict[str, str]:
-    """Field name -> translated message, from the error's ``details``."""
+def field_errors(
+    exc: DomainError, t: Callable[..., str], *, with_detail: bool = False
+) -> dict[str, str]:
+    """Field name -> translated message, from the error's ``details``; ``with_detail``
+    adds each detail's own words (a developer's page: "must be at least 16")."""
     found: dict[str, str] = {}
     for detail in exc.details if isinstance(exc.details, list) else []:
         if isinstance(detail, dict) and "field" in detail:
             code = str(detail.get("code", exc.code))
             key = f"error.{code}"
-            found[str(detail["field"])] = t(key) if key in catalogue("zh") else t(error_key(exc))
+            text = t(key) if key in catalogue("zh") else t(error_key(exc))
+            own = str(detail.get("message") or "")
+            if with_detail and own:
+                text = t("error.with_detail", error=text, detail=own)
+            found[str(detail["field"])] = text
     return found
