@@ -297,10 +297,14 @@ def test_a_records_form_and_imports_show_the_services_refusals_by_field(
 
     refused = developer.post(f"{base}/data/new", {"name": "甲", "age": "12"})
     assert refused.status_code == 422
-    assert re.search(r'id="e-age" class="field-error">请检查填写的内容（must be at least 16）<', refused.text)
+    assert re.search(
+        r'id="e-age" class="field-error">请检查填写的内容（must be at least 16）<', refused.text
+    )
     assert 'value="12"' in refused.text  # what was typed is kept
     not_a_number = developer.post(f"{base}/data/new", {"name": "甲", "age": "十二"})
-    assert re.search(r'id="e-age" class="field-error">请检查填写的内容（not a integer）<', not_a_number.text)
+    assert re.search(
+        r'id="e-age" class="field-error">请检查填写的内容（not a integer）<', not_a_number.text
+    )
     assert developer.post(f"{base}/data/new", {"name": "甲", "age": "30"}).status_code == 303
     edited = developer.post(f"{base}/data/1", {"name": "", "age": "31"})
     assert re.search(r'id="e-name" class="field-error">[^<]+<', edited.text)
