@@ -19,6 +19,7 @@ from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.db import rowcount
 from gonghui.errors import Conflict, NotFound
+from gonghui.members import review
 from gonghui.members.errors import MembersError
 from gonghui.members.models import (
     MembershipRequest,
@@ -170,19 +171,9 @@ def decide(
     """Mark the request decided, once: of two staff deciding at once exactly one wins (a
     compare-and-set on its status); the other gets ``members.request_already_decided``."""
     req = get_request(session, actor=actor, request_id=request_id)
-    changed = session.execute(
-        update(MembershipRequest)
-        .where(
-            MembershipRequest.id == req.id,
-            MembershipRequest.status == RequestStatus.PENDING,
-        )
-        .values(status=status, decided_by=actor.user_id, decided_at=now(), decision_note=note)
-        .execution_options(synchronize_session=False)
+    return review.decide_once(
+        session, req, actor=actor, status=status, note=note, taken=MembersError.REQUEST_DECIDED
     )
-    if rowcount(changed) != 1:
-        raise Conflict(MembersError.REQUEST_DECIDED, "this request has already been decided")
-    session.refresh(req)
-    return req
 
 
 def audit_decision(session: Session, *, actor: Actor, req: MembershipRequest, action: str) -> None:

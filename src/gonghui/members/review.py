@@ -8,7 +8,8 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from enum import StrEnum
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,9 @@ from gonghui.members import service, verification
 from gonghui.members.errors import MembersError
 from gonghui.members.models import (
     Membership,
+    MembershipRequest,
     MembershipStatus,
+    RequestStatus,
     ReviewStatus,
     RosterEntry,
     VerificationRequest,
@@ -243,18 +246,40 @@ def _decide(
     session: Session, *, actor: Actor, request_id: int, status: ReviewStatus, note: str | None
 ) -> VerificationRequest:
     req = get_request(session, actor=actor, request_id=request_id)
-    # Compare-and-set: of two operators deciding at once, exactly one wins.
+    decide_once(
+        session, req, actor=actor, status=status, note=note, taken=MembersError.REVIEW_DECIDED
+    )
+    return req
+
+
+Decidable = TypeVar("Decidable", VerificationRequest, MembershipRequest)
+_PENDING: dict[type[Any], StrEnum] = {
+    VerificationRequest: ReviewStatus.PENDING,
+    MembershipRequest: RequestStatus.PENDING,
+}
+
+
+def decide_once(
+    session: Session,
+    req: Decidable,
+    *,
+    actor: Actor,
+    status: StrEnum,
+    note: str | None,
+    taken: str,
+) -> Decidable:
+    """Mark a pending request (a verification review, a membership request) decided, once:
+    a compare-and-set on its status, so that of two staff deciding at once exactly one
+    wins and the other gets ``Conflict(taken)``."""
+    model = type(req)
     changed = session.execute(
-        update(VerificationRequest)
-        .where(
-            VerificationRequest.id == req.id,
-            VerificationRequest.status == ReviewStatus.PENDING,
-        )
+        update(model)
+        .where(model.id == req.id, model.status == _PENDING[model])
         .values(status=status, decided_by=actor.user_id, decided_at=now(), decision_note=note)
         .execution_options(synchronize_session=False)
     )
     if rowcount(changed) != 1:
-        raise Conflict(MembersError.REVIEW_DECIDED, "this request has already been decided")
+        raise Conflict(taken, "this request has already been decided")
     session.refresh(req)
     return req
 
