@@ -17,6 +17,7 @@ from gonghui.accounts.service import create_user
 from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
 from gonghui.integrations.wechat import mini_program
+from gonghui.integrations.wechat import official_account as oa_app
 from gonghui.integrations.wechat_simulator import openid_for
 from gonghui.members import service as members
 from gonghui.members.idnumber import check_character
@@ -40,6 +41,7 @@ class Member:
     phone: str
     openid: str | None
     session_id: str
+    oa_openid: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -50,9 +52,10 @@ class Member:
 MemberFactory = Callable[..., Member]
 
 
-def create_member(org_id: int, *, wechat: bool = False) -> Member:
+def create_member(org_id: int, *, wechat: bool = False, official_account: bool = False) -> Member:
     """A verified member whose roster entry has a phone number (and, with ``wechat``, who
-    signed in once with the platform's mini program)."""
+    signed in once with the platform's mini program; with ``official_account``, through
+    the official account's web-page sign-in)."""
     n = next(_numbers)
     phone = f"1380000{next(_phones):04d}"
     name = f"通知会员{n}"
@@ -73,8 +76,19 @@ def create_member(org_id: int, *, wechat: bool = False) -> Member:
                     subject=openid,
                 )
             )
+        oa_openid = None
+        if official_account:
+            oa_openid = openid_for(oa_app().appid, f"person-{n}")
+            session.add(
+                Identity(
+                    user_id=user.id,
+                    provider=Provider.WECHAT_OFFICIAL,
+                    app_id=oa_app().appid,
+                    subject=oa_openid,
+                )
+            )
         tokens = start_session(session, user=user)
-        made = Member(user.id, membership.id, org_id, phone, openid, tokens.session_id)
+        made = Member(user.id, membership.id, org_id, phone, openid, tokens.session_id, oa_openid)
     # The verification's own notification (inbox, SMS) is delivered before the story starts.
     tasks.run_due()
     return made

@@ -70,7 +70,7 @@ def test_staff_of_another_org_are_refused(
 
     own = api.get("/api/v1/notifications/deliveries", headers=city_a.headers).json()
     assert {r["user_id"] for r in own} == {member.user_id}
-    assert len(own) == 6  # two notifications, three channels each
+    assert len(own) == 8  # two notifications, four channels each
     assert api.get("/api/v1/notifications/deliveries", headers=city_b.headers).json() == []
     refused = api.get(
         "/api/v1/notifications/deliveries",

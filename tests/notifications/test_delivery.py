@@ -16,6 +16,7 @@ from gonghui.errors import UpstreamError
 from gonghui.integrations import wechat_simulator
 from gonghui.integrations.errors import IntegrationsError
 from gonghui.integrations.sms import DevSmsSink, NoticeMessage, dev_outbox
+from gonghui.integrations.wechat import official_account
 from gonghui.members import review
 from gonghui.notifications import channels, service
 from gonghui.notifications.models import DailyCount, Delivery, DeliveryStatus, Event
@@ -72,6 +73,7 @@ def test_an_approved_review_reaches_the_inbox_and_the_sms_outbox(
         "inbox": ("sent", ""),
         "sms": ("sent", ""),
         "wechat": ("skipped", "no_wechat"),
+        "wechat_oa": ("skipped", "no_wechat"),
     }
     (sms,) = api.get("/_sim/sms/outbox", params={"phone": user.phone}).json()
     assert sms["text"] == "【工会服务】您已通过天河软件园工会的会员认证。"
@@ -126,10 +128,11 @@ def test_quiet_hours_defer_sms_to_their_end_and_the_inbox_is_written_at_once(
     night = move_clock_to_local(23, 30)
     _notify(tree.grassroots_a1x, member.user_id)
     tasks.run_due()
-    assert deliveries(member.user_id)[-3:] == [
+    assert deliveries(member.user_id)[-4:] == [
         ("inbox", "sent", ""),
         ("sms", "deferred", "quiet_hours"),
         ("wechat", "skipped", "no_wechat"),  # unreachable: decided at once, never queued
+        ("wechat_oa", "skipped", "no_wechat"),
     ]
     with unit_of_work(read_only=True) as session:
         deferred = session.scalars(
@@ -144,9 +147,10 @@ def test_quiet_hours_defer_sms_to_their_end_and_the_inbox_is_written_at_once(
     assert len(dev_outbox(member.phone)) == 1
     clock.advance(timedelta(minutes=2))
     tasks.run_due()
-    assert deliveries(member.user_id)[-2:] == [
+    assert deliveries(member.user_id)[-3:] == [
         ("sms", "sent", ""),
         ("wechat", "skipped", "no_wechat"),
+        ("wechat_oa", "skipped", "no_wechat"),
     ]
     assert len(dev_outbox(member.phone)) == 2
 
@@ -198,7 +202,11 @@ def test_a_subscription_wechat_refuses_is_a_failed_delivery(
     )
     _notify(tree.grassroots_a1x, member.user_id)
     tasks.run_due()
-    assert deliveries(member.user_id)[-1] == ("wechat", "failed", "wechat.not_subscribed")
+    assert [d for d in deliveries(member.user_id) if d[0] == "wechat"][-1] == (
+        "wechat",
+        "failed",
+        "wechat.not_subscribed",
+    )
     assert wechat_simulator.subscribe_messages(member.openid) == []
 
 
@@ -339,3 +347,40 @@ def _sms_count(user_id: int) -> int:
         return int(
             session.scalar(select(DailyCount.count).where(DailyCount.user_id == user_id)) or 0
         )
+
+
+def test_a_follower_of_the_official_account_gets_a_template_message_once(
+    tree: Tree, make_member: MemberFactory
+) -> None:
+    """A member who signed in through the official account is told by a template message
+    (no acceptance needed: following is enough), linked to the mini program's page; a
+    member who unfollowed is a failed delivery with WeChat's reason."""
+    follower = make_member(tree.grassroots_a1x, official_account=True)
+    gone = make_member(tree.grassroots_a1x, official_account=True)
+    wechat_simulator.reset()
+    wechat_simulator.unfollow(official_account().appid, gone.oa_openid)
+    counted = _sms_count(gone.user_id)  # its verification's SMS and template message
+    _notify(tree.grassroots_a1x, follower.user_id)
+    _notify(tree.grassroots_a1x, gone.user_id)
+    tasks.run_due()
+    (sent,) = wechat_simulator.template_messages(follower.oa_openid)
+    assert sent["appid"] == official_account().appid
+    assert sent["template_id"] == "platform-oa-prize_won"
+    assert sent["data"] == {
+        "thing1": "中奖通知",
+        "thing2": "恭喜您在「十二月抽奖」中获得电饭煲，请在",
+    }
+    assert sent["client_msg_id"].startswith("delivery-")
+    assert [d for d in deliveries(follower.user_id) if d[0] == "wechat_oa"][-1] == (
+        "wechat_oa",
+        "sent",
+        "",
+    )
+    assert wechat_simulator.template_messages(gone.oa_openid) == []
+    assert [d for d in deliveries(gone.user_id) if d[0] == "wechat_oa"][-1] == (
+        "wechat_oa",
+        "failed",
+        "wechat.not_following",
+    )
+    # The prize's SMS only: the refused template message gave its count back.
+    assert _sms_count(gone.user_id) == counted + 1

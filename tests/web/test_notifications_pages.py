@@ -101,7 +101,9 @@ def test_a_second_staff_member_approves_a_broadcast(
     sign_in_to_console(desktop, reviewer.username)
     desktop.get_by_role("link", name="消息通知").click()
     expect(desktop.get_by_role("heading", level=1)).to_have_text("消息通知")
-    expect(desktop.get_by_role("row").filter(has_text="中奖")).to_have_count(3)
+    expect(desktop.get_by_role("row").filter(has_text="中奖")).to_have_count(
+        4
+    )  # inbox, SMS, subscribe message, template message
     assert axe(desktop) == []
     shot(desktop, "console-notification-templates")
     desktop.get_by_role("link", name="群发消息").first.click()

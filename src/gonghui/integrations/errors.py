@@ -11,6 +11,7 @@ class IntegrationsError(StrEnum):
     WECHAT_CREDENTIALS = "wechat.bad_app_credentials"
     WECHAT_FAILED = "wechat.failed"
     WECHAT_NOT_SUBSCRIBED = "wechat.not_subscribed"
+    WECHAT_NOT_FOLLOWING = "wechat.not_following"
     WECHAT_UNAVAILABLE = "wechat.unavailable"
     WECHATPAY_REFUSED = "wechatpay.refused"
     WECHATPAY_UNAVAILABLE = "wechatpay.unavailable"

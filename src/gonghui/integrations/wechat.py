@@ -43,6 +43,7 @@ _CODE_ERRORS: dict[int, tuple[type[DomainError], IntegrationsError, str]] = {
     40163: (Unauthenticated, IntegrationsError.WECHAT_CODE_USED, "the WeChat code was used"),
     40226: (Unauthenticated, IntegrationsError.WECHAT_USER_REFUSED, "WeChat refused this user"),
     43101: (UpstreamError, IntegrationsError.WECHAT_NOT_SUBSCRIBED, "the user did not subscribe"),
+    43004: (UpstreamError, IntegrationsError.WECHAT_NOT_FOLLOWING, "the user does not follow"),
     45011: (UpstreamError, IntegrationsError.WECHAT_RATE_LIMITED, "WeChat rate limit reached"),
     40013: (UpstreamError, IntegrationsError.WECHAT_CREDENTIALS, "WeChat: invalid appid"),
     40125: (UpstreamError, IntegrationsError.WECHAT_CREDENTIALS, "WeChat: invalid app secret"),
@@ -269,14 +270,37 @@ class WeChatClient:
         }
         if page:
             body["page"] = page
+        self._message_call(app, "cgi-bin/message/subscribe/send", body)
+
+    def send_template_message(
+        self,
+        app: WeChatApp,
+        *,
+        touser: str,
+        template_id: str,
+        data: dict[str, str],
+        client_msg_id: str,
+        miniprogram: tuple[str, str] | None = None,
+    ) -> None:
+        """Send an official account's template message (``POST /cgi-bin/message/template/
+        send``) to a follower: ``data`` as for :meth:`send_subscribe_message`; tapping it
+        opens ``miniprogram`` (appid, page) when given. WeChat sends one message per
+        ``client_msg_id`` and user, so a retry after a lost answer does not send twice."""
+        body: dict[str, Any] = {
+            "touser": touser,
+            "template_id": template_id,
+            "data": {key: {"value": value} for key, value in data.items()},
+            "client_msg_id": client_msg_id,
+        }
+        if miniprogram is not None:
+            body["miniprogram"] = {"appid": miniprogram[0], "pagepath": miniprogram[1]}
+        self._message_call(app, "cgi-bin/message/template/send", body)
+
+    def _message_call(self, app: WeChatApp, path: str, body: dict[str, Any]) -> None:
         token = self.access_token(app)
-        answer = self._subscribe_call(token, body)
+        answer = self._call("POST", path, params={"access_token": token}, json=body)
         if int(answer.get("errcode") or 0) in _TOKEN_INVALID:
             token_cache.drop((self.base_url, app.appid), token)
-            answer = self._subscribe_call(self.access_token(app, force_refresh=True), body)
+            token = self.access_token(app, force_refresh=True)
+            answer = self._call("POST", path, params={"access_token": token}, json=body)
         raise_for(answer)
-
-    def _subscribe_call(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call(
-            "POST", "cgi-bin/message/subscribe/send", params={"access_token": token}, json=body
-        )

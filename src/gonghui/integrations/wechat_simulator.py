@@ -68,6 +68,10 @@ class _State:
     # and the subscribe messages sent.
     subscriptions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     subscribe_messages: list[dict[str, Any]] = field(default_factory=list)
+    # Official accounts' template messages sent, and the users who unfollowed an account
+    # (appid, openid): every openid of an account follows it until then.
+    template_messages: list[dict[str, Any]] = field(default_factory=list)
+    unfollowed: set[tuple[str, str]] = field(default_factory=set)
 
 
 _lock = threading.Lock()
@@ -319,20 +323,10 @@ async def subscribe_send(access_token: str = "", body: dict[str, Any] = Body(...
         if isinstance(app_token, dict):
             return app_token
         touser, template_id = str(body.get("touser", "")), str(body.get("template_id", ""))
-        data = body.get("data")
+        data = _message_data(body.get("data"))
         if not touser or not template_id:
             return _err(47003, "argument invalid! touser or template_id missing")
-        if (
-            not isinstance(data, dict)
-            or not data
-            or len(data) > _MAX_DATA_KEYS
-            or not all(
-                isinstance(v, dict)
-                and isinstance(v.get("value"), str)
-                and len(v["value"]) <= _MAX_VALUE_CHARS
-                for v in data.values()
-            )
-        ):
+        if data is None:
             return _err(47003, "argument invalid! data.value invalid")
         key = (app_token.appid, touser, template_id)
         if _state.subscriptions[key] <= 0:
@@ -344,10 +338,72 @@ async def subscribe_send(access_token: str = "", body: dict[str, Any] = Body(...
                 "touser": touser,
                 "template_id": template_id,
                 "page": str(body.get("page", "")),
-                "data": {k: v["value"] for k, v in data.items()},
+                "data": data,
             }
         )
         return {"errcode": 0, "errmsg": "ok", "msgid": len(_state.subscribe_messages)}
+
+
+def _message_data(data: Any) -> dict[str, str] | None:
+    """A message's ``data`` as WeChat accepts it ({key: {"value": text}}), or None."""
+    if (
+        not isinstance(data, dict)
+        or not data
+        or len(data) > _MAX_DATA_KEYS
+        or not all(
+            isinstance(v, dict)
+            and isinstance(v.get("value"), str)
+            and len(v["value"]) <= _MAX_VALUE_CHARS
+            for v in data.values()
+        )
+    ):
+        return None
+    return {str(k): v["value"] for k, v in data.items()}
+
+
+@router.post("/cgi-bin/message/template/send")
+async def template_send(access_token: str = "", body: dict[str, Any] = Body(...)) -> Any:
+    """An official account's template message to a follower; one per ``client_msg_id``
+    and user (a repeat answers the first send's msgid)."""
+    with _lock:
+        if (failure := _begin("cgi-bin/message/template/send")) is not None:
+            return failure
+        app_token = _app_token(access_token)
+        if isinstance(app_token, dict):
+            return app_token
+        touser, template_id = str(body.get("touser", "")), str(body.get("template_id", ""))
+        data = _message_data(body.get("data"))
+        if not touser or not template_id or data is None:
+            return _err(47003, "argument invalid! touser, template_id or data invalid")
+        if (app_token.appid, touser) in _state.unfollowed:
+            return _err(43004, "require subscribe")
+        client_msg_id = str(body.get("client_msg_id", ""))
+        for n, sent in enumerate(_state.template_messages, start=1):
+            if client_msg_id and (sent["touser"], sent["client_msg_id"]) == (touser, client_msg_id):
+                return {"errcode": 0, "errmsg": "ok", "msgid": n}
+        miniprogram = body.get("miniprogram") if isinstance(body.get("miniprogram"), dict) else {}
+        _state.template_messages.append(
+            {
+                "appid": app_token.appid,
+                "touser": touser,
+                "template_id": template_id,
+                "client_msg_id": client_msg_id,
+                "pagepath": str((miniprogram or {}).get("pagepath", "")),
+                "data": data,
+            }
+        )
+        return {"errcode": 0, "errmsg": "ok", "msgid": len(_state.template_messages)}
+
+
+def template_messages(touser: str | None = None) -> list[dict[str, Any]]:
+    with _lock:
+        return [dict(m) for m in _state.template_messages if touser in (None, m["touser"])]
+
+
+def unfollow(appid: str, openid: str) -> None:
+    """The user unfollowed the official account ``appid``."""
+    with _lock:
+        _state.unfollowed.add((appid, openid))
 
 
 def accept_subscription(appid: str, openid: str, template_id: str) -> None:

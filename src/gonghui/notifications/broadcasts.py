@@ -16,12 +16,15 @@ from gonghui.errors import Conflict, InvalidInput, PermissionDenied
 from gonghui.members.models import Membership, MembershipStatus
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import Broadcast, BroadcastStatus, Channel, Event
-from gonghui.notifications.service import OUTBOUND, Notice, notify_many
+from gonghui.notifications.service import Notice, notify_many
 from gonghui.orgs.models import Org
 from gonghui.settings import get_settings
 from gonghui.tenancy import Actor, Permission, get_scoped, scoped, subtree_condition
 
 SEND_BATCH = "notifications.broadcast_batch"
+# A broadcast goes to the inbox and, as chosen, by SMS and subscribe message; never as an
+# official account's template message, which WeChat's rules keep for service notices.
+CHANNELS = (Channel.SMS, Channel.WECHAT)
 
 
 def _members(org_path: str) -> Select[int, int, int]:
@@ -51,7 +54,7 @@ def create(
         raise InvalidInput(
             NotificationsError.BAD_TEMPLATE, "a title (up to 100) and a body (up to 500)"
         )
-    outbound = sorted({str(Channel(c)) for c in channels if Channel(c) in OUTBOUND})
+    outbound = sorted({str(Channel(c)) for c in channels if Channel(c) in CHANNELS})
     broadcast = Broadcast(
         org_id=org.id,
         title=title,

@@ -20,7 +20,7 @@ from gonghui.db import rowcount, unit_of_work, upsert_insert
 from gonghui.errors import Conflict, UpstreamError
 from gonghui.integrations.errors import IntegrationsError
 from gonghui.integrations.sms import NoticeMessage, get_sms_sender
-from gonghui.integrations.wechat import WeChatClient, mini_program
+from gonghui.integrations.wechat import WeChatApp, WeChatClient, mini_program, official_account
 from gonghui.members.models import Membership, RosterEntry
 from gonghui.notifications import templates
 from gonghui.notifications.errors import NotificationsError
@@ -106,13 +106,21 @@ def phone_of(session: Session, user_id: int) -> str | None:
     return unseal(PiiField.PHONE, blob) if blob is not None else None
 
 
-def openid_of(session: Session, user_id: int) -> str | None:
-    """The user's openid at the platform's mini program."""
+def _wechat_app(channel: Channel) -> tuple[Provider, WeChatApp]:
+    if channel == Channel.WECHAT_OA:
+        return Provider.WECHAT_OFFICIAL, official_account()
+    return Provider.WECHAT_MINI, mini_program()
+
+
+def openid_of(session: Session, user_id: int, channel: Channel = Channel.WECHAT) -> str | None:
+    """The user's openid at the platform's mini program (``WECHAT``) or official account
+    (``WECHAT_OA``)."""
+    provider, app = _wechat_app(channel)
     return session.scalar(
         select(Identity.subject).where(
             Identity.user_id == user_id,
-            Identity.provider == Provider.WECHAT_MINI,
-            Identity.app_id == mini_program().appid,
+            Identity.provider == provider,
+            Identity.app_id == app.appid,
         )
     )
 
@@ -292,7 +300,10 @@ def claim(session: Session, *, delivery: Delivery, notification: Notification) -
         _finish(delivery, DeliveryStatus.SKIPPED, "no_template")
         return None
     user_id = notification.user_id
-    to = phone_of(session, user_id) if channel == Channel.SMS else openid_of(session, user_id)
+    if channel == Channel.SMS:
+        to = phone_of(session, user_id)
+    else:
+        to = openid_of(session, user_id, channel)
     if to is None:
         reason = "no_phone" if channel == Channel.SMS else "no_wechat"
         _finish(delivery, DeliveryStatus.SKIPPED, reason)
@@ -332,9 +343,23 @@ def claim(session: Session, *, delivery: Delivery, notification: Notification) -
 def send(outbound: Outbound) -> None:
     """The provider's call, outside any transaction; an ``UpstreamError`` when it refuses
     or does not answer."""
+    data = {
+        "thing1": outbound.title[:WECHAT_VALUE_CHARS],
+        "thing2": outbound.body[:WECHAT_VALUE_CHARS],
+    }
     if outbound.channel == Channel.SMS:
         get_sms_sender().send_notice(
             NoticeMessage(phone=outbound.to, params=outbound.variables, text=outbound.body)
+        )
+        return
+    if outbound.channel == Channel.WECHAT_OA:
+        WeChatClient().send_template_message(
+            official_account(),
+            touser=outbound.to,
+            template_id=outbound.template_id,
+            data=data,
+            client_msg_id=f"delivery-{outbound.delivery_id}",
+            miniprogram=(mini_program().appid, outbound.page) if outbound.page else None,
         )
         return
     WeChatClient().send_subscribe_message(
@@ -342,10 +367,7 @@ def send(outbound: Outbound) -> None:
         touser=outbound.to,
         template_id=outbound.template_id,
         page=outbound.page,
-        data={
-            "thing1": outbound.title[:WECHAT_VALUE_CHARS],
-            "thing2": outbound.body[:WECHAT_VALUE_CHARS],
-        },
+        data=data,
     )
 
 

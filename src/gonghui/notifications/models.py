@@ -28,7 +28,8 @@ class Event(StrEnum):
 class Channel(StrEnum):
     INBOX = "inbox"
     SMS = "sms"
-    WECHAT = "wechat"
+    WECHAT = "wechat"  # the mini program's subscribe messages
+    WECHAT_OA = "wechat_oa"  # the official account's template messages, to its followers
 
 
 class DeliveryStatus(StrEnum):

@@ -33,7 +33,7 @@ from gonghui.notifications.rules import Rules, rules
 from gonghui.orgs.models import Org
 from gonghui.tenancy import Actor, Permission, get_scoped, subtree_condition
 
-OUTBOUND = (Channel.SMS, Channel.WECHAT)
+OUTBOUND = (Channel.SMS, Channel.WECHAT, Channel.WECHAT_OA)
 
 __all__ = ["DELIVER", "OUTBOUND", "Notice", "Rules", "notify", "notify_many", "rules"]
 MAX_VARIABLE_CHARS = 500
@@ -132,7 +132,7 @@ def _unreachable(session: Session, channel: Channel, user_id: int) -> str:
     """Why ``channel`` cannot reach the user ("" when it can)."""
     if channel == Channel.SMS:
         return "" if phone_of(session, user_id) is not None else "no_phone"
-    return "" if openid_of(session, user_id) is not None else "no_wechat"
+    return "" if openid_of(session, user_id, channel) is not None else "no_wechat"
 
 
 # -- the member's inbox ---------------------------------------------------------------------

@@ -47,10 +47,13 @@ class Text:
 
 
 def _d(event: Event, title: str, body: str, *, sms: bool = True, page: str = "") -> list[Text]:
+    # Template messages are for service notices, not broadcasts (WeChat's rules).
+    oa = event != Event.BROADCAST
     return [
         Text(event, Channel.INBOX, True, title, body),
         Text(event, Channel.SMS, sms, title, body),
         Text(event, Channel.WECHAT, True, title, body, f"platform-{event.value}", page),
+        Text(event, Channel.WECHAT_OA, oa, title, body, f"platform-oa-{event.value}", page),
     ]
 
 
