@@ -14,9 +14,11 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gonghui import clock
+from gonghui.orgs.models import Role
 from gonghui_sdk import (
     ApiError,
     AsyncOAuth,
@@ -28,6 +30,7 @@ from gonghui_sdk import (
     RateLimitedError,
     TokenSet,
 )
+from tests.fixtures import StaffFactory, Tree
 from tests.openplatform.conftest import REDIRECT_URI, Browser, ClientFactory, RegisteredClient
 from tests.sdk.conftest import CLIENT_SCOPE, MEMBER_SCOPE, UnionActivities
 
@@ -225,3 +228,40 @@ def test_the_sdks_types_are_those_of_the_servers_openapi_document(server: str) -
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert check.returncode == 0, check.stderr
+
+
+def test_a_back_end_reads_its_unions_news_page_by_page(
+    server: str, api: httpx.Client, tree: Tree, make_staff: StaffFactory,
+    register_client: ClientFactory,
+) -> None:  # fmt: skip
+    from tests.news.test_news import publish
+
+    editor = make_staff(tree.province, Role.OPERATOR)
+    reviewer = make_staff(tree.province, Role.OPERATOR)
+    ours = [publish(api, editor, reviewer, org) for org in (tree.city_a, tree.grassroots_a1x)]
+    publish(api, editor, reviewer, tree.city_b)  # another subtree: never read
+    app = register_client(scope="openid news:read")
+    with OAuth.discover(
+        server, client_id=app.client_id, client_secret=app.client_secret, redirect_uri=REDIRECT_URI
+    ) as oauth:
+        client = OpenClient.with_client_credentials(oauth, "news:read")
+        pages = list(client.news_pages(limit=1))
+        assert [[n["id"] for n in page["items"]] for page in pages] == [[ours[1]], [ours[0]]]
+        item = client.news_item(ours[0])
+        assert item["body_html"] == "<p>全市职工运动会将于下月举行。</p>"
+        with pytest.raises(ApiError) as gone:
+            client.news_item(ours[0] + 100)
+        assert (gone.value.status, gone.value.code) == (404, "news.not_found")
+
+    async def read_async() -> list[int]:
+        async with await AsyncOAuth.discover(
+            server,
+            client_id=app.client_id,
+            client_secret=app.client_secret,
+            redirect_uri=REDIRECT_URI,
+        ) as aoauth:
+            back_end = await AsyncOpenClient.with_client_credentials(aoauth, "news:read")
+            return [n["id"] async for page in back_end.news_pages() for n in page["items"]]
+
+    with ThreadPoolExecutor(1) as pool:  # as above: an event loop may run in this thread
+        assert pool.submit(asyncio.run, read_async()).result() == [ours[1], ours[0]]

@@ -11,6 +11,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import httpx
+
+from gonghui.orgs.models import Role
+from tests.fixtures import StaffFactory, Tree
 from tests.openplatform.conftest import REDIRECT_URI, Browser, ClientFactory
 from tests.sdk.conftest import CLIENT_SCOPE, MEMBER_SCOPE, UnionActivities
 
@@ -21,13 +25,23 @@ def cookie_header(browser: Browser) -> str:
 
 def test_the_typescript_sdk_signs_in_renews_pages_and_refuses_against_the_server(
     server: str,
+    api: httpx.Client,
+    tree: Tree,
+    make_staff: StaffFactory,
     register_client: ClientFactory,
     member: Browser,
     union_activities: UnionActivities,
     typescript_build: Path,
 ) -> None:
+    from tests.news.test_news import publish
+
+    editor = make_staff(tree.province, Role.OPERATOR)
+    reviewer = make_staff(tree.province, Role.OPERATOR)
+    # Newest first, as the back end reads them; another subtree's is never read.
+    news_ids = [publish(api, editor, reviewer, org) for org in (tree.city_a, tree.grassroots_a1x)]
+    publish(api, editor, reviewer, tree.city_b)
     public = register_client(kind="public", scope=MEMBER_SCOPE)
-    back_end = register_client(scope=CLIENT_SCOPE)
+    back_end = register_client(scope=f"{CLIENT_SCOPE} news:read")
     run = subprocess.run(
         ["node", "--test", str(typescript_build / "test" / "sdk.test.js")],
         env={
@@ -40,10 +54,11 @@ def test_the_typescript_sdk_signs_in_renews_pages_and_refuses_against_the_server
             "GONGHUI_MEMBER_COOKIE": cookie_header(member),
             "GONGHUI_MEMBER_SCOPE": MEMBER_SCOPE,
             "GONGHUI_ACTIVITY_TITLES": json.dumps(union_activities.titles),
+            "GONGHUI_NEWS_IDS": json.dumps(news_ids[::-1]),
         },
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     report = run.stdout + run.stderr
     assert run.returncode == 0, report
     counts = dict(re.findall(r"^# (tests|pass|fail|skipped|todo) (\d+)$", report, re.M))
-    assert counts == {"tests": "6", "pass": "6", "fail": "0", "skipped": "0", "todo": "0"}, report
+    assert counts == {"tests": "7", "pass": "7", "fail": "0", "skipped": "0", "todo": "0"}, report

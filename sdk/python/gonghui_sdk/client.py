@@ -13,14 +13,28 @@ from typing import Any, Self, cast
 import httpx
 
 from gonghui_sdk.errors import raise_for_answer
-from gonghui_sdk.models import OpenActivityPage, OpenMember, OpenWallet
+from gonghui_sdk.models import (
+    OpenActivityPage,
+    OpenMember,
+    OpenNewsPage,
+    OpenNewsRead,
+    OpenWallet,
+)
 from gonghui_sdk.oauth import AsyncOAuth, OAuth, TokenSet
 
 TokenCallback = Callable[[TokenSet], None]
 
 
-def _page_params(before: int | None, limit: int | None) -> dict[str, int]:
+Params = dict[str, int | str]
+
+
+def _page_params(before: int | None, limit: int | None) -> Params:
     params = {"before": before, "limit": limit}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _news_params(cursor: str | None, limit: int | None) -> Params:
+    params: dict[str, int | str | None] = {"cursor": cursor, "limit": limit}
     return {k: v for k, v in params.items() if v is not None}
 
 
@@ -85,12 +99,12 @@ class OpenClient:
         elif renewal.client_scope is not None:
             renewal.renewed(self.oauth.client_credentials(renewal.client_scope))
 
-    def _send(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
+    def _send(self, path: str, params: Params | None = None) -> httpx.Response:
         url = self.oauth.discovery.issuer + path
         headers = {"Authorization": f"Bearer {self.tokens.access_token}"}
         return self.oauth.http.get(url, params=params, headers=headers)
 
-    def get(self, path: str, params: dict[str, int] | None = None) -> Any:
+    def get(self, path: str, params: Params | None = None) -> Any:
         """GET an open API's ``path``: its JSON, or the error it answers raised."""
         if self.tokens.expired() and self._renewal.possible:
             self._renew()
@@ -123,6 +137,25 @@ class OpenClient:
             before = page["next_before"]
             if before is None:
                 return
+
+    def news(self, *, cursor: str | None = None, limit: int | None = None) -> OpenNewsPage:
+        """``news:read`` (a client's own token): one page of the published news and
+        notices of the client's org and below, newest first."""
+        return cast(OpenNewsPage, self.get("/open/v1/news", _news_params(cursor, limit)))
+
+    def news_pages(self, *, limit: int | None = None) -> Iterator[OpenNewsPage]:
+        """Every page of :meth:`news`, following ``next_cursor``."""
+        cursor: str | None = None
+        while True:
+            page = self.news(cursor=cursor, limit=limit)
+            yield page
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def news_item(self, news_id: int) -> OpenNewsRead:
+        """``news:read``: one published item with its sanitised ``body_html``."""
+        return cast(OpenNewsRead, self.get(f"/open/v1/news/{int(news_id)}"))
 
 
 class AsyncOpenClient:
@@ -161,12 +194,12 @@ class AsyncOpenClient:
         elif renewal.client_scope is not None:
             renewal.renewed(await self.oauth.client_credentials(renewal.client_scope))
 
-    async def _send(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
+    async def _send(self, path: str, params: Params | None = None) -> httpx.Response:
         url = self.oauth.discovery.issuer + path
         headers = {"Authorization": f"Bearer {self.tokens.access_token}"}
         return await self.oauth.http.get(url, params=params, headers=headers)
 
-    async def get(self, path: str, params: dict[str, int] | None = None) -> Any:
+    async def get(self, path: str, params: Params | None = None) -> Any:
         if self.tokens.expired() and self._renewal.possible:
             await self._renew()
         answer = await self._send(path, params)
@@ -196,6 +229,22 @@ class AsyncOpenClient:
             before = page["next_before"]
             if before is None:
                 return
+
+    async def news(self, *, cursor: str | None = None, limit: int | None = None) -> OpenNewsPage:
+        page = await self.get("/open/v1/news", _news_params(cursor, limit))
+        return cast(OpenNewsPage, page)
+
+    async def news_pages(self, *, limit: int | None = None) -> AsyncIterator[OpenNewsPage]:
+        cursor: str | None = None
+        while True:
+            page = await self.news(cursor=cursor, limit=limit)
+            yield page
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    async def news_item(self, news_id: int) -> OpenNewsRead:
+        return cast(OpenNewsRead, await self.get(f"/open/v1/news/{int(news_id)}"))
 
 
 __all__ = ["AsyncOpenClient", "OpenClient", "TokenCallback"]

@@ -4,7 +4,7 @@
 // its client credentials.
 
 import { readAnswer } from "./errors.js";
-import type { OpenActivityPage, OpenMember, OpenWallet } from "./models.js";
+import type { OpenActivityPage, OpenMember, OpenNewsPage, OpenNewsRead, OpenWallet } from "./models.js";
 import { expired, type OAuth, type TokenSet } from "./oauth.js";
 
 export interface OpenClientOptions {
@@ -16,6 +16,11 @@ export interface OpenClientOptions {
 
 export interface PageQuery {
   before?: number;
+  limit?: number;
+}
+
+export interface NewsQuery {
+  cursor?: string;
   limit?: number;
 }
 
@@ -63,7 +68,7 @@ export class OpenClient {
     await this.options.onRefresh?.(renewed);
   }
 
-  private send(path: string, query: Record<string, number>): Promise<Response> {
+  private send(path: string, query: Record<string, number | string>): Promise<Response> {
     const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
     const search = params.toString();
     const url = `${this.oauth.discovery.issuer}${path}${search ? `?${search}` : ""}`;
@@ -72,7 +77,7 @@ export class OpenClient {
   }
 
   /** GET an open API's path: its JSON, or the error it answers thrown. */
-  async get(path: string, query: Record<string, number> = {}): Promise<unknown> {
+  async get(path: string, query: Record<string, number | string> = {}): Promise<unknown> {
     if (expired(this.#tokens) && this.renewable) await this.renew();
     let answer = await this.send(path, query);
     if (answer.status === 401 && this.renewable) {
@@ -108,5 +113,29 @@ export class OpenClient {
       yield page;
       before = page.next_before;
     } while (before !== null);
+  }
+
+  /** news:read (a client's own token): one page of the published news and notices of the
+   * client's org and below, newest first. */
+  async news(query: NewsQuery = {}): Promise<OpenNewsPage> {
+    const params: Record<string, number | string> = {};
+    if (query.cursor !== undefined) params["cursor"] = query.cursor;
+    if (query.limit !== undefined) params["limit"] = query.limit;
+    return (await this.get("/open/v1/news", params)) as OpenNewsPage;
+  }
+
+  /** Every page of news(), following next_cursor. */
+  async *newsPages(query: { limit?: number } = {}): AsyncGenerator<OpenNewsPage> {
+    let cursor: string | null = null;
+    do {
+      const page: OpenNewsPage = await this.news(cursor === null ? query : { ...query, cursor });
+      yield page;
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+  }
+
+  /** news:read: one published item with its sanitised body_html. */
+  async newsItem(newsId: number): Promise<OpenNewsRead> {
+    return (await this.get(`/open/v1/news/${Math.trunc(newsId)}`)) as OpenNewsRead;
   }
 }

@@ -2,7 +2,7 @@
 // and read the open APIs (OpenClient). Result types are generated from
 // /open/v1/openapi.json (models.ts, by sdk/generate.py).
 
-export { OpenClient, type OpenClientOptions, type PageQuery } from "./client.js";
+export { type NewsQuery, OpenClient, type OpenClientOptions, type PageQuery } from "./client.js";
 export { ApiError, GonghuiError, InvalidTokenError, OAuthError, RateLimitedError } from "./errors.js";
 export type * from "./models.js";
 export {

@@ -126,6 +126,23 @@ test("a back end pages through its union's activities with its own token", async
   assert.equal(pages.at(-1)?.next_before, null);
 });
 
+test("a back end reads its union's news page by page", async () => {
+  const newsIds = JSON.parse(env("GONGHUI_NEWS_IDS")) as number[];
+  const client = await OpenClient.withClientCredentials(await backEnd(), "news:read");
+  const pages = [];
+  for await (const page of client.newsPages({ limit: 1 })) pages.push(page);
+  assert.deepEqual(
+    pages.map((p) => p.items.map((n) => n.id)),
+    newsIds.map((id) => [id]),
+  );
+  const item = await client.newsItem(newsIds.at(-1) ?? 0);
+  assert.equal(item.body_html, "<p>全市职工运动会将于下月举行。</p>");
+  await assert.rejects(
+    client.newsItem((newsIds[0] ?? 0) + 100),
+    (e) => e instanceof ApiError && e.status === 404 && e.code === "news.not_found",
+  );
+});
+
 test("a refusal carries the envelope's status, code and details", async () => {
   const oauth = await backEnd();
   const client = new OpenClient(oauth, await signIn(oauth));
