@@ -1,7 +1,8 @@
 """Periodic clean-up, each a periodic task on the queue (one worker runs it every
 ``housekeeping_interval_s``; :mod:`gonghui.tasks`): old function logs, spent one-time
-codes, old rows of the cache change feed, ended rate-limit windows, roster imports whose
-process died, roster uploads left on disk, and finished tasks. Benefits are swept more
+codes, members' notifications past their keeping time, old rows of the cache change
+feed, ended rate-limit windows, roster imports whose process died, roster uploads left on
+disk, and finished tasks. Benefits are swept more
 often: vouchers past their validity expire and prizes with no address by their deadline
 are forfeited.
 
@@ -55,6 +56,12 @@ def purge_challenges(session: Session) -> int:
     return purge_expired(session)
 
 
+def purge_notifications(session: Session) -> int:
+    from gonghui.notifications.service import purge
+
+    return purge(session, keep_days=get_settings().notifications_keep_days)
+
+
 def purge_open_api_access(session: Session) -> int:
     from gonghui.openplatform.usage import purge
 
@@ -63,6 +70,7 @@ def purge_open_api_access(session: Session) -> int:
 
 TASKS: dict[str, Callable[[Session], int]] = {
     "function_logs": purge_function_logs,
+    "notifications": purge_notifications,
     "open_api_access": purge_open_api_access,
     "otp_codes": purge_otp_codes,
     "cache_changes": invalidation.purge,

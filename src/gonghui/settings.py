@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # members a broadcast reaches a second (one batch a second).
     notifications_reminder_check_s: float = Field(default=60.0, gt=0)
     notifications_broadcast_per_s: int = Field(default=50, ge=1, le=1000)
+    # Members' notifications (inbox and delivery states) are deleted after this many days.
+    notifications_keep_days: int = Field(default=365, ge=1)
     # Mount the protocol simulators (WeChat, WeChat Pay, SMS) under /_sim; never in production.
     simulators_enabled: bool = True
 

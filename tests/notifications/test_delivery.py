@@ -384,3 +384,30 @@ def test_a_follower_of_the_official_account_gets_a_template_message_once(
     )
     # The prize's SMS only: the refused template message gave its count back.
     assert _sms_count(gone.user_id) == counted + 1
+
+
+def test_housekeeping_deletes_notifications_past_their_keeping_time(
+    tree: Tree, make_member: MemberFactory
+) -> None:
+    from gonghui import housekeeping
+    from gonghui.notifications.models import Notification
+    from gonghui.settings import get_settings
+
+    member = make_member(tree.grassroots_a1x)
+    old = _notify(tree.grassroots_a1x, member.user_id)
+    tasks.run_due()
+    clock.advance(timedelta(days=get_settings().notifications_keep_days - 1))
+    recent = _notify(tree.grassroots_a1x, member.user_id)
+    tasks.run_due()
+    clock.advance(timedelta(days=2))
+    assert housekeeping.run()["notifications"] >= 1
+    with unit_of_work(read_only=True) as session:
+        kept = session.scalars(
+            select(Notification.id).where(Notification.user_id == member.user_id)
+        ).all()
+        assert old not in kept
+        assert recent in kept
+        assert session.scalars(select(Delivery).where(Delivery.notification_id == old)).all() == []
+        days = session.scalars(select(DailyCount.day).where(DailyCount.user_id == member.user_id))
+        assert all(d >= clock.local_day() - timedelta(days=7) for d in days)
+    assert housekeeping.run()["notifications"] == 0

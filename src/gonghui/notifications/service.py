@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gonghui import tasks
 from gonghui.audit import service as audit
-from gonghui.clock import now
+from gonghui.clock import local_day, now
 from gonghui.db import rowcount
 from gonghui.errors import InvalidInput, NotFound
 from gonghui.notifications import templates
@@ -22,11 +22,13 @@ from gonghui.notifications.channels import DELIVER, openid_of, phone_of
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import (
     Channel,
+    DailyCount,
     Delivery,
     DeliveryStatus,
     Event,
     Notification,
     OrgSettings,
+    Subscription,
     Template,
 )
 from gonghui.notifications.rules import Rules, rules
@@ -195,6 +197,58 @@ def deliveries_of(session: Session, notification_ids: Sequence[int]) -> dict[int
         ):
             found[d.notification_id].append(d)
     return found
+
+
+# -- housekeeping ---------------------------------------------------------------------------
+
+# Rows one pass removes at most (a short write transaction; the next pass takes the rest).
+PURGE_BATCH = 5000
+
+
+def _oldest_ids(session: Session, model: Any, stamp: Any, before: Any) -> list[int]:
+    """The ids of the oldest rows (by id, which follows time) whose ``stamp`` is before
+    ``before``: at most a batch, read through the primary key only."""
+    rows = session.execute(select(model.id, stamp).order_by(model.id).limit(PURGE_BATCH)).all()
+    ids = []
+    for row_id, at in rows:
+        if at >= before:
+            break
+        ids.append(int(row_id))
+    return ids
+
+
+def purge(session: Session, *, keep_days: int) -> int:
+    """Delete notifications older than ``keep_days`` with their deliveries, and the daily
+    counters of past weeks; how many notifications went."""
+    cutoff = now() - timedelta(days=keep_days)
+    ids = _oldest_ids(session, Notification, Notification.created_at, cutoff)
+    if ids:
+        deliveries = select(Delivery.id).where(Delivery.notification_id.in_(ids))
+        session.execute(
+            update(Subscription)
+            .where(Subscription.delivery_id.in_(deliveries))
+            .values(delivery_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(Delivery)
+            .where(Delivery.notification_id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(Notification)
+            .where(Notification.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    week_ago = local_day() - timedelta(days=7)
+    counters = _oldest_ids(session, DailyCount, DailyCount.day, week_ago)
+    if counters:
+        session.execute(
+            delete(DailyCount)
+            .where(DailyCount.id.in_(counters))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
 
 
 # -- staff: templates, rules, the delivery log ------------------------------------------------
