@@ -108,11 +108,19 @@ class Server:
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    self.settle()
+                    if self.runs_workers:
+                        self.settle()
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
+
+    @property
+    def runs_workers(self) -> bool:
+        """Whether anything runs background work: its API processes or workers beside them."""
+        return (
+            bool(self.background_workers) or self.env.get("GONGHUI_BACKGROUND_WORKERS") != "false"
+        )
 
     def settle(self, within_s: float = 600) -> None:
         """Wait until the workers have run the background work that is due (the seed's:
