@@ -21,6 +21,7 @@ from gonghui.members import review
 from gonghui.notifications import channels, service
 from gonghui.notifications.models import DailyCount, Delivery, DeliveryStatus, Event
 from gonghui.orgs.models import Role
+from gonghui.tasks.models import Task
 from gonghui.tenancy import SYSTEM
 from tests.fixtures import StaffFactory, Tree, request_review
 from tests.notifications.conftest import (
@@ -153,6 +154,28 @@ def test_quiet_hours_defer_sms_to_their_end_and_the_inbox_is_written_at_once(
         ("wechat_oa", "skipped", "no_wechat"),
     ]
     assert len(dev_outbox(member.phone)) == 2
+
+
+def test_a_subscribe_message_without_an_acceptance_is_skipped_at_once_not_queued(
+    tree: Tree, make_member: MemberFactory
+) -> None:
+    member = make_member(tree.grassroots_a1x, wechat=True)
+    tasks.run_due()  # the verification's own notification
+    _notify(tree.grassroots_a1x, member.user_id)
+    assert deliveries(member.user_id)[-4:] == [
+        ("inbox", "sent", ""),
+        ("sms", "queued", ""),
+        ("wechat", "skipped", "no_subscription"),
+        ("wechat_oa", "skipped", "no_wechat"),
+    ]
+    with unit_of_work(read_only=True) as session:
+        queued = session.scalars(
+            select(Task.args).where(Task.name == channels.DELIVER, Task.status == "queued")
+        ).all()
+        wechat = session.scalar(
+            select(Delivery.id).where(Delivery.channel == "wechat").order_by(Delivery.id.desc())
+        )
+    assert len(queued) == 1 and queued[0] != {"delivery_id": wechat}
 
 
 def test_a_subscribe_message_is_sent_once_per_acceptance(

@@ -371,7 +371,7 @@ def test_a_failed_group_retries_each_row_then_dead_letters_each() -> None:
     assert sorted(args["mark"] for args, _ in dead) == ["a", "b"]
 
 
-def test_defer_many_of_a_grouped_kind_sends_groups_of_at_most_group_max(
+def test_a_grouped_kind_waits_for_the_relay_which_sends_groups_of_at_most_group_max(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from gonghui.tasks import broker
@@ -381,12 +381,17 @@ def test_defer_many_of_a_grouped_kind_sends_groups_of_at_most_group_max(
         broker, "send", lambda name, task_id, token, slot: sent.append((name, task_id, token))
     )
     monkeypatch.setattr(queue, "_sends_on_commit", lambda: True)
-    with unit_of_work() as session:
-        tasks.defer_many(
-            session, "tests.grouped", [{"mark": f"m{i}"} for i in range(queue.GROUP_MAX + 1)]
-        )
-    assert len(sent) == 2
-    for name, task_id, token in sent:
+    with unit_of_work() as session:  # a process that runs a worker sends at commit ...
+        tasks.defer(session, "tests.note", mark="single")
+    assert [name for name, _, _ in sent] == ["tests.note"]
+    for i in range(queue.GROUP_MAX + 1):  # ... but not a grouped kind's rows
+        with unit_of_work() as session:
+            tasks.defer(session, "tests.grouped", mark=f"m{i}")
+    assert len(sent) == 1
+    assert queue.relay_due() == queue.GROUP_MAX
+    assert queue.relay_due() == 1
+    assert [name for name, _, _ in sent[1:]] == ["tests.grouped", "tests.grouped"]
+    for name, task_id, token in sent[1:]:
         assert queue.execute(name, task_id, token) == "done"
     assert sorted(len(g) for g in groups) == [1, queue.GROUP_MAX]
-    assert {r.status for r in rows()} == {"done"}
+    assert {r.status for r in rows() if r.name == "tests.grouped"} == {"done"}

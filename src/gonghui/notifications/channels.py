@@ -7,11 +7,12 @@ delivery row; no transaction is open while a provider is called."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gonghui import clock, tasks
@@ -33,7 +34,8 @@ from gonghui.notifications.models import (
     Notification,
     Subscription,
 )
-from gonghui.notifications.rules import Rules, rules
+from gonghui.notifications.rules import Rules
+from gonghui.notifications.rules import of_org as rules_of
 from gonghui.pii import PiiField, unseal
 
 log = logging.getLogger("gonghui.notifications")
@@ -122,6 +124,70 @@ def openid_of(session: Session, user_id: int, channel: Channel = Channel.WECHAT)
             Identity.provider == provider,
             Identity.app_id == app.appid,
         )
+    )
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Which of a batch's users each channel can reach, read in a few queries for the
+    batch (:func:`reach`)."""
+
+    phones: frozenset[int]
+    wechat: frozenset[int]
+    official: frozenset[int]
+    # (user, template id) pairs with an unused subscribe-message acceptance.
+    accepted: frozenset[tuple[int, str]]
+
+    def why_not(self, channel: Channel, user_id: int, template_id: str = "") -> str:
+        """Why ``channel`` cannot reach the user ("" when it can): no number, no WeChat
+        identity at the app, or (subscribe messages) no acceptance of the template."""
+        if channel == Channel.SMS:
+            return "" if user_id in self.phones else "no_phone"
+        if channel == Channel.WECHAT_OA:
+            return "" if user_id in self.official else "no_wechat"
+        if user_id not in self.wechat:
+            return "no_wechat"
+        return "" if (user_id, template_id) in self.accepted else "no_subscription"
+
+
+def reach(session: Session, user_ids: Collection[int]) -> Reach:
+    """Who of ``user_ids`` has a phone (their own or their roster entry's), an openid at the
+    platform's mini program and official account, and which acceptances."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return Reach(frozenset(), frozenset(), frozenset(), frozenset())
+    phones = set(
+        session.scalars(select(User.id).where(User.id.in_(ids), User.phone_enc.is_not(None)))
+    )
+    phones.update(
+        session.scalars(
+            select(Membership.user_id)
+            .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
+            .where(Membership.user_id.in_(ids), RosterEntry.phone_enc.is_not(None))
+        )
+    )
+    openids: dict[Provider, set[int]] = {
+        Provider.WECHAT_MINI: set(),
+        Provider.WECHAT_OFFICIAL: set(),
+    }
+    apps = [_wechat_app(Channel.WECHAT), _wechat_app(Channel.WECHAT_OA)]
+    for user_id, provider in session.execute(
+        select(Identity.user_id, Identity.provider).where(
+            Identity.user_id.in_(ids),
+            or_(*(and_(Identity.provider == p, Identity.app_id == a.appid) for p, a in apps)),
+        )
+    ):
+        openids[Provider(provider)].add(int(user_id))
+    accepted = session.execute(
+        select(Subscription.user_id, Subscription.template_id)
+        .where(Subscription.user_id.in_(ids), Subscription.consumed_at.is_(None))
+        .distinct()
+    )
+    return Reach(
+        frozenset(int(u) for u in phones),
+        frozenset(openids[Provider.WECHAT_MINI]),
+        frozenset(openids[Provider.WECHAT_OFFICIAL]),
+        frozenset((int(u), str(t)) for u, t in accepted),
     )
 
 
@@ -283,7 +349,7 @@ def claim(session: Session, *, delivery: Delivery, notification: Notification) -
     why), or claimed for sending (counted against the daily cap, a WeChat acceptance
     consumed, the row marked ``sending``): then what to send."""
     at = clock.now()
-    rule = rules(session, notification.org_id)
+    rule = rules_of(session, notification.org_id)
     delivery.attempts += 1
     if not notification.urgent:
         until = quiet_until(rule, at)
@@ -295,7 +361,7 @@ def claim(session: Session, *, delivery: Delivery, notification: Notification) -
             )
             return None
     event, channel = Event(notification.event), Channel(delivery.channel)
-    text = templates.effective(session, notification.org_id).get((event, channel))
+    text = templates.of_org(session, notification.org_id).get((event, channel))
     if text is None:
         _finish(delivery, DeliveryStatus.SKIPPED, "no_template")
         return None

@@ -44,21 +44,42 @@ def on_org_event(
 hooks.subscribe(on_org_event)
 
 
-def _user_of(session: Session, payload: dict[str, Any]) -> int | None:
+def _users_of(session: Session, batch: list[dict[str, Any]]) -> dict[int, int]:
+    """The user of each membership the batch's payloads name (one query)."""
+    ids = {
+        int(one["payload"]["membership_id"])
+        for one in batch
+        if one["payload"].get("membership_id") is not None
+    }
+    if not ids:
+        return {}
+    rows = session.execute(select(Membership.id, Membership.user_id).where(Membership.id.in_(ids)))
+    return {int(m): int(u) for m, u in rows}
+
+
+def _user_of(payload: dict[str, Any], users: dict[int, int]) -> int | None:
     if payload.get("user_id") is not None:
         return int(payload["user_id"])
     if payload.get("membership_id") is not None:
-        found = session.scalar(
-            select(Membership.user_id).where(Membership.id == int(payload["membership_id"]))
-        )
-        return int(found) if found is not None else None
+        return users.get(int(payload["membership_id"]))
     return None
+
+
+def _name(session: Session, column: Any, row_id: int) -> str:
+    """An activity's title or an org's name, read once per transaction (a group of one
+    activity's wins reads its title once)."""
+    names: dict[tuple[str, int], str] = session.info.setdefault("notifications.names", {})
+    key = (str(column), row_id)
+    if key not in names:
+        table = column.class_
+        names[key] = session.scalar(select(column).where(table.id == row_id)) or ""
+    return names[key]
 
 
 def _activity(session: Session, payload: dict[str, Any]) -> str:
     if payload.get("activity_id") is None:
         return ""
-    return session.scalar(select(Activity.title).where(Activity.id == payload["activity_id"])) or ""
+    return _name(session, Activity.title, int(payload["activity_id"]))
 
 
 def variables(
@@ -69,8 +90,7 @@ def variables(
         prize = payload.get("prize") or {}
         return {"activity": _activity(session, payload), "prize": str(prize.get("name", ""))}
     if event in (Event.VERIFICATION_APPROVED, Event.VERIFICATION_REJECTED):
-        org = session.scalar(select(Org.name).where(Org.id == org_id)) or ""
-        return {"org": org, "note": str(payload.get("note") or "")}
+        return {"org": _name(session, Org.name, org_id), "note": str(payload.get("note") or "")}
     if event == Event.VOUCHER_ARRIVED:
         cents = int(payload.get("amount_cents") or 0)
         return {"activity": _activity(session, payload), "amount": f"{cents / 100:g}"}
@@ -86,10 +106,11 @@ def variables(
 @tasks.grouped(ON_EVENT, max_attempts=5)
 def on_events(batch: list[dict[str, Any]]) -> None:
     with unit_of_work() as session:
+        users = _users_of(session, batch)
         notices = []
         for one in batch:
             event, org_id, payload = Event(one["event"]), int(one["org_id"]), one["payload"]
-            user_id = _user_of(session, payload)
+            user_id = _user_of(payload, users)
             if user_id is not None:
                 notices.append(
                     Notice(org_id, user_id, event, variables(session, event, org_id, payload))

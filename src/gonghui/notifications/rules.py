@@ -34,3 +34,11 @@ def rules(session: Session, org_id: int) -> Rules:
         if row is not None:
             return Rules(row.quiet_start_minute, row.quiet_end_minute, row.daily_cap, org)
     return Rules(None, None, DEFAULT_DAILY_CAP)
+
+
+def of_org(session: Session, org_id: int) -> Rules:
+    """:func:`rules`, read once per session (a group of deliveries)."""
+    cache: dict[int, Rules] = session.info.setdefault("notifications.rules", {})
+    if org_id not in cache:
+        cache[org_id] = rules(session, org_id)
+    return cache[org_id]

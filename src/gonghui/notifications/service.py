@@ -18,7 +18,7 @@ from gonghui.clock import local_day, now
 from gonghui.db import rowcount
 from gonghui.errors import InvalidInput, NotFound
 from gonghui.notifications import templates
-from gonghui.notifications.channels import DELIVER, openid_of, phone_of
+from gonghui.notifications.channels import DELIVER, reach
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import (
     Channel,
@@ -39,16 +39,6 @@ OUTBOUND = (Channel.SMS, Channel.WECHAT, Channel.WECHAT_OA)
 
 __all__ = ["DELIVER", "OUTBOUND", "Notice", "Rules", "notify", "notify_many", "rules"]
 MAX_VARIABLE_CHARS = 500
-
-
-def _texts(session: Session, org_id: int) -> dict[tuple[Event, Channel], templates.Text]:
-    """The templates of ``org_id``, read once per transaction (a broadcast's batch)."""
-    cache: dict[int, dict[tuple[Event, Channel], templates.Text]] = session.info.setdefault(
-        "notifications.texts", {}
-    )
-    if org_id not in cache:
-        cache[org_id] = templates.effective(session, org_id)
-    return cache[org_id]
 
 
 @dataclass(frozen=True)
@@ -73,14 +63,19 @@ def notify(session: Session, notice: Notice) -> Notification:
 def notify_many(session: Session, notices: Sequence[Notice]) -> list[Notification]:
     """Tell each notice's user, in the caller's transaction: the inbox rows now, each
     outbound channel's delivery queued for the worker (one task each, run in groups), or
-    skipped at once with the reason when the channel cannot reach the user."""
+    skipped at once with the reason when the channel cannot reach the user (no number, no
+    WeChat identity, no acceptance of the subscribe message's template)."""
+    if not notices:
+        return []
+    # Everything is read before the first write (on SQLite the write holds the one writer).
     notifications = [_notification(session, notice) for notice in notices]
+    reachable = reach(session, [notice.user_id for notice in notices])
+    at = now()
     session.add_all(notifications)
     session.flush()
-    at = now()
     deliveries: list[Delivery] = []
     for notice, notification in zip(notices, notifications, strict=True):
-        texts = _texts(session, notice.org_id)
+        texts = templates.of_org(session, notice.org_id)
         wanted = set(notice.channels) if notice.channels is not None else None
         deliveries.append(_delivery(notification, Channel.INBOX, DeliveryStatus.SENT, "", at))
         for channel in OUTBOUND:
@@ -88,7 +83,7 @@ def notify_many(session: Session, notices: Sequence[Notice]) -> list[Notificatio
             chosen = channel in wanted if wanted is not None else bool(text and text.enabled)
             if text is None or not chosen:
                 continue
-            reason = _unreachable(session, channel, notice.user_id)
+            reason = reachable.why_not(channel, notice.user_id, text.wechat_template_id)
             status = DeliveryStatus.SKIPPED if reason else DeliveryStatus.QUEUED
             deliveries.append(_delivery(notification, channel, status, reason, at))
     session.add_all(deliveries)
@@ -104,7 +99,7 @@ def _notification(session: Session, notice: Notice) -> Notification:
         key: str(notice.variables.get(key, ""))[:MAX_VARIABLE_CHARS]
         for key in templates.VARIABLES[notice.event]
     }
-    inbox = _texts(session, notice.org_id)[(notice.event, Channel.INBOX)]
+    inbox = templates.of_org(session, notice.org_id)[(notice.event, Channel.INBOX)]
     return Notification(
         org_id=notice.org_id,
         user_id=notice.user_id,
@@ -128,13 +123,6 @@ def _delivery(
         created_at=at,
         updated_at=at,
     )
-
-
-def _unreachable(session: Session, channel: Channel, user_id: int) -> str:
-    """Why ``channel`` cannot reach the user ("" when it can)."""
-    if channel == Channel.SMS:
-        return "" if phone_of(session, user_id) is not None else "no_phone"
-    return "" if openid_of(session, user_id, channel) is not None else "no_wechat"
 
 
 # -- the member's inbox ---------------------------------------------------------------------

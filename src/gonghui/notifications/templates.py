@@ -122,3 +122,13 @@ def effective(session: Session, org_id: int) -> dict[tuple[Event, Channel], Text
             row.org_id,
         )
     return {**DEFAULTS, **own}
+
+
+def of_org(session: Session, org_id: int) -> dict[tuple[Event, Channel], Text]:
+    """:func:`effective`, read once per session (a batch of notifications or deliveries)."""
+    cache: dict[int, dict[tuple[Event, Channel], Text]] = session.info.setdefault(
+        "notifications.texts", {}
+    )
+    if org_id not in cache:
+        cache[org_id] = effective(session, org_id)
+    return cache[org_id]

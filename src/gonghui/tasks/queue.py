@@ -27,10 +27,11 @@ and on PostgreSQL, with or without Redis:
   runs ends, so one app whose endpoint hangs holds only its own share of the threads
   while they run the rest.
 - **Groups.** A kind registered with :func:`grouped` is deferred row by row like any other
-  but run in groups: the rows one send claimed together (one :func:`defer_many` call, up to
-  :data:`GROUP_MAX`; a relay's pass) go as one message, and one call of its function takes
-  all their arguments, in one run whose outcome is each row's. So a burst of small tasks
-  (a notification per prize won) costs a few transactions per group, not per task.
+  but run in groups: it is never sent at commit, and the rows a relay's pass claims (those
+  of every transaction since the last pass, up to :data:`GROUP_MAX`) go as one message;
+  one call of its function takes all their arguments, in one run whose outcome is each
+  row's. So a burst of small tasks (a notification per prize won) costs a few
+  transactions per group, not per task, for at most ``task_poll_s`` of latency.
 - **Periodic work** (:func:`periodic`) is one row per kind, re-armed by every worker's
   clock when its window comes: it runs once per window however many workers there are.
 
@@ -288,7 +289,10 @@ def defer_many(
     if request_ids is None:
         request_ids = [request_id_var.get()] * len(args)
     at = now()
-    send = delay_s <= 0 and _sends_on_commit()
+    # A grouped kind waits for the relay, whose pass gathers the rows of every transaction
+    # since the last one into groups (one notification per prize won, told a hundred at a
+    # time); sent at each commit, a lone row would be a group of one.
+    send = delay_s <= 0 and not kind.grouped and _sends_on_commit()
     common = {
         "name": name,
         "status": TaskStatus.QUEUED,
@@ -299,27 +303,20 @@ def defer_many(
         "worker_id": _worker_id if send else None,
         "created_at": at,
     }
-    # One send claims all the rows (as a relay's pass does), a grouped kind's by groups
-    # of at most GROUP_MAX, each with a token of its own.
-    step = GROUP_MAX if kind.grouped else len(args)
-    tokens = [uuid.uuid4().hex if send else None for _ in range(0, len(args), step)]
+    # One send claims all the rows, as a relay's pass does.
+    token = uuid.uuid4().hex if send else None
     rows = [
-        {**common, "args": one, "request_id": request_id, "token": tokens[n // step]}
-        for n, (one, request_id) in enumerate(zip(args, request_ids, strict=True))
+        {**common, "args": one, "request_id": request_id, "token": token}
+        for one, request_id in zip(args, request_ids, strict=True)
     ]
     written = session.connection().execute(_INSERT_TASKS, rows).all()
-    if send:
-        by_token: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        for task_id, written_args, token in written:
-            by_token.setdefault(token, []).append((task_id, written_args))
-        messages = [
-            m for token, claimed in by_token.items() for m in _messages(token, claimed, name)
-        ]
+    if token is not None:
+        messages = _messages(token, [(task_id, one) for task_id, one in written], name)
         on_commit(session, lambda: _send_all(messages))
-    return sorted(task_id for task_id, _, _ in written)
+    return sorted(task_id for task_id, _ in written)
 
 
-_INSERT_TASKS = insert(Task).returning(Task.id, Task.args, Task.token)
+_INSERT_TASKS = insert(Task).returning(Task.id, Task.args)
 
 
 class Sending(NamedTuple):
