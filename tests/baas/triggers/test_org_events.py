@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from gonghui import hooks, tasks
+from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from tests.activities.conftest import create_activity, create_member, lottery_config
 from tests.baas.conftest import AppHandle
@@ -89,3 +90,43 @@ def test_activity_and_verification_events_reach_the_apps_above_them(
         (tree.district_a1, "activity.participated"),
         (tree.district_a1, "activity.prize_won"),
     ]
+
+
+def test_a_trigger_created_or_disabled_after_its_org_was_read_counts_at_once(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    """Each process holds which org events have triggers (an event goes out per coupon
+    sent); a trigger created or disabled counts from its commit on."""
+
+    def emit(mark: str) -> None:
+        with unit_of_work() as session:
+            hooks.emit(
+                session,
+                org_id=tree.grassroots_a1x,
+                event=hooks.OrgEvent.PARTICIPATED,
+                payload={"mark": mark},
+            )
+
+    with running_receiver() as receiver:
+        app = make_app(api, make_staff(tree.city_a, Role.DEVELOPER), tree.city_a, "A")
+        emit("before")  # read, and held: no trigger
+        created = api.post(
+            f"/api/v1/baas/apps/{app.id}/triggers",
+            json={
+                "name": "took-part",
+                "event": "activity.participated",
+                "target_kind": "webhook",
+                "webhook_url": receiver.url,
+            },
+            headers=app.dev.headers,
+        )
+        assert created.status_code == 201, created.text
+        emit("created")
+        disabled = api.post(
+            f"/api/v1/baas/apps/{app.id}/triggers/{created.json()['id']}/disable",
+            headers=app.dev.headers,
+        )
+        assert disabled.status_code == 200, disabled.text
+        emit("disabled")
+        tasks.run_due()
+        assert [r.json["data"]["mark"] for r in receiver.accepted()] == ["created"]

@@ -601,13 +601,14 @@ def send_coupon(claim_id: int, last: bool = False) -> None:
     send that waited longest, tried once more however its stock stands (:mod:`.waiting`)."""
     with unit_of_work(read_only=True) as session:
         found = session.execute(
-            select(VoucherClaim, VoucherStock)
+            select(VoucherClaim, VoucherStock, Activity.org_id)
             .join(VoucherStock, VoucherStock.id == VoucherClaim.stock_id)
+            .join(Activity, Activity.id == VoucherStock.activity_id)
             .where(VoucherClaim.id == claim_id)
         ).one_or_none()
         if found is None or found[0].state != ClaimState.SENDING:
             return
-        claim_row, stock = found
+        claim_row, stock, org_id = found
         request = {
             "stock_id": stock.wechat_stock_id,
             "out_request_no": claim_row.out_request_no,
@@ -633,7 +634,7 @@ def send_coupon(claim_id: int, last: bool = False) -> None:
         return
     except wechatpay.WechatPayUnavailable as exc:
         raise tasks.Retry(exc.message) from exc
-    _sent(claim_row, stock, str(sent["coupon_id"]))
+    _sent(claim_row, stock, org_id, str(sent["coupon_id"]))
 
 
 def _done(session: Session) -> None:
@@ -646,9 +647,9 @@ def _done(session: Session) -> None:
         tasks.complete(session)
 
 
-def _sent(claim_row: VoucherClaim, stock: VoucherStock, coupon_id: str) -> None:
+def _sent(claim_row: VoucherClaim, stock: VoucherStock, org_id: int, coupon_id: str) -> None:
     """WeChat Pay sent the coupon: the claim (as :func:`send_coupon` read it) is ``sent``
-    and the ledger says so, once."""
+    and the ledger says so, once; the activity's org (``org_id``) hears of it."""
     with unit_of_work() as session:
         _done(session)
         moved = session.execute(
@@ -669,7 +670,7 @@ def _sent(claim_row: VoucherClaim, stock: VoucherStock, coupon_id: str) -> None:
         )
         hooks.emit(
             session,
-            org_id=session.get_one(Activity, stock.activity_id).org_id,
+            org_id=org_id,
             event=hooks.OrgEvent.VOUCHER_ISSUED,
             payload={
                 "activity_id": claim_row.activity_id,

@@ -43,7 +43,7 @@ from gonghui.baas.triggers.models import (
 from gonghui.clock import now
 from gonghui.errors import InvalidInput, NotFound, Unauthenticated, field_error
 from gonghui.observability import request_id_var
-from gonghui.orgs.models import Org
+from gonghui.orgs.models import ORG_TREE_TOPIC, Org
 from gonghui.outbound import OutboundError
 from gonghui.tenancy import Actor
 
@@ -285,40 +285,65 @@ def record_events(
     return fired
 
 
-# The triggers of each org's chain, read once per transaction: a batch of members' draws
-# emits two events per draw. A trigger written in the transaction forgets the lot.
-_ORG_TRIGGERS = "baas.triggers.by_org_event"
-
-
-def _forget_org_triggers(_mapper: Any, _connection: Any, target: Trigger) -> None:
+def _trigger_changed(_mapper: Any, _connection: Any, target: Trigger) -> None:
     session = object_session(target)
     if session is not None:
-        session.info.pop(_ORG_TRIGGERS, None)
         invalidation.changed(session, TOPIC, str(target.app_id))
 
 
 for _change in ("after_insert", "after_update", "after_delete"):
-    sa_event.listen(Trigger, _change, _forget_org_triggers)
+    sa_event.listen(Trigger, _change, _trigger_changed)
 
+
+# The org events each org's chain has enabled triggers on, held per process like the
+# record triggers above: an event goes out on every coupon sent, each in a transaction of
+# its own, and almost always hears "none". Any trigger change (topic ``baas.triggers``)
+# or a move in the org tree drops the lot; a trigger changed in the transaction is read
+# from the table. The triggers themselves are read only when there are some.
+_org_events: invalidation.TopicCache[int, dict[str, tuple[int, ...]]] = invalidation.TopicCache(
+    "baas.triggers.by_org",
+    key_of=lambda org_id, _: str(org_id),
+    ttl_s=RECORD_TRIGGERS_TTL_S,
+    cleared_by=(TOPIC, ORG_TREE_TOPIC),
+)
 
 _ENABLED_ORG_TRIGGERS = (
-    select(Trigger)
-    .where(Trigger.org_id.in_(bindparam("chain", expanding=True)), Trigger.enabled.is_(True))
-    .order_by(Trigger.id)
+    select(_trigger_table.id, _trigger_table.event)
+    .where(
+        _trigger_table.org_id.in_(bindparam("chain", expanding=True)),
+        _trigger_table.enabled.is_(True),
+    )
+    .order_by(_trigger_table.id)
 )
 
 
+def _read_org_events(session: Session, org_id: int) -> dict[str, tuple[int, ...]]:
+    org = session.get(Org, org_id)
+    chain = [int(part) for part in org.path.strip("/").split("/") if part] if org else []
+    by_event: dict[str, list[int]] = {}
+    for trigger_id, event in session.execute(_ENABLED_ORG_TRIGGERS, {"chain": chain}):
+        by_event.setdefault(str(event), []).append(int(trigger_id))
+    return {event: tuple(ids) for event, ids in by_event.items()}
+
+
+def _org_trigger_ids(session: Session, org_id: int) -> dict[str, tuple[int, ...]]:
+    if invalidation.pending(session, TOPIC):
+        return _read_org_events(session, org_id)
+    hit = _org_events.get(org_id)
+    if hit is None and invalidation.catch_up(session):
+        hit = _org_events.get(org_id)
+    if hit is not None:
+        return hit
+    generation = _org_events.generation
+    found = _read_org_events(session, org_id)
+    _org_events.put(org_id, found, generation=generation)
+    return found
+
+
 def _org_triggers(session: Session, org_id: int, event: hooks.OrgEvent) -> list[Trigger]:
-    """The enabled triggers of ``org_id``'s chain on ``event`` (read for all events at once)."""
-    known: dict[int, dict[str, list[Trigger]]] = session.info.setdefault(_ORG_TRIGGERS, {})
-    if org_id not in known:
-        org = session.get(Org, org_id)
-        chain = [int(part) for part in org.path.strip("/").split("/") if part] if org else []
-        by_event: dict[str, list[Trigger]] = {}
-        for trigger in session.scalars(_ENABLED_ORG_TRIGGERS, {"chain": chain}):
-            by_event.setdefault(trigger.event, []).append(trigger)
-        known[org_id] = by_event
-    return known[org_id].get(str(event), [])
+    """The enabled triggers of ``org_id``'s chain on ``event``."""
+    found = (session.get(Trigger, i) for i in _org_trigger_ids(session, org_id).get(str(event), ()))
+    return [t for t in found if t is not None and t.enabled]
 
 
 def org_event(session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]) -> int:
