@@ -34,11 +34,10 @@ from tests.notifications.conftest import (
 
 def _notify(org_id: int, user_id: int, event: Event = Event.PRIZE_WON) -> int:
     with unit_of_work() as session:
-        n = service.notify(
+        return service.notify(
             session,
             service.Notice(org_id, user_id, event, {"activity": "十二月抽奖", "prize": "电饭煲"}),
         )
-        return n.id
 
 
 def test_an_approved_review_reaches_the_inbox_and_the_sms_outbox(
