@@ -657,13 +657,14 @@ class DriverUnit:
     dialect: Dialect
 
     @classmethod
-    def of(cls, session: Session) -> DriverUnit:
-        """The driver connection of ``session``'s transaction (begun if it was not), its
-        pending changes flushed first: :class:`Prepared` statements then run in the
-        session's own transaction and see what it wrote."""
-        session.flush()
-        connection = session.connection()
-        return cls(connection.connection.driver_connection, connection.dialect)
+    def of(cls, db: Session | Connection) -> DriverUnit:
+        """The driver connection of ``db``'s transaction (a session's begun if it was not,
+        its pending changes flushed first): :class:`Prepared` statements then run in that
+        transaction and see what it wrote. A :func:`read` callback's connection works too."""
+        if isinstance(db, Session):
+            db.flush()
+            db = db.connection()
+        return cls(db.connection.driver_connection, db.dialect)
 
 
 @contextmanager

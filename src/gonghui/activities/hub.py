@@ -26,7 +26,7 @@ from gonghui.activities.models import Counter
 from gonghui.activities.participation import chain_ids, eligibility_problem
 from gonghui.activities.schemas import HubItem, HubPage, TeaserItem, TeaserPage
 from gonghui.clock import now
-from gonghui.db import in_ids
+from gonghui.db import DriverUnit, Prepared, in_ids
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.orgs.models import Org
 
@@ -82,35 +82,44 @@ def _page(
 # A member's own state in the page's activities, one row per activity and source: whether
 # they joined (any counter), free draws used today, earned chances used and granted, and
 # prizes won. Fixed SQL (the page's ids are one parameter), probing the counters' and the
-# draws' (activity, member) indexes.
-_member_state = union_all(
-    select(
-        Counter.activity_id,
-        literal(1),
-        func.sum(case((Counter.scope == bindparam("free_scope"), Counter.used), else_=0)),
-        func.sum(case((Counter.scope == bindparam("earned_scope"), Counter.used), else_=0)),
-        func.sum(case((Counter.scope == bindparam("earned_scope"), Counter.granted), else_=0)),
-        literal(0),
+# draws' (activity, member) indexes; run on the driver's connection (a hub request's one
+# statement, see ``db.Prepared``).
+_member_state = Prepared(
+    union_all(
+        select(
+            Counter.activity_id,
+            literal(1).label("joined"),
+            func.sum(case((Counter.scope == bindparam("free_scope"), Counter.used), else_=0)).label(
+                "free_used"
+            ),
+            func.sum(
+                case((Counter.scope == bindparam("earned_scope"), Counter.used), else_=0)
+            ).label("earned_used"),
+            func.sum(
+                case((Counter.scope == bindparam("earned_scope"), Counter.granted), else_=0)
+            ).label("earned"),
+            literal(0).label("won"),
+        )
+        .where(
+            in_ids(Counter.activity_id, "activity_ids"),
+            Counter.membership_id == bindparam("membership_id"),
+        )
+        .group_by(Counter.activity_id),
+        select(Draw.activity_id, literal(0), literal(0), literal(0), literal(0), func.count())
+        .where(
+            in_ids(Draw.activity_id, "activity_ids"),
+            Draw.membership_id == bindparam("membership_id"),
+            Draw.outcome == DrawOutcome.WON,
+        )
+        .group_by(Draw.activity_id),
+        # A competition is joined by registering (alone or in a team): no counter is kept.
+        select(
+            EntryMember.activity_id, literal(1), literal(0), literal(0), literal(0), literal(0)
+        ).where(
+            in_ids(EntryMember.activity_id, "activity_ids"),
+            EntryMember.membership_id == bindparam("membership_id"),
+        ),
     )
-    .where(
-        in_ids(Counter.activity_id, "activity_ids"),
-        Counter.membership_id == bindparam("membership_id"),
-    )
-    .group_by(Counter.activity_id),
-    select(Draw.activity_id, literal(0), literal(0), literal(0), literal(0), func.count())
-    .where(
-        in_ids(Draw.activity_id, "activity_ids"),
-        Draw.membership_id == bindparam("membership_id"),
-        Draw.outcome == DrawOutcome.WON,
-    )
-    .group_by(Draw.activity_id),
-    # A competition is joined by registering (alone or in a team): no counter is kept.
-    select(
-        EntryMember.activity_id, literal(1), literal(0), literal(0), literal(0), literal(0)
-    ).where(
-        in_ids(EntryMember.activity_id, "activity_ids"),
-        EntryMember.membership_id == bindparam("membership_id"),
-    ),
 )
 
 
@@ -154,8 +163,8 @@ def _items(
     scopes = chance_scopes()
     # activity id -> [joined, free used today, earned used, earned, won]
     state: dict[int, list[int]] = {}
-    rows = connection.execute(
-        _member_state,
+    rows = _member_state.rows(
+        DriverUnit.of(connection),
         {
             "activity_ids": [a.id for a in page],
             "membership_id": member.membership_id,
@@ -163,7 +172,8 @@ def _items(
             "earned_scope": scopes.earned,
         },
     )
-    for activity_id, *values in rows:
+    for row in rows:
+        activity_id, *values = row.values()
         mine = state.setdefault(activity_id, [0, 0, 0, 0, 0])
         for k, value in enumerate(values):
             mine[k] += int(value)
