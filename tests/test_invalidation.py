@@ -24,6 +24,8 @@ others: TopicCache[str, str] = TopicCache(OTHER, key_of=lambda key, _: key, ttl_
 derived: TopicCache[str, str] = TopicCache(
     OTHER + ".derived", key_of=lambda key, _: key, ttl_s=300, cleared_by=(NOTES,)
 )
+# Whose loads may find nothing (None), which is never kept.
+nothing: TopicCache[str, str | None] = TopicCache(OTHER + ".none", key_of=lambda k, _: k, ttl_s=300)
 # What a subscriber of its own (not a TopicCache) was handed, and whether it was forgotten.
 handed: list[invalidation.Change] = []
 forgotten: list[bool] = []
@@ -43,8 +45,8 @@ def _read_feed() -> None:
 
 def _held(cache: TopicCache[str, str], key: str, value: str) -> None:
     """``value`` loaded into ``cache`` by this process, the feed read first as a cache does."""
-    _read_feed()
-    cache.put(key, value, generation=cache.generation)
+    with unit_of_work(read_only=True) as session:
+        assert cache.read_through(session, key, lambda: value) == value
     assert cache.get(key) == value
 
 
@@ -151,11 +153,32 @@ def test_a_cache_cleared_by_another_topic_drops_everything_on_its_change() -> No
 
 def test_a_load_that_raced_a_change_is_not_kept() -> None:
     _read_feed()
-    generation = notes.generation  # taken before the load
-    with unit_of_work() as session:  # the change commits while the load runs
-        invalidation.changed(session, NOTES, "a")
-    notes.put("a", "read before the change", generation=generation)
+
+    def load_racing_a_change() -> str:
+        with unit_of_work() as session:  # the change commits while the load runs
+            invalidation.changed(session, NOTES, "a")
+        return "read before the change"
+
+    assert notes.keep("a", load_racing_a_change) == "read before the change"
     assert notes.get("a") is None
+    assert notes.keep("a", lambda: "read after it") == "read after it"
+    assert notes.get("a") == "read after it"
+
+
+def test_read_through_answers_from_memory_and_keeps_no_failure_nor_none() -> None:
+    _held(notes, "a", "a")
+    with unit_of_work(read_only=True) as session:
+        assert notes.read_through(session, "a", lambda: pytest.fail("read again")) == "a"
+
+        def refused() -> str:
+            raise LookupError("not found")
+
+        with pytest.raises(LookupError):
+            notes.read_through(session, "b", refused)
+        assert notes.get("b") is None
+    with unit_of_work(read_only=True) as session:
+        assert nothing.read_through(session, "c", lambda: None) is None
+    assert nothing.get("c") is None
 
 
 def test_a_process_starting_reads_back_changes_its_subscribers_need() -> None:

@@ -42,8 +42,8 @@ def _read_feed() -> None:
 
 
 def _held(key: str, value: str) -> None:
-    _read_feed()
-    notes.put(key, value, generation=notes.generation)
+    with unit_of_work(read_only=True) as session:
+        assert notes.read_through(session, key, lambda: value) == value
     assert notes.get(key) == value
 
 

@@ -514,9 +514,10 @@ class TopicCache(Generic[K, V]):
     topic, or any change of a topic in ``cleared_by``). Entries also expire after ``ttl_s``,
     a safety net only.
 
-    :meth:`get` answers only while the feed is current; on a miss the caller catches up,
-    takes :meth:`generation`, loads, and :meth:`put` keeps the value only if no change
-    came in meanwhile (so a load that raced a change is never kept)."""
+    :meth:`get` answers only while the feed is current. :meth:`read_through` is the one
+    way to fill it: on a miss it catches the feed up, and :meth:`keep` loads and keeps the
+    value only if no change came in meanwhile (so a load that raced a change is never
+    kept)."""
 
     def __init__(
         self,
@@ -548,11 +549,27 @@ class TopicCache(Generic[K, V]):
             return None
         return hit[1]
 
-    @property
-    def generation(self) -> int:
-        return self._generation
+    def read_through(self, db: Connection | Session, key: K, load: Callable[[], V]) -> V:
+        """The value held for ``key``; else, once the feed has caught up through ``db``,
+        what ``load()`` reads (through ``db``), kept by :meth:`keep`. An exception from
+        ``load`` (not found, refused) propagates and nothing is kept."""
+        hit = self.get(key)
+        if hit is None and catch_up(db):
+            hit = self.get(key)
+        if hit is not None:
+            return hit
+        return self.keep(key, load)
 
-    def put(self, key: K, value: V, *, generation: int) -> None:
+    def keep(self, key: K, load: Callable[[], V]) -> V:
+        """What ``load()`` reads now, kept for ``key`` unless a change came in while it
+        read (the value may predate the change). None is never kept: it reads as a miss."""
+        generation = self._generation
+        value = load()
+        if value is not None:
+            self._put(key, value, generation=generation)
+        return value
+
+    def _put(self, key: K, value: V, *, generation: int) -> None:
         with self._lock:
             if generation != self._generation:
                 return  # changed while it was loaded: the value may predate the change

@@ -188,15 +188,13 @@ def cached_key(key: str) -> AppKeyHolder | None:
 
 
 def resolve_key(session: Session, key: str) -> AppKeyHolder:
+    digest = hash_key(key)
+    return _key_cache.read_through(session, digest, lambda: _read_holder(session, digest))
+
+
+def _read_holder(session: Session, digest: bytes) -> AppKeyHolder:
     from gonghui.orgs.models import Org
 
-    digest = hash_key(key)
-    hit = _key_cache.get(digest)
-    if hit is None and invalidation.catch_up(session):
-        hit = _key_cache.get(digest)
-    if hit is not None:
-        return hit
-    generation = _key_cache.generation
     row = session.execute(
         select(App.id, App.org_id, Org.path, App.client_key_hash)
         .join(Org, Org.id == App.org_id)
@@ -205,6 +203,4 @@ def resolve_key(session: Session, key: str) -> AppKeyHolder:
     if row is None:
         raise Unauthenticated(BaasError.KEY_INVALID, "unknown app key")
     kind = KeyKind.CLIENT if bytes(row[3]) == digest else KeyKind.SERVER
-    holder = AppKeyHolder(app_id=row[0], org_id=row[1], org_path=row[2], kind=kind)
-    _key_cache.put(digest, holder, generation=generation)
-    return holder
+    return AppKeyHolder(app_id=row[0], org_id=row[1], org_path=row[2], kind=kind)

@@ -107,12 +107,10 @@ def authenticate(db: Connection | Session, authorization: str | None) -> Grant:
     """The grant of an ``Authorization: Bearer <token>`` header: held, else read in three
     statements (the token with its client, the member, their union's chain)."""
     digest = _digest(authorization)
-    hit = _grants.get(digest)
-    if hit is None and invalidation.catch_up(db):
-        hit = _grants.get(digest)
-    if hit is not None:
-        return _live(hit)
-    generation = _grants.generation
+    return _live(_grants.read_through(db, digest, lambda: _read_grant(db, digest)))
+
+
+def _read_grant(db: Connection | Session, digest: bytes) -> Grant:
     row = db.execute(
         select(
             Token.user_id,
@@ -138,9 +136,7 @@ def authenticate(db: Connection | Session, authorization: str | None) -> Grant:
         if member is None or (member.verified and not identity.serves(row.path, member)):
             raise _refused()  # disabled since, or moved out of the client's unions
         claims = identity.claims(db, row.client_id, member, row.scope)
-    grant = Grant(row.id, row.user_id, row.scope, row.expires_at, claims)
-    _grants.put(digest, grant, generation=generation)
-    return grant
+    return Grant(row.id, row.user_id, row.scope, row.expires_at, claims)
 
 
 @dataclass(frozen=True)

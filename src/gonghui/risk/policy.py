@@ -75,8 +75,9 @@ class ActivityRisk:
 
 
 # Activity id (0: none) -> its settings; a change of either (limits set, a flag raised or
-# reviewed) is announced under TOPIC with the activity id as key.
-_cache: invalidation.TopicCache[int, ActivityRisk] = invalidation.TopicCache(
+# reviewed) is announced under TOPIC with the activity id as key. An unknown activity
+# (None) is not kept.
+_cache: invalidation.TopicCache[int, ActivityRisk | None] = invalidation.TopicCache(
     TOPIC, key_of=lambda activity_id, _v: str(activity_id), ttl_s=300.0
 )
 
@@ -110,19 +111,15 @@ def cached(activity_id: int | None) -> ActivityRisk | None:
 def load(activity_id: int | None) -> ActivityRisk | None:
     """The activity's risk settings, read when this process does not hold them; None for
     an unknown activity (its own service answers "not found")."""
-    found = _cache.get(activity_id or 0)
+    key = activity_id or 0
+    found = _cache.get(key)
     if found is not None:
         return found
-
-    def read(connection: Any) -> tuple[int, ActivityRisk | None]:
-        invalidation.catch_up(connection)
-        generation = _cache.generation
-        return generation, _load(connection, activity_id)
-
-    generation, found = read_sync(read)
-    if found is not None:
-        _cache.put(activity_id or 0, found, generation=generation)
-    return found
+    return read_sync(
+        lambda connection: _cache.read_through(
+            connection, key, lambda: _load(connection, activity_id)
+        )
+    )
 
 
 def get_limits(session: Session, *, actor: Actor, activity_id: int) -> Limits:

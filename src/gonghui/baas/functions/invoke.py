@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from gonghui import invalidation
 from gonghui.baas.functions import egress, files_ops, members_ops, service
@@ -93,22 +94,23 @@ def _definition(app_id: int, name: str) -> Definition:
     if hit is not None:
         return hit
     with unit_of_work(read_only=True) as session:
-        if invalidation.catch_up(session) and (hit := _definitions.get(key)) is not None:
-            return hit
-        generation = _definitions.generation
-        fn = service.find_function(session, app_id=app_id, name=name)
-        definition = Definition(
-            function_id=fn.id,
-            version=fn.current_version,
-            source=service.current_source(session, function=fn),
-            env=dict(fn.env or {}),
-            secrets=unseal_secrets(fn.id, fn.secrets_enc),
-            limits=Limits(timeout_s=fn.timeout_s, cpu_s=fn.timeout_s, memory_mb=fn.memory_mb),
-            runs_as_server=fn.runs_as == "server",
-            allowed_hosts=tuple(fn.allowed_hosts or ()),
+        return _definitions.read_through(
+            session, key, lambda: _read_definition(session, app_id=app_id, name=name)
         )
-    _definitions.put(key, definition, generation=generation)
-    return definition
+
+
+def _read_definition(session: Session, *, app_id: int, name: str) -> Definition:
+    fn = service.find_function(session, app_id=app_id, name=name)
+    return Definition(
+        function_id=fn.id,
+        version=fn.current_version,
+        source=service.current_source(session, function=fn),
+        env=dict(fn.env or {}),
+        secrets=unseal_secrets(fn.id, fn.secrets_enc),
+        limits=Limits(timeout_s=fn.timeout_s, cpu_s=fn.timeout_s, memory_mb=fn.memory_mb),
+        runs_as_server=fn.runs_as == "server",
+        allowed_hosts=tuple(fn.allowed_hosts or ()),
+    )
 
 
 @dataclass(frozen=True)

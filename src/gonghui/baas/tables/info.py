@@ -158,27 +158,24 @@ def cached(*, app_id: int, name: str) -> TableInfo | None:
 
 
 def load(session: Session, *, app_id: int, name: str) -> TableInfo:
-    key = (app_id, name)
-    hit = _cache.get(key)
-    if hit is None and invalidation.catch_up(session):
-        hit = _cache.get(key)
-    if hit is not None:
-        return hit
-    return load_fresh(session, app_id=app_id, name=name)
+    return _cache.read_through(
+        session, (app_id, name), lambda: _describe_named(session, app_id=app_id, name=name)
+    )
 
 
 def load_fresh(session: Session, *, app_id: int, name: str) -> TableInfo:
     """The description as the database holds it now, read through ``session`` (which
     this process's copy then becomes, unless a change came in meanwhile)."""
-    generation = _cache.generation
+    return _cache.keep((app_id, name), lambda: _describe_named(session, app_id=app_id, name=name))
+
+
+def _describe_named(session: Session, *, app_id: int, name: str) -> TableInfo:
     table = session.scalar(
         select(DataTable).where(DataTable.app_id == app_id, DataTable.name == name)
     )
     if table is None:
         raise not_found(name)
-    info = describe(session, table)
-    _cache.put((app_id, name), info, generation=generation)
-    return info
+    return describe(session, table)
 
 
 @contextmanager

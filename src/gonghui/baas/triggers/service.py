@@ -234,15 +234,11 @@ def _enabled_record_triggers(session: Session, params: dict[str, Any]) -> list[i
     # A trigger changed in this very transaction is not in the feed yet: ask the table.
     if invalidation.pending(session, TOPIC):
         return list(session.scalars(_ENABLED_RECORD_TRIGGERS, params))
-    hit = _record_triggers.get(key)
-    if hit is None and invalidation.catch_up(session):
-        hit = _record_triggers.get(key)
-    if hit is not None:
-        return list(hit)
-    generation = _record_triggers.generation
-    ids = list(session.scalars(_ENABLED_RECORD_TRIGGERS, params))
-    _record_triggers.put(key, tuple(ids), generation=generation)
-    return ids
+    return list(
+        _record_triggers.read_through(
+            session, key, lambda: tuple(session.scalars(_ENABLED_RECORD_TRIGGERS, params))
+        )
+    )
 
 
 def record_events(
@@ -329,15 +325,7 @@ def _read_org_events(session: Session, org_id: int) -> dict[str, tuple[int, ...]
 def _org_trigger_ids(session: Session, org_id: int) -> dict[str, tuple[int, ...]]:
     if invalidation.pending(session, TOPIC):
         return _read_org_events(session, org_id)
-    hit = _org_events.get(org_id)
-    if hit is None and invalidation.catch_up(session):
-        hit = _org_events.get(org_id)
-    if hit is not None:
-        return hit
-    generation = _org_events.generation
-    found = _read_org_events(session, org_id)
-    _org_events.put(org_id, found, generation=generation)
-    return found
+    return _org_events.read_through(session, org_id, lambda: _read_org_events(session, org_id))
 
 
 def _org_triggers(session: Session, org_id: int, event: hooks.OrgEvent) -> list[Trigger]:
