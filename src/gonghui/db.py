@@ -28,7 +28,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -464,6 +464,17 @@ AfterCommit = Callable[[], None]
 def on_commit(session: Session, callback: AfterCommit) -> None:
     """Run ``callback`` after the unit of work that owns ``session`` commits; never on rollback."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+def once_per_session(session: Session, memo: str, key: Hashable, load: Callable[[], T]) -> T:
+    """``load()`` read once per session for ``key`` and kept in the session's memo named
+    ``memo``: what a unit of work (a group of tasks) reads again and again and does not
+    change meanwhile (an org's rules, an activity's title). A session that changes what
+    it holds drops the memo (``session.info.pop(memo, None)``)."""
+    held: dict[Hashable, Any] = session.info.setdefault(memo, {})
+    if key not in held:
+        held[key] = load()
+    return cast(T, held[key])
 
 
 def on_rollback(session: Session, callback: AfterCommit) -> None:

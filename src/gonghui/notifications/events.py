@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gonghui import hooks, tasks
 from gonghui.activities.models import Activity
-from gonghui.db import unit_of_work
+from gonghui.db import once_per_session, unit_of_work
 from gonghui.members.models import Membership
 from gonghui.notifications.models import Event
 from gonghui.notifications.service import Notice, notify_many
@@ -65,21 +65,21 @@ def _user_of(payload: dict[str, Any], users: dict[int, int]) -> int | None:
     return None
 
 
-def _name(session: Session, column: Any, row_id: int) -> str:
-    """An activity's title or an org's name, read once per transaction (a group of one
+def _name(session: Session, column: Any, id_column: Any, row_id: int) -> str:
+    """An activity's title or an org's name, read once per session (a group of one
     activity's wins reads its title once)."""
-    names: dict[tuple[str, int], str] = session.info.setdefault("notifications.names", {})
-    key = (str(column), row_id)
-    if key not in names:
-        table = column.class_
-        names[key] = session.scalar(select(column).where(table.id == row_id)) or ""
-    return names[key]
+    return once_per_session(
+        session,
+        "notifications.names",
+        (str(column), row_id),
+        lambda: session.scalar(select(column).where(id_column == row_id)) or "",
+    )
 
 
 def _activity(session: Session, payload: dict[str, Any]) -> str:
     if payload.get("activity_id") is None:
         return ""
-    return _name(session, Activity.title, int(payload["activity_id"]))
+    return _name(session, Activity.title, Activity.id, int(payload["activity_id"]))
 
 
 def variables(
@@ -90,7 +90,10 @@ def variables(
         prize = payload.get("prize") or {}
         return {"activity": _activity(session, payload), "prize": str(prize.get("name", ""))}
     if event in (Event.VERIFICATION_APPROVED, Event.VERIFICATION_REJECTED):
-        return {"org": _name(session, Org.name, org_id), "note": str(payload.get("note") or "")}
+        return {
+            "org": _name(session, Org.name, Org.id, org_id),
+            "note": str(payload.get("note") or ""),
+        }
     if event == Event.VOUCHER_ARRIVED:
         cents = int(payload.get("amount_cents") or 0)
         return {"activity": _activity(session, payload), "amount": f"{cents / 100:g}"}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui.db import once_per_session
 from gonghui.notifications import templates
 from gonghui.notifications.models import OrgSettings
 
@@ -38,7 +39,4 @@ def rules(session: Session, org_id: int) -> Rules:
 
 def of_org(session: Session, org_id: int) -> Rules:
     """:func:`rules`, read once per session (a group of deliveries)."""
-    cache: dict[int, Rules] = session.info.setdefault("notifications.rules", {})
-    if org_id not in cache:
-        cache[org_id] = rules(session, org_id)
-    return cache[org_id]
+    return once_per_session(session, "notifications.rules", org_id, lambda: rules(session, org_id))

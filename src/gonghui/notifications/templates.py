@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gonghui.db import once_per_session
 from gonghui.errors import InvalidInput, NotFound
 from gonghui.notifications.errors import NotificationsError
 from gonghui.notifications.models import Channel, Event, Template
@@ -126,9 +127,6 @@ def effective(session: Session, org_id: int) -> dict[tuple[Event, Channel], Text
 
 def of_org(session: Session, org_id: int) -> dict[tuple[Event, Channel], Text]:
     """:func:`effective`, read once per session (a batch of notifications or deliveries)."""
-    cache: dict[int, dict[tuple[Event, Channel], Text]] = session.info.setdefault(
-        "notifications.texts", {}
+    return once_per_session(
+        session, "notifications.texts", org_id, lambda: effective(session, org_id)
     )
-    if org_id not in cache:
-        cache[org_id] = effective(session, org_id)
-    return cache[org_id]

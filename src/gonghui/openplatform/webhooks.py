@@ -27,6 +27,7 @@ from gonghui.baas.triggers import delivery as engine
 from gonghui.baas.triggers.models import Delivery, DeliveryAttempt
 from gonghui.baas.triggers.signing import new_standard_secret
 from gonghui.clock import now
+from gonghui.db import once_per_session
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.members.models import Membership
 from gonghui.observability import request_id_var
@@ -316,23 +317,24 @@ def _forget(session: Session) -> None:
 def _endpoints_over(session: Session, org_id: int) -> list[tuple[WebhookEndpoint, Client]]:
     """The enabled endpoints of enabled clients whose org is ``org_id`` or above it: the
     clients whose subtree the event lies in."""
-    known: dict[int, list[tuple[WebhookEndpoint, Client]]] = session.info.setdefault(_BY_ORG, {})
-    if org_id not in known:
-        org = session.get(Org, org_id)
-        chain = path_ids(org.path) if org else []
-        rows = session.execute(
-            select(WebhookEndpoint, Client)
-            .join(Client, Client.id == WebhookEndpoint.client_pk)
-            .where(
-                Client.org_id.in_(chain),
-                Client.disabled_at.is_(None),
-                WebhookEndpoint.enabled.is_(True),
-                WebhookEndpoint.deleted_at.is_(None),
-            )
-            .order_by(WebhookEndpoint.id)
-        ).all()
-        known[org_id] = [(endpoint, client) for endpoint, client in rows]
-    return known[org_id]
+    return once_per_session(session, _BY_ORG, org_id, lambda: _read_endpoints(session, org_id))
+
+
+def _read_endpoints(session: Session, org_id: int) -> list[tuple[WebhookEndpoint, Client]]:
+    org = session.get(Org, org_id)
+    chain = path_ids(org.path) if org else []
+    rows = session.execute(
+        select(WebhookEndpoint, Client)
+        .join(Client, Client.id == WebhookEndpoint.client_pk)
+        .where(
+            Client.org_id.in_(chain),
+            Client.disabled_at.is_(None),
+            WebhookEndpoint.enabled.is_(True),
+            WebhookEndpoint.deleted_at.is_(None),
+        )
+        .order_by(WebhookEndpoint.id)
+    ).all()
+    return [(endpoint, client) for endpoint, client in rows]
 
 
 def _iso(value: object) -> str:
