@@ -11,7 +11,7 @@ from contextlib import ExitStack
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, Integer, bindparam, column, func, select, text, update
+from sqlalchemy import Connection, Engine, Integer, bindparam, column, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from gonghui import db
@@ -211,6 +211,41 @@ def test_a_prepared_statement_answers_what_core_execution_does(tree: Tree) -> No
     with db.driver_unit(read_only=True) as unit:
         assert prepared.rows(unit, {"level": "city", "ids": []}) == []
         assert prepared.first(unit, {"level": "nowhere", "ids": ids}) is None
+
+
+def test_a_prepared_statement_runs_in_a_read_s_own_transaction(tree: Tree) -> None:
+    """``DriverUnit.of`` a :func:`db.read` connection: the statement sees what it sees."""
+    prepared = db.Prepared(_orgs_by_level.order_by(Org.id))
+    params = {"level": "city", "ids": sorted(tree.codes.values())}
+
+    def both(connection: Connection) -> tuple[list[int], list[int]]:
+        core = [r.id for r in connection.execute(_orgs_by_level.order_by(Org.id), params)]
+        return core, [r["id"] for r in prepared.rows(db.DriverUnit.of(connection), params)]
+
+    core, driver = db.read_sync(both)
+    assert driver
+    assert driver == core
+
+
+def test_once_per_session_reads_once_per_session_and_key(tree: Tree) -> None:
+    reads: list[int] = []
+
+    def load(org_id: int) -> str | None:
+        reads.append(org_id)
+        return session.scalar(select(Org.name).where(Org.id == org_id))
+
+    province = tree.province
+    with db.unit_of_work(read_only=True) as session:
+        first = db.once_per_session(session, "tests.names", province, lambda: load(province))
+        again = db.once_per_session(session, "tests.names", province, lambda: load(province))
+        db.once_per_session(session, "tests.names", -1, lambda: load(-1))  # None is held too
+        db.once_per_session(session, "tests.names", -1, lambda: load(-1))
+    assert first == again
+    assert first
+    assert reads == [province, -1]
+    with db.unit_of_work(read_only=True) as session:
+        db.once_per_session(session, "tests.names", province, lambda: load(province))
+    assert reads == [province, -1, province]  # a new session reads again
 
 
 def test_a_driver_read_refuses_to_write_and_a_write_error_rolls_back(tree: Tree) -> None:
