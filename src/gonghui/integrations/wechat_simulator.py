@@ -142,6 +142,20 @@ def _take_code(appid: str, code: str, kind: str) -> _Code | dict[str, Any]:
     return entry
 
 
+def _exchange_code(
+    endpoint: str, appid: str, secret: str, code: str, grant_type: str
+) -> _Code | dict[str, Any]:
+    """What a login-code exchange checks first (an injected failure, the grant type, the
+    app's secret), then its one-time code; an error answer as WeChat gives it otherwise."""
+    if (failure := _begin(endpoint)) is not None:
+        return failure
+    if grant_type != "authorization_code":
+        return _err(40002, "invalid grant_type")
+    if (bad := _check_app(appid, secret)) is not None:
+        return bad
+    return _take_code(appid, code, "login")
+
+
 def _app_token(token: str) -> _Token | dict[str, Any]:
     entry = _state.app_tokens.get(token)
     if entry is None:
@@ -159,13 +173,7 @@ async def jscode2session(
     appid: str = "", secret: str = "", js_code: str = "", grant_type: str = ""
 ) -> dict[str, Any]:
     with _lock:
-        if (failure := _begin("sns/jscode2session")) is not None:
-            return failure
-        if grant_type != "authorization_code":
-            return _err(40002, "invalid grant_type")
-        if (bad := _check_app(appid, secret)) is not None:
-            return bad
-        entry = _take_code(appid, js_code, "login")
+        entry = _exchange_code("sns/jscode2session", appid, secret, js_code, grant_type)
         if isinstance(entry, dict):
             return entry
         body: dict[str, Any] = {
@@ -250,13 +258,7 @@ async def oauth2_access_token(
     appid: str = "", secret: str = "", code: str = "", grant_type: str = ""
 ) -> dict[str, Any]:
     with _lock:
-        if (failure := _begin("sns/oauth2/access_token")) is not None:
-            return failure
-        if grant_type != "authorization_code":
-            return _err(40002, "invalid grant_type")
-        if (bad := _check_app(appid, secret)) is not None:
-            return bad
-        entry = _take_code(appid, code, "login")
+        entry = _exchange_code("sns/oauth2/access_token", appid, secret, code, grant_type)
         if isinstance(entry, dict):
             return entry
         openid = openid_for(appid, entry.person)
