@@ -8,7 +8,8 @@ from playwright.sync_api import Page, expect
 
 from gonghui.orgs.models import Role
 from tests.activities.competition.conftest import make_form_app, new_competition, register, upload
-from tests.activities.conftest import create_member
+from tests.activities.conftest import create_activity, create_member
+from tests.activities.vote.conftest import vote_config
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
 from tests.web.pages import sign_in_to_console
@@ -76,3 +77,23 @@ def test_organiser_runs_the_judging_and_publishes(
     public = api.get(f"/api/v1/public/competitions/{competition.id}/results").json()
     assert public["published"] is True
     assert [line["names"] for line in public["lines"]] == [["王师傅"], ["李工匠"]]
+
+    # Then the ranked entries go to a public vote of the union.
+    expect(desktop.get_by_text("本单位还没有可用的评选投票")).to_be_visible()
+    vote = create_activity(
+        api, organiser.headers, tree.city_a, config=vote_config(), title="技能大赛人气投票"
+    )
+    desktop.reload()
+    desktop.get_by_label("评选投票").select_option(label="技能大赛人气投票")
+    desktop.get_by_role("button", name="加入公众投票").click()
+    expect(desktop.get_by_role("status")).to_have_text("获奖作品已加入公众投票")
+    expect(desktop.get_by_role("link", name="查看投票")).to_have_attribute(
+        "href", f"/console/activities/{vote['id']}"
+    )
+    shot(desktop, "console-competition-public-vote")
+    assert axe(desktop) == []
+    standing = api.get(
+        f"/api/v1/activities/{vote['id']}/nominations", headers=organiser.headers
+    ).json()
+    assert sorted(c["name"] for c in standing) == ["李工匠", "王师傅"]
+    assert {c["status"] for c in standing} == {"approved"}

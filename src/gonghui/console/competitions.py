@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from gonghui.accounts import service as accounts
-from gonghui.activities.competition import certificates, judging, results
+from gonghui.activities.competition import certificates, judging, public_vote, results
 from gonghui.activities.competition.errors import CompetitionError
 from gonghui.console.router import ConsoleStaff, _actor, back_to
 from gonghui.db import unit_of_work
@@ -24,7 +24,14 @@ from gonghui.web.templating import render
 
 router = APIRouter(prefix="/console/activities", include_in_schema=False)
 
-_DONE = {"panel_created", "judge_added", "entries_assigned", "panel_closed", "published"}
+_DONE = {
+    "panel_created",
+    "judge_added",
+    "entries_assigned",
+    "panel_closed",
+    "published",
+    "public_vote",
+}
 
 
 @router.get("/{activity_id}/competition", response_class=HTMLResponse)
@@ -45,7 +52,12 @@ def competition_page(
         )
         panels = judging.panels(session, actor=actor, activity_id=activity_id)
         ranking = results.preview(session, actor=actor, activity_id=activity_id)
-        published = results.public_results(session, activity_id=activity_id).published
+        public = results.public_results(session, activity_id=activity_id)
+        votes = (
+            public_vote.votes_to_choose(session, actor=actor, activity_id=activity_id)
+            if public.published and public.public_vote_id is None
+            else []
+        )
     codes = {e.id: e.code for e in entries}
     context = {
         "activity": activity,
@@ -54,8 +66,10 @@ def competition_page(
         "panels": panels,
         "panel_names": {p.id: p.name for p in panels},
         "ranking": [(r, codes.get(r.entry_id, "")) for r in ranking],
-        "published": published,
-        "can_publish": not published and bool(panels) and all(p.closed for p in panels),
+        "published": public.published,
+        "can_publish": not public.published and bool(panels) and all(p.closed for p in panels),
+        "public_vote_id": public.public_vote_id,
+        "votes": votes,
         "done": done if done in _DONE else None,
         "error": error if error.startswith("error.") else None,
         "csrf_token": user.csrf_token,
@@ -164,6 +178,25 @@ def publish(
             results.publish(session, actor=_actor(request, user), activity_id=activity_id)
 
     return back_to(_page(activity_id), publish_it, done="published")
+
+
+@router.post("/{activity_id}/competition/public-vote")
+def put_to_public_vote(
+    request: Request,
+    user: ConsoleStaff,
+    activity_id: Id,
+    vote_id: Annotated[Id, Form()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, user, csrf)
+
+    def put() -> None:
+        with unit_of_work() as session:
+            public_vote.put_to_vote(
+                session, actor=_actor(request, user), activity_id=activity_id, vote_id=vote_id
+            )
+
+    return back_to(_page(activity_id), put, done="public_vote")
 
 
 @router.get("/{activity_id}/competition/entries/{entry_id}/certificate.pdf")

@@ -52,6 +52,7 @@ def page_context(member: MemberInfo, activity_id: int) -> dict[str, Any]:
             "entry": entry,
             "files": [(i, names.get(i, "")) for i in entry.file_ids] if entry else [],
             "results": published.lines if published.published else None,
+            "public_vote_id": published.public_vote_id,
             "certificate": ranked,
         }
     }

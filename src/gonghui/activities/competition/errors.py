@@ -21,3 +21,4 @@ class CompetitionError(StrEnum):
     TEAM_FULL = "competition.team_full"
     TEAM_FORMING = "competition.team_forming"
     BAD_INVITE = "competition.bad_invite"
+    BAD_PUBLIC_VOTE = "competition.bad_public_vote"

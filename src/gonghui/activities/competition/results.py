@@ -30,6 +30,7 @@ from gonghui.activities.competition.judging import managed_competition
 from gonghui.activities.competition.models import Entry, EntryMember, Panel, Result, Score
 from gonghui.activities.competition.registration import KINDS, rules_of
 from gonghui.activities.models import Activity, ActivityStatus
+from gonghui.activities.vote.models import Candidate, VoteResult
 from gonghui.audit import service as audit
 from gonghui.clock import now
 from gonghui.errors import Conflict, NotFound
@@ -158,12 +159,30 @@ class PublicLine:
     team_name: str | None
     names: list[str]
     org_name: str
+    # Its votes in the competition's public vote, once that vote's result is frozen.
+    public_votes: int | None = None
 
 
 @dataclass(frozen=True)
 class PublicResults:
     published: bool
     lines: list[PublicLine]
+    # The praise vote the ranked entries were put to (see public_vote.py), if any.
+    public_vote_id: int | None = None
+
+
+def entrant_names(session: Session, activity_id: int) -> dict[int, list[str]]:
+    """Each entry's members' names (captain first), as the published results show them."""
+    names: dict[int, list[str]] = defaultdict(list)
+    for entry_id, blob in session.execute(
+        select(EntryMember.entry_id, RosterEntry.name_enc)
+        .join(Membership, Membership.id == EntryMember.membership_id)
+        .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
+        .where(EntryMember.activity_id == activity_id)
+        .order_by(EntryMember.id)
+    ):
+        names[entry_id].append(unseal(PiiField.NAME, blob))
+    return names
 
 
 def public_results(session: Session, *, activity_id: int) -> PublicResults:
@@ -181,17 +200,11 @@ def public_results(session: Session, *, activity_id: int) -> PublicResults:
     ).all()
     if not rows:
         return PublicResults(published=False, lines=[])
-    names: dict[int, list[str]] = defaultdict(list)
-    for entry_id, blob in session.execute(
-        select(EntryMember.entry_id, RosterEntry.name_enc)
-        .join(Membership, Membership.id == EntryMember.membership_id)
-        .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
-        .where(EntryMember.activity_id == activity.id)
-        .order_by(EntryMember.id)
-    ):
-        names[entry_id].append(unseal(PiiField.NAME, blob))
+    names = entrant_names(session, activity.id)
+    vote_id, votes = _frozen_votes(session, activity.id)
     return PublicResults(
         published=True,
+        public_vote_id=vote_id,
         lines=[
             PublicLine(
                 rank=result.rank,
@@ -200,7 +213,41 @@ def public_results(session: Session, *, activity_id: int) -> PublicResults:
                 team_name=entry.team_name,
                 names=names[entry.id],
                 org_name=org_name,
+                public_votes=votes.get(entry.id),
             )
             for result, entry, org_name in rows
         ],
     )
+
+
+def public_vote_of(session: Session, competition_id: int) -> int | None:
+    """The praise vote this competition's entries were put to (see public_vote.py), if any."""
+    found: int | None = session.scalar(
+        select(Candidate.activity_id)
+        .join(Entry, Entry.id == Candidate.entry_id)
+        .where(Entry.activity_id == competition_id)
+        .limit(1)
+    )
+    return found
+
+
+def _frozen_votes(session: Session, competition_id: int) -> tuple[int | None, dict[int, int]]:
+    """The competition's public vote and, once its result is frozen, the votes of each
+    entry as published (entry id -> votes; empty before the freeze)."""
+    vote_id = public_vote_of(session, competition_id)
+    if vote_id is None:
+        return None, {}
+    result = session.get(VoteResult, vote_id)
+    if result is None:
+        return vote_id, {}
+    published = {int(t["candidate_id"]): int(t["votes"]) for t in result.totals}
+    standing = session.execute(
+        select(Candidate.id, Candidate.entry_id).where(
+            Candidate.activity_id == vote_id, Candidate.entry_id.is_not(None)
+        )
+    )
+    return vote_id, {
+        entry_id: published.get(candidate_id, 0)
+        for candidate_id, entry_id in standing
+        if entry_id is not None
+    }

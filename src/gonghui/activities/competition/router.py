@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from gonghui.activities.competition import certificates, judging, registration, results
+from gonghui.activities.competition import (
+    certificates,
+    judging,
+    public_vote,
+    registration,
+    results,
+)
 from gonghui.activities.competition.schemas import (
     BlindEntryRead,
     EntriesAssign,
@@ -15,6 +21,8 @@ from gonghui.activities.competition.schemas import (
     PanelCreate,
     PanelRead,
     PublicResultsRead,
+    PublicVoteRead,
+    PublicVoteRequest,
     RankedRead,
     RegistrationCreate,
     ScoreRead,
@@ -153,6 +161,18 @@ def entry_certificate(
 def publish_results(activity_id: Id, staff: CurrentStaff, session: SessionDep) -> list[RankedRead]:
     rows = results.publish(session, actor=staff, activity_id=activity_id)
     return [RankedRead.model_validate(r) for r in rows]
+
+
+@router.post("/activities/{activity_id}/competition/public-vote")
+def put_to_public_vote(
+    activity_id: Id, body: PublicVoteRequest, staff: CurrentStaff, session: SessionDep
+) -> PublicVoteRead:
+    """The published ranking's entries become approved candidates of a praise vote of the
+    competition's union (again: only entries not there yet)."""
+    added = public_vote.put_to_vote(
+        session, actor=staff, activity_id=activity_id, vote_id=body.vote_id
+    )
+    return PublicVoteRead(vote_id=body.vote_id, added=added)
 
 
 # --- judges -------------------------------------------------------------------------------

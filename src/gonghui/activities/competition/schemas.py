@@ -142,10 +142,23 @@ class PublicLineRead(BaseModel):
     team_name: str | None
     names: list[str]
     org_name: str
+    public_votes: int | None = Field(
+        None, description="votes in the public vote, once its result is frozen"
+    )
 
 
 class PublicResultsRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     published: bool
+    public_vote_id: int | None = None
     lines: list[PublicLineRead]
+
+
+class PublicVoteRequest(BaseModel):
+    vote_id: Id = Field(description="a praise vote of the competition's own union")
+
+
+class PublicVoteRead(BaseModel):
+    vote_id: int
+    added: int = Field(description="entries that became candidates now")

@@ -113,7 +113,8 @@ def _check_files(session: Session, actor: Actor, fields: CandidateFields) -> Non
         media.check_file(session, actor, "video_file_id", fields.video_file_id, "video/")
 
 
-def _open_for_changes(session: Session, activity: Activity) -> None:
+def open_for_changes(session: Session, activity: Activity) -> None:
+    """Refuse a change of candidates once the vote has ended or its result is frozen."""
     status = effective_status(activity)
     if status in (ActivityStatus.ENDED, ActivityStatus.ARCHIVED) or frozen(session, activity.id):
         raise Conflict(VoteError.BAD_STATE, f"the vote is {status}: candidates no longer change")
@@ -134,7 +135,7 @@ def nominate(
             "candidates are nominated by a union you manage within the organiser's",
             [field_error("org_id", VoteError.NOT_NOMINATING, "not a union you manage here")],
         )
-    _open_for_changes(session, activity)
+    open_for_changes(session, activity)
     _check_category(activity, fields.category or "")
     _check_files(session, actor, fields)
     candidate = Candidate(
@@ -183,7 +184,7 @@ def update(
     """Change the fields ``sent``: the organiser before the freeze, the nominating union
     while the nomination waits for review."""
     activity, candidate, organiser = _managed_candidate(session, actor, activity_id, candidate_id)
-    _open_for_changes(session, activity)
+    open_for_changes(session, activity)
     if not organiser and candidate.status != CandidateStatus.NOMINATED:
         raise Conflict(VoteError.BAD_STATE, "a reviewed candidate is changed by the organiser")
     if "category" in sent:
@@ -210,7 +211,7 @@ def withdraw(session: Session, *, actor: Actor, activity_id: int, candidate_id: 
     """Delete a candidate no one voted for (the organiser; the nominating union while it
     waits for review)."""
     activity, candidate, organiser = _managed_candidate(session, actor, activity_id, candidate_id)
-    _open_for_changes(session, activity)
+    open_for_changes(session, activity)
     if not organiser and candidate.status != CandidateStatus.NOMINATED:
         raise Conflict(VoteError.BAD_STATE, "a reviewed candidate is withdrawn by the organiser")
     if session.scalar(select(exists().where(Vote.candidate_id == candidate.id))):
@@ -234,7 +235,7 @@ def review(
     activity, candidate, organiser = _managed_candidate(session, actor, activity_id, candidate_id)
     if not organiser:
         raise NotFound(VoteError.CANDIDATE_NOT_FOUND, f"candidate {candidate_id} not found")
-    _open_for_changes(session, activity)
+    open_for_changes(session, activity)
     if not approve and not (reason or "").strip():
         raise InvalidInput(
             VoteError.REASON_REQUIRED,

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gonghui.clock import now
@@ -20,9 +20,11 @@ class CandidateStatus(StrEnum):
 
 
 class Candidate(Base):
-    """A person put forward by a union (``org_id``, the nominating org) for a vote."""
+    """A person put forward by a union (``org_id``, the nominating org) for a vote; or a
+    competition's ranked entry put to its public vote (``entry_id``, once per vote)."""
 
     __tablename__ = "activities_vote_candidate"
+    __table_args__ = (UniqueConstraint("activity_id", "entry_id"),)
 
     id: Mapped[IdPk]
     activity_id: Mapped[int] = mapped_column(
@@ -35,6 +37,9 @@ class Candidate(Base):
     # Files of the file store (``baas_file`` ids): a photo and a video.
     photo_file_id: Mapped[int | None] = mapped_column(BigId)
     video_file_id: Mapped[int | None] = mapped_column(BigId)
+    entry_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("activities_competition_entry.id")
+    )
     status: Mapped[CandidateStatus] = mapped_column(String(16), default=CandidateStatus.NOMINATED)
     review_reason: Mapped[str | None] = mapped_column(String(200))
     # Valid (unvoided) votes: only ever ``votes = votes + k`` by the hot writer and
