@@ -89,7 +89,7 @@ def test_ranked_results_are_published_frozen_and_named_only_then(
     public = f"/api/v1/public/competitions/{competition.id}/results"
     before = api.get(public)
     assert before.status_code == 200
-    assert before.json() == {"published": False, "lines": []}
+    assert before.json() == {"published": False, "public_vote_id": None, "lines": []}
 
     early = api.post(f"{base}/results/publish", headers=competition.operator)
     assert early.status_code == 409
