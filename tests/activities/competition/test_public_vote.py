@@ -4,15 +4,19 @@ vote as in any praise vote, and the frozen votes show beside the published ranki
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from gonghui import clock
+from gonghui.activities.vote.models import Candidate
+from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from gonghui.web.session import ACCESS_COOKIE
-from tests.activities.competition.conftest import judged_competition
+from tests.activities.competition.conftest import Judged, judged_competition
 from tests.activities.conftest import Member, MemberFactory, create_activity, window
 from tests.activities.vote.conftest import vote, vote_config
 from tests.baas.conftest import audit_rows
@@ -47,20 +51,12 @@ def test_ranked_entries_go_to_a_public_vote_whose_frozen_counts_join_the_results
     public = f"/api/v1/public/competitions/{competition.id}/results"
     vote_id = _vote_of(api, operator, tree.city_a)
 
-    for name, craft in (("王师傅", 9), ("李工匠", 5)):
-        resp = api.put(
-            f"/api/v1/competition/panels/{judged.panel}/judging/"
-            f"{judged.entries[name]['code']}/scores",
-            json={"scores": {"craft": craft, "novelty": craft}},
-            headers=judge.headers,
-        )
-        assert resp.status_code == 200, resp.text
+    _score(api, judged, judge.headers)
     # Judging is blind and the vote shows names: not before the results are public.
     early = api.post(f"{base}/public-vote", json={"vote_id": vote_id}, headers=operator)
     assert early.status_code == 409
     assert early.json()["error"]["code"] == "competition.results_not_published"
-    api.post(f"/api/v1/competition/panels/{judged.panel}/close", headers=operator)
-    assert api.post(f"{base}/results/publish", headers=operator).status_code == 200
+    _publish(api, judged)
 
     # Only a praise vote of the competition's own union, that its operator runs.
     below = _vote_of(api, operator, tree.district_a1)
@@ -112,6 +108,61 @@ def test_ranked_entries_go_to_a_public_vote_whose_frozen_counts_join_the_results
     assert "人气 3 票" in page
     assert "人气 1 票" in page
     assert f'href="/h5/activities/{vote_id}"' not in page  # the vote is over
+
+
+def test_concurrent_puts_choose_one_public_vote_and_add_each_entry_once(
+    api: httpx.Client,
+    tree: Tree,
+    make_competition: Any,
+    make_member: MemberFactory,
+    make_staff: StaffFactory,
+) -> None:
+    judge = make_staff(tree.province, Role.AUDITOR)
+    judged = judged_competition(api, tree, make_competition, make_member, [judge])
+    _score(api, judged, judge.headers)
+    _publish(api, judged)
+    operator = judged.competition.operator
+    votes = [_vote_of(api, operator, tree.city_a) for _ in range(4)]
+    url = f"/api/v1/activities/{judged.competition.id}/competition/public-vote"
+
+    def put(vote_id: int) -> httpx.Response:
+        return api.post(url, json={"vote_id": vote_id}, headers=operator)
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(put, votes * 3))
+
+    assert sorted(r.status_code for r in answers) == [200] * 3 + [409] * 9, [
+        r.text for r in answers
+    ]
+    (chosen,) = {r.json()["vote_id"] for r in answers if r.status_code == 200}
+    assert sorted(r.json()["added"] for r in answers if r.status_code == 200) == [0, 0, 2]
+    with unit_of_work(read_only=True) as session:
+        standing = session.execute(select(Candidate.activity_id, Candidate.entry_id)).all()
+    entry_ids = {e["id"] for e in judged.entries.values()}
+    assert sorted(standing) == sorted((chosen, entry) for entry in entry_ids)
+
+
+def _score(api: httpx.Client, judged: Judged, judge: dict[str, str]) -> None:
+    """王师傅 ranks first, 李工匠 second."""
+    for name, craft in (("王师傅", 9), ("李工匠", 5)):
+        resp = api.put(
+            f"/api/v1/competition/panels/{judged.panel}/judging/"
+            f"{judged.entries[name]['code']}/scores",
+            json={"scores": {"craft": craft, "novelty": craft}},
+            headers=judge,
+        )
+        assert resp.status_code == 200, resp.text
+
+
+def _publish(api: httpx.Client, judged: Judged) -> None:
+    operator = judged.competition.operator
+    resp = api.post(f"/api/v1/competition/panels/{judged.panel}/close", headers=operator)
+    assert resp.status_code == 200, resp.text
+    resp = api.post(
+        f"/api/v1/activities/{judged.competition.id}/competition/results/publish",
+        headers=operator,
+    )
+    assert resp.status_code == 200, resp.text
 
 
 def _h5_page(api: httpx.Client, member: Member, activity_id: int) -> str:

@@ -41,6 +41,7 @@ def put_to_vote(session: Session, *, actor: Actor, activity_id: int, vote_id: in
             "the public vote is a praise vote of the competition's own union",
             [field_error("vote_id", CompetitionError.BAD_PUBLIC_VOTE, "not this union's vote")],
         )
+    _lock(session, competition.id, vote.id)
     other = public_vote_of(session, competition.id)
     if other is not None and other != vote.id:
         raise Conflict(
@@ -93,6 +94,18 @@ def put_to_vote(session: Session, *, actor: Actor, activity_id: int, vote_id: in
         details={"vote_id": vote.id, "candidates": [c.id for c in added]},
     )
     return len(added)
+
+
+def _lock(session: Session, competition_id: int, vote_id: int) -> None:
+    """Serialise the puts of one competition (one public vote each) and exclude the vote's
+    batches of votes and its freeze (see :mod:`gonghui.activities.vote.cast`) while its
+    candidates change; both rows in id order, so two puts never wait on each other."""
+    session.execute(
+        select(Activity.id)
+        .where(Activity.id.in_((competition_id, vote_id)))
+        .order_by(Activity.id)
+        .with_for_update()
+    )
 
 
 def votes_to_choose(session: Session, *, actor: Actor, activity_id: int) -> list[Activity]:
