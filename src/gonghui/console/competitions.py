@@ -52,10 +52,11 @@ def competition_page(
         )
         panels = judging.panels(session, actor=actor, activity_id=activity_id)
         ranking = results.preview(session, actor=actor, activity_id=activity_id)
-        public = results.public_results(session, activity_id=activity_id)
+        published = judging.is_published(session, activity.id)
+        public_vote_id = results.public_vote_of(session, activity.id)
         votes = (
             public_vote.votes_to_choose(session, actor=actor, activity_id=activity_id)
-            if public.published and public.public_vote_id is None
+            if published and public_vote_id is None
             else []
         )
     codes = {e.id: e.code for e in entries}
@@ -66,9 +67,9 @@ def competition_page(
         "panels": panels,
         "panel_names": {p.id: p.name for p in panels},
         "ranking": [(r, codes.get(r.entry_id, "")) for r in ranking],
-        "published": public.published,
-        "can_publish": not public.published and bool(panels) and all(p.closed for p in panels),
-        "public_vote_id": public.public_vote_id,
+        "published": published,
+        "can_publish": not published and bool(panels) and all(p.closed for p in panels),
+        "public_vote_id": public_vote_id,
         "votes": votes,
         "done": done if done in _DONE else None,
         "error": error if error.startswith("error.") else None,

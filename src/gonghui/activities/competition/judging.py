@@ -50,8 +50,14 @@ def managed_competition(session: Session, *, actor: Actor, activity_id: int) -> 
     return activity
 
 
+def is_published(session: Session, activity_id: int) -> bool:
+    """Whether the competition's ranking is frozen and public (see results.py)."""
+    found = session.scalar(select(Result.id).where(Result.activity_id == activity_id).limit(1))
+    return found is not None
+
+
 def _not_published(session: Session, activity_id: int) -> None:
-    if session.scalar(select(Result.id).where(Result.activity_id == activity_id).limit(1)):
+    if is_published(session, activity_id):
         raise Conflict(CompetitionError.RESULTS_PUBLISHED, "the results are published")
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gonghui.activities.competition.errors import CompetitionError
-from gonghui.activities.competition.judging import managed_competition
+from gonghui.activities.competition.judging import is_published, managed_competition
 from gonghui.activities.competition.models import Entry, EntryMember, Panel, Result, Score
 from gonghui.activities.competition.registration import KINDS, rules_of
 from gonghui.activities.models import Activity, ActivityStatus
@@ -110,7 +110,7 @@ def preview(session: Session, *, actor: Actor, activity_id: int) -> list[Ranked]
 def publish(session: Session, *, actor: Actor, activity_id: int) -> list[Result]:
     """Freeze the ranking: every panel must be closed; publishing twice is refused."""
     activity = managed_competition(session, actor=actor, activity_id=activity_id)
-    if session.scalar(select(Result.id).where(Result.activity_id == activity.id).limit(1)):
+    if is_published(session, activity.id):
         raise Conflict(CompetitionError.RESULTS_PUBLISHED, "the results are already published")
     open_panels = session.scalar(
         select(Panel.id).where(Panel.activity_id == activity.id, Panel.closed_at.is_(None))
