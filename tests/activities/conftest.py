@@ -26,6 +26,7 @@ from gonghui.idempotency import IdempotentResponse
 from gonghui.members import service as members
 from gonghui.members.idnumber import check_character
 from gonghui.tenancy import SYSTEM
+from gonghui.web.session import ACCESS_COOKIE
 from tests.fixtures import Staff
 
 _numbers = itertools.count(1)
@@ -49,6 +50,14 @@ class Member:
         """A bearer token minted now, so it stays valid after ``clock.advance``."""
         token = issue_access_token(user_id=self.user_id, session_id=self.session_id)
         return {"Authorization": f"Bearer {token}"}
+
+
+def h5_get(api: httpx.Client, member: Member, path: str) -> httpx.Response:
+    """``path`` of the H5 as ``member`` sees it (their page sign-in, a cookie)."""
+    with httpx.Client(base_url=str(api.base_url)) as browser:
+        token = issue_access_token(user_id=member.user_id, session_id=member.session_id)
+        browser.cookies.set(ACCESS_COOKIE, token, domain="127.0.0.1")
+        return browser.get(path)
 
 
 def staff_headers(staff: Staff) -> dict[str, str]:

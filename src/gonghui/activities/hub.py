@@ -35,11 +35,14 @@ MAX_PAGE = 100
 
 @dataclass(frozen=True)
 class Cursor:
-    starts_at: datetime
+    """A position in a list ordered by a time, then an id (the hub's start, the published
+    results' publication)."""
+
+    at: datetime
     id: int
 
     def encode(self) -> str:
-        raw = f"{self.starts_at.isoformat()}|{self.id}".encode()
+        raw = f"{self.at.isoformat()}|{self.id}".encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @staticmethod
@@ -70,7 +73,7 @@ def _page(
     for listing in listings:
         if listing.ends_at <= at:
             continue
-        if after is not None and (listing.starts_at, listing.id) <= (after.starts_at, after.id):
+        if after is not None and (listing.starts_at, listing.id) <= (after.at, after.id):
             continue
         if len(page) == limit:
             last = page[-1]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from gonghui import db
-from gonghui.activities import hub, service, stats
+from gonghui.activities import hub, published, service, stats
 from gonghui.activities.models import Activity
 from gonghui.activities.schemas import (
     ActivityCreate,
@@ -19,6 +19,7 @@ from gonghui.activities.schemas import (
     ActivityUpdate,
     HubItem,
     HubPage,
+    PublishedPage,
     TeaserPage,
 )
 from gonghui.deps import CurrentMember, CurrentStaff, SessionDep
@@ -132,6 +133,15 @@ async def get_hub_activity(activity_id: Id, member: CurrentMember) -> HubItem:
     return await db.read(
         functools.partial(hub.member_activity, member=member, activity_id=activity_id)
     )
+
+
+@hub_router.get("/hub/results")
+def get_hub_results(
+    member: CurrentMember, session: SessionDep, cursor: str | None = None, limit: Count = 20
+) -> PublishedPage:
+    """Published results (competition rankings, frozen votes) of the member's union and
+    every union above it, newest first, each with its first lines."""
+    return published.member_results(session, member=member, cursor=cursor, limit=limit)
 
 
 @hub_router.get("/public/activities")

@@ -384,3 +384,26 @@ class TeaserItem(BaseModel):
 class TeaserPage(BaseModel):
     items: list[TeaserItem]
     next_cursor: str | None
+
+
+class PublishedLine(BaseModel):
+    rank: int
+    # The entry's team name or entrants' names (a competition), the candidate's (a vote).
+    name: str
+    score: float | None  # a competition's normalised score
+    votes: int | None  # a vote's valid votes
+
+
+class PublishedItem(BaseModel):
+    id: int
+    org_id: int
+    org_name: str
+    kind: ActivityKind
+    title: str
+    published_at: datetime
+    top: list[PublishedLine]
+
+
+class PublishedPage(BaseModel):
+    items: list[PublishedItem]
+    next_cursor: str | None

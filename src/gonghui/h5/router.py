@@ -19,6 +19,7 @@ from gonghui.h5 import (
     news,
     oauth,
     quiz,
+    results,
     services,
     sign_in,
     verify,
@@ -47,5 +48,6 @@ for part in (
     services,
     inbox,
     news,
+    results,
 ):
     router.include_router(part.router)

@@ -3,7 +3,8 @@ built over HTTP as a developer and an operator would build it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from gonghui import clock
 from gonghui.orgs.models import Role
 from tests.activities.conftest import Member, MemberFactory, create_activity
+from tests.activities.vote.conftest import approved_candidates, people_of, vote_activity
+from tests.activities.vote.conftest import vote as cast_vote
 from tests.baas.conftest import signed_in_user
 from tests.fixtures import Staff, StaffFactory, Tree
 
@@ -188,3 +191,71 @@ def judged_competition(
     )
     assert resp.status_code == 200, resp.text
     return Judged(competition, panel, entries, members)
+
+
+def score(api: httpx.Client, judged: Judged, judge: dict[str, str]) -> None:
+    """王师傅 ranks first, 李工匠 second."""
+    for name, craft in (("王师傅", 9), ("李工匠", 5)):
+        resp = api.put(
+            f"/api/v1/competition/panels/{judged.panel}/judging/"
+            f"{judged.entries[name]['code']}/scores",
+            json={"scores": {"craft": craft, "novelty": craft}},
+            headers=judge,
+        )
+        assert resp.status_code == 200, resp.text
+
+
+def publish(api: httpx.Client, judged: Judged) -> None:
+    operator = judged.competition.operator
+    resp = api.post(f"/api/v1/competition/panels/{judged.panel}/close", headers=operator)
+    assert resp.status_code == 200, resp.text
+    resp = api.post(
+        f"/api/v1/activities/{judged.competition.id}/competition/results/publish",
+        headers=operator,
+    )
+    assert resp.status_code == 200, resp.text
+
+
+@dataclass(frozen=True)
+class ResultsStory:
+    """City A's published competition and frozen praise vote, both windows over."""
+
+    competition: int
+    vote: int  # 张劳模 3 votes, 赵工匠 and 钱技师 1 each; frozen
+    open_vote: int  # another praise vote of city A, not frozen
+    log_hash: str  # the frozen vote's
+    reader: Member  # a member of grassroots A1x, below city A
+
+
+def results_story(
+    api: httpx.Client,
+    tree: Tree,
+    make_competition: Callable[[], Competition],
+    make_member: MemberFactory,
+    make_staff: StaffFactory,
+    *,
+    before_publication: Callable[[ResultsStory], None] = lambda _story: None,
+) -> ResultsStory:
+    """The competition judged (王师傅 first, 李工匠 second) and the vote cast; then, after
+    ``before_publication`` is called, the ranking published, 8 days passed and the vote
+    frozen."""
+    judge = make_staff(tree.province, Role.AUDITOR)
+    judged = judged_competition(api, tree, make_competition, make_member, [judge])
+    people = people_of(tree, make_staff)
+    praise = vote_activity(api, tree, people.organiser)["id"]
+    still_open = vote_activity(api, tree, people.organiser)["id"]
+    a, b, c = approved_candidates(api, praise, tree, people, ["张劳模", "赵工匠", "钱技师"])
+    voters = [make_member(tree.grassroots_a1x) for _ in range(3)]
+    for member in voters:
+        assert cast_vote(api, praise, member.headers, a).status_code == 201
+    for candidate in (b, c):
+        assert cast_vote(api, praise, voters[0].headers, candidate).status_code == 201
+    score(api, judged, judge.headers)
+    story = ResultsStory(judged.competition.id, praise, still_open, "", voters[1])
+    before_publication(story)
+    publish(api, judged)
+    clock.advance(timedelta(days=8))
+    colleague = make_staff(tree.city_a, Role.OPERATOR).headers  # signed in since
+    frozen = api.post(f"/api/v1/activities/{praise}/vote-results", headers=colleague)
+    assert frozen.status_code == 200, frozen.text
+    return replace(story, log_hash=frozen.json()["log_hash"])

@@ -11,9 +11,8 @@ import httpx
 from pypdf import PdfReader
 
 from gonghui.orgs.models import Role
-from gonghui.web.session import ACCESS_COOKIE
 from tests.activities.competition.conftest import judged_competition
-from tests.activities.conftest import MemberFactory
+from tests.activities.conftest import MemberFactory, h5_get
 from tests.fixtures import StaffFactory, Tree
 
 
@@ -66,12 +65,9 @@ def test_ranked_members_and_the_organiser_download_certificates_after_publicatio
     assert "荣获第 2 名" in second
 
     # On the H5 the activity page offers the download, served to the member's page sign-in.
-    with httpx.Client(base_url=str(api.base_url)) as browser:
-        token = wang.headers["Authorization"].removeprefix("Bearer ")
-        browser.cookies.set(ACCESS_COOKIE, token, domain="127.0.0.1")
-        page = browser.get(f"/h5/activities/{competition.id}")
-        assert f"/h5/activities/{competition.id}/certificate.pdf" in page.text
-        assert "王师傅" in _text(browser.get(f"/h5/activities/{competition.id}/certificate.pdf"))
+    page = h5_get(api, wang, f"/h5/activities/{competition.id}")
+    assert f"/h5/activities/{competition.id}/certificate.pdf" in page.text
+    assert "王师傅" in _text(h5_get(api, wang, f"/h5/activities/{competition.id}/certificate.pdf"))
 
     # A member who did not take part has no certificate; nor does a stranger to the org.
     outsider = make_member(tree.grassroots_a1x, name="路人")

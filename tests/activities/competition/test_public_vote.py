@@ -15,9 +15,8 @@ from gonghui import clock
 from gonghui.activities.vote.models import Candidate
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from gonghui.web.session import ACCESS_COOKIE
-from tests.activities.competition.conftest import Judged, judged_competition
-from tests.activities.conftest import Member, MemberFactory, create_activity, window
+from tests.activities.competition.conftest import judged_competition, publish, score
+from tests.activities.conftest import MemberFactory, create_activity, h5_get, window
 from tests.activities.vote.conftest import vote, vote_config
 from tests.baas.conftest import audit_rows
 from tests.fixtures import StaffFactory, Tree
@@ -51,12 +50,12 @@ def test_ranked_entries_go_to_a_public_vote_whose_frozen_counts_join_the_results
     public = f"/api/v1/public/competitions/{competition.id}/results"
     vote_id = _vote_of(api, operator, tree.city_a)
 
-    _score(api, judged, judge.headers)
+    score(api, judged, judge.headers)
     # Judging is blind and the vote shows names: not before the results are public.
     early = api.post(f"{base}/public-vote", json={"vote_id": vote_id}, headers=operator)
     assert early.status_code == 409
     assert early.json()["error"]["code"] == "competition.results_not_published"
-    _publish(api, judged)
+    publish(api, judged)
 
     # Only a praise vote of the competition's own union, that its operator runs.
     below = _vote_of(api, operator, tree.district_a1)
@@ -93,7 +92,8 @@ def test_ranked_entries_go_to_a_public_vote_whose_frozen_counts_join_the_results
     while_open = api.get(public).json()
     assert while_open["public_vote_id"] == vote_id
     assert [line["public_votes"] for line in while_open["lines"]] == [None, None]
-    assert f'href="/h5/activities/{vote_id}"' in _h5_page(api, voters[1], competition.id)
+    page_path = f"/h5/activities/{competition.id}"
+    assert f'href="/h5/activities/{vote_id}"' in h5_get(api, voters[1], page_path).text
 
     clock.advance(timedelta(days=3))  # the vote has ended; the competition has not
     colleague = make_staff(tree.city_a, Role.OPERATOR).headers  # signed in since
@@ -104,7 +104,7 @@ def test_ranked_entries_go_to_a_public_vote_whose_frozen_counts_join_the_results
         (1, ["王师傅"], 3),
         (2, ["李工匠"], 1),
     ]
-    page = _h5_page(api, make_member(tree.grassroots_a1x), competition.id)
+    page = h5_get(api, make_member(tree.grassroots_a1x), page_path).text
     assert "人气 3 票" in page
     assert "人气 1 票" in page
     assert f'href="/h5/activities/{vote_id}"' not in page  # the vote is over
@@ -119,8 +119,8 @@ def test_concurrent_puts_choose_one_public_vote_and_add_each_entry_once(
 ) -> None:
     judge = make_staff(tree.province, Role.AUDITOR)
     judged = judged_competition(api, tree, make_competition, make_member, [judge])
-    _score(api, judged, judge.headers)
-    _publish(api, judged)
+    score(api, judged, judge.headers)
+    publish(api, judged)
     operator = judged.competition.operator
     votes = [_vote_of(api, operator, tree.city_a) for _ in range(4)]
     url = f"/api/v1/activities/{judged.competition.id}/competition/public-vote"
@@ -140,36 +140,3 @@ def test_concurrent_puts_choose_one_public_vote_and_add_each_entry_once(
         standing = session.execute(select(Candidate.activity_id, Candidate.entry_id)).all()
     entry_ids = {e["id"] for e in judged.entries.values()}
     assert sorted(standing) == sorted((chosen, entry) for entry in entry_ids)
-
-
-def _score(api: httpx.Client, judged: Judged, judge: dict[str, str]) -> None:
-    """王师傅 ranks first, 李工匠 second."""
-    for name, craft in (("王师傅", 9), ("李工匠", 5)):
-        resp = api.put(
-            f"/api/v1/competition/panels/{judged.panel}/judging/"
-            f"{judged.entries[name]['code']}/scores",
-            json={"scores": {"craft": craft, "novelty": craft}},
-            headers=judge,
-        )
-        assert resp.status_code == 200, resp.text
-
-
-def _publish(api: httpx.Client, judged: Judged) -> None:
-    operator = judged.competition.operator
-    resp = api.post(f"/api/v1/competition/panels/{judged.panel}/close", headers=operator)
-    assert resp.status_code == 200, resp.text
-    resp = api.post(
-        f"/api/v1/activities/{judged.competition.id}/competition/results/publish",
-        headers=operator,
-    )
-    assert resp.status_code == 200, resp.text
-
-
-def _h5_page(api: httpx.Client, member: Member, activity_id: int) -> str:
-    """The competition's H5 page as ``member`` sees it (their page sign-in)."""
-    with httpx.Client(base_url=str(api.base_url)) as browser:
-        token = member.headers["Authorization"].removeprefix("Bearer ")
-        browser.cookies.set(ACCESS_COOKIE, token, domain="127.0.0.1")
-        page = browser.get(f"/h5/activities/{activity_id}")
-    assert page.status_code == 200, page.text
-    return page.text

@@ -62,7 +62,7 @@ def put_to_vote(session: Session, *, actor: Actor, activity_id: int, vote_id: in
     standing = set(
         session.scalars(select(Candidate.entry_id).where(Candidate.activity_id == vote.id))
     )
-    names = entrant_names(session, competition.id)
+    names = entrant_names(session, [entry.id for _rank, entry in ranked])
     instant = now()
     added = [
         Candidate(

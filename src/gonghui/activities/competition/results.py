@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -171,14 +172,14 @@ class PublicResults:
     public_vote_id: int | None = None
 
 
-def entrant_names(session: Session, activity_id: int) -> dict[int, list[str]]:
+def entrant_names(session: Session, entry_ids: Collection[int]) -> dict[int, list[str]]:
     """Each entry's members' names (captain first), as the published results show them."""
     names: dict[int, list[str]] = defaultdict(list)
     for entry_id, blob in session.execute(
         select(EntryMember.entry_id, RosterEntry.name_enc)
         .join(Membership, Membership.id == EntryMember.membership_id)
         .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
-        .where(EntryMember.activity_id == activity_id)
+        .where(EntryMember.entry_id.in_(entry_ids))
         .order_by(EntryMember.id)
     ):
         names[entry_id].append(unseal(PiiField.NAME, blob))
@@ -200,7 +201,7 @@ def public_results(session: Session, *, activity_id: int) -> PublicResults:
     ).all()
     if not rows:
         return PublicResults(published=False, lines=[])
-    names = entrant_names(session, activity.id)
+    names = entrant_names(session, [entry.id for _result, entry, _org in rows])
     vote_id, votes = _frozen_votes(session, activity.id)
     return PublicResults(
         published=True,
