@@ -17,7 +17,8 @@ point outside the design and are left out (:func:`portable_config`):
 
 A competition's registration window and submission deadline are instants in its
 configuration: a copy moves them with its start (:func:`shift_dates`), so "repeat last
-month's" opens registration a month later too.
+month's" opens registration a month later too; a template keeps its source's start
+(``anchor_at``) and an activity made from it moves them the same way.
 
 The configuration references no images or files today; anything added that does should be
 copied as the reference, never as the bytes.

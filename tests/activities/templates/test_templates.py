@@ -3,7 +3,7 @@ start new drafts from it: the design travels, the data never does."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from gonghui.activities.templates.models import ActivityTemplate
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
+from tests.activities.competition.conftest import competition_config, make_form_app
 from tests.activities.conftest import (
     MemberFactory,
     create_activity,
@@ -347,3 +348,27 @@ def test_a_template_a_rule_change_made_invalid_is_refused_field_by_field(
         "config.lottery.lottery.prizes"
     ]
     assert activity_count() == before
+
+
+def test_a_competition_s_dates_keep_their_distance_from_the_start_in_a_draft_from_a_template(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    operator = make_staff(tree.city_a, Role.OPERATOR)
+    app = make_form_app(api, tree.city_a)
+    config = competition_config(app.id)
+    source = create_activity(
+        api, operator.headers, tree.city_a, publish=False, title="职工技能大赛", config=config
+    )
+    resp = save(api, operator, source["id"], "技能大赛")
+    assert resp.status_code == 201, resp.text
+
+    made = use(api, operator, resp.json()["id"], tree.city_a)  # starts 30 days later
+    assert made.status_code == 201, made.text
+    moved = datetime.fromisoformat(made.json()["starts_at"]) - datetime.fromisoformat(
+        source["starts_at"]
+    )
+    assert moved > timedelta(days=29)
+    rules, before = made.json()["config"]["competition"], config["competition"]
+    for name in ("registration_opens_at", "registration_closes_at", "submission_deadline"):
+        shifted = datetime.fromisoformat(before[name]) + moved
+        assert datetime.fromisoformat(rules[name]) == shifted, name

@@ -39,6 +39,10 @@ class ActivityTemplate(Base):
     source_activity_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("activities_activity.id")
     )
+    # The source's start: the configuration's instants (a competition's registration window
+    # and deadline) keep their distance from it in an activity made from the template
+    # (None: the source was gone when this was first recorded; the instants stay as saved).
+    anchor_at: Mapped[datetime | None]
     created_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts_user.id"))
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)

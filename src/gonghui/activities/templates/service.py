@@ -149,6 +149,7 @@ def save_template(
         budget_points=source.budget_points,
         left_out=left_out,
         source_activity_id=source.id,
+        anchor_at=source.starts_at,
         created_by=actor.user_id,
     )
     _store_named(session, template, name)
@@ -186,8 +187,12 @@ def create_from_template(
     ends_at: datetime,
     title: str | None = None,
 ) -> Activity:
-    """A draft in ``org_id`` (one the actor manages) from a template they may see."""
+    """A draft in ``org_id`` (one the actor manages) from a template they may see; the
+    configuration's instants move with the start (see :func:`design.shift_dates`)."""
     template = get_template(session, actor=actor, template_id=template_id)
+    config = template.config
+    if template.anchor_at is not None:
+        config = design.shift_dates(config, starts_at - template.anchor_at)
     data = activities.validated_create(
         {
             "org_id": org_id,
@@ -195,7 +200,7 @@ def create_from_template(
             "description": template.description,
             "starts_at": starts_at,
             "ends_at": ends_at,
-            "config": template.config,
+            "config": config,
             "eligibility": template.eligibility,
             "limit_total": template.limit_total,
             "limit_per_day": template.limit_per_day,
