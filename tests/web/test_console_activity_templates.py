@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from gonghui.activities.design import one_month_later
 from gonghui.orgs.models import Role
+from tests.activities.competition.conftest import competition_config, make_form_app
 from tests.activities.conftest import create_activity, lottery_config
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
@@ -75,3 +77,42 @@ def test_operator_saves_a_template_repeats_next_month_and_starts_from_the_templa
     made = api.get(f"/api/v1/activities/{made_id}", headers=op.headers).json()
     assert (made["org_id"], made["status"]) == (tree.district_a1, "draft")
     assert made["config"] == source["config"]
+
+
+@pytest.mark.expected_console_errors("status of 422")  # the refused form comes back
+def test_a_district_s_competition_from_the_city_s_template_takes_its_own_form(
+    desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    config = competition_config(make_form_app(api, tree.city_a).id)
+    source = create_activity(
+        api, op.headers, tree.city_a, publish=False, title="职工技能大赛", config=config
+    )
+    resp = api.post(
+        "/api/v1/activity-templates",
+        json={"activity_id": source["id"], "name": "技能大赛"},
+        headers=op.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    district_app = make_form_app(api, tree.district_a1)
+
+    sign_in_to_console(desktop, op.username)
+    desktop.goto(f"/console/activity-templates/{resp.json()['id']}/use")
+    desktop.get_by_label("主办组织").select_option(label="天河区总工会")
+    desktop.get_by_label("活动名称（留空则沿用模板中的名称）").fill("天河区技能大赛")
+    desktop.get_by_role("button", name="保存为草稿").click()
+    # The city's form is not the district's: told so, with what was typed kept.
+    expect(desktop.get_by_role("alert")).to_contain_text("报名表须是本会")
+    expect(desktop.get_by_label("活动名称（留空则沿用模板中的名称）")).to_have_value(
+        "天河区技能大赛"
+    )
+    desktop.get_by_label("报名表所在应用编号").fill(str(district_app.id))
+    desktop.get_by_label("报名表（数据表名）").fill("signup")
+    shot(desktop, "console-activity-template-use-competition")
+    assert axe(desktop) == []
+    desktop.get_by_role("button", name="保存为草稿").click()
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("天河区技能大赛")
+    made_id = int(desktop.url.split("?")[0].rsplit("/", 1)[-1])
+    made = api.get(f"/api/v1/activities/{made_id}", headers=op.headers).json()
+    assert made["org_id"] == tree.district_a1
+    assert made["config"]["competition"]["form"]["app_id"] == district_app.id

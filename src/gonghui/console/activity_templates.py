@@ -206,10 +206,25 @@ def use(
     starts_at: Annotated[str, Form(max_length=32)] = "",
     ends_at: Annotated[str, Form(max_length=32)] = "",
     title: Annotated[str, Form(max_length=400)] = "",
+    form_app_id: Annotated[str, Form(max_length=32)] = "",
+    form_table: Annotated[str, Form(max_length=100)] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
-    form = {"org_id": org_id, "starts_at": starts_at, "ends_at": ends_at, "title": title}
+    form = {
+        "org_id": org_id,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "title": title,
+        "form_app_id": form_app_id,
+        "form_table": form_table,
+    }
+    # A competition's own registration form, when the operator names one (both fields).
+    chosen = (
+        {"app_id": form_app_id.strip(), "table": form_table.strip()}
+        if form_app_id.strip() or form_table.strip()
+        else None
+    )
     try:
         data = TemplateUse.model_validate(
             {
@@ -217,6 +232,7 @@ def use(
                 "starts_at": _local(starts_at),
                 "ends_at": _local(ends_at),
                 "title": title.strip() or None,
+                "form": chosen,
             }
         )
     except ValidationError:
@@ -231,6 +247,7 @@ def use(
                 starts_at=data.starts_at,
                 ends_at=data.ends_at,
                 title=data.title,
+                form=data.form,
             )
             activity_id = activity.id
     except DomainError as exc:

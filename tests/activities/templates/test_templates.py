@@ -372,3 +372,35 @@ def test_a_competition_s_dates_keep_their_distance_from_the_start_in_a_draft_fro
     for name in ("registration_opens_at", "registration_closes_at", "submission_deadline"):
         shifted = datetime.fromisoformat(before[name]) + moved
         assert datetime.fromisoformat(rules[name]) == shifted, name
+
+
+def test_a_union_below_uses_a_competition_template_with_its_own_registration_form(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    province = make_staff(tree.province, Role.OPERATOR)
+    config = competition_config(make_form_app(api, tree.province).id)
+    config["competition"]["form"]["labels"] = {"title": "作品名称"}
+    source = create_activity(
+        api, province.headers, tree.province, publish=False, title="全省职工技能大赛", config=config
+    )
+    template = save(api, province, source["id"], "技能大赛").json()["id"]
+    city = make_staff(tree.city_a, Role.OPERATOR)
+    lottery = saved(api, city, tree.city_a, "月度抽奖")["id"]
+
+    # The province's form is not the city's to use: told which field, nothing made.
+    before = activity_count()
+    theirs = use(api, city, template, tree.city_a)
+    assert theirs.status_code == 422, theirs.text
+    assert theirs.json()["error"]["code"] == "competition.bad_form"
+    assert activity_count() == before
+
+    own = make_form_app(api, tree.city_a)
+    made = use(api, city, template, tree.city_a, form={"app_id": own.id, "table": "signup"})
+    assert made.status_code == 201, made.text
+    form = made.json()["config"]["competition"]["form"]
+    assert form == {"app_id": own.id, "table": "signup", "labels": {"title": "作品名称"}}
+
+    refused = use(api, city, lottery, tree.city_a, form={"app_id": own.id, "table": "signup"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "form"
+    assert activity_count() == before + 1

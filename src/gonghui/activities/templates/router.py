@@ -82,5 +82,6 @@ def create_activity(
         starts_at=body.starts_at,
         ends_at=body.ends_at,
         title=body.title,
+        form=body.form,
     )
     return read_activity(activity)

@@ -29,6 +29,13 @@ class TemplateRename(BaseModel):
     name: TemplateName
 
 
+class FormChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: Id
+    table: str = Field(min_length=1, max_length=63)
+
+
 class TemplateUse(BaseModel):
     """A new draft from a template: where, when, and optionally under another title."""
 
@@ -38,6 +45,10 @@ class TemplateUse(BaseModel):
     starts_at: datetime
     ends_at: datetime
     title: str | None = Field(default=None, min_length=1, max_length=200)
+    # A competition's registration form in the new draft's union (a template travels down
+    # the tree, its form is a table of an app of the union that saved it); its questions'
+    # labels stay the template's.
+    form: FormChoice | None = None
 
 
 class TemplateRead(BaseModel):

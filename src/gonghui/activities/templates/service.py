@@ -23,9 +23,10 @@ from gonghui.activities import service as activities
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import Activity
 from gonghui.activities.templates.models import ActivityTemplate
+from gonghui.activities.templates.schemas import FormChoice
 from gonghui.audit import service as audit
 from gonghui.clock import now
-from gonghui.errors import Conflict, NotFound, PermissionDenied, field_error
+from gonghui.errors import Conflict, InvalidInput, NotFound, PermissionDenied, field_error
 from gonghui.tenancy import Actor, Permission, shared_down
 
 MANAGE = Permission.ACTIVITIES_MANAGE
@@ -186,13 +187,17 @@ def create_from_template(
     starts_at: datetime,
     ends_at: datetime,
     title: str | None = None,
+    form: FormChoice | None = None,
 ) -> Activity:
     """A draft in ``org_id`` (one the actor manages) from a template they may see; the
-    configuration's instants move with the start (see :func:`design.shift_dates`)."""
+    configuration's instants move with the start (see :func:`design.shift_dates`); a
+    competition's registration form is ``form`` when given."""
     template = get_template(session, actor=actor, template_id=template_id)
     config = template.config
     if template.anchor_at is not None:
         config = design.shift_dates(config, starts_at - template.anchor_at)
+    if form is not None:
+        config = _with_form(config, form)
     data = activities.validated_create(
         {
             "org_id": org_id,
@@ -212,3 +217,15 @@ def create_from_template(
     if template.left_out:
         origin["left_out"] = list(template.left_out)
     return activities.create_activity(session, actor=actor, data=data, origin=origin)
+
+
+def _with_form(config: dict[str, Any], form: FormChoice) -> dict[str, Any]:
+    rules = config.get("competition")
+    if rules is None:
+        raise InvalidInput(
+            ActivitiesError.BAD_CONFIG,
+            "only a competition has a registration form",
+            [field_error("form", ActivitiesError.BAD_CONFIG, "not a competition's template")],
+        )
+    chosen = {**rules.get("form", {}), "app_id": form.app_id, "table": form.table}
+    return {**config, "competition": {**rules, "form": chosen}}
