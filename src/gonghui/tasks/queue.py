@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from gonghui.clock import now
@@ -620,79 +620,29 @@ def _hold(task_id: int, token: str) -> None:
 
 
 def _execute(kind: Kind | None, name: str, task_id: int, token: str) -> str:
-    limit_s = kind.time_limit_s if kind else GRACE_S
-    at = now()
-    with unit_of_work() as session:
-        row = session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.token == token, Task.status == TaskStatus.QUEUED)
-            .values(
-                attempts=Task.attempts + 1,
-                lease_until=at + timedelta(seconds=limit_s + GRACE_S),
-                worker_id=_worker_id,
-            )
-            .returning(Task.args, Task.attempts, Task.max_attempts, Task.request_id)
-            .execution_options(synchronize_session=False)
-        ).first()
-    if row is None:
-        return "stale"
-    args, attempt, max_attempts, request_id = row
-    with request_scope(request_id):
-        if attempt > max_attempts:
-            # Its last run never wrote an outcome: the process running it died.
-            return _settle(
-                task_id,
-                token,
-                name,
-                args,
-                attempt,
-                max_attempts,
-                "the worker stopped during the run",
-            )
-        if kind is None:
-            return _settle(
-                task_id, token, name, args, attempt, max_attempts, f"no task {name!r} here"
-            )
-        run = Run(task_id, name, attempt, max_attempts, token)
-        reset = _current.set(run)
-        started = time.monotonic()
-        try:
-            kind.run(**args)
-        except Retry as retry:
-            return _settle(
-                task_id, token, name, args, attempt, max_attempts, retry.error, retry.after_s
-            )
-        except Exception as exc:
-            log.exception("task %s (%s) failed", task_id, name)
-            return _settle(
-                task_id, token, name, args, attempt, max_attempts, f"{type(exc).__name__}: {exc}"
-            )
-        finally:
-            _current.reset(reset)
-        ms = (time.monotonic() - started) * 1000
-        if not run.completed.is_set():
-            with unit_of_work() as session:
-                session.execute(_done((task_id,), token))
-        log.debug(
-            "task done",
-            extra={
-                "fields": {"task": task_id, "name": name, "attempt": attempt, "ms": round(ms, 2)}
-            },
-        )
-        return "done"
+    """Run the one row a message names."""
+    return _run_claimed(kind, name, token, Task.id == task_id)
 
 
 def _execute_group(kind: Kind, token: str) -> str:
     """Run the rows of a grouped kind that a message's token claimed, with one call."""
-    name = kind.name
+    return _run_claimed(kind, kind.name, token, Task.name == kind.name)
+
+
+def _run_claimed(kind: Kind | None, name: str, token: str, rows_of: ColumnElement[bool]) -> str:
+    """Take the queued rows ``rows_of`` that ``token`` claimed (an attempt each, leased for
+    the kind's time limit) and run them: a grouped kind's with one call of their arguments,
+    another's (one row) with its own. ``"stale"`` when no row holds the token any more,
+    else the outcome written: ``"done"``, ``"retry"``, or ``"dead"`` when every row is."""
+    limit_s = kind.time_limit_s if kind else GRACE_S
     at = now()
     with unit_of_work() as session:
         rows = session.execute(
             update(Task)
-            .where(Task.name == name, Task.token == token, Task.status == TaskStatus.QUEUED)
+            .where(rows_of, Task.token == token, Task.status == TaskStatus.QUEUED)
             .values(
                 attempts=Task.attempts + 1,
-                lease_until=at + timedelta(seconds=kind.time_limit_s + GRACE_S),
+                lease_until=at + timedelta(seconds=limit_s + GRACE_S),
                 worker_id=_worker_id,
             )
             .returning(Task.id, Task.args, Task.attempts, Task.max_attempts, Task.request_id)
@@ -700,9 +650,8 @@ def _execute_group(kind: Kind, token: str) -> str:
         ).all()
     if not rows:
         return "stale"
-    rows = sorted(rows, key=lambda r: r.id)
     live = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r.id):
         if row.attempts > row.max_attempts:
             # Its last run never wrote an outcome: the process running it died.
             _settle(row.id, token, name, row.args, row.attempts, row.max_attempts,
@@ -711,23 +660,31 @@ def _execute_group(kind: Kind, token: str) -> str:
             live.append(row)
     if not live:
         return "dead"
-    run = Run(
-        live[0].id,
-        name,
-        max(r.attempts for r in live),
-        min(r.max_attempts for r in live),
-        token,
-        tuple(r.id for r in live),
-    )
-    with request_scope(live[0].request_id):
+    first = live[0]
+    with request_scope(first.request_id):
+        if kind is None:
+            return _settle(first.id, token, name, first.args, first.attempts,
+                           first.max_attempts, f"no task {name!r} here")  # fmt: skip
+        run = Run(
+            first.id,
+            name,
+            max(r.attempts for r in live),
+            min(r.max_attempts for r in live),
+            token,
+            tuple(r.id for r in live),
+        )
         reset = _current.set(run)
+        started = time.monotonic()
         try:
-            kind.run([r.args for r in live])
+            if kind.grouped:
+                kind.run([r.args for r in live])
+            else:
+                kind.run(**first.args)
         except Exception as exc:
             if isinstance(exc, Retry):
                 error, after = exc.error, exc.after_s
             else:
-                log.exception("tasks %s.. (%s, %d) failed", live[0].id, name, len(live))
+                log.exception("task %s.. (%s, %d) failed", first.id, name, len(live))
                 error, after = f"{type(exc).__name__}: {exc}", None
             outcomes = {
                 _settle(r.id, token, name, r.args, r.attempts, r.max_attempts, error, after)
@@ -736,9 +693,17 @@ def _execute_group(kind: Kind, token: str) -> str:
             return "dead" if outcomes == {"dead"} else "retry"
         finally:
             _current.reset(reset)
+        ms = (time.monotonic() - started) * 1000
         if not run.completed.is_set():
             with unit_of_work() as session:
                 session.execute(_done(run.task_ids, token))
+        log.debug(
+            "task done",
+            extra={
+                "fields": {"task": first.id, "name": name, "rows": len(live),
+                           "attempt": run.attempt, "ms": round(ms, 2)}
+            },
+        )  # fmt: skip
         return "done"
 
 
