@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session
 from gonghui.accounts.principal import MemberInfo
 from gonghui.activities.competition.models import Entry, Result
 from gonghui.activities.competition.registration import KINDS as COMPETITION_KINDS
-from gonghui.activities.competition.results import PublicResults, entrant_names, public_results
+from gonghui.activities.competition.results import (
+    PublicResults,
+    entrant_names,
+    entry_name,
+    public_results,
+    shared_ranks,
+)
 from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.hub import MAX_PAGE, Cursor
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
@@ -108,7 +114,7 @@ def _competition_tops(session: Session, activity_ids: list[int]) -> dict[int, li
             tops[line.activity_id].append(
                 PublishedLine(
                     rank=line.rank,
-                    name=line.team_name or "、".join(names[line.id]),
+                    name=entry_name(line.team_name, names[line.id]),
                     score=line.score_micros / 1_000_000,
                     votes=None,
                 )
@@ -134,19 +140,11 @@ def _vote_tops(session: Session, activity_ids: list[int]) -> dict[int, list[Publ
 def vote_lines(totals: list[dict[str, Any]]) -> list[PublishedLine]:
     """A frozen vote's totals (frozen in ranking order, most votes first) as ranked lines;
     equal votes share a rank (1, 1, 3)."""
-    lines: list[PublishedLine] = []
-    for position, total in enumerate(totals, start=1):
-        votes = int(total["votes"])
-        shared = lines and lines[-1].votes == votes
-        lines.append(
-            PublishedLine(
-                rank=lines[-1].rank if shared else position,
-                name=total["name"],
-                score=None,
-                votes=votes,
-            )
-        )
-    return lines
+    votes = [int(total["votes"]) for total in totals]
+    return [
+        PublishedLine(rank=rank, name=total["name"], score=None, votes=count)
+        for total, count, rank in zip(totals, votes, shared_ranks(votes), strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -161,14 +159,16 @@ class Shown:
 
 
 def member_result(session: Session, *, member: MemberInfo, activity_id: int) -> Shown:
-    """An activity of the member's chain whose results are published; 404 otherwise."""
+    """An activity of the member's chain whose results are published; 404 otherwise, and
+    for an archived union's, as the list leaves them out."""
     activity = visible_activity(session, member=member, activity_id=activity_id)
-    org_name = session.scalar(select(Org.name).where(Org.id == activity.org_id)) or ""
-    if activity.kind == ActivityKind.VOTE:
-        vote = vote_results.published(session, activity_id=activity.id)
-        return Shown(activity, org_name, vote=vote, vote_lines=vote_lines(vote.totals))
-    if activity.kind in COMPETITION_KINDS:
-        ranking = public_results(session, activity_id=activity.id)
-        if ranking.published:
-            return Shown(activity, org_name, competition=ranking)
+    org = session.get(Org, activity.org_id)
+    if org is not None and org.archived_at is None:
+        if activity.kind == ActivityKind.VOTE:
+            vote = vote_results.published(session, activity_id=activity.id)
+            return Shown(activity, org.name, vote=vote, vote_lines=vote_lines(vote.totals))
+        if activity.kind in COMPETITION_KINDS:
+            ranking = public_results(session, activity_id=activity.id)
+            if ranking.published:
+                return Shown(activity, org.name, competition=ranking)
     raise NotFound(ActivitiesError.NOT_FOUND, f"no published results for activity {activity_id}")

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from gonghui.orgs.models import Role
 from tests.activities.competition.conftest import ResultsStory, results_story
 from tests.activities.conftest import Member, MemberFactory, h5_get
 from tests.fixtures import StaffFactory, Tree
@@ -78,3 +79,12 @@ def test_published_rankings_and_frozen_votes_are_listed_for_the_member_s_chain(
     for path in (f"/h5/results/{still_open}", f"/h5/results/{competition + 10_000}"):
         assert h5_get(api, reader, path).status_code == 404
     assert h5_get(api, elsewhere, f"/h5/results/{competition}").status_code == 404
+
+    # An archived union's results are gone from the list and from their pages.
+    admin = make_staff(tree.province, Role.ADMIN)
+    for org in (tree.grassroots_a1x, tree.district_a1, tree.city_a):
+        resp = api.post(f"/api/v1/orgs/{org}/archive", headers=admin.headers)
+        assert resp.status_code == 200, resp.text
+    assert listed(reader)["items"] == []
+    for activity in (competition, praise):
+        assert h5_get(api, reader, f"/h5/results/{activity}").status_code == 404

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gonghui.activities.competition.errors import CompetitionError
 from gonghui.activities.competition.judging import managed_competition
 from gonghui.activities.competition.models import Entry, Result
-from gonghui.activities.competition.results import entrant_names, public_vote_of
+from gonghui.activities.competition.results import entrant_names, entry_name, public_vote_of
 from gonghui.activities.models import Activity, ActivityKind, ActivityStatus
 from gonghui.activities.service import effective_status
 from gonghui.activities.vote import candidates
@@ -68,7 +68,7 @@ def put_to_vote(session: Session, *, actor: Actor, activity_id: int, vote_id: in
         Candidate(
             activity_id=vote.id,
             org_id=entry.org_id,
-            name=(entry.team_name or "、".join(names[entry.id]))[:NAME_CHARS],
+            name=entry_name(entry.team_name, names[entry.id])[:NAME_CHARS],
             profile="",
             category="",
             entry_id=entry.id,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -76,14 +76,25 @@ class Ranked:
     judges: int
 
 
+def shared_ranks(values: Sequence[int]) -> list[int]:
+    """The ranks of values in ranking order: equal values share the first one's (1, 2, 2, 4)."""
+    ranks: list[int] = []
+    for position, value in enumerate(values, start=1):
+        tied = position > 1 and values[position - 2] == value
+        ranks.append(ranks[-1] if tied else position)
+    return ranks
+
+
 def rank(scored: dict[int, tuple[float, int]], codes: dict[int, str]) -> list[Ranked]:
     micros = {e: round(s * 1_000_000) for e, (s, _) in scored.items()}
     order = sorted(micros, key=lambda e: (-micros[e], codes[e]))
-    out: list[Ranked] = []
-    for position, e in enumerate(order, start=1):
-        shared = out and out[-1].score_micros == micros[e]
-        out.append(Ranked(e, out[-1].rank if shared else position, micros[e], scored[e][1]))
-    return out
+    ranks = shared_ranks([micros[e] for e in order])
+    return [Ranked(e, r, micros[e], scored[e][1]) for e, r in zip(order, ranks, strict=True)]
+
+
+def entry_name(team_name: str | None, names: Sequence[str]) -> str:
+    """An entry in one line, as rankings and votes name it: its team, else its entrants."""
+    return team_name or "、".join(names)
 
 
 def compute(session: Session, activity: Activity) -> list[Ranked]:
