@@ -17,7 +17,10 @@ server's rate limits and cache feed also live in the database).
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -289,3 +292,42 @@ def test_postgres_restarted_during_a_burst(server: Server, postgres: PostgresPro
     unknown = sum(1 for a in answers if a.kind == SEND and a.status != 200)
     stored = server.query("SELECT COUNT(*) FROM accounts_otp_code")[0][0]
     assert sent <= stored <= sent + unknown
+
+
+def test_a_server_process_replaced_while_the_database_is_down_serves_once_it_is_back(
+    server: Server, postgres: PostgresProcess
+) -> None:
+    """A server process that dies during an outage is started again by its supervisor; it
+    starts without the database (its worker registers once it is back) instead of failing
+    its startup, which would stop every process of the server."""
+    lottery = server.seed(SPEC)
+    server.start()
+    assert server.process is not None
+    processes = server.process
+    workers = _children(processes.pid)
+    postgres.crash()
+    eventually(
+        "/readyz reports the database down",
+        lambda: _database_check(server) == (503, "failed"),
+        RESUME_WITHIN_S,
+    )
+    # A server process killed: the last started (the hot writer starts before them).
+    os.kill(max(workers), signal.SIGKILL)
+    eventually(
+        "another server process started",
+        lambda: len(_children(processes.pid) - workers) == 1,
+        RESUME_WITHIN_S,
+    )
+    time.sleep(3)  # long enough for its startup to have run against the stopped database
+    assert processes.poll() is None
+    assert _database_check(server) == (503, "failed")
+    postgres.start()
+    eventually(
+        "/readyz reports the database up",
+        lambda: _database_check(server) == (200, "ok"),
+        RESUME_WITHIN_S,
+    )
+    with httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT_S) as client:
+        answers = [_as_member(client, lottery, DRAW, member, "after") for member in range(8)]
+    assert [resp.status_code for resp in answers] == [200] * 8
+    assert processes.poll() is None

@@ -50,23 +50,54 @@ class _Runtime:
 
     def start(self, *, threads: int | None = None) -> None:
         with self._lock:
-            if self._worker is not None:
+            if self._worker is not None or self._threads:
                 return
             count = threads or get_settings().worker_threads
             self._stop.clear()
-            worker = dramatiq.Worker(
-                broker.get(), worker_threads=count, worker_timeout=IDLE_POLL_MS
-            )
+            if not self._register(count):
+                # The database is down as this process starts (a server process restarted
+                # during an outage): the process serves (its answers say the database is
+                # unavailable) and its worker starts once the worker is registered.
+                self._threads = [
+                    threading.Thread(
+                        target=self._start_later, args=(count,), name="tasks-start", daemon=True
+                    )
+                ]
+                self._threads[0].start()
+                return
+            self._run(count)
+
+    def _register(self, count: int) -> bool:
+        """Register this process's worker; False while the database is unavailable."""
+        try:
             queue.register_worker(host=socket.gethostname(), pid=os.getpid(), threads=count)
-            worker.start()
-            self._worker = worker
-            self._threads = [
-                threading.Thread(target=self._relay, name="tasks-relay", daemon=True),
-                threading.Thread(target=self._clock, name="tasks-clock", daemon=True),
-                threading.Thread(target=self._heart, name="tasks-heartbeat", daemon=True),
-            ]
-            for thread in self._threads:
-                thread.start()
+        except Exception as exc:
+            if db.unavailable(exc) is None:
+                raise
+            _failed("worker registration", exc)
+            return False
+        return True
+
+    def _start_later(self, count: int) -> None:
+        while not self._stop.wait(get_settings().task_poll_s):
+            if self._register(count):
+                with self._lock:
+                    if not self._stop.is_set():
+                        self._run(count)
+                return
+
+    def _run(self, count: int) -> None:
+        """Start the registered worker and its threads (holding the lock)."""
+        worker = dramatiq.Worker(broker.get(), worker_threads=count, worker_timeout=IDLE_POLL_MS)
+        worker.start()
+        self._worker = worker
+        self._threads = [
+            threading.Thread(target=self._relay, name="tasks-relay", daemon=True),
+            threading.Thread(target=self._clock, name="tasks-clock", daemon=True),
+            threading.Thread(target=self._heart, name="tasks-heartbeat", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, *, timeout_s: float = 30.0) -> None:
         """Stop taking work and wait up to ``timeout_s`` for the runs in progress (a run
