@@ -103,6 +103,16 @@ def test_production_refuses_each_convenience_left_on_even_on_loopback() -> None:
     ]
 
 
+def test_the_test_suites_password_hashing_is_refused_beyond_loopback() -> None:
+    config = settings(**PRODUCTION_READY, env="test")
+
+    check_deployment(config, host="127.0.0.1")
+    assert refusal(config, host="0.0.0.0").problems == [
+        "GONGHUI_ENV is test (staff passwords are hashed with argon2's cheapest parameters,"
+        " for test suites): set GONGHUI_ENV=production"
+    ]
+
+
 def test_a_server_behind_a_proxy_counts_as_reachable() -> None:
     config = settings(trusted_proxies=["127.0.0.1"])
 

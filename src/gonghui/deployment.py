@@ -61,6 +61,11 @@ def _exposure(settings: Settings, host: str) -> list[str]:
 def _conveniences(settings: Settings) -> list[str]:
     """Each development convenience switched on, with how to switch it off."""
     found = []
+    if settings.env == "test":
+        found.append(
+            "GONGHUI_ENV is test (staff passwords are hashed with argon2's cheapest"
+            " parameters, for test suites): set GONGHUI_ENV=production"
+        )
     if settings.simulators_enabled:
         found.append(
             "GONGHUI_SIMULATORS_ENABLED is true (the /_sim simulators hand out any phone's"
