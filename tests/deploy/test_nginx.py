@@ -62,6 +62,7 @@ SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 # Everything the start-up check asks of a server behind a proxy (deployment.py).
 ADMIN = "ops"  # a platform admin
 BEHIND_A_PROXY = {
+    "GONGHUI_ENV": "production",
     "GONGHUI_TRUSTED_PROXIES": '["127.0.0.1"]',
     "GONGHUI_METRICS_TOKEN": METRICS_TOKEN,
     "GONGHUI_SIMULATORS_ENABLED": "false",
