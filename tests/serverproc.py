@@ -16,9 +16,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from gonghui import invalidation
 from gonghui.settings import get_settings
 
 _GONGHUI = Path(sys.executable).parent / "gonghui"
@@ -172,3 +174,16 @@ class WorkerProcess(_Process):
 
         self._launch(["worker", "--threads", str(self.threads)], registered)
         return self
+
+
+def settles(answers: Callable[[int], set[Any]], expected: Any) -> None:
+    """After a change made through another process: until ``answers(4)`` (four answers,
+    each on a new connection, so from either worker of a ServerProcess) is ``{expected}``,
+    within the change feed's lag and a margin; then, past the lag, every worker must have
+    it, so twelve more answers are checked (the four may all have come from one worker)."""
+    changed_at = time.monotonic()
+    while answers(4) != {expected}:
+        assert time.monotonic() - changed_at < invalidation.FEED_MAX_LAG_S + 5
+        time.sleep(0.1)
+    time.sleep(max(0.0, changed_at + invalidation.FEED_MAX_LAG_S + 0.5 - time.monotonic()))
+    assert answers(12) == {expected}
