@@ -9,6 +9,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -286,6 +287,17 @@ def request_review(
         files={"proof": ("会员证.png", proof_png(), "image/png")},
         headers=member_headers,
     )
+
+
+# -- the clock ----------------------------------------------------------------------------
+
+
+def to_the_next_minute() -> None:
+    """Move the server clock to the start of the next whole minute. The clock runs on from
+    real time, so a test whose actions must share one minute's bucket (the per-target rate
+    jump counts per calendar minute) starts there, with a minute of real time in hand."""
+    at = clock.now()
+    clock.advance(timedelta(minutes=1, seconds=-at.second, microseconds=-at.microsecond))
 
 
 # -- staff two-step sign-in ----------------------------------------------------------------
