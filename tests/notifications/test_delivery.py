@@ -86,6 +86,7 @@ def test_an_approved_review_reaches_the_inbox_and_the_sms_outbox(
 def test_the_daily_cap_skips_what_passes_it_but_the_inbox_keeps_everything(
     tree: Tree, make_member: MemberFactory
 ) -> None:
+    move_clock_to_local(10)  # far from the local day's end: the counts below share a day
     member = make_member(tree.grassroots_a1x)  # its verification SMS counts today
     with unit_of_work() as session:
         service.save_rules(
@@ -274,6 +275,7 @@ def test_the_provider_is_called_outside_any_transaction_and_an_unanswered_call_i
     """The claim (the daily count, the row marked sending) is committed before the SMS
     gateway is called, so no write lock is held across the call; an unanswered call gives
     the count back and queues the delivery again; the retry sends it."""
+    move_clock_to_local(10)  # the retry, ten minutes on, is on the same local day
     member = make_member(tree.grassroots_a1x)
     seen: list[tuple[str, int]] = []
     answers = [UpstreamError(IntegrationsError.SMS_UNAVAILABLE, "timed out"), None]
