@@ -9,7 +9,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -298,6 +298,17 @@ def to_the_next_minute() -> None:
     jump counts per calendar minute) starts there, with a minute of real time in hand."""
     at = clock.now()
     clock.advance(timedelta(minutes=1, seconds=-at.second, microseconds=-at.microsecond))
+
+
+def move_clock_to_local(hour: int, minute: int = 0) -> datetime:
+    """Move the server clock forward to the next ``hour:minute`` of the display zone: a
+    test of a per-local-day count starts far from local midnight."""
+    local = clock.now().astimezone(clock.display_zone())
+    target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if target <= local:
+        target += timedelta(days=1)
+    clock.advance(target - local)
+    return target
 
 
 # -- staff two-step sign-in ----------------------------------------------------------------

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from gonghui import clock, tasks
+from gonghui import tasks
 from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.models import Identity, Provider
 from gonghui.accounts.service import create_user
@@ -109,13 +108,3 @@ def deliveries(user_id: int) -> list[tuple[str, str, str]]:
             .order_by(Delivery.id)
         ).all()
     return [(str(c), str(s), r) for c, s, r in rows]
-
-
-def move_clock_to_local(hour: int, minute: int = 0) -> datetime:
-    """Move the server clock forward to the next ``hour:minute`` of the display zone."""
-    local = clock.now().astimezone(clock.display_zone())
-    target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if target <= local:
-        target += timedelta(days=1)
-    clock.advance(target - local)
-    return target

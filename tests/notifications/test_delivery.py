@@ -23,12 +23,11 @@ from gonghui.notifications.models import DailyCount, Delivery, DeliveryStatus, E
 from gonghui.orgs.models import Role
 from gonghui.tasks.models import Task
 from gonghui.tenancy import SYSTEM
-from tests.fixtures import StaffFactory, Tree, request_review
+from tests.fixtures import StaffFactory, Tree, move_clock_to_local, request_review
 from tests.notifications.conftest import (
     MemberFactory,
     deliveries,
     id_number,
-    move_clock_to_local,
 )
 
 
