@@ -3,6 +3,7 @@ a key shown once, destructive changes previewed and confirmed, and the copy's pr
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
@@ -391,7 +392,6 @@ def test_a_webhook_triggers_secret_is_shown_once(
 def test_the_data_browser_pages_by_cursor_in_the_chosen_order(
     developer: Console, tree: Tree
 ) -> None:
-    import html
 
     app_id = _app_id(developer.post("/console/apps", {"org_id": str(tree.city_a), "name": "a"}))
     _table(app_id, "n", [FieldSpec(name="v", type=FieldType.INTEGER)])
@@ -410,3 +410,49 @@ def test_the_data_browser_pages_by_cursor_in_the_chosen_order(
     assert "第一页" in second.text
     english = developer.get(f"{base}?lang=en")
     assert "25 in all" in english.text
+
+
+def _alert(page: httpx.Response) -> str:
+    found = re.search(r'class="alert" role="alert">([^<]+)<', page.text)
+    assert found is not None, page.text
+    return html.unescape(found.group(1))
+
+
+def test_a_refusal_above_a_form_is_in_the_readers_language_with_the_services_words(
+    api: httpx.Client, developer: Console, tree: Tree
+) -> None:
+    app_id = _app_id(developer.post("/console/apps", {"org_id": str(tree.city_a), "name": "a"}))
+    _table(app_id, "people", [FieldSpec(name="name", type=FieldType.STRING)])
+    base = f"/console/apps/{app_id}/tables/people"
+
+    refused = developer.post(f"{base}/permissions", {"read": "everyone"})
+    assert (refused.status_code, _alert(refused)) == (
+        422,
+        "权限设置无效（unknown grant 'everyone'）",
+    )
+    english = developer.post(f"{base}/permissions?lang=en", {"read": "everyone"})
+    assert _alert(english) == "The permissions are not valid (unknown grant 'everyone')"
+
+    # An org-tree refusal on the staff's own page: the code's text, no service words.
+    admin = Console(api, signed_in_user(tree.province, Role.ADMIN))
+    taken = admin.post(
+        "/console/orgs",
+        {"parent_id": str(tree.province), "name": "重复", "code": "GZ", "level": "city"},
+    )
+    assert _alert(taken) == "组织代码已被使用"
+
+
+def test_every_refusal_the_portal_and_the_org_tree_can_show_has_its_own_text() -> None:
+    """Not the generic or per-status fallback: each code of the BaaS, functions, triggers
+    and org-tree services is worded in both languages."""
+    from gonghui.baas.errors import BaasError
+    from gonghui.baas.functions.errors import FunctionsError
+    from gonghui.baas.triggers.errors import TriggersError
+    from gonghui.orgs.errors import OrgsError
+
+    codes = [
+        c.value for enum in (BaasError, FunctionsError, TriggersError, OrgsError) for c in enum
+    ]
+    for locale in LOCALES:
+        missing = [c for c in codes if f"error.{c}" not in catalogue(locale)]
+        assert missing == [], locale

@@ -23,7 +23,7 @@ from gonghui.errors import DomainError
 from gonghui.orgs import service as orgs
 from gonghui.tenancy import Actor, Permission, path_within
 from gonghui.types import Id
-from gonghui.web.errors import error_key, field_errors
+from gonghui.web.errors import error_key, error_text, field_errors
 from gonghui.web.i18n import translator
 from gonghui.web.session import PageUser, check_csrf
 from gonghui.web.templating import render, request_locale
@@ -37,6 +37,12 @@ def problems_of(request: Request, exc: DomainError) -> dict[str, str]:
     """A portal form's field errors: translated, with the service's own words for the
     developer ("must be at least 16")."""
     return field_errors(exc, translator(request_locale(request)), with_detail=True)
+
+
+def refusal_of(request: Request, exc: DomainError) -> str:
+    """A portal page's top-of-form refusal: translated, with the service's own words for the
+    developer ("table scores has no field team")."""
+    return error_text(exc, translator(request_locale(request)), with_detail=True)
 
 
 def app_context(session: Session, actor: Actor, app_id: int, tab: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from gonghui.baas.tables import schema
 from gonghui.baas.tables.info import TableInfo
 from gonghui.baas.tables.types import FieldType
 from gonghui.bodylimit import max_body, upload_limit
-from gonghui.console.baas_apps import app_context, problems_of
+from gonghui.console.baas_apps import app_context, problems_of, refusal_of
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, InvalidInput
@@ -90,7 +90,7 @@ def _data_page(
             )
         except DomainError as exc:
             details = problems_of(request, exc)
-            problem = "; ".join(f"{k}: {v}" for k, v in details.items()) or exc.message
+            problem = "; ".join(f"{k}: {v}" for k, v in details.items()) or refusal_of(request, exc)
             status = 422
     params = {"where": where, "sort": sort}
     context.update(
@@ -251,7 +251,7 @@ async def _save(
             record_id,
             form=typed,
             problems=found,
-            message=None if found else exc.message,
+            message=None if found else refusal_of(request, exc),
             status=exc.status_code,
         )
     return RedirectResponse(_url(app_id, name, "/data?done=saved"), status_code=303)
@@ -331,7 +331,7 @@ async def import_rows(request: Request, user: ConsoleStaff, app_id: Id, name: st
             user,
             app_id,
             name,
-            import_problems=found or {"file": exc.message},
+            import_problems=found or {"file": refusal_of(request, exc)},
             status=422,
         )
     return _data_page(request, user, app_id, name, imported=count)

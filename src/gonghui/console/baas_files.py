@@ -16,7 +16,7 @@ from gonghui import bodylimit, clock
 from gonghui.baas import apps, files
 from gonghui.baas.errors import BaasError
 from gonghui.bodylimit import max_body, upload_limit
-from gonghui.console.baas_apps import app_context
+from gonghui.console.baas_apps import app_context, refusal_of
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, InvalidInput
@@ -103,5 +103,7 @@ async def upload(request: Request, user: ConsoleStaff, app_id: Id) -> Response:
         try:
             name = await run_in_threadpool(store)
         except DomainError as exc:
-            return _page(request, user, app_id, message=exc.message, status=exc.status_code)
+            return _page(
+                request, user, app_id, message=refusal_of(request, exc), status=exc.status_code
+            )
     return _page(request, user, app_id, uploaded=name, status=201)

@@ -21,7 +21,7 @@ from gonghui.baas import apps
 from gonghui.baas.functions import invoke as invocations
 from gonghui.baas.functions import service
 from gonghui.baas.functions.models import Function
-from gonghui.console.baas_apps import app_context, problems_of
+from gonghui.console.baas_apps import app_context, problems_of, refusal_of
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -204,14 +204,13 @@ def deploy(
                 session, actor=_actor(request, user), app_id=app_id, name=name, spec=spec
             )
     except DomainError as exc:
-        found = problems_of(request, exc)
+        found, message = problems_of(request, exc), refusal_of(request, exc)
         if from_page == "function":
             return _function_page(
-                request, user, app_id, name, form=form, problems=found, message=exc.message,
-                status=422,
-            )  # fmt: skip
+                request, user, app_id, name, form=form, problems=found, message=message, status=422
+            )
         return _list_page(
-            request, user, app_id, form=form, problems=found, message=exc.message, status=422
+            request, user, app_id, form=form, problems=found, message=message, status=422
         )
     return RedirectResponse(_url(app_id, f"/{name}?done=deployed"), status_code=303)
 

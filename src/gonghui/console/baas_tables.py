@@ -18,7 +18,7 @@ from gonghui.baas.permissions import Action
 from gonghui.baas.schemas import FieldChange, FieldSpec
 from gonghui.baas.tables import schema
 from gonghui.baas.tables.types import SAFE_CHANGES, FieldType
-from gonghui.console.baas_apps import app_context, problems_of
+from gonghui.console.baas_apps import app_context, problems_of, refusal_of
 from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -192,7 +192,7 @@ async def add_field(request: Request, user: ConsoleStaff, app_id: Id, name: str)
             name,
             form=typed,
             problems=problems_of(request, exc),
-            message=exc.message,
+            message=refusal_of(request, exc),
             status=422,
         )
     return RedirectResponse(_url(app_id, name, "?done=field_added"), status_code=303)
@@ -213,7 +213,9 @@ async def set_permissions(request: Request, user: ConsoleStaff, app_id: Id, name
                 permissions=permissions,
             )
     except DomainError as exc:
-        return _table_page(request, user, app_id, name, message=exc.message, status=422)
+        return _table_page(
+            request, user, app_id, name, message=refusal_of(request, exc), status=422
+        )
     return RedirectResponse(_url(app_id, name, "?done=permissions"), status_code=303)
 
 
@@ -277,7 +279,9 @@ def drop_table(
                 session, actor=_actor(request, user), app_id=app_id, name=name, confirm=True
             )
     except DomainError as exc:
-        return _table_page(request, user, app_id, name, message=exc.message, status=409)
+        return _table_page(
+            request, user, app_id, name, message=refusal_of(request, exc), status=409
+        )
     return RedirectResponse(f"/console/apps/{app_id}?done=table_dropped", status_code=303)
 
 
@@ -408,7 +412,7 @@ async def change_field(
             field_name,
             form=typed,
             problems=problems_of(request, exc),
-            message=exc.message,
+            message=refusal_of(request, exc),
             status=422,
         )
     return RedirectResponse(_url(app_id, name, "?done=field_changed"), status_code=303)

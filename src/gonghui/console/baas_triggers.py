@@ -16,7 +16,7 @@ from gonghui.baas.tables import schema
 from gonghui.baas.triggers import service
 from gonghui.baas.triggers.delivery import last_status_codes
 from gonghui.baas.triggers.models import TargetKind, TriggerEvent
-from gonghui.console.baas_apps import app_context, problems_of
+from gonghui.console.baas_apps import app_context, problems_of, refusal_of
 from gonghui.console.router import ConsoleStaff, _actor, back_to
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
@@ -127,7 +127,7 @@ def create_trigger(
             app_id,
             form=form,
             problems=problems_of(request, exc),
-            message=exc.message,
+            message=refusal_of(request, exc),
             status=422,
         )
     return _page(request, user, app_id, created=created, status=201)

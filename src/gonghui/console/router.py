@@ -250,7 +250,7 @@ def create_org(
             )
             created = org.name
     except DomainError as exc:
-        return _orgs_page(request, user, error=exc.message)
+        return _orgs_page(request, user, error=error_key(exc))
     return _orgs_page(request, user, created=created)
 
 

@@ -1,4 +1,5 @@
-"""Domain errors shown on a page: the catalogue's text for the error code when it has one."""
+"""Domain errors shown on a page: the catalogue's text for the error code when it has one,
+else the text for its kind of refusal (its HTTP status), in the reader's language."""
 
 from __future__ import annotations
 
@@ -9,9 +10,21 @@ from gonghui.web.i18n import catalogue
 
 
 def error_key(exc: DomainError) -> str:
-    """``error.<code>`` when the catalogue translates it, else ``error.generic``."""
-    key = f"error.{exc.code}"
-    return key if key in catalogue("zh") else "error.generic"
+    """``error.<code>`` when the catalogue translates it, else ``error.status.<status>``
+    (refused input, not allowed, not found, a conflict, ...), else ``error.generic``."""
+    for key in (f"error.{exc.code}", f"error.status.{exc.status_code}"):
+        if key in catalogue("zh"):
+            return key
+    return "error.generic"
+
+
+def error_text(exc: DomainError, t: Callable[..., str], *, with_detail: bool = False) -> str:
+    """The error as one line in ``t``'s language; ``with_detail`` adds the service's own
+    words after it (a developer's page: "table scores has no field team")."""
+    text = t(error_key(exc))
+    if with_detail and exc.message:
+        return t("error.with_detail", error=text, detail=exc.message)
+    return text
 
 
 def field_errors(
