@@ -33,7 +33,9 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
         "学法答题抽好礼": ActivityStatus.LIVE,
         "2026年度最美职工评选": ActivityStatus.LIVE,
         "元旦迎新抽奖": ActivityStatus.SCHEDULED,
+        demo.DEMO_RESULT_VOTE: ActivityStatus.ENDED,
     }
+    assert f"published result: {demo.DEMO_RESULT_VOTE} (22 votes, frozen)" in result.output
     # A developer finds an app with a table, a function and the trigger that runs it.
     with unit_of_work(read_only=True) as session:
         app_row = session.scalars(select(App).where(App.name == demo.DEMO_APP)).one()
@@ -64,7 +66,18 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
     hub = api.get("/api/v1/hub", headers=member)
     assert hub.status_code == 200, hub.text
     titles = {item["title"]: item for item in hub.json()["items"]}
-    assert set(titles) == set(states)
+    assert set(titles) == {t for t, state in states.items() if state != ActivityStatus.ENDED}
+    # The past vote's frozen result is published to the hub and on its public page.
+    published = api.get("/api/v1/hub/results", headers=member)
+    assert published.status_code == 200, published.text
+    (item,) = published.json()["items"]
+    assert (item["title"], [(n["rank"], n["name"], n["votes"]) for n in item["top"]]) == (
+        demo.DEMO_RESULT_VOTE,
+        [(1, "刘班长", 12), (2, "周技师", 6), (3, "吴医生", 4)],
+    )
+    public = api.get(f"/api/v1/public/votes/{item['id']}/results")
+    assert public.status_code == 200, public.text
+    assert (public.json()["entries"], public.json()["voided"]) == (22, 0)
     # The union's pinned notice is there to read.
     notices = api.get("/api/v1/me/news", headers=member)
     assert notices.status_code == 200, notices.text

@@ -243,6 +243,8 @@ def demo(
     console.print(f"seeded {job.rows_ok} roster entries (import job {job.id})")
     with unit_of_work() as session:
         living = demo_data.seed_living_platform(session)
+    with unit_of_work() as session:
+        voted, votes = demo_data.seed_published_vote(session)
     console.print(
         "seeded activities in 广州市总工会: "
         + ", ".join(f"{title} ({kind})" for title, kind in living.activities)
@@ -251,6 +253,7 @@ def demo(
         f"seeded BaaS app {living.app}: table suggestions, function award-points and its trigger"
     )
     console.print(f"published notice: {living.news}")
+    console.print(f"published result: {voted} ({votes} votes, frozen)")
     name, phone, id_number = living.member
     console.print(
         f"demo member: {name}, phone {phone} (sign in on /h5/ with the code the page shows), "

@@ -1,6 +1,7 @@
 """Demo data for ``make run``: a province federation, its cities, districts and grassroots
 unions, staff accounts with printed passwords, a generated roster, and a living platform:
-activities of every everyday kind running in Guangzhou, a published notice, a BaaS app
+activities of every everyday kind running in Guangzhou, a past vote's published result,
+a published notice, a BaaS app
 with a table, a function and its trigger, and a demo member who signs in on the H5 with a
 printed phone number and draws within a minute."""
 
@@ -17,18 +18,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gonghui.accounts.identities import user_for_phone
+from gonghui.accounts.principal import MemberInfo
 from gonghui.accounts.service import create_staff_user
 from gonghui.activities import service as activities
+from gonghui.activities.models import Activity
 from gonghui.activities.quiz import bank
 from gonghui.activities.quiz.schemas import QuestionCreate
 from gonghui.activities.schemas import ActivityCreate
-from gonghui.activities.vote import candidates
+from gonghui.activities.vote import candidates, cast, results
 from gonghui.baas import apps as baas_apps
 from gonghui.baas.functions import gallery
 from gonghui.baas.schemas import FieldSpec
 from gonghui.baas.tables import schema as baas_tables
 from gonghui.baas.tables.types import FieldType
-from gonghui.clock import now
+from gonghui.clock import local_day, now
 from gonghui.members import service as members
 from gonghui.members.models import ImportJob
 from gonghui.news import service as news
@@ -210,8 +213,14 @@ _QUESTIONS = [
 
 
 def _activity(
-    session: Session, org: Org, title: str, config: dict[str, Any], *, starts_in: timedelta
-) -> None:
+    session: Session,
+    org: Org,
+    title: str,
+    config: dict[str, Any],
+    *,
+    starts_in: timedelta,
+    nominees: tuple[str, ...] = ("陈师傅", "李工匠", "张护士"),
+) -> Activity:
     start = now() + starts_in
     data = ActivityCreate.model_validate(
         {
@@ -226,7 +235,7 @@ def _activity(
     activity = activities.create_activity(session, actor=SYSTEM, data=data)
     activities.publish(session, actor=SYSTEM, activity_id=activity.id)
     if config["kind"] == "vote":
-        for name in ("陈师傅", "李工匠", "张护士"):
+        for name in nominees:
             candidate = candidates.nominate(
                 session,
                 actor=SYSTEM,
@@ -244,6 +253,7 @@ def _activity(
                 approve=True,
                 reason=None,
             )
+    return activity
 
 
 def seed_living_platform(session: Session) -> LivingPlatform:
@@ -336,6 +346,75 @@ def seed_living_platform(session: Session) -> LivingPlatform:
         app=DEMO_APP,
         news=DEMO_NEWS,
     )
+
+
+# A praise vote that has run, ended and had its result frozen and published: what the
+# hub's 结果公示 and the public result page (with its verifiable vote log) show on a new
+# installation. Its voters are roster members of Guangzhou's unions, generated like the
+# roster (another seed) and verified; each casts the votes of VOTE_PATTERN.
+DEMO_RESULT_VOTE = "2025年度工会之星评选"
+DEMO_RESULT_NOMINEES = ("刘班长", "周技师", "吴医生")
+DEMO_VOTERS = 12
+
+
+def _votes_of(voter: int) -> list[int]:
+    """Which nominees (by position) voter ``voter`` votes for: 12, 6 and 4 votes in all."""
+    return [n for n, every in enumerate((1, 2, 3)) if voter % every == 0]
+
+
+def seed_published_vote(session: Session) -> tuple[str, int]:
+    """Run the past praise vote through the services (nominate, verify voters, cast, end,
+    freeze); returns its title and how many votes the published result counts."""
+    gz = session.scalars(select(Org).where(Org.code == DEMO_ORG)).one()
+    vote = {"kind": "vote", "vote": {"votes_per_day": 3, "votes_per_candidate_per_day": 1}}
+    activity = _activity(
+        session,
+        gz,
+        DEMO_RESULT_VOTE,
+        vote,
+        starts_in=timedelta(hours=-1),
+        nominees=DEMO_RESULT_NOMINEES,
+    )
+    session.flush()
+    nominees = sorted(c.id for c in candidates.approved(session, activity_id=activity.id))
+    unions = sorted(
+        o.code for o in session.scalars(select(Org).where(Org.path.like(f"{gz.path}%")))
+    )
+    lines = roster_csv(DEMO_VOTERS, unions, seed=1225).decode().splitlines()[1:]
+    for voter, line in enumerate(lines):
+        name, id_number, phone, member_no, code, joined = line.split(",")
+        org = session.scalars(select(Org).where(Org.code == code)).one()
+        members.add_roster_entry(
+            session,
+            actor=SYSTEM,
+            org_id=org.id,
+            name=name,
+            id_number=id_number,
+            phone=phone,
+            member_no=f"V{member_no}",
+        )
+        user = user_for_phone(session, phone=phone)
+        membership = members.verify(session, user_id=user.id, name=name, id_number=id_number)
+        member = MemberInfo(
+            membership_id=membership.id,
+            roster_entry_id=membership.roster_entry_id,
+            org_id=org.id,
+            org_path=org.path,
+            tags=(),
+            member_since=local_day(membership.verified_at),
+            verified_at=membership.verified_at,
+        )
+        for n in _votes_of(voter):
+            cast.cast(
+                session,
+                member=member,
+                activity_id=activity.id,
+                candidate_id=nominees[n],
+                idempotency_key=None,
+            )
+    activities.end(session, actor=SYSTEM, activity_id=activity.id)
+    result = results.freeze(session, actor=SYSTEM, activity_id=activity.id)
+    return activity.title, result.entries - result.voided
 
 
 def seed_baas_app(session: Session, org: Org) -> None:
