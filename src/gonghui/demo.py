@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from gonghui.baas.functions import gallery
 from gonghui.baas.schemas import FieldSpec
 from gonghui.baas.tables import schema as baas_tables
 from gonghui.baas.tables.types import FieldType
-from gonghui.clock import local_day, now
+from gonghui.clock import now
 from gonghui.members import service as members
 from gonghui.members.models import ImportJob
 from gonghui.news import service as news
@@ -392,6 +392,7 @@ def seed_published_vote(session: Session) -> tuple[str, int]:
             id_number=id_number,
             phone=phone,
             member_no=f"V{member_no}",
+            join_date=date.fromisoformat(joined),
         )
         user = user_for_phone(session, phone=phone)
         membership = members.verify(session, user_id=user.id, name=name, id_number=id_number)
@@ -401,7 +402,7 @@ def seed_published_vote(session: Session) -> tuple[str, int]:
             org_id=org.id,
             org_path=org.path,
             tags=(),
-            member_since=local_day(membership.verified_at),
+            member_since=date.fromisoformat(joined),
             verified_at=membership.verified_at,
         )
         for n in _votes_of(voter):
