@@ -181,6 +181,25 @@ def test_read_through_answers_from_memory_and_keeps_no_failure_nor_none() -> Non
     assert nothing.get("c") is None
 
 
+def test_a_held_value_answers_when_another_thread_caught_the_feed_up_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load many requests find the feed due at once; one reads it, and the others'
+    catch_up then reads nothing. They answer from memory too, not by loading again."""
+    _held(notes, "a", "a")
+    _feed_due()
+    assert notes.get("a") is None
+    read = invalidation.catch_up
+
+    def another_thread_read_it_first(db: object) -> bool:
+        assert read(db)  # the other thread's read
+        return read(db)  # this one's: nothing left to read
+
+    monkeypatch.setattr(invalidation, "catch_up", another_thread_read_it_first)
+    with unit_of_work(read_only=True) as session:
+        assert notes.read_through(session, "a", lambda: pytest.fail("loaded again")) == "a"
+
+
 def test_a_process_starting_reads_back_changes_its_subscribers_need() -> None:
     _committed_elsewhere(NOTES, "recent")
     clock.advance(timedelta(seconds=5))

@@ -554,7 +554,10 @@ class TopicCache(Generic[K, V]):
         what ``load()`` reads (through ``db``), kept by :meth:`keep`. An exception from
         ``load`` (not found, refused) propagates and nothing is kept."""
         hit = self.get(key)
-        if hit is None and catch_up(db):
+        if hit is None:
+            # Whoever reads the feed (this thread, or another one just now, in which case
+            # catch_up reads nothing), a value held through it answers without a load.
+            catch_up(db)
             hit = self.get(key)
         if hit is not None:
             return hit
