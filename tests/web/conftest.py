@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, sync_playwright
 
 from gonghui import tasks
 
@@ -153,6 +153,12 @@ def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def loaded_width(image: Locator) -> int:
+    """An <img>'s natural width once its picture has loaded and decoded: a visible image
+    may still be loading (0), and a broken one fails here."""
+    return int(image.evaluate("img => img.decode().then(() => img.naturalWidth)"))
 
 
 def axe(page: Page) -> list[dict[str, Any]]:

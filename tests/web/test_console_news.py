@@ -16,7 +16,7 @@ from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import id_number
 from tests.fixtures import StaffFactory, Tree
-from tests.web.conftest import axe, shot
+from tests.web.conftest import axe, loaded_width, shot
 from tests.web.pages import sign_in_by_phone, sign_in_to_console, verify_membership
 
 TITLE = "关于举办2027年职工运动会的通知"
@@ -60,7 +60,7 @@ def test_an_editor_writes_a_second_staff_member_approves_and_a_member_reads(
     expect(desktop.get_by_role("status")).to_have_text("图片已插入正文末尾")
     image = desktop.locator("article.article-body").get_by_role("img", name="运动会场馆")
     expect(image).to_be_visible()
-    assert image.evaluate("img => img.naturalWidth") == 320
+    assert loaded_width(image) == 320
     desktop.get_by_role("button", name="提交审核").click()
     expect(desktop.get_by_role("status")).to_have_text("已提交审核")
     expect(desktop.locator("#news-status")).to_have_text("待审核")

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from gonghui.orgs.models import Role
 from tests.fixtures import StaffFactory, Tree
-from tests.web.conftest import axe, shot
+from tests.web.conftest import axe, loaded_width, shot
 from tests.web.pages import sign_in_to_console
 
 ROWS = "member,points,team\n王芳,12,研发\n李雷,7,测试\n韩梅梅,25,研发\n张伟,10,行政\n"
@@ -224,7 +224,7 @@ def test_developer_wires_a_trigger_uploads_a_file_and_copies_the_app(
     expect(page.get_by_role("status")).to_have_text("已上传 徽章.png")
     thumb = page.get_by_role("img", name="徽章.png")
     expect(thumb).to_be_visible()
-    assert thumb.evaluate("img => img.naturalWidth") > 0
+    assert loaded_width(thumb) > 0
     link = page.get_by_role("link", name="徽章.png").get_attribute("href")
     assert link is not None
     assert "sig=" in link

@@ -12,7 +12,7 @@ from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import id_number
 from tests.fixtures import StaffFactory, Tree, proof_png
-from tests.web.conftest import axe, shot
+from tests.web.conftest import axe, loaded_width, shot
 from tests.web.pages import sign_in_by_phone, sign_in_to_console, verify_membership
 
 
@@ -66,7 +66,7 @@ def test_worker_applies_to_join_and_is_a_member_once_approved(
     expect(card).to_contain_text("测试工程师")
     proof = desktop.get_by_role("img", name="林* 提交的证明材料")
     expect(proof).to_be_visible()
-    assert proof.evaluate("img => img.naturalWidth") == 16
+    assert loaded_width(proof) == 16
     shot(desktop, "console-join-requests")
     assert axe(desktop) == []
     card.get_by_label("审核意见").fill("欢迎加入")

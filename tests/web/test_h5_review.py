@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 from gonghui.orgs.models import Role
 from tests.activities.conftest import id_number
 from tests.fixtures import StaffFactory, Tree, proof_png
-from tests.web.conftest import axe, shot
+from tests.web.conftest import axe, loaded_width, shot
 from tests.web.pages import sign_in_by_phone, sign_in_to_console
 
 
@@ -64,7 +64,7 @@ def test_member_asks_for_review_and_is_verified_once_approved(
     expect(card).to_contain_text("今年新入职")
     proof = desktop.get_by_role("img", name="刘* 提交的证明材料")
     expect(proof).to_be_visible()
-    assert proof.evaluate("img => img.naturalWidth") == 16
+    assert loaded_width(proof) == 16
     card.get_by_role("button", name="通过").click()
     expect(desktop.get_by_role("status")).to_have_text("已通过")
 

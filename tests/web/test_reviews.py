@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 from gonghui.orgs.models import Role
 from tests.activities.conftest import id_number
 from tests.fixtures import PhoneUserFactory, StaffFactory, Tree, request_review
-from tests.web.conftest import axe, shot
+from tests.web.conftest import axe, loaded_width, shot
 from tests.web.pages import sign_in_to_console
 
 
@@ -29,7 +29,7 @@ def test_operator_sees_the_proof_and_decides(
     expect(desktop.get_by_text("待审核 2 条")).to_be_visible()
     proof = desktop.get_by_role("img", name="刘* 提交的证明材料")
     expect(proof).to_be_visible()
-    assert proof.evaluate("img => img.naturalWidth") == 16
+    assert loaded_width(proof) == 16
     shot(desktop, "console-reviews")
     assert axe(desktop) == []
 
