@@ -1,9 +1,8 @@
 """Demo data for ``make run``: a province federation, its cities, districts and grassroots
 unions, staff accounts with printed passwords, a generated roster, and a living platform:
 activities of every everyday kind running in Guangzhou, a past vote's published result,
-a published notice, a BaaS app
-with a table, a function and its trigger, and a demo member who signs in on the H5 with a
-printed phone number and draws within a minute."""
+a published notice, a BaaS app with a table, a function and its trigger, and a demo member
+who signs in on the H5 with a printed phone number and draws within a minute."""
 
 from __future__ import annotations
 
@@ -351,7 +350,7 @@ def seed_living_platform(session: Session) -> LivingPlatform:
 # A praise vote that has run, ended and had its result frozen and published: what the
 # hub's 结果公示 and the public result page (with its verifiable vote log) show on a new
 # installation. Its voters are roster members of Guangzhou's unions, generated like the
-# roster (another seed) and verified; each casts the votes of VOTE_PATTERN.
+# roster (another seed) and verified; each casts the votes ``_votes_of`` gives it.
 DEMO_RESULT_VOTE = "2025年度工会之星评选"
 DEMO_RESULT_NOMINEES = ("刘班长", "周技师", "吴医生")
 DEMO_VOTERS = 12
@@ -366,6 +365,7 @@ def seed_published_vote(session: Session) -> tuple[str, int]:
     """Run the past praise vote through the services (nominate, verify voters, cast, end,
     freeze); returns its title and how many votes the published result counts."""
     gz = session.scalars(select(Org).where(Org.code == DEMO_ORG)).one()
+    unions = {o.code: o for o in session.scalars(select(Org).where(Org.path.like(f"{gz.path}%")))}
     vote = {"kind": "vote", "vote": {"votes_per_day": 3, "votes_per_candidate_per_day": 1}}
     activity = _activity(
         session,
@@ -377,13 +377,10 @@ def seed_published_vote(session: Session) -> tuple[str, int]:
     )
     session.flush()
     nominees = sorted(c.id for c in candidates.approved(session, activity_id=activity.id))
-    unions = sorted(
-        o.code for o in session.scalars(select(Org).where(Org.path.like(f"{gz.path}%")))
-    )
-    lines = roster_csv(DEMO_VOTERS, unions, seed=1225).decode().splitlines()[1:]
+    lines = roster_csv(DEMO_VOTERS, sorted(unions), seed=1225).decode().splitlines()[1:]
     for voter, line in enumerate(lines):
         name, id_number, phone, member_no, code, joined = line.split(",")
-        org = session.scalars(select(Org).where(Org.code == code)).one()
+        org = unions[code]
         members.add_roster_entry(
             session,
             actor=SYSTEM,

@@ -392,7 +392,6 @@ def test_a_webhook_triggers_secret_is_shown_once(
 def test_the_data_browser_pages_by_cursor_in_the_chosen_order(
     developer: Console, tree: Tree
 ) -> None:
-
     app_id = _app_id(developer.post("/console/apps", {"org_id": str(tree.city_a), "name": "a"}))
     _table(app_id, "n", [FieldSpec(name="v", type=FieldType.INTEGER)])
     _fill(app_id, "n", [{"v": i} for i in range(25)])
