@@ -191,6 +191,78 @@ class Load:
     errors: int
     # Requests wrk completed (answered, whatever the status).
     requests: int = 0
+    # CPU time spent during the run, by kind of process (:class:`Cpu`).
+    cpu: Cpu | None = None
+
+    def cpu_us(self) -> dict[str, float]:
+        """CPU microseconds per completed request, by kind of process ({} if unknown)."""
+        if self.cpu is None or not self.requests:
+            return {}
+        return {kind: round(s / self.requests * 1e6, 1) for kind, s in self.cpu.seconds.items()}
+
+
+# What a run's CPU went to. ``server``: the processes of the venv's Python (the API
+# processes, the hot writer, ``gonghui worker``; this script itself excluded); ``database``:
+# PostgreSQL's and Redis's processes; ``load``: wrk; ``other``: the rest of the machine (other
+# work on a shared box). A process that starts or ends during the run is not counted.
+CPU_KINDS = ("server", "database", "load", "other")
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+_VENV_BIN = os.path.abspath(Path(sys.executable).parent) + "/"
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds by kind of process over ``wall_s`` seconds of a run."""
+
+    seconds: dict[str, float]
+    wall_s: float
+
+    @property
+    def busy_cores(self) -> float:
+        return sum(self.seconds.values()) / self.wall_s if self.wall_s else 0.0
+
+
+def _process_cpu() -> dict[int, tuple[str, float]]:
+    """Each process's kind and CPU seconds so far (threads included), wrk's aside."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                command = f.read().split(b"\0", 1)[0].decode(errors="replace")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if name == "wrk":
+            continue  # counted from its rusage as this script's child
+        if command.startswith(_VENV_BIN):
+            kind = "server"
+        elif name.startswith(("postgres", "redis-server")):
+            kind = "database"
+        else:
+            kind = "other"
+        found[int(entry.name)] = (kind, (int(fields[11]) + int(fields[12])) * _TICK_S)
+    return found
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_between(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], load_s: float
+) -> dict[str, float]:
+    seconds = dict.fromkeys(CPU_KINDS, 0.0)
+    for pid, (kind, used) in after.items():
+        if pid in before and before[pid][0] == kind:
+            seconds[kind] += used - before[pid][1]
+    seconds["load"] = load_s
+    return seconds
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -266,6 +338,7 @@ def wrk(
     # Count non-2xx answers: wrk reports them in its summary.
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write("\n".join(script))
+    processes, children, started = _process_cpu(), _children_cpu(), time.monotonic()
     out = subprocess.run(
         [
             "wrk",
@@ -284,6 +357,8 @@ def wrk(
         text=True,
         check=True,
     ).stdout
+    wall_s = time.monotonic() - started
+    cpu = Cpu(_cpu_between(processes, _process_cpu(), _children_cpu() - children), wall_s)
     os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -294,7 +369,7 @@ def wrk(
     if sock:
         errors += sum(int(g) for g in sock.groups())
     done = re.search(r"(\d+) requests in", out)
-    return Load(name, rps, p50, p99, errors, int(done.group(1)) if done else 0)
+    return Load(name, rps, p50, p99, errors, int(done.group(1)) if done else 0, cpu)
 
 
 Workload = Callable[[int], Load]  # a wrk run of the given seconds
@@ -318,7 +393,45 @@ def measure(
             pings.append(runs["ping"](round_s))
             around = (pings[-2].requests_per_s + pings[-1].requests_per_s) / 2
             done.append((load.requests_per_s / around, load))
+    print_cpu(pings, ratios)
     return pings, ratios
+
+
+def cpu_per_request(
+    pings: list[Load], ratios: dict[str, list[tuple[float, Load]]]
+) -> dict[str, dict[str, float]]:
+    """Per workload (the ping's median run, each other's median round): CPU microseconds
+    per request by kind of process, their ``total`` and the ``busy_cores`` of the run.
+
+    A ratio to the ping is about the ping's CPU per request over the workload's, times
+    how busy each kept the cores: this says which processes a workload's requests cost."""
+    chosen = {"ping": median_run([(p.requests_per_s, p) for p in pings])[1]}
+    chosen |= {name: median_run(runs)[1] for name, runs in ratios.items() if runs}
+    out = {}
+    for name, load in chosen.items():
+        per = load.cpu_us()
+        if per and load.cpu is not None:
+            out[name] = {
+                **per,
+                "total": round(sum(per.values()), 1),
+                "busy_cores": round(load.cpu.busy_cores, 2),
+            }
+    return out
+
+
+def print_cpu(pings: list[Load], ratios: dict[str, list[tuple[float, Load]]]) -> None:
+    figures = cpu_per_request(pings, ratios)
+    if not figures:
+        return
+    kinds = [*CPU_KINDS, "total"]
+    print("CPU µs per request (median runs), by process:")
+    print(f"{'workload':<12}" + "".join(f"{k:>10}" for k in kinds) + f"{'cores':>8}")
+    for name, per in figures.items():
+        print(
+            f"{name:<12}"
+            + "".join(f"{per.get(k, 0):>10.0f}" for k in kinds)
+            + f"{per['busy_cores']:>8.2f}"
+        )
 
 
 def median_run(runs: list[tuple[float, Load]]) -> tuple[float, Load]:
@@ -369,7 +482,7 @@ class Burst:
                 f"{row.p99_ms:>10.2f}{row.errors:>8.0f}"
             )
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> dict[str, Any]:
         """The result's fields for the median round."""
         return {
             "ops_per_s": round(self.load.requests_per_s, 1),
@@ -377,6 +490,7 @@ class Burst:
             "p99_ms": round(self.load.p99_ms, 2),
             "ratio_to_trivial": round(self.ratio, 3),
             "trivial_ops_per_s": round(self.ping.requests_per_s, 1),
+            "cpu_us_per_request": cpu_per_request(self.pings, {self.name: self.runs}),
         }
 
 

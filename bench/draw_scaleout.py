@@ -36,7 +36,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _harness import Load, Server, Workload, emit, measure, median_run, reset_postgres, wrk
+from _harness import (
+    Load,
+    Server,
+    Workload,
+    cpu_per_request,
+    emit,
+    measure,
+    median_run,
+    reset_postgres,
+    wrk,
+)
 from _seed import LotterySeed, seed_lottery
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +305,10 @@ def main() -> None:
             "sqlite_p99_ms": round(sqlite.draws.p99_ms, 2),
             "rounds": ROUNDS,
             "errors": one.errors + two.errors + sqlite.errors,
+            "cpu_us_per_request": {
+                key: cpu_per_request(phase.pings, {"draw": phase.runs})
+                for key, phase in (("one_host", one), ("two_hosts", two), ("sqlite", sqlite))
+            },
             "peak_rss_mb": round(max(pg_rss, sqlite_rss), 1),
             "invariants_ok": pg_ok and sqlite_ok,
         }

@@ -35,6 +35,7 @@ import httpx
 from _harness import (
     Load,
     Server,
+    cpu_per_request,
     emit,
     measure,
     median_run,
@@ -461,6 +462,7 @@ def main() -> None:
             "serial_p99_ms": round(serial_p99, 2),
             "members": MEMBERS,
             "activities": ACTIVITIES,
+            "cpu_us_per_request": cpu_per_request(pings, ratios),
             "invariants_ok": hubs_ok
             and serial_bad == 0
             and all(load.errors == 0 for load in loads)

@@ -22,7 +22,16 @@ import time
 
 import httpx
 
-from _harness import Server, Workload, emit, measure, median_run, staff_token, wrk
+from _harness import (
+    Server,
+    Workload,
+    cpu_per_request,
+    emit,
+    measure,
+    median_run,
+    staff_token,
+    wrk,
+)
 
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -155,6 +164,7 @@ def main() -> None:
             "ping_rps": round(ping.requests_per_s, 1),
             "rows": ROWS,
             "rounds": ROUNDS,
+            "cpu_us_per_request": cpu_per_request(pings, ratios),
             "invariants_ok": found_ten and all(v.errors == 0 for v in every_run),
         }
     )
