@@ -24,6 +24,8 @@ others: TopicCache[str, str] = TopicCache(OTHER, key_of=lambda key, _: key, ttl_
 derived: TopicCache[str, str] = TopicCache(
     OTHER + ".derived", key_of=lambda key, _: key, ttl_s=300, cleared_by=(NOTES,)
 )
+# Whose entries' expiry is checked.
+expiring: TopicCache[str, str] = TopicCache(OTHER + ".expiring", key_of=lambda k, _: k, ttl_s=100)
 # Whose loads may find nothing (None), which is never kept.
 nothing: TopicCache[str, str | None] = TopicCache(OTHER + ".none", key_of=lambda k, _: k, ttl_s=300)
 # What a subscriber of its own (not a TopicCache) was handed, and whether it was forgotten.
@@ -224,3 +226,18 @@ def test_the_feed_is_not_current_on_a_clock_that_went_back() -> None:
     assert invalidation.current()
     clock.advance(timedelta(seconds=-60))
     assert not invalidation.current()
+
+
+def test_entries_kept_together_expire_spread_over_the_last_quarter_of_their_ttl() -> None:
+    keys = [str(i) for i in range(200)]
+    for key in keys:
+        _held(expiring, key, "v")
+
+    def held_after(seconds: float) -> int:
+        clock.advance(timedelta(seconds=seconds))
+        _read_feed()
+        return sum(expiring.get(key) is not None for key in keys)
+
+    assert held_after(74) == len(keys)  # none before 75 % of the ttl
+    assert 0 < held_after(13) < len(keys)  # at 87 s: some gone, not all at once
+    assert held_after(14) == 0  # none past the ttl (101 s)

@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import queue
+import random
 import threading
 import time
 import uuid
@@ -83,6 +84,11 @@ _GAPS_MAX = 1_000
 _MIN_REPLAY_S = 60.0
 # Rows are kept at least this long, whatever the subscribers of the purging process ask.
 _RETAIN_S = 24 * 3600.0
+# A TopicCache entry expires between (1 - _TTL_SPREAD) and all of its cache's ttl_s after it
+# was kept, at random: entries loaded together (a server's first minute, every member's
+# token at an opening) then do not all expire together and send every request of one
+# moment to the database at once.
+_TTL_SPREAD = 0.25
 
 
 class CacheChange(Base):
@@ -511,8 +517,9 @@ V = TypeVar("V")
 class TopicCache(Generic[K, V]):
     """A per-process map kept current by the feed: a change of ``topic`` drops the entries
     whose ``key_of(key, value)`` is the change's key (all of them for a change of the whole
-    topic, or any change of a topic in ``cleared_by``). Entries also expire after ``ttl_s``,
-    a safety net only.
+    topic, or any change of a topic in ``cleared_by``). Entries also expire, at most
+    ``ttl_s`` after they were kept (spread over its last quarter: :data:`_TTL_SPREAD`), a
+    safety net only.
 
     :meth:`get` answers only while the feed is current. :meth:`read_through` is the one
     way to fill it: on a miss it catches the feed up, and :meth:`keep` loads and keeps the
@@ -578,7 +585,8 @@ class TopicCache(Generic[K, V]):
                 return  # changed while it was loaded: the value may predate the change
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[key] = (_clock() + self.ttl_s, value)
+            lifetime = self.ttl_s * (1 - _TTL_SPREAD * random.random())
+            self._entries[key] = (_clock() + lifetime, value)
 
     def forget(self) -> None:
         """Drop every entry (tests; a database replaced)."""

@@ -327,6 +327,30 @@ def test_what_a_token_reads_follows_the_member_and_its_revocation_at_once(
     assert me().status_code == 401
 
 
+def test_a_members_new_phone_shows_on_the_next_read(
+    server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
+) -> None:
+    """A grant is held with the member's masked phone; linking another phone drops it."""
+    from gonghui.accounts import identities
+    from gonghui.accounts.models import User
+
+    client = register_client()
+    browser = member_browser(tree.grassroots_a1x)
+    token = _signed_in(server, client, browser, scope="openid profile").json()
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+
+    def phone() -> str:
+        return str(httpx.get(f"{server}/open/v1/me", headers=bearer).json()["phone_number_masked"])
+
+    before = phone()
+    assert phone() == before  # held now
+    with unit_of_work() as session:
+        user = session.get_one(User, browser.user_id)
+        identities.link_phone(session, user=user, phone="13912348765")
+    assert phone() != before
+    assert phone().endswith("8765")
+
+
 def test_a_member_withdraws_an_apps_access_and_its_tokens_die(
     server: str, tree: Tree, register_client: ClientFactory, member_browser: BrowserFactory
 ) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gonghui.accounts import principal
 from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import Identity, Provider, User
 from gonghui.clock import now
@@ -107,6 +108,8 @@ def _set_phone(session: Session, user: User, phone: str) -> None:
         Identity(user_id=user.id, provider=Provider.PHONE, subject=_phone_subject(phone_hash))
     )
     session.flush()
+    # What apps read of this user (the open platform's grants: a masked phone) changed.
+    principal.changed(session, user_id=user.id)
 
 
 def user_for_phone(session: Session, *, phone: str, channel: str | None = None) -> User:
