@@ -1,5 +1,7 @@
 """``make run``'s demo: on an empty database ``gonghui demo --if-empty`` seeds a living
-platform, and its printed demo member signs in by SMS code and draws in the live lottery."""
+platform, and its printed demo member signs in by SMS code and draws in the live lottery,
+finds produce on the mall's shelf and claims a consumer voucher that WeChat Pay (the
+simulator) sends; the printed cashier signs in."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import httpx
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from gonghui import demo
+from gonghui import demo, tasks
 from gonghui.activities.models import Activity, ActivityStatus
 from gonghui.activities.service import effective_status
 from gonghui.baas.functions.models import Function
@@ -17,6 +19,7 @@ from gonghui.baas.models import App, DataTable
 from gonghui.baas.triggers.models import Trigger
 from gonghui.cli import app
 from gonghui.db import unit_of_work
+from gonghui.mall import catalog
 from gonghui.settings import get_settings
 from tests.accounts.helpers import bearer, last_dev_code, send_code, sms_login
 
@@ -34,6 +37,8 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
         "2026年度最美职工评选": ActivityStatus.LIVE,
         "元旦迎新抽奖": ActivityStatus.SCHEDULED,
         demo.DEMO_RESULT_VOTE: ActivityStatus.ENDED,
+        demo.DEMO_MALL_SALE: ActivityStatus.LIVE,
+        demo.DEMO_VOUCHER_GRAB: ActivityStatus.LIVE,
     }
     assert f"published result: {demo.DEMO_RESULT_VOTE} (22 votes, frozen)" in result.output
     # A developer finds an app with a table, a function and the trigger that runs it.
@@ -90,6 +95,50 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
     )
     assert drawn.status_code == 200, drawn.text
     assert drawn.json()["chances_left"] == 2
+    # The mall's shelf holds the regions' produce, pictures and all.
+    shelf = api.get("/api/v1/mall/shelf", headers=member)
+    assert shelf.status_code == 200, shelf.text
+    products = {p["name"]: p for p in shelf.json()}
+    assert set(products) == {name for name, *_ in demo.DEMO_PRODUCTS}
+    mango = products["百色芒果"]
+    assert (mango["origin_region"], [s["name"] for s in mango["skus"]]) == (
+        "广西壮族自治区百色市",
+        ["5斤装", "10斤装"],
+    )
+    picture = api.get(catalog.image_url(mango["images"][0]))
+    assert (picture.status_code, picture.headers["content-type"]) == (200, "image/png")
+    # The voucher grab's stock opens at WeChat Pay (the task queue's work), the member
+    # claims a coupon, and it is sent to their WeChat.
+    assert tasks.run_due() >= 1
+    grab = titles[demo.DEMO_VOUCHER_GRAB]["id"]
+    stocks = api.get(f"/api/v1/activities/{grab}/voucher-stocks", headers=member)
+    assert stocks.status_code == 200, stocks.text
+    (stock,) = stocks.json()
+    claimed = api.post(
+        f"/api/v1/activities/{grab}/voucher-stocks/{stock['id']}/claims", headers=member
+    )
+    assert claimed.status_code in (200, 201), claimed.text
+    assert tasks.run_due() >= 1
+    sent = api.get("/api/v1/me/voucher-claims", headers=member)
+    assert sent.status_code == 200, sent.text
+    assert [c["state"] for c in sent.json()] == ["sent"]
+    # The app's trigger ran its function for each time the member took part: 10 points
+    # each, from the activity's points budget.
+    ledger = api.get("/api/v1/me/ledger", headers=member)
+    assert ledger.status_code == 200, ledger.text
+    awarded = sorted(
+        (e["activity_id"], e["amount"])
+        for e in ledger.json()["items"]
+        if e["source"].startswith("app:")
+    )
+    assert awarded == sorted([(lottery, 10), (grab, 10)])
+    # The printed cashier signs in with the printed password.
+    username, password = next(
+        line.split("\t")[:2] for line in text.splitlines() if line.startswith(demo.DEMO_CASHIER)
+    )
+    assert f"cashier account: {username} / {password}" in result.output
+    signed = api.post("/api/v1/auth/password", json={"username": username, "password": password})
+    assert signed.status_code == 200, signed.text
     # Running it again leaves the data as it is.
     again = CliRunner().invoke(app, ["demo", "--if-empty"])
     assert again.exit_code == 0

@@ -245,6 +245,8 @@ def demo(
         living = demo_data.seed_living_platform(session)
     with unit_of_work() as session:
         voted, votes = demo_data.seed_published_vote(session)
+    with unit_of_work() as session:
+        money = demo_data.seed_money_side(session)
     console.print(
         "seeded activities in 广州市总工会: "
         + ", ".join(f"{title} ({kind})" for title, kind in living.activities)
@@ -254,11 +256,18 @@ def demo(
     )
     console.print(f"published notice: {living.news}")
     console.print(f"published result: {voted} ({votes} votes, frozen)")
+    console.print(
+        f"mall sale {money.sale} (20% union subsidy) with {', '.join(money.products)}; "
+        f"voucher grab {money.grab}; merchant {money.merchant}"
+    )
+    username, password, _role = money.cashier
+    console.print(f"cashier account: {username} / {password} (signs in at /cashier)")
     name, phone, id_number = living.member
     console.print(
         f"demo member: {name}, phone {phone} (sign in on /h5/ with the code the page shows), "
         f"ID number {id_number}"
     )
+    result.accounts.append(money.cashier)
     saved = demo_data.write_accounts(result, living)
     console.print(f"accounts written to {saved} (readable by this user only)")
 

@@ -1,11 +1,14 @@
 """Demo data for ``make run``: a province federation, its cities, districts and grassroots
 unions, staff accounts with printed passwords, a generated roster, and a living platform:
 activities of every everyday kind running in Guangzhou, a past vote's published result,
-a published notice, a BaaS app with a table, a function and its trigger, and a demo member
-who signs in on the H5 with a printed phone number and draws within a minute."""
+a published notice, a BaaS app with a table, a function and its trigger, the money side
+(a help-the-farmers mall sale with products on the shelf, a consumer-voucher grab, a
+partner merchant with a cashier account), and a demo member who signs in on the H5 with
+a printed phone number and draws within a minute."""
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -16,7 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gonghui.accounts.identities import user_for_phone
+from gonghui.accounts.identities import WeChatIdentity, user_for_phone, user_for_wechat
+from gonghui.accounts.models import Provider
 from gonghui.accounts.principal import MemberInfo
 from gonghui.accounts.service import create_staff_user
 from gonghui.activities import service as activities
@@ -31,8 +35,11 @@ from gonghui.baas.schemas import FieldSpec
 from gonghui.baas.tables import schema as baas_tables
 from gonghui.baas.tables.types import FieldType
 from gonghui.clock import now
+from gonghui.mall import catalog as mall
+from gonghui.mall.schemas import ProductCreate
 from gonghui.members import service as members
 from gonghui.members.models import ImportJob
+from gonghui.merchants import service as merchants
 from gonghui.news import service as news
 from gonghui.news.models import NewsKind
 from gonghui.orgs import service as orgs
@@ -66,6 +73,10 @@ DEMO_ORG = "GZ"
 
 
 DEMO_APP = "职工之家"
+# Every demo activity's points budget: the app's award-points function pays the 10 points
+# of each member who takes part from it (points a function issues always draw on the
+# activity's budget), and so do the lottery's points prizes.
+DEMO_POINTS_BUDGET = 1_000_000
 DEMO_NEWS = "广州市总工会开展“一月一活动”普惠服务"
 
 
@@ -219,6 +230,7 @@ def _activity(
     *,
     starts_in: timedelta,
     nominees: tuple[str, ...] = ("陈师傅", "李工匠", "张护士"),
+    budget_cents: int | None = None,
 ) -> Activity:
     start = now() + starts_in
     data = ActivityCreate.model_validate(
@@ -229,6 +241,8 @@ def _activity(
             "starts_at": start,
             "ends_at": start + timedelta(days=30),
             "config": config,
+            "budget_cents": budget_cents,
+            "budget_points": DEMO_POINTS_BUDGET,
         }
     )
     activity = activities.create_activity(session, actor=SYSTEM, data=data)
@@ -344,6 +358,140 @@ def seed_living_platform(session: Session) -> LivingPlatform:
         member=(DEMO_MEMBER_NAME, DEMO_MEMBER_PHONE, DEMO_MEMBER_ID_NUMBER),
         app=DEMO_APP,
         news=DEMO_NEWS,
+    )
+
+
+# The money side, in Guangzhou: a help-the-farmers mall sale whose subsidy members spend on
+# produce from the regions Guangdong helps, a consumer-voucher grab open now, and a partner
+# merchant whose cashier redeems the vouchers the union's lottery gives out.
+DEMO_MALL_SALE = "助农消费月"
+DEMO_VOUCHER_GRAB = "岁末暖心消费券"
+DEMO_MERCHANT = "天河职工之家超市"
+DEMO_CASHIER = "gz_cashier"
+# name, origin region, description, image colour, SKUs (name, price in cents, stock)
+DEMO_PRODUCTS: list[tuple[str, str, str, tuple[int, int, int], list[tuple[str, int, int]]]] = [
+    (
+        "百色芒果",
+        "广西壮族自治区百色市",
+        "右江河谷日照充足，树上自然成熟，产地直发。",
+        (245, 180, 40),
+        [("5斤装", 5990, 500), ("10斤装", 9900, 300)],
+    ),
+    (
+        "毕节高山土豆",
+        "贵州省毕节市",
+        "海拔一千五百米以上的高山种植，粉糯香甜。",
+        (176, 132, 84),
+        [("10斤装", 3990, 800)],
+    ),
+    (
+        "甘孜牦牛肉干",
+        "四川省甘孜藏族自治州",
+        "高原散养牦牛，风干手撕，合作社加工。",
+        (140, 52, 40),
+        [("250克", 6800, 400)],
+    ),
+]
+
+
+@dataclass(frozen=True)
+class MoneySide:
+    sale: str  # the mall sale's title
+    products: list[str]
+    grab: str  # the voucher grab's title
+    merchant: str
+    cashier: tuple[str, str, str]  # username, password, role (as the staff accounts)
+
+
+def _product_image(colour: tuple[int, int, int]) -> bytes:
+    """A plain product picture (a fruit-like disc on a light ground), PNG."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (640, 640), (250, 246, 238))
+    ImageDraw.Draw(image).ellipse((140, 140, 500, 500), fill=colour)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def seed_money_side(session: Session) -> MoneySide:
+    """Guangzhou's mall sale and its products, its voucher grab (the stock is opened at
+    WeChat Pay by the task queue, as every grab's is), and a merchant with a cashier. The
+    demo member is linked to the mini program, as after one sign-in there, so that WeChat
+    Pay can pay from them and send them coupons."""
+    by_code = {o.code: o for o in session.scalars(select(Org))}
+    gz = by_code[DEMO_ORG]
+    _activity(
+        session,
+        gz,
+        DEMO_MALL_SALE,
+        {"kind": "mall", "mall": {"subsidy_percent": 20, "member_cap_cents_per_month": 5000}},
+        starts_in=timedelta(hours=-1),
+        budget_cents=2_000_000,
+    )
+    for name, region, description, colour, skus in DEMO_PRODUCTS:
+        image = mall.save_image(actor=SYSTEM, data=_product_image(colour))
+        mall.create_product(
+            session,
+            actor=SYSTEM,
+            data=ProductCreate.model_validate(
+                {
+                    "org_id": gz.id,
+                    "name": name,
+                    "origin_region": region,
+                    "description": description,
+                    "images": [image],
+                    "skus": [
+                        {"name": sku, "price_cents": price, "stock": stock}
+                        for sku, price, stock in skus
+                    ],
+                    "on_shelf": True,
+                }
+            ),
+        )
+    stock = {
+        "name": "满100减20",
+        "coupon_amount_cents": 2000,
+        "threshold_cents": 10000,
+        "max_coupons": 1000,
+        "max_per_member": 1,
+    }
+    _activity(
+        session,
+        gz,
+        DEMO_VOUCHER_GRAB,
+        {"kind": "voucher_grab", "voucher_grab": {"stocks": [stock]}},
+        starts_in=timedelta(hours=-1),
+    )
+    merchant = merchants.create_merchant(
+        session, actor=SYSTEM, org_id=gz.id, name=DEMO_MERCHANT, address="广州市天河区天河路100号"
+    )
+    password = secrets.token_urlsafe(9)
+    merchants.add_cashier(
+        session,
+        actor=SYSTEM,
+        merchant_id=merchant.id,
+        username=DEMO_CASHIER,
+        password=password,
+        name="收银员小李",
+    )
+    user_for_wechat(
+        session,
+        who=WeChatIdentity(
+            provider=Provider.WECHAT_MINI,
+            app_id=get_settings().wechat_mp_appid,
+            openid=f"o-demo-{secrets.token_hex(8)}",
+            unionid=None,
+            channel="mini",
+            phone=DEMO_MEMBER_PHONE,
+        ),
+    )
+    return MoneySide(
+        sale=DEMO_MALL_SALE,
+        products=[name for name, *_ in DEMO_PRODUCTS],
+        grab=DEMO_VOUCHER_GRAB,
+        merchant=DEMO_MERCHANT,
+        cashier=(DEMO_CASHIER, password, f"cashier of {DEMO_MERCHANT}"),
     )
 
 
