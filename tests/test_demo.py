@@ -105,7 +105,7 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
         "广西壮族自治区百色市",
         ["5斤装", "10斤装"],
     )
-    picture = api.get(catalog.image_url(mango["images"][0]))
+    picture = api.get(catalog.image_url(mango["images"][0]), follow_redirects=True)
     assert (picture.status_code, picture.headers["content-type"]) == (200, "image/png")
     # The voucher grab's stock opens at WeChat Pay (the task queue's work), the member
     # claims a coupon, and it is sent to their WeChat.
