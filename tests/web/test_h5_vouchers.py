@@ -16,6 +16,8 @@ from gonghui.members import service as members
 from gonghui.members.models import Membership
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
+from gonghui.web.i18n import translator
+from gonghui.web.templating import templates
 from tests.activities.conftest import create_activity, id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
@@ -93,6 +95,9 @@ def test_member_claims_a_voucher_and_sees_it_arrive(
         phone.wait_for_timeout(200)
     expect(arrived).to_be_visible()
     expect(phone.get_by_text("剩余 99 张")).to_be_visible()
+    # Her one coupon of the stock is claimed: no button invites her to claim again.
+    expect(phone.get_by_text("您已领取 1 张，已达每人领取上限")).to_be_visible()
+    expect(phone.get_by_role("button", name="立即领取")).to_have_count(0)
     expect(phone.get_by_role("button", name="立即抽奖")).to_have_count(0)
     shot(phone, "h5-voucher-grab")
     assert axe(phone) == []
@@ -140,6 +145,8 @@ def test_member_finds_grabs_in_the_voucher_centre_claims_and_follows_her_coupons
     expect(coupon).to_contain_text("已到账（微信卡包）")
     expect(coupon).to_contain_text("券号")
     expect(grab.get_by_text("剩余 99 张")).to_be_visible()
+    expect(grab.get_by_text("您已领取 1 张，已达每人领取上限")).to_be_visible()
+    expect(grab.get_by_role("button", name="立即领取")).to_have_count(0)
     shot(phone, "h5-voucher-centre")
     assert axe(phone) == []
 
@@ -150,3 +157,36 @@ def test_member_finds_grabs_in_the_voucher_centre_claims_and_follows_her_coupons
     expect(coupon).to_contain_text("已使用")
     assert upcoming["id"] != live["id"]
     shot(phone, "h5-voucher-centre-used", full_page=False)
+
+
+def _stock(**fields: object) -> dict[str, object]:
+    card: dict[str, object] = {
+        "id": 1,
+        "name": "十元消费券",
+        "amount": 1000,
+        "threshold": 5000,
+        "left": 10,
+        "status": "running",
+        "mine": 0,
+        "max_per_member": 2,
+    }
+    return card | fields
+
+
+def test_a_stock_offers_its_claim_button_until_it_is_gone_or_the_member_has_her_share() -> None:
+    partial = templates.env.get_template("h5/_voucher_stocks.html")
+
+    def shown(stock: dict[str, object]) -> str:
+        html = partial.render(
+            t=translator("zh"), activity_id=7, stocks=[stock], claim_key="k", csrf_token="c"
+        )
+        return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+    assert "立即领取" in shown(_stock(mine=1))
+    assert "剩余 10 张" in shown(_stock(mine=1))
+    gone = shown(_stock(left=0))
+    assert ("已抢光" in gone, "立即领取" in gone) == (True, False)
+    have = shown(_stock(mine=2))
+    assert ("您已领取 2 张，已达每人领取上限" in have, "立即领取" in have) == (True, False)
+    paused = shown(_stock(status="paused", mine=2))
+    assert ("已暂停发放，请稍后再来" in paused, "已达每人领取上限" in paused) == (True, False)

@@ -15,6 +15,7 @@ from gonghui import db, risk
 from gonghui.activities import hub
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.voucher_grab import claims, stocks
+from gonghui.activities.voucher_grab.models import ClaimState
 from gonghui.db import unit_of_work
 from gonghui.h5.access import H5Member, member_of
 from gonghui.h5.member_action import run_as_member
@@ -25,7 +26,16 @@ from gonghui.web.templating import render
 router = APIRouter()
 
 
-def _stock_cards(session: Session, activity_id: int) -> list[dict[str, Any]]:
+def _stock_cards(
+    session: Session, activity_id: int, mine: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The grab's stocks as its claim buttons show them: what is left, and how many of the
+    member's own claims (``mine``, as :func:`claims.member_claims` gives them) count
+    against each stock's limit per member (a claim WeChat Pay refused was given back)."""
+    held: dict[int, int] = {}
+    for claim_row in mine:
+        if claim_row["state"] != ClaimState.FAILED:
+            held[claim_row["stock_id"]] = held.get(claim_row["stock_id"], 0) + 1
     return [
         {
             "id": s.id,
@@ -34,6 +44,8 @@ def _stock_cards(session: Session, activity_id: int) -> list[dict[str, Any]]:
             "threshold": s.threshold_cents,
             "left": max(s.max_coupons - s.claimed, 0),
             "status": str(s.status),
+            "mine": held.get(s.id, 0),
+            "max_per_member": s.max_per_member,
         }
         for s in stocks.list_stocks(session, activity_id=activity_id)
     ]
@@ -42,8 +54,8 @@ def _stock_cards(session: Session, activity_id: int) -> list[dict[str, Any]]:
 def page_context(membership_id: int, activity_id: int) -> dict[str, Any]:
     """The stocks of a voucher grab and the member's claims of it, for its page."""
     with unit_of_work(read_only=True) as session:
-        cards = _stock_cards(session, activity_id)
         mine = claims.member_claims(session, membership_id=membership_id, activity_id=activity_id)
+        cards = _stock_cards(session, activity_id, mine)
     return {"stocks": cards, "claims": mine, "claim_key": secrets.token_urlsafe(16)}
 
 
@@ -55,12 +67,12 @@ def voucher_centre(request: Request, user: H5Member) -> Response:
     page = db.read_sync(functools.partial(hub.member_hub, member=member, limit=hub.MAX_PAGE))
     grabs = [item for item in page.items if item.kind == ActivityKind.VOUCHER_GRAB]
     with unit_of_work(read_only=True) as session:
+        mine = claims.member_claims(session, membership_id=member.membership_id)
         open_stocks = {
-            item.id: _stock_cards(session, item.id)
+            item.id: _stock_cards(session, item.id, mine)
             for item in grabs
             if item.status == ActivityStatus.LIVE
         }
-        mine = claims.member_claims(session, membership_id=member.membership_id)
     context = {
         "csrf_token": user.csrf_token,
         "tab": "vouchers",
