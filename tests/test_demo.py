@@ -19,7 +19,6 @@ from gonghui.baas.models import App, DataTable
 from gonghui.baas.triggers.models import Trigger
 from gonghui.cli import app
 from gonghui.db import unit_of_work
-from gonghui.mall import catalog
 from gonghui.settings import get_settings
 from tests.accounts.helpers import bearer, last_dev_code, send_code, sms_login
 
@@ -105,7 +104,7 @@ def test_the_demo_member_signs_in_and_draws_within_a_minute(api: httpx.Client) -
         "广西壮族自治区百色市",
         ["5斤装", "10斤装"],
     )
-    picture = api.get(catalog.image_url(mango["images"][0]), follow_redirects=True)
+    picture = api.get(mango["image_urls"][0], follow_redirects=True)
     assert (picture.status_code, picture.headers["content-type"]) == (200, "image/png")
     # The voucher grab's stock opens at WeChat Pay (the task queue's work), the member
     # claims a coupon, and it is sent to their WeChat.

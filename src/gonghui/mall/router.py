@@ -68,6 +68,7 @@ def _products(session: Session, products: list[Product]) -> list[ProductRead]:
             description=p.description,
             origin_region=p.origin_region,
             images=list(p.images),
+            image_urls=[catalog.image_url(key) for key in p.images],
             on_shelf=p.on_shelf,
             skus=[SkuRead.model_validate(s) for s in skus[p.id]],
             created_at=p.created_at,

@@ -74,7 +74,8 @@ class ProductRead(BaseModel):
     name: str
     description: str
     origin_region: str
-    images: list[str]
+    images: list[str]  # the file store's keys, as a product is created or updated with them
+    image_urls: list[str]  # where a page or an app fetches them (public, as the products are)
     on_shelf: bool
     skus: list[SkuRead]
     created_at: datetime
