@@ -15,7 +15,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 
 class AppCreate(BaseModel):
-    org_id: int
+    org_id: Id
     name: str = Field(min_length=1, max_length=100)
     settings: dict[str, Any] = Field(default_factory=dict)
 

@@ -44,7 +44,7 @@ def get_wallet(member: CurrentMember, session: SessionDep) -> WalletRead:
 
 @router.get("/me/ledger")
 def get_ledger(
-    member: CurrentMember, session: SessionDep, cursor: int | None = None, limit: Count = 50
+    member: CurrentMember, session: SessionDep, cursor: Id | None = None, limit: Count = 50
 ) -> LedgerPage:
     limit = min(max(limit, 1), 200)
     entries = service.member_ledger(

@@ -26,7 +26,7 @@ from gonghui.news.schemas import (
 )
 from gonghui.news.service import Draft
 from gonghui.storage import download_response
-from gonghui.types import Id
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["news"])
 
@@ -81,7 +81,7 @@ def list_items(
     status: NewsStatus | None = None,
     org_id: Id | None = None,
     before: Id | None = None,
-    limit: int = 50,
+    limit: Count = 50,
 ) -> list[NewsRead]:
     """Items of the caller's subtrees, newest first, with their read counts."""
     found = service.list_items(

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gonghui.notifications.models import BroadcastStatus, Channel, DeliveryStatus, Event
+from gonghui.types import Id
 
 
 class DeliveryRead(BaseModel):
@@ -108,7 +109,7 @@ class LogRowRead(BaseModel):
 
 
 class BroadcastCreate(BaseModel):
-    org_id: int = Field(ge=1)
+    org_id: Id
     title: str = Field(min_length=1, max_length=100)
     body: str = Field(min_length=1, max_length=500)
     channels: list[Channel] = Field(default_factory=list, max_length=3)

@@ -17,6 +17,7 @@ from gonghui.clock import now
 from gonghui.db import read_sync
 from gonghui.risk.models import Flag, FlagStatus, RiskPolicy
 from gonghui.tenancy import Actor, Permission, get_scoped
+from gonghui.types import MAX_BIGINT
 
 TOPIC = "risk.policy"
 MANAGE = Permission.ACTIVITIES_MANAGE
@@ -28,8 +29,8 @@ class Rate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    challenge: int | None = Field(default=None, ge=1)
-    refuse: int | None = Field(default=None, ge=1)
+    challenge: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
+    refuse: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
 
 
 class Limits(BaseModel):
@@ -45,18 +46,18 @@ class Limits(BaseModel):
     network: Rate = Rate(challenge=300, refuse=3000)
     # Distinct accounts acting from one network (an IPv4 /24, an IPv6 /64) in the window:
     # past this, the network is flagged for review and its requests are challenged.
-    network_accounts: int | None = Field(default=30, ge=2)
+    network_accounts: int | None = Field(default=30, ge=2, le=MAX_BIGINT)
     network_window_s: int = Field(default=600, ge=60, le=86_400)
     # Actions by accounts verified within the last hour, per ``network_window_s``, across
     # the activity: past this, a flag (a wave of fresh accounts is how farms start).
-    fresh_account_actions: int | None = Field(default=200, ge=1)
+    fresh_account_actions: int | None = Field(default=200, ge=1, le=MAX_BIGINT)
     # A request without a device id (the H5 always sends one) is challenged.
     require_device_id: bool = True
     # A solved challenge lets its account act without further challenges this long
     # (hard limits still apply).
     pass_s: int = Field(default=600, ge=0, le=86_400)
     # Open flags of this activity at which it is paused automatically; None: never.
-    pause_after_flags: int | None = Field(default=None, ge=1)
+    pause_after_flags: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
 
 
 DEFAULTS = Limits()

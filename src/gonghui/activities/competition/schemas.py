@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gonghui.types import Id
+from gonghui.types import Count, Id
 
 
 class RegistrationCreate(BaseModel):
@@ -115,7 +115,7 @@ class BlindEntryRead(BaseModel):
 class ScoresSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    scores: dict[str, int] = Field(max_length=20)
+    scores: dict[str, Count] = Field(max_length=20)
 
 
 class ScoreRead(BaseModel):

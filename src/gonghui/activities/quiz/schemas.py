@@ -14,7 +14,7 @@ class QuestionCreate(BaseModel):
     kind: QuestionKind
     text: str = Field(min_length=1, max_length=2000)
     options: list[str] = Field(min_length=2, max_length=8)
-    answer: list[int] = Field(min_length=1, description="indexes of the right options")
+    answer: list[Count] = Field(min_length=1, description="indexes of the right options")
     explanation: str = Field(default="", max_length=2000)
     tag: str | None = Field(default=None, max_length=64)
 

@@ -25,7 +25,7 @@ from gonghui.deps import (
     SessionDep,
     public_log_download,
 )
-from gonghui.types import Id
+from gonghui.types import Count, Id
 
 router = APIRouter(prefix="/api/v1", tags=["vote"])
 
@@ -403,7 +403,7 @@ def operator_log(
     activity_id: Id,
     staff: CurrentStaff,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Count = 0,
     before: Id | None = None,
     candidate_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,

@@ -17,7 +17,7 @@ from gonghui.bodylimit import max_body, upload_limit
 from gonghui.db import unit_of_work
 from gonghui.errors import InvalidInput, field_error
 from gonghui.storage import download_response
-from gonghui.types import Id
+from gonghui.types import Count, Id
 
 router = APIRouter()
 
@@ -81,7 +81,7 @@ def file_url(
     file_id: Id,
     caller: AppCaller,
     thumbnail: bool = False,
-    ttl_s: int = files.DEFAULT_URL_TTL_S,
+    ttl_s: Count = files.DEFAULT_URL_TTL_S,
 ) -> FileUrl:
     with unit_of_work(read_only=True) as session:
         signed = files.signed_url(
@@ -94,7 +94,7 @@ def file_url(
 def file_content(
     file_id: Id,
     variant: str,
-    exp: int,
+    exp: Count,
     sig: str,
     name: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:

@@ -205,7 +205,7 @@ def set_acl(
     table: str,
     record_id: Id,
     caller: AppCaller,
-    body: Annotated[dict[str, list[int]], Body()],
+    body: Annotated[dict[str, list[Id]], Body()],
 ) -> dict[str, list[int]]:
     with unit_of_work() as session:
         return write.set_acl(session, caller=caller, table=table, record_id=record_id, acl=body)
