@@ -16,8 +16,7 @@ from gonghui.bodylimit import MULTIPART_FRAMING, max_body
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
-    IdempotencyKey,
-    RiskContext,
+    MemberAction,
     SessionDep,
     WriteSessionDep,
 )
@@ -270,12 +269,11 @@ def delete_cart_item(sku_id: Id, member: CurrentMember, session: SessionDep) -> 
 
 
 @router.post("/me/mall/orders", response_model=OrderRead, status_code=status.HTTP_201_CREATED)
-async def place_order(
-    body: CheckoutRequest, member: CurrentMember, idem: IdempotencyKey, context: RiskContext
-) -> Any:
+async def place_order(body: CheckoutRequest, caller: MemberAction) -> Any:
     """Check out: the order, unpaid, priced from our records (then ``/payment``). Risk
     control may ask for a challenge first."""
-    await risk.check_async(risk.Action.CHECKOUT, member, context, activity_id=body.activity_id)
+    member = caller.member
+    await risk.check_async(risk.Action.CHECKOUT, member, caller.risk, activity_id=body.activity_id)
     return await hotwrite.run_async(
         checkout.checkout,
         member=member,
@@ -283,7 +281,7 @@ async def place_order(
         activity_id=body.activity_id,
         voucher_id=body.voucher_id,
         address=body.address.model_dump(),
-        idempotency_key=idem,
+        idempotency_key=caller.idempotency_key,
     )
 
 

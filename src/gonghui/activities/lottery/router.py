@@ -13,10 +13,8 @@ from gonghui import hotwrite, risk
 from gonghui.activities.lottery import draw as draws
 from gonghui.activities.lottery import dry_run, proof
 from gonghui.deps import (
-    CurrentMember,
     CurrentStaff,
-    IdempotencyKey,
-    RiskContext,
+    MemberAction,
     SessionDep,
     public_log_download,
 )
@@ -59,23 +57,20 @@ class Winner(BaseModel):
 
 @router.post("/activities/{activity_id}/draws", response_model=DrawRead)
 async def create_draw(
-    activity_id: Id,
-    member: CurrentMember,
-    idem: IdempotencyKey,
-    context: RiskContext,
-    body: DrawCreate | None = None,
+    activity_id: Id, caller: MemberAction, body: DrawCreate | None = None
 ) -> Response:
     """Draw once. The draw, its ledger entry and the stored idempotent response are
     committed before this returns. Risk control may ask for a challenge first (403
     ``risk.challenge_required``)."""
-    await risk.check_async(risk.Action.DRAW, member, context, activity_id=activity_id)
+    member = caller.member
+    await risk.check_async(risk.Action.DRAW, member, caller.risk, activity_id=activity_id)
     entropy = (body or DrawCreate()).entropy
     result = await hotwrite.run_async(
         draws.draw,
         member=member,
         activity_id=activity_id,
         client_entropy=entropy,
-        idempotency_key=idem,
+        idempotency_key=caller.idempotency_key,
     )
     # A hot path: the writer's answer validated and serialised once, straight to bytes.
     return Response(

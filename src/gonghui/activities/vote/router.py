@@ -20,8 +20,7 @@ from gonghui.db import unit_of_work
 from gonghui.deps import (
     CurrentMember,
     CurrentStaff,
-    IdempotencyKey,
-    RiskContext,
+    MemberAction,
     SessionDep,
     public_log_download,
 )
@@ -256,21 +255,20 @@ def get_candidate(
 async def cast_vote(
     activity_id: Id,
     body: VoteCreate,
-    member: CurrentMember,
-    idem: IdempotencyKey,
-    context: RiskContext,
+    caller: MemberAction,
 ) -> Response:
     """Vote once for an approved candidate, screened by risk control first (which may
     answer ``risk.too_fast`` or ``risk.challenge_required``). The vote is in the log and
     counted before this returns; a retry with the same ``Idempotency-Key`` gets the same
     answer."""
-    await risk.check_async(risk.Action.VOTE, member, context, activity_id=activity_id)
+    member = caller.member
+    await risk.check_async(risk.Action.VOTE, member, caller.risk, activity_id=activity_id)
     result = await hotwrite.run_async(
         cast.cast,
         member=member,
         activity_id=activity_id,
         candidate_id=body.candidate_id,
-        idempotency_key=idem,
+        idempotency_key=caller.idempotency_key,
     )
     # A candidate's votes jumping far above its recent rate are flagged for review.
     await risk.note_target_async(

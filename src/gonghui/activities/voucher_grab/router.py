@@ -15,7 +15,7 @@ from gonghui import hotwrite, risk
 from gonghui.activities.participation import visible_activity
 from gonghui.activities.voucher_grab import claims, dashboard, stocks
 from gonghui.db import unit_of_work
-from gonghui.deps import CurrentMember, CurrentStaff, IdempotencyKey, RiskContext
+from gonghui.deps import CurrentMember, CurrentStaff, MemberAction
 from gonghui.types import Id
 
 router = APIRouter(prefix="/api/v1", tags=["vouchers"])
@@ -72,20 +72,19 @@ async def list_stocks(activity_id: Id, member: CurrentMember) -> Any:
 async def claim(
     activity_id: Id,
     stock_id: Id,
-    member: CurrentMember,
-    idem: IdempotencyKey,
-    context: RiskContext,
+    caller: MemberAction,
 ) -> Any:
     """Claim one coupon. Answered once the claim is committed, in state ``sending``: the
     coupon follows in WeChat (see ``GET /me/voucher-claims``). Risk control may ask for a
     challenge first."""
-    await risk.check_async(risk.Action.CLAIM, member, context, activity_id=activity_id)
+    member = caller.member
+    await risk.check_async(risk.Action.CLAIM, member, caller.risk, activity_id=activity_id)
     return await hotwrite.run_async(
         claims.claim,
         member=member,
         activity_id=activity_id,
         stock_id=stock_id,
-        idempotency_key=idem,
+        idempotency_key=caller.idempotency_key,
     )
 
 
