@@ -67,7 +67,7 @@ def test_member_signs_in_verifies_draws_and_claims_a_physical_prize(
     phone.get_by_role("button", name="立即抽奖").click()
     expect(phone.get_by_role("alert")).to_have_text("抽奖次数已用完")
 
-    phone.get_by_role("link", name="我的卡券").first.click()
+    phone.get_by_role("link", name="我的", exact=True).click()
     expect(phone.locator(".prize")).to_contain_text("待填写地址")
     phone.get_by_role("link", name="填写收货地址").click()
     phone.get_by_label("收货人").fill("李娜")
@@ -81,6 +81,17 @@ def test_member_signs_in_verifies_draws_and_claims_a_physical_prize(
     phone.get_by_role("button", name="提交地址").click()
     expect(phone.get_by_role("status")).to_have_text("收货地址已提交，我们会尽快寄出")
     expect(phone.locator(".prize")).to_contain_text("待发货")
+
+    # Five tabs fit a phone's width; signing out is on 我的, below her cards.
+    tabs = phone.get_by_role("navigation", name="主导航")
+    expect(tabs.get_by_role("link")).to_have_text(["活动", "消费券", "商城", "消息", "我的"])
+    for link in tabs.get_by_role("link").all():
+        assert link.bounding_box()["height"] < 60, link.inner_text()  # one line each
+    tabs.get_by_role("link", name="我的", exact=True).click()
+    phone.get_by_role("button", name="退出登录").click()
+    expect(phone).to_have_url("/h5/login")
+    phone.goto("/h5/wallet")
+    expect(phone).to_have_url("/h5/login")
 
 
 def test_wrong_code_is_refused_in_english(phone: Page) -> None:

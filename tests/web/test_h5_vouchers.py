@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from gonghui.accounts.models import Identity, Provider
 from gonghui.db import unit_of_work
+from gonghui.h5 import vouchers
 from gonghui.integrations import wechatpay_simulator as sim
 from gonghui.members import service as members
 from gonghui.members.models import Membership
@@ -86,21 +87,20 @@ def test_member_claims_a_voucher_and_sees_it_arrive(
 
     link_latest_members_wechat("o-sim-lina")
     claim.click()
+    # No reload from here on: the answer brings the stock's card up to date (her one
+    # coupon of it is claimed, so no button invites her to claim again) ...
     expect(phone.get_by_role("status")).to_have_text("领取成功，券正在发放到您的微信卡包")
-    arrived = phone.get_by_text("十元消费券 · 已到账（微信卡包）")
-    for _ in range(50):
-        phone.reload()
-        if arrived.count():
-            break
-        phone.wait_for_timeout(200)
-    expect(arrived).to_be_visible()
     expect(phone.get_by_text("剩余 99 张")).to_be_visible()
-    # Her one coupon of the stock is claimed: no button invites her to claim again.
     expect(phone.get_by_text("您已领取 1 张，已达每人领取上限")).to_be_visible()
     expect(phone.get_by_role("button", name="立即领取")).to_have_count(0)
     expect(phone.get_by_role("button", name="立即抽奖")).to_have_count(0)
+    # ... and the claim's line asks until the coupon has arrived, with its number.
+    expect(phone.get_by_role("status")).to_have_text("已到账（微信卡包）", timeout=20_000)
+    expect(phone.get_by_text(re.compile(r"^券号 \S+$"))).to_be_visible()
     shot(phone, "h5-voucher-grab")
     assert axe(phone) == []
+    phone.reload()
+    expect(phone.get_by_text("十元消费券 · 已到账（微信卡包）")).to_be_visible()
 
 
 def test_member_finds_grabs_in_the_voucher_centre_claims_and_follows_her_coupons(
@@ -190,3 +190,22 @@ def test_a_stock_offers_its_claim_button_until_it_is_gone_or_the_member_has_her_
     assert ("您已领取 2 张，已达每人领取上限" in have, "立即领取" in have) == (True, False)
     paused = shown(_stock(status="paused", mine=2))
     assert ("已暂停发放，请稍后再来" in paused, "已达每人领取上限" in paused) == (True, False)
+
+
+def test_a_claims_line_asks_again_until_its_coupon_has_arrived() -> None:
+    line = templates.env.get_template("h5/_voucher_claim.html")
+
+    def shown(state: str, asked: int) -> str:
+        claim = {"id": 5, "state": state, "coupon_id": "C9" if state == "sent" else None}
+        return line.render(t=translator("zh"), claim=claim, **vouchers._polled(asked))
+
+    sending = shown("sending", 0)
+    assert 'hx-get="/h5/voucher-claims/5?n=1"' in sending
+    assert 'hx-trigger="load delay:1s"' in sending
+    assert "领取成功，券正在发放到您的微信卡包" in sending
+    # A send that waits (its stock paused, WeChat Pay slow) is asked after less often.
+    assert 'hx-trigger="load delay:30s"' in shown("waiting", 40)
+    assert 'n=1000"' in shown("waiting", 5_000)
+    sent = shown("sent", 3)
+    assert ("hx-get" in sent, "已到账（微信卡包）" in sent, "C9" in sent) == (False, True, True)
+    assert "hx-get" not in shown("failed", 3)

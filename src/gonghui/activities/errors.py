@@ -17,6 +17,7 @@ class ActivitiesError(StrEnum):
     LIMIT_TOTAL = "activities.limit_total_reached"
     LIMIT_DAY = "activities.limit_per_day_reached"
     STOCK_NOT_FOUND = "vouchers.stock_not_found"
+    CLAIM_NOT_FOUND = "vouchers.claim_not_found"
     STOCK_EMPTY = "vouchers.stock_empty"
     STOCK_NOT_OPEN = "vouchers.stock_not_open"
     STOCK_LIMIT = "vouchers.member_limit_reached"

@@ -75,6 +75,7 @@ def run_as_member(
     challenge: tuple[str, str] | None,
     shown: Callable[[T], dict[str, Any]],
     target: str | None = None,
+    after: Callable[[], dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> Response:
     """``op(member=..., activity_id=..., **kwargs)`` checked by risk control, then in the
@@ -83,7 +84,8 @@ def run_as_member(
     ``h5/_challenge.html``: the picture and a form that sends the tap again (``resend``,
     the tap's own form fields) with the challenge answered (``challenge``: id, answer).
     ``target`` names what the tap counted for (a candidate), whose rate risk control
-    watches once the write succeeded."""
+    watches once the write succeeded. ``after()`` adds to the template what the page shows
+    once the tap is answered, whether it succeeded or not (its button's state, say)."""
     member = member_of(user)
     device, minted = _device(request)
     context = risk.RequestContext(
@@ -106,11 +108,11 @@ def run_as_member(
             },
         )
     except DomainError as exc:
-        response = render(request, template, {"error": error_key(exc)})
+        response = render(request, template, {"error": error_key(exc), **_after(after)})
     else:
         if target is not None:
             risk.note_activity_target(target, activity_id)
-        response = render(request, template, shown(result))
+        response = render(request, template, {**shown(result), **_after(after)})
     if minted:
         response.set_cookie(
             DEVICE_COOKIE,
@@ -121,3 +123,7 @@ def run_as_member(
             secure=request.url.scheme == "https",
         )
     return response
+
+
+def _after(after: Callable[[], dict[str, Any]] | None) -> dict[str, Any]:
+    return {} if after is None else after()

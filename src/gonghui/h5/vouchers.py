@@ -7,16 +7,18 @@ import functools
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from gonghui import db, risk
 from gonghui.activities import hub
+from gonghui.activities.errors import ActivitiesError
 from gonghui.activities.models import ActivityKind, ActivityStatus
 from gonghui.activities.voucher_grab import claims, stocks
 from gonghui.activities.voucher_grab.models import ClaimState
 from gonghui.db import unit_of_work
+from gonghui.errors import NotFound
 from gonghui.h5.access import H5Member, member_of
 from gonghui.h5.member_action import run_as_member
 from gonghui.types import Id
@@ -107,5 +109,48 @@ def claim(
         challenge=(risk_challenge, risk_answer) if risk_challenge else None,
         stock_id=stock_id,
         idempotency_key=claim_key or None,
-        shown=lambda result: {"claim": result},
+        shown=lambda result: {"claim": result, **_polled(0)},
+        after=lambda: _stock_after_claim(member_of(user).membership_id, activity_id, stock_id),
     )
+
+
+def _stock_after_claim(membership_id: int, activity_id: int, stock_id: int) -> dict[str, Any]:
+    """The stock's card as it stands once a claim is answered (what is left, whether the
+    member may claim again), with a new key for her next tap: a tap answered is not
+    retried, and its key would replay its answer."""
+    with unit_of_work(read_only=True) as session:
+        mine = claims.member_claims(session, membership_id=membership_id, activity_id=activity_id)
+        cards = [c for c in _stock_cards(session, activity_id, mine) if c["id"] == stock_id]
+    return {
+        "stock": cards[0] if cards else None,
+        "activity_id": activity_id,
+        "claim_key": secrets.token_urlsafe(16),
+    }
+
+
+# How long the page waits before it asks again whether a claim's coupon has arrived, by
+# the number of times it asked: soon at first (a send takes about a second), then less
+# often for a send that waits (its stock paused, WeChat Pay slow).
+POLL_S = (1, 1, 2, 2, 3, 5, 10, 30)
+POLL_MAX = 1000
+
+
+def _polled(asked: int) -> dict[str, Any]:
+    return {"poll_s": POLL_S[min(asked, len(POLL_S) - 1)], "next_poll": min(asked + 1, POLL_MAX)}
+
+
+@router.get("/voucher-claims/{claim_id}", response_class=HTMLResponse)
+def claim_state(
+    request: Request,
+    user: H5Member,
+    claim_id: Id,
+    n: Annotated[int, Query(ge=0, le=POLL_MAX)] = 0,
+) -> Response:
+    """One of the member's claims as its line on the page follows it (``n``: how many
+    times the page asked before), until its coupon arrives or the send fails."""
+    member = member_of(user)
+    with unit_of_work(read_only=True) as session:
+        found = claims.member_claims(session, membership_id=member.membership_id, claim_id=claim_id)
+    if not found:
+        raise NotFound(ActivitiesError.CLAIM_NOT_FOUND, "no such claim of yours")
+    return render(request, "h5/_voucher_claim.html", {"claim": found[0], **_polled(n)})

@@ -14,7 +14,7 @@ from gonghui import clock, tasks
 from gonghui.activities.voucher_grab.claims import member_claims
 from gonghui.db import unit_of_work
 from gonghui.integrations import wechatpay_simulator as sim
-from tests.activities.conftest import Member, MemberFactory, create_activity
+from tests.activities.conftest import Member, MemberFactory, create_activity, h5_get
 from tests.activities.voucher_grab.conftest import (
     claim,
     faults,
@@ -138,3 +138,27 @@ def test_a_grab_lists_only_the_members_claims_of_that_grab(
     assert [(c["activity_id"], c["stock_id"]) for c in of_first] == [(first, first_stock)]
     assert of_second == []
     assert len(my_claims(api, member)) == 1  # every grab's, without an activity
+
+
+def test_a_members_page_follows_her_claim_and_no_one_elses(
+    api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
+) -> None:
+    activity_id, stock_id = grab(api, tree, operator)
+    member, other = make_member(tree.district_a1), make_member(tree.district_a1)
+    link_wechat(member)
+    claimed = claim(api, activity_id, stock_id, member)
+    assert claimed.status_code == 201, claimed.text
+    line = f"/h5/voucher-claims/{claimed.json()['id']}"
+
+    sending = h5_get(api, member, line)
+    assert sending.status_code == 200, sending.text
+    assert "正在发放" in sending.text
+    assert f'hx-get="{line}?n=1"' in sending.text
+    tasks.run_due()
+    sent = h5_get(api, member, f"{line}?n=1")
+    assert "已到账（微信卡包）" in sent.text
+    assert "hx-get" not in sent.text
+    # Another member, or a claim that does not exist, learns nothing.
+    assert h5_get(api, other, line).status_code == 404
+    assert h5_get(api, member, f"/h5/voucher-claims/{claimed.json()['id'] + 1}").status_code == 404
+    assert h5_get(api, member, f"{line}?n=1001").status_code == 422

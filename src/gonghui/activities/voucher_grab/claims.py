@@ -571,10 +571,14 @@ def _write(session: Session, claims: list[_Claim]) -> None:
 
 
 def member_claims(
-    session: Session, *, membership_id: int, activity_id: int | None = None
+    session: Session,
+    *,
+    membership_id: int,
+    activity_id: int | None = None,
+    claim_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The member's claims (of one activity, with ``activity_id``), newest first, 200 at
-    most."""
+    """The member's claims (of one activity, with ``activity_id``; the one claim
+    ``claim_id``, if it is hers), newest first, 200 at most."""
     query = (
         select(VoucherClaim, VoucherStock)
         .join(VoucherStock, VoucherStock.id == VoucherClaim.stock_id)
@@ -582,6 +586,8 @@ def member_claims(
     )
     if activity_id is not None:
         query = query.where(VoucherClaim.activity_id == activity_id)
+    if claim_id is not None:
+        query = query.where(VoucherClaim.id == claim_id)
     rows = session.execute(query.order_by(VoucherClaim.id.desc()).limit(200))
     return [claim_view(c, s) for c, s in rows]
 
