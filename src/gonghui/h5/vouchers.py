@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -34,10 +35,7 @@ def _stock_cards(
     """The grab's stocks as its claim buttons show them: what is left, and how many of the
     member's own claims (``mine``, as :func:`claims.member_claims` gives them) count
     against each stock's limit per member (a claim WeChat Pay refused was given back)."""
-    held: dict[int, int] = {}
-    for claim_row in mine:
-        if claim_row["state"] != ClaimState.FAILED:
-            held[claim_row["stock_id"]] = held.get(claim_row["stock_id"], 0) + 1
+    held = Counter(c["stock_id"] for c in mine if c["state"] != ClaimState.FAILED)
     return [
         {
             "id": s.id,
@@ -46,7 +44,7 @@ def _stock_cards(
             "threshold": s.threshold_cents,
             "left": max(s.max_coupons - s.claimed, 0),
             "status": str(s.status),
-            "mine": held.get(s.id, 0),
+            "mine": held[s.id],
             "max_per_member": s.max_per_member,
         }
         for s in stocks.list_stocks(session, activity_id=activity_id)
