@@ -88,6 +88,8 @@ def test_member_signs_in_verifies_draws_and_claims_a_physical_prize(
     for link in tabs.get_by_role("link").all():
         assert link.bounding_box()["height"] < 60, link.inner_text()  # one line each
     tabs.get_by_role("link", name="我的", exact=True).click()
+    shot(phone, "h5-wallet")
+    assert axe(phone) == []
     phone.get_by_role("button", name="退出登录").click()
     expect(phone).to_have_url("/h5/login")
     phone.goto("/h5/wallet")
