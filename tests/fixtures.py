@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import socket
 import struct
 import zipfile
@@ -338,3 +339,13 @@ def quiet_notifications() -> Iterator[None]:
         yield
     finally:
         hooks.subscribe(events.on_org_event)
+
+
+_PAGE_CSRF = re.compile(r'name="csrf" value="([^"]+)"|"X-CSRF-Token": "([^"]+)"')
+
+
+def page_csrf(html: str) -> str:
+    """The CSRF token a signed-in page carries (in a form, or in the ``hx-headers`` every
+    page of a signed-in user sends with htmx requests); "" if it carries none."""
+    found = _PAGE_CSRF.search(html)
+    return (found[1] or found[2]) if found else ""

@@ -4,7 +4,6 @@ every client, a code used once, public clients without secrets, client credentia
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from gonghui.db import unit_of_work
 from gonghui.openplatform import keys
 from gonghui.openplatform.models import Client, Token
 from gonghui.orgs.models import Role
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, page_csrf
 from tests.openplatform.conftest import (
     REDIRECT_URI,
     BrowserFactory,
@@ -362,9 +361,9 @@ def test_a_member_withdraws_an_apps_access_and_its_tokens_die(
 
     page = browser.http.get("/h5/apps")
     assert "广州职工就业服务" in page.text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf is not None
-    done = browser.http.post(f"/h5/apps/{client.id}/withdraw", data={"csrf": csrf[1]})
+    csrf = page_csrf(page.text)
+    assert csrf
+    done = browser.http.post(f"/h5/apps/{client.id}/withdraw", data={"csrf": csrf})
     assert done.headers["location"] == "/h5/apps?done=withdrawn"
 
     assert httpx.get(f"{server}/open/v1/me", headers=bearer).status_code == 401
@@ -383,9 +382,9 @@ def test_a_member_withdraws_an_apps_access_and_its_tokens_die(
     other = member_browser(tree.grassroots_a1x, name="李雷")
     page = other.http.get("/h5/apps")
     assert "你还没有授权任何应用" in page.text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf is not None
-    nothing = other.http.post(f"/h5/apps/{client.id}/withdraw", data={"csrf": csrf[1]})
+    csrf = page_csrf(page.text)
+    assert csrf
+    nothing = other.http.post(f"/h5/apps/{client.id}/withdraw", data={"csrf": csrf})
     assert nothing.headers["location"] == "/h5/apps"
 
 

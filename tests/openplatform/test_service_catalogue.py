@@ -16,7 +16,7 @@ from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Org, Role
 from gonghui.settings import get_settings
-from tests.fixtures import Staff, StaffFactory, Tree
+from tests.fixtures import Staff, StaffFactory, Tree, page_csrf
 from tests.openplatform.conftest import (
     BrowserFactory,
     ClientFactory,
@@ -49,9 +49,7 @@ def _offered(browser: object) -> list[str]:
 def _open(browser: object, card_id: int) -> httpx.Response:
     http: httpx.Client = browser.http  # type: ignore[attr-defined]
     page = http.get("/h5/services")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    token = csrf.group(1) if csrf else ""
-    return http.post(f"/h5/services/{card_id}/open", data={"csrf": token})
+    return http.post(f"/h5/services/{card_id}/open", data={"csrf": page_csrf(page.text)})
 
 
 def test_a_listed_service_is_opened_by_the_members_it_is_shown_to_who_arrive_signed_in(
