@@ -28,7 +28,7 @@ from tests.activities.conftest import (
     draw,
     lottery_config,
 )
-from tests.fixtures import Staff, StaffFactory, Tree
+from tests.fixtures import Staff, StaffFactory, Tree, page_csrf
 
 ADDRESS = {"name": "张三", "phone": "13800138000", "address": "广州市天河区软件路1号"}
 
@@ -46,9 +46,9 @@ class Console:
 
     def post(self, path: str, data: dict[str, str], *, form_page: str) -> httpx.Response:
         page = self.get(form_page)
-        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert found is not None, page.text[:300]
-        return self.api.post(path, data={**data, "csrf": found.group(1)}, headers=self.cookie)
+        csrf = page_csrf(page.text)
+        assert csrf, page.text[:300]
+        return self.api.post(path, data={**data, "csrf": csrf}, headers=self.cookie)
 
 
 def console(api: httpx.Client, staff: Staff) -> Console:

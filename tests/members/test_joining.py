@@ -3,7 +3,6 @@ union's staff decide, and every step is audited and kept in the member's history
 
 from __future__ import annotations
 
-import re
 import threading
 from contextlib import closing
 from typing import Any
@@ -26,7 +25,7 @@ from gonghui.members.models import (
 )
 from gonghui.orgs.models import Role
 from gonghui.tenancy import SYSTEM
-from tests.fixtures import PASSWORD, StaffFactory, Tree, proof_png
+from tests.fixtures import PASSWORD, StaffFactory, Tree, page_csrf, proof_png
 from tests.members.conftest import (
     LISTED,
     NEWCOMER,
@@ -441,9 +440,9 @@ def _console(api: httpx.Client, username: str) -> tuple[httpx.Client, str]:
     )
     assert resp.status_code == 303, resp.text
     page = client.get("/console/membership-requests")
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert match is not None
-    return client, match.group(1)
+    csrf = page_csrf(page.text)
+    assert csrf
+    return client, csrf
 
 
 def test_the_console_queues_show_transfers_in_and_leaving_and_decide_them(

@@ -3,8 +3,6 @@ once, so a member who gets a tag can join an activity limited to it."""
 
 from __future__ import annotations
 
-import re
-
 import httpx
 from sqlalchemy import select
 
@@ -14,7 +12,7 @@ from gonghui.members.models import Membership
 from gonghui.orgs.models import Role
 from gonghui.web.session import ACCESS_COOKIE
 from tests.activities.conftest import create_activity, create_member, lottery_config
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, page_csrf
 from tests.members.conftest import (
     HEADER,
     MemberFactory,
@@ -170,9 +168,9 @@ def _console_form(api: httpx.Client, staff_headers: dict[str, str]) -> tuple[dic
     cookie = {"Cookie": f"{ACCESS_COOKIE}={token}"}
     page = api.get("/console/roster", headers=cookie)
     assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found is not None
-    return cookie, found.group(1)
+    csrf = page_csrf(page.text)
+    assert csrf
+    return cookie, csrf
 
 
 def test_operator_sets_tags_in_the_console(

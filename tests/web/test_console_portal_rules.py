@@ -22,7 +22,7 @@ from gonghui.tenancy import SYSTEM
 from gonghui.web.i18n import LOCALES, catalogue
 from gonghui.web.session import ACCESS_COOKIE
 from tests.baas.conftest import signed_in_user
-from tests.fixtures import Staff, Tree
+from tests.fixtures import Staff, Tree, page_csrf
 
 CLIENT_KEY = re.compile(r"ghc_[A-Za-z0-9_-]{43}")
 SERVER_KEY = re.compile(r"ghs_[A-Za-z0-9_-]{43}")
@@ -37,8 +37,7 @@ class Console:
         token = staff.headers["Authorization"].removeprefix("Bearer ")
         self.cookie = {"Cookie": f"{ACCESS_COOKIE}={token}"}
         page = api.get("/console/apps", headers=self.cookie)
-        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        self.csrf = found.group(1) if found else ""
+        self.csrf = page_csrf(page.text)
 
     def get(self, path: str) -> httpx.Response:
         return self.api.get(path, headers=self.cookie)
