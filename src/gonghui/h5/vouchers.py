@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -84,6 +84,11 @@ def voucher_centre(request: Request, user: H5Member) -> Response:
     return render(request, "h5/vouchers.html", context)
 
 
+# Which of her coupons a page lists: every one (the voucher centre sends ``coupons=all``
+# with its taps and its claims' lines), or those of the grab it shows (its activity page).
+CouponsShown = Annotated[Literal["all", ""], Form()]
+
+
 @router.post("/activities/{activity_id}/vouchers/{stock_id}/claim", response_class=HTMLResponse)
 def claim(
     request: Request,
@@ -94,8 +99,10 @@ def claim(
     csrf: Annotated[str, Form()] = "",
     risk_challenge: Annotated[str, Form(max_length=128)] = "",
     risk_answer: Annotated[str, Form(max_length=64)] = "",
+    coupons: CouponsShown = "",
 ) -> Response:
     check_csrf(request, user, csrf)
+    membership_id = member_of(user).membership_id
     return run_as_member(
         request,
         user,
@@ -108,21 +115,26 @@ def claim(
         stock_id=stock_id,
         idempotency_key=claim_key or None,
         shown=lambda result: {"claim": result, **_polled(0)},
-        after=lambda: _stock_after_claim(member_of(user).membership_id, activity_id, stock_id),
+        after=lambda: _after_claim(membership_id, activity_id, stock_id, every=coupons == "all"),
     )
 
 
-def _stock_after_claim(membership_id: int, activity_id: int, stock_id: int) -> dict[str, Any]:
+def _after_claim(
+    membership_id: int, activity_id: int, stock_id: int, *, every: bool
+) -> dict[str, Any]:
     """The stock's card as it stands once a claim is answered (what is left, whether the
-    member may claim again), with a new key for her next tap: a tap answered is not
-    retried, and its key would replay its answer."""
+    member may claim again), with a new key for her next tap (a tap answered is not
+    retried, and its key would replay its answer), and her coupons (``every`` one, or the
+    grab's)."""
     with unit_of_work(read_only=True) as session:
         mine = claims.member_claims(session, membership_id=membership_id, activity_id=activity_id)
         cards = [c for c in _stock_cards(session, activity_id, mine) if c["id"] == stock_id]
+        shown = claims.member_claims(session, membership_id=membership_id) if every else mine
     return {
         "stock": cards[0] if cards else None,
         "activity_id": activity_id,
         "claim_key": secrets.token_urlsafe(16),
+        "coupons": shown,
     }
 
 
@@ -131,6 +143,8 @@ def _stock_after_claim(membership_id: int, activity_id: int, stock_id: int) -> d
 # often for a send that waits (its stock paused, WeChat Pay slow).
 POLL_S = (1, 1, 2, 2, 3, 5, 10, 30)
 POLL_MAX = 1000
+# The states in which a claim's line keeps asking (its template says the same).
+ON_ITS_WAY = frozenset({ClaimState.SENDING, ClaimState.WAITING})
 
 
 def _polled(asked: int) -> dict[str, Any]:
@@ -143,12 +157,20 @@ def claim_state(
     user: H5Member,
     claim_id: Id,
     n: Annotated[int, Query(ge=0, le=POLL_MAX)] = 0,
+    coupons: Annotated[Literal["all", ""], Query()] = "",
 ) -> Response:
     """One of the member's claims as its line on the page follows it (``n``: how many
-    times the page asked before), until its coupon arrives or the send fails."""
-    member = member_of(user)
+    times the page asked before), until its coupon arrives or the send fails; then with
+    her coupons too (every one, or the claim's grab's), for the list on the page."""
+    membership_id = member_of(user).membership_id
     with unit_of_work(read_only=True) as session:
-        found = claims.member_claims(session, membership_id=member.membership_id, claim_id=claim_id)
-    if not found:
-        raise NotFound(ActivitiesError.CLAIM_NOT_FOUND, "no such claim of yours")
-    return render(request, "h5/_voucher_claim.html", {"claim": found[0], **_polled(n)})
+        found = claims.member_claims(session, membership_id=membership_id, claim_id=claim_id)
+        if not found:
+            raise NotFound(ActivitiesError.CLAIM_NOT_FOUND, "no such claim of yours")
+        context = {"claim": found[0], **_polled(n)}
+        if found[0]["state"] not in ON_ITS_WAY:
+            grab = None if coupons == "all" else found[0]["activity_id"]
+            context["coupons"] = claims.member_claims(
+                session, membership_id=membership_id, activity_id=grab
+            )
+    return render(request, "h5/_voucher_result.html", context)

@@ -5,6 +5,7 @@ is lost), and a coupon spent comes back as COUPON.USE into the ledger."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -144,8 +145,10 @@ def test_a_members_page_follows_her_claim_and_no_one_elses(
     api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator)
+    other_grab, other_stock = grab(api, tree, operator)
     member, other = make_member(tree.district_a1), make_member(tree.district_a1)
     link_wechat(member)
+    assert claim(api, other_grab, other_stock, member).status_code == 201
     claimed = claim(api, activity_id, stock_id, member)
     assert claimed.status_code == 201, claimed.text
     line = f"/h5/voucher-claims/{claimed.json()['id']}"
@@ -154,10 +157,22 @@ def test_a_members_page_follows_her_claim_and_no_one_elses(
     assert sending.status_code == 200, sending.text
     assert "正在发放" in sending.text
     assert f'hx-get="{line}?n=1"' in sending.text
+    assert "my-coupons" not in sending.text  # her list changes only once the send is done
     tasks.run_due()
     sent = h5_get(api, member, f"{line}?n=1")
     assert "已到账（微信卡包）" in sent.text
     assert "hx-get" not in sent.text
+    # Its last answer brings her coupons for the list on the page: the grab's on its page,
+    # every one in the voucher centre (which says so with ``coupons=all``).
+    listed = re.search(
+        r'<div id="my-coupons"[^>]*hx-swap-oob="true"[^>]*>(.*?)</div>', sent.text, re.S
+    )
+    assert listed is not None, sent.text
+    assert listed[1].count("<article") == 1
+    assert "已到账（微信卡包）" in listed[1]
+    every = h5_get(api, member, f"{line}?n=1&coupons=all")
+    assert every.text.count('<article class="card coupon"') == 2
+    assert h5_get(api, member, f"{line}?coupons=some").status_code == 422
     # Another member, or a claim that does not exist, learns nothing.
     assert h5_get(api, other, line).status_code == 404
     assert h5_get(api, member, f"/h5/voucher-claims/{claimed.json()['id'] + 1}").status_code == 404
