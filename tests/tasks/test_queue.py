@@ -11,10 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from gonghui import clock, tasks
-from gonghui.db import unit_of_work
+from gonghui.db import get_engine, unit_of_work
 from gonghui.settings import get_settings
 from gonghui.tasks import queue
 from gonghui.tasks.models import Task, Worker
@@ -260,6 +260,26 @@ def test_periodic_work_is_armed_once_per_window_however_many_workers_arm_it() ->
     [row] = [r for r in rows() if r.name == "tests.tick"]
     assert row.status == "queued"
     assert len(windows) == 1
+
+
+def test_a_clock_that_finds_nothing_due_only_reads() -> None:
+    """Every worker's clock looks at least once a second: a look that finds every kind
+    armed for its window must not take the database's write lock (on SQLite, the one the
+    hot writer needs)."""
+    at = clock.now()
+    queue.arm_periodic(at)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(get_engine(), "before_cursor_execute", seen)
+    try:
+        assert queue.arm_periodic(at) == 0
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", seen)
+    assert statements
+    assert [s for s in statements if not s.lstrip().upper().startswith("SELECT")] == []
 
 
 @pytest.mark.parametrize("broker_kind", ["in-process", "redis"])

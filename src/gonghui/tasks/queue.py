@@ -753,17 +753,39 @@ def _settle(
 
 def arm_periodic(at: datetime | None = None) -> int:
     """Queue each periodic kind whose window has come and whose last run is over (one row
-    per kind, re-armed); returns how many were queued."""
+    per kind, re-armed); returns how many were queued.
+
+    Every worker's clock calls this at least once a second, so it first reads the kinds'
+    rows and writes only for those that look due: a second in which nothing is due costs
+    one read instead of a write transaction per kind, each of which took SQLite's one
+    write lock from the hot writer (in one process 15 kinds took 16.6 ms a call). The
+    writes keep their own conditions, so clocks that race still arm a window once."""
     at = at or now()
-    armed = 0
+    windows: dict[str, tuple[Kind, datetime]] = {}
     for kind in list(_kinds.values()):
         if kind.every_s is None:
             continue
         every = max(kind.every_s(), 0.001)
-        epoch = at.timestamp()
-        window = datetime.fromtimestamp(math.floor(epoch / every) * every, tz=at.tzinfo)
-        key = f"periodic:{kind.name}"
-        with unit_of_work() as session:
+        window = datetime.fromtimestamp(math.floor(at.timestamp() / every) * every, tz=at.tzinfo)
+        windows[f"periodic:{kind.name}"] = (kind, window)
+    if not windows:
+        return 0
+    with unit_of_work(read_only=True) as session:
+        rows = session.execute(
+            select(Task.key, Task.status, Task.run_at).where(Task.key.in_(list(windows)))
+        )
+        armed_rows = {key: (status, run_at) for key, status, run_at in rows}
+    due = [
+        (key, kind, window)
+        for key, (kind, window) in windows.items()
+        if key not in armed_rows
+        or (armed_rows[key][0] != TaskStatus.QUEUED and armed_rows[key][1] < window)
+    ]
+    if not due:
+        return 0
+    armed = 0
+    with unit_of_work() as session:
+        for key, kind, window in due:
             inserted = session.scalar(
                 upsert_insert(session.get_bind().dialect.name)(Task)
                 .values(
