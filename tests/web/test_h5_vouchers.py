@@ -73,6 +73,8 @@ def test_member_claims_a_voucher_and_sees_it_arrive(
 
     phone.goto(f"/h5/activities/{grab['id']}")
     expect(phone.get_by_role("heading", level=2, name="消费券")).to_be_visible()
+    # Her coupons are a section of their own, each coupon a heading below it.
+    expect(phone.get_by_role("heading", level=2, name="我领取的券")).to_be_attached()
     expect(phone.get_by_text("¥10.00 · 满 ¥50.00 可用")).to_be_visible()
     # The worker opens the stock at WeChat Pay; then the button shows.
     claim = phone.get_by_role("button", name="立即领取")
@@ -202,7 +204,7 @@ def test_a_claims_line_asks_again_until_its_coupon_has_arrived() -> None:
 
     def shown(state: str, asked: int) -> str:
         claim = {"id": 5, "state": state, "coupon_id": "C9" if state == "sent" else None}
-        return line.render(t=translator("zh"), claim=claim, **vouchers._polled(asked))
+        return line.render(t=translator("zh"), **vouchers._claim_line(claim, asked=asked))
 
     sending = shown("sending", 0)
     assert 'hx-get="/h5/voucher-claims/5?n=1"' in sending

@@ -86,7 +86,7 @@ def voucher_centre(request: Request, user: H5Member) -> Response:
 
 # Which of her coupons a page lists: every one (the voucher centre sends ``coupons=all``
 # with its taps and its claims' lines), or those of the grab it shows (its activity page).
-CouponsShown = Annotated[Literal["all", ""], Form()]
+CouponsShown = Literal["all", ""]
 
 
 @router.post("/activities/{activity_id}/vouchers/{stock_id}/claim", response_class=HTMLResponse)
@@ -99,7 +99,7 @@ def claim(
     csrf: Annotated[str, Form()] = "",
     risk_challenge: Annotated[str, Form(max_length=128)] = "",
     risk_answer: Annotated[str, Form(max_length=64)] = "",
-    coupons: CouponsShown = "",
+    coupons: Annotated[CouponsShown, Form()] = "",
 ) -> Response:
     check_csrf(request, user, csrf)
     membership_id = member_of(user).membership_id
@@ -114,7 +114,7 @@ def claim(
         challenge=(risk_challenge, risk_answer) if risk_challenge else None,
         stock_id=stock_id,
         idempotency_key=claim_key or None,
-        shown=lambda result: {"claim": result, **_polled(0)},
+        shown=lambda result: _claim_line(result, asked=0),
         after=lambda: _after_claim(membership_id, activity_id, stock_id, every=coupons == "all"),
     )
 
@@ -129,6 +129,8 @@ def _after_claim(
     with unit_of_work(read_only=True) as session:
         mine = claims.member_claims(session, membership_id=membership_id, activity_id=activity_id)
         cards = [c for c in _stock_cards(session, activity_id, mine) if c["id"] == stock_id]
+        # Two reads, not one filtered: her list holds her newest 200 claims, which need
+        # not hold every claim of this grab that the card counts against her limit.
         shown = claims.member_claims(session, membership_id=membership_id) if every else mine
     return {
         "stock": cards[0] if cards else None,
@@ -143,12 +145,19 @@ def _after_claim(
 # often for a send that waits (its stock paused, WeChat Pay slow).
 POLL_S = (1, 1, 2, 2, 3, 5, 10, 30)
 POLL_MAX = 1000
-# The states in which a claim's line keeps asking (its template says the same).
+# The states in which a claim's line keeps asking: its coupon is still on its way.
 ON_ITS_WAY = frozenset({ClaimState.SENDING, ClaimState.WAITING})
 
 
-def _polled(asked: int) -> dict[str, Any]:
-    return {"poll_s": POLL_S[min(asked, len(POLL_S) - 1)], "next_poll": min(asked + 1, POLL_MAX)}
+def _claim_line(claim: dict[str, Any], *, asked: int) -> dict[str, Any]:
+    """What ``_voucher_claim.html`` shows of a claim the page ``asked`` about so often:
+    whether the line keeps following it, and when it asks next."""
+    return {
+        "claim": claim,
+        "following": claim["state"] in ON_ITS_WAY,
+        "poll_s": POLL_S[min(asked, len(POLL_S) - 1)],
+        "next_poll": min(asked + 1, POLL_MAX),
+    }
 
 
 @router.get("/voucher-claims/{claim_id}", response_class=HTMLResponse)
@@ -157,7 +166,7 @@ def claim_state(
     user: H5Member,
     claim_id: Id,
     n: Annotated[int, Query(ge=0, le=POLL_MAX)] = 0,
-    coupons: Annotated[Literal["all", ""], Query()] = "",
+    coupons: Annotated[CouponsShown, Query()] = "",
 ) -> Response:
     """One of the member's claims as its line on the page follows it (``n``: how many
     times the page asked before), until its coupon arrives or the send fails; then with
@@ -167,8 +176,8 @@ def claim_state(
         found = claims.member_claims(session, membership_id=membership_id, claim_id=claim_id)
         if not found:
             raise NotFound(ActivitiesError.CLAIM_NOT_FOUND, "no such claim of yours")
-        context = {"claim": found[0], **_polled(n)}
-        if found[0]["state"] not in ON_ITS_WAY:
+        context = _claim_line(found[0], asked=n)
+        if not context["following"]:
             grab = None if coupons == "all" else found[0]["activity_id"]
             context["coupons"] = claims.member_claims(
                 session, membership_id=membership_id, activity_id=grab
