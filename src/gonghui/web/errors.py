@@ -21,10 +21,7 @@ def error_key(exc: DomainError) -> str:
 def error_text(exc: DomainError, t: Callable[..., str], *, with_detail: bool = False) -> str:
     """The error as one line in ``t``'s language; ``with_detail`` adds the service's own
     words after it (a developer's page: "table scores has no field team")."""
-    text = t(error_key(exc))
-    if with_detail and exc.message:
-        return t("error.with_detail", error=text, detail=exc.message)
-    return text
+    return _with_detail(t, t(error_key(exc)), exc.message if with_detail else "")
 
 
 def field_errors(
@@ -38,8 +35,11 @@ def field_errors(
             code = str(detail.get("code", exc.code))
             key = f"error.{code}"
             text = t(key) if key in catalogue("zh") else t(error_key(exc))
-            own = str(detail.get("message") or "")
-            if with_detail and own:
-                text = t("error.with_detail", error=text, detail=own)
-            found[str(detail["field"])] = text
+            own = str(detail.get("message") or "") if with_detail else ""
+            found[str(detail["field"])] = _with_detail(t, text, own)
     return found
+
+
+def _with_detail(t: Callable[..., str], text: str, detail: str) -> str:
+    """``text`` followed by the service's own words ``detail``, when there are any."""
+    return t("error.with_detail", error=text, detail=detail) if detail else text
