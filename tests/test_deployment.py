@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -41,7 +42,23 @@ SIM_APPS = [
     "GONGHUI_WECHAT_APP_APPID is the simulator's app wx_sim_mobile:"
     " set your WeChat app's AppID and GONGHUI_WECHAT_APP_SECRET",
 ]
-DEFAULTS_PROBLEMS = [SIMULATORS, DEV_SMS, WECHAT_URL, *SIM_APPS]
+
+
+def public_url(bound: str) -> str:
+    return (
+        "GONGHUI_PUBLIC_BASE_URL is unset (sign-in callbacks, payment notifications and file"
+        f" links would point at {bound}): set it to the address members use,"
+        " e.g. https://union.example.org"
+    )
+
+
+DEFAULTS_PROBLEMS = [
+    SIMULATORS,
+    DEV_SMS,
+    WECHAT_URL,
+    *SIM_APPS,
+    public_url("http://127.0.0.1:8000"),
+]
 
 
 def settings(**changes: Any) -> Settings:
@@ -60,6 +77,7 @@ PRODUCTION_READY = {
     "wechat_mp_appid": "wx0123456789abcdef",
     "wechat_oa_appid": "wx1123456789abcdef",
     "wechat_app_appid": "wx2123456789abcdef",
+    "public_base_url": "https://union.example.org",
 }
 
 
@@ -90,6 +108,7 @@ def test_production_refuses_each_convenience_left_on_even_on_loopback() -> None:
         ("sms_provider", "dev", DEV_SMS),
         ("wechat_base_url", "", WECHAT_URL),
         ("wechat_oa_appid", "wx_sim_official", SIM_APPS[1]),
+        ("public_base_url", "", public_url("http://127.0.0.1:8000")),
     ):
         config = settings(**{**PRODUCTION_READY, "env": "production", name: value})
         refused = refusal(config, host="127.0.0.1")
@@ -143,17 +162,20 @@ def _fresh_install_env(**extra: str) -> dict[str, str]:
 
 
 def _serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    argv = [str(_GONGHUI), "serve", "--skip-migrate", "--port", str(free_port()), *args]
+    argv = [str(_GONGHUI), "serve", "--skip-migrate", *args]
     return subprocess.run(argv, cwd=_ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_gonghui_serve_on_every_interface_with_the_defaults_exits_before_binding() -> None:
-    done = _serve("--host", "0.0.0.0", env=_fresh_install_env())
+    port = free_port()
+    done = _serve("--host", "0.0.0.0", "--port", str(port), env=_fresh_install_env())
 
     assert done.returncode == 2
+    # The address it would call its own is the bound port's, from the options.
+    problems = [*DEFAULTS_PROBLEMS[:-1], public_url(f"http://127.0.0.1:{port}")]
     assert done.stderr.splitlines() == [
         "gonghui refuses to start: this server is bound to 0.0.0.0 (not loopback), but",
-        *(f"  - {p}" for p in DEFAULTS_PROBLEMS),
+        *(f"  - {p}" for p in problems),
         "See 'Production checklist' in README.md.",
     ]
     # Refused before anything else: no database, no keys, no data directory.
@@ -168,9 +190,10 @@ def test_gonghui_serve_in_production_with_simulators_exits() -> None:
         GONGHUI_WECHAT_MP_APPID="wx0123456789abcdef",
         GONGHUI_WECHAT_OA_APPID="wx1123456789abcdef",
         GONGHUI_WECHAT_APP_APPID="wx2123456789abcdef",
+        GONGHUI_PUBLIC_BASE_URL="https://union.example.org",
     )
 
-    done = _serve("--host", "127.0.0.1", env=env)
+    done = _serve("--host", "127.0.0.1", "--port", str(free_port()), env=env)
 
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
@@ -202,5 +225,28 @@ def test_gonghui_serve_on_loopback_in_development_serves_the_simulators() -> Non
         outbox = httpx.get(f"{server.url}/_sim/sms/outbox", params={"phone": "13800138000"})
         assert outbox.status_code == 200
         assert outbox.json() == []
+    finally:
+        server.stop()
+
+
+def test_a_server_without_a_public_address_calls_its_bound_port_its_own() -> None:
+    """A developer whose port 8000 is taken runs ``gonghui serve --port P`` and sets no
+    public address: the links it gives and the simulators it calls are on port P."""
+    server = ServerProcess(env={"GONGHUI_ENV": "development", "GONGHUI_PUBLIC_BASE_URL": ""})
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            discovery = browser.get("/.well-known/openid-configuration").json()
+            assert discovery["issuer"] == server.url
+            # WeChat sign-in through the simulator: the server asks its own simulator for
+            # the code (on port 8000 nothing answers, and the tap failed).
+            consent = browser.get("/h5/login/wechat")
+            assert consent.status_code == 303
+            state = parse_qs(urlsplit(consent.headers["location"]).query)["state"][0]
+            allowed = browser.post(
+                "/h5/login/wechat/sim", data={"nickname": "阿华", "state": state}
+            )
+            assert allowed.status_code == 303, allowed.text[-500:]
+            assert allowed.headers["location"].startswith("/h5/login/wechat/callback?code=")
     finally:
         server.stop()

@@ -102,16 +102,23 @@ def serve(
     """Migrate, then serve the API (and the console and H5 pages)."""
     from gonghui.deployment import UnsafeDeployment, check_deployment
 
+    # The options stand for GONGHUI_HOST and GONGHUI_PORT: the server processes check the
+    # address they are bound to as they load the app, and a server without a public
+    # address calls the bound one its own (links, callbacks, the simulators' address).
+    if host is not None:
+        os.environ["GONGHUI_HOST"] = host
+    if port is not None:
+        os.environ["GONGHUI_PORT"] = str(port)
+    get_settings.cache_clear()
     settings = get_settings()
-    bind = host or settings.host
     try:
-        check_deployment(settings, host=bind)
+        check_deployment(settings)
     except UnsafeDeployment as exc:  # before anything is written: a refused start leaves none
         typer.echo(str(exc), err=True)  # not Rich: it would wrap the lines
         raise typer.Exit(2) from exc
     metrics_dir = _metrics_dir(settings.data_dir)
     try:
-        _serve(bind=bind, port=port, workers=workers, skip_migrate=skip_migrate)
+        _serve(workers=workers, skip_migrate=skip_migrate)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the run is over
 
@@ -145,15 +152,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _serve(*, bind: str, port: int | None, workers: int, skip_migrate: bool) -> None:
+def _serve(*, workers: int, skip_migrate: bool) -> None:
     import uvicorn
 
     from gonghui import hotwrite
     from gonghui.observability import configure_logging
 
     settings = get_settings()
-    # The server processes check again as they load the app, against the address bound.
-    os.environ["GONGHUI_HOST"] = bind
     if not skip_migrate:
         from gonghui.migrations import upgrade
 
@@ -164,8 +169,8 @@ def _serve(*, bind: str, port: int | None, workers: int, skip_migrate: bool) -> 
     get_settings.cache_clear()
     uvicorn.run(
         "gonghui.asgi:app",
-        host=bind,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         workers=workers,
         log_config=None,
         access_log=False,

@@ -1,4 +1,5 @@
-"""The start-up check: development conveniences never run where others can reach them.
+"""The start-up check: development conveniences never run where others can reach them,
+and such a server says at which address others reach it.
 
 The protocol simulators (``/_sim``), the development SMS sink and the simulator's WeChat
 apps let anyone read any phone's sign-in code or sign in as any number. They are for a
@@ -101,6 +102,18 @@ def _conveniences(settings: Settings) -> list[str]:
     return found
 
 
+def _unaddressed(settings: Settings) -> list[str]:
+    """The public address left unset: the bound one stands in, which is not where members
+    and WeChat reach a server others can reach."""
+    if settings.public_base_url:
+        return []
+    return [
+        "GONGHUI_PUBLIC_BASE_URL is unset (sign-in callbacks, payment notifications and file"
+        f" links would point at {settings.resolved_public_base_url}): set it to the address"
+        " members use, e.g. https://union.example.org"
+    ]
+
+
 def check_deployment(settings: Settings | None = None, *, host: str | None = None) -> None:
     """Raise :class:`UnsafeDeployment` if a server bound to ``host`` (default: the
     configured one) would expose a development convenience."""
@@ -108,7 +121,7 @@ def check_deployment(settings: Settings | None = None, *, host: str | None = Non
     reasons = _exposure(settings, settings.host if host is None else host)
     if not reasons:
         return
-    problems = _conveniences(settings)
+    problems = _conveniences(settings) + _unaddressed(settings)
     if problems:
         raise UnsafeDeployment(reasons, problems)
 

@@ -23,7 +23,10 @@ class Settings(BaseSettings):
     redis_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
-    public_base_url: str = "http://127.0.0.1:8000"
+    # The address members and staff use (https://union.example.org): sign-in callbacks,
+    # payment notifications and file links point there. Empty: this server's own address,
+    # http://<host>:<port> (a developer's machine; a server others reach must set it).
+    public_base_url: str = ""
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -231,12 +234,20 @@ class Settings(BaseSettings):
         return not self.database_url or self.database_url.startswith("sqlite")
 
     @property
+    def resolved_public_base_url(self) -> str:
+        """``public_base_url`` without its trailing slash, else the address bound."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
     def resolved_wechat_base_url(self) -> str:
-        return self.wechat_base_url or f"{self.public_base_url.rstrip('/')}/_sim/wechat"
+        return self.wechat_base_url or f"{self.resolved_public_base_url}/_sim/wechat"
 
     @property
     def resolved_wechatpay_base_url(self) -> str:
-        return self.wechatpay_base_url or f"{self.public_base_url.rstrip('/')}/_sim/wechatpay"
+        return self.wechatpay_base_url or f"{self.resolved_public_base_url}/_sim/wechatpay"
 
 
 @lru_cache

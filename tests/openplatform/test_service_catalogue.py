@@ -82,7 +82,7 @@ def test_a_listed_service_is_opened_by_the_members_it_is_shown_to_who_arrive_sig
     target = urlsplit(opened.headers["location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == LAUNCH
     query = {k: v[0] for k, v in parse_qs(target.query).items()}
-    assert query == {"iss": get_settings().public_base_url.rstrip("/"), "target_link_uri": LAUNCH}
+    assert query == {"iss": get_settings().resolved_public_base_url, "target_link_uri": LAUNCH}
     # The provider starts its own request; the member, signed in on the H5, consents once
     # and the provider gets its code.
     _, challenge = pkce()

@@ -306,7 +306,7 @@ def sign(
         params["name"] = download_name
     params["sig"] = _signature(row.id, variant, expires, download_name)
     query = urlencode(params)
-    base = get_settings().public_base_url.rstrip("/")
+    base = get_settings().resolved_public_base_url
     return SignedUrl(f"{base}/api/v1/baas/files/{row.id}/content?{query}", expires)
 
 

@@ -118,7 +118,7 @@ def create_trigger(
             )
             created: dict[str, Any] = {"name": trigger.name, "secret": secret}
             if trigger.event == TriggerEvent.INCOMING:
-                base = get_settings().public_base_url.rstrip("/")
+                base = get_settings().resolved_public_base_url
                 created["incoming_url"] = f"{base}/api/v1/baas/incoming/{trigger.id}"
     except DomainError as exc:
         return _page(

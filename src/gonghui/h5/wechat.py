@@ -57,7 +57,7 @@ def wechat_start(request: Request, appid: str = "") -> Response:
     if _wechat_simulated():
         target = "/h5/login/wechat/sim?" + urlencode({"state": state})
     else:
-        callback = settings.public_base_url.rstrip("/") + "/h5/login/wechat/callback"
+        callback = settings.resolved_public_base_url + "/h5/login/wechat/callback"
         query = urlencode(
             {
                 "appid": app.appid,
@@ -75,7 +75,7 @@ def wechat_start(request: Request, appid: str = "") -> Response:
         max_age=600,
         httponly=True,
         samesite="lax",
-        secure=settings.public_base_url.startswith("https"),
+        secure=settings.resolved_public_base_url.startswith("https"),
         path="/h5/login/wechat",
     )
     return response

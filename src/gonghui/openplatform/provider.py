@@ -49,7 +49,7 @@ REFRESH_TOKEN_TTL_S = 30 * 86400
 
 
 def issuer() -> str:
-    return get_settings().public_base_url.rstrip("/")
+    return get_settings().resolved_public_base_url
 
 
 # -- Authlib's views of our rows -------------------------------------------------------

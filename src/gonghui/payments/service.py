@@ -33,7 +33,7 @@ _handlers: dict[str, Handler] = {}
 def notify_url() -> str:
     """Where WeChat Pay sends its notifications to us (the coupon callback, each order's
     ``notify_url``)."""
-    return f"{get_settings().public_base_url.rstrip('/')}/api/v1/payments/wechatpay/notifications"
+    return f"{get_settings().resolved_public_base_url}/api/v1/payments/wechatpay/notifications"
 
 
 def handles(event_type: str) -> Callable[[Handler], Handler]:

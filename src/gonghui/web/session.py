@@ -51,7 +51,7 @@ def csrf_token_for(session_id: str) -> str:
 
 
 def set_sign_in_cookies(response: Response, pair: TokenPair) -> None:
-    secure = get_settings().public_base_url.startswith("https")
+    secure = get_settings().resolved_public_base_url.startswith("https")
     for name, value, max_age in (
         (ACCESS_COOKIE, pair.access_token, get_settings().refresh_token_ttl_s),
         (REFRESH_COOKIE, pair.refresh_token, get_settings().refresh_token_ttl_s),

@@ -36,7 +36,7 @@ def create_trigger(
     trigger, secret = service.create_trigger(session, actor=staff, app_id=app_id, spec=spec)
     incoming = None
     if trigger.event == TriggerEvent.INCOMING:
-        base = get_settings().public_base_url.rstrip("/")
+        base = get_settings().resolved_public_base_url
         incoming = f"{base}/api/v1/baas/incoming/{trigger.id}"
     return TriggerCreated(
         **TriggerRead.model_validate(trigger).model_dump(), secret=secret, incoming_url=incoming
