@@ -127,6 +127,12 @@ class Actor:
             return True
         return any(path_within(org_path, root) for root in self.roots(permission))
 
+    def can_somewhere(self, permission: Permission) -> bool:
+        """Whether the caller holds ``permission`` at any org at all."""
+        return self.is_platform_admin or any(
+            permission in ROLE_PERMISSIONS[g.role] for g in self.grants
+        )
+
     @property
     def is_staff(self) -> bool:
         return self.is_platform_admin or bool(self.grants)

@@ -421,7 +421,7 @@ def _stamp(at: datetime | None) -> str:
 def request_refresh(session: Session, *, actor: Actor, full: bool = False) -> int:
     """Queue a run of the aggregation job for staff who read analytics (a full one for
     platform admins only), at most once a minute each; returns the task's id."""
-    if not actor.is_platform_admin and not actor.roots(Permission.ANALYTICS_READ):
+    if not actor.can_somewhere(Permission.ANALYTICS_READ):
         raise PermissionDenied(AnalyticsError.FORBIDDEN, "you do not read analytics")
     if full and not actor.is_platform_admin:
         raise PermissionDenied(AnalyticsError.FULL_ADMIN_ONLY, "a full run is for platform admins")

@@ -17,6 +17,7 @@ from gonghui.accounts.totp import TotpChallenge
 from gonghui.activities import overview
 from gonghui.audit import service as audit
 from gonghui.clock import display_zone
+from gonghui.console import nav
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError, RateLimited, Unauthenticated
 from gonghui.members import requests, review
@@ -46,8 +47,8 @@ def console_staff(request: Request) -> PageUser:
     if user is None or not user.principal.actor().is_staff:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired("/console/login?" + urlencode({"next": target}))
-    # The layout links the operators' pages for those who may open them.
-    request.state.operator = operations.may_operate(user.principal.actor())
+    # The layout lists the sections this staff member can use.
+    request.state.sections = nav.sections_for(user.principal.actor())
     return user
 
 

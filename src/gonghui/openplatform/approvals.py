@@ -36,7 +36,7 @@ from gonghui.tenancy import Actor, Permission, path_within, subtree_condition
 
 # Who sees a client's staff-approved scopes in the console: its org's developers and
 # anyone who may approve one of them.
-_SEES = frozenset(
+SEES = frozenset(
     {Permission.APPS_MANAGE}
     | {s.approved_by for s in scopes.SCOPES.values() if s.approved_by is not None}
 )
@@ -84,7 +84,7 @@ def client_org(session: Session, client_pk: int) -> ClientOrg:
 
 
 def _sees(actor: Actor, org_path: str) -> bool:
-    return any(actor.can(p, org_path) for p in _SEES)
+    return any(actor.can(p, org_path) for p in SEES)
 
 
 def _visible_client(session: Session, actor: Actor, client_pk: int) -> tuple[Client, Org]:
@@ -264,7 +264,7 @@ def overview(session: Session, *, actor: Actor) -> list[ClientApprovals]:
     each of those scopes stands."""
     stmt = select(Client, Org).join(Org, Org.id == Client.org_id).order_by(Client.id)
     if not actor.is_platform_admin:
-        roots = sorted({r for p in _SEES for r in actor.roots(p)})
+        roots = sorted({r for p in SEES for r in actor.roots(p)})
         stmt = stmt.where(subtree_condition(Org.path, roots))
     out: list[ClientApprovals] = []
     for client, org in session.execute(stmt):

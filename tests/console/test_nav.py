@@ -1,0 +1,105 @@
+"""The console's sidebar lists the sections a staff member can use, and each one it lists
+opens for them without a refusal."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from gonghui.orgs.models import Role
+from tests.console.test_pages_permissions import console
+from tests.fixtures import StaffFactory, Tree
+
+EVERYONE = ["/console/", "/console/orgs", "/console/staff", "/console/judging"]
+EXPECTED = {
+    Role.ADMIN: [
+        *EVERYONE[:3],
+        "/console/roster",
+        "/console/roster/entries",
+        "/console/reviews",
+        "/console/activities",
+        "/console/news",
+        "/console/risk",
+        "/console/judging",
+        "/console/questions",
+        "/console/merchants",
+        "/console/mall",
+        "/console/analytics",
+        "/console/notifications",
+        "/console/oauth-clients",
+        "/console/apps",
+        "/console/audit",
+        "/console/security",
+    ],
+    Role.OPERATOR: [
+        *EVERYONE[:3],
+        "/console/roster",
+        "/console/roster/entries",
+        "/console/reviews",
+        "/console/activities",
+        "/console/news",
+        "/console/risk",
+        "/console/judging",
+        "/console/questions",
+        "/console/merchants",
+        "/console/mall",
+        "/console/analytics",
+        "/console/notifications",
+        "/console/oauth-clients",
+        "/console/security",
+    ],
+    Role.AUDITOR: [
+        *EVERYONE[:3],
+        "/console/roster/entries",
+        "/console/judging",
+        "/console/analytics",
+        "/console/notifications",
+        # Where apps ask to read the roster, which an auditor may approve.
+        "/console/oauth-clients",
+        "/console/audit",
+        "/console/security",
+    ],
+    Role.DEVELOPER: [
+        *EVERYONE,
+        "/console/oauth-clients",
+        "/console/apps",
+        "/console/security",
+    ],
+}
+PLATFORM = ["/console/queue", "/console/reconciliation"]
+
+
+def _sidebar(page: httpx.Response) -> list[str]:
+    found = re.search(r'<nav class="sidebar"[^>]*>(.*?)</nav>', page.text, re.S)
+    assert found, page.text[:300]
+    return re.findall(r'href="([^"]+)"', found.group(1))
+
+
+def test_each_role_is_offered_the_sections_it_can_use_and_each_opens(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    for role, expected in EXPECTED.items():
+        page = console(api, make_staff(tree.city_a, role))
+        assert _sidebar(page.get("/console/")) == expected, role
+        for href in expected:
+            opened = page.get(href)
+            assert opened.status_code == 200, (role, href, opened.status_code)
+            assert 'role="alert"' not in opened.text, (role, href)
+            assert _sidebar(opened) == expected, (role, href)
+    # Pages a role is not offered refuse it (others narrow to what it may see).
+    operator = console(api, make_staff(tree.city_b, Role.OPERATOR))
+    assert operator.get("/console/audit").status_code == 403
+    assert operator.get("/console/queue").status_code == 403
+    developer = console(api, make_staff(tree.city_b, Role.DEVELOPER))
+    assert developer.get("/console/analytics").status_code == 403
+    assert developer.get("/console/audit").status_code == 403
+
+
+def test_the_platform_admin_is_offered_the_deployments_pages_too(
+    api: httpx.Client, make_staff: StaffFactory
+) -> None:
+    page = console(api, make_staff(None, None, platform_admin=True))
+    assert _sidebar(page.get("/console/")) == [*EXPECTED[Role.ADMIN], *PLATFORM]
+    for href in PLATFORM:
+        assert page.get(href).status_code == 200
