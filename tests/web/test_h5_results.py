@@ -42,7 +42,7 @@ def test_a_member_reads_published_rankings_and_vote_results(
     expect(ranking.nth(1)).to_contain_text("李工匠")
     assert axe(phone) == []
 
-    phone.get_by_role("link", name="← 返回结果公示").click()
+    phone.get_by_role("link", name="‹ 返回结果公示").click()
     phone.get_by_role("link", name="2026年度劳模评选").click()
     expect(phone.get_by_role("heading", name="投票结果")).to_be_visible()
     expect(phone.get_by_text(story.log_hash)).to_be_visible()
