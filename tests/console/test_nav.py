@@ -94,6 +94,17 @@ def test_each_role_is_offered_the_sections_it_can_use_and_each_opens(
     developer = console(api, make_staff(tree.city_b, Role.DEVELOPER))
     assert developer.get("/console/analytics").status_code == 403
     assert developer.get("/console/audit").status_code == 403
+    # The home page's figures follow: an operator's activities and reviews; no zeros for a
+    # developer, who sees neither.
+    shown = operator.get("/console/").text
+    assert ('id="kpi-live"' in shown, 'id="kpi-reviews"' in shown, 'id="live-h"' in shown) == (
+        True,
+        True,
+        True,
+    )
+    shown = developer.get("/console/").text
+    assert ('id="home-figures"' in shown, 'id="live-h"' in shown) == (False, False)
+    assert 'id="alerts-h"' in shown
 
 
 def test_the_platform_admin_is_offered_the_deployments_pages_too(

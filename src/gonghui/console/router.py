@@ -187,6 +187,7 @@ def home(request: Request, user: ConsoleStaff) -> Response:
             "csrf_token": user.csrf_token,
             "display_name": me.display_name if me else "",
             "roles": roles,
+            "offered": {s.href for s in request.state.sections},
             **figures,
         },
     )
