@@ -61,6 +61,8 @@ def test_auditor_reads_the_audit_log_in_english(
     expect(desktop.get_by_role("heading", level=1)).to_have_text("Audit log")
     rows = desktop.locator("tbody tr")
     expect(rows).to_have_count(7)  # six org creations and the auditor's role grant
+    # Details read as written, Chinese and all (not as \u escapes).
+    expect(rows.filter(has_text="orgs.create").last).to_contain_text('"name": "广东省总工会"')
     desktop.get_by_label("Action").fill("staff.grant")
     desktop.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)

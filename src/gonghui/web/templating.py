@@ -27,6 +27,9 @@ def _yuan(cents: int) -> str:
 
 templates.env.filters["local_time"] = _local_time
 templates.env.filters["yuan"] = _yuan
+# ``tojson`` writes Chinese as it is, not as \u escapes: audit details, trigger filters and
+# app templates are read by people (it still escapes <, >, & and ' for the page).
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
 
 
 def request_locale(request: Request) -> str:
