@@ -250,3 +250,20 @@ def test_a_server_without_a_public_address_calls_its_bound_port_its_own() -> Non
             assert allowed.headers["location"].startswith("/h5/login/wechat/callback?code=")
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "own"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8123"),
+        ("0.0.0.0", "http://127.0.0.1:8123"),  # every interface: this machine's loopback
+        ("::", "http://127.0.0.1:8123"),
+        ("::1", "http://[::1]:8123"),
+        ("[::1]", "http://[::1]:8123"),
+        ("union.local", "http://union.local:8123"),
+    ],
+)
+def test_the_address_a_server_without_a_public_one_calls_its_own(host: str, own: str) -> None:
+    assert settings(host=host, port=8123).resolved_public_base_url == own
+    given = settings(host=host, port=8123, public_base_url="https://union.example.org/")
+    assert given.resolved_public_base_url == "https://union.example.org"

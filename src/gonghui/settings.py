@@ -238,7 +238,8 @@ class Settings(BaseSettings):
         """``public_base_url`` without its trailing slash, else the address bound."""
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
-        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        host = self.host.strip("[]")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # every interface
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
