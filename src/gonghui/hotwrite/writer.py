@@ -62,12 +62,13 @@ CallT = TypeVar("CallT")
 # A batch form: every job's keyword arguments in, each job's result or DomainError out.
 Many = Callable[[Session, Sequence[Mapping[str, Any]]], Sequence[Any]]
 
+# Group commit by natural batching: a batch is every job waiting when the writer turns
+# to it (up to MAX_BATCH), and it never waits for more. While one batch runs, the next one
+# gathers, so the busier the writer, the larger its batches. A lone job goes at once. A
+# linger (waiting up to 5 ms for more jobs) was tried: under a 64-connection burst it left
+# the server processes idle while the writer waited, and removing it raised draws from
+# 0.34 to 0.38 of the ping and votes from 0.33 to 0.35 (bench/draw_burst.py, bench/vote.py).
 MAX_BATCH = 128
-# Group commit: a batch that is not full waits up to LINGER_S for one more job, as long as
-# jobs keep coming, but LINGER_MAX_S in all. A lone request waits 2 ms more; under a burst
-# the batches grow, and each commit, savepoint and statement serves more jobs.
-LINGER_S = 0.002
-LINGER_MAX_S = 0.005
 # A batch that loses a deadlock or a serialization failure to another transaction is run
 # again, after a random pause of up to RETRY_PAUSE_S times its attempt, at most MAX_TRIES
 # times in all; then its jobs fail.
@@ -155,18 +156,9 @@ class Writer:
 
     def _next_batch(self) -> list[Job]:
         batch = [self._jobs.get()]
-        deadline = time.monotonic() + LINGER_MAX_S
         while len(batch) < MAX_BATCH:
             try:
                 batch.append(self._jobs.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            wait = min(LINGER_S, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            try:
-                batch.append(self._jobs.get(timeout=wait))
             except queue.Empty:
                 break
         return batch
