@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -72,6 +73,41 @@ def test_auditor_reads_the_audit_log_in_english(
     # The language choice sticks across pages.
     desktop.get_by_role("link", name="Home").click()
     expect(desktop.get_by_role("heading", level=1)).to_contain_text("Welcome")
+
+
+def test_the_audit_log_names_staff_by_username_and_filters_by_either(
+    desktop: Page, api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    admin = make_staff(tree.province, Role.ADMIN)
+    newcomer = make_staff(None)
+    granted = api.post(
+        f"/api/v1/orgs/{tree.city_a}/staff",
+        json={"user_id": newcomer.user_id, "role": "operator"},
+        headers=admin.headers,
+    )
+    assert granted.status_code == 201, granted.text
+    auditor = make_staff(tree.province, Role.AUDITOR)
+    sign_in_to_console(desktop, auditor.username)
+    desktop.goto("/console/audit")
+    rows = desktop.locator("tbody tr")
+    actors = rows.locator("td:nth-child(3)")
+    expect(actors.filter(has_text=f"{admin.username} #{admin.user_id}")).to_have_count(1)
+    for who in (admin.username, str(admin.user_id)):
+        desktop.get_by_label("操作人").fill(who)
+        desktop.get_by_role("button", name="筛选").click()
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("staff.grant")
+        expect(rows.first).to_contain_text(f"{admin.username} #{admin.user_id}")
+        # The subject, the staff member granted a role, by name too.
+        expect(rows.first.locator("td:nth-child(4)")).to_have_text(
+            f"{newcomer.username} #{newcomer.user_id}"
+        )
+    shot(desktop, "console-audit-by-username")
+    desktop.get_by_label("操作人").fill("nobody-here")
+    desktop.get_by_role("button", name="筛选").click()
+    expect(desktop.get_by_role("alert")).to_have_text("没有用户名或 ID 为“nobody-here”的用户")
+    expect(rows).to_have_count(0)
+    assert axe(desktop) == []
 
 
 @pytest.mark.expected_console_errors("status of 403")

@@ -7,8 +7,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from gonghui.accounts import service as accounts
 from gonghui.accounts import totp
@@ -266,37 +267,63 @@ def _day_start(value: str | None, *, plus_days: int = 0) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=display_zone())
 
 
+def _audit_actor(session: Session, by: str) -> int | None:
+    """The user a filter of the audit log names: a staff member's username, else a user
+    id (members have no username)."""
+    if not by:
+        return None
+    found = accounts.find_user_by_username(session, username=by)
+    if found is not None:
+        return found.id
+    return int(by) if by.isdigit() and len(by) <= 18 else None
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(
     request: Request,
     user: ConsoleStaff,
     action: str | None = None,
-    actor_user_id: str | None = None,
+    by: Annotated[str, Query(max_length=64)] = "",
     since: str | None = None,
     until: str | None = None,
     before_id: Id | None = None,
 ) -> Response:
+    """The audit log, newest first; ``by`` is a staff member's username or a user id."""
     actor = _actor(request, user)
     context: dict[str, object] = {"active": "nav.audit", "csrf_token": user.csrf_token}
     if not (actor.is_platform_admin or actor.roots(Permission.AUDIT_READ)):
         context["forbidden"] = True
         return render(request, "console/audit.html", context, status=403)
-    query = audit.AuditQuery(
-        action=action or None,
-        actor_user_id=int(actor_user_id) if actor_user_id and actor_user_id.isdigit() else None,
-        since=_day_start(since),
-        until=_day_start(until, plus_days=1),
-        before_id=before_id,
-        limit=50,
-    )
+    by = by.strip()
     with unit_of_work(read_only=True) as session:
-        entries = audit.search(session, actor=actor, query=query)
+        by_user_id = _audit_actor(session, by)
+        query = audit.AuditQuery(
+            action=action or None,
+            actor_user_id=by_user_id,
+            since=_day_start(since),
+            until=_day_start(until, plus_days=1),
+            before_id=before_id,
+            limit=50,
+        )
+        # Someone unknown did nothing: no entries, and the page says whom it did not find.
+        unknown_by = bool(by) and by_user_id is None
+        entries = [] if unknown_by else audit.search(session, actor=actor, query=query)
+        # Staff by their sign-in name, as actors and as subjects (a role granted to them).
+        users = {e.actor_user_id for e in entries if e.actor_user_id is not None} | {
+            int(e.subject_id)
+            for e in entries
+            if e.subject_type == "user" and e.subject_id and e.subject_id.isdigit()
+        }
+        usernames = accounts.usernames(session, user_ids=users)
         org_names = {o.id: o.name for o in orgs.list_orgs(session, actor=actor)}
     next_before_id = entries[-1].id if len(entries) == query.limit else None
     params = {k: v for k, v in request.query_params.items() if k != "before_id"}
     context.update(
         entries=entries,
         query=query,
+        by=by,
+        unknown_by=unknown_by,
+        usernames=usernames,
         since=since,
         until=until,
         org_names=org_names,
