@@ -30,7 +30,7 @@ from tests import s3server
 from tests.baas.conftest import AppHandle, make_table
 from tests.fixtures import PhoneUserFactory, StaffFactory, Tree, proof_png, request_review
 from tests.members.conftest import csv_bytes, id_number
-from tests.members.test_roster_import import broken_rows
+from tests.members.helpers import broken_rows
 
 _GONGHUI = Path(sys.executable).parent / "gonghui"
 FILES = "/api/v1/baas/files"

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from gonghui.orgs.models import Role
-from tests.console.test_pages_permissions import console
+from tests.console.helpers import console
 from tests.fixtures import StaffFactory, Tree
 
 EVERYONE = ["/console/", "/console/orgs", "/console/staff", "/console/judging"]

@@ -20,7 +20,6 @@ from gonghui.orgs import service as orgs
 from gonghui.orgs.models import Role, StaffRole
 from gonghui.pii import PiiField, unseal
 from gonghui.tenancy import ROLE_PERMISSIONS, Actor, Grant, Permission
-from gonghui.web.session import ACCESS_COOKIE
 from tests.activities.conftest import (
     Member,
     create_activity,
@@ -28,31 +27,10 @@ from tests.activities.conftest import (
     draw,
     lottery_config,
 )
-from tests.fixtures import Staff, StaffFactory, Tree, page_csrf
+from tests.console.helpers import Console, console
+from tests.fixtures import StaffFactory, Tree
 
 ADDRESS = {"name": "张三", "phone": "13800138000", "address": "广州市天河区软件路1号"}
-
-
-class Console:
-    """A signed-in console: the staff member's token as the page cookie, and the CSRF
-    token of a page."""
-
-    def __init__(self, api: httpx.Client, token: str) -> None:
-        self.api = api
-        self.cookie = {"Cookie": f"{ACCESS_COOKIE}={token}"}
-
-    def get(self, path: str) -> httpx.Response:
-        return self.api.get(path, headers=self.cookie)
-
-    def post(self, path: str, data: dict[str, str], *, form_page: str) -> httpx.Response:
-        page = self.get(form_page)
-        csrf = page_csrf(page.text)
-        assert csrf, page.text[:300]
-        return self.api.post(path, data={**data, "csrf": csrf}, headers=self.cookie)
-
-
-def console(api: httpx.Client, staff: Staff) -> Console:
-    return Console(api, staff.headers["Authorization"].removeprefix("Bearer "))
 
 
 def member_console(api: httpx.Client, member: Member) -> Console:

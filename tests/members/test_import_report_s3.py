@@ -9,7 +9,7 @@ from gonghui.orgs.models import Role
 from gonghui.storage import S3Store, attachment
 from tests.fixtures import PASSWORD, StaffFactory, Tree
 from tests.members.conftest import Uploader, csv_bytes, report_rows
-from tests.members.test_roster_import import broken_rows
+from tests.members.helpers import broken_rows
 
 
 def test_import_error_reports_redirect_only_for_staff_who_may_read_them(

@@ -11,7 +11,7 @@ import httpx
 from gonghui import clock
 from gonghui.orgs.models import Role
 from tests.fixtures import StaffFactory, Tree
-from tests.news.test_news import publish, write
+from tests.news.helpers import publish, write
 from tests.openplatform.conftest import ClientFactory, bearer, client_token
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.ops.test_readiness import checks
+from tests.ops.helpers import checks
 
 
 def test_health_and_readiness(api: httpx.Client) -> None:

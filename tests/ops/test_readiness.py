@@ -14,19 +14,14 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from gonghui import readiness, redis_conn
+from gonghui import readiness
 from gonghui.readiness import Check
 from gonghui.settings import get_settings
 from tests.conftest import redis_configured
+from tests.ops.helpers import checks
 from tests.serverproc import ServerProcess
 
 pytestmark = pytest.mark.database_fallback
-
-
-def checks(**failed: str) -> dict[str, str]:
-    """Every check this run has (Redis when the run configures one), ``ok`` unless named."""
-    names = ["database", "storage", "queue"] + (["redis"] if redis_conn.configured() else [])
-    return {name: failed.get(name, "ok") for name in names}
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ import httpx
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from gonghui import clock, tasks
-from gonghui.integrations.wechatpay import WechatPayClient, configured_merchant
 from gonghui.orgs.models import Role
 from gonghui.reconciliation import compare
 from gonghui.reconciliation.models import DifferenceKind, Source
@@ -20,6 +19,7 @@ from tests.activities.conftest import MemberFactory
 from tests.activities.voucher_grab.conftest import claim, grab, link_wechat, my_claims
 from tests.fixtures import StaffFactory, Tree
 from tests.mall.conftest import checkout, order, pay, product
+from tests.reconciliation.helpers import planted_payment
 
 REPORTS = "/api/v1/reconciliation/reports"
 
@@ -27,27 +27,6 @@ REPORTS = "/api/v1/reconciliation/reports"
 def _use(api: httpx.Client, coupon_id: str, **how: Any) -> None:
     used = api.post(f"/_sim/wechatpay/_control/coupons/{coupon_id}/use", json=how)
     assert used.json()["used"] is True, used.text
-
-
-def _planted_payment(api: httpx.Client) -> str:
-    """A payment WeChat Pay has that no order of ours made (its notification goes nowhere)."""
-    client = WechatPayClient(configured_merchant())
-    client.call(
-        "POST",
-        "/v3/pay/transactions/jsapi",
-        {
-            "appid": "wx_sim_mini",
-            "mchid": client.merchant.mchid,
-            "description": "不是我们的订单",
-            "out_trade_no": "PLANTED0001",
-            "notify_url": "http://127.0.0.1:9/nowhere",
-            "amount": {"total": 4321},
-            "payer": {"openid": "o-somebody"},
-        },
-    )
-    paid = api.post("/_sim/wechatpay/_control/transactions/PLANTED0001/pay", json={})
-    assert paid.json()["paid"] is True
-    return "PLANTED0001"
 
 
 def test_the_day_agrees_and_every_planted_difference_is_listed(
@@ -88,7 +67,7 @@ def test_the_day_agrees_and_every_planted_difference_is_listed(
     out_refund_no = f"{returned['out_trade_no']}R"
     api.post(f"/_sim/wechatpay/_control/refunds/{out_refund_no}/succeed", json={})
     assert order(api, buyer, returned["id"])["state"] == "refunded"
-    planted = _planted_payment(api)
+    planted = planted_payment(api)
 
     # Only the deployment's operators reconcile; a day to come has nothing to compare.
     today = clock.local_day()

@@ -234,7 +234,7 @@ def test_a_back_end_reads_its_unions_news_page_by_page(
     server: str, api: httpx.Client, tree: Tree, make_staff: StaffFactory,
     register_client: ClientFactory,
 ) -> None:  # fmt: skip
-    from tests.news.test_news import publish
+    from tests.news.helpers import publish
 
     editor = make_staff(tree.province, Role.OPERATOR)
     reviewer = make_staff(tree.province, Role.OPERATOR)

@@ -33,7 +33,7 @@ def test_the_typescript_sdk_signs_in_renews_pages_and_refuses_against_the_server
     union_activities: UnionActivities,
     typescript_build: Path,
 ) -> None:
-    from tests.news.test_news import publish
+    from tests.news.helpers import publish
 
     editor = make_staff(tree.province, Role.OPERATOR)
     reviewer = make_staff(tree.province, Role.OPERATOR)

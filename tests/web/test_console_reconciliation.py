@@ -12,7 +12,7 @@ from gonghui.integrations import wechatpay_simulator as sim
 from gonghui.orgs.models import Role
 from gonghui.reconciliation import service as reconciliation
 from tests.fixtures import StaffFactory, Tree
-from tests.reconciliation.test_daily import _planted_payment
+from tests.reconciliation.helpers import planted_payment
 from tests.web.conftest import axe, shot
 from tests.web.pages import sign_in_to_console
 
@@ -22,7 +22,7 @@ def test_a_platform_admin_reads_the_days_differences(
 ) -> None:
     sim.reset()
     api.post("/_sim/wechatpay/_control/faults", json={"latency_ms": 0})
-    planted = _planted_payment(api)
+    planted = planted_payment(api)
     reconciliation.run(clock.local_day())
     admin = make_staff(None, None, platform_admin=True)
     sign_in_to_console(desktop, admin.username)

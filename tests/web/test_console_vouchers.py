@@ -13,8 +13,8 @@ from tests.activities.conftest import create_activity, create_member
 from tests.activities.voucher_grab.conftest import link_wechat
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
+from tests.web.helpers import GRAB
 from tests.web.pages import sign_in_to_console
-from tests.web.test_h5_vouchers import GRAB
 
 
 def stock_id(activity_id: int) -> int:

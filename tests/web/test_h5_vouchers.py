@@ -22,22 +22,8 @@ from gonghui.web.templating import templates
 from tests.activities.conftest import create_activity, id_number
 from tests.fixtures import StaffFactory, Tree
 from tests.web.conftest import axe, shot
+from tests.web.helpers import GRAB
 from tests.web.pages import sign_in_by_phone, verify_membership
-
-GRAB = {
-    "kind": "voucher_grab",
-    "voucher_grab": {
-        "stocks": [
-            {
-                "name": "十元消费券",
-                "coupon_amount_cents": 1000,
-                "threshold_cents": 5000,
-                "max_coupons": 100,
-                "max_per_member": 1,
-            }
-        ]
-    },
-}
 
 
 def verified_member(phone: Page, org_id: int, name: str, n: int) -> None:
