@@ -58,6 +58,7 @@ from gonghui.request_text import refuse_unstorable_text
 from gonghui.risk.router import router as risk_router
 from gonghui.routing import flatten_included_routers, index_routes
 from gonghui.settings import get_settings
+from gonghui.web import errors as web_errors
 
 log = logging.getLogger("gonghui.app")
 
@@ -72,13 +73,21 @@ _HTTP_CODES = {
 }
 
 
-def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
+    if web_errors.wants_page(request):
+        key = web_errors.error_key(exc)
+        return web_errors.error_page(
+            request, status=exc.status_code, key=key, headers=exc.headers()
+        )
     return JSONResponse(exc.envelope(), status_code=exc.status_code, headers=exc.headers())
 
 
-def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if web_errors.wants_page(request):  # a page's link or form the server cannot read
+        key = "error.bad_link" if request.method == "GET" else "error.status.422"
+        return web_errors.error_page(request, status=422, key=key)
     details: list[dict[str, Any]] = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
@@ -94,15 +103,18 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if web_errors.wants_page(request):  # a page that does not exist, most often
+        key = web_errors.status_key(exc.status_code)
+        return web_errors.error_page(request, status=exc.status_code, key=key, headers=exc.headers)
     code = _HTTP_CODES.get(exc.status_code, f"http.{exc.status_code}")
     return JSONResponse(
         envelope(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
     )
 
 
-def _database_error(request: Request, exc: Exception) -> JSONResponse:
+def _database_error(request: Request, exc: Exception) -> Response:
     refusal = db.unavailable(exc)
     if refusal is None:
         return _unexpected_error(request, exc)

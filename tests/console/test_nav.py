@@ -114,3 +114,33 @@ def test_the_platform_admin_is_offered_the_deployments_pages_too(
     assert _sidebar(page.get("/console/")) == [*EXPECTED[Role.ADMIN], *PLATFORM]
     for href in PLATFORM:
         assert page.get(href).status_code == 200
+
+
+def test_a_section_not_offered_is_closed_every_page_of_it(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    developer = console(api, make_staff(tree.city_b, Role.DEVELOPER))
+    as_browser = {**developer.cookie, "Accept": "text/html,application/xhtml+xml"}
+    for path in (
+        "/console/mall",
+        "/console/mall/orders",
+        "/console/roster",
+        "/console/roster/entries/1",
+        "/console/activities/1/stats",
+        "/console/audit",
+        "/console/queue",
+    ):
+        page = api.get(path, headers=as_browser)
+        assert page.status_code == 403, (path, page.status_code)
+        assert "您的角色不能使用这个栏目" in page.text, path
+        assert _sidebar(page) == EXPECTED[Role.DEVELOPER], path
+    # A form sent to a closed section is refused before it is read.
+    sent = api.post("/console/mall/products", data={"csrf": "x"}, headers=as_browser)
+    assert sent.status_code == 403
+    # A client that does not ask for a page gets the one error envelope.
+    refused = developer.get("/console/mall")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "console.section_closed"
+    # Its own sections, and pages of no section, open.
+    assert api.get("/console/apps", headers=as_browser).status_code == 200
+    assert api.get("/console/services", headers=as_browser).status_code == 200

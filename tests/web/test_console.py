@@ -119,7 +119,37 @@ def test_operator_cannot_open_the_audit_log(
     response = desktop.goto("/console/audit")
     assert response is not None
     assert response.status == 403
-    expect(desktop.get_by_role("alert")).to_have_text("仅审计员和管理员可查看审计日志")
+    expect(desktop.get_by_role("alert")).to_have_text("您的角色不能使用这个栏目")
+
+
+@pytest.mark.expected_console_errors("status of 404", "status of 422")
+def test_a_page_that_is_not_there_is_a_page_that_says_so(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    admin = make_staff(tree.city_a, Role.ADMIN)
+    sign_in_to_console(desktop, admin.username)
+    # An activity that does not exist (a stale link): the console's frame, and a way home.
+    response = desktop.goto("/console/activities/987654")
+    assert response is not None
+    assert response.status == 404
+    expect(desktop.get_by_role("heading", level=1)).to_have_text("出错了")
+    expect(desktop.get_by_role("alert")).to_have_text("活动不存在或无权访问")
+    sidebar = desktop.get_by_role("navigation", name="主导航")
+    expect(sidebar.get_by_role("link", name="活动管理")).to_have_attribute("aria-current", "page")
+    shot(desktop, "console-not-found")
+    assert axe(desktop) == []
+    desktop.get_by_role("link", name="返回首页").click()
+    expect(desktop).to_have_url("/console/")
+    # A link the server cannot read, and an address of no page: a page too, in English.
+    for path, status, text in (
+        ("/console/activities/abc?lang=en", 422, "This link is not valid"),
+        ("/console/no-such-page", 404, "Not found, or deleted"),
+        ("/h5/no-such-page", 404, "Not found, or deleted"),
+    ):
+        response = desktop.goto(path)
+        assert response is not None
+        assert response.status == status, path
+        expect(desktop.get_by_role("alert")).to_contain_text(text)
 
 
 def test_sign_out_ends_the_session(desktop: Page, tree: Tree, make_staff: StaffFactory) -> None:

@@ -44,7 +44,7 @@ def test_platform_admin_sees_the_queue_and_runs_a_dead_task_again(
     sign_in_to_console(desktop, operator.username)
     expect(desktop.get_by_role("link", name="任务队列")).to_have_count(0)
     desktop.goto("/console/queue")
-    expect(desktop.get_by_role("alert")).to_have_text("仅平台管理员可查看任务队列")
+    expect(desktop.get_by_role("alert")).to_have_text("您的角色不能使用这个栏目")
     desktop.get_by_role("button", name="退出登录").click()
 
     admin = make_staff(None, None, platform_admin=True)

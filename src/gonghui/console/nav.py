@@ -1,10 +1,10 @@
 """The console's sections, each listed for the staff who can use it.
 
 A section is listed when its page would show the staff member something to read or do:
-the permission its page reads with, held at some org. The pages themselves still refuse
-or narrow what a caller may not see (tenancy.py); the list only stops offering a
-developer the roster import or an operator the audit log, pages that would refuse them
-or show them an empty list that is not the truth."""
+the permission its page reads with, held at some org. A section not listed is closed to
+them, every page of it (``console_staff`` refuses it with 403): a developer who types in
+the mall's address is told so, not shown an empty shelf that is not the truth. Within a
+section the pages still refuse or narrow what a caller may not see (tenancy.py)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,21 @@ PLATFORM_SECTIONS = (
     _section("/console/queue", "nav.queue"),
     _section("/console/reconciliation", "nav.reconciliation"),
 )
+
+
+def section_of(path: str) -> Section | None:
+    """The section a console page belongs to: the one whose address is the longest prefix
+    of ``path`` (``/console/roster/entries/7`` is the roster entries', not the roster's);
+    the home page only itself; None for pages of no section (sign-in, the services)."""
+    found = None
+    for section in (*SECTIONS, *PLATFORM_SECTIONS):
+        if section.href == "/console/":
+            inside = path == section.href
+        else:
+            inside = path == section.href or path.startswith(section.href + "/")
+        if inside and (found is None or len(section.href) > len(found.href)):
+            found = section
+    return found
 
 
 def sections_for(actor: Actor) -> list[Section]:

@@ -20,7 +20,7 @@ from gonghui.audit import service as audit
 from gonghui.clock import display_zone
 from gonghui.console import nav
 from gonghui.db import unit_of_work
-from gonghui.errors import DomainError, RateLimited, Unauthenticated
+from gonghui.errors import DomainError, PermissionDenied, RateLimited, Unauthenticated
 from gonghui.members import requests, review
 from gonghui.operations import service as operations
 from gonghui.orgs import service as orgs
@@ -44,12 +44,20 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 def console_staff(request: Request) -> PageUser:
+    """The signed-in staff member, on a page of a section open to them (console/nav.py)."""
     user = current_page_user(request)
-    if user is None or not user.principal.actor().is_staff:
+    actor = user.principal.actor() if user is not None else None
+    if user is None or actor is None or not actor.is_staff:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired("/console/login?" + urlencode({"next": target}))
-    # The layout lists the sections this staff member can use.
-    request.state.sections = nav.sections_for(user.principal.actor())
+    # The layout lists the sections this staff member can use, and an error page keeps it.
+    request.state.sections = nav.sections_for(actor)
+    request.state.csrf_token = user.csrf_token
+    section = request.state.section = nav.section_of(request.url.path)
+    if section is not None and section not in request.state.sections:
+        raise PermissionDenied(
+            "console.section_closed", "your roles do not open this section of the console"
+        )
     return user
 
 
