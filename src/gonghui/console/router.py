@@ -316,13 +316,15 @@ def audit_page(
         # Someone unknown did nothing: no entries, and the page says whom it did not find.
         unknown_by = bool(by) and by_user_id is None
         entries = [] if unknown_by else audit.search(session, actor=actor, query=query)
-        # Staff by their sign-in name, as actors and as subjects (a role granted to them).
+        # Staff by their sign-in name, as actors and as subjects (a role granted to them),
+        # keyed by the id as the entry holds it (an actor's number, a subject's text).
         users = {e.actor_user_id for e in entries if e.actor_user_id is not None} | {
             int(e.subject_id)
             for e in entries
             if e.subject_type == "user" and e.subject_id and e.subject_id.isdigit()
         }
-        usernames = accounts.usernames(session, user_ids=users)
+        names = accounts.usernames(session, user_ids=users)
+        usernames = {key: name for i, name in names.items() for key in (i, str(i))}
         org_names = {o.id: o.name for o in orgs.list_orgs(session, actor=actor)}
     next_before_id = entries[-1].id if len(entries) == query.limit else None
     params = {k: v for k, v in request.query_params.items() if k != "before_id"}
