@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gonghui import (
     db,
+    heap,
     invalidation,
     metrics,
     models,  # noqa: F401  (complete metadata)
@@ -132,10 +132,7 @@ def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     from gonghui import background
 
-    # What exists now (modules, the app, ORM mappers: some 200,000 objects) lives as long
-    # as the process. Frozen, the collector stops re-scanning it on every full collection,
-    # which otherwise pauses a busy server for tens of milliseconds at a time.
-    gc.freeze()
+    heap.freeze_startup_objects()
     # With Redis: this process listens for cache changes from the start.
     invalidation.start_transport()
     background.start()

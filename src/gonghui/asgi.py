@@ -1,7 +1,5 @@
 """The ASGI entry point uvicorn workers import."""
 
-import gc
-
 from gonghui.app import create_app
 from gonghui.deployment import check_deployment
 from gonghui.observability import configure_logging
@@ -11,8 +9,5 @@ from gonghui.settings import get_settings
 # (another ASGI server must be given its bind address as GONGHUI_HOST).
 check_deployment()
 configure_logging(get_settings().log_level, json_lines=get_settings().log_json)
+# The app's lifespan freezes what it built (gonghui.heap) before it serves.
 app = create_app()
-# What exists now (modules, routes, models, metadata) lives as long as the worker: keep it
-# out of the cyclic collector's generations, so that a full collection under load does
-# not stall every request while it rescans all of it.
-gc.freeze()

@@ -189,7 +189,7 @@ def worker(
     import signal
     import threading
 
-    from gonghui import background, invalidation
+    from gonghui import background, heap, invalidation
     from gonghui.observability import configure_logging
     from gonghui.tasks import runtime
 
@@ -200,6 +200,7 @@ def worker(
         signal.signal(signum, lambda *_: stop.set())
     invalidation.start_transport()
     background.load()
+    heap.freeze_startup_objects()
     runtime.start(threads=threads)
     console.print(f"worker {os.getpid()} running ({threads or settings.worker_threads} threads)")
     stop.wait()

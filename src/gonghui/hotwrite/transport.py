@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, Listener
 from typing import Any, cast
 
+from gonghui import heap
 from gonghui.hotwrite import registry
 from gonghui.hotwrite.writer import Job, local_writer
 from gonghui.observability import configure_logging
@@ -84,6 +85,7 @@ def _writer_main(address: str, parent: int, extra_modules: Sequence[str]) -> Non
     settings = get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
     registry.load(extra_modules)
+    heap.freeze_startup_objects()
     listener = Listener(address, family="AF_UNIX")
     os.chmod(address, 0o600)
     while True:
