@@ -22,28 +22,11 @@ from gonghui.tenancy import SYSTEM
 from gonghui.web.i18n import LOCALES, catalogue
 from gonghui.web.session import ACCESS_COOKIE
 from tests.baas.conftest import signed_in_user
-from tests.fixtures import Staff, Tree, page_csrf
+from tests.console.helpers import Console, console
+from tests.fixtures import Tree
 
 CLIENT_KEY = re.compile(r"ghc_[A-Za-z0-9_-]{43}")
 SERVER_KEY = re.compile(r"ghs_[A-Za-z0-9_-]{43}")
-
-
-class Console:
-    """A staff member's console, as their browser would hold it: the sign-in cookie and
-    the CSRF token of their session."""
-
-    def __init__(self, api: httpx.Client, staff: Staff) -> None:
-        self.api = api
-        token = staff.headers["Authorization"].removeprefix("Bearer ")
-        self.cookie = {"Cookie": f"{ACCESS_COOKIE}={token}"}
-        page = api.get("/console/apps", headers=self.cookie)
-        self.csrf = page_csrf(page.text)
-
-    def get(self, path: str) -> httpx.Response:
-        return self.api.get(path, headers=self.cookie)
-
-    def post(self, path: str, data: dict[str, str] | None = None) -> httpx.Response:
-        return self.api.post(path, data={"csrf": self.csrf, **(data or {})}, headers=self.cookie)
 
 
 def _app_id(page: httpx.Response) -> int:
@@ -54,7 +37,7 @@ def _app_id(page: httpx.Response) -> int:
 
 @pytest.fixture
 def developer(api: httpx.Client, tree: Tree) -> Console:
-    return Console(api, signed_in_user(tree.city_a, Role.DEVELOPER))
+    return console(api, signed_in_user(tree.city_a, Role.DEVELOPER))
 
 
 def _fill(app_id: int, table: str, items: list[dict[str, object]]) -> None:
@@ -123,8 +106,8 @@ def test_staff_without_the_right_and_members_are_refused(
             select(App.client_key_hash, App.server_key_hash).where(App.id == app_id)
         ).one()
 
-    outsider = Console(api, signed_in_user(tree.city_b, Role.DEVELOPER))
-    operator = Console(api, signed_in_user(tree.city_a, Role.OPERATOR))
+    outsider = console(api, signed_in_user(tree.city_b, Role.DEVELOPER))
+    operator = console(api, signed_in_user(tree.city_a, Role.OPERATOR))
     # A developer of another subtree does not find the app; an operator, whose roles do not
     # open the developer centre at all, is refused every page of it alike.
     for staff, hidden, not_yours in ((outsider, 404, 422), (operator, 403, 403)):
@@ -379,7 +362,7 @@ def test_a_webhook_triggers_secret_is_shown_once(
     )
     assert bad.status_code == 422
     assert "unknown field" in bad.text
-    outsider = Console(api, signed_in_user(tree.city_b, Role.DEVELOPER))
+    outsider = console(api, signed_in_user(tree.city_b, Role.DEVELOPER))
     refused = outsider.post(f"/console/apps/{app_id}/triggers", {**form, "name": "steal"})
     assert refused.status_code == 404
     assert "whsec_" not in refused.text
@@ -434,7 +417,7 @@ def test_a_refusal_above_a_form_is_in_the_readers_language_with_the_services_wor
     assert _alert(english) == "The permissions are not valid (unknown grant 'everyone')"
 
     # An org-tree refusal on the staff's own page: the code's text, no service words.
-    admin = Console(api, signed_in_user(tree.province, Role.ADMIN))
+    admin = console(api, signed_in_user(tree.province, Role.ADMIN))
     taken = admin.post(
         "/console/orgs",
         {"parent_id": str(tree.province), "name": "重复", "code": "GZ", "level": "city"},
