@@ -9,6 +9,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,10 +19,11 @@ import httpx
 import pyotp
 import pytest
 from PIL import Image
+from sqlalchemy import event
 
 from gonghui import clock, hooks
 from gonghui.accounts.service import create_staff_user
-from gonghui.db import unit_of_work
+from gonghui.db import get_engine, unit_of_work
 from gonghui.notifications import events
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import OrgLevel, Role
@@ -349,3 +351,21 @@ def page_csrf(html: str) -> str:
     page of a signed-in user sends with htmx requests); "" if it carries none."""
     found = _PAGE_CSRF.search(html)
     return (found[1] or found[2]) if found else ""
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements run on the engine inside the block, but for reads of the change
+    feed itself (one may fall due on a slow machine): what a cached read did not spare."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "core_cache_change" not in statement:
+            seen.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -4,14 +4,12 @@ token's claims (or a principal it loaded) no longer hold."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from gonghui import clock, housekeeping, invalidation
 from gonghui.accounts import principal as principals
@@ -20,37 +18,19 @@ from gonghui.accounts.errors import AccountsError
 from gonghui.accounts.models import AuthSession, SessionKind, User
 from gonghui.accounts.service import create_user
 from gonghui.accounts.tokens import start_session
-from gonghui.db import get_engine, unit_of_work
+from gonghui.db import unit_of_work
 from gonghui.errors import Unauthenticated
 from gonghui.invalidation import CacheChange
 from gonghui.orgs.models import Org, Role, StaffRole
 from gonghui.orgs.service import grant_role
 from gonghui.settings import get_settings
 from gonghui.tenancy import SYSTEM, Grant
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, statements
 from tests.serverproc import ServerProcess
 
 # Other processes are simulated by writing the feed's table alone (with Redis: as if their
 # publish was lost), so the table is read as often as without Redis.
 pytestmark = [pytest.mark.database_fallback, pytest.mark.usefixtures("polled_feed")]
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL statements run on the engine inside the block that read a sign-in (a read
-    of the feed itself, should one fall due on a slow machine, is not one)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "core_cache_change" not in statement:
-            seen.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _resolve(token: str) -> principals.Principal:

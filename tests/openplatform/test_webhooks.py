@@ -25,7 +25,7 @@ from gonghui.orgs import service as orgs
 from gonghui.orgs.models import OrgLevel, Role
 from gonghui.tenancy import SYSTEM
 from tests.activities.conftest import Member, create_activity, create_member, lottery_config
-from tests.fixtures import Staff, StaffFactory, Tree
+from tests.fixtures import Staff, StaffFactory, Tree, statements
 from tests.openplatform.conftest import ClientFactory, RegisteredClient
 from tests.receiver import Received, running_receiver
 
@@ -302,6 +302,25 @@ def test_a_disabled_endpoint_or_client_gets_nothing(
     assert delivery_log(api, city_developer, client, off) == []
     [stopped] = delivery_log(api, city_developer, client, on)
     assert (stopped["status"], stopped["last_error"]) == ("dead", "the endpoint is disabled")
+
+
+def test_events_no_endpoint_listens_to_read_no_endpoint_until_one_is_added(
+    api: httpx.Client, tree: Tree, city_developer: Staff, register_client: ClientFactory
+) -> None:
+    """The usual case, met by every batch of draws: no endpoint over the org. The answer is
+    held per process, so a transaction's event reads no endpoint; an endpoint added drops
+    it, and the next event is told to the endpoint."""
+    client = register_client()
+    create_member(tree.grassroots_a1x)  # the answer "none" is now held
+    with statements() as seen:
+        create_member(tree.grassroots_a1x)
+    assert seen, "the member was written"
+    assert not [s for s in seen if "openplatform_webhook_endpoint" in s]
+    with running_receiver() as receiver:
+        add_webhook(api, city_developer, client, receiver.url, ["member.verified"])
+        create_member(tree.grassroots_a1x)
+        tasks.run_due()
+    assert len(receiver.requests) == 1
 
 
 def test_a_deleted_endpoint_is_gone_from_the_list_and_gets_nothing(

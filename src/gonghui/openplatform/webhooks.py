@@ -19,9 +19,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, object_session
 
-from gonghui import hooks, pii
+from gonghui import hooks, invalidation, pii
 from gonghui.audit import service as audit
 from gonghui.baas.triggers import delivery as engine
 from gonghui.baas.triggers.models import Delivery, DeliveryAttempt
@@ -35,7 +36,7 @@ from gonghui.openplatform import clients
 from gonghui.openplatform.errors import OpenPlatformError
 from gonghui.openplatform.identity import pairwise_subject
 from gonghui.openplatform.models import Client, WebhookEndpoint
-from gonghui.orgs.models import Org
+from gonghui.orgs.models import ORG_TREE_TOPIC, Org
 from gonghui.outbound import OutboundError, check_url
 from gonghui.settings import get_settings
 from gonghui.tenancy import Actor, path_ids
@@ -309,6 +310,52 @@ def redeliver(
 # emits an event per prize); a change of an endpoint in the transaction forgets them.
 _BY_ORG = "openplatform.webhooks.by_org"
 
+# Which endpoints each org's chain has subscribed to which event, held per process as the
+# org triggers are (baas/triggers/service.py): every batch of hot writes (draws, coupons
+# sent) is a transaction of its own that emits events, and almost always finds no endpoint
+# to tell. Any change of an endpoint or a client through the ORM (topic
+# ``openplatform.webhooks``, recorded by the mapper hooks below) or a move in the org tree
+# drops the lot, at its commit in this process and within the feed's lag in every other;
+# in a transaction that changed one, the table is read. Only the answer "none" is taken
+# from here: deliveries are made from the rows as the transaction reads them.
+TOPIC = "openplatform.webhooks"
+SUBSCRIPTIONS_TTL_S = 300.0
+_subscriptions: invalidation.TopicCache[int, dict[str, tuple[int, ...]]] = invalidation.TopicCache(
+    "openplatform.webhooks.subscriptions",
+    key_of=lambda org_id, _: str(org_id),
+    ttl_s=SUBSCRIPTIONS_TTL_S,
+    cleared_by=(TOPIC, ORG_TREE_TOPIC),
+)
+
+
+def _endpoints_changed(_mapper: Any, _connection: Any, target: Any) -> None:
+    session = object_session(target)
+    if session is not None:
+        invalidation.changed(session, TOPIC)
+
+
+for _model in (WebhookEndpoint, Client):
+    for _change in ("after_insert", "after_update", "after_delete"):
+        sa_event.listen(_model, _change, _endpoints_changed)
+
+
+def _subscribed(session: Session, org_id: int, name: str) -> bool:
+    """Whether any enabled endpoint over ``org_id`` is subscribed to event ``name``."""
+    if invalidation.pending(session, TOPIC):
+        return any(name in e.events for e, _ in _endpoints_over(session, org_id))
+    by_event = _subscriptions.read_through(
+        session, org_id, lambda: _read_subscriptions(session, org_id)
+    )
+    return name in by_event
+
+
+def _read_subscriptions(session: Session, org_id: int) -> dict[str, tuple[int, ...]]:
+    by_event: dict[str, list[int]] = {}
+    for endpoint, _ in _endpoints_over(session, org_id):
+        for name in endpoint.events:
+            by_event.setdefault(str(name), []).append(endpoint.id)
+    return {name: tuple(ids) for name, ids in by_event.items()}
+
 
 def _forget(session: Session) -> None:
     session.info.pop(_BY_ORG, None)
@@ -361,7 +408,7 @@ def _on_org_event(
     session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]
 ) -> None:
     name = _FROM_ORG_EVENT.get(event)
-    if name is None:
+    if name is None or not _subscribed(session, org_id, str(name)):
         return
     subscribed = [(e, c) for e, c in _endpoints_over(session, org_id) if name in e.events]
     if not subscribed:
