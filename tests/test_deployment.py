@@ -203,6 +203,34 @@ def test_gonghui_serve_in_production_with_simulators_exits() -> None:
     ]
 
 
+def test_a_worker_in_production_with_simulators_or_no_public_address_exits() -> None:
+    """A worker sends what the server would (SMS, WeChat messages, coupons, their links): a
+    deployment's worker started apart from its servers is held to the same check."""
+    production = {
+        "GONGHUI_ENV": "production",
+        "GONGHUI_SMS_PROVIDER": "aliyun",
+        "GONGHUI_WECHAT_BASE_URL": "https://api.weixin.qq.com",
+        "GONGHUI_WECHAT_MP_APPID": "wx0123456789abcdef",
+        "GONGHUI_WECHAT_OA_APPID": "wx1123456789abcdef",
+        "GONGHUI_WECHAT_APP_APPID": "wx2123456789abcdef",
+    }
+    argv = [str(_GONGHUI), "worker"]
+
+    done = subprocess.run(
+        argv, cwd=_ROOT, env=_fresh_install_env(**production), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "gonghui refuses to start: this server is running with GONGHUI_ENV=production, but",
+        f"  - {SIMULATORS}",
+        f"  - {public_url('http://127.0.0.1:8000')}",
+        "See 'Production checklist' in README.md.",
+    ]
+    assert not (get_settings().data_dir / "fresh-install").exists()
+
+
 def test_an_asgi_server_given_a_public_address_does_not_load_the_app() -> None:
     env = _fresh_install_env(GONGHUI_HOST="0.0.0.0")
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gonghui.settings import get_settings
+from gonghui.settings import Settings, get_settings
 
 app = typer.Typer(no_args_is_help=True, help="gonghui: member services for trade unions")
 user_app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
@@ -100,8 +100,6 @@ def serve(
     skip_migrate: Annotated[bool, typer.Option(help="do not migrate first")] = False,
 ) -> None:
     """Migrate, then serve the API (and the console and H5 pages)."""
-    from gonghui.deployment import UnsafeDeployment, check_deployment
-
     # The options stand for GONGHUI_HOST and GONGHUI_PORT: the server processes check the
     # address they are bound to as they load the app, and a server without a public
     # address calls the bound one its own (links, callbacks, the simulators' address).
@@ -111,16 +109,24 @@ def serve(
         os.environ["GONGHUI_PORT"] = str(port)
     get_settings.cache_clear()
     settings = get_settings()
-    try:
-        check_deployment(settings)
-    except UnsafeDeployment as exc:  # before anything is written: a refused start leaves none
-        typer.echo(str(exc), err=True)  # not Rich: it would wrap the lines
-        raise typer.Exit(2) from exc
+    _refuse_unsafe(settings)
     metrics_dir = _metrics_dir(settings.data_dir)
     try:
         _serve(workers=workers, skip_migrate=skip_migrate)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the run is over
+
+
+def _refuse_unsafe(settings: Settings) -> None:
+    """Exit (2) before anything is written if the deployment check refuses ``settings``:
+    a refused start leaves nothing behind."""
+    from gonghui.deployment import UnsafeDeployment, check_deployment
+
+    try:
+        check_deployment(settings)
+    except UnsafeDeployment as exc:
+        typer.echo(str(exc), err=True)  # not Rich: it would wrap the lines
+        raise typer.Exit(2) from exc
 
 
 def _metrics_dir(data_dir: Path) -> Path:
@@ -194,6 +200,9 @@ def worker(
     from gonghui.tasks import runtime
 
     settings = get_settings()
+    # A worker acts for the deployment (it sends the SMS, WeChat messages and coupons, and
+    # builds the links they carry): it is held to the server's start-up check.
+    _refuse_unsafe(settings)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

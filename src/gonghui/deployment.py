@@ -6,8 +6,9 @@ apps let anyone read any phone's sign-in code or sign in as any number. They are
 server on a developer's own machine: bound to loopback, not marked production, with no
 proxy in front. A server that is reachable from elsewhere or marked production refuses
 to start with any of them (:func:`check_deployment`, run by ``gonghui serve`` before it
-binds and by every server process as it loads the app), and pages show sign-in codes only
-where the check says they may (:func:`dev_conveniences_allowed`).
+binds, by every server process as it loads the app and by ``gonghui worker`` as it
+starts), and pages show sign-in codes only where the check says they may
+(:func:`dev_conveniences_allowed`).
 """
 
 from __future__ import annotations
