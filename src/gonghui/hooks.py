@@ -14,11 +14,13 @@ notification handlers, an app template's sections) finds the modules that regist
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+from gonghui.observability import request_id_var
 
 
 class OrgEvent(StrEnum):
@@ -49,7 +51,11 @@ class LazyModules:
             self._loaded = True
 
 
-Subscriber = Callable[[Session, int, OrgEvent, dict[str, Any]], None]
+# A subscriber is told of one or more events of one kind in one org: their payloads, and
+# the request each is for (in the same order).
+Subscriber = Callable[
+    [Session, int, OrgEvent, Sequence[dict[str, Any]], Sequence[str | None]], None
+]
 
 SUBSCRIBER_MODULES = LazyModules(
     "gonghui.baas.triggers.service",
@@ -70,6 +76,27 @@ def unsubscribe(subscriber: Subscriber) -> None:
 def emit(session: Session, *, org_id: int, event: OrgEvent, payload: dict[str, Any]) -> None:
     """Tell every subscriber, inside the caller's transaction, that ``event`` happened in
     ``org_id``. Payloads carry ids, never personal data."""
+    emit_many(session, org_id=org_id, event=event, payloads=[payload])
+
+
+def emit_many(
+    session: Session,
+    *,
+    org_id: int,
+    event: OrgEvent,
+    payloads: Sequence[dict[str, Any]],
+    request_ids: Sequence[str | None] | None = None,
+) -> None:
+    """:func:`emit` once per payload, told to each subscriber at once: a batch form's
+    events (a batch of draws' wins) cost a subscriber one set of rows, not a statement
+    each. ``request_ids``, in the same order, are the requests the events are for (by
+    default the current request)."""
+    if not payloads:
+        return
+    if request_ids is None:
+        request_ids = [request_id_var.get()] * len(payloads)
+    if len(request_ids) != len(payloads):
+        raise ValueError("one request id per payload")
     SUBSCRIBER_MODULES.load()
     for subscriber in list(_subscribers):
-        subscriber(session, org_id, event, payload)
+        subscriber(session, org_id, event, payloads, request_ids)

@@ -213,17 +213,15 @@ def release_participations(session: Session, *, activity: Activity, members: Seq
 
 def participated(session: Session, *, activity: Activity, members: Sequence[int]) -> None:
     """Tell the hook bus that each member (membership ids) took part."""
-    for member_id in members:
-        hooks.emit(
-            session,
-            org_id=activity.org_id,
-            event=hooks.OrgEvent.PARTICIPATED,
-            payload={
-                "activity_id": activity.id,
-                "kind": str(activity.kind),
-                "membership_id": member_id,
-            },
-        )
+    hooks.emit_many(
+        session,
+        org_id=activity.org_id,
+        event=hooks.OrgEvent.PARTICIPATED,
+        payloads=[
+            {"activity_id": activity.id, "kind": str(activity.kind), "membership_id": member_id}
+            for member_id in members
+        ],
+    )
 
 
 def _today_scope() -> str:

@@ -9,6 +9,7 @@ hundred to a transaction, not one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -34,11 +35,20 @@ _EVENTS: dict[hooks.OrgEvent, Event] = {
 
 
 def on_org_event(
-    session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]
+    session: Session,
+    org_id: int,
+    event: hooks.OrgEvent,
+    payloads: Sequence[dict[str, Any]],
+    request_ids: Sequence[str | None],
 ) -> None:
     mapped = _EVENTS.get(event)
     if mapped is not None:
-        tasks.defer(session, ON_EVENT, event=str(mapped), org_id=org_id, payload=payload)
+        tasks.defer_many(
+            session,
+            ON_EVENT,
+            [{"event": str(mapped), "org_id": org_id, "payload": p} for p in payloads],
+            request_ids=request_ids,
+        )
 
 
 hooks.subscribe(on_org_event)

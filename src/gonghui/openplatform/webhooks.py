@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -31,7 +32,7 @@ from gonghui.clock import now
 from gonghui.db import once_per_session
 from gonghui.errors import InvalidInput, NotFound, field_error
 from gonghui.members.models import Membership
-from gonghui.observability import request_id_var
+from gonghui.observability import request_id_var, request_scope
 from gonghui.openplatform import clients
 from gonghui.openplatform.errors import OpenPlatformError
 from gonghui.openplatform.identity import pairwise_subject
@@ -405,7 +406,11 @@ def _user_of(session: Session, payload: dict[str, Any]) -> int | None:
 
 
 def _on_org_event(
-    session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]
+    session: Session,
+    org_id: int,
+    event: hooks.OrgEvent,
+    payloads: Sequence[dict[str, Any]],
+    request_ids: Sequence[str | None],
 ) -> None:
     name = _FROM_ORG_EVENT.get(event)
     if name is None or not _subscribed(session, org_id, str(name)):
@@ -414,6 +419,19 @@ def _on_org_event(
     if not subscribed:
         return
     org = session.get_one(Org, org_id)
+    for payload, request_id in zip(payloads, request_ids, strict=True):
+        with request_scope(request_id):
+            _deliver(session, org, name, payload, subscribed)
+
+
+def _deliver(
+    session: Session,
+    org: Org,
+    name: WebhookEvent,
+    payload: dict[str, Any],
+    subscribed: list[tuple[WebhookEndpoint, Client]],
+) -> None:
+    """One event's deliveries to the endpoints subscribed to it."""
     # A round trip through JSON: datetimes as ISO strings, as the body will carry them.
     shared = json.loads(
         json.dumps({k: payload[k] for k in _PUBLIC_FIELDS[name] if k in payload}, default=_iso)

@@ -22,8 +22,11 @@ from gonghui.activities.models import Counter
 from gonghui.benefits.models import Budget, LedgerEntry, PointsAccount, Prize, Voucher
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
+from gonghui.hotwrite.writer import local_writer
 from gonghui.idempotency import IdempotentResponse
+from gonghui.notifications import events
 from gonghui.orgs.models import Role
+from gonghui.tasks.models import Task
 from tests.activities.conftest import (
     MemberFactory,
     create_activity,
@@ -32,7 +35,8 @@ from tests.activities.conftest import (
     one_by_one,
     stored_keys,
 )
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, statements
+from tests.writer_hold import PATIENCE_S, busy, hold_writer, released, reset
 
 
 def _call(info: MemberInfo, activity_id: int, key: str | None = None) -> dict[str, Any]:
@@ -204,3 +208,46 @@ def test_a_batch_draws_as_the_same_draws_one_by_one(
     assert (vouchers, 2000) in after_batch["budget"]
     keys = after_batch["keys"]
     assert (info[0].membership_id, "a", f"lottery.draw:{vouchers}", True) in keys
+
+
+def test_a_batchs_wins_are_told_to_the_hook_bus_at_once_each_as_its_request(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory, make_member: MemberFactory
+) -> None:
+    """Every win of a batch of draws is one member's notification, deferred with one INSERT
+    for the whole batch (not one per win), each task carrying its member's request id."""
+    op = make_staff(tree.city_a, Role.OPERATOR)
+    activity = create_activity(
+        api,
+        op.headers,
+        tree.city_a,
+        config=lottery_config(
+            [{"name": "十元券", "kind": "voucher", "weight": 1, "stock": 10, "value": 1000}],
+            free_draws_per_day=1,
+            max_wins_per_member=1,
+        ),
+    )["id"]
+    members = [make_member(tree.city_a) for _ in range(4)]
+    with unit_of_work() as session:
+        infos = [member_info(session, member) for member in members]
+    reset()
+    held = local_writer.submit(hold_writer, {})
+    assert busy.wait(PATIENCE_S)
+    with statements() as seen:
+        futures = [
+            local_writer.submit(draw, _call(info, activity), request_id=f"req-{n}")
+            for n, info in enumerate(infos)
+        ]
+        released.set()
+        assert held.result(PATIENCE_S) == "held"
+        assert all(f.result(PATIENCE_S)["won"] for f in futures)
+    assert len([s for s in seen if s.startswith("INSERT INTO tasks_task")]) == 1
+    with unit_of_work(read_only=True) as session:
+        told = session.execute(
+            select(Task.args, Task.request_id).where(Task.name == events.ON_EVENT)
+        ).all()
+    won = {
+        args["payload"]["membership_id"]: request_id
+        for args, request_id in told
+        if args["event"] == "prize_won" and args["payload"]["activity_id"] == activity
+    }
+    assert won == {info.membership_id: f"req-{n}" for n, info in enumerate(infos)}

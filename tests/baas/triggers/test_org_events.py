@@ -3,6 +3,7 @@ a verification, a member taking part, a prize won. A refused draw fires nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -43,8 +44,14 @@ def test_activity_and_verification_events_reach_the_apps_above_them(
 ) -> None:
     fired: list[tuple[int, str, dict[str, Any]]] = []
 
-    def record(session: Any, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]) -> None:
-        fired.append((org_id, str(event), payload))
+    def record(
+        session: Any,
+        org_id: int,
+        event: hooks.OrgEvent,
+        payloads: Sequence[dict[str, Any]],
+        request_ids: Sequence[str | None],
+    ) -> None:
+        fired.extend((org_id, str(event), payload) for payload in payloads)
 
     hooks.subscribe(record)
     try:

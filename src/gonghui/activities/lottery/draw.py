@@ -58,7 +58,6 @@ from gonghui.benefits import service as benefits
 from gonghui.clock import local_day, now
 from gonghui.db import is_sqlite, on_commit, rowcount
 from gonghui.errors import Conflict, DomainError
-from gonghui.observability import request_scope
 
 LOTTERY_KINDS = {ActivityKind.LOTTERY, ActivityKind.QUIZ_LOTTERY}
 
@@ -504,25 +503,25 @@ def _log(session: Session, activity: Activity, drawn: list[_Drawn]) -> None:
     for d, draw_id in zip(drawn, ids, strict=True):
         d.draw_id = draw_id
         d.at = instant
-        if d.outcome is DrawOutcome.WON:
-            assert d.picked is not None
-            # The event is the drawing member's request's (its deliveries' logs say so).
-            with request_scope(hotwrite.request_id_of(d.call.index)):
-                hooks.emit(
-                    session,
-                    org_id=activity.org_id,
-                    event=hooks.OrgEvent.PRIZE_WON,
-                    payload={
-                        "activity_id": activity.id,
-                        "membership_id": d.call.member_id,
-                        "draw_id": draw_id,
-                        "prize": {
-                            "name": d.picked.name,
-                            "kind": str(d.picked.kind),
-                            "value": d.picked.value,
-                        },
-                    },
-                )
+    won = [d for d in drawn if d.outcome is DrawOutcome.WON and d.picked is not None]
+    # The wins' events at once (a subscriber writes their rows together), each the drawing
+    # member's request's (its deliveries' logs say so).
+    hooks.emit_many(
+        session,
+        org_id=activity.org_id,
+        event=hooks.OrgEvent.PRIZE_WON,
+        payloads=[
+            {
+                "activity_id": activity.id,
+                "membership_id": d.call.member_id,
+                "draw_id": d.draw_id,
+                "prize": {"name": p.name, "kind": str(p.kind), "value": p.value},
+            }
+            for d in won
+            if (p := d.picked) is not None
+        ],
+        request_ids=[hotwrite.request_id_of(d.call.index) for d in won],
+    )
     outcomes = Counter(str(d.outcome) for d in drawn)
     on_commit(session, lambda: _count(outcomes))
 

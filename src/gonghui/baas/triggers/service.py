@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,7 +43,7 @@ from gonghui.baas.triggers.models import (
 )
 from gonghui.clock import now
 from gonghui.errors import InvalidInput, NotFound, Unauthenticated, field_error
-from gonghui.observability import request_id_var
+from gonghui.observability import request_id_var, request_scope
 from gonghui.orgs.models import ORG_TREE_TOPIC, Org
 from gonghui.outbound import OutboundError
 from gonghui.tenancy import Actor
@@ -343,9 +344,17 @@ def org_event(session: Session, org_id: int, event: hooks.OrgEvent, payload: dic
 
 
 def _on_org_event(
-    session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]
+    session: Session,
+    org_id: int,
+    event: hooks.OrgEvent,
+    payloads: Sequence[dict[str, Any]],
+    request_ids: Sequence[str | None],
 ) -> None:
-    org_event(session, org_id, event, payload)
+    if not _org_triggers(session, org_id, event):
+        return  # the usual answer, held per process: nothing to do per payload
+    for payload, request_id in zip(payloads, request_ids, strict=True):
+        with request_scope(request_id):
+            org_event(session, org_id, event, payload)
 
 
 hooks.subscribe(_on_org_event)
