@@ -44,6 +44,9 @@ KEY_MAX = 200
 UNAVAILABLE = "ratelimit.unavailable"
 # A refused caller may try again this soon (Redis restarting, a network blip).
 UNAVAILABLE_RETRY_AFTER_S = 5
+# The last addresses whose bucket a process keeps parsed (risk control keeps as many
+# networks): every member action asks for its caller's.
+ADDRESSES_KEPT = 4096
 
 
 class RateCounter(Base):
@@ -234,9 +237,11 @@ def purge_expired(session: Session, *, at: datetime | None = None) -> int:
     return rowcount(session.execute(delete(RateCounter).where(RateCounter.window_ends_at <= at)))
 
 
+@lru_cache(maxsize=ADDRESSES_KEPT)
 def address_bucket(ip: str | None) -> str | None:
     """The address a per-address limit counts: IPv4 as is, IPv6 by its /64 (one host
-    usually holds a whole /64), an IPv4-mapped IPv6 address as its IPv4 address."""
+    usually holds a whole /64), an IPv4-mapped IPv6 address as its IPv4 address. Kept for
+    the last :data:`ADDRESSES_KEPT` addresses."""
     if not ip:
         return None
     try:

@@ -91,16 +91,21 @@ def _trusted(
 
 def network_of(ip: str) -> str | None:
     """The network an address counts in; None for a trusted one (or no address)."""
+    settings = get_settings()
+    return _network(ip, tuple(settings.risk_trusted_networks), settings.risk_ipv4_prefix)
+
+
+@lru_cache(maxsize=ratelimit.ADDRESSES_KEPT)
+def _network(ip: str, trusted: tuple[str, ...], ipv4_prefix: int) -> str | None:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    settings = get_settings()
-    if any(address in n for n in _trusted(tuple(settings.risk_trusted_networks))):
+    if any(address in n for n in _trusted(trusted)):
         return None
-    prefix = settings.risk_ipv4_prefix if address.version == 4 else 64
+    prefix = ipv4_prefix if address.version == 4 else 64
     return str(ipaddress.ip_network((address, prefix), strict=False))
 
 
