@@ -311,7 +311,7 @@ def redeliver(
 # emits an event per prize); a change of an endpoint in the transaction forgets them.
 _BY_ORG = "openplatform.webhooks.by_org"
 
-# Which endpoints each org's chain has subscribed to which event, held per process as the
+# Which events the endpoints of each org's chain are subscribed to, held per process as the
 # org triggers are (baas/triggers/service.py): every batch of hot writes (draws, coupons
 # sent) is a transaction of its own that emits events, and almost always finds no endpoint
 # to tell. Any change of an endpoint or a client through the ORM (topic
@@ -321,7 +321,7 @@ _BY_ORG = "openplatform.webhooks.by_org"
 # from here: deliveries are made from the rows as the transaction reads them.
 TOPIC = "openplatform.webhooks"
 SUBSCRIPTIONS_TTL_S = 300.0
-_subscriptions: invalidation.TopicCache[int, dict[str, tuple[int, ...]]] = invalidation.TopicCache(
+_subscriptions: invalidation.TopicCache[int, frozenset[str]] = invalidation.TopicCache(
     "openplatform.webhooks.subscriptions",
     key_of=lambda org_id, _: str(org_id),
     ttl_s=SUBSCRIPTIONS_TTL_S,
@@ -344,18 +344,14 @@ def _subscribed(session: Session, org_id: int, name: str) -> bool:
     """Whether any enabled endpoint over ``org_id`` is subscribed to event ``name``."""
     if invalidation.pending(session, TOPIC):
         return any(name in e.events for e, _ in _endpoints_over(session, org_id))
-    by_event = _subscriptions.read_through(
+    events = _subscriptions.read_through(
         session, org_id, lambda: _read_subscriptions(session, org_id)
     )
-    return name in by_event
+    return name in events
 
 
-def _read_subscriptions(session: Session, org_id: int) -> dict[str, tuple[int, ...]]:
-    by_event: dict[str, list[int]] = {}
-    for endpoint, _ in _endpoints_over(session, org_id):
-        for name in endpoint.events:
-            by_event.setdefault(str(name), []).append(endpoint.id)
-    return {name: tuple(ids) for name, ids in by_event.items()}
+def _read_subscriptions(session: Session, org_id: int) -> frozenset[str]:
+    return frozenset(str(n) for e, _ in _endpoints_over(session, org_id) for n in e.events)
 
 
 def _forget(session: Session) -> None:

@@ -335,14 +335,6 @@ def _org_triggers(session: Session, org_id: int, event: hooks.OrgEvent) -> list[
     return [t for t in found if t is not None and t.enabled]
 
 
-def org_event(session: Session, org_id: int, event: hooks.OrgEvent, payload: dict[str, Any]) -> int:
-    """Fire the triggers on ``event`` of every app whose org covers ``org_id``."""
-    triggers = _org_triggers(session, org_id, event)
-    for trigger in triggers:
-        enqueue(session, trigger=trigger, event=str(event), payload={"org_id": org_id, **payload})
-    return len(triggers)
-
-
 def _on_org_event(
     session: Session,
     org_id: int,
@@ -350,11 +342,16 @@ def _on_org_event(
     payloads: Sequence[dict[str, Any]],
     request_ids: Sequence[str | None],
 ) -> None:
-    if not _org_triggers(session, org_id, event):
+    """Fire the triggers on ``event`` of every app whose org covers ``org_id``, once for
+    each payload, each under its request's id."""
+    triggers = _org_triggers(session, org_id, event)
+    if not triggers:
         return  # the usual answer, held per process: nothing to do per payload
     for payload, request_id in zip(payloads, request_ids, strict=True):
         with request_scope(request_id):
-            org_event(session, org_id, event, payload)
+            for trigger in triggers:
+                fired = {"org_id": org_id, **payload}
+                enqueue(session, trigger=trigger, event=str(event), payload=fired)
 
 
 hooks.subscribe(_on_org_event)
