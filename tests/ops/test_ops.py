@@ -43,3 +43,28 @@ def test_openapi_document_lists_the_api(api: httpx.Client) -> None:
     assert spec["info"]["title"] == "gonghui"
     assert "/api/v1/orgs" in spec["paths"]
     assert "/api/v1/audit" in spec["paths"]
+
+
+def test_openapi_document_declares_the_app_key_as_the_app_calls_sign_in(
+    api: httpx.Client,
+) -> None:
+    """Every app call names the ``appKey`` scheme (``X-Gonghui-App-Key``) as its sign-in,
+    declared once, rather than repeating the key as a header parameter of each call."""
+    spec = api.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["appKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Gonghui-App-Key",
+        "description": "An app's client key (members' apps) or server key (its servers).",
+    }
+    app_calls = [
+        operation
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/v1/baas/data/")
+        for operation in item.values()
+    ]
+    assert len(app_calls) >= 8
+    for operation in app_calls:
+        assert operation["security"] == [{"appKey": []}]
+        names = {p["name"].lower() for p in operation.get("parameters", [])}
+        assert "x-gonghui-app-key" not in names
