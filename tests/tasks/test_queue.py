@@ -6,6 +6,7 @@ sent again."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 from typing import Any
@@ -81,6 +82,16 @@ def grouped_notes(batch: list[dict[str, Any]]) -> None:
         groups.append([one["mark"] for one in batch])
     if any(one.get("fail") for one in batch):
         raise RuntimeError("the group failed")
+
+
+@tasks.grouped("tests.grouped_partly", max_attempts=2, on_dead=_on_dead)
+def grouped_partly(batch: list[dict[str, Any]]) -> None:
+    """Records the group's marks; the rows marked ``fail`` are retried on their own."""
+    with _ran_lock:
+        groups.append([one["mark"] for one in batch])
+    with unit_of_work() as session:
+        retry = {n: tasks.Retry("no answer") for n, one in enumerate(batch) if one.get("fail")}
+        tasks.complete(session, retry=retry)
 
 
 windows: list[float] = []
@@ -396,6 +407,64 @@ def test_a_failed_group_retries_each_row_then_dead_letters_each() -> None:
     assert groups == [["a", "b"], ["a", "b"]]
     assert [r.status for r in rows()] == ["dead", "dead"]
     assert sorted(args["mark"] for args, _ in dead) == ["a", "b"]
+
+
+def test_a_group_completes_its_answered_rows_and_retries_each_other_by_its_own_count() -> None:
+    with unit_of_work() as session:
+        tasks.defer_many(
+            session,
+            "tests.grouped_partly",
+            [{"mark": "a"}, {"mark": "b", "fail": True}, {"mark": "c"}],
+        )
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.grouped_partly", mark="d", fail=True)
+    assert tasks.run_due() == 4
+    assert groups == [["a", "b", "c", "d"]]
+    assert [(r.status, r.attempts, r.last_error) for r in rows()] == [
+        ("done", 1, None),
+        ("queued", 1, "no answer"),
+        ("done", 1, None),
+        ("queued", 1, "no answer"),
+    ]
+    assert tasks.run_due() == 0  # each waits its backoff
+    clock.advance(timedelta(minutes=5))
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.grouped_partly", mark="e")  # a fresh row joins them
+    assert tasks.run_due() == 3
+    assert groups[1] == ["b", "d", "e"]
+    assert [(r.status, r.attempts) for r in rows()] == [
+        ("done", 1),
+        ("dead", 2),  # its second attempt, its last: dead-lettered, its hook told once
+        ("done", 1),
+        ("dead", 2),
+        ("done", 1),
+    ]
+    assert sorted((args["mark"], error) for args, error in dead) == [
+        ("b", "no answer"),
+        ("d", "no answer"),
+    ]
+
+
+def test_a_group_cannot_retry_a_row_it_does_not_hold() -> None:
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.grouped_partly", mark="a")
+    messages = queue.claim_due()
+    (message,) = messages
+
+    def complete_beyond_the_batch(batch: list[dict[str, Any]]) -> None:
+        with unit_of_work() as session:
+            tasks.complete(session, retry={1: tasks.Retry("no answer")})
+
+    kind = queue.kinds()["tests.grouped_partly"]
+    queue._kinds["tests.grouped_partly"] = dataclasses.replace(kind, run=complete_beyond_the_batch)
+    try:
+        assert queue.execute(message.name, message.task_id, message.token) == "retry"
+    finally:
+        queue._kinds["tests.grouped_partly"] = kind
+    (row,) = rows()
+    assert (row.status, row.attempts) == ("queued", 1)
+    assert row.last_error is not None
+    assert row.last_error.startswith("ValueError: no rows at [1]")
 
 
 def test_a_grouped_kind_waits_for_the_relay_which_sends_groups_of_at_most_group_max(

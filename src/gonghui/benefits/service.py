@@ -235,28 +235,12 @@ def record_entry(
     )
 
 
-def record_coupon(
-    session: Session,
-    *,
-    membership_id: int,
-    activity_id: int | None,
-    action: LedgerAction,
-    amount_cents: int,
-    source: str,
-    details: dict[str, Any],
+def record_coupons(
+    session: Session, *, action: LedgerAction, source: str, entries: Sequence[Entry]
 ) -> None:
-    """A WeChat Pay coupon entering the member's benefits (ISSUE, positive) or spent
-    (REDEEM, negative): a ledger row only, as the coupon itself lives in WeChat Pay."""
-    record_entry(
-        session,
-        membership_id=membership_id,
-        activity_id=activity_id,
-        kind=LedgerKind.VOUCHER,
-        action=action,
-        amount=amount_cents,
-        source=source,
-        details=details,
-    )
+    """WeChat Pay coupons entering members' benefits (ISSUE, positive) or spent (REDEEM,
+    negative): ledger rows only, as the coupons themselves live in WeChat Pay."""
+    record_entries(session, kind=LedgerKind.VOUCHER, action=action, source=source, entries=entries)
 
 
 def _voucher_out(

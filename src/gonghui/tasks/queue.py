@@ -51,7 +51,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -182,6 +182,15 @@ class Retry(Exception):
         self.after_s = after_s
 
 
+class Taken(NamedTuple):
+    """A row a run took: its id, arguments, the attempt this is, and its limit."""
+
+    id: int
+    args: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
 @dataclass(frozen=True)
 class Run:
     task_id: int
@@ -191,6 +200,8 @@ class Run:
     token: str = ""
     # Every row the run is for (a grouped kind's group; else the one).
     task_ids: tuple[int, ...] = ()
+    # Those rows as the run took them, in its batch's order (each one's attempt and limit).
+    rows: tuple[Taken, ...] = ()
     # Set once the run's own transaction has recorded it done (:func:`complete`).
     completed: threading.Event = field(default_factory=threading.Event, compare=False)
 
@@ -203,14 +214,40 @@ def current() -> Run | None:
     return _current.get()
 
 
-def complete(session: Session) -> None:
+def complete(session: Session, *, retry: Mapping[int, Retry] | None = None) -> None:
     """Record the running task done in ``session``'s transaction: its effect and its
-    completion commit together (and the run spares a transaction of its own)."""
+    completion commit together (and the run spares a transaction of its own).
+
+    ``retry`` names rows of a grouped run's batch (by position) that failed on their own
+    (a coupon WeChat Pay did not answer among the hundred it did): each is retried, or
+    dead-lettered, by its own count in the same transaction, and the rest are done."""
     run = _current.get()
     if run is None:
         raise RuntimeError("not running as a task")
-    session.execute(_done(run.task_ids or (run.task_id,), run.token))
-    on_commit(session, run.completed.set)
+    retry = retry or {}
+    if not set(retry) <= set(range(len(run.rows))):
+        raise ValueError(f"no rows at {sorted(set(retry) - set(range(len(run.rows))))}")
+    done = [row.id for n, row in enumerate(run.rows) if n not in retry]
+    if done:
+        session.execute(_done(done, run.token))
+    settled: list[tuple[Taken, Retry, bool]] = []
+    for n, failure in sorted(retry.items()):
+        row = run.rows[n]
+        dead, values = _outcome(row.attempts, row.max_attempts, failure.error, failure.after_s)
+        won = session.execute(
+            update(Task)
+            .where(Task.id == row.id, Task.token == run.token)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        settled.append((row, failure, dead and rowcount(won) == 1))
+
+    def completed() -> None:
+        run.completed.set()
+        for row, failure, dead_now in settled:
+            _told(row.id, run.name, row.args, row.attempts, failure.error, dead_now)
+
+    on_commit(session, completed)
 
 
 def _done(task_ids: Sequence[int], token: str) -> Any:
@@ -679,6 +716,7 @@ def _run_claimed(kind: Kind | None, name: str, token: str, rows_of: ColumnElemen
             min(r.max_attempts for r in live),
             token,
             tuple(r.id for r in live),
+            tuple(Taken(r.id, r.args, r.attempts, r.max_attempts) for r in live),
         )
         reset = _current.set(run)
         started = time.monotonic()
@@ -714,6 +752,41 @@ def _run_claimed(kind: Kind | None, name: str, token: str, rows_of: ColumnElemen
         return "done"
 
 
+def _outcome(
+    attempt: int, max_attempts: int, error: str, after_s: float | None
+) -> tuple[bool, dict[str, Any]]:
+    """A failed attempt's row: dead-lettered past its limit, else due again after
+    ``after_s`` (default: the backoff). Whether it is dead, and the row's new values."""
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "worker_id": None,
+        "last_error": error[:MAX_ERROR_CHARS],
+    }
+    if attempt >= max_attempts:
+        return True, values | {"status": TaskStatus.DEAD, "finished_at": now()}
+    delay = after_s if after_s is not None else backoff_s(attempt)
+    return False, values | {"run_at": now() + timedelta(seconds=delay)}
+
+
+def _told(
+    task_id: int, name: str, args: dict[str, Any], attempt: int, error: str, dead: bool
+) -> str:
+    """Log a failed attempt once its row is written; a row this run dead-lettered
+    (``dead``) runs its kind's dead-letter hook."""
+    fields = {"task": task_id, "name": name, "attempt": attempt, "error": error[:MAX_ERROR_CHARS]}
+    if not dead:
+        log.warning("task failed, retried later", extra={"fields": fields})
+        return "retry"
+    log.error("task dead-lettered", extra={"fields": fields})
+    kind = _kinds.get(name)
+    if kind is not None and kind.on_dead is not None:
+        try:
+            kind.on_dead(args, error[:MAX_ERROR_CHARS])
+        except Exception:
+            log.exception("the dead-letter hook of task %s failed", task_id)
+    return "dead"
+
+
 def _settle(
     task_id: int,
     token: str,
@@ -724,14 +797,7 @@ def _settle(
     error: str,
     after_s: float | None = None,
 ) -> str:
-    error = error[:MAX_ERROR_CHARS]
-    dead = attempt >= max_attempts
-    values: dict[str, Any] = {"lease_until": None, "worker_id": None, "last_error": error}
-    if dead:
-        values |= {"status": TaskStatus.DEAD, "finished_at": now()}
-    else:
-        delay = after_s if after_s is not None else backoff_s(attempt)
-        values["run_at"] = now() + timedelta(seconds=delay)
+    dead, values = _outcome(attempt, max_attempts, error, after_s)
     with unit_of_work() as session:
         won = rowcount(
             session.execute(
@@ -741,18 +807,10 @@ def _settle(
                 .execution_options(synchronize_session=False)
             )
         )
-    fields = {"task": task_id, "name": name, "attempt": attempt, "error": error}
-    if not dead:
-        log.warning("task failed, retried later", extra={"fields": fields})
-        return "retry"
-    log.error("task dead-lettered", extra={"fields": fields})
-    kind = _kinds.get(name)
-    if won and kind is not None and kind.on_dead is not None:
-        try:
-            kind.on_dead(args, error)
-        except Exception:
-            log.exception("the dead-letter hook of task %s failed", task_id)
-    return "dead"
+    if dead and not won:
+        log.error("task dead-lettered", extra={"fields": {"task": task_id, "name": name}})
+        return "dead"
+    return _told(task_id, name, args, attempt, error, dead)
 
 
 # -- periodic work --------------------------------------------------------------------------

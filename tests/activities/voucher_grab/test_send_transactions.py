@@ -1,7 +1,9 @@
-"""A coupon's send writes twice: the run's start (its attempt counted, its lease taken) and
-its outcome, with the task's completion in the outcome's own transaction. A worker that
-dies between WeChat Pay's answer and that transaction leaves both undone: the send runs
-again with the same out_request_no and WeChat Pay answers with the coupon it sent."""
+"""Coupon sends run in groups that write twice: the run's start (each row's attempt counted,
+its lease taken) and every answer, with the rows' completion in the answers' own
+transaction. A claim WeChat Pay did not answer is retried alone, by its own count. A
+worker that dies between WeChat Pay's answers and that transaction leaves both undone: the
+sends run again with the same out_request_no and WeChat Pay answers with the coupons it
+sent."""
 
 from __future__ import annotations
 
@@ -22,7 +24,14 @@ from gonghui.settings import get_settings
 from gonghui.tasks import queue
 from gonghui.tasks.models import Task
 from tests.activities.conftest import MemberFactory
-from tests.activities.voucher_grab.conftest import claim, grab, ledger, link_wechat, my_claims
+from tests.activities.voucher_grab.conftest import (
+    claim,
+    faults,
+    grab,
+    ledger,
+    link_wechat,
+    my_claims,
+)
 from tests.activities.voucher_grab.conftest import wechat_stock as stock_at_wechat
 from tests.fixtures import Tree
 
@@ -83,6 +92,47 @@ def test_a_coupon_sent_costs_two_write_transactions(
     assert _task_row(task_id) == ("done", 1)
     assert [c["state"] for c in my_claims(api, member)] == ["sent"]
     assert ledger(member.membership_id) == [("issue", 1000, "wechatpay.coupon_sent")]
+
+
+@pytest.mark.usefixtures("unpaced")
+def test_a_group_of_coupons_costs_two_write_transactions_and_an_unanswered_one_goes_again(
+    api: httpx.Client,
+    tree: Tree,
+    operator: dict[str, str],
+    make_member: MemberFactory,
+    write_commits: list[int],
+) -> None:
+    activity_id, stock_id = grab(api, tree, operator, max_coupons=5)
+    members = [make_member(tree.district_a1) for _ in range(5)]
+    for member in members:
+        link_wechat(member)
+        assert claim(api, activity_id, stock_id, member).status_code == 201
+    faults(api, "lost")  # one of the five is sent, but its answer never arrives
+    name, task_id, token = _sent_task()
+
+    before = write_commits[0]
+    assert queue.execute(name, task_id, token) == "done"
+    assert write_commits[0] - before == 2  # the run's start; every answer and the completions
+    assert sim.send_calls() == 5
+    states = [c["state"] for m in members for c in my_claims(api, m)]
+    assert sorted(states) == ["sending"] + ["sent"] * 4
+    with unit_of_work(read_only=True) as session:
+        task_rows = session.execute(
+            select(Task.status, Task.attempts, Task.last_error)
+            .where(Task.name == claims.SEND_COUPON)
+            .order_by(Task.id)
+        ).all()
+    assert sorted((r.status, r.attempts) for r in task_rows) == [("done", 1)] * 4 + [("queued", 1)]
+    assert [r.last_error for r in task_rows if r.status == "queued"][0]
+
+    clock.advance(timedelta(minutes=5))  # past its backoff
+    assert tasks.run_due() == 1  # the unanswered one alone
+    assert sim.send_calls() == 6
+    assert [c["state"] for m in members for c in my_claims(api, m)] == ["sent"] * 5
+    assert len({c["coupon_id"] for m in members for c in my_claims(api, m)}) == 5
+    assert stock_at_wechat(activity_id)["distributed_coupons"] == 5  # none sent twice
+    for member in members:
+        assert ledger(member.membership_id) == [("issue", 1000, "wechatpay.coupon_sent")]
 
 
 class _Killed(BaseException):

@@ -20,6 +20,7 @@ WeChat Pay sent is never given back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -57,38 +58,37 @@ def paused_at_wechatpay(client: wechatpay.WechatPayClient, wechat_stock_id: str)
     return found.get("status") == "paused"
 
 
-def wait(*, claim_id: int, stock_id: int, paused_at_wechatpay: bool) -> None:
-    """The claim's send waits for its stock (paused here, or at WeChat Pay: then paused
-    here too), and the running send task is done in the same transaction. A stock
-    restarted meanwhile sends at once instead (:class:`tasks.Retry` with no delay)."""
-    with unit_of_work() as session:
-        if paused_at_wechatpay:
-            mirrored = session.execute(
-                update(VoucherStock)
-                .where(VoucherStock.id == stock_id, VoucherStock.status == StockStatus.RUNNING)
-                .values(status=StockStatus.PAUSED)
-            )
-            if rowcount(mirrored):
-                log.warning("voucher stock %s was paused at WeChat Pay: paused here", stock_id)
-        # Shared-locked (PostgreSQL): a restart's update of the stock waits for this wait
-        # to commit, and its resume then sees the claim waiting.
-        status = session.scalar(
-            select(VoucherStock.status)
-            .where(VoucherStock.id == stock_id)
-            .with_for_update(read=True)
+def wait(
+    session: Session, *, stock_id: int, claim_ids: Sequence[int], paused_at_wechatpay: bool
+) -> bool:
+    """The claims' sends wait for their stock (paused here, or at WeChat Pay: then paused
+    here too), in ``session``'s transaction. False, and nothing written, if the stock
+    restarted meanwhile: the caller sends them at once instead."""
+    if paused_at_wechatpay:
+        mirrored = session.execute(
+            update(VoucherStock)
+            .where(VoucherStock.id == stock_id, VoucherStock.status == StockStatus.RUNNING)
+            .values(status=StockStatus.PAUSED)
         )
-        if status != StockStatus.PAUSED:
-            raise tasks.Retry("the stock restarted while its send was about to wait", after_s=0)
-        if tasks.current() is not None:
-            tasks.complete(session)
-        session.execute(
-            update(VoucherClaim)
-            .where(VoucherClaim.id == claim_id, VoucherClaim.state == ClaimState.SENDING)
-            .values(
-                state=ClaimState.WAITING,
-                waiting_since=func.coalesce(VoucherClaim.waiting_since, now()),
-            )
+        if rowcount(mirrored):
+            log.warning("voucher stock %s was paused at WeChat Pay: paused here", stock_id)
+    # Shared-locked (PostgreSQL): a restart's update of the stock waits for this wait to
+    # commit, and its resume then sees the claims waiting.
+    status = session.scalar(
+        select(VoucherStock.status).where(VoucherStock.id == stock_id).with_for_update(read=True)
+    )
+    if status != StockStatus.PAUSED:
+        return False
+    session.execute(
+        update(VoucherClaim)
+        .where(VoucherClaim.id.in_(claim_ids), VoucherClaim.state == ClaimState.SENDING)
+        .values(
+            state=ClaimState.WAITING,
+            waiting_since=func.coalesce(VoucherClaim.waiting_since, now()),
         )
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 def resume(session: Session, *, stock_id: int) -> int:
