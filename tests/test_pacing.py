@@ -5,7 +5,9 @@ unreachable, nobody calls."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -68,6 +70,33 @@ def test_a_pace_hands_out_its_block_before_it_asks_again() -> None:
     assert ratelimit.check("p:b", limit=pace.limit).count == 10  # written once for ten calls
     pace.wait()
     assert ratelimit.check("p:b", limit=pace.limit).count == 20
+
+
+def test_callers_of_a_spent_window_wait_for_its_end_without_asking_the_counter_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pacing, "WINDOW_S", 2.0)
+    other, one = pacing.Pace("p:w", 440), pacing.Pace("p:w", 440)
+    for _ in range(other.limit):  # another process spends the window
+        other.wait()
+    takes: list[int] = []
+    take = ratelimit.take
+
+    def counted(key: str, **kwargs: Any) -> ratelimit.Grant:
+        grant = take(key, **kwargs)
+        takes.append(grant.granted)
+        return grant
+
+    monkeypatch.setattr(ratelimit, "take", counted)
+    callers = [threading.Thread(target=one.wait) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=30)
+    assert not any(caller.is_alive() for caller in callers)
+    # Asked once in the spent window (nothing granted), once in the next (a block of ten
+    # for the eight); eight asks of a spent window before.
+    assert takes in ([0, 10], [10])
 
 
 def test_the_windows_keep_every_second_within_the_rate() -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,3 +241,30 @@ def test_a_spent_coupon_is_notified_to_the_callback_signed_and_sealed(
     use = delivered[0].resource
     assert (use["coupon_id"], use["stock_id"], use["status"]) == (coupon, stock_id, "USED")
     assert use["normal_coupon_information"] == {"coupon_amount": 1000, "transaction_minimum": 5000}
+
+
+def test_threads_share_a_few_http_clients_each_keeping_its_connections_alive() -> None:
+    """httpcore's pool costs grow with the square of its connections and it closes idle
+    ones past its keep-alive limit (see wechatpay.CLIENTS): threads spread over a few
+    clients, each a thread's for its life, whose pools keep every connection alive."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gonghui.integrations import wechatpay
+
+    threads = 2 * wechatpay.CLIENTS
+    barrier = threading.Barrier(threads)
+
+    def clients_of_one_thread(_: int) -> tuple[int, int]:
+        barrier.wait()  # every thread alive at once: none reuses another's thread
+        first = wechatpay._http()
+        return id(first), id(wechatpay._http())
+
+    with ThreadPoolExecutor(threads) as pool:
+        seen = list(pool.map(clients_of_one_thread, range(threads)))
+    assert all(first == again for first, again in seen)  # a thread keeps its client
+    per_client = Counter(first for first, _ in seen)
+    assert len(per_client) == wechatpay.CLIENTS  # every client used ...
+    assert set(per_client.values()) == {2}  # ... by as many threads as any other
+    for client in wechatpay._clients:
+        pool_ = client._transport._pool  # type: ignore[attr-defined]
+        assert pool_._max_keepalive_connections == pool_._max_connections

@@ -33,6 +33,7 @@ import csv
 import functools
 import hashlib
 import io
+import itertools
 import json
 import secrets
 import threading
@@ -439,21 +440,35 @@ def parse_bill(content: bytes) -> list[dict[str, str]]:
     return records
 
 
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
+# This process's HTTP clients for WeChat Pay (their connections kept alive): a client made
+# per call paid for its TLS context and a new connection each time (14 sends/s from 64
+# threads in `make bench W=voucher_grab`). Not one client for every thread either: httpcore
+# 1.0.9's pool compares each of its connections with every other on each request and each
+# response, and once it holds more than max_keepalive_connections closes an idle one on
+# every pass (encode/httpcore#1035, open): with 128 sends in flight that was 22 % of a
+# sending worker's GIL time (py-spy --gil), and connections churned. So each thread keeps
+# to one of CLIENTS clients, handed out in turn, each with a small pool kept alive whole.
+CLIENTS = 8
+CLIENT_CONNECTIONS = 16
+_clients: list[httpx.Client] = []
+_clients_lock = threading.Lock()
+_turns = itertools.count()
+_thread = threading.local()
 
 
 def _http() -> httpx.Client:
-    """This process's one HTTP client for WeChat Pay (thread-safe; its connections kept
-    alive): a client made per call paid for its TLS context and a new connection each
-    time (14 sends/s from 64 threads in `make bench W=voucher_grab`)."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = httpx.Client(
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
-            )
-        return _client
+    """The calling thread's HTTP client for WeChat Pay (see :data:`CLIENTS`)."""
+    client: httpx.Client | None = getattr(_thread, "client", None)
+    if client is None:
+        with _clients_lock:
+            if not _clients:
+                limits = httpx.Limits(
+                    max_connections=CLIENT_CONNECTIONS,
+                    max_keepalive_connections=CLIENT_CONNECTIONS,
+                )
+                _clients.extend(httpx.Client(limits=limits) for _ in range(CLIENTS))
+            client = _thread.client = _clients[next(_turns) % CLIENTS]
+    return client
 
 
 def _error_of(resp: httpx.Response) -> dict[str, Any]:
