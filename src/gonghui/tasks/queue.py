@@ -240,12 +240,13 @@ def complete(session: Session, *, retry: Mapping[int, Retry] | None = None) -> N
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        settled.append((row, failure, dead and rowcount(won) == 1))
+        if rowcount(won) == 1:  # else another run holds the row now: it tells
+            settled.append((row, failure, dead))
 
     def completed() -> None:
         run.completed.set()
-        for row, failure, dead_now in settled:
-            _told(row.id, run.name, row.args, row.attempts, failure.error, dead_now)
+        for row, failure, dead in settled:
+            _told(row.id, run.name, row.args, row.attempts, failure.error, dead)
 
     on_commit(session, completed)
 
