@@ -18,7 +18,7 @@ from gonghui.db import unit_of_work
 from gonghui.integrations import wechatpay_simulator as sim
 from gonghui.integrations.wechatpay import WechatPayClient, configured_merchant
 from gonghui.orgs.models import Role
-from tests.activities.conftest import Member, create_activity
+from tests.activities.conftest import Member, MemberFactory, create_activity
 from tests.fixtures import StaffFactory, Tree
 
 
@@ -113,6 +113,22 @@ def claim(api: httpx.Client, activity_id: int, stock_id: int, member: Member) ->
         f"/api/v1/activities/{activity_id}/voucher-stocks/{stock_id}/claims",
         headers=member.headers,
     )
+
+
+def claimants(
+    api: httpx.Client,
+    make_member: MemberFactory,
+    org_id: int,
+    activity_id: int,
+    stock_id: int,
+    n: int = 1,
+) -> list[Member]:
+    """``n`` members of an org, WeChat linked, each holding a claim of the stock."""
+    members = [make_member(org_id) for _ in range(n)]
+    for member in members:
+        link_wechat(member)
+        assert claim(api, activity_id, stock_id, member).status_code == 201
+    return members
 
 
 def my_claims(api: httpx.Client, member: Member) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from gonghui.integrations import wechatpay_simulator as sim
 from tests.activities.conftest import Member, MemberFactory, create_activity, h5_get
 from tests.activities.voucher_grab.conftest import (
     claim,
+    claimants,
     faults,
     grab,
     grab_config,
@@ -83,9 +84,7 @@ def test_a_send_whose_answer_is_lost_is_retried_and_sends_one_coupon(
     api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator)
-    member = make_member(tree.district_a1)
-    link_wechat(member)
-    assert claim(api, activity_id, stock_id, member).status_code == 201
+    (member,) = claimants(api, make_member, tree.district_a1, activity_id, stock_id)
     faults(api, "lost")  # WeChat Pay sends the coupon, its answer never arrives
     assert tasks.run_due() == 1
     assert [c["state"] for c in my_claims(api, member)] == ["sending"]

@@ -13,9 +13,8 @@ import pytest
 from gonghui.integrations import wechatpay_simulator as sim
 from tests.activities.conftest import MemberFactory
 from tests.activities.voucher_grab.conftest import (
-    claim,
+    claimants,
     grab,
-    link_wechat,
     my_claims,
     wechat_stock,
 )
@@ -39,10 +38,7 @@ def test_coupons_whose_sender_was_killed_are_each_sent_once(
 ) -> None:
     api.post("/_sim/wechatpay/_control/faults", json={"latency_ms": 0})
     activity_id, stock_id = grab(api, tree, operator, max_coupons=CLAIMS)
-    members = [make_member(tree.district_a1) for _ in range(CLAIMS)]
-    for member in members:
-        link_wechat(member)
-        assert claim(api, activity_id, stock_id, member).status_code == 201
+    members = claimants(api, make_member, tree.district_a1, activity_id, stock_id, CLAIMS)
     # WeChat Pay now takes 1.5 s a coupon: the worker is killed with sends in flight.
     api.post("/_sim/wechatpay/_control/faults", json={"latency_ms": 1500})
     first = WorkerProcess(env=FAST).start()

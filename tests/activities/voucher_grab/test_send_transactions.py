@@ -25,11 +25,10 @@ from gonghui.tasks import queue
 from gonghui.tasks.models import Task
 from tests.activities.conftest import MemberFactory
 from tests.activities.voucher_grab.conftest import (
-    claim,
+    claimants,
     faults,
     grab,
     ledger,
-    link_wechat,
     my_claims,
 )
 from tests.activities.voucher_grab.conftest import wechat_stock as stock_at_wechat
@@ -80,9 +79,7 @@ def test_a_coupon_sent_costs_two_write_transactions(
     write_commits: list[int],
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator)
-    member = make_member(tree.district_a1)
-    link_wechat(member)
-    assert claim(api, activity_id, stock_id, member).status_code == 201
+    (member,) = claimants(api, make_member, tree.district_a1, activity_id, stock_id)
     name, task_id, token = _sent_task()
 
     before = write_commits[0]
@@ -103,10 +100,7 @@ def test_a_group_of_coupons_costs_two_write_transactions_and_an_unanswered_one_g
     write_commits: list[int],
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator, max_coupons=5)
-    members = [make_member(tree.district_a1) for _ in range(5)]
-    for member in members:
-        link_wechat(member)
-        assert claim(api, activity_id, stock_id, member).status_code == 201
+    members = claimants(api, make_member, tree.district_a1, activity_id, stock_id, 5)
     faults(api, "lost")  # one of the five is sent, but its answer never arrives
     name, task_id, token = _sent_task()
 
@@ -148,9 +142,7 @@ def test_a_worker_killed_after_wechat_pay_answered_sends_no_second_coupon(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator)
-    member = make_member(tree.district_a1)
-    link_wechat(member)
-    assert claim(api, activity_id, stock_id, member).status_code == 201
+    (member,) = claimants(api, make_member, tree.district_a1, activity_id, stock_id)
     name, task_id, token = _sent_task()
 
     def killed(*args: Any) -> None:

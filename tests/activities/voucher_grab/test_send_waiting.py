@@ -24,6 +24,7 @@ from gonghui.settings import get_settings
 from tests.activities.conftest import MemberFactory
 from tests.activities.voucher_grab.conftest import (
     claim,
+    claimants,
     grab,
     ledger,
     link_wechat,
@@ -59,9 +60,7 @@ def test_a_send_waits_while_an_operator_pauses_its_stock_and_goes_as_it_restarts
     api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator, max_coupons=3)
-    member = make_member(tree.district_a1)
-    link_wechat(member)
-    assert claim(api, activity_id, stock_id, member).status_code == 201
+    (member,) = claimants(api, make_member, tree.district_a1, activity_id, stock_id)
     move(api, operator, activity_id, stock_id, "pause")
 
     assert tasks.run_due() == 1  # the send: held, not sent, not failed
@@ -89,10 +88,7 @@ def test_a_stock_paused_at_wechat_pay_holds_its_sends_until_it_runs_there_again(
     api: httpx.Client, tree: Tree, operator: dict[str, str], make_member: MemberFactory
 ) -> None:
     activity_id, stock_id = grab(api, tree, operator, max_coupons=3)
-    members = [make_member(tree.district_a1) for _ in range(2)]
-    for member in members:
-        link_wechat(member)
-        assert claim(api, activity_id, stock_id, member).status_code == 201
+    members = claimants(api, make_member, tree.district_a1, activity_id, stock_id, 2)
     move_wechat_stock(activity_id, "pause")  # by the merchant, not through gonghui
 
     assert tasks.run_due() == 2  # refused; WeChat Pay, asked, says the stock is paused
@@ -125,9 +121,7 @@ def test_a_send_that_waited_too_long_is_refused_fails_and_gives_its_coupon_back(
     # Ten minutes at most, within the tokens' lifetime (the default is hours).
     monkeypatch.setattr(get_settings(), "voucher_send_max_wait_s", 600.0)
     activity_id, stock_id = grab(api, tree, operator, max_coupons=3)
-    member = make_member(tree.district_a1)
-    link_wechat(member)
-    assert claim(api, activity_id, stock_id, member).status_code == 201
+    (member,) = claimants(api, make_member, tree.district_a1, activity_id, stock_id)
     move_wechat_stock(activity_id, "pause")
     assert tasks.run_due() == 1
     calls = sim.send_calls()
