@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.synchronize import Event
@@ -28,6 +29,7 @@ from gonghui.baas.records import write
 from gonghui.db import UNAVAILABLE, on_commit, unit_of_work
 from gonghui.errors import Conflict, ServiceUnavailable
 from gonghui.hotwrite import client as hotwrite_client
+from gonghui.hotwrite import load
 from gonghui.hotwrite import writer as writer_module
 from gonghui.hotwrite.registry import UnknownOperation
 from gonghui.mall import checkout
@@ -61,6 +63,10 @@ def create_org_at_gate(session: Session, *, code: str, gate: str) -> int:
 
 def big_answer(session: Session, *, size: int) -> bytes:
     return b"x" * size
+
+
+def linger(session: Session, *, seconds: float) -> None:
+    time.sleep(seconds)
 
 
 BATCH_SIZES: list[int] = []
@@ -387,3 +393,34 @@ def test_a_batch_form_on_anything_but_an_operation_is_refused_at_once() -> None:
 
     with pytest.raises(TypeError, match="not a hot operation"):
         hotwrite.batched(lambda session, calls: [])(helper)
+
+
+def test_a_busy_writer_tells_the_host_and_its_figure_lapses_when_it_goes_idle() -> None:
+    hotwrite.run(linger, seconds=0)  # ends whatever window the writer had open
+    hotwrite.run(linger, seconds=2 * load.WINDOW_S)  # a window spent running a batch
+    assert load.share() > load.BUSY_SHARE
+    assert hotwrite.busy()
+    time.sleep(load.STALE_S)
+    assert load.share() == 0.0
+    assert not hotwrite.busy()
+    hotwrite.run(linger, seconds=0)
+    time.sleep(load.WINDOW_S)
+    hotwrite.run(linger, seconds=0)  # a window spent waiting for work
+    assert 0.0 <= load.share() < load.BUSY_SHARE
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"garbage", load._FIGURE.pack(float("nan"), 1.0), load._FIGURE.pack(0.0, 1.0)],
+)
+def test_a_figure_that_is_missing_torn_or_stale_reads_as_not_busy(
+    tmp_path: Path, content: bytes
+) -> None:
+    figure = tmp_path / load.FILE_NAME
+    assert load.share(figure) == 0.0
+    figure.write_bytes(content)
+    assert load.share(figure) == 0.0
+    figure.write_bytes(load._FIGURE.pack(time.time(), 7.0))  # out of range
+    assert load.share(figure) == 0.0
+    figure.write_bytes(load._FIGURE.pack(time.time(), 0.75))
+    assert load.share(figure) == 0.75

@@ -94,6 +94,16 @@ def grouped_partly(batch: list[dict[str, Any]]) -> None:
         tasks.complete(session, retry=retry)
 
 
+# While set, relays hold the rows of the kind below (as sends hold while members write).
+holding = threading.Event()
+
+
+@tasks.grouped("tests.yielding", hold_while=holding.is_set, hold_s=30.0)
+def yielding(batch: list[dict[str, Any]]) -> None:
+    with _ran_lock:
+        groups.append([one["mark"] for one in batch])
+
+
 windows: list[float] = []
 
 
@@ -111,6 +121,7 @@ def clean() -> None:
     in_slot.clear()
     most_in_slot.clear()
     release_slots.clear()
+    holding.clear()
 
 
 def rows() -> list[Task]:
@@ -491,3 +502,29 @@ def test_a_grouped_kind_waits_for_the_relay_which_sends_groups_of_at_most_group_
         assert queue.execute(name, task_id, token) == "done"
     assert sorted(len(g) for g in groups) == [1, queue.GROUP_MAX]
     assert {r.status for r in rows() if r.name == "tests.grouped"} == {"done"}
+
+
+def test_a_kind_that_holds_stays_queued_untouched_until_it_stops_or_a_row_waited_its_bound() -> (
+    None
+):
+    holding.set()
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.yielding", mark="early")
+    clock.advance(timedelta(seconds=20))
+    with unit_of_work() as session:
+        tasks.defer_many(session, "tests.yielding", [{"mark": "late"}, {"mark": "later"}])
+        tasks.defer(session, "tests.note", mark="other")
+    # Other kinds go; the holding kind's rows are left as they were: no token, no attempt.
+    assert [(m.name, len(m.task_ids)) for m in queue.claim_due()] == [("tests.note", 1)]
+    assert queue.claim_due() == []
+    held = [r for r in rows() if r.name == "tests.yielding"]
+    assert {(r.token, r.attempts, r.status) for r in held} == {(None, 0, "queued")}
+    # A row held past its bound goes, as if nothing held it; the younger ones still wait.
+    clock.advance(timedelta(seconds=15))
+    [bound] = queue.claim_due()
+    assert queue.execute(bound.name, bound.task_id, bound.token) == "done"
+    assert groups == [["early"]]
+    holding.clear()
+    [rest] = queue.claim_due()
+    assert queue.execute(rest.name, rest.task_id, rest.token) == "done"
+    assert groups == [["early"], ["late", "later"]]

@@ -4,10 +4,12 @@
   forms declared with :func:`batched`);
 - :mod:`.transport`: the writer process ``gonghui serve`` starts, and its socket protocol;
 - :mod:`.client`: how a server process hands it jobs (:func:`run`, :func:`run_async`);
-- :mod:`.registry`: the modules whose operations the writer process runs, by name.
+- :mod:`.registry`: the modules whose operations the writer process runs, by name;
+- :mod:`.load`: how busy this host's writer is (:func:`busy`), for work that gives way.
 """
 
 from gonghui.hotwrite.client import WriterUnavailable, run, run_async
+from gonghui.hotwrite.load import busy
 from gonghui.hotwrite.transport import WriterProcess, start_writer_process
 from gonghui.hotwrite.writer import (
     RunAgain,
@@ -25,6 +27,7 @@ __all__ = [
     "WriterUnavailable",
     "batch_form",
     "batched",
+    "busy",
     "first_try",
     "one",
     "request_id_of",

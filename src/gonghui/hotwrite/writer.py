@@ -25,6 +25,9 @@ order, unique constraints where a thing may exist once). A batch that still lose
 deadlock or a serialization failure to another is rolled back whole and run again, up to
 :data:`MAX_TRIES` times, rather than failing its jobs.
 
+After each batch the writer notes how long it ran (:class:`gonghui.hotwrite.load.Meter`):
+background work on the same host reads how busy the members keep it and gives way.
+
 A batch that meets the database unreachable (down, restarting, its connection dropped) is
 given up whole: every job fails with 503 ``database.unavailable`` (:func:`gonghui.db.unavailable`),
 whose outcome is unknown if the commit itself went unanswered, and which its caller retries
@@ -53,6 +56,7 @@ from sqlalchemy.orm import Session
 
 from gonghui.db import AfterCommit, unavailable, unit_of_work
 from gonghui.errors import DomainError
+from gonghui.hotwrite.load import Meter
 from gonghui.observability import request_id_var, request_scope
 from gonghui.settings import get_settings
 
@@ -124,6 +128,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock_fd = -1
+        self._meter = Meter()
 
     def submit(
         self,
@@ -149,6 +154,7 @@ class Writer:
                 self._jobs = queue.SimpleQueue()
                 self._pid = os.getpid()
                 self._lock_fd = -1
+                self._meter = Meter()
                 self._thread = threading.Thread(
                     target=self._loop, name="gonghui-hot-writer", daemon=True
                 )
@@ -166,7 +172,9 @@ class Writer:
     def _loop(self) -> None:
         while True:
             batch = [job for job in self._next_batch() if job.future.set_running_or_notify_cancel()]
+            started = time.monotonic()
             self._run_tries(batch)
+            self._meter.ran(time.monotonic() - started)
             sinks: dict[Callable[[list[Job]], None], list[Job]] = {}
             for job in batch:
                 if job.error is not None:

@@ -96,6 +96,10 @@ class Kind:
     slot_limit: Callable[[], int] | None = None
     # Run in groups: ``run(batch)`` takes the arguments of every row of a group.
     grouped: bool = False
+    # Relays leave the kind's rows queued while this says so, a row at most ``hold_s``
+    # past its time (see :func:`grouped`).
+    hold_while: Callable[[], bool] | None = None
+    hold_s: float = 0.0
 
     def slot_of(self, args: dict[str, Any]) -> str | None:
         return self.slot(args) if self.slot is not None else None
@@ -140,14 +144,33 @@ def grouped(
     max_attempts: int = 5,
     time_limit_s: float = 300.0,
     on_dead: Callable[[dict[str, Any], str], None] | None = None,
+    hold_while: Callable[[], bool] | None = None,
+    hold_s: float = 0.0,
 ) -> Callable[[Callable[[list[dict[str, Any]]], object]], Callable[[list[dict[str, Any]]], object]]:
     """Register ``fn(batch)`` as the kind of task ``name``, run in groups: ``batch`` holds
     the keyword arguments of up to :data:`GROUP_MAX` of its tasks, in the order deferred.
     One run is every task's: done together, or (the function raised) each retried or
-    dead-lettered by its own count. Each task is deferred as usual (:func:`defer`)."""
+    dead-lettered by its own count. Each task is deferred as usual (:func:`defer`).
+
+    Background work that gives way names ``hold_while`` (a cheap predicate, asked by
+    every relay pass, such as :func:`gonghui.hotwrite.busy`): while it holds, relays leave
+    the kind's rows queued, untouched (no attempt counted, no thread taken), except a row
+    ``hold_s`` past its time, which goes as if nothing held it. :func:`run_due` (tests,
+    the CLI) does not hold."""
 
     def register(fn: Callable[[list[dict[str, Any]]], object]) -> Callable[..., object]:
-        _register(Kind(name, fn, max_attempts, time_limit_s, on_dead, grouped=True))
+        _register(
+            Kind(
+                name,
+                fn,
+                max_attempts,
+                time_limit_s,
+                on_dead,
+                grouped=True,
+                hold_while=hold_while,
+                hold_s=hold_s,
+            )
+        )
         return fn
 
     return register
@@ -198,12 +221,15 @@ class Run:
     attempt: int
     max_attempts: int
     token: str = ""
-    # Every row the run is for (a grouped kind's group; else the one).
-    task_ids: tuple[int, ...] = ()
-    # Those rows as the run took them, in its batch's order (each one's attempt and limit).
+    # Every row the run is for (a grouped kind's group; else the one), as the run took
+    # them, in its batch's order (each one's attempt and limit).
     rows: tuple[Taken, ...] = ()
     # Set once the run's own transaction has recorded it done (:func:`complete`).
     completed: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    @property
+    def task_ids(self) -> tuple[int, ...]:
+        return tuple(row.id for row in self.rows)
 
 
 _current: ContextVar[Run | None] = ContextVar("gonghui_task", default=None)
@@ -441,10 +467,13 @@ def claim_due(limit: int = GROUP_MAX) -> list[Sending]:
 
     Relays look twice a second and mostly find nothing (a worker's process sends what it
     defers as it commits), so a look first reads whether anything is due: the write
-    transaction, which on SQLite takes the lock the hot writer needs, only when it is."""
+    transaction, which on SQLite takes the lock the hot writer needs, only when it is.
+    The rows of a kind that holds (:func:`grouped`'s ``hold_while``) are not due while it
+    does."""
     at = now()
+    due = and_(due_now(at), *_held(at))
     with unit_of_work(read_only=True) as session:
-        if session.scalar(select(Task.id).where(due_now(at)).limit(1)) is None:
+        if session.scalar(select(Task.id).where(due).limit(1)) is None:
             return []
     token = uuid.uuid4().hex
     lease = at + timedelta(seconds=get_settings().task_send_lease_s)
@@ -453,7 +482,7 @@ def claim_due(limit: int = GROUP_MAX) -> list[Sending]:
         # may run such a subquery more than once and take more rows than the limit.
         ids = session.scalars(
             select(Task.id)
-            .where(due_now(at))
+            .where(due)
             .order_by(Task.run_at, Task.id)
             .limit(limit)
             .with_for_update(skip_locked=True)  # rows another relay claims are left to it
@@ -472,6 +501,16 @@ def claim_due(limit: int = GROUP_MAX) -> list[Sending]:
         by_name.setdefault(name, []).append((task_id, args))
     messages = [m for name, claimed in by_name.items() for m in _messages(token, claimed, name)]
     return sorted(messages, key=lambda m: m.task_id)
+
+
+def _held(at: datetime) -> list[ColumnElement[bool]]:
+    """Conditions that leave the rows of kinds holding now queued, those not yet
+    ``hold_s`` past their time."""
+    return [
+        or_(Task.name != kind.name, Task.run_at <= at - timedelta(seconds=kind.hold_s))
+        for kind in _kinds.values()
+        if kind.hold_while is not None and kind.hold_while()
+    ]
 
 
 def _slot_of(name: str, args: dict[str, Any]) -> str | None:
@@ -716,7 +755,6 @@ def _run_claimed(kind: Kind | None, name: str, token: str, rows_of: ColumnElemen
             max(r.attempts for r in live),
             min(r.max_attempts for r in live),
             token,
-            tuple(r.id for r in live),
             tuple(Taken(r.id, r.args, r.attempts, r.max_attempts) for r in live),
         )
         reset = _current.set(run)

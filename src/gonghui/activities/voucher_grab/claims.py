@@ -33,6 +33,9 @@ the relay's last pass, up to a hundred): one read, the calls made concurrently f
 bounded pool of sender threads, and one write transaction for every answer and the run's
 completion, each unanswered claim retried by its own count. So a send costs a worker
 a share of two transactions, not two of its own, and the writer is left to the claims.
+While members keep this host's hot writer busy (the opening minute), sends wait for the
+rush to pass, at most :data:`SEND_HOLD_S` (:func:`gonghui.hotwrite.busy`): the claims,
+which members contend for, come first; the coupons follow at WeChat Pay's pace.
 A refusal (WeChat Pay answered 4xx) fails the claim and gives back its coupon to the stock,
 the member's turns (per stock, and the activity's total and daily) and the org's share;
 except while the stock is paused (here, or at WeChat Pay): then the send waits for it to
@@ -657,7 +660,18 @@ def _pool() -> ThreadPoolExecutor:
         return _senders
 
 
-@tasks.grouped(SEND_COUPON, max_attempts=30, on_dead=_dead)
+# While members' claims (or draws, votes) keep this host's hot writer busy, sends wait for
+# the rush to pass, a coupon at most this long after its claim.
+SEND_HOLD_S = 30.0
+
+
+@tasks.grouped(
+    SEND_COUPON,
+    max_attempts=30,
+    on_dead=_dead,
+    hold_while=hotwrite.busy,
+    hold_s=SEND_HOLD_S,
+)
 def send_coupons(batch: list[dict[str, Any]]) -> None:
     """Send a group's coupons (see the module) in three steps, with no transaction open
     while WeChat Pay is called: read the claims still ``sending``; send their coupons,
