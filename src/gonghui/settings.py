@@ -96,12 +96,11 @@ class Settings(BaseSettings):
     voucher_waiting_check_s: float = Field(default=60.0, gt=0)
     voucher_send_max_wait_s: float = Field(default=6 * 3600.0, gt=0)
     # Coupon sends one process has in flight at once. A send takes about 180 ms end to end
-    # (WeChat Pay's 100 ms, signing and verifying, the pace's wait). Sends compete with the
-    # opening minute's claims for CPU and the writer where workers share the API's host:
-    # on the 2-core bench box 32 drained 289-327 sends/s with the claims' ratio at
-    # 0.32-0.37, 64 drained 358-396/s at 0.26-0.35 (make bench W=voucher_grab). Raise it
-    # where workers run on hosts of their own.
-    voucher_send_concurrency: int = Field(default=32, ge=1, le=256)
+    # (WeChat Pay's 100 ms, signing and verifying, the pace's wait). While claims keep the
+    # hot writer busy, sends wait (hotwrite.busy), so this sizes the drain after the rush:
+    # on the 2-core bench box 32 drained 321-350 sends/s, 64 drained 411/s against a pace
+    # of 450/s (make bench W=voucher_grab, one round).
+    voucher_send_concurrency: int = Field(default=64, ge=1, le=256)
     # Notifications: how often started activities' reminders are looked for, and how many
     # members a broadcast reaches a second (one batch a second).
     notifications_reminder_check_s: float = Field(default=60.0, gt=0)
