@@ -9,7 +9,10 @@ stock is opened by the workers before the burst. Claims and pings are measured a
 in draw_burst (rounds of ping / claims / ping, the median round reported). Then the sends:
 the server's two ``gonghui worker`` processes (GONGHUI_WORKER_THREADS each,
 BENCH_WORKER_THREADS, 32; the API processes run none, as in production) send every claimed
-coupon; the send backlog is polled until empty or BENCH_DRAIN_S. Invariants: the
+coupon; the send backlog is polled until empty or BENCH_DRAIN_S. Sends wait while the
+claims keep the hot writer busy (gonghui.hotwrite.load), so they run in the ping rounds
+between claim rounds: the pings are measured with sends running, the claims mostly
+without (read claims/s and the pings' own figures along with the ratio). Invariants: the
 stock's count equals the claims, no claim past the stock, each sent claim has its own
 coupon, and the backlog drained.
 
