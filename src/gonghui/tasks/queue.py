@@ -31,7 +31,9 @@ and on PostgreSQL, with or without Redis:
   of every transaction since the last pass, up to :data:`GROUP_MAX`) go as one message;
   one call of its function takes all their arguments, in one run whose outcome is each
   row's. So a burst of small tasks (a notification per prize won) costs a few
-  transactions per group, not per task, for at most ``task_poll_s`` of latency.
+  transactions per group, not per task, for at most ``task_poll_s`` of latency. A
+  grouped kind may give way (``hold_while``): relays leave its rows queued while members'
+  hot writes keep the host busy, each row a bounded time (coupon sends).
 - **Periodic work** (:func:`periodic`) is one row per kind, re-armed by every worker's
   clock when its window comes: it runs once per window however many workers there are.
 
