@@ -45,8 +45,7 @@ def path() -> Path:
 class Meter:
     """The writer's side: :meth:`ran` after each batch with the time it took."""
 
-    def __init__(self, at: Path | None = None) -> None:
-        self._path = at
+    def __init__(self) -> None:
         self._fd = -1
         self._since = time.monotonic()
         self._busy_s = 0.0
@@ -61,7 +60,7 @@ class Meter:
         self._since, self._busy_s = moment, 0.0
         try:
             if self._fd < 0:
-                target = self._path or path()
+                target = path()
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
             os.pwrite(self._fd, _FIGURE.pack(time.time(), share), 0)
