@@ -6,6 +6,7 @@ import io
 import re
 import socket
 import struct
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from sqlalchemy import event
 from gonghui import clock, hooks
 from gonghui.accounts.service import create_staff_user
 from gonghui.db import get_engine, unit_of_work
+from gonghui.hotwrite import load
 from gonghui.notifications import events
 from gonghui.orgs import service as orgs
 from gonghui.orgs.models import OrgLevel, Role
@@ -170,6 +172,21 @@ def make_phone_user(api: httpx.Client) -> PhoneUserFactory:
 def loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The operator lets outgoing calls reach 127.0.0.1, where the test receivers listen."""
     monkeypatch.setattr(get_settings(), "outbound_allow_networks", ["127.0.0.1/32"])
+
+
+WriterLoad = Callable[[float], None]
+
+
+@pytest.fixture
+def writer_load(monkeypatch: pytest.MonkeyPatch) -> WriterLoad:
+    """Says that this host's hot writer spent a share of its last window running batches,
+    as the writer itself publishes it; each figure stays fresh until the next."""
+    monkeypatch.setattr(load, "STALE_S", 3600.0)
+
+    def say(share: float) -> None:
+        load.path().write_bytes(load._FIGURE.pack(time.time(), share))
+
+    return say
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 
 from gonghui import clock, tasks
 from gonghui.db import unit_of_work
+from gonghui.hotwrite import load
 from gonghui.settings import get_settings
 from gonghui.tasks import queue
 
@@ -21,6 +22,11 @@ def job(fail: bool = False) -> None:
 
 @tasks.task("tests.ops_report")
 def report() -> None:
+    pass
+
+
+@tasks.grouped("tests.ops_send", hold_while=load.busy, hold_s=30.0)
+def send(batch: list[dict[str, object]]) -> None:
     pass
 
 

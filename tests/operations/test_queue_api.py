@@ -3,16 +3,18 @@ again (audited): platform admins only."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from sqlalchemy import select
 
-from gonghui import tasks
+from gonghui import clock, tasks
 from gonghui.audit.models import AuditEntry
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
 from gonghui.tasks.models import Task
-from tests.fixtures import StaffFactory, Tree
+from tests.fixtures import StaffFactory, Tree, WriterLoad
 from tests.operations.conftest import queue_in_every_state
 
 pytestmark = pytest.mark.database_fallback
@@ -56,6 +58,38 @@ def test_the_queue_counts_tasks_by_name_and_state_with_its_lag_and_live_workers(
         4242,
         8,
     )
+
+
+def test_tasks_giving_way_to_members_are_counted_held_and_left_out_of_the_lag(
+    api: httpx.Client, make_staff: StaffFactory, writer_load: WriterLoad
+) -> None:
+    admin = make_staff(None, None, platform_admin=True)
+    with unit_of_work() as session:
+        tasks.defer_many(session, "tests.ops_send", [{}, {}])
+    clock.advance(timedelta(seconds=20))
+    with unit_of_work() as session:
+        tasks.defer(session, "tests.ops_job")
+    clock.advance(timedelta(seconds=5))
+
+    def read() -> tuple[list[tuple[str, str, int]], float]:
+        resp = api.get("/api/v1/ops/queue", headers=admin.headers)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        return [(c["name"], c["state"], c["count"]) for c in body["counts"]], body["oldest_due_s"]
+
+    writer_load(0.9)  # members' claims keep the writer busy: the sends give way
+    counts, lag = read()
+    assert counts == [("tests.ops_job", "due", 1), ("tests.ops_send", "held", 2)]
+    assert 5.0 <= lag < 10.0  # the job's, not the held sends'
+    writer_load(0.1)  # the rush is over
+    counts, lag = read()
+    assert counts == [("tests.ops_job", "due", 1), ("tests.ops_send", "due", 2)]
+    assert 25.0 <= lag < 30.0
+    writer_load(0.9)
+    clock.advance(timedelta(seconds=10))  # past the sends' bound: they go, held or not
+    counts, lag = read()
+    assert counts == [("tests.ops_job", "due", 1), ("tests.ops_send", "due", 2)]
+    assert 35.0 <= lag < 40.0
 
 
 def test_dead_tasks_are_listed_newest_first_by_page_without_their_arguments(

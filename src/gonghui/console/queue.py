@@ -12,6 +12,7 @@ from gonghui.console.router import ConsoleStaff, _actor
 from gonghui.db import unit_of_work
 from gonghui.errors import DomainError
 from gonghui.operations import service as operations
+from gonghui.tasks.ops import TaskState
 from gonghui.types import Id
 from gonghui.web.errors import error_key
 from gonghui.web.session import PageUser, check_csrf
@@ -37,6 +38,7 @@ def _page(
     next_before_id = dead[-1].id if len(dead) == PAGE else None
     context.update(
         summary=summary,
+        columns=[state.value for state in TaskState],
         by_name=by_name,
         dead=dead,
         next_url=f"/console/queue?{urlencode({'before': next_before_id})}"

@@ -16,18 +16,21 @@ from enum import StrEnum
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from gonghui import metrics
 from gonghui.clock import now
 from gonghui.db import unit_of_work
 from gonghui.tasks.models import Task, TaskStatus, Worker
-from gonghui.tasks.queue import alive_since, due_now
+from gonghui.tasks.queue import alive_since, due_now, unheld
 
 
 class TaskState(StrEnum):
     DUE = "due"  # its time has come and no live send holds it: waiting for a worker
+    # Due, but its kind gives way while members' hot writes keep this host's writer busy
+    # (``hold_while`` of :func:`gonghui.tasks.grouped`), for at most its ``hold_s``.
+    HELD = "held"
     WAITING = "waiting"  # for its delay or its next retry
     RUNNING = "running"  # sent to or run by a worker, its lease live
     DEAD = "dead"  # out of attempts
@@ -53,7 +56,9 @@ class LiveWorker:
 @dataclass(frozen=True)
 class QueueSummary:
     counts: list[TaskCount]  # by name, then state; only the non-zero ones
-    oldest_due_s: float  # how long the oldest due task has been due (0 when none)
+    # How long the oldest due task has been due (0 when none); held ones are not counted,
+    # as they wait on purpose and within their bound.
+    oldest_due_s: float
     workers: list[LiveWorker]
 
 
@@ -73,7 +78,8 @@ def summary(session: Session) -> QueueSummary:
     state = case(
         (Task.status == TaskStatus.DEAD, TaskState.DEAD.value),
         (Task.run_at > at, TaskState.WAITING.value),
-        (due_now(at), TaskState.DUE.value),
+        (and_(due_now(at), unheld(at)), TaskState.DUE.value),
+        (due_now(at), TaskState.HELD.value),
         else_=TaskState.RUNNING.value,
     )
     # Grouped outside: PostgreSQL would not match a GROUP BY repeating the expression
@@ -91,7 +97,7 @@ def summary(session: Session) -> QueueSummary:
             .order_by(rows.c.name, rows.c.state)
         )
     ]
-    oldest = session.scalar(select(func.min(Task.run_at)).where(due_now(at)))
+    oldest = session.scalar(select(func.min(Task.run_at)).where(due_now(at), unheld(at)))
     workers = [
         LiveWorker(w.id, w.host, w.pid, w.threads, w.started_at, w.heartbeat_at)
         for w in session.scalars(
@@ -136,7 +142,8 @@ def _queue() -> Iterator[Metric]:
         read = summary(session)
     tasks = GaugeMetricFamily(
         "gonghui_tasks",
-        "Tasks by name and state: due, waiting (a delay or a retry), running, dead",
+        "Tasks by name and state: due, held (giving way to members' hot writes), "
+        "waiting (a delay or a retry), running, dead",
         labels=["name", "state"],
     )
     for c in read.counts:
@@ -144,7 +151,7 @@ def _queue() -> Iterator[Metric]:
     yield tasks
     yield GaugeMetricFamily(
         "gonghui_task_lag_seconds",
-        "How long the oldest due task has been due (0 when none is)",
+        "How long the oldest due task has been due, held ones aside (0 when none is)",
         value=read.oldest_due_s,
     )
     yield GaugeMetricFamily(

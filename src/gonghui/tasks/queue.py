@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from gonghui.clock import now
@@ -473,7 +473,7 @@ def claim_due(limit: int = GROUP_MAX) -> list[Sending]:
     The rows of a kind that holds (:func:`grouped`'s ``hold_while``) are not due while it
     does."""
     at = now()
-    due = and_(due_now(at), *_held(at))
+    due = and_(due_now(at), unheld(at))
     with unit_of_work(read_only=True) as session:
         if session.scalar(select(Task.id).where(due).limit(1)) is None:
             return []
@@ -505,14 +505,17 @@ def claim_due(limit: int = GROUP_MAX) -> list[Sending]:
     return sorted(messages, key=lambda m: m.task_id)
 
 
-def _held(at: datetime) -> list[ColumnElement[bool]]:
-    """Conditions that leave the rows of kinds holding now queued, those not yet
-    ``hold_s`` past their time."""
-    return [
-        or_(Task.name != kind.name, Task.run_at <= at - timedelta(seconds=kind.hold_s))
-        for kind in _kinds.values()
-        if kind.hold_while is not None and kind.hold_while()
-    ]
+def unheld(at: datetime) -> ColumnElement[bool]:
+    """Rows no hold keeps queued now: of a kind not holding at ``at`` (see :func:`grouped`'s
+    ``hold_while``), or ``hold_s`` past their time. Asked in this process, so on this host."""
+    return and_(
+        true(),
+        *(
+            or_(Task.name != kind.name, Task.run_at <= at - timedelta(seconds=kind.hold_s))
+            for kind in _kinds.values()
+            if kind.hold_while is not None and kind.hold_while()
+        ),
+    )
 
 
 def _slot_of(name: str, args: dict[str, Any]) -> str | None:

@@ -5,7 +5,6 @@ still gets exactly one coupon. While members keep the hot writer busy, sends giv
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -14,13 +13,12 @@ import pytest
 
 from gonghui import clock, tasks
 from gonghui.activities.voucher_grab import claims
-from gonghui.hotwrite import load
 from gonghui.integrations import wechatpay_simulator as sim
 from gonghui.settings import get_settings
 from gonghui.tasks import queue
 from tests.activities.conftest import Member, MemberFactory
 from tests.activities.voucher_grab.conftest import claimants, grab, my_claims, wechat_stock
-from tests.fixtures import Tree
+from tests.fixtures import Tree, WriterLoad
 
 THREADS = 8
 
@@ -94,19 +92,13 @@ def test_unpaced_sends_answered_429_are_retried_and_each_member_gets_one_coupon(
     assert sim.send_calls() >= 12 + limited  # each answered 429 was asked again
 
 
-def writer_figure(share: float) -> None:
-    """This host's hot writer says it spent ``share`` of its last window running batches."""
-    load.path().write_bytes(load._FIGURE.pack(time.time(), share))
-
-
 def test_sends_give_way_while_members_keep_the_hot_writer_busy_within_their_bound(
     api: httpx.Client,
     tree: Tree,
     operator: dict[str, str],
     make_member: MemberFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    writer_load: WriterLoad,
 ) -> None:
-    monkeypatch.setattr(load, "STALE_S", 3600.0)  # the figures below stay fresh
     grabbed = grab(api, tree, operator, max_coupons=3)
     early = claimants(api, make_member, tree.district_a1, *grabbed)
     clock.advance(timedelta(seconds=claims.SEND_HOLD_S / 2))
@@ -115,7 +107,7 @@ def test_sends_give_way_while_members_keep_the_hot_writer_busy_within_their_boun
     def sends_relayed() -> list[queue.Sending]:
         return [m for m in queue.claim_due() if m.name == claims.SEND_COUPON]
 
-    writer_figure(0.9)  # the opening minute: claims keep the writer busy
+    writer_load(0.9)  # the opening minute: claims keep the writer busy
     assert sends_relayed() == []
     assert sim.send_calls() == 0
     assert [c["state"] for m in early + late for c in my_claims(api, m)] == ["sending"] * 3
@@ -126,7 +118,7 @@ def test_sends_give_way_while_members_keep_the_hot_writer_busy_within_their_boun
     assert [c["state"] for c in my_claims(api, early[0])] == ["sent"]
     assert sends_relayed() == []  # the later two still give way
 
-    writer_figure(0.2)  # the rush is over
+    writer_load(0.2)  # the rush is over
     [rest] = sends_relayed()
     assert queue.execute(rest.name, rest.task_id, rest.token) == "done"
     assert [c["state"] for m in late for c in my_claims(api, m)] == ["sent"] * 2
