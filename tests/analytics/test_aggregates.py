@@ -4,6 +4,7 @@ the ledger and the participation tables say; an incremental run picks up new act
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import httpx
 from openpyxl import load_workbook  # type: ignore[import-untyped]
@@ -14,9 +15,10 @@ from gonghui import xlsx
 from gonghui.analytics import aggregate
 from gonghui.analytics.models import AggregateRun
 from gonghui.cli import app
+from gonghui.clock import local_day
 from gonghui.db import unit_of_work
 from gonghui.orgs.models import Role
-from tests.activities.conftest import create_member, draw
+from tests.activities.conftest import create_activity, create_member, draw
 from tests.analytics.conftest import Story, count_directly
 from tests.fixtures import StaffFactory, Tree
 
@@ -125,6 +127,40 @@ def test_an_incremental_run_picks_up_new_participation(
         assert run is not None
         assert run.full_at is not None
         assert run.full_at < run.computed_at
+
+
+def test_an_activity_with_rules_counts_as_eligible_only_the_members_they_admit(
+    api: httpx.Client, tree: Tree, make_staff: StaffFactory
+) -> None:
+    staff = make_staff(tree.city_a, Role.OPERATOR)
+    long_ago, lately = local_day() - timedelta(days=400), local_day() - timedelta(days=10)
+    admitted = [
+        create_member(tree.district_a1, tags=["劳模"], join_date=long_ago),
+        create_member(tree.grassroots_a1x, tags=["青年", "劳模"], join_date=long_ago),
+    ]
+    refused = [
+        create_member(tree.district_a1, tags=["劳模"], join_date=lately),  # too new
+        create_member(tree.district_a1, tags=["劳模"]),  # no join date: a member since today
+        create_member(tree.district_a1, tags=["青年"], join_date=long_ago),  # no such tag
+    ]
+    create_member(tree.grassroots_b1, tags=["劳模"], join_date=long_ago)  # another city
+    rules = {"tags_any": ["劳模"], "min_membership_days": 365}
+    models = create_activity(api, staff.headers, tree.city_a, title="劳模专享", eligibility=rules)
+    everyone = create_activity(api, staff.headers, tree.city_a, title="全员抽奖")
+    for member in admitted:
+        assert draw(api, models["id"], member.headers).status_code == 200
+    # The draws' own rules: those not counted as eligible may not take part.
+    for member in refused:
+        resp = draw(api, models["id"], member.headers)
+        assert resp.json()["error"]["code"] == "activities.not_eligible", resp.text
+    assert draw(api, everyone["id"], refused[0].headers).status_code == 200
+
+    aggregate.recompute()
+    figures = {
+        a["activity_id"]: (a["participants"], a["eligible_members"], a["participation_rate"])
+        for a in _overview(api, staff.headers, tree.city_a)["activities"]
+    }
+    assert figures == {models["id"]: (2, 2, 1.0), everyone["id"]: (1, 5, 0.2)}
 
 
 def test_staff_of_another_org_and_members_are_refused(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
@@ -41,15 +42,48 @@ def visible_activity(session: Session, *, member: MemberInfo, activity_id: int) 
     return _visible(member, activity_id, session.get(Activity, activity_id))
 
 
+@dataclass(frozen=True)
+class EligibilityRules:
+    """An activity's eligibility rules (its ``eligibility``, as
+    :class:`gonghui.activities.schemas.Eligibility` stores it), read once to be asked of
+    many members."""
+
+    tags_any: frozenset[str]
+    min_membership_days: int
+
+    @classmethod
+    def of(cls, eligibility: Mapping[str, Any] | None) -> EligibilityRules:
+        rules = eligibility or {}
+        tags, days = rules.get("tags_any"), rules.get("min_membership_days")
+        if not tags and not days:  # most activities: nothing to build on a member's path
+            return _OPEN
+        return cls(frozenset(str(t) for t in tags or ()), int(days or 0))
+
+    @property
+    def open_to_all(self) -> bool:
+        return not self.tags_any and not self.min_membership_days
+
+    def problem(
+        self, *, tags: Iterable[str], member_since: date, today: date | None = None
+    ) -> str | None:
+        """Why a member with these tags, a member since that day, may not take part on
+        ``today`` (default: the local day now), or None."""
+        if self.tags_any and self.tags_any.isdisjoint(tags):
+            return "this activity is for members with certain tags"
+        days = self.min_membership_days
+        if days and ((today or local_day()) - member_since).days < days:
+            return f"members of at least {days} days only"
+        return None
+
+
+_OPEN = EligibilityRules(frozenset(), 0)
+
+
 def eligibility_problem(*, member: MemberInfo, eligibility: Mapping[str, Any]) -> str | None:
     """Why the member may not take part under an activity's eligibility rules, or None."""
-    tags = eligibility.get("tags_any") or []
-    if tags and not set(tags) & set(member.tags):
-        return "this activity is for members with certain tags"
-    min_days = int(eligibility.get("min_membership_days") or 0)
-    if min_days and (local_day() - member.member_since).days < min_days:
-        return f"members of at least {min_days} days only"
-    return None
+    return EligibilityRules.of(eligibility).problem(
+        tags=member.tags, member_since=member.member_since
+    )
 
 
 def _live(

@@ -21,14 +21,15 @@ from sqlalchemy import ColumnElement, Select, case, delete, distinct, func, inse
 from sqlalchemy.orm import Session
 
 from gonghui.activities.models import Activity, ActivityStatus
+from gonghui.activities.participation import EligibilityRules
 from gonghui.analytics.models import ActivityFigures, AggregateRun, BenefitMonth, OrgMonth
 from gonghui.analytics.participation import acts
 from gonghui.benefits.models import Budget, LedgerAction, LedgerEntry, LedgerKind
-from gonghui.clock import day_start, display_zone, now
+from gonghui.clock import day_start, display_zone, local_day, now
 from gonghui.db import unit_of_work, upsert_insert
 from gonghui.members.models import Membership, MembershipStatus, RosterEntry
 from gonghui.orgs.models import Org
-from gonghui.tenancy import path_ids
+from gonghui.tenancy import path_ids, path_within
 
 NAME = "aggregates"
 # A full run goes back at most this many months.
@@ -216,6 +217,49 @@ def _benefits(session: Session, months: list[str]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+class Eligible:
+    """Verified members of an org's subtree whom an activity's rules admit, now. The
+    members are read once per run, and only if an activity has rules: a count walks the
+    subtree's members (most activities have none and take :func:`verified_by_subtree`)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._by_org: dict[int, list[tuple[tuple[str, ...], date]]] | None = None
+        self._paths: dict[int, str] = {}
+
+    def _load(self) -> dict[int, list[tuple[tuple[str, ...], date]]]:
+        if self._by_org is None:
+            self._by_org = defaultdict(list)
+            for org_id, tags, join_date, verified_at in self._session.execute(
+                select(
+                    Membership.org_id,
+                    Membership.tags,
+                    RosterEntry.join_date,
+                    Membership.verified_at,
+                )
+                .join(RosterEntry, RosterEntry.id == Membership.roster_entry_id)
+                .where(Membership.status == MembershipStatus.VERIFIED)
+            ):
+                since = join_date or local_day(verified_at)
+                self._by_org[org_id].append((tuple(str(t) for t in tags or ()), since))
+            self._paths = dict(self._session.execute(select(Org.id, Org.path)).tuples().all())
+        return self._by_org
+
+    def count(self, org_id: int, rules: EligibilityRules) -> int:
+        by_org = self._load()
+        root = self._paths.get(org_id)
+        if root is None:
+            return 0
+        today = local_day()
+        return sum(
+            1
+            for member_org, path in self._paths.items()
+            if path_within(path, root)
+            for tags, since in by_org.get(member_org, ())
+            if rules.problem(tags=tags, member_since=since, today=today) is None
+        )
+
+
 def verified_by_subtree(session: Session) -> dict[int, int]:
     """Verified members of each org's whole subtree, now."""
     own = dict(
@@ -249,6 +293,7 @@ def _activities(
         select(
             Activity.id,
             Activity.org_id,
+            Activity.eligibility,
             Activity.starts_at,
             Budget.cents_total,
             Budget.cents_spent,
@@ -271,10 +316,21 @@ def _activities(
             ).group_by(taking_part.c.activity_id)
         )
     }
-    eligible = verified_by_subtree(session)
+    verified = verified_by_subtree(session)
+    eligible = Eligible(session)
     rows = []
-    for activity_id, org_id, starts_at, cents, cents_spent, points, points_spent in activities:
+    for (
+        activity_id,
+        org_id,
+        eligibility,
+        starts_at,
+        cents,
+        cents_spent,
+        points,
+        points_spent,
+    ) in activities:
         members, times = counts.get(activity_id, (0, 0))
+        rules = EligibilityRules.of(eligibility)
         rows.append(
             {
                 "activity_id": activity_id,
@@ -282,7 +338,9 @@ def _activities(
                 "month": month_of(starts_at),
                 "participants": members,
                 "participations": times,
-                "eligible_members": eligible.get(org_id, 0),
+                "eligible_members": verified.get(org_id, 0)
+                if rules.open_to_all
+                else eligible.count(org_id, rules),
                 "budget_cents": cents,
                 "spent_cents": cents_spent or 0,
                 "budget_points": points,
