@@ -13,3 +13,6 @@ vendor=src/gonghui/web/static/vendor
 mkdir -p "$vendor"
 cp node_modules/htmx.org/dist/htmx.min.js "$vendor/htmx.min.js"
 cp node_modules/chart.js/dist/chart.umd.min.js "$vendor/chart.umd.min.js"
+# Quill 2.0.2, not 2.0.3: its getSemanticHTML turns every space into &nbsp; (slab/quill#4509).
+cp node_modules/quill/dist/quill.js "$vendor/quill.min.js"
+cp node_modules/quill/dist/quill.snow.css "$vendor/quill.snow.css"

@@ -42,15 +42,21 @@ def test_an_editor_writes_a_second_staff_member_approves_and_a_member_reads(
     expect(desktop.get_by_role("heading", level=1)).to_have_text("信息发布")
     desktop.get_by_role("link", name="撰写新稿").click()
     desktop.get_by_label("类别").select_option(label="通知公告")
-    desktop.get_by_label("标题").fill(TITLE)
-    desktop.get_by_label("正文（HTML）").fill(
+    desktop.get_by_role("textbox", name="标题").fill(TITLE)
+    assert axe(desktop) == []  # the visual editor first
+    desktop.get_by_role("button", name="编辑 HTML 源代码").click()
+    desktop.get_by_role("textbox", name="正文").fill(
         "<p>各基层工会：</p><p>运动会将于<strong>明年三月</strong>举行。</p>"
         '<script>alert("x")</script><p onclick="x()">欢迎报名。</p>'
     )
     assert axe(desktop) == []
     desktop.get_by_role("button", name="保存草稿").click()
     expect(desktop.get_by_role("status")).to_have_text("已保存为草稿")
+    expect(desktop.locator("article.article-body")).to_have_text(
+        "各基层工会：运动会将于明年三月举行。欢迎报名。"
+    )
     expect(desktop.locator("#body_html")).not_to_contain_text("script")
+    expect(desktop.locator("#body_html")).not_to_contain_text("onclick")
 
     desktop.get_by_label("图片（JPEG、PNG 或 WebP）").set_input_files(
         files=[{"name": "场馆.png", "mimeType": "image/png", "buffer": venue_png()}]
@@ -108,3 +114,58 @@ def test_an_editor_writes_a_second_staff_member_approves_and_a_member_reads(
     expect(row.locator("td").last).to_have_text("1")
     assert axe(desktop) == []
     shot(desktop, "console-news-list")
+
+
+def test_an_editor_formats_the_body_with_the_toolbar_and_sees_the_html_it_makes(
+    desktop: Page, tree: Tree, make_staff: StaffFactory
+) -> None:
+    editor = make_staff(tree.city_a, Role.OPERATOR)
+    sign_in_to_console(desktop, editor.username)
+    desktop.goto("/console/news/new")
+    desktop.get_by_role("textbox", name="标题").fill("职工书屋开放时间")
+    body = desktop.get_by_role("textbox", name="正文")
+    body.click()
+    toolbar = desktop.get_by_role("toolbar", name="正文格式")
+    toolbar.get_by_role("button", name="小标题").click()
+    desktop.keyboard.type("开放时间")
+    desktop.keyboard.press("Enter")
+    desktop.keyboard.type("每周一至周五 ")
+    toolbar.get_by_role("button", name="加粗").click()
+    desktop.keyboard.type("9:00 至 17:00")
+    toolbar.get_by_role("button", name="加粗").click()
+    desktop.keyboard.press("Enter")
+    toolbar.get_by_role("button", name="项目符号列表").click()
+    desktop.keyboard.type("凭会员码入场")
+    desktop.keyboard.press("Enter")
+    desktop.keyboard.type("图书可借两周")
+    assert axe(desktop) == []
+    shot(desktop, "console-news-editor")
+
+    desktop.get_by_role("button", name="保存草稿").click()
+    expect(desktop.get_by_role("status")).to_have_text("已保存为草稿")
+    preview = desktop.locator("article.article-body")
+    expect(preview.get_by_role("heading", level=3)).to_have_text("开放时间")
+    expect(preview.locator("strong")).to_have_text("9:00 至 17:00")
+    expect(preview.locator("ul > li")).to_have_text(["凭会员码入场", "图书可借两周"])
+    # What was saved, in the source: plain spaces, the list as a list.
+    desktop.get_by_role("button", name="编辑 HTML 源代码").click()
+    source = desktop.get_by_role("textbox", name="正文")
+    expect(source).to_have_value(
+        "<h3>开放时间</h3><p>每周一至周五 <strong>9:00 至 17:00</strong></p>"
+        "<ul><li>凭会员码入场</li><li>图书可借两周</li></ul>"
+    )
+    # Back to the toolbar: the source's edits carry over.
+    source.fill("<p>暂停开放一周。</p>")
+    desktop.get_by_role("button", name="编辑 HTML 源代码").click()
+    expect(desktop.get_by_role("textbox", name="正文")).to_have_text("暂停开放一周。")
+
+    # A body with a table is edited as HTML only: the toolbar would flatten the table.
+    desktop.get_by_role("button", name="编辑 HTML 源代码").click()
+    desktop.get_by_role("textbox", name="正文").fill(
+        "<table><tr><th>周一</th><td>9:00</td></tr></table>"
+    )
+    desktop.get_by_role("button", name="保存草稿").click()
+    expect(desktop.get_by_role("status")).to_have_text("已保存为草稿")
+    expect(desktop.locator("article.article-body td")).to_have_text("9:00")
+    expect(desktop.get_by_role("toolbar", name="正文格式")).to_have_count(0)
+    expect(desktop.locator("textarea#body_html")).to_contain_text("<th>周一</th>")
