@@ -199,3 +199,26 @@ def test_housekeeping_deletes_feed_rows_no_token_can_predate() -> None:
     with unit_of_work() as session:
         left = session.scalars(select(CacheChange.key)).all()
     assert left == [f"user:{user_id + 1}"]
+
+
+def test_a_new_users_first_phone_writes_no_change_but_a_phone_for_an_existing_one_does() -> None:
+    from gonghui.accounts import identities
+
+    def changes_of(user_id: int) -> int:
+        with unit_of_work(read_only=True) as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(CacheChange)
+                    .where(CacheChange.key == f"user:{user_id}")
+                )
+                or 0
+            )
+
+    with unit_of_work() as session:  # a first sign-in by phone: nobody's view can be stale
+        newcomer = identities.user_for_phone(session, phone="13900000301").id
+    assert changes_of(newcomer) == 0
+    user_id, _, _ = _signed_in()  # an existing user (say, WeChat only) links a phone
+    with unit_of_work() as session:
+        identities.link_phone(session, user=session.get_one(User, user_id), phone="13900000302")
+    assert changes_of(user_id) == 1

@@ -93,8 +93,10 @@ def _phone_subject(phone_hash: bytes) -> str:
     return phone_hash.hex()
 
 
-def _set_phone(session: Session, user: User, phone: str) -> None:
-    """Give ``user`` this phone (and its PHONE identity), replacing a previous one."""
+def _set_phone(session: Session, user: User, phone: str, *, new_user: bool = False) -> None:
+    """Give ``user`` this phone (and its PHONE identity), replacing a previous one. A user
+    created in this transaction has no sign-in whose view could be stale: ``new_user``
+    says so, and nothing is announced."""
     phone_hash = blind_index(PiiField.PHONE, phone)
     if user.phone_hash == phone_hash:
         return
@@ -108,8 +110,9 @@ def _set_phone(session: Session, user: User, phone: str) -> None:
         Identity(user_id=user.id, provider=Provider.PHONE, subject=_phone_subject(phone_hash))
     )
     session.flush()
-    # What apps read of this user (the open platform's grants: a masked phone) changed.
-    principal.changed(session, user_id=user.id)
+    if not new_user:
+        # What apps read of this user (the open platform's grants: a masked phone) changed.
+        principal.changed(session, user_id=user.id)
 
 
 def user_for_phone(session: Session, *, phone: str, channel: str | None = None) -> User:
@@ -123,7 +126,7 @@ def user_for_phone(session: Session, *, phone: str, channel: str | None = None) 
         user = User(display_name=mask(PiiField.PHONE, phone))
         session.add(user)
         session.flush()
-        _set_phone(session, user, phone)
+        _set_phone(session, user, phone, new_user=True)
         identity = _find_identity(session, Provider.PHONE, "", _phone_subject(phone_hash))
         if identity is not None:
             identity.channel = channel
@@ -182,6 +185,7 @@ def user_for_wechat(session: Session, *, who: WeChatIdentity) -> User:
             user = session.scalar(
                 select(User).where(User.phone_hash == blind_index(PiiField.PHONE, who.phone))
             )
+        new_user = user is None
         if user is None:
             user = User(display_name=who.nickname or "")
             session.add(user)
@@ -214,7 +218,7 @@ def user_for_wechat(session: Session, *, who: WeChatIdentity) -> User:
                 select(User.id).where(User.phone_hash == blind_index(PiiField.PHONE, who.phone))
             )
             if taken is None:
-                _set_phone(session, user, who.phone)
+                _set_phone(session, user, who.phone, new_user=new_user)
         return user
 
     return _with_retry(session, attempt)
