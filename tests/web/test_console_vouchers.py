@@ -104,6 +104,9 @@ def test_operator_watches_the_opening_minute_and_pauses_a_stock(
     expect(desktop.locator("#kpi-vouchers-left")).to_have_text("88", timeout=15_000)
     expect(desktop.locator("#kpi-sent")).to_have_text("12", timeout=15_000)
     expect(desktop.locator("#kpi-sending")).to_have_text("0")
+    expect(
+        desktop.get_by_text("领取高峰时暂缓发券，先保会员领取；每张最多暂缓 30 秒")
+    ).to_be_visible()
     expect(desktop.locator("#kpi-failures")).to_have_text("0 / 0")
     expect(stock).to_contain_text("12 / 100")
     # A grab's own figures, not a lottery's: claims and their face value.

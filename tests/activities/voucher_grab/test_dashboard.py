@@ -40,6 +40,7 @@ def test_operators_watch_claims_sends_and_failures_of_the_opening_minute(
     assert start.status_code == 200, start.text
     body = start.json()
     assert len(body["claims_per_second"]) == 60
+    assert body["send_hold_s"] == voucher_claims.SEND_HOLD_S  # how long a send may give way
     assert (sum(body["claims_per_second"]), body["claims_rate"]) == (0, 0.0)
     assert [(s["id"], s["left"], s["status"]) for s in body["stocks"]] == [
         (stock_id, 10, "running")

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.orm import Session
 
 from gonghui.activities.models import Activity
+from gonghui.activities.voucher_grab.claims import SEND_HOLD_S
 from gonghui.activities.voucher_grab.models import ClaimState, VoucherClaim
 from gonghui.activities.voucher_grab.stocks import list_stocks
 from gonghui.clock import now
@@ -61,6 +62,8 @@ class OpeningMinute:
     # Coupons WeChat Pay sent (spent ones included); claims it refused (given back).
     sent: int
     failed: int
+    # While claims keep the hot writer busy, a send waits at most this long (claims.py).
+    send_hold_s: float
 
 
 def _second(session: Session) -> ColumnElement[str]:
@@ -131,6 +134,7 @@ def opening_minute(session: Session, *, actor: Actor, activity_id: int) -> Openi
         waiting=waiting,
         sent=sum(s.claimed for s in held) - sending - waiting,
         failed=pending.get(ClaimState.FAILED, (0, 0))[0],
+        send_hold_s=SEND_HOLD_S,
     )
 
 

@@ -145,6 +145,8 @@ class OpeningMinuteRead(BaseModel):
     waiting: int
     sent: int
     failed: int
+    # While members' claims keep the hot writer busy, a coupon's send waits, this long at most.
+    send_hold_s: float
 
 
 @router.get("/activities/{activity_id}/voucher-dashboard", response_model=OpeningMinuteRead)
