@@ -15,7 +15,7 @@ from gonghui import clock, housekeeping, invalidation
 from gonghui.accounts import principal as principals
 from gonghui.accounts.access import issue_access_token
 from gonghui.accounts.errors import AccountsError
-from gonghui.accounts.models import AuthSession, SessionKind, User
+from gonghui.accounts.models import AuthSession, Provider, SessionKind, User
 from gonghui.accounts.service import create_user
 from gonghui.accounts.tokens import start_session
 from gonghui.db import unit_of_work
@@ -218,6 +218,12 @@ def test_a_new_users_first_phone_writes_no_change_but_a_phone_for_an_existing_on
     with unit_of_work() as session:  # a first sign-in by phone: nobody's view can be stale
         newcomer = identities.user_for_phone(session, phone="13900000301").id
     assert changes_of(newcomer) == 0
+    with unit_of_work() as session:  # nor by WeChat, the mini program telling the phone
+        who = identities.WeChatIdentity(
+            Provider.WECHAT_MINI, "wx-platform", "o-new-303", None, phone="13900000303"
+        )
+        from_wechat = identities.user_for_wechat(session, who=who).id
+    assert changes_of(from_wechat) == 0
     user_id, _, _ = _signed_in()  # an existing user (say, WeChat only) links a phone
     with unit_of_work() as session:
         identities.link_phone(session, user=session.get_one(User, user_id), phone="13900000302")
