@@ -67,6 +67,11 @@ def test_an_editor_writes_a_second_staff_member_approves_and_a_member_reads(
     image = desktop.locator("article.article-body").get_by_role("img", name="运动会场馆")
     expect(image).to_be_visible()
     assert loaded_width(image) == 320
+    # Saved again through the toolbar's editor: the image and its text survive the trip.
+    desktop.get_by_role("button", name="保存草稿").click()
+    expect(desktop.get_by_role("status")).to_have_text("已保存为草稿")
+    expect(image).to_be_visible()
+    expect(desktop.locator("article.article-body strong")).to_have_text("明年三月")
     desktop.get_by_role("button", name="提交审核").click()
     expect(desktop.get_by_role("status")).to_have_text("已提交审核")
     expect(desktop.locator("#news-status")).to_have_text("待审核")
