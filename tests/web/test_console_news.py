@@ -164,6 +164,22 @@ def test_an_editor_formats_the_body_with_the_toolbar_and_sees_the_html_it_makes(
     desktop.get_by_role("button", name="编辑 HTML 源代码").click()
     expect(desktop.get_by_role("textbox", name="正文")).to_have_text("暂停开放一周。")
 
+    # A link: select the words, the toolbar's link, the address (its prompt in Chinese).
+    desktop.get_by_role("textbox", name="正文").click()
+    desktop.keyboard.press("Control+A")
+    toolbar.get_by_role("button", name="链接").click()
+    tooltip = desktop.locator("#body-editor .ql-tooltip")
+    prompt = tooltip.evaluate("node => getComputedStyle(node, '::before').content")
+    assert prompt == '"输入链接地址："'
+    tooltip.get_by_role("textbox", name="链接地址").fill("https://example.org/reading")
+    shot(desktop, "console-news-link", full_page=False)
+    desktop.keyboard.press("Enter")
+    assert axe(desktop) == []
+    desktop.get_by_role("button", name="保存草稿").click()
+    expect(desktop.get_by_role("status")).to_have_text("已保存为草稿")
+    link = desktop.locator("article.article-body").get_by_role("link", name="暂停开放一周。")
+    expect(link).to_have_attribute("href", "https://example.org/reading")
+
     # A body with a table is edited as HTML only: the toolbar would flatten the table.
     desktop.get_by_role("button", name="编辑 HTML 源代码").click()
     desktop.get_by_role("textbox", name="正文").fill(

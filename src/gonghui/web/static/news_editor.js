@@ -22,8 +22,19 @@
     editor.setAttribute("aria-multiline", "true");
     editor.setAttribute("aria-labelledby", "body-label");
     editor.setAttribute("aria-describedby", "body-hint");
-    var linkInput = holder.querySelector(".ql-tooltip input");
-    if (linkInput) linkInput.setAttribute("aria-label", holder.dataset.linkLabel);
+    // The link tooltip's words are CSS content in Quill's theme: app.css shows these
+    // data attributes instead, in the page's language.
+    var tip = holder.querySelector(".ql-tooltip");
+    if (tip) {
+      var input = tip.querySelector("input");
+      input.setAttribute("aria-label", holder.dataset.linkLabel);
+      input.dataset.link = "https://";
+      tip.dataset.visit = holder.dataset.visit;
+      tip.dataset.enter = holder.dataset.enter;
+      var action = tip.querySelector("a.ql-action"), remove = tip.querySelector("a.ql-remove");
+      if (action) { action.dataset.edit = holder.dataset.edit; action.dataset.save = holder.dataset.save; }
+      if (remove) remove.dataset.remove = holder.dataset.remove;
+    }
 
     function load() {
       quill.setContents(quill.clipboard.convert({ html: area.value }), "silent");
