@@ -242,7 +242,7 @@ class Eligible:
             ):
                 since = join_date or local_day(verified_at)
                 self._by_org[org_id].append((tuple(str(t) for t in tags or ()), since))
-            self._paths = dict(self._session.execute(select(Org.id, Org.path)).tuples().all())
+            self._paths = dict(self._session.execute(select(Org.id, Org.path)).all())
         return self._by_org
 
     def count(self, org_id: int, rules: EligibilityRules) -> int:
